@@ -1,0 +1,1 @@
+"""The collector agent: tails an agency's logs and ships them, unparsed, to Kafka."""

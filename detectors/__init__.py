@@ -1,0 +1,1 @@
+"""Detector side: normalisation to ECS, Sigma rules, anomaly models and alert building (pure logic)."""
