@@ -1,7 +1,55 @@
-"""`socpipe` commands of this area (see pipeline/cli/__init__.py)."""
+"""`socpipe stack up|down|status`: the local servers (Kafka, Elasticsearch API, Prometheus)."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-COMMANDS: list[click.Command] = []
+from pipeline.stack import Stack, StackError
+
+
+def _print_status(statuses) -> None:
+    click.echo(f"{'SERVER':<14} {'ENDPOINT':<24} {'PID':>7}  HEALTH")
+    for s in statuses:
+        health = "healthy" if s.healthy else "DOWN"
+        click.echo(f"{s.name:<14} {s.endpoint:<24} {s.pid or '-':>7}  {health}: {s.detail}")
+
+
+@click.group()
+def stack() -> None:
+    """Run the local stack: Apache Kafka (KRaft), an Elasticsearch API server and Prometheus."""
+
+
+@stack.command()
+@click.option("--state-dir", default=None, help="Where pids, logs and data live (default .socpipe/stack, or $SOCPIPE_STACK_DIR).")
+def up(state_dir: str | None) -> None:
+    """Start every server not yet running and wait until each answers (idempotent)."""
+    s = Stack(state_dir)
+    try:
+        statuses = s.up()
+    except StackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    _print_status(statuses)
+    click.echo(f"\nendpoints written to {s.env_file} (source it: `. {s.env_file}`)")
+
+
+@stack.command()
+@click.option("--state-dir", default=None)
+def status(state_dir: str | None) -> None:
+    """Each server, its endpoint, pid and health (exit 1 if any is not healthy)."""
+    statuses = Stack(state_dir).status()
+    _print_status(statuses)
+    sys.exit(0 if all(s.healthy for s in statuses) else 1)
+
+
+@stack.command()
+@click.option("--state-dir", default=None)
+def down(state_dir: str | None) -> None:
+    """Stop the servers this stack started (by pid); data stays for the next `up`."""
+    stopped = Stack(state_dir).down()
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+COMMANDS: list[click.Command] = [stack]

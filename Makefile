@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STACK  := $(BIN)/socpipe stack
+
+.PHONY: demo test bench prereqs venv stack-up stack-down lint-rules clean
+
+$(BIN)/socpipe: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,stack]'
+	touch $@
+
+venv: $(BIN)/socpipe
+
+# System programs the local stack needs (Debian): Java 17 and Maven for Kafka, Prometheus;
+# rsyslog + omkafka only for the agent benchmark.
+prereqs:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v logger >/dev/null || missing="$$missing bsdutils"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+stack-up: venv prereqs
+	$(STACK) up
+
+stack-down:
+	-$(STACK) down
+
+demo: stack-up
+	$(BIN)/socpipe demo
+	@echo; echo "The stack keeps running. Stop it with: $(STACK) down"
+
+test: stack-up
+	. .socpipe/stack/env && $(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; \
+	$(STACK) down; exit $$rc
+
+bench: venv prereqs
+	@command -v rsyslogd >/dev/null && dpkg -s rsyslog-kafka >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-kafka >/dev/null || true; }
+	$(STACK) up >/dev/null
+	@set -e; . .socpipe/stack/env; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: stack-down
+	rm -rf $(VENV) .socpipe

@@ -1,0 +1,186 @@
+"""How each local server is prepared, launched and probed. No process management here (see manager)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.4.0"
+POM = Path(__file__).with_name("kafka-pom.xml")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PrerequisiteError(RuntimeError):
+    """A program the stack needs is missing; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    kafka: int = 9092
+    kafka_controller: int = 9093
+    elasticsearch: int = 9200
+    prometheus: int = 9090
+
+
+def require(program: str, install_hint: str) -> str:
+    path = shutil.which(program)
+    if not path:
+        raise PrerequisiteError(f"`{program}` not found on PATH. Install it: {install_hint}")
+    return path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SOCPIPE_CACHE_DIR", Path.home() / ".cache" / "socpipe"))
+
+
+def kafka_libs() -> Path:
+    """Resolve the broker's jars from Maven Central once, into the user's cache (outside the repo)."""
+    libs = cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    mvn = require("mvn", "apt-get install -y maven")
+    require("java", "apt-get install -y openjdk-17-jre-headless")
+    libs.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
+         f"-DoutputDirectory={libs}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PrerequisiteError(f"resolving Kafka {KAFKA_VERSION} jars with Maven failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def kafka_command(state: Path, ports: Ports) -> list[str]:
+    """Write the KRaft config, format storage if new, and return the broker's command line."""
+    java = require("java", "apt-get install -y openjdk-17-jre-headless")
+    libs = kafka_libs()
+    kdir = state / "kafka"
+    data = kdir / "data"
+    kdir.mkdir(parents=True, exist_ok=True)
+    props = kdir / "server.properties"
+    props.write_text("\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.bootstrap.servers=127.0.0.1:{ports.kafka_controller}",
+        f"listeners=PLAINTEXT://127.0.0.1:{ports.kafka},CONTROLLER://127.0.0.1:{ports.kafka_controller}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{ports.kafka}",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+        f"log.dirs={data}",
+        "num.partitions=4",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=true",
+        "log.retention.hours=168",
+        "",
+    ]))
+    log4j = kdir / "log4j2.properties"
+    log4j.write_text("\n".join([
+        "status = warn",
+        "appender.out.type = Console",
+        "appender.out.name = OUT",
+        "appender.out.layout.type = PatternLayout",
+        "appender.out.layout.pattern = [%d] %p %m (%c)%n",
+        "rootLogger.level = INFO",
+        "rootLogger.appenderRef.out.ref = OUT",
+        "logger.kafka.name = kafka",
+        "logger.kafka.level = WARN",
+        "logger.server.name = org.apache.kafka",
+        "logger.server.level = WARN",
+        "",
+    ]))
+    classpath = f"{libs}/*"
+    jvm = [java, "-Xms256m", "-Xmx1g", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
+    if not (data / "meta.properties").exists():
+        cluster_id = subprocess.run(jvm + ["kafka.tools.StorageTool", "random-uuid"], capture_output=True,
+                                    text=True, check=True).stdout.strip().splitlines()[-1]
+        proc = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c",
+                                     str(props), "--ignore-formatted"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed: {proc.stdout}{proc.stderr}")
+    return jvm + ["kafka.Kafka", str(props)]
+
+
+def kafka_ready(ports: Ports) -> str | None:
+    """A metadata request through kafka-python; returns the broker's description when it answers."""
+    from kafka import KafkaAdminClient
+
+    socket.create_connection(("127.0.0.1", ports.kafka), timeout=1).close()  # cheap check before a client
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{ports.kafka}", request_timeout_ms=3000,
+                             client_id="socpipe-stack-probe")
+    try:
+        cluster = admin.describe_cluster()
+        return f"Apache Kafka {KAFKA_VERSION} (KRaft, cluster {cluster.get('cluster_id')})"
+    finally:
+        admin.close()
+
+
+def elasticsearch_command(state: Path, ports: Ports) -> list[str]:
+    exe = Path(sys.executable).with_name("noida-db")
+    binary = str(exe) if exe.exists() else shutil.which("noida-db")
+    if not binary:
+        raise PrerequisiteError("`noida-db` not found. Install it: pip install 'socpipe[stack]' (or pip install noida-db)")
+    data = state / "elasticsearch"
+    data.mkdir(parents=True, exist_ok=True)
+    return [binary, "start", "--data-dir", str(data), "--host", "127.0.0.1", "--only", "elasticsearch",
+            "--elasticsearch-port", str(ports.elasticsearch)]
+
+
+def elasticsearch_ready(ports: Ports) -> str | None:
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(f"http://127.0.0.1:{ports.elasticsearch}", request_timeout=2)
+    try:
+        info = es.info()
+        return f"Elasticsearch API {info['version']['number']} ({info.get('name', '?')})"
+    finally:
+        es.close()
+
+
+# socpipe's own metrics endpoints, scraped by the local Prometheus. Components started elsewhere
+# (tests, extra workers) add file_sd target files under <state>/prometheus/targets/.
+DEFAULT_SCRAPE_TARGETS = {
+    "socpipe-detector": ["127.0.0.1:9464"],
+    "socpipe-coverage": ["127.0.0.1:9465"],
+    "socpipe-agent": ["127.0.0.1:9466"],
+}
+
+
+def prometheus_command(state: Path, ports: Ports, rules_dir: Path = REPO_ROOT / "dashboards" / "prometheus") -> list[str]:
+    binary = require("prometheus", "apt-get install -y prometheus")
+    pdir = state / "prometheus"
+    targets = pdir / "targets"
+    targets.mkdir(parents=True, exist_ok=True)
+    for job, addrs in DEFAULT_SCRAPE_TARGETS.items():
+        (targets / f"{job}.json").write_text(json.dumps([{"targets": addrs, "labels": {"job": job}}]))
+    rule_files = f"  - {rules_dir}/*.rules.yml\n" if rules_dir.is_dir() else ""
+    (pdir / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
+        + (f"rule_files:\n{rule_files}" if rule_files else "")
+        + "scrape_configs:\n  - job_name: socpipe\n    file_sd_configs:\n"
+        f"      - files: ['{targets}/*.json']\n        refresh_interval: 5s\n"
+    )
+    return [binary, f"--config.file={pdir / 'prometheus.yml'}", f"--storage.tsdb.path={pdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{ports.prometheus}", "--storage.tsdb.retention.time=15d"]
+
+
+def prometheus_ready(ports: Ports) -> str | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports.prometheus}/-/ready", timeout=2) as resp:
+        if resp.status != 200:
+            return None
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports.prometheus}/api/v1/status/buildinfo", timeout=2) as resp:
+        version = json.load(resp)["data"]["version"]
+    return f"Prometheus {version}"
