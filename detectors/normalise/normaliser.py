@@ -1,0 +1,69 @@
+"""The stateful front used by detector workers: batches in, stamped ECS events out.
+
+State is kept only where a line cannot be understood alone: auditd records wait for the rest of
+their event (by serial, per source). Everything else goes straight through `parse_line`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from detectors.normalise.auditd import Assembler
+from detectors.normalise.core import parse_line
+from detectors.normalise.ecs import DEFAULT_TIMEZONE, PARSE_FAILURE_TAG
+
+log = logging.getLogger(__name__)
+
+
+def is_path(source: str) -> bool:
+    """'/var/log/auth.log' or 'C:\\logs\\x.log' are files; 'syslog-udp:5514' is a listener."""
+    return source.startswith(("/", "./", "../", "~")) or (len(source) > 2 and source[1:3] in (":\\", ":/"))
+
+
+class Normaliser:
+    def __init__(self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64) -> None:
+        self.default_timezone = default_timezone
+        self._assembler = Assembler(max_pending_audit)
+        self.failures = 0
+
+    def normalise_batch(self, batch) -> list[dict]:
+        """0..n events per batch (auditd records may complete in a later batch; see flush)."""
+        tz = batch.timezone or self.default_timezone
+        path = batch.source if is_path(batch.source) else None
+        stamp = {"organization.id": batch.agency_id, "agent.id": batch.agent_id, "agent.type": "socpipe"}
+        if batch.dataset is None or batch.dataset == "auditd.log" or batch.dataset not in _NON_AUDIT:
+            source_key = f"{batch.agency_id}|{batch.agent_id}|{batch.source}"
+        else:
+            source_key = ""
+        out: list[dict] = []
+        for line in batch.lines:
+            try:
+                ev = parse_line(line.text, batch.dataset, tz, path, line.line_no, read_at=line.read_at)
+                ev.update(stamp)
+                if "host.hostname" in ev and isinstance(ev["host.hostname"], str):
+                    ev["host.name"] = ev["host.hostname"]
+                else:
+                    ev["host.name"] = batch.host
+                ev["log.offset"] = line.offset
+                ev["socpipe.seq"] = line.seq
+                if line.flags:
+                    ev["tags"] = ev.get("tags", []) + [f for f in line.flags if f not in ev.get("tags", ())]
+                if PARSE_FAILURE_TAG in ev.get("tags", ()):
+                    self.failures += 1
+                if source_key and "auditd.log.sequence" in ev:
+                    out.extend(self._assembler.add(source_key, ev))
+                else:
+                    out.append(ev)
+            except Exception:  # noqa: BLE001 - never lose the rest of the batch
+                log.exception("event=normalise_error source=%s seq=%s", batch.source, getattr(line, "seq", None))
+                out.append({"message": str(getattr(line, "text", "")), "event.original": str(getattr(line, "text", "")),
+                            "tags": [PARSE_FAILURE_TAG], **stamp, "host.name": batch.host,
+                            "@timestamp": parse_line("", read_at=getattr(line, "read_at", 0))["@timestamp"]})
+        return out
+
+    def flush(self) -> list[dict]:
+        """Emit auditd events still waiting for more records (end of input, shutdown, idle timer)."""
+        return self._assembler.flush()
+
+
+_NON_AUDIT = frozenset(("apache.access", "nginx.access", "apache.error", "nginx.error", "iptables.log"))
