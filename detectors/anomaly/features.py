@@ -1,0 +1,380 @@
+"""Window features per entity, computed incrementally from flat ECS events (pure, no I/O).
+
+One `Profile` names the entity an anomaly is about (a source address, a host of an agency, a user,
+or a single request), which events feed it, and the features of a window. Training, offline scoring
+and streaming all go through `Profile.accumulator()` -> `add(event)` -> `features(context)`, so a
+feature can never mean one thing in training and another in production.
+
+Every accumulator bounds its memory: distinct-value sets stop growing at `DISTINCT_CAP` (the count
+then saturates), so a flood from one address costs O(1) per event.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+DISTINCT_CAP = 4096
+WEB_DATASETS = frozenset({"apache.access", "nginx.access", "http.request"})
+AUTH_DATASETS = frozenset({"system.auth"})
+STATIC_EXTENSIONS = frozenset({"css", "js", "png", "jpg", "jpeg", "gif", "svg", "ico", "woff", "woff2",
+                               "ttf", "eot", "map", "webp"})
+SPECIAL_CHARS = frozenset("'\"<>;()`{}|\\$*!")
+
+
+def event_epoch(event: dict[str, Any]) -> float | None:
+    """Event time in unix seconds from `@timestamp`, None when absent or unreadable."""
+    ts = event.get("@timestamp")
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return None
+
+
+def char_entropy(text: str) -> float:
+    """Shannon entropy (bits/char): random-looking fuzzing paths score high, words low."""
+    if not text:
+        return 0.0
+    counts: dict[str, int] = {}
+    for ch in text:
+        counts[ch] = counts.get(ch, 0) + 1
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def path_depth(path: str) -> int:
+    return sum(1 for part in path.split("/") if part)
+
+
+def path_extension(path: str) -> str:
+    last = path.rsplit("/", 1)[-1]
+    return last.rsplit(".", 1)[-1].lower() if "." in last else ""
+
+
+def _status(event: dict[str, Any]) -> int:
+    try:
+        return int(event.get("http.response.status_code") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _bytes(event: dict[str, Any]) -> float:
+    try:
+        return float(event.get("http.response.body.bytes") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _split_url(event: dict[str, Any]) -> tuple[str, str]:
+    path = event.get("url.path")
+    query = event.get("url.query")
+    if path is None:
+        original = str(event.get("url.original") or "")
+        path, _, query = original.partition("?")
+    return str(path or ""), str(query or "")
+
+
+def _network(ip: str) -> str:
+    """/24 for IPv4, /48 for IPv6: 'new source network' rather than 'new address'."""
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3]) + "::/48"
+    parts = ip.split(".")
+    return ".".join(parts[:3]) + ".0/24" if len(parts) == 4 else ip
+
+
+class _Capped(set):
+    """A set that stops growing at DISTINCT_CAP."""
+
+    def put(self, value: Any) -> None:
+        if len(self) < DISTINCT_CAP:
+            self.add(value)
+
+
+# --------------------------------------------------------------------------- web, per source address
+class WebSourceWindow:
+    __slots__ = ("n", "paths", "s3", "s4", "s5", "depth_sum", "depth_max", "entropy_sum", "len_max",
+                 "query_n", "uas", "ua_changes", "last_ua", "other_method_n", "log_bytes_sum",
+                 "static_n", "special_n", "urls", "seconds", "post_n")
+
+    def __init__(self) -> None:
+        self.n = self.s3 = self.s4 = self.s5 = self.depth_max = self.len_max = 0
+        self.query_n = self.ua_changes = self.other_method_n = self.static_n = self.special_n = 0
+        self.depth_sum = self.entropy_sum = self.log_bytes_sum = 0.0
+        self.paths: _Capped = _Capped()
+        self.uas: _Capped = _Capped()
+        self.urls: _Capped = _Capped()
+        self.seconds: _Capped = _Capped()
+        self.post_n = 0
+        self.last_ua: str | None = None
+
+    def add(self, event: dict[str, Any]) -> None:
+        path, query = _split_url(event)
+        self.n += 1
+        self.paths.put(path)
+        self.urls.put(hash((path, query)))
+        ts = event.get("@timestamp")
+        if isinstance(ts, str):
+            self.seconds.put(ts[:19])  # ISO seconds: how spread out the requests are
+        status = _status(event)
+        self.s3 += 300 <= status < 400
+        self.s4 += 400 <= status < 500
+        self.s5 += status >= 500
+        depth = path_depth(path)
+        self.depth_sum += depth
+        self.depth_max = max(self.depth_max, depth)
+        self.entropy_sum += char_entropy(path[:256])
+        self.len_max = max(self.len_max, len(path) + len(query))
+        self.query_n += bool(query)
+        ua = str(event.get("user_agent.original") or "")
+        self.uas.put(ua)
+        if self.last_ua is not None and ua != self.last_ua:
+            self.ua_changes += 1
+        self.last_ua = ua
+        method = event.get("http.request.method")
+        self.other_method_n += method not in ("GET", "POST")
+        self.post_n += method == "POST"
+        self.log_bytes_sum += math.log1p(_bytes(event))
+        self.static_n += path_extension(path) in STATIC_EXTENSIONS
+        self.special_n += any(ch in SPECIAL_CHARS for ch in path[:512] + query[:512])
+
+    def features(self, context: dict[str, Any]) -> list[float]:
+        n = max(self.n, 1)
+        return [self.n, len(self.paths), len(self.paths) / n, self.s3 / n, self.s4 / n, self.s5 / n,
+                self.depth_sum / n, self.depth_max, self.entropy_sum / n, self.len_max, self.query_n / n,
+                len(self.uas), self.ua_changes, self.other_method_n / n, self.log_bytes_sum / n,
+                self.static_n / n, self.special_n / n, len(self.urls), len(self.seconds),
+                len(self.seconds) / n, self.post_n / n]
+
+
+WEB_SOURCE_FEATURES = ["requests", "distinct_paths", "distinct_path_ratio", "ratio_3xx", "ratio_4xx",
+                       "ratio_5xx", "mean_path_depth", "max_path_depth", "mean_path_entropy",
+                       "max_url_length", "query_share", "distinct_user_agents", "user_agent_changes",
+                       "other_method_share", "mean_log_bytes", "static_share", "special_char_share",
+                       "distinct_urls", "active_seconds", "active_second_ratio", "post_share"]
+
+
+# --------------------------------------------------------------------------- web, per request
+class WebRequestWindow:
+    """A 'window' of exactly one request: request-level features for payload anomalies."""
+
+    __slots__ = ("vector",)
+
+    def __init__(self) -> None:
+        self.vector: list[float] = [0.0] * len(WEB_REQUEST_FEATURES)
+
+    def add(self, event: dict[str, Any]) -> None:
+        path, query = _split_url(event)
+        path, query = path[:2048], query[:2048]
+        url = path + ("?" + query if query else "")
+        params = [p for p in query.split("&") if p] if query else []
+        n = max(len(url), 1)
+        self.vector = [
+            float(len(path)), float(path_depth(path)), char_entropy(path), float(len(query)),
+            float(len(params)), float(max((len(p) for p in params), default=0)),
+            sum(ch in SPECIAL_CHARS for ch in url) / n,
+            sum(ch.isdigit() for ch in url) / n,
+            float(url.count("%")), float(".." in url),
+            float(path_extension(path) in STATIC_EXTENSIONS),
+            float(event.get("http.request.method") not in ("GET", "POST")),
+        ]
+
+    def features(self, context: dict[str, Any]) -> list[float]:
+        return list(self.vector)
+
+
+WEB_REQUEST_FEATURES = ["path_length", "path_depth", "path_entropy", "query_length", "param_count",
+                        "max_param_length", "special_char_ratio", "digit_ratio", "percent_escapes",
+                        "dot_dot", "static_asset", "other_method"]
+
+
+# --------------------------------------------------------------------------- per (agency, host)
+_DATASET_BUCKETS = ("web", "auth", "audit", "syslog", "other")
+
+
+def _dataset_bucket(dataset: str) -> str:
+    if dataset in WEB_DATASETS:
+        return "web"
+    if dataset in AUTH_DATASETS:
+        return "auth"
+    if dataset.startswith("auditd"):
+        return "audit"
+    if dataset.startswith("system."):
+        return "syslog"
+    return "other"
+
+
+class HostWindow:
+    __slots__ = ("by_bucket", "auth_fail", "auth_total", "users", "sources", "processes", "s4", "s5",
+                 "http_n", "bytes_sum")
+
+    def __init__(self) -> None:
+        self.by_bucket = dict.fromkeys(_DATASET_BUCKETS, 0)
+        self.auth_fail = self.auth_total = self.s4 = self.s5 = self.http_n = 0
+        self.bytes_sum = 0.0
+        self.users: _Capped = _Capped()
+        self.sources: _Capped = _Capped()
+        self.processes: _Capped = _Capped()
+
+    def add(self, event: dict[str, Any]) -> None:
+        bucket = _dataset_bucket(str(event.get("event.dataset") or ""))
+        self.by_bucket[bucket] += 1
+        if bucket == "auth" and event.get("event.outcome") in ("success", "failure"):
+            self.auth_total += 1
+            self.auth_fail += event.get("event.outcome") == "failure"
+        if event.get("user.name"):
+            self.users.put(str(event["user.name"]))
+        if event.get("source.ip"):
+            self.sources.put(str(event["source.ip"]))
+        if event.get("process.name"):
+            self.processes.put(str(event["process.name"]))
+        if bucket == "web":
+            status = _status(event)
+            self.http_n += 1
+            self.s4 += 400 <= status < 500
+            self.s5 += status >= 500
+            self.bytes_sum += _bytes(event)
+
+    def features(self, context: dict[str, Any]) -> list[float]:
+        known = context.get("known_processes", ())
+        new_processes = sum(1 for p in self.processes if p not in known) if known else 0
+        http_n = max(self.http_n, 1)
+        return [*(float(self.by_bucket[b]) for b in _DATASET_BUCKETS),
+                self.auth_fail / max(self.auth_total, 1), float(self.auth_fail), float(len(self.users)),
+                float(len(self.sources)), float(len(self.processes)), float(new_processes),
+                self.s4 / http_n, self.s5 / http_n, math.log1p(self.bytes_sum)]
+
+
+HOST_FEATURES = [*(f"events_{b}" for b in _DATASET_BUCKETS), "auth_failure_ratio", "auth_failures",
+                 "distinct_users", "distinct_sources", "distinct_processes", "new_processes",
+                 "ratio_4xx", "ratio_5xx", "log_bytes"]
+
+
+# --------------------------------------------------------------------------- per user (auth)
+class UserWindow:
+    __slots__ = ("success", "failure", "sources", "networks", "hours", "user")
+
+    def __init__(self) -> None:
+        self.success = self.failure = 0
+        self.sources: _Capped = _Capped()
+        self.networks: _Capped = _Capped()
+        self.hours: list[int] = []
+        self.user = ""
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.user = str(event.get("user.name") or "")
+        outcome = event.get("event.outcome")
+        self.success += outcome == "success"
+        self.failure += outcome == "failure"
+        ip = event.get("source.ip")
+        if ip:
+            self.sources.put(str(ip))
+            self.networks.put(_network(str(ip)))
+        t = event_epoch(event)
+        if t is not None and len(self.hours) < 64:
+            self.hours.append(int(t // 3600) % 24)
+
+    def features(self, context: dict[str, Any]) -> list[float]:
+        known_nets = context.get("user_networks", {}).get(self.user)
+        hour_hist = context.get("user_hours", {}).get(self.user)
+        new_nets = sum(1 for n in self.networks if n not in known_nets) if known_nets else len(self.networks)
+        if hour_hist and self.hours:
+            total = sum(hour_hist) or 1
+            rarity = sum(1.0 - hour_hist[h] / total for h in self.hours) / len(self.hours)
+        else:
+            rarity = 1.0 if self.hours else 0.0
+        n = max(self.success + self.failure, 1)
+        return [float(self.success), float(self.failure), self.failure / n, float(len(self.sources)),
+                float(new_nets), rarity]
+
+
+USER_FEATURES = ["logins", "login_failures", "failure_ratio", "distinct_sources", "new_source_networks",
+                 "login_hour_rarity"]
+
+
+def build_user_context(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-user known networks and login-hour histogram, learned from training events."""
+    networks: dict[str, set[str]] = {}
+    hours: dict[str, list[int]] = {}
+    for e in events:
+        user = e.get("user.name")
+        if not user or e.get("event.outcome") != "success":
+            continue
+        user = str(user)
+        if e.get("source.ip") and len(networks.setdefault(user, set())) < 256:
+            networks[user].add(_network(str(e["source.ip"])))
+        t = event_epoch(e)
+        if t is not None:
+            hours.setdefault(user, [0] * 24)[int(t // 3600) % 24] += 1
+    return {"user_networks": {u: sorted(n) for u, n in networks.items()}, "user_hours": hours}
+
+
+def build_host_context(events: list[dict[str, Any]]) -> dict[str, Any]:
+    names = {str(e["process.name"]) for e in events if e.get("process.name")}
+    return {"known_processes": sorted(names)[:DISTINCT_CAP]}
+
+
+def load_context(raw: dict[str, Any]) -> dict[str, Any]:
+    """JSON context -> lookup-friendly context (sets for membership tests)."""
+    ctx = dict(raw)
+    if "known_processes" in ctx:
+        ctx["known_processes"] = frozenset(ctx["known_processes"])
+    if "user_networks" in ctx:
+        ctx["user_networks"] = {u: frozenset(n) for u, n in ctx["user_networks"].items()}
+    return ctx
+
+
+# --------------------------------------------------------------------------- profiles
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    entity_fields: tuple[str, ...]
+    datasets: frozenset[str] | None  # None = every dataset
+    feature_names: tuple[str, ...]
+    log_features: frozenset[str]  # counts: modelled as log1p(x)
+    accumulator: Callable[[], Any]
+    per_request: bool = False
+    build_context: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    required_fields: tuple[str, ...] = ()
+
+    def accepts(self, event: dict[str, Any]) -> bool:
+        if self.datasets is not None and event.get("event.dataset") not in self.datasets:
+            return False
+        return all(event.get(f) not in (None, "") for f in self.required_fields)
+
+    def entity(self, event: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(event.get(f) or "") for f in self.entity_fields)
+
+    def context(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.build_context(events) if self.build_context else {}
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p for p in (
+        Profile("web.source", ("source.ip",), WEB_DATASETS, tuple(WEB_SOURCE_FEATURES),
+                frozenset({"requests", "distinct_paths", "max_url_length", "distinct_user_agents",
+                           "user_agent_changes", "distinct_urls", "active_seconds"}), WebSourceWindow, required_fields=("source.ip",)),
+        Profile("web.request", ("source.ip",), WEB_DATASETS, tuple(WEB_REQUEST_FEATURES),
+                frozenset({"path_length", "query_length", "max_param_length", "percent_escapes"}),
+                WebRequestWindow, per_request=True),
+        Profile("host.activity", ("organization.id", "host.name"), None, tuple(HOST_FEATURES),
+                frozenset({*(f"events_{b}" for b in _DATASET_BUCKETS), "auth_failures", "distinct_users",
+                           "distinct_sources", "distinct_processes", "new_processes"}),
+                HostWindow, build_context=build_host_context),
+        Profile("auth.user", ("organization.id", "user.name"), AUTH_DATASETS, tuple(USER_FEATURES),
+                frozenset({"logins", "login_failures", "distinct_sources", "new_source_networks"}),
+                UserWindow, build_context=build_user_context, required_fields=("user.name",)),
+    )
+}
+
+
+def model_vector(profile: Profile, raw: list[float]) -> list[float]:
+    """Raw features -> model space (log1p on counts); non-finite values become 0."""
+    out = []
+    for name, v in zip(profile.feature_names, raw):
+        v = float(v) if math.isfinite(v) else 0.0
+        out.append(math.log1p(max(v, 0.0)) if name in profile.log_features else v)
+    return out

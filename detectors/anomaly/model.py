@@ -1,0 +1,234 @@
+"""Anomaly models: training, threshold calibration, scoring and explanation (pure, no I/O).
+
+Two kinds share one interface (higher score = more anomalous):
+- `isolation_forest` (default): scikit-learn IsolationForest, exported to arrays (see forest.py).
+- `robust_baseline`: per-entity median/MAD of each feature (global fallback for entities with too
+  little history); the score is the mean of the three largest robust z-scores. It wins where each
+  entity has its own normal (hosts, users) and an IsolationForest over all entities blurs them.
+Both explain a score the same way: robust distance of each feature from the entity's baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import numpy as np
+
+from detectors.anomaly.features import PROFILES, Profile, event_epoch, load_context, model_vector
+from detectors.anomaly.forest import ForestArrays, export_isolation_forest
+from detectors.anomaly.windows import ClosedWindow, Windower
+
+KINDS = ("isolation_forest", "robust_baseline")
+Z_CAP = 50.0
+MIN_ENTITY_WINDOWS = 10
+MAX_ENTITY_BASELINES = 20_000
+
+
+@dataclass(slots=True)
+class Baseline:
+    center: np.ndarray  # model-space median per feature
+    scale: np.ndarray  # robust scale per feature (never 0)
+    raw_median: np.ndarray  # raw-space median, for humans
+
+    def z(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x - self.center) / self.scale, -Z_CAP, Z_CAP)
+
+
+def fit_baseline(model_X: np.ndarray, raw_X: np.ndarray, floor: np.ndarray | None = None) -> Baseline:
+    """Median and 1.4826*MAD, floored so a feature constant in training (MAD 0) stays finite."""
+    center = np.median(model_X, axis=0)
+    mad = 1.4826 * np.median(np.abs(model_X - center), axis=0)
+    scale = np.maximum.reduce([mad, 0.5 * model_X.std(axis=0), np.full_like(center, 0.05)])
+    if floor is not None:
+        scale = np.maximum(scale, floor)
+    return Baseline(center, scale, np.median(raw_X, axis=0))
+
+
+@dataclass(slots=True)
+class AnomalyModel:
+    name: str
+    version: str
+    profile: Profile
+    window_seconds: int
+    kind: str
+    threshold: float  # alert when score >= threshold
+    high_threshold: float  # above every calibration score: severity high
+    baseline: Baseline
+    forest: ForestArrays | None = None
+    entity_baselines: dict[tuple[str, ...], Baseline] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    agency: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    shadow: bool = True
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.profile.feature_names
+
+    def accepts(self, event: dict[str, Any]) -> bool:
+        if self.agency is not None and event.get("organization.id") != self.agency:
+            return False
+        return self.profile.accepts(event)
+
+    def vectors(self, windows: list[ClosedWindow]) -> tuple[np.ndarray, np.ndarray]:
+        """(model-space X, raw X) of closed windows, with this model's context."""
+        ctx = self.context
+        raw = [w.accumulator.features(ctx) for w in windows]
+        model_X = np.array([model_vector(self.profile, r) for r in raw], dtype=np.float64)
+        raw_X = np.array(raw, dtype=np.float64)
+        n = len(self.feature_names)
+        return model_X.reshape(-1, n), np.nan_to_num(raw_X.reshape(-1, n))
+
+    def _baseline_for(self, entity: tuple[str, ...]) -> Baseline:
+        return self.entity_baselines.get(entity, self.baseline)
+
+    def score(self, model_X: np.ndarray, entities: list[tuple[str, ...]]) -> np.ndarray:
+        if len(model_X) == 0:
+            return np.zeros(0)
+        if self.kind == "isolation_forest":
+            assert self.forest is not None
+            return self.forest.score(model_X)
+        return np.array([_robust_score(self._baseline_for(e).z(x)) for x, e in zip(model_X, entities)])
+
+    def explain(self, x_model: np.ndarray, x_raw: np.ndarray, entity: tuple[str, ...],
+                top: int = 5) -> list[tuple[str, float, float, float]]:
+        """(feature, value, baseline median, robust z) of the features farthest from baseline."""
+        base = self._baseline_for(entity)
+        z = base.z(x_model)
+        order = np.argsort(-np.abs(z), kind="stable")[:top]
+        return [(self.feature_names[i], _round(x_raw[i]), _round(base.raw_median[i]), _round(z[i]))
+                for i in order if abs(z[i]) > 0]
+
+
+def _robust_score(z: np.ndarray) -> float:
+    top = np.sort(np.abs(z))[-3:]
+    return float(top.mean()) if top.size else 0.0
+
+
+def _round(v: float) -> float:
+    return float(round(float(v), 4))
+
+
+# --------------------------------------------------------------------------- training
+@dataclass(slots=True)
+class TrainingSet:
+    windows: list[ClosedWindow]
+    model_X: np.ndarray
+    raw_X: np.ndarray
+    context: dict[str, Any]
+    first_ts: float | None
+    last_ts: float | None
+    events: int
+
+
+def windows_of(profile: Profile, window_seconds: int, events: Iterable[dict[str, Any]],
+               agency: str | None = None) -> tuple[list[ClosedWindow], int, float | None, float | None]:
+    """Offline windowing, identical to streaming: events in time order, then flush."""
+    timed = []
+    for e in events:
+        if agency is not None and e.get("organization.id") != agency:
+            continue
+        if profile.accepts(e):
+            ts = event_epoch(e)
+            if ts is not None:
+                timed.append((ts, e))
+    timed.sort(key=lambda p: p[0])
+    w = Windower(profile, window_seconds, max_open=10**9)
+    closed: list[ClosedWindow] = []
+    for ts, e in timed:
+        one = w.add(e, ts)
+        if one is not None:
+            closed.append(one)
+    closed.extend(w.flush())
+    first = timed[0][0] if timed else None
+    last = timed[-1][0] if timed else None
+    return closed, len(timed), first, last
+
+
+def build_training_set(profile: Profile, window_seconds: int, events: list[dict[str, Any]],
+                       agency: str | None = None) -> TrainingSet:
+    windows, n_events, first, last = windows_of(profile, window_seconds, events, agency)
+    accepted = [e for e in events if profile.accepts(e)]
+    context = load_context(profile.context(accepted))
+    probe = AnomalyModel("probe", "0", profile, window_seconds, "robust_baseline", 0, 0,
+                         Baseline(np.zeros(1), np.ones(1), np.zeros(1)), context=context)
+    model_X, raw_X = probe.vectors(windows)
+    return TrainingSet(windows, model_X, raw_X, context, first, last, n_events)
+
+
+def train(profile_name: str, events: list[dict[str, Any]], *, window_seconds: int = 60,
+          kind: str = "isolation_forest", fp_rate: float = 0.01, name: str | None = None,
+          agency: str | None = None, seed: int = 7, n_estimators: int = 100,
+          raw_context: dict[str, Any] | None = None) -> AnomalyModel:
+    """Fit on attack-free events; calibrate the threshold on a held-out fifth to `fp_rate`."""
+    from sklearn.ensemble import IsolationForest  # training only: scoring never needs sklearn
+
+    if profile_name not in PROFILES:
+        raise ValueError(f"unknown profile {profile_name!r}; one of {sorted(PROFILES)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; one of {KINDS}")
+    if not 0 < fp_rate < 0.5:
+        raise ValueError("fp_rate must be in (0, 0.5)")
+    profile = PROFILES[profile_name]
+    ts = build_training_set(profile, window_seconds, events, agency)
+    n = len(ts.windows)
+    if n < 20:
+        raise ValueError(f"only {n} training windows for profile {profile_name}: need at least 20")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    if n >= 200:
+        cal_idx, fit_idx = order[: n // 5], order[n // 5:]
+    else:
+        cal_idx = fit_idx = order
+    baseline = fit_baseline(ts.model_X[fit_idx], ts.raw_X[fit_idx])
+    entities = [w.entity for w in ts.windows]
+    model = AnomalyModel(name or f"{profile_name}-{window_seconds}s", "", profile, window_seconds, kind,
+                         0.0, 0.0, baseline, context=ts.context, agency=agency)
+    if kind == "isolation_forest":
+        forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(fit_idx)),
+                                 random_state=seed).fit(ts.model_X[fit_idx].astype(np.float32))
+        model.forest = export_isolation_forest(forest)
+    else:
+        model.entity_baselines = _entity_baselines(ts, fit_idx, baseline)
+    cal_scores = model.score(ts.model_X[cal_idx], [entities[i] for i in cal_idx])
+    all_scores = model.score(ts.model_X, entities)
+    model.threshold = float(np.quantile(cal_scores, 1.0 - fp_rate, method="higher"))
+    model.high_threshold = float(max(all_scores.max(), model.threshold))
+    data_sha = hashlib.sha256(np.ascontiguousarray(ts.model_X).tobytes()).hexdigest()
+    created = datetime.now(timezone.utc)
+    model.version = f"{created:%Y%m%dT%H%M%SZ}-{data_sha[:8]}"
+    model.metadata = {
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "training": {
+            "events": ts.events, "windows": n, "fit_windows": int(len(fit_idx)),
+            "calibration_windows": int(len(cal_idx)), "fp_rate_target": fp_rate,
+            "fp_rate_calibration": float(np.mean(cal_scores >= model.threshold)),
+            "first_event": _iso(ts.first_ts), "last_event": _iso(ts.last_ts),
+            "feature_matrix_sha256": data_sha, "seed": seed,
+        },
+        "score_quantiles": {q: float(np.quantile(all_scores, float(q))) for q in ("0.5", "0.9", "0.99")},
+    }
+    return model
+
+
+def _entity_baselines(ts: TrainingSet, fit_idx: np.ndarray, global_base: Baseline) -> dict[tuple[str, ...], Baseline]:
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in fit_idx:
+        groups.setdefault(ts.windows[i].entity, []).append(int(i))
+    out: dict[tuple[str, ...], Baseline] = {}
+    floor = 0.25 * global_base.scale  # an entity's tiny variance must not make every blip huge
+    for entity, idx in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        if len(idx) < MIN_ENTITY_WINDOWS or len(out) >= MAX_ENTITY_BASELINES:
+            break
+        out[entity] = fit_baseline(ts.model_X[idx], ts.raw_X[idx], floor)
+    return out
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None or not math.isfinite(ts):
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
