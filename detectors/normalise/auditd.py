@@ -259,8 +259,10 @@ def merge(records: list[dict]) -> dict:
 class Assembler:
     """Buffers records by (source, serial) until the event is complete.
 
-    Complete means: an EOE record arrived, or the record type stands alone (USER_*, CRED_*...), or
-    too many other events started since (auditd interleaves only a few events), or flush()."""
+    Complete means: EOE or PROCTITLE (the kernel writes it last) arrived; the record type stands
+    alone (USER_*, CRED_*...); a newer serial from the same source started (the kernel writes one
+    event's records together, and many audit.log files carry no EOE); too many events are pending;
+    or flush()."""
 
     def __init__(self, max_pending: int = 64) -> None:
         self.max_pending = max_pending
@@ -268,20 +270,29 @@ class Assembler:
 
     def add(self, source: str, record: dict) -> list[dict]:
         rtype = record.get("auditd.log.record_type", "")
-        key = (source, record.get("auditd.log.sequence", 0))
+        serial = record.get("auditd.log.sequence", 0)
+        key = (source, serial)
+        out: list[dict] = []
         group = self._pending.get(key)
         if group is None:
+            for old_key in [k for k in self._pending if k[0] == source and k[1] < serial]:
+                out.append(merge(self._pending.pop(old_key)))
             if rtype.startswith(_STANDALONE_PREFIXES):
-                return [merge([record])]
+                out.append(merge([record]))
+                return out
             if rtype == "EOE":
-                return []
+                return out
+            if rtype == "PROCTITLE":  # a lone PROCTITLE: its SYSCALL was emitted already or lost
+                out.append(merge([record]))
+                return out
             self._pending[key] = [record]
         else:
-            group.append(record)
-            if rtype == "EOE":
+            if rtype != "EOE":
+                group.append(record)
+            if rtype in ("EOE", "PROCTITLE"):
                 del self._pending[key]
-                return [merge(group)]
-        out = []
+                out.append(merge(group))
+                return out
         while len(self._pending) > self.max_pending:
             _, old = self._pending.popitem(last=False)
             out.append(merge(old))

@@ -17,8 +17,8 @@ SSH_LOGIN = "ssh_login"
 
 _PEER = r"(\S+?)(?: port (\d+))?"
 _FAILED_ACCEPTED = re.compile(
-    r"(Failed|Accepted|Postponed) (\S+) for (invalid user |illegal user )?(.*) from " + _PEER +
-    r"(?: (ssh\d?))?(?:: (\S+ \S+))?(?: \[preauth\])?\s*\Z", re.S)
+    r"(Failed|Accepted|Postponed) (\S+) for (invalid user |illegal user )?(.*?) from (\S+?)(?: port (\d+))?"
+    r"(?: (ssh\d?))?(?:: (.*?))?(?: \[preauth\])?\s*\Z", re.S)
 _INVALID_USER = re.compile(r"(?:Invalid|Illegal) user ?(.*) from " + _PEER + r"(?: \[preauth\])?\s*\Z", re.S)
 _CLOSED = re.compile(
     r"(?:Connection (?:closed|reset) by|Disconnected from|Disconnecting)"
@@ -26,9 +26,14 @@ _CLOSED = re.compile(
 _RECEIVED_DISCONNECT = re.compile(r"Received disconnect from (\S+?)(?: port (\d+))?:\s*(\d+): (.*?)( \[preauth\])?\s*\Z", re.S)
 _NO_IDENT = re.compile(r"Did not receive identification string from (\S+?)(?: port (\d+))?\s*\Z")
 _MAX_AUTH = re.compile(
-    r"(?:error: )?maximum authentication attempts exceeded for (invalid user )?(.*) from " + _PEER + r"(?: ssh\d)?")
+    r"(?:error: )?maximum authentication attempts exceeded for (invalid user )?(.*) from " + _PEER +
+    r"(?: ssh\d)?(?: \[preauth\])?\s*\Z", re.S)
 _TOO_MANY = re.compile(r"Disconnecting: Too many authentication failures(?: for (?:invalid user )?(.*?))?(?: \[preauth\])?\s*\Z")
-_PAM_ERROR = re.compile(r"error: PAM: (.*?) for (?:(?:illegal|invalid) user )?(.*) from (\S+)\s*\Z", re.S)
+_PAM_ERROR = re.compile(r"error: PAM: (.*?) for (?:(?:illegal|invalid) user )?(.*) from (\S+?)(?: via \S+)?\s*\Z", re.S)
+_REFUSED_CONNECT = re.compile(r"refused connect from (?:.*@)?(\S+?)(?: \((\S+)\))?\s*\Z")
+_DROPBEAR_PREFIX = re.compile(r"\[\d+\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")
+_DROPBEAR_PEER = re.compile(r"from <?(\S+):(\d+)>?")
+_DROPBEAR_USER = re.compile(r"(?:for|user) '(.*?)'")
 _PEER_FROM = re.compile(r"(?:from|with|by|for) \[?([0-9A-Fa-f:.]+[0-9A-Fa-f])\]?(?: port (\d+))?")
 _REVERSE = re.compile(r"reverse mapping checking getaddrinfo for (\S+) \[(\S+)\] failed")
 _MAPS = re.compile(r"Address (\S+) maps to (\S+), but this does not map back")
@@ -41,7 +46,8 @@ _KEX = re.compile(r"(?:error: |fatal: )?(?:kex_exchange_identification|banner ex
                   r"Unable to negotiate|kex_protocol_error|Protocol major versions differ)")
 _TIMEOUT = re.compile(r"(?:fatal: )?Timeout before authentication for (?:connection from )?(\S+?)(?: port (\d+))?\s*\Z")
 _KV = re.compile(r"(\w+)=(\S*)")
-_PAM_PREFIX = re.compile(r"(pam_\w+)\(([\w.\-]+):(\w+)\): (.*)", re.S)
+_PAM_PREFIX = re.compile(r"\(?(pam_\w+)(?:\(([\w.\-]+?)(?::(\w+))?\))?\)?:? (.*)", re.S)
+_RHOST_TAIL = re.compile(r"rhost=(\S*)(?:\s+user=(.*?))?\s*\Z", re.S)
 _PAM_MORE = re.compile(r"PAM (\d+) more authentication failures?; (.*)", re.S)
 _SESSION = re.compile(r"session (opened|closed) for user (\S+?)(?:\(uid=(\d+)\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?\s*\Z")
 _SU_OLD = re.compile(r"(Successful|FAILED) su for (\S+) by (\S+)")
@@ -131,7 +137,7 @@ def parse_sshd(ev: dict, msg: str) -> None:
             if m.group(1):
                 ev["event.reason"] = "invalid user"
             return
-    if msg.startswith(("pam_", "PAM ", "error: PAM:")) or "(pam_" in msg[:30]:
+    if msg.startswith(("pam_", "PAM ", "(pam_")):
         if parse_pam(ev, msg, "sshd"):
             return
     if msg.startswith("error: PAM:"):
@@ -141,6 +147,12 @@ def parse_sshd(ev: dict, msg: str) -> None:
             ev["event.reason"] = m.group(1)
             ev["user.name"] = m.group(2)
             set_source(ev, m.group(3))
+            return
+    if msg.startswith("refused connect"):
+        m = _REFUSED_CONNECT.match(msg)
+        if m is not None:
+            _login(ev, "failure", "ssh_connection_refused")
+            set_source(ev, m.group(2) or m.group(1))
             return
     if msg.startswith("ROOT LOGIN REFUSED"):
         m = _ROOT_REFUSED.match(msg)
@@ -202,6 +214,31 @@ def parse_sshd(ev: dict, msg: str) -> None:
     _peer_fallback(ev, msg)
 
 
+def parse_dropbear(ev: dict, msg: str) -> None:
+    """Dropbear (embedded sshd): 'Bad password attempt for 'root' from 1.2.3.4:5543' and friends."""
+    m = _DROPBEAR_PREFIX.match(msg)
+    if m is not None:
+        msg = msg[m.end():]
+    low = msg.lower()
+    peer = _DROPBEAR_PEER.search(msg)
+    if peer is not None:
+        set_source(ev, peer.group(1), peer.group(2))
+    user = _DROPBEAR_USER.search(msg)
+    if user is not None:
+        ev["user.name"] = user.group(1)
+    if low.startswith(("bad password", "login attempt for nonexistent", "exit before auth", "bad pubkey")):
+        _login(ev, "failure")
+        if "nonexistent" in low:
+            ev["event.reason"] = "invalid user"
+        elif "max auth tries" in low:
+            ev["event.action"] = "ssh_max_auth_attempts"
+    elif low.startswith(("password auth succeeded", "pubkey auth succeeded")):
+        _login(ev, "success")
+    else:
+        ev["event.category"] = AUTH
+        ev["event.type"] = ["info"]
+
+
 def _peer_fallback(ev: dict, msg: str) -> None:
     """Unknown message: keep the first IP it names as source.ip so IP-based rules still see it."""
     if "source.ip" in ev:
@@ -219,7 +256,8 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
     if module is None:
         m = _PAM_PREFIX.match(msg)
         if m is not None:
-            module, service, kind, body = m.groups()
+            module, svc, kind, body = m.groups()
+            service = svc or program
         else:
             m = _PAM_MORE.match(msg)
             if m is None:
@@ -279,14 +317,17 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
 
 def _pam_kv(ev: dict, body: str) -> None:
     kv = dict(_KV.findall(body))
-    if kv.get("user"):
-        ev["user.name"] = kv["user"]
+    tail = _RHOST_TAIL.search(body)  # the real rhost is the one only 'user=' follows (injection-safe)
+    user = tail.group(2) if tail is not None and tail.group(2) else None
+    if user or kv.get("user"):
+        ev["user.name"] = user or kv["user"]
     elif kv.get("ruser"):
         ev["user.name"] = kv["ruser"]
     if kv.get("ruser"):
         ev["system.auth.pam.ruser"] = kv["ruser"]
-    if kv.get("rhost"):
-        set_source(ev, kv["rhost"])
+    rhost = tail.group(1) if tail is not None else kv.get("rhost")
+    if rhost:
+        set_source(ev, rhost)
     if kv.get("tty"):
         ev["system.auth.pam.tty"] = kv["tty"]
     if kv.get("uid"):
@@ -477,7 +518,9 @@ def parse_auth(ev: dict, program: str, msg: str) -> bool:
         if not parse_pam(ev, msg, program, module):
             ev["event.category"] = AUTH
         return True
-    if program in SSHD_PROGRAMS:
+    if program == "dropbear":
+        parse_dropbear(ev, msg)
+    elif program in SSHD_PROGRAMS:
         parse_sshd(ev, msg)
     elif program == "sudo":
         parse_sudo(ev, msg)
@@ -489,7 +532,7 @@ def parse_auth(ev: dict, program: str, msg: str) -> bool:
         parse_logind(ev, msg)
     elif program in CRON_PROGRAMS:
         parse_cron(ev, msg)
-    elif program in PAM_PROGRAMS or msg.startswith(("pam_", "PAM ")):
+    elif program in PAM_PROGRAMS or msg.startswith(("pam_", "PAM ", "(pam_")):
         if not parse_pam(ev, msg, program):
             if program not in PAM_PROGRAMS:
                 return False

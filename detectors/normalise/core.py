@@ -193,11 +193,18 @@ def from_header(hdr: SyslogHeader, text: str, tz: str) -> dict:
         if program in AUDIT_PROGRAMS or ("audit(" in msg and "type=" in msg):
             if auditd.parse_record(ev, msg):
                 return ev
-        if program in WEB_PROGRAMS:
-            inner = web.parse_access(msg, tz, "nginx.access" if program == "nginx" else "apache.access")
+        if program in WEB_PROGRAMS or program.startswith(("httpd/", "apache2/", "nginx/")):
+            nginx = program.startswith("nginx")
+            if msg[:1] == "[" or (msg[4:5] == "/" and msg[7:8] == "/"):
+                inner = web.parse_error(msg, tz, "nginx.error" if nginx else "apache.error")
+            else:
+                inner = web.parse_access(msg, tz, "nginx.access" if nginx else "apache.access")
             if inner is not None:
                 inner["event.original"] = text
-                inner.setdefault("host.hostname", hdr.hostname)
+                if hdr.hostname:
+                    inner["host.hostname"] = hdr.hostname
+                if inner.get("@timestamp") is None and hdr.timestamp:
+                    inner["@timestamp"] = hdr.timestamp
                 return inner
     ev["event.dataset"] = "system.syslog"
     ev["event.module"] = "system"

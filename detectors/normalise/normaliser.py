@@ -7,6 +7,7 @@ their event (by serial, per source). Everything else goes straight through `pars
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from detectors.normalise.auditd import Assembler
 from detectors.normalise.core import parse_line
@@ -24,6 +25,8 @@ class Normaliser:
     def __init__(self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64) -> None:
         self.default_timezone = default_timezone
         self._assembler = Assembler(max_pending_audit)
+        self._peers: OrderedDict[tuple, tuple[str, int | None]] = OrderedDict()
+        self.max_sessions = 4096
         self.failures = 0
 
     def normalise_batch(self, batch) -> list[dict]:
@@ -50,6 +53,8 @@ class Normaliser:
                     ev["tags"] = ev.get("tags", []) + [f for f in line.flags if f not in ev.get("tags", ())]
                 if PARSE_FAILURE_TAG in ev.get("tags", ()):
                     self.failures += 1
+                if ev.get("event.dataset") == "system.auth" and "process.pid" in ev:
+                    self._remember_peer(batch.source, ev)
                 if source_key and "auditd.log.sequence" in ev:
                     out.extend(self._assembler.add(source_key, ev))
                 else:
@@ -60,6 +65,21 @@ class Normaliser:
                             "tags": [PARSE_FAILURE_TAG], **stamp, "host.name": batch.host,
                             "@timestamp": parse_line("", read_at=getattr(line, "read_at", 0))["@timestamp"]})
         return out
+
+    def _remember_peer(self, source: str, ev: dict) -> None:
+        """sshd names the peer once per connection; later lines of the same pid ('Disconnecting: Too
+        many authentication failures', kex errors) inherit it so per-IP rules count them."""
+        key = (source, ev.get("host.hostname"), ev["process.pid"])
+        peer = self._peers.get(key)
+        if "source.ip" in ev:
+            self._peers[key] = (ev["source.ip"], ev.get("source.port"))
+            self._peers.move_to_end(key)
+            if len(self._peers) > self.max_sessions:
+                self._peers.popitem(last=False)
+        elif peer is not None and "source.address" not in ev:
+            ev["source.ip"] = ev["source.address"] = peer[0]
+            if peer[1] is not None:
+                ev["source.port"] = peer[1]
 
     def flush(self) -> list[dict]:
         """Emit auditd events still waiting for more records (end of input, shutdown, idle timer)."""

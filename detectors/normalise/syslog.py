@@ -63,7 +63,10 @@ def split_tag(rest: str, expect_host: bool = True) -> tuple[str | None, str | No
 
 
 def _tag(token: str) -> tuple[str, int | None] | None:
-    """'sshd[123]:' -> ('sshd', 123); 'kernel:' -> ('kernel', None); anything else -> None."""
+    """'sshd[123]:' -> ('sshd', 123); 'kernel:' -> ('kernel', None); '[sshd]:' -> ('sshd', None)."""
+    if token[:1] == "[" and token.endswith(("]", "]:")) and len(token) > 3:
+        inner = token[1:token.rfind("]")]
+        return (inner, None) if _TAG_CHARS.match(inner) else None
     if not token.endswith(":") or len(token) < 2:
         return None
     token = token[:-1]

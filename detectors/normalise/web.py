@@ -15,8 +15,9 @@ _QS = r'"((?:[^"\\]|\\.)*)"'
 _ACCESS_TAIL = re.compile(r"\[([^\]]{20,40})\] " + _QS + r" (\d{3}|-) (\d+|-)(?: " + _QS + r" " + _QS + r")?(.*)", re.S)
 _APACHE_ERROR = re.compile(
     r"\[(?:\w{3} )?(\w{3}) (\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\d{4})\] \[(?:([\w-]*):)?(\w+)\]"
-    r"(?: \[pid (\d+)(?::tid (\d+))?\])?(?: \[client ([^\]]+)\])? ?(.*)", re.S)
-_APACHE_ERROR_NOTIME = re.compile(r"\[(\w+)\](?: \[client ([^\]]+)\])? ?(.*)", re.S)
+    r"(?: \[pid (\d+)(?::tid (\d+))?\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S)
+_APACHE_ERROR_NOTIME = re.compile(
+    r"\[(?:[\w-]*:)?(\w+)\](?: \[pid [^\]]*\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S)
 _NGINX_ERROR = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)", re.S)
 _NGINX_CLIENT = re.compile(r", client: ([^,\s]+)(?:, server: ([^,]*))?(?:, request: \"([^\"]*)\")?")
 _NGINX_HOST = re.compile(r', host: "([^"]*)"')
@@ -207,7 +208,9 @@ def parse_error(text: str, tz: str, dataset: str) -> dict | None:
     ev["process.thread.id"] = int(tid) if len(tid) < 12 else 0
     if conn:
         ev["nginx.error.connection_id"] = int(conn) if len(conn) < 18 else 0
-    c = _NGINX_CLIENT.search(msg)
+    c = None
+    for c in _NGINX_CLIENT.finditer(msg):  # nginx appends the real client last; earlier ones are user data
+        pass
     if c is not None:
         client, server, request = c.groups()
         if is_ip(client):
