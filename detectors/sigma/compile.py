@@ -1,0 +1,471 @@
+"""Sigma detection section -> one predicate over a flat ECS event, plus its index atoms.
+
+Each compiled piece carries `need`: a set of atoms (field, "eq"|"sub", lower-cased text) such
+that the piece can only be true if at least one atom holds on the event, or None when no such
+set exists (negations, numeric comparisons...). The candidate index (index.py) uses `need` to
+skip rules that cannot match; the predicate is always the final word.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import re2
+
+from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
+from detectors.sigma.regex_literals import required_literal
+from detectors.sigma.values import (
+    ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards, re2_options)
+
+Predicate = Callable[[dict], bool]
+Need = "frozenset | None"
+
+TRANSFORMS = {"contains", "startswith", "endswith", "windash", "base64", "base64offset",
+              "utf16le", "utf16be", "utf16", "wide"}
+NUMERIC = {"lt", "lte", "gt", "gte"}
+TIME_PARTS = {"minute", "hour", "day", "week", "month", "year"}
+FLAGS = {"all", "cased", "neq", "exists", "re", "i", "m", "s", "cidr", "expand", "fieldref"}
+KNOWN_MODIFIERS = TRANSFORMS | NUMERIC | TIME_PARTS | FLAGS
+KEYWORD_FIELDS = ("message", "event.original")
+
+
+class CompileError(Exception):
+    """A detection the engine cannot compile; `path` locates it in the rule (for line numbers)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass
+class Compiled:
+    match: Predicate
+    need: frozenset | None
+
+
+def _union(needs: list) -> frozenset | None:
+    if any(n is None for n in needs):
+        return None
+    out: set = set()
+    for n in needs:
+        out |= n
+    return frozenset(out)
+
+
+def _score(need: frozenset) -> tuple:
+    # fewer atoms and longer literals prune better; exact atoms are the cheapest lookups
+    shortest = min((len(a[2]) for a in need), default=0)
+    return (len(need) + (0 if shortest >= 4 else 10), -shortest)
+
+
+def _best(needs: list) -> frozenset | None:
+    usable = [n for n in needs if n is not None and n and all(a[2] for a in n)]
+    return min(usable, key=_score) if usable else None
+
+
+def _scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _values(event: dict, keys: tuple) -> list:
+    out = []
+    for k in keys:
+        v = event.get(k)
+        if v is None:
+            continue
+        if isinstance(v, (list, tuple)):
+            out.extend(x for x in v if x is not None)
+        else:
+            out.append(v)
+    return out
+
+
+def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
+    if len(keys) == 1:
+        key = keys[0]
+
+        def pred(ev: dict) -> bool:
+            v = ev.get(key)
+            if v is None:
+                return False
+            if type(v) is str:
+                return test(v if cased else v.lower())
+            for x in (v if isinstance(v, (list, tuple)) else (v,)):
+                if x is not None:
+                    s = _scalar(x)
+                    if test(s if cased else s.lower()):
+                        return True
+            return False
+        return pred
+
+    def pred_multi(ev: dict) -> bool:
+        for x in _values(ev, keys):
+            s = _scalar(x)
+            if test(s if cased else s.lower()):
+                return True
+        return False
+    return pred_multi
+
+
+def _keyword_pred(test, cased: bool) -> Predicate:
+    def pred(ev: dict) -> bool:
+        v = ev.get("message")
+        if v is None:
+            v = ev.get("event.original")
+            if v is None:
+                return False
+        s = v if type(v) is str else _scalar(v)
+        return test(s if cased else s.lower())
+    return pred
+
+
+def _to_number(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return v
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
+
+
+def _time_part(v, part: str):
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            dt = datetime.fromtimestamp(float(v), tz=timezone.utc)
+        else:
+            dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+    if part == "week":
+        return dt.isocalendar()[1]
+    return getattr(dt, part)
+
+
+_COMPARE = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b, "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+
+
+def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders: dict,
+                 path: tuple) -> Compiled:
+    """One `field|mod|mod: value(s)` entry of a selection map (field '' = keyword search)."""
+    field, *mods = key.split("|")
+    for m in mods:
+        if m not in KNOWN_MODIFIERS:
+            raise CompileError(f"unknown modifier '{m}'", path)
+    if any(m in ("i", "m", "s") for m in mods) and "re" not in mods:
+        raise CompileError("regex flags i/m/s need the 're' modifier", path)
+    keys = resolve(field) if field else KEYWORD_FIELDS
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise CompileError("empty value list", path)
+    use_all = "all" in mods
+    if use_all and len(values) < 2:
+        raise CompileError("'all' needs a list of at least two values", path)
+    negate = "neq" in mods
+
+    if "exists" in mods:
+        if len(values) != 1 or not isinstance(values[0], bool):
+            raise CompileError("'exists' takes true or false", path)
+        want = values[0]
+        return Compiled(lambda ev: (len(_values(ev, keys)) > 0) == want, None)
+
+    if any(v is None for v in values):
+        if len(values) != 1:
+            raise CompileError("null cannot be part of a value list", path)
+        if not field:
+            raise CompileError("null is not a keyword", path)
+
+        def is_null(ev: dict) -> bool:
+            return not _values(ev, keys)
+        return Compiled((lambda ev: not is_null(ev)) if negate else is_null, None)
+
+    time_parts = [m for m in mods if m in TIME_PARTS]
+    numeric = [m for m in mods if m in NUMERIC]
+    if time_parts or numeric:
+        return _compile_numeric(keys, values, time_parts, numeric, negate, use_all, path)
+    if "cidr" in mods:
+        return _compile_cidr(keys, values, negate, use_all, path)
+    if "fieldref" in mods:
+        return _compile_fieldref(keys, values, mods, resolve, negate, path)
+    if "re" in mods:
+        tests = [_compile_regex(str(v), mods, path) for v in values]
+        cased = True
+    else:
+        cased = "cased" in mods
+        tests = []
+        for i, v in enumerate(values):
+            if isinstance(v, (dict, list)):
+                raise CompileError("a value must be a string, number or boolean", path + (i,))
+            alts_list = _expand(v, mods, placeholders, path)
+            alts: list = []
+            for alts_one in alts_list:
+                try:
+                    for m in mods:
+                        if m in TRANSFORMS:
+                            alts_one = apply_transform(m, alts_one)
+                except ValueError_ as exc:
+                    raise CompileError(str(exc), path) from None
+                alts.extend(alts_one)
+            try:
+                tests.append(compile_alternatives(alts, cased))
+            except ValueError_ as exc:
+                raise CompileError(str(exc), path) from None
+    make = _string_pred if field else (lambda _k, t, c: _keyword_pred(t, c))
+    if use_all:
+        preds = [make(keys, t, cased) for t in tests]
+        match = (lambda ev: all(p(ev) for p in preds))
+        need = _best([_atoms(keys, t) for t in tests])
+    else:
+        if len(tests) > 1 and "re" not in mods:
+            merged = tests[0]
+            for t in tests[1:]:
+                merged = _merge(merged, t)
+            tests = [merged]
+        preds = [make(keys, t, cased) for t in tests]
+        match = preds[0] if len(preds) == 1 else (lambda ev: any(p(ev) for p in preds))
+        need = _union([_atoms(keys, t) for t in tests])
+    if negate:
+        inner = match
+        return Compiled(lambda ev: bool(_values(ev, keys)) and not inner(ev), None)
+    return Compiled(match, need)
+
+
+def _merge(a, b):
+    a.exact |= b.exact
+    a.prefixes += b.prefixes
+    a.suffixes += b.suffixes
+    a.substrings += b.substrings
+    a.globs += b.globs
+    a.atoms = None if a.atoms is None or b.atoms is None else a.atoms + b.atoms
+    return a
+
+
+def _atoms(keys: tuple, test) -> frozenset | None:
+    if test.atoms is None:
+        return None
+    return frozenset((k, kind, text) for k in keys for kind, text in test.atoms)
+
+
+def _expand(v, mods: list, placeholders: dict, path: tuple) -> list[list]:
+    """A raw value -> list (placeholder expansion) of alternative lists (wildcard-parsed)."""
+    if not isinstance(v, str):
+        return [[(_scalar(v),)]]
+    if "expand" not in mods:
+        return [[parse_wildcards(v)]]
+    out = _expand_placeholders(v, placeholders, path)
+    return [[parse_wildcards(x)] for x in out]
+
+
+def _expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
+    results = [""]
+    i = 0
+    while i < len(v):
+        ch = v[i]
+        if ch == "\\" and i + 1 < len(v) and v[i + 1] == "%":
+            results = [r + "%" for r in results]
+            i += 2
+            continue
+        if ch == "%":
+            end = v.find("%", i + 1)
+            if end < 0:
+                raise CompileError(f"unterminated placeholder in {v!r}", path)
+            name = v[i + 1:end]
+            if name not in placeholders:
+                raise CompileError(f"placeholder %{name}% has no value in the configuration", path)
+            repl = placeholders[name]
+            repl = repl if isinstance(repl, list) else [repl]
+            results = [r + str(x) for r in results for x in repl]
+            i = end + 1
+            continue
+        results = [r + ch for r in results]
+        i += 1
+    return results
+
+
+def _compile_regex(pattern: str, mods: list, path: tuple):
+    flags = "".join(f for f in ("i", "m", "s") if f in mods)
+    try:
+        rx = re2.compile((f"(?{flags})" if flags else "") + pattern, re2_options())
+    except re2.error as exc:
+        raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
+
+    class _RegexTest:
+        atoms = None
+        lit = required_literal(pattern)
+        if lit and len(lit) >= 3:
+            atoms = [("sub", lit.lower())]
+
+        def __call__(self, s: str) -> bool:
+            return rx.search(s) is not None
+    return _RegexTest()
+
+
+def _compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) -> Compiled:
+    if len(time_parts) > 1 or len(numeric) > 1:
+        raise CompileError("at most one time-part and one comparison modifier", path)
+    op = numeric[0] if numeric else ("neq" if negate else "eq")
+    nums = []
+    for v in values:
+        n = _to_number(v)
+        if n is None:
+            raise CompileError(f"'{op}' needs a number, got {v!r}", path)
+        nums.append(n)
+    part = time_parts[0] if time_parts else None
+    cmp = _COMPARE[op]
+
+    def one(ev: dict, n) -> bool:
+        for x in _values(ev, keys):
+            got = _time_part(x, part) if part else _to_number(x)
+            if got is not None and cmp(got, n):
+                return True
+        return False
+    combine = all if use_all else any
+    match = (lambda ev: combine(one(ev, n) for n in nums))
+    if negate and numeric:
+        inner = match
+        match = (lambda ev: bool(_values(ev, keys)) and not inner(ev))
+    return Compiled(match, None)
+
+
+def _compile_cidr(keys, values, negate, use_all, path) -> Compiled:
+    nets = []
+    for v in values:
+        try:
+            nets.append(ipaddress.ip_network(str(v), strict=False))
+        except ValueError:
+            raise CompileError(f"not a CIDR network: {v!r}", path) from None
+
+    def inside(x, net) -> bool:
+        try:
+            return ipaddress.ip_address(str(x)) in net
+        except ValueError:
+            return False
+    combine = all if use_all else any
+
+    def match(ev: dict) -> bool:
+        vals = _values(ev, keys)
+        return combine(any(inside(x, n) for x in vals) for n in nets)
+    if negate:
+        return Compiled(lambda ev: bool(_values(ev, keys)) and not match(ev), None)
+    return Compiled(match, None)
+
+
+def _compile_fieldref(keys, values, mods, resolve, negate, path) -> Compiled:
+    cased = "cased" in mods
+    kind = next((m for m in ("contains", "startswith", "endswith") if m in mods), "eq")
+    other = [resolve(str(v)) for v in values]
+
+    def test(a: str, b: str) -> bool:
+        if not cased:
+            a, b = a.lower(), b.lower()
+        if kind == "eq":
+            return a == b
+        if kind == "contains":
+            return b in a
+        return a.startswith(b) if kind == "startswith" else a.endswith(b)
+
+    def match(ev: dict) -> bool:
+        mine = [_scalar(x) for x in _values(ev, keys)]
+        for okeys in other:
+            refs = [_scalar(x) for x in _values(ev, okeys)]
+            if any(test(a, b) for a in mine for b in refs):
+                return True
+        return False
+    if negate:
+        return Compiled(lambda ev: bool(_values(ev, keys)) and not match(ev), None)
+    return Compiled(match, None)
+
+
+def compile_selection(name: str, body, resolve, placeholders) -> Compiled:
+    path = ("detection", name)
+    if isinstance(body, dict):
+        return _compile_map(body, resolve, placeholders, path)
+    if isinstance(body, list):
+        if not body:
+            raise CompileError("empty search identifier", path)
+        if all(isinstance(x, dict) for x in body):
+            parts = [_compile_map(x, resolve, placeholders, path + (i,))
+                     for i, x in enumerate(body)]
+            preds = [p.match for p in parts]
+            return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
+        if any(isinstance(x, (dict, list)) or x is None for x in body):
+            raise CompileError("a list mixes maps and keywords (or contains null)", path)
+        return compile_item("", body, resolve, placeholders, path)
+    if isinstance(body, (str, int, float)) and not isinstance(body, bool):
+        return compile_item("", [body], resolve, placeholders, path)
+    raise CompileError("a search identifier must be a map, a list or a keyword", path)
+
+
+def _compile_map(body: dict, resolve, placeholders, path) -> Compiled:
+    if not body:
+        raise CompileError("empty selection map", path)
+    parts = [compile_item(str(k), v, resolve, placeholders, path + (k,)) for k, v in body.items()]
+    preds = [p.match for p in parts]
+    if len(preds) == 1:
+        return parts[0]
+    return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
+
+
+def compile_detection(detection: dict, resolve, placeholders: dict) -> Compiled:
+    if not isinstance(detection, dict) or "condition" not in detection:
+        raise CompileError("detection needs search identifiers and a condition", ("detection",))
+    selections = {str(k): v for k, v in detection.items() if k != "condition"}
+    if not selections:
+        raise CompileError("detection has no search identifier", ("detection",))
+    compiled = {n: compile_selection(n, b, resolve, placeholders) for n, b in selections.items()}
+    conditions = detection["condition"]
+    conditions = conditions if isinstance(conditions, list) else [conditions]
+    nodes = []
+    for cond in conditions:
+        try:
+            nodes.append(parse_condition(cond))
+        except ConditionError as exc:
+            raise CompileError(f"condition: {exc}", ("detection", "condition")) from None
+    built = [_build(n, compiled, list(selections)) for n in nodes]
+    if len(built) == 1:
+        return built[0]
+    preds = [b.match for b in built]
+    return Compiled(lambda ev: any(p(ev) for p in preds), _union([b.need for b in built]))
+
+
+def _build(node, compiled: dict, names: list) -> Compiled:
+    kind = node[0]
+    if kind == "id":
+        if node[1] not in compiled:
+            raise CompileError(f"condition names unknown identifier '{node[1]}'",
+                               ("detection", "condition"))
+        return compiled[node[1]]
+    if kind == "not":
+        inner = _build(node[1], compiled, names).match
+        return Compiled(lambda ev: not inner(ev), None)
+    if kind == "of":
+        _, quant, pattern = node
+        chosen = resolve_of(pattern, names)
+        if not chosen:
+            raise CompileError(f"'{quant} of {pattern}' matches no identifier",
+                               ("detection", "condition"))
+        parts = [compiled[n] for n in chosen]
+        preds = [p.match for p in parts]
+        if quant == "all":
+            return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
+        if quant == 1:
+            return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
+        return Compiled(lambda ev: sum(1 for p in preds if p(ev)) >= quant,
+                        _union([p.need for p in parts]))
+    parts = [_build(n, compiled, names) for n in node[1]]
+    preds = [p.match for p in parts]
+    if kind == "and":
+        return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
+    return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
+
+
+__all__ = ["ANY", "CompileError", "Compiled", "compile_detection", "compile_item"]

@@ -1,0 +1,132 @@
+"""Sigma condition grammar -> small AST.
+
+Precedence (least to most binding, per the spec): or, and, not, `x of`, parentheses.
+AST nodes are tuples: ("or", [n...]), ("and", [n...]), ("not", n), ("id", name),
+("of", quantifier, pattern) where quantifier is an int (at least N) or "all" and pattern is
+"them" or a search-identifier pattern with `*` wildcards.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN_RE = re.compile(r"\s*(\(|\)|[^\s()]+)")
+KEYWORDS = {"and", "or", "not", "of", "them"}
+
+
+class ConditionError(Exception):
+    """The condition string does not follow the Sigma grammar."""
+
+
+def tokenize(text: str) -> list[str]:
+    pos, out = 0, []
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if not m:
+            raise ConditionError(f"cannot read condition at {text[pos:]!r}")
+        out.append(m.group(1))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+class _Parser:
+    def __init__(self, tokens: list[str]):
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        tok = self.peek()
+        if tok is None:
+            raise ConditionError("condition ends too early")
+        self.pos += 1
+        return tok
+
+    def parse(self):
+        if not self.tokens:
+            raise ConditionError("empty condition")
+        if "|" in self.tokens:
+            raise ConditionError(
+                "aggregation with '|' (e.g. count() by) is the obsolete Sigma v1 syntax; "
+                "write a correlation rule instead")
+        node = self.parse_or()
+        if self.peek() is not None:
+            raise ConditionError(f"unexpected {self.peek()!r}")
+        return node
+
+    def parse_or(self):
+        items = [self.parse_and()]
+        while (self.peek() or "").lower() == "or":
+            self.take()
+            items.append(self.parse_and())
+        return items[0] if len(items) == 1 else ("or", items)
+
+    def parse_and(self):
+        items = [self.parse_not()]
+        while (self.peek() or "").lower() == "and":
+            self.take()
+            items.append(self.parse_not())
+        return items[0] if len(items) == 1 else ("and", items)
+
+    def parse_not(self):
+        if (self.peek() or "").lower() == "not":
+            self.take()
+            return ("not", self.parse_not())
+        return self.parse_atom()
+
+    def parse_atom(self):
+        tok = self.take()
+        low = tok.lower()
+        if tok == "(":
+            node = self.parse_or()
+            if self.take() != ")":
+                raise ConditionError("missing ')'")
+            return node
+        if tok == ")":
+            raise ConditionError("unexpected ')'")
+        if (self.peek() or "").lower() == "of":
+            self.take()
+            if low == "all":
+                quant: int | str = "all"
+            elif low.isdigit() and int(low) > 0:
+                quant = int(low)
+            else:
+                raise ConditionError(f"'{tok} of': quantifier must be a positive number or 'all'")
+            target = self.take()
+            if target in ("(", ")") or target.lower() in {"and", "or", "not", "of"}:
+                raise ConditionError(f"'{tok} of' needs 'them' or an identifier pattern")
+            return ("of", quant, "them" if target.lower() == "them" else target)
+        if low in KEYWORDS:
+            raise ConditionError(f"unexpected keyword {tok!r}")
+        return ("id", tok)
+
+
+def parse_condition(text: str):
+    return _Parser(tokenize(str(text))).parse()
+
+
+def resolve_of(pattern: str, names: list[str]) -> list[str]:
+    """Identifiers an `x of` clause ranges over (them: all names not starting with '_')."""
+    if pattern == "them":
+        return [n for n in names if not n.startswith("_")]
+    rx = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
+    return [n for n in names if rx.fullmatch(n)]
+
+
+def identifiers(node) -> set[str]:
+    kind = node[0]
+    if kind == "id":
+        return {node[1]}
+    if kind == "not":
+        return identifiers(node[1])
+    if kind in ("and", "or"):
+        out: set[str] = set()
+        for item in node[1]:
+            out |= identifiers(item)
+        return out
+    return set()

@@ -1,0 +1,228 @@
+"""Correlation state on event time: sliding windows, watermark, allowed lateness, snapshots.
+
+Per (correlation rule, group key) a buffer of entries sorted by event time. A window is
+anchored at an entry: [anchor, anchor + timespan].
+
+* Monotonic conditions (event_count / value_count / value_sum / temporal / temporal_ordered with
+  only gt/gte, or temporal without condition) fire as soon as a window containing the new entry
+  satisfies them (no waiting for the window to close).
+* Other conditions (lt/lte/eq/neq, value_avg, value_percentile) are evaluated once, when the
+  watermark minus the allowed lateness passes the window end; the anchor then slides.
+
+After a window fires, its events are consumed (`consumed_until` = window end): later events of
+that episode never produce a second alert, and the next window starts after it. Entries older
+than `watermark - lateness` are refused (counted as `late_dropped`), so a window that was
+evaluated is never evaluated again. All state is plain data and round-trips through JSON.
+
+value_percentile is read as "a value of `field` makes up a share (percent) of the group's
+events that satisfies the condition" (e.g. lte 1: a process name seen in <= 1% of the events).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from detectors.sigma.model import CorrelationRule
+
+MAX_ENTRIES_PER_GROUP = 5000
+_CMP = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+
+
+@dataclass
+class Entry:
+    ts: float
+    seq: int
+    rule: str          # id of the matched input rule
+    value: object      # field value(s) for value_* types
+    agency: str | None
+    evidence: list     # events (base rule) or evidence of an inner correlation
+
+
+@dataclass
+class Group:
+    entries: list = field(default_factory=list)   # sorted by (ts, seq)
+    consumed_until: float = float("-inf")
+
+
+@dataclass
+class Fired:
+    """A window that satisfied its correlation (the engine turns it into a Detection)."""
+
+    rule: CorrelationRule
+    group: tuple
+    anchor: float
+    entries: list
+    metric: dict
+
+
+def is_monotonic(rule: CorrelationRule) -> bool:
+    if rule.type in ("value_avg", "value_percentile"):
+        return False
+    return all(op in ("gt", "gte") for op in rule.condition)
+
+
+def _check(rule: CorrelationRule, metric: float) -> bool:
+    return all(_CMP[op](metric, float(v)) for op, v in rule.condition.items())
+
+
+def evaluate(rule: CorrelationRule, entries: list) -> dict | None:
+    """Metric of a window if it satisfies the rule, else None."""
+    t = rule.type
+    if t == "event_count":
+        n = len(entries)
+        return {"count": n} if _check(rule, n) else None
+    if t == "value_count":
+        distinct = {e.value for e in entries if e.value is not None}
+        return ({"value_count": len(distinct), "values": sorted(map(str, distinct))[:50]}
+                if _check(rule, len(distinct)) else None)
+    if t in ("value_sum", "value_avg"):
+        nums = [e.value for e in entries if isinstance(e.value, (int, float))]
+        if not nums:
+            return None
+        total = sum(nums)
+        metric = total if t == "value_sum" else total / len(nums)
+        return {t.split("_")[1]: metric} if _check(rule, metric) else None
+    if t == "value_percentile":
+        counts: dict = {}
+        for e in entries:
+            if e.value is not None:
+                counts[e.value] = counts.get(e.value, 0) + 1
+        total = sum(counts.values())
+        hits = sorted(str(v) for v, c in counts.items() if _check(rule, 100.0 * c / total)) \
+            if total else []
+        return {"percentile_values": hits[:50], "events": total} if hits else None
+    if t == "temporal":
+        seen = {e.rule for e in entries}
+        n = sum(1 for r in rule.rules if r in seen)
+        ok = _check(rule, n) if rule.condition else n == len(rule.rules)
+        return {"rules_matched": n} if ok else None
+    if t == "temporal_ordered":
+        step = 0
+        for e in entries:  # greedy earliest subsequence in rule order
+            if step < len(rule.rules) and e.rule == rule.rules[step]:
+                step += 1
+        ok = _check(rule, step) if rule.condition else step == len(rule.rules)
+        return {"rules_in_order": step} if ok else None
+    return None
+
+
+class CorrelationState:
+    """All windows of all correlation rules held by one worker."""
+
+    def __init__(self, rules: list, allowed_lateness: float = 60.0):
+        self.rules = {r.id: r for r in rules}
+        self.lateness = float(allowed_lateness)
+        self.groups: dict = {}            # (rule id, group tuple) -> Group
+        self.watermark = float("-inf")
+        self.seq = 0
+        self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0}
+
+    @property
+    def cutoff(self) -> float:
+        return self.watermark - self.lateness
+
+    def add(self, rule: CorrelationRule, group: tuple, ts: float, input_rule: str, value,
+            agency, evidence: list) -> list:
+        if ts < self.cutoff:
+            self.stats["late_dropped"] += 1
+            return []
+        key = (rule.id, group)
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = Group()
+        if ts <= g.consumed_until:
+            self.stats["absorbed"] += 1
+            return []
+        self.seq += 1
+        entry = Entry(ts, self.seq, input_rule, value, agency, evidence)
+        bisect.insort(g.entries, entry, key=lambda e: (e.ts, e.seq))
+        if len(g.entries) > MAX_ENTRIES_PER_GROUP:
+            g.entries.pop(0)
+            self.stats["evicted"] += 1
+        if not is_monotonic(rule):
+            return []
+        return self._fire_containing(rule, group, g, ts)
+
+    def _fire_containing(self, rule, group, g: Group, ts: float) -> list:
+        times = [e.ts for e in g.entries]
+        lo = bisect.bisect_left(times, ts - rule.timespan)
+        hi = bisect.bisect_right(times, ts)
+        for i in range(lo, hi):
+            anchor = times[i]
+            j = bisect.bisect_right(times, anchor + rule.timespan)
+            window = g.entries[i:j]
+            metric = evaluate(rule, window)
+            if metric is not None:
+                return [self._consume(rule, group, g, anchor, window, metric)]
+        return []
+
+    def _consume(self, rule, group, g: Group, anchor: float, window: list, metric) -> Fired:
+        g.consumed_until = anchor + rule.timespan
+        g.entries = [e for e in g.entries if e.ts > g.consumed_until]
+        return Fired(rule, group, anchor, window, metric)
+
+    def advance(self, watermark: float) -> list:
+        """Close windows up to `watermark - lateness`; returns fired windows in time order."""
+        if watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        cutoff = self.cutoff
+        fired: list = []
+        for key in sorted(self.groups, key=lambda k: (k[0], [str(x) for x in k[1]])):
+            rule = self.rules.get(key[0])
+            g = self.groups[key]
+            if rule is None:
+                del self.groups[key]
+                continue
+            if is_monotonic(rule):
+                g.entries = [e for e in g.entries if e.ts + rule.timespan >= cutoff]
+            else:
+                while g.entries and g.entries[0].ts + rule.timespan <= cutoff:
+                    anchor = g.entries[0].ts
+                    end = bisect.bisect_right([e.ts for e in g.entries], anchor + rule.timespan)
+                    window = g.entries[:end]
+                    metric = evaluate(rule, window)
+                    if metric is not None:
+                        fired.append(self._consume(rule, key[1], g, anchor, window, metric))
+                    else:
+                        g.entries.pop(0)
+            if not g.entries and g.consumed_until < cutoff:
+                del self.groups[key]
+        fired.sort(key=lambda f: (f.anchor, f.rule.id))
+        return fired
+
+    # --- snapshot / restore (JSON-safe plain data) ---
+    def to_data(self) -> dict:
+        return {
+            "watermark": None if self.watermark == float("-inf") else self.watermark,
+            "seq": self.seq,
+            "stats": self.stats,
+            "groups": [
+                {"rule": rid, "group": list(group),
+                 "consumed_until": None if g.consumed_until == float("-inf") else g.consumed_until,
+                 "entries": [[e.ts, e.seq, e.rule, e.value, e.agency, e.evidence]
+                             for e in g.entries]}
+                for (rid, group), g in self.groups.items()],
+        }
+
+    def load_data(self, data: dict) -> None:
+        wm = data.get("watermark")
+        self.watermark = float("-inf") if wm is None else float(wm)
+        self.seq = int(data.get("seq", 0))
+        self.stats.update(data.get("stats") or {})
+        self.groups = {}
+        for item in data.get("groups", []):
+            if item["rule"] not in self.rules:
+                continue  # rule removed since the snapshot: its state is dropped
+            g = Group(consumed_until=float("-inf") if item["consumed_until"] is None
+                      else float(item["consumed_until"]))
+            g.entries = [Entry(float(ts), int(seq), r, _thaw(v), a, ev)
+                         for ts, seq, r, v, a, ev in item["entries"]]
+            self.groups[(item["rule"], tuple(_thaw(x) for x in item["group"]))] = g
+
+
+def _thaw(v):
+    """JSON turns tuples into lists; group and distinct values must stay hashable."""
+    return tuple(_thaw(x) for x in v) if isinstance(v, list) else v

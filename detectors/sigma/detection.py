@@ -1,0 +1,143 @@
+"""The Detection record (everything needed to build an alert) and its alert-document form."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from detectors.sigma.model import SEVERITY, RuleMeta
+
+EVIDENCE_CAP = 20
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_ts(value) -> float | None:
+    """`@timestamp` (ISO-8601) or epoch seconds -> epoch seconds; None if unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def stable_hash(*parts) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Detection:
+    rule_id: str
+    rule_title: str
+    rule_name: str | None
+    description: str
+    level: str
+    status: str
+    author: str
+    tags: list
+    references: list
+    falsepositives: list
+    fields: list
+    rule_path: str
+    kind: str                 # "single" or the correlation type
+    group: dict               # group-by field -> value
+    start_ts: float           # first triggering event time (epoch seconds)
+    end_ts: float             # last triggering event time
+    count: int                # triggering events
+    evidence: list            # up to EVIDENCE_CAP triggering events
+    dedup_key: str
+    detection_id: str
+    agencies: list = field(default_factory=list)
+    hosts: list = field(default_factory=list)
+    metric: dict = field(default_factory=dict)
+
+    @property
+    def start(self) -> str:
+        return iso(self.start_ts)
+
+    @property
+    def end(self) -> str:
+        return iso(self.end_ts)
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY.get(self.level, 47)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_alert(self) -> dict:
+        """Flat ECS-style alert document (dotted keys), as `socpipe scan` prints it."""
+        doc = {
+            "@timestamp": self.end,
+            "event.kind": "alert",
+            "event.id": self.detection_id,
+            "event.start": self.start,
+            "event.end": self.end,
+            "event.severity": self.severity,
+            "kibana.alert.severity": self.level,
+            "kibana.alert.rule.name": self.rule_title,
+            "rule.id": self.rule_id,
+            "rule.uuid": self.rule_id,
+            "rule.name": self.rule_title,
+            "rule.description": self.description,
+            "rule.author": self.author,
+            "rule.reference": self.references,
+            "rule.ruleset": "sigma",
+            "rule.category": self.kind,
+            "tags": self.tags,
+            "threat.technique.id": [t.split(".", 1)[1].upper() for t in self.tags
+                                    if t.lower().startswith("attack.t")],
+            "socpipe.detection.kind": self.kind,
+            "socpipe.detection.count": self.count,
+            "socpipe.detection.dedup_key": self.dedup_key,
+            "socpipe.detection.metric": self.metric,
+            "socpipe.detection.falsepositives": self.falsepositives,
+            "socpipe.rule.level": self.level,
+            "socpipe.rule.status": self.status,
+            "socpipe.agencies": self.agencies,
+            "socpipe.evidence": self.evidence,
+        }
+        if len(self.agencies) == 1:
+            doc["organization.id"] = self.agencies[0]
+        if len(self.hosts) == 1:
+            doc["host.name"] = self.hosts[0]
+        for k, v in self.group.items():
+            doc.setdefault(k, v)
+        return doc
+
+
+def make_detection(meta: RuleMeta, kind: str, group: dict, times: list, evidence: list,
+                   count: int, window_start: float, metric: dict | None = None,
+                   identity=None, agencies: list | None = None) -> Detection:
+    """Build a Detection with deterministic ids (replay of the same events -> same ids)."""
+    group_items = sorted((k, _plain(v)) for k, v in group.items())
+    dedup_key = stable_hash("dedup", meta.id, group_items)
+    detection_id = stable_hash("det", meta.id, group_items, window_start, identity)
+    if agencies is None:
+        agencies = [e.get("organization.id") for e in evidence]
+    agencies = sorted({str(a) for a in agencies if a})
+    hosts = sorted({str(e["host.name"]) for e in evidence if e.get("host.name")})
+    return Detection(
+        rule_id=meta.id, rule_title=meta.title, rule_name=meta.name, description=meta.description,
+        level=meta.level, status=meta.status, author=meta.author, tags=list(meta.tags),
+        references=list(meta.references), falsepositives=list(meta.falsepositives),
+        fields=list(meta.fields), rule_path=meta.path, kind=kind, group=dict(group),
+        start_ts=min(times), end_ts=max(times), count=count, evidence=evidence[:EVIDENCE_CAP],
+        dedup_key=dedup_key, detection_id=detection_id, agencies=agencies, hosts=hosts,
+        metric=metric or {})
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v

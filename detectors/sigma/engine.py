@@ -1,0 +1,286 @@
+"""The streaming engine: logsource routing, candidate index, single matches, correlations."""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import dataclass, field
+
+from detectors.sigma.correlation import CorrelationState
+from detectors.sigma.detection import (
+    EVIDENCE_CAP, Detection, make_detection, parse_ts, stable_hash)
+from detectors.sigma.index import CandidateIndex
+from detectors.sigma.mapping import FieldMappings, load_mappings
+from detectors.sigma.model import CorrelationRule, SigmaRule
+
+log = logging.getLogger(__name__)
+SNAPSHOT_VERSION = 1
+DEFAULT_SINGLE_GROUP = ("organization.id", "host.name", "source.ip")
+IDENTITY_FIELDS = ("organization.id", "host.name", "log.file.path", "log.file.line",
+                   "@timestamp", "event.original", "message")
+
+
+@dataclass
+class CorrelationInput:
+    """One event's contribution to correlations, routed by `partition_key` (see package doc)."""
+
+    partition_key: str
+    ts: float
+    event: dict
+    rules: list            # matched input rule ids
+    roots: list            # root correlation ids this key serves
+
+    def to_dict(self) -> dict:
+        return {"partition_key": self.partition_key, "ts": self.ts, "event": self.event,
+                "rules": self.rules, "roots": self.roots}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CorrelationInput":
+        return cls(str(d["partition_key"]), float(d["ts"]), dict(d["event"]),
+                   list(d["rules"]), list(d["roots"]))
+
+
+@dataclass
+class MatchResult:
+    detections: list = field(default_factory=list)   # single-event detections to emit
+    inputs: list = field(default_factory=list)       # CorrelationInput, one per partition key
+
+
+@dataclass
+class _Bucket:
+    rules: list
+    index: CandidateIndex
+
+
+class Engine:
+    def __init__(self, rules: list, mappings: FieldMappings | None = None,
+                 allowed_lateness: float = 60.0, evidence_cap: int = EVIDENCE_CAP,
+                 single_group_fields: tuple = DEFAULT_SINGLE_GROUP):
+        self.mappings = mappings if mappings is not None else load_mappings()
+        self.single = [r for r in rules if isinstance(r, SigmaRule)]
+        self.correlations = [r for r in rules if isinstance(r, CorrelationRule)]
+        self.by_id = {r.id: r for r in rules}
+        self.evidence_cap = evidence_cap
+        self.single_group_fields = single_group_fields
+        self.state = CorrelationState(self.correlations, allowed_lateness)
+        self.stats = {"events": 0, "candidates": 0, "evaluated": 0, "rule_errors": 0,
+                      "no_timestamp": 0, "missing_group": 0}
+        self._buckets: dict = {}
+        self._rule_errors_logged: set = set()
+        # parents[x]: correlations referring to rule x
+        self.parents: dict = {}
+        for c in self.correlations:
+            for ref in c.rules:
+                self.parents.setdefault(ref, []).append(c)
+        self.emit_standalone = {
+            r.id for r in rules
+            if r.id not in self.parents or any(p.generate for p in self.parents[r.id])}
+        self._routes = {r.id: self._routes_for(r.id) for r in self.single if r.id in self.parents}
+
+    # --- routing ---------------------------------------------------------------------------
+    def _bucket(self, event: dict) -> _Bucket:
+        ls = self.mappings.derive(event)
+        b = self._buckets.get(ls)
+        if b is None:
+            rules = [r for r in self.single if ls.admits(r.logsource)]
+            b = self._buckets[ls] = _Bucket(rules, CandidateIndex.build([r.need for r in rules]))
+        return b
+
+    def candidates(self, event: dict) -> list:
+        b = self._bucket(event)
+        return [b.rules[i] for i in b.index.candidates(event)]
+
+    def matching_rules(self, event: dict) -> list:
+        out = []
+        for rule in self.candidates(event):
+            self.stats["evaluated"] += 1
+            try:
+                if rule.match(event):
+                    out.append(rule)
+            except Exception as exc:  # noqa: BLE001 - one odd event never stops the worker
+                self.stats["rule_errors"] += 1
+                if rule.id not in self._rule_errors_logged:
+                    self._rule_errors_logged.add(rule.id)
+                    log.warning("event=rule_error rule=%s error=%r", rule.id, exc)
+        return out
+
+    # --- partitioning ------------------------------------------------------------------------
+    def _routes_for(self, rule_id: str) -> list:
+        """(root id, key fields as (group name, event field of this input)) per chain."""
+        routes = []
+
+        def walk(node_id, path):
+            for parent in self.parents.get(node_id, []):
+                chain = path + [parent]
+                if parent.id not in self.parents or parent.id in self.emit_standalone:
+                    routes.append(chain)
+                if parent.id in self.parents:
+                    walk(parent.id, chain)
+        walk(rule_id, [])
+        out = []
+        for chain in routes:
+            names = set(chain[0].group_by)
+            for c in chain[1:]:
+                names &= set(c.group_by)
+            first = chain[0]
+            rule = self.by_id[rule_id]
+            fields = tuple(sorted((n, first.group_field(n, rule_id, rule.meta.name))
+                                  for n in names))
+            out.append((chain[-1].id, fields))
+        return out
+
+    def _inputs(self, event: dict, matched: list, ts: float) -> list:
+        by_key: dict = {}
+        for rule in matched:
+            for root, fields in self._routes.get(rule.id, []):
+                values = [(n, _hashable(event.get(f))) for n, f in fields]
+                key = "k:" + json.dumps(values, separators=(",", ":"), default=str) \
+                    if fields else "k:*"
+                item = by_key.setdefault(key, (set(), set()))
+                item[0].add(rule.id)
+                item[1].add(root)
+        return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1]))
+                for k, v in sorted(by_key.items())]
+
+    def correlation_keys(self, event: dict) -> list:
+        """Partition keys under which this event must reach the correlation workers."""
+        ts = parse_ts(event.get("@timestamp"))
+        if ts is None:
+            return []
+        return [i.partition_key for i in self._inputs(event, self.matching_rules(event), ts)]
+
+    # --- processing --------------------------------------------------------------------------
+    def match(self, event: dict) -> MatchResult:
+        """Stage 1 (any worker): single-event detections + correlation inputs to route."""
+        self.stats["events"] += 1
+        matched = self.matching_rules(event)
+        out = MatchResult()
+        if not matched:
+            return out
+        ts = parse_ts(event.get("@timestamp"))
+        for rule in matched:
+            if rule.id in self.emit_standalone:
+                out.detections.append(self._single(rule, event, ts))
+        if ts is None:
+            if any(r.id in self._routes for r in matched):
+                self.stats["no_timestamp"] += 1
+            return out
+        out.inputs = self._inputs(event, matched, ts)
+        return out
+
+    def correlate(self, item: CorrelationInput) -> list:
+        """Stage 2 (the worker owning item.partition_key): feed correlation windows."""
+        roots = set(item.roots)
+        fed: set = set()
+        out: list = []
+        for rid in item.rules:
+            rule = self.by_id.get(rid)
+            if rule is None:
+                continue
+            for corr in self.parents.get(rid, []):
+                if (corr.id, rid) in fed or not self._serves(corr, roots):
+                    continue
+                fed.add((corr.id, rid))
+                out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event,
+                                      [item.event]))
+        return out
+
+    def _serves(self, corr: CorrelationRule, roots: set) -> bool:
+        if corr.id in roots:
+            return True
+        return any(self._serves(p, roots) for p in self.parents.get(corr.id, []))
+
+    def process(self, event: dict) -> list:
+        """Single-worker mode: match and correlate locally."""
+        res = self.match(event)
+        out = list(res.detections)
+        for item in res.inputs:
+            out.extend(self.correlate(item))
+        return out
+
+    def advance(self, watermark: float) -> list:
+        """Close windows whose end is before watermark - allowed lateness."""
+        out: list = []
+        for fired in self.state.advance(float(watermark)):
+            out.extend(self._fired(fired))
+        return out
+
+    def _feed(self, corr, input_id, input_name, ts, source: dict, evidence: list) -> list:
+        values = []
+        for name in corr.group_by:
+            v = source.get(corr.group_field(name, input_id, input_name))
+            if v is None:
+                self.stats["missing_group"] += 1
+                return []
+            values.append(_hashable(v))
+        value = None
+        if corr.value_fields:
+            vals = [source.get(corr.group_field(f, input_id, input_name))
+                    for f in corr.value_fields]
+            value = _hashable(vals[0]) if len(vals) == 1 else tuple(_hashable(v) for v in vals)
+            if corr.type in ("value_sum", "value_avg"):
+                value = _number(value)
+        agency = source.get("organization.id")
+        out: list = []
+        for fired in self.state.add(corr, tuple(values), ts, input_id, value, agency, evidence):
+            out.extend(self._fired(fired))
+        return out
+
+    def _fired(self, fired) -> list:
+        corr = fired.rule
+        group = dict(zip(corr.group_by, fired.group))
+        evidence: list = []
+        for e in fired.entries:
+            for ev in e.evidence:
+                if len(evidence) < self.evidence_cap:
+                    evidence.append(ev)
+        times = [e.ts for e in fired.entries]
+        det = make_detection(corr.meta, corr.type, group, times, evidence, len(fired.entries),
+                             fired.anchor, fired.metric,
+                             agencies=[e.agency for e in fired.entries])
+        out = [det] if corr.id in self.emit_standalone else []
+        source = dict(group)
+        source["organization.id"] = det.agencies[0] if len(det.agencies) == 1 else None
+        for parent in self.parents.get(corr.id, []):
+            # an inner correlation's result is an input event of its parents, at its end time
+            out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source,
+                                  det.evidence))
+        return out
+
+    def _single(self, rule: SigmaRule, event: dict, ts: float | None) -> Detection:
+        group = {f: _hashable(event[f]) for f in self.single_group_fields
+                 if event.get(f) is not None}
+        identity = stable_hash([event.get(f) for f in IDENTITY_FIELDS])
+        t = ts if ts is not None else 0.0
+        return make_detection(rule.meta, "single", group, [t], [event], 1, t, identity=identity)
+
+    # --- snapshot ----------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        data = {"version": SNAPSHOT_VERSION, "state": self.state.to_data()}
+        return zlib.compress(json.dumps(data, separators=(",", ":"), default=str).encode())
+
+    def restore(self, blob: bytes) -> None:
+        data = json.loads(zlib.decompress(blob).decode())
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {data.get('version')} != {SNAPSHOT_VERSION}")
+        self.state.load_data(data["state"])
+
+
+def _hashable(v):
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True, default=str)
+    return v
+
+
+def _number(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return v
+    try:
+        return float(str(v))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,155 @@
+"""Field mappings (Sigma field -> ECS fields) and logsource derivation, loaded from YAML.
+
+Mapping files (detectors/mappings/*.yml) hold, in the spirit of pySigma processing pipelines:
+
+    mappings:                       # field renames, chosen by the RULE's logsource
+      - logsource: {category: webserver}
+        fields: {cs-method: http.request.method, cs-uri-query: [url.original]}
+    logsources:                     # how an EVENT's logsource is derived from its ECS fields
+      - when: {event.dataset: [apache.access, nginx.access]}
+        category: webserver
+
+A field mapped to a list matches if any of the listed event fields matches. Unmapped fields are
+used as written (so rules written directly in ECS need no mapping). Derivation entries add their
+product/category/service values to the event's logsource; an event can have several services
+(an sshd line in auth.log is service `auth` and service `sshd`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+DERIVATION_FIELDS = ("event.dataset", "event.module", "process.name", "event.category")
+LOGSOURCE_KEYS = ("product", "category", "service")
+
+
+class MappingError(Exception):
+    """A mapping file is malformed (message names the file and the entry)."""
+
+
+@dataclass(frozen=True)
+class EventLogsource:
+    products: frozenset
+    categories: frozenset
+    services: frozenset
+
+    def admits(self, rule_logsource: dict) -> bool:
+        """A rule sees an event when every logsource attribute it names is one of the event's."""
+        for key, have in (("product", self.products), ("category", self.categories),
+                          ("service", self.services)):
+            want = rule_logsource.get(key)
+            if want is not None and str(want).lower() not in have:
+                return False
+        return True
+
+
+@dataclass
+class _Derivation:
+    when: dict  # field -> tuple of glob patterns (lower-case)
+    adds: dict  # "product"/"category"/"service" -> tuple of values
+
+
+@dataclass
+class FieldMappings:
+    entries: list = field(default_factory=list)  # (logsource dict, {sigma field: (ecs...)})
+    derivations: list = field(default_factory=list)
+    _cache: dict = field(default_factory=dict)
+
+    def resolver(self, rule_logsource: dict):
+        """Function mapping a rule field to the event keys to read, for this rule's logsource."""
+        matching = [(ls, fields) for ls, fields in self.entries
+                    if all(str(rule_logsource.get(k, "")).lower() == str(v).lower()
+                           for k, v in ls.items())]
+        # most specific mapping first: entries naming more logsource attributes win
+        matching.sort(key=lambda entry: -len(entry[0]))
+        applicable = [fields for _, fields in matching]
+
+        def resolve(name: str) -> tuple:
+            for fields in applicable:
+                if name in fields:
+                    return fields[name]
+            return (name,)
+        return resolve
+
+    def derive(self, event: dict) -> EventLogsource:
+        key = tuple(_hashable(event.get(f)) for f in DERIVATION_FIELDS)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._derive(dict(zip(DERIVATION_FIELDS, key)))
+            if len(self._cache) < 10000:
+                self._cache[key] = hit
+        return hit
+
+    def _derive(self, values: dict) -> EventLogsource:
+        adds: dict = {k: set() for k in LOGSOURCE_KEYS}
+        for d in self.derivations:
+            if all(_field_matches(values.get(f), pats) for f, pats in d.when.items()):
+                for k, vs in d.adds.items():
+                    adds[k].update(vs)
+        return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]),
+                              frozenset(adds["service"]))
+
+
+def _hashable(v):
+    if isinstance(v, list):
+        return tuple(str(x).lower() for x in v)
+    return None if v is None else str(v).lower()
+
+
+def _field_matches(value, patterns: tuple) -> bool:
+    if value is None:
+        return "" in patterns
+    vals = value if isinstance(value, tuple) else (value,)
+    return any(fnmatch.fnmatchcase(v, p) for v in vals for p in patterns)
+
+
+def _as_tuple(v) -> tuple:
+    return tuple(str(x) for x in (v if isinstance(v, list) else [v]))
+
+
+def parse_mapping_document(doc: dict, origin: str, into: FieldMappings) -> None:
+    if not isinstance(doc, dict):
+        raise MappingError(f"{origin}: top level must be a map")
+    for i, entry in enumerate(doc.get("mappings") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
+            raise MappingError(f"{origin}: mappings[{i}] needs 'fields' (a map)")
+        ls = entry.get("logsource") or {}
+        bad = set(ls) - set(LOGSOURCE_KEYS)
+        if bad:
+            raise MappingError(f"{origin}: mappings[{i}].logsource has unknown keys {sorted(bad)}")
+        fields = {str(k): _as_tuple(v) for k, v in entry["fields"].items()}
+        into.entries.append((dict(ls), fields))
+    for i, entry in enumerate(doc.get("logsources") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("when"), dict):
+            raise MappingError(f"{origin}: logsources[{i}] needs 'when' (a map)")
+        bad = set(entry["when"]) - set(DERIVATION_FIELDS)
+        if bad:
+            raise MappingError(f"{origin}: logsources[{i}].when may only test "
+                               f"{list(DERIVATION_FIELDS)}, not {sorted(bad)}")
+        when = {f: tuple(p.lower() for p in _as_tuple(v)) for f, v in entry["when"].items()}
+        adds = {k: tuple(x.lower() for x in _as_tuple(entry[k]))
+                for k in LOGSOURCE_KEYS if k in entry}
+        into.derivations.append(_Derivation(when, adds))
+
+
+def load_mappings(paths: list | None = None) -> FieldMappings:
+    """Read mapping files (default: the ones shipped in detectors/mappings/)."""
+    files: list[Path] = []
+    for p in (paths or [DEFAULT_MAPPINGS_DIR]):
+        p = Path(p)
+        files.extend(sorted(p.glob("*.yml")) if p.is_dir() else [p])
+    out = FieldMappings()
+    for f in files:
+        try:
+            docs = list(yaml.safe_load_all(f.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError) as exc:
+            raise MappingError(f"{f}: {exc}") from None
+        for doc in docs:
+            if doc is not None:
+                parse_mapping_document(doc, str(f), out)
+    return out

@@ -1,0 +1,109 @@
+"""Typed rule objects produced by the loader and consumed by the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
+STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
+CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered",
+                     "value_sum", "value_avg", "value_percentile")
+# ECS event.severity numbers for Sigma levels (Kibana's 21/47/73/99 risk scale for the top ones)
+SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
+
+
+@dataclass
+class RuleMeta:
+    id: str
+    title: str
+    name: str | None = None
+    description: str = ""
+    level: str = "medium"
+    status: str = "experimental"
+    author: str = ""
+    tags: list = field(default_factory=list)
+    references: list = field(default_factory=list)
+    falsepositives: list = field(default_factory=list)
+    fields: list = field(default_factory=list)
+    path: str = ""
+    line: int = 0
+
+
+@dataclass
+class SigmaRule:
+    """A single-event detection compiled to one predicate over flat ECS events."""
+
+    meta: RuleMeta
+    logsource: dict
+    match: Callable[[dict], bool]
+    need: frozenset | None  # index atoms (see compile.py) or None: always evaluate
+    detection: dict = field(default_factory=dict, repr=False)
+    kind: str = "single"
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+
+@dataclass
+class CorrelationRule:
+    """A Sigma v2 correlation over other rules' matches, on event time."""
+
+    meta: RuleMeta
+    type: str
+    rule_refs: list            # as written (ids or names)
+    group_by: list
+    timespan: float            # seconds
+    condition: dict            # {"gte": 5, ...}; empty for temporal types = all rules
+    value_fields: list         # `condition.field` for value_* types
+    aliases: dict              # alias -> {rule name/id: field}
+    generate: bool = False
+    rules: list = field(default_factory=list)  # resolved referenced rule ids, in order
+    kind: str = "correlation"
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    def group_field(self, group: str, rule_id: str, rule_name: str | None) -> str:
+        """Event field holding group-by `group` for events matched by the given input rule."""
+        alias = self.aliases.get(group)
+        if alias:
+            return alias.get(rule_id) or alias.get(rule_name or "") or group
+        return group
+
+
+@dataclass
+class MetaFilter:
+    meta: RuleMeta
+    logsource: dict
+    rule_refs: list
+    match: Callable[[dict], bool]
+
+
+@dataclass
+class LoadIssue:
+    path: str
+    line: int
+    rule: str
+    message: str
+    severity: str = "error"  # "error": rule not loaded; "warning": loaded, but note it
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.rule + ': ' if self.rule else ''}{self.message}"
+
+
+@dataclass
+class LoadResult:
+    rules: list = field(default_factory=list)   # SigmaRule and CorrelationRule, load order
+    filters: list = field(default_factory=list)  # MetaFilter, already applied to their rules
+    errors: list = field(default_factory=list)  # LoadIssue(severity="error")
+    warnings: list = field(default_factory=list)
+    documents: int = 0                          # rule documents seen (loaded + failed)
+    files: int = 0
+
+    @property
+    def loaded(self) -> int:
+        return len(self.rules) + len(self.filters)

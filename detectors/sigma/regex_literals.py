@@ -1,0 +1,42 @@
+"""Literal prefilter for regexes: a substring every match must contain.
+
+Uses Python's own regex parser only to read the pattern's structure (never to match). Only
+top-level literal runs are taken (no alternation at top level), so the literal is a necessary
+condition for a match; case flags are irrelevant because the index compares lower-cased text.
+"""
+
+from __future__ import annotations
+
+try:  # Python 3.11+
+    import re._parser as sre_parse  # type: ignore[import-not-found]
+    from re._constants import LITERAL, SUBPATTERN  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore[no-redef]
+    from sre_constants import LITERAL, SUBPATTERN  # type: ignore[no-redef]
+
+
+def required_literal(pattern: str) -> str:
+    try:
+        parsed = sre_parse.parse(pattern)
+    except Exception:  # noqa: BLE001 - RE2 syntax Python cannot read: no prefilter, still correct
+        return ""
+    best, run = "", []
+
+    def flush():
+        nonlocal best, run
+        text = "".join(run)
+        if len(text) > len(best):
+            best = text
+        run = []
+
+    def walk(items):
+        for op, arg in items:
+            if op is LITERAL:
+                run.append(chr(arg))
+            elif op is SUBPATTERN and arg[-1] is not None:
+                walk(arg[-1])  # a plain group: its literals are still consecutive
+            else:
+                flush()
+    walk(list(parsed))
+    flush()
+    return best

@@ -1,0 +1,242 @@
+"""Sigma values -> string tests: wildcard parsing, transformation modifiers, case folding.
+
+A rule value goes through three stages: parse into tokens (literals and the wildcards `*` `?`
+honouring the spec's backslash escapes), transformation modifiers (windash, base64, utf16...,
+contains/startswith/endswith) that may expand one value into several alternatives, and finally
+compilation into a `StringTest` that groups alternatives by kind (exact set, prefix/suffix
+tuples, substrings, linear-time globs) so one call tests them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+
+import re2
+
+ANY = object()  # `*`
+ONE = object()  # `?`
+
+Alternative = tuple  # tuple of tokens (str literal, ANY, ONE) or a bytes literal
+
+WINDASH_CHARS = ("-", "/", "\u2013", "\u2014", "\u2015")
+_WINDASH_RE = re.compile(r"\B[-/]\b")
+MAX_PATTERN_LENGTH = 8192
+MAX_WINDASH_EXPANSION = 256
+
+
+class ValueError_(Exception):
+    """A rule value the engine cannot compile (message says why)."""
+
+
+def re2_options(*, case_sensitive: bool = True, dot_nl: bool = False,
+                one_line: bool = True) -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    options.dot_nl = dot_nl
+    options.one_line = one_line
+    options.max_mem = 8 << 20  # bounded DFA memory: a hostile pattern fails to compile, not to run
+    return options
+
+
+def parse_wildcards(text: str) -> tuple:
+    """Sigma string -> tokens. `\\*` `\\?` `\\\\` escape; any other backslash is literal."""
+    tokens: list = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n and text[i + 1] in "*?\\":
+            buf.append(text[i + 1])
+            i += 2
+            continue
+        if ch in "*?":
+            if buf:
+                tokens.append("".join(buf))
+                buf = []
+            tokens.append(ANY if ch == "*" else ONE)
+        else:
+            buf.append(ch)
+        i += 1
+    if buf:
+        tokens.append("".join(buf))
+    return tuple(tokens)
+
+
+def is_plain(alt: Alternative) -> bool:
+    return isinstance(alt, bytes) or all(isinstance(t, str) for t in alt)
+
+
+def plain_text(alt: Alternative, modifier: str) -> str | bytes:
+    if isinstance(alt, bytes):
+        return alt
+    if not is_plain(alt):
+        raise ValueError_(f"modifier '{modifier}' cannot apply to a value with wildcards")
+    return "".join(alt)
+
+
+def _as_tokens(alt: Alternative) -> tuple:
+    if isinstance(alt, bytes):
+        return (alt.decode("latin-1"),) if alt else ()
+    return alt
+
+
+def apply_transform(modifier: str, alts: list[Alternative]) -> list[Alternative]:
+    """One transformation modifier over the alternatives of one rule value."""
+    out: list[Alternative] = []
+    for alt in alts:
+        if modifier == "contains":
+            toks = _as_tokens(alt)
+            toks = toks if toks[:1] == (ANY,) else (ANY,) + toks
+            out.append(toks if toks[-1:] == (ANY,) else toks + (ANY,))
+        elif modifier == "startswith":
+            toks = _as_tokens(alt)
+            out.append(toks if toks[-1:] == (ANY,) else toks + (ANY,))
+        elif modifier == "endswith":
+            toks = _as_tokens(alt)
+            out.append(toks if toks[:1] == (ANY,) else (ANY,) + toks)
+        elif modifier == "windash":
+            out.extend(_windash(_as_tokens(alt)))
+        elif modifier == "base64":
+            raw = plain_text(alt, modifier)
+            raw = raw.encode() if isinstance(raw, str) else raw
+            out.append((base64.b64encode(raw).decode(),))
+        elif modifier == "base64offset":
+            raw = plain_text(alt, modifier)
+            raw = raw.encode() if isinstance(raw, str) else raw
+            starts, ends = (0, 2, 3), (None, -3, -2)
+            for shift in range(3):
+                enc = base64.b64encode(b" " * shift + raw)
+                out.append((enc[starts[shift]:ends[(len(raw) + shift) % 3]].decode(),))
+        elif modifier in ("utf16le", "wide", "utf16be", "utf16"):
+            raw = plain_text(alt, modifier)
+            if isinstance(raw, bytes):
+                raise ValueError_(f"modifier '{modifier}' applied twice")
+            if modifier == "utf16be":
+                out.append(raw.encode("utf-16-be"))
+            elif modifier == "utf16":
+                out.append(b"\xff\xfe" + raw.encode("utf-16-le"))
+            else:
+                out.append(raw.encode("utf-16-le"))
+        else:  # pragma: no cover - caller only passes transformation modifiers
+            raise ValueError_(f"unknown transformation '{modifier}'")
+    return out
+
+
+def _windash(toks: tuple) -> list[tuple]:
+    variants: list[list] = [[]]
+    for tok in toks:
+        if not isinstance(tok, str):
+            for v in variants:
+                v.append(tok)
+            continue
+        pieces = _WINDASH_RE.split(tok)
+        if len(pieces) == 1:
+            for v in variants:
+                v.append(tok)
+            continue
+        # each dash position independently takes every dash character
+        texts = [pieces[0]]
+        for piece in pieces[1:]:
+            texts = [t + d + piece for t in texts for d in WINDASH_CHARS]
+            if len(texts) * len(variants) > MAX_WINDASH_EXPANSION:
+                raise ValueError_("windash expands to too many values")
+        variants = [v + [t] for v in variants for t in texts]
+    return [tuple(v) for v in variants]
+
+
+def glob_regex(toks: tuple) -> str:
+    parts = []
+    for tok in toks:
+        if tok is ANY:
+            parts.append(".*")
+        elif tok is ONE:
+            parts.append(".")
+        else:
+            parts.append(re.escape(tok))
+    return "".join(parts)
+
+
+def longest_literal(toks: tuple) -> str:
+    return max((t for t in toks if isinstance(t, str)), key=len, default="")
+
+
+@dataclass
+class StringTest:
+    """OR over compiled alternatives; callable on one (already case-folded if not cased) string."""
+
+    cased: bool = False
+    exact: set = field(default_factory=set)
+    prefixes: tuple = ()
+    suffixes: tuple = ()
+    substrings: tuple = ()
+    globs: list = field(default_factory=list)
+    # index atoms: ("eq", text) or ("sub", text), lower-cased; None = cannot be indexed
+    atoms: list | None = field(default_factory=list)
+
+    def __call__(self, s: str) -> bool:
+        if s in self.exact:
+            return True
+        if self.prefixes and s.startswith(self.prefixes):
+            return True
+        if self.suffixes and s.endswith(self.suffixes):
+            return True
+        for sub in self.substrings:
+            if sub in s:
+                return True
+        for rx in self.globs:
+            if rx.fullmatch(s):
+                return True
+        return False
+
+
+def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
+    test = StringTest(cased=cased)
+    prefixes, suffixes, substrings = [], [], []
+    for alt in alts:
+        toks = _as_tokens(alt)
+        fold = (lambda x: x) if cased else str.lower
+        toks = tuple(fold(t) if isinstance(t, str) else t for t in toks)
+        if sum(len(t) for t in toks if isinstance(t, str)) > MAX_PATTERN_LENGTH:
+            raise ValueError_("value longer than %d characters" % MAX_PATTERN_LENGTH)
+        lits = [t for t in toks if isinstance(t, str)]
+        if not any(t is ANY or t is ONE for t in toks):
+            text = "".join(toks)
+            test.exact.add(text)
+            test.atoms.append(("eq", text.lower()))
+            continue
+        if len(toks) == 1 and toks[0] is ANY:
+            substrings.append("")  # `*` matches any present value
+            test.atoms = None
+            continue
+        if len(lits) == 1 and toks[0] is not ONE and toks[-1] is not ONE and ONE not in toks:
+            lit = lits[0]
+            if toks[0] is ANY and toks[-1] is ANY and len(toks) == 3:
+                substrings.append(lit)
+            elif toks[-1] is ANY and len(toks) == 2:
+                prefixes.append(lit)
+            elif toks[0] is ANY and len(toks) == 2:
+                suffixes.append(lit)
+            else:
+                test.globs.append(_compile_glob(toks))
+        else:
+            test.globs.append(_compile_glob(toks))
+        lit = longest_literal(toks)
+        if test.atoms is not None:
+            if lit:
+                test.atoms.append(("sub", lit.lower()))
+            else:
+                test.atoms = None
+    test.prefixes = tuple(prefixes)
+    test.suffixes = tuple(suffixes)
+    test.substrings = tuple(substrings)
+    return test
+
+
+def _compile_glob(toks: tuple):
+    try:
+        return re2.compile(glob_regex(toks), re2_options(dot_nl=True))
+    except re2.error as exc:
+        raise ValueError_(f"wildcard pattern does not compile: {exc}") from None
