@@ -1,0 +1,14 @@
+# socpipe's services (agent, detector, coverage) for docker-compose.yml.
+FROM python:3.11-slim
+WORKDIR /opt/socpipe
+COPY pyproject.toml README.md ./
+COPY collectors collectors
+COPY detectors detectors
+COPY pipeline pipeline
+RUN pip install --no-cache-dir .
+COPY rules rules
+COPY config config
+COPY dashboards dashboards
+RUN useradd --system --home /var/lib/socpipe socpipe && mkdir -p /var/lib/socpipe && chown socpipe /var/lib/socpipe
+USER socpipe
+ENTRYPOINT ["socpipe"]

@@ -1,0 +1,42 @@
+"""The detector worker's configuration (one YAML file; every key has a default; SOCPIPE_* overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
+from pipeline.records import DEAD_LETTER_TOPIC, RAW_TOPIC
+
+
+@dataclass
+class DetectorConfig:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    es: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
+    group_id: str = "socpipe-detectors"  # every worker of one deployment shares it; add workers to scale
+    raw_topic: str = RAW_TOPIC
+    correlation_topic: str = "socpipe.correlation-inputs"  # stage 2: keyed by correlation group values
+    state_topic: str = "socpipe.detector-state"  # compacted: correlation state per stage-2 partition
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    topic_partitions: int = 4  # for topics the detector creates when missing
+    rules: list[str] = field(default_factory=lambda: ["rules"])
+    models: list[str] = field(default_factory=list)  # anomaly model directories (optional)
+    inventory: str = ""  # agency inventory (names and tiers on alerts); optional
+    timezone: str = "Asia/Ho_Chi_Minh"  # default for sources that do not say
+    allowed_lateness_s: float = 60.0  # events later than this behind the watermark miss their window
+    idle_advance_s: float = 5.0  # an idle stage-2 partition advances its watermark by wall clock
+    max_batch_records: int = 500
+    poll_timeout_ms: int = 200
+    retry_backoff_max_s: float = 10.0  # while Elasticsearch refuses, consumption is paused and retried
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464  # 0 disables the metrics endpoint
+
+    def validate(self) -> "DetectorConfig":
+        if not self.rules:
+            raise ConfigError("rules: at least one rule path is needed")
+        if self.max_batch_records < 1:
+            raise ConfigError("max_batch_records: must be at least 1")
+        if self.allowed_lateness_s < 0:
+            raise ConfigError("allowed_lateness_s: must not be negative")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("metrics_port: must be a TCP port (0 disables)")
+        return self

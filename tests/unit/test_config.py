@@ -1,0 +1,86 @@
+"""The config loader: defaults, YAML, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig, load_config
+from pipeline.detector_config import DetectorConfig
+
+
+@dataclass
+class Item:
+    name: str = "x"
+    weight: float = 1.0
+
+
+@dataclass
+class Sample:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    es: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
+    paths: list[str] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    enabled: bool = False
+    interval_s: float = 15.0
+    limit: int = 10
+    note: str | None = None
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_file():
+    cfg = load_config(Sample, None, env={})
+    assert cfg.kafka.bootstrap == "127.0.0.1:9092" and cfg.interval_s == 15.0 and cfg.items == []
+
+
+def test_yaml_then_env_override(tmp_path):
+    p = write(tmp_path, "kafka: {bootstrap: 'k1:9092'}\nlimit: 3\nitems: [{name: a, weight: 2}]\n")
+    cfg = load_config(Sample, p, env={"SOCPIPE_KAFKA_BOOTSTRAP": "k2:9092,k3:9092", "SOCPIPE_ENABLED": "true",
+                                      "SOCPIPE_PATHS": "a, b"})
+    assert cfg.kafka.bootstrap == "k2:9092,k3:9092"
+    assert cfg.kafka.client_kwargs()["bootstrap_servers"] == ["k2:9092", "k3:9092"]
+    assert cfg.limit == 3 and cfg.enabled is True and cfg.paths == ["a", "b"]
+    assert cfg.items == [Item("a", 2.0)]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("limti: 3\n", "limti"),
+    ("kafka: {bootstrapp: x}\n", "kafka.bootstrapp"),
+    ("limit: many\n", "limit"),
+    ("limit: 2.5\n", "limit"),
+    ("enabled: 'yes please'\n", "enabled"),
+    ("items: [{name: a, weight: heavy}]\n", "items[0].weight"),
+    ("kafka: 3\n", "kafka"),
+])
+def test_errors_name_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(Sample, write(tmp_path, text), env={})
+    assert str(err.value).startswith(key)
+
+
+def test_env_error_names_the_variable():
+    with pytest.raises(ConfigError, match="SOCPIPE_LIMIT"):
+        load_config(Sample, None, env={"SOCPIPE_LIMIT": "lots"})
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(Sample, write(tmp_path, "kafka: [unclosed\n"), env={})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(Sample, tmp_path / "nope.yaml", env={})
+
+
+def test_shipped_detector_config_is_valid():
+    cfg = load_config(DetectorConfig, "config/detector.yaml", env={}).validate()
+    assert cfg.rules == ["rules"] and cfg.metrics_port == 9464
+
+
+def test_detector_validation_names_key():
+    with pytest.raises(ConfigError, match="max_batch_records"):
+        DetectorConfig(max_batch_records=0).validate()
