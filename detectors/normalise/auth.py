@@ -35,6 +35,7 @@ _DROPBEAR_PREFIX = re.compile(r"\[\d+\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")
 _DROPBEAR_PEER = re.compile(r"from <?(\S+):(\d+)>?")
 _DROPBEAR_USER = re.compile(r"(?:for|user) '(.*?)'")
 _PEER_FROM = re.compile(r"(?:from|with|by|for) \[?([0-9A-Fa-f:.]+[0-9A-Fa-f])\]?(?: port (\d+))?")
+_HPN_REMOTE = re.compile(r"Remote: ([0-9A-Fa-f:.]+)-(\d+);")  # HPN-SSH 'SSH: Server;Ltype: ...' lines
 _REVERSE = re.compile(r"reverse mapping checking getaddrinfo for (\S+) \[(\S+)\] failed")
 _MAPS = re.compile(r"Address (\S+) maps to (\S+), but this does not map back")
 _NOT_ALLOWED = re.compile(r"User (.*) from (\S+) not allowed because (.*?)\s*\Z", re.S)
@@ -243,7 +244,7 @@ def _peer_fallback(ev: dict, msg: str) -> None:
     """Unknown message: keep the first IP it names as source.ip so IP-based rules still see it."""
     if "source.ip" in ev:
         return
-    m = _PEER_FROM.search(msg)
+    m = _PEER_FROM.search(msg) or _HPN_REMOTE.search(msg)
     if m is not None and is_ip(m.group(1)):
         set_source(ev, m.group(1), m.group(2))
 

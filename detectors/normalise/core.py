@@ -15,7 +15,7 @@ from detectors.normalise import auditd, firewall, jsonl, web
 from detectors.normalise.auth import parse_auth
 from detectors.normalise.ecs import (DEFAULT_TIMEZONE, MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID_TAG,
                                      epoch_iso, zone)
-from detectors.normalise.syslog import Reference, SyslogHeader, parse_header
+from detectors.normalise.syslog import Reference, SyslogHeader, parse_header, split_tag
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ def _dispatch(text: str, dataset: str | None, tz: str, path: str | None, read_at
 
 
 def _detect(text: str, tz: str, path: str | None, read_at: float | None, dataset: str | None) -> dict | None:
+    if text[0] in " \t":
+        text = text.lstrip()
     c = text[0]
     if c == "{":
         return jsonl.parse_json(text, dataset, tz, path)
@@ -195,6 +197,9 @@ def from_header(hdr: SyslogHeader, text: str, tz: str) -> dict:
                 return ev
         if program in WEB_PROGRAMS or program.startswith(("httpd/", "apache2/", "nginx/")):
             nginx = program.startswith("nginx")
+            _host, again, _pid, inner_msg = split_tag(msg)
+            if again is not None and again.partition("[")[0] == program:  # doubled 'host nginx: ' prefix
+                msg = inner_msg
             if msg[:1] == "[" or (msg[4:5] == "/" and msg[7:8] == "/"):
                 inner = web.parse_error(msg, tz, "nginx.error" if nginx else "apache.error")
             else:

@@ -34,7 +34,7 @@ _RFC3164 = re.compile(
     r"(?: (\d{4}))?(?: ([+-]\d\d:?\d\d))? ?(.*)", re.S)
 _ISO = re.compile(
     r"(?:<(\d{1,3})>(1 )?)?(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
-    r"(Z|[+-]\d\d(?::?\d\d)?)? (.*)", re.S)
+    r"(Z|[+-]\d\d(?::?\d\d)?)? +(.*)", re.S)
 # `2015 Nov 13 13:40:01 host prog: msg` (some rsyslog templates) and `Mon 2023-01-02 ...` are rare: one regex.
 _YEAR_FIRST = re.compile(r"(\d{4}) ([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))? (.*)", re.S)
 _TAG_CHARS = re.compile(r"[\w.\-/()@]+\Z")

@@ -18,7 +18,8 @@ _APACHE_ERROR = re.compile(
     r"(?: \[pid (\d+)(?::tid (\d+))?\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S)
 _APACHE_ERROR_NOTIME = re.compile(
     r"\[(?:[\w-]*:)?(\w+)\](?: \[pid [^\]]*\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S)
-_NGINX_ERROR = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)", re.S)
+_NGINX_ERROR = re.compile(
+    r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] ?(?:(\d+)[#:](\d+):? ?)?(?:\*(\d+) )?(.*)", re.S)
 _NGINX_CLIENT = re.compile(r", client: ([^,\s]+)(?:, server: ([^,]*))?(?:, request: \"([^\"]*)\")?")
 _NGINX_HOST = re.compile(r', host: "([^"]*)"')
 _AH_CODE = re.compile(r"(AH\d{5}): ")
@@ -204,8 +205,10 @@ def parse_error(text: str, tz: str, dataset: str) -> dict | None:
     y, mo, d, hh, mm, ss, level, pid, tid, conn, msg = m.groups()
     ds = "nginx.error"
     ev = _error_event(text, ds, utc_iso(tz, int(y), int(mo), int(d), int(hh), int(mm), int(ss)), level, msg)
-    ev["process.pid"] = int(pid) if len(pid) < 12 else 0
-    ev["process.thread.id"] = int(tid) if len(tid) < 12 else 0
+    if pid and len(pid) < 12:
+        ev["process.pid"] = int(pid)
+    if tid and len(tid) < 12:
+        ev["process.thread.id"] = int(tid)
     if conn:
         ev["nginx.error.connection_id"] = int(conn) if len(conn) < 18 else 0
     c = None
