@@ -77,7 +77,7 @@ class AnomalyModel:
     def vectors(self, windows: list[ClosedWindow]) -> tuple[np.ndarray, np.ndarray]:
         """(model-space X, raw X) of closed windows, with this model's context."""
         ctx = self.context
-        raw = [w.accumulator.features(ctx) for w in windows]
+        raw = [w.accumulator.features(ctx, w.history) for w in windows]
         model_X = np.array([model_vector(self.profile, r) for r in raw], dtype=np.float64)
         raw_X = np.array(raw, dtype=np.float64)
         n = len(self.feature_names)

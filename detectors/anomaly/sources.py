@@ -69,13 +69,6 @@ def _decoded_lines(stream) -> Iterator[str]:
             yield raw_line.decode("utf-8", errors="replace")[:MAX_LINE_CHARS]
 
 
-def unwrap_quoted_line(line: str) -> str:
-    """Some published logs wrap each line in an extra pair of quotes ("1.2.3.4 - - [..] ... "UA"")."""
-    if len(line) > 2 and line[0] == '"' and line[1].isalnum() and line.endswith('"'):
-        return line[1:-1]
-    return line
-
-
 def detect_format(path: Path) -> str:
     for line in _open_text(path):
         line = line.strip()
@@ -94,7 +87,7 @@ def _log_events(path: Path, dataset: str | None, timezone: str) -> Iterator[dict
         raise RuntimeError("log-line input needs detectors.normalise.parse_line; "
                            "give JSON lines of events instead") from exc
     for line_no, line in enumerate(_open_text(path), 1):
-        text = unwrap_quoted_line(line.rstrip("\r\n"))
+        text = line.rstrip("\r\n")
         if not text.strip():
             continue
         try:

@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.anomaly.features import Profile
+from collections import deque
+
+from detectors.anomaly.features import NO_HISTORY, History, Profile
 
 EVIDENCE_MAX = 20
+HISTORY_WINDOWS = 10  # a 1-minute window also sees the entity's previous 10 minutes
 EVIDENCE_FIELDS = ("@timestamp", "event.dataset", "source.ip", "user.name", "event.outcome",
                    "http.request.method", "url.original", "http.response.status_code",
                    "http.response.body.bytes", "user_agent.original", "process.name", "host.name",
@@ -42,6 +45,7 @@ class ClosedWindow:
     accumulator: Any
     events: int
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    history: History = NO_HISTORY
 
 
 @dataclass(slots=True)
@@ -65,7 +69,10 @@ class Windower:
         self.evidence_max = evidence_max
         self.open: dict[float, dict[tuple[str, ...], ClosedWindow]] = {}
         self.open_count = 0
+        self.history_windows = HISTORY_WINDOWS
+        self.histories: dict[tuple[str, ...], deque] = {}  # entity -> (start, events, errors)
         self.closed_until = float("-inf")
+        self._pruned_at = float("-inf")
         self.stats = WindowStats()
 
     def add(self, event: dict[str, Any], ts: float | None) -> ClosedWindow | None:
@@ -110,8 +117,36 @@ class Windower:
         for start in sorted(s for s in self.open if s + self.window_seconds <= watermark):
             windows = self.open.pop(start)
             self.open_count -= len(windows)
+            for w in windows.values():
+                w.history = self._remember(w)
             closed.extend(windows.values())
+        if closed:
+            self._forget_before(closed[-1].start - self.history_windows * self.window_seconds)
         return closed
+
+    def _remember(self, w: ClosedWindow) -> History:
+        """History of the entity's previous `history_windows` windows, then record this one."""
+        past = self.histories.get(w.entity)
+        lookback = w.start - self.history_windows * self.window_seconds
+        if past is None:
+            if len(self.histories) >= self.max_open:
+                past = deque()  # bounded: no room to remember this entity
+            else:
+                past = self.histories[w.entity] = deque()
+        while past and past[0][0] < lookback:
+            past.popleft()
+        h = History(sum(p[1] for p in past), sum(p[2] for p in past), len(past)) if past else NO_HISTORY
+        events, errors = w.accumulator.summary()
+        past.append((w.start, events, errors))
+        return h
+
+    def _forget_before(self, cutoff: float) -> None:
+        if cutoff < self._pruned_at + self.window_seconds:
+            return  # once per window length: a full scan on every close would cost O(entities)
+        self._pruned_at = cutoff
+        stale = [e for e, past in self.histories.items() if not past or past[-1][0] < cutoff]
+        for e in stale:
+            del self.histories[e]
 
     def flush(self) -> list[ClosedWindow]:
         """Close everything (end of an offline input)."""
