@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 import click
 from prometheus_client import start_http_server
@@ -46,10 +47,17 @@ def _agency_lookup(inventory_path: str):
     """Agency name and tier for alerts, from the coverage inventory when one is configured."""
     if not inventory_path:
         return None
-    from pipeline.coverage.inventory import load_inventory
+    from detectors.alerts import AgencyInfo
+    from pipeline.coverage.inventory import InventoryFile
 
-    inventory = load_inventory(inventory_path)
-    return lambda agency_id: inventory.agency(agency_id)
+    inventory = InventoryFile(inventory_path)  # re-read when the file changes, like the coverage service
+
+    def lookup(agency_id: str) -> AgencyInfo:
+        inventory.refresh(time.time())
+        agency = inventory.current.by_id().get(agency_id)
+        return AgencyInfo(agency_id, agency.name, agency.tier) if agency else AgencyInfo(agency_id)
+
+    return lookup
 
 
 COMMANDS: list[click.Command] = [detect]

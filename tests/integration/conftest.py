@@ -88,3 +88,13 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.5, what: str = "
             return last
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
+
+
+@pytest.fixture
+def procs(tmp_path):
+    """Start socpipe commands as processes (`procs.start(name, args, env)`); all stopped after the test."""
+    from tests.integration.procs import Procs
+
+    p = Procs(tmp_path)
+    yield p
+    p.stop_all()
