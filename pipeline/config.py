@@ -57,6 +57,13 @@ class ElasticsearchConfig:
     ca_certs: str = ""
     index_prefix: str = "socpipe"
     request_timeout_s: float = 10.0
+    verify_certs: bool = True
+    alerts_retention_days: int = 365  # ILM delete phase (where the server has ILM)
+    events_retention_days: int = 30
+    alerts_refresh_interval: str = "500ms"  # alerts must be searchable within a second of the event
+    index_events: bool = False  # also index normalised events (own daily indices) for pivoting
+    bulk_chunk_docs: int = 1000
+    bulk_max_retries: int = 3  # in-call retries on 429/5xx before the docs go back to the caller
 
 
 def load_config(cls: type[T], path: str | Path | None = None, env: dict[str, str] | None = None) -> T:

@@ -1,0 +1,303 @@
+"""Alert documents (nested ECS, Elastic Security-like) from Sigma detections and anomaly findings.
+
+Pure: no I/O. The `_id` comes from the detection's deterministic id and `@timestamp` from event
+time (the detection's last event / the anomaly window's end), never from the wall clock, so a
+replay lands in the same daily index with the same `_id` and `op_type=create` turns it into a 409.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from detectors.alerts.attack import threat_from_tags
+from detectors.alerts.nested import to_nested
+
+EVIDENCE_MAX_EVENTS = 20
+EVIDENCE_MAX_FIELDS = 128
+EVIDENCE_MAX_CHARS = 2048
+
+# Sigma levels -> ECS event.severity / risk score (Kibana's 21/47/73/99 scale at the top)
+SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
+# Kibana alert severities know no "informational"
+KIBANA_SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
+STATUSES = ("open", "acknowledged", "closed")
+
+# Entity fields copied to the top of the alert, with the type their mapping has.
+ENTITY_FIELDS: dict[str, str] = {
+    "host.name": "keyword", "host.hostname": "keyword", "host.id": "keyword", "host.ip": "ip",
+    "source.ip": "ip", "source.port": "port", "source.address": "keyword", "source.domain": "keyword",
+    "destination.ip": "ip", "destination.port": "port", "destination.address": "keyword",
+    "user.name": "keyword", "user.id": "keyword", "user.domain": "keyword", "user.target.name": "keyword",
+    "process.name": "keyword", "process.executable": "keyword",
+    "url.domain": "keyword", "url.path": "keyword",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyInfo:
+    """The agency an alert belongs to (organization.* in ECS, plus our service tier)."""
+
+    id: str
+    name: str = ""
+    tier: str = ""
+
+
+def iso_ms(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 string or epoch seconds -> aware UTC datetime; None when unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def alert_index_name(doc_or_time: Mapping[str, Any] | str | datetime, prefix: str = "socpipe") -> str:
+    """Daily index from the alert's own @timestamp: `<prefix>-alerts-YYYY.MM.DD`."""
+    return _daily(prefix, "alerts", doc_or_time)
+
+
+def event_index_name(doc_or_time: Mapping[str, Any] | str | datetime, prefix: str = "socpipe") -> str:
+    """Daily index for normalised events: `<prefix>-events-YYYY.MM.DD`."""
+    return _daily(prefix, "events", doc_or_time)
+
+
+def _daily(prefix: str, kind: str, doc_or_time: Any) -> str:
+    ts = doc_or_time.get("@timestamp") if isinstance(doc_or_time, Mapping) else doc_or_time
+    dt = parse_time(ts)
+    if dt is None:
+        raise ValueError(f"no readable @timestamp to name the {kind} index: {ts!r}")
+    return f"{prefix}-{kind}-{dt.astimezone(timezone.utc):%Y.%m.%d}"
+
+
+def build_alert(item: Any, agency: AgencyInfo | None = None, now: datetime | float | str | None = None) -> dict[str, Any]:
+    """A nested alert document with `_id`, from a `Detection` or an `AnomalyFinding`."""
+    created = parse_time(now) if now is not None else datetime.now(timezone.utc)
+    if created is None:
+        raise ValueError(f"unreadable `now`: {now!r}")
+    if hasattr(item, "detection_id"):
+        doc = _from_detection(item)
+    elif hasattr(item, "finding_id"):
+        doc = _from_finding(item)
+    else:
+        raise TypeError(f"cannot build an alert from {type(item).__name__}")
+    created_s = iso_ms(created)
+    doc["event"]["created"] = created_s
+    doc["event"]["ingested"] = created_s
+    _set_agency(doc, agency)
+    doc["socpipe"]["workflow"] = new_workflow(created_s)
+    doc["kibana"]["alert"]["workflow_status"] = "open"
+    return doc
+
+
+def new_workflow(at: str) -> dict[str, Any]:
+    return {
+        "status": "open", "updated_at": at, "updated_by": "socpipe", "notes": [],
+        "history": [{"at": at, "actor": "socpipe", "action": "create", "outcome": "applied", "to_status": "open"}],
+    }
+
+
+def _level(value: Any) -> str:
+    level = str(value or "medium").lower()
+    return level if level in SEVERITY else "medium"
+
+
+def _base(alert_id: str, start: Any, end: Any, level: str, rule: dict, tags: list[str],
+          kind: str, evidence: list[dict], entities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    start_dt = parse_time(start)
+    end_dt = parse_time(end) or start_dt
+    if end_dt is None:
+        raise ValueError(f"alert {alert_id}: no readable start/end time")
+    start_dt = start_dt or end_dt
+    severity = SEVERITY[level]
+    event: dict[str, Any] = {
+        "kind": "alert", "module": "socpipe", "dataset": "socpipe.alerts", "id": alert_id,
+        "start": iso_ms(start_dt), "end": iso_ms(end_dt), "severity": severity, "risk_score": float(severity),
+        "duration": max(0, int((end_dt - start_dt).total_seconds() * 1e9)),
+    }
+    kept, fields = bound_evidence(evidence)
+    datasets = sorted({str(e.get("event.dataset")) for e in evidence if isinstance(e, Mapping) and e.get("event.dataset")})
+    doc: dict[str, Any] = {
+        "_id": alert_id,
+        "@timestamp": iso_ms(end_dt),
+        "event": event,
+        "rule": rule,
+        "tags": [str(t) for t in tags],
+        "kibana": {"alert": {"severity": KIBANA_SEVERITY[level], "risk_score": float(severity),
+                             "rule": {"name": rule.get("name", ""), "uuid": rule.get("id", "")}}},
+        "socpipe": {
+            "kind": kind, "level": level,
+            "evidence": kept, "evidence_count": len(evidence), "evidence_fields": fields,
+            "datasets": datasets,
+            "suppression": {"count": 0, "first_seen": iso_ms(start_dt), "last_seen": iso_ms(end_dt)},
+        },
+    }
+    threat = threat_from_tags(tags)
+    if threat:
+        doc["threat"] = threat
+    doc.update(to_nested(entity_fields([*entities, *[e for e in evidence if isinstance(e, Mapping)]])))
+    return doc
+
+
+def _from_detection(det: Any) -> dict[str, Any]:
+    level = _level(getattr(det, "level", "medium"))
+    references = [str(r) for r in (getattr(det, "references", None) or [])]
+    rule = {
+        "id": str(det.rule_id), "uuid": str(det.rule_id), "name": str(det.rule_title or det.rule_id),
+        "description": str(getattr(det, "description", "") or ""), "reference": references,
+        "author": str(getattr(det, "author", "") or ""), "ruleset": "sigma", "category": str(det.kind),
+    }
+    evidence = list(getattr(det, "evidence", None) or [])
+    group = {str(k): v for k, v in (getattr(det, "group", None) or {}).items()}
+    doc = _base(str(det.detection_id), getattr(det, "start", None), getattr(det, "end", None), level, rule,
+                list(getattr(det, "tags", None) or []), "sigma", evidence, [group])
+    doc["socpipe"]["detection"] = {
+        "kind": str(det.kind), "count": int(getattr(det, "count", len(evidence)) or 0),
+        "dedup_key": str(det.dedup_key), "id": str(det.detection_id),
+        "group": _strings(group), "metric": _strings(getattr(det, "metric", None) or {}),
+        "falsepositives": [str(f) for f in (getattr(det, "falsepositives", None) or [])],
+    }
+    doc["socpipe"]["rule"] = {"level": level, "status": str(getattr(det, "status", "") or ""),
+                              "path": str(getattr(det, "rule_path", "") or "")}
+    doc["socpipe"]["agencies"] = [str(a) for a in (getattr(det, "agencies", None) or [])]
+    return doc
+
+
+def _from_finding(f: Any) -> dict[str, Any]:
+    level = _level(getattr(f, "severity", "medium"))
+    rule = {
+        "id": f"anomaly:{f.model}", "uuid": f"anomaly:{f.model}", "name": f"Anomaly: {f.model}",
+        "description": f"Anomaly model {f.model} v{f.model_version} ({getattr(f, 'profile', '')}): score "
+                       f"{float(f.score):.3f} >= threshold {float(f.threshold):.3f}",
+        "reference": [], "author": "socpipe", "ruleset": "anomaly", "category": str(getattr(f, "profile", "")),
+        "version": str(f.model_version),
+    }
+    evidence = list(getattr(f, "evidence", None) or [])
+    entity = {str(k): v for k, v in (getattr(f, "entity", None) or {}).items()}
+    doc = _base(str(f.finding_id), f.window_start, f.window_end, level, rule, [], "anomaly", evidence, [entity])
+    features = []
+    for feat in getattr(f, "top_features", None) or []:
+        name, value, baseline, deviation = feat
+        features.append({"name": str(name), "value": float(value), "baseline": float(baseline),
+                         "deviation": float(deviation)})
+    doc["socpipe"]["anomaly"] = {
+        "model": str(f.model), "model_version": str(f.model_version), "profile": str(getattr(f, "profile", "")),
+        "score": float(f.score), "threshold": float(f.threshold), "entity": _strings(entity),
+        "top_features": features, "event_count": int(getattr(f, "event_count", 0) or 0),
+    }
+    dedup = "|".join(["anomaly", str(f.model), *[f"{k}={v}" for k, v in sorted(entity.items())]])
+    doc["socpipe"]["detection"] = {"kind": "anomaly", "count": int(getattr(f, "event_count", 0) or 0),
+                                   "dedup_key": dedup, "id": str(f.finding_id),
+                                   "group": _strings(entity), "metric": {}, "falsepositives": []}
+    org = entity.get("organization.id")
+    doc["socpipe"]["agencies"] = [str(org)] if org else sorted(
+        {str(e["organization.id"]) for e in evidence if isinstance(e, Mapping) and e.get("organization.id")})
+    return doc
+
+
+def _set_agency(doc: dict[str, Any], agency: AgencyInfo | None) -> None:
+    agencies = doc["socpipe"].get("agencies") or []
+    if agency is None and len(agencies) == 1:
+        agency = AgencyInfo(id=agencies[0])
+    if agency is None:
+        return
+    doc["organization"] = {"id": agency.id, **({"name": agency.name} if agency.name else {})}
+    doc["socpipe"]["agency"] = {"id": agency.id, "name": agency.name or agency.id, "tier": str(agency.tier or "")}
+    if agency.id not in agencies:
+        doc["socpipe"]["agencies"] = sorted([*agencies, agency.id])
+
+
+def entity_fields(sources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """First valid value of each entity field over the sources, in order (group-by values first)."""
+    out: dict[str, Any] = {}
+    for src in sources:
+        for key, kind in ENTITY_FIELDS.items():
+            if key in out or key not in src:
+                continue
+            value = _valid(src[key], kind)
+            if value is not None:
+                out[key] = value
+    return out
+
+
+def _valid(value: Any, kind: str) -> Any:
+    """A value its mapping accepts, or None: a bad IP in one event must not reject the whole alert."""
+    if isinstance(value, list):
+        vals = [v for v in (_valid(x, kind) for x in value[:16]) if v is not None]
+        return vals or None
+    if value is None or isinstance(value, (dict, bool)):
+        return None
+    if kind == "ip":
+        try:
+            return str(ipaddress.ip_address(str(value).strip()))
+        except ValueError:
+            return None
+    if kind == "port":
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            return None
+        return port if 0 <= port <= 65535 else None
+    text = str(value)
+    return text[:1024] if text else None
+
+
+def bound_evidence(events: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """At most 20 events of at most 128 fields, strings cut to 2 KiB; nested; plus the field names seen."""
+    kept: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for event in events[:EVIDENCE_MAX_EVENTS]:
+        if not isinstance(event, Mapping):
+            continue
+        flat = {}
+        for key in sorted(event, key=_evidence_order)[:EVIDENCE_MAX_FIELDS]:
+            flat[str(key)] = _bounded(event[key])
+            names.add(str(key))
+        kept.append(to_nested(flat))
+    return kept, sorted(names)
+
+
+_EVIDENCE_FIRST = ("@timestamp", "message", "event.", "organization.", "host.", "source.", "destination.",
+                   "user.", "process.", "url.", "http.", "log.")
+
+
+def _evidence_order(key: Any) -> tuple[bool, str]:
+    """Fields an analyst needs first, so the cap drops exotic fields rather than the message."""
+    k = str(key)
+    return (not k.startswith(_EVIDENCE_FIRST), k)
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[:EVIDENCE_MAX_CHARS]
+    if isinstance(value, (list, tuple)):
+        return [_bounded(v) for v in list(value)[:64]]
+    if isinstance(value, Mapping):
+        return {str(k): _bounded(v) for k, v in list(value.items())[:EVIDENCE_MAX_FIELDS]}
+    return value
+
+
+def _strings(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as strings (or lists of strings): these land in `flattened` fields."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, (list, tuple)):
+            out[str(k)] = [str(x) for x in v]
+        elif v is not None:
+            out[str(k)] = str(v)
+    return out

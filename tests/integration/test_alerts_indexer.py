@@ -1,0 +1,141 @@
+"""AlertIndexer and `socpipe es setup` against the real Elasticsearch API (unique prefix per test)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from click.testing import CliRunner
+from elasticsearch import Elasticsearch
+
+from detectors.alerts import AgencyInfo, alert_index_name, build_alert
+from detectors.sigma.detection import make_detection
+from detectors.sigma.model import RuleMeta
+from pipeline.cli import main
+from pipeline.config import ElasticsearchConfig
+from pipeline.elastic import AlertIndexer, EventIndexer, connect, setup
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def detection(user: str, ts: float, ip: str = "203.0.113.7"):
+    meta = RuleMeta(id="0d8d5b0c-1111-4c3c-9d2f-aaaaaaaaaaaa", title="SSH brute force", level="high",
+                    tags=["attack.credential_access", "attack.t1110.001"], references=["https://example.org/r"])
+    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "event.dataset": "system.auth", "source.ip": ip,
+               "user.name": user, "host.name": "web01", "organization.id": "so-tc"}]
+    return make_detection(meta, "event_count", {"source.ip": ip}, [ts, ts + 5], events, 12, ts)
+
+
+@pytest.fixture
+def es_env(es_url, unique):
+    cfg = ElasticsearchConfig(url=es_url, index_prefix=f"t{unique}")
+    es = connect(cfg)
+    setup(es, cfg)
+    yield cfg, es
+    _cleanup(es, cfg.index_prefix)
+
+
+def _cleanup(es: Elasticsearch, prefix: str) -> None:
+    for pattern in (f"{prefix}-alerts-*", f"{prefix}-events-*"):
+        for name in es.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True):
+            es.indices.delete(index=name)
+    for kind in ("alerts", "events"):
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{kind}")
+
+
+def test_alerts_are_created_once_and_searchable_nested(es_env):
+    cfg, es = es_env
+    indexer = AlertIndexer(es, prefix=cfg.index_prefix, refresh="wait_for")
+    docs = [build_alert(detection("root", 1795000000.0 + i * 3600), AgencyInfo("so-tc", "Sở TC", "province"))
+            for i in range(3)]
+    first = indexer.index(docs)
+    assert sorted(first.created) == sorted(d["_id"] for d in docs)
+    assert not first.retry and not first.rejected and first.acknowledged
+
+    replay = indexer.index(copy.deepcopy(docs))
+    assert replay.created == [] and sorted(replay.duplicates) == sorted(first.created)
+
+    hits = es.search(index=f"{cfg.index_prefix}-alerts-*", query={"bool": {"filter": [
+        {"term": {"socpipe.agency.tier": "province"}}, {"term": {"threat.tactic.name": "Credential Access"}},
+        {"term": {"kibana.alert.severity": "high"}}, {"term": {"socpipe.workflow.status": "open"}}]}}, size=10)
+    assert hits["hits"]["total"]["value"] == 3
+    by_id = {h["_id"]: h for h in hits["hits"]["hits"]}
+    for doc in docs:
+        hit = by_id[doc["_id"]]
+        assert hit["_index"] == alert_index_name(doc, cfg.index_prefix)
+        assert hit["_source"]["source"]["ip"] == "203.0.113.7"
+        assert hit["_source"]["organization"] == {"id": "so-tc", "name": "Sở TC"}
+
+
+def test_mapping_conflict_is_rejected_with_reason_and_others_still_land(es_env):
+    cfg, es = es_env
+    indexer = AlertIndexer(es, prefix=cfg.index_prefix)
+    good = build_alert(detection("alice", 1795000000.0))
+    bad = build_alert(detection("bob", 1795000100.0))
+    bad["event"]["severity"] = "very high"  # long field
+    stray = build_alert(detection("carol", 1795000200.0))
+    stray["socpipe"]["surprise"] = 1  # strict mapping
+    result = indexer.index([good, bad, stray])
+    assert result.created == [good["_id"]]
+    reasons = dict((d["_id"], r) for d, r in result.rejected)
+    assert set(reasons) == {bad["_id"], stray["_id"]}
+    assert "event.severity" in reasons[bad["_id"]]
+    assert "surprise" in reasons[stray["_id"]]
+    assert result.retry == [] and result.acknowledged
+
+
+def test_unreachable_server_returns_everything_for_retry(es_env):
+    cfg, _ = es_env
+    dead = connect(ElasticsearchConfig(url=f"http://127.0.0.1:{free_port()}", request_timeout_s=1))
+    waits: list[float] = []
+    indexer = AlertIndexer(dead, prefix=cfg.index_prefix, max_retries=2, sleep=waits.append)
+    docs = [build_alert(detection("root", 1795000000.0))]
+    result = indexer.index(docs)
+    assert result.retry == docs and not result.acknowledged
+    assert result.created == [] and result.rejected == []
+    assert len(waits) == 2 and waits[1] > waits[0]
+
+
+def test_suppressed_repeats_count_on_the_open_alert(es_env):
+    cfg, es = es_env
+    indexer = AlertIndexer(es, prefix=cfg.index_prefix, refresh="wait_for")
+    doc = build_alert(detection("root", 1795000000.0))
+    indexer.index([doc])
+    key = doc["socpipe"]["detection"]["dedup_key"]
+    assert indexer.update_suppressed(key, count=2, last_seen="2026-11-18T12:00:00.000Z") == doc["_id"]
+    # a fresh indexer has no cache: it must find the alert by search
+    other = AlertIndexer(es, prefix=cfg.index_prefix)
+    assert other.update_suppressed(key, count=1) == doc["_id"]
+    src = es.get(index=alert_index_name(doc, cfg.index_prefix), id=doc["_id"])["_source"]
+    assert src["socpipe"]["suppression"]["count"] == 3
+    assert src["socpipe"]["suppression"]["last_seen"] == "2026-11-18T12:00:00.000Z"
+    assert other.update_suppressed("no-such-key") is None
+
+
+def test_events_index_nested_with_deterministic_ids(es_env):
+    cfg, es = es_env
+    indexer = EventIndexer(es, prefix=cfg.index_prefix, refresh="wait_for")
+    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "event.dataset": "system.auth", "source.ip": "198.51.100.1",
+               "user.name": "root", "custom.thing": "x"}]
+    assert len(indexer.index(events).created) == 1
+    assert len(indexer.index(events).duplicates) == 1
+    hit = es.search(index=f"{cfg.index_prefix}-events-2026.11.28", query={"term": {"user.name": "root"}})["hits"]["hits"]
+    assert hit[0]["_source"]["custom"] == {"thing": "x"}
+
+
+def test_es_setup_cli_is_idempotent(es_url, unique, monkeypatch):
+    prefix = f"c{unique}"
+    monkeypatch.setenv("SOCPIPE_ES_URL", es_url)
+    runner = CliRunner()
+    es = connect(ElasticsearchConfig(url=es_url))
+    try:
+        for _ in range(2):
+            res = runner.invoke(main, ["es", "setup", "--prefix", prefix])
+            assert res.exit_code == 0, res.output
+            assert f"template {prefix}-alerts: installed" in res.output
+        tmpl = es.indices.get_index_template(name=f"{prefix}-alerts")["index_templates"][0]["index_template"]
+        assert tmpl["index_patterns"] == [f"{prefix}-alerts-*"]
+        assert tmpl["template"]["mappings"]["dynamic"] == "strict"
+    finally:
+        _cleanup(es, prefix)
