@@ -164,6 +164,8 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
     if any(m in ("i", "m", "s") for m in mods) and "re" not in mods:
         raise CompileError("regex flags i/m/s need the 're' modifier", path)
     keys = resolve(field) if field else KEYWORD_FIELDS
+    if not field and not {"re", "contains", "startswith", "endswith"} & set(mods):
+        mods = mods + ["contains"]  # a keyword is found anywhere in the message
     values = value if isinstance(value, list) else [value]
     if not values:
         raise CompileError("empty value list", path)

@@ -1,0 +1,60 @@
+"""Condition grammar: precedence, x-of forms, errors."""
+
+import pytest
+
+from detectors.sigma.compile import CompileError, compile_detection
+from detectors.sigma.condition import ConditionError, parse_condition
+
+IDENT = lambda name: (name,)  # noqa: E731
+
+
+def det(condition, **sels):
+    sels = sels or {"a": {"fa": "1"}, "b": {"fb": "1"}, "c": {"fc": "1"}}
+    return compile_detection({**sels, "condition": condition}, IDENT, {}).match
+
+
+def test_precedence_or_and_not():
+    assert parse_condition("a or b and not c") == \
+        ("or", [("id", "a"), ("and", [("id", "b"), ("not", ("id", "c"))])])
+    f = det("a or b and not c")
+    assert f({"fa": "1", "fc": "1"})
+    assert not f({"fb": "1", "fc": "1"})
+    assert f({"fb": "1"})
+
+
+def test_parentheses():
+    f = det("(a or b) and not c")
+    assert f({"fb": "1"}) and not f({"fb": "1", "fc": "1"}) and not f({})
+
+
+def test_of_forms():
+    sels = {"sel_1": {"x": "1"}, "sel_2": {"y": "1"}, "_hidden": {"z": "1"}, "filter": {"w": "1"}}
+    assert det("1 of sel_*", **sels)({"y": "1"})
+    assert not det("all of sel_*", **sels)({"y": "1"})
+    assert det("all of sel_*", **sels)({"x": "1", "y": "1"})
+    assert det("1 of them", **sels)({"w": "1"})
+    assert not det("1 of them", **sels)({"z": "1"})          # underscore names excluded
+    assert det("all of sel_* and not 1 of filter*", **sels)({"x": "1", "y": "1"})
+    assert not det("all of sel_* and not 1 of filter*", **sels)({"x": "1", "y": "1", "w": "1"})
+
+
+def test_not_binds_tighter_than_and_but_looser_than_of():
+    assert parse_condition("not 1 of f* and a") == \
+        ("and", [("not", ("of", 1, "f*")), ("id", "a")])
+
+
+def test_condition_list_is_or():
+    f = compile_detection({"a": {"fa": "1"}, "b": {"fb": "1"}, "condition": ["a", "b"]},
+                          IDENT, {}).match
+    assert f({"fb": "1"})
+
+
+@pytest.mark.parametrize("cond", ["a and", "(a or b", "a b", "selection | count() > 5", "", "of a"])
+def test_bad_conditions(cond):
+    with pytest.raises((ConditionError, CompileError)):
+        det(cond)
+
+
+def test_unknown_identifier():
+    with pytest.raises(CompileError, match="unknown identifier"):
+        det("a and zz")
