@@ -173,16 +173,20 @@ WEB_SOURCE_FEATURES = ["requests", "distinct_paths", "distinct_path_ratio", "rat
 class WebRequestWindow:
     """A 'window' of exactly one request: request-level features for payload anomalies."""
 
-    __slots__ = ("vector",)
+    __slots__ = ("vector", "segments", "params")
 
     def __init__(self) -> None:
-        self.vector: list[float] = [0.0] * len(WEB_REQUEST_FEATURES)
+        self.vector: list[float] = [0.0] * (len(WEB_REQUEST_FEATURES) - 2)
+        self.segments: list[str] = []
+        self.params: list[str] = []
 
     def add(self, event: dict[str, Any]) -> None:
         path, query = _split_url(event)
         path, query = path[:2048], query[:2048]
         url = path + ("?" + query if query else "")
         params = [p for p in query.split("&") if p] if query else []
+        self.segments = request_segments(path)
+        self.params = [p.partition("=")[0][:64] for p in params[:64]]
         n = max(len(url), 1)
         self.vector = [
             float(len(path)), float(path_depth(path)), char_entropy(path), float(len(query)),
@@ -198,12 +202,39 @@ class WebRequestWindow:
         return 1.0, 0.0
 
     def features(self, context: dict[str, Any], history: "History") -> list[float]:
-        return list(self.vector)
+        segs, names = context.get("known_segments"), context.get("known_params")
+        unknown_segs = sum(s not in segs for s in self.segments) / len(self.segments) if segs and self.segments else 0.0
+        unknown_params = sum(p not in names for p in self.params) / len(self.params) if names and self.params else 0.0
+        return [*self.vector, unknown_segs, unknown_params]
 
 
 WEB_REQUEST_FEATURES = ["path_length", "path_depth", "path_entropy", "query_length", "param_count",
                         "max_param_length", "special_char_ratio", "digit_ratio", "percent_escapes",
-                        "dot_dot", "static_asset", "other_method"]
+                        "dot_dot", "static_asset", "other_method", "unknown_path_segments",
+                        "unknown_param_names"]
+
+
+def request_segments(path: str) -> list[str]:
+    return [part[:64] for part in path.split("/")[:32] if part]
+
+
+def build_request_context(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The application's vocabulary (path segments, parameter names) seen in training.
+
+    Payload anomalies are mostly 'this application was never asked for that'; the vocabulary keeps
+    the most frequent DISTINCT_CAP entries so it stays bounded on large sites."""
+    segs: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for e in events:
+        path, query = _split_url(e)
+        for s in request_segments(path):
+            segs[s] = segs.get(s, 0) + 1
+        for p in query.split("&") if query else ():
+            if p:
+                k = p.partition("=")[0][:64]
+                names[k] = names.get(k, 0) + 1
+    top = lambda d: sorted(sorted(d, key=lambda k: (-d[k], k))[:DISTINCT_CAP])  # noqa: E731
+    return {"known_segments": top(segs), "known_params": top(names)}
 
 
 # --------------------------------------------------------------------------- per (agency, host)
@@ -341,8 +372,9 @@ def build_host_context(events: list[dict[str, Any]]) -> dict[str, Any]:
 def load_context(raw: dict[str, Any]) -> dict[str, Any]:
     """JSON context -> lookup-friendly context (sets for membership tests)."""
     ctx = dict(raw)
-    if "known_processes" in ctx:
-        ctx["known_processes"] = frozenset(ctx["known_processes"])
+    for key in ("known_processes", "known_segments", "known_params"):
+        if key in ctx:
+            ctx[key] = frozenset(ctx[key])
     if "user_networks" in ctx:
         ctx["user_networks"] = {u: frozenset(n) for u, n in ctx["user_networks"].items()}
     return ctx
@@ -379,7 +411,7 @@ PROFILES: dict[str, Profile] = {
                 frozenset({"requests", "distinct_paths", "max_url_length", "distinct_urls", "active_seconds", "prior_requests"}), WebSourceWindow, required_fields=("source.ip",)),
         Profile("web.request", ("source.ip",), WEB_DATASETS, tuple(WEB_REQUEST_FEATURES),
                 frozenset({"path_length", "query_length", "max_param_length", "percent_escapes"}),
-                WebRequestWindow, per_request=True),
+                WebRequestWindow, per_request=True, build_context=build_request_context),
         Profile("host.activity", ("organization.id", "host.name"), None, tuple(HOST_FEATURES),
                 frozenset({*(f"events_{b}" for b in _DATASET_BUCKETS), "auth_failures", "distinct_users",
                            "distinct_sources", "distinct_processes", "new_processes"}),

@@ -192,7 +192,7 @@ def train(profile_name: str, events: list[dict[str, Any]], *, window_seconds: in
         forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(fit_idx)),
                                  random_state=seed).fit(ts.model_X[fit_idx].astype(np.float32))
         model.forest = export_isolation_forest(forest)
-    else:
+    elif not profile.per_request:  # a request has no history of its own to compare with
         model.entity_baselines = _entity_baselines(ts, fit_idx, baseline)
     cal_scores = model.score(ts.model_X[cal_idx], [entities[i] for i in cal_idx])
     all_scores = model.score(ts.model_X, entities)
