@@ -6,42 +6,15 @@ import copy
 
 import pytest
 from click.testing import CliRunner
-from elasticsearch import Elasticsearch
 
 from detectors.alerts import AgencyInfo, alert_index_name, build_alert
-from detectors.sigma.detection import make_detection
-from detectors.sigma.model import RuleMeta
 from pipeline.cli import main
 from pipeline.config import ElasticsearchConfig
 from pipeline.elastic import AlertIndexer, EventIndexer, connect, setup
+from tests.integration.alerts_support import cleanup, detection, es_env  # noqa: F401  (fixture)
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def detection(user: str, ts: float, ip: str = "203.0.113.7"):
-    meta = RuleMeta(id="0d8d5b0c-1111-4c3c-9d2f-aaaaaaaaaaaa", title="SSH brute force", level="high",
-                    tags=["attack.credential_access", "attack.t1110.001"], references=["https://example.org/r"])
-    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "event.dataset": "system.auth", "source.ip": ip,
-               "user.name": user, "host.name": "web01", "organization.id": "so-tc"}]
-    return make_detection(meta, "event_count", {"source.ip": ip}, [ts, ts + 5], events, 12, ts)
-
-
-@pytest.fixture
-def es_env(es_url, unique):
-    cfg = ElasticsearchConfig(url=es_url, index_prefix=f"t{unique}")
-    es = connect(cfg)
-    setup(es, cfg)
-    yield cfg, es
-    _cleanup(es, cfg.index_prefix)
-
-
-def _cleanup(es: Elasticsearch, prefix: str) -> None:
-    for pattern in (f"{prefix}-alerts-*", f"{prefix}-events-*"):
-        for name in es.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True):
-            es.indices.delete(index=name)
-    for kind in ("alerts", "events"):
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{kind}")
 
 
 def test_alerts_are_created_once_and_searchable_nested(es_env):
@@ -138,4 +111,4 @@ def test_es_setup_cli_is_idempotent(es_url, unique, monkeypatch):
         assert tmpl["index_patterns"] == [f"{prefix}-alerts-*"]
         assert tmpl["template"]["mappings"]["dynamic"] == "strict"
     finally:
-        _cleanup(es, prefix)
+        cleanup(es, prefix)

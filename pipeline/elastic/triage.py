@@ -1,0 +1,197 @@
+"""Triage operations on alerts in Elasticsearch with optimistic concurrency (if_seq_no/if_primary_term).
+
+A change is computed from the version the caller saw (or the current one) and written only if the
+alert has not changed since; otherwise `AlertConflict` is raised and the losing attempt is still
+appended to the alert's history (outcome "conflict"), so the audit trail shows both analysts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+
+from detectors.alerts import iso_ms, parse_time
+from pipeline.elastic.workflow import Change, apply_change, history_entry
+
+log = logging.getLogger("socpipe.triage")
+
+Version = tuple[int, int]  # (seq_no, primary_term)
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlertConflict(Exception):
+    """Someone changed the alert since the caller's version; nothing was overwritten."""
+
+    def __init__(self, alert_id: str, expected: Version | None, current: Version, status: str):
+        self.alert_id, self.expected, self.current, self.status = alert_id, expected, current, status
+        super().__init__(f"alert {alert_id} was changed by someone else (now {status}, version "
+                         f"{format_version(current)}); reload it and try again")
+
+
+def format_version(v: Version) -> str:
+    return f"{v[0]}:{v[1]}"
+
+
+def parse_version(text: str | None) -> Version | None:
+    """`"12:1"` -> (12, 1); None/"" -> None; anything else raises ValueError."""
+    if not text:
+        return None
+    seq, _, term = str(text).strip().strip('"').partition(":")
+    return int(seq), int(term or 1)
+
+
+@dataclass
+class AlertRecord:
+    id: str
+    index: str
+    version: Version
+    source: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.source.get("socpipe", {}).get("workflow", {}).get("status", "open")
+
+
+@dataclass
+class AlertFilter:
+    status: list[str] = field(default_factory=list)
+    severity: list[str] = field(default_factory=list)  # kibana.alert.severity values
+    agency: list[str] = field(default_factory=list)  # organization.id
+    rule: str | None = None  # rule id, or words of the rule name
+    assignee: str | None = None
+    since: str | None = None  # ISO time or relative "24h", "7d", "30m"
+    until: str | None = None
+
+    def query(self, now: datetime | None = None) -> dict[str, Any]:
+        """Elasticsearch bool query (pure)."""
+        filters: list[dict] = []
+        for fname, values in (("socpipe.workflow.status", self.status), ("kibana.alert.severity", self.severity),
+                              ("organization.id", self.agency)):
+            if values:
+                filters.append({"terms": {fname: list(values)}})
+        if self.assignee:
+            filters.append({"term": {"socpipe.workflow.assignee": self.assignee}})
+        if self.rule:
+            filters.append({"bool": {"should": [{"term": {"rule.id": self.rule}},
+                                                {"match": {"rule.name": {"query": self.rule, "operator": "and"}}}],
+                                     "minimum_should_match": 1}})
+        rng = {}
+        if self.since:
+            rng["gte"] = resolve_time(self.since, now)
+        if self.until:
+            rng["lte"] = resolve_time(self.until, now)
+        if rng:
+            filters.append({"range": {"@timestamp": rng}})
+        return {"bool": {"filter": filters}} if filters else {"match_all": {}}
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def resolve_time(text: str, now: datetime | None = None) -> str:
+    """`24h`/`7d`/`30m` before now, or an ISO time -> ISO UTC string; ValueError otherwise."""
+    t = str(text).strip()
+    if t[:-1].isdigit() and t[-1:] in _UNITS:
+        now = now or datetime.now(timezone.utc)
+        return iso_ms(now - timedelta(seconds=int(t[:-1]) * _UNITS[t[-1]]))
+    dt = parse_time(t)
+    if dt is None:
+        raise ValueError(f"not a time: {text!r} (use ISO-8601 or 30m, 24h, 7d)")
+    return iso_ms(dt)
+
+
+class TriageService:
+    def __init__(self, es: Elasticsearch, prefix: str = "socpipe", refresh: bool | str = "wait_for"):
+        self.es = es
+        self.prefix = prefix
+        self.refresh = refresh
+        self._where: dict[str, str] = {}  # alert id -> index (ids are unique across days by construction)
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.prefix}-alerts-*"
+
+    def list(self, flt: AlertFilter | None = None, limit: int = 50) -> list[AlertRecord]:
+        resp = self.es.search(index=self.pattern, query=(flt or AlertFilter()).query(), size=max(1, min(limit, 1000)),
+                              sort=[{"@timestamp": "desc"}], seq_no_primary_term=True,
+                              source_excludes=["socpipe.evidence"], ignore_unavailable=True, allow_no_indices=True)
+        return [AlertRecord(h["_id"], h["_index"], (h["_seq_no"], h["_primary_term"]), h["_source"])
+                for h in resp["hits"]["hits"]]
+
+    def get(self, alert_id: str) -> AlertRecord:
+        """Realtime read of the current version (a search may lag a refresh behind)."""
+        index = self._locate(alert_id)
+        try:
+            doc = self.es.get(index=index, id=alert_id)
+        except NotFoundError:
+            self._where.pop(alert_id, None)
+            raise AlertNotFound(alert_id) from None
+        return AlertRecord(alert_id, index, (doc["_seq_no"], doc["_primary_term"]), doc["_source"])
+
+    def _locate(self, alert_id: str) -> str:
+        if alert_id in self._where:
+            return self._where[alert_id]
+        resp = self.es.search(index=self.pattern, query={"ids": {"values": [alert_id]}}, size=1, source=False,
+                              ignore_unavailable=True, allow_no_indices=True)
+        hits = resp["hits"]["hits"]
+        if not hits:
+            raise AlertNotFound(alert_id)
+        self._where[alert_id] = hits[0]["_index"]
+        return hits[0]["_index"]
+
+    def change(self, alert_id: str, change: Change, expected: Version | None = None) -> AlertRecord:
+        """Apply `change` if the alert is still at `expected` (or unchanged since read); record either way."""
+        cur = self.get(alert_id)
+        if expected is not None and tuple(expected) != cur.version:
+            self._record_conflict(cur, change, expected)
+            raise AlertConflict(alert_id, expected, cur.version, cur.status)
+        workflow = apply_change(cur.source.get("socpipe", {}).get("workflow", {}), change, cur.version[0])
+        try:
+            resp = self.es.update(index=cur.index, id=alert_id, if_seq_no=cur.version[0],
+                                  if_primary_term=cur.version[1], refresh=self.refresh,
+                                  doc=_workflow_patch(workflow))
+        except ConflictError:
+            now = self.get(alert_id)
+            self._record_conflict(now, change, cur.version)
+            raise AlertConflict(alert_id, expected or cur.version, now.version, now.status) from None
+        log.info("triage action=%s alert=%s actor=%s from=%s to=%s", change.action, alert_id, change.actor,
+                 cur.status, workflow["status"])
+        source = dict(cur.source)
+        source["socpipe"] = {**source.get("socpipe", {}), "workflow": workflow}
+        return AlertRecord(alert_id, cur.index, (resp["_seq_no"], resp["_primary_term"]), source)
+
+    def _record_conflict(self, cur: AlertRecord, change: Change, based_on: Version, attempts: int = 10) -> None:
+        """Append the losing attempt to history; appending commutes, so retry until it lands."""
+        for _ in range(attempts):
+            workflow = dict(cur.source.get("socpipe", {}).get("workflow", {}))
+            entry = history_entry(change, "conflict", None, None, based_on[0],
+                                  detail=f"based on version {format_version(based_on)}, alert was at "
+                                         f"{format_version(cur.version)} ({cur.status})")
+            workflow["history"] = [*workflow.get("history", []), entry]
+            try:
+                self.es.update(index=cur.index, id=cur.id, if_seq_no=cur.version[0], if_primary_term=cur.version[1],
+                               refresh=self.refresh, doc={"socpipe": {"workflow": {"history": workflow["history"]}}})
+                log.info("triage action=%s alert=%s actor=%s outcome=conflict", change.action, cur.id, change.actor)
+                return
+            except ConflictError:
+                cur = self.get(cur.id)
+        log.warning("triage conflict_not_recorded alert=%s actor=%s", cur.id, change.actor)
+
+
+def _workflow_patch(workflow: dict[str, Any]) -> dict[str, Any]:
+    """Partial-update body: the whole workflow object (arrays replace), plus Kibana's status mirror.
+
+    Fields removed by the change (closing reason on reopen, assignee on unassign) are sent as null:
+    a partial update merges objects, so leaving them out would keep the old values.
+    """
+    wf = dict(workflow)
+    for key in ("closed_at", "closed_by", "closing_reason", "assignee"):
+        wf.setdefault(key, None)
+    return {"socpipe": {"workflow": wf}, "kibana": {"alert": {"workflow_status": workflow["status"]}}}
