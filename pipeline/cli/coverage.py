@@ -1,7 +1,197 @@
-"""`socpipe` commands of this area (see pipeline/cli/__init__.py)."""
+"""`socpipe coverage run|status|report`, `socpipe agency token create|revoke|list`, `socpipe enrol serve`."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from pipeline import logs
+from pipeline.config import ConfigError, load_config
+from pipeline.coverage.config import CoverageConfig
+
+_CONFIG = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                       help="coverage.yaml (every key has a default; SOCPIPE_* variables override).")
+
+
+def _load(config_path: str | None) -> CoverageConfig:
+    try:
+        return load_config(CoverageConfig, config_path)
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def coverage() -> None:
+    """How many of the province's agencies are under SOC monitoring (metrics on Prometheus)."""
+
+
+@coverage.command("run")
+@_CONFIG
+@click.option("--log-level", default="INFO", show_default=True)
+def run(config_path: str | None, log_level: str) -> None:
+    """Run the coverage service until SIGTERM/SIGINT."""
+    logs.setup(log_level)
+    cfg = _load(config_path)
+    from pipeline.coverage.service import CoverageService
+
+    service = CoverageService(cfg)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    service.run()
+
+
+@coverage.command("status")
+@_CONFIG
+@click.option("--json", "as_json", is_flag=True, help="The raw status document instead of the table.")
+def status(config_path: str | None, as_json: bool) -> None:
+    """Every agency with its state, last seen and silent sources, worst first (from the running service)."""
+    from pipeline.coverage.status import render_status
+
+    cfg = _load(config_path)
+    path = Path(cfg.state_dir) / "status.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        click.echo(f"no status at {path} ({exc}): is `socpipe coverage run` running with this config?", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else render_status(data, time.time()))
+
+
+@coverage.command("report")
+@_CONFIG
+@click.option("--since", default="7d", show_default=True, help="Window: 24h, 7d, 30d...")
+@click.option("--period", type=click.Choice(["day", "week"]), default="day", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--tz", default="Asia/Ho_Chi_Minh", show_default=True, help="Time zone that defines days.")
+def report(config_path: str | None, since: str, period: str, fmt: str, tz: str) -> None:
+    """Coverage over time: ratio per day (or week) and the agencies that dropped out."""
+    from pipeline.coverage.history import HistoryStore, build_report
+    from pipeline.coverage.inventory import parse_duration
+    from pipeline.coverage.status import render_report
+
+    cfg = _load(config_path)
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    db = Path(cfg.state_dir) / "history.db"
+    if not db.exists():
+        click.echo(f"no history at {db}: run `socpipe coverage run` first", err=True)
+        sys.exit(1)
+    store = HistoryStore(db)
+    until = time.time()
+    rows = build_report(store, until - window, until, period=period, tz=tz)
+    click.echo(render_report(rows, fmt, until - window, until))
+
+
+@click.group()
+def agency() -> None:
+    """Agencies' enrolment tokens (the SOC side of `socpipe agent enroll`)."""
+
+
+@agency.group("token")
+def token() -> None:
+    """Create, list and revoke an agency's enrolment tokens."""
+
+
+def _registry(cfg: CoverageConfig):
+    from pipeline.enrolment.registry import Registry
+
+    return Registry(cfg.registry)
+
+
+@token.command("create")
+@click.argument("agency_id")
+@_CONFIG
+def token_create(agency_id: str, config_path: str | None) -> None:
+    """Issue a token for AGENCY_ID (printed once; only its hash is kept)."""
+    from pipeline.coverage.inventory import load_inventory
+
+    cfg = _load(config_path)
+    try:
+        if agency_id not in load_inventory(cfg.inventory).by_id():
+            click.echo(f"warning: {agency_id} is not in the inventory {cfg.inventory}: it will not count toward coverage",
+                       err=True)
+    except ValueError as exc:
+        click.echo(f"warning: inventory not checked: {exc}", err=True)
+    token_id, value = _registry(cfg).create_token(agency_id)
+    click.echo(f"token id: {token_id}\nagency:   {agency_id}\ntoken:    {value}\n"
+               f"enrol with: socpipe agent enroll --server https://<soc-host>:{cfg.enrolment.listen_port} --token {value}")
+
+
+@token.command("revoke")
+@click.argument("agency_id")
+@click.option("--token-id", default=None, help="Revoke only this token (default: every active token of the agency).")
+@_CONFIG
+def token_revoke(agency_id: str, token_id: str | None, config_path: str | None) -> None:
+    """Revoke AGENCY_ID's tokens: no new agent can enrol with them (enrolled agents keep working)."""
+    n = _registry(_load(config_path)).revoke_tokens(agency_id, token_id)
+    click.echo(f"revoked {n} token(s) of {agency_id}")
+    if n == 0:
+        sys.exit(1)
+
+
+@token.command("list")
+@click.argument("agency_id", required=False)
+@_CONFIG
+def token_list(agency_id: str | None, config_path: str | None) -> None:
+    """Tokens (ids and state only; token values are not stored)."""
+    for t in _registry(_load(config_path)).tokens(agency_id):
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created_at))
+        click.echo(f"{t.token_id}  {t.agency_id:<24} {created}Z  {'revoked' if t.revoked else 'active'}")
+
+
+@agency.command("agents")
+@click.argument("agency_id", required=False)
+@_CONFIG
+def agents_list(agency_id: str | None, config_path: str | None) -> None:
+    """Enrolled agents (secrets are not shown)."""
+    for a in _registry(_load(config_path)).agents():
+        if agency_id is None or a.agency_id == agency_id:
+            click.echo(f"{a.agent_id}  {a.agency_id:<24} {a.host:<24} {a.agent_version or '-':<10} "
+                       f"{'revoked' if a.revoked else 'active'}")
+
+
+@agency.command("revoke-agent")
+@click.argument("agent_id")
+@_CONFIG
+def revoke_agent(agent_id: str, config_path: str | None) -> None:
+    """Revoke one agent: its heartbeats are rejected from now on (coverage counts it down)."""
+    if not _registry(_load(config_path)).revoke_agent(agent_id):
+        click.echo(f"no active agent {agent_id}", err=True)
+        sys.exit(1)
+    click.echo(f"revoked {agent_id}")
+
+
+@click.group()
+def enrol() -> None:
+    """The SOC's enrolment endpoint for agents (`POST /v1/enroll`)."""
+
+
+@enrol.command("serve")
+@_CONFIG
+@click.option("--log-level", default="INFO", show_default=True)
+def enrol_serve(config_path: str | None, log_level: str) -> None:
+    """Serve enrolment on enrolment.listen_host:listen_port (HTTPS when tls_certfile/tls_keyfile are set)."""
+    from pipeline.enrolment.server import serve_in_thread
+
+    logs.setup(log_level)
+    cfg = _load(config_path)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server, _ = serve_in_thread(_registry(cfg), cfg.enrolment)
+    click.echo(f"enrolment listening on {cfg.enrolment.listen_host}:{server.server_address[1]}", err=True)
+    while not stop.wait(0.5):
+        pass
+    server.shutdown()
+
+
+COMMANDS: list[click.Command] = [coverage, agency, enrol]

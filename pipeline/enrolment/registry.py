@@ -1,0 +1,145 @@
+"""Who may speak for which agency: enrolment tokens (stored hashed) and enrolled agents with secrets.
+
+The agency id of an agent is fixed by the token it enrolled with, never by the agent. Coverage asks
+`agent(agent_id)` for the secret that signs its heartbeats and the agency it belongs to. Agent
+secrets are kept in clear because HMAC verification needs them: the database file is created 0600.
+One sqlite file, shared by the enrolment server, the CLI and the coverage service (WAL mode).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+  token_id TEXT PRIMARY KEY, agency_id TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE,
+  created_at REAL NOT NULL, revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS agents (
+  agent_id TEXT PRIMARY KEY, agency_id TEXT NOT NULL, host TEXT NOT NULL, secret TEXT NOT NULL,
+  agent_version TEXT NOT NULL DEFAULT '', token_id TEXT, enrolled_at REAL NOT NULL, revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS agents_by_agency ON agents(agency_id);
+"""
+
+
+class EnrolmentError(Exception):
+    """A token is unknown or revoked (the HTTP server answers 403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    agent_id: str
+    agency_id: str
+    host: str
+    secret: str
+    agent_version: str
+    enrolled_at: float
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_id: str
+    agency_id: str
+    created_at: float
+    revoked: bool
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Registry:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # tokens
+    def create_token(self, agency_id: str) -> tuple[str, str]:
+        """A new enrolment token for the agency -> (token_id, token). The token is shown once, kept hashed."""
+        token = "spt_" + secrets.token_urlsafe(24)
+        token_id = secrets.token_hex(4)
+        with self._lock:
+            self._db.execute("INSERT INTO tokens VALUES (?,?,?,?,NULL)", (token_id, agency_id, _hash(token), time.time()))
+        return token_id, token
+
+    def revoke_tokens(self, agency_id: str, token_id: str | None = None) -> int:
+        """Revoke one token (by id) or every active token of the agency; returns how many."""
+        sql = "UPDATE tokens SET revoked_at=? WHERE agency_id=? AND revoked_at IS NULL"
+        args: tuple = (time.time(), agency_id)
+        if token_id:
+            sql += " AND token_id=?"
+            args += (token_id,)
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def tokens(self, agency_id: str | None = None) -> list[TokenRecord]:
+        rows = self._db.execute("SELECT token_id, agency_id, created_at, revoked_at FROM tokens"
+                                + (" WHERE agency_id=?" if agency_id else "") + " ORDER BY created_at",
+                                (agency_id,) if agency_id else ()).fetchall()
+        return [TokenRecord(r[0], r[1], r[2], r[3] is not None) for r in rows]
+
+    # agents
+    def enroll(self, token: str, host: str, agent_version: str = "") -> AgentRecord:
+        """Exchange a valid token for a new agent identity; the agency comes from the token."""
+        with self._lock:
+            row = self._db.execute("SELECT token_id, agency_id FROM tokens WHERE token_sha256=? AND revoked_at IS NULL",
+                                   (_hash(token),)).fetchone()
+        if row is None:
+            raise EnrolmentError("unknown or revoked enrolment token")
+        return self._new_agent(row[1], host, agent_version, token_id=row[0])
+
+    def enroll_direct(self, agency_id: str, host: str, agent_version: str = "") -> tuple[str, str]:
+        """Enrol without a token (local demos, tests, migrations) -> (agent_id, secret)."""
+        rec = self._new_agent(agency_id, host, agent_version, token_id=None)
+        return rec.agent_id, rec.secret
+
+    def _new_agent(self, agency_id: str, host: str, agent_version: str, token_id: str | None) -> AgentRecord:
+        rec = AgentRecord(agent_id="agt-" + secrets.token_hex(6), agency_id=agency_id, host=host[:255],
+                          secret=secrets.token_urlsafe(32), agent_version=agent_version[:64],
+                          enrolled_at=time.time(), revoked=False)
+        with self._lock:
+            self._db.execute("INSERT INTO agents VALUES (?,?,?,?,?,?,?,NULL)",
+                             (rec.agent_id, rec.agency_id, rec.host, rec.secret, rec.agent_version, token_id,
+                              rec.enrolled_at))
+        return rec
+
+    def revoke_agent(self, agent_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("UPDATE agents SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL",
+                                    (time.time(), agent_id)).rowcount > 0
+
+    def agent(self, agent_id: str) -> AgentRecord | None:
+        with self._lock:
+            r = self._db.execute("SELECT agent_id, agency_id, host, secret, agent_version, enrolled_at, revoked_at "
+                                 "FROM agents WHERE agent_id=?", (agent_id,)).fetchone()
+        return AgentRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None) if r else None
+
+    def agents(self) -> list[AgentRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT agent_id, agency_id, host, secret, agent_version, enrolled_at, revoked_at "
+                                    "FROM agents ORDER BY enrolled_at").fetchall()
+        return [AgentRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None) for r in rows]
+
+    def secret_of(self, agent_id: str) -> str | None:
+        """The signing secret of an active agent, None if unknown or revoked."""
+        rec = self.agent(agent_id)
+        return rec.secret if rec and not rec.revoked else None
