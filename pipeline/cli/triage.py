@@ -52,3 +52,137 @@ def es_setup(config_path: str | None, prefix: str | None) -> None:
 
 
 COMMANDS.append(es_group)
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+def _service(config_path: str | None, prefix: str | None):
+    from pipeline.elastic import connect
+    from pipeline.elastic.triage import TriageService
+
+    cfg = _es_config(config_path)
+    return TriageService(connect(cfg), prefix=prefix or cfg.index_prefix)
+
+
+def _actor(name: str | None) -> str:
+    import getpass
+    import os
+
+    return name or os.environ.get("SOCPIPE_ANALYST") or getpass.getuser()
+
+
+def summary_line(rec) -> str:
+    """One alert on one line, for terminals (pure; also used by notifications)."""
+    s = rec.source
+    wf = s.get("socpipe", {}).get("workflow", {})
+    who = s.get("user", {}).get("name", "-")
+    src = s.get("source", {}).get("ip", "-")
+    return (f"{s.get('@timestamp', '?')}  {s.get('kibana', {}).get('alert', {}).get('severity', '?'):8}  "
+            f"{wf.get('status', '?'):12}  {s.get('organization', {}).get('id', '-'):10}  {src:15}  {who:10}  "
+            f"{s.get('rule', {}).get('name', '?')[:50]:50}  {rec.id}  v{rec.version[0]}:{rec.version[1]}"
+            f"{'  @' + wf['assignee'] if wf.get('assignee') else ''}")
+
+
+@click.group("alerts")
+def alerts_group() -> None:
+    """List, inspect and triage alerts (ack, close, reopen, assign, note)."""
+
+
+@alerts_group.command("list")
+@config_option
+@prefix_option
+@click.option("--status", multiple=True, type=click.Choice(["open", "acknowledged", "closed"]))
+@click.option("--severity", multiple=True, type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--agency", multiple=True, help="organization.id (repeatable)")
+@click.option("--rule", help="Rule id or words of its name.")
+@click.option("--assignee")
+@click.option("--since", help="ISO time or relative: 30m, 24h, 7d")
+@click.option("--until")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON alert per line.")
+def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, since, until, limit, as_json):
+    """Newest first."""
+    from pipeline.elastic.triage import AlertFilter
+
+    try:
+        flt = AlertFilter(list(status), list(severity), list(agency), rule, assignee, since, until)
+        flt.query()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    for rec in _call(lambda: _service(config_path, prefix).list(flt, limit)):
+        click.echo(json.dumps({"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source},
+                              ensure_ascii=False) if as_json else summary_line(rec))
+
+
+@alerts_group.command("show")
+@config_option
+@prefix_option
+@click.argument("alert_id")
+def alerts_show(config_path, prefix, alert_id):
+    """The whole alert (JSON), with its version for --if-version."""
+    rec = _call(lambda: _service(config_path, prefix).get(alert_id))
+    click.echo(json.dumps({"_id": rec.id, "_index": rec.index, "_version": f"{rec.version[0]}:{rec.version[1]}",
+                           **rec.source}, ensure_ascii=False, indent=2))
+
+
+def _change_command(action: str, help_text: str, extra: list):
+    @click.command(action, help=help_text)
+    @config_option
+    @prefix_option
+    @click.argument("alert_id")
+    @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
+    @click.option("--if-version", help="Only if the alert is still at this version (SEQ:TERM from show/list).")
+    def command(config_path, prefix, alert_id, actor, if_version, **kw):
+        from detectors.alerts import iso_ms
+        from pipeline.elastic.triage import parse_version
+        from pipeline.elastic.workflow import Change
+        from datetime import datetime, timezone
+
+        try:
+            expected = parse_version(if_version)
+        except ValueError as exc:
+            raise click.BadParameter(f"--if-version: {exc}") from exc
+        change = Change(action, _actor(actor), iso_ms(datetime.now(timezone.utc)), reason=kw.get("reason"),
+                        assignee=kw.get("assignee"), text=kw.get("text") or kw.get("note"))
+        rec = _call(lambda: _service(config_path, prefix).change(alert_id, change, expected))
+        click.echo(summary_line(rec))
+
+    for option in reversed(extra):
+        command = option(command)
+    return command
+
+
+def _call(fn):
+    """Run a triage call; turn its failures into messages and distinct exit codes."""
+    from elasticsearch import TransportError
+
+    from pipeline.elastic.triage import AlertConflict, AlertNotFound
+    from pipeline.elastic.workflow import TransitionError
+
+    try:
+        return fn()
+    except AlertConflict as exc:
+        click.echo(f"conflict: {exc}", err=True)
+        sys.exit(3)
+    except AlertNotFound as exc:
+        click.echo(f"no such alert: {exc}", err=True)
+        sys.exit(4)
+    except TransitionError as exc:
+        click.echo(f"not allowed: {exc}", err=True)
+        sys.exit(2)
+    except TransportError as exc:
+        raise click.ClickException(f"Elasticsearch unavailable: {exc}") from exc
+
+
+_note_opt = click.option("--note", help="Comment stored in the alert's notes.")
+for _action, _help, _extra in (
+    ("ack", "Acknowledge an open alert (you become its assignee unless it has one).", [_note_opt]),
+    ("close", "Close an alert with a reason.", [click.option("--reason", required=True, type=click.Choice(
+        ["true_positive", "false_positive", "benign", "duplicate", "other"])), _note_opt]),
+    ("reopen", "Reopen an acknowledged or closed alert.", [_note_opt]),
+    ("assign", "Assign an alert (no ASSIGNEE: unassign).", [click.argument("assignee", required=False)]),
+    ("note", "Add a note.", [click.argument("text")]),
+):
+    alerts_group.add_command(_change_command(_action, _help, _extra))
+
+COMMANDS.append(alerts_group)

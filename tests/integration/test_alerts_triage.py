@@ -110,3 +110,35 @@ def test_unknown_alert(alerts):
     svc, _ = alerts
     with pytest.raises(AlertNotFound):
         svc.change("nope", Change("ack", "an", AT))
+
+
+def test_cli_list_show_ack_close_and_stale_version(alerts, es_url, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    svc, docs = alerts
+    monkeypatch.setenv("SOCPIPE_ES_URL", es_url)
+    run = CliRunner()
+    base = ["--prefix", svc.prefix]
+    listed = run.invoke(main, ["alerts", "list", *base, "--status", "open", "--severity", "high", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert {r["_id"] for r in rows} == {d["_id"] for d in docs}
+    aid, version = rows[0]["_id"], rows[0]["_version"]
+
+    ok = run.invoke(main, ["alerts", "ack", *base, aid, "--as", "an", "--if-version", version, "--note", "mine"])
+    assert ok.exit_code == 0, ok.output
+    assert "acknowledged" in ok.output and "@an" in ok.output
+    stale = run.invoke(main, ["alerts", "close", *base, aid, "--as", "binh", "--reason", "benign",
+                              "--if-version", version])
+    assert stale.exit_code == 3 and "conflict" in stale.output
+    bad = run.invoke(main, ["alerts", "ack", *base, aid, "--as", "binh"])
+    assert bad.exit_code == 2 and "not allowed" in bad.output
+    shown = json.loads(run.invoke(main, ["alerts", "show", *base, aid]).output)
+    hist = [(h["actor"], h["action"], h["outcome"]) for h in shown["socpipe"]["workflow"]["history"]]
+    assert hist[1:] == [("an", "ack", "applied"), ("binh", "close", "conflict")]
+    assert run.invoke(main, ["alerts", "note", *base, aid, "checked the host", "--as", "an"]).exit_code == 0
+    assert run.invoke(main, ["alerts", "show", *base, "missing-id"]).exit_code == 4
