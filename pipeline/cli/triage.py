@@ -186,3 +186,62 @@ for _action, _help, _extra in (
     alerts_group.add_command(_change_command(_action, _help, _extra))
 
 COMMANDS.append(alerts_group)
+
+
+# --- triage HTTP API ---------------------------------------------------------------------------
+
+@click.group("triage")
+def triage_group() -> None:
+    """HTTP triage API (per-analyst tokens; roles analyst, lead, read-only)."""
+
+
+tokens_option = click.option("--tokens", "tokens_path", required=True, type=click.Path(dir_okay=False),
+                             help="Tokens file (YAML; SHA-256 digests only).")
+
+
+@triage_group.command("token")
+@tokens_option
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["analyst", "lead", "read-only"]))
+def triage_token(tokens_path, name, role):
+    """Create or replace NAME's token; prints it once."""
+    from pipeline.triage.auth import add_analyst
+
+    try:
+        click.echo(add_analyst(tokens_path, name, role))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@triage_group.command("serve")
+@config_option
+@prefix_option
+@tokens_option
+@click.option("--listen", default="127.0.0.1:8088", show_default=True, help="HOST:PORT")
+def triage_serve(config_path, prefix, tokens_path, listen):
+    """Serve /api/alerts (JSON) and /alerts/<id> (pages for Kibana links) until interrupted."""
+    import logging
+
+    from pipeline.triage.app import TriageApi
+    from pipeline.triage.auth import TokenStore
+    from pipeline.triage.server import make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        tokens = TokenStore.load(tokens_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not len(tokens):
+        raise click.ClickException(f"{tokens_path}: no analysts (add one: socpipe triage token --tokens ... NAME --role analyst)")
+    host, _, port = listen.rpartition(":")
+    server = make_server(TriageApi(_service(config_path, prefix), tokens), host or "127.0.0.1", int(port))
+    click.echo(f"triage API on http://{server.server_address[0]}:{server.server_address[1]} ({len(tokens)} analysts)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+COMMANDS.append(triage_group)

@@ -1,0 +1,43 @@
+"""stdlib HTTP server around `TriageApi` (one thread per request; each request is a few ES calls)."""
+
+from __future__ import annotations
+
+import logging
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pipeline.triage.app import MAX_BODY, TriageApi
+
+log = logging.getLogger("socpipe.triage_api")
+
+
+def make_server(api: TriageApi, host: str = "127.0.0.1", port: int = 8088) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "socpipe-triage"
+        sys_version = ""
+
+        def _serve(self) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY:
+                self.send_error(413 if length > 0 else 400)
+                return
+            body = self.rfile.read(length) if length else b""
+            resp = api.handle(self.command, self.path, dict(self.headers.items()), body)
+            self.send_response(resp.status)
+            for k, v in resp.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(resp.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, fmt: str, *args) -> None:  # structured, and never the form body (tokens)
+            log.info("triage_api request=%r client=%s", self.requestline, self.client_address[0])
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
