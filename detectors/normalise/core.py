@@ -44,6 +44,8 @@ def reference_for(tz: str, at: float | None) -> Reference:
 
 def sanitise(text: str | bytes) -> tuple[str, list[str]]:
     """Make any input a bounded, NUL-free str; the flags say what was repaired."""
+    if type(text) is str and len(text) <= MAX_LINE_CHARS and "\x00" not in text and text[-1:] != "\n":
+        return text, []
     flags: list[str] = []
     if isinstance(text, (bytes, bytearray)):
         try:

@@ -84,8 +84,37 @@ def _tag(token: str) -> tuple[str, int | None] | None:
     return token, pid
 
 
+# The common case, 'Mmm dd HH:MM:SS host prog[pid]: msg', in one regex; the minute is cached.
+_FAST = re.compile(r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d):(\d\d) ([\w.\-]+) ([\w.\-/]+)(?:\[(\d{1,10})\])?: (.*)", re.S)
+_minute_cache: dict[tuple[str, Reference, str], str | None] = {}
+
+
+def _fast_minute(tz: str, ref: Reference, minute: str) -> str | None:
+    """'Nov 27 10:00' -> UTC 'YYYY-MM-DDTHH:MM:' for this zone and read date (bounded cache)."""
+    key = (tz, ref, minute)
+    hit = _minute_cache.get(key, False)
+    if hit is not False:
+        return hit  # type: ignore[return-value]
+    mo = MONTHS.get(minute[:3])
+    value = None
+    if mo is not None:
+        day = int(minute[4:6])
+        full = utc_iso(tz, infer_year(mo, day, ref), mo, day, int(minute[7:9]), int(minute[10:12]), 0)
+        value = full[:-7] if full else None
+    if len(_minute_cache) > 20000:
+        _minute_cache.clear()
+    _minute_cache[key] = value
+    return value
+
+
 def parse_header(text: str, tz: str, ref: Reference) -> SyslogHeader | None:
     """Parse any supported syslog header; None when the line is not syslog."""
+    m = _FAST.match(text)
+    if m is not None:
+        minute, sec, host, prog, pid, msg = m.groups()
+        prefix = _fast_minute(tz, ref, minute)
+        ts = f"{prefix}{sec}.000Z" if prefix is not None and sec < "60" else None
+        return SyslogHeader(ts, host, prog, int(pid) if pid else None, msg, None)
     c = text[:1]
     if c == "<":
         m = _ISO.match(text)
