@@ -91,6 +91,35 @@ def report(config_path: str | None, since: str, period: str, fmt: str, tz: str) 
     click.echo(render_report(rows, fmt, until - window, until))
 
 
+@coverage.command("simulate")
+@_CONFIG
+@click.option("--inventory", "inventory_path", default=None, help="Inventory to simulate (default: the config's).")
+@click.option("--count", type=int, default=None, help="Agencies with a simulated agent (default: all).")
+@click.option("--silent", "silent_count", type=int, default=0, help="Of those, how many keep their first source silent.")
+@click.option("--interval", type=float, default=None, help="Heartbeat interval (default: heartbeat_interval_s).")
+def simulate(config_path: str | None, inventory_path: str | None, count: int | None, silent_count: int,
+             interval: float | None) -> None:
+    """Simulated agents (signed heartbeats and raw batches on the real topics) for demos, until Ctrl-C."""
+    from pipeline import kafka_io
+    from pipeline.coverage.inventory import load_inventory
+    from pipeline.coverage.simulate import agents_for_inventory, run_agents
+
+    cfg = _load(config_path)
+    inv = load_inventory(inventory_path or cfg.inventory)
+    agents = agents_for_inventory(inv, _registry(cfg), len(inv.agencies) if count is None else count)
+    for a in agents[-silent_count:] if silent_count else []:
+        a.silent.add(a.sources[0])
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    producer = kafka_io.producer(cfg.kafka, linger_ms=5)
+    click.echo(f"simulating {len(agents)} agents for {len({a.agency_id for a in agents})} agencies", err=True)
+    try:
+        run_agents(producer, agents, interval or cfg.heartbeat_interval_s, stop, cfg.heartbeat_topic, cfg.raw_topic)
+    finally:
+        producer.close(timeout=5)
+
+
 @click.group()
 def agency() -> None:
     """Agencies' enrolment tokens (the SOC side of `socpipe agent enroll`)."""

@@ -73,6 +73,33 @@ def run_agents(producer, agents: list[SimulatedAgent], interval_s: float, stop: 
         stop.wait(interval_s)
 
 
+def concrete_path(pattern: str) -> str:
+    """A path an agent would report for an inventory pattern: '*auth.log' -> '/var/log/auth.log'."""
+    if pattern.startswith("*"):
+        pattern = "/var/log/" + pattern.lstrip("*")
+    return pattern.replace("*", "x").replace("?", "x")
+
+
+def agents_for_inventory(inventory, registry, count: int) -> list[SimulatedAgent]:
+    """One simulated agent per (agency, host) for the first `count` agencies, enrolled directly if new."""
+    existing = {(a.agency_id, a.host): a for a in registry.agents() if not a.revoked}
+    out: list[SimulatedAgent] = []
+    for agency in [a for a in inventory.agencies if not a.decommissioned][:count]:
+        by_host: dict[str, list[str]] = {}
+        for src in agency.sources or ():
+            by_host.setdefault(src.host or f"srv-{agency.id}", []).append(concrete_path(src.path))
+        if not by_host:
+            by_host[f"srv-{agency.id}"] = ["/var/log/syslog"]
+        for host, paths in by_host.items():
+            rec = existing.get((agency.id, host))
+            if rec is None:
+                agent_id, secret = registry.enroll_direct(agency.id, host, VERSION)
+            else:
+                agent_id, secret = rec.agent_id, rec.secret
+            out.append(SimulatedAgent(agency.id, agent_id, secret, host, sources=paths))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from pipeline import kafka_io
     from pipeline.config import KafkaConfig
