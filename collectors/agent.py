@@ -1,0 +1,317 @@
+"""The agent: inputs -> per-source batches -> spool -> Kafka, plus heartbeats and self-metrics.
+
+Threads: this loop (reads files, drains listener queues, builds batches, appends to the spool and owns
+every checkpoint), the shipper (spool -> Kafka), the heartbeat sender, one per listener.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from pathlib import Path
+
+from collectors.config import AgentConfig
+from collectors.flood import TokenBucket
+from collectors.identity import Identity
+from collectors.lines import BatchBuilder, encode_line
+from collectors.listeners import JournaldInput, Message, SyslogListener
+from collectors.shipper import Shipper
+from collectors.spool import Spool, write_json_atomic
+from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
+from collectors.tailer import FileInput, FileSource
+from pipeline import __version__
+
+log = logging.getLogger("socpipe.agent")
+
+CHECKPOINT_EVERY_S = 5.0
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, identity: Identity, host: str | None = None):
+        self.config = config
+        self.identity = identity
+        self.host = host or config.host or socket.gethostname()
+        self.stats = AgentStats()
+        self.state_dir = Path(config.state_dir)
+        self.listeners: list[SyslogListener] = []
+        self.listen_ports: dict[str, int] = {}  # listener source name -> bound port (0 in config = any)
+        self.ready = threading.Event()  # set once inputs are open (listeners bound)
+        self._batches: dict[str, BatchBuilder] = {}
+        self._spooled_positions: dict[str, dict] = {}
+        self._positions_lock = threading.Lock()
+        self._buckets: dict[str, TokenBucket] = {}
+        self._listener_seq: dict[str, int] = {}
+        self._journal_cursor = ""
+
+    # --- public ------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Blocking; returns when `stop` is set, after flushing what was read into the spool."""
+        c = self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        spool = Spool(self.state_dir / "spool", c.spool.segment_bytes, c.spool.max_bytes, c.spool.fsync,
+                      c.spool.fsync_interval_s)
+        positions = self._load_checkpoints()
+        positions.update(spool.recover())
+        self.stats.spool_corrupt = spool.corrupt
+        self._spooled_positions = dict(positions)
+        spool.on_before_delete = self._save_checkpoints
+        self._spool = spool
+
+        file_inputs = [FileInput(f, positions, c.fingerprint_bytes, c.flood.max_line_bytes,
+                                 c.flood.partial_line_timeout_s, c.close_inactive_s) for f in c.files]
+        inbox: queue.Queue[tuple[str, str | None, Message]] = queue.Queue(maxsize=20000)
+        stop_inputs = threading.Event()
+        journal = self._start_listeners(positions, inbox, stop_inputs)
+
+        kafka_kwargs = self._kafka_kwargs()
+        shipper_stop = threading.Event()
+        shipper = Shipper(spool, kafka_kwargs, c.topic, self.stats, shipper_stop,
+                          client_id=f"socpipe-agent-{self.identity.agent_id}")
+        shipper.start()
+        hb_thread = threading.Thread(target=self._heartbeats, args=(shipper, stop), name="agent-heartbeat",
+                                     daemon=True)
+        hb_thread.start()
+        metrics_server = None
+        if c.metrics.enabled:
+            metrics_server = start_metrics_server(self.stats, c.metrics.host, c.metrics.port)
+        log.info("agent.started agency_id=%s agent_id=%s host=%s files=%d listeners=%d journald=%s",
+                 self.identity.agency_id, self.identity.agent_id, self.host, len(c.files), len(self.listeners),
+                 journal is not None)
+        self.ready.set()
+        try:
+            self._loop(stop, file_inputs, inbox, spool)
+        finally:
+            stop_inputs.set()
+            for lst in self.listeners:
+                lst.close()
+            if journal is not None:
+                journal.close()
+            self._drain_inbox(inbox, time.time())
+            self._flush_all(spool)
+            shipper_stop.set()
+            shipper.join(shipper.drain_on_stop_s + 5)
+            spool.close()
+            self._save_checkpoints()
+            for fi in file_inputs:
+                for src in fi.sources.values():
+                    src.close()
+            if metrics_server is not None:
+                metrics_server[0].shutdown()
+            log.info("agent.stopped")
+
+    # --- main loop ---------------------------------------------------------------------------------
+    def _loop(self, stop: threading.Event, file_inputs: list[FileInput], inbox, spool: Spool) -> None:
+        c = self.config
+        next_refresh = 0.0
+        next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
+        sources: list[FileSource] = []
+        while not stop.is_set():
+            now = time.monotonic()
+            wall = time.time()
+            if now >= next_refresh:
+                for fi in file_inputs:
+                    for src in fi.discover():
+                        with self._positions_lock:
+                            self._spooled_positions.setdefault(src.name, src.position())
+                sources = [s for fi in file_inputs for s in fi.sources.values()]
+                for src in sources:
+                    src.refresh(now)
+                    sc = self.stats.source(src.name)
+                    sc.lag_bytes = src.lag_bytes
+                next_refresh = now + c.poll_interval_s
+            busy = False
+            if not spool.full:
+                for src in sources:
+                    bucket = self._bucket(src.name)
+                    if bucket is not None and not bucket.available(now):
+                        continue
+                    before = src.seq_next
+                    lines = src.read(now, wall, 4 * 1024 * 1024)
+                    if lines:
+                        busy = True
+                        n = src.seq_next - before
+                        sc = self.stats.source(src.name)
+                        sc.lines_read += n
+                        sc.bytes_read += sum(map(len, lines))
+                        sc.last_read_at = wall
+                        if bucket is not None:
+                            bucket.take(n, now)
+                        self._add(src.name, src.dataset, lines, src.position(), spool, now)
+                    elif src.files and any(f.splitter and f.splitter.pending_bytes for f in src.files):
+                        pass
+                busy |= self._drain_inbox(inbox, wall)
+            self._flush_lingering(spool, now)
+            spool.maybe_sync()
+            self.stats.spool_bytes = spool.pending_bytes
+            self.stats.spool_corrupt = spool.corrupt
+            self.stats.dropped = sum(lst.dropped for lst in self.listeners)
+            if now >= next_checkpoint:
+                self._save_checkpoints()
+                next_checkpoint = now + CHECKPOINT_EVERY_S
+            if not busy:
+                stop.wait(min(c.poll_interval_s, c.batch.linger_s))
+
+    def _bucket(self, source: str) -> TokenBucket | None:
+        rate = self.config.flood.rate_lines_per_s
+        if rate <= 0:
+            return None
+        b = self._buckets.get(source)
+        if b is None:
+            b = self._buckets[source] = TokenBucket(rate, self.config.flood.burst_lines or rate)
+        return b
+
+    def _drain_inbox(self, inbox, wall: float) -> bool:
+        """Listener messages -> batches (seq assigned here: this thread owns every counter)."""
+        got = False
+        now = time.monotonic()
+        for _ in range(5000):
+            try:
+                name, dataset, msg = inbox.get_nowait()
+            except queue.Empty:
+                break
+            got = True
+            seq = self._listener_seq.get(name, 1)
+            self._listener_seq[name] = seq + 1
+            bucket = self._bucket(name)
+            sc = self.stats.source(name)
+            if bucket is not None and not bucket.available(now):
+                sc.overflow += 1  # flood: still spooled, counted and reported
+            elif bucket is not None:
+                bucket.take(1, now)
+            sc.lines_read += 1
+            sc.bytes_read += len(msg.text)
+            sc.last_read_at = wall
+            position = {"q": seq + 1}
+            if msg.cursor:
+                position["c"] = msg.cursor
+            self._add(name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position,
+                      self._spool, now)
+        return got
+
+    def _add(self, source: str, dataset: str | None, lines: list[str], position: dict, spool: Spool,
+             now: float) -> None:
+        """Append lines to the source's batch; a full batch goes to the spool. Only the record holding
+        the last of these lines carries the source's checkpoint (the position after all of them)."""
+        b = self._batches.get(source)
+        if b is None:
+            b = self._batches[source] = BatchBuilder(source, dataset)
+        max_lines, max_bytes = self.config.batch.max_lines, self.config.batch.max_bytes
+        i, n = 0, len(lines)
+        while i < n:
+            line = lines[i]
+            if b.lines and (len(b.lines) >= max_lines or b.nbytes + len(line) + 400 > max_bytes):
+                b.position = None  # more lines of this read follow: no checkpoint in this record
+                self._flush(b, spool)
+            b.add(line, now)
+            i += 1
+        b.position = position
+
+    def _flush(self, b: BatchBuilder, spool: Spool) -> None:
+        if not b.lines:
+            return
+        ident = self.identity
+        dataset = b.dataset
+        value = b.encode(ident.agency_id, ident.agent_id, self.host, dataset, self.config.timezone)
+        meta = {"s": b.source, "k": f"{ident.agency_id}|{ident.agent_id}|{b.source}", "n": len(b.lines),
+                "d": dataset or ""}
+        if b.position is not None:
+            meta["p"] = b.position
+        spool.append(meta, value)
+        if b.position is not None:
+            with self._positions_lock:
+                self._spooled_positions[b.source] = b.position
+        b.clear()
+
+    def _flush_lingering(self, spool: Spool, now: float) -> None:
+        linger = self.config.batch.linger_s
+        for b in self._batches.values():
+            if b.lines and now - b.first_at >= linger:
+                self._flush(b, spool)
+
+    def _flush_all(self, spool: Spool) -> None:
+        for b in self._batches.values():
+            self._flush(b, spool)
+
+    # --- state ---------------------------------------------------------------------------------------
+    def _load_checkpoints(self) -> dict[str, dict]:
+        path = self.state_dir / "checkpoints.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("checkpoints.unreadable path=%s error=%s (spooled positions still apply)", path, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_checkpoints(self) -> None:
+        with self._positions_lock:
+            snapshot = dict(self._spooled_positions)
+        write_json_atomic(self.state_dir / "checkpoints.json", snapshot, self.config.spool.fsync != "never")
+
+    # --- inputs and outputs -------------------------------------------------------------------------
+    def _start_listeners(self, positions, inbox, stop_inputs) -> JournaldInput | None:
+        c = self.config
+        for lc in c.syslog:
+            relay: queue.Queue[Message] = _Tagger(inbox, None, lc.dataset or None)
+            lst = SyslogListener(lc, relay, c.flood.max_line_bytes, stop_inputs)
+            relay.name = lst.name
+            self._listener_seq[lst.name] = int(positions.get(lst.name, {}).get("q", 1))
+            self.listen_ports[lst.name] = lst.port
+            lst.start()
+            self.listeners.append(lst)
+        if not c.journald.enabled:
+            return None
+        pos = positions.get("journald", {})
+        self._listener_seq["journald"] = int(pos.get("q", 1))
+        journal = JournaldInput(c.journald, _Tagger(inbox, "journald", c.journald.dataset or None),
+                                str(pos.get("c", "")), c.flood.max_line_bytes, stop_inputs)
+        journal.start()
+        return journal
+
+    def _kafka_kwargs(self) -> dict:
+        k = self.config.kafka
+        creds = self.identity.kafka
+        from dataclasses import replace
+        merged = replace(k, bootstrap=creds.bootstrap or k.bootstrap,
+                         security_protocol=creds.security_protocol or k.security_protocol,
+                         sasl_username=creds.sasl_username or k.sasl_username,
+                         sasl_password=creds.sasl_password or k.sasl_password)
+        from collectors.config import check_kafka_transport
+        check_kafka_transport(merged, self.config.allow_plaintext_remote)
+        return merged.client_kwargs()
+
+    def _heartbeats(self, shipper: Shipper, stop: threading.Event) -> None:
+        from kafka.errors import KafkaError
+
+        c = self.config
+        config_hash = c.config_hash()
+        shipper.ready.wait()
+        while not stop.is_set():
+            hb = build_heartbeat(self.stats, self.identity.agency_id, self.identity.agent_id, self.host,
+                                 __version__, config_hash, self.identity.secret, time.time())
+            try:
+                shipper.producer.send(c.heartbeat_topic, value=hb.to_bytes(),
+                                      key=f"{self.identity.agency_id}|{self.identity.agent_id}".encode())
+                self.stats.heartbeats_sent += 1
+            except (KafkaError, AttributeError) as exc:
+                log.warning("heartbeat.send_failed error=%s", type(exc).__name__)
+            stop.wait(c.heartbeat_interval_s)
+
+
+class _Tagger:
+    """A queue facade for one input: tags its messages with the source name and dataset."""
+
+    def __init__(self, inbox: queue.Queue, name: str | None, dataset: str | None):
+        self.inbox, self.name, self.dataset = inbox, name, dataset
+
+    def put(self, msg: Message, timeout: float | None = None) -> None:
+        self.inbox.put((self.name, self.dataset, msg), timeout=timeout)
+
+    def put_nowait(self, msg: Message) -> None:
+        self.inbox.put_nowait((self.name, self.dataset, msg))

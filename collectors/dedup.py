@@ -1,0 +1,73 @@
+"""Duplicate removal for at-least-once delivery, used SOC-side (pure, no I/O).
+
+Where duplicates come from: the agent resends spooled records Kafka may already hold when it restarts
+(or rewinds after a failed send) before it recorded their ack. Every line carries a per-(agent, source)
+`seq` that never changes on resend, so the first consumer of RAW_TOPIC (the detector worker) drops a
+line whose (agent_id, source, seq) it has already seen. Lines of one source share a Kafka key, hence
+a partition, hence one worker: this state never needs sharing between workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Stream:
+    floor: int = 0  # every seq <= floor has been seen
+    above: set[int] = field(default_factory=set)  # seen seqs > floor (out of order or after a gap)
+
+
+class SeenSequences:
+    """Remembers which seqs were seen per stream with O(gap) memory: a contiguous floor plus the
+    sparse seqs above it. A gap older than `max_pending` seqs is given up on (counted as missing)."""
+
+    def __init__(self, max_pending: int = 100_000):
+        self.max_pending = max_pending
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self.duplicates = 0
+        self.missing = 0  # seqs skipped over when a gap was given up
+
+    def add(self, agent_id: str, source: str, seq: int) -> bool:
+        """True if (agent_id, source, seq) is new (process the line), False for a duplicate."""
+        s = self._streams.get((agent_id, source))
+        if s is None:
+            s = self._streams[(agent_id, source)] = _Stream(floor=seq - 1)  # start where we join
+        if seq <= s.floor or seq in s.above:
+            self.duplicates += 1
+            return False
+        if seq == s.floor + 1:
+            s.floor = seq
+            above = s.above
+            while above and s.floor + 1 in above:
+                s.floor += 1
+                above.discard(s.floor)
+        else:
+            s.above.add(seq)
+            if len(s.above) > self.max_pending:
+                nxt = min(s.above)
+                self.missing += nxt - s.floor - 1
+                s.floor = nxt
+                s.above.discard(nxt)
+                while s.floor + 1 in s.above:
+                    s.floor += 1
+                    s.above.discard(s.floor)
+        return True
+
+    def gaps(self, agent_id: str, source: str) -> list[tuple[int, int]]:
+        """Missing seq ranges (inclusive) below the highest seq seen: lines lost or not yet arrived."""
+        s = self._streams.get((agent_id, source))
+        if s is None or not s.above:
+            return []
+        out, prev = [], s.floor
+        for q in sorted(s.above):
+            if q > prev + 1:
+                out.append((prev + 1, q - 1))
+            prev = q
+        return out
+
+    def high(self, agent_id: str, source: str) -> int:
+        s = self._streams.get((agent_id, source))
+        if s is None:
+            return 0
+        return max(s.above) if s.above else s.floor

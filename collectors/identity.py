@@ -1,0 +1,109 @@
+"""Who the agent is: assigned by the SOC at enrolment, stored in the state dir with 0600 permissions.
+
+The agency id is never chosen by the agent: `enroll` trades a per-agency token for it. The file also
+carries the Kafka credentials the SOC issued, so the config file holds no secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pipeline.config import ConfigError
+
+
+@dataclass(frozen=True)
+class KafkaCredentials:
+    bootstrap: str = ""
+    security_protocol: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+
+
+@dataclass(frozen=True)
+class Identity:
+    agency_id: str
+    agent_id: str
+    secret: str
+    kafka: KafkaCredentials = field(default_factory=KafkaCredentials)
+
+    def __repr__(self) -> str:  # never print the secret or password by accident
+        return f"Identity(agency_id={self.agency_id!r}, agent_id={self.agent_id!r})"
+
+
+class EnrolmentError(RuntimeError):
+    pass
+
+
+def save_identity(path: str | Path, identity: Identity) -> Path:
+    """Write atomically with mode 0600 from the first byte (no window where others can read it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, json.dumps(asdict(identity), indent=2).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+def load_identity(path: str | Path) -> Identity:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"identity_file: {path} does not exist; enrol first: "
+                          "socpipe agent enroll --server URL --token TOKEN") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"identity_file: cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"identity_file: {path} must hold a JSON object")
+    for key in ("agency_id", "agent_id", "secret"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"identity_file: {path}: key {key!r} is missing or empty")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"identity_file: {path} is readable by others (mode {mode:o}); chmod 600 it")
+    kafka = data.get("kafka") or {}
+    if not isinstance(kafka, dict):
+        raise ConfigError(f"identity_file: {path}: key 'kafka' must be an object")
+    known = KafkaCredentials.__dataclass_fields__
+    return Identity(data["agency_id"], data["agent_id"], data["secret"],
+                    KafkaCredentials(**{k: str(v) for k, v in kafka.items() if k in known}))
+
+
+def enroll(server: str, token: str, state_dir: str | Path, host: str | None = None,
+           agent_version: str | None = None, timeout_s: float = 15.0) -> Identity:
+    """POST {server}/v1/enroll; on 200 store the identity, on 403 explain the token was refused."""
+    from pipeline import __version__
+
+    body = json.dumps({"token": token, "host": host or socket.gethostname(),
+                       "agent_version": agent_version or __version__}).encode()
+    req = urllib.request.Request(server.rstrip("/") + "/v1/enroll", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            data = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 403:
+            raise EnrolmentError("the SOC refused the enrolment token (unknown, expired or revoked)") from None
+        raise EnrolmentError(f"enrolment server answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise EnrolmentError(f"cannot enrol with {server}: {exc}") from None
+    try:
+        kafka = data.get("kafka") or {}
+        identity = Identity(str(data["agency_id"]), str(data["agent_id"]), str(data["secret"]),
+                            KafkaCredentials(**{k: str(kafka.get(k, "")) for k in KafkaCredentials.__dataclass_fields__}))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise EnrolmentError(f"enrolment answer is missing {exc}") from None
+    save_identity(Path(state_dir) / "identity.json", identity)
+    return identity

@@ -1,0 +1,98 @@
+"""The hardened systemd service for the agent, and `socpipe agent install-service`."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+UNIT_PATH = Path("/etc/systemd/system/socpipe-agent.service")
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def unit_text(python: str, config_path: str, state_dir: str, user: str, log_group: str) -> str:
+    """The unit: a dedicated user that reads logs through a group, a read-only system except its own
+    state dir, no privileges, and restart on failure (the spool keeps what was read)."""
+    return f"""[Unit]
+Description=socpipe collector agent (ships logs to the SOC)
+Documentation=https://github.com/socpipe/socpipe/blob/main/collectors/README.md
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User={user}
+Group={user}
+SupplementaryGroups={log_group} systemd-journal
+ExecStart={python} -m pipeline.cli agent run --config {config_path}
+Restart=always
+RestartSec=5
+StateDirectory={Path(state_dir).name}
+StateDirectoryMode=0700
+ReadWritePaths={state_dir}
+ReadOnlyPaths=/var/log
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+PrivateDevices=true
+NoNewPrivileges=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectKernelLogs=true
+ProtectControlGroups=true
+ProtectClock=true
+ProtectHostname=true
+RestrictSUIDSGID=true
+RestrictRealtime=true
+RestrictNamespaces=true
+LockPersonality=true
+MemoryDenyWriteExecute=true
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+CapabilityBoundingSet=
+AmbientCapabilities=
+UMask=0077
+MemoryMax=256M
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def install(unit: str, config_path: str, state_dir: str, user: str, log_group: str) -> list[str]:
+    if os.geteuid() != 0:
+        raise ServiceError("install-service must run as root (it creates a user and a systemd unit)")
+    steps = []
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run([useradd, "--system", "--user-group", "--no-create-home", "--home-dir", state_dir,
+                        "--shell", "/usr/sbin/nologin", user], check=True)
+        steps.append(f"created system user {user}")
+    try:
+        grp.getgrnam(log_group)
+        subprocess.run(["usermod", "-a", "-G", log_group, user], check=True)
+        steps.append(f"{user} may read logs through group {log_group}")
+    except KeyError:
+        steps.append(f"warning: group {log_group} does not exist; grant {user} read access to the logs yourself")
+    Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = pwd.getpwnam(user)
+    for p in [Path(state_dir), *Path(state_dir).rglob("*")]:
+        os.chown(p, info.pw_uid, info.pw_gid)
+    steps.append(f"state dir {state_dir} owned by {user}, mode 0700")
+    if not Path(config_path).exists():
+        steps.append(f"warning: {config_path} does not exist yet; copy config/agent.yaml there")
+    UNIT_PATH.write_text(unit)
+    steps.append(f"wrote {UNIT_PATH}")
+    if shutil.which("systemctl"):
+        subprocess.run(["systemctl", "daemon-reload"], check=False)
+        steps.append("next: systemctl enable --now socpipe-agent")
+    return steps

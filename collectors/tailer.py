@@ -1,0 +1,314 @@
+"""File inputs: follow files by content fingerprint through rotation, truncation and restarts.
+
+A *source* is one followed path (a glob may yield several). Its state is an ordered list of tracked
+files, oldest first: after a rename rotation the old file (still open, or found again among the rotated
+copies after a restart) is read to its end before the new one. A file's identity is a hash of its first
+bytes, not its inode: inodes are reused, and copytruncate keeps the inode while replacing the content.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+
+from collectors.config import COMPRESSED_SUFFIXES, FileInputConfig
+from collectors.lines import FLAG_INVALID_UTF8, FLAG_PARTIAL, FLAG_TRUNCATED, LineSplitter, decode, encode_line
+
+log = logging.getLogger("socpipe.agent.files")
+
+READ_CHUNK = 1024 * 1024
+
+
+def fingerprint(head: bytes) -> str:
+    return hashlib.sha1(head).hexdigest()
+
+
+@dataclass
+class TrackedFile:
+    fp_len: int
+    fp: str
+    offset: int  # checkpointed: just after the last line handed out
+    line_no: int
+    path: str
+    fd: int | None = None
+    dev_ino: tuple[int, int] | None = None
+    splitter: LineSplitter | None = None
+    size: int = 0
+    last_data_at: float = field(default_factory=time.monotonic)
+
+    def matches(self, head: bytes) -> bool:
+        return len(head) >= self.fp_len and fingerprint(head[:self.fp_len]) == self.fp
+
+    @property
+    def read_pos(self) -> int:
+        return self.splitter.offset + self.splitter.pending_bytes if self.splitter else self.offset
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd, self.dev_ino, self.splitter = None, None, None
+
+
+class FileSource:
+    """One followed path, its tracked files and its sequence counter."""
+
+    def __init__(self, path: str, cfg: FileInputConfig, fp_bytes: int, max_line_bytes: int,
+                 partial_timeout_s: float, close_inactive_s: float, position: dict | None, start_at_end: bool):
+        self.name = path
+        self.cfg = cfg
+        self.dataset = cfg.dataset or None
+        self.fp_bytes = fp_bytes
+        self.max_line_bytes = max_line_bytes
+        self.partial_timeout_s = partial_timeout_s
+        self.close_inactive_s = close_inactive_s
+        self.seq_next = 1
+        self.files: list[TrackedFile] = []
+        self.start_at_end = start_at_end and position is None
+        self.lag_bytes = 0
+        self.last_read_at = 0.0
+        if position:
+            self.seq_next = int(position.get("q", 1))
+            for fp_len, fp, offset, line_no, p in position.get("f", []):
+                self.files.append(TrackedFile(int(fp_len), str(fp), int(offset), int(line_no), str(p)))
+
+    def position(self) -> dict:
+        return {"q": self.seq_next, "f": [[f.fp_len, f.fp, f.offset, f.line_no, f.path] for f in self.files]}
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+    # --- identity and rotation ---------------------------------------------------------------------
+    def refresh(self, now: float) -> None:
+        for f in self.files:
+            if f.fd is not None and not self._still_same(f):
+                log.info("file.replaced source=%s path=%s offset=%d (truncated or rewritten; looking for its copy)",
+                         self.name, f.path, f.read_pos)
+                f.close()
+        self._attach_live(now)
+        if any(f.fd is None for f in self.files):
+            self._attach_rotated(now)
+        self._prune(now)
+        self.lag_bytes = sum(max(0, f.size - f.read_pos) for f in self.files if f.fd is not None)
+
+    def _still_same(self, f: TrackedFile) -> bool:
+        try:
+            st = os.fstat(f.fd)
+            head = os.pread(f.fd, self.fp_bytes, 0)
+        except OSError:
+            return False
+        if st.st_size < f.read_pos or not f.matches(head):
+            return False
+        if len(head) > f.fp_len:  # grow the fingerprint of a young file towards fp_bytes
+            f.fp_len, f.fp = len(head), fingerprint(head)
+        f.size = st.st_size
+        return True
+
+    def _open(self, path: str) -> tuple[int, os.stat_result, bytes] | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+                os.close(fd)
+                return None
+            return fd, st, os.pread(fd, self.fp_bytes, 0)
+        except OSError:
+            os.close(fd)
+            return None
+
+    def _adopt(self, f: TrackedFile, path: str, fd: int, st: os.stat_result, now: float) -> None:
+        f.fd, f.dev_ino, f.path, f.size = fd, (st.st_dev, st.st_ino), path, st.st_size
+        f.splitter = LineSplitter(f.offset, f.line_no, self.max_line_bytes)
+        f.last_data_at = now
+
+    def _attach_live(self, now: float) -> None:
+        try:
+            st = os.stat(self.name)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if any(f.dev_ino == key for f in self.files):
+            return
+        opened = self._open(self.name)
+        if opened is None:
+            return
+        fd, st, head = opened
+        for f in self.files:
+            if f.fd is None and f.matches(head):
+                self._adopt(f, self.name, fd, st, now)
+                return
+        f = TrackedFile(len(head), fingerprint(head), 0, 0, self.name)
+        if self.start_at_end:
+            f.offset, f.line_no = st.st_size, _count_lines(fd, st.st_size)
+            log.info("file.start_at_end source=%s offset=%d line_no=%d", self.name, f.offset, f.line_no)
+        self.start_at_end = False
+        self.files.append(f)
+        self._adopt(f, self.name, fd, st, now)
+
+    def rotated_candidates(self) -> list[str]:
+        out = []
+        for pattern in self.cfg.rotated:
+            for p in glob.glob(pattern.replace("{path}", glob.escape(self.name))):
+                if p != self.name and not is_excluded(p, self.cfg.exclude):
+                    out.append(p)
+        return sorted(set(out))
+
+    def _attach_rotated(self, now: float) -> None:
+        open_keys = {f.dev_ino for f in self.files if f.dev_ino}
+        for path in self.rotated_candidates():
+            waiting = [f for f in self.files if f.fd is None]
+            if not waiting:
+                return
+            opened = self._open(path)
+            if opened is None:
+                continue
+            fd, st, head = opened
+            if (st.st_dev, st.st_ino) in open_keys:
+                os.close(fd)
+                continue
+            for f in waiting:
+                if f.matches(head):
+                    log.info("file.found_rotated source=%s path=%s offset=%d", self.name, path, f.offset)
+                    self._adopt(f, path, fd, st, now)
+                    break
+            else:
+                os.close(fd)
+
+    def _prune(self, now: float) -> None:
+        keep = []
+        for i, f in enumerate(self.files):
+            is_last = i == len(self.files) - 1
+            if f.fd is None:
+                if f.size and f.size > f.offset:
+                    log.warning("file.lost source=%s path=%s unread_from=%d: rotated away (compressed or deleted) "
+                                "before it was read", self.name, f.path, f.offset)
+                elif not f.size:
+                    log.warning("file.not_found source=%s path=%s offset=%d: no live or rotated file has its "
+                                "fingerprint", self.name, f.path, f.offset)
+                continue
+            done = f.read_pos >= f.size and f.splitter is not None and f.splitter.pending_bytes == 0
+            if not is_last and done and now - f.last_data_at >= self.close_inactive_s:
+                f.close()
+                continue
+            keep.append(f)
+        self.files = keep
+
+    # --- reading -----------------------------------------------------------------------------------
+    def read(self, now: float, wall: float, max_bytes: int) -> list[str]:
+        """Encoded lines read from the tracked files in order, at most about max_bytes of input."""
+        out: list[str] = []
+        budget = max_bytes
+        for f in self.files:
+            if f.fd is None or budget <= 0:
+                continue
+            sp = f.splitter
+            while budget > 0:
+                try:
+                    chunk = os.pread(f.fd, min(READ_CHUNK, budget), f.read_pos)
+                except OSError as exc:
+                    log.warning("file.read_error source=%s path=%s error=%s", self.name, f.path, exc)
+                    break
+                if not chunk:
+                    break
+                budget -= len(chunk)
+                f.last_data_at = now
+                self._emit(sp.feed(chunk), wall, out)
+            if sp.pending_bytes and now - f.last_data_at >= self.partial_timeout_s:
+                line = sp.flush_partial()
+                if line is not None:
+                    self._emit([line], wall, out)
+            f.offset, f.line_no = sp.offset, sp.line_no
+        if out:
+            self.last_read_at = wall
+        return out
+
+    def _emit(self, lines, wall: float, out: list[str]) -> None:
+        seq = self.seq_next
+        append = out.append
+        for ln in lines:
+            raw = ln.raw
+            if raw[-1:] == b"\r":
+                raw = raw[:-1]
+            try:
+                text = raw.decode()
+                bad = False
+            except UnicodeDecodeError:
+                text, bad = decode(raw)
+            if bad or ln.truncated or ln.partial:
+                flags = tuple(x for x, on in ((FLAG_TRUNCATED, ln.truncated), (FLAG_INVALID_UTF8, bad),
+                                              (FLAG_PARTIAL, ln.partial)) if on)
+            else:
+                flags = ()
+            append(encode_line(text, ln.offset, ln.line_no, seq, wall, flags))
+            seq += 1
+        self.seq_next = seq
+
+
+def is_excluded(path: str, exclude: list[str]) -> bool:
+    return path.endswith(tuple(COMPRESSED_SUFFIXES)) or any(fnmatch(path, g) for g in exclude)
+
+
+def _count_lines(fd: int, size: int) -> int:
+    n, pos = 0, 0
+    while pos < size:
+        chunk = os.pread(fd, min(8 * READ_CHUNK, size - pos), pos)
+        if not chunk:
+            break
+        n += chunk.count(b"\n")
+        pos += len(chunk)
+    return n
+
+
+class FileInput:
+    """One `files:` entry: expands its globs into sources; a file that is a rotated copy of a followed
+    file (same fingerprint) is not a new source."""
+
+    def __init__(self, cfg: FileInputConfig, positions: dict[str, dict], fp_bytes: int, max_line_bytes: int,
+                 partial_timeout_s: float, close_inactive_s: float):
+        self.cfg = cfg
+        self.fp_bytes = fp_bytes
+        self._args = (fp_bytes, max_line_bytes, partial_timeout_s, close_inactive_s)
+        self.sources: dict[str, FileSource] = {}
+        self._positions = positions
+        self._first_scan = True
+        for path in self._own_checkpointed(positions):
+            self.sources[path] = FileSource(path, cfg, *self._args, positions[path], False)
+
+    def _own_checkpointed(self, positions: dict[str, dict]) -> list[str]:
+        return [p for p in positions if not p.startswith(("syslog-", "journald")) and
+                any(fnmatch(p, g) or p == g for g in self.cfg.paths)]
+
+    def discover(self) -> list[FileSource]:
+        new = []
+        for pattern in self.cfg.paths:
+            for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+                if path in self.sources or is_excluded(path, self.cfg.exclude) or not os.path.isfile(path):
+                    continue
+                if self._is_rotated_copy(path):
+                    continue
+                start_at_end = self.cfg.start_position == "end" and self._first_scan
+                src = FileSource(path, self.cfg, *self._args, None, start_at_end)
+                self.sources[path] = src
+                new.append(src)
+        self._first_scan = False
+        return new
+
+    def _is_rotated_copy(self, path: str) -> bool:
+        tracked = [f for s in self.sources.values() for f in s.files]
+        if not tracked:
+            return False
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(self.fp_bytes)
+        except OSError:
+            return True
+        return bool(head) and any(f.matches(head) for f in tracked)
