@@ -7,6 +7,69 @@ Public API::
     events = n.normalise_batch(batch)   # pipeline.records.LineBatch -> list of events
     events += n.flush()                 # auditd events still waiting for records
     ev = parse_line(text, dataset=None, timezone="Asia/Ho_Chi_Minh", path=None, line_no=0)
+
+Datasets (names follow the Filebeat modules) and their key fields
+-----------------------------------------------------------------
+Every event: ``@timestamp`` (UTC, ms, ``Z``; local times use the source's time zone, default
+Asia/Ho_Chi_Minh; RFC 3164 years are inferred from the read time), ``event.dataset``,
+``event.module``, ``event.kind``, ``event.category``/``event.type`` (lists), ``event.action``,
+``event.outcome``, ``message``, ``event.original``, ``host.hostname`` (the line's own host),
+``process.name``/``process.pid`` (syslog tag), ``log.file.path``, ``log.file.line``, ``tags``.
+``Normaliser.normalise_batch`` adds ``organization.id``, ``agent.id``, ``agent.type: socpipe``,
+``host.name`` (line host, else the batch host), ``log.offset``, ``socpipe.seq`` and the agent's
+line flags as tags.
+
+- ``system.auth`` - sshd/sshd-session/dropbear, PAM (any program), sudo, su, useradd/usermod/
+  userdel/groupadd/passwd/chpasswd..., systemd-logind, cron. sshd logins: ``event.action``
+  ``ssh_login`` with ``event.outcome`` failure|success, ``user.name``, ``source.ip``/``source.port``
+  (``source.address``/``source.domain`` when the peer is a name), ``event.reason`` ("invalid
+  user"...), ``system.auth.ssh.method``. Other actions: ``ssh_disconnect``, ``ssh_no_identification``,
+  ``ssh_max_auth_attempts``, ``ssh_protocol_error``, ``ssh_timeout``, ``ssh_connection``,
+  ``pam_authentication_failure``, ``session_opened|closed``, ``sudo_command`` (``user.name``,
+  ``user.effective.name``, ``system.auth.sudo.command``), ``sudo_auth_failure``, ``su``,
+  ``user_created``/``user_deleted``/``user_added_to_group``/``password_changed``... (category iam,
+  ``user.name``, ``user.target.name``, ``group.name``), ``logind_session_start``, ``cron_command``.
+  The Normaliser remembers each sshd pid's peer, so later lines of that connection (kex errors,
+  "Too many authentication failures") carry ``source.ip`` too.
+- ``system.syslog`` - any other syslog line (RFC 3164, RFC 5424, ISO-8601/rsyslog high precision,
+  journald short-iso/short-precise, bare ``host prog[pid]: msg``).
+- ``auditd.log`` - raw ``audit.log`` (also ``node=`` and enriched forms) and syslog-forwarded
+  records. The Normaliser assembles records by serial (SYSCALL+EXECVE+CWD+PATH+PROCTITLE...) into
+  one event: ``auditd.log.record_type`` (lead record), ``auditd.log.record_types``,
+  ``auditd.log.sequence``, ``auditd.log.<key>`` (raw keys), ``auditd.log.syscall`` (name),
+  ``auditd.log.key``, ``process.executable``/``name``/``pid``/``parent.pid``, ``process.args``,
+  ``process.command_line`` (hex decoded), ``process.title``, ``process.working_directory``,
+  ``file.path`` (first PATH), ``auditd.paths``, ``user.id``/``user.effective.id``/``user.audit.id``
+  and their ``.name`` when enriched, ``source.ip`` and ``user.name`` (acct) for USER_* records,
+  ``auditd.log.cmd`` (USER_CMD, decoded). execve: ``event.action: executed``, category process.
+  ``parse_line`` alone returns one event per record (no assembly).
+- ``apache.access`` / ``nginx.access`` - common, combined, vhost_combined, X-Forwarded-For lists
+  and nginx's trailing ``"$http_x_forwarded_for"``; lines wrapped in extra quotes. ``source.ip``,
+  ``http.request.method``, ``url.original``/``path``/``query``/``extension``/``domain``,
+  ``http.version``, ``http.response.status_code``, ``http.response.body.bytes``,
+  ``http.request.referrer``, ``user_agent.original``, ``user.name``, ``network.forwarded_ip``,
+  ``related.ip``. Apache and nginx write the same formats: the dataset comes from the
+  configuration, else ``nginx`` in the file path, else apache.
+- ``apache.error`` / ``nginx.error`` - ``log.level``, ``source.ip``/``port``, ``error.code`` (AHxxxxx),
+  ``process.pid``; nginx's ``client:``/``request:``/``host:`` parts into ``source.ip``/``url.*``.
+  Also accepted when forwarded through syslog (httpd/apache2/nginx tags).
+- ``iptables.log`` - netfilter LOG lines (iptables, nftables, UFW, firewalld): ``source.ip``/
+  ``port``, ``destination.ip``/``port``, ``network.transport``, ``network.direction``,
+  ``event.action`` drop|reject|accept|log (from the log prefix), ``iptables.prefix``,
+  ``observer.product`` (ufw|firewalld), ``observer.ingress/egress.interface.name``.
+- JSON lines - ECS fields kept (flattened to dotted keys), everything else under the source's name
+  (the configured dataset's module, else the file stem): ``{"level": "x"}`` in ``portal.app`` ->
+  ``portal.level``. Dataset: the configured one, else ``<name>.log``.
+
+Failures and hostile input: a line no parser understands is still one event, with ``message``,
+``event.original`` and tag ``_socpipe_parse_failure``; ``@timestamp`` then falls back to the read
+time. Invalid UTF-8 is replaced (tag ``invalid_utf8``), NULs removed (``nul_bytes``), lines over
+1 MiB truncated (``truncated``), absurd times fall back to the read time
+(``_socpipe_timestamp_invalid``). Nothing raises.
+
+Dataset choice: a configured dataset picks the parser family; ``system.auth`` and ``system.syslog``
+are one family (the program tag decides, so auth lines sent to /var/log/syslog or over remote syslog
+still land in ``system.auth``). Without configuration the dataset is detected per line.
 """
 
 from detectors.normalise.core import parse_line

@@ -26,8 +26,25 @@ _AH_CODE = re.compile(r"(AH\d{5}): ")
 _LEVELS = {"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"}
 
 
+_clf_minutes: dict[tuple[str, str, str], str | None] = {}
+
+
 def _time_clf(ts: str, tz: str) -> str | None:
-    """'10/Oct/2000:13:55:36 -0700' -> UTC ISO."""
+    """'10/Oct/2000:13:55:36 -0700' -> UTC ISO; the minute's conversion is cached (hot path)."""
+    if len(ts) == 26 and ts[17] == ":" and ts[18:20].isdigit() and ts[18:20] < "60":
+        key = (ts[:17], ts[20:], tz)
+        prefix = _clf_minutes.get(key, "")
+        if prefix == "":
+            full = _time_clf_slow(ts[:18] + "00" + ts[20:], tz)
+            prefix = full[:-7] if full else None
+            if len(_clf_minutes) > 20000:
+                _clf_minutes.clear()
+            _clf_minutes[key] = prefix
+        return f"{prefix}{ts[18:20]}.000Z" if prefix is not None else None
+    return _time_clf_slow(ts, tz)
+
+
+def _time_clf_slow(ts: str, tz: str) -> str | None:
     if len(ts) < 20 or ts[2] != "/" or ts[6] != "/":
         return None
     mo = MONTHS.get(ts[3:6])
