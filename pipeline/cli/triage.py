@@ -245,3 +245,58 @@ def triage_serve(config_path, prefix, tokens_path, listen):
 
 
 COMMANDS.append(triage_group)
+
+
+# --- Kibana ------------------------------------------------------------------------------------
+
+@click.group("kibana")
+def kibana_group() -> None:
+    """Kibana saved objects (dashboards/kibana/*.ndjson)."""
+
+
+@kibana_group.command("install")
+@click.option("--url", required=True, help="Kibana base URL, e.g. http://kibana:5601")
+@click.option("--space", help="Kibana space id (default space if omitted).")
+@click.option("--username", envvar="SOCPIPE_KIBANA_USERNAME", default="")
+@click.option("--password", envvar="SOCPIPE_KIBANA_PASSWORD", default="")
+@click.option("--api-key", envvar="SOCPIPE_KIBANA_API_KEY", default="")
+@click.option("--prefix", default="socpipe", show_default=True, help="Index prefix the data views point at.")
+@click.option("--triage-url", help="Base URL of `socpipe triage serve` for alert links.")
+@click.option("--analyst", "analysts", multiple=True, help="Also install a 'My alerts: NAME' search (repeatable).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True), default=None)
+def kibana_install(url, space, username, password, api_key, prefix, triage_url, analysts, directory):
+    """Import data views, searches, visualisations and dashboards (overwrite: safe to repeat)."""
+    from pathlib import Path
+
+    from pipeline.elastic.kibana import KibanaError, install, load_objects
+    from pipeline.elastic.kibana.install import DEFAULT_DIR
+
+    try:
+        objects = load_objects(Path(directory) if directory else DEFAULT_DIR, prefix, triage_url, tuple(analysts))
+        result = install(url, objects, space, username, password, api_key)
+    except (KibanaError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"imported {result.success_count}/{result.objects} saved objects into {url}")
+    for err in result.errors:
+        click.echo(f"error: {err.get('type')}/{err.get('id')}: {json.dumps(err.get('error'))}", err=True)
+    if result.errors:
+        sys.exit(1)
+
+
+@kibana_group.command("export")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None)
+def kibana_export(directory):
+    """Re-render dashboards/kibana/*.ndjson from pipeline/elastic/kibana/objects.py."""
+    from pathlib import Path
+
+    from pipeline.elastic.kibana import FILES, render
+    from pipeline.elastic.kibana.install import DEFAULT_DIR
+
+    out = Path(directory) if directory else DEFAULT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for name, build in FILES.items():
+        (out / name).write_text(render(build()), encoding="utf-8")
+        click.echo(f"wrote {out / name}")
+
+
+COMMANDS.append(kibana_group)
