@@ -77,11 +77,10 @@ class AnomalyModel:
     def vectors(self, windows: list[ClosedWindow]) -> tuple[np.ndarray, np.ndarray]:
         """(model-space X, raw X) of closed windows, with this model's context."""
         ctx = self.context
-        raw = [w.accumulator.features(ctx, w.history) for w in windows]
+        raw = [[v if math.isfinite(v) else 0.0 for v in w.accumulator.features(ctx, w.history)] for w in windows]
         model_X = np.array([model_vector(self.profile, r) for r in raw], dtype=np.float64)
-        raw_X = np.array(raw, dtype=np.float64)
         n = len(self.feature_names)
-        return model_X.reshape(-1, n), np.nan_to_num(raw_X.reshape(-1, n))
+        return model_X.reshape(-1, n), np.array(raw, dtype=np.float64).reshape(-1, n)
 
     def _baseline_for(self, entity: tuple[str, ...]) -> Baseline:
         return self.entity_baselines.get(entity, self.baseline)
@@ -92,7 +91,12 @@ class AnomalyModel:
         if self.kind == "isolation_forest":
             assert self.forest is not None
             return self.forest.score(model_X)
-        return np.array([_robust_score(self._baseline_for(e).z(x)) for x, e in zip(model_X, entities)])
+        bases = [self._baseline_for(e) for e in entities]
+        center = np.array([b.center for b in bases])
+        scale = np.array([b.scale for b in bases])
+        z = np.abs(np.clip((model_X - center) / scale, -Z_CAP, Z_CAP))
+        k = min(3, z.shape[1])
+        return np.partition(z, z.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
     def explain(self, x_model: np.ndarray, x_raw: np.ndarray, entity: tuple[str, ...],
                 top: int = 5) -> list[tuple[str, float, float, float]]:
@@ -102,11 +106,6 @@ class AnomalyModel:
         order = np.argsort(-np.abs(z), kind="stable")[:top]
         return [(self.feature_names[i], _round(x_raw[i]), _round(base.raw_median[i]), _round(z[i]))
                 for i in order if abs(z[i]) > 0]
-
-
-def _robust_score(z: np.ndarray) -> float:
-    top = np.sort(np.abs(z))[-3:]
-    return float(top.mean()) if top.size else 0.0
 
 
 def _round(v: float) -> float:

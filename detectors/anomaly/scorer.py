@@ -123,8 +123,7 @@ class AnomalyScorer:
                 ts = event_epoch(event)
             closed = g.windower.add(event, ts)
             if closed is not None:
-                extra = hashlib.sha256(json.dumps(closed.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
-                findings.extend(self._score(g, [closed], extra))
+                findings.extend(self._score(g, [closed]))
         return findings
 
     def advance(self, watermark: float) -> list["AnomalyFinding"]:
@@ -146,7 +145,7 @@ class AnomalyScorer:
                 for g in self.groups} | {"disabled": dict(self.disabled)}
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, g: _Group, closed: list[ClosedWindow], extra: str = "") -> list[AnomalyFinding]:
+    def _score(self, g: _Group, closed: list[ClosedWindow]) -> list[AnomalyFinding]:
         out: list[AnomalyFinding] = []
         entities = [w.entity for w in closed]
         for m in g.models:
@@ -160,14 +159,17 @@ class AnomalyScorer:
                 log.error("anomaly_model_disabled name=%s version=%s error=%r", m.name, m.version, exc)
                 continue
             for i in np.flatnonzero(scores >= m.threshold) if not self.report_all else range(len(closed)):
-                out.append(self._finding(m, closed[i], float(scores[i]), model_X[i], raw_X[i], extra))
+                out.append(self._finding(m, closed[i], float(scores[i]), model_X[i], raw_X[i]))
         return out
 
     @staticmethod
-    def _finding(m: AnomalyModel, w: ClosedWindow, score: float, x_model: np.ndarray, x_raw: np.ndarray,
-                 extra: str) -> AnomalyFinding:
+    def _finding(m: AnomalyModel, w: ClosedWindow, score: float, x_model: np.ndarray,
+                 x_raw: np.ndarray) -> AnomalyFinding:
         entity = dict(zip(m.profile.entity_fields, w.entity))
         start, end = iso_utc(w.start), iso_utc(w.end)
+        extra = ""
+        if m.profile.per_request:  # many requests can share an address and a millisecond
+            extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
         return AnomalyFinding(
             finding_id=finding_id(m, entity, start, extra), model=m.name, model_version=m.version,
             profile=m.profile.name, entity=entity, window_start=start, window_end=end,
