@@ -1,0 +1,88 @@
+import json
+import os
+import stat
+import urllib.error
+import urllib.request
+
+import pytest
+
+from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
+from pipeline.enrolment.registry import EnrolmentError, Registry
+from pipeline.enrolment.server import handle_enroll, serve_in_thread
+from pipeline.records import Heartbeat, sign_heartbeat, verify_heartbeat
+
+
+def test_token_is_kept_hashed_and_the_agency_comes_from_it(tmp_path):
+    reg = Registry(tmp_path / "reg.db")
+    assert stat.S_IMODE(os.stat(tmp_path / "reg.db").st_mode) == 0o600
+    token_id, token = reg.create_token("xa-phu-huu")
+    assert token.encode() not in (tmp_path / "reg.db").read_bytes()
+    rec = reg.enroll(token, "srv1", "1.0")
+    assert rec.agency_id == "xa-phu-huu" and rec.agent_id.startswith("agt-") and len(rec.secret) >= 40
+    assert reg.secret_of(rec.agent_id) == rec.secret
+    assert reg.revoke_tokens("xa-phu-huu") == 1
+    with pytest.raises(EnrolmentError):
+        reg.enroll(token, "srv2")
+    assert reg.agent(rec.agent_id).revoked is False  # enrolled agents survive a token revocation
+    assert reg.revoke_agent(rec.agent_id) and reg.secret_of(rec.agent_id) is None
+
+
+def test_revoke_one_token_by_id(tmp_path):
+    reg = Registry(tmp_path / "reg.db")
+    t1, tok1 = reg.create_token("a")
+    _, tok2 = reg.create_token("a")
+    assert reg.revoke_tokens("a", t1) == 1
+    with pytest.raises(EnrolmentError):
+        reg.enroll(tok1, "h")
+    assert reg.enroll(tok2, "h").agency_id == "a"
+    assert reg.revoke_tokens("b") == 0
+
+
+def test_enroll_direct_for_demos(tmp_path):
+    reg = Registry(tmp_path / "reg.db")
+    agent_id, secret = reg.enroll_direct("so-tttt", "web01")
+    hb = Heartbeat("so-tttt", agent_id, "web01", "1", 1.0, 0.0)
+    hb.signature = sign_heartbeat(hb, secret)
+    assert verify_heartbeat(hb, Registry(tmp_path / "reg.db").secret_of(agent_id))  # another connection sees it
+
+
+def test_handle_enroll_ignores_a_claimed_agency_and_rejects_bad_requests(tmp_path):
+    reg = Registry(tmp_path / "reg.db")
+    cfg = EnrolmentConfig(kafka=KafkaHandout(bootstrap="kafka.soc:9093", security_protocol="SASL_SSL",
+                                             sasl_username="agency-user", sasl_password="pw"))
+    _, token = reg.create_token("xa-a")
+    status, body = handle_enroll(reg, cfg, json.dumps({"token": token, "host": "h", "agency_id": "so-evil"}).encode())
+    assert status == 200 and body["agency_id"] == "xa-a"
+    assert body["kafka"] == {"bootstrap": "kafka.soc:9093", "security_protocol": "SASL_SSL",
+                             "sasl_username": "agency-user", "sasl_password": "pw"}
+    assert handle_enroll(reg, cfg, json.dumps({"token": "nope", "host": "h"}).encode())[0] == 403
+    assert handle_enroll(reg, cfg, b"{not json")[0] == 400
+    assert handle_enroll(reg, cfg, b"[1]")[0] == 400
+    assert handle_enroll(reg, cfg, json.dumps({"token": token}).encode())[0] == 400
+    assert handle_enroll(reg, cfg, json.dumps({"token": token, "host": "h", "agent_version": 3}).encode())[0] == 400
+
+
+def test_http_server_round_trip(tmp_path):
+    reg = Registry(tmp_path / "reg.db")
+    _, token = reg.create_token("ubnd-huyen-an-phu")
+    server, thread = serve_in_thread(reg, EnrolmentConfig(listen_host="127.0.0.1", listen_port=0))
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/enroll"
+
+    def post(payload: bytes):
+        req = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    try:
+        status, body = post(json.dumps({"token": token, "host": "srv-ap", "agent_version": "0.1.0"}).encode())
+        assert status == 200 and body["agency_id"] == "ubnd-huyen-an-phu"
+        assert reg.secret_of(body["agent_id"]) == body["secret"]
+        reg.revoke_tokens("ubnd-huyen-an-phu")
+        assert post(json.dumps({"token": token, "host": "srv-ap"}).encode())[0] == 403
+        assert post(b"garbage")[0] == 400
+    finally:
+        server.shutdown()
+        server.server_close()
