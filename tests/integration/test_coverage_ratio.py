@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
+
+import yaml
 
 from pipeline import kafka_io
 from pipeline.config import KafkaConfig
@@ -48,7 +52,23 @@ def test_three_of_four_agencies_monitored_reads_075_in_prometheus(tmp_path, kafk
             assert [r["metric"]["agency"] for r in never] == ["commune-d"]
             lines = _value(prometheus_url, f'sum(socpipe_events_received_total{{job="{job}",agency="dept-a"}})')
             assert lines and lines >= 5
+            # hot reload: a fifth agency (and one broken entry, reported by key) without a restart
+            entries = yaml.safe_load(inv.read_text())["agencies"]
+            entries += [agency("commune-e", "commune", auth), {"id": "commune-f", "name": "F", "tier": "hamlet"}]
+            write_inventory(inv, entries)
+            wait_for(lambda: _value(prometheus_url, f'socpipe_agencies_total{{job="{job}"}}') == 5,
+                     timeout_s=30, what="inventory reloaded (5 agencies)")
+            assert _value(prometheus_url, f'socpipe_coverage_ratio{{job="{job}"}}') == 0.6
+            assert _value(prometheus_url, f'socpipe_inventory_invalid_entries{{job="{job}"}}') == 1
         finally:
             stop.set()
             sim.join(timeout=5)
             producer.close(timeout=5)
+
+
+def test_every_dashboard_query_is_valid_promql_for_the_real_prometheus(prometheus_url):
+    dash = json.loads((Path(__file__).resolve().parents[2] / "dashboards/grafana/socpipe-coverage.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert exprs
+    for expr in exprs:
+        promql(prometheus_url, expr)  # raises on a parse error (HTTP 400)
