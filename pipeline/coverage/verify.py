@@ -76,10 +76,7 @@ def check_record(agency_id: str, agent_id: str, lookup: AgentLookup) -> str | No
 def header_value(headers, name: str) -> str:
     for k, v in headers or ():
         if k == name and v is not None:
-            try:
-                return v.decode("ascii", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
-            except Exception:
-                return ""
+            return bytes(v).decode("ascii", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
     return ""
 
 
