@@ -168,3 +168,33 @@ def test_cli_errors_are_clear(tmp_path):
     r = runner.invoke(main, ["model", "train", "--dataset", "web", "--input", str(tmp_path / "absent"),
                              "--out", str(tmp_path / "m")])
     assert r.exit_code != 0 and "no such input" in r.output
+
+
+def _auth(ts, user, outcome, ip, host="db-1"):
+    from detectors.anomaly.synthetic import iso
+    return {"@timestamp": iso(ts), "event.dataset": "system.auth", "user.name": user, "event.outcome": outcome,
+            "source.ip": ip, "organization.id": "agency-1", "host.name": host, "process.name": "sshd"}
+
+
+@pytest.mark.parametrize("profile", ["auth.user", "host.activity"])
+def test_auth_and_host_profiles_train_save_load_and_flag_a_burst(tmp_path, profile):
+    import random
+    rng = random.Random(3)
+    day = 1_700_006_400.0
+    benign = []
+    for d in range(20):
+        for h in (8, 9, 10, 14, 16):
+            for user in ("an", "binh"):
+                benign.append(_auth(day + d * 86400 + h * 3600 + rng.uniform(0, 3000), user,
+                                    "success", f"10.1.{rng.randint(0, 1)}.{rng.randint(2, 9)}"))
+    model = train(profile, benign, window_seconds=600, kind="robust_baseline", fp_rate=0.05)
+    save_model_dir(model, tmp_path / "m")
+    scorer = AnomalyScorer.from_dirs([tmp_path / "m"])
+    night = day + 30 * 86400 + 3 * 3600
+    attack = [_auth(night + i, "an", "failure", "198.51.100.7") for i in range(40)]
+    attack.append(_auth(night + 41, "an", "success", "198.51.100.7"))
+    findings = run_stream(scorer, attack)
+    assert findings and findings[0].anomalous
+    names = {t[0] for t in findings[0].top_features}
+    assert names & {"login_failures", "failure_ratio", "new_source_networks", "login_hour_rarity",
+                    "auth_failures", "auth_failure_ratio", "events_auth", "distinct_sources"}
