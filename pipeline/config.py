@@ -60,7 +60,7 @@ class ElasticsearchConfig:
     verify_certs: bool = True
     alerts_retention_days: int = 365  # ILM delete phase (where the server has ILM)
     events_retention_days: int = 30
-    alerts_refresh_interval: str = "500ms"  # alerts must be searchable within a second of the event
+    alerts_refresh_interval: str = "200ms"  # alerts must be searchable within a second of the event (cheap: few alerts)
     index_events: bool = False  # also index normalised events (own daily indices) for pivoting
     bulk_chunk_docs: int = 1000
     bulk_max_retries: int = 3  # in-call retries on 429/5xx before the docs go back to the caller
