@@ -36,8 +36,10 @@ def write_agent_config(tmp: Path, bootstrap: str, topic: str, **extra) -> Path:
 
 
 def start_agent(config: Path, log: Path) -> subprocess.Popen:
+    # SOCPIPE_* variables would override the config file (e.g. the stack's SOCPIPE_KAFKA_BOOTSTRAP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCPIPE_")}
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "agent", "run", "--config", str(config)],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def stop_agent(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
