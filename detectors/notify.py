@@ -1,0 +1,125 @@
+"""Optional notifications for critical alerts (webhook or Telegram-style bot), rate limited, off by default.
+
+Deciding (severity threshold, rate limits, message text) is pure; sending is one narrow function.
+A notification failing or being rate limited never affects indexing: alerts are in Elasticsearch
+regardless, notifications only page someone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from detectors.alerts import SEVERITY
+
+log = logging.getLogger("socpipe.notify")
+
+
+@dataclass
+class NotifyConfig:
+    enabled: bool = False
+    min_level: str = "critical"  # Sigma level at or above which alerts notify
+    webhook_url: str = ""  # JSON POST of the alert summary
+    telegram_url: str = ""  # e.g. https://api.telegram.org/bot<TOKEN>/sendMessage
+    telegram_chat_id: str = ""
+    max_per_minute: int = 10  # all notifications together
+    max_per_rule_per_hour: int = 3  # a noisy rule cannot flood the channel
+    timeout_s: float = 5.0
+
+
+@dataclass
+class RateLimiter:
+    """Sliding windows: global per minute and per rule per hour (pure; clock injected)."""
+
+    per_minute: int
+    per_rule_per_hour: int
+    clock: Callable[[], float] = time.monotonic
+    _all: deque = field(default_factory=deque)
+    _rules: dict = field(default_factory=dict)
+    suppressed: int = 0
+
+    def allow(self, rule_id: str) -> bool:
+        now = self.clock()
+        while self._all and now - self._all[0] >= 60:
+            self._all.popleft()
+        rule = self._rules.setdefault(rule_id, deque())
+        while rule and now - rule[0] >= 3600:
+            rule.popleft()
+        if len(self._all) >= self.per_minute or len(rule) >= self.per_rule_per_hour:
+            self.suppressed += 1
+            return False
+        self._all.append(now)
+        rule.append(now)
+        return True
+
+
+def should_notify(alert: dict[str, Any], min_level: str) -> bool:
+    level = alert.get("socpipe", {}).get("level", "medium")
+    return SEVERITY.get(level, 0) >= SEVERITY.get(min_level, 99)
+
+
+def message(alert: dict[str, Any]) -> str:
+    """Short human text: what, where, who, when, and the id to triage."""
+    s = alert
+    parts = [f"[{s.get('socpipe', {}).get('level', '?').upper()}] {s.get('rule', {}).get('name', '?')}",
+             f"agency: {s.get('socpipe', {}).get('agency', {}).get('name') or s.get('organization', {}).get('id', '-')}"]
+    for label, value in (("host", s.get("host", {}).get("name")), ("source", s.get("source", {}).get("ip")),
+                         ("user", s.get("user", {}).get("name"))):
+        if value:
+            parts.append(f"{label}: {value}")
+    parts.append(f"time: {s.get('@timestamp')}  events: {s.get('socpipe', {}).get('detection', {}).get('count', '?')}")
+    parts.append(f"alert id: {s.get('_id') or s.get('event', {}).get('id')}")
+    return "\n".join(parts)
+
+
+def _post(url: str, payload: dict, timeout_s: float) -> None:
+    req = urllib.request.Request(url, data=json.dumps(payload, ensure_ascii=False).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        resp.read()
+
+
+class Notifier:
+    def __init__(self, cfg: NotifyConfig, send: Callable[[str, dict, float], None] = _post,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self.limiter = RateLimiter(cfg.max_per_minute, cfg.max_per_rule_per_hour, clock)
+        self._send = send
+        self.sent = 0
+        self.failed = 0
+
+    def offer(self, alerts: list[dict[str, Any]]) -> int:
+        """Notify about the alerts that qualify; returns how many were sent. Never raises."""
+        if not self.cfg.enabled:
+            return 0
+        sent = 0
+        for alert in alerts:
+            if not should_notify(alert, self.cfg.min_level):
+                continue
+            if not self.limiter.allow(str(alert.get("rule", {}).get("id", ""))):
+                log.info("notify rate_limited rule=%s alert=%s", alert.get("rule", {}).get("id"), alert.get("_id"))
+                continue
+            text = message(alert)
+            targets = []
+            if self.cfg.webhook_url:
+                targets.append((self.cfg.webhook_url, {"text": text, "alert_id": alert.get("_id"),
+                                                       "rule": alert.get("rule", {}).get("name"),
+                                                       "level": alert.get("socpipe", {}).get("level"),
+                                                       "agency": alert.get("organization", {}).get("id")}))
+            if self.cfg.telegram_url and self.cfg.telegram_chat_id:
+                targets.append((self.cfg.telegram_url, {"chat_id": self.cfg.telegram_chat_id, "text": text}))
+            for url, payload in targets:
+                try:
+                    self._send(url, payload, self.cfg.timeout_s)
+                    self.sent += 1
+                    sent += 1
+                except (urllib.error.URLError, OSError, ValueError) as exc:
+                    self.failed += 1
+                    log.warning("notify failed target=%s error=%s", url.split("/bot")[0], exc)
+        return sent
