@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from kafka import TopicPartition
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError
 
 from detectors.alerts import build_alert
@@ -36,18 +36,24 @@ from detectors.sigma import CorrelationInput, Engine, load_rules
 from pipeline import kafka_io
 from pipeline.detector_config import DetectorConfig
 from pipeline.elastic import AlertIndexer, connect
+from pipeline.elastic import setup as es_setup
 from pipeline.records import LineBatch
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
 
 
-class RebalanceListener:
-    """Routes kafka-python's rebalance callbacks to the stage that owns the consumer."""
+class RebalanceListener(ConsumerRebalanceListener):
+    """Routes kafka-python's rebalance callbacks to stage 2, which owns per-partition state."""
 
     def __init__(self, on_assigned: Callable[[list], None], on_revoked: Callable[[list], None]):
-        self.on_partitions_assigned = on_assigned
-        self.on_partitions_revoked = on_revoked
+        self._assigned, self._revoked = on_assigned, on_revoked
+
+    def on_partitions_assigned(self, assigned):
+        self._assigned(list(assigned))
+
+    def on_partitions_revoked(self, revoked):
+        self._revoked(list(revoked))
 
 
 @dataclass
@@ -74,7 +80,10 @@ class DetectorWorker:
         self.normaliser = Normaliser(default_timezone=cfg.timezone)
         self.metrics = WorkerMetrics()
         self.metrics.rules_loaded.set(len(self.rules))
-        self.indexer = AlertIndexer(connect(cfg.es), prefix=cfg.es.index_prefix)
+        es = connect(cfg.es)
+        setup_report = es_setup(es, cfg.es, cfg.es.index_prefix)  # idempotent: templates before the first alert
+        log.info("detector.es_setup %s", setup_report)
+        self.indexer = AlertIndexer(es, prefix=cfg.es.index_prefix)
         kafka_io.ensure_topics(cfg.kafka, {
             cfg.raw_topic: {"partitions": cfg.topic_partitions},
             cfg.correlation_topic: {"partitions": cfg.topic_partitions},
@@ -98,7 +107,8 @@ class DetectorWorker:
 
     def poll_once(self) -> None:
         self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self.cfg.max_batch_records))
-        self._stage2(self.corr.poll(timeout_ms=0 if self.raw.assignment() else self.cfg.poll_timeout_ms,
+        # A zero timeout never lets kafka-python finish a group join: give stage 2 a short slice.
+        self._stage2(self.corr.poll(timeout_ms=max(20, self.cfg.poll_timeout_ms // 4),
                                     max_records=self.cfg.max_batch_records))
 
     def close(self) -> None:

@@ -23,6 +23,14 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def check_alive(self) -> bool:
+        """True while running; fails the test with the end of the process's log if it died."""
+        if not self.alive():
+            import pytest
+
+            pytest.fail(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
+        return True
+
     def kill9(self) -> None:
         if self.alive():
             os.killpg(self.popen.pid, signal.SIGKILL)
