@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline import __version__
-from pipeline.cli import agent, coverage, detect, models, parse, rules, stack, triage
+from pipeline.cli import agent, coverage, demo, detect, models, parse, rules, stack, triage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -15,6 +15,6 @@ def main() -> None:
     with SOC coverage of the province's agencies in Prometheus."""
 
 
-for module in (stack, agent, detect, parse, rules, coverage, triage, models):
+for module in (stack, demo, agent, detect, parse, rules, coverage, triage, models):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -1,0 +1,224 @@
+"""`socpipe demo`: the whole job on the local stack, with the real commands an operator runs.
+
+Four agencies are inventoried; three enrol an agent through the SOC's enrolment server; one of them
+is under an SSH brute force. The demo prints the alerts it finds in Elasticsearch and the coverage
+ratio as Prometheus reports it (a PromQL query), then stops its own processes (the stack stays).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+from elasticsearch import Elasticsearch
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+ATTACKER = "203.0.113.77"
+
+
+@dataclass
+class DemoAgency:
+    id: str
+    host: str
+    attacked: bool = False
+
+
+AGENCIES_WITH_AGENTS = [
+    DemoAgency("so-tttt", "portal-stttt"),
+    DemoAgency("ubnd-huyen-an-phu", "mail-anphu", attacked=True),
+    DemoAgency("ubnd-xa-phu-huu", "srv-phuhuu"),
+]  # the fourth agency of config/inventory.yaml, ubnd-xa-khanh-binh, has no agent yet
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def auth_log_lines(agency: DemoAgency, now: datetime) -> list[str]:
+    """A plausible auth.log: routine logins, and for the attacked agency a brute force then a success."""
+    def stamp(t: datetime) -> str:  # RFC 3164: "Nov  5 08:00:01", local time, no year
+        t = t.astimezone(TZ)
+        return f"{t:%b} {t.day:2d} {t:%H:%M:%S}"
+
+    start = now - timedelta(minutes=2)
+    lines = [
+        f"{stamp(start)} {agency.host} sshd[2101]: Accepted publickey for admin from 10.20.0.5 port 51022 ssh2: ED25519 SHA256:q1w2e3",
+        f"{stamp(start + timedelta(seconds=1))} {agency.host} sshd[2101]: pam_unix(sshd:session): session opened for user admin(uid=1000) by (uid=0)",
+        f"{stamp(start + timedelta(seconds=20))} {agency.host} sudo:    admin : TTY=pts/0 ; PWD=/home/admin ; USER=root ; COMMAND=/usr/bin/systemctl status nginx",
+    ]
+    if agency.attacked:
+        for i, user in enumerate(["root", "admin", "oracle", "test", "ubuntu", "root", "postgres", "admin", "guest", "root", "user", "root"]):
+            t = start + timedelta(seconds=30 + 3 * i)
+            pid = 3300 + i
+            if user in ("oracle", "test", "postgres", "guest", "user"):
+                lines.append(f"{stamp(t)} {agency.host} sshd[{pid}]: Invalid user {user} from {ATTACKER} port {40100 + i}")
+                lines.append(f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for invalid user {user} from {ATTACKER} port {40100 + i} ssh2")
+            else:
+                lines.append(f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for {user} from {ATTACKER} port {40100 + i} ssh2")
+        t = start + timedelta(seconds=70)
+        lines.append(f"{stamp(t)} {agency.host} sshd[3400]: Accepted password for root from {ATTACKER} port 40200 ssh2")
+    return lines
+
+
+class Demo:
+    def __init__(self, root: Path, out=print):
+        self.root = root
+        self.work = root / ".socpipe" / "demo"
+        self.out = out
+        self.procs: list[subprocess.Popen] = []
+        stack_env = root / ".socpipe" / "stack" / "env"
+        if not stack_env.exists():
+            raise DemoError("the local stack is not up: run `socpipe stack up` (or `make demo`)")
+        self.env = dict(os.environ)
+        for line in stack_env.read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            self.env[key] = value
+        self.env.update({
+            "SOCPIPE_REGISTRY": str(self.work / "enrolment" / "registry.db"),
+            "SOCPIPE_STATE_DIR": str(self.work / "coverage"),
+            "SOCPIPE_HEARTBEAT_INTERVAL_S": "5",
+            "SOCPIPE_METRICS_HOST": "127.0.0.1",
+        })
+
+    # --- processes -----------------------------------------------------------------------------
+    def socpipe(self, *args: str, env: dict | None = None) -> str:
+        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=self.root, env=env or self.env,
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise DemoError(f"`socpipe {' '.join(args)}` failed:\n{proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    def start(self, name: str, *args: str, env: dict | None = None) -> None:
+        log = open(self.work / f"{name}.log", "ab")
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=self.root,
+                                           env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True))
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+    def check_processes(self) -> None:
+        for p in self.procs:
+            if p.poll() is not None:
+                raise DemoError(f"a demo process exited ({' '.join(map(str, p.args[3:]))}); see logs in {self.work}")
+
+    # --- steps ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        began = datetime.now(TZ)
+        try:
+            self.step("SOC side: enrolment server, coverage service, detector worker")
+            self.start("enrol", "enrol", "serve", "--config", "config/coverage.yaml")
+            self.start("coverage", "coverage", "run", "--config", "config/coverage.yaml")
+            self.start("detector", "detect", "run", "--config", "config/detector.yaml")
+            self.wait_port(8765, "enrolment server")
+
+            self.step("Agency side: 3 of the 4 inventoried agencies enrol an agent")
+            for agency in AGENCIES_WITH_AGENTS:
+                self.enrol_and_start_agent(agency, began)
+
+            self.step(f"Waiting for the brute force from {ATTACKER} to reach Elasticsearch as alerts")
+            alerts = self.wait(lambda: self.alerts(began), 120, "alerts in Elasticsearch")
+            self.print_alerts(alerts)
+
+            self.step("Coverage as Prometheus reports it (PromQL: socpipe_coverage_ratio)")
+            ratio = self.wait(lambda: self.coverage_ratio(expect=0.75), 120, "coverage 0.75 in Prometheus")
+            self.out(f"  socpipe_coverage_ratio = {ratio:.2f}  (3 of 4 agencies monitored)")
+            self.out(self.socpipe("coverage", "status", "--config", "config/coverage.yaml"))
+        finally:
+            self.stop_all()
+        self.out("Done. The stack is still running: see `socpipe stack status`; stop it with `socpipe stack down`.")
+        return 0
+
+    def enrol_and_start_agent(self, agency: DemoAgency, now: datetime) -> None:
+        out = self.socpipe("agency", "token", "create", agency.id, "--config", "config/coverage.yaml")
+        token = re.search(r"^token:\s+(\S+)", out, re.M).group(1)
+        state = self.work / f"agent-{agency.id}"
+        self.socpipe("agent", "enroll", "--server", "http://127.0.0.1:8765", "--token", token,
+                     "--state-dir", str(state), "--host", agency.host)
+        log_path = self.work / "logs" / agency.id / "auth.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("\n".join(auth_log_lines(agency, now)) + "\n")
+        config = {"state_dir": str(state), "host": agency.host, "heartbeat_interval_s": 5,
+                  "files": [{"paths": [str(log_path)], "dataset": "system.auth", "start_position": "beginning"}]}
+        config_path = self.work / f"agent-{agency.id}.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        # The agent's own config file says everything; only the stack's endpoints come from the environment.
+        agent_env = {**os.environ, "SOCPIPE_KAFKA_BOOTSTRAP": self.env["SOCPIPE_KAFKA_BOOTSTRAP"]}
+        self.start(f"agent-{agency.id}", "agent", "run", "--config", str(config_path), env=agent_env)
+        self.out(f"  {agency.id:<20} host {agency.host:<14} enrolled, agent shipping {log_path.relative_to(self.root)}")
+
+    def alerts(self, since: datetime) -> list[dict]:
+        self.check_processes()
+        es = Elasticsearch(self.env["SOCPIPE_ES_URL"])
+        index = "socpipe-alerts-*"
+        es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
+        res = es.search(index=index, size=50, sort=[{"@timestamp": "asc"}], allow_no_indices=True,
+                        ignore_unavailable=True, query={"bool": {"filter": [
+                            {"term": {"source.ip": ATTACKER}},
+                            {"range": {"event.created": {"gte": since.isoformat()}}}]}})
+        hits = [h["_source"] for h in res["hits"]["hits"]]
+        # Wait for the correlation (brute force) too, not only the first single-event alert.
+        return hits if any(h.get("rule", {}).get("category") not in (None, "single") for h in hits) else []
+
+    def print_alerts(self, alerts: list[dict]) -> None:
+        self.out(f"  {'TIME (UTC)':<24} {'SEVERITY':<9} {'AGENCY':<20} {'SOURCE':<15} {'EVENTS':>6}  RULE")
+        for a in alerts:
+            self.out(f"  {a['@timestamp']:<24} {a['kibana']['alert']['severity']:<9} {a['organization']['id']:<20} "
+                     f"{a.get('source', {}).get('ip', '-'):<15} {a['socpipe']['detection']['count']:>6}  {a['rule']['name']}")
+
+    def coverage_ratio(self, expect: float) -> float | None:
+        self.check_processes()
+        url = self.env["SOCPIPE_PROMETHEUS_URL"] + "/api/v1/query?" + urllib.parse.urlencode({"query": "socpipe_coverage_ratio"})
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            result = json.load(resp)["data"]["result"]
+        if not result:
+            return None
+        value = float(result[0]["value"][1])
+        return value if abs(value - expect) < 1e-9 else None
+
+    def wait_port(self, port: int, what: str) -> None:
+        import socket
+
+        def ready():
+            self.check_processes()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        self.wait(ready, 30, what)
+
+    def wait(self, predicate, timeout_s: float, what: str):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(1)
+        raise DemoError(f"no {what} after {timeout_s:.0f}s; see the logs in {self.work}")
+
+    def step(self, text: str) -> None:
+        self.out(f"\n== {text}")
