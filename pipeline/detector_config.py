@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from detectors.notify import NotifyConfig
 from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
 from pipeline.records import DEAD_LETTER_TOPIC, RAW_TOPIC
 
@@ -20,12 +21,20 @@ class DetectorConfig:
     topic_partitions: int = 4  # for topics the detector creates when missing
     rules: list[str] = field(default_factory=lambda: ["rules"])
     models: list[str] = field(default_factory=list)  # anomaly model directories (optional)
+    model_check_s: float = 10.0  # how often model directories are checked for a new version/stage
+    anomaly_lateness_s: float = 30.0  # anomaly windows close this far behind the newest event time
+    anomaly_idle_flush_s: float = 60.0  # no raw records this long: close every open anomaly window
+    suppression_window_s: float = 3600.0  # repeats of a dedup key inside it bump one alert's count; 0 = off
+    suppression_max_keys: int = 100_000  # open dedup keys remembered per suppressor
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # critical-alert notifications, off by default
     inventory: str = ""  # agency inventory (names and tiers on alerts); optional
     timezone: str = "Asia/Ho_Chi_Minh"  # default for sources that do not say
     allowed_lateness_s: float = 60.0  # events later than this behind the watermark miss their window
     idle_advance_s: float = 5.0  # an idle stage-2 partition advances its watermark by wall clock
+    idle_flush_s: float = 1.0  # no raw records this long: emit auditd events still waiting for siblings
     max_batch_records: int = 500
     poll_timeout_ms: int = 200
+    bulk_docs: int = 1000  # alert documents per Elasticsearch bulk request
     retry_backoff_max_s: float = 10.0  # while Elasticsearch refuses, consumption is paused and retried
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # 0 disables the metrics endpoint
@@ -37,6 +46,12 @@ class DetectorConfig:
             raise ConfigError("max_batch_records: must be at least 1")
         if self.allowed_lateness_s < 0:
             raise ConfigError("allowed_lateness_s: must not be negative")
+        if self.suppression_window_s < 0:
+            raise ConfigError("suppression_window_s: must not be negative (0 turns suppression off)")
+        if self.bulk_docs < 1:
+            raise ConfigError("bulk_docs: must be at least 1")
+        if self.model_check_s <= 0:
+            raise ConfigError("model_check_s: must be positive")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("metrics_port: must be a TCP port (0 disables)")
         return self

@@ -1,0 +1,117 @@
+"""What to write for a batch's detections: new alerts, or count updates of open ones (pure, no I/O).
+
+Rule detections and anomaly findings go through one `Suppressor` decision per stage: the first
+detection of a dedup key in its window opens an alert; repeats inside the window only add to that
+alert's `socpipe.suppression.count`. Repeats of an alert opened in the same batch are folded into
+the new document before it is written, so most repeats cost no Elasticsearch update at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.sigma import Suppressor
+
+
+@dataclass
+class Candidate:
+    """A detection or finding in the shape `Suppressor.offer` reads (duck-typed like `Detection`)."""
+
+    item: Any  # Detection or AnomalyFinding: what build_alert turns into a document
+    dedup_key: str
+    detection_id: str  # the alert `_id` it would get
+    start_ts: float
+    end_ts: float
+    count: int = 1
+
+    @classmethod
+    def of_detection(cls, det: Any) -> "Candidate":
+        return cls(det, det.dedup_key, det.detection_id, det.start_ts, det.end_ts, 1)
+
+    @classmethod
+    def of_finding(cls, finding: Any, start_ts: float, end_ts: float) -> "Candidate":
+        entity = "|".join(f"{k}={v}" for k, v in sorted(finding.entity.items()))
+        return cls(finding, f"anomaly|{finding.model}|{entity}", finding.finding_id, start_ts, end_ts, 1)
+
+
+@dataclass
+class NewAlert:
+    candidate: Candidate
+    repeats: int = 0  # repeats folded in before the document was written
+    last_ts: float = 0.0
+
+
+@dataclass
+class CountUpdate:
+    """Repeats of an alert written by an earlier batch: `AlertIndexer.update_suppressed` adds them."""
+
+    candidate: Candidate  # the first repeat: becomes a new alert if the open one is gone (closed)
+    repeats: int
+    last_ts: float
+    window_start: float  # event time the open alert may not be older than
+    suppressor: Suppressor | None = None  # whose decision this was (reopen tells it)
+
+
+@dataclass
+class AlertPlan:
+    new: list[NewAlert] = field(default_factory=list)
+    updates: list[CountUpdate] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.updates)
+
+    def extend(self, other: "AlertPlan") -> None:
+        self.new += other.new
+        self.updates += other.updates
+
+
+def plan_alerts(suppressor: Suppressor | None, candidates: list[Candidate]) -> AlertPlan:
+    """Decide, in order, which candidates open alerts and which only count as repeats.
+
+    Without a suppressor (window 0) every candidate is a new alert. A replayed detection (same id as
+    the open alert) is written again as new: create-only writes make that a no-op, never a count.
+    """
+    plan = AlertPlan()
+    if suppressor is None:
+        plan.new = [NewAlert(c, 0, c.end_ts) for c in candidates]
+        return plan
+    opened: dict[str, NewAlert] = {}  # alert id -> its new document in this batch
+    updates: dict[str, CountUpdate] = {}  # alert id -> repeats of an earlier batch's alert
+    for c in candidates:
+        decision = suppressor.offer(c)
+        if decision.action == "new" or decision.alert_id == c.detection_id:
+            if decision.alert_id not in opened:
+                opened[decision.alert_id] = NewAlert(c, 0, c.end_ts)
+                plan.new.append(opened[decision.alert_id])
+            continue
+        target = opened.get(decision.alert_id)
+        if target is not None:
+            target.repeats += 1
+            target.last_ts = max(target.last_ts, c.end_ts)
+            continue
+        upd = updates.get(decision.alert_id)
+        if upd is None:
+            upd = updates[decision.alert_id] = CountUpdate(c, 0, c.end_ts, c.end_ts - suppressor.window, suppressor)
+            plan.updates.append(upd)
+        upd.repeats += 1
+        upd.last_ts = max(upd.last_ts, c.end_ts)
+    return plan
+
+
+def reopen(update: CountUpdate) -> NewAlert:
+    """The open alert of `update` is gone (closed by an analyst, or never indexed): start a new one."""
+    if update.suppressor is not None:
+        update.suppressor.open.pop(update.candidate.dedup_key, None)
+        update.suppressor.offer(update.candidate)
+    return NewAlert(update.candidate, update.repeats - 1, update.last_ts)
+
+
+def with_repeats(doc: dict, repeats: int, last_seen: str | None) -> dict:
+    """Fold repeats seen before the first write into the alert document's suppression block."""
+    if repeats:
+        supp = doc.setdefault("socpipe", {}).setdefault("suppression", {})
+        supp["count"] = int(supp.get("count", 0)) + repeats
+        if last_seen:
+            supp["last_seen"] = last_seen
+    return doc
