@@ -87,9 +87,11 @@ class DetectorWorker:
             cfg.dead_letter_topic: {"partitions": 1},
         })
         self.producer = kafka_io.producer(cfg.kafka)
-        self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id)
+        # A topic created moments ago may have no partition metadata yet at the first join; refresh
+        # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
+        self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
         self.raw.subscribe([cfg.raw_topic])
-        self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation")
+        self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned, self._revoked))
         log.info("detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
                  cfg.group_id, len(self.rules), len(loaded.errors), len(self.models.loaded),
