@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STACK  := $(BIN)/socpipe stack
+# Where the local stack keeps pids, logs, data and its env file (exported for every socpipe command).
+export SOCPIPE_STACK_DIR ?= $(CURDIR)/.socpipe/stack
 
-.PHONY: demo test bench prereqs venv stack-up stack-down lint-rules clean
+.PHONY: demo test bench prereqs venv stack-up stack-down clean
 
 $(BIN)/socpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,14 +41,14 @@ demo: stack-up
 	@echo; echo "The stack keeps running. Stop it with: $(STACK) down"
 
 test: stack-up
-	. .socpipe/stack/env && $(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; \
+	. $(SOCPIPE_STACK_DIR)/env && $(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	$(STACK) down; exit $$rc
 
 bench: venv prereqs
 	@command -v rsyslogd >/dev/null && dpkg -s rsyslog-kafka >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-kafka >/dev/null || true; }
 	$(STACK) up >/dev/null
-	@set -e; . .socpipe/stack/env; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; . $(SOCPIPE_STACK_DIR)/env; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean: stack-down
 	rm -rf $(VENV) .socpipe

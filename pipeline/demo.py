@@ -79,7 +79,7 @@ class Demo:
         self.work = root / ".socpipe" / "demo"
         self.out = out
         self.procs: list[subprocess.Popen] = []
-        stack_env = root / ".socpipe" / "stack" / "env"
+        stack_env = Path(os.environ.get("SOCPIPE_STACK_DIR", root / ".socpipe" / "stack")) / "env"
         if not stack_env.exists():
             raise DemoError("the local stack is not up: run `socpipe stack up` (or `make demo`)")
         self.env = dict(os.environ)

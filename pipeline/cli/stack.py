@@ -16,16 +16,28 @@ def _print_status(statuses) -> None:
         click.echo(f"{s.name:<14} {s.endpoint:<24} {s.pid or '-':>7}  {health}: {s.detail}")
 
 
+def _stack(state_dir: str | None) -> Stack:
+    try:
+        return Stack(state_dir)
+    except StackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
 @click.group()
 def stack() -> None:
-    """Run the local stack: Apache Kafka (KRaft), an Elasticsearch API server and Prometheus."""
+    """Run the local stack: Apache Kafka (KRaft), an Elasticsearch API server and Prometheus.
+
+    Servers bind to 127.0.0.1 on 9092 (Kafka; controller 9093), 9200 and 9090; move one with
+    SOCPIPE_STACK_KAFKA_PORT, SOCPIPE_STACK_KAFKA_CONTROLLER_PORT, SOCPIPE_STACK_ELASTICSEARCH_PORT or
+    SOCPIPE_STACK_PROMETHEUS_PORT."""
 
 
 @stack.command()
 @click.option("--state-dir", default=None, help="Where pids, logs and data live (default .socpipe/stack, or $SOCPIPE_STACK_DIR).")
 def up(state_dir: str | None) -> None:
     """Start every server not yet running and wait until each answers (idempotent)."""
-    s = Stack(state_dir)
+    s = _stack(state_dir)
     try:
         statuses = s.up()
     except StackError as exc:
@@ -39,7 +51,7 @@ def up(state_dir: str | None) -> None:
 @click.option("--state-dir", default=None)
 def status(state_dir: str | None) -> None:
     """Each server, its endpoint, pid and health (exit 1 if any is not healthy)."""
-    statuses = Stack(state_dir).status()
+    statuses = _stack(state_dir).status()
     _print_status(statuses)
     sys.exit(0 if all(s.healthy for s in statuses) else 1)
 
@@ -48,7 +60,7 @@ def status(state_dir: str | None) -> None:
 @click.option("--state-dir", default=None)
 def down(state_dir: str | None) -> None:
     """Stop the servers this stack started (by pid); data stays for the next `up`."""
-    stopped = Stack(state_dir).down()
+    stopped = _stack(state_dir).down()
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 

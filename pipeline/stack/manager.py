@@ -41,9 +41,12 @@ class ServerStatus:
 
 
 class Stack:
-    def __init__(self, state_dir: str | Path | None = None, ports: Ports = Ports()):
+    def __init__(self, state_dir: str | Path | None = None, ports: Ports | None = None):
         self.state = Path(state_dir or os.environ.get("SOCPIPE_STACK_DIR", ".socpipe/stack")).resolve()
-        self.ports = ports
+        try:
+            self.ports = ports or Ports.from_env()
+        except PrerequisiteError as exc:
+            raise StackError(str(exc)) from exc
         self.servers = [
             Server("kafka", f"127.0.0.1:{ports.kafka}", servers.kafka_command, servers.kafka_ready, 120),
             Server("elasticsearch", f"http://127.0.0.1:{ports.elasticsearch}", servers.elasticsearch_command,

@@ -28,6 +28,19 @@ class Ports:
     elasticsearch: int = 9200
     prometheus: int = 9090
 
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Ports":
+        """SOCPIPE_STACK_<NAME>_PORT moves a server off its default port (e.g. when 9092 is taken)."""
+        env = os.environ if env is None else env
+        values = {}
+        for name in cls.__dataclass_fields__:
+            var = f"SOCPIPE_STACK_{name.upper()}_PORT"
+            if var in env:
+                if not env[var].isdigit() or not 0 < int(env[var]) < 65536:
+                    raise PrerequisiteError(f"{var}: expected a TCP port, got {env[var]!r}")
+                values[name] = int(env[var])
+        return cls(**values)
+
 
 def require(program: str, install_hint: str) -> str:
     path = shutil.which(program)
