@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 
-from detectors.normalise.pam import AUTH, mark_login, parse_pam
+from detectors.normalise.pam import AUTH, KV_PAIRS, QUOTED, mark_login, parse_pam
 from detectors.normalise.sshd import parse_dropbear, parse_sshd, peer_fallback
 
-_KV = re.compile(r"(\w+)=(\S*)")
-_QUOTED = re.compile(r"'([^']*)'")
 _SU_OLD = re.compile(r"(Successful|FAILED) su for (\S+) by (\S+)")
 _SU_DEBIAN = re.compile(r"(?:\(to (\S+)\) (\S+) on (\S+)|([+-]) (\S+) (\S+?):(\S+))\s*\Z")
 _LOGIND_NEW = re.compile(r"New session (\S+) of user (\S+?)\.?\s*\Z")
@@ -128,8 +126,8 @@ def parse_user_mgmt(ev: dict, msg: str, program: str) -> None:
         ev["event.type"] = ["info"]
         ev["event.action"] = program
     ev["event.outcome"] = "failure" if ("fail" in low or "error" in low or "cannot" in low) else "success"
-    kv = dict(_KV.findall(msg.replace(", ", " ")))
-    name = kv.get("name") or next(iter(_QUOTED.findall(msg)), None)
+    kv = dict(KV_PAIRS.findall(msg.replace(", ", " ")))
+    name = kv.get("name") or next(iter(QUOTED.findall(msg)), None)
     if name:
         target = "group.name" if ev["event.type"][0] == "group" and "user" not in ev["event.action"] else "user.name"
         ev[target] = name.strip(",")
@@ -144,7 +142,7 @@ def parse_user_mgmt(ev: dict, msg: str, program: str) -> None:
     if kv.get("shell"):
         ev["system.auth.useradd.shell"] = kv["shell"].strip(",")
     if ev.get("event.action") == "user_added_to_group":
-        quoted = _QUOTED.findall(msg)
+        quoted = QUOTED.findall(msg)
         if len(quoted) >= 2:
             ev["user.name"] = ev["user.target.name"] = quoted[0]
             ev["group.name"] = quoted[1]

@@ -13,12 +13,12 @@ from detectors.normalise.ecs import set_source
 AUTH = ["authentication"]
 SSH_LOGIN = "ssh_login"
 
-_KV = re.compile(r"(\w+)=(\S*)")
+KV_PAIRS = re.compile(r"(?<!\w)(\w+)=(\S*)")  # the look-behind skips mid-word starts that cannot match
 _PAM_PREFIX = re.compile(r"\(?(pam_\w+)(?:\(([\w.\-]+?)(?::(\w+))?\))?\)?:? (.*)", re.S)
 _RHOST_TAIL = re.compile(r"rhost=(\S*)(?:\s+user=(.*?))?\s*\Z", re.S)
 _PAM_MORE = re.compile(r"PAM (\d+) more authentication failures?; (.*)", re.S)
 _SESSION = re.compile(r"session (opened|closed) for user (\S+?)(?:\(uid=(\d+)\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?\s*\Z")
-_QUOTED = re.compile(r"'([^']*)'")
+QUOTED = re.compile(r"'([^']*)'")
 
 
 def mark_login(ev: dict, outcome: str | None, action: str = SSH_LOGIN) -> None:
@@ -83,7 +83,7 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
         ev["event.type"] = ["user", "change"]
         ev["event.action"] = "password_changed"
         ev["event.outcome"] = "success"
-        name = body.split()[-1] if body.startswith("password changed") else (_QUOTED.findall(body) or [""])[0]
+        name = body.split()[-1] if body.startswith("password changed") else (QUOTED.findall(body) or [""])[0]
         if name:
             ev["user.name"] = name.strip("'")
             ev["user.target.name"] = ev["user.name"]
@@ -98,7 +98,7 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
 
 
 def _pam_kv(ev: dict, body: str) -> None:
-    kv = dict(_KV.findall(body))
+    kv = dict(KV_PAIRS.findall(body))
     tail = _RHOST_TAIL.search(body)  # the real rhost is the one only 'user=' follows (injection-safe)
     user = tail.group(2) if tail is not None and tail.group(2) else None
     if user or kv.get("user"):

@@ -85,11 +85,11 @@ def _tag(token: str) -> tuple[str, int | None] | None:
 
 
 # The common case, 'Mmm dd HH:MM:SS host prog[pid]: msg', in one regex; the minute is cached.
-_FAST = re.compile(r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d):(\d\d) ([\w.\-]+) ([\w.\-/]+)(?:\[(\d{1,10})\])?: (.*)", re.S)
+FAST_HEADER = re.compile(r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d):(\d\d) ([\w.\-]+) ([\w.\-/]+)(?:\[(\d{1,10})\])?: (.*)", re.S)
 _minute_cache: dict[tuple[str, Reference, str], str | None] = {}
 
 
-def _fast_minute(tz: str, ref: Reference, minute: str) -> str | None:
+def fast_minute(tz: str, ref: Reference, minute: str) -> str | None:
     """'Nov 27 10:00' -> UTC 'YYYY-MM-DDTHH:MM:' for this zone and read date (bounded cache)."""
     key = (tz, ref, minute)
     hit = _minute_cache.get(key, False)
@@ -109,10 +109,10 @@ def _fast_minute(tz: str, ref: Reference, minute: str) -> str | None:
 
 def parse_header(text: str, tz: str, ref: Reference) -> SyslogHeader | None:
     """Parse any supported syslog header; None when the line is not syslog."""
-    m = _FAST.match(text)
+    m = FAST_HEADER.match(text)
     if m is not None:
         minute, sec, host, prog, pid, msg = m.groups()
-        prefix = _fast_minute(tz, ref, minute)
+        prefix = fast_minute(tz, ref, minute)
         ts = f"{prefix}{sec}.000Z" if prefix is not None and sec < "60" else None
         return SyslogHeader(ts, host, prog, int(pid) if pid else None, msg, None)
     c = text[:1]

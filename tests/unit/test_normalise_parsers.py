@@ -26,6 +26,16 @@ def p(text: str, **kw) -> dict:
      "failure", "admin", "203.0.113.10", 1234, "invalid user"),
     ("Nov 27 10:00:04 web1 sshd-session[314]: Connection closed by invalid user test 203.0.113.11 port 999 [preauth]",
      "failure", "test", "203.0.113.11", 999, "invalid user"),
+    # a pre-auth close of a valid user is a failed attempt; '[preauth]' is a marker, not a reason
+    ("Nov 27 10:00:05 web1 sshd[315]: Connection closed by authenticating user root 203.0.113.12 port 998 [preauth]",
+     "failure", "root", "203.0.113.12", 998, None),
+    ("Nov 27 10:00:06 web1 sshd[316]: Disconnected from authenticating user root 203.0.113.13 port 997 [preauth]",
+     "failure", "root", "203.0.113.13", 997, None),
+    # the same messages through the general (non-fast) path: IPv6 peer, trailing blanks
+    ("Nov 27 10:00:07 web1 sshd[317]: Connection closed by authenticating user root 2001:db8::7 port 996 [preauth]  ",
+     "failure", "root", "2001:db8::7", 996, None),
+    ("Nov 27 10:00:08 web1 sshd[318]: Failed password for invalid user x y from 203.0.113.14 port 995 ssh2 [preauth]",
+     "failure", "x y", "203.0.113.14", 995, "invalid user"),
 ])
 def test_sshd_logins(line, outcome, user, ip, port, reason) -> None:
     ev = p(line)
