@@ -53,6 +53,17 @@ log = logging.getLogger("socpipe.detector")
 __all__ = ["DetectorWorker", "PartitionState", "RebalanceListener"]
 
 
+def _await_partitions(consumer, topic: str, timeout_s: float = 30.0) -> None:
+    """Join only once the topic's partitions are in metadata: a group that joins while a just-created
+    topic has none gets no assignment, and kafka-python did not rebalance onto it later."""
+    deadline = time.monotonic() + timeout_s
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            log.warning("detector.topic_without_partitions topic=%s waited_s=%.0f action=subscribe_anyway", topic, timeout_s)
+            return
+        time.sleep(0.2)
+
+
 class DetectorWorker:
     def __init__(self, cfg: DetectorConfig, agency_lookup=None):
         self.cfg = cfg.validate()
@@ -90,8 +101,10 @@ class DetectorWorker:
         # A topic created moments ago may have no partition metadata yet at the first join; refresh
         # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
         self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
+        _await_partitions(self.raw, cfg.raw_topic)
         self.raw.subscribe([cfg.raw_topic])
         self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
+        _await_partitions(self.corr, cfg.correlation_topic)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned, self._revoked))
         log.info("detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
                  cfg.group_id, len(self.rules), len(loaded.errors), len(self.models.loaded),
