@@ -116,6 +116,9 @@ def _parse_any(text: str | bytes, dataset: str | None, tz: str, path: str | None
     return ev
 
 
+_fast_minutes: dict[tuple[str, int, str], str | None] = {}
+
+
 def _fast_syslog(text: str, tz: str, read_at: float | None) -> dict | None:
     """RFC 3164 with host and tag in one regex, the minute's UTC conversion from a cache, and the
     event dict built in one literal; None sends the line down the general path."""
@@ -123,7 +126,16 @@ def _fast_syslog(text: str, tz: str, read_at: float | None) -> dict | None:
     if m is None:
         return None
     minute, sec, host, program, pid, msg = m.groups()
-    prefix = fast_minute(tz, reference_for(tz, read_at), minute)
+    t = read_at if read_at and read_at > 0 else time.time()
+    try:
+        key = (tz, int(t) // 600, minute)
+    except (OverflowError, ValueError):
+        key = (tz, -1, minute)
+    prefix = _fast_minutes.get(key, False)
+    if prefix is False:  # a new minute, zone or read-date window: the slow conversion, once
+        if len(_fast_minutes) > 20000:
+            _fast_minutes.clear()
+        prefix = _fast_minutes[key] = fast_minute(tz, reference_for(tz, t), minute)
     ev = {"message": msg, "event.original": text, "event.kind": "event",
           "@timestamp": f"{prefix}{sec}.000Z" if prefix is not None and sec < "60" else None,
           "host.hostname": host, "process.name": program}

@@ -139,13 +139,14 @@ def set_source(ev: dict, host: str | None, port: str | None = None) -> None:
     """source.ip when the peer is an address, source.address (and .domain) when it is a name."""
     if not host:
         return
-    host = host.strip("[]")
-    if is_ip(host):
-        ev["source.ip"] = clean_ip(host)
-        ev["source.address"] = clean_ip(host)
+    if host[0] in "[]" or host[-1] in "[]":
+        host = host.strip("[]")
+    if ":" not in host and _IPV4.match(host) is not None:  # the common case: a plain IPv4 peer
+        ev["source.ip"] = ev["source.address"] = host
+    elif is_ip(host):
+        ev["source.ip"] = ev["source.address"] = clean_ip(host)
     elif host not in ("-", "?", "UNKNOWN", "unknown"):
-        ev["source.address"] = host
-        ev["source.domain"] = host
+        ev["source.address"] = ev["source.domain"] = host
     if port and port.isdigit() and len(port) <= 5:
         ev["source.port"] = int(port)
 
