@@ -7,7 +7,6 @@ their event (by serial, per source). Everything else goes straight through `pars
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 
 from detectors.normalise.auditd import Assembler
 from detectors.normalise.core import parse_line
@@ -25,7 +24,7 @@ class Normaliser:
     def __init__(self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64) -> None:
         self.default_timezone = default_timezone
         self._assembler = Assembler(max_pending_audit)
-        self._peers: OrderedDict[tuple, tuple[str, int | None]] = OrderedDict()
+        self._peers: dict[tuple, tuple[str, int | None]] = {}
         self.max_sessions = 4096
         self.failures = 0
 
@@ -39,26 +38,26 @@ class Normaliser:
         else:
             source_key = ""
         out: list[dict] = []
+        append = out.append
         for line in batch.lines:
             try:
                 ev = parse_line(line.text, batch.dataset, tz, path, line.line_no, read_at=line.read_at)
                 ev.update(stamp)
-                if "host.hostname" in ev and isinstance(ev["host.hostname"], str):
-                    ev["host.name"] = ev["host.hostname"]
-                else:
-                    ev["host.name"] = batch.host
+                hostname = ev.get("host.hostname")
+                ev["host.name"] = hostname if isinstance(hostname, str) else batch.host
                 ev["log.offset"] = line.offset
                 ev["socpipe.seq"] = line.seq
+                tags = ev.get("tags")
                 if line.flags:
-                    ev["tags"] = ev.get("tags", []) + [f for f in line.flags if f not in ev.get("tags", ())]
-                if PARSE_FAILURE_TAG in ev.get("tags", ()):
+                    tags = ev["tags"] = (tags or []) + [f for f in line.flags if f not in (tags or ())]
+                if tags and PARSE_FAILURE_TAG in tags:
                     self.failures += 1
-                if ev.get("event.dataset") == "system.auth" and "process.pid" in ev:
+                if "process.pid" in ev and ev.get("event.dataset") == "system.auth":
                     self._remember_peer(batch.source, ev)
                 if source_key and "auditd.log.sequence" in ev:
                     out.extend(self._assembler.add(source_key, ev))
                 else:
-                    out.append(ev)
+                    append(ev)
             except Exception:  # noqa: BLE001 - never lose the rest of the batch
                 log.exception("event=normalise_error source=%s seq=%s", batch.source, getattr(line, "seq", None))
                 out.append({"message": str(getattr(line, "text", "")), "event.original": str(getattr(line, "text", "")),
@@ -68,18 +67,21 @@ class Normaliser:
 
     def _remember_peer(self, source: str, ev: dict) -> None:
         """sshd names the peer once per connection; later lines of the same pid ('Disconnecting: Too
-        many authentication failures', kex errors) inherit it so per-IP rules count them."""
+        many authentication failures', kex errors) inherit it so per-IP rules count them. A plain dict
+        in recency order (re-inserted on use) is the LRU: cheaper than OrderedDict on this hot path."""
         key = (source, ev.get("host.hostname"), ev["process.pid"])
-        peer = self._peers.get(key)
+        peers = self._peers
         if "source.ip" in ev:
-            self._peers[key] = (ev["source.ip"], ev.get("source.port"))
-            self._peers.move_to_end(key)
-            if len(self._peers) > self.max_sessions:
-                self._peers.popitem(last=False)
-        elif peer is not None and "source.address" not in ev:
-            ev["source.ip"] = ev["source.address"] = peer[0]
-            if peer[1] is not None:
-                ev["source.port"] = peer[1]
+            peers.pop(key, None)
+            peers[key] = (ev["source.ip"], ev.get("source.port"))
+            if len(peers) > self.max_sessions:
+                del peers[next(iter(peers))]
+        elif "source.address" not in ev:
+            peer = peers.get(key)
+            if peer is not None:
+                ev["source.ip"] = ev["source.address"] = peer[0]
+                if peer[1] is not None:
+                    ev["source.port"] = peer[1]
 
     def flush(self) -> list[dict]:
         """Emit auditd events still waiting for more records (end of input, shutdown, idle timer)."""

@@ -1,5 +1,7 @@
 """Parse throughput per family on one core: `python tests/bench/bench_parse.py`.
 
+Each family is timed against a naive regex-and-dict parser in the same run, and the ratio printed,
+because absolute figures on a shared machine move by 2x from one minute to the next.
 Lines are synthesised here (varied users, IPs, seconds, paths) so the bench runs without the shared
 corpora; when ../shared/datasets is present, real corpus files are timed too.
 """
@@ -11,7 +13,9 @@ import random
 import re
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -62,58 +66,89 @@ def synth(rng: random.Random) -> dict[str, list[str]]:
     return out
 
 
-def bench_parse_line(name: str, lines: list[str], path: str | None = None) -> float:
-    for line in lines[:2000]:  # warm caches the way a long-running worker has them
-        parse_line(line, path=path)
-    start = time.perf_counter()
-    for line in lines:
-        parse_line(line, path=path)
-    elapsed = time.perf_counter() - start
-    print(f"{name:42s} parse_line      {len(lines) / elapsed:10,.0f} lines/s  ({len(lines)} lines)")
-    return len(lines) / elapsed
+def rate(fn, lines: list[str]) -> float:
+    """Best of three passes (lines/s): on a shared 2-core box the minimum time is the least noisy."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(lines)
+        best = min(best, time.perf_counter() - start)
+    return len(lines) / best
 
 
-_NAIVE = re.compile(r"(\w{3} +\d+ [\d:]+) (\S+) (\w+)\[(\d+)\]: (Failed|Accepted) (\S+) for (\S+) from (\S+) port (\d+)")
+def run_parse_line(path: str | None):
+    def run(lines: list[str]) -> None:
+        for line in lines:
+            parse_line(line, path=path)
+    return run
 
 
-def bench_naive_baseline(lines: list[str]) -> float:
-    """The issue's yardstick: one regex and a dict per line, no time conversion. Timed in the same
-    run so the ratio survives a noisy machine."""
-    start = time.perf_counter()
-    for line in lines:
-        m = _NAIVE.match(line)
-        if m is not None:
-            g = m.groups()
-            {"ts": g[0], "host": g[1], "prog": g[2], "pid": g[3], "outcome": g[4], "user": g[6], "ip": g[7], "port": g[8]}
-    elapsed = time.perf_counter() - start
-    rate = len(lines) / elapsed
-    print(f"{'naive regex+dict baseline (sshd lines)':42s} one regex       {rate:10,.0f} lines/s")
-    return rate
+# The issue's yardstick ("a naive regex-and-dict parser does about 60,000 here"): per family one
+# regex with named groups, the groupdict as the event, and the local time converted to UTC with
+# strptime/astimezone. It understands only the commonest message shape and maps no ECS fields,
+# so it is a floor to beat, not a competitor; it is timed in the same run so ratios survive noise.
+_SYSLOG_HEAD = r"(?P<ts>\w{3} +\d+ [\d:]+) (?P<host>\S+) (?P<prog>[\w.-]+)(?:\[(?P<pid>\d+)\])?: "
+NAIVE = {
+    "sshd": (re.compile(_SYSLOG_HEAD + r"(?P<outcome>Failed|Accepted) (?P<method>\S+) for (?P<user>\S+) from (?P<ip>\S+) port (?P<port>\d+)"),
+             "%Y %b %d %H:%M:%S", lambda ts: "2025 " + ts),
+    "syslog": (re.compile(_SYSLOG_HEAD + r"(?P<msg>.*)"), "%Y %b %d %H:%M:%S", lambda ts: "2025 " + ts),
+    "access": (re.compile(r'(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<ts>[^\]]+)\] "(?P<method>\S+) (?P<url>\S+) [^"]*" '
+                          r'(?P<status>\d+) (?P<bytes>\S+)(?: "(?P<referrer>[^"]*)" "(?P<agent>[^"]*)")?'),
+               "%d/%b/%Y:%H:%M:%S %z", lambda ts: ts),
+    "iptables": (re.compile(_SYSLOG_HEAD + r".*?SRC=(?P<src>\S+) DST=(?P<dst>\S+).*?PROTO=(?P<proto>\S+)"
+                            r"(?: SPT=(?P<spt>\d+) DPT=(?P<dpt>\d+))?"),
+                 "%Y %b %d %H:%M:%S", lambda ts: "2025 " + ts),
+    "auditd": (re.compile(r"type=(?P<type>\S+) msg=audit\((?P<ts>\d+)\.\d+:(?P<serial>\d+)\): (?P<body>.*)"), None, None),
+}
+_LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def run_naive(family: str):
+    regex, fmt, fix = NAIVE[family]
+
+    def run(lines: list[str]) -> None:
+        for line in lines:
+            m = regex.match(line)
+            if m is None:
+                continue
+            ev = m.groupdict()
+            if fmt is None:
+                ev["@timestamp"] = datetime.fromtimestamp(int(ev["ts"]), timezone.utc).isoformat()
+            else:
+                dt = datetime.strptime(fix(ev["ts"]), fmt)
+                ev["@timestamp"] = (dt if dt.tzinfo else dt.replace(tzinfo=_LOCAL)).astimezone(timezone.utc).isoformat()
+    return run
 
 
 def bench_batches(name: str, lines: list[str], source: str) -> None:
-    n = Normaliser()
     batches = [LineBatch("ag", "a", "h", source, [LogLine(text=t, line_no=j + 1, seq=j + 1, read_at=1.76e9)
                                                   for j, t in enumerate(lines[i:i + 2000], i)])
                for i in range(0, len(lines), 2000)]
-    start = time.perf_counter()
-    count = 0
-    for b in batches:
-        count += len(n.normalise_batch(b))
-    count += len(n.flush())
-    elapsed = time.perf_counter() - start
-    print(f"{name:42s} normalise_batch {len(lines) / elapsed:10,.0f} lines/s  -> {count} events")
+
+    def run(_lines: list[str]) -> None:
+        n = Normaliser()
+        for b in batches:
+            n.normalise_batch(b)
+        n.flush()
+    print(f"{name:34s} normalise_batch {rate(run, lines):10,.0f} lines/s")
+
+
+TARGETS = {"sshd": 100_000, "syslog": 100_000, "access": 80_000}
 
 
 def main() -> None:
     rng = random.Random(7)
     fams = synth(rng)
-    print(f"python {sys.version.split()[0]}, one core, {N} synthetic lines per family")
-    naive = bench_naive_baseline(fams["sshd"])
-    rates = {}
+    print(f"python {sys.version.split()[0]}, one process, {N} synthetic lines per family, best of 3 passes")
+    print(f"{'family':34s} {'parse_line':>12s} {'naive':>12s} {'ratio':>7s}  target")
     for fam, lines in fams.items():
-        rates[fam] = bench_parse_line(f"synthetic {fam}", lines, "/var/log/nginx/access.log" if fam == "access" else None)
-    print(f"{'ratio sshd parse_line / naive baseline':42s} {rates['sshd'] / naive:.2f}x (same run)")
+        for line in lines[:2000]:  # warm caches the way a long-running worker has them
+            parse_line(line)
+        ours = rate(run_parse_line("/var/log/nginx/access.log" if fam == "access" else None), lines)
+        naive = rate(run_naive(fam), lines)
+        target = TARGETS.get(fam)
+        verdict = "" if target is None else f"{target:,} ({'met' if ours >= target else 'NOT met'} here)"
+        print(f"{'synthetic ' + fam:34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x  {verdict}")
     for fam, src in (("sshd", "/var/log/auth.log"), ("access", "/var/log/apache2/access.log"),
                      ("auditd", "/var/log/audit/audit.log")):
         bench_batches(f"synthetic {fam}", fams[fam], src)
@@ -125,13 +160,13 @@ def main() -> None:
     for name, rel in real:
         path = DATASETS / rel
         if not path.exists():
-            print(f"{name:42s} skipped (corpus absent)")
+            print(f"{'corpus ' + name:34s} skipped (corpus absent)")
             continue
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
             lines = [ln.rstrip("\n") for ln in fh]
-        reps = max(1, 20_000 // max(len(lines), 1))
-        bench_parse_line(f"corpus {name}", lines * reps)
+        lines = lines * max(1, 20_000 // max(len(lines), 1))
+        print(f"{'corpus ' + name:34s} {rate(run_parse_line(None), lines):12,.0f} lines/s  ({len(lines)} lines)")
 
 
 if __name__ == "__main__":
