@@ -47,6 +47,7 @@ class Stack:
             self.ports = ports or Ports.from_env()
         except PrerequisiteError as exc:
             raise StackError(str(exc)) from exc
+        ports = self.ports
         self.servers = [
             Server("kafka", f"127.0.0.1:{ports.kafka}", servers.kafka_command, servers.kafka_ready, 120),
             Server("elasticsearch", f"http://127.0.0.1:{ports.elasticsearch}", servers.elasticsearch_command,
