@@ -32,7 +32,8 @@ class DetectorConfig:
     allowed_lateness_s: float = 60.0  # events later than this behind the watermark miss their window
     idle_advance_s: float = 5.0  # an idle stage-2 partition advances its watermark by wall clock
     idle_flush_s: float = 1.0  # no raw records this long: emit auditd events still waiting for siblings
-    max_batch_records: int = 500
+    max_batch_records: int = 500  # Kafka records per poll, at most
+    max_batch_lines: int = 2000  # lines per stage-1 batch, about (alerts are written per batch)
     poll_timeout_ms: int = 200
     bulk_docs: int = 1000  # alert documents per Elasticsearch bulk request
     retry_backoff_max_s: float = 10.0  # while Elasticsearch refuses, consumption is paused and retried
@@ -48,6 +49,8 @@ class DetectorConfig:
             raise ConfigError("allowed_lateness_s: must not be negative")
         if self.suppression_window_s < 0:
             raise ConfigError("suppression_window_s: must not be negative (0 turns suppression off)")
+        if self.max_batch_lines < 1:
+            raise ConfigError("max_batch_lines: must be at least 1")
         if self.bulk_docs < 1:
             raise ConfigError("bulk_docs: must be at least 1")
         if self.model_check_s <= 0:

@@ -53,8 +53,31 @@ class WorkerMetrics:
     def anomaly_finding(self, model: str, shadow: bool):
         return self._child(self.anomaly_findings, model, "true" if shadow else "false")
 
-    def count_event(self, event: dict) -> None:
-        self._child(self.events, event.get("event.dataset") or "unknown").inc()
+    def count_events(self, by_dataset: dict[str, int], parse_failures: int) -> None:
+        """Once per batch: per-event counter increments cost ~9% of stage 1 in a profile."""
+        for dataset, n in by_dataset.items():
+            self._child(self.events, dataset).inc(n)
+        if parse_failures:
+            self.parse_failures.inc(parse_failures)
+
+
+class EventTally:
+    """Per-batch counts of normalised events by dataset and of parse failures (then `count_events`)."""
+
+    __slots__ = ("by_dataset", "parse_failures")
+
+    def __init__(self) -> None:
+        self.by_dataset: dict[str, int] = {}
+        self.parse_failures = 0
+
+    def add(self, event: dict) -> None:
+        ds = event.get("event.dataset") or "unknown"
+        self.by_dataset[ds] = self.by_dataset.get(ds, 0) + 1
         tags = event.get("tags")
         if tags and "_socpipe_parse_failure" in tags:
-            self.parse_failures.inc()
+            self.parse_failures += 1
+
+    def flush_to(self, metrics: WorkerMetrics) -> None:
+        if self.by_dataset or self.parse_failures:
+            metrics.count_events(self.by_dataset, self.parse_failures)
+            self.by_dataset, self.parse_failures = {}, 0

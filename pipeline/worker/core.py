@@ -46,7 +46,7 @@ from pipeline.records import LineBatch
 from pipeline.worker.alerting import AlertPlan, Candidate, plan_alerts, reopen, with_repeats
 from pipeline.worker.models import ModelSet
 from pipeline.worker.state import PartitionState, RebalanceListener, read_snapshots
-from pipeline.worker_metrics import WorkerMetrics
+from pipeline.worker_metrics import EventTally, WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
 
@@ -80,10 +80,12 @@ class DetectorWorker:
         self.normaliser = Normaliser(default_timezone=cfg.timezone)
         self.seen = SeenSequences()
         self.metrics = WorkerMetrics()
+        self.tally = EventTally()
         self.metrics.rules_loaded.set(len(self.rules))
         self.models = ModelSet(cfg.models, check_every_s=cfg.model_check_s)
         self._model_metrics()
         self.notifier = Notifier(cfg.notify)
+        self.lines_per_record = 1.0  # moving average, sizes stage-1 polls (see _raw_records_per_poll)
         self.max_event_ts1 = 0.0  # stage 1 event-time high-water mark (anomaly windows)
         self.last_raw_wall = time.monotonic()
         self.flushed_idle = True
@@ -127,13 +129,20 @@ class DetectorWorker:
             self.close()
 
     def poll_once(self) -> None:
-        self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self.cfg.max_batch_records))
+        self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll()))
         # A zero timeout never lets kafka-python finish a group join: give stage 2 a short slice
         # until it has partitions; then it must not add a wait to every stage-1 batch.
         slice_ms = 0 if self.corr.assignment() else max(20, self.cfg.poll_timeout_ms // 4)
         self._stage2(self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records))
         if self.models.maybe_reload():
             self._model_metrics()
+
+    def _raw_records_per_poll(self) -> int:
+        """Records per stage-1 poll so a batch holds about `max_batch_lines` lines: alerts are written
+        and offsets committed per batch, so a 500-record poll of 100-line records (50k lines) held a
+        trigger's alert back for seconds."""
+        per_record = max(1.0, self.lines_per_record)
+        return max(1, min(self.cfg.max_batch_records, int(self.cfg.max_batch_lines / per_record)))
 
     def close(self) -> None:
         for c in (self.raw, self.corr):
@@ -152,18 +161,22 @@ class DetectorWorker:
         started = time.perf_counter()
         self.last_raw_wall, self.flushed_idle = now, False
         candidates: list[Candidate] = []
-        sent = 0
+        sent = lines = n_records = 0
         for tp, records in polled.items():
+            n_records += len(records)
             for rec in records:
                 try:
                     batch = LineBatch.from_bytes(rec.value)
                 except Exception as exc:  # a record we cannot read must not stop the others
                     self._dead_letter(rec.value, f"undecodable raw record at {tp.topic}/{tp.partition}@{rec.offset}: {exc}")
                     continue
-                self.metrics.lines.inc(len(batch.lines))
+                lines += len(batch.lines)
                 batch.lines = self._new_lines(batch)
                 for event in self.normaliser.normalise_batch(batch):
                     sent += self._match(event, candidates)
+        self.metrics.lines.inc(lines)
+        self.tally.flush_to(self.metrics)
+        self.lines_per_record = 0.7 * self.lines_per_record + 0.3 * (lines / max(1, n_records))
         candidates += self._advance_models(self.max_event_ts1 - self.cfg.anomaly_lateness_s)
         if sent:
             self.producer.flush()  # correlation inputs are durable before raw offsets move
@@ -182,6 +195,7 @@ class DetectorWorker:
                 sent += self._match(e, candidates)
         if self.models and idle >= self.cfg.anomaly_idle_flush_s:
             candidates += self._advance_models(float("inf"))
+        self.tally.flush_to(self.metrics)
         if sent:
             self.producer.flush()
         if candidates:
@@ -196,7 +210,7 @@ class DetectorWorker:
 
     def _match(self, event: dict, candidates: list[Candidate]) -> int:
         """Rules and models on one event; returns how many correlation inputs were produced."""
-        self.metrics.count_event(event)
+        self.tally.add(event)
         result = self.stage1.match(event)
         for item in result.inputs:
             self.producer.send(self.cfg.correlation_topic, key=item.partition_key.encode(),
