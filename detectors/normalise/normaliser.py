@@ -7,6 +7,7 @@ their event (by serial, per source). Everything else goes straight through `pars
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from detectors.normalise.auditd import Assembler
 from detectors.normalise.core import parse_line
@@ -24,7 +25,7 @@ class Normaliser:
     def __init__(self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64) -> None:
         self.default_timezone = default_timezone
         self._assembler = Assembler(max_pending_audit)
-        self._peers: dict[tuple, tuple[str, int | None]] = {}
+        self._peers: OrderedDict[tuple, tuple[str, int | None]] = OrderedDict()
         self.max_sessions = 4096
         self.failures = 0
 
@@ -67,15 +68,14 @@ class Normaliser:
 
     def _remember_peer(self, source: str, ev: dict) -> None:
         """sshd names the peer once per connection; later lines of the same pid ('Disconnecting: Too
-        many authentication failures', kex errors) inherit it so per-IP rules count them. A plain dict
-        in recency order (re-inserted on use) is the LRU: cheaper than OrderedDict on this hot path."""
+        many authentication failures', kex errors) inherit it so per-IP rules count them."""
         key = (source, ev.get("host.hostname"), ev["process.pid"])
         peers = self._peers
         if "source.ip" in ev:
-            peers.pop(key, None)
             peers[key] = (ev["source.ip"], ev.get("source.port"))
+            peers.move_to_end(key)
             if len(peers) > self.max_sessions:
-                del peers[next(iter(peers))]
+                peers.popitem(last=False)
         elif "source.address" not in ev:
             peer = peers.get(key)
             if peer is not None:
