@@ -50,7 +50,8 @@ _INVALID_USER_FAST = re.compile(r"(?:Invalid|Illegal) user ([^ ]+) from ([\d.]+)
 _CLOSED_FAST = re.compile(
     r"(?:Connection (?:closed|reset) by|Disconnected from)(?: (authenticating|invalid|illegal) user ([^ ]+))?"
     r" ([\d.]+) port (\d+)()( \[preauth\])?\Z")  # () stands for the general form's reason group
-_RECEIVED_DISCONNECT_FAST = re.compile(r"Received disconnect from ([\d.]+) port (\d+):(\d+): ([^\n]*?)( \[preauth\])?\Z")
+_RECEIVED_DISCONNECT_FAST = re.compile(
+    r"Received disconnect from ([\d.]+) port (\d+):(\d+): ([^\n]*?)( \[preauth\])?(?<!\s)\Z")
 _TIMEOUT = re.compile(r"(?:fatal: )?Timeout before authentication for (?:connection from )?(\S+?)(?: port (\d+))?\s*\Z")
 
 

@@ -83,6 +83,11 @@ def parse_access(text: str, tz: str, dataset: str) -> dict | None:
     m = _ACCESS_FAST.match(text)
     if m is not None:
         return _access_fast(m, text, tz, dataset)
+    return access_general(text, tz, dataset)
+
+
+def access_general(text: str, tz: str, dataset: str) -> dict | None:
+    """Every access format `parse_access` accepts; its fast path must give the same events."""
     at = text.find(" [")
     if at <= 0:
         return None
