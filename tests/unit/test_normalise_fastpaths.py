@@ -84,7 +84,7 @@ def access_lines(draw) -> str:
     line = f'{client} {ident} {user} [{ts}] "{method} {path}{version}" {status} {size}'
     if draw(st.booleans()):
         line += f' "{draw(quoted)}" "{draw(quoted)}"'
-    return line + draw(st.sampled_from(["", ' "1.2.3.4"', " 0.003", " "]))
+    return line + draw(st.sampled_from(["", ' "1.2.3.4"', " 0.003", " ", "  \t", "\n"]))
 
 
 @settings(max_examples=500, deadline=None)
