@@ -19,6 +19,7 @@ _RHOST_TAIL = re.compile(r"rhost=(\S*)(?:\s+user=(.*?))?\s*\Z", re.S)
 _PAM_MORE = re.compile(r"PAM (\d+) more authentication failures?; (.*)", re.S)
 _SESSION = re.compile(r"session (opened|closed) for user (\S+?)(?:\(uid=(\d+)\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?\s*\Z")
 QUOTED = re.compile(r"'([^']*)'")
+_BRACKETED = re.compile(r"\[(.*)\]")
 
 
 def mark_login(ev: dict, outcome: str | None, action: str = SSH_LOGIN) -> None:
@@ -75,7 +76,7 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
     elif body.startswith(("check pass; user unknown", "auth could not identify password")):
         mark_login(ev, "failure", "pam_authentication_failure")
         ev["event.reason"] = body.strip()
-        m = re.search(r"\[(.*)\]", body)
+        m = _BRACKETED.search(body)
         if m is not None:
             ev["user.name"] = m.group(1)
     elif body.startswith(("password changed for", "password for")):
