@@ -67,6 +67,17 @@ time. Invalid UTF-8 is replaced (tag ``invalid_utf8``), NULs removed (``nul_byte
 1 MiB truncated (``truncated``), absurd times fall back to the read time
 (``_socpipe_timestamp_invalid``). Nothing raises.
 
+Modules: ``core`` (sanitising, detection, dispatch), ``syslog`` (headers), ``auth`` (program router,
+sudo/su/iam/logind/cron), ``sshd`` (sshd, dropbear), ``pam``, ``auditd`` (records, assembly), ``web``,
+``firewall``, ``jsonl``, ``ecs`` (time, IP, source helpers), ``normaliser`` (the stateful batch front).
+
+Speed (``tests/bench/bench_parse.py``): the commonest shapes have fast paths that must give exactly
+the general path's event, and ``tests/unit/test_normalise_fastpaths.py`` checks that by property:
+a clean RFC 3164 line is parsed by one header regex with the minute's UTC conversion cached and
+the event built in one dict literal, skipping sanitising and detection; sshd's commonest messages
+and plain common/combined access lines have backtrack-free regexes tried before the general ones.
+A new fast path needs a matching property test.
+
 Dataset choice: a configured dataset picks the parser family; ``system.auth`` and ``system.syslog``
 are one family (the program tag decides, so auth lines sent to /var/log/syslog or over remote syslog
 still land in ``system.auth``). Without configuration the dataset is detected per line.
