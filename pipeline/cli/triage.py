@@ -13,14 +13,18 @@ COMMANDS: list[click.Command] = []
 
 
 def _es_config(config_path: str | None) -> ElasticsearchConfig:
+    """The `es:` section of the detector's config, so analysts and workers share one file and the
+    same SOCPIPE_ES_* overrides (SOCPIPE_ES_URL, SOCPIPE_ES_API_KEY, ...)."""
+    from pipeline.detector_config import DetectorConfig
+
     try:
-        return load_config(ElasticsearchConfig, config_path)
+        return load_config(DetectorConfig, config_path).es
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                             help="YAML with Elasticsearch settings (keys of ElasticsearchConfig); env SOCPIPE_* overrides.")
+                             help="detector.yaml: its `es:` section (SOCPIPE_ES_* variables override).")
 prefix_option = click.option("--prefix", default=None, help="Index prefix (default: index_prefix from config).")
 
 
