@@ -37,6 +37,7 @@ class DetectorConfig:
     poll_timeout_ms: int = 200
     bulk_docs: int = 1000  # alert documents per Elasticsearch bulk request
     retry_backoff_max_s: float = 10.0  # while Elasticsearch refuses, consumption is paused and retried
+    progress_log_s: float = 60.0  # a structured progress line (records, lines, inputs, detections) this often
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # 0 disables the metrics endpoint
 
@@ -53,6 +54,8 @@ class DetectorConfig:
             raise ConfigError("max_batch_lines: must be at least 1")
         if self.bulk_docs < 1:
             raise ConfigError("bulk_docs: must be at least 1")
+        if self.progress_log_s <= 0:
+            raise ConfigError("progress_log_s: must be positive")
         if self.model_check_s <= 0:
             raise ConfigError("model_check_s: must be positive")
         if not 0 <= self.metrics_port <= 65535:

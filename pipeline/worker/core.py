@@ -85,6 +85,8 @@ class DetectorWorker:
         self.models = ModelSet(cfg.models, check_every_s=cfg.model_check_s)
         self._model_metrics()
         self.notifier = Notifier(cfg.notify)
+        self.progress = {"raw_records": 0, "lines": 0, "inputs_sent": 0, "corr_records": 0, "detections": 0}
+        self._next_progress_log = time.monotonic() + cfg.progress_log_s
         self.lines_per_record = 1.0  # moving average, sizes stage-1 polls (see _raw_records_per_poll)
         self.max_event_ts1 = 0.0  # stage 1 event-time high-water mark (anomaly windows)
         self.last_raw_wall = time.monotonic()
@@ -104,7 +106,9 @@ class DetectorWorker:
         # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
         self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
         _await_partitions(self.raw, cfg.raw_topic)
-        self.raw.subscribe([cfg.raw_topic])
+        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(
+            lambda tps: log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in tps)),
+            lambda tps: log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in tps))))
         self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
         _await_partitions(self.corr, cfg.correlation_topic)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned, self._revoked))
@@ -130,12 +134,18 @@ class DetectorWorker:
 
     def poll_once(self) -> None:
         self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll()))
-        # A zero timeout never lets kafka-python finish a group join: give stage 2 a short slice
-        # until it has partitions; then it must not add a wait to every stage-1 batch.
-        slice_ms = 0 if self.corr.assignment() else max(20, self.cfg.poll_timeout_ms // 4)
+        # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
+        # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
+        # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10.
+        slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
         self._stage2(self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records))
         if self.models.maybe_reload():
             self._model_metrics()
+        if time.monotonic() >= self._next_progress_log:
+            self._next_progress_log = time.monotonic() + self.cfg.progress_log_s
+            log.info("detector.progress %s partitions1=%d partitions2=%d",
+                     " ".join(f"{k}={v}" for k, v in self.progress.items()),
+                     len(self.raw.assignment()), len(self.corr.assignment()))
 
     def _raw_records_per_poll(self) -> int:
         """Records per stage-1 poll so a batch holds about `max_batch_lines` lines: alerts are written
@@ -175,6 +185,9 @@ class DetectorWorker:
                 for event in self.normaliser.normalise_batch(batch):
                     sent += self._match(event, candidates)
         self.metrics.lines.inc(lines)
+        self.progress["raw_records"] += n_records
+        self.progress["lines"] += lines
+        self.progress["inputs_sent"] += sent
         self.tally.flush_to(self.metrics)
         self.lines_per_record = 0.7 * self.lines_per_record + 0.3 * (lines / max(1, n_records))
         candidates += self._advance_models(self.max_event_ts1 - self.cfg.anomaly_lateness_s)
@@ -225,6 +238,7 @@ class DetectorWorker:
 
     def _detected(self, det) -> Candidate:
         self.metrics.detection(det.rule_id, det.kind).inc()
+        self.progress["detections"] += 1
         return Candidate.of_detection(det)
 
     def _advance_models(self, watermark: float) -> list[Candidate]:
@@ -253,6 +267,7 @@ class DetectorWorker:
                 self._assigned([tp])
                 state = self.partitions[tp.partition]
             mine = found.setdefault(tp.partition, [])
+            self.progress["corr_records"] += len(records)
             for rec in records:
                 try:
                     item = CorrelationInput.from_dict(json.loads(rec.value))
@@ -283,6 +298,7 @@ class DetectorWorker:
         self.metrics.batch_seconds_stage2.observe(time.perf_counter() - started)
 
     def _assigned(self, partitions: list) -> None:
+        log.info("detector.stage2.assigned partitions=%s", sorted(tp.partition for tp in partitions))
         prefix = f"{self.cfg.group_id}|{self.cfg.correlation_topic}|".encode()
         snapshots = read_snapshots(self.cfg.kafka, self.cfg.state_topic, prefix)
         for tp in partitions:
