@@ -74,12 +74,28 @@ def _scalar(v) -> str:
     return str(v)
 
 
+def _element(event: dict, key: str):
+    """`field[N]`: element N of a list-valued field (e.g. auditd EXECVE a0 = process.args[0])."""
+    base, _, rest = key.partition("[")
+    try:
+        pos = int(rest.rstrip("]"))
+    except ValueError:
+        return None
+    v = event.get(base)
+    if isinstance(v, (list, tuple)) and -len(v) <= pos < len(v):
+        return v[pos]
+    return None
+
+
 def _values(event: dict, keys: tuple) -> list:
     out = []
     for k in keys:
         v = event.get(k)
         if v is None:
-            continue
+            if k.endswith("]"):
+                v = _element(event, k)
+            if v is None:
+                continue
         if isinstance(v, (list, tuple)):
             out.extend(x for x in v if x is not None)
         else:
@@ -88,7 +104,7 @@ def _values(event: dict, keys: tuple) -> list:
 
 
 def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
-    if len(keys) == 1:
+    if len(keys) == 1 and not keys[0].endswith("]"):
         key = keys[0]
 
         def pred(ev: dict) -> bool:
@@ -254,7 +270,8 @@ def _merge(a, b):
 def _atoms(keys: tuple, test) -> frozenset | None:
     if test.atoms is None:
         return None
-    return frozenset((k, kind, text) for k in keys for kind, text in test.atoms)
+    # an indexed key `f[N]` is looked up in the index under its list field `f`
+    return frozenset((k.split("[")[0], kind, text) for k in keys for kind, text in test.atoms)
 
 
 def _expand(v, mods: list, placeholders: dict, path: tuple) -> list[list]:

@@ -43,7 +43,18 @@ class Entry:
 @dataclass
 class Group:
     entries: list = field(default_factory=list)   # sorted by (ts, seq)
+    times: list = field(default_factory=list)     # entries' ts, kept in step for bisect
     consumed_until: float = float("-inf")
+    # running aggregate over entries[agg_lo:agg_hi] for in-order arrivals (None = rebuild)
+    agg: dict | None = None
+    agg_sum: float = 0.0
+    agg_lo: int = 0
+    agg_hi: int = 0
+
+    def keep(self, entries: list) -> None:
+        self.entries = entries
+        self.times = [e.ts for e in entries]
+        self.agg = None
 
 
 @dataclass
@@ -137,18 +148,39 @@ class CorrelationState:
             return []
         self.seq += 1
         entry = Entry(ts, self.seq, input_rule, value, agency, evidence)
-        bisect.insort(g.entries, entry, key=lambda e: (e.ts, e.seq))
+        pos = bisect.bisect_right(g.times, ts)  # equal times keep arrival (seq) order
+        g.entries.insert(pos, entry)
+        g.times.insert(pos, ts)
+        if pos != len(g.entries) - 1:
+            g.agg = None
         if len(g.entries) > MAX_ENTRIES_PER_GROUP:
-            g.entries.pop(0)
-            self.stats["evicted"] += 1
+            drop = MAX_ENTRIES_PER_GROUP // 10  # in chunks: eviction stays O(1) amortised
+            g.keep(g.entries[drop:])
+            self.stats["evicted"] += drop
+            pos -= drop
+            if pos < 0:
+                return []
         if not is_monotonic(rule):
             return []
-        return self._fire_containing(rule, group, g, ts)
+        return self._fire_containing(rule, group, g, ts, in_order=pos == len(g.entries) - 1)
 
-    def _fire_containing(self, rule, group, g: Group, ts: float) -> list:
-        times = [e.ts for e in g.entries]
+    def _fire_containing(self, rule, group, g: Group, ts: float, in_order: bool) -> list:
+        times = g.times
         lo = bisect.bisect_left(times, ts - rule.timespan)
-        hi = bisect.bisect_right(times, ts)
+        # in-order arrival: the earliest anchor's window holds every later anchor's entries, and
+        # the metrics of monotonic conditions only grow with more entries - one check suffices
+        hi = lo + 1 if in_order else bisect.bisect_right(times, ts)
+        if rule.type == "event_count":
+            for i in range(lo, hi):
+                j = bisect.bisect_right(times, times[i] + rule.timespan)
+                if _check(rule, j - i):
+                    return [self._consume(rule, group, g, times[i], g.entries[i:j],
+                                          {"count": j - i})]
+            return []
+        if in_order and rule.type in _INCREMENTAL:
+            metric = _running(rule, g, lo)
+            return [self._consume(rule, group, g, times[lo], g.entries[lo:], metric)] \
+                if metric is not None else []
         for i in range(lo, hi):
             anchor = times[i]
             j = bisect.bisect_right(times, anchor + rule.timespan)
@@ -160,7 +192,7 @@ class CorrelationState:
 
     def _consume(self, rule, group, g: Group, anchor: float, window: list, metric) -> Fired:
         g.consumed_until = anchor + rule.timespan
-        g.entries = [e for e in g.entries if e.ts > g.consumed_until]
+        g.keep(g.entries[bisect.bisect_right(g.times, g.consumed_until):])
         return Fired(rule, group, anchor, window, metric)
 
     def advance(self, watermark: float) -> list:
@@ -177,17 +209,18 @@ class CorrelationState:
                 del self.groups[key]
                 continue
             if is_monotonic(rule):
-                g.entries = [e for e in g.entries if e.ts + rule.timespan >= cutoff]
+                g.keep(g.entries[bisect.bisect_left(g.times, cutoff - rule.timespan):])
             else:
-                while g.entries and g.entries[0].ts + rule.timespan <= cutoff:
-                    anchor = g.entries[0].ts
-                    end = bisect.bisect_right([e.ts for e in g.entries], anchor + rule.timespan)
+                while g.entries and g.times[0] + rule.timespan <= cutoff:
+                    anchor = g.times[0]
+                    end = bisect.bisect_right(g.times, anchor + rule.timespan)
                     window = g.entries[:end]
                     metric = evaluate(rule, window)
                     if metric is not None:
                         fired.append(self._consume(rule, key[1], g, anchor, window, metric))
                     else:
                         g.entries.pop(0)
+                        g.times.pop(0)
             if not g.entries and g.consumed_until < cutoff:
                 del self.groups[key]
         fired.sort(key=lambda f: (f.anchor, f.rule.id))
@@ -218,9 +251,46 @@ class CorrelationState:
                 continue  # rule removed since the snapshot: its state is dropped
             g = Group(consumed_until=float("-inf") if item["consumed_until"] is None
                       else float(item["consumed_until"]))
-            g.entries = [Entry(float(ts), int(seq), r, _thaw(v), a, ev)
-                         for ts, seq, r, v, a, ev in item["entries"]]
+            g.keep([Entry(float(ts), int(seq), r, _thaw(v), a, ev)
+                    for ts, seq, r, v, a, ev in item["entries"]])
             self.groups[(item["rule"], tuple(_thaw(x) for x in item["group"]))] = g
+
+
+_INCREMENTAL = ("value_count", "value_sum", "temporal")
+
+
+def _running(rule: CorrelationRule, g: Group, lo: int) -> dict | None:
+    """Metric of entries[lo:] kept incrementally: O(1) amortised per in-order entry."""
+    key = (lambda e: e.rule) if rule.type == "temporal" else (lambda e: e.value)
+    if g.agg is None or g.agg_lo > lo:
+        g.agg, g.agg_sum, g.agg_lo, g.agg_hi = {}, 0.0, lo, lo
+    while g.agg_lo < lo:  # entries leaving the window
+        e = g.entries[g.agg_lo]
+        k = key(e)
+        if k is not None:
+            g.agg[k] -= 1
+            if not g.agg[k]:
+                del g.agg[k]
+        if isinstance(e.value, (int, float)):
+            g.agg_sum -= e.value
+        g.agg_lo += 1
+    while g.agg_hi < len(g.entries):  # entries entering it
+        e = g.entries[g.agg_hi]
+        k = key(e)
+        if k is not None:
+            g.agg[k] = g.agg.get(k, 0) + 1
+        if isinstance(e.value, (int, float)):
+            g.agg_sum += e.value
+        g.agg_hi += 1
+    if rule.type == "value_count":
+        n = len(g.agg)
+        return {"value_count": n, "values": sorted(map(str, g.agg))[:50]} \
+            if _check(rule, n) else None
+    if rule.type == "value_sum":
+        return {"sum": g.agg_sum} if g.agg_hi > g.agg_lo and _check(rule, g.agg_sum) else None
+    n = sum(1 for r in rule.rules if r in g.agg)
+    ok = _check(rule, n) if rule.condition else n == len(rule.rules)
+    return {"rules_matched": n} if ok else None
 
 
 def _thaw(v):
