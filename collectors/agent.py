@@ -7,6 +7,8 @@ every checkpoint), the shipper (spool -> Kafka), the heartbeat sender, one per l
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
+from itertools import accumulate
 import logging
 import os
 import queue
@@ -29,6 +31,7 @@ from pipeline import __version__
 log = logging.getLogger("socpipe.agent")
 
 CHECKPOINT_EVERY_S = 5.0
+READ_BUDGET = 1024 * 1024  # bytes per source per loop: bounds memory and keeps sources fair
 
 
 class Agent:
@@ -131,7 +134,7 @@ class Agent:
                     if bucket is not None and not bucket.available(now):
                         continue
                     before = src.seq_next
-                    lines = src.read(now, wall, 4 * 1024 * 1024)
+                    lines = src.read(now, wall, READ_BUDGET)
                     if lines:
                         busy = True
                         n = src.seq_next - before
@@ -200,15 +203,25 @@ class Agent:
         b = self._batches.get(source)
         if b is None:
             b = self._batches[source] = BatchBuilder(source, dataset)
-        max_lines, max_bytes = self.config.batch.max_lines, self.config.batch.max_bytes
+        max_lines, max_bytes = self.config.batch.max_lines, self.config.batch.max_bytes - 512  # envelope
         i, n = 0, len(lines)
         while i < n:
-            line = lines[i]
-            if b.lines and (len(b.lines) >= max_lines or b.nbytes + len(line) + 400 > max_bytes):
+            room_lines = max_lines - len(b.lines)
+            room_bytes = max_bytes - b.nbytes
+            chunk = lines[i:i + room_lines]
+            sizes = list(accumulate(map(len, chunk)))  # +1 per line for the comma
+            k = bisect_right(range(len(chunk)), room_bytes, key=lambda j: sizes[j] + j + 1)
+            if k == 0 and not b.lines:
+                k = 1  # a single line always fits an empty batch (max_line_bytes < max_bytes / 2)
+            if k:
+                if not b.lines:
+                    b.first_at = now
+                b.lines.extend(chunk[:k])
+                b.nbytes += sizes[k - 1] + k
+                i += k
+            if i < n:
                 b.position = None  # more lines of this read follow: no checkpoint in this record
                 self._flush(b, spool)
-            b.add(line, now)
-            i += 1
         b.position = position
 
     def _flush(self, b: BatchBuilder, spool: Spool) -> None:

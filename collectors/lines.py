@@ -88,6 +88,16 @@ class LineSplitter:
             self._hold(rest)
         return out
 
+    def held_line(self) -> bytes | None:
+        """The held partial line, or None when it was cut (over-long): then only feed() handles it."""
+        return self._carry if self._carry_len == len(self._carry) else None
+
+    def replace_held(self, data: bytes) -> None:
+        """For a caller that consumed the held bytes itself (after emitting complete lines)."""
+        self._carry, self._carry_len = b"", 0
+        if data:
+            self._hold(data)
+
     def flush_partial(self) -> SplitLine | None:
         """Hand out the held partial line (after the timeout); its continuation becomes a new line."""
         if not self._carry_len:

@@ -27,7 +27,7 @@ PRODUCER_SETTINGS = dict(
 
 class Shipper:
     def __init__(self, spool: Spool, kafka_kwargs: dict, topic: str, stats: AgentStats, stop: threading.Event,
-                 max_inflight: int = 32, client_id: str = "socpipe-agent"):
+                 max_inflight: int = 16, client_id: str = "socpipe-agent"):
         self.spool = spool
         self.kafka_kwargs = kafka_kwargs
         self.topic = topic

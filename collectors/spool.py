@@ -29,6 +29,7 @@ MAGIC = b"SPL1"
 HEADER = struct.Struct("<4sII")
 META_LEN = struct.Struct("<I")
 MAX_RECORD = 64 * 1024 * 1024
+READ_CHUNK = 2 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -210,7 +211,7 @@ class Spool:
                     continue
             with open(self.dir / f"{seg:012d}.seg", "rb") as f:
                 f.seek(self._read_offset)
-                data = f.read(min(avail, 8 * 1024 * 1024))
+                data = f.read(min(avail, READ_CHUNK))
             recs, corrupt, consumed = decode_records(data, self._read_offset)
             if corrupt:
                 log.warning("spool.corrupt segment=%d offset=%d records=%d", seg, self._read_offset, corrupt)
@@ -220,7 +221,7 @@ class Spool:
                     self.corrupt += 1
                     self._read_offset += len(data)
                     continue
-                if len(data) < 8 * 1024 * 1024:
+                if len(data) < READ_CHUNK:
                     break  # writer mid-record (cannot happen with whole-record writes); retry later
             for start, end, meta, value in recs:
                 out.append(SpoolRecord(seg, start, end, meta, value))

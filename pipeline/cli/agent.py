@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
+import os
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -25,24 +23,17 @@ def agent() -> None:
 @click.option("--log-level", default="INFO", show_default=True)
 def run(config_path: str, log_level: str) -> None:
     """Run the agent until SIGTERM/SIGINT."""
-    from collectors import Agent, load_agent_config, load_identity
+    from collectors.config import load_agent_config
+    from collectors.identity import load_identity
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level.upper())))
-    try:
-        config = load_agent_config(config_path)
-        identity = load_identity(config.identity_path)
+    try:  # fail here, with a clear message, before replacing the process
+        load_identity(load_agent_config(config_path).identity_path)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        Agent(config, identity).run(stop)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    # Same pid, lean process: the agent does not carry the modules the other CLI areas import.
+    os.execv(sys.executable, [sys.executable, "-m", "collectors", "run", "--config", config_path,
+                              "--log-level", log_level])
 
 
 @agent.command()
