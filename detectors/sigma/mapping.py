@@ -137,10 +137,22 @@ def parse_mapping_document(doc: dict, origin: str, into: FieldMappings) -> None:
         into.derivations.append(_Derivation(when, adds))
 
 
+_DEFAULT: FieldMappings | None = None
+
+
 def load_mappings(paths: list | None = None) -> FieldMappings:
-    """Read mapping files (default: the ones shipped in detectors/mappings/)."""
+    """Read mapping files (default: the ones shipped in detectors/mappings/, read once)."""
+    global _DEFAULT
+    if paths is None:
+        if _DEFAULT is None:
+            _DEFAULT = _read_mappings([DEFAULT_MAPPINGS_DIR])
+        return _DEFAULT
+    return _read_mappings(paths)
+
+
+def _read_mappings(paths: list) -> FieldMappings:
     files: list[Path] = []
-    for p in (paths or [DEFAULT_MAPPINGS_DIR]):
+    for p in paths:
         p = Path(p)
         files.extend(sorted(p.glob("*.yml")) if p.is_dir() else [p])
     out = FieldMappings()

@@ -95,7 +95,7 @@ def scan_command(rule_paths: tuple, input_path: Path, dataset: str | None, timez
         for batch in read_batches(input_path, dataset, timezone):
             for ev in normaliser.normalise_batch(batch):
                 if agency:
-                    ev.setdefault("organization.id", agency)
+                    ev["organization.id"] = agency
                 yield ev
         for ev in normaliser.flush():
             yield ev

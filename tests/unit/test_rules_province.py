@@ -1,0 +1,103 @@
+"""The province rule set: every rule loads, has positive and negative tests, and they pass."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from detectors.sigma import load_rules
+from detectors.sigma.testing import coverage_problems, run_tests
+from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "rules"
+SHARED = REPO.parent / "shared"
+
+
+def test_province_rules_load_without_errors():
+    res = load_rules([RULES])
+    assert not res.errors, [str(e) for e in res.errors]
+    assert res.loaded >= 30
+
+
+_RESULTS = run_tests([RULES])
+
+
+@pytest.mark.parametrize("case", _RESULTS, ids=lambda c: f"{Path(c.file).stem}::{c.name}")
+def test_rule_case(case):
+    assert case.passed, case.message
+
+
+def test_every_rule_file_has_positive_and_negative_cases():
+    assert coverage_problems([RULES], _RESULTS) == []
+    assert any(c.kind == "sequence" for c in _RESULTS)
+
+
+def test_every_rule_has_attack_tags_and_level():
+    rules = load_rules([RULES]).rules
+    inputs = {ref for r in rules for ref in getattr(r, "rules", [])}
+    for rule in rules:
+        if rule.meta.id in inputs:
+            continue  # correlation inputs never alert on their own
+        assert any(t.startswith("attack.") for t in rule.meta.tags), rule.meta.title
+        assert rule.meta.description, rule.meta.title
+
+
+def test_ssh_bruteforce_rule_contract():
+    rules = {r.meta.title: r for r in load_rules([RULES / "linux" / "ssh_bruteforce.yml"]).rules}
+    bf = rules["SSH Brute Force From One Source"]
+    assert bf.meta.level == "high" and bf.group_by == ["source.ip"] and bf.timespan == 60
+    assert {"attack.credential_access", "attack.t1110"} <= set(bf.meta.tags)
+
+
+def test_cli_rules_test_and_lint(tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(main, ["rules", "test", str(RULES / "linux" / "ssh_bruteforce.yml")])
+    assert out.exit_code == 0, out.output
+    assert "passed" in out.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text("title: t\nlogsource: {product: linux}\ndetection:\n  s: {a|nope: 1}\n"
+                   "  condition: s\n")
+    out = runner.invoke(main, ["rules", "lint", str(RULES), str(bad)])
+    assert out.exit_code == 1 and "bad.yml:4" in out.output and "unknown modifier" in out.output
+    out = runner.invoke(main, ["rules", "lint", "--json", str(RULES)])
+    assert out.exit_code == 0 and '"errors": []' in out.output
+
+
+def test_cli_rules_test_fails_on_a_broken_expectation(tmp_path):
+    rule = (RULES / "linux" / "ssh_bruteforce.yml").read_text()
+    (tmp_path / "r.yml").write_text(rule)
+    (tmp_path / "r.tests.yml").write_text(
+        "defaults: {event.dataset: system.auth, process.name: sshd}\n"
+        "tests:\n  - name: wrong\n    rule: ssh_failed_authentication\n"
+        "    event: {message: 'Accepted password for a'}\n    match: true\n")
+    out = CliRunner().invoke(main, ["rules", "test", str(tmp_path)])
+    assert out.exit_code == 1 and "FAIL" in out.output
+
+
+def test_cli_scan_outputs_alert_documents(tmp_path):
+    pytest.importorskip("detectors.normalise")
+    log = tmp_path / "auth.log"
+    log.write_text("".join(
+        f"Nov 28 01:02:{10 + i:02d} srv sshd[99]: Failed password for root from 203.0.113.9 "
+        f"port 4{i} ssh2\n" for i in range(6)))
+    out = CliRunner().invoke(main, ["scan", "--rules", str(RULES), "--input", str(log),
+                                    "--agency", "so-tai-chinh"])
+    assert out.exit_code == 0, out.output
+    import json
+    alerts = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert a["rule.name"] == "SSH Brute Force From One Source" and a["source.ip"] == "203.0.113.9"
+    assert a["kibana.alert.severity"] == "high" and a["event.severity"] == 73
+    assert [e["log.file.line"] for e in a["socpipe.evidence"]] == [1, 2, 3, 4, 5]
+    assert a["event.start"] < a["event.end"] and a["organization.id"] == "so-tai-chinh"
+
+
+@pytest.mark.skipif(not (SHARED / "sigma" / "rules").is_dir(), reason="SigmaHQ rules absent")
+def test_all_shared_sigmahq_rules_load():
+    paths = [SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats",
+                                            "rules-threat-hunting")]
+    res = load_rules(paths)
+    assert res.documents > 500
+    assert res.loaded == res.documents, [str(e) for e in res.errors[:10]]
