@@ -223,6 +223,10 @@ class Spool:
                     continue
                 if len(data) < READ_CHUNK:
                     break  # writer mid-record (cannot happen with whole-record writes); retry later
+            room = max_records - len(out)
+            if len(recs) > room:  # stop right after the last record handed out
+                recs = recs[:room]
+                consumed = recs[-1][1] - self._read_offset
             for start, end, meta, value in recs:
                 out.append(SpoolRecord(seg, start, end, meta, value))
             self._read_offset += consumed
