@@ -122,3 +122,35 @@ def test_tls_listener_accepts_octet_counted_messages(tmp_path, kafka_bootstrap, 
     lines = [ln for m in reader.messages for ln in LineBatch.from_bytes(m.value).lines]
     assert [ln.text for ln in lines] == msgs
     assert {LineBatch.from_bytes(m.value).source for m in reader.messages} == {f"syslog-tls:{port}"}
+
+
+def test_self_metrics_on_localhost_count_lines_and_acks(tmp_path, kafka_bootstrap, unique, prometheus_url,
+                                                         scrape_target):
+    import urllib.request
+
+    from tests.integration.conftest import promql
+
+    topic = f"test.agent.metrics.{unique}"
+    udp, metrics_port = free_port(), free_port()
+    config = make_config(tmp_path, kafka_bootstrap, topic, [{"protocol": "udp", "port": udp}])
+    config.metrics.enabled, config.metrics.port = True, metrics_port
+    agent, stop, thread = run_agent(config)
+    scrape_target(metrics_port, "agent-test", {"test_run": unique})
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(5):
+                s.sendto(f"<13>Nov 28 01:02:03 h prog: m{i}".encode(), ("127.0.0.1", udp))
+
+        def scraped():
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+            return text if f'socpipe_agent_lines_shipped_total{{source="syslog-udp:{udp}"}} 5.0' in text else None
+        text = wait_for(scraped, 30, what="5 lines shipped in the agent's metrics")
+        assert f'socpipe_agent_lines_read_total{{source="syslog-udp:{udp}"}} 5.0' in text
+        assert "socpipe_agent_last_ack_timestamp_seconds" in text
+        result = wait_for(lambda: promql(prometheus_url, f'socpipe_agent_lines_shipped_total{{test_run="{unique}"}}'),
+                          30, what="Prometheus scraping the agent")
+        assert float(result[0]["value"][1]) == 5.0
+    finally:
+        stop.set()
+        thread.join(30)
