@@ -30,6 +30,7 @@ TIME_PARTS = {"minute", "hour", "day", "week", "month", "year"}
 FLAGS = {"all", "cased", "neq", "exists", "re", "i", "m", "s", "cidr", "expand", "fieldref"}
 KNOWN_MODIFIERS = TRANSFORMS | NUMERIC | TIME_PARTS | FLAGS
 KEYWORD_FIELDS = ("message", "event.original")
+KEYWORD_INDEX_FIELD = "\x00keywords"  # pseudo-field of the candidate index for keyword atoms
 
 
 class CompileError(Exception):
@@ -55,10 +56,20 @@ def _union(needs: list) -> frozenset | None:
     return frozenset(out)
 
 
+# Values that nearly every event of a logsource carries: an atom on them prunes nothing.
+COMMON_VALUES = frozenset({
+    "get", "post", "head", "put", "options", "200", "204", "301", "302", "304", "400", "401",
+    "403", "404", "500", "execve", "syscall", "path", "cwd", "proctitle", "openat", "open",
+    "yes", "no", "true", "false", "success", "failure", "authentication", "process", "network",
+    "file", "tcp", "udp", "info", "start", "root", "0", "1"})
+
+
 def _score(need: frozenset) -> tuple:
-    # fewer atoms and longer literals prune better; exact atoms are the cheapest lookups
+    # fewer atoms and longer literals prune better; common values (GET, 200, EXECVE) hardly at all
     shortest = min((len(a[2]) for a in need), default=0)
-    return (len(need) + (0 if shortest >= 4 else 10), -shortest)
+    texts = {a[2] for a in need}  # one literal looked up in several fields costs one atom
+    common = sum(50 for t in texts if t in COMMON_VALUES)
+    return (len(texts) + common + (0 if shortest >= 4 else 10), -shortest)
 
 
 def _best(needs: list) -> frozenset | None:
@@ -270,6 +281,8 @@ def _merge(a, b):
 def _atoms(keys: tuple, test) -> frozenset | None:
     if test.atoms is None:
         return None
+    if keys == KEYWORD_FIELDS:  # the index reads message, else event.original, like the predicate
+        return frozenset((KEYWORD_INDEX_FIELD, kind, text) for kind, text in test.atoms)
     # an indexed key `f[N]` is looked up in the index under its list field `f`
     return frozenset((k.split("[")[0], kind, text) for k in keys for kind, text in test.atoms)
 

@@ -11,7 +11,7 @@ from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.detection import (
     EVIDENCE_CAP, Detection, make_detection, parse_ts, stable_hash)
 from detectors.sigma.index import CandidateIndex
-from detectors.sigma.mapping import FieldMappings, load_mappings
+from detectors.sigma.mapping import FieldMappings, derivation_key, load_mappings
 from detectors.sigma.model import CorrelationRule, SigmaRule
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class Engine:
         self.state = CorrelationState(self.correlations, allowed_lateness)
         self.stats = {"events": 0, "candidates": 0, "evaluated": 0, "rule_errors": 0,
                       "no_timestamp": 0, "missing_group": 0}
-        self._buckets: dict = {}
+        self._buckets: dict = {}        # EventLogsource -> _Bucket
+        self._bucket_by_key: dict = {}  # derivation key -> _Bucket (skips derive + hashing)
         self._rule_errors_logged: set = set()
         # parents[x]: correlations referring to rule x
         self.parents: dict = {}
@@ -80,11 +81,20 @@ class Engine:
 
     # --- routing ---------------------------------------------------------------------------
     def _bucket(self, event: dict) -> _Bucket:
+        key = derivation_key(event)
+        try:
+            b = self._bucket_by_key.get(key)
+        except TypeError:  # unhashable values in an odd event
+            key, b = None, None
+        if b is not None:
+            return b
         ls = self.mappings.derive(event)
         b = self._buckets.get(ls)
         if b is None:
             rules = [r for r in self.single if ls.admits(r.logsource)]
             b = self._buckets[ls] = _Bucket(rules, CandidateIndex.build([r.need for r in rules]))
+        if key is not None and len(self._bucket_by_key) < 10000:
+            self._bucket_by_key[key] = b
         return b
 
     def candidates(self, event: dict) -> list:
@@ -92,9 +102,14 @@ class Engine:
         return [b.rules[i] for i in b.index.candidates(event)]
 
     def matching_rules(self, event: dict) -> list:
+        b = self._bucket(event)
+        positions = b.index.candidates(event)
+        if not positions:
+            return []
         out = []
-        for rule in self.candidates(event):
-            self.stats["evaluated"] += 1
+        self.stats["evaluated"] += len(positions)
+        for pos in positions:
+            rule = b.rules[pos]
             try:
                 if rule.match(event):
                     out.append(rule)

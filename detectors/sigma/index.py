@@ -1,10 +1,12 @@
 """Candidate index: which rules of one logsource bucket can possibly match an event.
 
 Built from each rule's `need` atoms (compile.py): per field, an exact-value map and one
-Aho-Corasick automaton over all substring atoms. Looking an event up costs one dict probe and
-one automaton pass per indexed field it carries, instead of evaluating every rule. Rules without
-a usable `need` are always candidates. The result is a superset of the matching rules; each
-candidate is then evaluated by its full predicate.
+Aho-Corasick automaton over all substring atoms (regex literal prefilters included). Looking an
+event up costs, per indexed field it carries, one lower-casing, one dict probe and one automaton
+pass, instead of evaluating every rule. Keyword atoms live under a pseudo-field read like the
+keyword predicate reads (message, else event.original). Rules without a usable `need` are always
+candidates. The result is a superset of the matching rules; each candidate is then evaluated by
+its full predicate.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 
+from detectors.sigma.compile import KEYWORD_INDEX_FIELD
 
-def _scalar_lower(v) -> str:
+
+def _lower(v) -> str:
+    if type(v) is str:
+        return v.lower()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():
@@ -24,49 +30,57 @@ def _scalar_lower(v) -> str:
 
 @dataclass
 class CandidateIndex:
-    always: list = field(default_factory=list)        # rule positions evaluated on every event
-    exact: dict = field(default_factory=dict)         # field -> {value: [positions]}
-    automata: dict = field(default_factory=dict)      # field -> Automaton(payload: positions)
-    keyword_fields: tuple = ("message", "event.original")
+    always: list = field(default_factory=list)   # rule positions evaluated on every event
+    fields: list = field(default_factory=list)   # (field, exact map or None, automaton or None)
     size: int = 0
 
     @classmethod
     def build(cls, needs: list) -> "CandidateIndex":
         """`needs[i]` is rule i's atom set or None."""
         idx = cls(size=len(needs))
+        exact: dict = {}
         subs: dict = {}
         for pos, need in enumerate(needs):
             if not need:
                 idx.always.append(pos)
                 continue
             for fld, kind, text in need:
-                if kind == "eq":
-                    idx.exact.setdefault(fld, {}).setdefault(text, []).append(pos)
-                else:
-                    subs.setdefault(fld, {}).setdefault(text, []).append(pos)
-        for fld, table in subs.items():
-            auto = ahocorasick.Automaton()
-            for text, positions in table.items():
-                auto.add_word(text, tuple(sorted(set(positions))))
-            auto.make_automaton()
-            idx.automata[fld] = auto
+                table = exact if kind == "eq" else subs
+                table.setdefault(fld, {}).setdefault(text, set()).add(pos)
+        for fld in sorted(set(exact) | set(subs)):
+            auto = None
+            if fld in subs:
+                auto = ahocorasick.Automaton()
+                for text, positions in subs[fld].items():
+                    auto.add_word(text, tuple(sorted(positions)))
+                auto.make_automaton()
+            table = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
+            idx.fields.append((fld, table, auto))
         return idx
 
     def candidates(self, event: dict) -> list:
-        hits: set = set(self.always)
-        for fld, table in self.exact.items():
-            v = event.get(fld)
+        hits: set = set()
+        get = event.get
+        for fld, table, auto in self.fields:
+            if fld == KEYWORD_INDEX_FIELD:
+                v = get("message")
+                if v is None:
+                    v = get("event.original")
+            else:
+                v = get(fld)
             if v is None:
                 continue
-            for x in (v if isinstance(v, (list, tuple)) else (v,)):
-                found = table.get(_scalar_lower(x))
-                if found:
-                    hits.update(found)
-        for fld, auto in self.automata.items():
-            v = event.get(fld)
-            if v is None:
-                continue
-            for x in (v if isinstance(v, (list, tuple)) else (v,)):
-                for _, positions in auto.iter(_scalar_lower(x)):
-                    hits.update(positions)
+            for x in (v if type(v) is list or type(v) is tuple else (v,)):
+                s = x.lower() if type(x) is str else _lower(x)
+                if table is not None:
+                    found = table.get(s)
+                    if found:
+                        hits.update(found)
+                if auto is not None:
+                    for _, positions in auto.iter(s):
+                        hits.update(positions)
+        if self.always:
+            hits.update(self.always)
+        elif not hits:
+            return []
         return sorted(hits)

@@ -77,11 +77,14 @@ class FieldMappings:
         return resolve
 
     def derive(self, event: dict) -> EventLogsource:
-        key = tuple(_hashable(event.get(f)) for f in DERIVATION_FIELDS)
-        hit = self._cache.get(key)
+        key = derivation_key(event)
+        try:
+            hit = self._cache.get(key)
+        except TypeError:  # an unhashable value in an odd event: derive without caching
+            key, hit = None, None
         if hit is None:
-            hit = self._derive(dict(zip(DERIVATION_FIELDS, key)))
-            if len(self._cache) < 10000:
+            hit = self._derive({f: _hashable(event.get(f)) for f in DERIVATION_FIELDS})
+            if key is not None and len(self._cache) < 10000:
                 self._cache[key] = hit
         return hit
 
@@ -93,6 +96,13 @@ class FieldMappings:
                     adds[k].update(vs)
         return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]),
                               frozenset(adds["service"]))
+
+
+def derivation_key(event: dict) -> tuple:
+    """The raw values logsource derivation depends on (a cache key; may hold unhashables)."""
+    cat = event.get("event.category")
+    return (event.get("event.dataset"), event.get("event.module"), event.get("process.name"),
+            tuple(cat) if type(cat) is list else cat)
 
 
 def _hashable(v):

@@ -235,7 +235,39 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
     return test
 
 
+class _StarGlob:
+    """A glob with `*` only, matched by ordered str.find of its literal parts (linear time)."""
+
+    def __init__(self, toks: tuple):
+        self.parts = [t for t in toks if isinstance(t, str)]
+        self.head = toks[0] is not ANY
+        self.tail = toks[-1] is not ANY
+
+    def fullmatch(self, s: str) -> bool:
+        parts = self.parts
+        pos, end = 0, len(s)
+        first, last = 0, len(parts)
+        if self.head:
+            if not s.startswith(parts[0]):
+                return False
+            pos = len(parts[0])
+            first = 1
+        if self.tail and last > first:
+            if not s.endswith(parts[-1]) or end - len(parts[-1]) < pos:
+                return False
+            end -= len(parts[-1])
+            last -= 1
+        for part in parts[first:last]:
+            i = s.find(part, pos, end)
+            if i < 0:
+                return False
+            pos = i + len(part)
+        return True
+
+
 def _compile_glob(toks: tuple):
+    if ONE not in toks and any(isinstance(t, str) for t in toks):
+        return _StarGlob(toks)
     try:
         return re2.compile(glob_regex(toks), re2_options(dot_nl=True))
     except re2.error as exc:

@@ -183,3 +183,19 @@ def test_keywords_search_message():
 def test_invalid_values_rejected(key, value, why):
     with pytest.raises(CompileError, match=why):
         compile_item(key, value, IDENT, {}, ())
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from detectors.sigma.values import _compile_glob, glob_regex, parse_wildcards  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab*", min_size=1, max_size=6), st.text(alphabet="abc", max_size=8))
+def test_star_glob_agrees_with_regex(pattern, text):
+    import re
+    toks = parse_wildcards(pattern)
+    if not any(t is not None and not isinstance(t, str) for t in toks):
+        return
+    want = re.fullmatch(glob_regex(toks), text, re.S) is not None
+    assert bool(_compile_glob(toks).fullmatch(text)) == want
