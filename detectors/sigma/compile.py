@@ -8,17 +8,15 @@ skip rules that cannot match; the predicate is always the final word.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable
 
-import re2
-
 from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
-from detectors.sigma.regex_literals import required_literal
+from detectors.sigma.fields import scalar_text, field_values
+from detectors.sigma.typed import (
+    CompileError, Compiled, compile_cidr, compile_fieldref, compile_numeric, compile_regex,
+    expand_placeholders)
 from detectors.sigma.values import (
-    ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards, re2_options)
+    ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards)
 
 Predicate = Callable[[dict], bool]
 Need = "frozenset | None"
@@ -31,20 +29,6 @@ FLAGS = {"all", "cased", "neq", "exists", "re", "i", "m", "s", "cidr", "expand",
 KNOWN_MODIFIERS = TRANSFORMS | NUMERIC | TIME_PARTS | FLAGS
 KEYWORD_FIELDS = ("message", "event.original")
 KEYWORD_INDEX_FIELD = "\x00keywords"  # pseudo-field of the candidate index for keyword atoms
-
-
-class CompileError(Exception):
-    """A detection the engine cannot compile; `path` locates it in the rule (for line numbers)."""
-
-    def __init__(self, message: str, path: tuple = ()):
-        super().__init__(message)
-        self.path = path
-
-
-@dataclass
-class Compiled:
-    match: Predicate
-    need: frozenset | None
 
 
 def _union(needs: list) -> frozenset | None:
@@ -77,43 +61,6 @@ def _best(needs: list) -> frozenset | None:
     return min(usable, key=_score) if usable else None
 
 
-def _scalar(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def _element(event: dict, key: str):
-    """`field[N]`: element N of a list-valued field (e.g. auditd EXECVE a0 = process.args[0])."""
-    base, _, rest = key.partition("[")
-    try:
-        pos = int(rest.rstrip("]"))
-    except ValueError:
-        return None
-    v = event.get(base)
-    if isinstance(v, (list, tuple)) and -len(v) <= pos < len(v):
-        return v[pos]
-    return None
-
-
-def _values(event: dict, keys: tuple) -> list:
-    out = []
-    for k in keys:
-        v = event.get(k)
-        if v is None:
-            if k.endswith("]"):
-                v = _element(event, k)
-            if v is None:
-                continue
-        if isinstance(v, (list, tuple)):
-            out.extend(x for x in v if x is not None)
-        else:
-            out.append(v)
-    return out
-
-
 def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
     if len(keys) == 1 and not keys[0].endswith("]"):
         key = keys[0]
@@ -126,15 +73,15 @@ def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
                 return test(v if cased else v.lower())
             for x in (v if isinstance(v, (list, tuple)) else (v,)):
                 if x is not None:
-                    s = _scalar(x)
+                    s = scalar_text(x)
                     if test(s if cased else s.lower()):
                         return True
             return False
         return pred
 
     def pred_multi(ev: dict) -> bool:
-        for x in _values(ev, keys):
-            s = _scalar(x)
+        for x in field_values(ev, keys):
+            s = scalar_text(x)
             if test(s if cased else s.lower()):
                 return True
         return False
@@ -148,37 +95,9 @@ def _keyword_pred(test, cased: bool) -> Predicate:
             v = ev.get("event.original")
             if v is None:
                 return False
-        s = v if type(v) is str else _scalar(v)
+        s = v if type(v) is str else scalar_text(v)
         return test(s if cased else s.lower())
     return pred
-
-
-def _to_number(v):
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return v
-    try:
-        return float(str(v).strip())
-    except ValueError:
-        return None
-
-
-def _time_part(v, part: str):
-    try:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            dt = datetime.fromtimestamp(float(v), tz=timezone.utc)
-        else:
-            dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
-        return None
-    if part == "week":
-        return dt.isocalendar()[1]
-    return getattr(dt, part)
-
-
-_COMPARE = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
 
 
 def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders: dict,
@@ -205,7 +124,7 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
         if len(values) != 1 or not isinstance(values[0], bool):
             raise CompileError("'exists' takes true or false", path)
         want = values[0]
-        return Compiled(lambda ev: (len(_values(ev, keys)) > 0) == want, None)
+        return Compiled(lambda ev: (len(field_values(ev, keys)) > 0) == want, None)
 
     if any(v is None for v in values):
         if len(values) != 1:
@@ -214,19 +133,19 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
             raise CompileError("null is not a keyword", path)
 
         def is_null(ev: dict) -> bool:
-            return not _values(ev, keys)
+            return not field_values(ev, keys)
         return Compiled((lambda ev: not is_null(ev)) if negate else is_null, None)
 
     time_parts = [m for m in mods if m in TIME_PARTS]
     numeric = [m for m in mods if m in NUMERIC]
     if time_parts or numeric:
-        return _compile_numeric(keys, values, time_parts, numeric, negate, use_all, path)
+        return compile_numeric(keys, values, time_parts, numeric, negate, use_all, path)
     if "cidr" in mods:
-        return _compile_cidr(keys, values, negate, use_all, path)
+        return compile_cidr(keys, values, negate, use_all, path)
     if "fieldref" in mods:
-        return _compile_fieldref(keys, values, mods, resolve, negate, path)
+        return compile_fieldref(keys, values, mods, resolve, negate, path)
     if "re" in mods:
-        tests = [_compile_regex(str(v), mods, path) for v in values]
+        tests = [compile_regex(str(v), mods, path) for v in values]
         cased = True
     else:
         cased = "cased" in mods
@@ -264,7 +183,7 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
         need = _union([_atoms(keys, t) for t in tests])
     if negate:
         inner = match
-        return Compiled(lambda ev: bool(_values(ev, keys)) and not inner(ev), None)
+        return Compiled(lambda ev: bool(field_values(ev, keys)) and not inner(ev), None)
     return Compiled(match, need)
 
 
@@ -290,131 +209,11 @@ def _atoms(keys: tuple, test) -> frozenset | None:
 def _expand(v, mods: list, placeholders: dict, path: tuple) -> list[list]:
     """A raw value -> list (placeholder expansion) of alternative lists (wildcard-parsed)."""
     if not isinstance(v, str):
-        return [[(_scalar(v),)]]
+        return [[(scalar_text(v),)]]
     if "expand" not in mods:
         return [[parse_wildcards(v)]]
-    out = _expand_placeholders(v, placeholders, path)
+    out = expand_placeholders(v, placeholders, path)
     return [[parse_wildcards(x)] for x in out]
-
-
-def _expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
-    results = [""]
-    i = 0
-    while i < len(v):
-        ch = v[i]
-        if ch == "\\" and i + 1 < len(v) and v[i + 1] == "%":
-            results = [r + "%" for r in results]
-            i += 2
-            continue
-        if ch == "%":
-            end = v.find("%", i + 1)
-            if end < 0:
-                raise CompileError(f"unterminated placeholder in {v!r}", path)
-            name = v[i + 1:end]
-            if name not in placeholders:
-                raise CompileError(f"placeholder %{name}% has no value in the configuration", path)
-            repl = placeholders[name]
-            repl = repl if isinstance(repl, list) else [repl]
-            results = [r + str(x) for r in results for x in repl]
-            i = end + 1
-            continue
-        results = [r + ch for r in results]
-        i += 1
-    return results
-
-
-def _compile_regex(pattern: str, mods: list, path: tuple):
-    flags = "".join(f for f in ("i", "m", "s") if f in mods)
-    try:
-        rx = re2.compile((f"(?{flags})" if flags else "") + pattern, re2_options())
-    except re2.error as exc:
-        raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
-
-    class _RegexTest:
-        atoms = None
-        lit = required_literal(pattern)
-        if lit and len(lit) >= 3:
-            atoms = [("sub", lit.lower())]
-
-        def __call__(self, s: str) -> bool:
-            return rx.search(s) is not None
-    return _RegexTest()
-
-
-def _compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) -> Compiled:
-    if len(time_parts) > 1 or len(numeric) > 1:
-        raise CompileError("at most one time-part and one comparison modifier", path)
-    op = numeric[0] if numeric else ("neq" if negate else "eq")
-    nums = []
-    for v in values:
-        n = _to_number(v)
-        if n is None:
-            raise CompileError(f"'{op}' needs a number, got {v!r}", path)
-        nums.append(n)
-    part = time_parts[0] if time_parts else None
-    cmp = _COMPARE[op]
-
-    def one(ev: dict, n) -> bool:
-        for x in _values(ev, keys):
-            got = _time_part(x, part) if part else _to_number(x)
-            if got is not None and cmp(got, n):
-                return True
-        return False
-    combine = all if use_all else any
-    match = (lambda ev: combine(one(ev, n) for n in nums))
-    if negate and numeric:
-        inner = match
-        match = (lambda ev: bool(_values(ev, keys)) and not inner(ev))
-    return Compiled(match, None)
-
-
-def _compile_cidr(keys, values, negate, use_all, path) -> Compiled:
-    nets = []
-    for v in values:
-        try:
-            nets.append(ipaddress.ip_network(str(v), strict=False))
-        except ValueError:
-            raise CompileError(f"not a CIDR network: {v!r}", path) from None
-
-    def inside(x, net) -> bool:
-        try:
-            return ipaddress.ip_address(str(x)) in net
-        except ValueError:
-            return False
-    combine = all if use_all else any
-
-    def match(ev: dict) -> bool:
-        vals = _values(ev, keys)
-        return combine(any(inside(x, n) for x in vals) for n in nets)
-    if negate:
-        return Compiled(lambda ev: bool(_values(ev, keys)) and not match(ev), None)
-    return Compiled(match, None)
-
-
-def _compile_fieldref(keys, values, mods, resolve, negate, path) -> Compiled:
-    cased = "cased" in mods
-    kind = next((m for m in ("contains", "startswith", "endswith") if m in mods), "eq")
-    other = [resolve(str(v)) for v in values]
-
-    def test(a: str, b: str) -> bool:
-        if not cased:
-            a, b = a.lower(), b.lower()
-        if kind == "eq":
-            return a == b
-        if kind == "contains":
-            return b in a
-        return a.startswith(b) if kind == "startswith" else a.endswith(b)
-
-    def match(ev: dict) -> bool:
-        mine = [_scalar(x) for x in _values(ev, keys)]
-        for okeys in other:
-            refs = [_scalar(x) for x in _values(ev, okeys)]
-            if any(test(a, b) for a in mine for b in refs):
-                return True
-        return False
-    if negate:
-        return Compiled(lambda ev: bool(_values(ev, keys)) and not match(ev), None)
-    return Compiled(match, None)
 
 
 def compile_selection(name: str, body, resolve, placeholders) -> Compiled:

@@ -1,0 +1,154 @@
+"""Type modifiers that are not plain string tests: re, numbers, time parts, cidr, fieldref, expand.
+
+They yield predicates without index atoms (except `re`, which offers a literal prefilter).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Callable
+
+import re2
+
+from detectors.sigma.fields import scalar_text, time_part, to_number, field_values
+from detectors.sigma.regex_literals import required_literal
+from detectors.sigma.values import re2_options
+
+
+@dataclass
+class Compiled:
+    match: Callable[[dict], bool]
+    need: frozenset | None
+
+
+class CompileError(Exception):
+    """A detection the engine cannot compile; `path` locates it in the rule (for line numbers)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
+
+
+_COMPARE = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b, "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+
+
+def expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
+    results = [""]
+    i = 0
+    while i < len(v):
+        ch = v[i]
+        if ch == "\\" and i + 1 < len(v) and v[i + 1] == "%":
+            results = [r + "%" for r in results]
+            i += 2
+            continue
+        if ch == "%":
+            end = v.find("%", i + 1)
+            if end < 0:
+                raise CompileError(f"unterminated placeholder in {v!r}", path)
+            name = v[i + 1:end]
+            if name not in placeholders:
+                raise CompileError(f"placeholder %{name}% has no value in the configuration", path)
+            repl = placeholders[name]
+            repl = repl if isinstance(repl, list) else [repl]
+            results = [r + str(x) for r in results for x in repl]
+            i = end + 1
+            continue
+        results = [r + ch for r in results]
+        i += 1
+    return results
+
+
+def compile_regex(pattern: str, mods: list, path: tuple):
+    flags = "".join(f for f in ("i", "m", "s") if f in mods)
+    try:
+        rx = re2.compile((f"(?{flags})" if flags else "") + pattern, re2_options())
+    except re2.error as exc:
+        raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
+
+    class _RegexTest:
+        atoms = None
+        lit = required_literal(pattern)
+        if lit and len(lit) >= 3:
+            atoms = [("sub", lit.lower())]
+
+        def __call__(self, s: str) -> bool:
+            return rx.search(s) is not None
+    return _RegexTest()
+
+
+def compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) -> Compiled:
+    if len(time_parts) > 1 or len(numeric) > 1:
+        raise CompileError("at most one time-part and one comparison modifier", path)
+    op = numeric[0] if numeric else ("neq" if negate else "eq")
+    nums = []
+    for v in values:
+        n = to_number(v)
+        if n is None:
+            raise CompileError(f"'{op}' needs a number, got {v!r}", path)
+        nums.append(n)
+    part = time_parts[0] if time_parts else None
+    cmp = _COMPARE[op]
+
+    def one(ev: dict, n) -> bool:
+        for x in field_values(ev, keys):
+            got = time_part(x, part) if part else to_number(x)
+            if got is not None and cmp(got, n):
+                return True
+        return False
+    combine = all if use_all else any
+    match = (lambda ev: combine(one(ev, n) for n in nums))
+    if negate and numeric:
+        inner = match
+        match = (lambda ev: bool(field_values(ev, keys)) and not inner(ev))
+    return Compiled(match, None)
+
+
+def compile_cidr(keys, values, negate, use_all, path) -> Compiled:
+    nets = []
+    for v in values:
+        try:
+            nets.append(ipaddress.ip_network(str(v), strict=False))
+        except ValueError:
+            raise CompileError(f"not a CIDR network: {v!r}", path) from None
+
+    def inside(x, net) -> bool:
+        try:
+            return ipaddress.ip_address(str(x)) in net
+        except ValueError:
+            return False
+    combine = all if use_all else any
+
+    def match(ev: dict) -> bool:
+        vals = field_values(ev, keys)
+        return combine(any(inside(x, n) for x in vals) for n in nets)
+    if negate:
+        return Compiled(lambda ev: bool(field_values(ev, keys)) and not match(ev), None)
+    return Compiled(match, None)
+
+
+def compile_fieldref(keys, values, mods, resolve, negate, path) -> Compiled:
+    cased = "cased" in mods
+    kind = next((m for m in ("contains", "startswith", "endswith") if m in mods), "eq")
+    other = [resolve(str(v)) for v in values]
+
+    def test(a: str, b: str) -> bool:
+        if not cased:
+            a, b = a.lower(), b.lower()
+        if kind == "eq":
+            return a == b
+        if kind == "contains":
+            return b in a
+        return a.startswith(b) if kind == "startswith" else a.endswith(b)
+
+    def match(ev: dict) -> bool:
+        mine = [scalar_text(x) for x in field_values(ev, keys)]
+        for okeys in other:
+            refs = [scalar_text(x) for x in field_values(ev, okeys)]
+            if any(test(a, b) for a in mine for b in refs):
+                return True
+        return False
+    if negate:
+        return Compiled(lambda ev: bool(field_values(ev, keys)) and not match(ev), None)
+    return Compiled(match, None)
