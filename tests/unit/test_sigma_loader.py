@@ -166,3 +166,28 @@ def test_single_detection_ids_are_deterministic(tmp_path):
     a, b = _det(Engine(rules), 5), _det(Engine(rules), 5)
     assert a.detection_id == b.detection_id and a.dedup_key == b.dedup_key
     assert _det(Engine(rules), 6).detection_id != a.detection_id
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_REPO_RULES = Path(__file__).resolve().parents[2] / "rules"
+_FUZZ_ENGINE = Engine(load_rules([_REPO_RULES]).rules)
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                    st.text(max_size=40), st.lists(st.text(max_size=8), max_size=3),
+                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_keys = st.sampled_from(["@timestamp", "event.dataset", "process.name", "message", "source.ip",
+                         "user.name", "url.original", "event.category", "organization.id",
+                         "process.command_line", "auditd.paths", "destination.port",
+                         "http.response.status_code", "event.outcome", "process.args"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["system.auth", "auditd.log", "apache.access", "nginx.error",
+                        "iptables.log", None]),
+       st.sampled_from(["sshd", "sudo", "su", "kernel", None]),
+       st.dictionaries(_keys, _values, max_size=10))
+def test_hostile_events_never_break_the_engine(dataset, process, event):
+    event.setdefault("event.dataset", dataset)
+    event.setdefault("process.name", process)
+    _FUZZ_ENGINE.process(event)
+    _FUZZ_ENGINE.advance(2e9)
