@@ -77,47 +77,6 @@ class Detection:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def to_alert(self) -> dict:
-        """Flat ECS-style alert document (dotted keys), as `socpipe scan` prints it."""
-        doc = {
-            "@timestamp": self.end,
-            "event.kind": "alert",
-            "event.id": self.detection_id,
-            "event.start": self.start,
-            "event.end": self.end,
-            "event.severity": self.severity,
-            "kibana.alert.severity": self.level,
-            "kibana.alert.rule.name": self.rule_title,
-            "rule.id": self.rule_id,
-            "rule.uuid": self.rule_id,
-            "rule.name": self.rule_title,
-            "rule.description": self.description,
-            "rule.author": self.author,
-            "rule.reference": self.references,
-            "rule.ruleset": "sigma",
-            "rule.category": self.kind,
-            "tags": self.tags,
-            "threat.technique.id": [t.split(".", 1)[1].upper() for t in self.tags
-                                    if t.lower().startswith("attack.t")],
-            "socpipe.detection.kind": self.kind,
-            "socpipe.detection.count": self.count,
-            "socpipe.detection.dedup_key": self.dedup_key,
-            "socpipe.detection.metric": self.metric,
-            "socpipe.detection.falsepositives": self.falsepositives,
-            "socpipe.rule.level": self.level,
-            "socpipe.rule.status": self.status,
-            "socpipe.agencies": self.agencies,
-            "socpipe.evidence": self.evidence,
-        }
-        if len(self.agencies) == 1:
-            doc["organization.id"] = self.agencies[0]
-        if len(self.hosts) == 1:
-            doc["host.name"] = self.hosts[0]
-        for k, v in self.group.items():
-            doc.setdefault(k, v)
-        return doc
-
-
 def make_detection(meta: RuleMeta, kind: str, group: dict, times: list, evidence: list,
                    count: int, window_start: float, metric: dict | None = None,
                    identity=None, agencies: list | None = None) -> Detection:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from detectors.alerts import build_alert, to_flat
+
 DEFAULT_RULES = ("rules",)
 
 
@@ -101,9 +103,16 @@ def scan_command(rule_paths: tuple, input_path: Path, dataset: str | None, timez
             yield ev
 
     summary = scan_events(engine, events(), lambda det: click.echo(
-        json.dumps(det.to_alert(), default=str, ensure_ascii=False)))
+        json.dumps(_dotted_alert(det), default=str, ensure_ascii=False)))
     click.echo(f"scan: {summary['events']} events, {summary['alerts']} alerts, "
                f"{len(loaded.rules)} rules ({len(loaded.errors)} rule errors)", err=True)
+
+
+def _dotted_alert(detection) -> dict:
+    """The same alert document the worker indexes (one builder), with dotted keys, evidence too."""
+    doc = to_flat(build_alert(detection))
+    doc["socpipe.evidence"] = [to_flat(e) for e in doc.get("socpipe.evidence", [])]
+    return doc
 
 
 COMMANDS: list[click.Command] = [rules_group, scan_command]
