@@ -27,6 +27,8 @@ class WorkerMetrics:
         self.models_loaded = Gauge("socpipe_detector_models_loaded", "Anomaly models loaded", registry=r)
         self.model_errors = Gauge("socpipe_detector_model_errors", "Configured model directories that failed to load",
                                   registry=r)
+        self.model_failures = Counter("socpipe_detector_model_failures",
+                                      "Events an anomaly model raised on (skipped; rules unaffected)", registry=r)
         self.alerts_indexed = Counter("socpipe_detector_alerts_indexed", "Alert documents created in Elasticsearch", registry=r)
         self.alerts_duplicate = Counter("socpipe_detector_alerts_duplicate", "Alerts already present (replays)", registry=r)
         self.index_retries = Counter("socpipe_detector_index_retries", "Bulk retries while Elasticsearch refused", registry=r)

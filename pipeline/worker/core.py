@@ -233,7 +233,11 @@ class DetectorWorker:
             ts = parse_ts(event.get("@timestamp"))
             if ts is not None and ts > self.max_event_ts1:
                 self.max_event_ts1 = ts
-            candidates.extend(self._findings(self.models.scorer.process(event)))
+            try:
+                candidates.extend(self._findings(self.models.scorer.process(event)))
+            except Exception as exc:  # a model must never stop the stream; the rules keep working
+                self.metrics.model_failures.inc()
+                log.error("anomaly.process_failed error=%r event_dataset=%s", exc, event.get("event.dataset"))
         return len(result.inputs)
 
     def _detected(self, det) -> Candidate:
