@@ -10,7 +10,6 @@ import json
 from bisect import bisect_right
 from itertools import accumulate
 import logging
-import os
 import queue
 import socket
 import threading
