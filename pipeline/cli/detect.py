@@ -34,7 +34,16 @@ def run(config_path: str | None, log_level: str) -> None:
         sys.exit(2)
     from pipeline.worker import DetectorWorker  # heavy imports only once the config is valid
 
-    worker = DetectorWorker(cfg, agency_lookup=_agency_lookup(cfg.inventory))
+    from kafka.errors import KafkaError
+
+    try:
+        worker = DetectorWorker(cfg, agency_lookup=_agency_lookup(cfg.inventory))
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+    except KafkaError as exc:
+        click.echo(f"cannot start: Kafka at {cfg.kafka.bootstrap} did not answer ({exc})", err=True)
+        sys.exit(1)
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=worker.metrics.registry)
     stop = threading.Event()

@@ -39,6 +39,7 @@ from detectors.notify import Notifier
 from detectors.sigma import CorrelationInput, Engine, Suppressor, load_rules
 from detectors.sigma.detection import iso, parse_ts
 from pipeline import kafka_io
+from pipeline.config import ConfigError
 from pipeline.detector_config import DetectorConfig
 from pipeline.elastic import AlertIndexer, connect
 from pipeline.elastic import setup as es_setup
@@ -72,7 +73,8 @@ class DetectorWorker:
         for issue in loaded.errors:
             log.warning("rules.load_error %s", issue)
         if not loaded.rules:
-            raise ValueError(f"no usable rule in {cfg.rules}")
+            first = f"; first: {loaded.errors[0]}" if loaded.errors else ""
+            raise ConfigError(f"rules: no usable rule in {cfg.rules} ({len(loaded.errors)} errors{first})")
         self.rules = loaded.rules
         self.stage1 = Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s)
         self.suppress1 = self._suppressor()

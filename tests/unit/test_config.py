@@ -84,3 +84,13 @@ def test_shipped_detector_config_is_valid():
 def test_detector_validation_names_key():
     with pytest.raises(ConfigError, match="max_batch_records"):
         DetectorConfig(max_batch_records=0).validate()
+
+
+def test_worker_without_usable_rules_is_a_config_error_naming_rules(tmp_path):
+    """Checked before any connection is made: a wrong rules path must not look like a Kafka problem."""
+    from pipeline.worker import DetectorWorker
+
+    bad = tmp_path / "broken.yml"
+    bad.write_text("title: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"^rules: no usable rule"):
+        DetectorWorker(DetectorConfig(rules=[str(bad), str(tmp_path / "missing")]))
