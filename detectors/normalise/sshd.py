@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from detectors.normalise.ecs import is_ip, set_source
-from detectors.normalise.pam import AUTH, mark_login, parse_pam
+from detectors.normalise.pam import AUTH, SSH_LOGIN, mark_login, parse_pam
 
 _PEER = r"(\S+?)(?: port (\d+))?"
 _FAILED_ACCEPTED = re.compile(
@@ -53,6 +53,26 @@ _CLOSED_FAST = re.compile(
 _RECEIVED_DISCONNECT_FAST = re.compile(
     r"Received disconnect from ([\d.]+) port (\d+):(\d+): ([^\n]*?)( \[preauth\])?(?<!\s)\Z")
 _TIMEOUT = re.compile(r"(?:fatal: )?Timeout before authentication for (?:connection from )?(\S+?)(?: port (\d+))?\s*\Z")
+
+
+# Exact forms of the five commonest messages with a valid IPv4 peer and a port of at most 5 digits,
+# for `parse_sshd_fast`. The address check (ecs._IPV4) is folded into the regex, so a clean line
+# costs one match. Each accepts a subset of what its _FAST twin above accepts, with the same groups.
+_IP4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+_FAILED_ACCEPTED_IP4 = re.compile(
+    r"(Failed|Accepted) (\S+) for (invalid user |illegal user )?([^ ]+) from (" + _IP4 + r") port (\d{1,5}) (ssh\d?)"
+    r"(?:: (.*[^\s\]]))?\Z")
+_INVALID_USER_IP4 = re.compile(r"(?:Invalid|Illegal) user ([^ ]+) from (" + _IP4 + r") port (\d{1,5})\Z")
+_CLOSED_IP4 = re.compile(
+    r"(?:Connection (?:closed|reset) by|Disconnected from)(?: (authenticating|invalid|illegal) user ([^ ]+))?"
+    r" (" + _IP4 + r") port (\d{1,5})( \[preauth\])?\Z")
+_RECEIVED_DISCONNECT_IP4 = re.compile(
+    r"Received disconnect from (" + _IP4 + r") port (\d{1,5}):\d+: ([^\n]*?)( \[preauth\])?(?<!\s)\Z")
+# pam_unix's canonical failure line: values hold no '=' or space, so KV_PAIRS and _RHOST_TAIL in
+# pam._pam_kv would read exactly these groups.
+_PAM_UNIX_FAILURE_IP4 = re.compile(
+    r"pam_unix\(sshd:auth\): authentication failure; logname=[^\s=]* uid=([^\s=]*) euid=[^\s=]* tty=([^\s=]*)"
+    r" ruser=([^\s=]*) rhost=(" + _IP4 + r")  user=([^\s=]+)\Z")
 
 
 _VERDICT_OUTCOME = {"Failed": "failure", "Accepted": "success"}
@@ -203,6 +223,99 @@ def parse_sshd(ev: dict, msg: str) -> None:
                        m.group(3) if m.re is _BAD_PROTOCOL else m.group(2))
             return
     peer_fallback(ev, msg)
+
+
+def parse_sshd_fast(ev: dict, msg: str) -> bool:
+    """The commonest sshd messages in one regex match and no helper calls; False (ev untouched)
+    sends the message to `parse_sshd`. Fields and their order are exactly what `parse_sshd` sets."""
+    c = msg[:1]
+    if c == "F" or c == "A":
+        m = _FAILED_ACCEPTED_IP4.match(msg)
+        if m is None:
+            return False
+        verdict, method, invalid, user, host, port, _proto, signature = m.groups()
+        ev["event.category"] = AUTH
+        ev["event.type"] = ["info"]
+        ev["event.action"] = SSH_LOGIN
+        ev["event.outcome"] = "failure" if verdict == "Failed" else "success"
+        ev["user.name"] = user
+        ev["source.ip"] = ev["source.address"] = host
+        ev["source.port"] = int(port)
+        ev["system.auth.ssh.method"] = method
+        ev["system.auth.ssh.event"] = verdict
+        if invalid:
+            ev["event.reason"] = "invalid user"
+        if signature:
+            ev["system.auth.ssh.signature"] = signature
+        return True
+    if c == "I":
+        m = _INVALID_USER_IP4.match(msg)
+        if m is None:
+            return False
+        user, host, port = m.groups()
+        ev["event.category"] = AUTH
+        ev["event.type"] = ["info"]
+        ev["event.action"] = SSH_LOGIN
+        ev["event.outcome"] = "failure"
+        ev["event.reason"] = "invalid user"
+        ev["system.auth.ssh.event"] = "Invalid"
+        ev["user.name"] = user
+        ev["source.ip"] = ev["source.address"] = host
+        ev["source.port"] = int(port)
+        return True
+    if c == "C" or c == "D":
+        m = _CLOSED_IP4.match(msg)
+        if m is None:
+            return False
+        kind, user, host, port, preauth = m.groups()
+        ev["event.category"] = AUTH
+        ev["event.type"] = ["end"]
+        ev["event.action"] = "ssh_disconnect"
+        if preauth or kind == "invalid":
+            ev["event.outcome"] = "failure"
+        if user:
+            ev["user.name"] = user
+        if kind == "invalid" or kind == "illegal":
+            ev["event.reason"] = "invalid user"
+        ev["source.ip"] = ev["source.address"] = host
+        ev["source.port"] = int(port)
+        return True
+    if c == "R":
+        m = _RECEIVED_DISCONNECT_IP4.match(msg)
+        if m is None:
+            return False
+        host, port, reason, preauth = m.groups()
+        ev["event.category"] = AUTH
+        ev["event.type"] = ["end"]
+        ev["event.action"] = "ssh_disconnect"
+        if preauth:
+            ev["event.outcome"] = "failure"
+        ev["event.reason"] = reason
+        ev["source.ip"] = ev["source.address"] = host
+        ev["source.port"] = int(port)
+        return True
+    if c == "p":
+        m = _PAM_UNIX_FAILURE_IP4.match(msg)
+        if m is None:
+            return False
+        uid, tty, ruser, host, user = m.groups()
+        ev["system.auth.pam.module"] = "pam_unix"
+        ev["system.auth.pam.service"] = "sshd"
+        ev["system.auth.pam.type"] = "auth"
+        ev["event.category"] = AUTH
+        ev["event.type"] = ["info"]
+        ev["event.action"] = "pam_authentication_failure"
+        ev["event.outcome"] = "failure"
+        ev["user.name"] = user
+        if ruser:
+            ev["system.auth.pam.ruser"] = ruser
+        ev["source.ip"] = ev["source.address"] = host
+        if tty:
+            ev["system.auth.pam.tty"] = tty
+        if uid:
+            ev["user.id"] = uid
+        return True
+    return False
 
 
 def parse_dropbear(ev: dict, msg: str) -> None:
