@@ -31,6 +31,8 @@ def sshd_messages(draw) -> str:
         "Disconnected from {kind}user {u} {h} port {p}",
         "Connection reset by {h} port {p}",
         "Received disconnect from {h} port {p}:11: {sig2}",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={h}  user={u}",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={h}",
     ]))
     return form.format(
         v=draw(st.sampled_from(["Failed", "Accepted"])), m=draw(st.sampled_from(["password", "publickey", "none"])),
@@ -63,7 +65,7 @@ def test_syslog_fast_path_matches_general_path(msg: str, program: str, pid: int)
     line = f"Nov 27 10:00:01 web1 {program}[{pid}]: {msg}"
     fast = parse_line(line, read_at=READ_AT)
     general = parse_line(line.encode(), read_at=READ_AT)  # bytes skip the str-only fast path
-    assert fast == general
+    assert list(fast.items()) == list(general.items())  # same fields, values and order
 
 
 field = st.text(st.sampled_from('ab-1.,:" \\'), min_size=1, max_size=6)
