@@ -18,25 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from elasticsearch import Elasticsearch  # noqa: E402
 
 from detectors.alerts import build_alert  # noqa: E402
 from pipeline.config import ElasticsearchConfig  # noqa: E402
 from pipeline.elastic import AlertIndexer, connect, setup  # noqa: E402
+from tests.integration.alerts_support import cleanup  # noqa: E402
 
 
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
-
-
-def cleanup(es: Elasticsearch, prefix: str) -> None:
-    for pattern in (f"{prefix}-alerts-*", f"{prefix}-events-*"):
-        for name in es.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True):
-            es.indices.delete(index=name)
-    for kind in ("alerts", "events"):
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{kind}")
 
 
 def bench_indexer(es_url: str) -> None:
