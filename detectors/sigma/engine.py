@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.detection import (
     EVIDENCE_CAP, Detection, make_detection, parse_ts, stable_hash)
+from detectors.sigma.fields import to_number
 from detectors.sigma.index import CandidateIndex
 from detectors.sigma.mapping import FieldMappings, derivation_key, load_mappings
 from detectors.sigma.model import CorrelationRule, SigmaRule
@@ -235,7 +236,7 @@ class Engine:
                     for f in corr.value_fields]
             value = _hashable(vals[0]) if len(vals) == 1 else tuple(_hashable(v) for v in vals)
             if corr.type in ("value_sum", "value_avg"):
-                value = _number(value)
+                value = to_number(value)
         agency = source.get("organization.id")
         out: list = []
         for fired in self.state.add(corr, tuple(values), ts, input_id, value, agency, evidence):
@@ -289,13 +290,3 @@ def _hashable(v):
         return json.dumps(v, sort_keys=True, default=str)
     return v
 
-
-def _number(v):
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return v
-    try:
-        return float(str(v))
-    except (TypeError, ValueError):
-        return None

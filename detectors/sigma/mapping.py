@@ -83,7 +83,7 @@ class FieldMappings:
         except TypeError:  # an unhashable value in an odd event: derive without caching
             key, hit = None, None
         if hit is None:
-            hit = self._derive({f: _hashable(event.get(f)) for f in DERIVATION_FIELDS})
+            hit = self._derive({f: _lowered_key(event.get(f)) for f in DERIVATION_FIELDS})
             if key is not None and len(self._cache) < 10000:
                 self._cache[key] = hit
         return hit
@@ -105,7 +105,7 @@ def derivation_key(event: dict) -> tuple:
             tuple(cat) if type(cat) is list else cat)
 
 
-def _hashable(v):
+def _lowered_key(v):
     if isinstance(v, list):
         return tuple(str(x).lower() for x in v)
     return None if v is None else str(v).lower()
