@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from pipeline.config import ConfigError
+from collectors.configfile import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from collectors.shipper import Shipper
 from collectors.spool import Spool, write_json_atomic
 from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
 from collectors.tailer import FileInput, FileSource
-from pipeline import __version__
+from collectors.version import __version__
 
 log = logging.getLogger("socpipe.agent")
 

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import ConfigError, KafkaConfig, load_config
-from pipeline.records import HEARTBEAT_TOPIC, RAW_TOPIC
+from collectors.configfile import ConfigError, KafkaConfig, load_config
+from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
 
 COMPRESSED_SUFFIXES = [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z", ".7z"]
 

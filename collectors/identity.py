@@ -14,7 +14,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.config import ConfigError
+from collectors.configfile import ConfigError
+from collectors.version import __version__
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,6 @@ def load_identity(path: str | Path) -> Identity:
 def enroll(server: str, token: str, state_dir: str | Path, host: str | None = None,
            agent_version: str | None = None, timeout_s: float = 15.0) -> Identity:
     """POST {server}/v1/enroll; on 200 store the identity, on 403 explain the token was refused."""
-    from pipeline import __version__
-
     body = json.dumps({"token": token, "host": host or socket.gethostname(),
                        "agent_version": agent_version or __version__}).encode()
     req = urllib.request.Request(server.rstrip("/") + "/v1/enroll", data=body, method="POST",

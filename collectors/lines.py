@@ -1,6 +1,6 @@
 """Bytes to lines to wire records, with no I/O: the agent's hot path, kept allocation-light.
 
-Lines are encoded straight to the JSON that `pipeline.records.LineBatch.to_bytes` produces (same keys,
+Lines are encoded straight to the JSON that `collectors.wire.LineBatch.to_bytes` produces (same keys,
 same order), because building a LogLine per line and `asdict` would cost more than everything else.
 `tests/unit/test_agent_lines.py` checks the bytes decode with `LineBatch.from_bytes`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # the C encoder json.dumps(ensure_ascii=False) uses
 
-from pipeline.records import WIRE_VERSION
+from collectors.wire import WIRE_VERSION
 
 FLAG_TRUNCATED = "truncated"
 FLAG_INVALID_UTF8 = "invalid_utf8"

@@ -2,7 +2,7 @@
 
 acks=all + idempotence: the broker removes duplicates from the producer's own retries. What remains
 is at-least-once across agent restarts (records sent but not yet marked acked are sent again, with the
-same per-source `seq`); the SOC side removes those with `collectors.dedup.SeenSequences`.
+same per-source `seq`); the SOC side removes those with `pipeline.dedup.SeenSequences`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 from collectors.spool import Spool, SpoolRecord
 from collectors.stats import AgentStats
-from pipeline.records import HEADER_DATASET, HEADER_LINES
+from collectors.wire import HEADER_DATASET, HEADER_LINES
 
 log = logging.getLogger("socpipe.agent.shipper")
 

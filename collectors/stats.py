@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pipeline.records import Heartbeat, SourceStatus, sign_heartbeat
+from collectors.wire import Heartbeat, SourceStatus, sign_heartbeat
 
 
 @dataclass

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collectors.wire import RAW_TOPIC
 from detectors.notify import NotifyConfig
 from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
-from pipeline.records import DEAD_LETTER_TOPIC, RAW_TOPIC
+
+DEAD_LETTER_TOPIC = "socpipe.deadletter"  # records the worker could not process, with the reason
 
 
 @dataclass

@@ -243,7 +243,7 @@ def _kafka_events(config_path: str | None, since: str) -> list[dict[str, Any]]:
 
     from detectors.normalise import Normaliser
     from pipeline.config import ConfigError, KafkaConfig, load_config
-    from pipeline.records import RAW_TOPIC, LineBatch
+    from collectors.wire import RAW_TOPIC, LineBatch
 
     @dataclass
     class _TrainConfig:

@@ -16,7 +16,7 @@ import click
 
 from detectors.normalise.ecs import DEFAULT_TIMEZONE, PARSE_FAILURE_TAG
 from detectors.normalise.normaliser import Normaliser
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 
 BATCH_LINES = 2000
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import KafkaConfig
 from pipeline.coverage.state import Thresholds
-from pipeline.records import HEARTBEAT_TOPIC, RAW_TOPIC
+from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
 
 
 @dataclass

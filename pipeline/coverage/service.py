@@ -29,7 +29,7 @@ from pipeline.coverage.status import snapshot_to_dict
 from pipeline.coverage.verify import (check_heartbeat, check_record, header_value, lines_from_headers,
                                       parse_heartbeat, parse_record_key)
 from pipeline.enrolment.registry import AgentRecord, Registry
-from pipeline.records import HEADER_DATASET
+from collectors.wire import HEADER_DATASET
 
 log = logging.getLogger("socpipe.coverage")
 

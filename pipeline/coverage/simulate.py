@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pipeline.records import (HEADER_DATASET, HEADER_LINES, HEARTBEAT_TOPIC, RAW_TOPIC, Heartbeat, LineBatch, LogLine,
+from collectors.wire import (HEADER_DATASET, HEADER_LINES, HEARTBEAT_TOPIC, RAW_TOPIC, Heartbeat, LineBatch, LogLine,
                               SourceStatus, sign_heartbeat)
 
 VERSION = "0.1.0-sim"

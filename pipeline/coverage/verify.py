@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pipeline.enrolment.registry import AgentRecord
-from pipeline.records import Heartbeat, verify_heartbeat
+from collectors.wire import Heartbeat, verify_heartbeat
 
 HEARTBEAT_REJECTIONS = ("malformed", "unsigned", "unknown_agent", "revoked_agent", "agency_mismatch", "bad_signature")
 RECORD_REJECTIONS = ("bad_key", "unknown_agent", "agency_mismatch")
@@ -82,7 +82,7 @@ def header_value(headers, name: str) -> str:
 
 def lines_from_headers(headers) -> int:
     """Lines in a raw record from its `lines` header; 1 when absent or not a sane number."""
-    from pipeline.records import HEADER_LINES
+    from collectors.wire import HEADER_LINES
 
     raw = header_value(headers, HEADER_LINES)
     try:

@@ -32,7 +32,7 @@ from elasticsearch import ApiError, TransportError
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
-from collectors.dedup import SeenSequences
+from pipeline.dedup import SeenSequences
 from detectors.alerts import build_alert
 from detectors.normalise import Normaliser
 from detectors.notify import Notifier
@@ -43,7 +43,7 @@ from pipeline.config import ConfigError
 from pipeline.detector_config import DetectorConfig
 from pipeline.elastic import AlertIndexer, connect
 from pipeline.elastic import setup as es_setup
-from pipeline.records import LineBatch
+from collectors.wire import LineBatch
 from pipeline.worker.alerting import AlertPlan, Candidate, plan_alerts, reopen, with_repeats
 from pipeline.worker.models import ModelSet
 from pipeline.worker.state import PartitionState, RebalanceListener, read_snapshots

@@ -113,7 +113,7 @@ def bench_agent(tmp: Path, staged: Path) -> dict:
                              str(tmp / "agent.yaml"), "--log-level", "WARNING"], env=env,
                             stdout=open(tmp / "agent.log", "wb"), stderr=subprocess.STDOUT)
 
-    from pipeline.records import HEADER_LINES
+    from collectors.wire import HEADER_LINES
 
     consumer = KafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
                              metadata_max_age_ms=500, fetch_max_bytes=64 * 1024 * 1024)

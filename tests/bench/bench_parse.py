@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from detectors.normalise import Normaliser, parse_line  # noqa: E402
-from pipeline.records import LineBatch, LogLine  # noqa: E402
+from collectors.wire import LineBatch, LogLine  # noqa: E402
 
 N = 60_000
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"

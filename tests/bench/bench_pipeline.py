@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from elasticsearch import Elasticsearch  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
-from pipeline.records import LineBatch, LogLine  # noqa: E402
+from collectors.wire import LineBatch, LogLine  # noqa: E402
 
 SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_tools.yml
 LINES_PER_RECORD = 100

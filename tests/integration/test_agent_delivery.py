@@ -1,6 +1,6 @@
 """Done-when: 200,000 lines across 3 files, rotation by rename and by copytruncate, the agent killed
 with SIGKILL twice, the broker stopped for 30 s. Every line reaches Kafka (no seq gap per source,
-offsets contiguous per file), and after duplicate removal (collectors.dedup.SeenSequences, what the
+offsets contiguous per file), and after duplicate removal (pipeline.dedup.SeenSequences, what the
 detector worker runs) no line is seen twice.
 
 Uses a PRIVATE Kafka broker on free ports (the shared dev broker must never be stopped).
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from collectors.dedup import SeenSequences
-from pipeline.records import LineBatch
+from pipeline.dedup import SeenSequences
+from collectors.wire import LineBatch
 from pipeline.stack.servers import Ports, kafka_command, kafka_ready
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_agent_kafka import start_agent, stop_agent, write_agent_config

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from kafka import KafkaConsumer
 
-from collectors.dedup import SeenSequences
+from pipeline.dedup import SeenSequences
 from collectors.identity import Identity, save_identity
-from pipeline.records import HEADER_DATASET, HEADER_LINES, Heartbeat, LineBatch, verify_heartbeat
+from collectors.wire import HEADER_DATASET, HEADER_LINES, Heartbeat, LineBatch, verify_heartbeat
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration

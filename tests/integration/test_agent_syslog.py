@@ -14,7 +14,7 @@ import pytest
 from collectors import Agent, Identity
 from collectors.config import AgentConfig, load_agent_config
 from detectors.normalise.core import parse_line
-from pipeline.records import LineBatch
+from collectors.wire import LineBatch
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_agent_kafka import TopicReader
 

@@ -19,7 +19,7 @@ from pipeline import kafka_io
 from pipeline.config import KafkaConfig
 from pipeline.coverage.simulate import SimulatedAgent, run_agents, send_batch
 from pipeline.enrolment.registry import Registry
-from pipeline.records import Heartbeat, sign_heartbeat
+from collectors.wire import Heartbeat, sign_heartbeat
 from tests.integration.conftest import free_port, promql, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, agency, write_inventory
 

@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 
 from detectors.anomaly import save_model_dir, set_stage, train
 from detectors.anomaly.sources import InputSpec, read_records
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 from tests.integration.conftest import wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 

@@ -13,7 +13,7 @@ import time
 from elasticsearch import Elasticsearch
 from kafka import KafkaProducer
 
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 from tests.integration.conftest import wait_for
 
 BRUTE_FORCE_RULE = "f57876af-d49b-4093-b93a-333209ddead0"

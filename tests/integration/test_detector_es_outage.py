@@ -18,7 +18,7 @@ import urllib.parse
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env, produce
 

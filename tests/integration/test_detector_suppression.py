@@ -13,7 +13,7 @@ import urllib.request
 
 from elasticsearch import Elasticsearch
 
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 

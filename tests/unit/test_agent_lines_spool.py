@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.dedup import SeenSequences
+from pipeline.dedup import SeenSequences
 from collectors.flood import TokenBucket
 from collectors.lines import BatchBuilder, LineSplitter, encode_line
 from collectors.listeners import StreamFramer, journal_entry_to_text, to_message
 from collectors.spool import Spool, decode_records, encode_record
 from collectors.tailer import emit_ascii
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 
 
 def test_encoded_batch_is_exactly_the_records_wire_format():

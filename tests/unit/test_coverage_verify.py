@@ -1,7 +1,7 @@
 from pipeline.coverage.verify import (check_heartbeat, check_record, lines_from_headers, parse_heartbeat,
                                       parse_record_key)
 from pipeline.enrolment.registry import AgentRecord
-from pipeline.records import Heartbeat, SourceStatus, sign_heartbeat
+from collectors.wire import Heartbeat, SourceStatus, sign_heartbeat
 
 AGENTS = {"agt-1": AgentRecord("agt-1", "xa-a", "h", "s3cret", "1", 0.0, False),
           "agt-old": AgentRecord("agt-old", "xa-a", "h", "old", "1", 0.0, True)}

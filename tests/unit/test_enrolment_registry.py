@@ -9,7 +9,7 @@ import pytest
 from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
 from pipeline.enrolment.registry import EnrolmentError, Registry
 from pipeline.enrolment.server import handle_enroll, serve_in_thread
-from pipeline.records import Heartbeat, sign_heartbeat, verify_heartbeat
+from collectors.wire import Heartbeat, sign_heartbeat, verify_heartbeat
 
 
 def test_token_is_kept_hashed_and_the_agency_comes_from_it(tmp_path):

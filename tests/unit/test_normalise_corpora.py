@@ -18,7 +18,7 @@ import pytest
 
 from detectors.normalise import Normaliser, parse_line
 from detectors.normalise.ecs import PARSE_FAILURE_TAG
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 FAIL2BAN_NOW = 1124013600  # fail2ban's test suite pins "now" here (2005-08-14) for year inference

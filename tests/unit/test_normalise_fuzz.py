@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from detectors.normalise import Normaliser, parse_line
 from detectors.normalise.core import MAX_LINE_CHARS
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 
 DATASETS = [None, "system.auth", "system.syslog", "auditd.log", "apache.access", "nginx.access", "apache.error",
             "nginx.error", "iptables.log", "app.json", "unknown.thing"]

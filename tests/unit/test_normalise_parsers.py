@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detectors.normalise import Normaliser, parse_line
-from pipeline.records import LineBatch, LogLine
+from collectors.wire import LineBatch, LogLine
 
 READ_AT = 1764288000.0  # 2025-11-28T00:00:00Z: a read time for year inference
 

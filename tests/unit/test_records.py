@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.records import Heartbeat, LineBatch, LogLine, SourceStatus, sign_heartbeat, verify_heartbeat
+from collectors.wire import Heartbeat, LineBatch, LogLine, SourceStatus, sign_heartbeat, verify_heartbeat
 
 
 def test_line_batch_round_trip_keeps_per_line_metadata():
