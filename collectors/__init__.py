@@ -6,10 +6,18 @@ Public API: `Agent(config, identity).run(stop_event)`, `AgentConfig` (load with
 (tests/unit/test_agent_boundary.py). See collectors/README.md.
 """
 
-from collectors.version import __version__
 from collectors.agent import Agent
 from collectors.config import AgentConfig, load_agent_config
 from collectors.identity import Identity, KafkaCredentials, load_identity, save_identity
+from collectors.version import __version__
 
-__all__ = ["__version__", "Agent", "AgentConfig", "Identity", "KafkaCredentials", "load_agent_config", "load_identity",
-           "save_identity"]
+__all__ = [
+    "__version__",
+    "Agent",
+    "AgentConfig",
+    "Identity",
+    "KafkaCredentials",
+    "load_agent_config",
+    "load_identity",
+    "save_identity",
+]

@@ -7,13 +7,13 @@ every checkpoint), the shipper (spool -> Kafka), the heartbeat sender, one per l
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
-from itertools import accumulate
 import logging
 import queue
 import socket
 import threading
 import time
+from bisect import bisect_right
+from itertools import accumulate
 from pathlib import Path
 
 from collectors.config import AgentConfig
@@ -55,8 +55,9 @@ class Agent:
         """Blocking; returns when `stop` is set, after flushing what was read into the spool."""
         c = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        spool = Spool(self.state_dir / "spool", c.spool.segment_bytes, c.spool.max_bytes, c.spool.fsync,
-                      c.spool.fsync_interval_s)
+        spool = Spool(
+            self.state_dir / "spool", c.spool.segment_bytes, c.spool.max_bytes, c.spool.fsync, c.spool.fsync_interval_s
+        )
         positions = self._load_checkpoints()
         positions.update(spool.recover())
         self.stats.spool_corrupt = spool.corrupt
@@ -64,26 +65,41 @@ class Agent:
         spool.on_before_delete = self._save_checkpoints
         self._spool = spool
 
-        file_inputs = [FileInput(f, positions, c.fingerprint_bytes, c.flood.max_line_bytes,
-                                 c.flood.partial_line_timeout_s, c.close_inactive_s) for f in c.files]
+        file_inputs = [
+            FileInput(
+                f,
+                positions,
+                c.fingerprint_bytes,
+                c.flood.max_line_bytes,
+                c.flood.partial_line_timeout_s,
+                c.close_inactive_s,
+            )
+            for f in c.files
+        ]
         inbox: queue.Queue[tuple[str, str | None, Message]] = queue.Queue(maxsize=20000)
         stop_inputs = threading.Event()
         journal = self._start_listeners(positions, inbox, stop_inputs)
 
         kafka_kwargs = self._kafka_kwargs()
         shipper_stop = threading.Event()
-        shipper = Shipper(spool, kafka_kwargs, c.topic, self.stats, shipper_stop,
-                          client_id=f"socpipe-agent-{self.identity.agent_id}")
+        shipper = Shipper(
+            spool, kafka_kwargs, c.topic, self.stats, shipper_stop, client_id=f"socpipe-agent-{self.identity.agent_id}"
+        )
         shipper.start()
-        hb_thread = threading.Thread(target=self._heartbeats, args=(shipper, stop), name="agent-heartbeat",
-                                     daemon=True)
+        hb_thread = threading.Thread(target=self._heartbeats, args=(shipper, stop), name="agent-heartbeat", daemon=True)
         hb_thread.start()
         metrics_server = None
         if c.metrics.enabled:
             metrics_server = start_metrics_server(self.stats, c.metrics.host, c.metrics.port)
-        log.info("agent.started agency_id=%s agent_id=%s host=%s files=%d listeners=%d journald=%s",
-                 self.identity.agency_id, self.identity.agent_id, self.host, len(c.files), len(self.listeners),
-                 journal is not None)
+        log.info(
+            "agent.started agency_id=%s agent_id=%s host=%s files=%d listeners=%d journald=%s",
+            self.identity.agency_id,
+            self.identity.agent_id,
+            self.host,
+            len(c.files),
+            len(self.listeners),
+            journal is not None,
+        )
         self.ready.set()
         try:
             self._loop(stop, file_inputs, inbox, spool)
@@ -191,12 +207,14 @@ class Agent:
             position = {"q": seq + 1}
             if msg.cursor:
                 position["c"] = msg.cursor
-            self._add(name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position,
-                      self._spool, now)
+            self._add(
+                name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position, self._spool, now
+            )
         return got
 
-    def _add(self, source: str, dataset: str | None, lines: list[str], position: dict, spool: Spool,
-             now: float) -> None:
+    def _add(
+        self, source: str, dataset: str | None, lines: list[str], position: dict, spool: Spool, now: float
+    ) -> None:
         """Append lines to the source's batch; a full batch goes to the spool. Only the record holding
         the last of these lines carries the source's checkpoint (the position after all of them)."""
         b = self._batches.get(source)
@@ -207,7 +225,7 @@ class Agent:
         while i < n:
             room_lines = max_lines - len(b.lines)
             room_bytes = max_bytes - b.nbytes
-            chunk = lines[i:i + room_lines]
+            chunk = lines[i : i + room_lines]
             sizes = list(accumulate(map(len, chunk)))  # +1 per line for the comma
             k = bisect_right(range(len(chunk)), room_bytes, key=lambda j: sizes[j] + j + 1)
             if k == 0 and not b.lines:
@@ -229,8 +247,12 @@ class Agent:
         ident = self.identity
         dataset = b.dataset
         value = b.encode(ident.agency_id, ident.agent_id, self.host, dataset, self.config.timezone)
-        meta = {"s": b.source, "k": f"{ident.agency_id}|{ident.agent_id}|{b.source}", "n": len(b.lines),
-                "d": dataset or ""}
+        meta = {
+            "s": b.source,
+            "k": f"{ident.agency_id}|{ident.agent_id}|{b.source}",
+            "n": len(b.lines),
+            "d": dataset or "",
+        }
         if b.position is not None:
             meta["p"] = b.position
         spool.append(meta, value)
@@ -281,8 +303,13 @@ class Agent:
             return None
         pos = positions.get("journald", {})
         self._listener_seq["journald"] = int(pos.get("q", 1))
-        journal = JournaldInput(c.journald, _Tagger(inbox, "journald", c.journald.dataset or None),
-                                str(pos.get("c", "")), c.flood.max_line_bytes, stop_inputs)
+        journal = JournaldInput(
+            c.journald,
+            _Tagger(inbox, "journald", c.journald.dataset or None),
+            str(pos.get("c", "")),
+            c.flood.max_line_bytes,
+            stop_inputs,
+        )
         journal.start()
         return journal
 
@@ -290,11 +317,16 @@ class Agent:
         k = self.config.kafka
         creds = self.identity.kafka
         from dataclasses import replace
-        merged = replace(k, bootstrap=creds.bootstrap or k.bootstrap,
-                         security_protocol=creds.security_protocol or k.security_protocol,
-                         sasl_username=creds.sasl_username or k.sasl_username,
-                         sasl_password=creds.sasl_password or k.sasl_password)
+
+        merged = replace(
+            k,
+            bootstrap=creds.bootstrap or k.bootstrap,
+            security_protocol=creds.security_protocol or k.security_protocol,
+            sasl_username=creds.sasl_username or k.sasl_username,
+            sasl_password=creds.sasl_password or k.sasl_password,
+        )
         from collectors.config import check_kafka_transport
+
         check_kafka_transport(merged, self.config.allow_plaintext_remote)
         return merged.client_kwargs()
 
@@ -305,11 +337,22 @@ class Agent:
         config_hash = c.config_hash()
         shipper.ready.wait()
         while not stop.is_set():
-            hb = build_heartbeat(self.stats, self.identity.agency_id, self.identity.agent_id, self.host,
-                                 __version__, config_hash, self.identity.secret, time.time())
+            hb = build_heartbeat(
+                self.stats,
+                self.identity.agency_id,
+                self.identity.agent_id,
+                self.host,
+                __version__,
+                config_hash,
+                self.identity.secret,
+                time.time(),
+            )
             try:
-                shipper.producer.send(c.heartbeat_topic, value=hb.to_bytes(),
-                                      key=f"{self.identity.agency_id}|{self.identity.agent_id}".encode())
+                shipper.producer.send(
+                    c.heartbeat_topic,
+                    value=hb.to_bytes(),
+                    key=f"{self.identity.agency_id}|{self.identity.agent_id}".encode(),
+                )
                 self.stats.heartbeats_sent += 1
             except (KafkaError, AttributeError) as exc:
                 log.warning("heartbeat.send_failed error=%s", type(exc).__name__)

@@ -176,8 +176,10 @@ def check_kafka_transport(k: KafkaConfig, allow_plaintext_remote: bool) -> None:
         for server in k.bootstrap.split(","):
             host = server.rsplit(":", 1)[0].strip("[]")
             if not _is_loopback(host):
-                raise ConfigError(f"kafka.security_protocol: {k.security_protocol} to non-local broker {server} is "
-                                  "refused; use SSL or SASL_SSL (or set allow_plaintext_remote: true)")
+                raise ConfigError(
+                    f"kafka.security_protocol: {k.security_protocol} to non-local broker {server} is "
+                    "refused; use SSL or SASL_SSL (or set allow_plaintext_remote: true)"
+                )
     if "SASL" in k.security_protocol and k.sasl_mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"):
         raise ConfigError("kafka.sasl_mechanism: must be SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
 

@@ -40,16 +40,23 @@ class KafkaConfig:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by kafka-python producers, consumers and admin clients."""
-        kw: dict[str, Any] = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol}
+        kw: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
         if "SASL" in self.security_protocol:
-            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                      sasl_plain_password=self.sasl_password)
+            kw.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
         if "SSL" in self.security_protocol:
-            kw.update(ssl_cafile=self.ssl_cafile or None, ssl_certfile=self.ssl_certfile or None,
-                      ssl_keyfile=self.ssl_keyfile or None)
+            kw.update(
+                ssl_cafile=self.ssl_cafile or None,
+                ssl_certfile=self.ssl_certfile or None,
+                ssl_keyfile=self.ssl_keyfile or None,
+            )
         return kw
-
-
 
 
 def load_config(cls: type[T], path: str | Path | None = None, env: dict[str, str] | None = None) -> T:
@@ -89,7 +96,9 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, env: typing.Mapping[
             continue
         env_name = ENV_PREFIX + dotted.upper().replace(".", "_")
         if env_name in env:
-            kwargs[f.name] = _coerce(yaml.safe_load(env[env_name]) if env[env_name] else "", typ, f"{dotted} (from {env_name})")
+            kwargs[f.name] = _coerce(
+                yaml.safe_load(env[env_name]) if env[env_name] else "", typ, f"{dotted} (from {env_name})"
+            )
         elif f.name in data:
             kwargs[f.name] = _coerce(data[f.name], typ, dotted)
     return cls(**kwargs)

@@ -62,8 +62,9 @@ def load_identity(path: str | Path) -> Identity:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"identity_file: {path} does not exist; enrol first: "
-                          "socpipe agent enroll --server URL --token TOKEN") from None
+        raise ConfigError(
+            f"identity_file: {path} does not exist; enrol first: socpipe agent enroll --server URL --token TOKEN"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"identity_file: cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -78,17 +79,29 @@ def load_identity(path: str | Path) -> Identity:
     if not isinstance(kafka, dict):
         raise ConfigError(f"identity_file: {path}: key 'kafka' must be an object")
     known = KafkaCredentials.__dataclass_fields__
-    return Identity(data["agency_id"], data["agent_id"], data["secret"],
-                    KafkaCredentials(**{k: str(v) for k, v in kafka.items() if k in known}))
+    return Identity(
+        data["agency_id"],
+        data["agent_id"],
+        data["secret"],
+        KafkaCredentials(**{k: str(v) for k, v in kafka.items() if k in known}),
+    )
 
 
-def enroll(server: str, token: str, state_dir: str | Path, host: str | None = None,
-           agent_version: str | None = None, timeout_s: float = 15.0) -> Identity:
+def enroll(
+    server: str,
+    token: str,
+    state_dir: str | Path,
+    host: str | None = None,
+    agent_version: str | None = None,
+    timeout_s: float = 15.0,
+) -> Identity:
     """POST {server}/v1/enroll; on 200 store the identity, on 403 explain the token was refused."""
-    body = json.dumps({"token": token, "host": host or socket.gethostname(),
-                       "agent_version": agent_version or __version__}).encode()
-    req = urllib.request.Request(server.rstrip("/") + "/v1/enroll", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"token": token, "host": host or socket.gethostname(), "agent_version": agent_version or __version__}
+    ).encode()
+    req = urllib.request.Request(
+        server.rstrip("/") + "/v1/enroll", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             data = json.load(resp)
@@ -100,8 +113,12 @@ def enroll(server: str, token: str, state_dir: str | Path, host: str | None = No
         raise EnrolmentError(f"cannot enrol with {server}: {exc}") from None
     try:
         kafka = data.get("kafka") or {}
-        identity = Identity(str(data["agency_id"]), str(data["agent_id"]), str(data["secret"]),
-                            KafkaCredentials(**{k: str(kafka.get(k, "")) for k in KafkaCredentials.__dataclass_fields__}))
+        identity = Identity(
+            str(data["agency_id"]),
+            str(data["agent_id"]),
+            str(data["secret"]),
+            KafkaCredentials(**{k: str(kafka.get(k, "")) for k in KafkaCredentials.__dataclass_fields__}),
+        )
     except (KeyError, TypeError, AttributeError) as exc:
         raise EnrolmentError(f"enrolment answer is missing {exc}") from None
     save_identity(Path(state_dir) / "identity.json", identity)

@@ -27,8 +27,10 @@ def decode(raw: bytes) -> tuple[str, bool]:
 
 def encode_line(text: str, offset: int, line_no: int, seq: int, read_at: float, flags: tuple[str, ...] = ()) -> str:
     f = ",".join(f'"{x}"' for x in flags)
-    return (f'{{"text":{encode_basestring(text)},"offset":{offset},"line_no":{line_no},"seq":{seq},'
-            f'"read_at":{read_at!r},"flags":[{f}]}}')
+    return (
+        f'{{"text":{encode_basestring(text)},"offset":{offset},"line_no":{line_no},"seq":{seq},'
+        f'"read_at":{read_at!r},"flags":[{f}]}}'
+    )
 
 
 @dataclass(slots=True)
@@ -70,7 +72,7 @@ class LineSplitter:
                 return out
             self._hold(chunk[:nl])
             out.append(self._emit_carry(self._carry_len + 1))
-            chunk = chunk[nl + 1:]
+            chunk = chunk[nl + 1 :]
         parts = chunk.split(b"\n")
         rest = parts.pop()
         off = self.offset
@@ -139,10 +141,12 @@ class BatchBuilder:
 
     def encode(self, agency_id: str, agent_id: str, host: str, dataset: str | None, timezone: str) -> bytes:
         ds = "null" if not dataset else encode_basestring(dataset)
-        return (f'{{"agency_id":{encode_basestring(agency_id)},"agent_id":{encode_basestring(agent_id)},'
-                f'"host":{encode_basestring(host)},"source":{encode_basestring(self.source)},'
-                f'"lines":[{",".join(self.lines)}],"dataset":{ds},"timezone":{encode_basestring(timezone)},'
-                f'"v":{WIRE_VERSION}}}').encode()
+        return (
+            f'{{"agency_id":{encode_basestring(agency_id)},"agent_id":{encode_basestring(agent_id)},'
+            f'"host":{encode_basestring(host)},"source":{encode_basestring(self.source)},'
+            f'"lines":[{",".join(self.lines)}],"dataset":{ds},"timezone":{encode_basestring(timezone)},'
+            f'"v":{WIRE_VERSION}}}'
+        ).encode()
 
     def clear(self) -> None:
         self.lines = []

@@ -83,14 +83,14 @@ class StreamFramer:
                 start = sp + 1
                 if length > self.max_bytes:
                     if n - start >= self.max_bytes:
-                        out.append((buf[start:start + self.max_bytes], True))
+                        out.append((buf[start : start + self.max_bytes], True))
                         self._skip = length - self.max_bytes
                         pos = start + self.max_bytes
                         continue
                     break
                 if n - start < length:
                     break
-                out.append((buf[start:start + length], False))
+                out.append((buf[start : start + length], False))
                 pos = start + length
             elif c in (0x0A, 0x00, 0x0D, 0x20):  # stray separators between messages
                 pos += 1
@@ -101,7 +101,7 @@ class StreamFramer:
                 pos = new
         rest = buf[pos:]
         if len(rest) > self.max_bytes and self._skip == 0 and rest.find(b"\n") < 0 and not rest[:1].isdigit():
-            out.append((rest[:self.max_bytes], True))  # an endless line: cut it, drop until the newline
+            out.append((rest[: self.max_bytes], True))  # an endless line: cut it, drop until the newline
             rest = b""
         self._buf = rest
         return out
@@ -111,7 +111,7 @@ class StreamFramer:
         if nl < 0:
             return -1
         msg = buf[pos:nl]
-        out.append((msg[:self.max_bytes], len(msg) > self.max_bytes))
+        out.append((msg[: self.max_bytes], len(msg) > self.max_bytes))
         return nl + 1
 
 
@@ -121,8 +121,7 @@ def listener_source_name(cfg: SyslogInputConfig) -> str:
 
 
 class SyslogListener:
-    def __init__(self, cfg: SyslogInputConfig, out: "queue.Queue[Message]", max_bytes: int,
-                 stop: threading.Event):
+    def __init__(self, cfg: SyslogInputConfig, out: queue.Queue[Message], max_bytes: int, stop: threading.Event):
         self.cfg = cfg
         self.name = listener_source_name(cfg)
         self.out = out
@@ -164,7 +163,7 @@ class SyslogListener:
         while not self.stop.is_set():
             try:
                 data = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -180,7 +179,7 @@ class SyslogListener:
         while not self.stop.is_set():
             try:
                 conn, peer = self.sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -189,8 +188,7 @@ class SyslogListener:
                 conn.close()
                 continue
             self.connections += 1
-            threading.Thread(target=self._serve, args=(conn, peer), name=f"agent-{self.name}-conn",
-                             daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn, peer), name=f"agent-{self.name}-conn", daemon=True).start()
 
     def _serve(self, conn: socket.socket, peer) -> None:
         framer = StreamFramer(self.max_bytes)
@@ -201,7 +199,7 @@ class SyslogListener:
             while not self.stop.is_set():
                 try:
                     data = conn.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not data:
                     break
@@ -228,8 +226,20 @@ class SyslogListener:
                 pass
 
 
-JOURNAL_FIELDS = ("__REALTIME_TIMESTAMP", "_HOSTNAME", "SYSLOG_IDENTIFIER", "_PID", "_UID", "_COMM", "_EXE",
-                  "_SYSTEMD_UNIT", "_TRANSPORT", "PRIORITY", "SYSLOG_FACILITY", "MESSAGE")
+JOURNAL_FIELDS = (
+    "__REALTIME_TIMESTAMP",
+    "_HOSTNAME",
+    "SYSLOG_IDENTIFIER",
+    "_PID",
+    "_UID",
+    "_COMM",
+    "_EXE",
+    "_SYSTEMD_UNIT",
+    "_TRANSPORT",
+    "PRIORITY",
+    "SYSLOG_FACILITY",
+    "MESSAGE",
+)
 
 
 def journal_entry_to_text(entry: dict) -> str | None:
@@ -237,7 +247,9 @@ def journal_entry_to_text(entry: dict) -> str | None:
     list of byte values: decoded with replacement."""
     msg = entry.get("MESSAGE")
     if isinstance(msg, list):
-        entry = dict(entry, MESSAGE=bytes(v for v in msg if isinstance(v, int) and 0 <= v < 256).decode("utf-8", "replace"))
+        entry = dict(
+            entry, MESSAGE=bytes(v for v in msg if isinstance(v, int) and 0 <= v < 256).decode("utf-8", "replace")
+        )
     if entry.get("MESSAGE") is None:
         return None
     return json.dumps({k: entry[k] for k in JOURNAL_FIELDS if k in entry}, separators=(",", ":"), ensure_ascii=False)
@@ -246,8 +258,9 @@ def journal_entry_to_text(entry: dict) -> str | None:
 class JournaldInput:
     name = "journald"
 
-    def __init__(self, cfg: JournaldInputConfig, out: "queue.Queue[Message]", cursor: str, max_bytes: int,
-                 stop: threading.Event):
+    def __init__(
+        self, cfg: JournaldInputConfig, out: queue.Queue[Message], cursor: str, max_bytes: int, stop: threading.Event
+    ):
         self.cfg = cfg
         self.out = out
         self.cursor = cursor
@@ -268,8 +281,9 @@ class JournaldInput:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                             stdin=subprocess.DEVNULL)
+                self.proc = subprocess.Popen(
+                    self.command(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+                )
             except OSError as exc:
                 log.warning("journald.unavailable error=%s", exc)
                 return

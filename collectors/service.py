@@ -74,8 +74,20 @@ def install(unit: str, config_path: str, state_dir: str, user: str, log_group: s
         pwd.getpwnam(user)
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run([useradd, "--system", "--user-group", "--no-create-home", "--home-dir", state_dir,
-                        "--shell", "/usr/sbin/nologin", user], check=True)
+        subprocess.run(
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                state_dir,
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ],
+            check=True,
+        )
         steps.append(f"created system user {user}")
     try:
         grp.getgrnam(log_group)

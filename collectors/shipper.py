@@ -19,15 +19,31 @@ from collectors.wire import HEADER_DATASET, HEADER_LINES
 log = logging.getLogger("socpipe.agent.shipper")
 
 PRODUCER_SETTINGS = dict(
-    acks="all", enable_idempotence=True, compression_type="zstd", linger_ms=5, batch_size=1024 * 1024,
-    max_request_size=4 * 1024 * 1024, max_block_ms=5000, request_timeout_ms=15000, reconnect_backoff_ms=200,
-    reconnect_backoff_max_ms=2000, retry_backoff_ms=200,
+    acks="all",
+    enable_idempotence=True,
+    compression_type="zstd",
+    linger_ms=5,
+    batch_size=1024 * 1024,
+    max_request_size=4 * 1024 * 1024,
+    max_block_ms=5000,
+    request_timeout_ms=15000,
+    reconnect_backoff_ms=200,
+    reconnect_backoff_max_ms=2000,
+    retry_backoff_ms=200,
 )
 
 
 class Shipper:
-    def __init__(self, spool: Spool, kafka_kwargs: dict, topic: str, stats: AgentStats, stop: threading.Event,
-                 max_inflight: int = 16, client_id: str = "socpipe-agent"):
+    def __init__(
+        self,
+        spool: Spool,
+        kafka_kwargs: dict,
+        topic: str,
+        stats: AgentStats,
+        stop: threading.Event,
+        max_inflight: int = 16,
+        client_id: str = "socpipe-agent",
+    ):
         self.spool = spool
         self.kafka_kwargs = kafka_kwargs
         self.topic = topic
@@ -79,7 +95,9 @@ class Shipper:
                 break
             self._collect_acks()
             if not stopping and len(self._inflight) < self.max_inflight:
-                records = self.spool.read(self.max_inflight - len(self._inflight), timeout_s=0.05 if self._inflight else 0.2)
+                records = self.spool.read(
+                    self.max_inflight - len(self._inflight), timeout_s=0.05 if self._inflight else 0.2
+                )
                 for rec in records:
                     if not self._send(rec):
                         break

@@ -19,9 +19,9 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger("socpipe.agent.spool")
 
@@ -62,12 +62,12 @@ def decode_records(data: bytes, base: int = 0) -> tuple[list[tuple[int, int, dic
             end = pos + HEADER.size + length
             if end > n:
                 break  # incomplete
-            payload = data[pos + HEADER.size:end]
+            payload = data[pos + HEADER.size : end]
             if zlib.crc32(payload) == crc:
                 try:
                     (mlen,) = META_LEN.unpack_from(payload, 0)
-                    meta = json.loads(payload[4:4 + mlen])
-                    out.append((base + pos, base + end, meta, payload[4 + mlen:]))
+                    meta = json.loads(payload[4 : 4 + mlen])
+                    out.append((base + pos, base + end, meta, payload[4 + mlen :]))
                     pos = end
                     continue
                 except (ValueError, struct.error):
@@ -81,8 +81,14 @@ def decode_records(data: bytes, base: int = 0) -> tuple[list[tuple[int, int, dic
 
 
 class Spool:
-    def __init__(self, directory: str | Path, segment_bytes: int, max_bytes: int, fsync: str = "interval",
-                 fsync_interval_s: float = 1.0):
+    def __init__(
+        self,
+        directory: str | Path,
+        segment_bytes: int,
+        max_bytes: int,
+        fsync: str = "interval",
+        fsync_interval_s: float = 1.0,
+    ):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.segment_bytes = segment_bytes
@@ -175,7 +181,11 @@ class Spool:
         self.maybe_sync()
 
     def maybe_sync(self) -> None:
-        if self.fsync_policy == "interval" and self._dirty and time.monotonic() - self._last_sync >= self.fsync_interval_s:
+        if (
+            self.fsync_policy == "interval"
+            and self._dirty
+            and time.monotonic() - self._last_sync >= self.fsync_interval_s
+        ):
             with self._lock:
                 os.fsync(self._fd)
                 self._dirty = False
@@ -245,7 +255,9 @@ class Spool:
         """Kafka acknowledged every record up to (segment, end). Deletes fully acked segments."""
         with self._lock:
             self.ack_segment, self.ack_offset = segment, end
-            done = [s for s in self._sizes if s < segment or (s == segment and end >= self._sizes[s] and s < self._active)]
+            done = [
+                s for s in self._sizes if s < segment or (s == segment and end >= self._sizes[s] and s < self._active)
+            ]
         if done:
             self.on_before_delete()  # checkpoints must cover these segments before they vanish
             with self._lock:
@@ -259,8 +271,9 @@ class Spool:
         with self._lock:
             current = (self.ack_segment, self.ack_offset)
         if current != self._ack_saved:
-            write_json_atomic(self.dir / "ack.json", {"segment": current[0], "offset": current[1]},
-                              self.fsync_policy != "never")
+            write_json_atomic(
+                self.dir / "ack.json", {"segment": current[0], "offset": current[1]}, self.fsync_policy != "never"
+            )
             self._ack_saved = current
 
     def close(self) -> None:

@@ -44,14 +44,28 @@ class AgentStats:
         return s
 
 
-def build_heartbeat(stats: AgentStats, agency_id: str, agent_id: str, host: str, version: str,
-                    config_hash: str, secret: str, now: float) -> Heartbeat:
-    sources = {name: SourceStatus(last_read_at=c.last_read_at, lag_bytes=c.lag_bytes, lines_read=c.lines_read,
-                                  lines_shipped=c.lines_shipped)
-               for name, c in list(stats.sources.items())}
-    hb = Heartbeat(agency_id=agency_id, agent_id=agent_id, host=host, version=version, sent_at=now,
-                   started_at=stats.started_at, sources=sources, spool_bytes=stats.spool_bytes,
-                   dropped=stats.dropped, corrupt=stats.spool_corrupt, config_hash=config_hash)
+def build_heartbeat(
+    stats: AgentStats, agency_id: str, agent_id: str, host: str, version: str, config_hash: str, secret: str, now: float
+) -> Heartbeat:
+    sources = {
+        name: SourceStatus(
+            last_read_at=c.last_read_at, lag_bytes=c.lag_bytes, lines_read=c.lines_read, lines_shipped=c.lines_shipped
+        )
+        for name, c in list(stats.sources.items())
+    }
+    hb = Heartbeat(
+        agency_id=agency_id,
+        agent_id=agent_id,
+        host=host,
+        version=version,
+        sent_at=now,
+        started_at=stats.started_at,
+        sources=sources,
+        spool_bytes=stats.spool_bytes,
+        dropped=stats.dropped,
+        corrupt=stats.spool_corrupt,
+        config_hash=config_hash,
+    )
     hb.signature = sign_heartbeat(hb, secret)
     return hb
 
@@ -66,14 +80,25 @@ def start_metrics_server(stats: AgentStats, host: str, port: int):
             per_source = [
                 ("socpipe_agent_lines_read", "Lines read per source", "lines_read", CounterMetricFamily),
                 ("socpipe_agent_bytes_read", "Bytes read per source", "bytes_read", CounterMetricFamily),
-                ("socpipe_agent_lines_shipped", "Lines acknowledged by Kafka per source", "lines_shipped",
-                 CounterMetricFamily),
-                ("socpipe_agent_overflow_lines", "Lines over the source's rate limit", "overflow",
-                 CounterMetricFamily),
-                ("socpipe_agent_source_lag_bytes", "Bytes written to a file but not read yet", "lag_bytes",
-                 GaugeMetricFamily),
-                ("socpipe_agent_source_last_read_timestamp_seconds", "Unix time a line was last read",
-                 "last_read_at", GaugeMetricFamily),
+                (
+                    "socpipe_agent_lines_shipped",
+                    "Lines acknowledged by Kafka per source",
+                    "lines_shipped",
+                    CounterMetricFamily,
+                ),
+                ("socpipe_agent_overflow_lines", "Lines over the source's rate limit", "overflow", CounterMetricFamily),
+                (
+                    "socpipe_agent_source_lag_bytes",
+                    "Bytes written to a file but not read yet",
+                    "lag_bytes",
+                    GaugeMetricFamily,
+                ),
+                (
+                    "socpipe_agent_source_last_read_timestamp_seconds",
+                    "Unix time a line was last read",
+                    "last_read_at",
+                    GaugeMetricFamily,
+                ),
             ]
             items = list(stats.sources.items())
             for name, doc, attr, kind in per_source:
@@ -81,18 +106,22 @@ def start_metrics_server(stats: AgentStats, host: str, port: int):
                 for src, c in items:
                     m.add_metric([src], getattr(c, attr))
                 yield m
-            yield GaugeMetricFamily("socpipe_agent_spool_bytes", "Bytes in the spool not acked by Kafka",
-                                    value=stats.spool_bytes)
-            yield CounterMetricFamily("socpipe_agent_spool_corrupt_records", "Spool records skipped as corrupt",
-                                      value=stats.spool_corrupt)
-            yield CounterMetricFamily("socpipe_agent_dropped", "UDP messages dropped (spool full)",
-                                      value=stats.dropped)
-            yield CounterMetricFamily("socpipe_agent_send_errors", "Kafka send failures (records are retried)",
-                                      value=stats.send_errors)
-            yield GaugeMetricFamily("socpipe_agent_last_ack_timestamp_seconds", "Unix time of the last Kafka ack",
-                                    value=stats.last_ack_at)
-            yield GaugeMetricFamily("socpipe_agent_start_time_seconds", "Unix time the agent started",
-                                    value=stats.started_at)
+            yield GaugeMetricFamily(
+                "socpipe_agent_spool_bytes", "Bytes in the spool not acked by Kafka", value=stats.spool_bytes
+            )
+            yield CounterMetricFamily(
+                "socpipe_agent_spool_corrupt_records", "Spool records skipped as corrupt", value=stats.spool_corrupt
+            )
+            yield CounterMetricFamily("socpipe_agent_dropped", "UDP messages dropped (spool full)", value=stats.dropped)
+            yield CounterMetricFamily(
+                "socpipe_agent_send_errors", "Kafka send failures (records are retried)", value=stats.send_errors
+            )
+            yield GaugeMetricFamily(
+                "socpipe_agent_last_ack_timestamp_seconds", "Unix time of the last Kafka ack", value=stats.last_ack_at
+            )
+            yield GaugeMetricFamily(
+                "socpipe_agent_start_time_seconds", "Unix time the agent started", value=stats.started_at
+            )
 
     registry = CollectorRegistry()
     registry.register(Collector())

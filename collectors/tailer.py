@@ -44,7 +44,7 @@ class TrackedFile:
     last_data_at: float = field(default_factory=time.monotonic)
 
     def matches(self, head: bytes) -> bool:
-        return len(head) >= self.fp_len and fingerprint(head[:self.fp_len]) == self.fp
+        return len(head) >= self.fp_len and fingerprint(head[: self.fp_len]) == self.fp
 
     @property
     def read_pos(self) -> int:
@@ -59,8 +59,17 @@ class TrackedFile:
 class FileSource:
     """One followed path, its tracked files and its sequence counter."""
 
-    def __init__(self, path: str, cfg: FileInputConfig, fp_bytes: int, max_line_bytes: int,
-                 partial_timeout_s: float, close_inactive_s: float, position: dict | None, start_at_end: bool):
+    def __init__(
+        self,
+        path: str,
+        cfg: FileInputConfig,
+        fp_bytes: int,
+        max_line_bytes: int,
+        partial_timeout_s: float,
+        close_inactive_s: float,
+        position: dict | None,
+        start_at_end: bool,
+    ):
         self.name = path
         self.cfg = cfg
         self.dataset = cfg.dataset or None
@@ -89,8 +98,12 @@ class FileSource:
     def refresh(self, now: float) -> None:
         for f in self.files:
             if f.fd is not None and not self._still_same(f):
-                log.info("file.replaced source=%s path=%s offset=%d (truncated or rewritten; looking for its copy)",
-                         self.name, f.path, f.read_pos)
+                log.info(
+                    "file.replaced source=%s path=%s offset=%d (truncated or rewritten; looking for its copy)",
+                    self.name,
+                    f.path,
+                    f.read_pos,
+                )
                 f.close()
         self._attach_live(now)
         if any(f.fd is None for f in self.files):
@@ -190,11 +203,20 @@ class FileSource:
             is_last = i == len(self.files) - 1
             if f.fd is None:
                 if f.size and f.size > f.offset:
-                    log.warning("file.lost source=%s path=%s unread_from=%d: rotated away (compressed or deleted) "
-                                "before it was read", self.name, f.path, f.offset)
+                    log.warning(
+                        "file.lost source=%s path=%s unread_from=%d: rotated away (compressed or deleted) "
+                        "before it was read",
+                        self.name,
+                        f.path,
+                        f.offset,
+                    )
                 elif not f.size:
-                    log.warning("file.not_found source=%s path=%s offset=%d: no live or rotated file has its "
-                                "fingerprint", self.name, f.path, f.offset)
+                    log.warning(
+                        "file.not_found source=%s path=%s offset=%d: no live or rotated file has its fingerprint",
+                        self.name,
+                        f.path,
+                        f.offset,
+                    )
                 continue
             done = f.read_pos >= f.size and f.splitter is not None and f.splitter.pending_bytes == 0
             if not is_last and done and now - f.last_data_at >= self.close_inactive_s:
@@ -250,8 +272,11 @@ class FileSource:
             except UnicodeDecodeError:
                 text, bad = decode(raw)
             if bad or ln.truncated or ln.partial:
-                flags = tuple(x for x, on in ((FLAG_TRUNCATED, ln.truncated), (FLAG_INVALID_UTF8, bad),
-                                              (FLAG_PARTIAL, ln.partial)) if on)
+                flags = tuple(
+                    x
+                    for x, on in ((FLAG_TRUNCATED, ln.truncated), (FLAG_INVALID_UTF8, bad), (FLAG_PARTIAL, ln.partial))
+                    if on
+                )
             else:
                 flags = ()
             append(encode_line(text, ln.offset, ln.line_no, seq, wall, flags))
@@ -304,8 +329,15 @@ class FileInput:
     """One `files:` entry: expands its globs into sources; a file that is a rotated copy of a followed
     file (same fingerprint) is not a new source."""
 
-    def __init__(self, cfg: FileInputConfig, positions: dict[str, dict], fp_bytes: int, max_line_bytes: int,
-                 partial_timeout_s: float, close_inactive_s: float):
+    def __init__(
+        self,
+        cfg: FileInputConfig,
+        positions: dict[str, dict],
+        fp_bytes: int,
+        max_line_bytes: int,
+        partial_timeout_s: float,
+        close_inactive_s: float,
+    ):
         self.cfg = cfg
         self.fp_bytes = fp_bytes
         self._args = (fp_bytes, max_line_bytes, partial_timeout_s, close_inactive_s)
@@ -316,8 +348,11 @@ class FileInput:
             self.sources[path] = FileSource(path, cfg, *self._args, positions[path], False)
 
     def _own_checkpointed(self, positions: dict[str, dict]) -> list[str]:
-        return [p for p in positions if not p.startswith(("syslog-", "journald")) and
-                any(fnmatch(p, g) or p == g for g in self.cfg.paths)]
+        return [
+            p
+            for p in positions
+            if not p.startswith(("syslog-", "journald")) and any(fnmatch(p, g) or p == g for g in self.cfg.paths)
+        ]
 
     def discover(self) -> list[FileSource]:
         new = []

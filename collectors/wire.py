@@ -49,7 +49,7 @@ class LineBatch:
         return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "LineBatch":
+    def from_bytes(cls, data: bytes) -> LineBatch:
         d = json.loads(data)
         d.pop("v", None)
         d["lines"] = [LogLine(**ln) for ln in d["lines"]]
@@ -85,7 +85,7 @@ class Heartbeat:
         return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Heartbeat":
+    def from_bytes(cls, data: bytes) -> Heartbeat:
         d = json.loads(data)
         d.pop("v", None)
         d["sources"] = {k: SourceStatus(**v) for k, v in d.get("sources", {}).items()}

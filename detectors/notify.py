@@ -13,8 +13,9 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from detectors.alerts import SEVERITY
 
@@ -67,10 +68,15 @@ def should_notify(alert: dict[str, Any], min_level: str) -> bool:
 def message(alert: dict[str, Any]) -> str:
     """Short human text: what, where, who, when, and the id to triage."""
     s = alert
-    parts = [f"[{s.get('socpipe', {}).get('level', '?').upper()}] {s.get('rule', {}).get('name', '?')}",
-             f"agency: {s.get('socpipe', {}).get('agency', {}).get('name') or s.get('organization', {}).get('id', '-')}"]
-    for label, value in (("host", s.get("host", {}).get("name")), ("source", s.get("source", {}).get("ip")),
-                         ("user", s.get("user", {}).get("name"))):
+    parts = [
+        f"[{s.get('socpipe', {}).get('level', '?').upper()}] {s.get('rule', {}).get('name', '?')}",
+        f"agency: {s.get('socpipe', {}).get('agency', {}).get('name') or s.get('organization', {}).get('id', '-')}",
+    ]
+    for label, value in (
+        ("host", s.get("host", {}).get("name")),
+        ("source", s.get("source", {}).get("ip")),
+        ("user", s.get("user", {}).get("name")),
+    ):
         if value:
             parts.append(f"{label}: {value}")
     parts.append(f"time: {s.get('@timestamp')}  events: {s.get('socpipe', {}).get('detection', {}).get('count', '?')}")
@@ -79,15 +85,23 @@ def message(alert: dict[str, Any]) -> str:
 
 
 def _post(url: str, payload: dict, timeout_s: float) -> None:
-    req = urllib.request.Request(url, data=json.dumps(payload, ensure_ascii=False).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(payload, ensure_ascii=False).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=timeout_s) as resp:
         resp.read()
 
 
 class Notifier:
-    def __init__(self, cfg: NotifyConfig, send: Callable[[str, dict, float], None] = _post,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        cfg: NotifyConfig,
+        send: Callable[[str, dict, float], None] = _post,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.cfg = cfg
         self.limiter = RateLimiter(cfg.max_per_minute, cfg.max_per_rule_per_hour, clock)
         self._send = send
@@ -108,10 +122,18 @@ class Notifier:
             text = message(alert)
             targets = []
             if self.cfg.webhook_url:
-                targets.append((self.cfg.webhook_url, {"text": text, "alert_id": alert.get("_id"),
-                                                       "rule": alert.get("rule", {}).get("name"),
-                                                       "level": alert.get("socpipe", {}).get("level"),
-                                                       "agency": alert.get("organization", {}).get("id")}))
+                targets.append(
+                    (
+                        self.cfg.webhook_url,
+                        {
+                            "text": text,
+                            "alert_id": alert.get("_id"),
+                            "rule": alert.get("rule", {}).get("name"),
+                            "level": alert.get("socpipe", {}).get("level"),
+                            "agency": alert.get("organization", {}).get("id"),
+                        },
+                    )
+                )
             if self.cfg.telegram_url and self.cfg.telegram_chat_id:
                 targets.append((self.cfg.telegram_url, {"chat_id": self.cfg.telegram_chat_id, "text": text}))
             for url, payload in targets:

@@ -29,4 +29,3 @@ class ElasticsearchConfig:
     index_events: bool = False  # also index normalised events (own daily indices) for pivoting
     bulk_chunk_docs: int = 1000
     bulk_max_retries: int = 3  # in-call retries on 429/5xx before the docs go back to the caller
-

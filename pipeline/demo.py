@@ -49,6 +49,7 @@ class DemoError(RuntimeError):
 
 def auth_log_lines(agency: DemoAgency, now: datetime) -> list[str]:
     """A plausible auth.log: routine logins, and for the attacked agency a brute force then a success."""
+
     def stamp(t: datetime) -> str:  # RFC 3164: "Nov  5 08:00:01", local time, no year
         t = t.astimezone(TZ)
         return f"{t:%b} {t.day:2d} {t:%H:%M:%S}"
@@ -60,14 +61,22 @@ def auth_log_lines(agency: DemoAgency, now: datetime) -> list[str]:
         f"{stamp(start + timedelta(seconds=20))} {agency.host} sudo:    admin : TTY=pts/0 ; PWD=/home/admin ; USER=root ; COMMAND=/usr/bin/systemctl status nginx",
     ]
     if agency.attacked:
-        for i, user in enumerate(["root", "admin", "oracle", "test", "ubuntu", "root", "postgres", "admin", "guest", "root", "user", "root"]):
+        for i, user in enumerate(
+            ["root", "admin", "oracle", "test", "ubuntu", "root", "postgres", "admin", "guest", "root", "user", "root"]
+        ):
             t = start + timedelta(seconds=30 + 3 * i)
             pid = 3300 + i
             if user in ("oracle", "test", "postgres", "guest", "user"):
-                lines.append(f"{stamp(t)} {agency.host} sshd[{pid}]: Invalid user {user} from {ATTACKER} port {40100 + i}")
-                lines.append(f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for invalid user {user} from {ATTACKER} port {40100 + i} ssh2")
+                lines.append(
+                    f"{stamp(t)} {agency.host} sshd[{pid}]: Invalid user {user} from {ATTACKER} port {40100 + i}"
+                )
+                lines.append(
+                    f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for invalid user {user} from {ATTACKER} port {40100 + i} ssh2"
+                )
             else:
-                lines.append(f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for {user} from {ATTACKER} port {40100 + i} ssh2")
+                lines.append(
+                    f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for {user} from {ATTACKER} port {40100 + i} ssh2"
+                )
         t = start + timedelta(seconds=70)
         lines.append(f"{stamp(t)} {agency.host} sshd[3400]: Accepted password for root from {ATTACKER} port 40200 ssh2")
     return lines
@@ -86,26 +95,40 @@ class Demo:
         for line in stack_env.read_text().splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             self.env[key] = value
-        self.env.update({
-            "SOCPIPE_REGISTRY": str(self.work / "enrolment" / "registry.db"),
-            "SOCPIPE_STATE_DIR": str(self.work / "coverage"),
-            "SOCPIPE_HEARTBEAT_INTERVAL_S": "5",
-            "SOCPIPE_METRICS_HOST": "127.0.0.1",
-        })
+        self.env.update(
+            {
+                "SOCPIPE_REGISTRY": str(self.work / "enrolment" / "registry.db"),
+                "SOCPIPE_STATE_DIR": str(self.work / "coverage"),
+                "SOCPIPE_HEARTBEAT_INTERVAL_S": "5",
+                "SOCPIPE_METRICS_HOST": "127.0.0.1",
+            }
+        )
 
     # --- processes -----------------------------------------------------------------------------
     def socpipe(self, *args: str, env: dict | None = None) -> str:
-        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=self.root, env=env or self.env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            cwd=self.root,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if proc.returncode != 0:
             raise DemoError(f"`socpipe {' '.join(args)}` failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
 
     def start(self, name: str, *args: str, env: dict | None = None) -> None:
         log = open(self.work / f"{name}.log", "ab")
-        self.procs[name] = (subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=self.root,
-                                           env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True))
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            cwd=self.root,
+            env=env or self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def stop(self, *names: str) -> None:
         procs = [self.procs.pop(n) for n in (names or list(self.procs)[::-1]) if n in self.procs]
@@ -160,13 +183,27 @@ class Demo:
         out = self.socpipe("agency", "token", "create", agency.id, "--config", "config/coverage.yaml")
         token = re.search(r"^token:\s+(\S+)", out, re.M).group(1)
         state = self.work / f"agent-{agency.id}"
-        self.socpipe("agent", "enroll", "--server", "http://127.0.0.1:8765", "--token", token,
-                     "--state-dir", str(state), "--host", agency.host)
+        self.socpipe(
+            "agent",
+            "enroll",
+            "--server",
+            "http://127.0.0.1:8765",
+            "--token",
+            token,
+            "--state-dir",
+            str(state),
+            "--host",
+            agency.host,
+        )
         log_path = self.work / "logs" / agency.id / "auth.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text("\n".join(auth_log_lines(agency, now)) + "\n")
-        config = {"state_dir": str(state), "host": agency.host, "heartbeat_interval_s": 5,
-                  "files": [{"paths": [str(log_path)], "dataset": "system.auth", "start_position": "beginning"}]}
+        config = {
+            "state_dir": str(state),
+            "host": agency.host,
+            "heartbeat_interval_s": 5,
+            "files": [{"paths": [str(log_path)], "dataset": "system.auth", "start_position": "beginning"}],
+        }
         config_path = self.work / f"agent-{agency.id}.yaml"
         config_path.write_text(yaml.safe_dump(config))
         # The agent's own config file says everything; only the stack's endpoints come from the environment.
@@ -182,23 +219,50 @@ class Demo:
         self.stop("coverage")
         province_env = {**self.env, "SOCPIPE_INVENTORY": inventory}
         self.start("coverage-province", "coverage", "run", "--config", "config/coverage.yaml", env=province_env)
-        self.start("simulate", "coverage", "simulate", "--config", "config/coverage.yaml", "--inventory", inventory,
-                   "--count", str(simulated), "--silent", str(silent), "--interval", "5", env=province_env)
+        self.start(
+            "simulate",
+            "coverage",
+            "simulate",
+            "--config",
+            "config/coverage.yaml",
+            "--inventory",
+            inventory,
+            "--count",
+            str(simulated),
+            "--silent",
+            str(silent),
+            "--interval",
+            "5",
+            env=province_env,
+        )
         expected = (simulated - silent) / total
         ratio = self.wait(lambda: self.coverage_ratio(expect=expected), 120, f"coverage {expected:.3f} in Prometheus")
         self.out(f"  socpipe_coverage_ratio = {ratio:.3f}  ({simulated - silent} of {total} agencies monitored)")
         for series in sorted(self.promql("socpipe_tier_coverage_ratio"), key=lambda r: r["metric"]["tier"]):
-            self.out(f"  socpipe_tier_coverage_ratio{{tier=\"{series['metric']['tier']}\"}} = {float(series['value'][1]):.3f}")
+            self.out(
+                f'  socpipe_tier_coverage_ratio{{tier="{series["metric"]["tier"]}"}} = {float(series["value"][1]):.3f}'
+            )
 
     def alerts(self, since: datetime) -> list[dict]:
         self.check_processes()
         es = Elasticsearch(self.env["SOCPIPE_ES_URL"])
         index = "socpipe-alerts-*"
         es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-        res = es.search(index=index, size=50, sort=[{"@timestamp": "asc"}], allow_no_indices=True,
-                        ignore_unavailable=True, query={"bool": {"filter": [
-                            {"term": {"source.ip": ATTACKER}},
-                            {"range": {"event.created": {"gte": since.isoformat()}}}]}})
+        res = es.search(
+            index=index,
+            size=50,
+            sort=[{"@timestamp": "asc"}],
+            allow_no_indices=True,
+            ignore_unavailable=True,
+            query={
+                "bool": {
+                    "filter": [
+                        {"term": {"source.ip": ATTACKER}},
+                        {"range": {"event.created": {"gte": since.isoformat()}}},
+                    ]
+                }
+            },
+        )
         hits = [h["_source"] for h in res["hits"]["hits"]]
         # Wait for the correlation (brute force) too, not only the first single-event alert.
         return hits if any(h.get("rule", {}).get("category") not in (None, "single") for h in hits) else []
@@ -206,8 +270,10 @@ class Demo:
     def print_alerts(self, alerts: list[dict]) -> None:
         self.out(f"  {'TIME (UTC)':<24} {'SEVERITY':<9} {'AGENCY':<20} {'SOURCE':<15} {'EVENTS':>6}  RULE")
         for a in alerts:
-            self.out(f"  {a['@timestamp']:<24} {a['kibana']['alert']['severity']:<9} {a['organization']['id']:<20} "
-                     f"{a.get('source', {}).get('ip', '-'):<15} {a['socpipe']['detection']['count']:>6}  {a['rule']['name']}")
+            self.out(
+                f"  {a['@timestamp']:<24} {a['kibana']['alert']['severity']:<9} {a['organization']['id']:<20} "
+                f"{a.get('source', {}).get('ip', '-'):<15} {a['socpipe']['detection']['count']:>6}  {a['rule']['name']}"
+            )
 
     def promql(self, query: str) -> list[dict]:
         url = self.env["SOCPIPE_PROMETHEUS_URL"] + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
@@ -232,6 +298,7 @@ class Demo:
                 return True
             except OSError:
                 return False
+
         self.wait(ready, 30, what)
 
     def wait(self, predicate, timeout_s: float, what: str):

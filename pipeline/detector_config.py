@@ -43,7 +43,7 @@ class DetectorConfig:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # 0 disables the metrics endpoint
 
-    def validate(self) -> "DetectorConfig":
+    def validate(self) -> DetectorConfig:
         if not self.rules:
             raise ConfigError("rules: at least one rule path is needed")
         if self.max_batch_records < 1:

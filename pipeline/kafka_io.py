@@ -19,17 +19,30 @@ log = logging.getLogger("socpipe.kafka")
 
 
 def producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
-    kw: dict[str, Any] = dict(acks="all", enable_idempotence=True, compression_type="zstd", linger_ms=20,
-                              batch_size=262144, max_request_size=8 * 1024 * 1024)
+    kw: dict[str, Any] = dict(
+        acks="all",
+        enable_idempotence=True,
+        compression_type="zstd",
+        linger_ms=20,
+        batch_size=262144,
+        max_request_size=8 * 1024 * 1024,
+    )
     kw.update(overrides)
     return KafkaProducer(**cfg.client_kwargs(), **kw)
 
 
 def consumer(cfg: KafkaConfig, group_id: str, topics: list[str] | None = None, **overrides: Any) -> KafkaConsumer:
-    kw: dict[str, Any] = dict(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-                              max_poll_records=2000, max_poll_interval_ms=300_000, session_timeout_ms=10_000,
-                              heartbeat_interval_ms=3_000, fetch_max_bytes=32 * 1024 * 1024,
-                              max_partition_fetch_bytes=8 * 1024 * 1024)
+    kw: dict[str, Any] = dict(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2000,
+        max_poll_interval_ms=300_000,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
     kw.update(overrides)
     c = KafkaConsumer(**cfg.client_kwargs(), **kw)
     if topics:
@@ -42,8 +55,11 @@ def ensure_topics(cfg: KafkaConfig, topics: dict[str, dict[str, Any]]) -> None:
     admin = KafkaAdminClient(**cfg.client_kwargs(), client_id="socpipe-admin")
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(name, spec.get("partitions", 4), spec.get("replication", 1), topic_configs=spec.get("config", {}))
-               for name, spec in topics.items() if name not in existing]
+        new = [
+            NewTopic(name, spec.get("partitions", 4), spec.get("replication", 1), topic_configs=spec.get("config", {}))
+            for name, spec in topics.items()
+            if name not in existing
+        ]
         if new:
             try:
                 admin.create_topics(new)

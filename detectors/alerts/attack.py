@@ -43,7 +43,7 @@ def threat_from_tags(tags: list[str]) -> dict:
         tag = str(raw).strip().lower()
         if not tag.startswith("attack."):
             continue
-        suffix = tag[len("attack."):].replace("-", "_")
+        suffix = tag[len("attack.") :].replace("-", "_")
         if suffix in TACTICS:
             tid, name = TACTICS[suffix]
             if tid not in tactic_ids:
@@ -65,7 +65,8 @@ def threat_from_tags(tags: list[str]) -> dict:
     threat: dict = {"framework": FRAMEWORK}
     if tactic_ids:
         threat["tactic"] = {
-            "id": tactic_ids, "name": tactic_names,
+            "id": tactic_ids,
+            "name": tactic_names,
             "reference": [f"https://attack.mitre.org/tactics/{t}/" for t in tactic_ids],
         }
     if techniques:

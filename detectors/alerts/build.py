@@ -8,9 +8,10 @@ replay lands in the same daily index with the same `_id` and `op_type=create` tu
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from detectors.alerts.attack import threat_from_tags
 from detectors.alerts.nested import to_nested
@@ -27,12 +28,25 @@ STATUSES = ("open", "acknowledged", "closed")
 
 # Entity fields copied to the top of the alert, with the type their mapping has.
 ENTITY_FIELDS: dict[str, str] = {
-    "host.name": "keyword", "host.hostname": "keyword", "host.id": "keyword", "host.ip": "ip",
-    "source.ip": "ip", "source.port": "port", "source.address": "keyword", "source.domain": "keyword",
-    "destination.ip": "ip", "destination.port": "port", "destination.address": "keyword",
-    "user.name": "keyword", "user.id": "keyword", "user.domain": "keyword", "user.target.name": "keyword",
-    "process.name": "keyword", "process.executable": "keyword",
-    "url.domain": "keyword", "url.path": "keyword",
+    "host.name": "keyword",
+    "host.hostname": "keyword",
+    "host.id": "keyword",
+    "host.ip": "ip",
+    "source.ip": "ip",
+    "source.port": "port",
+    "source.address": "keyword",
+    "source.domain": "keyword",
+    "destination.ip": "ip",
+    "destination.port": "port",
+    "destination.address": "keyword",
+    "user.name": "keyword",
+    "user.id": "keyword",
+    "user.domain": "keyword",
+    "user.target.name": "keyword",
+    "process.name": "keyword",
+    "process.executable": "keyword",
+    "url.domain": "keyword",
+    "url.path": "keyword",
 }
 
 
@@ -46,7 +60,7 @@ class AgencyInfo:
 
 
 def iso_ms(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -54,17 +68,17 @@ def parse_time(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(float(value), timezone.utc)
+            return datetime.fromtimestamp(float(value), UTC)
         except (OverflowError, OSError, ValueError):
             return None
     try:
         dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def alert_index_name(doc_or_time: Mapping[str, Any] | str | datetime, prefix: str = "socpipe") -> str:
@@ -82,12 +96,14 @@ def _daily(prefix: str, kind: str, doc_or_time: Any) -> str:
     dt = parse_time(ts)
     if dt is None:
         raise ValueError(f"no readable @timestamp to name the {kind} index: {ts!r}")
-    return f"{prefix}-{kind}-{dt.astimezone(timezone.utc):%Y.%m.%d}"
+    return f"{prefix}-{kind}-{dt.astimezone(UTC):%Y.%m.%d}"
 
 
-def build_alert(item: Any, agency: AgencyInfo | None = None, now: datetime | float | str | None = None) -> dict[str, Any]:
+def build_alert(
+    item: Any, agency: AgencyInfo | None = None, now: datetime | float | str | None = None
+) -> dict[str, Any]:
     """A nested alert document with `_id`, from a `Detection` or an `AnomalyFinding`."""
-    created = parse_time(now) if now is not None else datetime.now(timezone.utc)
+    created = parse_time(now) if now is not None else datetime.now(UTC)
     if created is None:
         raise ValueError(f"unreadable `now`: {now!r}")
     if hasattr(item, "detection_id"):
@@ -107,7 +123,10 @@ def build_alert(item: Any, agency: AgencyInfo | None = None, now: datetime | flo
 
 def new_workflow(at: str) -> dict[str, Any]:
     return {
-        "status": "open", "updated_at": at, "updated_by": "socpipe", "notes": [],
+        "status": "open",
+        "updated_at": at,
+        "updated_by": "socpipe",
+        "notes": [],
         "history": [{"at": at, "actor": "socpipe", "action": "create", "outcome": "applied", "to_status": "open"}],
     }
 
@@ -117,8 +136,17 @@ def _level(value: Any) -> str:
     return level if level in SEVERITY else "medium"
 
 
-def _base(alert_id: str, start: Any, end: Any, level: str, rule: dict, tags: list[str],
-          kind: str, evidence: list[dict], entities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def _base(
+    alert_id: str,
+    start: Any,
+    end: Any,
+    level: str,
+    rule: dict,
+    tags: list[str],
+    kind: str,
+    evidence: list[dict],
+    entities: Iterable[Mapping[str, Any]],
+) -> dict[str, Any]:
     start_dt = parse_time(start)
     end_dt = parse_time(end) or start_dt
     if end_dt is None:
@@ -126,23 +154,39 @@ def _base(alert_id: str, start: Any, end: Any, level: str, rule: dict, tags: lis
     start_dt = start_dt or end_dt
     severity = SEVERITY[level]
     event: dict[str, Any] = {
-        "kind": "alert", "module": "socpipe", "dataset": "socpipe.alerts", "id": alert_id,
-        "start": iso_ms(start_dt), "end": iso_ms(end_dt), "severity": severity, "risk_score": float(severity),
+        "kind": "alert",
+        "module": "socpipe",
+        "dataset": "socpipe.alerts",
+        "id": alert_id,
+        "start": iso_ms(start_dt),
+        "end": iso_ms(end_dt),
+        "severity": severity,
+        "risk_score": float(severity),
         "duration": max(0, int((end_dt - start_dt).total_seconds() * 1e9)),
     }
     kept, fields = bound_evidence(evidence)
-    datasets = sorted({str(e.get("event.dataset")) for e in evidence if isinstance(e, Mapping) and e.get("event.dataset")})
+    datasets = sorted(
+        {str(e.get("event.dataset")) for e in evidence if isinstance(e, Mapping) and e.get("event.dataset")}
+    )
     doc: dict[str, Any] = {
         "_id": alert_id,
         "@timestamp": iso_ms(end_dt),
         "event": event,
         "rule": rule,
         "tags": [str(t) for t in tags],
-        "kibana": {"alert": {"severity": KIBANA_SEVERITY[level], "risk_score": float(severity),
-                             "rule": {"name": rule.get("name", ""), "uuid": rule.get("id", "")}}},
+        "kibana": {
+            "alert": {
+                "severity": KIBANA_SEVERITY[level],
+                "risk_score": float(severity),
+                "rule": {"name": rule.get("name", ""), "uuid": rule.get("id", "")},
+            }
+        },
         "socpipe": {
-            "kind": kind, "level": level,
-            "evidence": kept, "evidence_count": len(evidence), "evidence_fields": fields,
+            "kind": kind,
+            "level": level,
+            "evidence": kept,
+            "evidence_count": len(evidence),
+            "evidence_fields": fields,
             "datasets": datasets,
             "suppression": {"count": 0, "first_seen": iso_ms(start_dt), "last_seen": iso_ms(end_dt)},
         },
@@ -158,22 +202,42 @@ def _from_detection(det: Any) -> dict[str, Any]:
     level = _level(getattr(det, "level", "medium"))
     references = [str(r) for r in (getattr(det, "references", None) or [])]
     rule = {
-        "id": str(det.rule_id), "uuid": str(det.rule_id), "name": str(det.rule_title or det.rule_id),
-        "description": str(getattr(det, "description", "") or ""), "reference": references,
-        "author": str(getattr(det, "author", "") or ""), "ruleset": "sigma", "category": str(det.kind),
+        "id": str(det.rule_id),
+        "uuid": str(det.rule_id),
+        "name": str(det.rule_title or det.rule_id),
+        "description": str(getattr(det, "description", "") or ""),
+        "reference": references,
+        "author": str(getattr(det, "author", "") or ""),
+        "ruleset": "sigma",
+        "category": str(det.kind),
     }
     evidence = list(getattr(det, "evidence", None) or [])
     group = {str(k): v for k, v in (getattr(det, "group", None) or {}).items()}
-    doc = _base(str(det.detection_id), getattr(det, "start", None), getattr(det, "end", None), level, rule,
-                list(getattr(det, "tags", None) or []), "sigma", evidence, [group])
+    doc = _base(
+        str(det.detection_id),
+        getattr(det, "start", None),
+        getattr(det, "end", None),
+        level,
+        rule,
+        list(getattr(det, "tags", None) or []),
+        "sigma",
+        evidence,
+        [group],
+    )
     doc["socpipe"]["detection"] = {
-        "kind": str(det.kind), "count": int(getattr(det, "count", len(evidence)) or 0),
-        "dedup_key": str(det.dedup_key), "id": str(det.detection_id),
-        "group": _strings(group), "metric": _strings(getattr(det, "metric", None) or {}),
+        "kind": str(det.kind),
+        "count": int(getattr(det, "count", len(evidence)) or 0),
+        "dedup_key": str(det.dedup_key),
+        "id": str(det.detection_id),
+        "group": _strings(group),
+        "metric": _strings(getattr(det, "metric", None) or {}),
         "falsepositives": [str(f) for f in (getattr(det, "falsepositives", None) or [])],
     }
-    doc["socpipe"]["rule"] = {"level": level, "status": str(getattr(det, "status", "") or ""),
-                              "path": str(getattr(det, "rule_path", "") or "")}
+    doc["socpipe"]["rule"] = {
+        "level": level,
+        "status": str(getattr(det, "status", "") or ""),
+        "path": str(getattr(det, "rule_path", "") or ""),
+    }
     doc["socpipe"]["agencies"] = [str(a) for a in (getattr(det, "agencies", None) or [])]
     return doc
 
@@ -181,10 +245,15 @@ def _from_detection(det: Any) -> dict[str, Any]:
 def _from_finding(f: Any) -> dict[str, Any]:
     level = _level(getattr(f, "severity", "medium"))
     rule = {
-        "id": f"anomaly:{f.model}", "uuid": f"anomaly:{f.model}", "name": f"Anomaly: {f.model}",
+        "id": f"anomaly:{f.model}",
+        "uuid": f"anomaly:{f.model}",
+        "name": f"Anomaly: {f.model}",
         "description": f"Anomaly model {f.model} v{f.model_version} ({getattr(f, 'profile', '')}): score "
-                       f"{float(f.score):.3f} >= threshold {float(f.threshold):.3f}",
-        "reference": [], "author": "socpipe", "ruleset": "anomaly", "category": str(getattr(f, "profile", "")),
+        f"{float(f.score):.3f} >= threshold {float(f.threshold):.3f}",
+        "reference": [],
+        "author": "socpipe",
+        "ruleset": "anomaly",
+        "category": str(getattr(f, "profile", "")),
         "version": str(f.model_version),
     }
     evidence = list(getattr(f, "evidence", None) or [])
@@ -193,20 +262,37 @@ def _from_finding(f: Any) -> dict[str, Any]:
     features = []
     for feat in getattr(f, "top_features", None) or []:
         name, value, baseline, deviation = feat
-        features.append({"name": str(name), "value": float(value), "baseline": float(baseline),
-                         "deviation": float(deviation)})
+        features.append(
+            {"name": str(name), "value": float(value), "baseline": float(baseline), "deviation": float(deviation)}
+        )
     doc["socpipe"]["anomaly"] = {
-        "model": str(f.model), "model_version": str(f.model_version), "profile": str(getattr(f, "profile", "")),
-        "score": float(f.score), "threshold": float(f.threshold), "entity": _strings(entity),
-        "top_features": features, "event_count": int(getattr(f, "event_count", 0) or 0),
+        "model": str(f.model),
+        "model_version": str(f.model_version),
+        "profile": str(getattr(f, "profile", "")),
+        "score": float(f.score),
+        "threshold": float(f.threshold),
+        "entity": _strings(entity),
+        "top_features": features,
+        "event_count": int(getattr(f, "event_count", 0) or 0),
     }
     dedup = "|".join(["anomaly", str(f.model), *[f"{k}={v}" for k, v in sorted(entity.items())]])
-    doc["socpipe"]["detection"] = {"kind": "anomaly", "count": int(getattr(f, "event_count", 0) or 0),
-                                   "dedup_key": dedup, "id": str(f.finding_id),
-                                   "group": _strings(entity), "metric": {}, "falsepositives": []}
+    doc["socpipe"]["detection"] = {
+        "kind": "anomaly",
+        "count": int(getattr(f, "event_count", 0) or 0),
+        "dedup_key": dedup,
+        "id": str(f.finding_id),
+        "group": _strings(entity),
+        "metric": {},
+        "falsepositives": [],
+    }
     org = entity.get("organization.id")
-    doc["socpipe"]["agencies"] = [str(org)] if org else sorted(
-        {str(e["organization.id"]) for e in evidence if isinstance(e, Mapping) and e.get("organization.id")})
+    doc["socpipe"]["agencies"] = (
+        [str(org)]
+        if org
+        else sorted(
+            {str(e["organization.id"]) for e in evidence if isinstance(e, Mapping) and e.get("organization.id")}
+        )
+    )
     return doc
 
 
@@ -272,8 +358,20 @@ def bound_evidence(events: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return kept, sorted(names)
 
 
-_EVIDENCE_FIRST = ("@timestamp", "message", "event.", "organization.", "host.", "source.", "destination.",
-                   "user.", "process.", "url.", "http.", "log.")
+_EVIDENCE_FIRST = (
+    "@timestamp",
+    "message",
+    "event.",
+    "organization.",
+    "host.",
+    "source.",
+    "destination.",
+    "user.",
+    "process.",
+    "url.",
+    "http.",
+    "log.",
+)
 
 
 def _evidence_order(key: Any) -> tuple[bool, str]:

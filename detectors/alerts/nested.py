@@ -8,7 +8,8 @@ whatever the key order, so the conversion never loses data and never depends on 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 COLLISION_KEY = "value"
 

@@ -11,5 +11,16 @@ from detectors.anomaly.model import AnomalyModel, train
 from detectors.anomaly.scorer import AnomalyFinding, AnomalyScorer
 from detectors.anomaly.store import ModelLoadError, load_model_dir, save_model_dir, set_stage
 
-__all__ = ["PROFILES", "Profile", "event_epoch", "AnomalyModel", "train", "AnomalyFinding", "AnomalyScorer",
-           "ModelLoadError", "load_model_dir", "save_model_dir", "set_stage"]
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "event_epoch",
+    "AnomalyModel",
+    "train",
+    "AnomalyFinding",
+    "AnomalyScorer",
+    "ModelLoadError",
+    "load_model_dir",
+    "save_model_dir",
+    "set_stage",
+]

@@ -8,13 +8,13 @@ time, so `@timestamp` is synthetic (base + one second per request).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 CSIC_DATASET = "http.request"
 METHODS = ("GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS ", "PATCH ", "TRACE ")
-_BASE = datetime(2010, 1, 1, tzinfo=timezone.utc)
+_BASE = datetime(2010, 1, 1, tzinfo=UTC)
 
 
 def looks_like_raw_http(first_line: str) -> bool:
@@ -44,8 +44,9 @@ def split_requests(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, str], 
         yield line, headers, body
 
 
-def request_to_event(request_line: str, headers: dict[str, str], body: str, index: int = 0,
-                     base: datetime = _BASE) -> dict[str, object]:
+def request_to_event(
+    request_line: str, headers: dict[str, str], body: str, index: int = 0, base: datetime = _BASE
+) -> dict[str, object]:
     method, target, version = request_line.split(" ", 2)
     parts = urlsplit(target)
     path = parts.path or "/"

@@ -49,8 +49,11 @@ def label_of(record: Record, rules: list[LabelRule]) -> int | None:
     names = (str(record.input.path), record.input.label, record.input.path.name)
     label = None
     for r in rules:
-        if any(fnmatch.fnmatch(n, r.pattern) for n in names) and r.start <= record.index and (
-                r.end is None or record.index < r.end):
+        if (
+            any(fnmatch.fnmatch(n, r.pattern) for n in names)
+            and r.start <= record.index
+            and (r.end is None or record.index < r.end)
+        ):
             label = r.label
     return label
 
@@ -66,9 +69,18 @@ class Metrics:
     fp_rate: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in
-                {"items": self.items, "positives": self.positives, "precision": self.precision,
-                 "recall": self.recall, "f1": self.f1, "pr_auc": self.pr_auc, "fp_rate": self.fp_rate}.items()}
+        return {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in {
+                "items": self.items,
+                "positives": self.positives,
+                "precision": self.precision,
+                "recall": self.recall,
+                "f1": self.f1,
+                "pr_auc": self.pr_auc,
+                "fp_rate": self.fp_rate,
+            }.items()
+        }
 
 
 def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Metrics:
@@ -90,11 +102,12 @@ def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Metrics
 def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None]) -> dict[str, Any]:
     """Score labelled records with the streaming engine; metrics per window and per record."""
     scorer = AnomalyScorer([model], report_all=True)
-    timed = sorted(((event_epoch(r.event), i) for i, r in enumerate(records)
-                    if model.accepts(r.event) and labels[i] is not None),
-                   key=lambda p: (p[0] is None, p[0] or 0.0))
+    timed = sorted(
+        ((event_epoch(r.event), i) for i, r in enumerate(records) if model.accepts(r.event) and labels[i] is not None),
+        key=lambda p: (p[0] is None, p[0] or 0.0),
+    )
     per_record: dict[int, float] = {}
-    for ts, i in timed:
+    for _ts, i in timed:
         for f in scorer.process(records[i].event):
             per_record[i] = f.score
     window_scores = {}
@@ -119,10 +132,17 @@ def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None
     keys = [k for k in win_label if window_scores.get(k) is not None]
     w_labels = np.array([win_label[k] for k in keys])
     w_scores = np.array([window_scores[k] for k in keys])
-    out = {"model": model.name, "version": model.version, "kind": model.kind, "profile": model.profile.name,
-           "window_seconds": model.window_seconds, "threshold": round(model.threshold, 6),
-           "records_labelled": sum(1 for x in labels if x is not None),
-           "records_scored": len(line_scores), "stats": scorer.stats()}
+    out = {
+        "model": model.name,
+        "version": model.version,
+        "kind": model.kind,
+        "profile": model.profile.name,
+        "window_seconds": model.window_seconds,
+        "threshold": round(model.threshold, 6),
+        "records_labelled": sum(1 for x in labels if x is not None),
+        "records_scored": len(line_scores),
+        "stats": scorer.stats(),
+    }
     if not model.profile.per_request:
         out["per_window"] = metrics(w_labels, w_scores, model.threshold).as_dict()
     out["per_record"] = metrics(np.array(line_labels), np.array(line_scores), model.threshold).as_dict()

@@ -14,15 +14,17 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 DISTINCT_CAP = 4096
 WEB_DATASETS = frozenset({"apache.access", "nginx.access", "http.request"})
 AUTH_DATASETS = frozenset({"system.auth"})
-STATIC_EXTENSIONS = frozenset({"css", "js", "png", "jpg", "jpeg", "gif", "svg", "ico", "woff", "woff2",
-                               "ttf", "eot", "map", "webp"})
+STATIC_EXTENSIONS = frozenset(
+    {"css", "js", "png", "jpg", "jpeg", "gif", "svg", "ico", "woff", "woff2", "ttf", "eot", "map", "webp"}
+)
 SPECIAL_CHARS = frozenset("'\"<>;()`{}|\\$*!")
 _SPECIAL_RE = re.compile("[" + re.escape("".join(sorted(SPECIAL_CHARS))) + "]")
 _DIGIT_RE = re.compile(r"[0-9]")
@@ -112,9 +114,25 @@ class WebSourceWindow:
     """User-agent features were measured and left out: scanners spoof browser agents and real users
     switch browsers, so on harrison + scanners they cost PR-AUC (0.95 -> 0.89) instead of adding."""
 
-    __slots__ = ("n", "paths", "s3", "s4", "s5", "depth_sum", "depth_max", "entropy_sum", "len_max",
-                 "query_n", "other_method_n", "log_bytes_sum",
-                 "static_n", "special_n", "urls", "seconds", "post_n")
+    __slots__ = (
+        "n",
+        "paths",
+        "s3",
+        "s4",
+        "s5",
+        "depth_sum",
+        "depth_max",
+        "entropy_sum",
+        "len_max",
+        "query_n",
+        "other_method_n",
+        "log_bytes_sum",
+        "static_n",
+        "special_n",
+        "urls",
+        "seconds",
+        "post_n",
+    )
 
     def __init__(self) -> None:
         self.n = self.s3 = self.s4 = self.s5 = self.depth_max = self.len_max = 0
@@ -153,21 +171,58 @@ class WebSourceWindow:
     def summary(self) -> tuple[float, float]:
         return float(self.n), float(self.s4)
 
-    def features(self, context: dict[str, Any], history: "History") -> list[float]:
+    def features(self, context: dict[str, Any], history: History) -> list[float]:
         n = max(self.n, 1)
-        return [self.n, len(self.paths), len(self.paths) / n, self.s3 / n, self.s4 / n, self.s5 / n,
-                self.depth_sum / n, self.depth_max, self.entropy_sum / n, self.len_max, self.query_n / n,
-                self.other_method_n / n, self.log_bytes_sum / n,
-                self.static_n / n, self.special_n / n, len(self.urls), len(self.seconds),
-                len(self.seconds) / n, self.post_n / n,
-                history.events, history.errors / max(history.events, 1.0), float(history.windows)]
+        return [
+            self.n,
+            len(self.paths),
+            len(self.paths) / n,
+            self.s3 / n,
+            self.s4 / n,
+            self.s5 / n,
+            self.depth_sum / n,
+            self.depth_max,
+            self.entropy_sum / n,
+            self.len_max,
+            self.query_n / n,
+            self.other_method_n / n,
+            self.log_bytes_sum / n,
+            self.static_n / n,
+            self.special_n / n,
+            len(self.urls),
+            len(self.seconds),
+            len(self.seconds) / n,
+            self.post_n / n,
+            history.events,
+            history.errors / max(history.events, 1.0),
+            float(history.windows),
+        ]
 
 
-WEB_SOURCE_FEATURES = ["requests", "distinct_paths", "distinct_path_ratio", "ratio_3xx", "ratio_4xx",
-                       "ratio_5xx", "mean_path_depth", "max_path_depth", "mean_path_entropy",
-                       "max_url_length", "query_share", "other_method_share", "mean_log_bytes", "static_share", "special_char_share",
-                       "distinct_urls", "active_seconds", "active_second_ratio", "post_share",
-                       "prior_requests", "prior_ratio_4xx", "prior_active_windows"]
+WEB_SOURCE_FEATURES = [
+    "requests",
+    "distinct_paths",
+    "distinct_path_ratio",
+    "ratio_3xx",
+    "ratio_4xx",
+    "ratio_5xx",
+    "mean_path_depth",
+    "max_path_depth",
+    "mean_path_entropy",
+    "max_url_length",
+    "query_share",
+    "other_method_share",
+    "mean_log_bytes",
+    "static_share",
+    "special_char_share",
+    "distinct_urls",
+    "active_seconds",
+    "active_second_ratio",
+    "post_share",
+    "prior_requests",
+    "prior_ratio_4xx",
+    "prior_active_windows",
+]
 
 
 # --------------------------------------------------------------------------- web, per request
@@ -190,11 +245,16 @@ class WebRequestWindow:
         self.params = [p.partition("=")[0][:64] for p in params[:64]]
         n = max(len(url), 1)
         self.vector = [
-            float(len(path)), float(path_depth(path)), char_entropy(path), float(len(query)),
-            float(len(params)), float(max((len(p) for p in params), default=0)),
+            float(len(path)),
+            float(path_depth(path)),
+            char_entropy(path),
+            float(len(query)),
+            float(len(params)),
+            float(max((len(p) for p in params), default=0)),
             len(_SPECIAL_RE.findall(url)) / n,
             len(_DIGIT_RE.findall(url)) / n,
-            float(url.count("%")), float(".." in url),
+            float(url.count("%")),
+            float(".." in url),
             float(path_extension(path) in STATIC_EXTENSIONS),
             float(event.get("http.request.method") not in ("GET", "POST")),
         ]
@@ -202,17 +262,29 @@ class WebRequestWindow:
     def summary(self) -> tuple[float, float]:
         return 1.0, 0.0
 
-    def features(self, context: dict[str, Any], history: "History") -> list[float]:
+    def features(self, context: dict[str, Any], history: History) -> list[float]:
         segs, names = context.get("known_segments"), context.get("known_params")
         unknown_segs = sum(s not in segs for s in self.segments) / len(self.segments) if segs and self.segments else 0.0
         unknown_params = sum(p not in names for p in self.params) / len(self.params) if names and self.params else 0.0
         return [*self.vector, unknown_segs, unknown_params]
 
 
-WEB_REQUEST_FEATURES = ["path_length", "path_depth", "path_entropy", "query_length", "param_count",
-                        "max_param_length", "special_char_ratio", "digit_ratio", "percent_escapes",
-                        "dot_dot", "static_asset", "other_method", "unknown_path_segments",
-                        "unknown_param_names"]
+WEB_REQUEST_FEATURES = [
+    "path_length",
+    "path_depth",
+    "path_entropy",
+    "query_length",
+    "param_count",
+    "max_param_length",
+    "special_char_ratio",
+    "digit_ratio",
+    "percent_escapes",
+    "dot_dot",
+    "static_asset",
+    "other_method",
+    "unknown_path_segments",
+    "unknown_param_names",
+]
 
 
 def request_segments(path: str) -> list[str]:
@@ -255,8 +327,18 @@ def _dataset_bucket(dataset: str) -> str:
 
 
 class HostWindow:
-    __slots__ = ("by_bucket", "auth_fail", "auth_total", "users", "sources", "processes", "s4", "s5",
-                 "http_n", "bytes_sum")
+    __slots__ = (
+        "by_bucket",
+        "auth_fail",
+        "auth_total",
+        "users",
+        "sources",
+        "processes",
+        "s4",
+        "s5",
+        "http_n",
+        "bytes_sum",
+    )
 
     def __init__(self) -> None:
         self.by_bucket = dict.fromkeys(_DATASET_BUCKETS, 0)
@@ -288,19 +370,36 @@ class HostWindow:
     def summary(self) -> tuple[float, float]:
         return float(sum(self.by_bucket.values())), float(self.auth_fail)
 
-    def features(self, context: dict[str, Any], history: "History") -> list[float]:
+    def features(self, context: dict[str, Any], history: History) -> list[float]:
         known = context.get("known_processes", ())
         new_processes = sum(1 for p in self.processes if p not in known) if known else 0
         http_n = max(self.http_n, 1)
-        return [*(float(self.by_bucket[b]) for b in _DATASET_BUCKETS),
-                self.auth_fail / max(self.auth_total, 1), float(self.auth_fail), float(len(self.users)),
-                float(len(self.sources)), float(len(self.processes)), float(new_processes),
-                self.s4 / http_n, self.s5 / http_n, math.log1p(self.bytes_sum)]
+        return [
+            *(float(self.by_bucket[b]) for b in _DATASET_BUCKETS),
+            self.auth_fail / max(self.auth_total, 1),
+            float(self.auth_fail),
+            float(len(self.users)),
+            float(len(self.sources)),
+            float(len(self.processes)),
+            float(new_processes),
+            self.s4 / http_n,
+            self.s5 / http_n,
+            math.log1p(self.bytes_sum),
+        ]
 
 
-HOST_FEATURES = [*(f"events_{b}" for b in _DATASET_BUCKETS), "auth_failure_ratio", "auth_failures",
-                 "distinct_users", "distinct_sources", "distinct_processes", "new_processes",
-                 "ratio_4xx", "ratio_5xx", "log_bytes"]
+HOST_FEATURES = [
+    *(f"events_{b}" for b in _DATASET_BUCKETS),
+    "auth_failure_ratio",
+    "auth_failures",
+    "distinct_users",
+    "distinct_sources",
+    "distinct_processes",
+    "new_processes",
+    "ratio_4xx",
+    "ratio_5xx",
+    "log_bytes",
+]
 
 
 # --------------------------------------------------------------------------- per user (auth)
@@ -330,7 +429,7 @@ class UserWindow:
     def summary(self) -> tuple[float, float]:
         return float(self.success + self.failure), float(self.failure)
 
-    def features(self, context: dict[str, Any], history: "History") -> list[float]:
+    def features(self, context: dict[str, Any], history: History) -> list[float]:
         known_nets = context.get("user_networks", {}).get(self.user)
         hour_hist = context.get("user_hours", {}).get(self.user)
         new_nets = sum(1 for n in self.networks if n not in known_nets) if known_nets else len(self.networks)
@@ -340,12 +439,24 @@ class UserWindow:
         else:
             rarity = 1.0 if self.hours else 0.0
         n = max(self.success + self.failure, 1)
-        return [float(self.success), float(self.failure), self.failure / n, float(len(self.sources)),
-                float(new_nets), rarity]
+        return [
+            float(self.success),
+            float(self.failure),
+            self.failure / n,
+            float(len(self.sources)),
+            float(new_nets),
+            rarity,
+        ]
 
 
-USER_FEATURES = ["logins", "login_failures", "failure_ratio", "distinct_sources", "new_source_networks",
-                 "login_hour_rarity"]
+USER_FEATURES = [
+    "logins",
+    "login_failures",
+    "failure_ratio",
+    "distinct_sources",
+    "new_source_networks",
+    "login_hour_rarity",
+]
 
 
 def build_user_context(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -407,19 +518,57 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    p.name: p for p in (
-        Profile("web.source", ("source.ip",), WEB_DATASETS, tuple(WEB_SOURCE_FEATURES),
-                frozenset({"requests", "distinct_paths", "max_url_length", "distinct_urls", "active_seconds", "prior_requests"}), WebSourceWindow, required_fields=("source.ip",)),
-        Profile("web.request", ("source.ip",), WEB_DATASETS, tuple(WEB_REQUEST_FEATURES),
-                frozenset({"path_length", "query_length", "max_param_length", "percent_escapes"}),
-                WebRequestWindow, per_request=True, build_context=build_request_context),
-        Profile("host.activity", ("organization.id", "host.name"), None, tuple(HOST_FEATURES),
-                frozenset({*(f"events_{b}" for b in _DATASET_BUCKETS), "auth_failures", "distinct_users",
-                           "distinct_sources", "distinct_processes", "new_processes"}),
-                HostWindow, build_context=build_host_context),
-        Profile("auth.user", ("organization.id", "user.name"), AUTH_DATASETS, tuple(USER_FEATURES),
-                frozenset({"logins", "login_failures", "distinct_sources", "new_source_networks"}),
-                UserWindow, build_context=build_user_context, required_fields=("user.name",)),
+    p.name: p
+    for p in (
+        Profile(
+            "web.source",
+            ("source.ip",),
+            WEB_DATASETS,
+            tuple(WEB_SOURCE_FEATURES),
+            frozenset(
+                {"requests", "distinct_paths", "max_url_length", "distinct_urls", "active_seconds", "prior_requests"}
+            ),
+            WebSourceWindow,
+            required_fields=("source.ip",),
+        ),
+        Profile(
+            "web.request",
+            ("source.ip",),
+            WEB_DATASETS,
+            tuple(WEB_REQUEST_FEATURES),
+            frozenset({"path_length", "query_length", "max_param_length", "percent_escapes"}),
+            WebRequestWindow,
+            per_request=True,
+            build_context=build_request_context,
+        ),
+        Profile(
+            "host.activity",
+            ("organization.id", "host.name"),
+            None,
+            tuple(HOST_FEATURES),
+            frozenset(
+                {
+                    *(f"events_{b}" for b in _DATASET_BUCKETS),
+                    "auth_failures",
+                    "distinct_users",
+                    "distinct_sources",
+                    "distinct_processes",
+                    "new_processes",
+                }
+            ),
+            HostWindow,
+            build_context=build_host_context,
+        ),
+        Profile(
+            "auth.user",
+            ("organization.id", "user.name"),
+            AUTH_DATASETS,
+            tuple(USER_FEATURES),
+            frozenset({"logins", "login_failures", "distinct_sources", "new_source_networks"}),
+            UserWindow,
+            build_context=build_user_context,
+            required_fields=("user.name",),
+        ),
     )
 }
 

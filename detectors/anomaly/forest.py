@@ -43,21 +43,26 @@ class ForestArrays:
 
     def to_arrays(self, prefix: str = "forest.") -> dict[str, np.ndarray]:
         return {
-            prefix + "feature": self.feature, prefix + "threshold": self.threshold,
-            prefix + "left": self.left, prefix + "right": self.right,
+            prefix + "feature": self.feature,
+            prefix + "threshold": self.threshold,
+            prefix + "left": self.left,
+            prefix + "right": self.right,
             prefix + "leaf_value": self.leaf_value,
             prefix + "meta": np.array([self.max_depth, self.normaliser], dtype=np.float64),
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "forest.") -> "ForestArrays":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "forest.") -> ForestArrays:
         meta = arrays[prefix + "meta"]
-        f = cls(feature=arrays[prefix + "feature"].astype(np.int32),
-                threshold=arrays[prefix + "threshold"].astype(np.float64),
-                left=arrays[prefix + "left"].astype(np.int32),
-                right=arrays[prefix + "right"].astype(np.int32),
-                leaf_value=arrays[prefix + "leaf_value"].astype(np.float64),
-                max_depth=int(meta[0]), normaliser=float(meta[1]))
+        f = cls(
+            feature=arrays[prefix + "feature"].astype(np.int32),
+            threshold=arrays[prefix + "threshold"].astype(np.float64),
+            left=arrays[prefix + "left"].astype(np.int32),
+            right=arrays[prefix + "right"].astype(np.int32),
+            leaf_value=arrays[prefix + "leaf_value"].astype(np.float64),
+            max_depth=int(meta[0]),
+            normaliser=float(meta[1]),
+        )
         f.validate()
         return f
 
@@ -108,14 +113,14 @@ def export_isolation_forest(model) -> ForestArrays:
     for t, (tree, feats) in enumerate(zip(trees, model.estimators_features_)):
         depth = np.zeros(tree.node_count, dtype=np.int64)
         for node in range(tree.node_count):  # parents precede children in sklearn's layout
-            l, r = tree.children_left[node], tree.children_right[node]
-            if l == -1:
+            lo, hi = tree.children_left[node], tree.children_right[node]
+            if lo == -1:
                 leaf_value[t, node] = depth[node] + average_path_length(np.array([tree.n_node_samples[node]]))[0]
                 continue
-            depth[l] = depth[r] = depth[node] + 1
+            depth[lo] = depth[hi] = depth[node] + 1
             feature[t, node] = int(np.asarray(feats)[tree.feature[node]])
             threshold[t, node] = tree.threshold[node]
-            left[t, node], right[t, node] = l, r
+            left[t, node], right[t, node] = lo, hi
         max_depth = max(max_depth, int(depth.max()))
     normaliser = float(average_path_length(np.array([model.max_samples_]))[0])
     return ForestArrays(feature, threshold, left, right, leaf_value, max_depth, normaliser)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -98,14 +99,18 @@ class AnomalyModel:
         k = min(3, z.shape[1])
         return np.partition(z, z.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
-    def explain(self, x_model: np.ndarray, x_raw: np.ndarray, entity: tuple[str, ...],
-                top: int = 5) -> list[tuple[str, float, float, float]]:
+    def explain(
+        self, x_model: np.ndarray, x_raw: np.ndarray, entity: tuple[str, ...], top: int = 5
+    ) -> list[tuple[str, float, float, float]]:
         """(feature, value, baseline median, robust z) of the features farthest from baseline."""
         base = self._baseline_for(entity)
         z = base.z(x_model)
         order = np.argsort(-np.abs(z), kind="stable")[:top]
-        return [(self.feature_names[i], _round(x_raw[i]), _round(base.raw_median[i]), _round(z[i]))
-                for i in order if abs(z[i]) > 0]
+        return [
+            (self.feature_names[i], _round(x_raw[i]), _round(base.raw_median[i]), _round(z[i]))
+            for i in order
+            if abs(z[i]) > 0
+        ]
 
 
 def _round(v: float) -> float:
@@ -124,8 +129,9 @@ class TrainingSet:
     events: int
 
 
-def windows_of(profile: Profile, window_seconds: int, events: Iterable[dict[str, Any]],
-               agency: str | None = None) -> tuple[list[ClosedWindow], int, float | None, float | None]:
+def windows_of(
+    profile: Profile, window_seconds: int, events: Iterable[dict[str, Any]], agency: str | None = None
+) -> tuple[list[ClosedWindow], int, float | None, float | None]:
     """Offline windowing, identical to streaming: events in time order, then flush."""
     timed = []
     for e in events:
@@ -148,21 +154,40 @@ def windows_of(profile: Profile, window_seconds: int, events: Iterable[dict[str,
     return closed, len(timed), first, last
 
 
-def build_training_set(profile: Profile, window_seconds: int, events: list[dict[str, Any]],
-                       agency: str | None = None) -> TrainingSet:
+def build_training_set(
+    profile: Profile, window_seconds: int, events: list[dict[str, Any]], agency: str | None = None
+) -> TrainingSet:
     windows, n_events, first, last = windows_of(profile, window_seconds, events, agency)
     accepted = [e for e in events if profile.accepts(e)]
     context = load_context(profile.context(accepted))
-    probe = AnomalyModel("probe", "0", profile, window_seconds, "robust_baseline", 0, 0,
-                         Baseline(np.zeros(1), np.ones(1), np.zeros(1)), context=context)
+    probe = AnomalyModel(
+        "probe",
+        "0",
+        profile,
+        window_seconds,
+        "robust_baseline",
+        0,
+        0,
+        Baseline(np.zeros(1), np.ones(1), np.zeros(1)),
+        context=context,
+    )
     model_X, raw_X = probe.vectors(windows)
     return TrainingSet(windows, model_X, raw_X, context, first, last, n_events)
 
 
-def train(profile_name: str, events: list[dict[str, Any]], *, window_seconds: int = 60,
-          kind: str = "isolation_forest", fp_rate: float = 0.01, name: str | None = None,
-          agency: str | None = None, seed: int = 7, n_estimators: int = 100,
-          raw_context: dict[str, Any] | None = None) -> AnomalyModel:
+def train(
+    profile_name: str,
+    events: list[dict[str, Any]],
+    *,
+    window_seconds: int = 60,
+    kind: str = "isolation_forest",
+    fp_rate: float = 0.01,
+    name: str | None = None,
+    agency: str | None = None,
+    seed: int = 7,
+    n_estimators: int = 100,
+    raw_context: dict[str, Any] | None = None,
+) -> AnomalyModel:
     """Fit on attack-free events; calibrate the threshold on a held-out fifth to `fp_rate`."""
     from sklearn.ensemble import IsolationForest  # training only: scoring never needs sklearn
 
@@ -180,16 +205,27 @@ def train(profile_name: str, events: list[dict[str, Any]], *, window_seconds: in
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     if n >= 200:
-        cal_idx, fit_idx = order[: n // 5], order[n // 5:]
+        cal_idx, fit_idx = order[: n // 5], order[n // 5 :]
     else:
         cal_idx = fit_idx = order
     baseline = fit_baseline(ts.model_X[fit_idx], ts.raw_X[fit_idx])
     entities = [w.entity for w in ts.windows]
-    model = AnomalyModel(name or f"{profile_name}-{window_seconds}s", "", profile, window_seconds, kind,
-                         0.0, 0.0, baseline, context=ts.context, agency=agency)
+    model = AnomalyModel(
+        name or f"{profile_name}-{window_seconds}s",
+        "",
+        profile,
+        window_seconds,
+        kind,
+        0.0,
+        0.0,
+        baseline,
+        context=ts.context,
+        agency=agency,
+    )
     if kind == "isolation_forest":
-        forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(fit_idx)),
-                                 random_state=seed).fit(ts.model_X[fit_idx].astype(np.float32))
+        forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(fit_idx)), random_state=seed).fit(
+            ts.model_X[fit_idx].astype(np.float32)
+        )
         model.forest = export_isolation_forest(forest)
     elif not profile.per_request:  # a request has no history of its own to compare with
         model.entity_baselines = _entity_baselines(ts, fit_idx, baseline)
@@ -198,16 +234,21 @@ def train(profile_name: str, events: list[dict[str, Any]], *, window_seconds: in
     model.threshold = float(np.quantile(cal_scores, 1.0 - fp_rate, method="higher"))
     model.high_threshold = float(max(all_scores.max(), model.threshold))
     data_sha = hashlib.sha256(np.ascontiguousarray(ts.model_X).tobytes()).hexdigest()
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     model.version = f"{created:%Y%m%dT%H%M%SZ}-{data_sha[:8]}"
     model.metadata = {
         "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "training": {
-            "events": ts.events, "windows": n, "fit_windows": int(len(fit_idx)),
-            "calibration_windows": int(len(cal_idx)), "fp_rate_target": fp_rate,
+            "events": ts.events,
+            "windows": n,
+            "fit_windows": int(len(fit_idx)),
+            "calibration_windows": int(len(cal_idx)),
+            "fp_rate_target": fp_rate,
             "fp_rate_calibration": float(np.mean(cal_scores >= model.threshold)),
-            "first_event": _iso(ts.first_ts), "last_event": _iso(ts.last_ts),
-            "feature_matrix_sha256": data_sha, "seed": seed,
+            "first_event": _iso(ts.first_ts),
+            "last_event": _iso(ts.last_ts),
+            "feature_matrix_sha256": data_sha,
+            "seed": seed,
         },
         "score_quantiles": {q: float(np.quantile(all_scores, float(q))) for q in ("0.5", "0.9", "0.99")},
     }
@@ -230,4 +271,4 @@ def _entity_baselines(ts: TrainingSet, fit_idx: np.ndarray, global_base: Baselin
 def _iso(ts: float | None) -> str | None:
     if ts is None or not math.isfinite(ts):
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ log = logging.getLogger("socpipe.anomaly")
 
 
 def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -51,8 +52,7 @@ class AnomalyFinding:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["top_features"] = [{"name": n, "value": v, "baseline": b, "deviation": z}
-                             for n, v, b, z in self.top_features]
+        d["top_features"] = [{"name": n, "value": v, "baseline": b, "deviation": z} for n, v, b, z in self.top_features]
         return d
 
 
@@ -73,8 +73,9 @@ class _Group:
 
 
 class AnomalyScorer:
-    def __init__(self, models: list[AnomalyModel], *, report_all: bool = False,
-                 max_open_windows: int = 200_000) -> None:
+    def __init__(
+        self, models: list[AnomalyModel], *, report_all: bool = False, max_open_windows: int = 200_000
+    ) -> None:
         self.report_all = report_all
         self.disabled: dict[str, str] = {}
         groups: dict[tuple, list[AnomalyModel]] = {}
@@ -85,7 +86,7 @@ class AnomalyScorer:
         self._sources: dict[str, tuple[str, str]] = {}  # dir -> (digest, stage), for refresh()
 
     @classmethod
-    def from_dirs(cls, dirs: Iterable[str | Path], **kwargs: Any) -> "AnomalyScorer":
+    def from_dirs(cls, dirs: Iterable[str | Path], **kwargs: Any) -> AnomalyScorer:
         """Load every directory; the first missing or broken one raises ModelLoadError."""
         dirs = [str(d) for d in dirs]
         if not dirs:
@@ -94,8 +95,15 @@ class AnomalyScorer:
         scorer = cls(models, **kwargs)
         scorer._sources = {d: (m.metadata["digest"], "shadow" if m.shadow else "live") for d, m in zip(dirs, models)}
         for m in models:
-            log.info("anomaly_model_loaded name=%s version=%s kind=%s profile=%s window=%ss shadow=%s",
-                     m.name, m.version, m.kind, m.profile.name, m.window_seconds, m.shadow)
+            log.info(
+                "anomaly_model_loaded name=%s version=%s kind=%s profile=%s window=%ss shadow=%s",
+                m.name,
+                m.version,
+                m.kind,
+                m.profile.name,
+                m.window_seconds,
+                m.shadow,
+            )
         return scorer
 
     def changed_dirs(self) -> list[str]:
@@ -110,7 +118,7 @@ class AnomalyScorer:
         return changed
 
     # ------------------------------------------------------------------ streaming interface
-    def process(self, event: dict[str, Any]) -> list["AnomalyFinding"]:
+    def process(self, event: dict[str, Any]) -> list[AnomalyFinding]:
         """Feed one event; returns findings of per-request models (window models report on advance)."""
         ts: float | None = None
         findings: list[AnomalyFinding] = []
@@ -126,7 +134,7 @@ class AnomalyScorer:
                 findings.extend(self._score(g, [closed]))
         return findings
 
-    def advance(self, watermark: float) -> list["AnomalyFinding"]:
+    def advance(self, watermark: float) -> list[AnomalyFinding]:
         """Close and score every window that ends at or before `watermark` (unix seconds)."""
         findings: list[AnomalyFinding] = []
         for g in self.groups:
@@ -135,14 +143,18 @@ class AnomalyScorer:
                 findings.extend(self._score(g, closed))
         return findings
 
-    def flush(self) -> list["AnomalyFinding"]:
+    def flush(self) -> list[AnomalyFinding]:
         """Close everything: end of an offline input."""
         return self.advance(float("inf"))
 
     def stats(self) -> dict[str, Any]:
-        return {f"{g.profile.name}/{g.windower.window_seconds}s": {**asdict(g.windower.stats),
-                                                                    "open": g.windower.open_count}
-                for g in self.groups} | {"disabled": dict(self.disabled)}
+        return {
+            f"{g.profile.name}/{g.windower.window_seconds}s": {
+                **asdict(g.windower.stats),
+                "open": g.windower.open_count,
+            }
+            for g in self.groups
+        } | {"disabled": dict(self.disabled)}
 
     # ------------------------------------------------------------------ scoring
     def _score(self, g: _Group, closed: list[ClosedWindow]) -> list[AnomalyFinding]:
@@ -163,17 +175,28 @@ class AnomalyScorer:
         return out
 
     @staticmethod
-    def _finding(m: AnomalyModel, w: ClosedWindow, score: float, x_model: np.ndarray,
-                 x_raw: np.ndarray) -> AnomalyFinding:
+    def _finding(
+        m: AnomalyModel, w: ClosedWindow, score: float, x_model: np.ndarray, x_raw: np.ndarray
+    ) -> AnomalyFinding:
         entity = dict(zip(m.profile.entity_fields, w.entity))
         start, end = iso_utc(w.start), iso_utc(w.end)
         extra = ""
         if m.profile.per_request:  # many requests can share an address and a millisecond
             extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
         return AnomalyFinding(
-            finding_id=finding_id(m, entity, start, extra), model=m.name, model_version=m.version,
-            profile=m.profile.name, entity=entity, window_start=start, window_end=end,
-            score=round(score, 6), threshold=round(m.threshold, 6), anomalous=score >= m.threshold,
-            shadow=m.shadow, severity="high" if score > m.high_threshold else "medium",
-            top_features=m.explain(x_model, x_raw, w.entity), evidence=list(w.evidence),
-            event_count=w.events)
+            finding_id=finding_id(m, entity, start, extra),
+            model=m.name,
+            model_version=m.version,
+            profile=m.profile.name,
+            entity=entity,
+            window_start=start,
+            window_end=end,
+            score=round(score, 6),
+            threshold=round(m.threshold, 6),
+            anomalous=score >= m.threshold,
+            shadow=m.shadow,
+            severity="high" if score > m.high_threshold else "medium",
+            top_features=m.explain(x_model, x_raw, w.entity),
+            evidence=list(w.evidence),
+            event_count=w.events,
+        )

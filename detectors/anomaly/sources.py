@@ -13,9 +13,10 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from detectors.anomaly.csic import csic_events, looks_like_raw_http
 
@@ -37,7 +38,7 @@ class InputSpec:
         return f"{self.path}@{self.start}:{'' if self.end is None else self.end}"
 
     @classmethod
-    def parse(cls, spec: str) -> "InputSpec":
+    def parse(cls, spec: str) -> InputSpec:
         m = _RANGE.search(spec)
         if not m:
             return cls(Path(spec))
@@ -84,8 +85,9 @@ def _log_events(path: Path, dataset: str | None, timezone: str) -> Iterator[dict
     try:
         from detectors.normalise import parse_line
     except ImportError as exc:  # the normaliser lands separately; JSON lines work without it
-        raise RuntimeError("log-line input needs detectors.normalise.parse_line; "
-                           "give JSON lines of events instead") from exc
+        raise RuntimeError(
+            "log-line input needs detectors.normalise.parse_line; give JSON lines of events instead"
+        ) from exc
     for line_no, line in enumerate(_open_text(path), 1):
         text = line.rstrip("\r\n")
         if not text.strip():
@@ -109,8 +111,9 @@ def _jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
             yield event
 
 
-def read_records(spec: InputSpec, fmt: str = "auto", dataset: str | None = None,
-                 timezone: str = "Asia/Ho_Chi_Minh") -> Iterator[Record]:
+def read_records(
+    spec: InputSpec, fmt: str = "auto", dataset: str | None = None, timezone: str = "Asia/Ho_Chi_Minh"
+) -> Iterator[Record]:
     if not spec.path.is_file():
         raise FileNotFoundError(f"{spec.path}: no such input file")
     fmt = detect_format(spec.path) if fmt == "auto" else fmt

@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,15 @@ def _library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
-def save_model_dir(model: AnomalyModel, out: str | Path, inputs: list[dict[str, Any]] | None = None,
-                   stage: str = "shadow") -> str:
+def save_model_dir(
+    model: AnomalyModel, out: str | Path, inputs: list[dict[str, Any]] | None = None, stage: str = "shadow"
+) -> str:
     """Write a model directory; returns its digest (sha256 of MANIFEST.json)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
-        "baseline.center": model.baseline.center, "baseline.scale": model.baseline.scale,
+        "baseline.center": model.baseline.center,
+        "baseline.scale": model.baseline.scale,
         "baseline.raw_median": model.baseline.raw_median,
     }
     if model.forest is not None:
@@ -80,19 +82,28 @@ def save_model_dir(model: AnomalyModel, out: str | Path, inputs: list[dict[str, 
     if "user_networks" in context:
         context["user_networks"] = {u: sorted(n) for u, n in context["user_networks"].items()}
     metadata = {
-        "format": FORMAT, "name": model.name, "version": model.version, "profile": model.profile.name,
-        "kind": model.kind, "window_seconds": model.window_seconds, "agency": model.agency,
-        "entity_fields": list(model.profile.entity_fields), "features": list(model.feature_names),
+        "format": FORMAT,
+        "name": model.name,
+        "version": model.version,
+        "profile": model.profile.name,
+        "kind": model.kind,
+        "window_seconds": model.window_seconds,
+        "agency": model.agency,
+        "entity_fields": list(model.profile.entity_fields),
+        "features": list(model.feature_names),
         "thresholds": {"alert": model.threshold, "high": model.high_threshold},
-        "entities": [list(e) for e in entities], "context": context,
-        "inputs": inputs or [], "libraries": _library_versions(), **model.metadata,
+        "entities": [list(e) for e in entities],
+        "context": context,
+        "inputs": inputs or [],
+        "libraries": _library_versions(),
+        **model.metadata,
     }
-    files = {"metadata.json": json.dumps(metadata, indent=1, sort_keys=True).encode(),
-             "arrays.npz": buf.getvalue()}
+    files = {"metadata.json": json.dumps(metadata, indent=1, sort_keys=True).encode(), "arrays.npz": buf.getvalue()}
     for fname, data in files.items():
         _write_atomic(out / fname, data)
-    manifest = json.dumps({"format": FORMAT, "files": {f: _sha256(d) for f, d in files.items()}},
-                          indent=1, sort_keys=True).encode()
+    manifest = json.dumps(
+        {"format": FORMAT, "files": {f: _sha256(d) for f, d in files.items()}}, indent=1, sort_keys=True
+    ).encode()
     _write_atomic(out / "MANIFEST.json", manifest)
     set_stage(out, stage)
     return _sha256(manifest)
@@ -102,8 +113,7 @@ def set_stage(model_dir: str | Path, stage: str, note: str = "") -> None:
     """Shadow models score and report but never alert; promotion flips them to live."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
-    record = {"stage": stage, "changed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "note": note}
+    record = {"stage": stage, "changed_at": datetime.now(UTC).isoformat(timespec="seconds"), "note": note}
     _write_atomic(Path(model_dir) / "stage.json", json.dumps(record, sort_keys=True).encode())
 
 
@@ -185,8 +195,10 @@ def _build(meta: dict[str, Any], npz: bytes) -> AnomalyModel:
     n_feat = len(profile.feature_names)
 
     def base(prefix: str, i: int | None = None) -> Baseline:
-        parts = [arrays[f"{prefix}.{k}"] if i is None else arrays[f"{prefix}.{k}"][i]
-                 for k in ("center", "scale", "raw_median")]
+        parts = [
+            arrays[f"{prefix}.{k}"] if i is None else arrays[f"{prefix}.{k}"][i]
+            for k in ("center", "scale", "raw_median")
+        ]
         if any(p.shape != (n_feat,) for p in parts) or not np.all(parts[1] > 0):
             raise ModelLoadError(f"{prefix} baseline has the wrong shape or a non-positive scale")
         return Baseline(*(p.astype(np.float64) for p in parts))
@@ -204,9 +216,17 @@ def _build(meta: dict[str, Any], npz: bytes) -> AnomalyModel:
     thresholds = meta["thresholds"]
     keep = ("created_at", "training", "score_quantiles", "inputs", "libraries")
     return AnomalyModel(
-        name=str(meta["name"]), version=str(meta["version"]), profile=profile, window_seconds=window,
-        kind=meta["kind"], threshold=float(thresholds["alert"]), high_threshold=float(thresholds["high"]),
-        baseline=base("baseline"), forest=forest, entity_baselines=entity_baselines,
-        context=load_context(meta.get("context") or {}), agency=meta.get("agency"),
+        name=str(meta["name"]),
+        version=str(meta["version"]),
+        profile=profile,
+        window_seconds=window,
+        kind=meta["kind"],
+        threshold=float(thresholds["alert"]),
+        high_threshold=float(thresholds["high"]),
+        baseline=base("baseline"),
+        forest=forest,
+        entity_baselines=entity_baselines,
+        context=load_context(meta.get("context") or {}),
+        agency=meta.get("agency"),
         metadata={k: meta[k] for k in keep if k in meta},
     )

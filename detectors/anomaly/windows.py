@@ -8,19 +8,30 @@ and dropped rather than reopening a window that has been scored.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-
-from collections import deque
 
 from detectors.anomaly.features import NO_HISTORY, History, Profile
 
 EVIDENCE_MAX = 20
 HISTORY_WINDOWS = 10  # a 1-minute window also sees the entity's previous 10 minutes
-EVIDENCE_FIELDS = ("@timestamp", "event.dataset", "source.ip", "user.name", "event.outcome",
-                   "http.request.method", "url.original", "http.response.status_code",
-                   "http.response.body.bytes", "user_agent.original", "process.name", "host.name",
-                   "log.file.path", "log.offset")
+EVIDENCE_FIELDS = (
+    "@timestamp",
+    "event.dataset",
+    "source.ip",
+    "user.name",
+    "event.outcome",
+    "http.request.method",
+    "url.original",
+    "http.response.status_code",
+    "http.response.body.bytes",
+    "user_agent.original",
+    "process.name",
+    "host.name",
+    "log.file.path",
+    "log.offset",
+)
 
 
 def window_start(ts: float, window_seconds: int) -> float:
@@ -59,8 +70,9 @@ class WindowStats:
 class Windower:
     """Open windows of one profile and length; `add` is O(1) per event."""
 
-    def __init__(self, profile: Profile, window_seconds: int, max_open: int = 200_000,
-                 evidence_max: int = EVIDENCE_MAX) -> None:
+    def __init__(
+        self, profile: Profile, window_seconds: int, max_open: int = 200_000, evidence_max: int = EVIDENCE_MAX
+    ) -> None:
         if window_seconds <= 0:
             raise ValueError("window_seconds must be positive")
         self.profile = profile
@@ -98,8 +110,9 @@ class Windower:
             if self.open_count >= self.max_open:
                 self.stats.overflow += 1
                 return None
-            window = by_entity[entity] = ClosedWindow(entity, start, start + self.window_seconds,
-                                                      self.profile.accumulator(), 0)
+            window = by_entity[entity] = ClosedWindow(
+                entity, start, start + self.window_seconds, self.profile.accumulator(), 0
+            )
             self.open_count += 1
         window.accumulator.add(event)
         window.events += 1

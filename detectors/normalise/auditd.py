@@ -17,34 +17,106 @@ _RECORD = re.compile(r"(?:node=(\S+) )?type=(\S+) (?:msg=)?audit\((\d+)(?:\.(\d+
 _KV = re.compile(r"([\w-]+(?:\[\d+\])?)=(\"[^\"]*\"|'[^']*'|\S*)")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+\Z")
 UNSET_ID = "4294967295"
-NUMERIC_TYPES = {"1100": "USER_AUTH", "1101": "USER_ACCT", "1103": "CRED_ACQ", "1104": "CRED_DISP",
-                 "1105": "USER_START", "1106": "USER_END", "1112": "USER_LOGIN", "1114": "ADD_USER",
-                 "1115": "DEL_USER", "1116": "ADD_GROUP", "1117": "DEL_GROUP", "1123": "USER_CMD",
-                 "1130": "SERVICE_START", "1131": "SERVICE_STOP", "1300": "SYSCALL", "1302": "PATH",
-                 "1305": "CONFIG_CHANGE", "1306": "SOCKADDR", "1307": "CWD", "1309": "EXECVE",
-                 "1320": "EOE", "1326": "SECCOMP", "1327": "PROCTITLE", "1400": "AVC", "1401": "SELINUX_ERR",
-                 "1701": "ANOM_ABEND", "2100": "ANOM_LOGIN_FAILURES"}
-_X86_64_SYSCALLS = {"59": "execve", "322": "execveat", "2": "open", "257": "openat", "42": "connect",
-                    "43": "accept", "49": "bind", "50": "listen", "82": "rename", "87": "unlink",
-                    "263": "unlinkat", "90": "chmod", "268": "fchmodat", "92": "chown", "105": "setuid",
-                    "101": "ptrace", "175": "init_module", "313": "finit_module", "165": "mount", "56": "clone",
-                    "57": "fork", "62": "kill", "0": "read", "1": "write", "4": "stat", "21": "access"}
+NUMERIC_TYPES = {
+    "1100": "USER_AUTH",
+    "1101": "USER_ACCT",
+    "1103": "CRED_ACQ",
+    "1104": "CRED_DISP",
+    "1105": "USER_START",
+    "1106": "USER_END",
+    "1112": "USER_LOGIN",
+    "1114": "ADD_USER",
+    "1115": "DEL_USER",
+    "1116": "ADD_GROUP",
+    "1117": "DEL_GROUP",
+    "1123": "USER_CMD",
+    "1130": "SERVICE_START",
+    "1131": "SERVICE_STOP",
+    "1300": "SYSCALL",
+    "1302": "PATH",
+    "1305": "CONFIG_CHANGE",
+    "1306": "SOCKADDR",
+    "1307": "CWD",
+    "1309": "EXECVE",
+    "1320": "EOE",
+    "1326": "SECCOMP",
+    "1327": "PROCTITLE",
+    "1400": "AVC",
+    "1401": "SELINUX_ERR",
+    "1701": "ANOM_ABEND",
+    "2100": "ANOM_LOGIN_FAILURES",
+}
+_X86_64_SYSCALLS = {
+    "59": "execve",
+    "322": "execveat",
+    "2": "open",
+    "257": "openat",
+    "42": "connect",
+    "43": "accept",
+    "49": "bind",
+    "50": "listen",
+    "82": "rename",
+    "87": "unlink",
+    "263": "unlinkat",
+    "90": "chmod",
+    "268": "fchmodat",
+    "92": "chown",
+    "105": "setuid",
+    "101": "ptrace",
+    "175": "init_module",
+    "313": "finit_module",
+    "165": "mount",
+    "56": "clone",
+    "57": "fork",
+    "62": "kill",
+    "0": "read",
+    "1": "write",
+    "4": "stat",
+    "21": "access",
+}
 _CATEGORY = {
-    "USER_AUTH": (["authentication"], ["info"]), "USER_LOGIN": (["authentication"], ["start"]),
-    "USER_ERR": (["authentication"], ["info"]), "USER_ACCT": (["authentication"], ["info"]),
-    "CRED_ACQ": (["authentication"], ["info"]), "USER_START": (["session"], ["start"]),
-    "USER_END": (["session"], ["end"]), "USER_CMD": (["process"], ["start"]),
-    "ADD_USER": (["iam"], ["user", "creation"]), "DEL_USER": (["iam"], ["user", "deletion"]),
-    "ADD_GROUP": (["iam"], ["group", "creation"]), "DEL_GROUP": (["iam"], ["group", "deletion"]),
-    "USER_MGMT": (["iam"], ["user", "change"]), "USER_CHAUTHTOK": (["iam"], ["user", "change"]),
-    "GRP_MGMT": (["iam"], ["group", "change"]), "CONFIG_CHANGE": (["configuration"], ["change"]),
-    "SERVICE_START": (["process"], ["start"]), "SERVICE_STOP": (["process"], ["end"]),
-    "ANOM_ABEND": (["process"], ["end"]), "AVC": (["intrusion_detection"], ["denied"]),
-    "DAEMON_START": (["process"], ["start"]), "DAEMON_END": (["process"], ["end"]),
+    "USER_AUTH": (["authentication"], ["info"]),
+    "USER_LOGIN": (["authentication"], ["start"]),
+    "USER_ERR": (["authentication"], ["info"]),
+    "USER_ACCT": (["authentication"], ["info"]),
+    "CRED_ACQ": (["authentication"], ["info"]),
+    "USER_START": (["session"], ["start"]),
+    "USER_END": (["session"], ["end"]),
+    "USER_CMD": (["process"], ["start"]),
+    "ADD_USER": (["iam"], ["user", "creation"]),
+    "DEL_USER": (["iam"], ["user", "deletion"]),
+    "ADD_GROUP": (["iam"], ["group", "creation"]),
+    "DEL_GROUP": (["iam"], ["group", "deletion"]),
+    "USER_MGMT": (["iam"], ["user", "change"]),
+    "USER_CHAUTHTOK": (["iam"], ["user", "change"]),
+    "GRP_MGMT": (["iam"], ["group", "change"]),
+    "CONFIG_CHANGE": (["configuration"], ["change"]),
+    "SERVICE_START": (["process"], ["start"]),
+    "SERVICE_STOP": (["process"], ["end"]),
+    "ANOM_ABEND": (["process"], ["end"]),
+    "AVC": (["intrusion_detection"], ["denied"]),
+    "DAEMON_START": (["process"], ["start"]),
+    "DAEMON_END": (["process"], ["end"]),
 }
 # Records that are the whole event: emitted at once, no assembly wait.
-_STANDALONE_PREFIXES = ("USER_", "CRED_", "ADD_", "DEL_", "GRP_", "DAEMON_", "SERVICE_", "ANOM_LOGIN",
-                        "LOGIN", "SYSTEM_", "ACCT_", "CHGRP_", "CHUSER_", "ROLE_", "USYS_", "TRUSTED_APP")
+_STANDALONE_PREFIXES = (
+    "USER_",
+    "CRED_",
+    "ADD_",
+    "DEL_",
+    "GRP_",
+    "DAEMON_",
+    "SERVICE_",
+    "ANOM_LOGIN",
+    "LOGIN",
+    "SYSTEM_",
+    "ACCT_",
+    "CHGRP_",
+    "CHUSER_",
+    "ROLE_",
+    "USYS_",
+    "TRUSTED_APP",
+)
 
 
 def decode_value(value: str) -> str:
@@ -145,13 +217,21 @@ def _ecs_fields(ev: dict, rtype: str, kv: dict[str, str]) -> None:
     comm = kv.get("comm")
     if comm and comm != "(null)":
         ev["process.name"] = decode_value(comm)
-    for key, field in (("uid", "user.id"), ("euid", "user.effective.id"), ("auid", "user.audit.id"),
-                       ("gid", "user.group.id")):
+    for key, field in (
+        ("uid", "user.id"),
+        ("euid", "user.effective.id"),
+        ("auid", "user.audit.id"),
+        ("gid", "user.group.id"),
+    ):
         v = kv.get(key)
         if v is not None and v not in ("?", UNSET_ID, "-1"):
             ev[field] = v
-    for key, field in (("_UID", "user.name"), ("_EUID", "user.effective.name"), ("_AUID", "user.audit.name"),
-                       ("_GID", "user.group.name")):
+    for key, field in (
+        ("_UID", "user.name"),
+        ("_EUID", "user.effective.name"),
+        ("_AUID", "user.audit.name"),
+        ("_GID", "user.group.name"),
+    ):
         v = kv.get(key)
         if v and v not in ("unset", "?"):
             ev[field] = v
@@ -174,7 +254,9 @@ def _ecs_fields(ev: dict, rtype: str, kv: dict[str, str]) -> None:
     if host and host not in ("?", "(none)") and not is_ip(host):
         ev["source.domain"] = host
     if rtype == "SYSCALL":
-        syscall = kv.get("_SYSCALL") or (_X86_64_SYSCALLS.get(kv.get("syscall", "")) if kv.get("arch") == "c000003e" else None)
+        syscall = kv.get("_SYSCALL") or (
+            _X86_64_SYSCALLS.get(kv.get("syscall", "")) if kv.get("arch") == "c000003e" else None
+        )
         if syscall:
             ev["auditd.log.syscall"] = syscall
         else:
@@ -216,8 +298,14 @@ def _execve_args(kv: dict[str, str]) -> list[str]:
     return args
 
 
-_DERIVED = ("process.args", "process.args_count", "process.command_line", "process.title",
-            "process.working_directory", "file.path")
+_DERIVED = (
+    "process.args",
+    "process.args_count",
+    "process.command_line",
+    "process.title",
+    "process.working_directory",
+    "file.path",
+)
 
 
 def merge(records: list[dict]) -> dict:

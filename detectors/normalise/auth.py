@@ -35,7 +35,7 @@ def parse_sudo(ev: dict, msg: str) -> None:
     command = None
     at = rest.find("COMMAND=")
     if at >= 0:
-        command = rest[at + 8:]
+        command = rest[at + 8 :]
         rest = rest[:at]
     reason = None
     for part in rest.split(" ; "):
@@ -185,13 +185,47 @@ def parse_cron(ev: dict, msg: str) -> None:
     ev["event.type"] = ["info"]
 
 
-USER_MGMT_PROGRAMS = frozenset((
-    "useradd", "usermod", "userdel", "groupadd", "groupmod", "groupdel", "passwd", "chpasswd",
-    "chage", "gpasswd", "newusers", "adduser", "deluser", "addgroup", "delgroup", "chfn", "chsh"))
+USER_MGMT_PROGRAMS = frozenset(
+    (
+        "useradd",
+        "usermod",
+        "userdel",
+        "groupadd",
+        "groupmod",
+        "groupdel",
+        "passwd",
+        "chpasswd",
+        "chage",
+        "gpasswd",
+        "newusers",
+        "adduser",
+        "deluser",
+        "addgroup",
+        "delgroup",
+        "chfn",
+        "chsh",
+    )
+)
 SSHD_PROGRAMS = frozenset(("sshd", "sshd-session", "sshd-auth", "sshd-keygen", "dropbear"))
 CRON_PROGRAMS = frozenset(("CRON", "cron", "crond", "anacron"))
-PAM_PROGRAMS = frozenset(("login", "unix_chkpwd", "pkexec", "polkitd", "gdm-password", "lightdm",
-                          "sddm", "vsftpd", "systemd-user", "runuser", "doas", "xrdp-sesman", "dovecot", "proftpd"))
+PAM_PROGRAMS = frozenset(
+    (
+        "login",
+        "unix_chkpwd",
+        "pkexec",
+        "polkitd",
+        "gdm-password",
+        "lightdm",
+        "sddm",
+        "vsftpd",
+        "systemd-user",
+        "runuser",
+        "doas",
+        "xrdp-sesman",
+        "dovecot",
+        "proftpd",
+    )
+)
 
 
 def parse_auth(ev: dict, program: str, msg: str) -> bool:
@@ -228,4 +262,3 @@ def parse_auth(ev: dict, program: str, msg: str) -> bool:
     else:
         return False
     return True
-

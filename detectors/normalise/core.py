@@ -12,10 +12,9 @@ from datetime import datetime
 from functools import lru_cache
 
 from detectors.normalise import auditd, firewall, jsonl, web
-from detectors.normalise.sshd import parse_sshd_fast
 from detectors.normalise.auth import SSHD_PROGRAMS, parse_auth
-from detectors.normalise.ecs import (DEFAULT_TIMEZONE, MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID_TAG,
-                                     epoch_iso, zone)
+from detectors.normalise.ecs import DEFAULT_TIMEZONE, MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID_TAG, epoch_iso, zone
+from detectors.normalise.sshd import parse_sshd_fast
 from detectors.normalise.syslog import FAST_HEADER, Reference, SyslogHeader, fast_minute, parse_header, split_tag
 
 log = logging.getLogger(__name__)
@@ -68,15 +67,29 @@ def sanitise(text: str | bytes) -> tuple[str, list[str]]:
     return text, flags
 
 
-def parse_line(text: str | bytes, dataset: str | None = None, timezone: str = DEFAULT_TIMEZONE,
-               path: str | None = None, line_no: int = 0, *, read_at: float | None = None) -> dict:
+def parse_line(
+    text: str | bytes,
+    dataset: str | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
+    path: str | None = None,
+    line_no: int = 0,
+    *,
+    read_at: float | None = None,
+) -> dict:
     """Parse one raw line into one flat ECS event. Pure except for reading the clock when a line has
     neither a time nor a read time. Never raises: a line no parser understands is tagged, not lost."""
     tz = timezone or DEFAULT_TIMEZONE
     ev = None
     # Hot path: a clean 'Mmm dd HH:MM:SS host prog[pid]: msg' line skips sanitising and detection.
-    if (type(text) is str and text[3:4] == " " and text[:3] in MONTHS and (dataset is None or dataset in SYSLOG_DATASETS)
-            and len(text) <= MAX_LINE_CHARS and "\x00" not in text and text[-1] != "\n"):
+    if (
+        type(text) is str
+        and text[3:4] == " "
+        and text[:3] in MONTHS
+        and (dataset is None or dataset in SYSLOG_DATASETS)
+        and len(text) <= MAX_LINE_CHARS
+        and "\x00" not in text
+        and text[-1] != "\n"
+    ):
         try:
             ev = _fast_syslog(text, tz, read_at)
         except Exception:  # noqa: BLE001 - a parser bug must cost one line's fields, never the worker
@@ -95,8 +108,9 @@ def parse_line(text: str | bytes, dataset: str | None = None, timezone: str = DE
     return ev
 
 
-def _parse_any(text: str | bytes, dataset: str | None, tz: str, path: str | None, line_no: int,
-               read_at: float | None) -> dict:
+def _parse_any(
+    text: str | bytes, dataset: str | None, tz: str, path: str | None, line_no: int, read_at: float | None
+) -> dict:
     """Any input: sanitise, detect the family, and fall back to a tagged failure event."""
     try:
         clean, flags = sanitise(text)
@@ -108,8 +122,7 @@ def _parse_any(text: str | bytes, dataset: str | None, tz: str, path: str | None
         log.exception("event=parser_error dataset=%s path=%s line=%d", dataset, path, line_no)
         ev = None
     if ev is None:
-        ev = {"message": clean, "event.original": clean, "event.kind": "event",
-              "tags": [PARSE_FAILURE_TAG]}
+        ev = {"message": clean, "event.original": clean, "event.kind": "event", "tags": [PARSE_FAILURE_TAG]}
         if dataset:
             ev["event.dataset"] = dataset
             ev["event.module"] = dataset.partition(".")[0]
@@ -138,9 +151,14 @@ def _fast_syslog(text: str, tz: str, read_at: float | None) -> dict | None:
         if len(_fast_minutes) > 20000:
             _fast_minutes.clear()
         prefix = _fast_minutes[key] = fast_minute(tz, reference_for(tz, t), minute)
-    ev = {"message": msg, "event.original": text, "event.kind": "event",
-          "@timestamp": f"{prefix}{sec}.000Z" if prefix is not None and sec < "60" else None,
-          "host.hostname": host, "process.name": program}
+    ev = {
+        "message": msg,
+        "event.original": text,
+        "event.kind": "event",
+        "@timestamp": f"{prefix}{sec}.000Z" if prefix is not None and sec < "60" else None,
+        "host.hostname": host,
+        "process.name": program,
+    }
     if pid:
         ev["process.pid"] = int(pid)
     if program in SSHD_FAST_PROGRAMS and parse_sshd_fast(ev, msg):  # what classify would do, minus 3 calls

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
+UTC = UTC
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 PARSE_FAILURE_TAG = "_socpipe_parse_failure"
 TIMESTAMP_INVALID_TAG = "_socpipe_timestamp_invalid"
 MIN_YEAR, MAX_YEAR = 1970, 2200  # anything outside is an absurd timestamp: fall back to read time
 
-MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
 
 
 @lru_cache(maxsize=64)

@@ -15,12 +15,30 @@ _KV = re.compile(r"([A-Z]+)=(\S*)")
 _UPTIME = re.compile(r"\[\s*\d+\.\d+\]\s?")
 _LINE = re.compile(r"(?:\[\s*\d+\.\d+\]\s?)?(.*?)(IN=\S* OUT=.*)", re.S)
 _VERDICTS = (  # (word in the prefix, event.action, event.type)
-    ("BLOCK", "drop", "denied"), ("DROP", "drop", "denied"), ("DENY", "drop", "denied"),
-    ("REJECT", "reject", "denied"), ("ALLOW", "accept", "allowed"), ("ACCEPT", "accept", "allowed"),
-    ("AUDIT", "log", "info"), ("LIMIT", "limit", "denied"),
+    ("BLOCK", "drop", "denied"),
+    ("DROP", "drop", "denied"),
+    ("DENY", "drop", "denied"),
+    ("REJECT", "reject", "denied"),
+    ("ALLOW", "accept", "allowed"),
+    ("ACCEPT", "accept", "allowed"),
+    ("AUDIT", "log", "info"),
+    ("LIMIT", "limit", "denied"),
 )
-_TRANSPORTS = {"TCP": "tcp", "UDP": "udp", "ICMP": "icmp", "ICMPV6": "ipv6-icmp", "SCTP": "sctp", "GRE": "gre",
-               "ESP": "esp", "AH": "ah", "2": "igmp", "1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp"}
+_TRANSPORTS = {
+    "TCP": "tcp",
+    "UDP": "udp",
+    "ICMP": "icmp",
+    "ICMPV6": "ipv6-icmp",
+    "SCTP": "sctp",
+    "GRE": "gre",
+    "ESP": "esp",
+    "AH": "ah",
+    "2": "igmp",
+    "1": "icmp",
+    "6": "tcp",
+    "17": "udp",
+    "58": "ipv6-icmp",
+}
 _TCP_FLAGS = ("SYN", "ACK", "FIN", "RST", "PSH", "URG", "CWR", "ECE")
 
 
@@ -68,8 +86,11 @@ def parse_netfilter(ev: dict, msg: str) -> None:
         ev["observer.ingress.interface.name"] = kv["IN"]
     if kv.get("OUT"):
         ev["observer.egress.interface.name"] = kv["OUT"]
-    ev["network.direction"] = "inbound" if kv.get("IN") and not kv.get("OUT") else (
-        "outbound" if kv.get("OUT") and not kv.get("IN") else "unknown")
+    ev["network.direction"] = (
+        "inbound"
+        if kv.get("IN") and not kv.get("OUT")
+        else ("outbound" if kv.get("OUT") and not kv.get("IN") else "unknown")
+    )
     if kv.get("LEN", "").isdigit():
         ev["network.bytes"] = int(kv["LEN"])
     if kv.get("TTL", "").isdigit():
@@ -88,7 +109,6 @@ def parse_netfilter_line(text: str) -> dict | None:
     """A bare kernel message without syslog header (e.g. dmesg output)."""
     if "IN=" not in text or " OUT=" not in text:
         return None
-    ev = {"message": text, "event.original": text, "event.kind": "event",
-          "process.name": "kernel"}
+    ev = {"message": text, "event.original": text, "event.kind": "event", "process.name": "kernel"}
     parse_netfilter(ev, _UPTIME.sub("", text, count=1))
     return ev

@@ -10,12 +10,54 @@ from pathlib import PurePath
 
 from detectors.normalise.ecs import epoch_iso, offset_minutes, utc_iso
 
-ECS_ROOTS = frozenset((
-    "agent", "as", "client", "cloud", "container", "data_stream", "destination", "dll", "dns", "ecs", "email",
-    "error", "event", "faas", "file", "group", "host", "http", "log", "network", "observer", "orchestrator",
-    "organization", "package", "process", "registry", "related", "rule", "server", "service", "source",
-    "threat", "tls", "trace", "transaction", "span", "url", "user", "user_agent", "vulnerability", "labels",
-    "message", "tags", "@timestamp"))
+ECS_ROOTS = frozenset(
+    (
+        "agent",
+        "as",
+        "client",
+        "cloud",
+        "container",
+        "data_stream",
+        "destination",
+        "dll",
+        "dns",
+        "ecs",
+        "email",
+        "error",
+        "event",
+        "faas",
+        "file",
+        "group",
+        "host",
+        "http",
+        "log",
+        "network",
+        "observer",
+        "orchestrator",
+        "organization",
+        "package",
+        "process",
+        "registry",
+        "related",
+        "rule",
+        "server",
+        "service",
+        "source",
+        "threat",
+        "tls",
+        "trace",
+        "transaction",
+        "span",
+        "url",
+        "user",
+        "user_agent",
+        "vulnerability",
+        "labels",
+        "message",
+        "tags",
+        "@timestamp",
+    )
+)
 _TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "date", "datetime", "eventTime")
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*(Z|[+-]\d\d:?\d\d)?")
 _NAME = re.compile(r"[^A-Za-z0-9_]+")

@@ -61,9 +61,16 @@ class Normaliser:
                     append(ev)
             except Exception:  # noqa: BLE001 - never lose the rest of the batch
                 log.exception("event=normalise_error source=%s seq=%s", batch.source, getattr(line, "seq", None))
-                out.append({"message": str(getattr(line, "text", "")), "event.original": str(getattr(line, "text", "")),
-                            "tags": [PARSE_FAILURE_TAG], **stamp, "host.name": batch.host,
-                            "@timestamp": parse_line("", read_at=getattr(line, "read_at", 0))["@timestamp"]})
+                out.append(
+                    {
+                        "message": str(getattr(line, "text", "")),
+                        "event.original": str(getattr(line, "text", "")),
+                        "tags": [PARSE_FAILURE_TAG],
+                        **stamp,
+                        "host.name": batch.host,
+                        "@timestamp": parse_line("", read_at=getattr(line, "read_at", 0))["@timestamp"],
+                    }
+                )
         return out
 
     def _remember_peer(self, source: str, ev: dict) -> None:

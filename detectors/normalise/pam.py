@@ -17,7 +17,9 @@ KV_PAIRS = re.compile(r"(?<!\w)(\w+)=(\S*)")  # the look-behind skips mid-word s
 _PAM_PREFIX = re.compile(r"\(?(pam_\w+)(?:\(([\w.\-]+?)(?::(\w+))?\))?\)?:? (.*)", re.S)
 _RHOST_TAIL = re.compile(r"rhost=(\S*)(?:\s+user=(.*?))?\s*\Z", re.S)
 _PAM_MORE = re.compile(r"PAM (\d+) more authentication failures?; (.*)", re.S)
-_SESSION = re.compile(r"session (opened|closed) for user (\S+?)(?:\(uid=(\d+)\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?\s*\Z")
+_SESSION = re.compile(
+    r"session (opened|closed) for user (\S+?)(?:\(uid=(\d+)\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?\s*\Z"
+)
 QUOTED = re.compile(r"'([^']*)'")
 _BRACKETED = re.compile(r"\[(.*)\]")
 
@@ -115,4 +117,3 @@ def _pam_kv(ev: dict, body: str) -> None:
         ev["system.auth.pam.tty"] = kv["tty"]
     if kv.get("uid"):
         ev["user.id"] = kv["uid"]
-

@@ -14,17 +14,28 @@ from detectors.normalise.pam import AUTH, SSH_LOGIN, mark_login, parse_pam
 _PEER = r"(\S+?)(?: port (\d+))?"
 _FAILED_ACCEPTED = re.compile(
     r"(Failed|Accepted|Postponed) (\S+) for (invalid user |illegal user )?(.*?) from (\S+?)(?: port (\d+))?"
-    r"(?: (ssh\d?))?(?:: (.*?))?(?: \[preauth\])?\s*\Z", re.S)
+    r"(?: (ssh\d?))?(?:: (.*?))?(?: \[preauth\])?\s*\Z",
+    re.S,
+)
 _INVALID_USER = re.compile(r"(?:Invalid|Illegal) user ?(.*) from " + _PEER + r"(?: \[preauth\])?\s*\Z", re.S)
 _CLOSED = re.compile(
     r"(?:Connection (?:closed|reset) by|Disconnected from|Disconnecting)"
-    r"(?: (?:(authenticating|invalid|illegal) )?user (.*))? (\S+) port (\d+)(?::? ?(?!\[preauth\])(.*?))?( \[preauth\])?\s*\Z", re.S)
-_RECEIVED_DISCONNECT = re.compile(r"Received disconnect from (\S+?)(?: port (\d+))?:\s*(\d+): (.*?)( \[preauth\])?\s*\Z", re.S)
+    r"(?: (?:(authenticating|invalid|illegal) )?user (.*))? (\S+) port (\d+)(?::? ?(?!\[preauth\])(.*?))?( \[preauth\])?\s*\Z",
+    re.S,
+)
+_RECEIVED_DISCONNECT = re.compile(
+    r"Received disconnect from (\S+?)(?: port (\d+))?:\s*(\d+): (.*?)( \[preauth\])?\s*\Z", re.S
+)
 _NO_IDENT = re.compile(r"Did not receive identification string from (\S+?)(?: port (\d+))?\s*\Z")
 _MAX_AUTH = re.compile(
-    r"(?:error: )?maximum authentication attempts exceeded for (invalid user )?(.*) from " + _PEER +
-    r"(?: ssh\d)?(?: \[preauth\])?\s*\Z", re.S)
-_TOO_MANY = re.compile(r"Disconnecting: Too many authentication failures(?: for (?:invalid user )?(.*?))?(?: \[preauth\])?\s*\Z")
+    r"(?:error: )?maximum authentication attempts exceeded for (invalid user )?(.*) from "
+    + _PEER
+    + r"(?: ssh\d)?(?: \[preauth\])?\s*\Z",
+    re.S,
+)
+_TOO_MANY = re.compile(
+    r"Disconnecting: Too many authentication failures(?: for (?:invalid user )?(.*?))?(?: \[preauth\])?\s*\Z"
+)
 _PAM_ERROR = re.compile(r"error: PAM: (.*?) for (?:(?:illegal|invalid) user )?(.*) from (\S+?)(?: via \S+)?\s*\Z", re.S)
 _REFUSED_CONNECT = re.compile(r"refused connect from (?:.*@)?(\S+?)(?: \((\S+)\))?\s*\Z")
 _DROPBEAR_PREFIX = re.compile(r"\[\d+\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")
@@ -38,20 +49,27 @@ _NOT_ALLOWED = re.compile(r"User (.*) from (\S+) not allowed because (.*?)\s*\Z"
 _ROOT_REFUSED = re.compile(r"ROOT LOGIN REFUSED FROM " + _PEER + r"(?: \[preauth\])?\s*\Z")
 _CONNECTION_FROM = re.compile(r"Connection from (\S+) port (\d+)(?: on (\S+) port (\d+))?")
 _NEGOTIATE = re.compile(r"Unable to negotiate with (\S+) port (\d+): (.*?)(?: \[preauth\])?\s*\Z", re.S)
-_BAD_PROTOCOL = re.compile(r"(?:error: )?Bad protocol version identification '(.*)' from (\S+?)(?: port (\d+))?\s*\Z", re.S)
-_KEX = re.compile(r"(?:error: |fatal: )?(?:kex_exchange_identification|banner exchange|ssh_dispatch_run_fatal|"
-                  r"Unable to negotiate|kex_protocol_error|Protocol major versions differ)")
+_BAD_PROTOCOL = re.compile(
+    r"(?:error: )?Bad protocol version identification '(.*)' from (\S+?)(?: port (\d+))?\s*\Z", re.S
+)
+_KEX = re.compile(
+    r"(?:error: |fatal: )?(?:kex_exchange_identification|banner exchange|ssh_dispatch_run_fatal|"
+    r"Unable to negotiate|kex_protocol_error|Protocol major versions differ)"
+)
 # Fast forms of the commonest messages (IPv4 peer, nothing trailing): no lazy quantifier, so no
 # backtracking. Same groups as the general regex they stand in front of; a miss falls through to it.
 _FAILED_ACCEPTED_FAST = re.compile(
     r"(Failed|Accepted) (\S+) for (invalid user |illegal user )?([^ ]+) from ([\d.]+) port (\d+) (ssh\d?)"
-    r"(?:: (.*[^\s\]]))?\Z")
+    r"(?:: (.*[^\s\]]))?\Z"
+)
 _INVALID_USER_FAST = re.compile(r"(?:Invalid|Illegal) user ([^ ]+) from ([\d.]+) port (\d+)\Z")
 _CLOSED_FAST = re.compile(
     r"(?:Connection (?:closed|reset) by|Disconnected from)(?: (authenticating|invalid|illegal) user ([^ ]+))?"
-    r" ([\d.]+) port (\d+)()( \[preauth\])?\Z")  # () stands for the general form's reason group
+    r" ([\d.]+) port (\d+)()( \[preauth\])?\Z"
+)  # () stands for the general form's reason group
 _RECEIVED_DISCONNECT_FAST = re.compile(
-    r"Received disconnect from ([\d.]+) port (\d+):(\d+): ([^\n]*?)( \[preauth\])?(?<!\s)\Z")
+    r"Received disconnect from ([\d.]+) port (\d+):(\d+): ([^\n]*?)( \[preauth\])?(?<!\s)\Z"
+)
 _TIMEOUT = re.compile(r"(?:fatal: )?Timeout before authentication for (?:connection from )?(\S+?)(?: port (\d+))?\s*\Z")
 
 
@@ -61,18 +79,22 @@ _TIMEOUT = re.compile(r"(?:fatal: )?Timeout before authentication for (?:connect
 _IP4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
 _FAILED_ACCEPTED_IP4 = re.compile(
     r"(Failed|Accepted) (\S+) for (invalid user |illegal user )?([^ ]+) from (" + _IP4 + r") port (\d{1,5}) (ssh\d?)"
-    r"(?:: (.*[^\s\]]))?\Z")
+    r"(?:: (.*[^\s\]]))?\Z"
+)
 _INVALID_USER_IP4 = re.compile(r"(?:Invalid|Illegal) user ([^ ]+) from (" + _IP4 + r") port (\d{1,5})\Z")
 _CLOSED_IP4 = re.compile(
     r"(?:Connection (?:closed|reset) by|Disconnected from)(?: (authenticating|invalid|illegal) user ([^ ]+))?"
-    r" (" + _IP4 + r") port (\d{1,5})( \[preauth\])?\Z")
+    r" (" + _IP4 + r") port (\d{1,5})( \[preauth\])?\Z"
+)
 _RECEIVED_DISCONNECT_IP4 = re.compile(
-    r"Received disconnect from (" + _IP4 + r") port (\d{1,5}):\d+: ([^\n]*?)( \[preauth\])?(?<!\s)\Z")
+    r"Received disconnect from (" + _IP4 + r") port (\d{1,5}):\d+: ([^\n]*?)( \[preauth\])?(?<!\s)\Z"
+)
 # pam_unix's canonical failure line: values hold no '=' or space, so KV_PAIRS and _RHOST_TAIL in
 # pam._pam_kv would read exactly these groups.
 _PAM_UNIX_FAILURE_IP4 = re.compile(
     r"pam_unix\(sshd:auth\): authentication failure; logname=[^\s=]* uid=([^\s=]*) euid=[^\s=]* tty=([^\s=]*)"
-    r" ruser=([^\s=]*) rhost=(" + _IP4 + r")  user=([^\s=]+)\Z")
+    r" ruser=([^\s=]*) rhost=(" + _IP4 + r")  user=([^\s=]+)\Z"
+)
 
 
 _VERDICT_OUTCOME = {"Failed": "failure", "Accepted": "success"}
@@ -104,7 +126,9 @@ def parse_sshd(ev: dict, msg: str) -> None:
             ev["user.name"] = m.group(1)
             set_source(ev, m.group(2), m.group(3))
             return
-    if c in "CD" and msg.startswith(("Connection closed by", "Connection reset by", "Disconnected from", "Disconnecting")):
+    if c in "CD" and msg.startswith(
+        ("Connection closed by", "Connection reset by", "Disconnected from", "Disconnecting")
+    ):
         m = _CLOSED_FAST.match(msg) or _CLOSED.match(msg)
         if m is not None:
             kind, user, host, port, reason, preauth = m.groups()
@@ -219,8 +243,11 @@ def parse_sshd(ev: dict, msg: str) -> None:
         ev["event.outcome"] = "failure"
         m = _BAD_PROTOCOL.match(msg) or _NEGOTIATE.match(msg)
         if m is not None:
-            set_source(ev, m.group(2) if m.re is _BAD_PROTOCOL else m.group(1),
-                       m.group(3) if m.re is _BAD_PROTOCOL else m.group(2))
+            set_source(
+                ev,
+                m.group(2) if m.re is _BAD_PROTOCOL else m.group(1),
+                m.group(3) if m.re is _BAD_PROTOCOL else m.group(2),
+            )
             return
     peer_fallback(ev, msg)
 
@@ -322,7 +349,7 @@ def parse_dropbear(ev: dict, msg: str) -> None:
     """Dropbear (embedded sshd): 'Bad password attempt for 'root' from 1.2.3.4:5543' and friends."""
     m = _DROPBEAR_PREFIX.match(msg)
     if m is not None:
-        msg = msg[m.end():]
+        msg = msg[m.end() :]
     low = msg.lower()
     peer = _DROPBEAR_PEER.search(msg)
     if peer is not None:
@@ -350,4 +377,3 @@ def peer_fallback(ev: dict, msg: str) -> None:
     m = _PEER_FROM.search(msg) or _HPN_REMOTE.search(msg)
     if m is not None and is_ip(m.group(1)):
         set_source(ev, m.group(1), m.group(2))
-

@@ -24,6 +24,7 @@ class SyslogHeader(NamedTuple):
 
 class Reference(NamedTuple):
     """The local date a line was read on: RFC 3164 omits the year, so it is inferred from this."""
+
     year: int
     month: int
     day: int
@@ -31,10 +32,14 @@ class Reference(NamedTuple):
 
 _RFC3164 = re.compile(
     r"(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
-    r"(?: (\d{4}))?(?: ([+-]\d\d:?\d\d))? ?(.*)", re.S)
+    r"(?: (\d{4}))?(?: ([+-]\d\d:?\d\d))? ?(.*)",
+    re.S,
+)
 _ISO = re.compile(
     r"(?:<(\d{1,3})>(1 )?)?(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
-    r"(Z|[+-]\d\d(?::?\d\d)?)? +(.*)", re.S)
+    r"(Z|[+-]\d\d(?::?\d\d)?)? +(.*)",
+    re.S,
+)
 # `2015 Nov 13 13:40:01 host prog: msg` (some rsyslog templates) and `Mon 2023-01-02 ...` are rare: one regex.
 _YEAR_FIRST = re.compile(r"(\d{4}) ([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))? (.*)", re.S)
 _TAG_CHARS = re.compile(r"[\w.\-/()@]+\Z")
@@ -65,7 +70,7 @@ def split_tag(rest: str, expect_host: bool = True) -> tuple[str | None, str | No
 def _tag(token: str) -> tuple[str, int | None] | None:
     """'sshd[123]:' -> ('sshd', 123); 'kernel:' -> ('kernel', None); '[sshd]:' -> ('sshd', None)."""
     if token[:1] == "[" and token.endswith(("]", "]:")) and len(token) > 3:
-        inner = token[1:token.rfind("]")]
+        inner = token[1 : token.rfind("]")]
         return (inner, None) if _TAG_CHARS.match(inner) else None
     if not token.endswith(":") or len(token) < 2:
         return None
@@ -75,7 +80,7 @@ def _tag(token: str) -> tuple[str, int | None] | None:
         open_at = token.rfind("[")
         if open_at <= 0:
             return None
-        pid_text = token[open_at + 1:-1]
+        pid_text = token[open_at + 1 : -1]
         token = token[:open_at]
         if pid_text.isdigit() and len(pid_text) < 12:
             pid = int(pid_text)
@@ -85,7 +90,9 @@ def _tag(token: str) -> tuple[str, int | None] | None:
 
 
 # The common case, 'Mmm dd HH:MM:SS host prog[pid]: msg', in one regex; the minute is cached.
-FAST_HEADER = re.compile(r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d):(\d\d) ([\w.\-]+) ([\w.\-/]+)(?:\[(\d{1,10})\])?: (.*)", re.S)
+FAST_HEADER = re.compile(
+    r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d):(\d\d) ([\w.\-]+) ([\w.\-/]+)(?:\[(\d{1,10})\])?: (.*)", re.S
+)
 _minute_cache: dict[tuple[str, Reference, str], str | None] = {}
 
 
@@ -177,9 +184,14 @@ def _iso(m: re.Match, tz: str) -> SyslogHeader:
             parts.append("-")
         host, app, procid, _msgid, tail = parts
         msg = _strip_structured_data(tail)
-        return SyslogHeader(ts, None if host == "-" else host, None if app == "-" else app,
-                            int(procid) if procid.isdigit() and len(procid) < 12 else None, msg,
-                            int(pri) if pri else None)
+        return SyslogHeader(
+            ts,
+            None if host == "-" else host,
+            None if app == "-" else app,
+            int(procid) if procid.isdigit() and len(procid) < 12 else None,
+            msg,
+            int(pri) if pri else None,
+        )
     host, prog, pid, msg = split_tag(rest)
     return SyslogHeader(ts, host, prog, pid, msg, int(pri) if pri else None)
 
@@ -205,7 +217,7 @@ def _strip_structured_data(tail: str) -> str:
                     i += 1
                     break
             i += 1
-        msg = tail[i + 1:] if i < n and tail[i:i + 1] == " " else tail[i:]
+        msg = tail[i + 1 :] if i < n and tail[i : i + 1] == " " else tail[i:]
     else:
         msg = tail
     return msg[1:] if msg.startswith("\ufeff") else msg

@@ -18,14 +18,19 @@ _ACCESS_TAIL = re.compile(r"\[([^\]]{20,40})\] " + _QS + r" (\d{3}|-) (\d+|-)(?:
 _ACCESS_FAST = re.compile(
     r'([^ ,"\\]+) ([^ "\\]+) ([^ "\\]+) \[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
     r'"([A-Z]{1,20}) (/[^ "\\?]*)(?:\?([^ "\\]*))? HTTP/([^ "\\]+)" (\d{3}) (\d{1,18}|-)'
-    r'(?: "([^"\\]*)" "([^"\\]*)")?\s*\Z')  # trailing blanks: the general path strips them too
+    r'(?: "([^"\\]*)" "([^"\\]*)")?\s*\Z'
+)  # trailing blanks: the general path strips them too
 _APACHE_ERROR = re.compile(
     r"\[(?:\w{3} )?(\w{3}) (\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\d{4})\] \[(?:([\w-]*):)?(\w+)\]"
-    r"(?: \[pid (\d+)(?::tid (\d+))?\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S)
+    r"(?: \[pid (\d+)(?::tid (\d+))?\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)",
+    re.S,
+)
 _APACHE_ERROR_NOTIME = re.compile(
-    r"\[(?:[\w-]*:)?(\w+)\](?: \[pid [^\]]*\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S)
+    r"\[(?:[\w-]*:)?(\w+)\](?: \[pid [^\]]*\])?(?: \[(?:client|remote) ([^\]]+)\])? ?(.*)", re.S
+)
 _NGINX_ERROR = re.compile(
-    r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] ?(?:(\d+)[#:](\d+):? ?)?(?:\*(\d+) )?(.*)", re.S)
+    r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] ?(?:(\d+)[#:](\d+):? ?)?(?:\*(\d+) )?(.*)", re.S
+)
 _NGINX_CLIENT = re.compile(r", client: ([^,\s]+)(?:, server: ([^,]*))?(?:, request: \"([^\"]*)\")?")
 _NGINX_HOST = re.compile(r', host: "([^"]*)"')
 _AH_CODE = re.compile(r"(AH\d{5}): ")
@@ -107,9 +112,16 @@ def access_general(text: str, tz: str, dataset: str) -> dict | None:
         return None
     ts, request, status, size, referrer, agent, rest = m.groups()
     module = dataset.partition(".")[0]
-    ev = {"@timestamp": _time_clf(ts, tz), "message": text, "event.original": text, "event.kind": "event",
-          "event.dataset": dataset, "event.module": module, "event.category": ["web"],
-          "event.type": ["access"]}
+    ev = {
+        "@timestamp": _time_clf(ts, tz),
+        "message": text,
+        "event.original": text,
+        "event.kind": "event",
+        "event.dataset": dataset,
+        "event.module": module,
+        "event.category": ["web"],
+        "event.type": ["access"],
+    }
     forwarded = None
     if "," in client:
         chain = [c.strip() for c in client.split(",") if c.strip()]
@@ -152,9 +164,16 @@ def _access_fast(m: re.Match, text: str, tz: str, dataset: str) -> dict:
     client, ident, user, ts, method, path, query, version, status, size, referrer, agent = m.groups()
     module = dataset.partition(".")[0]
     code = int(status)
-    ev = {"@timestamp": _time_clf(ts, tz), "message": text, "event.original": text, "event.kind": "event",
-          "event.dataset": dataset, "event.module": module, "event.category": ["web"],
-          "event.type": ["access"]}
+    ev = {
+        "@timestamp": _time_clf(ts, tz),
+        "message": text,
+        "event.original": text,
+        "event.kind": "event",
+        "event.dataset": dataset,
+        "event.module": module,
+        "event.category": ["web"],
+        "event.type": ["access"],
+    }
     if is_ip(client):
         ev["source.ip"] = client
     ev["source.address"] = client
@@ -173,7 +192,7 @@ def _access_fast(m: re.Match, text: str, tz: str, dataset: str) -> dict:
         ev["url.query"] = query
     dot = path.rfind(".")
     if dot > path.rfind("/") and 0 < len(path) - dot - 1 <= 10:
-        ev["url.extension"] = path[dot + 1:].lower()
+        ev["url.extension"] = path[dot + 1 :].lower()
     if referrer is not None:
         if referrer != "-":
             ev["http.request.referrer"] = referrer
@@ -208,10 +227,10 @@ def _request(ev: dict, request: str) -> None:
         path = slash + tail
     ev["url.path"] = path
     if q >= 0:
-        ev["url.query"] = url[q + 1:]
+        ev["url.query"] = url[q + 1 :]
     dot = path.rfind(".")
     if dot > path.rfind("/") and 0 < len(path) - dot - 1 <= 10:
-        ev["url.extension"] = path[dot + 1:].lower()
+        ev["url.extension"] = path[dot + 1 :].lower()
 
 
 def _trailing(ev: dict, rest: str, forwarded: list[str] | None) -> None:
@@ -278,7 +297,7 @@ def parse_error(text: str, tz: str, dataset: str) -> dict | None:
     if conn:
         ev["nginx.error.connection_id"] = int(conn) if len(conn) < 18 else 0
     c = None
-    for c in _NGINX_CLIENT.finditer(msg):  # nginx appends the real client last; earlier ones are user data
+    for c in _NGINX_CLIENT.finditer(msg):  # noqa: B007 — nginx appends the real client last; earlier ones are user data
         pass
     if c is not None:
         client, server, request = c.groups()
@@ -296,9 +315,16 @@ def parse_error(text: str, tz: str, dataset: str) -> dict | None:
 
 
 def _error_event(text: str, dataset: str, ts: str | None, level: str, msg: str) -> dict:
-    ev = {"message": msg, "event.original": text, "event.kind": "event", "event.dataset": dataset,
-          "event.module": dataset.partition(".")[0], "event.category": ["web"], "event.type": ["error"],
-          "log.level": level.lower()}
+    ev = {
+        "message": msg,
+        "event.original": text,
+        "event.kind": "event",
+        "event.dataset": dataset,
+        "event.module": dataset.partition(".")[0],
+        "event.category": ["web"],
+        "event.type": ["error"],
+        "log.level": level.lower(),
+    }
     if ts != "":
         ev["@timestamp"] = ts
     return ev

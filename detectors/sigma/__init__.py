@@ -40,6 +40,18 @@ from detectors.sigma.mapping import FieldMappings, load_mappings
 from detectors.sigma.model import CorrelationRule, LoadIssue, LoadResult, SigmaRule
 from detectors.sigma.suppress import Suppressed, Suppressor
 
-__all__ = ["CorrelationInput", "CorrelationRule", "Detection", "Engine", "FieldMappings",
-           "LoadIssue", "LoadResult", "MatchResult", "SigmaRule", "Suppressed", "Suppressor",
-           "load_mappings", "load_rules"]
+__all__ = [
+    "CorrelationInput",
+    "CorrelationRule",
+    "Detection",
+    "Engine",
+    "FieldMappings",
+    "LoadIssue",
+    "LoadResult",
+    "MatchResult",
+    "SigmaRule",
+    "Suppressed",
+    "Suppressor",
+    "load_mappings",
+    "load_rules",
+]

@@ -8,21 +8,36 @@ skip rules that cannot match; the predicate is always the final word.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
-from detectors.sigma.fields import scalar_text, field_values
+from detectors.sigma.fields import field_values, scalar_text
 from detectors.sigma.typed import (
-    CompileError, Compiled, compile_cidr, compile_fieldref, compile_numeric, compile_regex,
-    expand_placeholders)
-from detectors.sigma.values import (
-    ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards)
+    Compiled,
+    CompileError,
+    compile_cidr,
+    compile_fieldref,
+    compile_numeric,
+    compile_regex,
+    expand_placeholders,
+)
+from detectors.sigma.values import ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards
 
 Predicate = Callable[[dict], bool]
 Need = "frozenset | None"
 
-TRANSFORMS = {"contains", "startswith", "endswith", "windash", "base64", "base64offset",
-              "utf16le", "utf16be", "utf16", "wide"}
+TRANSFORMS = {
+    "contains",
+    "startswith",
+    "endswith",
+    "windash",
+    "base64",
+    "base64offset",
+    "utf16le",
+    "utf16be",
+    "utf16",
+    "wide",
+}
 NUMERIC = {"lt", "lte", "gt", "gte"}
 TIME_PARTS = {"minute", "hour", "day", "week", "month", "year"}
 FLAGS = {"all", "cased", "neq", "exists", "re", "i", "m", "s", "cidr", "expand", "fieldref"}
@@ -41,11 +56,49 @@ def _union(needs: list) -> frozenset | None:
 
 
 # Values that nearly every event of a logsource carries: an atom on them prunes nothing.
-COMMON_VALUES = frozenset({
-    "get", "post", "head", "put", "options", "200", "204", "301", "302", "304", "400", "401",
-    "403", "404", "500", "execve", "syscall", "path", "cwd", "proctitle", "openat", "open",
-    "yes", "no", "true", "false", "success", "failure", "authentication", "process", "network",
-    "file", "tcp", "udp", "info", "start", "root", "0", "1"})
+COMMON_VALUES = frozenset(
+    {
+        "get",
+        "post",
+        "head",
+        "put",
+        "options",
+        "200",
+        "204",
+        "301",
+        "302",
+        "304",
+        "400",
+        "401",
+        "403",
+        "404",
+        "500",
+        "execve",
+        "syscall",
+        "path",
+        "cwd",
+        "proctitle",
+        "openat",
+        "open",
+        "yes",
+        "no",
+        "true",
+        "false",
+        "success",
+        "failure",
+        "authentication",
+        "process",
+        "network",
+        "file",
+        "tcp",
+        "udp",
+        "info",
+        "start",
+        "root",
+        "0",
+        "1",
+    }
+)
 
 
 def _score(need: frozenset) -> tuple:
@@ -71,12 +124,13 @@ def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
                 return False
             if type(v) is str:
                 return test(v if cased else v.lower())
-            for x in (v if isinstance(v, (list, tuple)) else (v,)):
+            for x in v if isinstance(v, (list, tuple)) else (v,):
                 if x is not None:
                     s = scalar_text(x)
                     if test(s if cased else s.lower()):
                         return True
             return False
+
         return pred
 
     def pred_multi(ev: dict) -> bool:
@@ -85,6 +139,7 @@ def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
             if test(s if cased else s.lower()):
                 return True
         return False
+
     return pred_multi
 
 
@@ -97,11 +152,11 @@ def _keyword_pred(test, cased: bool) -> Predicate:
                 return False
         s = v if type(v) is str else scalar_text(v)
         return test(s if cased else s.lower())
+
     return pred
 
 
-def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders: dict,
-                 path: tuple) -> Compiled:
+def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders: dict, path: tuple) -> Compiled:
     """One `field|mod|mod: value(s)` entry of a selection map (field '' = keyword search)."""
     field, *mods = key.split("|")
     for m in mods:
@@ -134,6 +189,7 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
 
         def is_null(ev: dict) -> bool:
             return not field_values(ev, keys)
+
         return Compiled((lambda ev: not is_null(ev)) if negate else is_null, None)
 
     time_parts = [m for m in mods if m in TIME_PARTS]
@@ -170,7 +226,7 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
     make = _string_pred if field else (lambda _k, t, c: _keyword_pred(t, c))
     if use_all:
         preds = [make(keys, t, cased) for t in tests]
-        match = (lambda ev: all(p(ev) for p in preds))
+        match = lambda ev: all(p(ev) for p in preds)
         need = _best([_atoms(keys, t) for t in tests])
     else:
         if len(tests) > 1 and "re" not in mods:
@@ -224,8 +280,7 @@ def compile_selection(name: str, body, resolve, placeholders) -> Compiled:
         if not body:
             raise CompileError("empty search identifier", path)
         if all(isinstance(x, dict) for x in body):
-            parts = [_compile_map(x, resolve, placeholders, path + (i,))
-                     for i, x in enumerate(body)]
+            parts = [_compile_map(x, resolve, placeholders, path + (i,)) for i, x in enumerate(body)]
             preds = [p.match for p in parts]
             return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
         if any(isinstance(x, (dict, list)) or x is None for x in body):
@@ -272,8 +327,7 @@ def _build(node, compiled: dict, names: list) -> Compiled:
     kind = node[0]
     if kind == "id":
         if node[1] not in compiled:
-            raise CompileError(f"condition names unknown identifier '{node[1]}'",
-                               ("detection", "condition"))
+            raise CompileError(f"condition names unknown identifier '{node[1]}'", ("detection", "condition"))
         return compiled[node[1]]
     if kind == "not":
         inner = _build(node[1], compiled, names).match
@@ -282,16 +336,14 @@ def _build(node, compiled: dict, names: list) -> Compiled:
         _, quant, pattern = node
         chosen = resolve_of(pattern, names)
         if not chosen:
-            raise CompileError(f"'{quant} of {pattern}' matches no identifier",
-                               ("detection", "condition"))
+            raise CompileError(f"'{quant} of {pattern}' matches no identifier", ("detection", "condition"))
         parts = [compiled[n] for n in chosen]
         preds = [p.match for p in parts]
         if quant == "all":
             return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
         if quant == 1:
             return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
-        return Compiled(lambda ev: sum(1 for p in preds if p(ev)) >= quant,
-                        _union([p.need for p in parts]))
+        return Compiled(lambda ev: sum(1 for p in preds if p(ev)) >= quant, _union([p.need for p in parts]))
     parts = [_build(n, compiled, names) for n in node[1]]
     preds = [p.match for p in parts]
     if kind == "and":

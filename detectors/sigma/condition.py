@@ -53,7 +53,8 @@ class _Parser:
         if "|" in self.tokens:
             raise ConditionError(
                 "aggregation with '|' (e.g. count() by) is the obsolete Sigma v1 syntax; "
-                "write a correlation rule instead")
+                "write a correlation rule instead"
+            )
         node = self.parse_or()
         if self.peek() is not None:
             raise ConditionError(f"unexpected {self.peek()!r}")

@@ -26,24 +26,30 @@ from dataclasses import dataclass, field
 from detectors.sigma.model import CorrelationRule
 
 MAX_ENTRIES_PER_GROUP = 5000
-_CMP = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
-        "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+_CMP = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+}
 
 
 @dataclass
 class Entry:
     ts: float
     seq: int
-    rule: str          # id of the matched input rule
-    value: object      # field value(s) for value_* types
+    rule: str  # id of the matched input rule
+    value: object  # field value(s) for value_* types
     agency: str | None
-    evidence: list     # events (base rule) or evidence of an inner correlation
+    evidence: list  # events (base rule) or evidence of an inner correlation
 
 
 @dataclass
 class Group:
-    entries: list = field(default_factory=list)   # sorted by (ts, seq)
-    times: list = field(default_factory=list)     # entries' ts, kept in step for bisect
+    entries: list = field(default_factory=list)  # sorted by (ts, seq)
+    times: list = field(default_factory=list)  # entries' ts, kept in step for bisect
     consumed_until: float = float("-inf")
     # running aggregate over entries[agg_lo:agg_hi] for in-order arrivals (None = rebuild)
     agg: dict | None = None
@@ -86,8 +92,11 @@ def evaluate(rule: CorrelationRule, entries: list) -> dict | None:
         return {"count": n} if _check(rule, n) else None
     if t == "value_count":
         distinct = {e.value for e in entries if e.value is not None}
-        return ({"value_count": len(distinct), "values": sorted(map(str, distinct))[:50]}
-                if _check(rule, len(distinct)) else None)
+        return (
+            {"value_count": len(distinct), "values": sorted(map(str, distinct))[:50]}
+            if _check(rule, len(distinct))
+            else None
+        )
     if t in ("value_sum", "value_avg"):
         nums = [e.value for e in entries if isinstance(e.value, (int, float))]
         if not nums:
@@ -101,8 +110,7 @@ def evaluate(rule: CorrelationRule, entries: list) -> dict | None:
             if e.value is not None:
                 counts[e.value] = counts.get(e.value, 0) + 1
         total = sum(counts.values())
-        hits = sorted(str(v) for v, c in counts.items() if _check(rule, 100.0 * c / total)) \
-            if total else []
+        hits = sorted(str(v) for v, c in counts.items() if _check(rule, 100.0 * c / total)) if total else []
         return {"percentile_values": hits[:50], "events": total} if hits else None
     if t == "temporal":
         seen = {e.rule for e in entries}
@@ -125,7 +133,7 @@ class CorrelationState:
     def __init__(self, rules: list, allowed_lateness: float = 60.0):
         self.rules = {r.id: r for r in rules}
         self.lateness = float(allowed_lateness)
-        self.groups: dict = {}            # (rule id, group tuple) -> Group
+        self.groups: dict = {}  # (rule id, group tuple) -> Group
         self.watermark = float("-inf")
         self.seq = 0
         self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0}
@@ -134,8 +142,9 @@ class CorrelationState:
     def cutoff(self) -> float:
         return self.watermark - self.lateness
 
-    def add(self, rule: CorrelationRule, group: tuple, ts: float, input_rule: str, value,
-            agency, evidence: list) -> list:
+    def add(
+        self, rule: CorrelationRule, group: tuple, ts: float, input_rule: str, value, agency, evidence: list
+    ) -> list:
         if ts < self.cutoff:
             self.stats["late_dropped"] += 1
             return []
@@ -174,13 +183,11 @@ class CorrelationState:
             for i in range(lo, hi):
                 j = bisect.bisect_right(times, times[i] + rule.timespan)
                 if _check(rule, j - i):
-                    return [self._consume(rule, group, g, times[i], g.entries[i:j],
-                                          {"count": j - i})]
+                    return [self._consume(rule, group, g, times[i], g.entries[i:j], {"count": j - i})]
             return []
         if in_order and rule.type in _INCREMENTAL:
             metric = _running(rule, g, lo)
-            return [self._consume(rule, group, g, times[lo], g.entries[lo:], metric)] \
-                if metric is not None else []
+            return [self._consume(rule, group, g, times[lo], g.entries[lo:], metric)] if metric is not None else []
         for i in range(lo, hi):
             anchor = times[i]
             j = bisect.bisect_right(times, anchor + rule.timespan)
@@ -192,7 +199,7 @@ class CorrelationState:
 
     def _consume(self, rule, group, g: Group, anchor: float, window: list, metric) -> Fired:
         g.consumed_until = anchor + rule.timespan
-        g.keep(g.entries[bisect.bisect_right(g.times, g.consumed_until):])
+        g.keep(g.entries[bisect.bisect_right(g.times, g.consumed_until) :])
         return Fired(rule, group, anchor, window, metric)
 
     def advance(self, watermark: float) -> list:
@@ -209,7 +216,7 @@ class CorrelationState:
                 del self.groups[key]
                 continue
             if is_monotonic(rule):
-                g.keep(g.entries[bisect.bisect_left(g.times, cutoff - rule.timespan):])
+                g.keep(g.entries[bisect.bisect_left(g.times, cutoff - rule.timespan) :])
             else:
                 while g.entries and g.times[0] + rule.timespan <= cutoff:
                     anchor = g.times[0]
@@ -233,11 +240,14 @@ class CorrelationState:
             "seq": self.seq,
             "stats": self.stats,
             "groups": [
-                {"rule": rid, "group": list(group),
-                 "consumed_until": None if g.consumed_until == float("-inf") else g.consumed_until,
-                 "entries": [[e.ts, e.seq, e.rule, e.value, e.agency, e.evidence]
-                             for e in g.entries]}
-                for (rid, group), g in self.groups.items()],
+                {
+                    "rule": rid,
+                    "group": list(group),
+                    "consumed_until": None if g.consumed_until == float("-inf") else g.consumed_until,
+                    "entries": [[e.ts, e.seq, e.rule, e.value, e.agency, e.evidence] for e in g.entries],
+                }
+                for (rid, group), g in self.groups.items()
+            ],
         }
 
     def load_data(self, data: dict) -> None:
@@ -249,10 +259,8 @@ class CorrelationState:
         for item in data.get("groups", []):
             if item["rule"] not in self.rules:
                 continue  # rule removed since the snapshot: its state is dropped
-            g = Group(consumed_until=float("-inf") if item["consumed_until"] is None
-                      else float(item["consumed_until"]))
-            g.keep([Entry(float(ts), int(seq), r, _thaw(v), a, ev)
-                    for ts, seq, r, v, a, ev in item["entries"]])
+            g = Group(consumed_until=float("-inf") if item["consumed_until"] is None else float(item["consumed_until"]))
+            g.keep([Entry(float(ts), int(seq), r, _thaw(v), a, ev) for ts, seq, r, v, a, ev in item["entries"]])
             self.groups[(item["rule"], tuple(_thaw(x) for x in item["group"]))] = g
 
 
@@ -284,8 +292,7 @@ def _running(rule: CorrelationRule, g: Group, lo: int) -> dict | None:
         g.agg_hi += 1
     if rule.type == "value_count":
         n = len(g.agg)
-        return {"value_count": n, "values": sorted(map(str, g.agg))[:50]} \
-            if _check(rule, n) else None
+        return {"value_count": n, "values": sorted(map(str, g.agg))[:50]} if _check(rule, n) else None
     if rule.type == "value_sum":
         return {"sum": g.agg_sum} if g.agg_hi > g.agg_lo and _check(rule, g.agg_sum) else None
     n = sum(1 for r in rule.rules if r in g.agg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from detectors.sigma.model import SEVERITY, RuleMeta
 
@@ -13,7 +13,7 @@ EVIDENCE_CAP = 20
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_ts(value) -> float | None:
@@ -27,7 +27,7 @@ def parse_ts(value) -> float | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -50,12 +50,12 @@ class Detection:
     falsepositives: list
     fields: list
     rule_path: str
-    kind: str                 # "single" or the correlation type
-    group: dict               # group-by field -> value
-    start_ts: float           # first triggering event time (epoch seconds)
-    end_ts: float             # last triggering event time
-    count: int                # triggering events
-    evidence: list            # up to EVIDENCE_CAP triggering events
+    kind: str  # "single" or the correlation type
+    group: dict  # group-by field -> value
+    start_ts: float  # first triggering event time (epoch seconds)
+    end_ts: float  # last triggering event time
+    count: int  # triggering events
+    evidence: list  # up to EVIDENCE_CAP triggering events
     dedup_key: str
     detection_id: str
     agencies: list = field(default_factory=list)
@@ -77,9 +77,19 @@ class Detection:
     def to_dict(self) -> dict:
         return asdict(self)
 
-def make_detection(meta: RuleMeta, kind: str, group: dict, times: list, evidence: list,
-                   count: int, window_start: float, metric: dict | None = None,
-                   identity=None, agencies: list | None = None) -> Detection:
+
+def make_detection(
+    meta: RuleMeta,
+    kind: str,
+    group: dict,
+    times: list,
+    evidence: list,
+    count: int,
+    window_start: float,
+    metric: dict | None = None,
+    identity=None,
+    agencies: list | None = None,
+) -> Detection:
     """Build a Detection with deterministic ids (replay of the same events -> same ids)."""
     group_items = sorted((k, _plain(v)) for k, v in group.items())
     dedup_key = stable_hash("dedup", meta.id, group_items)
@@ -89,13 +99,30 @@ def make_detection(meta: RuleMeta, kind: str, group: dict, times: list, evidence
     agencies = sorted({str(a) for a in agencies if a})
     hosts = sorted({str(e["host.name"]) for e in evidence if e.get("host.name")})
     return Detection(
-        rule_id=meta.id, rule_title=meta.title, rule_name=meta.name, description=meta.description,
-        level=meta.level, status=meta.status, author=meta.author, tags=list(meta.tags),
-        references=list(meta.references), falsepositives=list(meta.falsepositives),
-        fields=list(meta.fields), rule_path=meta.path, kind=kind, group=dict(group),
-        start_ts=min(times), end_ts=max(times), count=count, evidence=evidence[:EVIDENCE_CAP],
-        dedup_key=dedup_key, detection_id=detection_id, agencies=agencies, hosts=hosts,
-        metric=metric or {})
+        rule_id=meta.id,
+        rule_title=meta.title,
+        rule_name=meta.name,
+        description=meta.description,
+        level=meta.level,
+        status=meta.status,
+        author=meta.author,
+        tags=list(meta.tags),
+        references=list(meta.references),
+        falsepositives=list(meta.falsepositives),
+        fields=list(meta.fields),
+        rule_path=meta.path,
+        kind=kind,
+        group=dict(group),
+        start_ts=min(times),
+        end_ts=max(times),
+        count=count,
+        evidence=evidence[:EVIDENCE_CAP],
+        dedup_key=dedup_key,
+        detection_id=detection_id,
+        agencies=agencies,
+        hosts=hosts,
+        metric=metric or {},
+    )
 
 
 def _plain(v):

@@ -8,8 +8,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from detectors.sigma.correlation import CorrelationState
-from detectors.sigma.detection import (
-    EVIDENCE_CAP, Detection, make_detection, parse_ts, stable_hash)
+from detectors.sigma.detection import EVIDENCE_CAP, Detection, make_detection, parse_ts, stable_hash
 from detectors.sigma.fields import to_number
 from detectors.sigma.index import CandidateIndex
 from detectors.sigma.mapping import FieldMappings, derivation_key, load_mappings
@@ -18,8 +17,15 @@ from detectors.sigma.model import CorrelationRule, SigmaRule
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
 DEFAULT_SINGLE_GROUP = ("organization.id", "host.name", "source.ip")
-IDENTITY_FIELDS = ("organization.id", "host.name", "log.file.path", "log.file.line",
-                   "@timestamp", "event.original", "message")
+IDENTITY_FIELDS = (
+    "organization.id",
+    "host.name",
+    "log.file.path",
+    "log.file.line",
+    "@timestamp",
+    "event.original",
+    "message",
+)
 
 
 @dataclass
@@ -29,23 +35,27 @@ class CorrelationInput:
     partition_key: str
     ts: float
     event: dict
-    rules: list            # matched input rule ids
-    roots: list            # root correlation ids this key serves
+    rules: list  # matched input rule ids
+    roots: list  # root correlation ids this key serves
 
     def to_dict(self) -> dict:
-        return {"partition_key": self.partition_key, "ts": self.ts, "event": self.event,
-                "rules": self.rules, "roots": self.roots}
+        return {
+            "partition_key": self.partition_key,
+            "ts": self.ts,
+            "event": self.event,
+            "rules": self.rules,
+            "roots": self.roots,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CorrelationInput":
-        return cls(str(d["partition_key"]), float(d["ts"]), dict(d["event"]),
-                   list(d["rules"]), list(d["roots"]))
+    def from_dict(cls, d: dict) -> CorrelationInput:
+        return cls(str(d["partition_key"]), float(d["ts"]), dict(d["event"]), list(d["rules"]), list(d["roots"]))
 
 
 @dataclass
 class MatchResult:
-    detections: list = field(default_factory=list)   # single-event detections to emit
-    inputs: list = field(default_factory=list)       # CorrelationInput, one per partition key
+    detections: list = field(default_factory=list)  # single-event detections to emit
+    inputs: list = field(default_factory=list)  # CorrelationInput, one per partition key
 
 
 @dataclass
@@ -55,9 +65,14 @@ class _Bucket:
 
 
 class Engine:
-    def __init__(self, rules: list, mappings: FieldMappings | None = None,
-                 allowed_lateness: float = 60.0, evidence_cap: int = EVIDENCE_CAP,
-                 single_group_fields: tuple = DEFAULT_SINGLE_GROUP):
+    def __init__(
+        self,
+        rules: list,
+        mappings: FieldMappings | None = None,
+        allowed_lateness: float = 60.0,
+        evidence_cap: int = EVIDENCE_CAP,
+        single_group_fields: tuple = DEFAULT_SINGLE_GROUP,
+    ):
         self.mappings = mappings if mappings is not None else load_mappings()
         self.single = [r for r in rules if isinstance(r, SigmaRule)]
         self.correlations = [r for r in rules if isinstance(r, CorrelationRule)]
@@ -65,9 +80,15 @@ class Engine:
         self.evidence_cap = evidence_cap
         self.single_group_fields = single_group_fields
         self.state = CorrelationState(self.correlations, allowed_lateness)
-        self.stats = {"events": 0, "candidates": 0, "evaluated": 0, "rule_errors": 0,
-                      "no_timestamp": 0, "missing_group": 0}
-        self._buckets: dict = {}        # EventLogsource -> _Bucket
+        self.stats = {
+            "events": 0,
+            "candidates": 0,
+            "evaluated": 0,
+            "rule_errors": 0,
+            "no_timestamp": 0,
+            "missing_group": 0,
+        }
+        self._buckets: dict = {}  # EventLogsource -> _Bucket
         self._bucket_by_key: dict = {}  # derivation key -> _Bucket (skips derive + hashing)
         self._rule_errors_logged: set = set()
         # parents[x]: correlations referring to rule x
@@ -76,8 +97,8 @@ class Engine:
             for ref in c.rules:
                 self.parents.setdefault(ref, []).append(c)
         self.emit_standalone = {
-            r.id for r in rules
-            if r.id not in self.parents or any(p.generate for p in self.parents[r.id])}
+            r.id for r in rules if r.id not in self.parents or any(p.generate for p in self.parents[r.id])
+        }
         self._routes = {r.id: self._routes_for(r.id) for r in self.single if r.id in self.parents}
 
     # --- routing ---------------------------------------------------------------------------
@@ -133,6 +154,7 @@ class Engine:
                     routes.append(chain)
                 if parent.id in self.parents:
                     walk(parent.id, chain)
+
         walk(rule_id, [])
         out = []
         for chain in routes:
@@ -141,8 +163,7 @@ class Engine:
                 names &= set(c.group_by)
             first = chain[0]
             rule = self.by_id[rule_id]
-            fields = tuple(sorted((n, first.group_field(n, rule_id, rule.meta.name))
-                                  for n in names))
+            fields = tuple(sorted((n, first.group_field(n, rule_id, rule.meta.name)) for n in names))
             out.append((chain[-1].id, fields))
         return out
 
@@ -151,13 +172,11 @@ class Engine:
         for rule in matched:
             for root, fields in self._routes.get(rule.id, []):
                 values = [(n, _hashable(event.get(f))) for n, f in fields]
-                key = "k:" + json.dumps(values, separators=(",", ":"), default=str) \
-                    if fields else "k:*"
+                key = "k:" + json.dumps(values, separators=(",", ":"), default=str) if fields else "k:*"
                 item = by_key.setdefault(key, (set(), set()))
                 item[0].add(rule.id)
                 item[1].add(root)
-        return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1]))
-                for k, v in sorted(by_key.items())]
+        return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1])) for k, v in sorted(by_key.items())]
 
     def correlation_keys(self, event: dict) -> list:
         """Partition keys under which this event must reach the correlation workers."""
@@ -198,8 +217,7 @@ class Engine:
                 if (corr.id, rid) in fed or not self._serves(corr, roots):
                     continue
                 fed.add((corr.id, rid))
-                out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event,
-                                      [item.event]))
+                out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event, [item.event]))
         return out
 
     def _serves(self, corr: CorrelationRule, roots: set) -> bool:
@@ -232,8 +250,7 @@ class Engine:
             values.append(_hashable(v))
         value = None
         if corr.value_fields:
-            vals = [source.get(corr.group_field(f, input_id, input_name))
-                    for f in corr.value_fields]
+            vals = [source.get(corr.group_field(f, input_id, input_name)) for f in corr.value_fields]
             value = _hashable(vals[0]) if len(vals) == 1 else tuple(_hashable(v) for v in vals)
             if corr.type in ("value_sum", "value_avg"):
                 value = to_number(value)
@@ -252,21 +269,27 @@ class Engine:
                 if len(evidence) < self.evidence_cap:
                     evidence.append(ev)
         times = [e.ts for e in fired.entries]
-        det = make_detection(corr.meta, corr.type, group, times, evidence, len(fired.entries),
-                             fired.anchor, fired.metric,
-                             agencies=[e.agency for e in fired.entries])
+        det = make_detection(
+            corr.meta,
+            corr.type,
+            group,
+            times,
+            evidence,
+            len(fired.entries),
+            fired.anchor,
+            fired.metric,
+            agencies=[e.agency for e in fired.entries],
+        )
         out = [det] if corr.id in self.emit_standalone else []
         source = dict(group)
         source["organization.id"] = det.agencies[0] if len(det.agencies) == 1 else None
         for parent in self.parents.get(corr.id, []):
             # an inner correlation's result is an input event of its parents, at its end time
-            out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source,
-                                  det.evidence))
+            out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source, det.evidence))
         return out
 
     def _single(self, rule: SigmaRule, event: dict, ts: float | None) -> Detection:
-        group = {f: _hashable(event[f]) for f in self.single_group_fields
-                 if event.get(f) is not None}
+        group = {f: _hashable(event[f]) for f in self.single_group_fields if event.get(f) is not None}
         identity = stable_hash([event.get(f) for f in IDENTITY_FIELDS])
         t = ts if ts is not None else 0.0
         return make_detection(rule.meta, "single", group, [t], [event], 1, t, identity=identity)
@@ -289,4 +312,3 @@ def _hashable(v):
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=True, default=str)
     return v
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def scalar_text(v) -> str:
@@ -56,7 +56,7 @@ def to_number(v):
 def time_part(v, part: str):
     try:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            dt = datetime.fromtimestamp(float(v), tz=timezone.utc)
+            dt = datetime.fromtimestamp(float(v), tz=UTC)
         else:
             dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):

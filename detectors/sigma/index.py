@@ -30,12 +30,12 @@ def _lower(v) -> str:
 
 @dataclass
 class CandidateIndex:
-    always: list = field(default_factory=list)   # rule positions evaluated on every event
-    fields: list = field(default_factory=list)   # (field, exact map or None, automaton or None)
+    always: list = field(default_factory=list)  # rule positions evaluated on every event
+    fields: list = field(default_factory=list)  # (field, exact map or None, automaton or None)
     size: int = 0
 
     @classmethod
-    def build(cls, needs: list) -> "CandidateIndex":
+    def build(cls, needs: list) -> CandidateIndex:
         """`needs[i]` is rule i's atom set or None."""
         idx = cls(size=len(needs))
         exact: dict = {}
@@ -70,7 +70,7 @@ class CandidateIndex:
                 v = get(fld)
             if v is None:
                 continue
-            for x in (v if type(v) is list or type(v) is tuple else (v,)):
+            for x in v if type(v) is list or type(v) is tuple else (v,):
                 s = x.lower() if type(x) is str else _lower(x)
                 if table is not None:
                     found = table.get(s)

@@ -16,8 +16,16 @@ import yaml
 from detectors.sigma.compile import CompileError, compile_detection
 from detectors.sigma.mapping import FieldMappings, load_mappings
 from detectors.sigma.model import (
-    CORRELATION_TYPES, LEVELS, STATUSES, CorrelationRule, LoadIssue, LoadResult, MetaFilter,
-    RuleMeta, SigmaRule)
+    CORRELATION_TYPES,
+    LEVELS,
+    STATUSES,
+    CorrelationRule,
+    LoadIssue,
+    LoadResult,
+    MetaFilter,
+    RuleMeta,
+    SigmaRule,
+)
 
 MAX_RULE_FILE_BYTES = 1 << 20
 TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
@@ -32,8 +40,13 @@ def rule_files(paths) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yml", ".yaml")
-                              and x.is_file() and not x.name.endswith(TEST_SUFFIXES)))
+            out.extend(
+                sorted(
+                    x
+                    for x in p.rglob("*")
+                    if x.suffix in (".yml", ".yaml") and x.is_file() and not x.name.endswith(TEST_SUFFIXES)
+                )
+            )
         else:
             out.append(p)
     return out
@@ -60,8 +73,7 @@ def line_of(text: str, doc_index: int, path: tuple) -> int:
             if hit is None:
                 break
             line, node = hit[0].start_mark.line + 1, hit[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) \
-                and step < len(node.value):
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
             node = node.value[step]
             line = node.start_mark.line + 1
         else:
@@ -95,18 +107,27 @@ def _meta(doc: dict, path: str, line: int, issues: list, label: str) -> RuleMeta
     if not isinstance(title, str) or not title.strip():
         raise CompileError("missing 'title'", ())
     return RuleMeta(
-        id=str(rid), title=title, name=doc.get("name"), description=str(doc.get("description", "")),
-        level=level, status=status, author=str(doc.get("author", "")), tags=tags,
-        references=_strings(doc.get("references")), falsepositives=_strings(doc.get("falsepositives")),
-        fields=_strings(doc.get("fields")), path=path, line=line)
+        id=str(rid),
+        title=title,
+        name=doc.get("name"),
+        description=str(doc.get("description", "")),
+        level=level,
+        status=status,
+        author=str(doc.get("author", "")),
+        tags=tags,
+        references=_strings(doc.get("references")),
+        falsepositives=_strings(doc.get("falsepositives")),
+        fields=_strings(doc.get("fields")),
+        path=path,
+        line=line,
+    )
 
 
 def _logsource(doc: dict) -> dict:
     ls = doc.get("logsource")
     if not isinstance(ls, dict) or not ls:
         raise CompileError("missing 'logsource' (a map with product/category/service)", ("logsource",))
-    return {k: str(v).lower() for k, v in ls.items()
-            if k in ("product", "category", "service") and v is not None}
+    return {k: str(v).lower() for k, v in ls.items() if k in ("product", "category", "service") and v is not None}
 
 
 def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
@@ -115,8 +136,7 @@ def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
         raise CompileError("'correlation' must be a map", ("correlation",))
     ctype = c.get("type")
     if ctype not in CORRELATION_TYPES:
-        raise CompileError(f"correlation type {ctype!r} is not one of {CORRELATION_TYPES}",
-                           ("correlation", "type"))
+        raise CompileError(f"correlation type {ctype!r} is not one of {CORRELATION_TYPES}", ("correlation", "type"))
     refs = _strings(c.get("rules"))
     if not refs:
         raise CompileError("correlation needs 'rules'", ("correlation", "rules"))
@@ -127,8 +147,7 @@ def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
     group_by = _strings(c.get("group-by"))
     cond = c.get("condition") or {}
     if not isinstance(cond, dict):
-        raise CompileError("correlation condition must be a map like {gte: 5}",
-                           ("correlation", "condition"))
+        raise CompileError("correlation condition must be a map like {gte: 5}", ("correlation", "condition"))
     ops = {k: cond[k] for k in _CONDITION_OPS if k in cond}
     unknown = set(cond) - set(_CONDITION_OPS) - {"field"}
     if unknown:
@@ -137,21 +156,25 @@ def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise CompileError(f"condition {k} needs a number", ("correlation", "condition"))
     fields = _strings(cond.get("field"))
-    if ctype in ("event_count", "value_count", "value_sum", "value_avg", "value_percentile") \
-            and not ops:
-        raise CompileError(f"{ctype} needs a condition (gte/gt/lt/lte/eq/neq)",
-                           ("correlation", "condition"))
+    if ctype in ("event_count", "value_count", "value_sum", "value_avg", "value_percentile") and not ops:
+        raise CompileError(f"{ctype} needs a condition (gte/gt/lt/lte/eq/neq)", ("correlation", "condition"))
     if ctype.startswith("value_") and not fields:
         raise CompileError(f"{ctype} needs condition.field", ("correlation", "condition"))
     aliases = c.get("aliases") or {}
     if not isinstance(aliases, dict) or not all(isinstance(v, dict) for v in aliases.values()):
         raise CompileError("aliases must map alias -> {rule: field}", ("correlation", "aliases"))
     generate = doc.get("generate", c.get("generate", False))
-    return CorrelationRule(meta=meta, type=ctype, rule_refs=refs, group_by=group_by,
-                           timespan=timespan, condition=ops, value_fields=fields,
-                           aliases={str(a): {str(k): str(v) for k, v in m.items()}
-                                    for a, m in aliases.items()},
-                           generate=bool(generate))
+    return CorrelationRule(
+        meta=meta,
+        type=ctype,
+        rule_refs=refs,
+        group_by=group_by,
+        timespan=timespan,
+        condition=ops,
+        value_fields=fields,
+        aliases={str(a): {str(k): str(v) for k, v in m.items()} for a, m in aliases.items()},
+        generate=bool(generate),
+    )
 
 
 def _load_document(doc, text, index, path, mappings, placeholders, result, filters) -> None:
@@ -176,8 +199,9 @@ def _load_document(doc, text, index, path, mappings, placeholders, result, filte
         elif "detection" in doc:
             ls = _logsource(doc)
             compiled = compile_detection(doc["detection"], mappings.resolver(ls), placeholders)
-            rule = SigmaRule(meta=meta, logsource=ls, match=compiled.match, need=compiled.need,
-                             detection=doc["detection"])
+            rule = SigmaRule(
+                meta=meta, logsource=ls, match=compiled.match, need=compiled.need, detection=doc["detection"]
+            )
         else:
             raise CompileError("neither 'detection', 'correlation' nor 'filter'", ())
     except CompileError as exc:
@@ -188,13 +212,17 @@ def _load_document(doc, text, index, path, mappings, placeholders, result, filte
         return
     for sev, p, msg in pending:
         (result.warnings if sev == "warning" else result.errors).append(
-            LoadIssue(path, line_of(text, index, p), label, msg, sev))
+            LoadIssue(path, line_of(text, index, p), label, msg, sev)
+        )
     if rule is not None:
         result.rules.append(rule)
 
 
-def load_rules(paths, mappings: FieldMappings | None = None, placeholders: dict | None = None,
-               ) -> LoadResult:
+def load_rules(
+    paths,
+    mappings: FieldMappings | None = None,
+    placeholders: dict | None = None,
+) -> LoadResult:
     """Load every rule under `paths` (files or directories). Never raises on a bad rule."""
     mappings = mappings if mappings is not None else load_mappings()
     placeholders = placeholders or {}
@@ -214,15 +242,15 @@ def load_rules(paths, mappings: FieldMappings | None = None, placeholders: dict 
         except yaml.YAMLError as exc:
             result.documents += 1
             mark = getattr(exc, "problem_mark", None)
-            result.errors.append(LoadIssue(str(f), mark.line + 1 if mark else 0, "",
-                                           f"invalid YAML: {getattr(exc, 'problem', exc)}"))
+            result.errors.append(
+                LoadIssue(str(f), mark.line + 1 if mark else 0, "", f"invalid YAML: {getattr(exc, 'problem', exc)}")
+            )
             continue
         for i, doc in enumerate(docs):
             if doc is None:
                 continue
             result.documents += 1
-            _load_document(_stringify_dates(doc), text, i, str(f), mappings, placeholders,
-                           result, filters)
+            _load_document(_stringify_dates(doc), text, i, str(f), mappings, placeholders, result, filters)
     _link(result, filters)
     result.filters = filters
     return result
@@ -248,17 +276,24 @@ def _link(result: LoadResult, filters: list) -> None:
     dup = {}
     for r in result.rules:
         if r.meta.id in dup:
-            result.warnings.append(LoadIssue(r.meta.path, r.meta.line, r.meta.title,
-                                             f"duplicate rule id {r.meta.id} (also in "
-                                             f"{dup[r.meta.id]})", "warning"))
+            result.warnings.append(
+                LoadIssue(
+                    r.meta.path,
+                    r.meta.line,
+                    r.meta.title,
+                    f"duplicate rule id {r.meta.id} (also in {dup[r.meta.id]})",
+                    "warning",
+                )
+            )
         dup[r.meta.id] = r.meta.path
     bad: set = set()
     for r in result.rules:
         if isinstance(r, CorrelationRule):
             missing = [ref for ref in r.rule_refs if ref not in by_ref]
             if missing:
-                result.errors.append(LoadIssue(r.meta.path, r.meta.line, r.meta.title,
-                                               f"correlation refers to unknown rules {missing}"))
+                result.errors.append(
+                    LoadIssue(r.meta.path, r.meta.line, r.meta.title, f"correlation refers to unknown rules {missing}")
+                )
                 bad.add(r.meta.id)
                 continue
             r.rules = [by_ref[ref].meta.id for ref in r.rule_refs]
@@ -271,29 +306,32 @@ def _link(result: LoadResult, filters: list) -> None:
         if rid in seen:
             return True
         return any(cyclic(x, seen | {rid}) for x in r.rules)
+
     for r in result.rules:
         if isinstance(r, CorrelationRule) and r.meta.id not in bad and cyclic(r.meta.id, set()):
-            result.errors.append(LoadIssue(r.meta.path, r.meta.line, r.meta.title,
-                                           "correlation chain refers to itself"))
+            result.errors.append(
+                LoadIssue(r.meta.path, r.meta.line, r.meta.title, "correlation chain refers to itself")
+            )
             bad.add(r.meta.id)
     # a correlation depending on a rejected correlation is rejected too
     changed = True
     while changed:
         changed = False
         for r in result.rules:
-            if isinstance(r, CorrelationRule) and r.meta.id not in bad \
-                    and any(x in bad for x in r.rules):
+            if isinstance(r, CorrelationRule) and r.meta.id not in bad and any(x in bad for x in r.rules):
                 bad.add(r.meta.id)
                 changed = True
-                result.errors.append(LoadIssue(r.meta.path, r.meta.line, r.meta.title,
-                                               "refers to a correlation that failed to load"))
+                result.errors.append(
+                    LoadIssue(r.meta.path, r.meta.line, r.meta.title, "refers to a correlation that failed to load")
+                )
     result.rules = [r for r in result.rules if r.meta.id not in bad]
     for f in filters:
         for ref in f.rule_refs:
             target = by_ref.get(ref)
             if not isinstance(target, SigmaRule):
-                result.warnings.append(LoadIssue(f.meta.path, f.meta.line, f.meta.title,
-                                                 f"filter refers to unknown rule {ref}", "warning"))
+                result.warnings.append(
+                    LoadIssue(f.meta.path, f.meta.line, f.meta.title, f"filter refers to unknown rule {ref}", "warning")
+                )
                 continue
             base, exclude = target.match, f.match
-            target.match = (lambda ev, b=base, x=exclude: b(ev) and not x(ev))
+            target.match = lambda ev, b=base, x=exclude: b(ev) and not x(ev)

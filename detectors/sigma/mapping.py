@@ -40,8 +40,7 @@ class EventLogsource:
 
     def admits(self, rule_logsource: dict) -> bool:
         """A rule sees an event when every logsource attribute it names is one of the event's."""
-        for key, have in (("product", self.products), ("category", self.categories),
-                          ("service", self.services)):
+        for key, have in (("product", self.products), ("category", self.categories), ("service", self.services)):
             want = rule_logsource.get(key)
             if want is not None and str(want).lower() not in have:
                 return False
@@ -62,9 +61,11 @@ class FieldMappings:
 
     def resolver(self, rule_logsource: dict):
         """Function mapping a rule field to the event keys to read, for this rule's logsource."""
-        matching = [(ls, fields) for ls, fields in self.entries
-                    if all(str(rule_logsource.get(k, "")).lower() == str(v).lower()
-                           for k, v in ls.items())]
+        matching = [
+            (ls, fields)
+            for ls, fields in self.entries
+            if all(str(rule_logsource.get(k, "")).lower() == str(v).lower() for k, v in ls.items())
+        ]
         # most specific mapping first: entries naming more logsource attributes win
         matching.sort(key=lambda entry: -len(entry[0]))
         applicable = [fields for _, fields in matching]
@@ -74,6 +75,7 @@ class FieldMappings:
                 if name in fields:
                     return fields[name]
             return (name,)
+
         return resolve
 
     def derive(self, event: dict) -> EventLogsource:
@@ -94,15 +96,18 @@ class FieldMappings:
             if all(_field_matches(values.get(f), pats) for f, pats in d.when.items()):
                 for k, vs in d.adds.items():
                     adds[k].update(vs)
-        return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]),
-                              frozenset(adds["service"]))
+        return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]), frozenset(adds["service"]))
 
 
 def derivation_key(event: dict) -> tuple:
     """The raw values logsource derivation depends on (a cache key; may hold unhashables)."""
     cat = event.get("event.category")
-    return (event.get("event.dataset"), event.get("event.module"), event.get("process.name"),
-            tuple(cat) if type(cat) is list else cat)
+    return (
+        event.get("event.dataset"),
+        event.get("event.module"),
+        event.get("process.name"),
+        tuple(cat) if type(cat) is list else cat,
+    )
 
 
 def _lowered_key(v):
@@ -139,11 +144,11 @@ def parse_mapping_document(doc: dict, origin: str, into: FieldMappings) -> None:
             raise MappingError(f"{origin}: logsources[{i}] needs 'when' (a map)")
         bad = set(entry["when"]) - set(DERIVATION_FIELDS)
         if bad:
-            raise MappingError(f"{origin}: logsources[{i}].when may only test "
-                               f"{list(DERIVATION_FIELDS)}, not {sorted(bad)}")
+            raise MappingError(
+                f"{origin}: logsources[{i}].when may only test {list(DERIVATION_FIELDS)}, not {sorted(bad)}"
+            )
         when = {f: tuple(p.lower() for p in _as_tuple(v)) for f, v in entry["when"].items()}
-        adds = {k: tuple(x.lower() for x in _as_tuple(entry[k]))
-                for k in LOGSOURCE_KEYS if k in entry}
+        adds = {k: tuple(x.lower() for x in _as_tuple(entry[k])) for k in LOGSOURCE_KEYS if k in entry}
         into.derivations.append(_Derivation(when, adds))
 
 

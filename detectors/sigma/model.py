@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
-CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered",
-                     "value_sum", "value_avg", "value_percentile")
+CORRELATION_TYPES = (
+    "event_count",
+    "value_count",
+    "temporal",
+    "temporal_ordered",
+    "value_sum",
+    "value_avg",
+    "value_percentile",
+)
 # ECS event.severity numbers for Sigma levels (Kibana's 21/47/73/99 risk scale for the top ones)
 SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
 
@@ -52,12 +59,12 @@ class CorrelationRule:
 
     meta: RuleMeta
     type: str
-    rule_refs: list            # as written (ids or names)
+    rule_refs: list  # as written (ids or names)
     group_by: list
-    timespan: float            # seconds
-    condition: dict            # {"gte": 5, ...}; empty for temporal types = all rules
-    value_fields: list         # `condition.field` for value_* types
-    aliases: dict              # alias -> {rule name/id: field}
+    timespan: float  # seconds
+    condition: dict  # {"gte": 5, ...}; empty for temporal types = all rules
+    value_fields: list  # `condition.field` for value_* types
+    aliases: dict  # alias -> {rule name/id: field}
     generate: bool = False
     rules: list = field(default_factory=list)  # resolved referenced rule ids, in order
     kind: str = "correlation"
@@ -97,11 +104,11 @@ class LoadIssue:
 
 @dataclass
 class LoadResult:
-    rules: list = field(default_factory=list)   # SigmaRule and CorrelationRule, load order
+    rules: list = field(default_factory=list)  # SigmaRule and CorrelationRule, load order
     filters: list = field(default_factory=list)  # MetaFilter, already applied to their rules
     errors: list = field(default_factory=list)  # LoadIssue(severity="error")
     warnings: list = field(default_factory=list)
-    documents: int = 0                          # rule documents seen (loaded + failed)
+    documents: int = 0  # rule documents seen (loaded + failed)
     files: int = 0
 
     @property

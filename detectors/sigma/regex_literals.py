@@ -37,6 +37,7 @@ def required_literal(pattern: str) -> str:
                 walk(arg[-1])  # a plain group: its literals are still consecutive
             else:
                 flush()
+
     walk(list(parsed))
     flush()
     return best

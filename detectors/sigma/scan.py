@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from detectors.sigma.detection import parse_ts
 from detectors.sigma.engine import Engine
 
 
-def scan_events(engine: Engine, events: Iterable[dict], emit: Callable,
-                advance_every: int = 500) -> dict:
+def scan_events(engine: Engine, events: Iterable[dict], emit: Callable, advance_every: int = 500) -> dict:
     """Run `events` through `engine`, calling `emit(detection)`; flush all windows at the end.
 
     The watermark follows the highest event time seen (checked every `advance_every` events),

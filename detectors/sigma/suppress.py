@@ -11,10 +11,10 @@ from detectors.sigma.detection import Detection
 class Suppressed:
     """What the worker should do with a detection."""
 
-    action: str            # "new": index a new alert; "update": bump the existing one
-    alert_id: str          # detection_id of the alert that stands for this dedup key
-    count: int             # detections folded into that alert so far
-    last_ts: float         # latest event time seen for it
+    action: str  # "new": index a new alert; "update": bump the existing one
+    alert_id: str  # detection_id of the alert that stands for this dedup key
+    count: int  # detections folded into that alert so far
+    last_ts: float  # latest event time seen for it
     detection: Detection
 
 
@@ -41,8 +41,7 @@ class Suppressor:
 
     def offer(self, det: Detection) -> Suppressed:
         cur = self.open.get(det.dedup_key)
-        if cur is not None and det.end_ts - cur.first_ts < self.window \
-                and det.detection_id != cur.alert_id:
+        if cur is not None and det.end_ts - cur.first_ts < self.window and det.detection_id != cur.alert_id:
             cur.count += det.count
             cur.last_ts = max(cur.last_ts, det.end_ts)
             return Suppressed("update", cur.alert_id, cur.count, cur.last_ts, det)

@@ -33,8 +33,7 @@ import yaml
 
 from detectors.sigma.detection import iso, parse_ts
 from detectors.sigma.engine import Engine
-from detectors.sigma.loader import TEST_SUFFIXES, parse_timespan, rule_files
-from detectors.sigma.loader import load_rules
+from detectors.sigma.loader import TEST_SUFFIXES, load_rules, parse_timespan, rule_files
 from detectors.sigma.model import CorrelationRule
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
@@ -44,8 +43,8 @@ DEFAULT_START = "2026-01-01T00:00:00Z"
 class CaseResult:
     file: str
     name: str
-    kind: str          # "event" | "sequence" | "file"
-    positive: bool     # the case expects a match / an alert
+    kind: str  # "event" | "sequence" | "file"
+    positive: bool  # the case expects a match / an alert
     passed: bool
     message: str = ""
 
@@ -96,8 +95,7 @@ def run_test_file(path, mappings=None) -> list[CaseResult]:
     rule_paths = [rule_file_for(path)] + [path.parent / p for p in spec.get("rules") or []]
     loaded = load_rules(rule_paths, mappings=mappings)
     if loaded.errors:
-        return [CaseResult(str(path), "(load)", "file", False, False,
-                           "; ".join(str(e) for e in loaded.errors))]
+        return [CaseResult(str(path), "(load)", "file", False, False, "; ".join(str(e) for e in loaded.errors))]
     own_files = {str(rule_paths[0])}
     under_test = {r.meta.id for r in loaded.rules if r.meta.path in own_files}
     defaults = spec.get("defaults") or {}
@@ -107,14 +105,11 @@ def run_test_file(path, mappings=None) -> list[CaseResult]:
         name = str(case.get("name", f"case {i + 1}"))
         try:
             if "event" in case:
-                results.append(_event_case(path, name, case, loaded.rules, defaults, start,
-                                           mappings))
+                results.append(_event_case(path, name, case, loaded.rules, defaults, start, mappings))
             elif "sequence" in case:
-                results.append(_sequence_case(path, name, case, loaded.rules, under_test,
-                                              defaults, start, mappings))
+                results.append(_sequence_case(path, name, case, loaded.rules, under_test, defaults, start, mappings))
             else:
-                results.append(CaseResult(str(path), name, "file", False, False,
-                                          "a case needs 'event' or 'sequence'"))
+                results.append(CaseResult(str(path), name, "file", False, False, "a case needs 'event' or 'sequence'"))
         except (ValueError, TypeError, KeyError) as exc:
             results.append(CaseResult(str(path), name, "file", False, False, f"bad case: {exc}"))
     if not results:
@@ -133,8 +128,9 @@ def _event_case(path, name, case, rules, defaults, start, mappings) -> CaseResul
     want = bool(case.get("match", True))
     event = _event(defaults, case["event"], start)
     engine = Engine(rules, mappings=mappings)
-    targets = _find(rules, case["rule"]) if case.get("rule") else \
-        [r for r in rules if not isinstance(r, CorrelationRule)]
+    targets = (
+        _find(rules, case["rule"]) if case.get("rule") else [r for r in rules if not isinstance(r, CorrelationRule)]
+    )
     if not targets:
         return CaseResult(str(path), name, "event", want, False, f"no rule {case.get('rule')!r}")
     matched = {r.meta.id for r in engine.matching_rules(event)}
@@ -173,8 +169,11 @@ def _sequence_case(path, name, case, rules, under_test, defaults, start, mapping
             problems.append(f"no rule {exp['rule']!r}")
             continue
         group = {k: v for k, v in (exp.get("group") or {}).items()}
-        hits = [i for i, d in enumerate(dets) if d.rule_id in refs and i not in used
-                and all(str(d.group.get(k)) == str(v) for k, v in group.items())]
+        hits = [
+            i
+            for i, d in enumerate(dets)
+            if d.rule_id in refs and i not in used and all(str(d.group.get(k)) == str(v) for k, v in group.items())
+        ]
         want = int(exp.get("count", 1))
         if len(hits) != want:
             problems.append(f"{exp['rule']}: expected {want} alert(s) {group or ''}, got {len(hits)}")
@@ -187,8 +186,7 @@ def _sequence_case(path, name, case, rules, under_test, defaults, start, mapping
                 problems.append(f"{exp['rule']}: {d.count} triggering events != {exp['events']}")
     extra = [dets[i] for i in range(len(dets)) if i not in used]
     if extra:
-        problems.append("unexpected alerts: " + ", ".join(
-            f"{d.rule_title} {d.group} x{d.count}" for d in extra[:5]))
+        problems.append("unexpected alerts: " + ", ".join(f"{d.rule_title} {d.group} x{d.count}" for d in extra[:5]))
     return CaseResult(str(path), name, "sequence", bool(expects), not problems, "; ".join(problems))
 
 

@@ -6,12 +6,12 @@ They yield predicates without index atoms (except `re`, which offers a literal p
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import re2
 
-from detectors.sigma.fields import scalar_text, time_part, to_number, field_values
+from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literal
 from detectors.sigma.values import re2_options
 
@@ -30,8 +30,14 @@ class CompileError(Exception):
         self.path = path
 
 
-_COMPARE = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+_COMPARE = {
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+}
 
 
 def expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
@@ -47,7 +53,7 @@ def expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
             end = v.find("%", i + 1)
             if end < 0:
                 raise CompileError(f"unterminated placeholder in {v!r}", path)
-            name = v[i + 1:end]
+            name = v[i + 1 : end]
             if name not in placeholders:
                 raise CompileError(f"placeholder %{name}% has no value in the configuration", path)
             repl = placeholders[name]
@@ -75,6 +81,7 @@ def compile_regex(pattern: str, mods: list, path: tuple):
 
         def __call__(self, s: str) -> bool:
             return rx.search(s) is not None
+
     return _RegexTest()
 
 
@@ -97,11 +104,12 @@ def compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) ->
             if got is not None and cmp(got, n):
                 return True
         return False
+
     combine = all if use_all else any
-    match = (lambda ev: combine(one(ev, n) for n in nums))
+    match = lambda ev: combine(one(ev, n) for n in nums)
     if negate and numeric:
         inner = match
-        match = (lambda ev: bool(field_values(ev, keys)) and not inner(ev))
+        match = lambda ev: bool(field_values(ev, keys)) and not inner(ev)
     return Compiled(match, None)
 
 
@@ -118,11 +126,13 @@ def compile_cidr(keys, values, negate, use_all, path) -> Compiled:
             return ipaddress.ip_address(str(x)) in net
         except ValueError:
             return False
+
     combine = all if use_all else any
 
     def match(ev: dict) -> bool:
         vals = field_values(ev, keys)
         return combine(any(inside(x, n) for x in vals) for n in nets)
+
     if negate:
         return Compiled(lambda ev: bool(field_values(ev, keys)) and not match(ev), None)
     return Compiled(match, None)
@@ -149,6 +159,7 @@ def compile_fieldref(keys, values, mods, resolve, negate, path) -> Compiled:
             if any(test(a, b) for a in mine for b in refs):
                 return True
         return False
+
     if negate:
         return Compiled(lambda ev: bool(field_values(ev, keys)) and not match(ev), None)
     return Compiled(match, None)

@@ -30,8 +30,7 @@ class ValueError_(Exception):
     """A rule value the engine cannot compile (message says why)."""
 
 
-def re2_options(*, case_sensitive: bool = True, dot_nl: bool = False,
-                one_line: bool = True) -> re2.Options:
+def re2_options(*, case_sensitive: bool = True, dot_nl: bool = False, one_line: bool = True) -> re2.Options:
     options = re2.Options()
     options.log_errors = False
     options.case_sensitive = case_sensitive
@@ -109,7 +108,7 @@ def apply_transform(modifier: str, alts: list[Alternative]) -> list[Alternative]
             starts, ends = (0, 2, 3), (None, -3, -2)
             for shift in range(3):
                 enc = base64.b64encode(b" " * shift + raw)
-                out.append((enc[starts[shift]:ends[(len(raw) + shift) % 3]].decode(),))
+                out.append((enc[starts[shift] : ends[(len(raw) + shift) % 3]].decode(),))
         elif modifier in ("utf16le", "wide", "utf16be", "utf16"):
             raw = plain_text(alt, modifier)
             if isinstance(raw, bytes):
@@ -200,7 +199,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
         fold = (lambda x: x) if cased else str.lower
         toks = tuple(fold(t) if isinstance(t, str) else t for t in toks)
         if sum(len(t) for t in toks if isinstance(t, str)) > MAX_PATTERN_LENGTH:
-            raise ValueError_("value longer than %d characters" % MAX_PATTERN_LENGTH)
+            raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
         lits = [t for t in toks if isinstance(t, str)]
         if not any(t is ANY or t is ONE for t in toks):
             text = "".join(toks)

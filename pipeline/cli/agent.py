@@ -18,8 +18,13 @@ def agent() -> None:
 
 
 @agent.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="Agent YAML config (see config/agent.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Agent YAML config (see config/agent.yaml).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(config_path: str, log_level: str) -> None:
     """Run the agent until SIGTERM/SIGINT."""
@@ -32,8 +37,9 @@ def run(config_path: str, log_level: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     # Same pid, lean process: the agent does not carry the modules the other CLI areas import.
-    os.execv(sys.executable, [sys.executable, "-m", "collectors", "run", "--config", config_path,
-                              "--log-level", log_level])
+    os.execv(
+        sys.executable, [sys.executable, "-m", "collectors", "run", "--config", config_path, "--log-level", log_level]
+    )
 
 
 @agent.command()
@@ -43,15 +49,18 @@ def run(config_path: str, log_level: str) -> None:
 @click.option("--host", default=None, help="Host name to register (default: this machine's).")
 def enroll(server: str, token: str, state_dir: str, host: str | None) -> None:
     """Trade an enrolment token for this agent's identity (written to STATE_DIR/identity.json, 0600)."""
-    from collectors.identity import EnrolmentError, enroll as do_enroll
+    from collectors.identity import EnrolmentError
+    from collectors.identity import enroll as do_enroll
 
     try:
         identity = do_enroll(server, token, state_dir, host=host)
     except EnrolmentError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"enrolled: agency_id={identity.agency_id} agent_id={identity.agent_id} "
-               f"identity written to {Path(state_dir) / 'identity.json'} (mode 0600)")
+    click.echo(
+        f"enrolled: agency_id={identity.agency_id} agent_id={identity.agent_id} "
+        f"identity written to {Path(state_dir) / 'identity.json'} (mode 0600)"
+    )
 
 
 @agent.command("install-service")

@@ -15,8 +15,13 @@ from pipeline import logs
 from pipeline.config import ConfigError, load_config
 from pipeline.coverage.config import CoverageConfig
 
-_CONFIG = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                       help="coverage.yaml (every key has a default; SOCPIPE_* variables override).")
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="coverage.yaml (every key has a default; SOCPIPE_* variables override).",
+)
 
 
 def _load(config_path: str | None) -> CoverageConfig:
@@ -95,10 +100,13 @@ def report(config_path: str | None, since: str, period: str, fmt: str, tz: str) 
 @_CONFIG
 @click.option("--inventory", "inventory_path", default=None, help="Inventory to simulate (default: the config's).")
 @click.option("--count", type=int, default=None, help="Agencies with a simulated agent (default: all).")
-@click.option("--silent", "silent_count", type=int, default=0, help="Of those, how many keep their first source silent.")
+@click.option(
+    "--silent", "silent_count", type=int, default=0, help="Of those, how many keep their first source silent."
+)
 @click.option("--interval", type=float, default=None, help="Heartbeat interval (default: heartbeat_interval_s).")
-def simulate(config_path: str | None, inventory_path: str | None, count: int | None, silent_count: int,
-             interval: float | None) -> None:
+def simulate(
+    config_path: str | None, inventory_path: str | None, count: int | None, silent_count: int, interval: float | None
+) -> None:
     """Simulated agents (signed heartbeats and raw batches on the real topics) for demos, until Ctrl-C."""
     from pipeline import kafka_io
     from pipeline.coverage.inventory import load_inventory
@@ -146,13 +154,17 @@ def token_create(agency_id: str, config_path: str | None) -> None:
     cfg = _load(config_path)
     try:
         if agency_id not in load_inventory(cfg.inventory).by_id():
-            click.echo(f"warning: {agency_id} is not in the inventory {cfg.inventory}: it will not count toward coverage",
-                       err=True)
+            click.echo(
+                f"warning: {agency_id} is not in the inventory {cfg.inventory}: it will not count toward coverage",
+                err=True,
+            )
     except ValueError as exc:
         click.echo(f"warning: inventory not checked: {exc}", err=True)
     token_id, value = _registry(cfg).create_token(agency_id)
-    click.echo(f"token id: {token_id}\nagency:   {agency_id}\ntoken:    {value}\n"
-               f"enrol with: socpipe agent enroll --server https://<soc-host>:{cfg.enrolment.listen_port} --token {value}")
+    click.echo(
+        f"token id: {token_id}\nagency:   {agency_id}\ntoken:    {value}\n"
+        f"enrol with: socpipe agent enroll --server https://<soc-host>:{cfg.enrolment.listen_port} --token {value}"
+    )
 
 
 @token.command("revoke")
@@ -184,8 +196,10 @@ def agents_list(agency_id: str | None, config_path: str | None) -> None:
     """Enrolled agents (secrets are not shown)."""
     for a in _registry(_load(config_path)).agents():
         if agency_id is None or a.agency_id == agency_id:
-            click.echo(f"{a.agent_id}  {a.agency_id:<24} {a.host:<24} {a.agent_version or '-':<10} "
-                       f"{'revoked' if a.revoked else 'active'}")
+            click.echo(
+                f"{a.agent_id}  {a.agency_id:<24} {a.host:<24} {a.agent_version or '-':<10} "
+                f"{'revoked' if a.revoked else 'active'}"
+            )
 
 
 @agency.command("revoke-agent")

@@ -21,8 +21,13 @@ def detect() -> None:
 
 
 @detect.command("run")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="detector.yaml (every key has a default; SOCPIPE_* variables override).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="detector.yaml (every key has a default; SOCPIPE_* variables override).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(config_path: str | None, log_level: str) -> None:
     """Run a worker until SIGTERM/SIGINT."""
@@ -32,9 +37,9 @@ def run(config_path: str | None, log_level: str) -> None:
     except ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
-    from pipeline.worker import DetectorWorker  # heavy imports only once the config is valid
-
     from kafka.errors import KafkaError
+
+    from pipeline.worker import DetectorWorker  # heavy imports only once the config is valid
 
     try:
         worker = DetectorWorker(cfg, agency_lookup=_agency_lookup(cfg.inventory))

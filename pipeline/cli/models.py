@@ -21,8 +21,12 @@ DATASET_ALIASES = {"web": "web.source", "host": "host.activity", "auth": "auth.u
 FORMATS = ("auto", "log", "jsonl", "csic")
 # Measured (see detectors/anomaly/README.md): the forest wins on source windows (PR-AUC 0.97 vs
 # 0.75); the baseline wins per request, where novelty shows in features constant in training.
-DEFAULT_KIND = {"web.source": "isolation_forest", "web.request": "robust_baseline",
-                "host.activity": "robust_baseline", "auth.user": "robust_baseline"}
+DEFAULT_KIND = {
+    "web.source": "isolation_forest",
+    "web.request": "robust_baseline",
+    "host.activity": "robust_baseline",
+    "auth.user": "robust_baseline",
+}
 
 
 def _profile_name(dataset: str) -> str:
@@ -30,8 +34,9 @@ def _profile_name(dataset: str) -> str:
 
     name = DATASET_ALIASES.get(dataset, dataset)
     if name not in PROFILES:
-        raise click.BadParameter(f"{dataset!r}: one of {sorted(set(DATASET_ALIASES) | set(PROFILES))}",
-                                 param_hint="--dataset")
+        raise click.BadParameter(
+            f"{dataset!r}: one of {sorted(set(DATASET_ALIASES) | set(PROFILES))}", param_hint="--dataset"
+        )
     return name
 
 
@@ -58,12 +63,18 @@ def _load(model_dirs: tuple[str, ...], report_all: bool = False):
 
 
 _input_options = [
-    click.option("--input", "inputs", multiple=True, metavar="FILE[@START:END]",
-                 help="Log file (.gz ok), JSON lines of events or CSIC raw requests; @A:B keeps records A..B-1."),
+    click.option(
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="FILE[@START:END]",
+        help="Log file (.gz ok), JSON lines of events or CSIC raw requests; @A:B keeps records A..B-1.",
+    ),
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
     click.option("--log-dataset", default=None, help="Dataset hint for log lines, e.g. apache.access."),
-    click.option("--timezone", default="Asia/Ho_Chi_Minh", show_default=True,
-                 help="Zone of log lines without an offset."),
+    click.option(
+        "--timezone", default="Asia/Ho_Chi_Minh", show_default=True, help="Zone of log lines without an offset."
+    ),
 ]
 
 
@@ -79,24 +90,52 @@ def model() -> None:
 
 
 @model.command("train")
-@click.option("--dataset", required=True,
-              help="Dataset family / profile: web (=web.source), web.request, host (=host.activity), auth (=auth.user).")
+@click.option(
+    "--dataset",
+    required=True,
+    help="Dataset family / profile: web (=web.source), web.request, host (=host.activity), auth (=auth.user).",
+)
 @input_options
 @click.option("--from-kafka", is_flag=True, help="Read LineBatches from the raw topic instead of files.")
 @click.option("--since", default="7d", show_default=True, help="With --from-kafka: how far back (e.g. 12h, 7d).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="With --from-kafka: YAML with a `kafka:` section (env overrides apply).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --from-kafka: YAML with a `kafka:` section (env overrides apply).",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--window", default=60, show_default=True, help="Window length in seconds.")
-@click.option("--kind", type=click.Choice(["isolation_forest", "robust_baseline"]), default=None,
-              help="Default: isolation_forest for web.source, robust_baseline otherwise (measured).")
+@click.option(
+    "--kind",
+    type=click.Choice(["isolation_forest", "robust_baseline"]),
+    default=None,
+    help="Default: isolation_forest for web.source, robust_baseline otherwise (measured).",
+)
 @click.option("--fp-rate", default=0.01, show_default=True, help="Target false-positive rate of the threshold.")
 @click.option("--agency", default=None, help="Train and score only this organization.id.")
 @click.option("--name", default=None, help="Model name (default: <profile>-<window>s).")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--live", is_flag=True, help="Write the model as live instead of shadow.")
-def train_cmd(dataset, inputs, fmt, log_dataset, timezone, from_kafka, since, config_path, out, window,
-              kind, fp_rate, agency, name, seed, live) -> None:
+def train_cmd(
+    dataset,
+    inputs,
+    fmt,
+    log_dataset,
+    timezone,
+    from_kafka,
+    since,
+    config_path,
+    out,
+    window,
+    kind,
+    fp_rate,
+    agency,
+    name,
+    seed,
+    live,
+) -> None:
     """Train a model on attack-free events and write a versioned, hashed model directory."""
     from detectors.anomaly import save_model_dir, train
     from detectors.anomaly.sources import InputSpec, file_sha256
@@ -117,25 +156,44 @@ def train_cmd(dataset, inputs, fmt, log_dataset, timezone, from_kafka, since, co
     kind = kind or DEFAULT_KIND[profile]
     started = time.perf_counter()
     try:
-        m = train(profile, events, window_seconds=window, kind=kind, fp_rate=fp_rate, name=name,
-                  agency=agency, seed=seed)
+        m = train(
+            profile, events, window_seconds=window, kind=kind, fp_rate=fp_rate, name=name, agency=agency, seed=seed
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     digest = save_model_dir(m, out, inputs=provenance, stage="live" if live else "shadow")
     t = m.metadata["training"]
-    click.echo(json.dumps({"model": m.name, "version": m.version, "dir": out, "digest": digest,
-                           "kind": m.kind, "profile": profile, "window_seconds": window,
-                           "stage": "live" if live else "shadow", "events": t["events"],
-                           "windows": t["windows"], "threshold": round(m.threshold, 6),
-                           "fp_rate_calibration": round(t["fp_rate_calibration"], 4),
-                           "seconds": round(time.perf_counter() - started, 2)}))
+    click.echo(
+        json.dumps(
+            {
+                "model": m.name,
+                "version": m.version,
+                "dir": out,
+                "digest": digest,
+                "kind": m.kind,
+                "profile": profile,
+                "window_seconds": window,
+                "stage": "live" if live else "shadow",
+                "events": t["events"],
+                "windows": t["windows"],
+                "threshold": round(m.threshold, 6),
+                "fp_rate_calibration": round(t["fp_rate_calibration"], 4),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+    )
 
 
 @model.command("evaluate")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
 @input_options
-@click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="CSV lines 'pattern,0|1[,start:end]' matched to input names (see evaluation.py).")
+@click.option(
+    "--labels",
+    "labels_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="CSV lines 'pattern,0|1[,start:end]' matched to input names (see evaluation.py).",
+)
 def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> None:
     """Precision, recall, F1 and PR-AUC per window and per record on labelled inputs."""
     from detectors.anomaly.evaluation import evaluate, label_of, parse_labels
@@ -158,8 +216,12 @@ def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> 
 @click.option("--model", "model_dirs", required=True, multiple=True, type=click.Path(file_okay=False))
 @input_options
 @click.option("--all", "report_all", is_flag=True, help="Also print windows below the threshold.")
-@click.option("--lateness", default=0.0, show_default=True,
-              help="Seconds the watermark trails the newest event (0: inputs are sorted by time first).")
+@click.option(
+    "--lateness",
+    default=0.0,
+    show_default=True,
+    help="Seconds the watermark trails the newest event (0: inputs are sorted by time first).",
+)
 def score_cmd(model_dirs, inputs, fmt, log_dataset, timezone, report_all, lateness) -> None:
     """Findings as JSON lines on stdout (the streaming engine over files); a summary on stderr."""
     from detectors.anomaly import event_epoch
@@ -188,8 +250,10 @@ def score_cmd(model_dirs, inputs, fmt, log_dataset, timezone, report_all, latene
         out.write(json.dumps(f.to_dict(), ensure_ascii=False) + "\n")
         written += 1
     elapsed = time.perf_counter() - started
-    click.echo(json.dumps({"events": len(events), "findings": written, "seconds": round(elapsed, 3),
-                           "stats": scorer.stats()}), err=True)
+    click.echo(
+        json.dumps({"events": len(events), "findings": written, "seconds": round(elapsed, 3), "stats": scorer.stats()}),
+        err=True,
+    )
 
 
 @model.command("promote")
@@ -206,8 +270,7 @@ def promote_cmd(model_dir, to_shadow, note) -> None:
         raise click.ClickException(f"cannot promote: {exc}") from exc
     stage = "shadow" if to_shadow else "live"
     set_stage(model_dir, stage, note)
-    click.echo(json.dumps({"model": m.name, "version": m.version, "stage": stage,
-                           "digest": m.metadata["digest"]}))
+    click.echo(json.dumps({"model": m.name, "version": m.version, "stage": stage, "digest": m.metadata["digest"]}))
 
 
 @model.command("show")
@@ -220,11 +283,23 @@ def show_cmd(model_dir) -> None:
         m = load_model_dir(model_dir)
     except ModelLoadError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({"name": m.name, "version": m.version, "kind": m.kind, "profile": m.profile.name,
-                           "window_seconds": m.window_seconds, "agency": m.agency,
-                           "stage": "shadow" if m.shadow else "live", "features": list(m.feature_names),
-                           "thresholds": {"alert": m.threshold, "high": m.high_threshold},
-                           **m.metadata}, indent=1))
+    click.echo(
+        json.dumps(
+            {
+                "name": m.name,
+                "version": m.version,
+                "kind": m.kind,
+                "profile": m.profile.name,
+                "window_seconds": m.window_seconds,
+                "agency": m.agency,
+                "stage": "shadow" if m.shadow else "live",
+                "features": list(m.feature_names),
+                "thresholds": {"alert": m.threshold, "high": m.high_threshold},
+                **m.metadata,
+            },
+            indent=1,
+        )
+    )
 
 
 def _parse_since(since: str) -> float:
@@ -241,9 +316,9 @@ def _kafka_events(config_path: str | None, since: str) -> list[dict[str, Any]]:
 
     from kafka import KafkaConsumer, TopicPartition
 
+    from collectors.wire import RAW_TOPIC, LineBatch
     from detectors.normalise import Normaliser
     from pipeline.config import ConfigError, KafkaConfig, load_config
-    from collectors.wire import RAW_TOPIC, LineBatch
 
     @dataclass
     class _TrainConfig:
@@ -254,8 +329,7 @@ def _kafka_events(config_path: str | None, since: str) -> list[dict[str, Any]]:
         cfg = load_config(_TrainConfig, config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    consumer = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=10_000,
-                             **cfg.kafka.client_kwargs())
+    consumer = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=10_000, **cfg.kafka.client_kwargs())
     try:
         parts = [TopicPartition(RAW_TOPIC, p) for p in sorted(consumer.partitions_for_topic(RAW_TOPIC) or ())]
         if not parts:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
+from collectors.wire import LineBatch, LogLine
 from detectors.normalise.ecs import DEFAULT_TIMEZONE, PARSE_FAILURE_TAG
 from detectors.normalise.normaliser import Normaliser
-from collectors.wire import LineBatch, LogLine
 
 BATCH_LINES = 2000
 
@@ -46,6 +46,7 @@ def read_batches(path: Path, dataset: str | None, timezone: str):
     opener = open
     if path.suffix == ".gz":
         import gzip
+
         opener = gzip.open  # type: ignore[assignment]
     read_at = time.time()
     with opener(path, "rb") as fh:
@@ -58,8 +59,9 @@ def read_batches(path: Path, dataset: str | None, timezone: str):
             except UnicodeDecodeError:
                 text = raw.decode("utf-8", errors="replace")
                 flags.append("invalid_utf8")
-            lines.append(LogLine(text=text.rstrip("\r\n"), offset=offset, line_no=n, seq=n, read_at=read_at,
-                                 flags=flags))
+            lines.append(
+                LogLine(text=text.rstrip("\r\n"), offset=offset, line_no=n, seq=n, read_at=read_at, flags=flags)
+            )
             offset += len(raw)
             if len(lines) >= BATCH_LINES:
                 yield LineBatch("local", "socpipe-parse", "localhost", str(path.resolve()), lines, dataset, timezone)
@@ -69,12 +71,21 @@ def read_batches(path: Path, dataset: str | None, timezone: str):
 
 
 @click.command("parse")
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Log file to parse (.gz is read transparently).")
-@click.option("--dataset", default=None, help="Force a dataset (system.auth, auditd.log, apache.access...); "
-              "detected per line when omitted.")
-@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True,
-              help="Time zone of timestamps that carry no offset.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Log file to parse (.gz is read transparently).",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="Force a dataset (system.auth, auditd.log, apache.access...); detected per line when omitted.",
+)
+@click.option(
+    "--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="Time zone of timestamps that carry no offset."
+)
 @click.option("--nested/--flat", default=False, show_default=True, help="Nested ECS documents instead of dotted keys.")
 def parse_command(input_path: Path, dataset: str | None, timezone: str, nested: bool) -> None:
     """Parse a log file into ECS JSON lines (stdout); summary on stderr."""
@@ -99,8 +110,13 @@ def parse_command(input_path: Path, dataset: str | None, timezone: str, nested: 
         emit(normaliser.normalise_batch(batch))
     emit(normaliser.flush())
     elapsed = time.perf_counter() - started
-    summary = {"lines": lines, "events": events, "parse_failures": failures,
-               "events_per_dataset": dict(per_dataset.most_common()), "seconds": round(elapsed, 3)}
+    summary = {
+        "lines": lines,
+        "events": events,
+        "parse_failures": failures,
+        "events_per_dataset": dict(per_dataset.most_common()),
+        "seconds": round(elapsed, 3),
+    }
     click.echo(json.dumps(summary), err=True)
 
 

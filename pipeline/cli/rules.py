@@ -32,26 +32,39 @@ def lint_command(paths: tuple, as_json: bool) -> None:
     result = load_rules(list(paths or DEFAULT_RULES))
     total = result.documents
     if as_json:
-        click.echo(json.dumps({
-            "loaded": result.loaded, "total": total, "files": result.files,
-            "errors": [vars(e) for e in result.errors],
-            "warnings": [vars(w) for w in result.warnings],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "loaded": result.loaded,
+                    "total": total,
+                    "files": result.files,
+                    "errors": [vars(e) for e in result.errors],
+                    "warnings": [vars(w) for w in result.warnings],
+                },
+                indent=2,
+            )
+        )
     else:
         for issue in result.errors:
             click.echo(f"ERROR {issue}")
         for issue in result.warnings:
             click.echo(f"WARN  {issue}")
         pct = 100.0 * result.loaded / total if total else 100.0
-        click.echo(f"loaded {result.loaded} of {total} rules ({pct:.1f}%) from {result.files} "
-                   f"files; {len(result.errors)} errors, {len(result.warnings)} warnings")
+        click.echo(
+            f"loaded {result.loaded} of {total} rules ({pct:.1f}%) from {result.files} "
+            f"files; {len(result.errors)} errors, {len(result.warnings)} warnings"
+        )
     sys.exit(1 if result.errors else 0)
 
 
 @rules_group.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--require-coverage/--no-require-coverage", default=True, show_default=True,
-              help="Fail when a rule file lacks tests or a positive/negative case.")
+@click.option(
+    "--require-coverage/--no-require-coverage",
+    default=True,
+    show_default=True,
+    help="Fail when a rule file lacks tests or a positive/negative case.",
+)
 def test_command(paths: tuple, require_coverage: bool) -> None:
     """Run the rule tests (*.tests.yml next to each rule) through the engine."""
     from detectors.sigma.testing import coverage_problems, run_tests
@@ -65,22 +78,36 @@ def test_command(paths: tuple, require_coverage: bool) -> None:
     problems = coverage_problems(targets, results) if require_coverage else []
     for p in problems:
         click.echo(f"MISSING {p}")
-    click.echo(f"{len(results) - len(failed)} of {len(results)} rule test cases passed"
-               + (f"; {len(problems)} coverage problems" if problems else ""))
+    click.echo(
+        f"{len(results) - len(failed)} of {len(results)} rule test cases passed"
+        + (f"; {len(problems)} coverage problems" if problems else "")
+    )
     sys.exit(1 if failed or problems or not results else 0)
 
 
 @click.command("scan")
-@click.option("--rules", "rule_paths", multiple=True, required=True,
-              type=click.Path(exists=True, path_type=Path), help="Rule file or directory (repeat).")
-@click.option("--input", "input_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Log file.")
+@click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Rule file or directory (repeat).",
+)
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Log file.",
+)
 @click.option("--dataset", default=None, help="Force the dataset (system.auth, apache.access...).")
 @click.option("--timezone", default="Asia/Ho_Chi_Minh", show_default=True)
 @click.option("--lateness", default=60.0, show_default=True, help="Allowed lateness (seconds).")
 @click.option("--agency", default=None, help="organization.id to stamp on events.")
-def scan_command(rule_paths: tuple, input_path: Path, dataset: str | None, timezone: str,
-                 lateness: float, agency: str | None) -> None:
+def scan_command(
+    rule_paths: tuple, input_path: Path, dataset: str | None, timezone: str, lateness: float, agency: str | None
+) -> None:
     """Offline/backfill: parse FILE, run it through the engine on event time, alerts as JSON lines."""
     from detectors.normalise import Normaliser
     from detectors.sigma import Engine, load_rules
@@ -102,10 +129,14 @@ def scan_command(rule_paths: tuple, input_path: Path, dataset: str | None, timez
         for ev in normaliser.flush():
             yield ev
 
-    summary = scan_events(engine, events(), lambda det: click.echo(
-        json.dumps(_dotted_alert(det), default=str, ensure_ascii=False)))
-    click.echo(f"scan: {summary['events']} events, {summary['alerts']} alerts, "
-               f"{len(loaded.rules)} rules ({len(loaded.errors)} rule errors)", err=True)
+    summary = scan_events(
+        engine, events(), lambda det: click.echo(json.dumps(_dotted_alert(det), default=str, ensure_ascii=False))
+    )
+    click.echo(
+        f"scan: {summary['events']} events, {summary['alerts']} alerts, "
+        f"{len(loaded.rules)} rules ({len(loaded.errors)} rule errors)",
+        err=True,
+    )
 
 
 def _dotted_alert(detection) -> dict:

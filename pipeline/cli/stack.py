@@ -34,7 +34,9 @@ def stack() -> None:
 
 
 @stack.command()
-@click.option("--state-dir", default=None, help="Where pids, logs and data live (default .socpipe/stack, or $SOCPIPE_STACK_DIR).")
+@click.option(
+    "--state-dir", default=None, help="Where pids, logs and data live (default .socpipe/stack, or $SOCPIPE_STACK_DIR)."
+)
 def up(state_dir: str | None) -> None:
     """Start every server not yet running and wait until each answers (idempotent)."""
     s = _stack(state_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC
 
 import click
 
@@ -23,8 +24,12 @@ def _es_config(config_path: str | None) -> ElasticsearchConfig:
         raise click.ClickException(str(exc)) from exc
 
 
-config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                             help="detector.yaml: its `es:` section (SOCPIPE_ES_* variables override).")
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="detector.yaml: its `es:` section (SOCPIPE_ES_* variables override).",
+)
 prefix_option = click.option("--prefix", default=None, help="Index prefix (default: index_prefix from config).")
 
 
@@ -60,6 +65,7 @@ COMMANDS.append(es_group)
 
 # --- alerts ------------------------------------------------------------------------------------
 
+
 def _service(config_path: str | None, prefix: str | None):
     from pipeline.elastic import connect
     from pipeline.elastic.triage import TriageService
@@ -81,10 +87,12 @@ def summary_line(rec) -> str:
     wf = s.get("socpipe", {}).get("workflow", {})
     who = s.get("user", {}).get("name", "-")
     src = s.get("source", {}).get("ip", "-")
-    return (f"{s.get('@timestamp', '?')}  {s.get('kibana', {}).get('alert', {}).get('severity', '?'):8}  "
-            f"{wf.get('status', '?'):12}  {s.get('organization', {}).get('id', '-'):10}  {src:15}  {who:10}  "
-            f"{s.get('rule', {}).get('name', '?')[:50]:50}  {rec.id}  v{rec.version[0]}:{rec.version[1]}"
-            f"{'  @' + wf['assignee'] if wf.get('assignee') else ''}")
+    return (
+        f"{s.get('@timestamp', '?')}  {s.get('kibana', {}).get('alert', {}).get('severity', '?'):8}  "
+        f"{wf.get('status', '?'):12}  {s.get('organization', {}).get('id', '-'):10}  {src:15}  {who:10}  "
+        f"{s.get('rule', {}).get('name', '?')[:50]:50}  {rec.id}  v{rec.version[0]}:{rec.version[1]}"
+        f"{'  @' + wf['assignee'] if wf.get('assignee') else ''}"
+    )
 
 
 @click.group("alerts")
@@ -114,8 +122,13 @@ def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, s
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     for rec in _call(lambda: _service(config_path, prefix).list(flt, limit)):
-        click.echo(json.dumps({"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source},
-                              ensure_ascii=False) if as_json else summary_line(rec))
+        click.echo(
+            json.dumps(
+                {"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source}, ensure_ascii=False
+            )
+            if as_json
+            else summary_line(rec)
+        )
 
 
 @alerts_group.command("show")
@@ -125,8 +138,13 @@ def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, s
 def alerts_show(config_path, prefix, alert_id):
     """The whole alert (JSON), with its version for --if-version."""
     rec = _call(lambda: _service(config_path, prefix).get(alert_id))
-    click.echo(json.dumps({"_id": rec.id, "_index": rec.index, "_version": f"{rec.version[0]}:{rec.version[1]}",
-                           **rec.source}, ensure_ascii=False, indent=2))
+    click.echo(
+        json.dumps(
+            {"_id": rec.id, "_index": rec.index, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source},
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
 
 
 def _change_command(action: str, help_text: str, extra: list):
@@ -137,17 +155,24 @@ def _change_command(action: str, help_text: str, extra: list):
     @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
     @click.option("--if-version", help="Only if the alert is still at this version (SEQ:TERM from show/list).")
     def command(config_path, prefix, alert_id, actor, if_version, **kw):
+        from datetime import datetime
+
         from detectors.alerts import iso_ms
         from pipeline.elastic.triage import parse_version
         from pipeline.elastic.workflow import Change
-        from datetime import datetime, timezone
 
         try:
             expected = parse_version(if_version)
         except ValueError as exc:
             raise click.BadParameter(f"--if-version: {exc}") from exc
-        change = Change(action, _actor(actor), iso_ms(datetime.now(timezone.utc)), reason=kw.get("reason"),
-                        assignee=kw.get("assignee"), text=kw.get("text") or kw.get("note"))
+        change = Change(
+            action,
+            _actor(actor),
+            iso_ms(datetime.now(UTC)),
+            reason=kw.get("reason"),
+            assignee=kw.get("assignee"),
+            text=kw.get("text") or kw.get("note"),
+        )
         rec = _call(lambda: _service(config_path, prefix).change(alert_id, change, expected))
         click.echo(summary_line(rec))
 
@@ -181,8 +206,18 @@ def _call(fn):
 _note_opt = click.option("--note", help="Comment stored in the alert's notes.")
 for _action, _help, _extra in (
     ("ack", "Acknowledge an open alert (you become its assignee unless it has one).", [_note_opt]),
-    ("close", "Close an alert with a reason.", [click.option("--reason", required=True, type=click.Choice(
-        ["true_positive", "false_positive", "benign", "duplicate", "other"])), _note_opt]),
+    (
+        "close",
+        "Close an alert with a reason.",
+        [
+            click.option(
+                "--reason",
+                required=True,
+                type=click.Choice(["true_positive", "false_positive", "benign", "duplicate", "other"]),
+            ),
+            _note_opt,
+        ],
+    ),
     ("reopen", "Reopen an acknowledged or closed alert.", [_note_opt]),
     ("assign", "Assign an alert (no ASSIGNEE: unassign).", [click.argument("assignee", required=False)]),
     ("note", "Add a note.", [click.argument("text")]),
@@ -194,13 +229,19 @@ COMMANDS.append(alerts_group)
 
 # --- triage HTTP API ---------------------------------------------------------------------------
 
+
 @click.group("triage")
 def triage_group() -> None:
     """HTTP triage API (per-analyst tokens; roles analyst, lead, read-only)."""
 
 
-tokens_option = click.option("--tokens", "tokens_path", required=True, type=click.Path(dir_okay=False),
-                             help="Tokens file (YAML; SHA-256 digests only).")
+tokens_option = click.option(
+    "--tokens",
+    "tokens_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Tokens file (YAML; SHA-256 digests only).",
+)
 
 
 @triage_group.command("token")
@@ -236,7 +277,9 @@ def triage_serve(config_path, prefix, tokens_path, listen):
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if not len(tokens):
-        raise click.ClickException(f"{tokens_path}: no analysts (add one: socpipe triage token --tokens ... NAME --role analyst)")
+        raise click.ClickException(
+            f"{tokens_path}: no analysts (add one: socpipe triage token --tokens ... NAME --role analyst)"
+        )
     host, _, port = listen.rpartition(":")
     server = make_server(TriageApi(_service(config_path, prefix), tokens), host or "127.0.0.1", int(port))
     click.echo(f"triage API on http://{server.server_address[0]}:{server.server_address[1]} ({len(tokens)} analysts)")
@@ -252,6 +295,7 @@ COMMANDS.append(triage_group)
 
 
 # --- Kibana ------------------------------------------------------------------------------------
+
 
 @click.group("kibana")
 def kibana_group() -> None:

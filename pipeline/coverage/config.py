@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
 from pipeline.config import KafkaConfig
 from pipeline.coverage.state import Thresholds
-from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
 
 
 @dataclass
@@ -47,5 +47,9 @@ class CoverageConfig:
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
 
     def thresholds(self) -> Thresholds:
-        return Thresholds(heartbeat_interval_s=self.heartbeat_interval_s, missed_heartbeats=self.missed_heartbeats,
-                          source_silent_after_s=self.source_silent_after_s, spooling_after_s=self.spooling_after_s)
+        return Thresholds(
+            heartbeat_interval_s=self.heartbeat_interval_s,
+            missed_heartbeats=self.missed_heartbeats,
+            source_silent_after_s=self.source_silent_after_s,
+            spooling_after_s=self.spooling_after_s,
+        )

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,8 +44,11 @@ class HistoryStore:
         """Store every agency whose state changed since the last call (or since the last run)."""
         if self._last_states is None:
             self._last_states = self._current_states()
-        changes = [(snap.at, a.id, a.name, a.tier, self._last_states.get(a.id), a.state)
-                   for a in snap.agencies if self._last_states.get(a.id) != a.state]
+        changes = [
+            (snap.at, a.id, a.name, a.tier, self._last_states.get(a.id), a.state)
+            for a in snap.agencies
+            if self._last_states.get(a.id) != a.state
+        ]
         if changes:
             with self._lock:
                 self._db.executemany("INSERT INTO transitions VALUES (?,?,?,?,?,?)", changes)
@@ -78,13 +81,17 @@ class HistoryStore:
 
     def samples(self, since: float, until: float) -> list[tuple[float, str, int, int]]:
         with self._lock:
-            return self._db.execute("SELECT ts, tier, total, monitored FROM samples WHERE ts>=? AND ts<? ORDER BY ts",
-                                    (since, until)).fetchall()
+            return self._db.execute(
+                "SELECT ts, tier, total, monitored FROM samples WHERE ts>=? AND ts<? ORDER BY ts", (since, until)
+            ).fetchall()
 
     def transitions(self, since: float, until: float) -> list[tuple[float, str, str, str, str | None, str]]:
         with self._lock:
-            return self._db.execute("SELECT ts, agency_id, name, tier, old_state, new_state FROM transitions "
-                                    "WHERE ts>=? AND ts<? ORDER BY ts, rowid", (since, until)).fetchall()
+            return self._db.execute(
+                "SELECT ts, agency_id, name, tier, old_state, new_state FROM transitions "
+                "WHERE ts>=? AND ts<? ORDER BY ts, rowid",
+                (since, until),
+            ).fetchall()
 
 
 @dataclass(slots=True)
@@ -112,8 +119,9 @@ class PeriodRow:
         return asdict(self)
 
 
-def build_report(store: HistoryStore, since: float, until: float, period: str = "day",
-                 tz: str = "Asia/Ho_Chi_Minh") -> list[PeriodRow]:
+def build_report(
+    store: HistoryStore, since: float, until: float, period: str = "day", tz: str = "Asia/Ho_Chi_Minh"
+) -> list[PeriodRow]:
     """Per-period overall ratio (avg/min/last) and the agencies that left `monitored` in each period."""
     zone = ZoneInfo(tz)
     rows: dict[str, PeriodRow] = {}
@@ -149,7 +157,7 @@ def build_report(store: HistoryStore, since: float, until: float, period: str = 
     for ts, agency_id, name, tier, old, new in store.transitions(since, until):
         row = rows[key(ts)]
         if old == MONITORED and new != MONITORED:
-            iso = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            iso = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             row.dropped_out.append(Dropout(agency_id, name, tier, iso, new, recovered=False))
         elif new == MONITORED:
             for d in row.dropped_out:

@@ -147,9 +147,15 @@ def _parse_agency(entry: Any, key: str, default_silent: float | None) -> Agency:
             raise ValueError(f"{skey}.name: duplicate source name {source.name!r} in this agency")
         names.add(source.name)
         sources.append(source)
-    return Agency(id=agency_id, name=name.strip(), tier=tier, parent=str(entry.get("parent") or ""),
-                  contact={str(k): str(v) for k, v in contact.items()}, sources=tuple(sources),
-                  decommissioned=decommissioned)
+    return Agency(
+        id=agency_id,
+        name=name.strip(),
+        tier=tier,
+        parent=str(entry.get("parent") or ""),
+        contact={str(k): str(v) for k, v in contact.items()},
+        sources=tuple(sources),
+        decommissioned=decommissioned,
+    )
 
 
 def _parse_source(src: Any, key: str, default_silent: float | None) -> ExpectedSource:
@@ -170,8 +176,13 @@ def _parse_source(src: Any, key: str, default_silent: float | None) -> ExpectedS
             silent = parse_duration(src["silent_after"])
         except ValueError as exc:
             raise ValueError(f"{key}.silent_after: {exc}") from None
-    return ExpectedSource(name=name, path=path.strip(), host=str(src.get("host") or ""),
-                          dataset=str(src.get("dataset") or ""), silent_after_s=silent)
+    return ExpectedSource(
+        name=name,
+        path=path.strip(),
+        host=str(src.get("host") or ""),
+        dataset=str(src.get("dataset") or ""),
+        silent_after_s=silent,
+    )
 
 
 def load_inventory(path: str | Path) -> Inventory:

@@ -19,6 +19,7 @@ from pathlib import Path
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
+from collectors.wire import HEADER_DATASET
 from pipeline import kafka_io
 from pipeline.coverage.config import CoverageConfig
 from pipeline.coverage.history import HistoryStore
@@ -26,10 +27,15 @@ from pipeline.coverage.inventory import InventoryFile
 from pipeline.coverage.metrics import CoverageCollector, TrafficCounters
 from pipeline.coverage.state import CoverageTracker, Snapshot
 from pipeline.coverage.status import snapshot_to_dict
-from pipeline.coverage.verify import (check_heartbeat, check_record, header_value, lines_from_headers,
-                                      parse_heartbeat, parse_record_key)
+from pipeline.coverage.verify import (
+    check_heartbeat,
+    check_record,
+    header_value,
+    lines_from_headers,
+    parse_heartbeat,
+    parse_record_key,
+)
 from pipeline.enrolment.registry import AgentRecord, Registry
-from collectors.wire import HEADER_DATASET
 
 log = logging.getLogger("socpipe.coverage")
 
@@ -88,18 +94,25 @@ class CoverageService:
 
     def start_metrics(self) -> CollectorRegistry:
         reg = CollectorRegistry(auto_describe=False)
-        reg.register(CoverageCollector(lambda: self.snapshot, self.counters,
-                                       lambda: (len(self.inventory.current.errors), self.inventory.loaded_at)))
+        reg.register(
+            CoverageCollector(
+                lambda: self.snapshot,
+                self.counters,
+                lambda: (len(self.inventory.current.errors), self.inventory.loaded_at),
+            )
+        )
         self._http, _ = start_http_server(self.cfg.metrics_port, addr=self.cfg.metrics_host, registry=reg)
         log.info("coverage.metrics_listening host=%s port=%d", self.cfg.metrics_host, self.cfg.metrics_port)
         return reg
 
     def _connect(self):
         topics = [self.cfg.heartbeat_topic, self.cfg.raw_topic]
-        kafka_io.ensure_topics(self.cfg.kafka, {self.cfg.heartbeat_topic: {"partitions": 1},
-                                                self.cfg.raw_topic: {"partitions": 4}})
-        consumer = kafka_io.consumer(self.cfg.kafka, group_id=None, enable_auto_commit=False,
-                                     auto_offset_reset="latest")
+        kafka_io.ensure_topics(
+            self.cfg.kafka, {self.cfg.heartbeat_topic: {"partitions": 1}, self.cfg.raw_topic: {"partitions": 4}}
+        )
+        consumer = kafka_io.consumer(
+            self.cfg.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="latest"
+        )
         deadline = time.monotonic() + 30
         parts: list[TopicPartition] = []
         while time.monotonic() < deadline:
@@ -167,8 +180,12 @@ class CoverageService:
         reason = check_heartbeat(hb, self.agents)
         if reason:
             self.counters.reject_heartbeat(reason)
-            log.warning("coverage.heartbeat_rejected reason=%s agent=%.40r claimed_agency=%.40r",
-                        reason, hb.agent_id, hb.agency_id)
+            log.warning(
+                "coverage.heartbeat_rejected reason=%s agent=%.40r claimed_agency=%.40r",
+                reason,
+                hb.agent_id,
+                hb.agency_id,
+            )
             return
         self.counters.accept_heartbeat()
         try:
@@ -177,8 +194,15 @@ class CoverageService:
         except (TypeError, ValueError, AttributeError):
             self.counters.reject_heartbeat("malformed")
             return
-        self.tracker.observe_heartbeat(agency_id=hb.agency_id, agent_id=hb.agent_id, host=str(hb.host)[:255],
-                                       version=str(hb.version)[:64], spool_bytes=spool, shipped=shipped, now=now)
+        self.tracker.observe_heartbeat(
+            agency_id=hb.agency_id,
+            agent_id=hb.agent_id,
+            host=str(hb.host)[:255],
+            version=str(hb.version)[:64],
+            spool_bytes=spool,
+            shipped=shipped,
+            now=now,
+        )
 
     def handle_raw(self, key: bytes | None, headers, now: float) -> None:
         parts = parse_record_key(key)

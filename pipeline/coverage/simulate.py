@@ -15,8 +15,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from collectors.wire import (HEADER_DATASET, HEADER_LINES, HEARTBEAT_TOPIC, RAW_TOPIC, Heartbeat, LineBatch, LogLine,
-                              SourceStatus, sign_heartbeat)
+from collectors.wire import (
+    HEADER_DATASET,
+    HEADER_LINES,
+    HEARTBEAT_TOPIC,
+    RAW_TOPIC,
+    Heartbeat,
+    LineBatch,
+    LogLine,
+    SourceStatus,
+    sign_heartbeat,
+)
 
 VERSION = "0.1.0-sim"
 
@@ -35,32 +44,60 @@ class SimulatedAgent:
 
     def heartbeat(self, now: float | None = None) -> Heartbeat:
         now = time.time() if now is None else now
-        hb = Heartbeat(agency_id=self.agency_id, agent_id=self.agent_id, host=self.host, version=VERSION, sent_at=now,
-                       started_at=self.started_at,
-                       sources={s: SourceStatus(last_read_at=now, lines_read=self.shipped.get(s, 0),
-                                                lines_shipped=self.shipped.get(s, 0)) for s in self.sources},
-                       spool_bytes=self.spool_bytes, config_hash="sim")
+        hb = Heartbeat(
+            agency_id=self.agency_id,
+            agent_id=self.agent_id,
+            host=self.host,
+            version=VERSION,
+            sent_at=now,
+            started_at=self.started_at,
+            sources={
+                s: SourceStatus(
+                    last_read_at=now, lines_read=self.shipped.get(s, 0), lines_shipped=self.shipped.get(s, 0)
+                )
+                for s in self.sources
+            },
+            spool_bytes=self.spool_bytes,
+            config_hash="sim",
+        )
         hb.signature = sign_heartbeat(hb, self.secret)
         return hb
 
     def batch(self, source: str, n: int, now: float | None = None) -> LineBatch:
         now = time.time() if now is None else now
         start = self.shipped.get(source, 0)
-        lines = [LogLine(text=f"<86>Nov 28 01:02:03 {self.host} sshd[1{i % 1000}]: Accepted publickey for admin from "
-                              f"10.0.0.{i % 250 + 1} port 5{i % 9999:04d} ssh2", line_no=start + i + 1, seq=start + i + 1,
-                         read_at=now) for i in range(n)]
+        lines = [
+            LogLine(
+                text=f"<86>Nov 28 01:02:03 {self.host} sshd[1{i % 1000}]: Accepted publickey for admin from "
+                f"10.0.0.{i % 250 + 1} port 5{i % 9999:04d} ssh2",
+                line_no=start + i + 1,
+                seq=start + i + 1,
+                read_at=now,
+            )
+            for i in range(n)
+        ]
         self.shipped[source] = start + n
         return LineBatch(self.agency_id, self.agent_id, self.host, source, lines, dataset="system.auth")
 
 
 def send_batch(producer, topic: str, batch: LineBatch) -> None:
-    producer.send(topic, key=batch.key(), value=batch.to_bytes(),
-                  headers=[(HEADER_LINES, str(len(batch.lines)).encode()),
-                           (HEADER_DATASET, (batch.dataset or "").encode())])
+    producer.send(
+        topic,
+        key=batch.key(),
+        value=batch.to_bytes(),
+        headers=[(HEADER_LINES, str(len(batch.lines)).encode()), (HEADER_DATASET, (batch.dataset or "").encode())],
+    )
 
 
-def run_agents(producer, agents: list[SimulatedAgent], interval_s: float, stop: threading.Event,
-               heartbeat_topic: str = HEARTBEAT_TOPIC, raw_topic: str = RAW_TOPIC, lines_per_tick: int = 5) -> None:
+def run_agents(
+    producer,
+    agents: list[SimulatedAgent],
+    interval_s: float,
+    stop: threading.Event,
+    heartbeat_topic: str = HEARTBEAT_TOPIC,
+    raw_topic: str = RAW_TOPIC,
+    lines_per_tick: int = 5,
+) -> None:
     """Every interval: a batch per non-silent source, then a heartbeat, for every agent."""
     while not stop.is_set():
         now = time.time()
@@ -122,8 +159,17 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.silent:
         agent_id, _, source = item.partition("=")
         silent.setdefault(agent_id, set()).add(source)
-    agents = [SimulatedAgent(r.agency_id, r.agent_id, r.secret, r.host, sources=args.source or ["/var/log/auth.log"],
-                             silent=silent.get(r.agent_id, set())) for r in records]
+    agents = [
+        SimulatedAgent(
+            r.agency_id,
+            r.agent_id,
+            r.secret,
+            r.host,
+            sources=args.source or ["/var/log/auth.log"],
+            silent=silent.get(r.agent_id, set()),
+        )
+        for r in records
+    ]
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

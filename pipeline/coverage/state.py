@@ -96,8 +96,17 @@ class CoverageTracker:
         self.deliveries: dict[tuple[str, str, str], float] = {}
         self._per_agent: dict[str, int] = {}
 
-    def observe_heartbeat(self, *, agency_id: str, agent_id: str, host: str, version: str, spool_bytes: int,
-                          shipped: dict[str, int], now: float) -> None:
+    def observe_heartbeat(
+        self,
+        *,
+        agency_id: str,
+        agent_id: str,
+        host: str,
+        version: str,
+        spool_bytes: int,
+        shipped: dict[str, int],
+        now: float,
+    ) -> None:
         """A heartbeat whose signature and agency were already verified."""
         a = self.agents.get(agent_id)
         if a is None or a.agency_id != agency_id:
@@ -137,12 +146,15 @@ class CoverageTracker:
         deliveries_by_agency: dict[str, list[tuple[str, str, float]]] = {}
         for (agency_id, agent_id, path), t in self.deliveries.items():
             deliveries_by_agency.setdefault(agency_id, []).append((agent_id, path, t))
-        views = [self._agency_view(ag, by_agency.get(ag.id, []), deliveries_by_agency.get(ag.id, []), now)
-                 for ag in inventory.agencies]
+        views = [
+            self._agency_view(ag, by_agency.get(ag.id, []), deliveries_by_agency.get(ag.id, []), now)
+            for ag in inventory.agencies
+        ]
         return Snapshot(at=now, agencies=views)
 
-    def _agency_view(self, agency: Agency, agents: list[AgentSeen], deliveries: list[tuple[str, str, float]],
-                     now: float) -> AgencyView:
+    def _agency_view(
+        self, agency: Agency, agents: list[AgentSeen], deliveries: list[tuple[str, str, float]], now: float
+    ) -> AgencyView:
         th = self.thresholds
         last_seen = max((a.last_seen for a in agents), default=None)
         alive = {a.agent_id: a for a in agents if now - a.last_seen <= th.agent_down_after_s}
@@ -152,8 +164,11 @@ class CoverageTracker:
         reasons: list[str] = []
         for src in expected:
             times = [t for agent_id, path, t in deliveries if src.matches(path, hosts.get(agent_id, ""))]
-            times_alive = [t for agent_id, path, t in deliveries
-                           if agent_id in alive and src.matches(path, hosts.get(agent_id, ""))]
+            times_alive = [
+                t
+                for agent_id, path, t in deliveries
+                if agent_id in alive and src.matches(path, hosts.get(agent_id, ""))
+            ]
             last_event = max(times, default=None)
             silent_after = src.silent_after_s or th.source_silent_after_s
             if agency.decommissioned:
@@ -169,7 +184,9 @@ class CoverageTracker:
             else:
                 state = MONITORED
             if state in (DEGRADED, NEVER_SEEN) and alive:
-                reasons.append(f"source {src.name} silent" if last_event is not None else f"source {src.name} never delivered")
+                reasons.append(
+                    f"source {src.name} silent" if last_event is not None else f"source {src.name} never delivered"
+                )
             sources.append(SourceView(name=src.name, state=state, last_event=last_event))
         spool = sum(a.spool_bytes for a in alive.values())
         if agency.decommissioned:
@@ -180,26 +197,54 @@ class CoverageTracker:
             state = AGENT_DOWN
             reasons = [f"no heartbeat for {now - (last_seen or 0):.0f}s"]
         else:
-            spooling = [a for a in alive.values()
-                        if a.spooling_since is not None and now - a.spooling_since >= th.spooling_after_s]
+            spooling = [
+                a
+                for a in alive.values()
+                if a.spooling_since is not None and now - a.spooling_since >= th.spooling_after_s
+            ]
             if spooling:
                 reasons.append(f"spooling {spool} bytes for {now - min(a.spooling_since for a in spooling):.0f}s")
             state = DEGRADED if (reasons or any(s.state != MONITORED for s in sources)) else MONITORED
-        return AgencyView(id=agency.id, name=agency.name, tier=agency.tier, state=state, last_seen=last_seen,
-                          sources=sources, reasons=reasons, versions=sorted({a.version for a in alive.values()}),
-                          spool_bytes=spool)
+        return AgencyView(
+            id=agency.id,
+            name=agency.name,
+            tier=agency.tier,
+            state=state,
+            last_seen=last_seen,
+            sources=sources,
+            reasons=reasons,
+            versions=sorted({a.version for a in alive.values()}),
+            spool_bytes=spool,
+        )
 
     # Persistence of what was seen, so a service restart keeps never_seen apart from agent_down.
     def export_state(self) -> dict:
-        return {"agents": [{"agent_id": a.agent_id, "agency_id": a.agency_id, "host": a.host, "version": a.version,
-                            "last_seen": a.last_seen} for a in self.agents.values()],
-                "deliveries": [[k[0], k[1], k[2], t] for k, t in self.deliveries.items()]}
+        return {
+            "agents": [
+                {
+                    "agent_id": a.agent_id,
+                    "agency_id": a.agency_id,
+                    "host": a.host,
+                    "version": a.version,
+                    "last_seen": a.last_seen,
+                }
+                for a in self.agents.values()
+            ],
+            "deliveries": [[k[0], k[1], k[2], t] for k, t in self.deliveries.items()],
+        }
 
     def import_state(self, data: dict) -> None:
         for a in data.get("agents", []):
-            self.agents.setdefault(a["agent_id"], AgentSeen(agent_id=a["agent_id"], agency_id=a["agency_id"],
-                                                             host=a.get("host", ""), version=a.get("version", ""),
-                                                             last_seen=float(a["last_seen"])))
+            self.agents.setdefault(
+                a["agent_id"],
+                AgentSeen(
+                    agent_id=a["agent_id"],
+                    agency_id=a["agency_id"],
+                    host=a.get("host", ""),
+                    version=a.get("version", ""),
+                    last_seen=float(a["last_seen"]),
+                ),
+            )
         for agency_id, agent_id, path, t in data.get("deliveries", []):
             key = (agency_id, agent_id, path)
             if key not in self.deliveries:

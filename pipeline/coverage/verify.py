@@ -7,10 +7,10 @@ principal protect them); their key must at least name an enrolled agent of the n
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from pipeline.enrolment.registry import AgentRecord
 from collectors.wire import Heartbeat, verify_heartbeat
+from pipeline.enrolment.registry import AgentRecord
 
 HEARTBEAT_REJECTIONS = ("malformed", "unsigned", "unknown_agent", "revoked_agent", "agency_mismatch", "bad_signature")
 RECORD_REJECTIONS = ("bad_key", "unknown_agent", "agency_mismatch")

@@ -13,8 +13,9 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
@@ -37,7 +38,7 @@ class IndexResult:
         """Every document has a final outcome: the caller may commit its offsets."""
         return not self.retry
 
-    def merge(self, other: "IndexResult") -> None:
+    def merge(self, other: IndexResult) -> None:
         self.created += other.created
         self.duplicates += other.duplicates
         self.retry += other.retry
@@ -69,8 +70,16 @@ def error_reason(error: Any) -> str:
 class _CreateOnlyBulk:
     """Chunked `_bulk` with op_type=create and bounded in-call retries of the retryable part."""
 
-    def __init__(self, es: Elasticsearch, prefix: str = "socpipe", chunk_docs: int = 1000, max_retries: int = 3,
-                 backoff_s: float = 0.2, refresh: bool | str = False, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        es: Elasticsearch,
+        prefix: str = "socpipe",
+        chunk_docs: int = 1000,
+        max_retries: int = 3,
+        backoff_s: float = 0.2,
+        refresh: bool | str = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.es = es
         self.prefix = prefix
         self.chunk_docs = max(1, chunk_docs)
@@ -95,12 +104,12 @@ class _CreateOnlyBulk:
         for attempt in range(self.max_retries + 1):
             retry: list[tuple[str, str, dict, dict]] = []
             for start in range(0, len(pending), self.chunk_docs):
-                retry += self._send(pending[start:start + self.chunk_docs], result)
+                retry += self._send(pending[start : start + self.chunk_docs], result)
             pending = retry
             if not pending:
                 break
             if attempt < self.max_retries:
-                self._sleep(self.backoff_s * (2 ** attempt))
+                self._sleep(self.backoff_s * (2**attempt))
         result.retry = [doc for *_, doc in pending]
         return result
 
@@ -185,15 +194,21 @@ class AlertIndexer(_CreateOnlyBulk):
         since_dt = parse_time(since)
         if since_dt is not None:
             filters.append({"range": {"@timestamp": {"gte": iso_ms(since_dt)}}})
-        resp = self.es.search(index=f"{self.prefix}-alerts-*", size=1, sort=[{"@timestamp": "desc"}],
-                              query={"bool": {"filter": filters,
-                                              "must_not": [{"term": {"socpipe.workflow.status": "closed"}}]}},
-                              source=False, ignore_unavailable=True, allow_no_indices=True)
+        resp = self.es.search(
+            index=f"{self.prefix}-alerts-*",
+            size=1,
+            sort=[{"@timestamp": "desc"}],
+            query={"bool": {"filter": filters, "must_not": [{"term": {"socpipe.workflow.status": "closed"}}]}},
+            source=False,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
         hits = resp["hits"]["hits"]
         return (hits[0]["_index"], hits[0]["_id"]) if hits else None
 
-    def update_suppressed(self, dedup_key: str, count: int = 1, last_seen: Any = None, since: Any = None,
-                          attempts: int = 8) -> str | None:
+    def update_suppressed(
+        self, dedup_key: str, count: int = 1, last_seen: Any = None, since: Any = None, attempts: int = 8
+    ) -> str | None:
         """Add `count` suppressed repeats to the open alert with `dedup_key`; its `_id`, or None if none.
 
         None means there is no open alert to fold the repeat into: index a new alert instead.
@@ -213,8 +228,14 @@ class AlertIndexer(_CreateOnlyBulk):
                 if prev is None or seen > prev:
                     supp["last_seen"] = iso_ms(seen)
             try:
-                self.es.update(index=index, id=_id, doc={"socpipe": {"suppression": supp}},
-                               if_seq_no=cur["_seq_no"], if_primary_term=cur["_primary_term"], refresh=self.refresh)
+                self.es.update(
+                    index=index,
+                    id=_id,
+                    doc={"socpipe": {"suppression": supp}},
+                    if_seq_no=cur["_seq_no"],
+                    if_primary_term=cur["_primary_term"],
+                    refresh=self.refresh,
+                )
                 return _id
             except ConflictError:
                 continue

@@ -32,6 +32,7 @@ def events_pattern(prefix: str) -> str:
 
 def template_bodies(cfg: ElasticsearchConfig, prefix: str, ilm: bool) -> dict[str, dict]:
     """Template name -> put_index_template kwargs (pure, so tests can inspect them)."""
+
     def settings(kind: str, refresh: str | None) -> dict:
         s: dict = {"number_of_shards": 1, "number_of_replicas": 0 if kind == "events" else 1}
         if refresh:
@@ -42,12 +43,14 @@ def template_bodies(cfg: ElasticsearchConfig, prefix: str, ilm: bool) -> dict[st
 
     return {
         f"{prefix}-alerts": {
-            "index_patterns": [alerts_pattern(prefix)], "priority": TEMPLATE_PRIORITY,
+            "index_patterns": [alerts_pattern(prefix)],
+            "priority": TEMPLATE_PRIORITY,
             "template": {"settings": settings("alerts", cfg.alerts_refresh_interval), "mappings": ALERT_MAPPINGS},
             "_meta": {"managed_by": "socpipe", "what": "alerts"},
         },
         f"{prefix}-events": {
-            "index_patterns": [events_pattern(prefix)], "priority": TEMPLATE_PRIORITY,
+            "index_patterns": [events_pattern(prefix)],
+            "priority": TEMPLATE_PRIORITY,
             "template": {"settings": settings("events", None), "mappings": EVENT_MAPPINGS},
             "_meta": {"managed_by": "socpipe", "what": "events"},
         },
@@ -56,11 +59,17 @@ def template_bodies(cfg: ElasticsearchConfig, prefix: str, ilm: bool) -> dict[st
 
 def ilm_policies(cfg: ElasticsearchConfig, prefix: str) -> dict[str, dict]:
     def delete_after(days: int) -> dict:
-        return {"phases": {"hot": {"min_age": "0ms", "actions": {}},
-                           "delete": {"min_age": f"{days}d", "actions": {"delete": {}}}}}
+        return {
+            "phases": {
+                "hot": {"min_age": "0ms", "actions": {}},
+                "delete": {"min_age": f"{days}d", "actions": {"delete": {}}},
+            }
+        }
 
-    return {f"{prefix}-alerts": delete_after(cfg.alerts_retention_days),
-            f"{prefix}-events": delete_after(cfg.events_retention_days)}
+    return {
+        f"{prefix}-alerts": delete_after(cfg.alerts_retention_days),
+        f"{prefix}-events": delete_after(cfg.events_retention_days),
+    }
 
 
 def ilm_supported(es: Elasticsearch) -> bool:

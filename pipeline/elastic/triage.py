@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
@@ -31,8 +31,10 @@ class AlertConflict(Exception):
 
     def __init__(self, alert_id: str, expected: Version | None, current: Version, status: str):
         self.alert_id, self.expected, self.current, self.status = alert_id, expected, current, status
-        super().__init__(f"alert {alert_id} was changed by someone else (now {status}, version "
-                         f"{format_version(current)}); reload it and try again")
+        super().__init__(
+            f"alert {alert_id} was changed by someone else (now {status}, version "
+            f"{format_version(current)}); reload it and try again"
+        )
 
 
 def format_version(v: Version) -> str:
@@ -72,16 +74,27 @@ class AlertFilter:
     def query(self, now: datetime | None = None) -> dict[str, Any]:
         """Elasticsearch bool query (pure)."""
         filters: list[dict] = []
-        for fname, values in (("socpipe.workflow.status", self.status), ("kibana.alert.severity", self.severity),
-                              ("organization.id", self.agency)):
+        for fname, values in (
+            ("socpipe.workflow.status", self.status),
+            ("kibana.alert.severity", self.severity),
+            ("organization.id", self.agency),
+        ):
             if values:
                 filters.append({"terms": {fname: list(values)}})
         if self.assignee:
             filters.append({"term": {"socpipe.workflow.assignee": self.assignee}})
         if self.rule:
-            filters.append({"bool": {"should": [{"term": {"rule.id": self.rule}},
-                                                {"match": {"rule.name": {"query": self.rule, "operator": "and"}}}],
-                                     "minimum_should_match": 1}})
+            filters.append(
+                {
+                    "bool": {
+                        "should": [
+                            {"term": {"rule.id": self.rule}},
+                            {"match": {"rule.name": {"query": self.rule, "operator": "and"}}},
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                }
+            )
         rng = {}
         if self.since:
             rng["gte"] = resolve_time(self.since, now)
@@ -99,7 +112,7 @@ def resolve_time(text: str, now: datetime | None = None) -> str:
     """`24h`/`7d`/`30m` before now, or an ISO time -> ISO UTC string; ValueError otherwise."""
     t = str(text).strip()
     if t[:-1].isdigit() and t[-1:] in _UNITS:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return iso_ms(now - timedelta(seconds=int(t[:-1]) * _UNITS[t[-1]]))
     dt = parse_time(t)
     if dt is None:
@@ -119,11 +132,20 @@ class TriageService:
         return f"{self.prefix}-alerts-*"
 
     def list(self, flt: AlertFilter | None = None, limit: int = 50) -> list[AlertRecord]:
-        resp = self.es.search(index=self.pattern, query=(flt or AlertFilter()).query(), size=max(1, min(limit, 1000)),
-                              sort=[{"@timestamp": "desc"}], seq_no_primary_term=True,
-                              source_excludes=["socpipe.evidence"], ignore_unavailable=True, allow_no_indices=True)
-        return [AlertRecord(h["_id"], h["_index"], (h["_seq_no"], h["_primary_term"]), h["_source"])
-                for h in resp["hits"]["hits"]]
+        resp = self.es.search(
+            index=self.pattern,
+            query=(flt or AlertFilter()).query(),
+            size=max(1, min(limit, 1000)),
+            sort=[{"@timestamp": "desc"}],
+            seq_no_primary_term=True,
+            source_excludes=["socpipe.evidence"],
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        return [
+            AlertRecord(h["_id"], h["_index"], (h["_seq_no"], h["_primary_term"]), h["_source"])
+            for h in resp["hits"]["hits"]
+        ]
 
     def get(self, alert_id: str) -> AlertRecord:
         """Realtime read of the current version (a search may lag a refresh behind)."""
@@ -138,8 +160,14 @@ class TriageService:
     def _locate(self, alert_id: str) -> str:
         if alert_id in self._where:
             return self._where[alert_id]
-        resp = self.es.search(index=self.pattern, query={"ids": {"values": [alert_id]}}, size=1, source=False,
-                              ignore_unavailable=True, allow_no_indices=True)
+        resp = self.es.search(
+            index=self.pattern,
+            query={"ids": {"values": [alert_id]}},
+            size=1,
+            source=False,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
         hits = resp["hits"]["hits"]
         if not hits:
             raise AlertNotFound(alert_id)
@@ -154,15 +182,26 @@ class TriageService:
             raise AlertConflict(alert_id, expected, cur.version, cur.status)
         workflow = apply_change(cur.source.get("socpipe", {}).get("workflow", {}), change, cur.version[0])
         try:
-            resp = self.es.update(index=cur.index, id=alert_id, if_seq_no=cur.version[0],
-                                  if_primary_term=cur.version[1], refresh=self.refresh,
-                                  doc=_workflow_patch(workflow))
+            resp = self.es.update(
+                index=cur.index,
+                id=alert_id,
+                if_seq_no=cur.version[0],
+                if_primary_term=cur.version[1],
+                refresh=self.refresh,
+                doc=_workflow_patch(workflow),
+            )
         except ConflictError:
             now = self.get(alert_id)
             self._record_conflict(now, change, cur.version)
             raise AlertConflict(alert_id, expected or cur.version, now.version, now.status) from None
-        log.info("triage action=%s alert=%s actor=%s from=%s to=%s", change.action, alert_id, change.actor,
-                 cur.status, workflow["status"])
+        log.info(
+            "triage action=%s alert=%s actor=%s from=%s to=%s",
+            change.action,
+            alert_id,
+            change.actor,
+            cur.status,
+            workflow["status"],
+        )
         source = dict(cur.source)
         source["socpipe"] = {**source.get("socpipe", {}), "workflow": workflow}
         return AlertRecord(alert_id, cur.index, (resp["_seq_no"], resp["_primary_term"]), source)
@@ -171,13 +210,25 @@ class TriageService:
         """Append the losing attempt to history; appending commutes, so retry until it lands."""
         for _ in range(attempts):
             workflow = dict(cur.source.get("socpipe", {}).get("workflow", {}))
-            entry = history_entry(change, "conflict", None, None, based_on[0],
-                                  detail=f"based on version {format_version(based_on)}, alert was at "
-                                         f"{format_version(cur.version)} ({cur.status})")
+            entry = history_entry(
+                change,
+                "conflict",
+                None,
+                None,
+                based_on[0],
+                detail=f"based on version {format_version(based_on)}, alert was at "
+                f"{format_version(cur.version)} ({cur.status})",
+            )
             workflow["history"] = [*workflow.get("history", []), entry]
             try:
-                self.es.update(index=cur.index, id=cur.id, if_seq_no=cur.version[0], if_primary_term=cur.version[1],
-                               refresh=self.refresh, doc={"socpipe": {"workflow": {"history": workflow["history"]}}})
+                self.es.update(
+                    index=cur.index,
+                    id=cur.id,
+                    if_seq_no=cur.version[0],
+                    if_primary_term=cur.version[1],
+                    refresh=self.refresh,
+                    doc={"socpipe": {"workflow": {"history": workflow["history"]}}},
+                )
                 log.info("triage action=%s alert=%s actor=%s outcome=conflict", change.action, cur.id, change.actor)
                 return
             except ConflictError:

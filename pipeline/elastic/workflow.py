@@ -44,8 +44,11 @@ def check_permission(role: str, change: Change) -> None:
             return
         if change.action == "assign" and change.assignee in (change.actor, None, ""):
             return
-        raise PermissionDenied(f"role analyst may not {change.action}"
-                               + (" to someone else" if change.action == "assign" else "") + " (lead only)")
+        raise PermissionDenied(
+            f"role analyst may not {change.action}"
+            + (" to someone else" if change.action == "assign" else "")
+            + " (lead only)"
+        )
     raise PermissionDenied(f"role {role} may not change alerts")
 
 
@@ -98,8 +101,14 @@ def apply_change(workflow: dict[str, Any], change: Change, based_on_seq_no: int 
     return wf
 
 
-def history_entry(change: Change, outcome: str, before: str | None, after: str | None,
-                  based_on_seq_no: int | None = None, detail: str = "") -> dict[str, Any]:
+def history_entry(
+    change: Change,
+    outcome: str,
+    before: str | None,
+    after: str | None,
+    based_on_seq_no: int | None = None,
+    detail: str = "",
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"at": change.at, "actor": change.actor, "action": change.action, "outcome": outcome}
     if before:
         entry["from_status"] = before

@@ -78,7 +78,9 @@ class Registry:
         token = "spt_" + secrets.token_urlsafe(24)
         token_id = secrets.token_hex(4)
         with self._lock:
-            self._db.execute("INSERT INTO tokens VALUES (?,?,?,?,NULL)", (token_id, agency_id, _hash(token), time.time()))
+            self._db.execute(
+                "INSERT INTO tokens VALUES (?,?,?,?,NULL)", (token_id, agency_id, _hash(token), time.time())
+            )
         return token_id, token
 
     def revoke_tokens(self, agency_id: str, token_id: str | None = None) -> int:
@@ -92,17 +94,21 @@ class Registry:
             return self._db.execute(sql, args).rowcount
 
     def tokens(self, agency_id: str | None = None) -> list[TokenRecord]:
-        rows = self._db.execute("SELECT token_id, agency_id, created_at, revoked_at FROM tokens"
-                                + (" WHERE agency_id=?" if agency_id else "") + " ORDER BY created_at",
-                                (agency_id,) if agency_id else ()).fetchall()
+        rows = self._db.execute(
+            "SELECT token_id, agency_id, created_at, revoked_at FROM tokens"
+            + (" WHERE agency_id=?" if agency_id else "")
+            + " ORDER BY created_at",
+            (agency_id,) if agency_id else (),
+        ).fetchall()
         return [TokenRecord(r[0], r[1], r[2], r[3] is not None) for r in rows]
 
     # agents
     def enroll(self, token: str, host: str, agent_version: str = "") -> AgentRecord:
         """Exchange a valid token for a new agent identity; the agency comes from the token."""
         with self._lock:
-            row = self._db.execute("SELECT token_id, agency_id FROM tokens WHERE token_sha256=? AND revoked_at IS NULL",
-                                   (_hash(token),)).fetchone()
+            row = self._db.execute(
+                "SELECT token_id, agency_id FROM tokens WHERE token_sha256=? AND revoked_at IS NULL", (_hash(token),)
+            ).fetchone()
         if row is None:
             raise EnrolmentError("unknown or revoked enrolment token")
         return self._new_agent(row[1], host, agent_version, token_id=row[0])
@@ -113,30 +119,46 @@ class Registry:
         return rec.agent_id, rec.secret
 
     def _new_agent(self, agency_id: str, host: str, agent_version: str, token_id: str | None) -> AgentRecord:
-        rec = AgentRecord(agent_id="agt-" + secrets.token_hex(6), agency_id=agency_id, host=host[:255],
-                          secret=secrets.token_urlsafe(32), agent_version=agent_version[:64],
-                          enrolled_at=time.time(), revoked=False)
+        rec = AgentRecord(
+            agent_id="agt-" + secrets.token_hex(6),
+            agency_id=agency_id,
+            host=host[:255],
+            secret=secrets.token_urlsafe(32),
+            agent_version=agent_version[:64],
+            enrolled_at=time.time(),
+            revoked=False,
+        )
         with self._lock:
-            self._db.execute("INSERT INTO agents VALUES (?,?,?,?,?,?,?,NULL)",
-                             (rec.agent_id, rec.agency_id, rec.host, rec.secret, rec.agent_version, token_id,
-                              rec.enrolled_at))
+            self._db.execute(
+                "INSERT INTO agents VALUES (?,?,?,?,?,?,?,NULL)",
+                (rec.agent_id, rec.agency_id, rec.host, rec.secret, rec.agent_version, token_id, rec.enrolled_at),
+            )
         return rec
 
     def revoke_agent(self, agent_id: str) -> bool:
         with self._lock:
-            return self._db.execute("UPDATE agents SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL",
-                                    (time.time(), agent_id)).rowcount > 0
+            return (
+                self._db.execute(
+                    "UPDATE agents SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL", (time.time(), agent_id)
+                ).rowcount
+                > 0
+            )
 
     def agent(self, agent_id: str) -> AgentRecord | None:
         with self._lock:
-            r = self._db.execute("SELECT agent_id, agency_id, host, secret, agent_version, enrolled_at, revoked_at "
-                                 "FROM agents WHERE agent_id=?", (agent_id,)).fetchone()
+            r = self._db.execute(
+                "SELECT agent_id, agency_id, host, secret, agent_version, enrolled_at, revoked_at "
+                "FROM agents WHERE agent_id=?",
+                (agent_id,),
+            ).fetchone()
         return AgentRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None) if r else None
 
     def agents(self) -> list[AgentRecord]:
         with self._lock:
-            rows = self._db.execute("SELECT agent_id, agency_id, host, secret, agent_version, enrolled_at, revoked_at "
-                                    "FROM agents ORDER BY enrolled_at").fetchall()
+            rows = self._db.execute(
+                "SELECT agent_id, agency_id, host, secret, agent_version, enrolled_at, revoked_at "
+                "FROM agents ORDER BY enrolled_at"
+            ).fetchall()
         return [AgentRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None) for r in rows]
 
     def secret_of(self, agent_id: str) -> str | None:

@@ -42,10 +42,14 @@ def handle_enroll(registry: Registry, cfg: EnrolmentConfig, body: bytes) -> tupl
         rec = registry.enroll(token, host.strip(), version)
     except EnrolmentError:
         return 403, {"error": "unknown or revoked enrolment token"}
-    log.info("enrolment.enrolled agency=%s agent=%s host=%s version=%s", rec.agency_id, rec.agent_id, rec.host,
-             rec.agent_version)
-    return 200, {"agency_id": rec.agency_id, "agent_id": rec.agent_id, "secret": rec.secret,
-                 "kafka": asdict(cfg.kafka)}
+    log.info(
+        "enrolment.enrolled agency=%s agent=%s host=%s version=%s",
+        rec.agency_id,
+        rec.agent_id,
+        rec.host,
+        rec.agent_version,
+    )
+    return 200, {"agency_id": rec.agency_id, "agent_id": rec.agent_id, "secret": rec.secret, "kafka": asdict(cfg.kafka)}
 
 
 def make_server(registry: Registry, cfg: EnrolmentConfig) -> ThreadingHTTPServer:

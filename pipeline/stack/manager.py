@@ -7,9 +7,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from pipeline.stack import servers
 from pipeline.stack.servers import Ports, PrerequisiteError
@@ -50,10 +50,20 @@ class Stack:
         ports = self.ports
         self.servers = [
             Server("kafka", f"127.0.0.1:{ports.kafka}", servers.kafka_command, servers.kafka_ready, 120),
-            Server("elasticsearch", f"http://127.0.0.1:{ports.elasticsearch}", servers.elasticsearch_command,
-                   servers.elasticsearch_ready, 60),
-            Server("prometheus", f"http://127.0.0.1:{ports.prometheus}", servers.prometheus_command,
-                   servers.prometheus_ready, 60),
+            Server(
+                "elasticsearch",
+                f"http://127.0.0.1:{ports.elasticsearch}",
+                servers.elasticsearch_command,
+                servers.elasticsearch_ready,
+                60,
+            ),
+            Server(
+                "prometheus",
+                f"http://127.0.0.1:{ports.prometheus}",
+                servers.prometheus_command,
+                servers.prometheus_ready,
+                60,
+            ),
         ]
 
     @property
@@ -75,15 +85,23 @@ class Stack:
             if self._pid_alive(server):
                 continue
             if self._probe(server) is not None:
-                raise StackError(f"{server.name}: something not started by socpipe already answers on "
-                                 f"{server.endpoint}; stop it or change the port")
+                raise StackError(
+                    f"{server.name}: something not started by socpipe already answers on "
+                    f"{server.endpoint}; stop it or change the port"
+                )
             try:
                 command = server.command(self.state, self.ports)
             except PrerequisiteError as exc:
                 raise StackError(f"{server.name}: {exc}") from exc
             logfile = open(self.state / f"{server.name}.log", "ab")
-            proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.state)
+            proc = subprocess.Popen(
+                command,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.state,
+            )
             (self.state / f"{server.name}.pid").write_text(str(proc.pid))
             log.info("stack.start server=%s pid=%d", server.name, proc.pid)
         for server in self.servers:
@@ -97,8 +115,16 @@ class Stack:
             pid = self._pid(server)
             running = self._pid_alive(server)
             detail = self._probe(server) if running else None
-            out.append(ServerStatus(server.name, server.endpoint, pid, running, detail is not None,
-                                    detail or ("not answering" if running else "stopped")))
+            out.append(
+                ServerStatus(
+                    server.name,
+                    server.endpoint,
+                    pid,
+                    running,
+                    detail is not None,
+                    detail or ("not answering" if running else "stopped"),
+                )
+            )
         return out
 
     def down(self) -> list[str]:
@@ -131,8 +157,10 @@ class Stack:
             if self._probe(server) is not None:
                 return
             time.sleep(0.5)
-        raise StackError(f"{server.name} did not answer on {server.endpoint} within {server.start_timeout_s:.0f}s; "
-                         f"see {self.state / (server.name + '.log')}")
+        raise StackError(
+            f"{server.name} did not answer on {server.endpoint} within {server.start_timeout_s:.0f}s; "
+            f"see {self.state / (server.name + '.log')}"
+        )
 
     def _probe(self, server: Server) -> str | None:
         try:

@@ -29,7 +29,7 @@ class Ports:
     prometheus: int = 9090
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Ports":
+    def from_env(cls, env: dict[str, str] | None = None) -> Ports:
         """SOCPIPE_STACK_<NAME>_PORT moves a server off its default port (e.g. when 9092 is taken)."""
         env = os.environ if env is None else env
         values = {}
@@ -63,10 +63,23 @@ def kafka_libs() -> Path:
     require("java", "apt-get install -y openjdk-17-jre-headless")
     libs.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
-         f"-DoutputDirectory={libs}"], capture_output=True, text=True)
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        raise PrerequisiteError(f"resolving Kafka {KAFKA_VERSION} jars with Maven failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise PrerequisiteError(
+            f"resolving Kafka {KAFKA_VERSION} jars with Maven failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     marker.write_text(KAFKA_VERSION)
     return libs
 
@@ -79,49 +92,73 @@ def kafka_command(state: Path, ports: Ports) -> list[str]:
     data = kdir / "data"
     kdir.mkdir(parents=True, exist_ok=True)
     props = kdir / "server.properties"
-    props.write_text("\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.bootstrap.servers=127.0.0.1:{ports.kafka_controller}",
-        f"listeners=PLAINTEXT://127.0.0.1:{ports.kafka},CONTROLLER://127.0.0.1:{ports.kafka_controller}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{ports.kafka}",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
-        f"log.dirs={data}",
-        "num.partitions=4",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "auto.create.topics.enable=true",
-        "log.retention.hours=168",
-        "",
-    ]))
+    props.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers=127.0.0.1:{ports.kafka_controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{ports.kafka},CONTROLLER://127.0.0.1:{ports.kafka_controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{ports.kafka}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=4",
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+                "log.retention.hours=168",
+                "",
+            ]
+        )
+    )
     log4j = kdir / "log4j2.properties"
-    log4j.write_text("\n".join([
-        "status = warn",
-        "appender.out.type = Console",
-        "appender.out.name = OUT",
-        "appender.out.layout.type = PatternLayout",
-        "appender.out.layout.pattern = [%d] %p %m (%c)%n",
-        "rootLogger.level = INFO",
-        "rootLogger.appenderRef.out.ref = OUT",
-        "logger.kafka.name = kafka",
-        "logger.kafka.level = WARN",
-        "logger.server.name = org.apache.kafka",
-        "logger.server.level = WARN",
-        "",
-    ]))
+    log4j.write_text(
+        "\n".join(
+            [
+                "status = warn",
+                "appender.out.type = Console",
+                "appender.out.name = OUT",
+                "appender.out.layout.type = PatternLayout",
+                "appender.out.layout.pattern = [%d] %p %m (%c)%n",
+                "rootLogger.level = INFO",
+                "rootLogger.appenderRef.out.ref = OUT",
+                "logger.kafka.name = kafka",
+                "logger.kafka.level = WARN",
+                "logger.server.name = org.apache.kafka",
+                "logger.server.level = WARN",
+                "",
+            ]
+        )
+    )
     classpath = f"{libs}/*"
     jvm = [java, "-Xms256m", "-Xmx1g", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
     if not (data / "meta.properties").exists():
-        cluster_id = subprocess.run(jvm + ["kafka.tools.StorageTool", "random-uuid"], capture_output=True,
-                                    text=True, check=True).stdout.strip().splitlines()[-1]
-        proc = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c",
-                                     str(props), "--ignore-formatted"], capture_output=True, text=True)
+        cluster_id = (
+            subprocess.run(jvm + ["kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        proc = subprocess.run(
+            jvm
+            + [
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed: {proc.stdout}{proc.stderr}")
     return jvm + ["kafka.Kafka", str(props)]
@@ -132,8 +169,9 @@ def kafka_ready(ports: Ports) -> str | None:
     from kafka import KafkaAdminClient
 
     socket.create_connection(("127.0.0.1", ports.kafka), timeout=1).close()  # cheap check before a client
-    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{ports.kafka}", request_timeout_ms=3000,
-                             client_id="socpipe-stack-probe")
+    admin = KafkaAdminClient(
+        bootstrap_servers=f"127.0.0.1:{ports.kafka}", request_timeout_ms=3000, client_id="socpipe-stack-probe"
+    )
     try:
         cluster = admin.describe_cluster()
         return f"Apache Kafka {KAFKA_VERSION} (KRaft, cluster {cluster.get('cluster_id')})"
@@ -145,11 +183,23 @@ def elasticsearch_command(state: Path, ports: Ports) -> list[str]:
     exe = Path(sys.executable).with_name("noida-db")
     binary = str(exe) if exe.exists() else shutil.which("noida-db")
     if not binary:
-        raise PrerequisiteError("`noida-db` not found. Install it: pip install 'socpipe[stack]' (or pip install noida-db)")
+        raise PrerequisiteError(
+            "`noida-db` not found. Install it: pip install 'socpipe[stack]' (or pip install noida-db)"
+        )
     data = state / "elasticsearch"
     data.mkdir(parents=True, exist_ok=True)
-    return [binary, "start", "--data-dir", str(data), "--host", "127.0.0.1", "--only", "elasticsearch",
-            "--elasticsearch-port", str(ports.elasticsearch)]
+    return [
+        binary,
+        "start",
+        "--data-dir",
+        str(data),
+        "--host",
+        "127.0.0.1",
+        "--only",
+        "elasticsearch",
+        "--elasticsearch-port",
+        str(ports.elasticsearch),
+    ]
 
 
 def elasticsearch_ready(ports: Ports) -> str | None:
@@ -172,7 +222,9 @@ DEFAULT_SCRAPE_TARGETS = {
 }
 
 
-def prometheus_command(state: Path, ports: Ports, rules_dir: Path = REPO_ROOT / "dashboards" / "prometheus") -> list[str]:
+def prometheus_command(
+    state: Path, ports: Ports, rules_dir: Path = REPO_ROOT / "dashboards" / "prometheus"
+) -> list[str]:
     binary = require("prometheus", "apt-get install -y prometheus")
     pdir = state / "prometheus"
     targets = pdir / "targets"
@@ -186,8 +238,13 @@ def prometheus_command(state: Path, ports: Ports, rules_dir: Path = REPO_ROOT / 
         + "scrape_configs:\n  - job_name: socpipe\n    file_sd_configs:\n"
         f"      - files: ['{targets}/*.json']\n        refresh_interval: 5s\n"
     )
-    return [binary, f"--config.file={pdir / 'prometheus.yml'}", f"--storage.tsdb.path={pdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{ports.prometheus}", "--storage.tsdb.retention.time=15d"]
+    return [
+        binary,
+        f"--config.file={pdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={pdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+        "--storage.tsdb.retention.time=15d",
+    ]
 
 
 def prometheus_ready(ports: Ports) -> str | None:

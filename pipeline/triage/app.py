@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from elasticsearch import TransportError
 
@@ -39,15 +40,24 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, payload: Any, **headers: str) -> "Response":
-        return cls(status, json.dumps(payload, ensure_ascii=False, default=str).encode(),
-                   {"Content-Type": "application/json; charset=utf-8", **headers})
+    def json(cls, status: int, payload: Any, **headers: str) -> Response:
+        return cls(
+            status,
+            json.dumps(payload, ensure_ascii=False, default=str).encode(),
+            {"Content-Type": "application/json; charset=utf-8", **headers},
+        )
 
     @classmethod
-    def html(cls, status: int, text: str) -> "Response":
-        return cls(status, text.encode(), {"Content-Type": "text/html; charset=utf-8",
-                                           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-                                           "X-Frame-Options": "DENY"})
+    def html(cls, status: int, text: str) -> Response:
+        return cls(
+            status,
+            text.encode(),
+            {
+                "Content-Type": "text/html; charset=utf-8",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+                "X-Frame-Options": "DENY",
+            },
+        )
 
 
 class ApiError(Exception):
@@ -60,7 +70,7 @@ class TriageApi:
     def __init__(self, service, tokens: TokenStore, clock: Callable[[], datetime] | None = None):
         self.service = service
         self.tokens = tokens
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
         headers = {k.lower(): v for k, v in headers.items()}
@@ -121,8 +131,14 @@ class TriageApi:
             expected = parse_version(str(version)) if version else None
         except ValueError:
             raise ApiError(400, "version must look like 12:1") from None
-        change = Change(action, analyst.name, iso_ms(self.clock()), reason=_str(data.get("reason")),
-                        assignee=_str(data.get("assignee")), text=_str(data.get("text")))
+        change = Change(
+            action,
+            analyst.name,
+            iso_ms(self.clock()),
+            reason=_str(data.get("reason")),
+            assignee=_str(data.get("assignee")),
+            text=_str(data.get("text")),
+        )
         try:
             check_permission(analyst.role, change)
         except PermissionDenied as exc:
@@ -182,8 +198,15 @@ def _filter(query: dict[str, list[str]]) -> tuple[AlertFilter, int]:
         limit = int(one("limit") or 50)
     except ValueError:
         raise ApiError(400, "limit must be a number") from None
-    flt = AlertFilter(status=many("status"), severity=many("severity"), agency=many("agency"), rule=one("rule"),
-                      assignee=one("assignee"), since=one("since"), until=one("until"))
+    flt = AlertFilter(
+        status=many("status"),
+        severity=many("severity"),
+        agency=many("agency"),
+        rule=one("rule"),
+        assignee=one("assignee"),
+        since=one("since"),
+        until=one("until"),
+    )
     try:
         flt.query()
     except ValueError as exc:

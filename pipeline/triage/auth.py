@@ -43,7 +43,7 @@ class TokenStore:
         return len(self._by_digest)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TokenStore":
+    def load(cls, path: str | Path) -> TokenStore:
         return cls(_read(Path(path)))
 
 

@@ -26,11 +26,11 @@ class Candidate:
     count: int = 1
 
     @classmethod
-    def of_detection(cls, det: Any) -> "Candidate":
+    def of_detection(cls, det: Any) -> Candidate:
         return cls(det, det.dedup_key, det.detection_id, det.start_ts, det.end_ts, 1)
 
     @classmethod
-    def of_finding(cls, finding: Any, start_ts: float, end_ts: float) -> "Candidate":
+    def of_finding(cls, finding: Any, start_ts: float, end_ts: float) -> Candidate:
         entity = "|".join(f"{k}={v}" for k, v in sorted(finding.entity.items()))
         return cls(finding, f"anomaly|{finding.model}|{entity}", finding.finding_id, start_ts, end_ts, 1)
 
@@ -61,7 +61,7 @@ class AlertPlan:
     def __bool__(self) -> bool:
         return bool(self.new or self.updates)
 
-    def extend(self, other: "AlertPlan") -> None:
+    def extend(self, other: AlertPlan) -> None:
         self.new += other.new
         self.updates += other.updates
 

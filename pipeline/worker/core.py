@@ -32,7 +32,7 @@ from elasticsearch import ApiError, TransportError
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
-from pipeline.dedup import SeenSequences
+from collectors.wire import LineBatch
 from detectors.alerts import build_alert
 from detectors.normalise import Normaliser
 from detectors.notify import Notifier
@@ -40,10 +40,10 @@ from detectors.sigma import CorrelationInput, Engine, Suppressor, load_rules
 from detectors.sigma.detection import iso, parse_ts
 from pipeline import kafka_io
 from pipeline.config import ConfigError
+from pipeline.dedup import SeenSequences
 from pipeline.detector_config import DetectorConfig
 from pipeline.elastic import AlertIndexer, connect
 from pipeline.elastic import setup as es_setup
-from collectors.wire import LineBatch
 from pipeline.worker.alerting import AlertPlan, Candidate, plan_alerts, reopen, with_repeats
 from pipeline.worker.models import ModelSet
 from pipeline.worker.state import PartitionState, RebalanceListener, read_snapshots
@@ -60,7 +60,9 @@ def _await_partitions(consumer, topic: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not consumer.partitions_for_topic(topic):
         if time.monotonic() > deadline:
-            log.warning("detector.topic_without_partitions topic=%s waited_s=%.0f action=subscribe_anyway", topic, timeout_s)
+            log.warning(
+                "detector.topic_without_partitions topic=%s waited_s=%.0f action=subscribe_anyway", topic, timeout_s
+            )
             return
         time.sleep(0.2)
 
@@ -97,26 +99,39 @@ class DetectorWorker:
         setup_report = es_setup(es, cfg.es, cfg.es.index_prefix)  # idempotent: templates before the first alert
         log.info("detector.es_setup %s", setup_report)
         self.indexer = AlertIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs)
-        kafka_io.ensure_topics(cfg.kafka, {
-            cfg.raw_topic: {"partitions": cfg.topic_partitions},
-            cfg.correlation_topic: {"partitions": cfg.topic_partitions},
-            cfg.state_topic: {"partitions": 1, "config": {"cleanup.policy": "compact"}},
-            cfg.dead_letter_topic: {"partitions": 1},
-        })
+        kafka_io.ensure_topics(
+            cfg.kafka,
+            {
+                cfg.raw_topic: {"partitions": cfg.topic_partitions},
+                cfg.correlation_topic: {"partitions": cfg.topic_partitions},
+                cfg.state_topic: {"partitions": 1, "config": {"cleanup.policy": "compact"}},
+                cfg.dead_letter_topic: {"partitions": 1},
+            },
+        )
         self.producer = kafka_io.producer(cfg.kafka)
         # A topic created moments ago may have no partition metadata yet at the first join; refresh
         # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
         self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
         _await_partitions(self.raw, cfg.raw_topic)
-        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(
-            lambda tps: log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in tps)),
-            lambda tps: log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in tps))))
+        self.raw.subscribe(
+            [cfg.raw_topic],
+            listener=RebalanceListener(
+                lambda tps: log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in tps)),
+                lambda tps: log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in tps)),
+            ),
+        )
         self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
         _await_partitions(self.corr, cfg.correlation_topic)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned, self._revoked))
-        log.info("detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
-                 cfg.group_id, len(self.rules), len(loaded.errors), len(self.models.loaded),
-                 len(self.models.errors), cfg.suppression_window_s)
+        log.info(
+            "detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
+            cfg.group_id,
+            len(self.rules),
+            len(loaded.errors),
+            len(self.models.loaded),
+            len(self.models.errors),
+            cfg.suppression_window_s,
+        )
 
     def _suppressor(self) -> Suppressor | None:
         w = self.cfg.suppression_window_s
@@ -145,9 +160,12 @@ class DetectorWorker:
             self._model_metrics()
         if time.monotonic() >= self._next_progress_log:
             self._next_progress_log = time.monotonic() + self.cfg.progress_log_s
-            log.info("detector.progress %s partitions1=%d partitions2=%d",
-                     " ".join(f"{k}={v}" for k, v in self.progress.items()),
-                     len(self.raw.assignment()), len(self.corr.assignment()))
+            log.info(
+                "detector.progress %s partitions1=%d partitions2=%d",
+                " ".join(f"{k}={v}" for k, v in self.progress.items()),
+                len(self.raw.assignment()),
+                len(self.corr.assignment()),
+            )
 
     def _raw_records_per_poll(self) -> int:
         """Records per stage-1 poll so a batch holds about `max_batch_lines` lines: alerts are written
@@ -180,7 +198,9 @@ class DetectorWorker:
                 try:
                     batch = LineBatch.from_bytes(rec.value)
                 except Exception as exc:  # a record we cannot read must not stop the others
-                    self._dead_letter(rec.value, f"undecodable raw record at {tp.topic}/{tp.partition}@{rec.offset}: {exc}")
+                    self._dead_letter(
+                        rec.value, f"undecodable raw record at {tp.topic}/{tp.partition}@{rec.offset}: {exc}"
+                    )
                     continue
                 lines += len(batch.lines)
                 batch.lines = self._new_lines(batch)
@@ -228,8 +248,11 @@ class DetectorWorker:
         self.tally.add(event)
         result = self.stage1.match(event)
         for item in result.inputs:
-            self.producer.send(self.cfg.correlation_topic, key=item.partition_key.encode(),
-                               value=json.dumps(item.to_dict(), separators=(",", ":"), default=str).encode())
+            self.producer.send(
+                self.cfg.correlation_topic,
+                key=item.partition_key.encode(),
+                value=json.dumps(item.to_dict(), separators=(",", ":"), default=str).encode(),
+            )
         candidates.extend(self._detected(d) for d in result.detections)
         if self.models:
             ts = parse_ts(event.get("@timestamp"))
@@ -328,6 +351,7 @@ class DetectorWorker:
             key = f"{self.cfg.group_id}|{self.cfg.correlation_topic}|{tp.partition}".encode()
             self.producer.send(self.cfg.state_topic, key=key, value=state.snapshot(self.corr.position(tp)))
         self.producer.flush()
+
     # --- sinks -------------------------------------------------------------------------------
     def _deliver(self, plan: AlertPlan, consumer) -> None:
         """Write new alerts and count updates until Elasticsearch acknowledged all; pause meanwhile."""
@@ -338,7 +362,7 @@ class DetectorWorker:
         backoff, paused = 0.5, False
         while True:
             retry_docs = self._write(docs) if docs else []
-            left, reopened = (self._update_counts(updates) if updates and not retry_docs else (updates, []))
+            left, reopened = self._update_counts(updates) if updates and not retry_docs else (updates, [])
             docs, updates = retry_docs + self._docs(reopened), left
             if not docs and not updates:
                 break
@@ -348,8 +372,9 @@ class DetectorWorker:
                 consumer.pause(*consumer.assignment())
                 paused = True
                 self.metrics.paused.set(1)
-                log.warning("detector.es_unavailable pending_alerts=%d pending_updates=%d action=pause",
-                            len(docs), len(updates))
+                log.warning(
+                    "detector.es_unavailable pending_alerts=%d pending_updates=%d action=pause", len(docs), len(updates)
+                )
             self.metrics.index_retries.inc()
             time.sleep(backoff)
             consumer.poll(timeout_ms=0)  # stay in the group while paused
@@ -366,8 +391,9 @@ class DetectorWorker:
             try:
                 doc = build_alert(item, agency=self._agency(item))
             except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
-                self._dead_letter(json.dumps(getattr(item, "__dict__", str(item)), default=str).encode(),
-                                  f"cannot build alert: {exc}")
+                self._dead_letter(
+                    json.dumps(getattr(item, "__dict__", str(item)), default=str).encode(), f"cannot build alert: {exc}"
+                )
                 continue
             docs.append(with_repeats(doc, n.repeats, iso(n.last_ts) if n.repeats else None))
             if n.repeats:
@@ -400,8 +426,9 @@ class DetectorWorker:
         left, reopened = [], []
         for u in updates:
             try:
-                got = self.indexer.update_suppressed(u.candidate.dedup_key, u.repeats, iso(u.last_ts),
-                                                     since=iso(u.window_start))
+                got = self.indexer.update_suppressed(
+                    u.candidate.dedup_key, u.repeats, iso(u.last_ts), since=iso(u.window_start)
+                )
             except (TransportError, RuntimeError) as exc:  # ES down, or conflicting writers: try again
                 log.warning("detector.suppression_update_failed key=%s error=%s retry=yes", u.candidate.dedup_key, exc)
                 left.append(u)
@@ -410,8 +437,13 @@ class DetectorWorker:
                 if exc.meta.status == 429 or exc.meta.status >= 500:
                     left.append(u)
                 else:
-                    log.error("detector.suppression_update_rejected key=%s status=%s error=%s repeats_lost=%d",
-                              u.candidate.dedup_key, exc.meta.status, exc.message, u.repeats)
+                    log.error(
+                        "detector.suppression_update_rejected key=%s status=%s error=%s repeats_lost=%d",
+                        u.candidate.dedup_key,
+                        exc.meta.status,
+                        exc.message,
+                        u.repeats,
+                    )
                 continue
             if got is None:
                 reopened.append(reopen(u))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 
@@ -36,9 +36,14 @@ class PartitionState:
     last_event_wall: float = field(default_factory=time.monotonic)
 
     def snapshot(self, offset: int) -> bytes:
-        return json.dumps({"offset": offset, "max_event_ts": self.max_event_ts,
-                           "state": self.engine.snapshot().hex(),
-                           "suppress": self.suppressor.to_data() if self.suppressor else {}}).encode()
+        return json.dumps(
+            {
+                "offset": offset,
+                "max_event_ts": self.max_event_ts,
+                "state": self.engine.snapshot().hex(),
+                "suppress": self.suppressor.to_data() if self.suppressor else {},
+            }
+        ).encode()
 
     def restore(self, snap: dict) -> int:
         """Load a snapshot; the offset to resume from."""
@@ -62,7 +67,7 @@ def read_snapshots(kafka_cfg, state_topic: str, prefix: bytes) -> dict[int, dict
             for records in reader.poll(timeout_ms=1000).values():
                 for rec in records:
                     if rec.key and rec.key.startswith(prefix) and rec.value:
-                        found[int(rec.key[len(prefix):])] = json.loads(rec.value)
+                        found[int(rec.key[len(prefix) :])] = json.loads(rec.value)
         return found
     finally:
         reader.close()

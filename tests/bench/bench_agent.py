@@ -48,8 +48,10 @@ def make_log(path: Path, n: int) -> None:
     """Realistic auth/syslog lines (~110 bytes), all different."""
     with open(path, "w") as f:
         for i in range(n):
-            f.write(f"Nov 28 01:{i // 60 % 60:02d}:{i % 60:02d} web01 sshd[{1000 + i % 5000}]: Failed password "
-                    f"for invalid user u{i % 977} from 10.{i % 256}.{i // 256 % 256}.7 port {1024 + i % 60000} ssh2\n")
+            f.write(
+                f"Nov 28 01:{i // 60 % 60:02d}:{i % 60:02d} web01 sshd[{1000 + i % 5000}]: Failed password "
+                f"for invalid user u{i % 977} from 10.{i % 256}.{i // 256 % 256}.7 port {1024 + i % 60000} ssh2\n"
+            )
 
 
 def topic_end(topic: str) -> int:
@@ -102,27 +104,54 @@ def bench_agent(tmp: Path, staged: Path) -> dict:
     topic = f"bench.agent.{uuid.uuid4().hex[:8]}"
     save_identity(tmp / "identity.json", Identity("bench", "bench-agent", "secret"))
     live = tmp / "agent-input.log"
-    cfg = {"state_dir": str(tmp / "agent-state"), "identity_file": str(tmp / "identity.json"), "topic": topic,
-           "heartbeat_topic": topic + ".hb", "kafka": {"bootstrap": BOOTSTRAP},
-           "files": [{"paths": [str(live)]}]}  # metrics off, as on agency hosts
+    cfg = {
+        "state_dir": str(tmp / "agent-state"),
+        "identity_file": str(tmp / "identity.json"),
+        "topic": topic,
+        "heartbeat_topic": topic + ".hb",
+        "kafka": {"bootstrap": BOOTSTRAP},
+        "files": [{"paths": [str(live)]}],
+    }  # metrics off, as on agency hosts
     (tmp / "agent.yaml").write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCPIPE_")}
     create_topic(topic)
     live.touch()  # present and empty at start, as a log file would be
-    proc = subprocess.Popen(["taskset", "-c", CORE, sys.executable, "-m", "pipeline.cli", "agent", "run", "--config",
-                             str(tmp / "agent.yaml"), "--log-level", "WARNING"], env=env,
-                            stdout=open(tmp / "agent.log", "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            CORE,
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "agent",
+            "run",
+            "--config",
+            str(tmp / "agent.yaml"),
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        stdout=open(tmp / "agent.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
 
     from collectors.wire import HEADER_LINES
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
-                             metadata_max_age_ms=500, fetch_max_bytes=64 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=500,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     seen = [0]
 
     def shipped() -> bool:  # lines on Kafka, from the record headers (values are not decoded)
         for recs in consumer.poll(timeout_ms=20).values():
             seen[0] += sum(int(dict(m.headers)[HEADER_LINES]) for m in recs)
         return seen[0] >= LINES
+
     try:
         return measure(proc, live, staged, shipped, "agent")
     finally:
@@ -149,8 +178,12 @@ def bench_rsyslog(tmp: Path, staged: Path) -> dict | str:
     rsyslogd = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
     if not rsyslogd:
         return "rsyslogd not installed (apt-get install rsyslog rsyslog-kafka)"
-    if not any(Path(p).exists() for p in ("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so", "/usr/lib/rsyslog/omkafka.so")) \
-            and subprocess.run(["dpkg", "-s", "rsyslog-kafka"], capture_output=True).returncode != 0:
+    if (
+        not any(
+            Path(p).exists() for p in ("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so", "/usr/lib/rsyslog/omkafka.so")
+        )
+        and subprocess.run(["dpkg", "-s", "rsyslog-kafka"], capture_output=True).returncode != 0
+    ):
         return "omkafka not installed (apt-get install rsyslog-kafka)"
     topic = f"bench.rsyslog.{uuid.uuid4().hex[:8]}"
     work = tmp / "rsyslog-work"
@@ -163,8 +196,11 @@ def bench_rsyslog(tmp: Path, staged: Path) -> dict | str:
         return "rsyslog config rejected: " + (check.stderr or check.stdout)[-500:]
     create_topic(topic)
     live.touch()
-    proc = subprocess.Popen(["taskset", "-c", CORE, rsyslogd, "-n", "-f", str(conf), "-i", str(tmp / "rsyslog.pid")],
-                            stdout=open(tmp / "rsyslog.log", "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["taskset", "-c", CORE, rsyslogd, "-n", "-f", str(conf), "-i", str(tmp / "rsyslog.pid")],
+        stdout=open(tmp / "rsyslog.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     last = {"t": 0.0, "ok": False}
 
     def shipped() -> bool:
@@ -175,6 +211,7 @@ def bench_rsyslog(tmp: Path, staged: Path) -> dict | str:
             except Exception:
                 last["ok"] = False
         return last["ok"]
+
     try:
         return measure(proc, live, staged, shipped, "rsyslog")
     finally:
@@ -198,7 +235,7 @@ def main() -> None:
         except Exception as exc:
             log = (tmp / "agent.log").read_text(errors="replace")[-2000:] if (tmp / "agent.log").exists() else ""
             print(f"socpipe agent: FAILED: {exc}\n{log}")
-            raise SystemExit(1)
+            raise SystemExit(1) from exc
         try:
             rsys = bench_rsyslog(tmp, tmp / "staged-rsyslog.log")
         except Exception as exc:
@@ -208,12 +245,16 @@ def main() -> None:
         rows.append(("rsyslog+omkafka", rsys))
     print(f"{'':18} {'lines/s':>10} {'seconds':>8} {'cpu s':>7} {'RSS idle MB':>12} {'RSS load MB':>12}")
     for name, r in rows:
-        print(f"{name:18} {r['lines_per_s']:>10,.0f} {r['seconds']:>8.2f} {r['cpu_s']:>7.2f} "
-              f"{r['rss_idle_mb']:>12.1f} {r['rss_load_mb']:>12.1f}")
+        print(
+            f"{name:18} {r['lines_per_s']:>10,.0f} {r['seconds']:>8.2f} {r['cpu_s']:>7.2f} "
+            f"{r['rss_idle_mb']:>12.1f} {r['rss_load_mb']:>12.1f}"
+        )
     if isinstance(rsys, dict):
-        print(f"agent/rsyslog throughput ratio: {agent['lines_per_s'] / rsys['lines_per_s']:.2f}x "
-              f"(target >= 0.5x); agent >= 100,000 lines/s: {agent['lines_per_s'] >= 100_000}; "
-              f"agent idle RSS <= 40 MB: {agent['rss_idle_mb'] <= 40}")
+        print(
+            f"agent/rsyslog throughput ratio: {agent['lines_per_s'] / rsys['lines_per_s']:.2f}x "
+            f"(target >= 0.5x); agent >= 100,000 lines/s: {agent['lines_per_s'] >= 100_000}; "
+            f"agent idle RSS <= 40 MB: {agent['rss_idle_mb'] <= 40}"
+        )
     else:
         print(f"rsyslog+omkafka: skipped: {rsys}")
     print(json.dumps({"agent": agent, "rsyslog": rsys}))

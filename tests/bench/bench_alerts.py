@@ -25,7 +25,6 @@ from pipeline.elastic import AlertIndexer, connect, setup  # noqa: E402
 from tests.integration.alerts_support import cleanup  # noqa: E402
 
 
-
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -41,14 +40,32 @@ def bench_indexer(es_url: str) -> None:
     setup(es, cfg)
     meta = RuleMeta(id="bench-rule", title="Bench", level="high", tags=["attack.t1110.001"])
     now = time.time()
-    docs = [build_alert(make_detection(meta, "single", {"source.ip": f"198.51.100.{i % 250}"}, [now], [
-        {"@timestamp": "2026-11-28T01:02:03.123Z", "source.ip": f"198.51.100.{i % 250}", "message": "x" * 200}],
-        1, now, identity=i)) for i in range(5000)]
+    docs = [
+        build_alert(
+            make_detection(
+                meta,
+                "single",
+                {"source.ip": f"198.51.100.{i % 250}"},
+                [now],
+                [
+                    {
+                        "@timestamp": "2026-11-28T01:02:03.123Z",
+                        "source.ip": f"198.51.100.{i % 250}",
+                        "message": "x" * 200,
+                    }
+                ],
+                1,
+                now,
+                identity=i,
+            )
+        )
+        for i in range(5000)
+    ]
     try:
         indexer = AlertIndexer(es, prefix=prefix)
         t0 = time.perf_counter()
         for i in range(0, len(docs), 500):
-            assert indexer.index(docs[i:i + 500]).acknowledged
+            assert indexer.index(docs[i : i + 500]).acknowledged
         bulk_s = time.perf_counter() - t0
         lat = []
         single = AlertIndexer(es, prefix=prefix, refresh=False)
@@ -56,13 +73,16 @@ def bench_indexer(es_url: str) -> None:
             doc = build_alert(make_detection(meta, "single", {}, [now], [], 1, now, identity=f"lat{i}"))
             t0 = time.perf_counter()
             single.index([doc])
-            while not es.search(index=f"{prefix}-alerts-*", query={"ids": {"values": [doc["_id"]]}}, size=0)[
-                    "hits"]["total"]["value"]:
+            while not es.search(index=f"{prefix}-alerts-*", query={"ids": {"values": [doc["_id"]]}}, size=0)["hits"][
+                "total"
+            ]["value"]:
                 time.sleep(0.005)
             lat.append(time.perf_counter() - t0)
-        print(f"indexer alone: {len(docs) / bulk_s:,.0f} alerts/s in bulks of 500 "
-              f"(one client, one core); index->searchable p50 {pct(lat, .5) * 1000:.0f} ms "
-              f"p99 {pct(lat, .99) * 1000:.0f} ms over {len(lat)} single-alert writes")
+        print(
+            f"indexer alone: {len(docs) / bulk_s:,.0f} alerts/s in bulks of 500 "
+            f"(one client, one core); index->searchable p50 {pct(lat, 0.5) * 1000:.0f} ms "
+            f"p99 {pct(lat, 0.99) * 1000:.0f} ms over {len(lat)} single-alert writes"
+        )
     finally:
         cleanup(es, prefix)
 

@@ -45,14 +45,18 @@ def main() -> None:
     except (AttributeError, OSError):
         pass
     train_events = benign_web(T0, 600, seed=1, visitors=6)
-    test_events = sorted(benign_web(T0 + 700 * 60, 300, seed=2, visitors=40) +
-                         scanner_web(T0 + 750 * 60, 5, rate=600), key=lambda e: e["@timestamp"])
+    test_events = sorted(
+        benign_web(T0 + 700 * 60, 300, seed=2, visitors=40) + scanner_web(T0 + 750 * 60, 5, rate=600),
+        key=lambda e: e["@timestamp"],
+    )
     n = len(test_events)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {}
-        for label, profile, kind in (("web.source/isolation_forest", "web.source", "isolation_forest"),
-                                     ("web.request/robust_baseline", "web.request", "robust_baseline"),
-                                     ("web.request/isolation_forest", "web.request", "isolation_forest")):
+        for label, profile, kind in (
+            ("web.source/isolation_forest", "web.source", "isolation_forest"),
+            ("web.request/robust_baseline", "web.request", "robust_baseline"),
+            ("web.request/isolation_forest", "web.request", "isolation_forest"),
+        ):
             d = Path(tmp) / label.replace("/", "_")
             save_model_dir(train(profile, train_events, kind=kind, fp_rate=0.01), d)
             dirs[label] = d
@@ -65,8 +69,10 @@ def main() -> None:
             runs = [stream(test_events, AnomalyScorer.from_dirs([dirs[k] for k in labels])) for _ in range(2)]
             elapsed, found = min(runs)
             name = " + ".join(labels)
-            print(f"{name[:44]:44s} {n / elapsed:10.0f} {elapsed / n * 1e6:9.2f} "
-                  f"{(elapsed - base) / n * 1e6:15.2f} {found:9d}")
+            print(
+                f"{name[:44]:44s} {n / elapsed:10.0f} {elapsed / n * 1e6:9.2f} "
+                f"{(elapsed - base) / n * 1e6:15.2f} {found:9d}"
+            )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,11 @@ def corpus_events(limit: int) -> list:
         if not root.is_dir():
             continue
         events: list = []
-        for f in sorted(x for x in root.rglob(pattern) if x.is_file()
-                        and "attacker" not in x.parts and x.suffix not in (".txt", ".csv")):
+        for f in sorted(
+            x
+            for x in root.rglob(pattern)
+            if x.is_file() and "attacker" not in x.parts and x.suffix not in (".txt", ".csv")
+        ):
             norm = Normaliser(default_timezone="UTC")
             for batch in read_batches(f, dataset, "UTC"):
                 events.extend(norm.normalise_batch(batch))
@@ -85,8 +88,7 @@ def main() -> None:
     ap.add_argument("--naive-events", type=int, default=3000)
     args = ap.parse_args()
     pin_one_core()
-    sigma = [SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats",
-                                            "rules-threat-hunting")]
+    sigma = [SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats", "rules-threat-hunting")]
     paths = [p for p in sigma if p.is_dir()] + [REPO / "rules"]
     t0 = time.perf_counter()
     loaded = load_rules(paths)
@@ -112,18 +114,23 @@ def main() -> None:
         proc_engine = Engine(loaded.rules)
         proc_s = min(proc_s, timed(proc_engine.process, events, repeat=1))
     # same matches? (the index may only prune, never lose a match)
-    lost = sum(1 for ev in naive_events
-               if {r.id for r in naive(ev)} - {r.id for r in engine.matching_rules(ev)}
-               - {r.id for r in singles if not engine.mappings.derive(ev).admits(r.logsource)})
+    lost = sum(
+        1
+        for ev in naive_events
+        if {r.id for r in naive(ev)}
+        - {r.id for r in engine.matching_rules(ev)}
+        - {r.id for r in singles if not engine.mappings.derive(ev).admits(r.logsource)}
+    )
 
     idx_rate = len(events) / idx_s
     naive_rate = len(naive_events) / naive_s
-    print(f"rules loaded: {loaded.loaded} of {loaded.documents} ({len(singles)} single-event, "
-          f"{len(loaded.rules) - len(singles)} correlations) in {load_s:.2f}s")
+    print(
+        f"rules loaded: {loaded.loaded} of {loaded.documents} ({len(singles)} single-event, "
+        f"{len(loaded.rules) - len(singles)} correlations) in {load_s:.2f}s"
+    )
     print(f"events: {len(events)} normalised corpus events (naive sample: {len(naive_events)})")
     print(f"indexed engine (routing + candidate index + predicates): {idx_rate:,.0f} events/s")
-    print(f"  rules evaluated per event: {evaluated:.2f} of {len(singles)} "
-          f"({100 * evaluated / len(singles):.2f}%)")
+    print(f"  rules evaluated per event: {evaluated:.2f} of {len(singles)} ({100 * evaluated / len(singles):.2f}%)")
     print(f"naive evaluator (every rule on every event): {naive_rate:,.0f} events/s")
     print(f"speed-up: {idx_rate / naive_rate:.1f}x")
     print(f"full process() incl. correlations and detections: {len(events) / proc_s:,.0f} events/s")

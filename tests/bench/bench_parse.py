@@ -13,14 +13,14 @@ import random
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from detectors.normalise import Normaliser, parse_line  # noqa: E402
 from collectors.wire import LineBatch, LogLine  # noqa: E402
+from detectors.normalise import Normaliser, parse_line  # noqa: E402
 
 N = 60_000
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -35,15 +35,21 @@ def synth(rng: random.Random) -> dict[str, list[str]]:
 
     users = ["root", "admin", "oracle", "ubuntu", "test", "git", "postgres", "alice"]
     sshd_msgs = [
-        "Failed password for {u} from {ip} port {p} ssh2", "Failed password for invalid user {u} from {ip} port {p} ssh2",
-        "Accepted publickey for {u} from {ip} port {p} ssh2: RSA SHA256:abcdef", "Invalid user {u} from {ip} port {p}",
+        "Failed password for {u} from {ip} port {p} ssh2",
+        "Failed password for invalid user {u} from {ip} port {p} ssh2",
+        "Accepted publickey for {u} from {ip} port {p} ssh2: RSA SHA256:abcdef",
+        "Invalid user {u} from {ip} port {p}",
         "Connection closed by authenticating user {u} {ip} port {p} [preauth]",
         "Received disconnect from {ip} port {p}:11: Bye Bye [preauth]",
         "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={u}",
     ]
-    syslog_msgs = ["systemd[1]: Started Session {p} of user {u}.", "CRON[{p}]: (root) CMD (run-parts /etc/cron.hourly)",
-                   "kernel: [ 1234.5678] eth0: link up", "dhclient[{p}]: DHCPACK of {ip} from 10.0.0.1",
-                   "rsyslogd: [origin software=\"rsyslogd\"] rsyslogd was HUPed"]
+    syslog_msgs = [
+        "systemd[1]: Started Session {p} of user {u}.",
+        "CRON[{p}]: (root) CMD (run-parts /etc/cron.hourly)",
+        "kernel: [ 1234.5678] eth0: link up",
+        "dhclient[{p}]: DHCPACK of {ip} from 10.0.0.1",
+        'rsyslogd: [origin software="rsyslogd"] rsyslogd was HUPed',
+    ]
     out: dict[str, list[str]] = {"sshd": [], "syslog": [], "access": [], "auditd": [], "iptables": []}
     paths = ["/", "/index.php", "/wp-login.php", "/static/app.js", "/api/v1/items?id={p}", "/search?q=a+b&page=2"]
     for i in range(N):
@@ -52,17 +58,20 @@ def synth(rng: random.Random) -> dict[str, list[str]]:
         out["syslog"].append(f"{ts(i)} srv{i % 7} " + rng.choice(syslog_msgs).format(u=u, ip=a, p=pt))
         path = rng.choice(paths).format(p=pt)
         out["access"].append(
-            f'{a} - - [{1 + i // 86400 % 28:02d}/Nov/2025:{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d} +0700] '
+            f"{a} - - [{1 + i // 86400 % 28:02d}/Nov/2025:{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d} +0700] "
             f'"GET {path} HTTP/1.1" {rng.choice((200, 200, 304, 404))} {rng.randint(0, 99999)} "-" '
-            f'"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/{rng.randint(90, 130)}.0"')
+            f'"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/{rng.randint(90, 130)}.0"'
+        )
         out["iptables"].append(
             f"{ts(i)} fw kernel: [{i}.5] [UFW BLOCK] IN=eth0 OUT= MAC=00:11:22 SRC={a} DST=10.0.0.5 LEN=60 TOS=0x00 "
-            f"PREC=0x00 TTL=50 ID={pt} DF PROTO=TCP SPT={pt} DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0")
+            f"PREC=0x00 TTL=50 ID={pt} DF PROTO=TCP SPT={pt} DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0"
+        )
         t = 1764288000 + i
         out["auditd"].append(
-            f'type=SYSCALL msg=audit({t}.{i % 1000:03d}:{i}): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 '
-            f'a3=4 items=2 ppid=1 pid={pt} auid=1000 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 '
-            f'tty=pts0 ses=3 comm="bash" exe="/usr/bin/bash" key="exec"')
+            f"type=SYSCALL msg=audit({t}.{i % 1000:03d}:{i}): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 "
+            f"a3=4 items=2 ppid=1 pid={pt} auid=1000 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 "
+            f'tty=pts0 ses=3 comm="bash" exe="/usr/bin/bash" key="exec"'
+        )
     return out
 
 
@@ -81,6 +90,7 @@ def run_parse_line(path: str | None):
     def run(lines: list[str]) -> None:
         for line in lines:
             parse_line(line, path=path)
+
     return run
 
 
@@ -90,17 +100,36 @@ def run_parse_line(path: str | None):
 # so it is a floor to beat, not a competitor; it is timed in the same run so ratios survive noise.
 _SYSLOG_HEAD = r"(?P<ts>\w{3} +\d+ [\d:]+) (?P<host>\S+) (?P<prog>[\w.-]+)(?:\[(?P<pid>\d+)\])?: "
 NAIVE = {
-    "sshd": (re.compile(_SYSLOG_HEAD + r"(?:(?P<outcome>Failed|Accepted) (?P<method>\S+) for (?P<user>\S+) from "
-                        r"(?P<ip>\S+) port (?P<port>\d+))?"),
-             "%Y %b %d %H:%M:%S", lambda ts: "2025 " + ts),
+    "sshd": (
+        re.compile(
+            _SYSLOG_HEAD + r"(?:(?P<outcome>Failed|Accepted) (?P<method>\S+) for (?P<user>\S+) from "
+            r"(?P<ip>\S+) port (?P<port>\d+))?"
+        ),
+        "%Y %b %d %H:%M:%S",
+        lambda ts: "2025 " + ts,
+    ),
     "syslog": (re.compile(_SYSLOG_HEAD + r"(?P<msg>.*)"), "%Y %b %d %H:%M:%S", lambda ts: "2025 " + ts),
-    "access": (re.compile(r'(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<ts>[^\]]+)\] "(?P<method>\S+) (?P<url>\S+) [^"]*" '
-                          r'(?P<status>\d+) (?P<bytes>\S+)(?: "(?P<referrer>[^"]*)" "(?P<agent>[^"]*)")?'),
-               "%d/%b/%Y:%H:%M:%S %z", lambda ts: ts),
-    "iptables": (re.compile(_SYSLOG_HEAD + r".*?SRC=(?P<src>\S+) DST=(?P<dst>\S+).*?PROTO=(?P<proto>\S+)"
-                            r"(?: SPT=(?P<spt>\d+) DPT=(?P<dpt>\d+))?"),
-                 "%Y %b %d %H:%M:%S", lambda ts: "2025 " + ts),
-    "auditd": (re.compile(r"type=(?P<type>\S+) msg=audit\((?P<ts>\d+)\.\d+:(?P<serial>\d+)\): (?P<body>.*)"), None, None),
+    "access": (
+        re.compile(
+            r'(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<ts>[^\]]+)\] "(?P<method>\S+) (?P<url>\S+) [^"]*" '
+            r'(?P<status>\d+) (?P<bytes>\S+)(?: "(?P<referrer>[^"]*)" "(?P<agent>[^"]*)")?'
+        ),
+        "%d/%b/%Y:%H:%M:%S %z",
+        lambda ts: ts,
+    ),
+    "iptables": (
+        re.compile(
+            _SYSLOG_HEAD + r".*?SRC=(?P<src>\S+) DST=(?P<dst>\S+).*?PROTO=(?P<proto>\S+)"
+            r"(?: SPT=(?P<spt>\d+) DPT=(?P<dpt>\d+))?"
+        ),
+        "%Y %b %d %H:%M:%S",
+        lambda ts: "2025 " + ts,
+    ),
+    "auditd": (
+        re.compile(r"type=(?P<type>\S+) msg=audit\((?P<ts>\d+)\.\d+:(?P<serial>\d+)\): (?P<body>.*)"),
+        None,
+        None,
+    ),
 }
 _LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -115,23 +144,32 @@ def run_naive(family: str):
                 continue
             ev = m.groupdict()
             if fmt is None:
-                ev["@timestamp"] = datetime.fromtimestamp(int(ev["ts"]), timezone.utc).isoformat()
+                ev["@timestamp"] = datetime.fromtimestamp(int(ev["ts"]), UTC).isoformat()
             else:
                 dt = datetime.strptime(fix(ev["ts"]), fmt)
-                ev["@timestamp"] = (dt if dt.tzinfo else dt.replace(tzinfo=_LOCAL)).astimezone(timezone.utc).isoformat()
+                ev["@timestamp"] = (dt if dt.tzinfo else dt.replace(tzinfo=_LOCAL)).astimezone(UTC).isoformat()
+
     return run
 
 
 def bench_batches(name: str, lines: list[str], source: str) -> None:
-    batches = [LineBatch("ag", "a", "h", source, [LogLine(text=t, line_no=j + 1, seq=j + 1, read_at=1.76e9)
-                                                  for j, t in enumerate(lines[i:i + 2000], i)])
-               for i in range(0, len(lines), 2000)]
+    batches = [
+        LineBatch(
+            "ag",
+            "a",
+            "h",
+            source,
+            [LogLine(text=t, line_no=j + 1, seq=j + 1, read_at=1.76e9) for j, t in enumerate(lines[i : i + 2000], i)],
+        )
+        for i in range(0, len(lines), 2000)
+    ]
 
     def run(_lines: list[str]) -> None:
         n = Normaliser()
         for b in batches:
             n.normalise_batch(b)
         n.flush()
+
     print(f"{name:34s} normalise_batch {rate(run, lines):10,.0f} lines/s")
 
 
@@ -151,14 +189,22 @@ def main() -> None:
         target = TARGETS.get(fam)
         verdict = "" if target is None else f"{target:,} ({'met' if ours >= target else 'NOT met'} here)"
         print(f"{'synthetic ' + fam:34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x  {verdict}")
-    for fam, src in (("sshd", "/var/log/auth.log"), ("access", "/var/log/apache2/access.log"),
-                     ("auditd", "/var/log/audit/audit.log")):
+    for fam, src in (
+        ("sshd", "/var/log/auth.log"),
+        ("access", "/var/log/apache2/access.log"),
+        ("auditd", "/var/log/audit/audit.log"),
+    ):
         bench_batches(f"synthetic {fam}", fams[fam], src)
-    real = [("loghub OpenSSH", "loghub_2k_samples/OpenSSH/OpenSSH_2k.log"),
-            ("loghub Linux syslog", "loghub_2k_samples/Linux/Linux_2k.log"),
-            ("secrepo access", "secrepo_web_access_samples/access.log.2022-12-22"),
-            ("scanner access (acunetix)", "apache_scanner_logs_dvwa/acunetix.txt"),
-            ("CAM-LDS audit.log.gz", "ait_camlds_attack_manifestations/sequences/3_ssh_apt-26/linuxshare/logs/log/audit/audit.log.gz")]
+    real = [
+        ("loghub OpenSSH", "loghub_2k_samples/OpenSSH/OpenSSH_2k.log"),
+        ("loghub Linux syslog", "loghub_2k_samples/Linux/Linux_2k.log"),
+        ("secrepo access", "secrepo_web_access_samples/access.log.2022-12-22"),
+        ("scanner access (acunetix)", "apache_scanner_logs_dvwa/acunetix.txt"),
+        (
+            "CAM-LDS audit.log.gz",
+            "ait_camlds_attack_manifestations/sequences/3_ssh_apt-26/linuxshare/logs/log/audit/audit.log.gz",
+        ),
+    ]
     for name, rel in real:
         path = DATASETS / rel
         if not path.exists():

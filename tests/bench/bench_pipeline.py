@@ -91,11 +91,20 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
     unique = uuid.uuid4().hex[:8]
     prefix = f"benchp{unique}"
     port = free_port()
-    env = {**os.environ, "SOCPIPE_KAFKA_BOOTSTRAP": kafka, "SOCPIPE_ES_URL": es_url, "SOCPIPE_ES_INDEX_PREFIX": prefix,
-           "SOCPIPE_GROUP_ID": f"benchp-{unique}", "SOCPIPE_RAW_TOPIC": f"raw-{unique}",
-           "SOCPIPE_CORRELATION_TOPIC": f"corr-{unique}", "SOCPIPE_STATE_TOPIC": f"state-{unique}",
-           "SOCPIPE_DEAD_LETTER_TOPIC": f"dlq-{unique}", "SOCPIPE_METRICS_PORT": str(port), "SOCPIPE_INVENTORY": "",
-           "SOCPIPE_MODELS": "[" + ",".join(f'"{m}"' for m in models) + "]"}
+    env = {
+        **os.environ,
+        "SOCPIPE_KAFKA_BOOTSTRAP": kafka,
+        "SOCPIPE_ES_URL": es_url,
+        "SOCPIPE_ES_INDEX_PREFIX": prefix,
+        "SOCPIPE_GROUP_ID": f"benchp-{unique}",
+        "SOCPIPE_RAW_TOPIC": f"raw-{unique}",
+        "SOCPIPE_CORRELATION_TOPIC": f"corr-{unique}",
+        "SOCPIPE_STATE_TOPIC": f"state-{unique}",
+        "SOCPIPE_DEAD_LETTER_TOPIC": f"dlq-{unique}",
+        "SOCPIPE_METRICS_PORT": str(port),
+        "SOCPIPE_INVENTORY": "",
+        "SOCPIPE_MODELS": "[" + ",".join(f'"{m}"' for m in models) + "]",
+    }
     cmd = [sys.executable, "-m", "pipeline.cli", "detect", "run", "--config", "config/detector.yaml"]
     if profile:
         cmd = [sys.executable, "-m", "cProfile", "-o", profile, *cmd[1:]]
@@ -111,8 +120,13 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
 
     def send_trigger(ip: str) -> None:
         trig_seq[0] += 1
-        line = LogLine(access_line(ip, "/admin/config.php", "sqlmap/1.7.2#stable", 404), seq=trig_seq[0],
-                       line_no=trig_seq[0], offset=trig_seq[0] * 120, read_at=time.time())
+        line = LogLine(
+            access_line(ip, "/admin/config.php", "sqlmap/1.7.2#stable", 404),
+            seq=trig_seq[0],
+            line_no=trig_seq[0],
+            offset=trig_seq[0] * 120,
+            read_at=time.time(),
+        )
         batch = LineBatch("bench-agency", "bench", "web01", "/var/log/nginx/access.log", [line], dataset="nginx.access")
         sent[ip] = time.time()
         producer.send(topic, key=batch.key(), value=batch.to_bytes())
@@ -120,10 +134,21 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
     def poll() -> None:
         while not stop.is_set():
             try:
-                res = es.search(index=f"{prefix}-alerts-*", size=2000, source_includes=["source.ip"],
-                                query={"bool": {"filter": [{"term": {"rule.id": SCANNER_RULE}},
-                                                           {"range": {"event.ingested": {"gte": "now-15s"}}}]}},
-                                ignore_unavailable=True, allow_no_indices=True)
+                res = es.search(
+                    index=f"{prefix}-alerts-*",
+                    size=2000,
+                    source_includes=["source.ip"],
+                    query={
+                        "bool": {
+                            "filter": [
+                                {"term": {"rule.id": SCANNER_RULE}},
+                                {"range": {"event.ingested": {"gte": "now-15s"}}},
+                            ]
+                        }
+                    },
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                )
                 now = time.time()
                 for h in res["hits"]["hits"]:
                     seen.setdefault(h["_source"].get("source", {}).get("ip", ""), now)
@@ -138,8 +163,15 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         for _ in range(LINES_PER_RECORD):
             seq[0] += 1
             s = seq[0]
-            lines.append(LogLine(access_line(f"10.{s // 50000 % 250}.{s % 250}.{s % 200 + 1}", f"/p/{s % 977}",
-                                             "Mozilla/5.0"), offset=s * 150, line_no=s, seq=s, read_at=time.time()))
+            lines.append(
+                LogLine(
+                    access_line(f"10.{s // 50000 % 250}.{s % 250}.{s % 200 + 1}", f"/p/{s % 977}", "Mozilla/5.0"),
+                    offset=s * 150,
+                    line_no=s,
+                    seq=s,
+                    read_at=time.time(),
+                )
+            )
         return LineBatch("bench-agency", "bench", "web02", source, lines, dataset="nginx.access")
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -178,11 +210,15 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         while time.time() < settle and not all(t in seen for t in tags):
             time.sleep(0.1)
         lat = [seen[t] - sent[t] for t in tags if t in seen]
-        print(f"[{label}] offered {offered / elapsed:,.0f} events/s for {elapsed:.0f} s; {trig} alerting events, "
-              f"{len(lat)} alerts seen" + (f" ({trig - len(lat)} missing)" if len(lat) < trig else ""))
+        print(
+            f"[{label}] offered {offered / elapsed:,.0f} events/s for {elapsed:.0f} s; {trig} alerting events, "
+            f"{len(lat)} alerts seen" + (f" ({trig - len(lat)} missing)" if len(lat) < trig else "")
+        )
         if lat:
-            print(f"[{label}]   produced -> searchable: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms,"
-                  f" max {max(lat) * 1000:.0f} ms; consumed everything {lag:.1f} s after the last produce")
+            print(
+                f"[{label}]   produced -> searchable: p50 {pct(lat, 0.5) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms,"
+                f" max {max(lat) * 1000:.0f} ms; consumed everything {lag:.1f} s after the last produce"
+            )
         # throughput: a burst produced as fast as possible, drained by the worker
         before = lines_total(port)
         for _ in range(burst // LINES_PER_RECORD):
@@ -200,8 +236,10 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
                 raise SystemExit(f"worker died; see {log.name}")
             time.sleep(0.02)
         took = time.time() - t0
-        print(f"[{label}]   throughput: {(burst - first) / took:,.0f} events/s draining a {burst:,}-line backlog "
-              f"(one worker process)")
+        print(
+            f"[{label}]   throughput: {(burst - first) / took:,.0f} events/s draining a {burst:,}-line backlog "
+            f"(one worker process)"
+        )
     finally:
         stop.set()
         poller.join(2)
@@ -233,8 +271,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.models.split(","):
             models = train_models(Path(tmp) / mode) if mode == "on" else []
-            run(kafka, es_url, args.seconds, args.rate, args.burst, models,
-                f"{args.profile}.{mode}" if args.profile else None)
+            run(
+                kafka,
+                es_url,
+                args.seconds,
+                args.rate,
+                args.burst,
+                models,
+                f"{args.profile}.{mode}" if args.profile else None,
+            )
 
 
 if __name__ == "__main__":

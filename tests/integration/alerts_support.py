@@ -12,10 +12,23 @@ from pipeline.elastic import connect, setup
 
 
 def detection(user: str, ts: float, ip: str = "203.0.113.7"):
-    meta = RuleMeta(id="0d8d5b0c-1111-4c3c-9d2f-aaaaaaaaaaaa", title="SSH brute force", level="high",
-                    tags=["attack.credential_access", "attack.t1110.001"], references=["https://example.org/r"])
-    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "event.dataset": "system.auth", "source.ip": ip,
-               "user.name": user, "host.name": "web01", "organization.id": "so-tc"}]
+    meta = RuleMeta(
+        id="0d8d5b0c-1111-4c3c-9d2f-aaaaaaaaaaaa",
+        title="SSH brute force",
+        level="high",
+        tags=["attack.credential_access", "attack.t1110.001"],
+        references=["https://example.org/r"],
+    )
+    events = [
+        {
+            "@timestamp": "2026-11-28T01:02:03.123Z",
+            "event.dataset": "system.auth",
+            "source.ip": ip,
+            "user.name": user,
+            "host.name": "web01",
+            "organization.id": "so-tc",
+        }
+    ]
     return make_detection(meta, "event_count", {"source.ip": ip}, [ts, ts + 5], events, 12, ts)
 
 

@@ -28,14 +28,21 @@ class RunningCoverage:
     """Start the real service (real Kafka, real metrics port) in a thread; stop it on exit."""
 
     def __init__(self, tmp: Path, bootstrap: str, unique: str, inventory: Path, port: int, **overrides):
-        self.cfg = CoverageConfig(kafka=KafkaConfig(bootstrap=bootstrap), heartbeat_topic=f"test.hb.{unique}",
-                                  raw_topic=f"test.raw.{unique}", inventory=str(inventory),
-                                  registry=str(tmp / "registry.db"), state_dir=str(tmp / "state"),
-                                  metrics_host="127.0.0.1", metrics_port=port, **overrides)
+        self.cfg = CoverageConfig(
+            kafka=KafkaConfig(bootstrap=bootstrap),
+            heartbeat_topic=f"test.hb.{unique}",
+            raw_topic=f"test.raw.{unique}",
+            inventory=str(inventory),
+            registry=str(tmp / "registry.db"),
+            state_dir=str(tmp / "state"),
+            metrics_host="127.0.0.1",
+            metrics_port=port,
+            **overrides,
+        )
         self.service = CoverageService(self.cfg)
         self.thread = threading.Thread(target=self.service.run, name="coverage", daemon=True)
 
-    def __enter__(self) -> "RunningCoverage":
+    def __enter__(self) -> RunningCoverage:
         self.thread.start()
         return self
 

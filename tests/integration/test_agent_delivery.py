@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from pipeline.dedup import SeenSequences
 from collectors.wire import LineBatch
+from pipeline.dedup import SeenSequences
 from pipeline.stack.servers import Ports, kafka_command, kafka_ready
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_agent_kafka import start_agent, stop_agent, write_agent_config
@@ -43,8 +43,14 @@ class PrivateBroker:
 
     def start(self) -> None:
         cmd = kafka_command(self.state, self.ports)
-        self.proc = subprocess.Popen(cmd, stdout=open(self.state / "kafka.log", "ab"), stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=open(self.state / "kafka.log", "ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.state,
+        )
 
         def ready():
             assert self.proc.poll() is None, (self.state / "kafka.log").read_text()[-2000:]
@@ -52,6 +58,7 @@ class PrivateBroker:
                 return kafka_ready(self.ports)
             except Exception:
                 return None
+
         wait_for(ready, 90, what="private Kafka broker")
 
     def stop(self) -> None:
@@ -92,9 +99,16 @@ class Writer(threading.Thread):
     def run(self) -> None:
         try:
             handles = [open(self.path(i), "a") for i in range(FILES)]
-            rotate_at = {int(TOTAL * f): kind for f, kind in ((0.2, "rename"), (0.35, "copytruncate"),
-                                                             (0.55, "rename"), (0.7, "copytruncate"),
-                                                             (0.85, "rename"))}
+            rotate_at = {
+                int(TOTAL * f): kind
+                for f, kind in (
+                    (0.2, "rename"),
+                    (0.35, "copytruncate"),
+                    (0.55, "rename"),
+                    (0.7, "copytruncate"),
+                    (0.85, "rename"),
+                )
+            }
             start = time.monotonic()
             for n in range(TOTAL):
                 i = n % FILES
@@ -135,9 +149,15 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
     logs = tmp_path / "logs"
     logs.mkdir()
     topic = f"test.agent.delivery.{unique}"
-    config = write_agent_config(tmp_path, broker.bootstrap, topic, poll_interval_s=0.1, close_inactive_s=2,
-                                files=[{"paths": [str(logs / "app*.log")]}],
-                                spool={"segment_bytes": 1024 * 1024, "max_bytes": 256 * 1024 * 1024})
+    config = write_agent_config(
+        tmp_path,
+        broker.bootstrap,
+        topic,
+        poll_interval_s=0.1,
+        close_inactive_s=2,
+        files=[{"paths": [str(logs / "app*.log")]}],
+        spool={"segment_bytes": 1024 * 1024, "max_bytes": 256 * 1024 * 1024},
+    )
     agent_log = tmp_path / "agent.log"
     writer = Writer(logs, rate_per_s=3500)
     for i in range(FILES):
@@ -167,8 +187,13 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
         assert writer.error is None, writer.error
         assert writer.written == TOTAL
 
-        consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, group_id=None)
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
         seen = SeenSequences()
         raw_by_key: dict[tuple[str, int], str] = {}
         kept: list[tuple[str, object]] = []
@@ -188,6 +213,7 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
                             kept.append((b.source, ln))
                             numbers.add(int(ln.text.split("n=")[1][:7]))
             return len(numbers) >= TOTAL
+
         wait_for(consume, 120, 0, "all 200,000 lines on Kafka")
         time.sleep(2)
         while consumer.poll(timeout_ms=1000):

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from kafka import KafkaConsumer
 
-from pipeline.dedup import SeenSequences
 from collectors.identity import Identity, save_identity
 from collectors.wire import HEADER_DATASET, HEADER_LINES, Heartbeat, LineBatch, verify_heartbeat
+from pipeline.dedup import SeenSequences
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,9 +27,16 @@ SECRET = "test-secret"
 def write_agent_config(tmp: Path, bootstrap: str, topic: str, **extra) -> Path:
     identity = tmp / "identity.json"
     save_identity(identity, Identity("agency-test", "agent-" + topic[-6:], SECRET))
-    cfg = {"state_dir": str(tmp / "state"), "identity_file": str(identity), "host": "agency-host-1",
-           "topic": topic, "heartbeat_topic": topic + ".hb", "heartbeat_interval_s": 1,
-           "kafka": {"bootstrap": bootstrap}, **extra}
+    cfg = {
+        "state_dir": str(tmp / "state"),
+        "identity_file": str(identity),
+        "host": "agency-host-1",
+        "topic": topic,
+        "heartbeat_topic": topic + ".hb",
+        "heartbeat_interval_s": 1,
+        "kafka": {"bootstrap": bootstrap},
+        **extra,
+    }
     path = tmp / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -38,8 +45,13 @@ def write_agent_config(tmp: Path, bootstrap: str, topic: str, **extra) -> Path:
 def start_agent(config: Path, log: Path) -> subprocess.Popen:
     # SOCPIPE_* variables would override the config file (e.g. the stack's SOCPIPE_KAFKA_BOOTSTRAP)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCPIPE_")}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "agent", "run", "--config", str(config)],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "agent", "run", "--config", str(config)],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
 
 
 def stop_agent(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -56,9 +68,15 @@ class TopicReader:
     """Reads everything on a topic from the beginning, incrementally."""
 
     def __init__(self, bootstrap: str, topic: str):
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, group_id=None, consumer_timeout_ms=500,
-                                      metadata_max_age_ms=1000)
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=500,
+            metadata_max_age_ms=1000,
+        )
         self.messages = []
 
     def poll(self) -> list:
@@ -81,15 +99,21 @@ def test_agent_cli_ships_files_and_signed_heartbeats(tmp_path, kafka_bootstrap, 
     (logs / "auth.log").write_bytes(b"".join(f"auth line {i}\n".encode() for i in range(1, 3001)))
     (logs / "app.log").write_bytes(b"app one\napp \xff bad\n" + b"x" * 5000 + b"\nno newline yet")
     topic = f"test.agent.{unique}"
-    config = write_agent_config(tmp_path, kafka_bootstrap, topic,
-                                files=[{"paths": [str(logs / "*.log")], "dataset": "system.auth"}],
-                                flood={"max_line_bytes": 1024, "partial_line_timeout_s": 1.0},
-                                batch={"max_lines": 500})
+    config = write_agent_config(
+        tmp_path,
+        kafka_bootstrap,
+        topic,
+        files=[{"paths": [str(logs / "*.log")], "dataset": "system.auth"}],
+        flood={"max_line_bytes": 1024, "partial_line_timeout_s": 1.0},
+        batch={"max_lines": 500},
+    )
     proc = start_agent(config, tmp_path / "agent.log")
     reader, hb_reader = TopicReader(kafka_bootstrap, topic), TopicReader(kafka_bootstrap, topic + ".hb")
     try:
+
         def lines_seen():
             return sum(len(b.lines) for b in batches(reader.poll()))
+
         wait_for(lambda: lines_seen() >= 3004, 60, what="all lines on Kafka")
         with open(logs / "auth.log", "ab") as f:  # appended later: picked up by the running agent
             f.write(b"auth line 3001\n")
@@ -108,8 +132,12 @@ def test_agent_cli_ships_files_and_signed_heartbeats(tmp_path, kafka_bootstrap, 
         headers = dict(m.headers)
         assert int(headers[HEADER_LINES]) == len(b.lines)
         assert headers[HEADER_DATASET] == b"system.auth"
-        assert (b.agency_id, b.agent_id, b.host, b.dataset) == ("agency-test", "agent-" + topic[-6:],
-                                                                "agency-host-1", "system.auth")
+        assert (b.agency_id, b.agent_id, b.host, b.dataset) == (
+            "agency-test",
+            "agent-" + topic[-6:],
+            "agency-host-1",
+            "system.auth",
+        )
         assert len(b.lines) <= 500
         by_source.setdefault(b.source, []).extend(b.lines)
     auth = by_source[str(logs / "auth.log")]

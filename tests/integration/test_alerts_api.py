@@ -27,12 +27,15 @@ def api(es_env, tmp_path):  # noqa: F811
     doc = build_alert(detection("root", 1795000000.0))
     assert AlertIndexer(es, prefix=cfg.index_prefix, refresh="wait_for").index([doc]).created
     tokens_file = tmp_path / "tokens.yml"
-    tokens = {name: add_analyst(tokens_file, name, role)
-              for name, role in (("an", "analyst"), ("binh", "analyst"), ("chi", "lead"), ("dung", "read-only"))}
+    tokens = {
+        name: add_analyst(tokens_file, name, role)
+        for name, role in (("an", "analyst"), ("binh", "analyst"), ("chi", "lead"), ("dung", "read-only"))
+    }
     assert oct(tokens_file.stat().st_mode & 0o777) == "0o600"
     assert all(t not in tokens_file.read_text() for t in tokens.values())
-    server = make_server(TriageApi(TriageService(es, prefix=cfg.index_prefix), TokenStore.load(tokens_file)),
-                         "127.0.0.1", 0)
+    server = make_server(
+        TriageApi(TriageService(es, prefix=cfg.index_prefix), TokenStore.load(tokens_file)), "127.0.0.1", 0
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", tokens, doc["_id"]
@@ -74,7 +77,9 @@ def test_auth_roles_and_optimistic_concurrency(api):
 
     status, body, _ = call(base, "POST", f"/api/alerts/{aid}/ack", tok["an"], {}, {"If-Match": f'"{version}"'})
     assert status == 200 and body["alert"]["socpipe"]["workflow"]["assignee"] == "an"
-    status, body, _ = call(base, "POST", f"/api/alerts/{aid}/close", tok["binh"], {"reason": "benign", "version": version})
+    status, body, _ = call(
+        base, "POST", f"/api/alerts/{aid}/close", tok["binh"], {"reason": "benign", "version": version}
+    )
     assert status == 409 and body["alert_status"] == "acknowledged" and body["version"] != version
     assert call(base, "POST", f"/api/alerts/{aid}/close", tok["binh"], {"reason": "maybe"})[0] == 422
     assert call(base, "POST", f"/api/alerts/{aid}/reopen", tok["an"], {})[0] == 403
@@ -82,7 +87,9 @@ def test_auth_roles_and_optimistic_concurrency(api):
 
     status, body, _ = call(base, "GET", "/api/alerts?status=open&severity=high,critical", tok["dung"])
     assert status == 200 and [a["id"] for a in body["alerts"]] == [aid]
-    hist = [(h["actor"], h["action"], h["outcome"]) for h in body["alerts"][0]["alert"]["socpipe"]["workflow"]["history"]]
+    hist = [
+        (h["actor"], h["action"], h["outcome"]) for h in body["alerts"][0]["alert"]["socpipe"]["workflow"]["history"]
+    ]
     assert hist[1:] == [("an", "ack", "applied"), ("binh", "close", "conflict"), ("chi", "reopen", "applied")]
     assert call(base, "GET", "/api/alerts/nope", tok["an"])[0] == 404
     assert call(base, "GET", "/api/alerts?since=whenever", tok["an"])[0] == 400
@@ -95,7 +102,10 @@ def test_browser_pages_for_kibana_links(api):
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     status, page, _ = call(base, "POST", f"/alerts/{aid}", body={"token": tok["an"]}, form=True)
     assert status == 200 and "SSH brute force" in page and "signed in as an" in page
-    status, page, _ = call(base, "POST", f"/alerts/{aid}/note", body={"token": tok["an"], "text": "<script>x</script>"},
-                           form=True)
-    assert status == 200 and "note applied" in page and "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
+    status, page, _ = call(
+        base, "POST", f"/alerts/{aid}/note", body={"token": tok["an"], "text": "<script>x</script>"}, form=True
+    )
+    assert (
+        status == 200 and "note applied" in page and "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
+    )
     assert call(base, "POST", f"/alerts/{aid}", body={"token": "wrong"}, form=True)[0] == 401

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from detectors.alerts import AgencyInfo, alert_index_name, build_alert
 from pipeline.cli import main
 from pipeline.config import ElasticsearchConfig
-from pipeline.elastic import AlertIndexer, EventIndexer, connect, setup
+from pipeline.elastic import AlertIndexer, EventIndexer, connect
 from tests.integration.alerts_support import cleanup, detection, es_env  # noqa: F401  (fixture)
 from tests.integration.conftest import free_port
 
@@ -20,8 +20,10 @@ pytestmark = pytest.mark.integration
 def test_alerts_are_created_once_and_searchable_nested(es_env):
     cfg, es = es_env
     indexer = AlertIndexer(es, prefix=cfg.index_prefix, refresh="wait_for")
-    docs = [build_alert(detection("root", 1795000000.0 + i * 3600), AgencyInfo("so-tc", "Sở TC", "province"))
-            for i in range(3)]
+    docs = [
+        build_alert(detection("root", 1795000000.0 + i * 3600), AgencyInfo("so-tc", "Sở TC", "province"))
+        for i in range(3)
+    ]
     first = indexer.index(docs)
     assert sorted(first.created) == sorted(d["_id"] for d in docs)
     assert not first.retry and not first.rejected and first.acknowledged
@@ -29,9 +31,20 @@ def test_alerts_are_created_once_and_searchable_nested(es_env):
     replay = indexer.index(copy.deepcopy(docs))
     assert replay.created == [] and sorted(replay.duplicates) == sorted(first.created)
 
-    hits = es.search(index=f"{cfg.index_prefix}-alerts-*", query={"bool": {"filter": [
-        {"term": {"socpipe.agency.tier": "province"}}, {"term": {"threat.tactic.name": "Credential Access"}},
-        {"term": {"kibana.alert.severity": "high"}}, {"term": {"socpipe.workflow.status": "open"}}]}}, size=10)
+    hits = es.search(
+        index=f"{cfg.index_prefix}-alerts-*",
+        query={
+            "bool": {
+                "filter": [
+                    {"term": {"socpipe.agency.tier": "province"}},
+                    {"term": {"threat.tactic.name": "Credential Access"}},
+                    {"term": {"kibana.alert.severity": "high"}},
+                    {"term": {"socpipe.workflow.status": "open"}},
+                ]
+            }
+        },
+        size=10,
+    )
     assert hits["hits"]["total"]["value"] == 3
     by_id = {h["_id"]: h for h in hits["hits"]["hits"]}
     for doc in docs:
@@ -89,11 +102,20 @@ def test_suppressed_repeats_count_on_the_open_alert(es_env):
 def test_events_index_nested_with_deterministic_ids(es_env):
     cfg, es = es_env
     indexer = EventIndexer(es, prefix=cfg.index_prefix, refresh="wait_for")
-    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "event.dataset": "system.auth", "source.ip": "198.51.100.1",
-               "user.name": "root", "custom.thing": "x"}]
+    events = [
+        {
+            "@timestamp": "2026-11-28T01:02:03.123Z",
+            "event.dataset": "system.auth",
+            "source.ip": "198.51.100.1",
+            "user.name": "root",
+            "custom.thing": "x",
+        }
+    ]
     assert len(indexer.index(events).created) == 1
     assert len(indexer.index(events).duplicates) == 1
-    hit = es.search(index=f"{cfg.index_prefix}-events-2026.11.28", query={"term": {"user.name": "root"}})["hits"]["hits"]
+    hit = es.search(index=f"{cfg.index_prefix}-events-2026.11.28", query={"term": {"user.name": "root"}})["hits"][
+        "hits"
+    ]
     assert hit[0]["_source"]["custom"] == {"thing": "x"}
 
 

@@ -20,8 +20,10 @@ AT = "2026-11-28T09:00:00.000Z"
 @pytest.fixture
 def alerts(es_env):  # noqa: F811
     cfg, es = es_env
-    docs = [build_alert(detection(user, 1795000000.0 + i * 60, ip=f"203.0.113.{i + 1}"), now=AT)
-            for i, user in enumerate(["root", "admin", "oracle"])]
+    docs = [
+        build_alert(detection(user, 1795000000.0 + i * 60, ip=f"203.0.113.{i + 1}"), now=AT)
+        for i, user in enumerate(["root", "admin", "oracle"])
+    ]
     result = AlertIndexer(es, prefix=cfg.index_prefix, refresh="wait_for").index(docs)
     assert len(result.created) == 3
     return TriageService(es, prefix=cfg.index_prefix), docs
@@ -43,14 +45,20 @@ def test_workflow_open_ack_close_reopen_with_history_and_notes(alerts):
     wf = svc.get(aid).source["socpipe"]["workflow"]
     assert wf["status"] == "open" and wf.get("closing_reason") is None
     assert [(h["action"], h["outcome"]) for h in wf["history"]] == [
-        ("create", "applied"), ("ack", "applied"), ("close", "applied"), ("reopen", "applied")]
+        ("create", "applied"),
+        ("ack", "applied"),
+        ("close", "applied"),
+        ("reopen", "applied"),
+    ]
 
     closed = svc.list(AlertFilter(status=["open"], severity=["high"]))
     assert {r.id for r in closed} == {d["_id"] for d in docs}
     svc.change(docs[1]["_id"], Change("close", "an", AT, reason="benign"))
     assert {r.id for r in svc.list(AlertFilter(status=["closed"]))} == {docs[1]["_id"]}
-    assert {r.id for r in svc.list(AlertFilter(rule="brute force", since="2026-11-18T11:07:00Z"))} == \
-        {docs[1]["_id"], docs[2]["_id"]}
+    assert {r.id for r in svc.list(AlertFilter(rule="brute force", since="2026-11-18T11:07:00Z"))} == {
+        docs[1]["_id"],
+        docs[2]["_id"],
+    }
 
 
 def test_concurrent_ack_and_close_one_wins_other_conflicts_history_shows_both(alerts):
@@ -67,8 +75,10 @@ def test_concurrent_ack_and_close_one_wins_other_conflicts_history_shows_both(al
         except AlertConflict as exc:
             outcomes[name] = exc
 
-    threads = [threading.Thread(target=act, args=("an", Change("ack", "an", AT))),
-               threading.Thread(target=act, args=("binh", Change("close", "binh", AT, reason="benign")))]
+    threads = [
+        threading.Thread(target=act, args=("an", Change("ack", "an", AT))),
+        threading.Thread(target=act, args=("binh", Change("close", "binh", AT, reason="benign"))),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -132,8 +142,9 @@ def test_cli_list_show_ack_close_and_stale_version(alerts, es_url, monkeypatch):
     ok = run.invoke(main, ["alerts", "ack", *base, aid, "--as", "an", "--if-version", version, "--note", "mine"])
     assert ok.exit_code == 0, ok.output
     assert "acknowledged" in ok.output and "@an" in ok.output
-    stale = run.invoke(main, ["alerts", "close", *base, aid, "--as", "binh", "--reason", "benign",
-                              "--if-version", version])
+    stale = run.invoke(
+        main, ["alerts", "close", *base, aid, "--as", "binh", "--reason", "benign", "--if-version", version]
+    )
     assert stale.exit_code == 3 and "conflict" in stale.output
     bad = run.invoke(main, ["alerts", "ack", *base, aid, "--as", "binh"])
     assert bad.exit_code == 2 and "not allowed" in bad.output

@@ -21,13 +21,19 @@ def _value(prometheus_url: str, query: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_three_of_four_agencies_monitored_reads_075_in_prometheus(tmp_path, kafka_bootstrap, prometheus_url, unique,
-                                                                  scrape_target):
+def test_three_of_four_agencies_monitored_reads_075_in_prometheus(
+    tmp_path, kafka_bootstrap, prometheus_url, unique, scrape_target
+):
     auth = [{"name": "auth", "path": "*auth.log", "dataset": "system.auth"}]
-    inv = write_inventory(tmp_path / "inventory.yaml", [
-        agency("dept-a", "department", auth), agency("district-b", "district", auth),
-        agency("commune-c", "commune"),  # no sources listed: any source of the agency counts
-        agency("commune-d", "commune", auth)])
+    inv = write_inventory(
+        tmp_path / "inventory.yaml",
+        [
+            agency("dept-a", "department", auth),
+            agency("district-b", "district", auth),
+            agency("commune-c", "commune"),  # no sources listed: any source of the agency counts
+            agency("commune-d", "commune", auth),
+        ],
+    )
     port = free_port()
     job = f"cov-{unique}"
     scrape_target(port, job)
@@ -39,12 +45,18 @@ def test_three_of_four_agencies_monitored_reads_075_in_prometheus(tmp_path, kafk
             agents.append(SimulatedAgent(agency_id, agent_id, secret, f"host-{agency_id}"))
         producer = kafka_io.producer(KafkaConfig(bootstrap=kafka_bootstrap), linger_ms=5)
         stop = threading.Event()
-        sim = threading.Thread(target=run_agents, args=(producer, agents, 1.0, stop, cov.cfg.heartbeat_topic,
-                                                        cov.cfg.raw_topic), daemon=True)
+        sim = threading.Thread(
+            target=run_agents,
+            args=(producer, agents, 1.0, stop, cov.cfg.heartbeat_topic, cov.cfg.raw_topic),
+            daemon=True,
+        )
         sim.start()
         try:
-            ratio = wait_for(lambda: _value(prometheus_url, f'socpipe_coverage_ratio{{job="{job}"}}') == 0.75 or None,
-                             timeout_s=60, what="coverage ratio 0.75 in Prometheus")
+            ratio = wait_for(
+                lambda: _value(prometheus_url, f'socpipe_coverage_ratio{{job="{job}"}}') == 0.75 or None,
+                timeout_s=60,
+                what="coverage ratio 0.75 in Prometheus",
+            )
             assert ratio
             assert _value(prometheus_url, f'socpipe_agencies_total{{job="{job}"}}') == 4
             assert _value(prometheus_url, f'socpipe_agencies_monitored{{job="{job}"}}') == 3
@@ -56,8 +68,11 @@ def test_three_of_four_agencies_monitored_reads_075_in_prometheus(tmp_path, kafk
             entries = yaml.safe_load(inv.read_text())["agencies"]
             entries += [agency("commune-e", "commune", auth), {"id": "commune-f", "name": "F", "tier": "hamlet"}]
             write_inventory(inv, entries)
-            wait_for(lambda: _value(prometheus_url, f'socpipe_agencies_total{{job="{job}"}}') == 5,
-                     timeout_s=30, what="inventory reloaded (5 agencies)")
+            wait_for(
+                lambda: _value(prometheus_url, f'socpipe_agencies_total{{job="{job}"}}') == 5,
+                timeout_s=30,
+                what="inventory reloaded (5 agencies)",
+            )
             assert _value(prometheus_url, f'socpipe_coverage_ratio{{job="{job}"}}') == 0.6
             assert _value(prometheus_url, f'socpipe_inventory_invalid_entries{{job="{job}"}}') == 1
         finally:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
+from collectors.wire import LineBatch, LogLine
 from detectors.anomaly import save_model_dir, set_stage, train
 from detectors.anomaly.sources import InputSpec, read_records
-from collectors.wire import LineBatch, LogLine
 from tests.integration.conftest import wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
@@ -32,17 +32,25 @@ def step_batches(step: str, agent: str, limit: int = 3000, per_batch: int = 200)
         texts = [line.rstrip("\n") for _, line in zip(range(limit), fh)]
     batches = []
     for i in range(0, len(texts), per_batch):
-        lines = [LogLine(t, offset=n * 200, line_no=n + 1, seq=n + 1, read_at=time.time())
-                 for n, t in enumerate(texts[i:i + per_batch], start=i)]
-        batches.append(LineBatch("city-video", agent, "videoserver", "/var/log/apache2/access.log", lines,
-                                 dataset="apache.access"))
+        lines = [
+            LogLine(t, offset=n * 200, line_no=n + 1, seq=n + 1, read_at=time.time())
+            for n, t in enumerate(texts[i : i + per_batch], start=i)
+        ]
+        batches.append(
+            LineBatch("city-video", agent, "videoserver", "/var/log/apache2/access.log", lines, dataset="apache.access")
+        )
     return batches
 
 
 def alerts_of(es: Elasticsearch, prefix: str, ruleset: str) -> list[dict]:
     es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(index=f"{prefix}-alerts-*", size=500, query={"term": {"rule.ruleset": ruleset}},
-                    allow_no_indices=True, ignore_unavailable=True)
+    res = es.search(
+        index=f"{prefix}-alerts-*",
+        size=500,
+        query={"term": {"rule.ruleset": ruleset}},
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
     return [h["_source"] for h in res["hits"]["hits"]]
 
 
@@ -55,20 +63,33 @@ def test_nikto_and_ffuf_steps_raise_anomaly_alerts_naming_features(kafka_bootstr
     set_stage(model_dir, "live", note="integration test")
 
     env = detector_env(kafka_bootstrap, es_url, unique)
-    env |= {"SOCPIPE_MODELS": json.dumps([str(model_dir), str(tmp_path / "no-such-model")]),
-            "SOCPIPE_ANOMALY_IDLE_FLUSH_S": "2", "SOCPIPE_MAX_BATCH_RECORDS": "50"}
+    env |= {
+        "SOCPIPE_MODELS": json.dumps([str(model_dir), str(tmp_path / "no-such-model")]),
+        "SOCPIPE_ANOMALY_IDLE_FLUSH_S": "2",
+        "SOCPIPE_MAX_BATCH_RECORDS": "50",
+    }
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
-    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"],
-            step_batches("1_autostart_localaccount-3", "agent-nikto") + step_batches("1_autostart_localaccount-4", "agent-ffuf"))
+    produce(
+        kafka_bootstrap,
+        env["SOCPIPE_RAW_TOPIC"],
+        step_batches("1_autostart_localaccount-3", "agent-nikto")
+        + step_batches("1_autostart_localaccount-4", "agent-ffuf"),
+    )
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
     es = Elasticsearch(es_url)
 
     def attacker_anomalies():
-        return [a for a in alerts_of(es, prefix, "anomaly") if a["socpipe"]["anomaly"]["entity"].get("source.ip") == ATTACKER]
+        return [
+            a
+            for a in alerts_of(es, prefix, "anomaly")
+            if a["socpipe"]["anomaly"]["entity"].get("source.ip") == ATTACKER
+        ]
 
     def both_steps_seen():
         found = attacker_anomalies()
-        return found if found and found[0]["socpipe"]["suppression"]["last_seen"] >= "2025-09-22T18:32" else None  # the 18:31 window ends 18:32
+        return (
+            found if found and found[0]["socpipe"]["suppression"]["last_seen"] >= "2025-09-22T18:32" else None
+        )  # the 18:31 window ends 18:32
 
     # nikto (18:30) opens the alert; ffuf (18:31) repeats its dedup key (model + address) inside the
     # suppression window, so it bumps the count of the same alert instead of opening another

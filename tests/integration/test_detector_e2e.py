@@ -41,12 +41,14 @@ def brute_force_batches(agency: str, attackers: int, tries: int, lines_per_batch
     for a in range(attackers):
         for t in range(tries):
             sec = t * 2
-            lines.append(f"Nov 28 08:{sec // 60:02d}:{sec % 60:02d} web01 sshd[{1000 + a}]: Failed password for root "
-                         f"from 198.51.{a // 200}.{a % 200 + 1} port {40000 + t} ssh2")
+            lines.append(
+                f"Nov 28 08:{sec // 60:02d}:{sec % 60:02d} web01 sshd[{1000 + a}]: Failed password for root "
+                f"from 198.51.{a // 200}.{a % 200 + 1} port {40000 + t} ssh2"
+            )
     batches, seq = [], 0
     for i in range(0, len(lines), lines_per_batch):
         chunk = []
-        for text in lines[i:i + lines_per_batch]:
+        for text in lines[i : i + lines_per_batch]:
             seq += 1
             chunk.append(LogLine(text, offset=seq * 100, line_no=seq, seq=seq, read_at=time.time()))
         batches.append(LineBatch(agency, "agent-1", "web01", "/var/log/auth.log", chunk, dataset="system.auth"))
@@ -64,8 +66,13 @@ def produce(kafka_bootstrap: str, topic: str, batches: list[LineBatch]) -> None:
 def brute_force_alerts(es: Elasticsearch, prefix: str) -> list[dict]:
     index = f"{prefix}-alerts-*"
     es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(index=index, size=1000, query={"term": {"rule.id": BRUTE_FORCE_RULE}},
-                    allow_no_indices=True, ignore_unavailable=True)
+    res = es.search(
+        index=index,
+        size=1000,
+        query={"term": {"rule.id": BRUTE_FORCE_RULE}},
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
     return [h["_source"] for h in res["hits"]["hits"]]
 
 
@@ -74,8 +81,11 @@ def test_brute_force_alert_reaches_elasticsearch(kafka_bootstrap, es_url, unique
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], brute_force_batches("commune-an-phu", attackers=1, tries=6))
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
     es = Elasticsearch(es_url)
-    alerts = wait_for(lambda: det.check_alive() and brute_force_alerts(es, env["SOCPIPE_ES_INDEX_PREFIX"]),
-                      60, what="a brute-force alert")
+    alerts = wait_for(
+        lambda: det.check_alive() and brute_force_alerts(es, env["SOCPIPE_ES_INDEX_PREFIX"]),
+        60,
+        what="a brute-force alert",
+    )
     assert det.alive(), det.log_tail()
     [alert] = alerts
     assert alert["source"]["ip"] == "198.51.0.1"
@@ -95,13 +105,20 @@ def test_kill9_mid_stream_leaves_no_duplicate_and_no_missing_alert(kafka_bootstr
     es = Elasticsearch(es_url)
 
     det = procs.start("detector-1", ["detect", "run", "--config", "config/detector.yaml"], env)
-    wait_for(lambda: det.check_alive() and len(brute_force_alerts(es, prefix)) > 0, 90, interval_s=0.05, what="the first alerts")
+    wait_for(
+        lambda: det.check_alive() and len(brute_force_alerts(es, prefix)) > 0,
+        90,
+        interval_s=0.05,
+        what="the first alerts",
+    )
     det.kill9()
     before = len(brute_force_alerts(es, prefix))
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches[half:])
 
     det2 = procs.start("detector-2", ["detect", "run", "--config", "config/detector.yaml"], env)
-    wait_for(lambda: det2.check_alive() and len(brute_force_alerts(es, prefix)) >= attackers, 120, what=f"{attackers} alerts")
+    wait_for(
+        lambda: det2.check_alive() and len(brute_force_alerts(es, prefix)) >= attackers, 120, what=f"{attackers} alerts"
+    )
     time.sleep(3)  # anything still in flight would show up as an extra alert now
     alerts = brute_force_alerts(es, prefix)
     assert det2.alive(), det2.log_tail()

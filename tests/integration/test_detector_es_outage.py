@@ -61,7 +61,7 @@ class FlakyProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self._server.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             if self.down.is_set():
                 self.refused += 1
@@ -105,8 +105,10 @@ def _close(s: socket.socket) -> None:
 def test_es_outage_loses_and_duplicates_nothing(kafka_bootstrap, es_url, unique, procs):
     proxy = FlakyProxy(es_url)
     try:
-        env = detector_env(kafka_bootstrap, es_url, unique) | {"SOCPIPE_ES_URL": proxy.url,
-                                                               "SOCPIPE_RETRY_BACKOFF_MAX_S": "2"}
+        env = detector_env(kafka_bootstrap, es_url, unique) | {
+            "SOCPIPE_ES_URL": proxy.url,
+            "SOCPIPE_RETRY_BACKOFF_MAX_S": "2",
+        }
         prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
         attackers = 90
         batches = brute_force_batches("ward-phu-my", attackers=attackers, tries=6)
@@ -121,12 +123,14 @@ def test_es_outage_loses_and_duplicates_nothing(kafka_bootstrap, es_url, unique,
             for i in range(0, n, per_step):
                 if stop.is_set():
                     return
-                produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches[i:i + per_step])
+                produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches[i : i + per_step])
                 time.sleep((OUTAGE_S + 10) / 30)
 
         producer = threading.Thread(target=stream, daemon=True)
         producer.start()
-        wait_for(lambda: det.check_alive() and brute_force_alerts(es, prefix), 60, interval_s=0.2, what="the first alerts")
+        wait_for(
+            lambda: det.check_alive() and brute_force_alerts(es, prefix), 60, interval_s=0.2, what="the first alerts"
+        )
         proxy.set_down()
         down_at = time.monotonic()
         time.sleep(2)  # a bulk request fully forwarded just before the cut still lands: count after it
@@ -138,8 +142,11 @@ def test_es_outage_loses_and_duplicates_nothing(kafka_bootstrap, es_url, unique,
         proxy.down.clear()
         producer.join(OUTAGE_S + 60)
 
-        wait_for(lambda: det.check_alive() and len(brute_force_alerts(es, prefix)) >= attackers, 120,
-                 what=f"{attackers} alerts after the outage")
+        wait_for(
+            lambda: det.check_alive() and len(brute_force_alerts(es, prefix)) >= attackers,
+            120,
+            what=f"{attackers} alerts after the outage",
+        )
         time.sleep(3)  # a duplicate still in flight would show now
         alerts = brute_force_alerts(es, prefix)
         per_address: dict[str, int] = {}
@@ -164,16 +171,34 @@ def test_mapping_conflict_goes_to_dead_letter_with_reason(kafka_bootstrap, es_ur
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
     # the worker installs its templates first; then the alert's daily index is created by hand with
     # `rule.name` as a number, so the scanner alert (a text rule name) must be rejected
-    wait_for(lambda: det.check_alive() and es.indices.exists_index_template(name=f"{prefix}-alerts"), 60,
-             what="the alert template")
-    es.indices.create(index=f"{prefix}-alerts-2026.01.15", mappings={"properties": {"rule": {"properties": {
-        "name": {"type": "long"}}}}})
-    line = LogLine('203.0.113.9 - - [15/Jan/2026:10:00:00 +0000] "GET /.env HTTP/1.1" 404 10 "-" "sqlmap/1.7"',
-                   offset=0, line_no=1, seq=1, read_at=time.time())
-    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"],
-            [LineBatch("ward-1", "agent-dl", "web", "/var/log/nginx/access.log", [line], dataset="nginx.access")])
-    consumer = KafkaConsumer(env["SOCPIPE_DEAD_LETTER_TOPIC"], bootstrap_servers=kafka_bootstrap,
-                             auto_offset_reset="earliest", group_id=None, consumer_timeout_ms=1000)
+    wait_for(
+        lambda: det.check_alive() and es.indices.exists_index_template(name=f"{prefix}-alerts"),
+        60,
+        what="the alert template",
+    )
+    es.indices.create(
+        index=f"{prefix}-alerts-2026.01.15",
+        mappings={"properties": {"rule": {"properties": {"name": {"type": "long"}}}}},
+    )
+    line = LogLine(
+        '203.0.113.9 - - [15/Jan/2026:10:00:00 +0000] "GET /.env HTTP/1.1" 404 10 "-" "sqlmap/1.7"',
+        offset=0,
+        line_no=1,
+        seq=1,
+        read_at=time.time(),
+    )
+    produce(
+        kafka_bootstrap,
+        env["SOCPIPE_RAW_TOPIC"],
+        [LineBatch("ward-1", "agent-dl", "web", "/var/log/nginx/access.log", [line], dataset="nginx.access")],
+    )
+    consumer = KafkaConsumer(
+        env["SOCPIPE_DEAD_LETTER_TOPIC"],
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
     got: list = []
 
     def dead_letters():

@@ -21,16 +21,29 @@ SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_t
 
 
 def scanner_batch(seqs: list[int], minute: int) -> LineBatch:
-    lines = [LogLine(f'203.0.113.7 - - [28/Nov/2026:09:{minute:02d}:{s % 60:02d} +0000] "GET /admin/{s} HTTP/1.1" 404 153 '
-                     f'"-" "sqlmap/1.7.2#stable"', offset=s * 120, line_no=s, seq=s, read_at=time.time())
-             for s in seqs]
+    lines = [
+        LogLine(
+            f'203.0.113.7 - - [28/Nov/2026:09:{minute:02d}:{s % 60:02d} +0000] "GET /admin/{s} HTTP/1.1" 404 153 '
+            f'"-" "sqlmap/1.7.2#stable"',
+            offset=s * 120,
+            line_no=s,
+            seq=s,
+            read_at=time.time(),
+        )
+        for s in seqs
+    ]
     return LineBatch("commune-binh-hoa", "agent-7", "web07", "/var/log/nginx/access.log", lines)
 
 
 def scanner_alerts(es: Elasticsearch, prefix: str) -> list[dict]:
     es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(index=f"{prefix}-alerts-*", size=100, query={"term": {"rule.id": SCANNER_RULE}},
-                    allow_no_indices=True, ignore_unavailable=True)
+    res = es.search(
+        index=f"{prefix}-alerts-*",
+        size=100,
+        query={"term": {"rule.id": SCANNER_RULE}},
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
     return [h["_source"] for h in res["hits"]["hits"]]
 
 
@@ -55,8 +68,11 @@ def test_repeat_inside_window_updates_the_open_alert(kafka_bootstrap, es_url, un
     assert alert["socpipe"]["suppression"]["count"] == 0
 
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], [first, scanner_batch([2, 3], minute=5)])
-    wait_for(lambda: det.check_alive() and scanner_alerts(es, prefix)[0]["socpipe"]["suppression"]["count"] >= 2,
-             60, what="the suppression count to reach 2")
+    wait_for(
+        lambda: det.check_alive() and scanner_alerts(es, prefix)[0]["socpipe"]["suppression"]["count"] >= 2,
+        60,
+        what="the suppression count to reach 2",
+    )
     time.sleep(2)  # anything still in flight would show up now
     alerts = scanner_alerts(es, prefix)
     assert len(alerts) == 1, [a["event"]["id"] for a in alerts]

@@ -27,23 +27,32 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.append((node.lineno, node.module))
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
-                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             out.append((node.lineno, str(node.args[0].value)))
     return out
 
 
 def test_no_agent_module_imports_the_soc_side() -> None:
-    bad = [f"{p.relative_to(ROOT)}:{line}: imports {mod}"
-           for p in sorted(AGENT.rglob("*.py")) for line, mod in _imports(p)
-           if mod.split(".")[0] in SOC_PACKAGES | HEAVY]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: imports {mod}"
+        for p in sorted(AGENT.rglob("*.py"))
+        for line, mod in _imports(p)
+        if mod.split(".")[0] in SOC_PACKAGES | HEAVY
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_static_check_sees_lazy_imports(tmp_path: Path) -> None:
     p = tmp_path / "m.py"
-    p.write_text("def f():\n    from pipeline.config import ConfigError\n    import importlib\n"
-                 "    importlib.import_module('detectors.sigma')\n")
+    p.write_text(
+        "def f():\n    from pipeline.config import ConfigError\n    import importlib\n"
+        "    importlib.import_module('detectors.sigma')\n"
+    )
     assert [m for _, m in _imports(p)] == ["pipeline.config", "importlib", "detectors.sigma"]
 
 
@@ -67,8 +76,11 @@ def test_soc_side_reads_the_wire_contract_from_the_agent_side() -> None:
     from pipeline import records  # the deprecated alias must be the same objects, not a copy
 
     assert records.LineBatch is wire.LineBatch and records.Heartbeat is wire.Heartbeat
-    bad = [f"{p.relative_to(ROOT)}: defines {n.name}" for top in ("pipeline", "detectors")
-           for p in sorted((ROOT / top).rglob("*.py"))
-           for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.ClassDef)
-           and n.name in ("LineBatch", "LogLine", "Heartbeat", "SourceStatus")]
+    bad = [
+        f"{p.relative_to(ROOT)}: defines {n.name}"
+        for top in ("pipeline", "detectors")
+        for p in sorted((ROOT / top).rglob("*.py"))
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.ClassDef) and n.name in ("LineBatch", "LogLine", "Heartbeat", "SourceStatus")
+    ]
     assert not bad, "\n".join(bad)

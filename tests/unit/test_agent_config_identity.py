@@ -31,18 +31,21 @@ def test_example_config_documents_every_default():
     assert asdict(load_agent_config(REPO / "config" / "agent.yaml", env={})) == asdict(AgentConfig())
 
 
-@pytest.mark.parametrize("text, key", [
-    ("files: [{paths: []}]", "files[0].paths"),
-    ("files: [{paths: [/x], start_position: middle}]", "files[0].start_position"),
-    ("syslog: [{protocol: sctp}]", "syslog[0].protocol"),
-    ("syslog: [{protocol: udp, tls_certfile: a, tls_keyfile: b}]", "syslog[0].tls_certfile"),
-    ("spool: {fsync: sometimes}", "spool.fsync"),
-    ("batch: {max_bytes: 5000000}", "batch.max_bytes"),
-    ("kafka: {bootstrap: 'kafka.soc.example:9092'}", "kafka.security_protocol"),
-    ("heartbeat_interval_s: 0", "heartbeat_interval_s"),
-    ("spool: {max_bytes: yes}", "spool.max_bytes"),
-    ("fles: []", "fles"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("files: [{paths: []}]", "files[0].paths"),
+        ("files: [{paths: [/x], start_position: middle}]", "files[0].start_position"),
+        ("syslog: [{protocol: sctp}]", "syslog[0].protocol"),
+        ("syslog: [{protocol: udp, tls_certfile: a, tls_keyfile: b}]", "syslog[0].tls_certfile"),
+        ("spool: {fsync: sometimes}", "spool.fsync"),
+        ("batch: {max_bytes: 5000000}", "batch.max_bytes"),
+        ("kafka: {bootstrap: 'kafka.soc.example:9092'}", "kafka.security_protocol"),
+        ("heartbeat_interval_s: 0", "heartbeat_interval_s"),
+        ("spool: {max_bytes: yes}", "spool.max_bytes"),
+        ("fles: []", "fles"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as err:
         load(tmp_path, text)
@@ -50,12 +53,20 @@ def test_config_errors_name_the_key(tmp_path, text, key):
 
 
 def test_tls_to_remote_broker_is_accepted_and_env_overrides(tmp_path):
-    c = load(tmp_path, "kafka: {bootstrap: 'kafka.soc.example:9093', security_protocol: SASL_SSL}",
-             env={"SOCPIPE_HEARTBEAT_INTERVAL_S": "5"})
+    c = load(
+        tmp_path,
+        "kafka: {bootstrap: 'kafka.soc.example:9093', security_protocol: SASL_SSL}",
+        env={"SOCPIPE_HEARTBEAT_INTERVAL_S": "5"},
+    )
     assert c.heartbeat_interval_s == 5.0
-    assert c.config_hash() == load(tmp_path, "kafka: {bootstrap: 'kafka.soc.example:9093', "
-                                             "security_protocol: SASL_SSL, sasl_password: other}",
-                                   env={"SOCPIPE_HEARTBEAT_INTERVAL_S": "5"}).config_hash()
+    assert (
+        c.config_hash()
+        == load(
+            tmp_path,
+            "kafka: {bootstrap: 'kafka.soc.example:9093', security_protocol: SASL_SSL, sasl_password: other}",
+            env={"SOCPIPE_HEARTBEAT_INTERVAL_S": "5"},
+        ).config_hash()
+    )
 
 
 def test_identity_file_is_0600_and_never_printed(tmp_path):
@@ -80,9 +91,17 @@ class _Enrolment(BaseHTTPRequestHandler):
             self.send_response(403)
             self.end_headers()
             return
-        answer = {"agency_id": "so-tnmt", "agent_id": "agent-7", "secret": "s3",
-                  "kafka": {"bootstrap": "127.0.0.1:9092", "security_protocol": "SASL_PLAINTEXT",
-                            "sasl_username": "agent-7", "sasl_password": "pw"}}
+        answer = {
+            "agency_id": "so-tnmt",
+            "agent_id": "agent-7",
+            "secret": "s3",
+            "kafka": {
+                "bootstrap": "127.0.0.1:9092",
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_username": "agent-7",
+                "sasl_password": "pw",
+            },
+        }
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -121,14 +140,20 @@ def test_enroll_writes_identity_and_refused_token_is_explained(tmp_path, enrol_s
 def test_cli_enroll_and_install_service_dry_run(tmp_path, enrol_server):
     runner = CliRunner()
     url = f"http://127.0.0.1:{enrol_server.server_port}"
-    res = runner.invoke(cli, ["agent", "enroll", "--server", url, "--token", "good-token", "--state-dir",
-                              str(tmp_path)])
+    res = runner.invoke(
+        cli, ["agent", "enroll", "--server", url, "--token", "good-token", "--state-dir", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     assert "agency_id=so-tnmt" in res.output and "pw" not in res.output
     res = runner.invoke(cli, ["agent", "enroll", "--server", url, "--token", "bad", "--state-dir", str(tmp_path / "x")])
     assert res.exit_code == 1 and "refused" in res.output
     res = runner.invoke(cli, ["agent", "install-service", "--dry-run"])
     assert res.exit_code == 0
-    for directive in ("User=socpipe-agent", "ProtectSystem=strict", "NoNewPrivileges=true",
-                      "SupplementaryGroups=adm", "ReadWritePaths=/var/lib/socpipe-agent"):
+    for directive in (
+        "User=socpipe-agent",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=true",
+        "SupplementaryGroups=adm",
+        "ReadWritePaths=/var/lib/socpipe-agent",
+    ):
         assert directive in res.output

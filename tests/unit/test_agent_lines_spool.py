@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.dedup import SeenSequences
 from collectors.flood import TokenBucket
 from collectors.lines import BatchBuilder, LineSplitter, encode_line
 from collectors.listeners import StreamFramer, journal_entry_to_text, to_message
 from collectors.spool import Spool, decode_records, encode_record
 from collectors.tailer import emit_ascii
 from collectors.wire import LineBatch, LogLine
+from pipeline.dedup import SeenSequences
 
 
 def test_encoded_batch_is_exactly_the_records_wire_format():
@@ -22,9 +22,17 @@ def test_encoded_batch_is_exactly_the_records_wire_format():
     b.add(encode_line('quote " back\\ tab\t ü 漢', 10, 2, 7, 1700000000.125, ("invalid_utf8",)), 0.0)
     b.add(encode_line("plain", 40, 3, 8, 1700000000.5), 0.0)
     data = b.encode("ag", "a1", "h", "system.auth", "Asia/Ho_Chi_Minh")
-    expected = LineBatch("ag", "a1", "h", "/var/log/auth.log",
-                         [LogLine('quote " back\\ tab\t ü 漢', 10, 2, 7, 1700000000.125, ["invalid_utf8"]),
-                          LogLine("plain", 40, 3, 8, 1700000000.5, [])], "system.auth")
+    expected = LineBatch(
+        "ag",
+        "a1",
+        "h",
+        "/var/log/auth.log",
+        [
+            LogLine('quote " back\\ tab\t ü 漢', 10, 2, 7, 1700000000.125, ["invalid_utf8"]),
+            LogLine("plain", 40, 3, 8, 1700000000.5, []),
+        ],
+        "system.auth",
+    )
     assert data == expected.to_bytes()
     assert LineBatch.from_bytes(data) == expected
 
@@ -36,10 +44,10 @@ def test_splitter_offsets_and_line_numbers_match_the_bytes(pieces, cut):
     sp = LineSplitter(max_line_bytes=1 << 20)
     lines = []
     for i in range(0, len(data), cut):
-        lines += sp.feed(data[i:i + cut])
+        lines += sp.feed(data[i : i + cut])
     assert [ln.raw for ln in lines] == data.split(b"\n")[:-1]
     for ln in lines:
-        assert data[ln.offset:ln.offset + len(ln.raw) + 1] == ln.raw + b"\n"
+        assert data[ln.offset : ln.offset + len(ln.raw) + 1] == ln.raw + b"\n"
     assert [ln.line_no for ln in lines] == list(range(1, len(lines) + 1))
     assert sp.offset == len(data) and sp.pending_bytes == 0
 
@@ -57,10 +65,12 @@ def test_splitter_holds_partial_line_and_truncates_overlong_lines():
 
 
 def test_ascii_fast_path_matches_general_path():
-    chunk = b"alpha\nbeta \"q\"\n\ngamma tail"
+    chunk = b'alpha\nbeta "q"\n\ngamma tail'
     slow_sp, fast_sp = LineSplitter(), LineSplitter()
-    slow = [encode_line(ln.raw.decode(), ln.offset, ln.line_no, 5 + i, 1.5) for i, ln in
-            enumerate(slow_sp.feed(b"x\n" + chunk))]
+    slow = [
+        encode_line(ln.raw.decode(), ln.offset, ln.line_no, 5 + i, 1.5)
+        for i, ln in enumerate(slow_sp.feed(b"x\n" + chunk))
+    ]
     fast: list[str] = []
     fast_sp.feed(b"x")  # a held partial line is completed by the fast path
     nxt = emit_ascii(b"\n" + chunk, fast_sp, 5, 1.5, fast)
@@ -131,7 +141,7 @@ def test_stream_framer_octet_counting_and_newlines_across_reads():
     stream = b"11 <13>hello a5 <13>b\n<13>nl framed\n<13>split"
     out = []
     for i in range(0, len(stream), 3):
-        out += fr.feed(stream[i:i + 3])
+        out += fr.feed(stream[i : i + 3])
     out += fr.feed(b" end\n")
     assert [m for m, _ in out] == [b"<13>hello a", b"<13>b", b"<13>nl framed", b"<13>split end"]
     fr = StreamFramer(max_bytes=8)
@@ -143,8 +153,9 @@ def test_listener_message_flags_and_journal_entry():
     msg = to_message(b"<13>bad \xff byte\r\n", 1024, 5.0)
     assert msg.text == "<13>bad \ufffd byte" and msg.flags == ("invalid_utf8",)
     assert to_message(b"\n", 1024, 5.0) is None
-    text = journal_entry_to_text({"MESSAGE": [104, 105], "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd",
-                                  "__CURSOR": "c1", "_BOOT_ID": "x"})
+    text = journal_entry_to_text(
+        {"MESSAGE": [104, 105], "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd", "__CURSOR": "c1", "_BOOT_ID": "x"}
+    )
     assert json.loads(text) == {"MESSAGE": "hi", "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd"}
 
 

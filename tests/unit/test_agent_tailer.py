@@ -12,8 +12,9 @@ from collectors.tailer import FileInput, FileSource
 
 
 def source(path: Path, position=None, start_at_end=False, close_inactive_s=300.0, partial_s=5.0) -> FileSource:
-    return FileSource(str(path), FileInputConfig(paths=[str(path)]), 1024, 65536, partial_s, close_inactive_s,
-                      position, start_at_end)
+    return FileSource(
+        str(path), FileInputConfig(paths=[str(path)]), 1024, 65536, partial_s, close_inactive_s, position, start_at_end
+    )
 
 
 def read_all(src: FileSource, now: float = 0.0) -> list[dict]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,6 +22,7 @@ class FakeService:
     def get(self, alert_id):
         if alert_id != "a1":
             from pipeline.elastic.triage import AlertNotFound
+
             raise AlertNotFound(alert_id)
         return self.rec
 
@@ -39,12 +40,16 @@ class FakeService:
 @pytest.fixture
 def app():
     tokens = TokenStore({digest("t-an"): Analyst("an", "analyst"), digest("t-ro"): Analyst("ro", "read-only")})
-    return TriageApi(FakeService(), tokens, clock=lambda: datetime(2026, 11, 28, tzinfo=timezone.utc))
+    return TriageApi(FakeService(), tokens, clock=lambda: datetime(2026, 11, 28, tzinfo=UTC))
 
 
 def test_actor_comes_from_the_token_not_the_body(app):
-    r = app.handle("POST", "/api/alerts/a1/note", {"Authorization": "Bearer t-an"},
-                   json.dumps({"text": "hi", "actor": "someone-else"}).encode())
+    r = app.handle(
+        "POST",
+        "/api/alerts/a1/note",
+        {"Authorization": "Bearer t-an"},
+        json.dumps({"text": "hi", "actor": "someone-else"}).encode(),
+    )
     assert r.status == 200
     _, _, change, expected = app.service.calls[-1]
     assert change.actor == "an" and change.at == "2026-11-28T00:00:00.000Z" and expected is None
@@ -55,19 +60,22 @@ def test_if_match_header_is_the_expected_version(app):
     assert app.service.calls[-1][3] == (1, 1)
 
 
-@pytest.mark.parametrize("method,path,headers,body,status", [
-    ("GET", "/api/alerts", {}, b"", 401),
-    ("GET", "/api/alerts", {"Authorization": "Basic t-an"}, b"", 401),
-    ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-an"}, b"[1]", 400),
-    ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-an"}, b"{not json", 400),
-    ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-an", "If-Match": "x:y"}, b"", 400),
-    ("POST", "/api/alerts/a1/explode", {"Authorization": "Bearer t-an"}, b"{}", 404),
-    ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-ro"}, b"{}", 403),
-    ("DELETE", "/api/alerts/a1", {"Authorization": "Bearer t-an"}, b"", 405),
-    ("POST", "/api/alerts/a1/note", {"Authorization": "Bearer t-an"}, b"x" * (MAX_BODY + 1), 413),
-    ("GET", "/api/alerts?limit=lots", {"Authorization": "Bearer t-an"}, b"", 400),
-    ("GET", "/nothing", {}, b"", 404),
-])
+@pytest.mark.parametrize(
+    "method,path,headers,body,status",
+    [
+        ("GET", "/api/alerts", {}, b"", 401),
+        ("GET", "/api/alerts", {"Authorization": "Basic t-an"}, b"", 401),
+        ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-an"}, b"[1]", 400),
+        ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-an"}, b"{not json", 400),
+        ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-an", "If-Match": "x:y"}, b"", 400),
+        ("POST", "/api/alerts/a1/explode", {"Authorization": "Bearer t-an"}, b"{}", 404),
+        ("POST", "/api/alerts/a1/ack", {"Authorization": "Bearer t-ro"}, b"{}", 403),
+        ("DELETE", "/api/alerts/a1", {"Authorization": "Bearer t-an"}, b"", 405),
+        ("POST", "/api/alerts/a1/note", {"Authorization": "Bearer t-an"}, b"x" * (MAX_BODY + 1), 413),
+        ("GET", "/api/alerts?limit=lots", {"Authorization": "Bearer t-an"}, b"", 400),
+        ("GET", "/nothing", {}, b"", 404),
+    ],
+)
 def test_bad_requests(app, method, path, headers, body, status):
     assert app.handle(method, path, headers, body).status == status
 
@@ -75,6 +83,7 @@ def test_bad_requests(app, method, path, headers, body, status):
 def test_internal_errors_answer_500(app):
     def boom(*a):
         raise RuntimeError("bug")
+
     app.service.list = boom
     r = app.handle("GET", "/api/alerts", {"Authorization": "Bearer t-an"})
     assert r.status == 500 and b"bug" not in r.body

@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.alerts import (AgencyInfo, alert_index_name, build_alert, event_index_name, threat_from_tags, to_flat,
-                              to_nested)
+from detectors.alerts import (
+    AgencyInfo,
+    alert_index_name,
+    build_alert,
+    event_index_name,
+    threat_from_tags,
+    to_flat,
+    to_nested,
+)
 from detectors.anomaly.scorer import AnomalyFinding
 from detectors.sigma.detection import make_detection
 from detectors.sigma.model import RuleMeta
@@ -19,20 +26,48 @@ from pipeline.elastic.mappings import ALERT_PROPERTIES, leaf_fields
 NOW = "2026-11-28T09:00:00.000Z"
 
 
-def _detection(events=None, level="high", tags=("attack.credential_access", "attack.t1110.001", "attack.g0032"),
-               group=None):
-    meta = RuleMeta(id="rule-1", title="SSH brute force", description="many failures", level=level,
-                    tags=list(tags), references=["https://ref"], falsepositives=["scanners"])
-    events = events if events is not None else [
-        {"@timestamp": "2026-11-28T01:02:03.123Z", "source.ip": "203.0.113.7", "user.name": "root",
-         "host.name": "web01", "organization.id": "so-tc", "event.dataset": "system.auth"}]
-    return make_detection(meta, "event_count", group or {"source.ip": "203.0.113.7"},
-                          [1795000000.0, 1795000060.5], events, 12, 1795000000.0)
+def _detection(
+    events=None, level="high", tags=("attack.credential_access", "attack.t1110.001", "attack.g0032"), group=None
+):
+    meta = RuleMeta(
+        id="rule-1",
+        title="SSH brute force",
+        description="many failures",
+        level=level,
+        tags=list(tags),
+        references=["https://ref"],
+        falsepositives=["scanners"],
+    )
+    events = (
+        events
+        if events is not None
+        else [
+            {
+                "@timestamp": "2026-11-28T01:02:03.123Z",
+                "source.ip": "203.0.113.7",
+                "user.name": "root",
+                "host.name": "web01",
+                "organization.id": "so-tc",
+                "event.dataset": "system.auth",
+            }
+        ]
+    )
+    return make_detection(
+        meta,
+        "event_count",
+        group or {"source.ip": "203.0.113.7"},
+        [1795000000.0, 1795000060.5],
+        events,
+        12,
+        1795000000.0,
+    )
 
 
 def test_to_nested_nests_and_merges():
     assert to_nested({"source.ip": "1.2.3.4", "source.port": 22, "user": {"name": "x"}, "user.id": "1"}) == {
-        "source": {"ip": "1.2.3.4", "port": 22}, "user": {"name": "x", "id": "1"}}
+        "source": {"ip": "1.2.3.4", "port": 22},
+        "user": {"name": "x", "id": "1"},
+    }
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["process", "process.pid", "process.name"])))
@@ -41,8 +76,13 @@ def test_to_nested_keeps_scalar_and_children_whatever_the_order(order):
     assert to_nested({k: flat[k] for k in order}) == {"process": {"value": "sshd", "pid": 7, "name": "sshd"}}
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z]{1,3}(\.[a-z]{1,3}){0,3}", fullmatch=True),
-                       st.integers() | st.text(max_size=5), max_size=12))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,3}(\.[a-z]{1,3}){0,3}", fullmatch=True),
+        st.integers() | st.text(max_size=5),
+        max_size=12,
+    )
+)
 def test_to_nested_loses_no_value(flat):
     values = sorted(map(repr, flat.values()))
     assert sorted(map(repr, to_flat(to_nested(flat)).values())) == values
@@ -85,15 +125,19 @@ def test_threat_from_attack_tags():
 
 
 def test_bad_entity_values_are_dropped_not_fatal():
-    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "source.ip": "not-an-ip", "source.port": "99999"},
-              {"@timestamp": "2026-11-28T01:02:04.123Z", "source.ip": "2001:db8::1", "source.port": "2222"}]
+    events = [
+        {"@timestamp": "2026-11-28T01:02:03.123Z", "source.ip": "not-an-ip", "source.port": "99999"},
+        {"@timestamp": "2026-11-28T01:02:04.123Z", "source.ip": "2001:db8::1", "source.port": "2222"},
+    ]
     a = build_alert(_detection(events=events, group={"user.name": "x"}), now=NOW)
     assert a["source"]["ip"] == "2001:db8::1" and a["source"]["port"] == 2222
 
 
 def test_evidence_is_bounded():
-    events = [{"@timestamp": "2026-11-28T01:02:03.123Z", "message": "x" * 10000, "n": i,
-               **{f"f{j}": j for j in range(300)}} for i in range(50)]
+    events = [
+        {"@timestamp": "2026-11-28T01:02:03.123Z", "message": "x" * 10000, "n": i, **{f"f{j}": j for j in range(300)}}
+        for i in range(50)
+    ]
     a = build_alert(_detection(events=events), now=NOW)
     ev = a["socpipe"]["evidence"]
     assert len(ev) == 20  # the Sigma engine caps at 20 already; we cap again whatever we are given
@@ -102,11 +146,23 @@ def test_evidence_is_bounded():
 
 
 def _finding(**kw):
-    base = dict(finding_id="f-1", model="auth-rate", model_version="3", profile="auth",
-                entity={"source.ip": "198.51.100.4", "organization.id": "so-gd"},
-                window_start="2026-11-28T01:00:00.000Z", window_end="2026-11-28T01:01:00.000Z", score=0.91,
-                threshold=0.7, anomalous=True, shadow=False, severity="high",
-                top_features=[("failures", 40.0, 2.0, 9.5)], evidence=[], event_count=44)
+    base = dict(
+        finding_id="f-1",
+        model="auth-rate",
+        model_version="3",
+        profile="auth",
+        entity={"source.ip": "198.51.100.4", "organization.id": "so-gd"},
+        window_start="2026-11-28T01:00:00.000Z",
+        window_end="2026-11-28T01:01:00.000Z",
+        score=0.91,
+        threshold=0.7,
+        anomalous=True,
+        shadow=False,
+        severity="high",
+        top_features=[("failures", 40.0, 2.0, 9.5)],
+        evidence=[],
+        event_count=44,
+    )
     base.update(kw)
     return AnomalyFinding(**base)
 
@@ -115,8 +171,12 @@ def test_alert_from_anomaly_finding():
     a = build_alert(_finding(), now=NOW)
     assert a["_id"] == "f-1" and a["@timestamp"] == "2026-11-28T01:01:00.000Z"
     assert a["rule"]["ruleset"] == "anomaly" and a["socpipe"]["kind"] == "anomaly"
-    assert a["socpipe"]["anomaly"]["top_features"][0] == {"name": "failures", "value": 40.0, "baseline": 2.0,
-                                                         "deviation": 9.5}
+    assert a["socpipe"]["anomaly"]["top_features"][0] == {
+        "name": "failures",
+        "value": 40.0,
+        "baseline": 2.0,
+        "deviation": 9.5,
+    }
     assert a["source"]["ip"] == "198.51.100.4" and a["organization"]["id"] == "so-gd"
     assert a["kibana"]["alert"]["severity"] == "high"
 
@@ -134,8 +194,9 @@ def _leaves(doc, prefix=""):
             yield f"{prefix}{k}"
 
 
-@pytest.mark.parametrize("doc", [build_alert(_detection(), now=NOW), build_alert(_finding(), now=NOW)],
-                         ids=["sigma", "anomaly"])
+@pytest.mark.parametrize(
+    "doc", [build_alert(_detection(), now=NOW), build_alert(_finding(), now=NOW)], ids=["sigma", "anomaly"]
+)
 def test_every_emitted_field_is_mapped(doc):
     mapped = leaf_fields(ALERT_PROPERTIES)
     flattened = [f for f, t in mapped.items() if t == "flattened"]
@@ -151,13 +212,29 @@ def test_index_names_need_a_timestamp():
         alert_index_name({"@timestamp": "yesterday"})
 
 
-@pytest.mark.parametrize("status,outcome", [(201, "created"), (200, "created"), (409, "duplicate"), (429, "retry"),
-                                            (503, "retry"), (500, "retry"), (400, "rejected"), (404, "rejected")])
+@pytest.mark.parametrize(
+    "status,outcome",
+    [
+        (201, "created"),
+        (200, "created"),
+        (409, "duplicate"),
+        (429, "retry"),
+        (503, "retry"),
+        (500, "retry"),
+        (400, "rejected"),
+        (404, "rejected"),
+    ],
+)
 def test_bulk_item_classification(status, outcome):
     assert item_outcome(status) == outcome
 
 
 def test_error_reason_includes_cause():
-    r = error_reason({"type": "document_parsing_exception", "reason": "failed to parse [event.severity]",
-                      "caused_by": {"type": "illegal_argument_exception", "reason": "For input string"}})
+    r = error_reason(
+        {
+            "type": "document_parsing_exception",
+            "reason": "failed to parse [event.severity]",
+            "caused_by": {"type": "illegal_argument_exception", "reason": "For input string"},
+        }
+    )
     assert r.startswith("document_parsing_exception: failed to parse [event.severity]") and "illegal_argument" in r

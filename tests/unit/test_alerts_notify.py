@@ -15,8 +15,10 @@ from detectors.sigma.model import RuleMeta
 def alert(level="critical", rule="r1", i=0):
     meta = RuleMeta(id=rule, title=f"Rule {rule}", level=level)
     ev = [{"@timestamp": "2026-11-28T01:02:03.123Z", "host.name": "db01", "organization.id": "so-tc"}]
-    return build_alert(make_detection(meta, "single", {}, [1795000000.0 + i], ev, 1, 1795000000.0 + i, identity=i),
-                       now="2026-11-28T01:02:04.000Z")
+    return build_alert(
+        make_detection(meta, "single", {}, [1795000000.0 + i], ev, 1, 1795000000.0 + i, identity=i),
+        now="2026-11-28T01:02:04.000Z",
+    )
 
 
 def test_off_by_default_and_threshold():
@@ -41,6 +43,7 @@ def test_rate_limits_per_rule_and_overall():
 def test_failures_are_counted_not_raised():
     def boom(*a):
         raise OSError("refused")
+
     n = Notifier(NotifyConfig(enabled=True, webhook_url="http://127.0.0.1:9/x"), send=boom)
     assert n.offer([alert()]) == 0 and n.failed == 1
 
@@ -64,8 +67,14 @@ def test_webhook_and_telegram_style_over_http():
     th.start()
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     try:
-        n = Notifier(NotifyConfig(enabled=True, webhook_url=f"{base}/hook", telegram_url=f"{base}/botT/sendMessage",
-                                  telegram_chat_id="-100"))
+        n = Notifier(
+            NotifyConfig(
+                enabled=True,
+                webhook_url=f"{base}/hook",
+                telegram_url=f"{base}/botT/sendMessage",
+                telegram_chat_id="-100",
+            )
+        )
         a = alert()
         assert n.offer([a]) == 2
     finally:

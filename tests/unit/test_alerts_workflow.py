@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -26,18 +26,21 @@ def test_ack_assigns_to_acknowledger_unless_assigned():
     assert wf["assignee"] == "binh" and wf["acknowledged_by"] == "an" and wf["status"] == "acknowledged"
 
 
-@pytest.mark.parametrize("path,bad", [
-    ([], Change("reopen", "x", AT)),
-    ([Change("ack", "x", AT)], Change("ack", "y", AT)),
-    ([Change("close", "x", AT, reason="benign")], Change("close", "y", AT, reason="benign")),
-    ([Change("close", "x", AT, reason="benign")], Change("ack", "y", AT)),
-    ([Change("close", "x", AT, reason="benign")], Change("assign", "y", AT, assignee="z")),
-    ([], Change("close", "x", AT)),  # no reason
-    ([], Change("close", "x", AT, reason="because")),
-    ([], Change("note", "x", AT, text="   ")),
-    ([], Change("delete", "x", AT)),
-    ([], Change("ack", "", AT)),
-])
+@pytest.mark.parametrize(
+    "path,bad",
+    [
+        ([], Change("reopen", "x", AT)),
+        ([Change("ack", "x", AT)], Change("ack", "y", AT)),
+        ([Change("close", "x", AT, reason="benign")], Change("close", "y", AT, reason="benign")),
+        ([Change("close", "x", AT, reason="benign")], Change("ack", "y", AT)),
+        ([Change("close", "x", AT, reason="benign")], Change("assign", "y", AT, assignee="z")),
+        ([], Change("close", "x", AT)),  # no reason
+        ([], Change("close", "x", AT, reason="because")),
+        ([], Change("note", "x", AT, text="   ")),
+        ([], Change("delete", "x", AT)),
+        ([], Change("ack", "", AT)),
+    ],
+)
 def test_invalid_transitions_raise_and_change_nothing(path, bad):
     wf = wf_after(*path)
     snapshot = repr(wf)
@@ -50,22 +53,28 @@ def test_reopen_clears_closing_fields_and_history_records_everything():
     wf = wf_after(Change("close", "an", AT, reason="true_positive", text="confirmed"), Change("reopen", "lead", AT))
     assert wf["status"] == "open" and "closing_reason" not in wf and "closed_at" not in wf
     assert [(h["action"], h.get("from_status"), h.get("to_status")) for h in wf["history"]] == [
-        ("create", None, "open"), ("close", "open", "closed"), ("reopen", "closed", "open")]
+        ("create", None, "open"),
+        ("close", "open", "closed"),
+        ("reopen", "closed", "open"),
+    ]
     assert "reason=true_positive" in wf["history"][1]["detail"]
     assert wf["notes"] == [{"at": AT, "author": "an", "text": "confirmed"}]
 
 
-@pytest.mark.parametrize("role,change,allowed", [
-    ("read-only", Change("note", "r", AT, text="x"), False),
-    ("analyst", Change("ack", "a", AT), True),
-    ("analyst", Change("close", "a", AT, reason="benign"), True),
-    ("analyst", Change("assign", "a", AT, assignee="a"), True),
-    ("analyst", Change("assign", "a", AT, assignee="b"), False),
-    ("analyst", Change("reopen", "a", AT), False),
-    ("lead", Change("reopen", "l", AT), True),
-    ("lead", Change("assign", "l", AT, assignee="b"), True),
-    ("intruder", Change("ack", "x", AT), False),
-])
+@pytest.mark.parametrize(
+    "role,change,allowed",
+    [
+        ("read-only", Change("note", "r", AT, text="x"), False),
+        ("analyst", Change("ack", "a", AT), True),
+        ("analyst", Change("close", "a", AT, reason="benign"), True),
+        ("analyst", Change("assign", "a", AT, assignee="a"), True),
+        ("analyst", Change("assign", "a", AT, assignee="b"), False),
+        ("analyst", Change("reopen", "a", AT), False),
+        ("lead", Change("reopen", "l", AT), True),
+        ("lead", Change("assign", "l", AT, assignee="b"), True),
+        ("intruder", Change("ack", "x", AT), False),
+    ],
+)
 def test_roles(role, change, allowed):
     if allowed:
         check_permission(role, change)
@@ -75,7 +84,7 @@ def test_roles(role, change, allowed):
 
 
 def test_filter_query_and_times():
-    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     q = AlertFilter(status=["open"], severity=["high", "critical"], agency=["so-tc"], since="24h").query(now)
     f = q["bool"]["filter"]
     assert {"terms": {"socpipe.workflow.status": ["open"]}} in f

@@ -14,8 +14,9 @@ DATASETS = SHARED / "datasets"
 HARRISON = DATASETS / "ait_ldsv2_harrison_apache_normal" / "logs"
 STEPS = DATASETS / "ait_camlds_attack_manifestations" / "sequences"
 
-pytestmark = pytest.mark.skipif(not HARRISON.is_dir() or not STEPS.is_dir(),
-                                reason=f"shared datasets not found at {DATASETS}")
+pytestmark = pytest.mark.skipif(
+    not HARRISON.is_dir() or not STEPS.is_dir(), reason=f"shared datasets not found at {DATASETS}"
+)
 
 
 def events_of(path: Path, end: int | None = None):
@@ -32,8 +33,9 @@ def harrison_model_dir(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("step, tool", [("1_autostart_localaccount-3", "nikto"),
-                                        ("1_autostart_localaccount-4", "ffuf")])
+@pytest.mark.parametrize(
+    "step, tool", [("1_autostart_localaccount-3", "nikto"), ("1_autostart_localaccount-4", "ffuf")]
+)
 def test_camlds_scan_steps_raise_findings_naming_features(harrison_model_dir, step, tool):
     scorer = AnomalyScorer.from_dirs([harrison_model_dir])
     findings = []
@@ -49,8 +51,9 @@ def test_camlds_scan_steps_raise_findings_naming_features(harrison_model_dir, st
 def test_benign_harrison_day_stays_near_the_calibrated_fp_rate(harrison_model_dir):
     scorer = AnomalyScorer.from_dirs([harrison_model_dir], report_all=True)
     findings = []
-    for e in sorted(events_of(HARRISON / "intranet.mannsmith.harrison.com-access.log.2"),
-                    key=lambda e: e.get("@timestamp", "")):
+    for e in sorted(
+        events_of(HARRISON / "intranet.mannsmith.harrison.com-access.log.2"), key=lambda e: e.get("@timestamp", "")
+    ):
         findings += scorer.process(e)
     findings += scorer.flush()
     assert len(findings) > 300

@@ -22,10 +22,12 @@ def web_features(events, history=F.NO_HISTORY):
 
 
 def test_web_source_features_count_what_they_say():
-    evs = [web_event(T0, "1.1.1.1", "/a/b/c.php", status=404, query="id=1'"),
-           web_event(T0 + 1, "1.1.1.1", "/a/b/c.php", status=200),
-           web_event(T0 + 1.5, "1.1.1.1", "/style.css", status=200, method="POST"),
-           web_event(T0 + 2, "1.1.1.1", "/x", status=408, method="HEAD")]
+    evs = [
+        web_event(T0, "1.1.1.1", "/a/b/c.php", status=404, query="id=1'"),
+        web_event(T0 + 1, "1.1.1.1", "/a/b/c.php", status=200),
+        web_event(T0 + 1.5, "1.1.1.1", "/style.css", status=200, method="POST"),
+        web_event(T0 + 2, "1.1.1.1", "/x", status=408, method="HEAD"),
+    ]
     f = web_features(evs)
     assert f["requests"] == 4
     assert f["distinct_paths"] == 3
@@ -85,12 +87,27 @@ def test_request_features_use_the_application_vocabulary():
 def test_user_features_new_network_and_rare_hour():
     profile = F.PROFILES["auth.user"]
     day = 1_700_006_400.0  # 00:00 UTC
-    train = [{"@timestamp": F_iso(day + 9 * 3600 + i), "event.dataset": "system.auth", "user.name": "an",
-              "event.outcome": "success", "source.ip": "10.1.2.3"} for i in range(20)]
+    train = [
+        {
+            "@timestamp": F_iso(day + 9 * 3600 + i),
+            "event.dataset": "system.auth",
+            "user.name": "an",
+            "event.outcome": "success",
+            "source.ip": "10.1.2.3",
+        }
+        for i in range(20)
+    ]
     ctx = F.load_context(profile.context(train))
     acc = profile.accumulator()
-    acc.add({"@timestamp": F_iso(day + 3 * 3600), "event.dataset": "system.auth", "user.name": "an",
-             "event.outcome": "success", "source.ip": "198.51.100.7"})
+    acc.add(
+        {
+            "@timestamp": F_iso(day + 3 * 3600),
+            "event.dataset": "system.auth",
+            "user.name": "an",
+            "event.outcome": "success",
+            "source.ip": "198.51.100.7",
+        }
+    )
     f = dict(zip(profile.feature_names, acc.features(ctx, F.NO_HISTORY)))
     assert f["new_source_networks"] == 1 and f["login_hour_rarity"] == 1.0
     usual = profile.accumulator()
@@ -101,6 +118,7 @@ def test_user_features_new_network_and_rare_hour():
 
 def F_iso(ts):
     from detectors.anomaly.synthetic import iso
+
     return iso(ts)
 
 
@@ -109,8 +127,15 @@ def test_host_features_auth_failures_and_new_processes():
     ctx = F.load_context(profile.context([{"process.name": "sshd"}]))
     acc = profile.accumulator()
     for outcome in ("failure", "failure", "success"):
-        acc.add({"event.dataset": "system.auth", "event.outcome": outcome, "user.name": "root",
-                 "process.name": "sshd", "source.ip": "1.2.3.4"})
+        acc.add(
+            {
+                "event.dataset": "system.auth",
+                "event.outcome": outcome,
+                "user.name": "root",
+                "process.name": "sshd",
+                "source.ip": "1.2.3.4",
+            }
+        )
     acc.add({"event.dataset": "auditd.log", "process.name": "xmrig"})
     f = dict(zip(profile.feature_names, acc.features(ctx, F.NO_HISTORY)))
     assert f["auth_failure_ratio"] == pytest.approx(2 / 3)

@@ -44,6 +44,7 @@ def test_threshold_is_calibrated_to_the_target_fp_rate(benign, forest_model):
     # fresh benign traffic from the same process: false positives near the target, not 0 or 50%
     fresh = benign_web(T0 + 400 * 60, 300, seed=99)
     from detectors.anomaly.model import windows_of
+
     windows, *_ = windows_of(forest_model.profile, 60, fresh)
     X, _ = forest_model.vectors(windows)
     fp = float(np.mean(forest_model.score(X, [w.entity for w in windows]) >= forest_model.threshold))
@@ -52,6 +53,7 @@ def test_threshold_is_calibrated_to_the_target_fp_rate(benign, forest_model):
 
 def test_scanner_scores_above_threshold_and_explains_itself(forest_model):
     from detectors.anomaly.model import windows_of
+
     windows, *_ = windows_of(forest_model.profile, 60, scanner_web(T0 + 100 * 60, 3))
     X, R = forest_model.vectors(windows)
     scores = forest_model.score(X, [w.entity for w in windows])
@@ -116,6 +118,7 @@ def test_pinned_digest_rejects_a_rewritten_directory(tmp_path, forest_model, ben
 
 def _rehash(d: Path) -> None:
     import hashlib
+
     manifest = json.loads((d / "MANIFEST.json").read_text())
     for f in manifest["files"]:
         manifest["files"][f] = hashlib.sha256((d / f).read_bytes()).hexdigest()

@@ -33,8 +33,7 @@ def run_stream(scorer, events):
 
 def test_scanner_window_is_reported_with_features_and_evidence(model_dir):
     scorer = AnomalyScorer.from_dirs([model_dir])
-    events = sorted(benign_web(T0 + 300 * 60, 5, seed=5) + scanner_web(T0 + 301 * 60, 2),
-                    key=lambda e: e["@timestamp"])
+    events = sorted(benign_web(T0 + 300 * 60, 5, seed=5) + scanner_web(T0 + 301 * 60, 2), key=lambda e: e["@timestamp"])
     findings = run_stream(scorer, events)
     scanner = [f for f in findings if f.entity == {"source.ip": "203.0.113.9"}]
     assert len(scanner) == 2
@@ -79,8 +78,12 @@ def test_advance_only_closes_finished_windows(model_dir):
 
 def test_events_of_other_datasets_and_garbage_are_ignored(model_dir):
     scorer = AnomalyScorer.from_dirs([model_dir])
-    for e in ({"event.dataset": "system.auth", "source.ip": "1.2.3.4"}, {}, {"event.dataset": "apache.access"},
-              {"event.dataset": "apache.access", "source.ip": "1.2.3.4", "@timestamp": "not a time"}):
+    for e in (
+        {"event.dataset": "system.auth", "source.ip": "1.2.3.4"},
+        {},
+        {"event.dataset": "apache.access"},
+        {"event.dataset": "apache.access", "source.ip": "1.2.3.4", "@timestamp": "not a time"},
+    ):
         assert scorer.process(e) == []
     assert scorer.flush() == []
     assert scorer.stats()["web.source/60s"]["untimed"] == 1
@@ -105,6 +108,7 @@ def test_broken_model_dir_is_a_clear_error(tmp_path):
 
 def test_metrics_and_labels():
     import numpy as np
+
     m = metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.2]), 0.5)
     assert (m.precision, m.recall, m.fp_rate) == (0.5, 0.5, 0.5)
     rules = parse_labels("# c\n*.log,0\nscan.txt,1\nscan.txt,0,5:\n")
@@ -130,16 +134,30 @@ def test_cli_train_evaluate_score_promote(tmp_path):
     test_benign = write_jsonl(tmp_path / "test_benign.jsonl", benign_web(T0 + 300 * 60, 60, seed=8))
     test_scan = write_jsonl(tmp_path / "scan.jsonl", scanner_web(T0 + 320 * 60, 3))
     out = tmp_path / "model"
-    r = runner.invoke(main, ["model", "train", "--dataset", "web", "--input", train_file, "--out", str(out),
-                             "--fp-rate", "0.02"])
+    r = runner.invoke(
+        main, ["model", "train", "--dataset", "web", "--input", train_file, "--out", str(out), "--fp-rate", "0.02"]
+    )
     assert r.exit_code == 0, r.output
     trained = json.loads(r.output)
     assert trained["stage"] == "shadow" and trained["kind"] == "isolation_forest"
 
     labels = tmp_path / "labels.csv"
     labels.write_text("test_benign.jsonl,0\nscan.jsonl,1\n")
-    r = runner.invoke(main, ["model", "evaluate", "--model", str(out), "--input", test_benign,
-                             "--input", test_scan, "--labels", str(labels)])
+    r = runner.invoke(
+        main,
+        [
+            "model",
+            "evaluate",
+            "--model",
+            str(out),
+            "--input",
+            test_benign,
+            "--input",
+            test_scan,
+            "--labels",
+            str(labels),
+        ],
+    )
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert report["per_window"]["positives"] == 3
@@ -148,13 +166,13 @@ def test_cli_train_evaluate_score_promote(tmp_path):
 
     r = runner.invoke(main, ["model", "score", "--model", str(out), "--input", test_scan])
     assert r.exit_code == 0, r.output
-    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{\"finding_id")]
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"finding_id')]
     assert len(lines) == 3 and all(x["shadow"] for x in lines)
 
     r = runner.invoke(main, ["model", "promote", "--model", str(out)])
     assert r.exit_code == 0 and json.loads(r.output)["stage"] == "live"
     r = runner.invoke(main, ["model", "score", "--model", str(out), "--input", test_scan])
-    assert all(not json.loads(x)["shadow"] for x in r.stdout.splitlines() if x.startswith("{\"finding_id"))
+    assert all(not json.loads(x)["shadow"] for x in r.stdout.splitlines() if x.startswith('{"finding_id'))
 
     (out / "arrays.npz").write_bytes(b"tampered")
     r = runner.invoke(main, ["model", "score", "--model", str(out), "--input", test_scan])
@@ -165,28 +183,45 @@ def test_cli_errors_are_clear(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["model", "train", "--dataset", "nope", "--input", "x", "--out", str(tmp_path / "m")])
     assert r.exit_code != 0 and "--dataset" in r.output
-    r = runner.invoke(main, ["model", "train", "--dataset", "web", "--input", str(tmp_path / "absent"),
-                             "--out", str(tmp_path / "m")])
+    r = runner.invoke(
+        main, ["model", "train", "--dataset", "web", "--input", str(tmp_path / "absent"), "--out", str(tmp_path / "m")]
+    )
     assert r.exit_code != 0 and "no such input" in r.output
 
 
 def _auth(ts, user, outcome, ip, host="db-1"):
     from detectors.anomaly.synthetic import iso
-    return {"@timestamp": iso(ts), "event.dataset": "system.auth", "user.name": user, "event.outcome": outcome,
-            "source.ip": ip, "organization.id": "agency-1", "host.name": host, "process.name": "sshd"}
+
+    return {
+        "@timestamp": iso(ts),
+        "event.dataset": "system.auth",
+        "user.name": user,
+        "event.outcome": outcome,
+        "source.ip": ip,
+        "organization.id": "agency-1",
+        "host.name": host,
+        "process.name": "sshd",
+    }
 
 
 @pytest.mark.parametrize("profile", ["auth.user", "host.activity"])
 def test_auth_and_host_profiles_train_save_load_and_flag_a_burst(tmp_path, profile):
     import random
+
     rng = random.Random(3)
     day = 1_700_006_400.0
     benign = []
     for d in range(20):
         for h in (8, 9, 10, 14, 16):
             for user in ("an", "binh"):
-                benign.append(_auth(day + d * 86400 + h * 3600 + rng.uniform(0, 3000), user,
-                                    "success", f"10.1.{rng.randint(0, 1)}.{rng.randint(2, 9)}"))
+                benign.append(
+                    _auth(
+                        day + d * 86400 + h * 3600 + rng.uniform(0, 3000),
+                        user,
+                        "success",
+                        f"10.1.{rng.randint(0, 1)}.{rng.randint(2, 9)}",
+                    )
+                )
     model = train(profile, benign, window_seconds=600, kind="robust_baseline", fp_rate=0.05)
     save_model_dir(model, tmp_path / "m")
     scorer = AnomalyScorer.from_dirs([tmp_path / "m"])
@@ -196,5 +231,13 @@ def test_auth_and_host_profiles_train_save_load_and_flag_a_burst(tmp_path, profi
     findings = run_stream(scorer, attack)
     assert findings and findings[0].anomalous
     names = {t[0] for t in findings[0].top_features}
-    assert names & {"login_failures", "failure_ratio", "new_source_networks", "login_hour_rarity",
-                    "auth_failures", "auth_failure_ratio", "events_auth", "distinct_sources"}
+    assert names & {
+        "login_failures",
+        "failure_ratio",
+        "new_source_networks",
+        "login_hour_rarity",
+        "auth_failures",
+        "auth_failure_ratio",
+        "events_auth",
+        "distinct_sources",
+    }

@@ -52,9 +52,11 @@ def _env_keys(cls, prefix="SOCPIPE_") -> set[str]:
 
 
 def test_environment_overrides_are_real_config_keys():
-    roles = {"detector": ("pipeline.detector_config", "DetectorConfig"),
-             "coverage": ("pipeline.coverage.config", "CoverageConfig"),
-             "agent-demo": ("collectors.config", "AgentConfig")}
+    roles = {
+        "detector": ("pipeline.detector_config", "DetectorConfig"),
+        "coverage": ("pipeline.coverage.config", "CoverageConfig"),
+        "agent-demo": ("collectors.config", "AgentConfig"),
+    }
     for service, (module, cls_name) in roles.items():
         cls = getattr(importlib.import_module(module), cls_name)
         known = _env_keys(cls)

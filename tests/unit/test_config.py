@@ -41,23 +41,29 @@ def test_defaults_without_file():
 
 def test_yaml_then_env_override(tmp_path):
     p = write(tmp_path, "kafka: {bootstrap: 'k1:9092'}\nlimit: 3\nitems: [{name: a, weight: 2}]\n")
-    cfg = load_config(Sample, p, env={"SOCPIPE_KAFKA_BOOTSTRAP": "k2:9092,k3:9092", "SOCPIPE_ENABLED": "true",
-                                      "SOCPIPE_PATHS": "a, b"})
+    cfg = load_config(
+        Sample,
+        p,
+        env={"SOCPIPE_KAFKA_BOOTSTRAP": "k2:9092,k3:9092", "SOCPIPE_ENABLED": "true", "SOCPIPE_PATHS": "a, b"},
+    )
     assert cfg.kafka.bootstrap == "k2:9092,k3:9092"
     assert cfg.kafka.client_kwargs()["bootstrap_servers"] == ["k2:9092", "k3:9092"]
     assert cfg.limit == 3 and cfg.enabled is True and cfg.paths == ["a", "b"]
     assert cfg.items == [Item("a", 2.0)]
 
 
-@pytest.mark.parametrize("text, key", [
-    ("limti: 3\n", "limti"),
-    ("kafka: {bootstrapp: x}\n", "kafka.bootstrapp"),
-    ("limit: many\n", "limit"),
-    ("limit: 2.5\n", "limit"),
-    ("enabled: 'yes please'\n", "enabled"),
-    ("items: [{name: a, weight: heavy}]\n", "items[0].weight"),
-    ("kafka: 3\n", "kafka"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("limti: 3\n", "limti"),
+        ("kafka: {bootstrapp: x}\n", "kafka.bootstrapp"),
+        ("limit: many\n", "limit"),
+        ("limit: 2.5\n", "limit"),
+        ("enabled: 'yes please'\n", "enabled"),
+        ("items: [{name: a, weight: heavy}]\n", "items[0].weight"),
+        ("kafka: 3\n", "kafka"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as err:
         load_config(Sample, write(tmp_path, text), env={})

@@ -13,10 +13,28 @@ from pipeline.coverage.state import CoverageTracker
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "grafana" / "socpipe-coverage.json"
-SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "summary": ("_sum", "_count", "_created"), "gauge": ("",), "info": ("_info",)}
-KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
-            "inf", "nan"}
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
+KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def _names(registry: CollectorRegistry) -> set[str]:
@@ -51,7 +69,7 @@ def metric_names_in(expr: str) -> set[str]:
     found = set()
     for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", expr):
         word = m.group(0)
-        following = expr[m.end():].lstrip()[:1]
+        following = expr[m.end() :].lstrip()[:1]
         if following == "(" or word.lower() in KEYWORDS:
             continue
         found.add(word)
@@ -59,7 +77,10 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def test_parser_finds_metrics_and_skips_functions():
-    assert metric_names_in('sum by (le) (rate(a_b_bucket{x="y(z)"}[5m])) and on (agency) c:d == 1') == {"a_b_bucket", "c:d"}
+    assert metric_names_in('sum by (le) (rate(a_b_bucket{x="y(z)"}[5m])) and on (agency) c:d == 1') == {
+        "a_b_bucket",
+        "c:d",
+    }
 
 
 def test_every_panel_queries_exported_metrics():

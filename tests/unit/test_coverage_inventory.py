@@ -7,16 +7,24 @@ from pipeline.coverage.inventory import InventoryFile, load_inventory, parse_dur
 
 
 def test_valid_entries_survive_invalid_ones_and_errors_name_the_key():
-    inv = parse_inventory({"agencies": [
-        {"id": "so-tttt", "name": "Sở TT&TT", "tier": "department",
-         "sources": [{"name": "auth", "path": "/var/log/auth.log", "silent_after": "1h"}]},
-        {"id": "bad tier", "name": "x", "tier": "department"},
-        {"id": "xa-a", "name": "UBND xã A", "tier": "village"},
-        {"id": "xa-b", "name": "UBND xã B", "tier": "commune", "sources": [{"name": "auth"}]},
-        {"id": "so-tttt", "name": "dup", "tier": "department"},
-        {"id": "xa-c", "name": "UBND xã C", "tier": "commune", "colour": "red"},
-        "not a mapping",
-    ]})
+    inv = parse_inventory(
+        {
+            "agencies": [
+                {
+                    "id": "so-tttt",
+                    "name": "Sở TT&TT",
+                    "tier": "department",
+                    "sources": [{"name": "auth", "path": "/var/log/auth.log", "silent_after": "1h"}],
+                },
+                {"id": "bad tier", "name": "x", "tier": "department"},
+                {"id": "xa-a", "name": "UBND xã A", "tier": "village"},
+                {"id": "xa-b", "name": "UBND xã B", "tier": "commune", "sources": [{"name": "auth"}]},
+                {"id": "so-tttt", "name": "dup", "tier": "department"},
+                {"id": "xa-c", "name": "UBND xã C", "tier": "commune", "colour": "red"},
+                "not a mapping",
+            ]
+        }
+    )
     assert [a.id for a in inv.agencies] == ["so-tttt"]
     assert inv.agencies[0].sources[0].silent_after_s == 3600
     joined = "\n".join(inv.errors)
@@ -30,13 +38,25 @@ def test_valid_entries_survive_invalid_ones_and_errors_name_the_key():
 
 
 def test_defaults_silent_after_applies_unless_the_source_overrides():
-    inv = parse_inventory({"defaults": {"silent_after": "10m"}, "agencies": [
-        {"id": "a", "name": "A", "tier": "commune",
-         "sources": [{"name": "auth", "path": "/a"}, {"name": "mail", "path": "/m", "silent_after": "8h"}]}]})
+    inv = parse_inventory(
+        {
+            "defaults": {"silent_after": "10m"},
+            "agencies": [
+                {
+                    "id": "a",
+                    "name": "A",
+                    "tier": "commune",
+                    "sources": [{"name": "auth", "path": "/a"}, {"name": "mail", "path": "/m", "silent_after": "8h"}],
+                }
+            ],
+        }
+    )
     assert [s.silent_after_s for s in inv.agencies[0].sources] == [600, 8 * 3600]
 
 
-@pytest.mark.parametrize("value,seconds", [("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800), (30, 30), ("45", 45)])
+@pytest.mark.parametrize(
+    "value,seconds", [("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800), (30, 30), ("45", 45)]
+)
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -53,8 +73,21 @@ def test_not_a_mapping_is_one_error():
 
 
 def test_glob_and_host_matching():
-    inv = parse_inventory({"agencies": [{"id": "a", "name": "A", "tier": "commune", "sources": [
-        {"name": "auth", "path": "*auth.log"}, {"name": "web", "path": "/var/log/nginx/access.log", "host": "web01"}]}]})
+    inv = parse_inventory(
+        {
+            "agencies": [
+                {
+                    "id": "a",
+                    "name": "A",
+                    "tier": "commune",
+                    "sources": [
+                        {"name": "auth", "path": "*auth.log"},
+                        {"name": "web", "path": "/var/log/nginx/access.log", "host": "web01"},
+                    ],
+                }
+            ]
+        }
+    )
     auth, web = inv.agencies[0].sources
     assert auth.matches("/var/log/auth.log", "anything") and not auth.matches("/var/log/syslog", "x")
     assert web.matches("/var/log/nginx/access.log", "web01")

@@ -34,6 +34,7 @@ def test_a_broken_expectation_makes_promtool_fail(tmp_path):
     assert "value: 0.5" in src
     (tmp_path / "coverage.rules.yml").write_text((RULES_DIR / "coverage.rules.yml").read_text())
     (tmp_path / "broken.test.yml").write_text(src.replace("value: 0.5", "value: 0.7", 1))
-    r = subprocess.run([PROMTOOL, "test", "rules", "broken.test.yml"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [PROMTOOL, "test", "rules", "broken.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode != 0

@@ -14,7 +14,9 @@ from pipeline.coverage.status import render_report, render_status, snapshot_to_d
 
 DAY = 86400.0
 T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
-INV = parse_inventory({"agencies": [{"id": f"xa-{c}", "name": f"UBND xã {c.upper()}", "tier": "commune"} for c in "abcd"]})
+INV = parse_inventory(
+    {"agencies": [{"id": f"xa-{c}", "name": f"UBND xã {c.upper()}", "tier": "commune"} for c in "abcd"]}
+)
 
 
 def run_days(store: HistoryStore, t0: float = T0) -> None:
@@ -25,8 +27,15 @@ def run_days(store: HistoryStore, t0: float = T0) -> None:
         for agency in "abc":
             dead = (agency == "b" and step >= DAY + 4 * 3600) or (agency == "c" and DAY + 3600 <= step < DAY + 7200)
             if not dead:
-                tr.observe_heartbeat(agency_id=f"xa-{agency}", agent_id=f"agt-{agency}", host="h", version="1",
-                                     spool_bytes=0, shipped={}, now=now)
+                tr.observe_heartbeat(
+                    agency_id=f"xa-{agency}",
+                    agent_id=f"agt-{agency}",
+                    host="h",
+                    version="1",
+                    spool_bytes=0,
+                    shipped={},
+                    now=now,
+                )
                 tr.observe_events(agency_id=f"xa-{agency}", agent_id=f"agt-{agency}", source="/x", now=now)
         snap = tr.evaluate(INV, now + 1)
         store.record_transitions(snap)
@@ -95,8 +104,11 @@ def test_metrics_exposition_and_bounded_datasets():
     assert 'socpipe_agency_state{agency="xa-a",state="monitored",tier="commune"} 1.0' in text
     assert 'socpipe_agent_versions{version="1.2"} 1.0' in text
     assert 'socpipe_heartbeats_rejected_total{reason="bad_signature"} 1.0' in text
-    datasets = {line.split('dataset="')[1].split('"')[0] for line in text.splitlines()
-                if line.startswith("socpipe_events_received_total{")}
+    datasets = {
+        line.split('dataset="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("socpipe_events_received_total{")
+    }
     assert len(datasets) == MAX_DATASETS_PER_AGENCY + 1 and "other" in datasets
     assert "socpipe_inventory_invalid_entries 2.0" in text
 

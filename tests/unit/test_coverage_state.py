@@ -1,6 +1,13 @@
 from pipeline.coverage.inventory import parse_inventory
-from pipeline.coverage.state import (AGENT_DOWN, DECOMMISSIONED, DEGRADED, MONITORED, NEVER_SEEN, CoverageTracker,
-                                     Thresholds)
+from pipeline.coverage.state import (
+    AGENT_DOWN,
+    DECOMMISSIONED,
+    DEGRADED,
+    MONITORED,
+    NEVER_SEEN,
+    CoverageTracker,
+    Thresholds,
+)
 
 T0 = 1_800_000_000.0
 
@@ -21,8 +28,15 @@ MAIL = {"name": "mail", "path": "/var/log/mail.log", "silent_after": "8h"}
 
 
 def hb(tr, agency_id, agent_id, now, shipped=None, spool=0, host="h"):
-    tr.observe_heartbeat(agency_id=agency_id, agent_id=agent_id, host=host, version="1.0", spool_bytes=spool,
-                         shipped=shipped or {}, now=now)
+    tr.observe_heartbeat(
+        agency_id=agency_id,
+        agent_id=agent_id,
+        host=host,
+        version="1.0",
+        spool_bytes=spool,
+        shipped=shipped or {},
+        now=now,
+    )
 
 
 def states(snap):
@@ -30,7 +44,9 @@ def states(snap):
 
 
 def test_the_five_states():
-    inv = inventory(ag("a", [AUTH]), ag("b", [AUTH]), ag("c", [AUTH]), ag("d", [AUTH]), ag("e", [AUTH], decommissioned=True))
+    inv = inventory(
+        ag("a", [AUTH]), ag("b", [AUTH]), ag("c", [AUTH]), ag("d", [AUTH]), ag("e", [AUTH], decommissioned=True)
+    )
     tr = CoverageTracker(Thresholds(heartbeat_interval_s=15, missed_heartbeats=3))
     for agency_id in "abc":
         hb(tr, agency_id, f"agt-{agency_id}", T0)

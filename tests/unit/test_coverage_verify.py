@@ -1,10 +1,17 @@
-from pipeline.coverage.verify import (check_heartbeat, check_record, lines_from_headers, parse_heartbeat,
-                                      parse_record_key)
-from pipeline.enrolment.registry import AgentRecord
 from collectors.wire import Heartbeat, SourceStatus, sign_heartbeat
+from pipeline.coverage.verify import (
+    check_heartbeat,
+    check_record,
+    lines_from_headers,
+    parse_heartbeat,
+    parse_record_key,
+)
+from pipeline.enrolment.registry import AgentRecord
 
-AGENTS = {"agt-1": AgentRecord("agt-1", "xa-a", "h", "s3cret", "1", 0.0, False),
-          "agt-old": AgentRecord("agt-old", "xa-a", "h", "old", "1", 0.0, True)}
+AGENTS = {
+    "agt-1": AgentRecord("agt-1", "xa-a", "h", "s3cret", "1", 0.0, False),
+    "agt-old": AgentRecord("agt-old", "xa-a", "h", "old", "1", 0.0, True),
+}
 
 
 def signed(agency="xa-a", agent="agt-1", secret="s3cret"):

@@ -6,10 +6,10 @@ import urllib.request
 
 import pytest
 
+from collectors.wire import Heartbeat, sign_heartbeat, verify_heartbeat
 from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
 from pipeline.enrolment.registry import EnrolmentError, Registry
 from pipeline.enrolment.server import handle_enroll, serve_in_thread
-from collectors.wire import Heartbeat, sign_heartbeat, verify_heartbeat
 
 
 def test_token_is_kept_hashed_and_the_agency_comes_from_it(tmp_path):
@@ -48,13 +48,20 @@ def test_enroll_direct_for_demos(tmp_path):
 
 def test_handle_enroll_ignores_a_claimed_agency_and_rejects_bad_requests(tmp_path):
     reg = Registry(tmp_path / "reg.db")
-    cfg = EnrolmentConfig(kafka=KafkaHandout(bootstrap="kafka.soc:9093", security_protocol="SASL_SSL",
-                                             sasl_username="agency-user", sasl_password="pw"))
+    cfg = EnrolmentConfig(
+        kafka=KafkaHandout(
+            bootstrap="kafka.soc:9093", security_protocol="SASL_SSL", sasl_username="agency-user", sasl_password="pw"
+        )
+    )
     _, token = reg.create_token("xa-a")
     status, body = handle_enroll(reg, cfg, json.dumps({"token": token, "host": "h", "agency_id": "so-evil"}).encode())
     assert status == 200 and body["agency_id"] == "xa-a"
-    assert body["kafka"] == {"bootstrap": "kafka.soc:9093", "security_protocol": "SASL_SSL",
-                             "sasl_username": "agency-user", "sasl_password": "pw"}
+    assert body["kafka"] == {
+        "bootstrap": "kafka.soc:9093",
+        "security_protocol": "SASL_SSL",
+        "sasl_username": "agency-user",
+        "sasl_password": "pw",
+    }
     assert handle_enroll(reg, cfg, json.dumps({"token": "nope", "host": "h"}).encode())[0] == 403
     assert handle_enroll(reg, cfg, b"{not json")[0] == 400
     assert handle_enroll(reg, cfg, b"[1]")[0] == 400

@@ -35,9 +35,12 @@ class KibanaStub:
                     payload = {"statusCode": stub.status, "error": "Unauthorized", "message": "no"}
                 else:
                     lines = stub.ndjson_lines(len(stub.requests) - 1)
-                    payload = {"success": not stub.errors, "successCount": len(lines) - len(stub.errors),
-                               "errors": stub.errors,
-                               "successResults": [{"type": o["type"], "id": o["id"]} for o in lines]}
+                    payload = {
+                        "success": not stub.errors,
+                        "successCount": len(lines) - len(stub.errors),
+                        "errors": stub.errors,
+                        "successResults": [{"type": o["type"], "id": o["id"]} for o in lines],
+                    }
                 raw = json.dumps(payload).encode()
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")

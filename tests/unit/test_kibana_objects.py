@@ -30,8 +30,9 @@ def objects() -> list[dict]:
 def test_committed_ndjson_matches_the_definitions():
     assert sorted(p.name for p in KIBANA_DIR.glob("*.ndjson")) == sorted(FILES)
     for name, build in FILES.items():
-        assert (KIBANA_DIR / name).read_text(encoding="utf-8") == render(build()), \
+        assert (KIBANA_DIR / name).read_text(encoding="utf-8") == render(build()), (
             f"{name} drifted: run `socpipe kibana export`"
+        )
 
 
 def _uses(obj: dict) -> list[tuple[str, str, bool]]:
@@ -72,17 +73,22 @@ def test_every_field_exists_in_our_mappings(obj):
         view = refs[ref_name]["id"]
         assert field_name in FIELDS[view], f"{obj['id']}: {field_name} is not mapped in {view}"
         if aggregatable:
-            assert FIELDS[view][field_name] not in NOT_AGGREGATABLE, \
+            assert FIELDS[view][field_name] not in NOT_AGGREGATABLE, (
                 f"{obj['id']}: {field_name} ({FIELDS[view][field_name]}) cannot be aggregated or sorted"
+            )
 
 
 def test_field_extraction_sees_what_it_must():
     # guard against a checker that silently checks nothing
     by_id = {o["id"]: o for o in objects()}
-    assert ("kibanaSavedObjectMeta.searchSourceJSON.index", "kibana.alert.severity", False) in \
-        _uses(by_id["socpipe-open-high-critical"])
+    assert ("kibanaSavedObjectMeta.searchSourceJSON.index", "kibana.alert.severity", False) in _uses(
+        by_id["socpipe-open-high-critical"]
+    )
     assert any(f == "socpipe.suppression.count" for _, f, _ in _uses(by_id["socpipe-vis-rule-noise"]))
-    assert {f for _, f, _ in _uses(by_id["socpipe-vis-agency-control"])} == {"socpipe.agency.name", "socpipe.agency.tier"}
+    assert {f for _, f, _ in _uses(by_id["socpipe-vis-agency-control"])} == {
+        "socpipe.agency.name",
+        "socpipe.agency.tier",
+    }
 
 
 def test_all_references_resolve():
@@ -120,11 +126,18 @@ def _fields_on(dashboard_id: str) -> set[str]:
 
 
 def test_dashboards_show_what_the_soc_asked_for():
-    assert {"kibana.alert.severity", "@timestamp", "kibana.alert.rule.name", "socpipe.agency.name", "source.ip",
-            "threat.tactic.name"} <= _fields_on("socpipe-soc-overview")
+    assert {
+        "kibana.alert.severity",
+        "@timestamp",
+        "kibana.alert.rule.name",
+        "socpipe.agency.name",
+        "source.ip",
+        "threat.tactic.name",
+    } <= _fields_on("socpipe-soc-overview")
     assert {"socpipe.agency.name", "host.name", "user.name"} <= _fields_on("socpipe-agency-drilldown")
-    assert {"socpipe.suppression.count", "kibana.alert.rule.name", "socpipe.workflow.closing_reason"} <= \
-        _fields_on("socpipe-rule-noise")
+    assert {"socpipe.suppression.count", "kibana.alert.rule.name", "socpipe.workflow.closing_reason"} <= _fields_on(
+        "socpipe-rule-noise"
+    )
     titles = {o["attributes"]["title"] for o in objects() if o["type"] == "search"}
     assert {"Open high and critical alerts", "My alerts", "Alerts by agency"} <= titles
 

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from collectors.wire import LineBatch, LogLine
 from detectors.normalise import Normaliser, parse_line
 from detectors.normalise.ecs import PARSE_FAILURE_TAG
-from collectors.wire import LineBatch, LogLine
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 FAIL2BAN_NOW = 1124013600  # fail2ban's test suite pins "now" here (2005-08-14) for year inference
@@ -52,10 +52,29 @@ def failed(ev: dict) -> bool:
 
 # --- fail2ban: per-line host/time expectations --------------------------------------------------
 
-FAIL2BAN_FILES = ("sshd", "sshd-journal", "pam-generic", "dropbear", "selinux-ssh", "apache-auth", "apache-badbots",
-                  "apache-botsearch", "apache-modsecurity", "apache-nohome", "apache-noscript", "apache-overflows",
-                  "apache-pass", "apache-shellshock", "nginx-bad-request", "nginx-botsearch", "nginx-forbidden",
-                  "nginx-http-auth", "nginx-limit-req", "php-url-fopen", "traefik-auth")
+FAIL2BAN_FILES = (
+    "sshd",
+    "sshd-journal",
+    "pam-generic",
+    "dropbear",
+    "selinux-ssh",
+    "apache-auth",
+    "apache-badbots",
+    "apache-botsearch",
+    "apache-modsecurity",
+    "apache-nohome",
+    "apache-noscript",
+    "apache-overflows",
+    "apache-pass",
+    "apache-shellshock",
+    "nginx-bad-request",
+    "nginx-botsearch",
+    "nginx-forbidden",
+    "nginx-http-auth",
+    "nginx-limit-req",
+    "php-url-fopen",
+    "traefik-auth",
+)
 
 
 def fail2ban_cases(path: Path) -> tuple[list[LogLine], dict[int, dict]]:
@@ -78,8 +97,11 @@ def fail2ban_cases(path: Path) -> tuple[list[LogLine], dict[int, dict]]:
 
 
 def local_time(ts: str) -> str:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(ZoneInfo(FAIL2BAN_TZ)).strftime(
-        "%Y-%m-%dT%H:%M:%S")
+    return (
+        datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        .astimezone(ZoneInfo(FAIL2BAN_TZ))
+        .strftime("%Y-%m-%dT%H:%M:%S")
+    )
 
 
 @pytest.mark.parametrize("name", FAIL2BAN_FILES)
@@ -114,10 +136,22 @@ def test_fail2ban_host_and_time(name: str) -> None:
 # --- Wazuh rule test lines ----------------------------------------------------------------------
 
 WAZUH_EXPECT = {  # file -> dataset every parsed line of it must land in (None: any, just no failure)
-    "sshd.ini": "system.auth", "pam.ini": "system.auth", "su.ini": "system.auth", "sudo.ini": "system.auth",
-    "dropbear.ini": "system.auth", "auditd.ini": "auditd.log", "audit_scp.ini": "auditd.log",
-    "iptables.ini": "iptables.log", "firewalld.ini": None, "apache.ini": None, "nginx.ini": None,
-    "web_rules.ini": None, "web_appsec.ini": None, "modsecurity.ini": None, "syslog.ini": None, "systemd.ini": None,
+    "sshd.ini": "system.auth",
+    "pam.ini": "system.auth",
+    "su.ini": "system.auth",
+    "sudo.ini": "system.auth",
+    "dropbear.ini": "system.auth",
+    "auditd.ini": "auditd.log",
+    "audit_scp.ini": "auditd.log",
+    "iptables.ini": "iptables.log",
+    "firewalld.ini": None,
+    "apache.ini": None,
+    "nginx.ini": None,
+    "web_rules.ini": None,
+    "web_appsec.ini": None,
+    "modsecurity.ini": None,
+    "syslog.ini": None,
+    "systemd.ini": None,
 }
 _WAZUH_LOG = re.compile(r"log \d+ (?:pass|fail) = (.*)")
 
@@ -144,6 +178,7 @@ def test_wazuh_lines_land_in_their_dataset() -> None:
 
 
 # --- loghub --------------------------------------------------------------------------------------
+
 
 def test_loghub_openssh_fields() -> None:
     lines = read_lines(need("loghub_2k_samples/OpenSSH") / "OpenSSH_2k.log")
@@ -179,18 +214,27 @@ def test_loghub_syslog_and_apache_error(sub: str, datasets: set) -> None:
 
 # --- access logs -------------------------------------------------------------------------------
 
+
 def access_ok(ev: dict) -> bool:
-    return (ev.get("event.dataset") == "apache.access" and "source.address" in ev
-            and "http.response.status_code" in ev and ev.get("@timestamp", "")[:2] == "20"
-            and ("url.original" in ev or '] "-" ' in ev["event.original"]))  # '"-"': no request line (408)
+    return (
+        ev.get("event.dataset") == "apache.access"
+        and "source.address" in ev
+        and "http.response.status_code" in ev
+        and ev.get("@timestamp", "")[:2] == "20"
+        and ("url.original" in ev or '] "-" ' in ev["event.original"])
+    )  # '"-"': no request line (408)
 
 
-@pytest.mark.parametrize("sub", ["secrepo_web_access_samples", "apache_scanner_logs_dvwa",
-                                 "ait_ldsv2_harrison_apache_normal"])
+@pytest.mark.parametrize(
+    "sub", ["secrepo_web_access_samples", "apache_scanner_logs_dvwa", "ait_ldsv2_harrison_apache_normal"]
+)
 def test_access_log_corpora(sub: str) -> None:
     root = need(sub)
-    files = [p for p in root.rglob("*") if p.is_file() and ("access" in p.name or p.suffix == ".txt")
-             and p.name not in ("NOTICE.txt", "README.md")]
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and ("access" in p.name or p.suffix == ".txt") and p.name not in ("NOTICE.txt", "README.md")
+    ]
     total = good = 0
     bad = []
     for path in files:
@@ -206,6 +250,7 @@ def test_access_log_corpora(sub: str) -> None:
 
 
 # --- CAM-LDS attack manifestations ------------------------------------------------------------
+
 
 def camlds_expected(path: Path) -> set[str] | None:
     name = path.name

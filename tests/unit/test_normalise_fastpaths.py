@@ -21,30 +21,43 @@ tail = st.sampled_from(["", " [preauth]", "  ", " [preauth] ", "]", ":", " ssh2"
 @st.composite
 def sshd_messages(draw) -> str:
     user, host, p = draw(word), draw(peer), draw(port)
-    form = draw(st.sampled_from([
-        "{v} {m} for {inv}{u} from {h} port {p} {proto}{sig}",
-        "{v} {m} for {inv}{u} from {h} port {p}",
-        "Invalid user {u} from {h} port {p}",
-        "Illegal user {u} from {h}",
-        "Connection closed by {kind}user {u} {h} port {p}",
-        "Connection closed by {h} port {p}",
-        "Disconnected from {kind}user {u} {h} port {p}",
-        "Connection reset by {h} port {p}",
-        "Received disconnect from {h} port {p}:11: {sig2}",
-        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={h}  user={u}",
-        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={h}",
-    ]))
+    form = draw(
+        st.sampled_from(
+            [
+                "{v} {m} for {inv}{u} from {h} port {p} {proto}{sig}",
+                "{v} {m} for {inv}{u} from {h} port {p}",
+                "Invalid user {u} from {h} port {p}",
+                "Illegal user {u} from {h}",
+                "Connection closed by {kind}user {u} {h} port {p}",
+                "Connection closed by {h} port {p}",
+                "Disconnected from {kind}user {u} {h} port {p}",
+                "Connection reset by {h} port {p}",
+                "Received disconnect from {h} port {p}:11: {sig2}",
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={h}  user={u}",
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={h}",
+            ]
+        )
+    )
     return form.format(
-        v=draw(st.sampled_from(["Failed", "Accepted"])), m=draw(st.sampled_from(["password", "publickey", "none"])),
-        inv=draw(st.sampled_from(["", "invalid user ", "illegal user "])), u=user, h=host, p=p,
-        proto=draw(st.sampled_from(["ssh2", "ssh", "ssh1"])), kind=draw(st.sampled_from(["", "authenticating ",
-                                                                                        "invalid ", "illegal "])),
+        v=draw(st.sampled_from(["Failed", "Accepted"])),
+        m=draw(st.sampled_from(["password", "publickey", "none"])),
+        inv=draw(st.sampled_from(["", "invalid user ", "illegal user "])),
+        u=user,
+        h=host,
+        p=p,
+        proto=draw(st.sampled_from(["ssh2", "ssh", "ssh1"])),
+        kind=draw(st.sampled_from(["", "authenticating ", "invalid ", "illegal "])),
         sig=draw(st.sampled_from(["", ": RSA SHA256:abc", ": ED25519 SHA256:q/x", ": x]"])),
-        sig2=draw(word)) + draw(tail)
+        sig2=draw(word),
+    ) + draw(tail)
 
 
-PAIRS = [(sshd._FAILED_ACCEPTED_FAST, sshd._FAILED_ACCEPTED), (sshd._INVALID_USER_FAST, sshd._INVALID_USER),
-         (sshd._CLOSED_FAST, sshd._CLOSED), (sshd._RECEIVED_DISCONNECT_FAST, sshd._RECEIVED_DISCONNECT)]
+PAIRS = [
+    (sshd._FAILED_ACCEPTED_FAST, sshd._FAILED_ACCEPTED),
+    (sshd._INVALID_USER_FAST, sshd._INVALID_USER),
+    (sshd._CLOSED_FAST, sshd._CLOSED),
+    (sshd._RECEIVED_DISCONNECT_FAST, sshd._RECEIVED_DISCONNECT),
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -76,10 +89,22 @@ quoted = st.text(st.sampled_from('ab -/.;()"\\'), max_size=15)
 def access_lines(draw) -> str:
     client = draw(st.one_of(ipv4, st.sampled_from(["2001:db8::1", "10.0.0.1, 10.0.0.2", "host"]), field))
     ident, user = draw(st.one_of(st.just("-"), field)), draw(st.one_of(st.just("-"), field))
-    ts = draw(st.sampled_from(["01/Nov/2025:00:00:00 +0700", "31/Dec/2025:23:59:59 -0530", "01/Nov/2025:00:00:61 +0700",
-                               "99/Foo/2025:00:00:00 +0000"]))
+    ts = draw(
+        st.sampled_from(
+            [
+                "01/Nov/2025:00:00:00 +0700",
+                "31/Dec/2025:23:59:59 -0530",
+                "01/Nov/2025:00:00:61 +0700",
+                "99/Foo/2025:00:00:00 +0000",
+            ]
+        )
+    )
     method = draw(st.sampled_from(["GET", "POST", "get", "PROPFIND", "-"]))
-    path = draw(st.sampled_from(["/", "/a.php", "/x/y.TAR.GZ", "/s?q=a+b", "/s?", "http://h/p", "*", "/a b", "/x.verylongextension"]))
+    path = draw(
+        st.sampled_from(
+            ["/", "/a.php", "/x/y.TAR.GZ", "/s?q=a+b", "/s?", "http://h/p", "*", "/a b", "/x.verylongextension"]
+        )
+    )
     version = draw(st.sampled_from([" HTTP/1.1", " HTTP/2.0", "", " HTTP/"]))
     status = draw(st.sampled_from(["200", "404", "-", "999"]))
     size = draw(st.sampled_from(["0", "512", "-", "1234567890123456789012"]))

@@ -7,18 +7,41 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collectors.wire import LineBatch, LogLine
 from detectors.normalise import Normaliser, parse_line
 from detectors.normalise.core import MAX_LINE_CHARS
-from collectors.wire import LineBatch, LogLine
 
-DATASETS = [None, "system.auth", "system.syslog", "auditd.log", "apache.access", "nginx.access", "apache.error",
-            "nginx.error", "iptables.log", "app.json", "unknown.thing"]
+DATASETS = [
+    None,
+    "system.auth",
+    "system.syslog",
+    "auditd.log",
+    "apache.access",
+    "nginx.access",
+    "apache.error",
+    "nginx.error",
+    "iptables.log",
+    "app.json",
+    "unknown.thing",
+]
 # Prefixes that steer the generated text into each parser, so the fuzzing reaches past detection.
-PREFIXES = ["", "Jan  1 00:00:00 h sshd[1]: ", "<13>1 2024-01-01T00:00:00Z h app 1 - - ", "type=SYSCALL msg=audit(1.2:3): ",
-            "type=EXECVE msg=audit(99999999999.1:1): argc=9 a0=", '1.2.3.4 - - [01/Jan/2024:00:00:00 +0700] "',
-            "[Mon Jan 01 00:00:00.1 2024] [x:error] [client ", "2024/01/01 00:00:00 [error] 1#1: ", "{", '{"time": ',
-            "Feb 30 25:61:61 h kernel: IN=eth0 OUT= SRC=", "Dec 31 23:59:60 9999 h sudo: u : ", "node=x type=1300 audit(",
-            "Jan  1 00:00:00 h sshd(pam_unix)[1]: authentication failure; rhost=", "0000-00-00T99:99:99 h p: "]
+PREFIXES = [
+    "",
+    "Jan  1 00:00:00 h sshd[1]: ",
+    "<13>1 2024-01-01T00:00:00Z h app 1 - - ",
+    "type=SYSCALL msg=audit(1.2:3): ",
+    "type=EXECVE msg=audit(99999999999.1:1): argc=9 a0=",
+    '1.2.3.4 - - [01/Jan/2024:00:00:00 +0700] "',
+    "[Mon Jan 01 00:00:00.1 2024] [x:error] [client ",
+    "2024/01/01 00:00:00 [error] 1#1: ",
+    "{",
+    '{"time": ',
+    "Feb 30 25:61:61 h kernel: IN=eth0 OUT= SRC=",
+    "Dec 31 23:59:60 9999 h sudo: u : ",
+    "node=x type=1300 audit(",
+    "Jan  1 00:00:00 h sshd(pam_unix)[1]: authentication failure; rhost=",
+    "0000-00-00T99:99:99 h p: ",
+]
 
 
 def check(ev: dict, text) -> None:
@@ -32,8 +55,12 @@ def check(ev: dict, text) -> None:
 
 
 @settings(max_examples=1500, deadline=None)
-@given(prefix=st.sampled_from(PREFIXES), body=st.text(max_size=300), dataset=st.sampled_from(DATASETS),
-       tz=st.sampled_from(["Asia/Ho_Chi_Minh", "UTC", "Not/AZone", ""]))
+@given(
+    prefix=st.sampled_from(PREFIXES),
+    body=st.text(max_size=300),
+    dataset=st.sampled_from(DATASETS),
+    tz=st.sampled_from(["Asia/Ho_Chi_Minh", "UTC", "Not/AZone", ""]),
+)
 def test_text_never_raises(prefix: str, body: str, dataset, tz: str) -> None:
     text = prefix + body
     check(parse_line(text, dataset=dataset, timezone=tz), text)
@@ -62,12 +89,16 @@ def test_huge_nul_and_empty_lines() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(texts=st.lists(st.sampled_from(PREFIXES).flatmap(lambda p: st.text(max_size=80).map(lambda b: p + b)),
-                      max_size=30))
+@given(
+    texts=st.lists(st.sampled_from(PREFIXES).flatmap(lambda p: st.text(max_size=80).map(lambda b: p + b)), max_size=30)
+)
 def test_batches_keep_every_line(texts: list[str]) -> None:
     """Every non-audit line gives exactly one event; audit records give at most one each."""
     n = Normaliser()
-    lines = [LogLine(text=t, line_no=i + 1, seq=i + 1, read_at=1.7e9, flags=["x"] if i % 2 else []) for i, t in enumerate(texts)]
+    lines = [
+        LogLine(text=t, line_no=i + 1, seq=i + 1, read_at=1.7e9, flags=["x"] if i % 2 else [])
+        for i, t in enumerate(texts)
+    ]
     events = n.normalise_batch(LineBatch("ag", "agent", "host1", "/var/log/mixed.log", lines)) + n.flush()
     audit_lines = {i + 1 for i, t in enumerate(texts) if _is_audit(t)}
     other_lines = [e["log.file.line"] for e in events if e.get("event.dataset") != "auditd.log"]

@@ -6,9 +6,14 @@ from collectors.wire import Heartbeat, LineBatch, LogLine, SourceStatus, sign_he
 
 
 def test_line_batch_round_trip_keeps_per_line_metadata():
-    batch = LineBatch("dept-finance", "ag-1", "web01", "/var/log/auth.log",
-                      [LogLine("sshd[1]: Failed password", 10, 2, 7, 1.5, ["truncated"]), LogLine("ünïcode", 40, 3, 8, 1.6)],
-                      dataset="system.auth")
+    batch = LineBatch(
+        "dept-finance",
+        "ag-1",
+        "web01",
+        "/var/log/auth.log",
+        [LogLine("sshd[1]: Failed password", 10, 2, 7, 1.5, ["truncated"]), LogLine("ünïcode", 40, 3, 8, 1.6)],
+        dataset="system.auth",
+    )
     again = LineBatch.from_bytes(batch.to_bytes())
     assert again == batch
     assert batch.key() == b"dept-finance|ag-1|/var/log/auth.log"

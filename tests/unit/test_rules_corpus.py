@@ -47,6 +47,7 @@ def scan(rules, files, dataset=None) -> tuple[list, int]:
             for ev in norm.flush():
                 count += 1
                 yield ev
+
     scan_events(engine, events(), dets.append)
     return dets, count
 
@@ -57,8 +58,7 @@ def alerts_after_suppression(dets: list) -> list:
 
 
 def _step_files(step: Path) -> list:
-    return sorted(f for f in step.rglob("*") if f.is_file()
-                  and not any(p in f.parts for p in SKIP_PARTS))
+    return sorted(f for f in step.rglob("*") if f.is_file() and not any(p in f.parts for p in SKIP_PARTS))
 
 
 @pytest.mark.skipif(not CAMLDS.is_dir(), reason="CAM-LDS corpus absent")
@@ -79,7 +79,7 @@ CROWDSEC_EQUIVALENTS = {
     "ssh-slow-bf": ["Slow SSH Brute Force From One Source"],
     "sshd-invalid-bf": ["SSH Brute Force From One Source"],
     "sshd_banner_exchange": ["SSH Brute Force From One Source"],
-    "sshd-logs-fp": None,     # must give no alert at all
+    "sshd-logs-fp": None,  # must give no alert at all
     "sshd-logs": None,
     "sshd-success-logs": None,
     "iptables-scan-multi-port": ["Port Scan Seen By The Host Firewall"],
@@ -118,6 +118,8 @@ def test_harrison_benign_web_false_alert_rate(rules):
     dets, n = scan(rules, files, dataset="apache.access")
     lines = {(e.get("log.file.path"), e.get("log.file.line")) for d in dets for e in d.evidence}
     rate = len(lines) / max(n, 1)
-    print(f"harrison: {n} lines, {len(dets)} detections, {len(lines)} lines in alerts "
-          f"({100 * rate:.3f}%) by {collections.Counter(d.rule_title for d in dets)}")
+    print(
+        f"harrison: {n} lines, {len(dets)} detections, {len(lines)} lines in alerts "
+        f"({100 * rate:.3f}%) by {collections.Counter(d.rule_title for d in dets)}"
+    )
     assert n > 19000 and rate < 0.001

@@ -56,8 +56,7 @@ def test_cli_rules_test_and_lint(tmp_path):
     assert out.exit_code == 0, out.output
     assert "passed" in out.output
     bad = tmp_path / "bad.yml"
-    bad.write_text("title: t\nlogsource: {product: linux}\ndetection:\n  s: {a|nope: 1}\n"
-                   "  condition: s\n")
+    bad.write_text("title: t\nlogsource: {product: linux}\ndetection:\n  s: {a|nope: 1}\n  condition: s\n")
     out = runner.invoke(main, ["rules", "lint", str(RULES), str(bad)])
     assert out.exit_code == 1 and "bad.yml:4" in out.output and "unknown modifier" in out.output
     out = runner.invoke(main, ["rules", "lint", "--json", str(RULES)])
@@ -70,7 +69,8 @@ def test_cli_rules_test_fails_on_a_broken_expectation(tmp_path):
     (tmp_path / "r.tests.yml").write_text(
         "defaults: {event.dataset: system.auth, process.name: sshd}\n"
         "tests:\n  - name: wrong\n    rule: ssh_failed_authentication\n"
-        "    event: {message: 'Accepted password for a'}\n    match: true\n")
+        "    event: {message: 'Accepted password for a'}\n    match: true\n"
+    )
     out = CliRunner().invoke(main, ["rules", "test", str(tmp_path)])
     assert out.exit_code == 1 and "FAIL" in out.output
 
@@ -78,13 +78,16 @@ def test_cli_rules_test_fails_on_a_broken_expectation(tmp_path):
 def test_cli_scan_outputs_alert_documents(tmp_path):
     pytest.importorskip("detectors.normalise")
     log = tmp_path / "auth.log"
-    log.write_text("".join(
-        f"Nov 28 01:02:{10 + i:02d} srv sshd[99]: Failed password for root from 203.0.113.9 "
-        f"port 4{i} ssh2\n" for i in range(6)))
-    out = CliRunner().invoke(main, ["scan", "--rules", str(RULES), "--input", str(log),
-                                    "--agency", "so-tai-chinh"])
+    log.write_text(
+        "".join(
+            f"Nov 28 01:02:{10 + i:02d} srv sshd[99]: Failed password for root from 203.0.113.9 port 4{i} ssh2\n"
+            for i in range(6)
+        )
+    )
+    out = CliRunner().invoke(main, ["scan", "--rules", str(RULES), "--input", str(log), "--agency", "so-tai-chinh"])
     assert out.exit_code == 0, out.output
     import json
+
     alerts = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     assert len(alerts) == 1
     a = alerts[0]
@@ -96,8 +99,7 @@ def test_cli_scan_outputs_alert_documents(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "sigma" / "rules").is_dir(), reason="SigmaHQ rules absent")
 def test_all_shared_sigmahq_rules_load():
-    paths = [SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats",
-                                            "rules-threat-hunting")]
+    paths = [SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats", "rules-threat-hunting")]
     res = load_rules(paths)
     assert res.documents > 500
     assert res.loaded == res.documents, [str(e) for e in res.errors[:10]]

@@ -14,8 +14,7 @@ def det(condition, **sels):
 
 
 def test_precedence_or_and_not():
-    assert parse_condition("a or b and not c") == \
-        ("or", [("id", "a"), ("and", [("id", "b"), ("not", ("id", "c"))])])
+    assert parse_condition("a or b and not c") == ("or", [("id", "a"), ("and", [("id", "b"), ("not", ("id", "c"))])])
     f = det("a or b and not c")
     assert f({"fa": "1", "fc": "1"})
     assert not f({"fb": "1", "fc": "1"})
@@ -33,19 +32,17 @@ def test_of_forms():
     assert not det("all of sel_*", **sels)({"y": "1"})
     assert det("all of sel_*", **sels)({"x": "1", "y": "1"})
     assert det("1 of them", **sels)({"w": "1"})
-    assert not det("1 of them", **sels)({"z": "1"})          # underscore names excluded
+    assert not det("1 of them", **sels)({"z": "1"})  # underscore names excluded
     assert det("all of sel_* and not 1 of filter*", **sels)({"x": "1", "y": "1"})
     assert not det("all of sel_* and not 1 of filter*", **sels)({"x": "1", "y": "1", "w": "1"})
 
 
 def test_not_binds_tighter_than_and_but_looser_than_of():
-    assert parse_condition("not 1 of f* and a") == \
-        ("and", [("not", ("of", 1, "f*")), ("id", "a")])
+    assert parse_condition("not 1 of f* and a") == ("and", [("not", ("of", 1, "f*")), ("id", "a")])
 
 
 def test_condition_list_is_or():
-    f = compile_detection({"a": {"fa": "1"}, "b": {"fb": "1"}, "condition": ["a", "b"]},
-                          IDENT, {}).match
+    f = compile_detection({"a": {"fa": "1"}, "b": {"fb": "1"}, "condition": ["a", "b"]}, IDENT, {}).match
     assert f({"fb": "1"})
 
 

@@ -36,8 +36,14 @@ def engine(tmp_path, correlation: str, lateness=60.0, **kw):
 
 
 def ev(t, outcome="failure", ip="203.0.113.9", **extra):
-    e = {"@timestamp": iso(T0 + t), "event.dataset": "system.auth", "process.name": "sshd",
-         "event.outcome": outcome, "source.ip": ip, "log.file.line": int(t)}
+    e = {
+        "@timestamp": iso(T0 + t),
+        "event.dataset": "system.auth",
+        "process.name": "sshd",
+        "event.outcome": outcome,
+        "source.ip": ip,
+        "log.file.line": int(t),
+    }
     e.update(extra)
     return e
 
@@ -85,12 +91,12 @@ def test_base_rule_referenced_by_correlation_is_not_emitted_alone(tmp_path):
 
 def test_event_count_groups_apart_and_window_slides(tmp_path):
     eng = engine(tmp_path, COUNT)
-    assert run(eng, [ev(i * 30) for i in range(6)]) == []                  # 2 per minute
+    assert run(eng, [ev(i * 30) for i in range(6)]) == []  # 2 per minute
     eng = engine(tmp_path, COUNT)
-    evs = [ev(i, ip="198.51.100.%d" % (i % 2)) for i in range(8)]        # 4 per address
+    evs = [ev(i, ip=f"198.51.100.{i % 2}") for i in range(8)]  # 4 per address
     assert run(eng, evs) == []
     eng = engine(tmp_path, COUNT)
-    dets = run(eng, [ev(t) for t in (0, 50, 70, 80, 90, 100)])            # 5 in [50, 110]
+    dets = run(eng, [ev(t) for t in (0, 50, 70, 80, 90, 100)])  # 5 in [50, 110]
     assert len(dets) == 1 and dets[0].start == iso(T0 + 50)
 
 
@@ -106,27 +112,29 @@ def test_late_event_within_lateness_counts_and_too_late_is_dropped(tmp_path):
     for t in (10, 20, 30, 40):
         dets += eng.process(ev(t))
         dets += eng.advance(T0 + t)
-    dets += eng.process(ev(5))            # 35 s late, lateness 30: refused
+    dets += eng.process(ev(5))  # 35 s late, lateness 30: refused
     assert dets == [] and eng.state.stats["late_dropped"] == 1
     eng = engine(tmp_path, COUNT, lateness=60)
     for t in (10, 20, 30, 40):
         eng.process(ev(t))
         eng.advance(T0 + t)
-    assert len(eng.process(ev(5))) == 1   # accepted: completes the window
+    assert len(eng.process(ev(5))) == 1  # accepted: completes the window
 
 
 def test_lt_condition_is_evaluated_once_when_window_closes(tmp_path):
     eng = engine(tmp_path, COUNT.replace("gte: 5", "lt: 3"))
     dets = [d for e in (ev(0), ev(10)) for d in eng.process(e)]
     assert dets == []
-    assert eng.advance(T0 + 30) == []                 # window [0,60] not closed (lateness 60)
+    assert eng.advance(T0 + 30) == []  # window [0,60] not closed (lateness 60)
     closed = eng.advance(T0 + 121)
     assert len(closed) == 1 and closed[0].count == 2
-    assert eng.advance(T0 + 500) == []                # never evaluated twice
+    assert eng.advance(T0 + 500) == []  # never evaluated twice
 
 
 def test_value_count_across_agencies(tmp_path):
-    eng = engine(tmp_path, """
+    eng = engine(
+        tmp_path,
+        """
         title: One source, many agencies
         id: 44444444-4444-4444-8444-444444444444
         correlation:
@@ -136,7 +144,8 @@ def test_value_count_across_agencies(tmp_path):
             timespan: 10m
             condition: {field: organization.id, gte: 3}
         level: critical
-        """)
+        """,
+    )
     evs = [ev(i, **{"organization.id": a}) for i, a in enumerate(["a", "a", "b", "b", "c"])]
     dets = run(eng, evs)
     assert len(dets) == 1 and dets[0].agencies == ["a", "b", "c"]
@@ -146,16 +155,21 @@ def test_value_count_across_agencies(tmp_path):
     assert keys == {'k:[["source.ip","203.0.113.9"]]'}
 
 
-@pytest.mark.parametrize("ctype,cond,values,fires", [
-    ("value_sum", "gt: 100", [60, 50], True),
-    ("value_sum", "gt: 100", [60, 40], False),
-    ("value_avg", "gt: 50", [60, 50], True),
-    ("value_avg", "gt: 50", [40, 50], False),
-    ("value_percentile", "lte: 10", ["a"] * 19 + ["rare"], True),
-    ("value_percentile", "lte: 10", ["a"] * 5 + ["b"] * 5, False),
-])
+@pytest.mark.parametrize(
+    "ctype,cond,values,fires",
+    [
+        ("value_sum", "gt: 100", [60, 50], True),
+        ("value_sum", "gt: 100", [60, 40], False),
+        ("value_avg", "gt: 50", [60, 50], True),
+        ("value_avg", "gt: 50", [40, 50], False),
+        ("value_percentile", "lte: 10", ["a"] * 19 + ["rare"], True),
+        ("value_percentile", "lte: 10", ["a"] * 5 + ["b"] * 5, False),
+    ],
+)
 def test_value_aggregates(tmp_path, ctype, cond, values, fires):
-    eng = engine(tmp_path, f"""
+    eng = engine(
+        tmp_path,
+        f"""
         title: agg
         id: 55555555-5555-4555-8555-555555555555
         correlation:
@@ -164,7 +178,8 @@ def test_value_aggregates(tmp_path, ctype, cond, values, fires):
             group-by: [source.ip]
             timespan: 1h
             condition: {{field: bytes, {cond}}}
-        """)
+        """,
+    )
     dets = run(eng, [ev(i, bytes=v) for i, v in enumerate(values)])
     assert (len(dets) == 1) is fires
 
@@ -180,13 +195,16 @@ correlation:
 """
 
 
-@pytest.mark.parametrize("ctype,order,fires", [
-    ("temporal", ["failure", "success"], True),
-    ("temporal", ["success", "failure"], True),
-    ("temporal_ordered", ["failure", "success"], True),
-    ("temporal_ordered", ["success", "failure"], False),
-    ("temporal", ["failure", "failure"], False),
-])
+@pytest.mark.parametrize(
+    "ctype,order,fires",
+    [
+        ("temporal", ["failure", "success"], True),
+        ("temporal", ["success", "failure"], True),
+        ("temporal_ordered", ["failure", "success"], True),
+        ("temporal_ordered", ["success", "failure"], False),
+        ("temporal", ["failure", "failure"], False),
+    ],
+)
 def test_temporal(tmp_path, ctype, order, fires):
     eng = engine(tmp_path, TEMPORAL.format(ctype=ctype))
     dets = run(eng, [ev(i * 10, outcome=o) for i, o in enumerate(order)])
@@ -200,7 +218,9 @@ def test_temporal_outside_timespan(tmp_path):
 
 def test_chained_correlation_spec_example(tmp_path):
     """Spec example: many failed logins followed by a success of the same user (chain + names)."""
-    eng = engine(tmp_path, """
+    eng = engine(
+        tmp_path,
+        """
         title: Correlation - Multiple Failed Logins Followed by Successful Login
         id: 77777777-7777-4777-8777-777777777777
         correlation:
@@ -219,18 +239,20 @@ def test_chained_correlation_spec_example(tmp_path):
             group-by: [user.name]
             timespan: 10m
             condition: {gte: 10}
-        """)
+        """,
+    )
     fails = [ev(i * 5, **{"user.name": "bob"}) for i in range(10)]
     dets = run(eng, fails + [ev(100, outcome="success", **{"user.name": "bob"})])
-    assert [d.rule_title for d in dets] == \
-        ["Correlation - Multiple Failed Logins Followed by Successful Login"]
+    assert [d.rule_title for d in dets] == ["Correlation - Multiple Failed Logins Followed by Successful Login"]
     assert dets[0].group == {"user.name": "bob"} and dets[0].level == "high"
     eng = engine(tmp_path, (tmp_path / "r.yml").read_text().split("\n---\n" + BASE)[0])
     assert run(eng, fails[:9] + [ev(100, outcome="success", **{"user.name": "bob"})]) == []
 
 
 def test_aliases(tmp_path):
-    eng = engine(tmp_path, """
+    eng = engine(
+        tmp_path,
+        """
         title: aliased
         id: 99999999-9999-4999-8999-999999999999
         correlation:
@@ -242,9 +264,9 @@ def test_aliases(tmp_path):
                 peer:
                     failed_login: source.ip
                     ok_login: destination.ip
-        """)
-    dets = run(eng, [ev(0, ip="1.1.1.1"),
-                     ev(5, outcome="success", ip="9.9.9.9", **{"destination.ip": "1.1.1.1"})])
+        """,
+    )
+    dets = run(eng, [ev(0, ip="1.1.1.1"), ev(5, outcome="success", ip="9.9.9.9", **{"destination.ip": "1.1.1.1"})])
     assert len(dets) == 1 and dets[0].group == {"peer": "1.1.1.1"}
 
 
@@ -263,7 +285,7 @@ def test_replay_gives_same_ids_and_snapshot_restore_mid_stream(tmp_path):
         first = engine(tmp_path, COUNT)
         part1 = run(first, events[:cut], final=False)
         blob = first.snapshot()
-        second = engine(tmp_path, COUNT)           # a restarted worker
+        second = engine(tmp_path, COUNT)  # a restarted worker
         second.restore(blob)
         part2 = run(second, events[cut:])
         assert [d.detection_id for d in part1 + part2] == [d.detection_id for d in whole], cut

@@ -27,9 +27,9 @@ def test_bad_files_are_reported_with_lines_and_others_load(tmp_path):
     (tmp_path / "broken.yml").write_text("title: x\ndetection: [unclosed\n")
     (tmp_path / "badmod.yml").write_text(GOOD.replace("contains", "containz").replace("01", "02"))
     (tmp_path / "badre.yml").write_text(
-        GOOD.replace("message|contains: evil", "message|re: '(a)\\1'").replace("01", "03"))
-    (tmp_path / "nocond.yml").write_text("title: y\nlogsource: {product: linux}\ndetection:\n"
-                                         "    sel: {a: 1}\n")
+        GOOD.replace("message|contains: evil", "message|re: '(a)\\1'").replace("01", "03")
+    )
+    (tmp_path / "nocond.yml").write_text("title: y\nlogsource: {product: linux}\ndetection:\n    sel: {a: 1}\n")
     res = load_rules([tmp_path])
     assert [r.meta.title for r in res.rules] == ["Good"]
     by_file = {Path(e.path).name: e for e in res.errors}
@@ -48,8 +48,10 @@ def test_metadata_kept(tmp_path):
 
 
 def test_unknown_correlation_reference_is_an_error(tmp_path):
-    (tmp_path / "c.yml").write_text("title: c\ncorrelation:\n  type: event_count\n  rules: [nope]\n"
-                                    "  group-by: [x]\n  timespan: 1m\n  condition: {gte: 2}\n")
+    (tmp_path / "c.yml").write_text(
+        "title: c\ncorrelation:\n  type: event_count\n  rules: [nope]\n"
+        "  group-by: [x]\n  timespan: 1m\n  condition: {gte: 2}\n"
+    )
     res = load_rules([tmp_path])
     assert not res.rules and "unknown rules" in res.errors[0].message
 
@@ -63,10 +65,13 @@ def test_spec_schema_examples_load(tmp_path):
     assert alone.documents == 8 and all("unknown rules" in e.message for e in alone.errors)
     refs = sorted(set(_spec_correlation_refs()))
     stubs = tmp_path / "stubs.yml"
-    stubs.write_text("\n---\n".join(
-        f"title: stub {ref}\n{'id' if '-' in ref and len(ref) == 36 else 'name'}: {ref}\n"
-        "logsource: {product: windows}\ndetection:\n  s: {EventID: 1}\n  condition: s\n"
-        for ref in refs))
+    stubs.write_text(
+        "\n---\n".join(
+            f"title: stub {ref}\n{'id' if '-' in ref and len(ref) == 36 else 'name'}: {ref}\n"
+            "logsource: {product: windows}\ndetection:\n  s: {EventID: 1}\n  condition: s\n"
+            for ref in refs
+        )
+    )
     res = load_rules([SPEC_TESTS / "correlation", stubs])
     assert not res.errors, [str(e) for e in res.errors]
     assert sum(1 for r in res.rules if r.kind == "correlation") == 8
@@ -75,6 +80,7 @@ def test_spec_schema_examples_load(tmp_path):
 
 def _spec_correlation_refs():
     import yaml
+
     for f in sorted((SPEC_TESTS / "correlation").glob("*.yml")):
         yield from yaml.safe_load(f.read_text())["correlation"]["rules"]
 
@@ -96,8 +102,12 @@ detection:
     condition: sel
 """)
     eng = Engine(load_rules([tmp_path]).rules)
-    hit = {"event.dataset": "nginx.access", "http.request.method": "POST",
-           "url.original": "/a?f=../../etc/passwd", "http.response.status_code": 200}
+    hit = {
+        "event.dataset": "nginx.access",
+        "http.request.method": "POST",
+        "url.original": "/a?f=../../etc/passwd",
+        "http.response.status_code": 200,
+    }
     assert len(eng.matching_rules(hit)) == 1
     assert eng.matching_rules({**hit, "http.response.status_code": 404}) == []
 
@@ -111,23 +121,35 @@ def test_candidate_index_never_loses_a_match():
     words = []
     for r in rules:
         for sel in r.detection.values():
-            for item in (sel if isinstance(sel, list) else [sel]):
+            for item in sel if isinstance(sel, list) else [sel]:
                 vals = item.values() if isinstance(item, dict) else [item]
                 for v in vals:
-                    for x in (v if isinstance(v, list) else [v]):
+                    for x in v if isinstance(v, list) else [v]:
                         if isinstance(x, str):
                             words.append(x.strip("*"))
-    datasets = [("system.auth", "sshd"), ("system.syslog", "cron"), ("auditd.log", None),
-                ("apache.access", None), ("nginx.access", None), ("iptables.log", "kernel")]
+    datasets = [
+        ("system.auth", "sshd"),
+        ("system.syslog", "cron"),
+        ("auditd.log", None),
+        ("apache.access", None),
+        ("nginx.access", None),
+        ("iptables.log", "kernel"),
+    ]
     checked = hits = 0
     for _ in range(1500):
         ds, proc = rng.choice(datasets)
         text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 3)))
-        ev = {"event.dataset": ds, "message": text, "url.original": "/" + text,
-              "user_agent.original": text, "process.command_line": text,
-              "process.executable": text, "auditd.log.record_type": rng.choice(
-                  ["EXECVE", "SYSCALL", "PATH"]), "auditd.log.a0": rng.choice(words),
-              "http.request.method": rng.choice(["GET", "POST"])}
+        ev = {
+            "event.dataset": ds,
+            "message": text,
+            "url.original": "/" + text,
+            "user_agent.original": text,
+            "process.command_line": text,
+            "process.executable": text,
+            "auditd.log.record_type": rng.choice(["EXECVE", "SYSCALL", "PATH"]),
+            "auditd.log.a0": rng.choice(words),
+            "http.request.method": rng.choice(["GET", "POST"]),
+        }
         if proc:
             ev["process.name"] = proc
         bucket = eng._bucket(ev)
@@ -140,8 +162,14 @@ def test_candidate_index_never_loses_a_match():
 
 
 def _det(eng, t):
-    ev = {"event.dataset": "system.auth", "process.name": "sshd", "message": "evil",
-          "@timestamp": iso(1_780_000_000 + t), "host.name": "h1", "log.file.line": t}
+    ev = {
+        "event.dataset": "system.auth",
+        "process.name": "sshd",
+        "message": "evil",
+        "@timestamp": iso(1_780_000_000 + t),
+        "host.name": "h1",
+        "log.file.line": t,
+    }
     return eng.process(ev)[0]
 
 
@@ -168,24 +196,47 @@ def test_single_detection_ids_are_deterministic(tmp_path):
     assert _det(Engine(rules), 6).detection_id != a.detection_id
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 _REPO_RULES = Path(__file__).resolve().parents[2] / "rules"
 _FUZZ_ENGINE = Engine(load_rules([_REPO_RULES]).rules)
-_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-                    st.text(max_size=40), st.lists(st.text(max_size=8), max_size=3),
-                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-_keys = st.sampled_from(["@timestamp", "event.dataset", "process.name", "message", "source.ip",
-                         "user.name", "url.original", "event.category", "organization.id",
-                         "process.command_line", "auditd.paths", "destination.port",
-                         "http.response.status_code", "event.outcome", "process.args"])
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=40),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_keys = st.sampled_from(
+    [
+        "@timestamp",
+        "event.dataset",
+        "process.name",
+        "message",
+        "source.ip",
+        "user.name",
+        "url.original",
+        "event.category",
+        "organization.id",
+        "process.command_line",
+        "auditd.paths",
+        "destination.port",
+        "http.response.status_code",
+        "event.outcome",
+        "process.args",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["system.auth", "auditd.log", "apache.access", "nginx.error",
-                        "iptables.log", None]),
-       st.sampled_from(["sshd", "sudo", "su", "kernel", None]),
-       st.dictionaries(_keys, _values, max_size=10))
+@given(
+    st.sampled_from(["system.auth", "auditd.log", "apache.access", "nginx.error", "iptables.log", None]),
+    st.sampled_from(["sshd", "sudo", "su", "kernel", None]),
+    st.dictionaries(_keys, _values, max_size=10),
+)
 def test_hostile_events_never_break_the_engine(dataset, process, event):
     event.setdefault("event.dataset", dataset)
     event.setdefault("process.name", process)

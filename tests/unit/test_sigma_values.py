@@ -23,20 +23,23 @@ def test_cased_modifier():
     assert not m("f|cased", "Admin", {"f": "admin"})
 
 
-@pytest.mark.parametrize("pattern,value,want", [
-    ("prog?.exe", "progA.exe", True),
-    ("prog?.exe", "progAB.exe", False),
-    ("antivirus_V*.exe", "antivirus_V21.2.1.exe", True),
-    ("a\\*b", "a*b", True),          # escaped wildcard is literal
-    ("a\\*b", "axxb", False),
-    ("a\\?b", "a?b", True),
-    ("C:\\Windows\\x*", "c:\\windows\\xy", True),  # plain backslash stays
-    ("C:\\Windows\\*", "c:\\windows*", True),   # backslash-star is a literal star
-    ("C:\\Windows\\*", "c:\\windows\\x", False),
-    ("x\\\\*", "x\\anything", True),              # escaped backslash, then wildcard
-    ("x\\\\\\*", "x\\*", True),                   # backslash and literal star
-    ("x\\\\\\*", "x\\y", False),
-])
+@pytest.mark.parametrize(
+    "pattern,value,want",
+    [
+        ("prog?.exe", "progA.exe", True),
+        ("prog?.exe", "progAB.exe", False),
+        ("antivirus_V*.exe", "antivirus_V21.2.1.exe", True),
+        ("a\\*b", "a*b", True),  # escaped wildcard is literal
+        ("a\\*b", "axxb", False),
+        ("a\\?b", "a?b", True),
+        ("C:\\Windows\\x*", "c:\\windows\\xy", True),  # plain backslash stays
+        ("C:\\Windows\\*", "c:\\windows*", True),  # backslash-star is a literal star
+        ("C:\\Windows\\*", "c:\\windows\\x", False),
+        ("x\\\\*", "x\\anything", True),  # escaped backslash, then wildcard
+        ("x\\\\\\*", "x\\*", True),  # backslash and literal star
+        ("x\\\\\\*", "x\\y", False),
+    ],
+)
 def test_wildcards_and_escapes(pattern, value, want):
     assert m("f", pattern, {"f": value}) is want
 
@@ -171,21 +174,25 @@ def test_keywords_search_message():
     assert m("", ["fallback"], {"event.original": "uses fallback"})
 
 
-@pytest.mark.parametrize("key,value,why", [
-    ("f|nosuch", "x", "unknown modifier"),
-    ("f|all", ["x"], "'all' needs"),
-    ("f|exists", "yes", "exists"),
-    ("f|gt", "abc", "needs a number"),
-    ("f|cidr", "300.1.1.1/8", "CIDR"),
-    ("f", ["x", None], "null"),
-    ("f|i", "x", "need the 're'"),
-])
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("f|nosuch", "x", "unknown modifier"),
+        ("f|all", ["x"], "'all' needs"),
+        ("f|exists", "yes", "exists"),
+        ("f|gt", "abc", "needs a number"),
+        ("f|cidr", "300.1.1.1/8", "CIDR"),
+        ("f", ["x", None], "null"),
+        ("f|i", "x", "need the 're'"),
+    ],
+)
 def test_invalid_values_rejected(key, value, why):
     with pytest.raises(CompileError, match=why):
         compile_item(key, value, IDENT, {}, ())
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 from detectors.sigma.values import _compile_glob, glob_regex, parse_wildcards  # noqa: E402
 
@@ -194,6 +201,7 @@ from detectors.sigma.values import _compile_glob, glob_regex, parse_wildcards  #
 @given(st.text(alphabet="ab*", min_size=1, max_size=6), st.text(alphabet="abc", max_size=8))
 def test_star_glob_agrees_with_regex(pattern, text):
     import re
+
     toks = parse_wildcards(pattern)
     if not any(t is not None and not isinstance(t, str) for t in toks):
         return

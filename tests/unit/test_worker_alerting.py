@@ -11,8 +11,9 @@ def cand(key: str, n: int, ts: float) -> Candidate:
 
 
 def test_repeats_in_one_batch_fold_into_the_new_alert():
-    plan = plan_alerts(Suppressor(window=600), [cand("a", 1, 100), cand("a", 2, 160), cand("b", 1, 170),
-                                               cand("a", 3, 200)])
+    plan = plan_alerts(
+        Suppressor(window=600), [cand("a", 1, 100), cand("a", 2, 160), cand("b", 1, 170), cand("a", 3, 200)]
+    )
     assert [(n.candidate.detection_id, n.repeats, n.last_ts) for n in plan.new] == [("a-1", 2, 200), ("b-1", 0, 170)]
     assert plan.updates == []
 
@@ -61,6 +62,8 @@ def test_reopen_makes_the_first_repeat_the_new_alert_and_tells_the_suppressor():
 def test_with_repeats_sets_count_and_last_seen():
     doc = {"socpipe": {"suppression": {"count": 0, "last_seen": "x"}}}
     assert with_repeats(doc, 3, "2026-11-28T00:00:00.000Z")["socpipe"]["suppression"] == {
-        "count": 3, "last_seen": "2026-11-28T00:00:00.000Z"}
+        "count": 3,
+        "last_seen": "2026-11-28T00:00:00.000Z",
+    }
     untouched = {"socpipe": {"suppression": {"count": 0, "last_seen": "x"}}}
     assert with_repeats(untouched, 0, None)["socpipe"]["suppression"]["count"] == 0

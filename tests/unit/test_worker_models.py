@@ -58,8 +58,11 @@ def test_promotion_reloads_after_the_check_interval(model_dir):
 
 def test_tally_counts_per_dataset_and_parse_failures_once_per_batch():
     m, t = WorkerMetrics(), EventTally()
-    for e in ({"event.dataset": "nginx.access"}, {"event.dataset": "nginx.access"},
-              {"tags": ["_socpipe_parse_failure"]}):
+    for e in (
+        {"event.dataset": "nginx.access"},
+        {"event.dataset": "nginx.access"},
+        {"tags": ["_socpipe_parse_failure"]},
+    ):
         t.add(e)
     t.flush_to(m)
     assert m.registry.get_sample_value("socpipe_detector_events_total", {"dataset": "nginx.access"}) == 2

@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import uuid
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +33,12 @@ class InstallResult:
     errors: list[dict] = field(default_factory=list)
 
 
-def load_objects(directory: Path = DEFAULT_DIR, prefix: str = "socpipe", triage_url: str | None = None,
-                 analysts: tuple[str, ...] = ()) -> list[dict]:
+def load_objects(
+    directory: Path = DEFAULT_DIR,
+    prefix: str = "socpipe",
+    triage_url: str | None = None,
+    analysts: tuple[str, ...] = (),
+) -> list[dict]:
     """Saved objects from the NDJSON files, in dependency order, adapted to this deployment."""
     objects: list[dict] = []
     for name in FILES:
@@ -59,13 +63,26 @@ def load_objects(directory: Path = DEFAULT_DIR, prefix: str = "socpipe", triage_
 
 def multipart(ndjson: bytes, filename: str = "socpipe.ndjson") -> tuple[bytes, str]:
     boundary = f"socpipe-{uuid.uuid4().hex}"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: application/ndjson\r\n\r\n").encode() + ndjson + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: application/ndjson\r\n\r\n"
+        ).encode()
+        + ndjson
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def install(url: str, objects: list[dict], space: str | None = None, username: str = "", password: str = "",
-            api_key: str = "", timeout_s: float = 30.0) -> InstallResult:
+def install(
+    url: str,
+    objects: list[dict],
+    space: str | None = None,
+    username: str = "",
+    password: str = "",
+    api_key: str = "",
+    timeout_s: float = 30.0,
+) -> InstallResult:
     ndjson = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects).encode()
     body, content_type = multipart(ndjson)
     base = url.rstrip("/") + (f"/s/{space}" if space else "")
@@ -74,8 +91,9 @@ def install(url: str, objects: list[dict], space: str | None = None, username: s
         headers["Authorization"] = f"ApiKey {api_key}"
     elif username:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-    req = urllib.request.Request(f"{base}/api/saved_objects/_import?overwrite=true", data=body, headers=headers,
-                                 method="POST")
+    req = urllib.request.Request(
+        f"{base}/api/saved_objects/_import?overwrite=true", data=body, headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             answer = json.loads(resp.read() or b"{}")
