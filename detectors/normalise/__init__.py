@@ -25,10 +25,14 @@ line flags as tags.
   (``source.address``/``source.domain`` when the peer is a name), ``event.reason`` ("invalid
   user"...), ``system.auth.ssh.method``. Other actions: ``ssh_disconnect``, ``ssh_no_identification``,
   ``ssh_max_auth_attempts``, ``ssh_protocol_error``, ``ssh_timeout``, ``ssh_connection``,
-  ``pam_authentication_failure``, ``session_opened|closed``, ``sudo_command`` (``user.name``,
-  ``user.effective.name``, ``system.auth.sudo.command``), ``sudo_auth_failure``, ``su``,
+  ``pam_authentication_failure``, ``session_opened|closed``, ``sudo_command`` (``user.name`` the
+  caller, ``user.effective.name``, the command in ``process.command_line``/``executable``/``args``,
+  ``process.working_directory``; ``process.name`` stays ``sudo``), ``sudo_auth_failure``, ``su``,
   ``user_created``/``user_deleted``/``user_added_to_group``/``password_changed``... (category iam,
-  ``user.name``, ``user.target.name``, ``group.name``), ``logind_session_start``, ``cron_command``.
+  the account acted upon in ``user.target.name``/``id``, groups in ``group.name``/``id``, the
+  actor in ``user.name`` only when the line names it), ``logind_session_start``, ``cron_command``
+  (``process.command_line``). Every field with an example: ``socpipe fields`` (generated from
+  ``examples.yml``, which the parser tests check).
   The Normaliser remembers each sshd pid's peer, so later lines of that connection (kex errors,
   "Too many authentication failures") carry ``source.ip`` too.
 - ``system.syslog`` - any other syslog line (RFC 3164, RFC 5424, ISO-8601/rsyslog high precision,

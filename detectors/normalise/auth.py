@@ -17,7 +17,22 @@ _SU_OLD = re.compile(r"(Successful|FAILED) su for (\S+) by (\S+)")
 _SU_DEBIAN = re.compile(r"(?:\(to (\S+)\) (\S+) on (\S+)|([+-]) (\S+) (\S+?):(\S+))\s*\Z")
 _LOGIND_NEW = re.compile(r"New session (\S+) of user (\S+?)\.?\s*\Z")
 _LOGIND_END = re.compile(r"(?:Removed session (\S+?)\.|Session (\S+) logged out\.)")
+_GPASSWD_ADD = re.compile(r"user (\S+) added by (\S+) to group (\S+)\s*\Z")
 _CRON_CMD = re.compile(r"\((\S+)\) CMD \((.*)\)\s*\Z", re.S)
+
+
+def set_command(ev: dict, command: str) -> None:
+    """The command a sudo/cron line runs, in ECS process fields. sudo logs argv joined by blanks
+    (no quoting), so blanks split the arguments. `process.name`/`pid` stay those of the logging
+    program (the syslog tag: sudo, CRON), so rules can still tell who ran it."""
+    command = command.strip()
+    ev["process.command_line"] = command
+    args = command.split()
+    if args:
+        ev["process.args"] = args
+        ev["process.args_count"] = len(args)
+        if args[0].startswith("/"):
+            ev["process.executable"] = args[0]
 
 
 def parse_sudo(ev: dict, msg: str) -> None:
@@ -49,11 +64,11 @@ def parse_sudo(ev: dict, msg: str) -> None:
         elif key == "TTY":
             ev["system.auth.sudo.tty"] = value
         elif key == "PWD":
-            ev["system.auth.sudo.pwd"] = value
+            ev["process.working_directory"] = value
         elif key == "GROUP":
-            ev["group.name"] = value
+            ev["user.effective.group.name"] = value
     if command is not None:
-        ev["system.auth.sudo.command"] = command.strip()
+        set_command(ev, command)
     if reason:
         ev["event.category"] = AUTH
         ev["event.type"] = ["info"]
@@ -128,15 +143,15 @@ def parse_user_mgmt(ev: dict, msg: str, program: str) -> None:
     ev["event.outcome"] = "failure" if ("fail" in low or "error" in low or "cannot" in low) else "success"
     kv = dict(KV_PAIRS.findall(msg.replace(", ", " ")))
     name = kv.get("name") or next(iter(QUOTED.findall(msg)), None)
+    is_group = ev["event.type"][0] == "group" and "user" not in ev["event.action"]
     if name:
-        target = "group.name" if ev["event.type"][0] == "group" and "user" not in ev["event.action"] else "user.name"
-        ev[target] = name.strip(",")
-        if target == "user.name":
-            ev["user.target.name"] = ev[target]
-    if kv.get("UID"):
-        ev["user.id"] = kv["UID"].strip(",")
-    if kv.get("GID"):
-        ev["group.id"] = kv["GID"].strip(",")
+        # ECS: the account acted upon is user.target.*, a group created/deleted is group.*; the
+        # actor (user.name) is not in these lines
+        ev["group.name" if is_group else "user.target.name"] = name.strip(",")
+    for key, user_field, group_field in (("UID", "user.target.id", None), ("GID", "user.target.group.id", "group.id")):
+        value = kv.get(key)
+        if value:
+            ev[group_field if is_group and group_field else user_field] = value.strip(",")
     if kv.get("home"):
         ev["system.auth.useradd.home"] = kv["home"].strip(",")
     if kv.get("shell"):
@@ -144,8 +159,14 @@ def parse_user_mgmt(ev: dict, msg: str, program: str) -> None:
     if ev.get("event.action") == "user_added_to_group":
         quoted = QUOTED.findall(msg)
         if len(quoted) >= 2:
-            ev["user.name"] = ev["user.target.name"] = quoted[0]
+            ev["user.target.name"] = quoted[0]
             ev["group.name"] = quoted[1]
+        return
+    m = _GPASSWD_ADD.match(msg)
+    if m is not None:  # gpasswd: 'user eve added by root to group sudo'
+        ev["event.type"] = ["group", "change"]
+        ev["event.action"] = "user_added_to_group"
+        ev["user.target.name"], ev["user.name"], ev["group.name"] = m.groups()
 
 
 def parse_logind(ev: dict, msg: str) -> None:
@@ -179,7 +200,7 @@ def parse_cron(ev: dict, msg: str) -> None:
         ev["event.type"] = ["start"]
         ev["event.action"] = "cron_command"
         ev["user.name"] = m.group(1)
-        ev["system.auth.cron.command"] = m.group(2)
+        set_command(ev, m.group(2))
         return
     ev["event.category"] = ["process"]
     ev["event.type"] = ["info"]

@@ -87,9 +87,8 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
         ev["event.action"] = "password_changed"
         ev["event.outcome"] = "success"
         name = body.split()[-1] if body.startswith("password changed") else (QUOTED.findall(body) or [""])[0]
-        if name:
-            ev["user.name"] = name.strip("'")
-            ev["user.target.name"] = ev["user.name"]
+        if name:  # the account changed (ECS user.target); the actor is not in the line
+            ev["user.target.name"] = name.strip("'")
     elif "more authentication failure" in body:
         mark_login(ev, "failure", "pam_authentication_failure")
         _pam_kv(ev, body)

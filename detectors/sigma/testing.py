@@ -10,14 +10,22 @@ Next to `rules/x/name.yml` lives `rules/x/name.tests.yml`:
         rule: ssh_failed_authentication           # rule id, name or title (default: any rule)
         event: {message: "Failed password ...", source.ip: 203.0.113.9}
         match: true                               # or false for a negative case
+      - name: a raw log line, through the parser   # what a worker would see (rules must use
+        line: "Nov 27 10:00:01 web1 sudo: ..."    # the fields the parsers really emit)
+        source: /var/log/auth.log                 # optional: the file it was read from (dataset
+        match: true                               # detection uses it; default /var/log/syslog)
       - name: a timed sequence                   # stateful case
         sequence:                                 # processed in the listed order
           - {at: 0s, every: 10s, repeat: 5, event: {...}}   # at/every: offsets from start
+          - {at: 60s, line: "Nov 27 ... sshd[1]: Accepted password for ..."}  # parsed; time from `at`
         lateness: 60                              # optional allowed lateness (seconds)
         expect:                                   # alerts expected after the watermark passes
           - {rule: SSH Brute Force, count: 1, level: high, group: {source.ip: 203.0.113.9},
              events: 5}                           # events: triggering events of each alert
         # `expect: []` = no alert at all from the rules under test
+
+`line:` may also be a list of records that make one event (auditd). Fields given in `event:`
+beside a `line:` are laid over the parsed event; `defaults` are not (the parser decides).
 
 A sequence advances the watermark to the latest event time after each event (as a worker does)
 and to +infinity at the end, so windows that close late are evaluated too. Every alert of the
@@ -104,10 +112,17 @@ def run_test_file(path, mappings=None) -> list[CaseResult]:
     for i, case in enumerate(spec.get("tests") or []):
         name = str(case.get("name", f"case {i + 1}"))
         try:
-            if "event" in case:
+            if not isinstance(case, dict):
+                raise TypeError("a case must be a map")
+            if "line" in case and "sequence" not in case:
+                case = {**case, "event": parse_case_line(case, spec)}
+                results.append(_event_case(path, name, case, loaded.rules, {}, start, mappings))
+            elif "event" in case:
                 results.append(_event_case(path, name, case, loaded.rules, defaults, start, mappings))
             elif "sequence" in case:
-                results.append(_sequence_case(path, name, case, loaded.rules, under_test, defaults, start, mappings))
+                results.append(
+                    _sequence_case(path, name, case, loaded.rules, under_test, defaults, start, mappings, spec)
+                )
             else:
                 results.append(CaseResult(str(path), name, "file", False, False, "a case needs 'event' or 'sequence'"))
         except (ValueError, TypeError, KeyError) as exc:
@@ -139,20 +154,53 @@ def _event_case(path, name, case, rules, defaults, start, mappings) -> CaseResul
     return CaseResult(str(path), name, "event", want, got == want, msg)
 
 
-def expand_sequence(items: list, defaults: dict, start: float) -> list:
+def parse_case_line(case: dict, spec: dict, read_at: float | None = None) -> dict:
+    """The event a worker makes of the case's raw `line:` (or auditd records), with the case's
+    `event:` fields laid over it."""
+    from collectors.wire import LineBatch, LogLine
+    from detectors.normalise.normaliser import Normaliser
+
+    raw = case["line"]
+    texts = [str(x) for x in raw] if isinstance(raw, list) else [str(raw)]
+    when = read_at if read_at is not None else parse_ts(str(spec.get("start", DEFAULT_START)))
+    normaliser = Normaliser(default_timezone=str(spec.get("timezone", "Asia/Ho_Chi_Minh")))
+    batch = LineBatch(
+        str(spec.get("agency", "rule-tests")),
+        "rule-tests",
+        str(spec.get("host", "rule-test-host")),
+        str(case.get("source") or spec.get("source") or "/var/log/syslog"),
+        [LogLine(text=t, line_no=i + 1, seq=i + 1, read_at=when or 0.0) for i, t in enumerate(texts)],
+        dataset=case.get("dataset") or spec.get("dataset"),
+    )
+    events = normaliser.normalise_batch(batch) + normaliser.flush()
+    if len(events) != 1:
+        raise ValueError(f"line(s) made {len(events)} events, expected 1")
+    event = events[0]
+    event.update(case.get("event") or {})
+    return event
+
+
+def expand_sequence(items: list, defaults: dict, start: float, spec: dict | None = None) -> list:
     events = []
     for item in items:
         at, every = _offset(item.get("at")), _offset(item.get("every"))
+        parsed = parse_case_line(item, spec or {}, start + at) if "line" in item else None
         for k in range(int(item.get("repeat", 1))):
-            events.append(_event(defaults, item.get("event") or {}, start + at + k * every))
+            ts = start + at + k * every
+            if parsed is not None:
+                ev = dict(parsed)
+                ev["@timestamp"] = iso(ts)  # the sequence's clock decides, so repeats are spread
+                events.append(ev)
+            else:
+                events.append(_event(defaults, item.get("event") or {}, ts))
     return events
 
 
-def _sequence_case(path, name, case, rules, under_test, defaults, start, mappings) -> CaseResult:
+def _sequence_case(path, name, case, rules, under_test, defaults, start, mappings, spec=None) -> CaseResult:
     engine = Engine(rules, mappings=mappings, allowed_lateness=float(case.get("lateness", 60)))
     dets = []
     high = float("-inf")
-    for ev in expand_sequence(case["sequence"], defaults, start):
+    for ev in expand_sequence(case["sequence"], defaults, start, spec):
         dets.extend(engine.process(ev))
         ts = parse_ts(ev["@timestamp"])
         if ts is not None and ts > high:

@@ -120,4 +120,36 @@ def parse_command(input_path: Path, dataset: str | None, timezone: str, nested: 
     click.echo(json.dumps(summary), err=True)
 
 
-COMMANDS: list[click.Command] = [parse_command]
+@click.command("fields")
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeat); default: all.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: dataset -> field -> {example, type}.")
+def fields_command(datasets: tuple, as_json: bool) -> None:
+    """The fields each dataset's parsers emit, with an example value (generated from the parser
+    examples in detectors/normalise/examples.yml, which the parser tests check)."""
+    from detectors.normalise.reference import reference
+    from pipeline.cli.output import clean
+
+    ref = reference()
+    unknown = [d for d in datasets if d not in ref]
+    if unknown:
+        raise click.BadParameter(f"unknown dataset {', '.join(unknown)} (known: {', '.join(sorted(ref))})")
+    chosen = {d: ref[d] for d in sorted(ref) if not datasets or d in datasets}
+    if as_json:
+        payload = {
+            d: {f.name: {"example": f.example, "type": f.type} for f in sorted(fields.values(), key=lambda f: f.name)}
+            for d, fields in chosen.items()
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        return
+    for dataset, fields in chosen.items():
+        click.echo(f"{dataset}  ({len(fields)} fields)")
+        width = max(len(f) for f in fields)
+        for f in sorted(fields.values(), key=lambda f: f.name):
+            example = json.dumps(f.example, ensure_ascii=False, default=str)
+            if len(example) > 70:
+                example = example[:67] + "..."
+            click.echo(f"  {f.name:<{width}}  {f.type:<16} {clean(example)}")
+        click.echo("")
+
+
+COMMANDS: list[click.Command] = [parse_command, fields_command]

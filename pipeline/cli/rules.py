@@ -28,8 +28,10 @@ def rules_group() -> None:
 def lint_command(paths: tuple, as_json: bool) -> None:
     """Load and validate rules; per problem: file, line, rule, why; 'loaded N of M'."""
     from detectors.sigma import load_rules
+    from detectors.sigma.fieldcheck import field_warnings
 
     result = load_rules(list(paths or DEFAULT_RULES))
+    result.warnings.extend(field_warnings(result.rules))
     total = result.documents
     if as_json:
         click.echo(

@@ -135,11 +135,16 @@ def test_sshd_protocol_errors_and_no_identification() -> None:
 
 def test_sudo_su_pam_user_management() -> None:
     ev = p("Nov 27 10:00:01 h sudo:    alice : TTY=pts/1 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id -u")
-    assert (ev["user.name"], ev["user.effective.name"], ev["system.auth.sudo.command"], ev["event.action"]) == (
+    assert (ev["user.name"], ev["user.effective.name"], ev["process.command_line"], ev["event.action"]) == (
         "alice",
         "root",
         "/usr/bin/id -u",
         "sudo_command",
+    )
+    assert (ev["process.executable"], ev["process.args"], ev["process.name"]) == (
+        "/usr/bin/id",
+        ["/usr/bin/id", "-u"],
+        "sudo",
     )
     ev = p(
         "Nov 27 10:00:01 h sudo:    bob : 3 incorrect password attempts ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"
@@ -152,18 +157,19 @@ def test_sudo_su_pam_user_management() -> None:
     ev = p(
         "Nov 27 10:00:01 h useradd[7]: new user: name=backdoor, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/0"
     )
-    assert (ev["event.category"], ev["event.action"], ev["user.name"], ev["user.id"]) == (
+    assert (ev["event.category"], ev["event.action"], ev["user.target.name"], ev["user.target.id"]) == (
         ["iam"],
         "user_created",
         "backdoor",
         "0",
     )
+    assert "user.name" not in ev  # ECS: user.name is the actor, which useradd does not log
     ev = p("Nov 27 10:00:01 h usermod[8]: add 'eve' to group 'sudo'")
-    assert (ev["user.name"], ev["group.name"], ev["event.action"]) == ("eve", "sudo", "user_added_to_group")
+    assert (ev["user.target.name"], ev["group.name"], ev["event.action"]) == ("eve", "sudo", "user_added_to_group")
     ev = p("Nov 27 10:00:01 h systemd-logind[4]: New session 12 of user alice.")
     assert (ev["event.action"], ev["user.name"]) == ("logind_session_start", "alice")
     ev = p("Nov 27 10:00:01 h CRON[4]: (root) CMD (/usr/local/bin/backup.sh)")
-    assert (ev["system.auth.cron.command"], ev["user.name"]) == ("/usr/local/bin/backup.sh", "root")
+    assert (ev["process.command_line"], ev["user.name"]) == ("/usr/local/bin/backup.sh", "root")
 
 
 def test_auditd_assembly_and_hex_decoding() -> None:

@@ -1,0 +1,119 @@
+"""The field reference: which fields each dataset's parsers emit, with an example value.
+
+Generated, never written by hand: every example in `examples.yml` is a parser test
+(tests/unit/test_normalise_examples.py checks its `expect`), and the reference is what those
+examples produce when run through the Normaliser exactly as a detector worker runs a batch.
+`socpipe fields` prints it; `rules lint` checks rule fields against it (`emitted_for`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collectors.wire import LineBatch, LogLine
+from detectors.normalise.normaliser import Normaliser
+
+EXAMPLES_FILE = Path(__file__).with_name("examples.yml")
+READ_AT = 1764288000.0  # 2025-11-28T00:00:00Z: read time of the examples (RFC 3164 year inference)
+EXAMPLE_AGENCY, EXAMPLE_AGENT, EXAMPLE_HOST = "so-vi-du", "agent-vi-du", "srv-vi-du"
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    source: str
+    lines: tuple[str, ...]
+    expect: dict = field(default_factory=dict, hash=False, compare=False)
+    dataset: str | None = None
+
+
+@dataclass
+class FieldInfo:
+    name: str
+    example: Any
+    type: str
+    examples: list[str] = field(default_factory=list)  # names of the examples emitting it
+
+
+def load_examples(path: Path = EXAMPLES_FILE) -> list[Example]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out = []
+    for i, item in enumerate(doc.get("examples") or []):
+        lines = item.get("lines")
+        if not isinstance(lines, list) or not lines:
+            raise ValueError(f"{path}: example {i + 1} needs a non-empty 'lines' list")
+        out.append(
+            Example(
+                name=str(item.get("name") or f"example {i + 1}"),
+                source=str(item.get("source") or "/var/log/syslog"),
+                lines=tuple(str(x) for x in lines),
+                expect=dict(item.get("expect") or {}),
+                dataset=item.get("dataset"),
+            )
+        )
+    return out
+
+
+def run_example(example: Example) -> list[dict]:
+    """The events a worker makes of these lines (one Normaliser per example, flushed)."""
+    normaliser = Normaliser()
+    batch = LineBatch(
+        EXAMPLE_AGENCY,
+        EXAMPLE_AGENT,
+        EXAMPLE_HOST,
+        example.source,
+        [
+            LogLine(text=t, line_no=i + 1, offset=i * 200, seq=i + 1, read_at=READ_AT)
+            for i, t in enumerate(example.lines)
+        ],
+        dataset=example.dataset,
+    )
+    return normaliser.normalise_batch(batch) + normaliser.flush()
+
+
+def _type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, list):
+        return "list of " + (_type(value[0]) if value else "keyword")
+    return "keyword"
+
+
+def build_reference(examples: list[Example]) -> dict[str, dict[str, FieldInfo]]:
+    """dataset -> field -> FieldInfo, fields in first-seen order."""
+    ref: dict[str, dict[str, FieldInfo]] = {}
+    for ex in examples:
+        for ev in run_example(ex):
+            fields = ref.setdefault(str(ev.get("event.dataset")), {})
+            for name, value in ev.items():
+                info = fields.get(name)
+                if info is None:
+                    info = fields[name] = FieldInfo(name, value, _type(value))
+                if ex.name not in info.examples:
+                    info.examples.append(ex.name)
+    return ref
+
+
+@lru_cache(maxsize=1)
+def example_events() -> tuple[tuple[str, dict], ...]:
+    """(example name, event) for every shipped example (cached: the lint asks per rule)."""
+    return tuple((ex.name, ev) for ex in load_examples() for ev in run_example(ex))
+
+
+@lru_cache(maxsize=1)
+def reference() -> dict[str, dict[str, FieldInfo]]:
+    return build_reference(load_examples())
+
+
+def base_name(field_name: str) -> str:
+    """'process.args[0]' -> 'process.args' (list indexing in mapped field names)."""
+    return field_name.split("[", 1)[0]
