@@ -6,13 +6,13 @@ the other rules still load. Files named `*.tests.yml` are rule tests (see testin
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import uuid
 from pathlib import Path
 
 import yaml
 
+from detectors.sigma import yamlsafe
 from detectors.sigma.compile import CompileError, compile_detection
 from detectors.sigma.mapping import FieldMappings, load_mappings
 from detectors.sigma.model import (
@@ -60,12 +60,17 @@ def parse_timespan(text) -> float:
 
 
 def line_of(text: str, doc_index: int, path: tuple) -> int:
-    """1-based line of the YAML node at `path` in document `doc_index` (best effort)."""
+    """1-based line of the YAML node at `path` in document `doc_index` (best effort).
+
+    Composes the file again, so call it only to report a problem, never for every rule."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        node = nodes[doc_index]
-    except (yaml.YAMLError, IndexError):
+        node = yamlsafe.compose_documents(text)[doc_index]
+    except (yamlsafe.RuleYAMLError, IndexError):
         return 0
+    return _node_line(node, path)
+
+
+def _node_line(node, path: tuple) -> int:
     line = node.start_mark.line + 1 if node is not None else 0
     for step in path:
         if isinstance(node, yaml.MappingNode):
@@ -177,13 +182,12 @@ def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
     )
 
 
-def _load_document(doc, text, index, path, mappings, placeholders, result, filters) -> None:
+def _load_document(doc, text, index, line, path, mappings, placeholders, result, filters) -> None:
     label = doc.get("title", "") if isinstance(doc, dict) else ""
     pending: list = []
     try:
         if not isinstance(doc, dict):
             raise CompileError("a rule document must be a YAML map", ())
-        line = line_of(text, index, ())
         meta = _meta(doc, path, line, pending, label)
         if "correlation" in doc:
             rule = _correlation(doc, meta)
@@ -210,10 +214,12 @@ def _load_document(doc, text, index, path, mappings, placeholders, result, filte
     except RecursionError:
         result.errors.append(LoadIssue(path, 0, label, "rule nests too deeply"))
         return
-    for sev, p, msg in pending:
-        (result.warnings if sev == "warning" else result.errors).append(
-            LoadIssue(path, line_of(text, index, p), label, msg, sev)
-        )
+    if pending:
+        composed = _Composed(text, index)
+        for sev, p, msg in pending:
+            (result.warnings if sev == "warning" else result.errors).append(
+                LoadIssue(path, composed.line(p), label, msg, sev)
+            )
     if rule is not None:
         result.rules.append(rule)
 
@@ -234,36 +240,41 @@ def load_rules(
             if f.stat().st_size > MAX_RULE_FILE_BYTES:
                 raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
             text = f.read_text(encoding="utf-8")
-            docs = [d for d in yaml.safe_load_all(text)]
+            docs, lines = yamlsafe.load_documents(text)
         except (OSError, UnicodeDecodeError) as exc:
             result.documents += 1
             result.errors.append(LoadIssue(str(f), 0, "", f"cannot read: {exc}"))
             continue
-        except yaml.YAMLError as exc:
+        except yamlsafe.RuleYAMLError as exc:
             result.documents += 1
-            mark = getattr(exc, "problem_mark", None)
-            result.errors.append(
-                LoadIssue(str(f), mark.line + 1 if mark else 0, "", f"invalid YAML: {getattr(exc, 'problem', exc)}")
-            )
+            result.errors.append(LoadIssue(str(f), exc.line, "", exc.message))
             continue
         for i, doc in enumerate(docs):
             if doc is None:
                 continue
             result.documents += 1
-            _load_document(_stringify_dates(doc), text, i, str(f), mappings, placeholders, result, filters)
+            line = lines[i] if i < len(lines) else 0
+            _load_document(doc, text, i, line, str(f), mappings, placeholders, result, filters)
     _link(result, filters)
     result.filters = filters
     return result
 
 
-def _stringify_dates(v):
-    if isinstance(v, dict):
-        return {k: _stringify_dates(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_stringify_dates(x) for x in v]
-    if isinstance(v, (_dt.date, _dt.datetime)):
-        return v.isoformat()
-    return v
+class _Composed:
+    """Lines of one document's nodes, composed at most once, and only when a problem is reported."""
+
+    def __init__(self, text: str, index: int) -> None:
+        self.text, self.index = text, index
+        self.node = None
+        self.failed = False
+
+    def line(self, path: tuple) -> int:
+        if self.node is None and not self.failed:
+            try:
+                self.node = yamlsafe.compose_documents(self.text)[self.index]
+            except (yamlsafe.RuleYAMLError, IndexError):
+                self.failed = True
+        return 0 if self.node is None else _node_line(self.node, path)
 
 
 def _link(result: LoadResult, filters: list) -> None:

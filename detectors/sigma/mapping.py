@@ -21,7 +21,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from detectors.sigma.yamlsafe import RuleYAMLError, load_documents
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 DERIVATION_FIELDS = ("event.dataset", "event.module", "process.name", "event.category")
@@ -173,8 +173,8 @@ def _read_mappings(paths: list) -> FieldMappings:
     out = FieldMappings()
     for f in files:
         try:
-            docs = list(yaml.safe_load_all(f.read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError) as exc:
+            docs, _ = load_documents(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, RuleYAMLError) as exc:
             raise MappingError(f"{f}: {exc}") from None
         for doc in docs:
             if doc is not None:

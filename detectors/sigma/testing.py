@@ -37,12 +37,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from detectors.sigma.detection import iso, parse_ts
 from detectors.sigma.engine import Engine
 from detectors.sigma.loader import TEST_SUFFIXES, load_rules, parse_timespan, rule_files
 from detectors.sigma.model import CorrelationRule
+from detectors.sigma.yamlsafe import RuleYAMLError, load_one
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 
@@ -97,8 +96,8 @@ def _find(rules: list, ref) -> list:
 def run_test_file(path, mappings=None) -> list[CaseResult]:
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        spec = load_one(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, RuleYAMLError) as exc:
         return [CaseResult(str(path), "(file)", "file", False, False, f"unreadable: {exc}")]
     rule_paths = [rule_file_for(path)] + [path.parent / p for p in spec.get("rules") or []]
     loaded = load_rules(rule_paths, mappings=mappings)

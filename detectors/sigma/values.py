@@ -40,8 +40,17 @@ def re2_options(*, case_sensitive: bool = True, dot_nl: bool = False, one_line: 
     return options
 
 
+_WILDCARD_SPLIT = re.compile(r"([*?])")
+
+
 def parse_wildcards(text: str) -> tuple:
     """Sigma string -> tokens. `\\*` `\\?` `\\\\` escape; any other backslash is literal."""
+    if "\\" not in text:  # most values: no escapes, so split on the wildcards directly
+        if "*" not in text and "?" not in text:
+            return (text,) if text else ()
+        return tuple(
+            ANY if part == "*" else ONE if part == "?" else part for part in _WILDCARD_SPLIT.split(text) if part
+        )
     tokens: list = []
     buf: list[str] = []
     i, n = 0, len(text)
@@ -196,12 +205,12 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
     prefixes, suffixes, substrings = [], [], []
     for alt in alts:
         toks = _as_tokens(alt)
-        fold = (lambda x: x) if cased else str.lower
-        toks = tuple(fold(t) if isinstance(t, str) else t for t in toks)
-        if sum(len(t) for t in toks if isinstance(t, str)) > MAX_PATTERN_LENGTH:
+        if not cased:
+            toks = tuple(t.lower() if type(t) is str else t for t in toks)
+        lits = [t for t in toks if type(t) is str]
+        if sum(map(len, lits)) > MAX_PATTERN_LENGTH:
             raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
-        lits = [t for t in toks if isinstance(t, str)]
-        if not any(t is ANY or t is ONE for t in toks):
+        if len(lits) == len(toks):
             text = "".join(toks)
             test.exact.add(text)
             test.atoms.append(("eq", text.lower()))

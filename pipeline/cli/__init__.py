@@ -1,20 +1,51 @@
-"""The one `socpipe` command. Each area keeps its commands in its own module of this package."""
+"""The one `socpipe` command. Each area keeps its commands in its own module of this package.
+
+Subcommands are imported only when run (`socpipe rules lint` never imports the agent, Kafka or
+Elasticsearch clients): start-up is part of what users wait for. COMMAND_MODULES names the module
+of every command; tests/unit/test_cli_lazy.py checks it against each module's COMMANDS.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from pipeline import __version__
-from pipeline.cli import agent, coverage, demo, detect, models, parse, rules, stack, triage
+
+COMMAND_MODULES = {
+    "stack": "stack",
+    "demo": "demo",
+    "agent": "agent",
+    "detect": "detect",
+    "parse": "parse",
+    "rules": "rules",
+    "scan": "rules",
+    "coverage": "coverage",
+    "agency": "coverage",
+    "enrol": "coverage",
+    "es": "triage",
+    "alerts": "triage",
+    "triage": "triage",
+    "kibana": "triage",
+    "model": "models",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        commands = importlib.import_module(f"pipeline.cli.{module}").COMMANDS
+        return next((c for c in commands if c.name == cmd_name), None)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="socpipe")
 def main() -> None:
     """socpipe: agency logs -> Kafka -> Sigma rules and anomaly models -> alerts in Elasticsearch,
     with SOC coverage of the province's agencies in Prometheus."""
-
-
-for module in (stack, demo, agent, detect, parse, rules, coverage, triage, models):
-    for command in module.COMMANDS:
-        main.add_command(command)

@@ -207,3 +207,39 @@ def test_star_glob_agrees_with_regex(pattern, text):
         return
     want = re.fullmatch(glob_regex(toks), text, re.S) is not None
     assert bool(_compile_glob(toks).fullmatch(text)) == want
+
+
+def _wildcards_reference(text: str) -> tuple:
+    """The character-by-character reading of the spec, against which the fast split is checked."""
+    from detectors.sigma.values import ANY, ONE
+
+    tokens, buf, i = [], "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "*?\\":
+            buf += text[i + 1]
+            i += 2
+            continue
+        if ch in "*?":
+            if buf:
+                tokens.append(buf)
+                buf = ""
+            tokens.append(ANY if ch == "*" else ONE)
+        else:
+            buf += ch
+        i += 1
+    return tuple(tokens + ([buf] if buf else []))
+
+
+def test_parse_wildcards_fast_path_equals_reference():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from detectors.sigma.values import parse_wildcards
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(alphabet="ab*?\\", max_size=12))
+    def check(text):
+        assert parse_wildcards(text) == _wildcards_reference(text)
+
+    check()

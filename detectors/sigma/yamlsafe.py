@@ -1,0 +1,231 @@
+"""Read rule YAML fast and safely: libyaml (C) with bounds on nesting and alias expansion.
+
+Rule files come from authors we do not fully control. Two shapes of hostile YAML are refused before
+any Python object is built, with the line where the limit was crossed:
+
+- alias bombs ("billion laughs"): anchors referring to anchors, a few hundred bytes that expand to
+  billions of nodes once anything walks the tree. The expanded size of every document is counted on
+  the event stream (an alias counts as the whole subtree it names) and capped at MAX_NODES;
+- deep nesting: collections nested deeper than MAX_DEPTH (no Sigma rule needs more than ~8).
+
+Timestamps stay the strings they were written as (`date: 2023-01-01`), so no second pass converts them.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak at a few hundred
+
+_CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RuleYAMLError(ValueError):
+    """A file that is not YAML, or YAML beyond the bounds above. `line` is 1-based (0: unknown)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class _Loader(_CLoader):  # type: ignore[misc, valid-type]
+    pass
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+
+_SCALAR = yaml.ScalarEvent
+_ALIAS = yaml.AliasEvent
+_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_DOC_START = yaml.DocumentStartEvent
+_STREAM_END = yaml.StreamEndEvent
+
+
+class _Unusual(Exception):
+    """A construct the one-pass builder leaves to PyYAML's constructor (explicit tags, merge keys...)."""
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_resolver = yaml.resolver.Resolver()
+_constructor = yaml.constructor.SafeConstructor()
+_FIRST_CHARS = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
+
+
+def _scalar(ev):
+    value = ev.value
+    if ev.implicit[0]:  # plain scalar: its type comes from how it looks
+        if value and value[0] not in _FIRST_CHARS:
+            return value
+        tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))
+        if tag == _STR_TAG or tag == "tag:yaml.org,2002:timestamp":
+            return value
+        if tag in _PLAIN_TAGS:
+            return _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
+        raise _Unusual
+    if ev.tag is None or ev.tag == "!":  # quoted
+        return value
+    raise _Unusual
+
+
+def _build(text: str, lines: list[int]) -> list:
+    """Documents built straight from libyaml's events, bounds checked on the way (one parse)."""
+    docs: list = []
+    anchors: dict[str, tuple[object, int]] = {}  # anchor -> (object, expanded size)
+    # open collections: [container, is_mapping, pending key, expanded count when opened, anchor]
+    stack: list[list] = []
+    expanded = 0
+    want_line = False
+    parser = _CLoader(text)
+    next_event = parser.get_event
+    while True:
+        ev = next_event()
+        kind = type(ev)
+        if kind is _STREAM_END or ev is None:
+            break
+        if kind is _SCALAR or kind is _ALIAS or kind in _START:
+            if want_line:
+                lines[-1] = ev.start_mark.line + 1
+                want_line = False
+            if kind is _SCALAR:
+                expanded += 1
+                obj = _scalar(ev)
+                if ev.anchor is not None:
+                    anchors[ev.anchor] = (obj, 1)
+            elif kind is _ALIAS:
+                hit = anchors.get(ev.anchor)
+                if hit is None:
+                    raise RuleYAMLError(f"undefined alias {ev.anchor!r}", ev.start_mark.line + 1)
+                obj, size = hit
+                expanded += size
+            else:
+                if ev.tag is not None and not ev.implicit:
+                    raise _Unusual
+                expanded += 1
+                mapping = kind is yaml.MappingStartEvent
+                stack.append([{} if mapping else [], mapping, _NO_KEY, expanded - 1, ev.anchor])
+                if len(stack) > MAX_DEPTH:
+                    raise RuleYAMLError(f"nested deeper than {MAX_DEPTH} levels", ev.start_mark.line + 1)
+                if expanded > MAX_NODES:
+                    raise _too_many(ev)
+                continue
+            if expanded > MAX_NODES:
+                raise _too_many(ev)
+        elif kind in _END:
+            obj, _, _, opened, anchor = stack.pop()
+            if anchor is not None:
+                anchors[anchor] = (obj, expanded - opened)
+        elif kind is _DOC_START:
+            anchors.clear()  # anchors are scoped to their document
+            lines.append(0)
+            docs.append(None)
+            want_line = True
+            continue
+        else:
+            continue
+        if not stack:
+            docs[-1] = obj
+            continue
+        top = stack[-1]
+        if not top[1]:
+            top[0].append(obj)
+        elif top[2] is _NO_KEY:
+            if type(obj) in (dict, list) or obj == "<<":
+                raise _Unusual  # complex or merge key
+            top[2] = obj
+        else:
+            top[0][top[2]] = obj
+            top[2] = _NO_KEY
+    return docs
+
+
+_NO_KEY = object()
+
+
+def _too_many(ev) -> RuleYAMLError:
+    return RuleYAMLError(f"expands to more than {MAX_NODES} nodes (aliases of aliases?)", ev.start_mark.line + 1)
+
+
+def check_bounds(text: str) -> list[int]:
+    """Walk the parser's events once; raise RuleYAMLError past the bounds. Returns the 1-based line of
+    each document's root node (0 for an empty document), in document order."""
+    lines: list[int] = []
+    anchors: dict[str, int] = {}
+    starts: list[tuple[int, str | None]] = []  # (expanded count when the collection opened, its anchor)
+    expanded = 0
+    want_line = False
+    try:
+        for ev in yaml.parse(text, Loader=_CLoader):
+            kind = type(ev)
+            if kind is _SCALAR or kind is _ALIAS or kind in _START:
+                if want_line:
+                    lines[-1] = ev.start_mark.line + 1
+                    want_line = False
+                if kind is _SCALAR:
+                    expanded += 1
+                    if ev.anchor is not None:
+                        anchors[ev.anchor] = 1
+                elif kind is _ALIAS:
+                    expanded += anchors.get(ev.anchor, 1)
+                else:
+                    expanded += 1
+                    starts.append((expanded - 1, ev.anchor))
+                    if len(starts) > MAX_DEPTH:
+                        raise RuleYAMLError(f"nested deeper than {MAX_DEPTH} levels", ev.start_mark.line + 1)
+                if expanded > MAX_NODES:
+                    raise _too_many(ev)
+            elif kind in _END:
+                opened, anchor = starts.pop()
+                if anchor is not None:
+                    anchors[anchor] = expanded - opened
+            elif kind is _DOC_START:
+                anchors.clear()
+                lines.append(0)
+                want_line = True
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
+    return lines
+
+
+def load_documents(text: str) -> tuple[list, list[int]]:
+    """Every document of `text` (None for an empty one) and the line of each, within the bounds."""
+    lines: list[int] = []
+    try:
+        return _build(text, lines), lines
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
+    except _Unusual:
+        pass
+    lines = check_bounds(text)  # a rare construct: bounds first, then PyYAML's own constructor
+    try:
+        docs = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
+    return docs, lines
+
+
+def load_one(text: str):
+    """A single-document YAML file (rule tests), within the same bounds (None when empty)."""
+    docs, _ = load_documents(text)
+    if len(docs) > 1:
+        raise RuleYAMLError("expected one YAML document, found several", 0)
+    return docs[0] if docs else None
+
+
+def compose_documents(text: str) -> list:
+    """Node trees (with line marks) of every document; only for reporting a problem's line."""
+    check_bounds(text)
+    return list(yaml.compose_all(text, Loader=_CLoader))
+
+
+def _yaml_error(exc: yaml.YAMLError) -> RuleYAMLError:
+    mark = getattr(exc, "problem_mark", None)
+    return RuleYAMLError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", mark.line + 1 if mark else 0)
