@@ -6,18 +6,30 @@ Public API: `Agent(config, identity).run(stop_event)`, `AgentConfig` (load with
 (tests/unit/test_agent_boundary.py). See collectors/README.md.
 """
 
-from collectors.agent import Agent
-from collectors.config import AgentConfig, load_agent_config
-from collectors.identity import Identity, KafkaCredentials, load_identity, save_identity
-from collectors.version import __version__
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    "Agent",
-    "AgentConfig",
-    "Identity",
-    "KafkaCredentials",
-    "load_agent_config",
-    "load_identity",
-    "save_identity",
-]
+import importlib
+
+# Names resolve on first use (PEP 562): the SOC side imports `collectors.wire` on every start, and
+# should not pay for the agent, its config loader and Kafka client when it does.
+_EXPORTS = {
+    "__version__": "collectors.version",
+    "Agent": "collectors.agent",
+    "AgentConfig": "collectors.config",
+    "load_agent_config": "collectors.config",
+    "Identity": "collectors.identity",
+    "KafkaCredentials": "collectors.identity",
+    "load_identity": "collectors.identity",
+    "save_identity": "collectors.identity",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'collectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

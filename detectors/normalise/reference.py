@@ -41,7 +41,7 @@ class FieldInfo:
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> list[Example]:
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}  # libyaml: read on every lint
     out = []
     for i, item in enumerate(doc.get("examples") or []):
         lines = item.get("lines")

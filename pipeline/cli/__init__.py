@@ -19,6 +19,7 @@ COMMAND_MODULES = {
     "agent": "agent",
     "detect": "detect",
     "parse": "parse",
+    "fields": "parse",
     "rules": "rules",
     "scan": "rules",
     "coverage": "coverage",
