@@ -275,6 +275,21 @@ def _from_finding(f: Any) -> dict[str, Any]:
         "top_features": features,
         "event_count": int(getattr(f, "event_count", 0) or 0),
     }
+    reasons = [  # per-request models: which parameter, which property, seen vs expected
+        {
+            "parameter": str(r.get("parameter", "")),
+            "property": str(r.get("property", "")),
+            "points": float(r.get("points", 0.0)),
+            "observed": str(r.get("observed", ""))[:256],
+            "expected": str(r.get("expected", ""))[:256],
+        }
+        for r in getattr(f, "reasons", None) or []
+        if isinstance(r, Mapping)
+    ]
+    if reasons:
+        doc["socpipe"]["anomaly"]["reasons"] = reasons
+        top = reasons[0]
+        doc["rule"]["description"] += f"; top reason: {top['property']} of parameter {top['parameter']}"
     dedup = "|".join(["anomaly", str(f.model), *[f"{k}={v}" for k, v in sorted(entity.items())]])
     doc["socpipe"]["detection"] = {
         "kind": "anomaly",

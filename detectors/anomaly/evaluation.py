@@ -114,6 +114,7 @@ def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None
     for f in scorer.flush():
         window_scores[(tuple(f.entity.values()), f.window_start)] = f.score
     line_scores, line_labels = [], []
+    by_input: dict[str, list[int]] = {}  # label -> [records, labelled attack, flagged]
     win_label: dict[tuple, int] = {}
     for ts, i in timed:
         if ts is None:
@@ -129,6 +130,10 @@ def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None
         if score is not None:
             line_scores.append(score)
             line_labels.append(int(labels[i]))
+            row = by_input.setdefault(records[i].input.label, [0, 0, 0])
+            row[0] += 1
+            row[1] += int(labels[i])
+            row[2] += int(score >= model.threshold)
     keys = [k for k in win_label if window_scores.get(k) is not None]
     w_labels = np.array([win_label[k] for k in keys])
     w_scores = np.array([window_scores[k] for k in keys])
@@ -146,4 +151,13 @@ def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None
     if not model.profile.per_request:
         out["per_window"] = metrics(w_labels, w_scores, model.threshold).as_dict()
     out["per_record"] = metrics(np.array(line_labels), np.array(line_scores), model.threshold).as_dict()
+    out["per_input"] = {  # recall of each attack input, false-positive rate of each normal one
+        label: {
+            "records": n,
+            "attacks": pos,
+            "flagged": flagged,
+            ("recall" if pos else "fp_rate"): round(flagged / n, 4) if n else 0.0,
+        }
+        for label, (n, pos, flagged) in by_input.items()
+    }
     return out

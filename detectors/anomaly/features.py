@@ -227,24 +227,32 @@ WEB_SOURCE_FEATURES = [
 
 # --------------------------------------------------------------------------- web, per request
 class WebRequestWindow:
-    """A 'window' of exactly one request: request-level features for payload anomalies."""
+    """A 'window' of exactly one request. The event is kept; the feature vector (for the forest and
+    baseline kinds) is computed only when asked, so the `request_profile` kind never pays for it."""
 
-    __slots__ = ("vector", "segments", "params")
+    __slots__ = ("event",)
 
     def __init__(self) -> None:
-        self.vector: list[float] = [0.0] * (len(WEB_REQUEST_FEATURES) - 2)
-        self.segments: list[str] = []
-        self.params: list[str] = []
+        self.event: dict[str, Any] = {}
 
     def add(self, event: dict[str, Any]) -> None:
-        path, query = _split_url(event)
+        self.event = event
+
+    def summary(self) -> tuple[float, float]:
+        return 1.0, 0.0
+
+    def features(self, context: dict[str, Any], history: History) -> list[float]:
+        path, query = _split_url(self.event)
         path, query = path[:2048], query[:2048]
         url = path + ("?" + query if query else "")
         params = [p for p in query.split("&") if p] if query else []
-        self.segments = request_segments(path)
-        self.params = [p.partition("=")[0][:64] for p in params[:64]]
+        segments = request_segments(path)
+        names = [p.partition("=")[0][:64] for p in params[:64]]
         n = max(len(url), 1)
-        self.vector = [
+        segs, known = context.get("known_segments"), context.get("known_params")
+        unknown_segs = sum(s not in segs for s in segments) / len(segments) if segs and segments else 0.0
+        unknown_params = sum(p not in known for p in names) / len(names) if known and names else 0.0
+        return [
             float(len(path)),
             float(path_depth(path)),
             char_entropy(path),
@@ -256,17 +264,10 @@ class WebRequestWindow:
             float(url.count("%")),
             float(".." in url),
             float(path_extension(path) in STATIC_EXTENSIONS),
-            float(event.get("http.request.method") not in ("GET", "POST")),
+            float(self.event.get("http.request.method") not in ("GET", "POST")),
+            unknown_segs,
+            unknown_params,
         ]
-
-    def summary(self) -> tuple[float, float]:
-        return 1.0, 0.0
-
-    def features(self, context: dict[str, Any], history: History) -> list[float]:
-        segs, names = context.get("known_segments"), context.get("known_params")
-        unknown_segs = sum(s not in segs for s in self.segments) / len(self.segments) if segs and self.segments else 0.0
-        unknown_params = sum(p not in names for p in self.params) / len(self.params) if names and self.params else 0.0
-        return [*self.vector, unknown_segs, unknown_params]
 
 
 WEB_REQUEST_FEATURES = [

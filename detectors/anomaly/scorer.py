@@ -49,6 +49,8 @@ class AnomalyFinding:
     top_features: list[tuple[str, float, float, float]]  # (name, value, baseline, deviation in robust z)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     event_count: int = 0
+    # request_profile models: why, per parameter and property (parameter, property, points, observed, expected)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -163,6 +165,9 @@ class AnomalyScorer:
         for m in g.models:
             if m.name in self.disabled:
                 continue
+            if m.requests is not None:
+                out.extend(self._score_requests(m, closed))
+                continue
             try:
                 model_X, raw_X = m.vectors(closed)
                 scores = m.score(model_X, entities)
@@ -172,6 +177,45 @@ class AnomalyScorer:
                 continue
             for i in np.flatnonzero(scores >= m.threshold) if not self.report_all else range(len(closed)):
                 out.append(self._finding(m, closed[i], float(scores[i]), model_X[i], raw_X[i]))
+        return out
+
+    def _score_requests(self, m: AnomalyModel, closed: list[ClosedWindow]) -> list[AnomalyFinding]:
+        out: list[AnomalyFinding] = []
+        for w in closed:
+            try:
+                score, reasons = m.score_request(w.accumulator.event)
+            except Exception as exc:  # never let one model stop the stream
+                self.disabled[m.name] = f"{type(exc).__name__}: {exc}"
+                log.error("anomaly_model_disabled name=%s version=%s error=%r", m.name, m.version, exc)
+                return out
+            if score < m.threshold and not self.report_all:
+                continue
+            entity = dict(zip(m.profile.entity_fields, w.entity))
+            start = iso_utc(w.start)
+            extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            out.append(
+                AnomalyFinding(
+                    finding_id=finding_id(m, entity, start, extra),
+                    model=m.name,
+                    model_version=m.version,
+                    profile=m.profile.name,
+                    entity=entity,
+                    window_start=start,
+                    window_end=iso_utc(w.end),
+                    score=round(score, 6),
+                    threshold=round(m.threshold, 6),
+                    anomalous=score >= m.threshold,
+                    shadow=m.shadow,
+                    severity="high" if score > m.high_threshold else "medium",
+                    top_features=[
+                        (f"{r.parameter}.{r.property}", round(float(r.value), 4), round(float(r.baseline), 4), r.points)
+                        for r in reasons
+                    ],
+                    evidence=list(w.evidence),
+                    event_count=w.events,
+                    reasons=[r.as_dict() for r in reasons],
+                )
+            )
         return out
 
     @staticmethod

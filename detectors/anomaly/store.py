@@ -26,6 +26,7 @@ import numpy as np
 from detectors.anomaly.features import PROFILES, load_context
 from detectors.anomaly.forest import ForestArrays
 from detectors.anomaly.model import KINDS, AnomalyModel, Baseline
+from detectors.anomaly.request_profile import RequestProfile
 
 FORMAT = "socpipe-anomaly-model/1"
 HASHED_FILES = ("metadata.json", "arrays.npz")
@@ -95,6 +96,7 @@ def save_model_dir(
         "entities": [list(e) for e in entities],
         "context": context,
         "inputs": inputs or [],
+        **({"request_profile": model.requests.to_json()} if model.requests is not None else {}),
         "libraries": _library_versions(),
         **model.metadata,
     }
@@ -213,6 +215,11 @@ def _build(meta: dict[str, Any], npz: bytes) -> AnomalyModel:
     window = int(meta["window_seconds"])
     if window <= 0:
         raise ModelLoadError("window_seconds must be positive")
+    requests = None
+    if meta["kind"] == "request_profile":
+        if not profile.per_request or "request_profile" not in meta:
+            raise ModelLoadError("request_profile model without per-request profile data")
+        requests = RequestProfile.from_json(meta["request_profile"])
     thresholds = meta["thresholds"]
     keep = ("created_at", "training", "score_quantiles", "inputs", "libraries")
     return AnomalyModel(
@@ -229,4 +236,5 @@ def _build(meta: dict[str, Any], npz: bytes) -> AnomalyModel:
         context=load_context(meta.get("context") or {}),
         agency=meta.get("agency"),
         metadata={k: meta[k] for k in keep if k in meta},
+        requests=requests,
     )

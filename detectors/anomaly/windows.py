@@ -24,6 +24,7 @@ EVIDENCE_FIELDS = (
     "event.outcome",
     "http.request.method",
     "url.original",
+    "http.request.body.content",
     "http.response.status_code",
     "http.response.body.bytes",
     "user_agent.original",

@@ -20,10 +20,11 @@ log = logging.getLogger("socpipe.anomaly")
 DATASET_ALIASES = {"web": "web.source", "host": "host.activity", "auth": "auth.user"}
 FORMATS = ("auto", "log", "jsonl", "csic")
 # Measured (see detectors/anomaly/README.md): the forest wins on source windows (PR-AUC 0.97 vs
-# 0.75); the baseline wins per request, where novelty shows in features constant in training.
+# 0.75); per-parameter request profiles win per request (CSIC 2010 test split: F1 0.38 -> see README).
+KINDS = ("isolation_forest", "robust_baseline", "request_profile")
 DEFAULT_KIND = {
     "web.source": "isolation_forest",
-    "web.request": "robust_baseline",
+    "web.request": "request_profile",
     "host.activity": "robust_baseline",
     "auth.user": "robust_baseline",
 }
@@ -109,9 +110,9 @@ def model() -> None:
 @click.option("--window", default=60, show_default=True, help="Window length in seconds.")
 @click.option(
     "--kind",
-    type=click.Choice(["isolation_forest", "robust_baseline"]),
+    type=click.Choice(KINDS),
     default=None,
-    help="Default: isolation_forest for web.source, robust_baseline otherwise (measured).",
+    help="Default: isolation_forest for web.source, request_profile for web.request, robust_baseline otherwise.",
 )
 @click.option("--fp-rate", default=0.01, show_default=True, help="Target false-positive rate of the threshold.")
 @click.option("--agency", default=None, help="Train and score only this organization.id.")
@@ -172,7 +173,7 @@ def train_cmd(
                 "digest": digest,
                 "kind": m.kind,
                 "profile": profile,
-                "window_seconds": window,
+                "window_seconds": m.window_seconds,
                 "stage": "live" if live else "shadow",
                 "events": t["events"],
                 "windows": t["windows"],
@@ -209,7 +210,93 @@ def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> 
     labels = [label_of(r, rules) for r in records]
     report = evaluate(scorer.models[0], records, labels)
     report["records_unlabelled"] = sum(1 for x in labels if x is None)
+    report["splits"] = splits_report(scorer.models[0], inputs)
     click.echo(json.dumps(report, indent=1))
+
+
+def splits_report(m, inputs: tuple[str, ...]) -> dict[str, Any]:
+    """Where every number comes from: the model's own training/threshold split, each evaluated input,
+    and whether an evaluated range overlaps a training range of the same file (then it is not a test)."""
+    from detectors.anomaly.sources import InputSpec, file_sha256
+
+    trained = [t for t in m.metadata.get("inputs", []) if isinstance(t, dict) and "input" in t]
+    spans = []
+    for t in trained:
+        p = InputSpec.parse(str(t["input"]))
+        spans.append((t.get("sha256"), p.start, p.end))
+
+    def overlaps(p: InputSpec) -> bool:
+        sha = file_sha256(p.path)
+        return any(
+            sha == s and p.start < (e if e is not None else float("inf")) and (p.end is None or s0 < p.end)
+            for s, s0, e in spans
+        )
+
+    evaluated = []
+    for spec in inputs:
+        p = InputSpec.parse(spec)
+        row: dict[str, Any] = {"input": p.label, "sha256": file_sha256(p.path), "overlaps_training": overlaps(p)}
+        made = p.path.parent / "SPLIT.json"  # written by `socpipe model attacks`
+        if made.is_file():
+            try:
+                info = json.loads(made.read_text())
+                carriers = InputSpec.parse(str(info["carriers"]))
+                row["attack_split"] = {k: info.get(k) for k in ("split", "corpus", "carriers", "seed")}
+                row["overlaps_training"] = row["overlaps_training"] or overlaps(carriers)
+            except (OSError, ValueError, KeyError, TypeError):
+                row["attack_split"] = "unreadable SPLIT.json"
+        evaluated.append(row)
+    training = m.metadata.get("training", {})
+    return {
+        "training_inputs": [t.get("input") for t in trained],
+        "threshold_split": training.get("split")
+        or f"{training.get('calibration_windows')} held-out training windows (seed {training.get('seed')})",
+        "evaluated_inputs": evaluated,
+        "test_is_unseen": not any(e["overlaps_training"] for e in evaluated),
+    }
+
+
+@model.command("attacks")
+@click.option(
+    "--carriers",
+    required=True,
+    metavar="FILE[@START:END]",
+    help="Normal requests (CSIC raw HTTP) the payloads are placed into: a range no model trained on.",
+)
+@click.option("--split", type=click.Choice(["validation", "test"]), required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for <family>.txt files.")
+@click.option("--per-payload", default=2, show_default=True, help="Attack requests per payload.")
+@click.option("--seed", default=11, show_default=True)
+def attacks_cmd(carriers, split, out, per_payload, seed) -> None:
+    """Labelled attack requests from a published payload corpus (see detectors/anomaly/attacks.py)."""
+    from detectors.anomaly.attacks import corpus_dir, corpus_version, load_payloads, make_attacks
+
+    records = _read_inputs((carriers,), "csic", None, "UTC")
+    try:
+        payloads = load_payloads(corpus_dir())
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        made = make_attacks([r.event for r in records], payloads, split, per_payload=per_payload, seed=seed)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for family, raws in sorted(made.items()):
+        (d / f"{family}.txt").write_text("".join(raws), encoding="utf-8")
+        counts[family] = len(raws)
+    (d / "labels.csv").write_text("# every request in these files is an attack\n*.txt,1\n")
+    summary = {
+        "split": split,
+        "carriers": carriers,
+        "corpus": corpus_version(),
+        "payloads": sum(1 for p in payloads if p.split == split),
+        "requests": counts,
+        "seed": seed,
+    }
+    (d / "SPLIT.json").write_text(json.dumps(summary, indent=1) + "\n")
+    click.echo(json.dumps(summary))
 
 
 @model.command("score")
