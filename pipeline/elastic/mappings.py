@@ -88,6 +88,7 @@ ALERT_PROPERTIES: dict[str, Any] = {
             entity=FLAT,
             event_count=LONG,
             top_features=obj(name=KW, value=FLOAT, baseline=FLOAT, deviation=FLOAT),
+            reasons=obj(parameter=KW, property=KW, points=FLOAT, observed=KW, expected=KW),
         ),
         workflow=obj(
             status=KW,

@@ -1,6 +1,8 @@
 """Anomaly models in the stream: a model trained on benign AIT harrison web logs, loaded by a real
 worker, flags the CAM-LDS nikto and ffuf steps fed through real Kafka; the alert reaches Elasticsearch
 naming its top features. A second, missing model directory is reported and the rules keep working.
+A per-request model trained on CSIC 2010 normal requests flags attack requests sent as access-log
+lines through Kafka; each alert names the parameter and the property that made it anomalous.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tests.integration.conftest import wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+CSIC = DATASETS / "csic2010_http_training" / "normalTrafficTraining.txt.gz"
 HARRISON = DATASETS / "ait_ldsv2_harrison_apache_normal" / "logs" / "intranet.mannsmith.harrison.com-access.log.5"
 STEPS = DATASETS / "ait_camlds_attack_manifestations" / "sequences"
 ATTACKER = "192.42.1.174"  # the attacker host of CAM-LDS scenario 1 (labels.json: LHOST)
@@ -107,3 +110,74 @@ def test_nikto_and_ffuf_steps_raise_anomaly_alerts_naming_features(kafka_bootstr
     # the missing model is a clear error, and the rules kept working
     assert "anomaly_model_unusable" in det.log_tail(200_000) and "no-such-model" in det.log_tail(200_000)
     assert any(a["rule"]["id"] == SCANNER_RULE for a in alerts_of(es, prefix, "sigma"))
+
+
+def access_batches(lines: list[tuple[str, str]], agent: str) -> list[LineBatch]:
+    """(client address, request target) -> one Apache combined line each, one second apart."""
+    texts = [
+        f'{ip} - - [06/Dec/2026:01:{i // 60:02d}:{i % 60:02d} +0000] "GET {target} HTTP/1.1" 200 2310 "-" '
+        '"Mozilla/5.0 (compatible; Konqueror/3.5; Linux) KHTML/3.5.8 (like Gecko)"'
+        for i, (ip, target) in enumerate(lines)
+    ]
+    log_lines = [LogLine(t, offset=n * 300, line_no=n + 1, seq=n + 1, read_at=time.time()) for n, t in enumerate(texts)]
+    return [LineBatch("city-shop", agent, "shop", "/var/log/apache2/access.log", log_lines, dataset="apache.access")]
+
+
+@pytest.mark.skipif(not CSIC.is_file(), reason=f"CSIC 2010 not found at {CSIC}")
+def test_attack_requests_raise_alerts_naming_parameter_and_property(kafka_bootstrap, es_url, unique, procs, tmp_path):
+    events = [r.event for r in read_records(InputSpec(CSIC, 0, 8000))]
+    model = train("web.request", events[:6000], kind="request_profile", name="shop-requests")
+    model_dir = tmp_path / "shop-requests"
+    save_model_dir(model, model_dir)
+    set_stage(model_dir, "live", note="integration test")
+
+    # normal GET requests the model never saw, chosen so that offline scoring keeps them quiet: the
+    # stream must agree with it (no alert for these clients)
+    normal = [
+        e["url.original"] for e in events[6000:] if e.get("url.query") and model.score_request(e)[0] < model.threshold
+    ][:30]
+    attacks = {
+        "198.51.100.7": (
+            "/tienda1/publico/anadir.jsp?id=3&nombre=Vino+Rioja&precio=100"
+            "&cantidad=55%27+OR+%271%27%3D%271&B1=A%F1adir+al+carrito",
+            "cantidad",
+            "numeric_type",
+        ),
+        "198.51.100.8": (
+            "/tienda1/publico/autenticar.jsp?modo=entrar&login=choong&pwd=%2e%2e%2f%2e%2e%2fetc%2fpasswd"
+            "&remember=on&B1=Entrar",
+            "pwd",
+            "charset",
+        ),
+        "198.51.100.9": ("/tienda1/publico/caracteristicas.jsp?id=2&debug=true", "debug", "unseen_parameter"),
+    }
+    lines = [(f"10.1.0.{i % 8 + 1}", target) for i, target in enumerate(normal)]
+    for n, (ip, (target, _, _)) in enumerate(attacks.items()):
+        lines.insert(5 + n * 7, (ip, target))
+
+    env = detector_env(kafka_bootstrap, es_url, unique)
+    env |= {"SOCPIPE_MODELS": json.dumps([str(model_dir)]), "SOCPIPE_MAX_BATCH_RECORDS": "50"}
+    prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
+    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], access_batches(lines, "agent-shop"))
+    det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
+    es = Elasticsearch(es_url)
+
+    def all_attacks_alerted():
+        found = {a["socpipe"]["anomaly"]["entity"].get("source.ip"): a for a in alerts_of(es, prefix, "anomaly")}
+        return found if set(attacks) <= set(found) else None
+
+    found = wait_for(lambda: det.check_alive() and all_attacks_alerted(), 60, what="anomaly alerts for 3 attacks")
+    for ip, (target, parameter, prop) in attacks.items():
+        alert = found[ip]
+        assert alert["rule"]["id"] == "anomaly:shop-requests" and alert["source"]["ip"] == ip
+        a = alert["socpipe"]["anomaly"]
+        assert a["profile"] == "web.request" and a["score"] >= a["threshold"]
+        assert {"parameter": parameter, "property": prop} in [
+            {"parameter": r["parameter"], "property": r["property"]} for r in a["reasons"]
+        ], a["reasons"]
+        assert f"{parameter}.{prop}" in [f["name"] for f in a["top_features"]]
+        assert "top reason:" in alert["rule"]["description"]
+        assert target in json.dumps(alert)  # the request itself is in the alert's evidence
+    time.sleep(2)  # the normal lines were in the same batch; give any stray alert time to land
+    quiet = [a for a in alerts_of(es, prefix, "anomaly") if a["source"]["ip"].startswith("10.1.0.")]
+    assert quiet == [], [q["socpipe"]["anomaly"]["reasons"] for q in quiet]

@@ -195,7 +195,20 @@ def _leaves(doc, prefix=""):
 
 
 @pytest.mark.parametrize(
-    "doc", [build_alert(_detection(), now=NOW), build_alert(_finding(), now=NOW)], ids=["sigma", "anomaly"]
+    "doc",
+    [
+        build_alert(_detection(), now=NOW),
+        build_alert(_finding(), now=NOW),
+        build_alert(
+            _finding(
+                reasons=[
+                    {"parameter": "id", "property": "charset", "points": 5.0, "observed": "'", "expected": "digits"}
+                ]
+            ),
+            now=NOW,
+        ),
+    ],
+    ids=["sigma", "anomaly", "anomaly-request"],
 )
 def test_every_emitted_field_is_mapped(doc):
     mapped = leaf_fields(ALERT_PROPERTIES)
