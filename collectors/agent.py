@@ -26,6 +26,7 @@ from collectors.spool import Spool, write_json_atomic
 from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
 from collectors.tailer import FileInput, FileSource
 from collectors.version import __version__
+from collectors.wire import MessageCounter, batch_mac
 
 log = logging.getLogger("socpipe.agent")
 
@@ -49,12 +50,14 @@ class Agent:
         self._buckets: dict[str, TokenBucket] = {}
         self._listener_seq: dict[str, int] = {}
         self._journal_cursor = ""
+        self.counter = MessageCounter()  # persisted in the state dir once run() has it
 
     # --- public ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Blocking; returns when `stop` is set, after flushing what was read into the spool."""
         c = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.counter = MessageCounter(self.state_dir / "counter")
         spool = Spool(
             self.state_dir / "spool", c.spool.segment_bytes, c.spool.max_bytes, c.spool.fsync, c.spool.fsync_interval_s
         )
@@ -83,7 +86,13 @@ class Agent:
         kafka_kwargs = self._kafka_kwargs()
         shipper_stop = threading.Event()
         shipper = Shipper(
-            spool, kafka_kwargs, c.topic, self.stats, shipper_stop, client_id=f"socpipe-agent-{self.identity.agent_id}"
+            spool,
+            kafka_kwargs,
+            c.topic,
+            self.stats,
+            shipper_stop,
+            client_id=f"socpipe-agent-{self.identity.agent_id}",
+            sign=self._sign,
         )
         shipper.start()
         hb_thread = threading.Thread(target=self._heartbeats, args=(shipper, stop), name="agent-heartbeat", daemon=True)
@@ -253,6 +262,7 @@ class Agent:
             "n": len(b.lines),
             "d": dataset or "",
         }
+        self._sign(meta, value)
         if b.position is not None:
             meta["p"] = b.position
         spool.append(meta, value)
@@ -260,6 +270,12 @@ class Agent:
             with self._positions_lock:
                 self._spooled_positions[b.source] = b.position
         b.clear()
+
+    def _sign(self, meta: dict, value: bytes) -> None:
+        """Counter and MAC go into the spool with the record: a resend carries the same ones."""
+        ctr = self.counter.next()
+        meta["c"] = ctr
+        meta["m"] = batch_mac(self.identity.secret, meta["k"].encode(), ctr, int(meta["n"]), meta["d"], value)
 
     def _flush_lingering(self, spool: Spool, now: float) -> None:
         linger = self.config.batch.linger_s
@@ -346,6 +362,7 @@ class Agent:
                 config_hash,
                 self.identity.secret,
                 time.time(),
+                self.counter.next(),
             )
             try:
                 shipper.producer.send(

@@ -11,10 +11,11 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from collectors.spool import Spool, SpoolRecord
 from collectors.stats import AgentStats
-from collectors.wire import HEADER_DATASET, HEADER_LINES
+from collectors.wire import HEADER_COUNTER, HEADER_DATASET, HEADER_LINES, HEADER_MAC
 
 log = logging.getLogger("socpipe.agent.shipper")
 
@@ -43,6 +44,7 @@ class Shipper:
         stop: threading.Event,
         max_inflight: int = 16,
         client_id: str = "socpipe-agent",
+        sign: Callable[[dict, bytes], None] | None = None,
     ):
         self.spool = spool
         self.kafka_kwargs = kafka_kwargs
@@ -51,6 +53,7 @@ class Shipper:
         self.stop = stop
         self.max_inflight = max_inflight
         self.client_id = client_id
+        self.sign = sign  # fills meta "c"/"m" of records spooled before batches were signed
         self.producer = None
         self.ready = threading.Event()
         self._inflight: collections.deque[tuple[SpoolRecord, object]] = collections.deque()
@@ -122,7 +125,11 @@ class Shipper:
 
     def _send(self, rec: SpoolRecord) -> bool:
         meta = rec.meta
+        if "m" not in meta and self.sign is not None:
+            self.sign(meta, rec.value)
         headers = [(HEADER_LINES, str(meta.get("n", 0)).encode()), (HEADER_DATASET, (meta.get("d") or "").encode())]
+        if "m" in meta:
+            headers += [(HEADER_COUNTER, str(meta["c"]).encode()), (HEADER_MAC, str(meta["m"]).encode())]
         try:
             fut = self.producer.send(self.topic, value=rec.value, key=meta["k"].encode(), headers=headers)
         except Exception as exc:

@@ -45,7 +45,15 @@ class AgentStats:
 
 
 def build_heartbeat(
-    stats: AgentStats, agency_id: str, agent_id: str, host: str, version: str, config_hash: str, secret: str, now: float
+    stats: AgentStats,
+    agency_id: str,
+    agent_id: str,
+    host: str,
+    version: str,
+    config_hash: str,
+    secret: str,
+    now: float,
+    counter: int,
 ) -> Heartbeat:
     sources = {
         name: SourceStatus(
@@ -65,6 +73,7 @@ def build_heartbeat(
         dropped=stats.dropped,
         corrupt=stats.spool_corrupt,
         config_hash=config_hash,
+        counter=counter,
     )
     hb.signature = sign_heartbeat(hb, secret)
     return hb

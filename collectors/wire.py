@@ -10,7 +10,11 @@ travel on their own topic so that coverage never depends on log traffic.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 
 RAW_TOPIC = "socpipe.raw"
@@ -77,6 +81,7 @@ class Heartbeat:
     dropped: int = 0
     corrupt: int = 0
     config_hash: str = ""
+    counter: int = 0  # the agent's monotonic counter (MessageCounter): a replayed heartbeat is not above the last
     signature: str = ""  # HMAC over the other fields with the agent's enrolment secret
 
     def to_bytes(self) -> bytes:
@@ -93,22 +98,88 @@ class Heartbeat:
 
 
 # Kafka record headers on RAW_TOPIC, so SOC-side consumers that only count traffic (coverage) never
-# decode the value: "lines" = number of lines in the batch (ASCII int), "dataset" = configured hint.
+# decode the value: "lines" = number of lines in the batch (ASCII int), "dataset" = configured hint,
+# "ctr" = the agent's counter when it spooled the record (ASCII int), "mac" = batch_mac (hex).
 HEADER_LINES = "lines"
 HEADER_DATASET = "dataset"
+HEADER_COUNTER = "ctr"
+HEADER_MAC = "mac"
+
+_BATCH_MAC_CONTEXT = b"socpipe.raw.v1\x00"
+
+
+def batch_mac(secret: str, key: bytes, counter: int, lines: int, dataset: str, value: bytes) -> str:
+    """HMAC-SHA256 over a raw record as it travels: its key, counter, `lines`/`dataset` headers and value
+    bytes (no re-encoding: the SOC verifies exactly what Kafka hands it). Fields are length-prefixed so
+    no two different records share a MAC input."""
+    mac = hmac.new(secret.encode(), _BATCH_MAC_CONTEXT, hashlib.sha256)
+    ds = dataset.encode()
+    mac.update(len(key).to_bytes(4, "big") + key + counter.to_bytes(8, "big") + lines.to_bytes(8, "big"))
+    mac.update(len(ds).to_bytes(4, "big") + ds)
+    mac.update(value)
+    return mac.hexdigest()
+
+
+def batch_headers(secret: str, key: bytes, counter: int, lines: int, dataset: str, value: bytes) -> list:
+    """The Kafka headers of a signed raw record."""
+    return [
+        (HEADER_LINES, str(lines).encode()),
+        (HEADER_DATASET, dataset.encode()),
+        (HEADER_COUNTER, str(counter).encode()),
+        (HEADER_MAC, batch_mac(secret, key, counter, lines, dataset, value).encode()),
+    ]
+
+
+class MessageCounter:
+    """The agent's monotonic message counter, shared by its raw records and heartbeats.
+
+    Never repeats across restarts: a value is at least the wall clock in microseconds and above every
+    value handed out before, whose high-water mark is reserved ahead in a state file (one write per
+    `reserve` values, not one per message). A clock set back is covered by the reservation; a lost
+    state file by the clock. Thread-safe (the main loop and the heartbeat thread both draw)."""
+
+    def __init__(self, path=None, reserve: int = 1_000_000_000):  # reserve: ~17 min of microseconds
+        self._path = path
+        self._reserve = reserve
+        self._lock = threading.Lock()
+        self._last = 0
+        self._reserved = 0
+        if path is not None:
+            try:
+                self._last = self._reserved = int(open(path).read().strip() or 0)
+            except (OSError, ValueError):
+                self._last = self._reserved = 0
+
+    def next(self) -> int:
+        with self._lock:
+            value = max(self._last + 1, int(time.time() * 1_000_000))
+            if value >= self._reserved and self._path is not None:
+                self._reserved = value + self._reserve
+                _write_atomic(self._path, str(self._reserved))
+            self._last = value
+            return value
+
+
+def _write_atomic(path, text: str) -> None:
+    import os
+
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def sign_heartbeat(hb: Heartbeat, secret: str) -> str:
-    """HMAC-SHA256 over the heartbeat with an empty signature, keyed by the agent's enrolment secret."""
-    import hashlib
-    import hmac
-
+    """HMAC-SHA256 over the heartbeat (its counter and sent_at included) with an empty signature, keyed by
+    the agent's enrolment secret."""
     unsigned = Heartbeat.from_bytes(hb.to_bytes())
     unsigned.signature = ""
     return hmac.new(secret.encode(), unsigned.to_bytes(), hashlib.sha256).hexdigest()
 
 
 def verify_heartbeat(hb: Heartbeat, secret: str) -> bool:
-    import hmac
-
     return bool(hb.signature) and hmac.compare_digest(hb.signature, sign_heartbeat(hb, secret))

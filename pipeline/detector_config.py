@@ -9,6 +9,7 @@ from detectors.notify import NotifyConfig
 from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
 
 DEAD_LETTER_TOPIC = "socpipe.deadletter"  # records the worker could not process, with the reason
+QUARANTINE_TOPIC = "socpipe.quarantine"  # raw records that failed verification, with the reason
 
 
 @dataclass
@@ -20,6 +21,10 @@ class DetectorConfig:
     correlation_topic: str = "socpipe.correlation-inputs"  # stage 2: keyed by correlation group values
     state_topic: str = "socpipe.detector-state"  # compacted: correlation state per stage-2 partition
     dead_letter_topic: str = DEAD_LETTER_TOPIC
+    quarantine_topic: str = QUARANTINE_TOPIC
+    registry: str = ".socpipe/enrolment/registry.db"  # enrolment registry: who may speak for which agency
+    registry_refresh_s: float = 10.0  # a revoked agent's records are quarantined within this long
+    max_seq_ahead: int = 100_000  # a line this far ahead of its stream's seqs is an anomaly, not dedup state
     topic_partitions: int = 4  # for topics the detector creates when missing
     rules: list[str] = field(default_factory=lambda: ["rules"])
     models: list[str] = field(default_factory=list)  # anomaly model directories (optional)
@@ -58,6 +63,12 @@ class DetectorConfig:
             raise ConfigError("bulk_docs: must be at least 1")
         if self.progress_log_s <= 0:
             raise ConfigError("progress_log_s: must be positive")
+        if not self.registry:
+            raise ConfigError("registry: the enrolment registry is needed to verify who sent each raw record")
+        if self.registry_refresh_s <= 0:
+            raise ConfigError("registry_refresh_s: must be positive")
+        if self.max_seq_ahead < 1:
+            raise ConfigError("max_seq_ahead: must be at least 1")
         if self.model_check_s <= 0:
             raise ConfigError("model_check_s: must be positive")
         if not 0 <= self.metrics_port <= 65535:

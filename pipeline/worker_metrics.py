@@ -17,6 +17,18 @@ class WorkerMetrics:
         self.duplicate_lines = Counter(
             "socpipe_detector_duplicate_lines", "Lines dropped as agent re-sends (same agent, source, seq)", registry=r
         )
+        self.quarantined = Counter(
+            "socpipe_detector_quarantined_records",
+            "Raw records that failed verification (unknown/revoked agent, bad MAC, key/value mismatch ...),"
+            " sent to the quarantine topic instead of detection",
+            ["reason"],
+            registry=r,
+        )
+        self.sequence_anomalies = Counter(
+            "socpipe_detector_sequence_anomalies",
+            "Lines whose seq was far ahead of their stream's (processed, kept out of dedup state)",
+            registry=r,
+        )
         self.events = Counter("socpipe_detector_events", "Normalised events by dataset", ["dataset"], registry=r)
         self.parse_failures = Counter(
             "socpipe_detector_parse_failures", "Lines no parser understood (kept, tagged)", registry=r
@@ -81,6 +93,9 @@ class WorkerMetrics:
 
     def detection(self, rule: str, kind: str):
         return self._child(self.detections, rule, kind)
+
+    def quarantine(self, reason: str):
+        return self._child(self.quarantined, reason)
 
     def anomaly_finding(self, model: str, shadow: bool):
         return self._child(self.anomaly_findings, model, "true" if shadow else "false")

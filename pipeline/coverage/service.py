@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from kafka import TopicPartition
@@ -27,47 +28,20 @@ from pipeline.coverage.inventory import InventoryFile
 from pipeline.coverage.metrics import CoverageCollector, TrafficCounters
 from pipeline.coverage.state import CoverageTracker, Snapshot
 from pipeline.coverage.status import snapshot_to_dict
-from pipeline.coverage.verify import (
+from pipeline.enrolment.registry import AgentCache, Registry
+from pipeline.verify import (
+    HeartbeatGuard,
+    StreamCounters,
     check_heartbeat,
-    check_record,
+    check_raw,
     header_value,
     lines_from_headers,
     parse_heartbeat,
-    parse_record_key,
 )
-from pipeline.enrolment.registry import AgentRecord, Registry
 
 log = logging.getLogger("socpipe.coverage")
 
-REGISTRY_REFRESH_S = 10.0
 STATE_SAVE_S = 30.0
-
-
-class AgentCache:
-    """Registry lookups at raw-traffic rate: a full reload every few seconds, one query per unknown id."""
-
-    def __init__(self, registry: Registry):
-        self._registry = registry
-        self._agents: dict[str, AgentRecord] = {}
-        self._missing: set[str] = set()
-        self._loaded = 0.0
-
-    def refresh(self, now: float, force: bool = False) -> None:
-        if force or now - self._loaded >= REGISTRY_REFRESH_S:
-            self._agents = {a.agent_id: a for a in self._registry.agents()}
-            self._missing.clear()
-            self._loaded = now
-
-    def __call__(self, agent_id: str) -> AgentRecord | None:
-        rec = self._agents.get(agent_id)
-        if rec is None and agent_id not in self._missing:
-            rec = self._registry.agent(agent_id)
-            if rec is None:
-                if len(self._missing) < 10_000:  # forged ids must not grow memory without bound
-                    self._missing.add(agent_id)
-            else:
-                self._agents[agent_id] = rec
-        return rec
 
 
 class CoverageService:
@@ -81,6 +55,10 @@ class CoverageService:
         self.tracker = CoverageTracker(cfg.thresholds())
         self.history = HistoryStore(self.state_dir / "history.db")
         self.counters = TrafficCounters()
+        # ~2 intervals (5 s at least, for Kafka's own delay): an older heartbeat only proves the agent
+        # was alive back then
+        self.heartbeat_guard = HeartbeatGuard(max_age_s=max(5.0, 2 * cfg.heartbeat_interval_s))
+        self.record_counters = StreamCounters()
         self.snapshot: Snapshot | None = None
         self._stop = threading.Event()
         self._consumer = None
@@ -88,6 +66,7 @@ class CoverageService:
         saved = self.history.get("tracker")
         if saved:
             self.tracker.import_state(saved)
+        self.heartbeat_guard.load(self.history.get("heartbeat_counters") or {})
 
     def stop(self) -> None:
         self._stop.set()
@@ -154,7 +133,7 @@ class CoverageService:
                             self.handle_heartbeat(r.value, now)
                     else:
                         for r in records:
-                            self.handle_raw(r.key, r.headers, now)
+                            self.handle_raw(r.key, r.headers, now, r.value)
                 if now >= next_tick:
                     self.agents.refresh(now)
                     snap = self.tick(now)
@@ -163,30 +142,37 @@ class CoverageService:
                         self.history.record_sample(snap)
                         next_sample = now + self.cfg.history_interval_s
                     if now >= next_save:
-                        self.history.put("tracker", self.tracker.export_state())
+                        self._save_state()
                         next_save = now + STATE_SAVE_S
         finally:
-            self.history.put("tracker", self.tracker.export_state())
+            self._save_state()
             consumer.close()
             if self._http is not None:
                 self._http.shutdown()
                 self._http.server_close()
+
+    def _save_state(self) -> None:
+        self.history.put("tracker", self.tracker.export_state())
+        self.history.put("heartbeat_counters", self.heartbeat_guard.export())
 
     def handle_heartbeat(self, value: bytes | None, now: float) -> None:
         hb = parse_heartbeat(value)
         if hb is None:
             self.counters.reject_heartbeat("malformed")
             return
-        reason = check_heartbeat(hb, self.agents)
+        reason = check_heartbeat(hb, self.agents) or self.heartbeat_guard.check(hb, now)
         if reason:
             self.counters.reject_heartbeat(reason)
             log.warning(
-                "coverage.heartbeat_rejected reason=%s agent=%.40r claimed_agency=%.40r",
+                "coverage.heartbeat_rejected reason=%s agent=%.40r claimed_agency=%.40r counter=%d sent_at=%.0f",
                 reason,
                 hb.agent_id,
                 hb.agency_id,
+                hb.counter,
+                hb.sent_at,
             )
             return
+        self.heartbeat_guard.accept(hb)
         self.counters.accept_heartbeat()
         try:
             shipped = {str(p): int(s.lines_shipped) for p, s in hb.sources.items()}
@@ -204,19 +190,22 @@ class CoverageService:
             now=now,
         )
 
-    def handle_raw(self, key: bytes | None, headers, now: float) -> None:
-        parts = parse_record_key(key)
-        if parts is None:
-            self.counters.reject_record("bad_key")
+    def handle_raw(self, key: bytes | None, headers, now: float, value: bytes | None = None) -> None:
+        """Count a raw record's lines for its agency if it is genuine (MAC checked; value not decoded)
+        and not a replay of a record already counted."""
+        verdict = check_raw(key, headers, value, self.agents)
+        if verdict.reason is None and verdict.agent is not None:
+            if not self.record_counters.fresh(verdict.agent.agent_id, verdict.source, verdict.counter):
+                verdict = replace(verdict, reason="replayed")
+        if verdict.reason or verdict.agent is None:
+            self.counters.reject_record(verdict.reason or "unknown_agent")
             return
-        agency_id, agent_id, source = parts
-        reason = check_record(agency_id, agent_id, self.agents)
-        if reason:
-            self.counters.reject_record(reason)
-            return
+        agency_id = verdict.agent.agency_id
         dataset = header_value(headers, HEADER_DATASET)[:64] or "unknown"
         self.counters.count_events(agency_id, dataset, lines_from_headers(headers))
-        self.tracker.observe_events(agency_id=agency_id, agent_id=agent_id, source=source, now=now)
+        self.tracker.observe_events(
+            agency_id=agency_id, agent_id=verdict.agent.agent_id, source=verdict.source, now=now
+        )
 
     def tick(self, now: float) -> Snapshot:
         self.inventory.refresh(now)

@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass, field
 
 from collectors.wire import (
-    HEADER_DATASET,
-    HEADER_LINES,
     HEARTBEAT_TOPIC,
     RAW_TOPIC,
     Heartbeat,
     LineBatch,
     LogLine,
+    MessageCounter,
     SourceStatus,
+    batch_headers,
     sign_heartbeat,
 )
 
@@ -41,6 +41,7 @@ class SimulatedAgent:
     started_at: float = field(default_factory=time.time)
     shipped: dict[str, int] = field(default_factory=dict)
     spool_bytes: int = 0
+    counter: MessageCounter = field(default_factory=MessageCounter)
 
     def heartbeat(self, now: float | None = None) -> Heartbeat:
         now = time.time() if now is None else now
@@ -59,6 +60,7 @@ class SimulatedAgent:
             },
             spool_bytes=self.spool_bytes,
             config_hash="sim",
+            counter=self.counter.next(),
         )
         hb.signature = sign_heartbeat(hb, self.secret)
         return hb
@@ -80,13 +82,11 @@ class SimulatedAgent:
         return LineBatch(self.agency_id, self.agent_id, self.host, source, lines, dataset="system.auth")
 
 
-def send_batch(producer, topic: str, batch: LineBatch) -> None:
-    producer.send(
-        topic,
-        key=batch.key(),
-        value=batch.to_bytes(),
-        headers=[(HEADER_LINES, str(len(batch.lines)).encode()), (HEADER_DATASET, (batch.dataset or "").encode())],
-    )
+def send_batch(producer, topic: str, batch: LineBatch, secret: str, counter: int) -> None:
+    """Send a batch as an agent does: keyed by its stream, signed with the agent's secret."""
+    key, value = batch.key(), batch.to_bytes()
+    headers = batch_headers(secret, key, counter, len(batch.lines), batch.dataset or "", value)
+    producer.send(topic, key=key, value=value, headers=headers)
 
 
 def run_agents(
@@ -104,7 +104,7 @@ def run_agents(
         for a in agents:
             for s in a.sources:
                 if s not in a.silent:
-                    send_batch(producer, raw_topic, a.batch(s, lines_per_tick, now))
+                    send_batch(producer, raw_topic, a.batch(s, lines_per_tick, now), a.secret, a.counter.next())
             producer.send(heartbeat_topic, key=a.agent_id.encode(), value=a.heartbeat(now).to_bytes())
         producer.flush()
         stop.wait(interval_s)

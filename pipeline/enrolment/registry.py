@@ -113,14 +113,19 @@ class Registry:
             raise EnrolmentError("unknown or revoked enrolment token")
         return self._new_agent(row[1], host, agent_version, token_id=row[0])
 
-    def enroll_direct(self, agency_id: str, host: str, agent_version: str = "") -> tuple[str, str]:
-        """Enrol without a token (local demos, tests, migrations) -> (agent_id, secret)."""
-        rec = self._new_agent(agency_id, host, agent_version, token_id=None)
+    def enroll_direct(
+        self, agency_id: str, host: str, agent_version: str = "", agent_id: str | None = None
+    ) -> tuple[str, str]:
+        """Enrol without a token (local demos, tests, migrations; `agent_id` keeps a migrated agent's id)
+        -> (agent_id, secret)."""
+        rec = self._new_agent(agency_id, host, agent_version, token_id=None, agent_id=agent_id)
         return rec.agent_id, rec.secret
 
-    def _new_agent(self, agency_id: str, host: str, agent_version: str, token_id: str | None) -> AgentRecord:
+    def _new_agent(
+        self, agency_id: str, host: str, agent_version: str, token_id: str | None, agent_id: str | None = None
+    ) -> AgentRecord:
         rec = AgentRecord(
-            agent_id="agt-" + secrets.token_hex(6),
+            agent_id=agent_id or "agt-" + secrets.token_hex(6),
             agency_id=agency_id,
             host=host[:255],
             secret=secrets.token_urlsafe(32),
@@ -165,3 +170,34 @@ class Registry:
         """The signing secret of an active agent, None if unknown or revoked."""
         rec = self.agent(agent_id)
         return rec.secret if rec and not rec.revoked else None
+
+
+REGISTRY_REFRESH_S = 10.0  # how soon a revocation reaches the consumers that cache agents
+
+
+class AgentCache:
+    """Registry lookups at raw-traffic rate: a full reload every few seconds, one query per unknown id."""
+
+    def __init__(self, registry: Registry, refresh_s: float = REGISTRY_REFRESH_S):
+        self._registry = registry
+        self._agents: dict[str, AgentRecord] = {}
+        self._missing: set[str] = set()
+        self._loaded = 0.0
+        self._refresh_s = refresh_s
+
+    def refresh(self, now: float, force: bool = False) -> None:
+        if force or now - self._loaded >= self._refresh_s:
+            self._agents = {a.agent_id: a for a in self._registry.agents()}
+            self._missing.clear()
+            self._loaded = now
+
+    def __call__(self, agent_id: str) -> AgentRecord | None:
+        rec = self._agents.get(agent_id)
+        if rec is None and agent_id not in self._missing:
+            rec = self._registry.agent(agent_id)
+            if rec is None:
+                if len(self._missing) < 10_000:  # forged ids must not grow memory without bound
+                    self._missing.add(agent_id)
+            else:
+                self._agents[agent_id] = rec
+        return rec

@@ -32,7 +32,6 @@ from elasticsearch import ApiError, TransportError
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
-from collectors.wire import LineBatch
 from detectors.alerts import build_alert
 from detectors.normalise import Normaliser
 from detectors.notify import Notifier
@@ -40,11 +39,12 @@ from detectors.sigma import CorrelationInput, Engine, Suppressor, load_rules
 from detectors.sigma.detection import iso, parse_ts
 from pipeline import kafka_io
 from pipeline.config import ConfigError
-from pipeline.dedup import SeenSequences
 from pipeline.detector_config import DetectorConfig
 from pipeline.elastic import AlertIndexer, connect
 from pipeline.elastic import setup as es_setup
+from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.worker.alerting import AlertPlan, Candidate, plan_alerts, reopen, with_repeats
+from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.state import PartitionState, RebalanceListener, read_snapshots
 from pipeline.worker_metrics import EventTally, WorkerMetrics
@@ -67,6 +67,16 @@ def _await_partitions(consumer, topic: str, timeout_s: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+def _open_registry(path: str) -> Registry:
+    """The enrolment registry (written by `socpipe enrol`/`coverage`); must exist: with no agents known,
+    every record would be quarantined."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise ConfigError(f"registry: {path} does not exist (the enrolment registry; enrol agents first)")
+    return Registry(path)
+
+
 class DetectorWorker:
     def __init__(self, cfg: DetectorConfig, agency_lookup=None):
         self.cfg = cfg.validate()
@@ -82,7 +92,8 @@ class DetectorWorker:
         self.suppress1 = self._suppressor()
         self.partitions: dict[int, PartitionState] = {}
         self.normaliser = Normaliser(default_timezone=cfg.timezone)
-        self.seen = SeenSequences()
+        self.agents = AgentCache(_open_registry(cfg.registry), refresh_s=cfg.registry_refresh_s)
+        self.intake = Intake(self.agents, cfg.max_seq_ahead)  # verification + dedup per raw partition
         self.metrics = WorkerMetrics()
         self.tally = EventTally()
         self.metrics.rules_loaded.set(len(self.rules))
@@ -104,8 +115,10 @@ class DetectorWorker:
             {
                 cfg.raw_topic: {"partitions": cfg.topic_partitions},
                 cfg.correlation_topic: {"partitions": cfg.topic_partitions},
-                cfg.state_topic: {"partitions": 1, "config": {"cleanup.policy": "compact"}},
+                # compacted; segments roll every 10 min so compaction keeps the restart read short
+                cfg.state_topic: {"partitions": 1, "config": {"cleanup.policy": "compact", "segment.ms": "600000"}},
                 cfg.dead_letter_topic: {"partitions": 1},
+                cfg.quarantine_topic: {"partitions": 1},
             },
         )
         self.producer = kafka_io.producer(cfg.kafka)
@@ -113,13 +126,7 @@ class DetectorWorker:
         # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
         self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
         _await_partitions(self.raw, cfg.raw_topic)
-        self.raw.subscribe(
-            [cfg.raw_topic],
-            listener=RebalanceListener(
-                lambda tps: log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in tps)),
-                lambda tps: log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in tps)),
-            ),
-        )
+        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1))
         self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
         _await_partitions(self.corr, cfg.correlation_topic)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned, self._revoked))
@@ -150,6 +157,7 @@ class DetectorWorker:
             self.close()
 
     def poll_once(self) -> None:
+        self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
         self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll()))
         # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
         # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
@@ -191,20 +199,16 @@ class DetectorWorker:
         started = time.perf_counter()
         self.last_raw_wall, self.flushed_idle = now, False
         candidates: list[Candidate] = []
-        sent = lines = n_records = 0
+        sent = lines = n_records = quarantined = 0
         for tp, records in polled.items():
             n_records += len(records)
             for rec in records:
-                try:
-                    batch = LineBatch.from_bytes(rec.value)
-                except Exception as exc:  # a record we cannot read must not stop the others
-                    self._dead_letter(
-                        rec.value, f"undecodable raw record at {tp.topic}/{tp.partition}@{rec.offset}: {exc}"
-                    )
+                got = self._accept(tp, rec)
+                if got is None:
+                    quarantined += 1
                     continue
-                lines += len(batch.lines)
-                batch.lines = self._new_lines(batch)
-                for event in self.normaliser.normalise_batch(batch):
+                lines += got.lines_in
+                for event in self.normaliser.normalise_batch(got.batch):
                     sent += self._match(event, candidates)
         self.metrics.lines.inc(lines)
         self.progress["raw_records"] += n_records
@@ -213,9 +217,10 @@ class DetectorWorker:
         self.tally.flush_to(self.metrics)
         self.lines_per_record = 0.7 * self.lines_per_record + 0.3 * (lines / max(1, n_records))
         candidates += self._advance_models(self.max_event_ts1 - self.cfg.anomaly_lateness_s)
-        if sent:
-            self.producer.flush()  # correlation inputs are durable before raw offsets move
+        if sent or quarantined:
+            self.producer.flush()  # correlation inputs and quarantined records are durable before offsets move
         self._deliver(plan_alerts(self.suppress1, candidates), self.raw)
+        self._save_seen([tp for tp in polled if tp.partition in self.intake.seen])
         self._commit(self.raw)
         self.metrics.batch_seconds_stage1.observe(time.perf_counter() - started)
 
@@ -236,12 +241,54 @@ class DetectorWorker:
         if candidates:
             self._deliver(plan_alerts(self.suppress1, candidates), self.raw)
 
-    def _new_lines(self, batch: LineBatch) -> list:
-        """Lines an agent re-sent (same agent, source, seq) are dropped; lines without a seq are kept."""
-        kept = [ln for ln in batch.lines if not ln.seq or self.seen.add(batch.agent_id, batch.source, ln.seq)]
-        if len(kept) != len(batch.lines):
-            self.metrics.duplicate_lines.inc(len(batch.lines) - len(kept))
-        return kept
+    def _accept(self, tp, rec):
+        """The record's verified batch with its new lines, or None (quarantined)."""
+        got = self.intake.accept(tp.partition, rec.key, rec.headers, rec.value)
+        if isinstance(got, str):  # forged, revoked, tampered or unreadable: never reaches detection
+            self._quarantine(rec, got, f"{tp.topic}/{tp.partition}@{rec.offset}")
+            return None
+        if got.duplicates:
+            self.metrics.duplicate_lines.inc(got.duplicates)
+        if got.far_ahead:
+            self.metrics.sequence_anomalies.inc(got.far_ahead)
+            b = got.batch
+            log.warning(
+                "detector.sequence_anomaly agency=%s agent=%s source=%.200r lines=%d stream_high=%d",
+                b.agency_id,
+                b.agent_id,
+                b.source,
+                got.far_ahead,
+                got.stream_high,
+            )
+        return got
+
+    def _assigned1(self, partitions: list) -> None:
+        """Stage-1 partitions: restore their dedup state and resume at the offset saved with it."""
+        log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in partitions))
+        snapshots = read_snapshots(self.cfg.kafka, self.cfg.state_topic, self._seen_prefix())
+        for tp in partitions:
+            offset = self.intake.restore(tp.partition, snapshots.get(tp.partition))
+            if offset is not None:
+                self.raw.seek(tp, offset)
+                log.info("detector.dedup.restored partition=%d offset=%d", tp.partition, offset)
+
+    def _revoked1(self, partitions: list) -> None:
+        log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in partitions))
+        for tp in partitions:
+            self.intake.drop(tp.partition)
+
+    def _seen_prefix(self) -> bytes:
+        return f"{self.cfg.group_id}|{self.cfg.raw_topic}|".encode()
+
+    def _save_seen(self, tps: list) -> None:
+        """Dedup state of the partitions a batch touched, with their next offsets, before the commit."""
+        for tp in tps:
+            key = self._seen_prefix() + str(tp.partition).encode()
+            self.producer.send(
+                self.cfg.state_topic, key=key, value=self.intake.snapshot(tp.partition, self.raw.position(tp))
+            )
+        if tps:
+            self.producer.flush()
 
     def _match(self, event: dict, candidates: list[Candidate]) -> int:
         """Rules and models on one event; returns how many correlation inputs were produced."""
@@ -458,6 +505,14 @@ class DetectorWorker:
             # Evicted by a rebalance: the batch will be redelivered; idempotent writes absorb it.
             self.metrics.commit_failures.inc()
             log.warning("detector.commit_failed reason=%s", exc)
+
+    def _quarantine(self, rec, reason: str, where: str) -> None:
+        """The record as it came (key, headers, value) plus why, for the SOC to investigate."""
+        self.metrics.quarantine(reason).inc()
+        log.warning("detector.quarantined reason=%s at=%s key=%.120r", reason, where, rec.key)
+        headers = [(k, v) for k, v in (rec.headers or [])[:16] if isinstance(k, str) and isinstance(v, bytes)]
+        headers += [("quarantine_reason", reason.encode()), ("quarantine_from", where.encode())]
+        self.producer.send(self.cfg.quarantine_topic, key=rec.key, value=rec.value, headers=headers)
 
     def _dead_letter(self, payload: bytes, reason: str) -> None:
         self.metrics.dead_letters.inc()

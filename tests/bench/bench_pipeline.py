@@ -34,6 +34,7 @@ from elasticsearch import Elasticsearch  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
 from collectors.wire import LineBatch, LogLine  # noqa: E402
+from tests.integration.signing import TEST_AGENTS  # noqa: E402  (records signed as an enrolled agent's)
 
 SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_tools.yml
 LINES_PER_RECORD = 100
@@ -103,6 +104,7 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         "SOCPIPE_DEAD_LETTER_TOPIC": f"dlq-{unique}",
         "SOCPIPE_METRICS_PORT": str(port),
         "SOCPIPE_INVENTORY": "",
+        "SOCPIPE_REGISTRY": str(TEST_AGENTS.path),
         "SOCPIPE_MODELS": "[" + ",".join(f'"{m}"' for m in models) + "]",
     }
     cmd = [sys.executable, "-m", "pipeline.cli", "detect", "run", "--config", "config/detector.yaml"]
@@ -129,7 +131,7 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         )
         batch = LineBatch("bench-agency", "bench", "web01", "/var/log/nginx/access.log", [line], dataset="nginx.access")
         sent[ip] = time.time()
-        producer.send(topic, key=batch.key(), value=batch.to_bytes())
+        TEST_AGENTS.send(producer, topic, batch)
 
     def poll() -> None:
         while not stop.is_set():
@@ -190,7 +192,7 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         records_per_s = max(1, (rate - TRIGGERS_PER_S) // LINES_PER_RECORD)
         start, i, trig = time.time(), 0, 0
         while time.time() - start < seconds:
-            producer.send(topic, key=b"noise", value=noise_record().to_bytes())
+            TEST_AGENTS.send(producer, topic, noise_record())
             i += 1
             while trig < (time.time() - start) * TRIGGERS_PER_S:
                 send_trigger(f"198.18.{trig // 250 % 250}.{trig % 250 + 1}")
@@ -222,7 +224,7 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         # throughput: a burst produced as fast as possible, drained by the worker
         before = lines_total(port)
         for _ in range(burst // LINES_PER_RECORD):
-            producer.send(topic, key=b"burst", value=noise_record("/var/log/nginx/burst.log").to_bytes())
+            TEST_AGENTS.send(producer, topic, noise_record("/var/log/nginx/burst.log"))
         producer.flush()
         t0 = None
         while True:

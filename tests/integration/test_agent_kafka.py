@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from kafka import KafkaConsumer
 from collectors.identity import Identity, save_identity
 from collectors.wire import HEADER_DATASET, HEADER_LINES, Heartbeat, LineBatch, verify_heartbeat
 from pipeline.dedup import SeenSequences
+from pipeline.enrolment.registry import AgentRecord
+from pipeline.verify import verify_batch
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -126,9 +129,17 @@ def test_agent_cli_ships_files_and_signed_heartbeats(tmp_path, kafka_bootstrap, 
     assert proc.returncode == 0, (tmp_path / "agent.log").read_text()[-3000:]
 
     by_source: dict[str, list] = {}
+    agent = AgentRecord("agent-" + topic[-6:], "agency-test", "agency-host-1", SECRET, "", 0.0, False)
+    counters = []
     for m in reader.messages:
         b = LineBatch.from_bytes(m.value)
         assert m.key == b.key()
+        # every record is signed: the SOC's verification accepts it with the agent's secret only
+        verified, reason = verify_batch(m.key, m.headers, m.value, {agent.agent_id: agent}.get)
+        assert reason == "" and verified == b
+        wrong = replace(agent, secret="wrong-secret")
+        assert verify_batch(m.key, m.headers, m.value, {agent.agent_id: wrong}.get) == (None, "bad_mac")
+        counters.append(int(dict(m.headers)["ctr"]))
         headers = dict(m.headers)
         assert int(headers[HEADER_LINES]) == len(b.lines)
         assert headers[HEADER_DATASET] == b"system.auth"
@@ -155,7 +166,9 @@ def test_agent_cli_ships_files_and_signed_heartbeats(tmp_path, kafka_bootstrap, 
     assert app[3].flags == ["partial"]  # shipped after the partial-line timeout
     assert app[3].offset == len(b"app one\napp \xff bad\n") + 5001
 
+    assert len(set(counters)) == len(counters)  # one counter per record
     beats = [Heartbeat.from_bytes(m.value) for m in hb_reader.messages]
+    assert all(b.counter < a.counter for b, a in zip(beats, beats[1:], strict=False))
     assert all(verify_heartbeat(hb, SECRET) for hb in beats)
     assert not verify_heartbeat(beats[-1], "wrong-secret")
     last = beats[-1]

@@ -162,6 +162,8 @@ def test_forged_heartbeats_are_rejected_counted_and_move_nothing(
                     producer,
                     cov.cfg.raw_topic,
                     SimulatedAgent("victim", agent_id, secret, "x").batch("/var/log/auth.log", 3),
+                    secret,
+                    honest.counter.next(),
                 )
                 producer.flush()
                 time.sleep(1)

@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 
 from collectors.wire import LineBatch, LogLine
 from tests.integration.conftest import wait_for
+from tests.integration.signing import TEST_AGENTS
 
 BRUTE_FORCE_RULE = "f57876af-d49b-4093-b93a-333209ddead0"
 
@@ -32,6 +33,7 @@ def detector_env(kafka_bootstrap: str, es_url: str, unique: str) -> dict[str, st
         "SOCPIPE_METRICS_PORT": "0",
         "SOCPIPE_MAX_BATCH_RECORDS": "20",
         "SOCPIPE_INVENTORY": "",
+        "SOCPIPE_REGISTRY": str(TEST_AGENTS.path),
     }
 
 
@@ -56,9 +58,10 @@ def brute_force_batches(agency: str, attackers: int, tries: int, lines_per_batch
 
 
 def produce(kafka_bootstrap: str, topic: str, batches: list[LineBatch]) -> None:
+    """Send as enrolled agents do: each batch signed by its agent (enrolled in the test registry)."""
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     for b in batches:
-        producer.send(topic, key=b.key(), value=b.to_bytes())
+        TEST_AGENTS.send(producer, topic, b)
     producer.flush()
     producer.close()
 

@@ -1,12 +1,11 @@
 from collectors.wire import Heartbeat, SourceStatus, sign_heartbeat
-from pipeline.coverage.verify import (
+from pipeline.enrolment.registry import AgentRecord
+from pipeline.verify import (
     check_heartbeat,
-    check_record,
     lines_from_headers,
     parse_heartbeat,
     parse_record_key,
 )
-from pipeline.enrolment.registry import AgentRecord
 
 AGENTS = {
     "agt-1": AgentRecord("agt-1", "xa-a", "h", "s3cret", "1", 0.0, False),
@@ -46,9 +45,6 @@ def test_record_keys_and_headers():
     assert parse_record_key(b"xa-a|agt-1|/var/log/a|b.log") == ("xa-a", "agt-1", "/var/log/a|b.log")
     for bad in (None, b"", b"xa-a|agt-1", b"||x", b"\xff|a|b"):
         assert parse_record_key(bad) is None
-    assert check_record("xa-a", "agt-1", AGENTS.get) is None
-    assert check_record("so-b", "agt-1", AGENTS.get) == "agency_mismatch"
-    assert check_record("xa-a", "agt-old", AGENTS.get) == "unknown_agent"
     assert lines_from_headers([("lines", b"250"), ("dataset", b"x")]) == 250
     assert lines_from_headers([("lines", b"abc")]) == 1 and lines_from_headers(None) == 1
     assert lines_from_headers([("lines", b"-4")]) == 1
