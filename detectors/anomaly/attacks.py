@@ -41,6 +41,7 @@ TEST_ONLY_FAMILIES = (
 )
 SPLITS = ("validation", "test")
 MAX_PAYLOAD = 2000
+DEFAULT_UA = "Mozilla/5.0 (compatible; Konqueror/3.5; Linux) KHTML/3.5.8 (like Gecko)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ class Request:
     path: str
     params: list[tuple[str, str]]  # raw (still encoded) name, value
     in_body: bool
-    user_agent: str = "Mozilla/5.0 (compatible; Konqueror/3.5; Linux) KHTML/3.5.8 (like Gecko)"
+    user_agent: str = DEFAULT_UA
 
     def raw(self, host: str = "localhost:8080") -> str:
         """A raw HTTP/1.1 request as CSIC writes them (read back by `--format csic`)."""
@@ -132,7 +133,7 @@ def carrier(event: dict[str, Any]) -> Request:
     in_body = isinstance(body, str) and bool(body) and not event.get("url.query")
     raw = str(body if in_body else event.get("url.query") or "")
     params = [(p.partition("=")[0], p.partition("=")[2]) for p in raw.split("&") if p]
-    ua = str(event.get("user_agent.original") or Request.user_agent)
+    ua = str(event.get("user_agent.original") or DEFAULT_UA)
     return Request(method or "GET", path or "/", params, in_body, ua)
 
 

@@ -292,7 +292,10 @@ def _train_request_profile(
         cal_idx = fit_idx = order
     requests = learn(accepted[i] for i in fit_idx)
     cal_scores = np.array([requests.score(accepted[i])[0] for i in cal_idx])
-    threshold = max(float(np.quantile(cal_scores, 1.0 - fp_rate, method="higher")), MIN_REQUEST_THRESHOLD)
+    q = float(np.quantile(cal_scores, 1.0 - fp_rate, method="higher"))
+    if np.mean(cal_scores >= q) > fp_rate:  # scores are sums of points: many held-out requests tie at q
+        q = float(np.nextafter(q, np.inf))
+    threshold = max(q, MIN_REQUEST_THRESHOLD)
     k = len(profile.feature_names)
     model = AnomalyModel(
         name or f"{profile.name}-profile",

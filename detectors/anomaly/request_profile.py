@@ -95,7 +95,9 @@ def parse_params(query: str, body: str = "") -> list[tuple[str, str]]:
             if not item:
                 continue
             name, _, value = item.partition("=")
-            out.append((decode(name[:128]), decode(value[:MAX_VALUE])))
+            name = decode(name[:128])
+            # numeric names are cache-busters (`?x=1&1644219144817`): one name, like `{n}` path segments
+            out.append(("{n}" if name.isdigit() else name, decode(value[:MAX_VALUE])))
             if len(out) >= MAX_PARAMS:
                 return out
     return out

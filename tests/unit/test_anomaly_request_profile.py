@@ -11,7 +11,7 @@ import pytest
 from detectors.alerts.build import build_alert
 from detectors.anomaly import AnomalyScorer, ModelLoadError, load_model_dir, save_model_dir, set_stage, train
 from detectors.anomaly.csic import request_to_event, split_requests
-from detectors.anomaly.request_profile import endpoint_of, grams, learn, parse_params, shape
+from detectors.anomaly.request_profile import POINTS, endpoint_of, grams, learn, parse_params, shape
 from detectors.anomaly.synthetic import iso
 
 T0 = 1_700_000_000.0
@@ -74,6 +74,20 @@ def test_helpers_shape_grams_endpoint_and_decoding():
     assert grams("ab") == {"aa"} and grams("Ab1x") == {"Aa9", "a9a"}
     assert endpoint_of("/item/42/edit") == "/item/{n}/edit"
     assert parse_params("a=1&b=x+y%27", "c=%F1") == [("a", "1"), ("b", "x y'"), ("c", "ñ")]
+    assert parse_params("x=1&1644219144817") == [("x", "1"), ("{n}", "")]  # cache-buster names
+
+
+def test_threshold_ties_do_not_exceed_the_fp_target(normal):
+    # 3% of requests carry a parameter name no other request has: held out, each scores exactly
+    # unseen_parameter's points, so the 99% quantile sits on a tie
+    rng = random.Random(5)
+    tied = [
+        dict(e, **{"url.query": e["url.query"] + f"&x{i}=1"}) if rng.random() < 0.03 else e
+        for i, e in enumerate(normal)
+    ]
+    m = train("web.request", tied, kind="request_profile", fp_rate=0.01)
+    assert m.threshold > POINTS["unseen_parameter"]
+    assert m.metadata["training"]["fp_rate_calibration"] <= 0.01
 
 
 def test_normal_requests_score_below_threshold(model):
