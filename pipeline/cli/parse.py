@@ -17,6 +17,7 @@ import click
 from collectors.wire import LineBatch, LogLine
 from detectors.normalise.ecs import DEFAULT_TIMEZONE, PARSE_FAILURE_TAG
 from detectors.normalise.normaliser import Normaliser
+from pipeline.cli.output import clean, clean_json
 
 BATCH_LINES = 2000
 
@@ -102,7 +103,7 @@ def parse_command(input_path: Path, dataset: str | None, timezone: str, nested: 
             per_dataset[ev.get("event.dataset", "unknown")] += 1
             if PARSE_FAILURE_TAG in ev.get("tags", ()):
                 failures += 1
-            out.write(json.dumps(nest(ev) if nested else ev, ensure_ascii=False, default=str))
+            out.write(clean_json(json.dumps(nest(ev) if nested else ev, ensure_ascii=False, default=str)))
             out.write("\n")
 
     for batch in read_batches(input_path, dataset, timezone):
@@ -127,7 +128,6 @@ def fields_command(datasets: tuple, as_json: bool) -> None:
     """The fields each dataset's parsers emit, with an example value (generated from the parser
     examples in detectors/normalise/examples.yml, which the parser tests check)."""
     from detectors.normalise.reference import reference
-    from pipeline.cli.output import clean
 
     ref = reference()
     unknown = [d for d in datasets if d not in ref]
@@ -139,7 +139,7 @@ def fields_command(datasets: tuple, as_json: bool) -> None:
             d: {f.name: {"example": f.example, "type": f.type} for f in sorted(fields.values(), key=lambda f: f.name)}
             for d, fields in chosen.items()
         }
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        click.echo(clean_json(json.dumps(payload, indent=2, ensure_ascii=False, default=str)))
         return
     for dataset, fields in chosen.items():
         click.echo(f"{dataset}  ({len(fields)} fields)")

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from detectors.alerts import build_alert, to_flat
+from pipeline.cli.output import clean, clean_json
 
 DEFAULT_RULES = ("rules",)
 
@@ -48,9 +49,9 @@ def lint_command(paths: tuple, as_json: bool) -> None:
         )
     else:
         for issue in result.errors:
-            click.echo(f"ERROR {issue}")
+            click.echo(clean(f"ERROR {issue}"))
         for issue in result.warnings:
-            click.echo(f"WARN  {issue}")
+            click.echo(clean(f"WARN  {issue}"))
         pct = 100.0 * result.loaded / total if total else 100.0
         click.echo(
             f"loaded {result.loaded} of {total} rules ({pct:.1f}%) from {result.files} "
@@ -76,10 +77,10 @@ def test_command(paths: tuple, require_coverage: bool) -> None:
     failed = [r for r in results if not r.passed]
     for r in results:
         mark = "PASS" if r.passed else "FAIL"
-        click.echo(f"{mark} {r.file} :: {r.name}" + (f" -- {r.message}" if r.message else ""))
+        click.echo(clean(f"{mark} {r.file} :: {r.name}" + (f" -- {r.message}" if r.message else "")))
     problems = coverage_problems(targets, results) if require_coverage else []
     for p in problems:
-        click.echo(f"MISSING {p}")
+        click.echo(clean(f"MISSING {p}"))
     click.echo(
         f"{len(results) - len(failed)} of {len(results)} rule test cases passed"
         + (f"; {len(problems)} coverage problems" if problems else "")
@@ -118,7 +119,7 @@ def scan_command(
 
     loaded = load_rules(list(rule_paths))
     for issue in loaded.errors:
-        click.echo(f"rule error: {issue}", err=True)
+        click.echo(clean(f"rule error: {issue}"), err=True)
     engine = Engine(loaded.rules, allowed_lateness=lateness)
     normaliser = Normaliser(default_timezone=timezone)
 
@@ -132,7 +133,9 @@ def scan_command(
             yield ev
 
     summary = scan_events(
-        engine, events(), lambda det: click.echo(json.dumps(_dotted_alert(det), default=str, ensure_ascii=False))
+        engine,
+        events(),
+        lambda det: click.echo(clean_json(json.dumps(_dotted_alert(det), default=str, ensure_ascii=False))),
     )
     click.echo(
         f"scan: {summary['events']} events, {summary['alerts']} alerts, "

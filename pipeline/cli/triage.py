@@ -81,18 +81,59 @@ def _actor(name: str | None) -> str:
     return name or os.environ.get("SOCPIPE_ANALYST") or getpass.getuser()
 
 
+SHORT_ID = 12  # id prefix shown in tables; any unique prefix of at least 6 is accepted back
+COLUMNS = (
+    ("TIME (UTC)", 24),
+    ("SEVERITY", 8),
+    ("STATUS", 12),
+    ("AGENCY", 14),
+    ("SOURCE", 15),
+    ("USER", 12),
+    ("RULE", 44),
+    ("ID", SHORT_ID),
+    ("VERSION", 9),
+    ("ASSIGNEE", 0),
+)
+
+
+def _row(values: list[str]) -> str:
+    from pipeline.cli.output import clean
+
+    cells = []
+    for (_, width), value in zip(COLUMNS, values, strict=True):
+        text = clean(value)
+        cells.append(text if not width else (text[: width - 1] + "~" if len(text) > width else text.ljust(width)))
+    return "  ".join(cells).rstrip()
+
+
+def table_header() -> str:
+    return _row([name for name, _ in COLUMNS])
+
+
 def summary_line(rec) -> str:
-    """One alert on one line, for terminals (pure; also used by notifications)."""
+    """One alert as a table row (pure; log-derived text made terminal-safe)."""
     s = rec.source
     wf = s.get("socpipe", {}).get("workflow", {})
-    who = s.get("user", {}).get("name", "-")
-    src = s.get("source", {}).get("ip", "-")
-    return (
-        f"{s.get('@timestamp', '?')}  {s.get('kibana', {}).get('alert', {}).get('severity', '?'):8}  "
-        f"{wf.get('status', '?'):12}  {s.get('organization', {}).get('id', '-'):10}  {src:15}  {who:10}  "
-        f"{s.get('rule', {}).get('name', '?')[:50]:50}  {rec.id}  v{rec.version[0]}:{rec.version[1]}"
-        f"{'  @' + wf['assignee'] if wf.get('assignee') else ''}"
+    return _row(
+        [
+            str(s.get("@timestamp", "?")),
+            str(s.get("kibana", {}).get("alert", {}).get("severity", "?")),
+            str(wf.get("status", "?")),
+            str(s.get("organization", {}).get("id", "-")),
+            str(s.get("source", {}).get("ip", "-")),
+            str(s.get("user", {}).get("name", "-")),
+            str(s.get("rule", {}).get("name", "?")),
+            rec.id[:SHORT_ID],
+            format_version(rec.version),
+            str(wf.get("assignee") or "-"),
+        ]
     )
+
+
+def format_version(version) -> str:
+    from pipeline.elastic.triage import format_version as fmt
+
+    return fmt(version)
 
 
 @click.group("alerts")
@@ -110,7 +151,7 @@ def alerts_group() -> None:
 @click.option("--assignee")
 @click.option("--since", help="ISO time or relative: 30m, 24h, 7d")
 @click.option("--until")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line.")
 def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, since, until, limit, as_json):
     """Newest first."""
@@ -121,14 +162,25 @@ def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, s
         flt.query()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    for rec in _call(lambda: _service(config_path, prefix).list(flt, limit)):
-        click.echo(
-            json.dumps(
-                {"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source}, ensure_ascii=False
-            )
-            if as_json
-            else summary_line(rec)
-        )
+    from pipeline.cli.output import clean_json
+
+    records = _call(lambda: _service(config_path, prefix).list(flt, limit))
+    if as_json:
+        for rec in records:
+            doc = {"_id": rec.id, "_version": format_version(rec.version), **rec.source}
+            click.echo(clean_json(json.dumps(doc, ensure_ascii=False)))
+        return
+    if not records:
+        from pipeline.cli.output import clean
+
+        given = [f"--{k} {','.join(v) if isinstance(v, list) else v}" for k, v in vars(flt).items() if v]
+        click.echo(clean(" ".join(["no alerts match", *given])), err=True)
+        return
+    click.echo(table_header())
+    for rec in records:
+        click.echo(summary_line(rec))
+    if len(records) == limit:
+        click.echo(f"(first {limit}; --limit for more)", err=True)
 
 
 @alerts_group.command("show")
@@ -137,23 +189,22 @@ def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, s
 @click.argument("alert_id")
 def alerts_show(config_path, prefix, alert_id):
     """The whole alert (JSON), with its version for --if-version."""
+    from pipeline.cli.output import clean_json
+
     rec = _call(lambda: _service(config_path, prefix).get(alert_id))
-    click.echo(
-        json.dumps(
-            {"_id": rec.id, "_index": rec.index, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source},
-            ensure_ascii=False,
-            indent=2,
-        )
-    )
+    doc = {"_id": rec.id, "_index": rec.index, "_version": format_version(rec.version), **rec.source}
+    click.echo(clean_json(json.dumps(doc, ensure_ascii=False, indent=2)))
 
 
 def _change_command(action: str, help_text: str, extra: list):
     @click.command(action, help=help_text)
     @config_option
     @prefix_option
-    @click.argument("alert_id")
+    @click.argument("alert_id")  # the id or a unique prefix of it (at least 6 characters)
     @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
-    @click.option("--if-version", help="Only if the alert is still at this version (SEQ:TERM from show/list).")
+    @click.option(
+        "--if-version", help="Only if the alert is still at this version (the VERSION column of list, e.g. 12:1)."
+    )
     def command(config_path, prefix, alert_id, actor, if_version, **kw):
         from datetime import datetime
 
@@ -174,6 +225,7 @@ def _change_command(action: str, help_text: str, extra: list):
             text=kw.get("text") or kw.get("note"),
         )
         rec = _call(lambda: _service(config_path, prefix).change(alert_id, change, expected))
+        click.echo(table_header())
         click.echo(summary_line(rec))
 
     for option in reversed(extra):
@@ -185,11 +237,14 @@ def _call(fn):
     """Run a triage call; turn its failures into messages and distinct exit codes."""
     from elasticsearch import TransportError
 
-    from pipeline.elastic.triage import AlertConflict, AlertNotFound
+    from pipeline.elastic.triage import AlertConflict, AlertNotFound, AmbiguousAlertId
     from pipeline.elastic.workflow import TransitionError
 
     try:
         return fn()
+    except AmbiguousAlertId as exc:
+        click.echo(f"ambiguous id: {exc}", err=True)
+        sys.exit(4)
     except AlertConflict as exc:
         click.echo(f"conflict: {exc}", err=True)
         sys.exit(3)
@@ -238,51 +293,110 @@ def triage_group() -> None:
 tokens_option = click.option(
     "--tokens",
     "tokens_path",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="Tokens file (YAML; SHA-256 digests only).",
+    help="Tokens file (YAML; SHA-256 digests only). Default: `tokens` of config/triage.yaml.",
+)
+triage_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="triage.yaml (SOCPIPE_* variables override).",
 )
 
 
+def _triage_config(config_path: str | None):
+    from pipeline.triage.config import load_triage_config
+
+    try:
+        return load_triage_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _tokens_path(config_path: str | None, tokens_path: str | None) -> str:
+    if tokens_path:
+        return tokens_path
+    path = _triage_config(config_path).tokens
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @triage_group.command("token")
+@triage_config_option
 @tokens_option
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(["analyst", "lead", "read-only"]))
-def triage_token(tokens_path, name, role):
-    """Create or replace NAME's token; prints it once."""
+def triage_token(config_path, tokens_path, name, role):
+    """Create or replace NAME's token; prints it once. A running server picks it up (no restart)."""
     from pipeline.triage.auth import add_analyst
 
     try:
-        click.echo(add_analyst(tokens_path, name, role))
+        click.echo(add_analyst(_tokens_path(config_path, tokens_path), name, role))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@triage_group.command("revoke")
+@triage_config_option
+@tokens_option
+@click.argument("name")
+def triage_revoke(config_path, tokens_path, name):
+    """Revoke NAME's token; a running server refuses it within token_reload_s."""
+    from pipeline.triage.auth import revoke_analyst
+
+    path = _tokens_path(config_path, tokens_path)
+    try:
+        if not revoke_analyst(path, name):
+            raise click.ClickException(f"{path}: no analyst named {name!r}")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked {name}")
 
 
 @triage_group.command("serve")
-@config_option
+@triage_config_option
 @prefix_option
 @tokens_option
-@click.option("--listen", default="127.0.0.1:8088", show_default=True, help="HOST:PORT")
+@click.option("--listen", default=None, help="HOST:PORT (default: server.host/port of the config).")
 def triage_serve(config_path, prefix, tokens_path, listen):
-    """Serve /api/alerts (JSON) and /alerts/<id> (pages for Kibana links) until interrupted."""
+    """Serve /api/alerts (JSON) and the browser pages until interrupted. HTTPS when
+    server.tls_certfile/tls_keyfile are set; tokens are re-read when their file changes."""
     import logging
+    import signal
 
+    from pipeline.elastic import connect
+    from pipeline.elastic.triage import TriageService
     from pipeline.triage.app import TriageApi
-    from pipeline.triage.auth import TokenStore
+    from pipeline.triage.auth import ReloadingTokenStore
     from pipeline.triage.server import make_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cfg = _triage_config(config_path)
+    if listen:
+        host, _, port = listen.rpartition(":")
+        cfg.server.host, cfg.server.port = host or "127.0.0.1", int(port)
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+    path = tokens_path or cfg.tokens
     try:
-        tokens = TokenStore.load(tokens_path)
+        tokens = ReloadingTokenStore(path, cfg.token_reload_s)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if not len(tokens):
-        raise click.ClickException(
-            f"{tokens_path}: no analysts (add one: socpipe triage token --tokens ... NAME --role analyst)"
-        )
-    host, _, port = listen.rpartition(":")
-    server = make_server(TriageApi(_service(config_path, prefix), tokens), host or "127.0.0.1", int(port))
-    click.echo(f"triage API on http://{server.server_address[0]}:{server.server_address[1]} ({len(tokens)} analysts)")
+        raise click.ClickException(f"{path}: no analysts (add one: socpipe triage token NAME --role analyst)")
+    service = TriageService(connect(cfg.es), prefix=prefix or cfg.es.index_prefix)
+    try:
+        server = make_server(TriageApi(service, tokens), settings=cfg.server)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot serve on {cfg.server.host}:{cfg.server.port}: {exc}") from exc
+    signal.signal(signal.SIGHUP, lambda *_: tokens.reload_if_changed(force=True))
+    host, port = server.server_address[:2]
+    click.echo(f"triage API on {server.scheme}://{host}:{port} ({len(tokens)} analysts)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -26,6 +26,18 @@ class AlertNotFound(LookupError):
     pass
 
 
+class AmbiguousAlertId(LookupError):
+    """An id prefix that more than one alert starts with."""
+
+    def __init__(self, prefix: str, candidates: list[str]):
+        self.prefix, self.candidates = prefix, candidates
+        super().__init__(f"{prefix!r} is the start of several alert ids: {', '.join(candidates)}; give more of it")
+
+
+MIN_PREFIX = 6  # shortest id prefix accepted (ids are 32+ hex digits)
+_HEX = frozenset("0123456789abcdef")
+
+
 class AlertConflict(Exception):
     """Someone changed the alert since the caller's version; nothing was overwritten."""
 
@@ -42,10 +54,16 @@ def format_version(v: Version) -> str:
 
 
 def parse_version(text: str | None) -> Version | None:
-    """`"12:1"` -> (12, 1); None/"" -> None; anything else raises ValueError."""
+    """`"12:1"` (as `format_version` prints it; a leading `v` is tolerated) -> (12, 1); None/"" ->
+    None; anything else raises ValueError."""
     if not text:
         return None
-    seq, _, term = str(text).strip().strip('"').partition(":")
+    body = str(text).strip().strip('"')
+    if body[:1] in ("v", "V"):
+        body = body[1:]
+    seq, _, term = body.partition(":")
+    if not seq.isascii() or not term.isascii():
+        raise ValueError(f"not a version: {text!r}")
     return int(seq), int(term or 1)
 
 
@@ -113,11 +131,17 @@ def resolve_time(text: str, now: datetime | None = None) -> str:
     t = str(text).strip()
     if t[:-1].isdigit() and t[-1:] in _UNITS:
         now = now or datetime.now(UTC)
-        return iso_ms(now - timedelta(seconds=int(t[:-1]) * _UNITS[t[-1]]))
+        try:
+            return iso_ms(now - timedelta(seconds=int(t[:-1]) * _UNITS[t[-1]]))
+        except (OverflowError, ValueError):
+            raise ValueError(f"not a time: {text!r} (too far back)") from None
     dt = parse_time(t)
     if dt is None:
         raise ValueError(f"not a time: {text!r} (use ISO-8601 or 30m, 24h, 7d)")
-    return iso_ms(dt)
+    try:
+        return iso_ms(dt)
+    except (OverflowError, ValueError):
+        raise ValueError(f"not a time: {text!r} (out of range)") from None
 
 
 class TriageService:
@@ -148,8 +172,9 @@ class TriageService:
         ]
 
     def get(self, alert_id: str) -> AlertRecord:
-        """Realtime read of the current version (a search may lag a refresh behind)."""
-        index = self._locate(alert_id)
+        """Realtime read of the current version (a search may lag a refresh behind). `alert_id` may
+        be a unique prefix of the id (at least MIN_PREFIX hex digits), as `alerts list` shows it."""
+        alert_id, index = self._locate(alert_id)
         try:
             doc = self.es.get(index=index, id=alert_id)
         except NotFoundError:
@@ -157,9 +182,9 @@ class TriageService:
             raise AlertNotFound(alert_id) from None
         return AlertRecord(alert_id, index, (doc["_seq_no"], doc["_primary_term"]), doc["_source"])
 
-    def _locate(self, alert_id: str) -> str:
+    def _locate(self, alert_id: str) -> tuple[str, str]:
         if alert_id in self._where:
-            return self._where[alert_id]
+            return alert_id, self._where[alert_id]
         resp = self.es.search(
             index=self.pattern,
             query={"ids": {"values": [alert_id]}},
@@ -169,42 +194,54 @@ class TriageService:
             allow_no_indices=True,
         )
         hits = resp["hits"]["hits"]
+        if not hits and MIN_PREFIX <= len(alert_id) < 64 and set(alert_id.lower()) <= _HEX:
+            resp = self.es.search(
+                index=self.pattern,
+                query={"prefix": {"event.id": alert_id.lower()}},
+                size=5,
+                source=False,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+            hits = resp["hits"]["hits"]
+            if len(hits) > 1:
+                raise AmbiguousAlertId(alert_id, sorted(h["_id"] for h in hits))
         if not hits:
             raise AlertNotFound(alert_id)
-        self._where[alert_id] = hits[0]["_index"]
-        return hits[0]["_index"]
+        self._where[hits[0]["_id"]] = hits[0]["_index"]
+        return hits[0]["_id"], hits[0]["_index"]
 
     def change(self, alert_id: str, change: Change, expected: Version | None = None) -> AlertRecord:
         """Apply `change` if the alert is still at `expected` (or unchanged since read); record either way."""
         cur = self.get(alert_id)
         if expected is not None and tuple(expected) != cur.version:
             self._record_conflict(cur, change, expected)
-            raise AlertConflict(alert_id, expected, cur.version, cur.status)
+            raise AlertConflict(cur.id, expected, cur.version, cur.status)
         workflow = apply_change(cur.source.get("socpipe", {}).get("workflow", {}), change, cur.version[0])
         try:
             resp = self.es.update(
                 index=cur.index,
-                id=alert_id,
+                id=cur.id,
                 if_seq_no=cur.version[0],
                 if_primary_term=cur.version[1],
                 refresh=self.refresh,
                 doc=_workflow_patch(workflow),
             )
         except ConflictError:
-            now = self.get(alert_id)
+            now = self.get(cur.id)
             self._record_conflict(now, change, cur.version)
-            raise AlertConflict(alert_id, expected or cur.version, now.version, now.status) from None
+            raise AlertConflict(cur.id, expected or cur.version, now.version, now.status) from None
         log.info(
             "triage action=%s alert=%s actor=%s from=%s to=%s",
             change.action,
-            alert_id,
+            cur.id,
             change.actor,
             cur.status,
             workflow["status"],
         )
         source = dict(cur.source)
         source["socpipe"] = {**source.get("socpipe", {}), "workflow": workflow}
-        return AlertRecord(alert_id, cur.index, (resp["_seq_no"], resp["_primary_term"]), source)
+        return AlertRecord(cur.id, cur.index, (resp["_seq_no"], resp["_primary_term"]), source)
 
     def _record_conflict(self, cur: AlertRecord, change: Change, based_on: Version, attempts: int = 10) -> None:
         """Append the losing attempt to history; appending commutes, so retry until it lands."""

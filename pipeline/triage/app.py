@@ -20,17 +20,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from elasticsearch import ApiError as EsApiError
 from elasticsearch import TransportError
 
 from detectors.alerts import iso_ms
-from pipeline.elastic.triage import AlertConflict, AlertFilter, AlertNotFound, format_version, parse_version
-from pipeline.elastic.workflow import ACTIONS, Change, PermissionDenied, TransitionError, check_permission
+from pipeline.elastic.triage import (
+    AlertConflict,
+    AlertFilter,
+    AlertNotFound,
+    AmbiguousAlertId,
+    format_version,
+    parse_version,
+)
+from pipeline.elastic.workflow import ACTIONS, STATUSES, Change, PermissionDenied, TransitionError, check_permission
 from pipeline.triage import pages
 from pipeline.triage.auth import Analyst, TokenStore
 
 log = logging.getLogger("socpipe.triage_api")
 
 MAX_BODY = 64 * 1024
+MAX_ID = 512  # alert ids are 40-hex sha1s; anything much longer is not one
+MAX_LIMIT = 500
+MAX_SEQ = 2**63 - 1
+SEVERITIES = ("low", "medium", "high", "critical")  # kibana.alert.severity
+LIST_PARAMS = frozenset({"status", "severity", "agency", "rule", "assignee", "since", "until", "limit"})
 
 
 @dataclass
@@ -74,10 +87,15 @@ class TriageApi:
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
         headers = {k.lower(): v for k, v in headers.items()}
-        url = urllib.parse.urlsplit(target)
-        parts = [urllib.parse.unquote(p) for p in url.path.split("/") if p]
-        query = urllib.parse.parse_qs(url.query)
+        parts: list[str] = []
+        url = urllib.parse.urlsplit("")
         try:
+            try:
+                url = urllib.parse.urlsplit(target)
+                parts = [urllib.parse.unquote(p, errors="strict") for p in url.path.split("/") if p]
+                query = urllib.parse.parse_qs(url.query, keep_blank_values=True, errors="strict", max_num_fields=50)
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(400, "malformed URL (bad escape, bad UTF-8 or too many parameters)") from None
             if len(body) > MAX_BODY:
                 raise ApiError(413, "request body too large")
             if parts == ["healthz"] and method == "GET":
@@ -103,6 +121,8 @@ class TriageApi:
             flt, limit = _filter(query)
             records = self._call(lambda: self.service.list(flt, limit))
             return Response.json(200, {"alerts": [_view(r) for r in records]})
+        if len(parts) >= 2 and parts[0] == "alerts" and len(parts[1]) > MAX_ID:
+            raise ApiError(404, "no such alert")
         if len(parts) == 2 and parts[0] == "alerts" and method == "GET":
             rec = self._call(lambda: self.service.get(parts[1]))
             return Response.json(200, _view(rec), ETag=f'"{format_version(rec.version)}"')
@@ -131,6 +151,11 @@ class TriageApi:
             expected = parse_version(str(version)) if version else None
         except ValueError:
             raise ApiError(400, "version must look like 12:1") from None
+        if expected is not None and not (0 <= expected[0] <= MAX_SEQ and 1 <= expected[1] <= MAX_SEQ):
+            raise ApiError(400, "version out of range")
+        for key in ("reason", "assignee", "text"):
+            if data.get(key) is not None and not isinstance(data.get(key), str):
+                raise ApiError(400, f"{key} must be a string")
         change = Change(
             action,
             analyst.name,
@@ -150,12 +175,20 @@ class TriageApi:
             return fn()
         except AlertNotFound:
             raise ApiError(404, "no such alert") from None
+        except AmbiguousAlertId as exc:
+            raise ApiError(400, str(exc), candidates=exc.candidates) from None
         except AlertConflict as exc:
             raise ApiError(409, str(exc), version=format_version(exc.current), alert_status=exc.status) from None
         except TransitionError as exc:
             raise ApiError(422, str(exc)) from None
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
+        except EsApiError as exc:  # Elasticsearch refused the request: a value it cannot take is the caller's
+            if exc.meta.status in (400, 404):
+                log.info("triage_api es_rejected status=%s error=%s", exc.meta.status, exc.message)
+                raise ApiError(400 if exc.meta.status == 400 else 404, "Elasticsearch rejected a value") from None
+            log.warning("triage_api es_error status=%s error=%s", exc.meta.status, exc.message)
+            raise ApiError(503, "Elasticsearch unavailable, try again") from None
         except TransportError as exc:
             log.warning("triage_api es_unavailable error=%s", type(exc).__name__)
             raise ApiError(503, "Elasticsearch unavailable, try again") from None
@@ -194,10 +227,21 @@ def _filter(query: dict[str, list[str]]) -> tuple[AlertFilter, int]:
     def one(name: str) -> str | None:
         return query.get(name, [None])[-1]
 
+    unknown = sorted(set(query) - LIST_PARAMS)
+    if unknown:
+        raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(LIST_PARAMS))})")
     try:
         limit = int(one("limit") or 50)
     except ValueError:
         raise ApiError(400, "limit must be a number") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be 1..{MAX_LIMIT}")
+    for name, known in (("status", STATUSES), ("severity", SEVERITIES)):
+        bad = [v for v in many(name) if v not in known]
+        if bad:
+            raise ApiError(400, f"{name} {bad[0]!r} is not one of {', '.join(known)}")
+    if any(len(v) > 256 for values in query.values() for v in values):
+        raise ApiError(400, "a parameter value is longer than 256 characters")
     flt = AlertFilter(
         status=many("status"),
         severity=many("severity"),
@@ -211,7 +255,7 @@ def _filter(query: dict[str, list[str]]) -> tuple[AlertFilter, int]:
         flt.query()
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    return flt, max(1, min(limit, 500))
+    return flt, limit
 
 
 def _view(rec) -> dict[str, Any]:
