@@ -1,4 +1,4 @@
-"""`socpipe stack up|down|status`: the local servers (Kafka, Elasticsearch API, Prometheus)."""
+"""`socpipe stack up|down|status`: the local servers (Kafka, Elasticsearch, Prometheus)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ def _stack(state_dir: str | None) -> Stack:
 
 @click.group()
 def stack() -> None:
-    """Run the local stack: Apache Kafka (KRaft), an Elasticsearch API server and Prometheus.
+    """Run the local stack: Apache Kafka (KRaft), Elasticsearch 8 and Prometheus.
 
-    Servers bind to 127.0.0.1 on 9092 (Kafka; controller 9093), 9200 and 9090; move one with
-    SOCPIPE_STACK_KAFKA_PORT, SOCPIPE_STACK_KAFKA_CONTROLLER_PORT, SOCPIPE_STACK_ELASTICSEARCH_PORT or
-    SOCPIPE_STACK_PROMETHEUS_PORT."""
+    Servers bind to 127.0.0.1 on 9092 (Kafka; controller 9093), 9200 (Elasticsearch; transport 9300)
+    and 9090; move one with SOCPIPE_STACK_KAFKA_PORT, SOCPIPE_STACK_KAFKA_CONTROLLER_PORT,
+    SOCPIPE_STACK_ELASTICSEARCH_PORT, SOCPIPE_STACK_ELASTICSEARCH_TRANSPORT_PORT or
+    SOCPIPE_STACK_PROMETHEUS_PORT. A running stack remembers its ports: `status` and `down` find it
+    from any shell."""
 
 
 @stack.command()

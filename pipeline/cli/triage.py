@@ -52,6 +52,7 @@ def es_setup(config_path: str | None, prefix: str | None) -> None:
         report = setup(connect(cfg), cfg, prefix)
     except TransportError as exc:
         raise click.ClickException(f"cannot reach Elasticsearch at {cfg.url}: {exc}") from exc
+    click.echo("cluster offers: " + (", ".join(report.capabilities) or "no ILM, no mapper-extras"))
     for name in report.templates:
         click.echo(f"template {name}: installed")
     for name in report.ilm_policies:

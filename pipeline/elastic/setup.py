@@ -1,4 +1,9 @@
-"""`socpipe es setup`: index templates (alerts, events) and ILM delete policies; idempotent."""
+"""`socpipe es setup`: index templates (alerts, events) and ILM delete policies; idempotent.
+
+What the cluster offers is detected, not assumed: ILM (absent from Elastic's integration-test
+distribution and API-compatible servers) and the mapper-extras module (`match_only_text`, used for
+event messages where present: no positions or norms, about half the index size of `text`).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,18 @@ class SetupReport:
     templates: list[str] = field(default_factory=list)
     ilm_policies: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Optional server features the templates may use."""
+
+    ilm: bool = False
+    match_only_text: bool = False
+
+    def names(self) -> list[str]:
+        return [name for name, on in (("ilm", self.ilm), ("match_only_text", self.match_only_text)) if on]
 
 
 def alerts_pattern(prefix: str) -> str:
@@ -30,14 +47,21 @@ def events_pattern(prefix: str) -> str:
     return f"{prefix}-events-*"
 
 
-def template_bodies(cfg: ElasticsearchConfig, prefix: str, ilm: bool) -> dict[str, dict]:
+def template_bodies(cfg: ElasticsearchConfig, prefix: str, caps: Capabilities | bool) -> dict[str, dict]:
     """Template name -> put_index_template kwargs (pure, so tests can inspect them)."""
+    if isinstance(caps, bool):
+        caps = Capabilities(ilm=caps)
 
     def settings(kind: str, refresh: str | None) -> dict:
-        s: dict = {"number_of_shards": 1, "number_of_replicas": 0 if kind == "events" else 1}
+        # Alerts get one replica as soon as a second node exists (green on a single node, safe on a cluster).
+        s: dict = {"number_of_shards": 1}
+        if kind == "events":
+            s["number_of_replicas"] = 0
+        else:
+            s["auto_expand_replicas"] = "0-1"
         if refresh:
             s["refresh_interval"] = refresh
-        if ilm:
+        if caps.ilm:
             s["index.lifecycle.name"] = f"{prefix}-{kind}"
         return s
 
@@ -51,10 +75,18 @@ def template_bodies(cfg: ElasticsearchConfig, prefix: str, ilm: bool) -> dict[st
         f"{prefix}-events": {
             "index_patterns": [events_pattern(prefix)],
             "priority": TEMPLATE_PRIORITY,
-            "template": {"settings": settings("events", None), "mappings": EVENT_MAPPINGS},
+            "template": {"settings": settings("events", None), "mappings": event_mappings(caps)},
             "_meta": {"managed_by": "socpipe", "what": "events"},
         },
     }
+
+
+def event_mappings(caps: Capabilities) -> dict:
+    if not caps.match_only_text:
+        return EVENT_MAPPINGS
+    props = dict(EVENT_MAPPINGS["properties"])
+    props["message"] = {"type": "match_only_text"}
+    return {**EVENT_MAPPINGS, "properties": props}
 
 
 def ilm_policies(cfg: ElasticsearchConfig, prefix: str) -> dict[str, dict]:
@@ -83,12 +115,31 @@ def ilm_supported(es: Elasticsearch) -> bool:
         raise
 
 
+def modules_everywhere(es: Elasticsearch) -> set[str]:
+    """Modules and plugins present on every node (a template may only rely on those)."""
+    try:
+        nodes = es.nodes.info(metric="plugins", filter_path="nodes.*.modules.name,nodes.*.plugins.name").get(
+            "nodes", {}
+        )
+    except ApiError as exc:
+        if exc.meta.status in (400, 403, 404, 405, 501):
+            return set()
+        raise
+    sets = [{m["name"] for m in n.get("modules", []) + n.get("plugins", [])} for n in nodes.values()]
+    return set.intersection(*sets) if sets else set()
+
+
+def detect(es: Elasticsearch) -> Capabilities:
+    return Capabilities(ilm=ilm_supported(es), match_only_text="mapper-extras" in modules_everywhere(es))
+
+
 def setup(es: Elasticsearch, cfg: ElasticsearchConfig, prefix: str | None = None) -> SetupReport:
     """Install/overwrite policies then templates. Running it twice changes nothing."""
     prefix = prefix or cfg.index_prefix
     report = SetupReport()
-    ilm = ilm_supported(es)
-    if ilm:
+    caps = detect(es)
+    report.capabilities = caps.names()
+    if caps.ilm:
         for name, policy in ilm_policies(cfg, prefix).items():
             es.ilm.put_lifecycle(name=name, policy=policy)
             report.ilm_policies.append(name)
@@ -96,7 +147,7 @@ def setup(es: Elasticsearch, cfg: ElasticsearchConfig, prefix: str | None = None
         msg = "server has no ILM API: retention policies skipped (delete old daily indices by name instead)"
         log.warning("es_setup ilm=skipped reason=%r", msg)
         report.warnings.append(msg)
-    for name, body in template_bodies(cfg, prefix, ilm).items():
+    for name, body in template_bodies(cfg, prefix, caps).items():
         es.indices.put_index_template(name=name, **body)
         report.templates.append(name)
     log.info("es_setup templates=%s ilm=%s", ",".join(report.templates), ",".join(report.ilm_policies) or "-")

@@ -1,8 +1,8 @@
 """The local stack: the real servers socpipe needs on a machine without Docker.
 
-Apache Kafka (KRaft, jars from Maven Central, run on Java 17), an Elasticsearch-API server
-(noida-db's Elasticsearch listener; production points at a real cluster instead) and Prometheus
-(Debian's package). Every server binds to 127.0.0.1, has a protocol-level readiness check with a
+Apache Kafka (KRaft, jars from Maven Central, run on Java 17), Elasticsearch 8 (Elastic's
+integration-test distribution from Maven Central, run on Java 17 as its own system user) and
+Prometheus (Debian's package). Every server binds to 127.0.0.1, has a protocol-level readiness check with a
 deadline, and keeps its pid, log and data under the state directory (default `.socpipe/stack/`).
 """
 

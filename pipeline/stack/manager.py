@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -11,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.stack import servers
-from pipeline.stack.servers import Ports, PrerequisiteError
+from pipeline.stack import elasticsearch, servers
+from pipeline.stack.servers import Launch, Ports, PrerequisiteError, StackOptions
 
 log = logging.getLogger("socpipe.stack")
 
@@ -25,7 +27,7 @@ class StackError(RuntimeError):
 class Server:
     name: str
     endpoint: str
-    command: Callable[[Path, Ports], list[str]]
+    command: Callable[[Path, Ports], list[str] | Launch]
     ready: Callable[[Ports], str | None]
     start_timeout_s: float
 
@@ -41,21 +43,25 @@ class ServerStatus:
 
 
 class Stack:
-    def __init__(self, state_dir: str | Path | None = None, ports: Ports | None = None):
+    def __init__(self, state_dir: str | Path | None = None, ports: Ports | None = None, secure: bool | None = None):
         self.state = Path(state_dir or os.environ.get("SOCPIPE_STACK_DIR", ".socpipe/stack")).resolve()
+        recorded = self._recorded()
         try:
-            self.ports = ports or Ports.from_env()
+            # A running stack keeps the ports it was started with: `status`/`down` from a new shell
+            # (without the SOCPIPE_STACK_*_PORT variables) still find its servers.
+            self.ports = ports or (recorded[0] if recorded else Ports.from_env())
         except PrerequisiteError as exc:
             raise StackError(str(exc)) from exc
-        ports = self.ports
+        self.options = StackOptions(secure=bool(secure)) if secure is not None or not recorded else recorded[1]
+        ports, state, opts = self.ports, self.state, self.options
         self.servers = [
             Server("kafka", f"127.0.0.1:{ports.kafka}", servers.kafka_command, servers.kafka_ready, 120),
             Server(
                 "elasticsearch",
                 f"http://127.0.0.1:{ports.elasticsearch}",
-                servers.elasticsearch_command,
-                servers.elasticsearch_ready,
-                60,
+                lambda st, p: elasticsearch.elasticsearch_launch(st, p, opts),
+                lambda p: elasticsearch.elasticsearch_ready(p, state, opts),
+                180,
             ),
             Server(
                 "prometheus",
@@ -67,6 +73,21 @@ class Stack:
         ]
 
     @property
+    def record_file(self) -> Path:
+        return self.state / "stack.json"
+
+    def _recorded(self) -> tuple[Ports, StackOptions] | None:
+        """Ports and options of the stack started in this state directory, if any of its servers runs."""
+        try:
+            rec = json.loads(self.record_file.read_text())
+            ports, opts = Ports(**rec["ports"]), StackOptions(**rec.get("options", {}))
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        names = rec.get("servers", ["kafka", "elasticsearch", "prometheus"])
+        pids = [self._read_pid(self.state / f"{name}.pid") for name in names]
+        return (ports, opts) if any(pid is not None and self._alive(pid) for pid in pids) else None
+
+    @property
     def env_file(self) -> Path:
         return self.state / "env"
 
@@ -76,11 +97,25 @@ class Stack:
             "SOCPIPE_ES_URL": f"http://127.0.0.1:{self.ports.elasticsearch}",
             "SOCPIPE_PROMETHEUS_URL": f"http://127.0.0.1:{self.ports.prometheus}",
             "SOCPIPE_STACK_DIR": str(self.state),
+            **{
+                f"SOCPIPE_STACK_{name.upper()}_PORT": str(getattr(self.ports, name))
+                for name in Ports.__dataclass_fields__
+            },
         }
 
     def up(self) -> list[ServerStatus]:
         """Start what is not running (idempotent), wait for every server to answer, write the env file."""
         self.state.mkdir(parents=True, exist_ok=True)
+        self.record_file.write_text(
+            json.dumps(
+                {
+                    "ports": self.ports.__dict__,
+                    "options": self.options.__dict__,
+                    "servers": [s.name for s in self.servers],
+                },
+                indent=1,
+            )
+        )
         for server in self.servers:
             if self._pid_alive(server):
                 continue
@@ -90,18 +125,24 @@ class Stack:
                     f"{server.endpoint}; stop it or change the port"
                 )
             try:
-                command = server.command(self.state, self.ports)
+                launch = server.command(self.state, self.ports)
             except PrerequisiteError as exc:
                 raise StackError(f"{server.name}: {exc}") from exc
-            logfile = open(self.state / f"{server.name}.log", "ab")
-            proc = subprocess.Popen(
-                command,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.state,
-            )
+            if not isinstance(launch, Launch):
+                launch = Launch(launch)
+            with open(self.state / f"{server.name}.log", "ab") as logfile:
+                proc = subprocess.Popen(
+                    launch.argv,
+                    stdout=logfile,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    cwd=launch.cwd or self.state,
+                    env={**os.environ, **launch.env} if launch.env else None,
+                    user=launch.user,
+                    group=launch.user and _primary_group(launch.user),
+                    extra_groups=[] if launch.user else None,
+                )
             (self.state / f"{server.name}.pid").write_text(str(proc.pid))
             log.info("stack.start server=%s pid=%d", server.name, proc.pid)
         for server in self.servers:
@@ -169,8 +210,12 @@ class Stack:
             return None
 
     def _pid(self, server: Server) -> int | None:
+        return self._read_pid(self.state / f"{server.name}.pid")
+
+    @staticmethod
+    def _read_pid(path: Path) -> int | None:
         try:
-            return int((self.state / f"{server.name}.pid").read_text())
+            return int(path.read_text())
         except (OSError, ValueError):
             return None
 
@@ -191,3 +236,7 @@ class Stack:
             return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
         except (OSError, IndexError):
             return True
+
+
+def _primary_group(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid

@@ -7,9 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "4.4.0"
@@ -22,10 +21,28 @@ class PrerequisiteError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Launch:
+    """How to start a server: its command, extra environment, the user it runs as (root only), cwd."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """Variants of the stack chosen at `up` (recorded in the state directory for later commands)."""
+
+    secure: bool = False
+
+
+@dataclass(frozen=True)
 class Ports:
     kafka: int = 9092
     kafka_controller: int = 9093
     elasticsearch: int = 9200
+    elasticsearch_transport: int = 9300
     prometheus: int = 9090
 
     @classmethod
@@ -177,40 +194,6 @@ def kafka_ready(ports: Ports) -> str | None:
         return f"Apache Kafka {KAFKA_VERSION} (KRaft, cluster {cluster.get('cluster_id')})"
     finally:
         admin.close()
-
-
-def elasticsearch_command(state: Path, ports: Ports) -> list[str]:
-    exe = Path(sys.executable).with_name("noida-db")
-    binary = str(exe) if exe.exists() else shutil.which("noida-db")
-    if not binary:
-        raise PrerequisiteError(
-            "`noida-db` not found. Install it: pip install 'socpipe[stack]' (or pip install noida-db)"
-        )
-    data = state / "elasticsearch"
-    data.mkdir(parents=True, exist_ok=True)
-    return [
-        binary,
-        "start",
-        "--data-dir",
-        str(data),
-        "--host",
-        "127.0.0.1",
-        "--only",
-        "elasticsearch",
-        "--elasticsearch-port",
-        str(ports.elasticsearch),
-    ]
-
-
-def elasticsearch_ready(ports: Ports) -> str | None:
-    from elasticsearch import Elasticsearch
-
-    es = Elasticsearch(f"http://127.0.0.1:{ports.elasticsearch}", request_timeout=2)
-    try:
-        info = es.info()
-        return f"Elasticsearch API {info['version']['number']} ({info.get('name', '?')})"
-    finally:
-        es.close()
 
 
 # socpipe's own metrics endpoints, scraped by the local Prometheus. Components started elsewhere

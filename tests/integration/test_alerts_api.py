@@ -1,4 +1,4 @@
-"""The HTTP triage API over a real socket and the real Elasticsearch API."""
+"""The HTTP triage API over a real socket and the real Elasticsearch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AlertIndexer and `socpipe es setup` against the real Elasticsearch API (unique prefix per test)."""
+"""AlertIndexer and `socpipe es setup` against the real Elasticsearch (unique prefix per test)."""
 
 from __future__ import annotations
 

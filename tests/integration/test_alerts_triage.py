@@ -1,4 +1,4 @@
-"""Triage against the real Elasticsearch API: workflow, history, optimistic concurrency."""
+"""Triage against the real Elasticsearch: workflow, history, optimistic concurrency."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The detector worker over the real Kafka broker and the Elasticsearch API server.
+"""The detector worker over the real Kafka broker and Elasticsearch.
 
 Raw line batches go into Kafka exactly as agents send them; a real `socpipe detect run` process
 turns them into alerts. Killing it with SIGKILL mid-stream and restarting it must leave exactly one

@@ -1,4 +1,4 @@
-"""Elasticsearch outage and rejected documents, with a real worker process, Kafka and the ES API.
+"""Elasticsearch outage and rejected documents, with a real worker process, Kafka and Elasticsearch.
 
 We cannot stop the shared Elasticsearch, so the worker talks to it through a TCP proxy started here on
 a free port; "down" makes the proxy reset every open connection and close new ones at once, which

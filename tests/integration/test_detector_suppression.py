@@ -1,4 +1,4 @@
-"""Suppression and agent re-sends through a real worker, Kafka and the Elasticsearch API.
+"""Suppression and agent re-sends through a real worker, Kafka and Elasticsearch.
 
 One scanner request opens an alert; the agent then re-sends that same line (same seq: dropped and
 counted, not re-processed) and two more requests from the same address arrive inside the

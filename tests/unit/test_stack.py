@@ -49,3 +49,62 @@ def test_prometheus_config_scrapes_socpipe_targets_and_loads_repo_rules(tmp_path
     assert "file_sd_configs" in config and "dashboards/prometheus/*.rules.yml" in config
     assert "--web.listen-address=127.0.0.1:19999" in cmd
     assert (tmp_path / "prometheus" / "targets" / "socpipe-detector.json").exists()
+
+
+def test_a_running_stack_is_found_with_its_recorded_ports_from_a_new_shell(tmp_path, monkeypatch):
+    """`status` without the SOCPIPE_STACK_*_PORT variables probes the ports the stack was started on."""
+    import json
+    import os
+
+    moved = Ports(kafka=19092, kafka_controller=19093, elasticsearch=19200, elasticsearch_transport=19300, prometheus=1)
+    (tmp_path / "stack.json").write_text(json.dumps({"ports": moved.__dict__, "options": {"secure": False}}))
+    (tmp_path / "elasticsearch.pid").write_text(str(os.getpid()))  # a live pid stands for a running server
+    for name in Ports.__dataclass_fields__:
+        monkeypatch.delenv(f"SOCPIPE_STACK_{name.upper()}_PORT", raising=False)
+    stack = Stack(tmp_path)
+    assert stack.ports == moved
+    assert stack.env()["SOCPIPE_ES_URL"] == "http://127.0.0.1:19200"
+    assert stack.env()["SOCPIPE_STACK_ELASTICSEARCH_TRANSPORT_PORT"] == "19300"
+    # once nothing runs there any more, the environment decides again
+    (tmp_path / "elasticsearch.pid").write_text("999999999")
+    assert Stack(tmp_path).ports == Ports()
+
+
+def test_unpack_keeps_exec_bits(tmp_path):
+    import zipfile
+
+    from pipeline.stack.elasticsearch import unpack_zip
+
+    archive = tmp_path / "d.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, mode in (("es/bin/elasticsearch", 0o755), ("es/config/jvm.options", 0o644)):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o100000 | mode) << 16
+            zf.writestr(info, "x")
+    unpack_zip(archive, tmp_path / "out")
+    assert (tmp_path / "out/es/bin/elasticsearch").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out/es/config/jvm.options").stat().st_mode & 0o777 == 0o644
+
+
+def test_state_under_a_private_directory_is_not_reachable_by_the_server_user(tmp_path):
+    from pipeline.stack.elasticsearch import reachable_by_others
+
+    private = tmp_path / "home"
+    (private / "repo").mkdir(parents=True)
+    private.chmod(0o700)
+    try:
+        assert not reachable_by_others(private / "repo")
+    finally:
+        private.chmod(0o755)
+    assert reachable_by_others(private / "repo") == reachable_by_others(tmp_path)
+
+
+def test_elasticsearch_config_binds_localhost_on_the_stack_ports(tmp_path):
+    from pipeline.stack.elasticsearch import config_yaml
+    from pipeline.stack.servers import StackOptions
+
+    text = config_yaml(Ports(elasticsearch=19200, elasticsearch_transport=19300), tmp_path, StackOptions())
+    lines = set(text.splitlines())
+    assert {'network.host: "127.0.0.1"', "http.port: 19200", "transport.port: 19300"} <= lines
+    assert 'discovery.type: "single-node"' in lines
+    assert f'path.data: "{tmp_path / "data"}"' in lines
