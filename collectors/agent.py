@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import socket
 import threading
@@ -16,14 +17,16 @@ from bisect import bisect_right
 from itertools import accumulate
 from pathlib import Path
 
-from collectors.config import AgentConfig
+from collectors.config import AgentConfig, SyslogInputConfig, own_state_paths
 from collectors.flood import TokenBucket
+from collectors.health import OK
 from collectors.identity import Identity
 from collectors.lines import BatchBuilder, encode_line
-from collectors.listeners import JournaldInput, Message, SyslogListener
+from collectors.listeners import JournaldInput, Message, SyslogListener, bind_failure, listener_source_name
 from collectors.shipper import Shipper
 from collectors.spool import Spool, write_json_atomic
 from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
+from collectors.status import STATUS_FILE, status_document
 from collectors.tailer import FileInput, FileSource
 from collectors.version import __version__
 from collectors.wire import MessageCounter, batch_mac
@@ -31,12 +34,15 @@ from collectors.wire import MessageCounter, batch_mac
 log = logging.getLogger("socpipe.agent")
 
 CHECKPOINT_EVERY_S = 5.0
+STATUS_EVERY_S = 2.0  # <state_dir>/status.json, read by `socpipe-agent status`
+LISTENER_RETRY_S = 30.0  # a listener whose bind failed is retried this often
 READ_BUDGET = 1024 * 1024  # bytes per source per loop: bounds memory and keeps sources fair
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, identity: Identity, host: str | None = None):
+    def __init__(self, config: AgentConfig, identity: Identity, host: str | None = None, env=None):
         self.config = config
+        self.env = os.environ if env is None else env  # SOCPIPE_KAFKA_* win over identity.json
         self.identity = identity
         self.host = host or config.host or socket.gethostname()
         self.stats = AgentStats()
@@ -76,6 +82,7 @@ class Agent:
                 c.flood.max_line_bytes,
                 c.flood.partial_line_timeout_s,
                 c.close_inactive_s,
+                own_state_paths(c),
             )
             for f in c.files
         ]
@@ -122,6 +129,8 @@ class Agent:
             self._flush_all(spool)
             shipper_stop.set()
             shipper.join(shipper.drain_on_stop_s + 5)
+            self.stats.spool_bytes = spool.pending_bytes
+            self._write_status(spool, running=False)
             spool.close()
             self._save_checkpoints()
             for fi in file_inputs:
@@ -136,6 +145,8 @@ class Agent:
         c = self.config
         next_refresh = 0.0
         next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
+        next_status = 0.0
+        next_bind_retry = time.monotonic() + LISTENER_RETRY_S
         sources: list[FileSource] = []
         while not stop.is_set():
             now = time.monotonic()
@@ -150,6 +161,7 @@ class Agent:
                     src.refresh(now)
                     sc = self.stats.source(src.name)
                     sc.lag_bytes = src.lag_bytes
+                self._report_files(file_inputs, sources)
                 next_refresh = now + c.poll_interval_s
             busy = False
             if not spool.full:
@@ -180,6 +192,12 @@ class Agent:
             if now >= next_checkpoint:
                 self._save_checkpoints()
                 next_checkpoint = now + CHECKPOINT_EVERY_S
+            if now >= next_status:
+                self._write_status(spool)
+                if self._unbound and now >= next_bind_retry:
+                    self._retry_listeners()
+                    next_bind_retry = now + LISTENER_RETRY_S
+                next_status = now + STATUS_EVERY_S
             if not busy:
                 stop.wait(min(c.poll_interval_s, c.batch.linger_s))
 
@@ -307,14 +325,11 @@ class Agent:
     # --- inputs and outputs -------------------------------------------------------------------------
     def _start_listeners(self, positions, inbox, stop_inputs) -> JournaldInput | None:
         c = self.config
+        self._inbox, self._stop_inputs = inbox, stop_inputs
+        self._unbound: list[SyslogInputConfig] = []
         for lc in c.syslog:
-            relay: queue.Queue[Message] = _Tagger(inbox, None, lc.dataset or None)
-            lst = SyslogListener(lc, relay, c.flood.max_line_bytes, stop_inputs)
-            relay.name = lst.name
-            self._listener_seq[lst.name] = int(positions.get(lst.name, {}).get("q", 1))
-            self.listen_ports[lst.name] = lst.port
-            lst.start()
-            self.listeners.append(lst)
+            self._listener_seq[listener_source_name(lc)] = int(positions.get(listener_source_name(lc), {}).get("q", 1))
+            self._start_listener(lc)
         if not c.journald.enabled:
             return None
         pos = positions.get("journald", {})
@@ -326,23 +341,69 @@ class Agent:
             c.flood.max_line_bytes,
             stop_inputs,
         )
+        journal.on_state = lambda state, detail="": self.stats.health.set_input("journald", state, detail)
         journal.start()
         return journal
 
-    def _kafka_kwargs(self) -> dict:
-        k = self.config.kafka
-        creds = self.identity.kafka
-        from dataclasses import replace
+    def _start_listener(self, lc: SyslogInputConfig) -> bool:
+        """Bind one syslog listener; a failure is reported (state bind_failed) and retried, the other
+        inputs keep working."""
+        name = listener_source_name(lc)
+        relay: queue.Queue[Message] = _Tagger(self._inbox, name, lc.dataset or None)
+        try:
+            lst = SyslogListener(lc, relay, self.config.flood.max_line_bytes, self._stop_inputs)
+        except OSError as exc:
+            if lc not in self._unbound:
+                self._unbound.append(lc)
+            self.stats.source(name)
+            self.stats.health.set_input(name, *bind_failure(lc, exc))
+            return False
+        if lc in self._unbound:
+            self._unbound.remove(lc)
+        self.listen_ports[lst.name] = lst.port
+        lst.start()
+        self.listeners.append(lst)
+        self.stats.health.set_input(name, OK)
+        return True
 
-        merged = replace(
-            k,
-            bootstrap=creds.bootstrap or k.bootstrap,
-            security_protocol=creds.security_protocol or k.security_protocol,
-            sasl_username=creds.sasl_username or k.sasl_username,
-            sasl_password=creds.sasl_password or k.sasl_password,
+    def _retry_listeners(self) -> None:
+        for lc in list(self._unbound):
+            self._start_listener(lc)
+
+    def _report_files(self, file_inputs: list[FileInput], sources: list[FileSource]) -> None:
+        health = self.stats.health
+        for src in sources:
+            health.set_input(src.name, src.state, src.detail)
+        for fi in file_inputs:
+            for pattern in fi.cfg.paths:
+                if pattern in fi.unmatched:
+                    self.stats.source(pattern)
+                    health.set_input(pattern, *fi.unmatched[pattern])
+                elif pattern in health.inputs and pattern not in fi.sources:
+                    health.set_input(pattern, OK)
+                    health.forget(pattern)
+                    with self.stats.lock:
+                        self.stats.sources.pop(pattern, None)
+
+    def _write_status(self, spool: Spool, running: bool = True) -> None:
+        doc = status_document(
+            self.stats,
+            self.identity.agency_id,
+            self.identity.agent_id,
+            self.host,
+            __version__,
+            spool.pending_bytes,
+            running=running,
         )
-        from collectors.config import check_kafka_transport
+        try:
+            write_json_atomic(self.state_dir / STATUS_FILE, doc, False)
+        except OSError as exc:
+            log.warning("status.write_failed error=%s", exc)
 
+    def _kafka_kwargs(self) -> dict:
+        from collectors.config import check_kafka_transport, effective_kafka
+
+        merged = effective_kafka(self.config.kafka, self.identity.kafka, self.env)
         check_kafka_transport(merged, self.config.allow_plaintext_remote)
         return merged.client_kwargs()
 

@@ -10,10 +10,12 @@ import dataclasses
 import hashlib
 import ipaddress
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.configfile import ConfigError, KafkaConfig, load_config
+from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, load_config
 from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
 
 COMPRESSED_SUFFIXES = [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z", ".7z"]
@@ -28,6 +30,9 @@ class FileInputConfig:
     # How rotated copies of a followed file are named, to finish a file rotated while read or while the
     # agent was down. "{path}" is the followed file's path.
     rotated: list[str] = field(default_factory=lambda: ["{path}.*", "{path}-*"])
+    # A followed file (or rotated copy) that is a symlink is refused unless set: a link planted in a log
+    # directory must not make the agent ship what it points at.
+    allow_symlinks: bool = False
 
 
 @dataclass
@@ -132,6 +137,12 @@ def validate(c: AgentConfig) -> None:
             raise ConfigError(f"files[{i}].paths: at least one path or glob is required")
         if f.start_position not in ("beginning", "end"):
             raise ConfigError(f"files[{i}].start_position: must be 'beginning' or 'end', got {f.start_position!r}")
+        for j, p in enumerate(f.paths):
+            if _inside(p, c.state_dir) or _inside(p, c.identity_path):
+                raise ConfigError(
+                    f"files[{i}].paths[{j}]: {p} is inside the agent's state ({c.state_dir}); "
+                    "the agent never reads its own state or identity (it would ship its secret)"
+                )
         for j, r in enumerate(f.rotated):
             if "{path}" not in r:
                 raise ConfigError(f"files[{i}].rotated[{j}]: must contain '{{path}}'")
@@ -165,7 +176,37 @@ def validate(c: AgentConfig) -> None:
     if c.metrics.enabled and c.metrics.host not in ("127.0.0.1", "localhost", "::1"):
         # Allowed, but only on purpose: the endpoint reveals file paths and rates.
         pass
-    check_kafka_transport(c.kafka, c.allow_plaintext_remote)
+    # Kafka transport is checked on the EFFECTIVE settings (environment > identity.json > this file):
+    # see effective_kafka and check_kafka_transport, called before the agent starts.
+    protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    if c.kafka.security_protocol not in protocols:
+        raise ConfigError(f"kafka.security_protocol: must be one of {', '.join(protocols)}")
+
+
+def effective_kafka(config: KafkaConfig, issued, env: Mapping[str, str]) -> KafkaConfig:
+    """The Kafka settings the agent uses. Precedence, highest first: the environment
+    (SOCPIPE_KAFKA_<KEY>), what the SOC issued at enrolment (identity.json `kafka`), agent.yaml, the
+    defaults. `config` already holds agent.yaml with the environment applied; `issued` is the
+    identity's KafkaCredentials (empty strings = not issued)."""
+    changes = {}
+    for name in dataclasses.asdict(issued):
+        value = getattr(issued, name)
+        if not value or not hasattr(config, name):
+            continue
+        if f"{ENV_PREFIX}KAFKA_{name.upper()}" in env:
+            continue  # set on purpose on this host: wins over identity.json
+        changes[name] = value
+    return dataclasses.replace(config, **changes)
+
+
+def own_state_paths(c: AgentConfig) -> tuple[str, ...]:
+    """Real paths the file inputs must never read: the state dir (spool, checkpoints, identity)."""
+    return tuple(sorted({os.path.realpath(c.state_dir), os.path.realpath(c.identity_path)}))
+
+
+def _inside(path: str, root: str | Path) -> bool:
+    p, r = os.path.realpath(path), os.path.realpath(root)
+    return p == r or p.startswith(r.rstrip("/") + "/")
 
 
 def check_kafka_transport(k: KafkaConfig, allow_plaintext_remote: bool) -> None:

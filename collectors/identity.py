@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from collectors.configfile import ConfigError
-from collectors.version import __version__
 
 
 @dataclass(frozen=True)
@@ -87,39 +83,8 @@ def load_identity(path: str | Path) -> Identity:
     )
 
 
-def enroll(
-    server: str,
-    token: str,
-    state_dir: str | Path,
-    host: str | None = None,
-    agent_version: str | None = None,
-    timeout_s: float = 15.0,
-) -> Identity:
-    """POST {server}/v1/enroll; on 200 store the identity, on 403 explain the token was refused."""
-    body = json.dumps(
-        {"token": token, "host": host or socket.gethostname(), "agent_version": agent_version or __version__}
-    ).encode()
-    req = urllib.request.Request(
-        server.rstrip("/") + "/v1/enroll", data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            data = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 403:
-            raise EnrolmentError("the SOC refused the enrolment token (unknown, expired or revoked)") from None
-        raise EnrolmentError(f"enrolment server answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise EnrolmentError(f"cannot enrol with {server}: {exc}") from None
-    try:
-        kafka = data.get("kafka") or {}
-        identity = Identity(
-            str(data["agency_id"]),
-            str(data["agent_id"]),
-            str(data["secret"]),
-            KafkaCredentials(**{k: str(kafka.get(k, "")) for k in KafkaCredentials.__dataclass_fields__}),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise EnrolmentError(f"enrolment answer is missing {exc}") from None
-    save_identity(Path(state_dir) / "identity.json", identity)
-    return identity
+def enroll(server: str, token: str, state_dir: str | Path, **kwargs) -> Identity:
+    """See collectors.enrol.enroll (kept here for callers of the first API)."""
+    from collectors.enrol import enroll as _enroll
+
+    return _enroll(server, token, state_dir, **kwargs)

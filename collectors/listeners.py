@@ -7,6 +7,7 @@ not fit are dropped and counted (UDP offers nothing better), journalctl is simpl
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import queue
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from collectors.config import JournaldInputConfig, SyslogInputConfig
+from collectors.health import BIND_FAILED, ERROR, OK
 from collectors.lines import FLAG_INVALID_UTF8, FLAG_TRUNCATED, decode
 
 log = logging.getLogger("socpipe.agent.listeners")
@@ -120,6 +122,19 @@ def listener_source_name(cfg: SyslogInputConfig) -> str:
     return f"syslog-{proto}:{cfg.port}"
 
 
+def bind_failure(cfg: SyslogInputConfig, exc: OSError) -> tuple[str, str]:
+    """(state, detail) for a listener that could not start, with the likely fix."""
+    where = f"{cfg.protocol} {cfg.host}:{cfg.port}"
+    if isinstance(exc, ssl.SSLError) or (cfg.tls_certfile and not exc.errno):
+        return ERROR, f"{where}: cannot load the TLS certificate or key: {exc}"
+    hints = {
+        errno.EADDRINUSE: "address already in use (another syslog daemon or agent listens there?)",
+        errno.EACCES: "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE; use a port >= 1024)",
+        errno.EADDRNOTAVAIL: "no such address on this host (check host:)",
+    }
+    return BIND_FAILED, f"{where}: " + hints.get(exc.errno or 0, exc.strerror or str(exc))
+
+
 class SyslogListener:
     def __init__(self, cfg: SyslogInputConfig, out: queue.Queue[Message], max_bytes: int, stop: threading.Event):
         self.cfg = cfg
@@ -133,18 +148,22 @@ class SyslogListener:
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
         kind = socket.SOCK_DGRAM if cfg.protocol == "udp" else socket.SOCK_STREAM
         self.sock = socket.socket(family, kind)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if cfg.protocol == "udp":
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        self.sock.bind((cfg.host, cfg.port))
-        self.sock.settimeout(0.5)
-        self.tls: ssl.SSLContext | None = None
-        if cfg.tls_certfile:
-            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.tls.minimum_version = ssl.TLSVersion.TLSv1_2
-            self.tls.load_cert_chain(cfg.tls_certfile, cfg.tls_keyfile)
-        if cfg.protocol == "tcp":
-            self.sock.listen(128)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if cfg.protocol == "udp":
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            self.sock.bind((cfg.host, cfg.port))
+            self.sock.settimeout(0.5)
+            self.tls: ssl.SSLContext | None = None
+            if cfg.tls_certfile:
+                self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                self.tls.minimum_version = ssl.TLSVersion.TLSv1_2
+                self.tls.load_cert_chain(cfg.tls_certfile, cfg.tls_keyfile)
+            if cfg.protocol == "tcp":
+                self.sock.listen(128)
+        except OSError:  # ssl.SSLError is an OSError too
+            self.sock.close()
+            raise
 
     @property
     def port(self) -> int:
@@ -267,6 +286,7 @@ class JournaldInput:
         self.max_bytes = max_bytes
         self.stop = stop
         self.proc: subprocess.Popen | None = None
+        self.on_state = lambda state, detail="": None  # set by the agent: input state changes
 
     def command(self) -> list[str]:
         cmd = [self.cfg.journalctl, "-o", "json", "--follow", "--no-pager"]
@@ -285,9 +305,10 @@ class JournaldInput:
                     self.command(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
                 )
             except OSError as exc:
-                log.warning("journald.unavailable error=%s", exc)
+                self.on_state(ERROR, f"cannot run {self.cfg.journalctl}: {exc.strerror or exc}")
                 return
             assert self.proc.stdout is not None
+            self.on_state(OK)
             for raw in self.proc.stdout:
                 if self.stop.is_set():
                     break
@@ -309,6 +330,11 @@ class JournaldInput:
                     except queue.Full:
                         continue
             self.close()
+            if not self.stop.is_set():
+                code = self.proc.returncode
+                self.on_state(
+                    ERROR, f"{self.cfg.journalctl} exited with code {code} (user not in group systemd-journal?)"
+                )
             self.stop.wait(5)  # journalctl exited (journal rotated, no journal): retry after a pause
 
     def close(self) -> None:

@@ -16,12 +16,19 @@ class ServiceError(RuntimeError):
     pass
 
 
-def unit_text(python: str, config_path: str, state_dir: str, user: str, log_group: str) -> str:
+def unit_text(exec_start: str, config_path: str, state_dir: str, user: str, log_group: str) -> str:
     """The unit: a dedicated user that reads logs through a group, a read-only system except its own
-    state dir, no privileges, and restart on failure (the spool keeps what was read)."""
+    state dir (StateDirectory=: systemd creates and owns it, never following symlinks), no privileges,
+    restart on failure (the spool keeps what was read) but not on a configuration error (exit 2: the
+    journal then shows the one clear message, e.g. "enrol first")."""
+    state = Path(state_dir)
+    if state.parent == Path("/var/lib"):
+        state_lines = f"StateDirectory={state.name}\nStateDirectoryMode=0700"
+    else:
+        state_lines = f"ReadWritePaths={state_dir}"
     return f"""[Unit]
 Description=socpipe collector agent (ships logs to the SOC)
-Documentation=https://github.com/socpipe/socpipe/blob/main/collectors/README.md
+Documentation=man:socpipe-agent(1)
 Wants=network-online.target
 After=network-online.target
 
@@ -30,12 +37,11 @@ Type=simple
 User={user}
 Group={user}
 SupplementaryGroups={log_group} systemd-journal
-ExecStart={python} -m pipeline.cli agent run --config {config_path}
+ExecStart={exec_start} run --config {config_path}
 Restart=always
 RestartSec=5
-StateDirectory={Path(state_dir).name}
-StateDirectoryMode=0700
-ReadWritePaths={state_dir}
+RestartPreventExitStatus=2
+{state_lines}
 ReadOnlyPaths=/var/log
 ProtectSystem=strict
 ProtectHome=true
@@ -95,10 +101,7 @@ def install(unit: str, config_path: str, state_dir: str, user: str, log_group: s
         steps.append(f"{user} may read logs through group {log_group}")
     except KeyError:
         steps.append(f"warning: group {log_group} does not exist; grant {user} read access to the logs yourself")
-    Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = pwd.getpwnam(user)
-    for p in [Path(state_dir), *Path(state_dir).rglob("*")]:
-        os.chown(p, info.pw_uid, info.pw_gid)
+    chown_tree(Path(state_dir), user)
     steps.append(f"state dir {state_dir} owned by {user}, mode 0700")
     if not Path(config_path).exists():
         steps.append(f"warning: {config_path} does not exist yet; copy config/agent.yaml there")
@@ -108,3 +111,17 @@ def install(unit: str, config_path: str, state_dir: str, user: str, log_group: s
         subprocess.run(["systemctl", "daemon-reload"], check=False)
         steps.append("next: systemctl enable --now socpipe-agent")
     return steps
+
+
+def chown_tree(root: Path, user: str) -> None:
+    """Give `root` and everything under it to `user`, never following a symlink: a link planted in
+    the state dir (say to /etc/shadow) must not hand its target to the service user."""
+    info = pwd.getpwnam(user)
+    if root.is_symlink():
+        raise ServiceError(f"state dir {root} is a symlink; refusing to change its owner")
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(root, 0o700, follow_symlinks=False)
+    os.chown(root, info.pw_uid, info.pw_gid, follow_symlinks=False)
+    for top, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            os.chown(os.path.join(top, name), info.pw_uid, info.pw_gid, follow_symlinks=False)

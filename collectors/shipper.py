@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from collectors.health import KAFKA_CONNECTED, KAFKA_UNREACHABLE
 from collectors.spool import Spool, SpoolRecord
 from collectors.stats import AgentStats
 from collectors.wire import HEADER_COUNTER, HEADER_DATASET, HEADER_LINES, HEADER_MAC
@@ -32,6 +33,9 @@ PRODUCER_SETTINGS = dict(
     reconnect_backoff_max_ms=2000,
     retry_backoff_ms=200,
 )
+
+
+BOOTSTRAP_TIMEOUT_MS = 10000
 
 
 class Shipper:
@@ -72,14 +76,18 @@ class Shipper:
     def _connect(self) -> bool:
         from kafka import KafkaProducer
 
+        bootstrap = ",".join(self.kafka_kwargs.get("bootstrap_servers", []))
+        extra = {}
+        if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # report "unreachable" after 10 s, not 30
+            extra["bootstrap_timeout_ms"] = BOOTSTRAP_TIMEOUT_MS
         try:
-            self.producer = KafkaProducer(client_id=self.client_id, **PRODUCER_SETTINGS, **self.kafka_kwargs)
+            self.producer = KafkaProducer(client_id=self.client_id, **PRODUCER_SETTINGS, **extra, **self.kafka_kwargs)
         except Exception as exc:  # unreachable broker, bad credentials: keep spooling and retry
-            log.warning("kafka.connect_failed error=%s", type(exc).__name__ + ": " + str(exc)[:200])
+            self.stats.health.set_kafka(KAFKA_UNREACHABLE, _describe(exc), bootstrap)  # logged once per change
             self.stats.send_errors += 1
             return False
         self.ready.set()
-        log.info("kafka.connected bootstrap=%s", ",".join(self.kafka_kwargs.get("bootstrap_servers", [])))
+        self.stats.health.set_kafka(KAFKA_CONNECTED, "", bootstrap)
         return True
 
     def _run(self) -> None:
@@ -118,6 +126,9 @@ class Shipper:
             except Exception:
                 pass
 
+    def _bootstrap(self) -> str:
+        return ",".join(self.kafka_kwargs.get("bootstrap_servers", []))
+
     def _stop_deadline(self) -> float:
         if not hasattr(self, "_deadline"):
             self._deadline = time.monotonic() + self.drain_on_stop_s
@@ -133,7 +144,7 @@ class Shipper:
         try:
             fut = self.producer.send(self.topic, value=rec.value, key=meta["k"].encode(), headers=headers)
         except Exception as exc:
-            log.warning("kafka.send_failed error=%s", type(exc).__name__ + ": " + str(exc)[:200])
+            self.stats.health.set_kafka(KAFKA_UNREACHABLE, "send failed: " + _describe(exc), self._bootstrap())
             self.stats.send_errors += 1
             self._wait_inflight()
             self.spool.rewind()
@@ -150,7 +161,9 @@ class Shipper:
             rec, fut = self._inflight[0]
             if fut.failed():
                 failed = True
-                log.warning("kafka.delivery_failed error=%s", fut.exception)
+                self.stats.health.set_kafka(
+                    KAFKA_UNREACHABLE, "delivery failed: " + _describe(fut.exception), self._bootstrap()
+                )
                 self.stats.send_errors += 1
                 break
             self._inflight.popleft()
@@ -160,6 +173,8 @@ class Shipper:
             self.stats.records_shipped += 1
         if last is not None:
             self.stats.last_ack_at = time.time()
+            self.stats.last_ack_source, self.stats.last_ack_lines = last.meta["s"], int(last.meta.get("n", 0))
+            self.stats.health.set_kafka(KAFKA_CONNECTED, "", self._bootstrap())
             self.spool.ack(last.segment, last.end)
         if failed:  # resend from the first unacked record, in order
             self._wait_inflight()
@@ -179,3 +194,7 @@ class Shipper:
         if last is not None:
             self.spool.ack(last.segment, last.end)
         self._inflight.clear()
+
+
+def _describe(exc: object) -> str:
+    return (type(exc).__name__ + ": " + str(exc))[:200]

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from collectors.health import Health
 from collectors.wire import Heartbeat, SourceStatus, sign_heartbeat
 
 
@@ -34,6 +35,9 @@ class AgentStats:
     spool_bytes: int = 0
     spool_corrupt: int = 0
     heartbeats_sent: int = 0
+    last_ack_source: str = ""  # the last batch Kafka acknowledged: its source and line count
+    last_ack_lines: int = 0
+    health: Health = field(default_factory=Health)  # input and Kafka connection states (loud failures)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def source(self, name: str) -> SourceCounters:
@@ -61,6 +65,9 @@ def build_heartbeat(
         )
         for name, c in list(stats.sources.items())
     }
+    for name, st in list(stats.health.inputs.items()):  # every input's state, also those never read
+        s = sources.setdefault(name, SourceStatus())
+        s.state, s.reason = st.state, st.reason
     hb = Heartbeat(
         agency_id=agency_id,
         agent_id=agent_id,

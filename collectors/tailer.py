@@ -8,6 +8,7 @@ bytes, not its inode: inodes are reused, and copytruncate keeps the inode while 
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import logging
@@ -19,11 +20,14 @@ from fnmatch import fnmatch
 from json.encoder import encode_basestring
 
 from collectors.config import COMPRESSED_SUFFIXES, FileInputConfig
+from collectors.health import ERROR, MISSING, OK, PERMISSION_DENIED, REFUSED, ROTATED_AWAY
 from collectors.lines import FLAG_INVALID_UTF8, FLAG_PARTIAL, FLAG_TRUNCATED, LineSplitter, decode, encode_line
 
 log = logging.getLogger("socpipe.agent.files")
 
 READ_CHUNK = 1024 * 1024
+MISSING_GRACE_S = 30.0  # a followed file absent this long (while an older copy is still open) is "missing"
+HOLD_S = 300.0  # "rotated away" / read errors stay reported this long (several heartbeats)
 
 
 def fingerprint(head: bytes) -> str:
@@ -69,8 +73,15 @@ class FileSource:
         close_inactive_s: float,
         position: dict | None,
         start_at_end: bool,
+        own_state: tuple[str, ...] = (),
     ):
         self.name = path
+        self.own_state = own_state  # real paths (files or dirs) never read: the agent's state and identity
+        self.state, self.detail = OK, ""
+        self._problem: tuple[str, str] | None = None
+        self._hold: tuple[str, str, float] | None = None
+        self._absent_since: float | None = None
+        self._open_errno = 0
         self.cfg = cfg
         self.dataset = cfg.dataset or None
         self.fp_bytes = fp_bytes
@@ -105,11 +116,37 @@ class FileSource:
                     f.read_pos,
                 )
                 f.close()
+        self._problem = None
         self._attach_live(now)
         if any(f.fd is None for f in self.files):
             self._attach_rotated(now)
         self._prune(now)
         self.lag_bytes = sum(max(0, f.size - f.read_pos) for f in self.files if f.fd is not None)
+        if self._problem is None and self.files and not os.access(self.name, os.R_OK):
+            if os.path.exists(self.name):
+                self._problem = (
+                    PERMISSION_DENIED,
+                    f"{self._denied_hint()}; still read through the descriptor opened before, but the next "
+                    "rotation or restart loses it",
+                )
+        if self._hold is not None and now >= self._hold[2]:
+            self._hold = None
+        self.state, self.detail = self._problem or (self._hold[:2] if self._hold else (OK, ""))
+
+    def _denied_hint(self) -> str:
+        try:
+            st = os.stat(self.name)
+            owner = f"{_user_name(st.st_uid)}:{_group_name(st.st_gid)} mode {stat.S_IMODE(st.st_mode):04o}"
+        except OSError:
+            owner = "?"
+        return (
+            f"user {_user_name(os.geteuid())} may not read it ({owner}): add the user to the file's group "
+            "(adm on Debian) or grant read access"
+        )
+
+    def _is_own_state(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(real == p or real.startswith(p.rstrip("/") + "/") for p in self.own_state)
 
     def _still_same(self, f: TrackedFile) -> bool:
         try:
@@ -125,9 +162,14 @@ class FileSource:
         return True
 
     def _open(self, path: str) -> tuple[int, os.stat_result, bytes] | None:
+        flags = os.O_RDONLY | os.O_NOCTTY | (0 if self.cfg.allow_symlinks else os.O_NOFOLLOW)
+        if self.own_state and self._is_own_state(path):
+            self._open_errno = errno.EPERM
+            return None
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
-        except OSError:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            self._open_errno = exc.errno or 0
             return None
         try:
             st = os.fstat(fd)
@@ -146,14 +188,47 @@ class FileSource:
 
     def _attach_live(self, now: float) -> None:
         try:
-            st = os.stat(self.name)
-        except OSError:
+            st = os.lstat(self.name)
+            if stat.S_ISLNK(st.st_mode):
+                if not self.cfg.allow_symlinks:
+                    self._problem = (REFUSED, "is a symlink; set allow_symlinks: true on this input to follow it")
+                    return
+                st = os.stat(self.name)
+        except FileNotFoundError:
+            if self._absent_since is None:
+                self._absent_since = now
+            still_open = any(f.fd is not None for f in self.files)
+            if not still_open or now - self._absent_since >= MISSING_GRACE_S:
+                self._problem = (MISSING, "no such file")
+            return
+        except PermissionError:
+            self._problem = (
+                PERMISSION_DENIED,
+                f"user {_user_name(os.geteuid())} may not enter {os.path.dirname(self.name)}",
+            )
+            return
+        except OSError as exc:
+            self._problem = (ERROR, exc.strerror or str(exc))
+            return
+        self._absent_since = None
+        if self.own_state and self._is_own_state(self.name):
+            self._problem = (REFUSED, "is the agent's own state or identity (it would ship its own secret)")
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self._problem = (ERROR, "not a regular file")
             return
         key = (st.st_dev, st.st_ino)
         if any(f.dev_ino == key for f in self.files):
             return
+        self._open_errno = 0
         opened = self._open(self.name)
         if opened is None:
+            if self._open_errno in (errno.EACCES, errno.EPERM):
+                self._problem = (PERMISSION_DENIED, self._denied_hint())
+            elif self._open_errno == errno.ELOOP:
+                self._problem = (REFUSED, "is a symlink; set allow_symlinks: true on this input to follow it")
+            elif self._open_errno:
+                self._problem = (ERROR, os.strerror(self._open_errno))
             return
         fd, st, head = opened
         for f in self.files:
@@ -203,6 +278,11 @@ class FileSource:
             is_last = i == len(self.files) - 1
             if f.fd is None:
                 if f.size and f.size > f.offset:
+                    self._hold = (
+                        ROTATED_AWAY,
+                        f"{f.size - f.offset} bytes of {f.path} (compressed or deleted before they were read)",
+                        now + HOLD_S,
+                    )
                     log.warning(
                         "file.lost source=%s path=%s unread_from=%d: rotated away (compressed or deleted) "
                         "before it was read",
@@ -239,6 +319,7 @@ class FileSource:
                     chunk = os.pread(f.fd, min(READ_CHUNK, budget), f.read_pos)
                 except OSError as exc:
                     log.warning("file.read_error source=%s path=%s error=%s", self.name, f.path, exc)
+                    self._hold = (ERROR, f"read failed: {exc.strerror or exc}", now + HOLD_S)
                     break
                 if not chunk:
                     break
@@ -310,6 +391,24 @@ def emit_ascii(chunk: bytes, sp: LineSplitter, seq: int, wall: float, out: list[
     return seq
 
 
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError):
+        return str(gid)
+
+
 def is_excluded(path: str, exclude: list[str]) -> bool:
     return path.endswith(tuple(COMPRESSED_SUFFIXES)) or any(fnmatch(path, g) for g in exclude)
 
@@ -337,15 +436,18 @@ class FileInput:
         max_line_bytes: int,
         partial_timeout_s: float,
         close_inactive_s: float,
+        own_state: tuple[str, ...] = (),
     ):
         self.cfg = cfg
         self.fp_bytes = fp_bytes
         self._args = (fp_bytes, max_line_bytes, partial_timeout_s, close_inactive_s)
+        self.own_state = own_state
         self.sources: dict[str, FileSource] = {}
+        self.unmatched: dict[str, tuple[str, str]] = {}  # glob -> (state, detail) while it matches no file
         self._positions = positions
         self._first_scan = True
         for path in self._own_checkpointed(positions):
-            self.sources[path] = FileSource(path, cfg, *self._args, positions[path], False)
+            self.sources[path] = FileSource(path, cfg, *self._args, positions[path], False, own_state)
 
     def _own_checkpointed(self, positions: dict[str, dict]) -> list[str]:
         return [
@@ -355,15 +457,25 @@ class FileInput:
         ]
 
     def discover(self) -> list[FileSource]:
+        """New sources. A literal path is a source even while missing (so its state is reported); a
+        glob matching no file is listed in `unmatched` with the likely reason."""
         new = []
         for pattern in self.cfg.paths:
-            for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
-                if path in self.sources or is_excluded(path, self.cfg.exclude) or not os.path.isfile(path):
+            is_glob = glob.has_magic(pattern)
+            matched = sorted(glob.glob(pattern)) if is_glob else [pattern]
+            if is_glob:
+                if matched or any(fnmatch(p, pattern) for p in self.sources):
+                    self.unmatched.pop(pattern, None)
+                else:
+                    self.unmatched[pattern] = _why_no_match(pattern)
+            for path in matched:
+                if path in self.sources or is_excluded(path, self.cfg.exclude):
                     continue
-                if self._is_rotated_copy(path):
+                exists = os.path.isfile(path)
+                if (is_glob and not exists) or (exists and self._is_rotated_copy(path)):
                     continue
                 start_at_end = self.cfg.start_position == "end" and self._first_scan
-                src = FileSource(path, self.cfg, *self._args, None, start_at_end)
+                src = FileSource(path, self.cfg, *self._args, None, start_at_end, self.own_state)
                 self.sources[path] = src
                 new.append(src)
         self._first_scan = False
@@ -379,3 +491,14 @@ class FileInput:
         except OSError:
             return True
         return bool(head) and any(f.matches(head) for f in tracked)
+
+
+def _why_no_match(pattern: str) -> tuple[str, str]:
+    """(state, detail) for a glob that matches nothing: its directory is missing, unreadable, or empty."""
+    parts = pattern.split("/")
+    fixed = "/".join(p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"
+    if not os.path.isdir(fixed):
+        return MISSING, f"directory {fixed} does not exist"
+    if not os.access(fixed, os.R_OK | os.X_OK):
+        return PERMISSION_DENIED, f"user {_user_name(os.geteuid())} may not list {fixed}"
+    return MISSING, "no file matches"

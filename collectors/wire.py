@@ -66,6 +66,8 @@ class SourceStatus:
     lag_bytes: int = 0  # bytes written but not yet read
     lines_read: int = 0
     lines_shipped: int = 0
+    state: str = "ok"  # collectors.health.INPUT_STATES: ok, missing, permission_denied, rotated_away ...
+    reason: str = ""  # when not ok, for people: "permission denied: user socpipe-agent may not read it ..."
 
 
 @dataclass(slots=True)

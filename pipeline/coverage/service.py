@@ -176,6 +176,7 @@ class CoverageService:
         self.counters.accept_heartbeat()
         try:
             shipped = {str(p): int(s.lines_shipped) for p, s in hb.sources.items()}
+            problems = {str(p): str(s.reason or s.state) for p, s in hb.sources.items() if s.state != "ok"}
             spool = int(hb.spool_bytes)
         except (TypeError, ValueError, AttributeError):
             self.counters.reject_heartbeat("malformed")
@@ -188,6 +189,7 @@ class CoverageService:
             spool_bytes=spool,
             shipped=shipped,
             now=now,
+            input_problems=problems,
         )
 
     def handle_raw(self, key: bytes | None, headers, now: float, value: bytes | None = None) -> None:

@@ -21,6 +21,8 @@ STATES = (MONITORED, DEGRADED, AGENT_DOWN, NEVER_SEEN, DECOMMISSIONED)
 # Worst first, for `coverage status` and reports.
 SEVERITY = {AGENT_DOWN: 0, NEVER_SEEN: 1, DEGRADED: 2, MONITORED: 3, DECOMMISSIONED: 4}
 MAX_SOURCES_PER_AGENT = 256
+MAX_INPUT_PROBLEMS = 16  # per agent, from its heartbeat (agent-supplied text: bounded)
+MAX_PROBLEM_CHARS = 200
 ANY_SOURCE = "*"  # the source name used when an agency lists no specific source
 
 
@@ -46,6 +48,8 @@ class AgentSeen:
     spool_bytes: int = 0
     spooling_since: float | None = None
     shipped: dict[str, int] = field(default_factory=dict)  # source path -> lines_shipped last reported
+    # input -> why it is not ok ("permission denied: ..."), as the agent's last heartbeat said
+    input_problems: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -106,8 +110,10 @@ class CoverageTracker:
         spool_bytes: int,
         shipped: dict[str, int],
         now: float,
+        input_problems: dict[str, str] | None = None,
     ) -> None:
-        """A heartbeat whose signature and agency were already verified."""
+        """A heartbeat whose signature and agency were already verified. `input_problems`: the agent's
+        inputs that are not ok (missing, permission denied, rotated away, listener bind failed ...)."""
         a = self.agents.get(agent_id)
         if a is None or a.agency_id != agency_id:
             a = self.agents[agent_id] = AgentSeen(agent_id=agent_id, agency_id=agency_id)
@@ -124,6 +130,10 @@ class CoverageTracker:
                 self._deliver((agency_id, agent_id, path), now)
             reported[path] = count
         a.shipped = reported
+        a.input_problems = {
+            str(name)[:MAX_PROBLEM_CHARS]: str(why)[:MAX_PROBLEM_CHARS]
+            for name, why in list((input_problems or {}).items())[:MAX_INPUT_PROBLEMS]
+        }
 
     def observe_events(self, *, agency_id: str, agent_id: str, source: str, now: float) -> None:
         """Raw records of one source reached Kafka (counted from the record key, never decoded)."""
@@ -204,6 +214,9 @@ class CoverageTracker:
             ]
             if spooling:
                 reasons.append(f"spooling {spool} bytes for {now - min(a.spooling_since for a in spooling):.0f}s")
+            for a in sorted(alive.values(), key=lambda a: a.agent_id):
+                for name, why in sorted(a.input_problems.items()):
+                    reasons.append(f"{name} {why}" + (f" (on {a.host})" if len(alive) > 1 else ""))
             state = DEGRADED if (reasons or any(s.state != MONITORED for s in sources)) else MONITORED
         return AgencyView(
             id=agency.id,

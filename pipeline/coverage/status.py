@@ -55,11 +55,7 @@ def render_status(status: dict, now: float) -> str:
     agencies = sorted(status["agencies"], key=lambda a: (SEVERITY.get(a["state"], 9), a["tier"], a["id"]))
     lines = [f"{'AGENCY':<22} {'NAME':<34} {'TIER':<12} {'STATE':<15} {'LAST SEEN':<10} SILENT SOURCES / REASON"]
     for a in agencies:
-        detail = (
-            ", ".join(a["silent_sources"])
-            if a["state"] == "degraded" and a["silent_sources"]
-            else "; ".join(a["reasons"])
-        )
+        detail = "; ".join(a["reasons"]) or ", ".join(a["silent_sources"])
         lines.append(
             f"{_fit(a['id'], 22):<22} {_fit(a['name'], 34):<34} {_fit(a['tier'], 12):<12} {a['state']:<15} "
             f"{_ago(a['last_seen'], now):<10} {detail}"

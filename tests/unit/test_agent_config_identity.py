@@ -40,7 +40,7 @@ def test_example_config_documents_every_default():
         ("syslog: [{protocol: udp, tls_certfile: a, tls_keyfile: b}]", "syslog[0].tls_certfile"),
         ("spool: {fsync: sometimes}", "spool.fsync"),
         ("batch: {max_bytes: 5000000}", "batch.max_bytes"),
-        ("kafka: {bootstrap: 'kafka.soc.example:9092'}", "kafka.security_protocol"),
+        ("kafka: {security_protocol: TLS}", "kafka.security_protocol"),
         ("heartbeat_interval_s: 0", "heartbeat_interval_s"),
         ("spool: {max_bytes: yes}", "spool.max_bytes"),
         ("fles: []", "fles"),
@@ -50,6 +50,17 @@ def test_config_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as err:
         load(tmp_path, text)
     assert str(err.value).startswith(key)
+
+
+def test_plaintext_to_a_remote_broker_is_refused_on_the_effective_settings(tmp_path):
+    from collectors.config import check_kafka_transport, effective_kafka
+    from collectors.identity import KafkaCredentials
+
+    c = load(tmp_path, "kafka: {bootstrap: 'kafka.soc.example:9092'}")
+    with pytest.raises(ConfigError, match="^kafka.security_protocol: PLAINTEXT to non-local broker"):
+        check_kafka_transport(effective_kafka(c.kafka, KafkaCredentials(), {}), c.allow_plaintext_remote)
+    issued = KafkaCredentials(security_protocol="SASL_SSL")  # what the SOC issued at enrolment fixes it
+    check_kafka_transport(effective_kafka(c.kafka, issued, {}), c.allow_plaintext_remote)
 
 
 def test_tls_to_remote_broker_is_accepted_and_env_overrides(tmp_path):
@@ -154,6 +165,7 @@ def test_cli_enroll_and_install_service_dry_run(tmp_path, enrol_server):
         "ProtectSystem=strict",
         "NoNewPrivileges=true",
         "SupplementaryGroups=adm",
-        "ReadWritePaths=/var/lib/socpipe-agent",
+        "StateDirectory=socpipe-agent",
+        "RestartPreventExitStatus=2",
     ):
         assert directive in res.output
