@@ -189,3 +189,29 @@ def test_learn_is_bounded_and_needs_enough_requests(normal):
         train("web.request", normal[:5], kind="request_profile")
     with pytest.raises(ValueError, match="web.request"):
         train("web.source", normal, kind="request_profile")
+
+
+def test_shadow_request_model_reports_then_alerts_after_promotion_and_retrain_reloads(model, normal, tmp_path):
+    from pipeline.worker.models import ModelSet
+
+    class Clock:
+        t = 0.0
+
+        def __call__(self):
+            return self.t
+
+    d, clock = tmp_path / "req", Clock()
+    save_model_dir(model, d)
+    ms = ModelSet([str(d)], check_every_s=10, clock=clock)
+    [f] = ms.scorer.process(web("/shop/cart.jsp", "id=2&qty=abc"))
+    assert f.shadow and f.reasons  # shadow: reported with its reasons, never alerted (the worker's rule)
+    set_stage(d, "live")
+    clock.t = 11
+    assert ms.maybe_reload()
+    [f] = ms.scorer.process(web("/shop/cart.jsp", "id=2&qty=abc"))
+    assert not f.shadow
+    version = f.model_version
+    save_model_dir(train("web.request", normal[:2000], kind="request_profile", seed=3), d, stage="live")
+    clock.t = 22
+    assert ms.maybe_reload()  # a retrained model in the same directory is picked up
+    assert ms.scorer.models[0].version != version and ms.scorer.models[0].metadata["training"]["seed"] == 3
