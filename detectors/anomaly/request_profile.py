@@ -82,7 +82,12 @@ def endpoint_of(path: str) -> str:
 
 
 def decode(text: str) -> str:
-    return unquote_plus(text, encoding="latin-1")
+    """Percent-decoded, one character per byte (latin-1). Characters above U+00FF (a log line that
+    carried raw UTF-8) become their UTF-8 bytes too, so alphabets and shapes stay within 256 symbols."""
+    value = unquote_plus(text, encoding="latin-1")
+    if not value.isascii() and max(value) > "\xff":
+        value = value.encode("utf-8", "surrogatepass").decode("latin-1")
+    return value
 
 
 def parse_params(query: str, body: str = "") -> list[tuple[str, str]]:

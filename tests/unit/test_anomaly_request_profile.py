@@ -7,6 +7,8 @@ import random
 from urllib.parse import quote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.alerts.build import build_alert
 from detectors.anomaly import AnomalyScorer, ModelLoadError, load_model_dir, save_model_dir, set_stage, train
@@ -75,6 +77,8 @@ def test_helpers_shape_grams_endpoint_and_decoding():
     assert endpoint_of("/item/42/edit") == "/item/{n}/edit"
     assert parse_params("a=1&b=x+y%27", "c=%F1") == [("a", "1"), ("b", "x y'"), ("c", "ñ")]
     assert parse_params("x=1&1644219144817") == [("x", "1"), ("{n}", "")]  # cache-buster names
+    assert parse_params("q=日本") == [("q", "æ\x97¥æ\x9c¬")]  # raw UTF-8: bytes, like %E6%97%A5%E6%9C%AC
+    assert parse_params("q=%E6%97%A5%E6%9C%AC") == parse_params("q=日本")
 
 
 def test_threshold_ties_do_not_exceed_the_fp_target(normal):
@@ -215,3 +219,29 @@ def test_shadow_request_model_reports_then_alerts_after_promotion_and_retrain_re
     clock.t = 22
     assert ms.maybe_reload()  # a retrained model in the same directory is picked up
     assert ms.scorer.models[0].version != version and ms.scorer.models[0].metadata["training"]["seed"] == 3
+
+
+_ANY = st.one_of(st.none(), st.integers(), st.text(max_size=300), st.lists(st.text(max_size=5), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    path=_ANY,
+    query=_ANY,
+    body=_ANY,
+    method=_ANY,
+    original=_ANY,
+)
+def test_hostile_events_never_break_scoring(model, path, query, body, method, original):
+    e = {
+        "@timestamp": iso(T0),
+        "event.dataset": "http.request",
+        "url.path": path,
+        "url.query": query,
+        "http.request.body.content": body,
+        "http.request.method": method,
+        "url.original": original,
+    }
+    score, why = model.score_request(e)
+    assert score >= 0 and len(why) <= 5
+    assert all(isinstance(r.as_dict()["observed"], str) for r in why)
