@@ -55,7 +55,9 @@ class Normaliser:
                     self.failures += 1
                 if "process.pid" in ev and ev.get("event.dataset") == "system.auth":
                     self._remember_peer(batch.source, ev)
-                if source_key and "auditd.log.sequence" in ev:
+                # one raw audit record waits for its siblings; an event already assembled (an ECS
+                # JSON line of `socpipe parse` output) carries its record_types and passes as is
+                if source_key and "auditd.log.sequence" in ev and "auditd.log.record_types" not in ev:
                     out.extend(self._assembler.add(source_key, ev))
                 else:
                     append(ev)
