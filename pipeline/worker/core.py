@@ -68,13 +68,18 @@ def _await_partitions(consumer, topic: str, timeout_s: float = 30.0) -> None:
 
 
 def _open_registry(path: str) -> Registry:
-    """The enrolment registry (written by `socpipe enrol`/`coverage`); must exist: with no agents known,
-    every record would be quarantined."""
+    """The enrolment registry (written by `socpipe enrol`/`coverage`, shared with them). A missing one is
+    created empty (the enrolment server may start a moment later), loudly: with no agents known, every
+    raw record is quarantined."""
     from pathlib import Path
 
     if not Path(path).is_file():
-        raise ConfigError(f"registry: {path} does not exist (the enrolment registry; enrol agents first)")
-    return Registry(path)
+        log.warning(
+            "detector.registry_missing path=%s action=create_empty (every record quarantined until agents enrol)", path
+        )
+    registry = Registry(path)
+    log.info("detector.registry path=%s agents=%d", path, len(registry.agents()))
+    return registry
 
 
 class DetectorWorker:
