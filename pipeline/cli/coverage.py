@@ -146,23 +146,36 @@ def _registry(cfg: CoverageConfig):
 
 @token.command("create")
 @click.argument("agency_id")
+@click.option("--uses", type=int, default=1, show_default=True, help="How many agents may enrol with this token.")
+@click.option(
+    "--expires-in", "expires_in", default="24h", show_default=True, help="Lifetime of the token: 90m, 24h, 7d ..."
+)
 @_CONFIG
-def token_create(agency_id: str, config_path: str | None) -> None:
-    """Issue a token for AGENCY_ID (printed once; only its hash is kept)."""
-    from pipeline.coverage.inventory import load_inventory
+def token_create(agency_id: str, uses: int, expires_in: str, config_path: str | None) -> None:
+    """Issue a token for AGENCY_ID, an agency of the inventory (printed once; only its hash is kept)."""
+    from pipeline.coverage.inventory import load_inventory, parse_duration
 
     cfg = _load(config_path)
     try:
-        if agency_id not in load_inventory(cfg.inventory).by_id():
-            click.echo(
-                f"warning: {agency_id} is not in the inventory {cfg.inventory}: it will not count toward coverage",
-                err=True,
-            )
+        agency_entry = load_inventory(cfg.inventory).by_id().get(agency_id)
     except ValueError as exc:
-        click.echo(f"warning: inventory not checked: {exc}", err=True)
-    token_id, value = _registry(cfg).create_token(agency_id)
+        click.echo(
+            f"error: inventory {cfg.inventory} cannot be read, so {agency_id} cannot be checked: {exc}", err=True
+        )
+        sys.exit(2)
+    if agency_entry is None or agency_entry.decommissioned:
+        state = "decommissioned in" if agency_entry else "not in"
+        click.echo(f"error: {agency_id} is {state} the inventory {cfg.inventory}: no token issued", err=True)
+        sys.exit(2)
+    try:
+        ttl_s = parse_duration(expires_in)
+        token_id, value = _registry(cfg).create_token(agency_id, uses=uses, ttl_s=ttl_s)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    expires = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + ttl_s))
     click.echo(
-        f"token id: {token_id}\nagency:   {agency_id}\ntoken:    {value}\n"
+        f"token id: {token_id}\nagency:   {agency_id}\nuses:     {uses}\nexpires:  {expires}Z\ntoken:    {value}\n"
         f"enrol with: socpipe agent enroll --server https://<soc-host>:{cfg.enrolment.listen_port} --token {value}"
     )
 
@@ -184,9 +197,14 @@ def token_revoke(agency_id: str, token_id: str | None, config_path: str | None) 
 @_CONFIG
 def token_list(agency_id: str | None, config_path: str | None) -> None:
     """Tokens (ids and state only; token values are not stored)."""
+    now = time.time()
     for t in _registry(_load(config_path)).tokens(agency_id):
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created_at))
-        click.echo(f"{t.token_id}  {t.agency_id:<24} {created}Z  {'revoked' if t.revoked else 'active'}")
+        expires = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.expires_at))
+        click.echo(
+            f"{t.token_id}  {t.agency_id:<24} created {created}Z  expires {expires}Z  "
+            f"uses left {t.uses_left}/{t.max_uses}  {t.state(now)}"
+        )
 
 
 @agency.command("agents")
@@ -230,11 +248,29 @@ def enrol_serve(config_path: str | None, log_level: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server, _ = serve_in_thread(_registry(cfg), cfg.enrolment)
+    try:
+        server, _ = serve_in_thread(_registry(cfg), cfg.enrolment, _inventory_agencies(cfg.inventory))
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
     click.echo(f"enrolment listening on {cfg.enrolment.listen_host}:{server.server_address[1]}", err=True)
     while not stop.wait(0.5):
         pass
     server.shutdown()
+
+
+def _inventory_agencies(path: str):
+    """Whether an agency may enrol agents: in the inventory (re-read when it changes), not decommissioned."""
+    from pipeline.coverage.inventory import InventoryFile
+
+    inventory = InventoryFile(path)
+
+    def allowed(agency_id: str) -> bool:
+        inventory.refresh(time.time())
+        entry = inventory.current.by_id().get(agency_id)
+        return entry is not None and not entry.decommissioned
+
+    return allowed
 
 
 COMMANDS: list[click.Command] = [coverage, agency, enrol]

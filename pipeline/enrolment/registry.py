@@ -20,7 +20,8 @@ from pathlib import Path
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
   token_id TEXT PRIMARY KEY, agency_id TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE,
-  created_at REAL NOT NULL, revoked_at REAL
+  created_at REAL NOT NULL, revoked_at REAL,
+  uses_left INTEGER NOT NULL DEFAULT 0, max_uses INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS agents (
   agent_id TEXT PRIMARY KEY, agency_id TEXT NOT NULL, host TEXT NOT NULL, secret TEXT NOT NULL,
@@ -30,8 +31,25 @@ CREATE INDEX IF NOT EXISTS agents_by_agency ON agents(agency_id);
 """
 
 
+# Tokens made before tokens had limits get 0 uses left and expired: they are refused (issue new ones).
+_MIGRATIONS = (
+    "ALTER TABLE tokens ADD COLUMN uses_left INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tokens ADD COLUMN max_uses INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tokens ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",
+)
+
+DEFAULT_TOKEN_TTL_S = 24 * 3600.0
+MAX_TOKEN_USES = 10_000
+MAX_TOKEN_TTL_S = 90 * 24 * 3600.0
+
+
 class EnrolmentError(Exception):
-    """A token is unknown or revoked (the HTTP server answers 403)."""
+    """A token was refused (the HTTP server answers 403 whatever the reason). `reason` is for the SOC's
+    log only: unknown, revoked, expired, used_up; `token_id` names the token when it was found."""
+
+    def __init__(self, message: str, reason: str = "unknown", token_id: str | None = None):
+        super().__init__(message)
+        self.reason, self.token_id = reason, token_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,16 @@ class TokenRecord:
     agency_id: str
     created_at: float
     revoked: bool
+    uses_left: int = 0
+    max_uses: int = 0
+    expires_at: float = 0.0
+
+    def state(self, now: float) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.uses_left <= 0:
+            return "used_up"
+        return "expired" if self.expires_at <= now else "active"
 
 
 def _hash(token: str) -> str:
@@ -68,18 +96,30 @@ class Registry:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(tokens)")}
+        for sql in _MIGRATIONS:
+            if sql.split()[5] not in columns:
+                self._db.execute(sql)
 
     def close(self) -> None:
         self._db.close()
 
     # tokens
-    def create_token(self, agency_id: str) -> tuple[str, str]:
-        """A new enrolment token for the agency -> (token_id, token). The token is shown once, kept hashed."""
+    def create_token(self, agency_id: str, uses: int = 1, ttl_s: float = DEFAULT_TOKEN_TTL_S) -> tuple[str, str]:
+        """A new enrolment token for the agency, good for `uses` enrolments within `ttl_s` ->
+        (token_id, token). The token is shown once, kept hashed."""
+        if not 1 <= uses <= MAX_TOKEN_USES:
+            raise ValueError(f"uses: must be 1..{MAX_TOKEN_USES}")
+        if not 0 < ttl_s <= MAX_TOKEN_TTL_S:
+            raise ValueError(f"expiry: must be more than 0 and at most {MAX_TOKEN_TTL_S / 86400:.0f} days")
         token = "spt_" + secrets.token_urlsafe(24)
         token_id = secrets.token_hex(4)
+        now = time.time()
         with self._lock:
             self._db.execute(
-                "INSERT INTO tokens VALUES (?,?,?,?,NULL)", (token_id, agency_id, _hash(token), time.time())
+                "INSERT INTO tokens (token_id, agency_id, token_sha256, created_at, revoked_at, uses_left, max_uses,"
+                " expires_at) VALUES (?,?,?,?,NULL,?,?,?)",
+                (token_id, agency_id, _hash(token), now, uses, uses, now + ttl_s),
             )
         return token_id, token
 
@@ -95,22 +135,49 @@ class Registry:
 
     def tokens(self, agency_id: str | None = None) -> list[TokenRecord]:
         rows = self._db.execute(
-            "SELECT token_id, agency_id, created_at, revoked_at FROM tokens"
+            "SELECT token_id, agency_id, created_at, revoked_at, uses_left, max_uses, expires_at FROM tokens"
             + (" WHERE agency_id=?" if agency_id else "")
             + " ORDER BY created_at",
             (agency_id,) if agency_id else (),
         ).fetchall()
-        return [TokenRecord(r[0], r[1], r[2], r[3] is not None) for r in rows]
+        return [TokenRecord(r[0], r[1], r[2], r[3] is not None, r[4], r[5], r[6]) for r in rows]
 
     # agents
-    def enroll(self, token: str, host: str, agent_version: str = "") -> AgentRecord:
-        """Exchange a valid token for a new agent identity; the agency comes from the token."""
+    def enroll(
+        self, token: str, host: str, agent_version: str = "", agency_allowed=lambda _agency_id: True
+    ) -> AgentRecord:
+        """Exchange a valid token for a new agent identity; the agency comes from the token. One use of the
+        token is spent atomically (other processes share the file); an expired, used-up or revoked token,
+        or one whose agency `agency_allowed` refuses (not in the inventory), raises EnrolmentError."""
+        h, now = _hash(token), time.time()
         with self._lock:
-            row = self._db.execute(
-                "SELECT token_id, agency_id FROM tokens WHERE token_sha256=? AND revoked_at IS NULL", (_hash(token),)
-            ).fetchone()
-        if row is None:
-            raise EnrolmentError("unknown or revoked enrolment token")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT token_id, agency_id, revoked_at, uses_left, expires_at FROM tokens WHERE token_sha256=?",
+                    (h,),
+                ).fetchone()
+                reason = (
+                    "unknown"
+                    if row is None
+                    else "revoked"
+                    if row[2] is not None
+                    else "used_up"
+                    if row[3] <= 0
+                    else "expired"
+                    if row[4] <= now
+                    else "agency_not_in_inventory"
+                    if not agency_allowed(row[1])
+                    else ""
+                )
+                if not reason:
+                    self._db.execute("UPDATE tokens SET uses_left = uses_left - 1 WHERE token_id=?", (row[0],))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if reason:
+            raise EnrolmentError(f"enrolment token refused: {reason}", reason, row[0] if row else None)
         return self._new_agent(row[1], host, agent_version, token_id=row[0])
 
     def enroll_direct(

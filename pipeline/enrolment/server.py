@@ -2,9 +2,16 @@
 
 Request  {"token": "...", "host": "...", "agent_version": "..."}
 Response 200 {"agency_id", "agent_id", "secret", "kafka": {"bootstrap", "security_protocol",
-             "sasl_username", "sasl_password"}}; 403 for an unknown or revoked token; 400 for a
-             malformed request. The agency id comes from the token only; a field the agent sends
-             claiming one is ignored. Tokens are never logged.
+             "sasl_username", "sasl_password"}}; 403 for a refused token (unknown, revoked, expired,
+             used up, or its agency is not in the inventory: the answer does not say which, the log
+             does); 400 for a malformed request; 429 once an address has had `max_failures` refusals
+             in `failure_window_s`. The agency id comes from the token only; a field the agent sends
+             claiming one is ignored. Tokens and secrets are never logged.
+
+Connections: the listening socket is plain; each accepted connection is handed to a worker thread
+(at most `max_connections` at once, others are closed straight away) that does the TLS handshake
+under `handshake_timeout_s` and reads under `request_timeout_s`, so a client that stalls holds one
+bounded slot, never the accept loop.
 """
 
 from __future__ import annotations
@@ -13,6 +20,9 @@ import json
 import logging
 import ssl
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,27 +33,65 @@ log = logging.getLogger("socpipe.enrolment")
 MAX_BODY = 16 * 1024
 
 
-def handle_enroll(registry: Registry, cfg: EnrolmentConfig, body: bytes) -> tuple[int, dict]:
-    """Pure-ish request handling (the registry is the only I/O): -> (HTTP status, JSON body)."""
+class FailureLimiter:
+    """Refused attempts per client address in a sliding window (pure; the clock is passed in). Memory is
+    bounded: at most `max_addresses` addresses, the least recently failing forgotten first."""
+
+    def __init__(self, max_failures: int, window_s: float, max_addresses: int = 100_000):
+        self.max_failures, self.window_s, self.max_addresses = max_failures, window_s, max_addresses
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def blocked(self, address: str, now: float) -> bool:
+        times = self._failures.get(address)
+        if not times:
+            return False
+        times[:] = [t for t in times if now - t < self.window_s]
+        return len(times) >= self.max_failures
+
+    def failed(self, address: str, now: float) -> None:
+        times = self._failures.pop(address, [])
+        times.append(now)
+        self._failures[address] = times[-self.max_failures :]
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)
+
+
+def handle_enroll(
+    registry: Registry,
+    cfg: EnrolmentConfig,
+    body: bytes,
+    agency_allowed: Callable[[str], bool] = lambda _agency_id: True,
+    client: str = "-",
+) -> tuple[int, dict]:
+    """Request handling (the registry is the only I/O): -> (HTTP status, JSON body). Every refusal is
+    logged with the client address and the reason (never the token)."""
+
+    def refuse(status: int, error: str, reason: str, token_id: str | None = None) -> tuple[int, dict]:
+        log.warning(
+            "enrolment.refused client=%s status=%d reason=%s token_id=%s", client, status, reason, token_id or "-"
+        )
+        return status, {"error": error}
+
     try:
         req = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return 400, {"error": "body must be JSON"}
+        return refuse(400, "body must be JSON", "malformed")
     if not isinstance(req, dict):
-        return 400, {"error": "body must be a JSON object"}
+        return refuse(400, "body must be a JSON object", "malformed")
     token, host, version = req.get("token"), req.get("host"), req.get("agent_version", "")
-    if not isinstance(token, str) or not token:
-        return 400, {"error": "token: required string"}
+    if not isinstance(token, str) or not token or len(token) > 256:
+        return refuse(400, "token: required string", "malformed")
     if not isinstance(host, str) or not host.strip() or len(host) > 255:
-        return 400, {"error": "host: required string (at most 255 characters)"}
+        return refuse(400, "host: required string (at most 255 characters)", "malformed")
     if not isinstance(version, str):
-        return 400, {"error": "agent_version: must be a string"}
+        return refuse(400, "agent_version: must be a string", "malformed")
     try:
-        rec = registry.enroll(token, host.strip(), version)
-    except EnrolmentError:
-        return 403, {"error": "unknown or revoked enrolment token"}
+        rec = registry.enroll(token, host.strip(), version, agency_allowed=agency_allowed)
+    except EnrolmentError as exc:
+        return refuse(403, "enrolment token refused (unknown, expired, used up or revoked)", exc.reason, exc.token_id)
     log.info(
-        "enrolment.enrolled agency=%s agent=%s host=%s version=%s",
+        "enrolment.enrolled client=%s agency=%s agent=%s host=%.255r version=%.64r",
+        client,
         rec.agency_id,
         rec.agent_id,
         rec.host,
@@ -52,20 +100,84 @@ def handle_enroll(registry: Registry, cfg: EnrolmentConfig, body: bytes) -> tupl
     return 200, {"agency_id": rec.agency_id, "agent_id": rec.agent_id, "secret": rec.secret, "kafka": asdict(cfg.kafka)}
 
 
-def make_server(registry: Registry, cfg: EnrolmentConfig) -> ThreadingHTTPServer:
+class _Server(ThreadingHTTPServer):
+    """Accept plain sockets; TLS, reading and writing happen in a bounded set of worker threads."""
+
+    daemon_threads = True
+
+    def __init__(self, cfg: EnrolmentConfig, handler, ssl_ctx: ssl.SSLContext | None):
+        self.cfg, self.ssl_ctx = cfg, ssl_ctx
+        self.slots = threading.BoundedSemaphore(cfg.max_connections)
+        super().__init__((cfg.listen_host, cfg.listen_port), handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):  # full: close now rather than queue a thread
+            log.warning("enrolment.busy client=%s action=close", client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def finish_request(self, request, client_address) -> None:
+        if self.ssl_ctx is not None:
+            request.settimeout(self.cfg.handshake_timeout_s)
+            try:
+                request = self.ssl_ctx.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                log.warning("enrolment.tls_failed client=%s error=%s", client_address[0], type(exc).__name__)
+                return
+        request.settimeout(self.cfg.request_timeout_s)
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        except (TimeoutError, ssl.SSLError, ConnectionError) as exc:
+            log.info("enrolment.connection_dropped client=%s error=%s", client_address[0], type(exc).__name__)
+        finally:
+            try:
+                request.close()
+            except OSError:
+                pass
+
+
+def make_server(
+    registry: Registry, cfg: EnrolmentConfig, agency_allowed: Callable[[str], bool] | None = None
+) -> ThreadingHTTPServer:
+    cfg.validate()
+    limiter = FailureLimiter(cfg.max_failures, cfg.failure_window_s)
+    limiter_lock = threading.Lock()
+    allowed = agency_allowed or (lambda _agency_id: True)
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "socpipe-enrol"
+        timeout = cfg.request_timeout_s
 
         def do_POST(self) -> None:  # noqa: N802 (http.server naming)
             if self.path.rstrip("/") != "/v1/enroll":
                 return self._send(404, {"error": "not found"})
+            client = self.client_address[0]
+            with limiter_lock:
+                blocked = limiter.blocked(client, time.monotonic())
+            if blocked:
+                log.warning("enrolment.refused client=%s status=429 reason=rate_limited", client)
+                return self._send(429, {"error": "too many refused enrolments from this address; try later"})
             try:
                 length = int(self.headers.get("Content-Length", "0"))
             except ValueError:
                 length = -1
             if not 0 < length <= MAX_BODY:
                 return self._send(400, {"error": f"Content-Length must be 1..{MAX_BODY}"})
-            status, body = handle_enroll(registry, cfg, self.rfile.read(length))
+            status, body = handle_enroll(registry, cfg, self.rfile.read(length), allowed, client)
+            if status == 403:
+                with limiter_lock:
+                    limiter.failed(client, time.monotonic())
             self._send(status, body)
 
         def do_GET(self) -> None:  # noqa: N802
@@ -85,17 +197,18 @@ def make_server(registry: Registry, cfg: EnrolmentConfig) -> ThreadingHTTPServer
         def log_message(self, fmt: str, *args) -> None:  # access log without bodies (tokens, secrets)
             log.debug("enrolment.http client=%s %s", self.client_address[0], fmt % args)
 
-    server = ThreadingHTTPServer((cfg.listen_host, cfg.listen_port), Handler)
-    if cfg.tls_certfile and cfg.tls_keyfile:
+    ctx = None
+    if cfg.tls_certfile:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cfg.tls_certfile, cfg.tls_keyfile)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    return server
+    return _Server(cfg, Handler, ctx)
 
 
-def serve_in_thread(registry: Registry, cfg: EnrolmentConfig) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    server = make_server(registry, cfg)
+def serve_in_thread(
+    registry: Registry, cfg: EnrolmentConfig, agency_allowed: Callable[[str], bool] | None = None
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    server = make_server(registry, cfg, agency_allowed)
     t = threading.Thread(target=server.serve_forever, name="enrolment-http", daemon=True)
     t.start()
     return server, t
