@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
 from pipeline.config import KafkaConfig
 from pipeline.coverage.state import Thresholds
+from pipeline.httpserve import ServeSettings
 
 
 @dataclass
@@ -25,32 +26,41 @@ class EnrolmentConfig:
     listen_port: int = 8765
     tls_certfile: str = ""  # both set: the enrolment server speaks HTTPS (tokens never cross in clear)
     tls_keyfile: str = ""
-    allow_plaintext_remote: bool = False  # plain HTTP on a non-loopback address is refused unless true
-    handshake_timeout_s: float = 10.0  # a client that does not finish TLS in time is dropped (its own thread)
-    request_timeout_s: float = 10.0  # socket timeout while reading a request or writing the answer
-    max_connections: int = 32  # connections served at once; more are closed at once (no thread each)
+    allow_plain_http: bool = False  # without TLS, listen only on loopback unless this is set (TLS proxy)
+    workers: int = 8  # enrolments served at once (pipeline.httpserve: bounded pool, handshake in the worker)
+    max_queued: int = 32  # accepted connections waiting for a worker; beyond: closed at once
+    idle_timeout_s: float = 10.0  # per socket operation, the TLS handshake included
+    request_deadline_s: float = 30.0  # a whole connection, from accept to close
     max_failures: int = 5  # refused enrolments per client address per failure_window_s, then 429
     failure_window_s: float = 600.0
     kafka: KafkaHandout = field(default_factory=KafkaHandout)
 
+    def serve_settings(self) -> ServeSettings:
+        return ServeSettings(
+            host=self.listen_host,
+            port=self.listen_port,
+            tls_certfile=self.tls_certfile,
+            tls_keyfile=self.tls_keyfile,
+            workers=self.workers,
+            max_queued=self.max_queued,
+            idle_timeout_s=self.idle_timeout_s,
+            request_deadline_s=self.request_deadline_s,
+        )
+
     def validate(self) -> EnrolmentConfig:
         from pipeline.config import ConfigError
 
-        if bool(self.tls_certfile) != bool(self.tls_keyfile):
-            raise ConfigError("enrolment.tls_certfile, enrolment.tls_keyfile: set both (HTTPS) or neither")
-        loopback = self.listen_host in ("127.0.0.1", "::1", "localhost")
-        if not self.tls_certfile and not loopback and not self.allow_plaintext_remote:
+        self.serve_settings().validate("enrolment.")
+        loopback = self.listen_host in ("::1", "localhost") or self.listen_host.startswith("127.")
+        if not self.tls_certfile and not loopback and not self.allow_plain_http:
             raise ConfigError(
                 f"enrolment.tls_certfile: required to listen on {self.listen_host} (tokens and agent secrets would"
-                " cross the network in clear); set enrolment.allow_plaintext_remote: true only behind a TLS proxy"
+                " cross the network in clear); set enrolment.allow_plain_http: true only behind a TLS proxy"
             )
-        for key in ("handshake_timeout_s", "request_timeout_s", "failure_window_s"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"enrolment.{key}: must be positive")
-        if self.max_connections < 1:
-            raise ConfigError("enrolment.max_connections: must be at least 1")
         if self.max_failures < 1:
             raise ConfigError("enrolment.max_failures: must be at least 1")
+        if not self.failure_window_s > 0:
+            raise ConfigError("enrolment.failure_window_s: must be a positive number of seconds")
         return self
 
 

@@ -8,26 +8,25 @@ Response 200 {"agency_id", "agent_id", "secret", "kafka": {"bootstrap", "securit
              in `failure_window_s`. The agency id comes from the token only; a field the agent sends
              claiming one is ignored. Tokens and secrets are never logged.
 
-Connections: the listening socket is plain; each accepted connection is handed to a worker thread
-(at most `max_connections` at once, others are closed straight away) that does the TLS handshake
-under `handshake_timeout_s` and reads under `request_timeout_s`, so a client that stalls holds one
-bounded slot, never the accept loop.
+Connections are served by `pipeline.httpserve.PooledHTTPServer` (the triage API's server too): a
+bounded pool of workers, TLS handshakes in the worker under `idle_timeout_s`, a total deadline per
+connection, so a client that stalls holds one bounded slot, never the accept loop.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from pipeline.coverage.config import EnrolmentConfig
 from pipeline.enrolment.registry import EnrolmentError, Registry
+from pipeline.httpserve import PooledHTTPServer
 
 log = logging.getLogger("socpipe.enrolment")
 MAX_BODY = 16 * 1024
@@ -100,56 +99,9 @@ def handle_enroll(
     return 200, {"agency_id": rec.agency_id, "agent_id": rec.agent_id, "secret": rec.secret, "kafka": asdict(cfg.kafka)}
 
 
-class _Server(ThreadingHTTPServer):
-    """Accept plain sockets; TLS, reading and writing happen in a bounded set of worker threads."""
-
-    daemon_threads = True
-
-    def __init__(self, cfg: EnrolmentConfig, handler, ssl_ctx: ssl.SSLContext | None):
-        self.cfg, self.ssl_ctx = cfg, ssl_ctx
-        self.slots = threading.BoundedSemaphore(cfg.max_connections)
-        super().__init__((cfg.listen_host, cfg.listen_port), handler)
-
-    def process_request(self, request, client_address) -> None:
-        if not self.slots.acquire(blocking=False):  # full: close now rather than queue a thread
-            log.warning("enrolment.busy client=%s action=close", client_address[0])
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-    def finish_request(self, request, client_address) -> None:
-        if self.ssl_ctx is not None:
-            request.settimeout(self.cfg.handshake_timeout_s)
-            try:
-                request = self.ssl_ctx.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                log.warning("enrolment.tls_failed client=%s error=%s", client_address[0], type(exc).__name__)
-                return
-        request.settimeout(self.cfg.request_timeout_s)
-        try:
-            self.RequestHandlerClass(request, client_address, self)
-        except (TimeoutError, ssl.SSLError, ConnectionError) as exc:
-            log.info("enrolment.connection_dropped client=%s error=%s", client_address[0], type(exc).__name__)
-        finally:
-            try:
-                request.close()
-            except OSError:
-                pass
-
-
 def make_server(
     registry: Registry, cfg: EnrolmentConfig, agency_allowed: Callable[[str], bool] | None = None
-) -> ThreadingHTTPServer:
+) -> PooledHTTPServer:
     cfg.validate()
     limiter = FailureLimiter(cfg.max_failures, cfg.failure_window_s)
     limiter_lock = threading.Lock()
@@ -157,7 +109,7 @@ def make_server(
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "socpipe-enrol"
-        timeout = cfg.request_timeout_s
+        sys_version = ""
 
         def do_POST(self) -> None:  # noqa: N802 (http.server naming)
             if self.path.rstrip("/") != "/v1/enroll":
@@ -174,7 +126,10 @@ def make_server(
                 length = -1
             if not 0 < length <= MAX_BODY:
                 return self._send(400, {"error": f"Content-Length must be 1..{MAX_BODY}"})
-            status, body = handle_enroll(registry, cfg, self.rfile.read(length), allowed, client)
+            data = self.rfile.read(length)
+            if len(data) < length:
+                return  # the client went away (or timed out) mid-body
+            status, body = handle_enroll(registry, cfg, data, allowed, client)
             if status == 403:
                 with limiter_lock:
                     limiter.failed(client, time.monotonic())
@@ -197,17 +152,12 @@ def make_server(
         def log_message(self, fmt: str, *args) -> None:  # access log without bodies (tokens, secrets)
             log.debug("enrolment.http client=%s %s", self.client_address[0], fmt % args)
 
-    ctx = None
-    if cfg.tls_certfile:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(cfg.tls_certfile, cfg.tls_keyfile)
-    return _Server(cfg, Handler, ctx)
+    return PooledHTTPServer(cfg.serve_settings(), Handler)
 
 
 def serve_in_thread(
     registry: Registry, cfg: EnrolmentConfig, agency_allowed: Callable[[str], bool] | None = None
-) -> tuple[ThreadingHTTPServer, threading.Thread]:
+) -> tuple[PooledHTTPServer, threading.Thread]:
     server = make_server(registry, cfg, agency_allowed)
     t = threading.Thread(target=server.serve_forever, name="enrolment-http", daemon=True)
     t.start()

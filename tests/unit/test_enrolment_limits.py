@@ -185,7 +185,7 @@ def test_a_stalled_tls_client_does_not_block_others_and_is_dropped(tmp_path, cer
     reg = Registry(tmp_path / "reg.db")
     _, token = reg.create_token("xa-a")
     cfg = EnrolmentConfig(
-        listen_port=0, tls_certfile=str(cert[0]), tls_keyfile=str(cert[1]), handshake_timeout_s=1.5, max_connections=3
+        listen_port=0, tls_certfile=str(cert[0]), tls_keyfile=str(cert[1]), idle_timeout_s=1.5, workers=3
     )
     server, _ = serve_in_thread(reg, cfg)
     port = server.server_address[1]
@@ -209,7 +209,7 @@ def test_a_stalled_tls_client_does_not_block_others_and_is_dropped(tmp_path, cer
 
 def test_connections_beyond_the_bound_are_closed_at_once(tmp_path, cert):
     cfg = EnrolmentConfig(
-        listen_port=0, tls_certfile=str(cert[0]), tls_keyfile=str(cert[1]), handshake_timeout_s=5, max_connections=2
+        listen_port=0, tls_certfile=str(cert[0]), tls_keyfile=str(cert[1]), idle_timeout_s=5, workers=1, max_queued=1
     )
     server, _ = serve_in_thread(Registry(tmp_path / "reg.db"), cfg)
     port = server.server_address[1]
@@ -233,4 +233,4 @@ def test_plain_http_on_a_network_address_is_a_config_error():
         EnrolmentConfig(listen_host="0.0.0.0").validate()
     with pytest.raises(ConfigError, match="set both"):
         EnrolmentConfig(tls_certfile="x.crt").validate()
-    EnrolmentConfig(listen_host="0.0.0.0", allow_plaintext_remote=True).validate()
+    EnrolmentConfig(listen_host="0.0.0.0", allow_plain_http=True).validate()
