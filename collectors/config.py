@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, load_config
-from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
+from collectors.wire import DEFAULT_TIMEZONE, HEARTBEAT_TOPIC, RAW_TOPIC
 
 COMPRESSED_SUFFIXES = [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z", ".7z"]
 
@@ -89,7 +89,7 @@ class AgentConfig:
     state_dir: str = "/var/lib/socpipe-agent"  # identity.json, checkpoints, spool
     identity_file: str = ""  # "" = <state_dir>/identity.json (written by `socpipe agent enroll`)
     host: str = ""  # host name reported on every batch; "" = this machine's name
-    timezone: str = "Asia/Ho_Chi_Minh"  # of the timestamps inside the logs (they rarely say)
+    timezone: str = DEFAULT_TIMEZONE  # of the timestamps inside the logs (they rarely say)
     topic: str = RAW_TOPIC
     heartbeat_topic: str = HEARTBEAT_TOPIC
     heartbeat_interval_s: float = 15.0

@@ -14,25 +14,14 @@ import time
 from collections.abc import Callable
 
 from collectors.health import KAFKA_CONNECTED, KAFKA_UNREACHABLE
+from collectors.kafka_settings import AGENT_PRODUCER
 from collectors.spool import Spool, SpoolRecord
 from collectors.stats import AgentStats
 from collectors.wire import HEADER_COUNTER, HEADER_DATASET, HEADER_LINES, HEADER_MAC
 
 log = logging.getLogger("socpipe.agent.shipper")
 
-PRODUCER_SETTINGS = dict(
-    acks="all",
-    enable_idempotence=True,
-    compression_type="zstd",
-    linger_ms=5,
-    batch_size=1024 * 1024,
-    max_request_size=4 * 1024 * 1024,
-    max_block_ms=5000,
-    request_timeout_ms=15000,
-    reconnect_backoff_ms=200,
-    reconnect_backoff_max_ms=2000,
-    retry_backoff_ms=200,
-)
+PRODUCER_SETTINGS = AGENT_PRODUCER
 
 
 BOOTSTRAP_TIMEOUT_MS = 10000

@@ -16,11 +16,24 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 RAW_TOPIC = "socpipe.raw"
 HEARTBEAT_TOPIC = "socpipe.heartbeats"
 
 WIRE_VERSION = 1
+# Zone of log timestamps that carry no offset, unless a source's config names another (the province's).
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+
+def encode(obj: Any, *, sort_keys: bool = False) -> bytes:
+    """The wire's JSON encoding (compact UTF-8; values JSON cannot carry become strings), for every
+    record the pipeline writes to Kafka; `sort_keys` where the bytes are signed."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=str).encode()
+
+
+def decode(data: bytes | str) -> Any:
+    return json.loads(data)
 
 
 @dataclass(slots=True)
@@ -41,7 +54,7 @@ class LineBatch:
     source: str  # file path or listener name, e.g. "/var/log/auth.log", "syslog-udp:5514"
     lines: list[LogLine]
     dataset: str | None = None  # configured dataset hint; detected per line when None
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = DEFAULT_TIMEZONE
 
     def key(self) -> bytes:
         """Kafka key: one source's lines stay in one partition, in order."""
@@ -50,11 +63,11 @@ class LineBatch:
     def to_bytes(self) -> bytes:
         d = asdict(self)
         d["v"] = WIRE_VERSION
-        return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
+        return encode(d)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LineBatch:
-        d = json.loads(data)
+        d = decode(data)
         d.pop("v", None)
         d["lines"] = [LogLine(**ln) for ln in d["lines"]]
         return cls(**d)
@@ -89,11 +102,11 @@ class Heartbeat:
     def to_bytes(self) -> bytes:
         d = asdict(self)
         d["v"] = WIRE_VERSION
-        return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
+        return encode(d, sort_keys=True)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Heartbeat:
-        d = json.loads(data)
+        d = decode(data)
         d.pop("v", None)
         d["sources"] = {k: SourceStatus(**v) for k, v in d.get("sources", {}).items()}
         return cls(**d)

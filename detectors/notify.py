@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.alerts import SEVERITY
+from detectors.common.severity import SEVERITY
 
 log = logging.getLogger("socpipe.notify")
 

@@ -25,7 +25,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from elasticsearch import Elasticsearch
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from collectors.wire import DEFAULT_TIMEZONE
+
+TZ = ZoneInfo(DEFAULT_TIMEZONE)
 ATTACKER = "203.0.113.77"
 
 

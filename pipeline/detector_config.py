@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collectors.wire import RAW_TOPIC
+from collectors.wire import DEFAULT_TIMEZONE, RAW_TOPIC
 from detectors.notify import NotifyConfig
 from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
 
@@ -35,7 +35,7 @@ class DetectorConfig:
     suppression_max_keys: int = 100_000  # open dedup keys remembered per suppressor
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # critical-alert notifications, off by default
     inventory: str = ""  # agency inventory (names and tiers on alerts); optional
-    timezone: str = "Asia/Ho_Chi_Minh"  # default for sources that do not say
+    timezone: str = DEFAULT_TIMEZONE  # default for sources that do not say
     allowed_lateness_s: float = 60.0  # events later than this behind the watermark miss their window
     idle_advance_s: float = 5.0  # an idle stage-2 partition advances its watermark by wall clock
     idle_flush_s: float = 1.0  # no raw records this long: emit auditd events still waiting for siblings

@@ -1,7 +1,6 @@
 """Kafka at the edge: producer/consumer/admin construction and topic creation, in one place.
 
-Settings follow the field notes: kafka-python 3.x defaults to idempotent `acks=all` producers;
-consumers never auto-commit (offsets are committed only after the sink acknowledged).
+The settings themselves live in `collectors.kafka_settings` (one home for the agent and the SOC).
 """
 
 from __future__ import annotations
@@ -13,37 +12,21 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from collectors.kafka_settings import SOC_CONSUMER, SOC_PRODUCER
 from pipeline.config import KafkaConfig
 
 log = logging.getLogger("socpipe.kafka")
 
 
 def producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
-    kw: dict[str, Any] = dict(
-        acks="all",
-        enable_idempotence=True,
-        compression_type="zstd",
-        linger_ms=20,
-        batch_size=262144,
-        max_request_size=8 * 1024 * 1024,
-    )
-    kw.update(overrides)
+    kw = {**SOC_PRODUCER, **overrides}
     return KafkaProducer(**cfg.client_kwargs(), **kw)
 
 
-def consumer(cfg: KafkaConfig, group_id: str, topics: list[str] | None = None, **overrides: Any) -> KafkaConsumer:
-    kw: dict[str, Any] = dict(
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=2000,
-        max_poll_interval_ms=300_000,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=3_000,
-        fetch_max_bytes=32 * 1024 * 1024,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    kw.update(overrides)
+def consumer(
+    cfg: KafkaConfig, group_id: str | None, topics: list[str] | None = None, **overrides: Any
+) -> KafkaConsumer:
+    kw = {**SOC_CONSUMER, "group_id": group_id, **overrides}
     c = KafkaConsumer(**cfg.client_kwargs(), **kw)
     if topics:
         c.subscribe(topics)

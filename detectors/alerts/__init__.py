@@ -2,8 +2,6 @@
 
 from detectors.alerts.attack import threat_from_tags
 from detectors.alerts.build import (
-    KIBANA_SEVERITY,
-    SEVERITY,
     STATUSES,
     AgencyInfo,
     alert_index_name,
@@ -11,23 +9,17 @@ from detectors.alerts.build import (
     build_alert,
     entity_fields,
     event_index_name,
-    iso_ms,
-    parse_time,
 )
 from detectors.alerts.nested import to_flat, to_nested
 
 __all__ = [
     "AgencyInfo",
-    "KIBANA_SEVERITY",
-    "SEVERITY",
     "STATUSES",
     "alert_index_name",
     "bound_evidence",
     "build_alert",
     "entity_fields",
     "event_index_name",
-    "iso_ms",
-    "parse_time",
     "threat_from_tags",
     "to_flat",
     "to_nested",

@@ -15,15 +15,13 @@ from typing import Any
 
 from detectors.alerts.attack import threat_from_tags
 from detectors.alerts.nested import to_nested
+from detectors.common.severity import KIBANA_SEVERITY, SEVERITY
+from detectors.common.times import iso_ms, to_datetime
 
 EVIDENCE_MAX_EVENTS = 20
 EVIDENCE_MAX_FIELDS = 128
 EVIDENCE_MAX_CHARS = 2048
 
-# Sigma levels -> ECS event.severity / risk score (Kibana's 21/47/73/99 scale at the top)
-SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
-# Kibana alert severities know no "informational"
-KIBANA_SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 STATUSES = ("open", "acknowledged", "closed")
 
 # Entity fields copied to the top of the alert, with the type their mapping has.
@@ -59,28 +57,6 @@ class AgencyInfo:
     tier: str = ""
 
 
-def iso_ms(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 string or epoch seconds -> aware UTC datetime; None when unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    try:
-        dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def alert_index_name(doc_or_time: Mapping[str, Any] | str | datetime, prefix: str = "socpipe") -> str:
     """Daily index from the alert's own @timestamp: `<prefix>-alerts-YYYY.MM.DD`."""
     return _daily(prefix, "alerts", doc_or_time)
@@ -93,7 +69,7 @@ def event_index_name(doc_or_time: Mapping[str, Any] | str | datetime, prefix: st
 
 def _daily(prefix: str, kind: str, doc_or_time: Any) -> str:
     ts = doc_or_time.get("@timestamp") if isinstance(doc_or_time, Mapping) else doc_or_time
-    dt = parse_time(ts)
+    dt = to_datetime(ts)
     if dt is None:
         raise ValueError(f"no readable @timestamp to name the {kind} index: {ts!r}")
     return f"{prefix}-{kind}-{dt.astimezone(UTC):%Y.%m.%d}"
@@ -103,7 +79,7 @@ def build_alert(
     item: Any, agency: AgencyInfo | None = None, now: datetime | float | str | None = None
 ) -> dict[str, Any]:
     """A nested alert document with `_id`, from a `Detection` or an `AnomalyFinding`."""
-    created = parse_time(now) if now is not None else datetime.now(UTC)
+    created = to_datetime(now) if now is not None else datetime.now(UTC)
     if created is None:
         raise ValueError(f"unreadable `now`: {now!r}")
     if hasattr(item, "detection_id"):
@@ -147,8 +123,8 @@ def _base(
     evidence: list[dict],
     entities: Iterable[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    start_dt = parse_time(start)
-    end_dt = parse_time(end) or start_dt
+    start_dt = to_datetime(start)
+    end_dt = to_datetime(end) or start_dt
     if end_dt is None:
         raise ValueError(f"alert {alert_id}: no readable start/end time")
     start_dt = start_dt or end_dt

@@ -9,8 +9,10 @@ time, so `@timestamp` is synthetic (base + one second per request).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
+
+from detectors.common.times import iso_ms
 
 CSIC_DATASET = "http.request"
 METHODS = ("GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS ", "PATCH ", "TRACE ")
@@ -52,7 +54,7 @@ def request_to_event(
     path = parts.path or "/"
     original = path + ("?" + parts.query if parts.query else "")
     event: dict[str, object] = {
-        "@timestamp": (base + timedelta(seconds=index)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "@timestamp": iso_ms(base.timestamp() + index),
         "event.dataset": CSIC_DATASET,
         "http.request.method": method,
         "http.version": version.removeprefix("HTTP/"),

@@ -15,9 +15,10 @@ import numpy as np
 
 from detectors.anomaly.features import event_epoch
 from detectors.anomaly.model import AnomalyModel
-from detectors.anomaly.scorer import AnomalyScorer, iso_utc
+from detectors.anomaly.scorer import AnomalyScorer
 from detectors.anomaly.sources import Record
 from detectors.anomaly.windows import window_start
+from detectors.common.times import iso_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None
             win_label[("req", i)] = int(labels[i])
             window_scores[("req", i)] = score
         else:
-            key = (model.profile.entity(records[i].event), iso_utc(window_start(ts, model.window_seconds)))
+            key = (model.profile.entity(records[i].event), iso_ms(window_start(ts, model.window_seconds)))
             score = window_scores.get(key)
             win_label[key] = max(win_label.get(key, 0), int(labels[i]))
         if score is not None:

@@ -16,8 +16,9 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from detectors.common.times import to_epoch
 
 DISTINCT_CAP = 4096
 WEB_DATASETS = frozenset({"apache.access", "nginx.access", "http.request"})
@@ -33,12 +34,7 @@ _DIGIT_RE = re.compile(r"[0-9]")
 def event_epoch(event: dict[str, Any]) -> float | None:
     """Event time in unix seconds from `@timestamp`, None when absent or unreadable."""
     ts = event.get("@timestamp")
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts).timestamp()
-    except ValueError:
-        return None
+    return to_epoch(ts) if isinstance(ts, str) else None
 
 
 def char_entropy(text: str) -> float:

@@ -27,6 +27,7 @@ from detectors.anomaly.features import PROFILES, Profile, event_epoch, load_cont
 from detectors.anomaly.forest import ForestArrays, export_isolation_forest
 from detectors.anomaly.request_profile import Reason, RequestProfile, learn
 from detectors.anomaly.windows import ClosedWindow, Windower
+from detectors.common.times import iso_ms, iso_s
 
 KINDS = ("isolation_forest", "robust_baseline", "request_profile")
 # request_profile: never alert below one clear departure, even when (as on CSIC 2010) 99% of the
@@ -253,7 +254,7 @@ def train(
     created = datetime.now(UTC)
     model.version = f"{created:%Y%m%dT%H%M%SZ}-{data_sha[:8]}"
     model.metadata = {
-        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": iso_s(created.timestamp()),
         "training": {
             "events": ts.events,
             "windows": n,
@@ -353,4 +354,4 @@ def _entity_baselines(ts: TrainingSet, fit_idx: np.ndarray, global_base: Baselin
 def _iso(ts: float | None) -> str | None:
     if ts is None or not math.isfinite(ts):
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_ms(ts)

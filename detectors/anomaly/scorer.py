@@ -14,7 +14,6 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,9 @@ from detectors.anomaly.features import event_epoch
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.store import ModelLoadError, load_model_dir, model_digest, read_stage
 from detectors.anomaly.windows import ClosedWindow, Windower
+from detectors.common.times import iso_ms
 
 log = logging.getLogger("socpipe.anomaly")
-
-
-def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -191,7 +187,7 @@ class AnomalyScorer:
             if score < m.threshold and not self.report_all:
                 continue
             entity = dict(zip(m.profile.entity_fields, w.entity))
-            start = iso_utc(w.start)
+            start = iso_ms(w.start)
             extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
             out.append(
                 AnomalyFinding(
@@ -201,7 +197,7 @@ class AnomalyScorer:
                     profile=m.profile.name,
                     entity=entity,
                     window_start=start,
-                    window_end=iso_utc(w.end),
+                    window_end=iso_ms(w.end),
                     score=round(score, 6),
                     threshold=round(m.threshold, 6),
                     anomalous=score >= m.threshold,
@@ -223,7 +219,7 @@ class AnomalyScorer:
         m: AnomalyModel, w: ClosedWindow, score: float, x_model: np.ndarray, x_raw: np.ndarray
     ) -> AnomalyFinding:
         entity = dict(zip(m.profile.entity_fields, w.entity))
-        start, end = iso_utc(w.start), iso_utc(w.end)
+        start, end = iso_ms(w.start), iso_ms(w.end)
         extra = ""
         if m.profile.per_request:  # many requests can share an address and a millisecond
             extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.anomaly.csic import csic_events, looks_like_raw_http
+from detectors.common.times import DEFAULT_TIMEZONE
 
 log = logging.getLogger("socpipe.anomaly")
 _RANGE = re.compile(r"@(\d*):(\d*)$")
@@ -112,7 +113,7 @@ def _jsonl_events(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_records(
-    spec: InputSpec, fmt: str = "auto", dataset: str | None = None, timezone: str = "Asia/Ho_Chi_Minh"
+    spec: InputSpec, fmt: str = "auto", dataset: str | None = None, timezone: str = DEFAULT_TIMEZONE
 ) -> Iterator[Record]:
     if not spec.path.is_file():
         raise FileNotFoundError(f"{spec.path}: no such input file")

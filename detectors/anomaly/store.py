@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import tempfile
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from detectors.anomaly.features import PROFILES, load_context
 from detectors.anomaly.forest import ForestArrays
 from detectors.anomaly.model import KINDS, AnomalyModel, Baseline
 from detectors.anomaly.request_profile import RequestProfile
+from detectors.common.times import iso_s
 
 FORMAT = "socpipe-anomaly-model/1"
 HASHED_FILES = ("metadata.json", "arrays.npz")
@@ -115,7 +116,7 @@ def set_stage(model_dir: str | Path, stage: str, note: str = "") -> None:
     """Shadow models score and report but never alert; promotion flips them to live."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
-    record = {"stage": stage, "changed_at": datetime.now(UTC).isoformat(timespec="seconds"), "note": note}
+    record = {"stage": stage, "changed_at": iso_s(time.time()), "note": note}
     _write_atomic(Path(model_dir) / "stage.json", json.dumps(record, sort_keys=True).encode())
 
 

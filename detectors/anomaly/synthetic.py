@@ -7,8 +7,9 @@ one address requesting hundreds of unknown paths a minute, mostly answered 404.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from typing import Any
+
+from detectors.common.times import iso_ms
 
 PAGES = ["/", "/blog/", "/about/", "/contact/", "/wp-login.php", "/news/2022/02/update/"]
 ASSETS = [
@@ -18,10 +19,6 @@ ASSETS = [
     "/wp-content/themes/t/font.woff2",
 ]
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:86.0) Gecko/20100101 Firefox/86.0"
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def web_event(
@@ -36,7 +33,7 @@ def web_event(
     host: str = "web-1",
 ) -> dict[str, Any]:
     e: dict[str, Any] = {
-        "@timestamp": iso(ts),
+        "@timestamp": iso_ms(ts),
         "event.dataset": "apache.access",
         "source.ip": ip,
         "http.request.method": method,

@@ -3,10 +3,10 @@
 Public API::
 
     from detectors.normalise import Normaliser, parse_line
-    n = Normaliser(default_timezone="Asia/Ho_Chi_Minh")
+    n = Normaliser(default_timezone=DEFAULT_TIMEZONE)
     events = n.normalise_batch(batch)   # collectors.wire.LineBatch -> list of events
     events += n.flush()                 # auditd events still waiting for records
-    ev = parse_line(text, dataset=None, timezone="Asia/Ho_Chi_Minh", path=None, line_no=0)
+    ev = parse_line(text, dataset=None, timezone=DEFAULT_TIMEZONE, path=None, line_no=0)
 
 Datasets (names follow the Filebeat modules) and their key fields
 -----------------------------------------------------------------

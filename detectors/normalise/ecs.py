@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from detectors.common.times import DEFAULT_TIMEZONE, MAX_EPOCH, iso_ms
+
 UTC = UTC
-DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 PARSE_FAILURE_TAG = "_socpipe_parse_failure"
 TIMESTAMP_INVALID_TAG = "_socpipe_timestamp_invalid"
 MIN_YEAR, MAX_YEAR = 1970, 2200  # anything outside is an absurd timestamp: fall back to read time
@@ -61,24 +62,11 @@ def utc_iso(tz: str | int, y: int, mo: int, d: int, h: int, mi: int, s: int, fra
     return f"{prefix}{s:02d}.{(frac + '000')[:3]}Z"
 
 
-@lru_cache(maxsize=4096)
-def _epoch_minute_prefix(minute: int) -> str | None:
-    try:
-        return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
 def epoch_iso(seconds: float) -> str | None:
-    """ECS @timestamp of a unix time."""
-    if seconds != seconds or not (0 <= seconds < 7258118400):  # NaN, before 1970, after 2200
+    """ECS @timestamp of a unix time; None for NaN or a time outside 1970..2200."""
+    if seconds != seconds or not (0 <= seconds < MAX_EPOCH):
         return None
-    whole = int(seconds)
-    prefix = _epoch_minute_prefix(whole // 60)
-    if prefix is None:
-        return None
-    ms = int((seconds - whole) * 1000)
-    return f"{prefix}{whole % 60:02d}.{ms:03d}Z"
+    return iso_ms(seconds)
 
 
 def epoch_str_iso(sec: str, frac: str = "") -> str | None:
@@ -86,12 +74,9 @@ def epoch_str_iso(sec: str, frac: str = "") -> str | None:
     if not sec.isdigit() or len(sec) > 11:
         return None
     whole = int(sec)
-    if whole >= 7258118400:
+    if whole >= MAX_EPOCH:
         return None
-    prefix = _epoch_minute_prefix(whole // 60)
-    if prefix is None:
-        return None
-    return f"{prefix}{whole % 60:02d}.{(frac + '000')[:3]}Z"
+    return f"{iso_ms(whole)[:-4]}{(frac + '000')[:3]}Z"
 
 
 def offset_minutes(text: str) -> int | None:

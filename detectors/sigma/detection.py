@@ -5,30 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 
-from detectors.sigma.model import SEVERITY, RuleMeta
+from detectors.common.severity import SEVERITY
+from detectors.common.times import iso_ms
+from detectors.sigma.model import RuleMeta
 
 EVIDENCE_CAP = 20
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_ts(value) -> float | None:
-    """`@timestamp` (ISO-8601) or epoch seconds -> epoch seconds; None if unreadable."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
 
 
 def stable_hash(*parts) -> str:
@@ -64,11 +46,11 @@ class Detection:
 
     @property
     def start(self) -> str:
-        return iso(self.start_ts)
+        return iso_ms(self.start_ts)
 
     @property
     def end(self) -> str:
-        return iso(self.end_ts)
+        return iso_ms(self.end_ts)
 
     @property
     def severity(self) -> int:

@@ -7,8 +7,9 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 
+from detectors.common.times import to_epoch
 from detectors.sigma.correlation import CorrelationState
-from detectors.sigma.detection import EVIDENCE_CAP, Detection, make_detection, parse_ts, stable_hash
+from detectors.sigma.detection import EVIDENCE_CAP, Detection, make_detection, stable_hash
 from detectors.sigma.fields import to_number
 from detectors.sigma.index import CandidateIndex
 from detectors.sigma.mapping import FieldMappings, derivation_key, load_mappings
@@ -180,7 +181,7 @@ class Engine:
 
     def correlation_keys(self, event: dict) -> list:
         """Partition keys under which this event must reach the correlation workers."""
-        ts = parse_ts(event.get("@timestamp"))
+        ts = to_epoch(event.get("@timestamp"))
         if ts is None:
             return []
         return [i.partition_key for i in self._inputs(event, self.matching_rules(event), ts)]
@@ -193,7 +194,7 @@ class Engine:
         out = MatchResult()
         if not matched:
             return out
-        ts = parse_ts(event.get("@timestamp"))
+        ts = to_epoch(event.get("@timestamp"))
         for rule in matched:
             if rule.id in self.emit_standalone:
                 out.detections.append(self._single(rule, event, ts))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from detectors.common.times import to_datetime
 
 
 def scalar_text(v) -> str:
@@ -54,12 +54,8 @@ def to_number(v):
 
 
 def time_part(v, part: str):
-    try:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            dt = datetime.fromtimestamp(float(v), tz=UTC)
-        else:
-            dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
+    dt = to_datetime(v)
+    if dt is None:
         return None
     if part == "week":
         return dt.isocalendar()[1]

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from detectors.common.durations import parse_duration
+from detectors.common.severity import LEVELS
 from detectors.sigma import yamlsafe
 from detectors.sigma.compile import CompileError, compile_detection
 from detectors.sigma.mapping import FieldMappings, load_mappings
 from detectors.sigma.model import (
     CORRELATION_TYPES,
-    LEVELS,
     STATUSES,
     CorrelationRule,
     LoadIssue,
@@ -29,8 +30,6 @@ from detectors.sigma.model import (
 
 MAX_RULE_FILE_BYTES = 1 << 20
 TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
-_TIMESPAN_RE = re.compile(r"^(\d+)([smhdwMy])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
 _CONDITION_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
 _TAG_RE = re.compile(r"^[a-z0-9_\-]+(\.[a-z0-9_\-.]+)+$")
 
@@ -53,10 +52,11 @@ def rule_files(paths) -> list[Path]:
 
 
 def parse_timespan(text) -> float:
-    m = _TIMESPAN_RE.match(str(text).strip())
-    if not m:
-        raise ValueError(f"timespan {text!r} is not <number><s|m|h|d>")
-    return float(int(m.group(1)) * _UNITS[m.group(2)])
+    """A Sigma `timespan` (one duration syntax everywhere: detectors.common.durations)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"timespan {text!r} is not <number><s|m|h|d|w>") from exc
 
 
 def line_of(text: str, doc_index: int, path: tuple) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
 CORRELATION_TYPES = (
     "event_count",
@@ -16,8 +15,6 @@ CORRELATION_TYPES = (
     "value_avg",
     "value_percentile",
 )
-# ECS event.severity numbers for Sigma levels (Kibana's 21/47/73/99 risk scale for the top ones)
-SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
 
 
 @dataclass

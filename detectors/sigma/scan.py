@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from detectors.sigma.detection import parse_ts
+from detectors.common.times import to_epoch
 from detectors.sigma.engine import Engine
 
 
@@ -22,7 +22,7 @@ def scan_events(engine: Engine, events: Iterable[dict], emit: Callable, advance_
         for det in engine.process(ev):
             alerts += 1
             emit(det)
-        ts = parse_ts(ev.get("@timestamp"))
+        ts = to_epoch(ev.get("@timestamp"))
         if ts is not None and ts > high:
             high = ts
         if n % advance_every == 0 and high > float("-inf"):

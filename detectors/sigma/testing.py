@@ -37,9 +37,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from detectors.sigma.detection import iso, parse_ts
+from detectors.common.durations import parse_duration
+from detectors.common.times import iso_ms, to_epoch
 from detectors.sigma.engine import Engine
-from detectors.sigma.loader import TEST_SUFFIXES, load_rules, parse_timespan, rule_files
+from detectors.sigma.loader import TEST_SUFFIXES, load_rules, rule_files
 from detectors.sigma.model import CorrelationRule
 from detectors.sigma.yamlsafe import RuleYAMLError, load_one
 
@@ -85,7 +86,7 @@ def _offset(v) -> float:
         return 0.0
     if isinstance(v, (int, float)):
         return float(v)
-    return parse_timespan(v)
+    return parse_duration(v, allow_zero=True)
 
 
 def _find(rules: list, ref) -> list:
@@ -106,7 +107,7 @@ def run_test_file(path, mappings=None) -> list[CaseResult]:
     own_files = {str(rule_paths[0])}
     under_test = {r.meta.id for r in loaded.rules if r.meta.path in own_files}
     defaults = spec.get("defaults") or {}
-    start = parse_ts(str(spec.get("start", DEFAULT_START)))
+    start = to_epoch(str(spec.get("start", DEFAULT_START)))
     results = []
     for i, case in enumerate(spec.get("tests") or []):
         name = str(case.get("name", f"case {i + 1}"))
@@ -134,7 +135,7 @@ def run_test_file(path, mappings=None) -> list[CaseResult]:
 def _event(defaults: dict, body: dict, ts: float) -> dict:
     ev = dict(defaults)
     ev.update(body or {})
-    ev.setdefault("@timestamp", iso(ts))
+    ev.setdefault("@timestamp", iso_ms(ts))
     return ev
 
 
@@ -161,7 +162,7 @@ def parse_case_line(case: dict, spec: dict, read_at: float | None = None) -> dic
 
     raw = case["line"]
     texts = [str(x) for x in raw] if isinstance(raw, list) else [str(raw)]
-    when = read_at if read_at is not None else parse_ts(str(spec.get("start", DEFAULT_START)))
+    when = read_at if read_at is not None else to_epoch(str(spec.get("start", DEFAULT_START)))
     normaliser = Normaliser(default_timezone=str(spec.get("timezone", "Asia/Ho_Chi_Minh")))
     batch = LineBatch(
         str(spec.get("agency", "rule-tests")),
@@ -188,7 +189,7 @@ def expand_sequence(items: list, defaults: dict, start: float, spec: dict | None
             ts = start + at + k * every
             if parsed is not None:
                 ev = dict(parsed)
-                ev["@timestamp"] = iso(ts)  # the sequence's clock decides, so repeats are spread
+                ev["@timestamp"] = iso_ms(ts)  # the sequence's clock decides, so repeats are spread
                 events.append(ev)
             else:
                 events.append(_event(defaults, item.get("event") or {}, ts))
@@ -201,7 +202,7 @@ def _sequence_case(path, name, case, rules, under_test, defaults, start, mapping
     high = float("-inf")
     for ev in expand_sequence(case["sequence"], defaults, start, spec):
         dets.extend(engine.process(ev))
-        ts = parse_ts(ev["@timestamp"])
+        ts = to_epoch(ev["@timestamp"])
         if ts is not None and ts > high:
             high = ts
             dets.extend(engine.advance(high))

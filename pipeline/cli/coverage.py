@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from collectors.wire import DEFAULT_TIMEZONE
 from pipeline import logs
 from pipeline.config import ConfigError, load_config
 from pipeline.coverage.config import CoverageConfig
@@ -74,7 +75,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 @click.option("--since", default="7d", show_default=True, help="Window: 24h, 7d, 30d...")
 @click.option("--period", type=click.Choice(["day", "week"]), default="day", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--tz", default="Asia/Ho_Chi_Minh", show_default=True, help="Time zone that defines days.")
+@click.option("--tz", default=DEFAULT_TIMEZONE, show_default=True, help="Time zone that defines days.")
 def report(config_path: str | None, since: str, period: str, fmt: str, tz: str) -> None:
     """Coverage over time: ratio per day (or week) and the agencies that dropped out."""
     from pipeline.coverage.history import HistoryStore, build_report

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from collectors.wire import DEFAULT_TIMEZONE
+
 log = logging.getLogger("socpipe.anomaly")
 
 DATASET_ALIASES = {"web": "web.source", "host": "host.activity", "auth": "auth.user"}
@@ -74,7 +76,7 @@ _input_options = [
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
     click.option("--log-dataset", default=None, help="Dataset hint for log lines, e.g. apache.access."),
     click.option(
-        "--timezone", default="Asia/Ho_Chi_Minh", show_default=True, help="Zone of log lines without an offset."
+        "--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="Zone of log lines without an offset."
     ),
 ]
 
@@ -390,21 +392,23 @@ def show_cmd(model_dir) -> None:
 
 
 def _parse_since(since: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    from detectors.common import parse_duration
+
     try:
-        return float(since[:-1]) * units[since[-1]]
-    except (KeyError, ValueError, IndexError) as exc:
-        raise click.BadParameter(f"{since!r}: use e.g. 30m, 12h, 7d", param_hint="--since") from exc
+        return parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
 def _kafka_events(config_path: str | None, since: str) -> list[dict[str, Any]]:
     """Every raw LineBatch since `since`, normalised: training straight from the pipeline."""
     from dataclasses import dataclass, field
 
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     from collectors.wire import RAW_TOPIC, LineBatch
     from detectors.normalise import Normaliser
+    from pipeline import kafka_io
     from pipeline.config import ConfigError, KafkaConfig, load_config
 
     @dataclass
@@ -416,7 +420,7 @@ def _kafka_events(config_path: str | None, since: str) -> list[dict[str, Any]]:
         cfg = load_config(_TrainConfig, config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    consumer = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=10_000, **cfg.kafka.client_kwargs())
+    consumer = kafka_io.consumer(cfg.kafka, None, consumer_timeout_ms=10_000)
     try:
         parts = [TopicPartition(RAW_TOPIC, p) for p in sorted(consumer.partitions_for_topic(RAW_TOPIC) or ())]
         if not parts:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from collectors.wire import DEFAULT_TIMEZONE
 from detectors.alerts import build_alert, to_flat
 from pipeline.cli.output import clean, clean_json
 
@@ -105,7 +106,7 @@ def test_command(paths: tuple, require_coverage: bool) -> None:
     help="Log file.",
 )
 @click.option("--dataset", default=None, help="Force the dataset (system.auth, apache.access...).")
-@click.option("--timezone", default="Asia/Ho_Chi_Minh", show_default=True)
+@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True)
 @click.option("--lateness", default=60.0, show_default=True, help="Allowed lateness (seconds).")
 @click.option("--agency", default=None, help="organization.id to stamp on events.")
 def scan_command(

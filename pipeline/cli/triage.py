@@ -209,7 +209,7 @@ def _change_command(action: str, help_text: str, extra: list):
     def command(config_path, prefix, alert_id, actor, if_version, **kw):
         from datetime import datetime
 
-        from detectors.alerts import iso_ms
+        from detectors.common import iso_ms
         from pipeline.elastic.triage import parse_version
         from pipeline.elastic.workflow import Change
 

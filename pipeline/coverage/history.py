@@ -11,10 +11,11 @@ import json
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from detectors.common.times import DEFAULT_TIMEZONE, iso_s
 from pipeline.coverage.state import MONITORED, Snapshot
 
 _SCHEMA = """
@@ -120,7 +121,7 @@ class PeriodRow:
 
 
 def build_report(
-    store: HistoryStore, since: float, until: float, period: str = "day", tz: str = "Asia/Ho_Chi_Minh"
+    store: HistoryStore, since: float, until: float, period: str = "day", tz: str = DEFAULT_TIMEZONE
 ) -> list[PeriodRow]:
     """Per-period overall ratio (avg/min/last) and the agencies that left `monitored` in each period."""
     zone = ZoneInfo(tz)
@@ -157,7 +158,7 @@ def build_report(
     for ts, agency_id, name, tier, old, new in store.transitions(since, until):
         row = rows[key(ts)]
         if old == MONITORED and new != MONITORED:
-            iso = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            iso = iso_s(ts)
             row.dropped_out.append(Dropout(agency_id, name, tier, iso, new, recovered=False))
         elif new == MONITORED:
             for d in row.dropped_out:

@@ -18,26 +18,12 @@ from typing import Any
 
 import yaml
 
+from detectors.common.durations import parse_duration
+
 log = logging.getLogger("socpipe.coverage.inventory")
 
 TIERS = ("department", "district", "commune", "public_service_unit")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: Any) -> float:
-    """'90s', '15m', '1h', '2d' or a number of seconds -> seconds; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 15m, got {value!r}")
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError(f"duration must be positive, got {value!r}")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"expected a positive duration like 90s, 15m, 1h, got {value!r}")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
 
+from detectors.common.times import iso_s
 from pipeline.coverage.history import PeriodRow
-from pipeline.coverage.state import SEVERITY, Snapshot
+from pipeline.coverage.state import STATE_RANK, Snapshot
 
 
 def snapshot_to_dict(snap: Snapshot) -> dict:
@@ -52,7 +52,7 @@ def _fit(text: str, width: int) -> str:
 
 def render_status(status: dict, now: float) -> str:
     """Every agency, worst state first, then by tier and id; a summary line at the end."""
-    agencies = sorted(status["agencies"], key=lambda a: (SEVERITY.get(a["state"], 9), a["tier"], a["id"]))
+    agencies = sorted(status["agencies"], key=lambda a: (STATE_RANK.get(a["state"], 9), a["tier"], a["id"]))
     lines = [f"{'AGENCY':<22} {'NAME':<34} {'TIER':<12} {'STATE':<15} {'LAST SEEN':<10} SILENT SOURCES / REASON"]
     for a in agencies:
         detail = "; ".join(a["reasons"]) or ", ".join(a["silent_sources"])
@@ -87,7 +87,7 @@ def _pct(x: float | None) -> str:
 def render_report(rows: list[PeriodRow], fmt: str, since: float, until: float) -> str:
     if fmt == "json":
         return json.dumps(
-            {"since": _iso(since), "until": _iso(until), "periods": [r.as_dict() for r in rows]},
+            {"since": iso_s(since), "until": iso_s(until), "periods": [r.as_dict() for r in rows]},
             ensure_ascii=False,
             indent=2,
         )
@@ -132,7 +132,3 @@ def render_report(rows: list[PeriodRow], fmt: str, since: float, until: float) -
 
 def _num(x) -> str:
     return "" if x is None else str(x)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,7 +19,8 @@ from typing import Any
 
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
-from detectors.alerts import alert_index_name, event_index_name, iso_ms, parse_time, to_nested
+from detectors.alerts import alert_index_name, event_index_name, to_nested
+from detectors.common import iso_ms, to_epoch
 
 log = logging.getLogger("socpipe.elastic")
 
@@ -191,9 +192,9 @@ class AlertIndexer(_CreateOnlyBulk):
                 pass
             self._recent.pop(dedup_key, None)
         filters: list[dict] = [{"term": {"socpipe.detection.dedup_key": dedup_key}}]
-        since_dt = parse_time(since)
-        if since_dt is not None:
-            filters.append({"range": {"@timestamp": {"gte": iso_ms(since_dt)}}})
+        since_ts = to_epoch(since)
+        if since_ts is not None:
+            filters.append({"range": {"@timestamp": {"gte": iso_ms(since_ts)}}})
         resp = self.es.search(
             index=f"{self.prefix}-alerts-*",
             size=1,
@@ -218,13 +219,13 @@ class AlertIndexer(_CreateOnlyBulk):
         if target is None:
             return None
         index, _id = target
-        seen = parse_time(last_seen)
+        seen = to_epoch(last_seen)
         for _ in range(attempts):
             cur = self.es.get(index=index, id=_id)
             supp = dict(cur["_source"].get("socpipe", {}).get("suppression") or {})
             supp["count"] = int(supp.get("count", 0)) + int(count)
             if seen is not None:
-                prev = parse_time(supp.get("last_seen"))
+                prev = to_epoch(supp.get("last_seen"))
                 if prev is None or seen > prev:
                     supp["last_seen"] = iso_ms(seen)
             try:
@@ -243,7 +244,7 @@ class AlertIndexer(_CreateOnlyBulk):
 
 
 def _not_before(ts: Any, since: Any) -> bool:
-    a, b = parse_time(ts), parse_time(since)
+    a, b = to_epoch(ts), to_epoch(since)
     return b is None or (a is not None and a >= b)
 
 

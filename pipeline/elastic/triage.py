@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
-from detectors.alerts import iso_ms, parse_time
+from detectors.common import iso_ms, parse_duration, to_epoch
 from pipeline.elastic.workflow import Change, apply_change, history_entry
 
 log = logging.getLogger("socpipe.triage")
@@ -123,24 +123,24 @@ class AlertFilter:
         return {"bool": {"filter": filters}} if filters else {"match_all": {}}
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def resolve_time(text: str, now: datetime | None = None) -> str:
     """`24h`/`7d`/`30m` before now, or an ISO time -> ISO UTC string; ValueError otherwise."""
     t = str(text).strip()
-    if t[:-1].isdigit() and t[-1:] in _UNITS:
-        now = now or datetime.now(UTC)
+    try:
+        ago = parse_duration(t) if t[-1:].isalpha() else None
+    except ValueError:
+        ago = None
+    if ago is not None:
         try:
-            return iso_ms(now - timedelta(seconds=int(t[:-1]) * _UNITS[t[-1]]))
-        except (OverflowError, ValueError):
+            return iso_ms((now or datetime.now(UTC)).timestamp() - ago)
+        except (OverflowError, OSError, ValueError):
             raise ValueError(f"not a time: {text!r} (too far back)") from None
-    dt = parse_time(t)
-    if dt is None:
+    ts = to_epoch(t)
+    if ts is None:
         raise ValueError(f"not a time: {text!r} (use ISO-8601 or 30m, 24h, 7d)")
     try:
-        return iso_ms(dt)
-    except (OverflowError, ValueError):
+        return iso_ms(ts)
+    except (OverflowError, OSError, ValueError):
         raise ValueError(f"not a time: {text!r} (out of range)") from None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from elasticsearch import ApiError as EsApiError
 from elasticsearch import TransportError
 
-from detectors.alerts import iso_ms
+from detectors.common import iso_ms
 from pipeline.elastic.triage import (
     AlertConflict,
     AlertFilter,

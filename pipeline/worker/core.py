@@ -23,7 +23,6 @@ with the reason; nothing is dropped silently.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -32,11 +31,12 @@ from elasticsearch import ApiError, TransportError
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
+from collectors import wire
 from detectors.alerts import build_alert
+from detectors.common.times import iso_ms, to_epoch
 from detectors.normalise import Normaliser
 from detectors.notify import Notifier
 from detectors.sigma import CorrelationInput, Engine, Suppressor, load_rules
-from detectors.sigma.detection import iso, parse_ts
 from pipeline import kafka_io
 from pipeline.config import ConfigError
 from pipeline.detector_config import DetectorConfig
@@ -303,11 +303,11 @@ class DetectorWorker:
             self.producer.send(
                 self.cfg.correlation_topic,
                 key=item.partition_key.encode(),
-                value=json.dumps(item.to_dict(), separators=(",", ":"), default=str).encode(),
+                value=wire.encode(item.to_dict()),
             )
         candidates.extend(self._detected(d) for d in result.detections)
         if self.models:
-            ts = parse_ts(event.get("@timestamp"))
+            ts = to_epoch(event.get("@timestamp"))
             if ts is not None and ts > self.max_event_ts1:
                 self.max_event_ts1 = ts
             try:
@@ -334,7 +334,7 @@ class DetectorWorker:
             if f.shadow:  # shadow models report; they never alert
                 log.info("anomaly.shadow_finding model=%s entity=%s score=%.3f", f.model, f.entity, f.score)
                 continue
-            out.append(Candidate.of_finding(f, parse_ts(f.window_start) or 0.0, parse_ts(f.window_end) or 0.0))
+            out.append(Candidate.of_finding(f, to_epoch(f.window_start) or 0.0, to_epoch(f.window_end) or 0.0))
         return out
 
     # --- stage 2 -----------------------------------------------------------------------------
@@ -351,7 +351,7 @@ class DetectorWorker:
             self.progress["corr_records"] += len(records)
             for rec in records:
                 try:
-                    item = CorrelationInput.from_dict(json.loads(rec.value))
+                    item = CorrelationInput.from_dict(wire.decode(rec.value))
                 except Exception as exc:
                     self._dead_letter(rec.value, f"undecodable correlation input at {tp.partition}@{rec.offset}: {exc}")
                     continue
@@ -443,11 +443,9 @@ class DetectorWorker:
             try:
                 doc = build_alert(item, agency=self._agency(item))
             except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
-                self._dead_letter(
-                    json.dumps(getattr(item, "__dict__", str(item)), default=str).encode(), f"cannot build alert: {exc}"
-                )
+                self._dead_letter(wire.encode(getattr(item, "__dict__", str(item))), f"cannot build alert: {exc}")
                 continue
-            docs.append(with_repeats(doc, n.repeats, iso(n.last_ts) if n.repeats else None))
+            docs.append(with_repeats(doc, n.repeats, iso_ms(n.last_ts) if n.repeats else None))
             if n.repeats:
                 self.metrics.suppressed.inc(n.repeats)
         return docs
@@ -465,7 +463,7 @@ class DetectorWorker:
         self.metrics.alerts_indexed.inc(len(result.created))
         self.metrics.alerts_duplicate.inc(len(result.duplicates))
         for doc, reason in result.rejected:
-            self._dead_letter(json.dumps(doc, default=str).encode(), f"elasticsearch rejected alert: {reason}")
+            self._dead_letter(wire.encode(doc), f"elasticsearch rejected alert: {reason}")
         if result.rejected:
             self.producer.flush()
         if self.cfg.notify.enabled and result.created:
@@ -479,7 +477,7 @@ class DetectorWorker:
         for u in updates:
             try:
                 got = self.indexer.update_suppressed(
-                    u.candidate.dedup_key, u.repeats, iso(u.last_ts), since=iso(u.window_start)
+                    u.candidate.dedup_key, u.repeats, iso_ms(u.last_ts), since=iso_ms(u.window_start)
                 )
             except (TransportError, RuntimeError) as exc:  # ES down, or conflicting writers: try again
                 log.warning("detector.suppression_update_failed key=%s error=%s retry=yes", u.candidate.dedup_key, exc)

@@ -117,7 +117,7 @@ def test_user_features_new_network_and_rare_hour():
 
 
 def F_iso(ts):
-    from detectors.anomaly.synthetic import iso
+    from detectors.common.times import iso_ms as iso
 
     return iso(ts)
 

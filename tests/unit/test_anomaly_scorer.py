@@ -190,7 +190,7 @@ def test_cli_errors_are_clear(tmp_path):
 
 
 def _auth(ts, user, outcome, ip, host="db-1"):
-    from detectors.anomaly.synthetic import iso
+    from detectors.common.times import iso_ms as iso
 
     return {
         "@timestamp": iso(ts),

@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
+from detectors.common.times import iso_ms as iso
 from detectors.sigma import CorrelationInput, Engine, load_rules
-from detectors.sigma.detection import iso
 
 T0 = 1_780_000_000.0
 BASE = """

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from detectors.common.times import iso_ms as iso
 from detectors.sigma import Engine, Suppressor, load_rules
-from detectors.sigma.detection import iso
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SPEC_TESTS = SHARED / "sigma" / "spec" / "tests" / "schema"

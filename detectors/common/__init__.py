@@ -1,0 +1,25 @@
+"""The SOC side's small shared helpers, one home each (pure, no I/O):
+
+* `times`: epoch seconds <-> ISO-8601 text (the one timestamp parser and formatter);
+* `durations`: "90s", "15m", "1h", "2d", "1w" -> seconds (one accepted unit set);
+* `severity`: the `Severity` type (Sigma levels; anomaly findings use the same) and its tables.
+
+The agent-side counterparts live in `collectors/` (the agent carries no SOC code): the wire encoding
+and the default time zone in `collectors.wire`, Kafka client settings in `collectors.kafka_settings`.
+"""
+
+from detectors.common.durations import parse_duration
+from detectors.common.severity import KIBANA_SEVERITY, SEVERITY, Severity
+from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, iso_s, to_datetime, to_epoch
+
+__all__ = [
+    "DEFAULT_TIMEZONE",
+    "KIBANA_SEVERITY",
+    "SEVERITY",
+    "Severity",
+    "iso_ms",
+    "iso_s",
+    "parse_duration",
+    "to_datetime",
+    "to_epoch",
+]

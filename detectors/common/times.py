@@ -1,0 +1,81 @@
+"""Time, one home: epoch seconds inside the pipeline, ISO-8601 UTC text only where a document is rendered.
+
+`iso_ms` is the only formatter of alert, event and log timestamps ('2026-05-28T20:26:40.123Z'), `iso_s`
+the second-precision one (reports); `to_epoch` is the only parser of `@timestamp`-like values (ISO
+text, epoch numbers, datetimes) and `to_datetime` its datetime form. Formatting is on the hot path of
+parsers and alert building, so the UTC 'YYYY-MM-DDTHH:MM:' prefix is cached per minute; the result is
+the same as `datetime.fromtimestamp(ts, UTC)` rounded to microseconds, then cut to milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from collectors.wire import DEFAULT_TIMEZONE
+
+__all__ = ["DEFAULT_TIMEZONE", "MAX_EPOCH", "iso_ms", "iso_s", "to_datetime", "to_epoch"]
+
+MAX_EPOCH = 7258118400.0  # 2200-01-01: later times are absurd in a log
+
+
+@lru_cache(maxsize=4096)
+def _minute_prefix(minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+
+
+def _split(ts: float) -> tuple[int, int]:
+    """(whole seconds, microseconds) rounded like `datetime.fromtimestamp` (half to even)."""
+    whole = math.floor(ts)
+    us = round((ts - whole) * 1e6)
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    return whole, us
+
+
+def iso_ms(ts: float | datetime) -> str:
+    """Epoch seconds (or an aware datetime) -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' in UTC."""
+    if isinstance(ts, datetime):
+        ts = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+    whole, us = _split(ts)
+    return f"{_minute_prefix(whole // 60)}{whole % 60:02d}.{us // 1000:03d}Z"
+
+
+def iso_s(ts: float) -> str:
+    """Epoch seconds -> 'YYYY-MM-DDTHH:MM:SSZ' in UTC (whole seconds, for reports)."""
+    whole = _split(ts)[0]
+    return f"{_minute_prefix(whole // 60)}{whole % 60:02d}Z"
+
+
+def to_epoch(value: object) -> float | None:
+    """ISO-8601 text ('Z' or an offset; naive means UTC), epoch seconds or a datetime -> epoch seconds.
+
+    None when absent or unreadable (booleans are not times)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    try:
+        dt = datetime.fromisoformat(value)  # type: ignore[arg-type]  # the common case: ISO text as ECS has it
+    except (TypeError, ValueError):
+        try:
+            dt = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def to_datetime(value: object) -> datetime | None:
+    """`to_epoch`'s reading as an aware UTC datetime; None when unreadable or out of range."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    ts = to_epoch(value)
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
