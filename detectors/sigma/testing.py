@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detectors.common.durations import parse_duration
-from detectors.common.times import iso_ms, to_epoch
+from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, to_epoch
 from detectors.sigma.engine import Engine
 from detectors.sigma.loader import TEST_SUFFIXES, load_rules, rule_files
 from detectors.sigma.model import CorrelationRule
@@ -163,7 +163,7 @@ def parse_case_line(case: dict, spec: dict, read_at: float | None = None) -> dic
     raw = case["line"]
     texts = [str(x) for x in raw] if isinstance(raw, list) else [str(raw)]
     when = read_at if read_at is not None else to_epoch(str(spec.get("start", DEFAULT_START)))
-    normaliser = Normaliser(default_timezone=str(spec.get("timezone", "Asia/Ho_Chi_Minh")))
+    normaliser = Normaliser(default_timezone=str(spec.get("timezone", DEFAULT_TIMEZONE)))
     batch = LineBatch(
         str(spec.get("agency", "rule-tests")),
         "rule-tests",
