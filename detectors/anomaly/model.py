@@ -315,7 +315,7 @@ def _train_request_profile(
     created = datetime.now(UTC)
     model.version = f"{created:%Y%m%dT%H%M%SZ}-{data_sha[:8]}"
     model.metadata = {
-        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": iso_s(created.timestamp()),
         "training": {
             "events": n,
             "windows": n,
