@@ -214,7 +214,7 @@ def test_heartbeat_carries_input_states_and_is_signed():
     stats.health.set_input("syslog-udp:514", "bind_failed", "udp 0.0.0.0:514: address already in use")
     from collectors.wire import verify_heartbeat
 
-    hb = build_heartbeat(stats, "ag", "a1", "h", "1", "cfg", "sec", 1.0)
+    hb = build_heartbeat(stats, "ag", "a1", "h", "1", "cfg", "sec", 1.0, 1)
     back = Heartbeat.from_bytes(hb.to_bytes())
     assert verify_heartbeat(back, "sec")
     assert back.sources["/var/log/syslog"].state == "ok" and back.sources["/var/log/syslog"].lines_shipped == 5
