@@ -250,6 +250,8 @@ def splits_report(m, inputs: tuple[str, ...]) -> dict[str, Any]:
         evaluated.append(row)
     training = m.metadata.get("training", {})
     return {
+        "metrics_from": "per_record / per_window / per_input: the evaluated inputs below only; the threshold "
+        "and fp_rate_calibration: threshold_split (part of the training inputs)",
         "training_inputs": [t.get("input") for t in trained],
         "threshold_split": training.get("split")
         or f"{training.get('calibration_windows')} held-out training windows (seed {training.get('seed')})",
