@@ -58,9 +58,10 @@ def train_models(out: Path) -> list[str]:
     benign = benign_web(time.time() - 3 * 86400, minutes=24 * 60, seed=3)
     dirs = []
     # `web.source` (IsolationForest over per-address 1-minute windows) only: scored when windows
-    # close, so cheap per event. Per-request `web.request` models score every event as it arrives and
-    # measured far slower in the worker (forest ~0.5 ms/event; the robust baseline slower still on
-    # this traffic, where nearly every line has a new address), see the worker report.
+    # close, so cheap per event. Per-request `web.request` models score every event as it arrives: the
+    # old forest/baseline kinds measured far too slow in the worker (~0.5 ms/event); the current
+    # default kind, request_profile, costs ~11-17 us/request (bench_anomaly) but is not in this
+    # end-to-end figure yet.
     for profile, kind in (("web.source", "isolation_forest"),):
         d = out / profile
         save_model_dir(train(profile, benign, fp_rate=0.01, kind=kind), d)
