@@ -6,7 +6,7 @@ STACK  := $(BIN)/socpipe stack
 # Where the local stack keeps pids, logs, data and its env file (exported for every socpipe command).
 export SOCPIPE_STACK_DIR ?= $(CURDIR)/.socpipe/stack
 
-.PHONY: demo test bench prereqs venv stack-up stack-down clean
+.PHONY: demo test lint bench prereqs venv stack-up stack-down clean
 
 $(BIN)/socpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,14 @@ demo: stack-up
 	$(BIN)/socpipe demo
 	@echo; echo "The stack keeps running. Stop it with: $(STACK) down"
 
-test: stack-up
+# Lint before any test: ruff (lint + format) and mypy (strict on collectors/ and detectors/, see
+# [tool.mypy] in pyproject.toml). `make test` fails when any of them fails.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint stack-up
 	. $(SOCPIPE_STACK_DIR)/env && $(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	$(STACK) down; exit $$rc
 
