@@ -33,6 +33,9 @@ KINDS = ("isolation_forest", "robust_baseline", "request_profile")
 # request_profile: never alert below one clear departure, even when (as on CSIC 2010) 99% of the
 # calibration requests score 0; chosen on the validation split (see README.md)
 MIN_REQUEST_THRESHOLD = 3.0
+# severity high from three clear departures on (a payload: new characters + new 3-grams + length),
+# medium for one or two (a tampered name, a missing parameter)
+HIGH_FACTOR = 3.0
 Z_CAP = 50.0
 MIN_ENTITY_WINDOWS = 10
 MAX_ENTITY_BASELINES = 20_000
@@ -305,7 +308,7 @@ def _train_request_profile(
         1,
         "request_profile",
         threshold,
-        max(float(cal_scores.max()), threshold),
+        max(float(cal_scores.max()), HIGH_FACTOR * threshold),
         Baseline(np.zeros(k), np.ones(k), np.zeros(k)),
         agency=agency,
         requests=requests,

@@ -369,6 +369,7 @@ def promote_cmd(model_dir, to_shadow, note) -> None:
 def show_cmd(model_dir) -> None:
     """Verified metadata of a model directory."""
     from detectors.anomaly import ModelLoadError, load_model_dir
+    from detectors.anomaly.request_profile import POINTS
 
     try:
         m = load_model_dir(model_dir)
@@ -384,7 +385,7 @@ def show_cmd(model_dir) -> None:
                 "window_seconds": m.window_seconds,
                 "agency": m.agency,
                 "stage": "shadow" if m.shadow else "live",
-                "features": list(m.feature_names),
+                **({"points_per_property": POINTS} if m.requests is not None else {"features": list(m.feature_names)}),
                 "thresholds": {"alert": m.threshold, "high": m.high_threshold},
                 **m.metadata,
             },

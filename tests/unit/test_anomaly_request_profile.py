@@ -99,7 +99,7 @@ def test_normal_requests_score_below_threshold(model):
     fresh = [shop_event(rng, i) for i in range(500)]
     flagged = sum(model.score_request(e)[0] >= model.threshold for e in fresh)
     assert flagged <= 10
-    assert model.threshold >= 3.0
+    assert model.threshold >= 3.0 and model.high_threshold >= 3 * model.threshold
     t = model.metadata["training"]
     assert t["fit_windows"] + t["calibration_windows"] == 3000 and "held out" in t["split"]
 
