@@ -154,7 +154,8 @@ def _registry(cfg: CoverageConfig):
 @_CONFIG
 def token_create(agency_id: str, uses: int, expires_in: str, config_path: str | None) -> None:
     """Issue a token for AGENCY_ID, an agency of the inventory (printed once; only its hash is kept)."""
-    from pipeline.coverage.inventory import load_inventory, parse_duration
+    from detectors.common.durations import parse_duration
+    from pipeline.coverage.inventory import load_inventory
 
     cfg = _load(config_path)
     try:
