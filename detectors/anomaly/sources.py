@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,3 +140,45 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def splits_report(metadata: dict[str, Any], inputs: Iterable[str]) -> dict[str, Any]:
+    """Where every number comes from: the model's own training/threshold split, each evaluated input,
+    and whether an evaluated range overlaps a training range of the same file (then it is not a test)."""
+    trained = [t for t in metadata.get("inputs", []) if isinstance(t, dict) and "input" in t]
+    spans = []
+    for t in trained:
+        p = InputSpec.parse(str(t["input"]))
+        spans.append((t.get("sha256"), p.start, p.end))
+
+    def overlaps(p: InputSpec) -> bool:
+        sha = file_sha256(p.path)
+        return any(
+            sha == s and p.start < (e if e is not None else float("inf")) and (p.end is None or s0 < p.end)
+            for s, s0, e in spans
+        )
+
+    evaluated = []
+    for spec in inputs:
+        p = InputSpec.parse(spec)
+        row: dict[str, Any] = {"input": p.label, "sha256": file_sha256(p.path), "overlaps_training": overlaps(p)}
+        made = p.path.parent / "SPLIT.json"  # written by `socpipe model attacks`
+        if made.is_file():
+            try:
+                info = json.loads(made.read_text())
+                carriers = InputSpec.parse(str(info["carriers"]))
+                row["attack_split"] = {k: info.get(k) for k in ("split", "corpus", "carriers", "seed")}
+                row["overlaps_training"] = row["overlaps_training"] or overlaps(carriers)
+            except (OSError, ValueError, KeyError, TypeError):
+                row["attack_split"] = "unreadable SPLIT.json"
+        evaluated.append(row)
+    training = metadata.get("training", {})
+    return {
+        "metrics_from": "per_record / per_window / per_input: the evaluated inputs below only; the threshold "
+        "and fp_rate_calibration: threshold_split (part of the training inputs)",
+        "training_inputs": [t.get("input") for t in trained],
+        "threshold_split": training.get("split")
+        or f"{training.get('calibration_windows')} held-out training windows (seed {training.get('seed')})",
+        "evaluated_inputs": evaluated,
+        "test_is_unseen": not any(e["overlaps_training"] for e in evaluated),
+    }

@@ -200,6 +200,7 @@ def train_cmd(
 def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> None:
     """Precision, recall, F1 and PR-AUC per window and per record on labelled inputs."""
     from detectors.anomaly.evaluation import evaluate, label_of, parse_labels
+    from detectors.anomaly.sources import splits_report
 
     if not inputs:
         raise click.UsageError("give at least one --input")
@@ -212,52 +213,8 @@ def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> 
     labels = [label_of(r, rules) for r in records]
     report = evaluate(scorer.models[0], records, labels)
     report["records_unlabelled"] = sum(1 for x in labels if x is None)
-    report["splits"] = splits_report(scorer.models[0], inputs)
+    report["splits"] = splits_report(scorer.models[0].metadata, inputs)
     click.echo(json.dumps(report, indent=1))
-
-
-def splits_report(m, inputs: tuple[str, ...]) -> dict[str, Any]:
-    """Where every number comes from: the model's own training/threshold split, each evaluated input,
-    and whether an evaluated range overlaps a training range of the same file (then it is not a test)."""
-    from detectors.anomaly.sources import InputSpec, file_sha256
-
-    trained = [t for t in m.metadata.get("inputs", []) if isinstance(t, dict) and "input" in t]
-    spans = []
-    for t in trained:
-        p = InputSpec.parse(str(t["input"]))
-        spans.append((t.get("sha256"), p.start, p.end))
-
-    def overlaps(p: InputSpec) -> bool:
-        sha = file_sha256(p.path)
-        return any(
-            sha == s and p.start < (e if e is not None else float("inf")) and (p.end is None or s0 < p.end)
-            for s, s0, e in spans
-        )
-
-    evaluated = []
-    for spec in inputs:
-        p = InputSpec.parse(spec)
-        row: dict[str, Any] = {"input": p.label, "sha256": file_sha256(p.path), "overlaps_training": overlaps(p)}
-        made = p.path.parent / "SPLIT.json"  # written by `socpipe model attacks`
-        if made.is_file():
-            try:
-                info = json.loads(made.read_text())
-                carriers = InputSpec.parse(str(info["carriers"]))
-                row["attack_split"] = {k: info.get(k) for k in ("split", "corpus", "carriers", "seed")}
-                row["overlaps_training"] = row["overlaps_training"] or overlaps(carriers)
-            except (OSError, ValueError, KeyError, TypeError):
-                row["attack_split"] = "unreadable SPLIT.json"
-        evaluated.append(row)
-    training = m.metadata.get("training", {})
-    return {
-        "metrics_from": "per_record / per_window / per_input: the evaluated inputs below only; the threshold "
-        "and fp_rate_calibration: threshold_split (part of the training inputs)",
-        "training_inputs": [t.get("input") for t in trained],
-        "threshold_split": training.get("split")
-        or f"{training.get('calibration_windows')} held-out training windows (seed {training.get('seed')})",
-        "evaluated_inputs": evaluated,
-        "test_is_unseen": not any(e["overlaps_training"] for e in evaluated),
-    }
 
 
 @model.command("attacks")
