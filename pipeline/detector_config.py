@@ -33,6 +33,9 @@ class DetectorConfig:
     anomaly_idle_flush_s: float = 60.0  # no raw records this long: close every open anomaly window
     suppression_window_s: float = 3600.0  # repeats of a dedup key inside it bump one alert's count; 0 = off
     suppression_max_keys: int = 100_000  # open dedup keys remembered per suppressor
+    # episodes: detections of one dedup key with gaps <= episode_quiet_s are one growing alert
+    episode_quiet_s: float = 900.0
+    episode_max_s: float = 86400.0  # an episode older than this starts a new alert
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # critical-alert notifications, off by default
     inventory: str = ""  # agency inventory (names and tiers on alerts); optional
     timezone: str = DEFAULT_TIMEZONE  # default for sources that do not say
@@ -55,6 +58,10 @@ class DetectorConfig:
             raise ConfigError("max_batch_records: must be at least 1")
         if self.allowed_lateness_s < 0:
             raise ConfigError("allowed_lateness_s: must not be negative")
+        if not self.episode_quiet_s > 0:
+            raise ConfigError("episode_quiet_s: must be a positive number of seconds")
+        if self.episode_max_s < self.episode_quiet_s:
+            raise ConfigError("episode_max_s: must be at least episode_quiet_s")
         if self.suppression_window_s < 0:
             raise ConfigError("suppression_window_s: must not be negative (0 turns suppression off)")
         if self.max_batch_lines < 1:

@@ -9,8 +9,12 @@ anchored at an entry: [anchor, anchor + timespan].
 * Other conditions (lt/lte/eq/neq, value_avg, value_percentile) are evaluated once, when the
   watermark minus the allowed lateness passes the window end; the anchor then slides.
 
-After a window fires, its events are consumed (`consumed_until` = window end): later events of
-that episode never produce a second alert, and the next window starts after it. Entries older
+After a window fires, its events are consumed (`consumed_until` = window end) and the group is in
+an episode: for monotonic conditions every later entry that arrives within one timespan of the
+episode's latest entry is reported at once as a *continuation* (a Fired with one entry,
+`continuation=True`) instead of silently counting towards nothing, so the alert layer can keep the
+open alert growing (detectors/alerts/episodes.py). A gap longer than the timespan ends the episode;
+the condition must then be met again. Entries older
 than `watermark - lateness` are refused (counted as `late_dropped`), so a window that was
 evaluated is never evaluated again. All state is plain data and round-trips through JSON.
 
@@ -51,6 +55,7 @@ class Group:
     entries: list = field(default_factory=list)  # sorted by (ts, seq)
     times: list = field(default_factory=list)  # entries' ts, kept in step for bisect
     consumed_until: float = float("-inf")
+    episode_last: float | None = None  # latest entry time of the group's current episode (after a fire)
     # running aggregate over entries[agg_lo:agg_hi] for in-order arrivals (None = rebuild)
     agg: dict | None = None
     agg_sum: float = 0.0
@@ -72,6 +77,7 @@ class Fired:
     anchor: float
     entries: list
     metric: dict
+    continuation: bool = False  # one more entry of an episode that already fired
 
 
 def is_monotonic(rule: CorrelationRule) -> bool:
@@ -136,7 +142,7 @@ class CorrelationState:
         self.groups: dict = {}  # (rule id, group tuple) -> Group
         self.watermark = float("-inf")
         self.seq = 0
-        self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0}
+        self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0, "continued": 0}
 
     @property
     def cutoff(self) -> float:
@@ -152,9 +158,17 @@ class CorrelationState:
         g = self.groups.get(key)
         if g is None:
             g = self.groups[key] = Group()
+        monotonic = is_monotonic(rule)
+        if monotonic and g.episode_last is not None and ts - g.episode_last <= rule.timespan:
+            self.seq += 1
+            self.stats["continued"] += 1
+            g.episode_last = max(g.episode_last, ts)
+            g.consumed_until = max(g.consumed_until, ts)
+            return [Fired(rule, group, ts, [Entry(ts, self.seq, input_rule, value, agency, evidence)], {}, True)]
         if ts <= g.consumed_until:
             self.stats["absorbed"] += 1
             return []
+        g.episode_last = None
         self.seq += 1
         entry = Entry(ts, self.seq, input_rule, value, agency, evidence)
         pos = bisect.bisect_right(g.times, ts)  # equal times keep arrival (seq) order
@@ -169,7 +183,7 @@ class CorrelationState:
             pos -= drop
             if pos < 0:
                 return []
-        if not is_monotonic(rule):
+        if not monotonic:
             return []
         return self._fire_containing(rule, group, g, ts, in_order=pos == len(g.entries) - 1)
 
@@ -199,6 +213,7 @@ class CorrelationState:
 
     def _consume(self, rule, group, g: Group, anchor: float, window: list, metric) -> Fired:
         g.consumed_until = anchor + rule.timespan
+        g.episode_last = max(e.ts for e in window)
         g.keep(g.entries[bisect.bisect_right(g.times, g.consumed_until) :])
         return Fired(rule, group, anchor, window, metric)
 
@@ -228,7 +243,8 @@ class CorrelationState:
                     else:
                         g.entries.pop(0)
                         g.times.pop(0)
-            if not g.entries and g.consumed_until < cutoff:
+            episode_end = float("-inf") if g.episode_last is None else g.episode_last + rule.timespan
+            if not g.entries and max(g.consumed_until, episode_end) < cutoff:
                 del self.groups[key]
         fired.sort(key=lambda f: (f.anchor, f.rule.id))
         return fired
@@ -244,6 +260,7 @@ class CorrelationState:
                     "rule": rid,
                     "group": list(group),
                     "consumed_until": None if g.consumed_until == float("-inf") else g.consumed_until,
+                    "episode_last": g.episode_last,
                     "entries": [[e.ts, e.seq, e.rule, e.value, e.agency, e.evidence] for e in g.entries],
                 }
                 for (rid, group), g in self.groups.items()
@@ -260,6 +277,7 @@ class CorrelationState:
             if item["rule"] not in self.rules:
                 continue  # rule removed since the snapshot: its state is dropped
             g = Group(consumed_until=float("-inf") if item["consumed_until"] is None else float(item["consumed_until"]))
+            g.episode_last = None if item.get("episode_last") is None else float(item["episode_last"])
             g.keep([Entry(float(ts), int(seq), r, _thaw(v), a, ev) for ts, seq, r, v, a, ev in item["entries"]])
             self.groups[(item["rule"], tuple(_thaw(x) for x in item["group"]))] = g
 

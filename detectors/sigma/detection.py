@@ -43,6 +43,7 @@ class Detection:
     agencies: list = field(default_factory=list)
     hosts: list = field(default_factory=list)
     metric: dict = field(default_factory=dict)
+    continuation: bool = False  # one more event of a correlation episode that already fired
 
     @property
     def start(self) -> str:
@@ -71,6 +72,7 @@ def make_detection(
     metric: dict | None = None,
     identity=None,
     agencies: list | None = None,
+    continuation: bool = False,
 ) -> Detection:
     """Build a Detection with deterministic ids (replay of the same events -> same ids)."""
     group_items = sorted((k, _plain(v)) for k, v in group.items())
@@ -104,6 +106,7 @@ def make_detection(
         agencies=agencies,
         hosts=hosts,
         metric=metric or {},
+        continuation=continuation,
     )
 
 

@@ -264,6 +264,25 @@ class Engine:
     def _fired(self, fired) -> list:
         corr = fired.rule
         group = dict(zip(corr.group_by, fired.group))
+        if fired.continuation:  # one more event of a fired episode: to the alert layer only
+            if corr.id not in self.emit_standalone:
+                return []
+            entry = fired.entries[0]
+            evidence = list(entry.evidence[: self.evidence_cap])
+            return [
+                make_detection(
+                    corr.meta,
+                    corr.type,
+                    group,
+                    [entry.ts],
+                    evidence,
+                    1,
+                    entry.ts,
+                    identity=stable_hash("continuation", evidence),
+                    agencies=[entry.agency],
+                    continuation=True,
+                )
+            ]
         evidence: list = []
         for e in fired.entries:
             for ev in e.evidence:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from collectors.wire import DEFAULT_TIMEZONE
-from detectors.alerts import build_alert, to_flat
+from detectors.alerts import to_flat
 from pipeline.cli.output import clean, clean_json
 
 DEFAULT_RULES = ("rules",)
@@ -109,14 +109,49 @@ def test_command(paths: tuple, require_coverage: bool) -> None:
 @click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True)
 @click.option("--lateness", default=60.0, show_default=True, help="Allowed lateness (seconds).")
 @click.option("--agency", default=None, help="organization.id to stamp on events.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="detector.yaml: its episode settings (episode_quiet_s, episode_max_s), as the workers use them.",
+)
 def scan_command(
-    rule_paths: tuple, input_path: Path, dataset: str | None, timezone: str, lateness: float, agency: str | None
+    rule_paths: tuple,
+    input_path: Path,
+    dataset: str | None,
+    timezone: str,
+    lateness: float,
+    agency: str | None,
+    config_path: str | None,
 ) -> None:
-    """Offline/backfill: parse FILE, run it through the engine on event time, alerts as JSON lines."""
+    """Offline/backfill: parse FILE, run it through the engine on event time, and print the alert
+    documents the detector workers would index (JSON lines): repeats of one rule and group folded
+    into one growing alert per episode, exactly as in the stream."""
+    from detectors.alerts.plan import AlertPlanner, Offer
     from detectors.normalise import Normaliser
     from detectors.sigma import Engine, load_rules
     from detectors.sigma.scan import scan_events
     from pipeline.cli.parse import read_batches
+    from pipeline.config import ConfigError, load_config
+    from pipeline.detector_config import DetectorConfig
+
+    try:
+        cfg = load_config(DetectorConfig, config_path)
+        cfg.validate()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    planner = AlertPlanner(cfg.episode_quiet_s, cfg.episode_max_s)
+    written = 0
+
+    def write(ep) -> None:
+        nonlocal written
+        written += 1
+        doc = _dotted_alert(planner.document(ep))
+        click.echo(clean_json(json.dumps(doc, default=str, ensure_ascii=False)))
+
+    def offer(det) -> None:
+        for ep in planner.offer(Offer.of_detection(det))[2]:
+            write(ep)
 
     loaded = load_rules(list(rule_paths))
     for issue in loaded.errors:
@@ -133,23 +168,21 @@ def scan_command(
         for ev in normaliser.flush():
             yield ev
 
-    summary = scan_events(
-        engine,
-        events(),
-        lambda det: click.echo(clean_json(json.dumps(_dotted_alert(det), default=str, ensure_ascii=False))),
-    )
+    summary = scan_events(engine, events(), offer)
+    for ep in planner.finish():
+        write(ep)
     click.echo(
-        f"scan: {summary['events']} events, {summary['alerts']} alerts, "
+        f"scan: {summary['events']} events, {summary['alerts']} detections, {written} alerts, "
         f"{len(loaded.rules)} rules ({len(loaded.errors)} rule errors)",
         err=True,
     )
 
 
-def _dotted_alert(detection) -> dict:
-    """The same alert document the worker indexes (one builder), with dotted keys, evidence too."""
-    doc = to_flat(build_alert(detection))
-    doc["socpipe.evidence"] = [to_flat(e) for e in doc.get("socpipe.evidence", [])]
-    return doc
+def _dotted_alert(doc: dict) -> dict:
+    """An alert document with dotted keys, evidence too (the `_id` kept)."""
+    flat = to_flat(doc)
+    flat["socpipe.evidence"] = [to_flat(e) for e in doc.get("socpipe", {}).get("evidence", [])]
+    return flat
 
 
 COMMANDS: list[click.Command] = [rules_group, scan_command]

@@ -77,6 +77,16 @@ ALERT_PROPERTIES: dict[str, Any] = {
         evidence_count=LONG,
         evidence_fields=KW,
         suppression=obj(count=LONG, first_seen=DATE, last_seen=DATE),
+        # one alert per episode (detectors/alerts/episodes.py); `state` is for merging, not searching
+        episode=obj(
+            quiet_s=FLOAT,
+            detections=LONG,
+            events=LONG,
+            first_seen=DATE,
+            last_seen=DATE,
+            distinct=FLAT,
+            state={"type": "object", "enabled": False},
+        ),
         detection=obj(kind=KW, count=LONG, dedup_key=KW, id=KW, group=FLAT, metric=FLAT, falsepositives=KW),
         rule=obj(level=KW, status=KW, path=KW),
         anomaly=obj(

@@ -73,8 +73,8 @@ def plan_alerts(suppressor: Suppressor | None, candidates: list[Candidate]) -> A
     the open alert) is written again as new: create-only writes make that a no-op, never a count.
     """
     plan = AlertPlan()
-    if suppressor is None:
-        plan.new = [NewAlert(c, 0, c.end_ts) for c in candidates]
+    if suppressor is None:  # a correlation's continuations only ever grow an open alert
+        plan.new = [NewAlert(c, 0, c.end_ts) for c in candidates if not getattr(c.item, "continuation", False)]
         return plan
     opened: dict[str, NewAlert] = {}  # alert id -> its new document in this batch
     updates: dict[str, CountUpdate] = {}  # alert id -> repeats of an earlier batch's alert

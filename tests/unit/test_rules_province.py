@@ -93,8 +93,11 @@ def test_cli_scan_outputs_alert_documents(tmp_path):
     a = alerts[0]
     assert a["rule.name"] == "SSH Brute Force From One Source" and a["source.ip"] == "203.0.113.9"
     assert a["kibana.alert.severity"] == "high" and a["event.severity"] == 73
-    assert [e["log.file.line"] for e in a["socpipe.evidence"]] == [1, 2, 3, 4, 5]
-    assert a["event.start"] < a["event.end"] and a["organization.id"] == "so-tai-chinh"
+    # the 6th attempt continues the fired window: the same alert grows (one episode)
+    assert [e["log.file.line"] for e in a["socpipe.evidence"]] == [1, 2, 3, 4, 5, 6]
+    assert (a["socpipe.episode.events"], a["socpipe.episode.detections"]) == (6, 2)
+    assert a["event.start"].endswith("18:02:10.000Z") and a["event.end"].endswith("18:02:15.000Z")
+    assert a["organization.id"] == "so-tai-chinh"
 
 
 @pytest.mark.skipif(not (SHARED / "sigma" / "rules").is_dir(), reason="SigmaHQ rules absent")

@@ -1,0 +1,290 @@
+"""Episodes: an ongoing activity is one alert that keeps growing, not a flood (pure, no I/O).
+
+Every detection (rule match, correlation window, correlation continuation, anomaly finding) has a
+dedup key (rule + group values). Detections of one key whose event times follow each other with
+gaps of at most `quiet_s` form one *episode*, reported as ONE alert: its id is the first
+detection's id, and its `event.end`, counts (detections, events, distinct values of the fields
+analysts pivot on) and evidence sample (the first and the latest events, bounded) grow while the
+activity continues. A gap longer than `quiet_s`, or an episode older than `max_span_s`, starts a
+new alert.
+
+The running figures are an `EpisodeSummary`, which merges: min/max times, summed counts, bounded
+unions of distinct values (the smallest values kept, so the result does not depend on arrival
+order), and the first/latest events by time. So the document is the same whether a scan folds
+every detection in one pass or workers fold batches into what Elasticsearch already holds
+(whole-document writes guarded by if_seq_no/if_primary_term): `episode_document(base, summary)`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.alerts.build import bound_evidence
+from detectors.alerts.nested import to_flat
+from detectors.common.times import iso_ms, to_epoch
+
+Event = dict[str, Any]
+OrderKey = tuple[float, str, str, int, str]
+Keyed = tuple[OrderKey, Event]
+
+# Fields whose distinct values an analyst wants counted on an episode (paths of a scan, users of
+# a spray, ports of a port scan ...)
+DISTINCT_FIELDS = (
+    "source.ip",
+    "user.name",
+    "user.target.name",
+    "url.path",
+    "destination.port",
+    "destination.ip",
+    "host.name",
+    "http.response.status_code",
+    "user_agent.original",
+    "process.command_line",
+    "file.path",
+)
+DISTINCT_CAP = 1000  # values kept per field (beyond it the count is "at least")
+DISTINCT_SAMPLE = 20  # values shown on the alert
+EVIDENCE_FIRST = 10  # earliest events kept
+EVIDENCE_LATEST = 10  # latest events kept
+DEFAULT_QUIET_S = 900.0
+DEFAULT_MAX_SPAN_S = 86400.0
+
+
+def _iso(ts: float) -> str:
+    return iso_ms(ts)
+
+
+def _event_ts(ev: Mapping[str, Any], default: float) -> float:
+    ts = to_epoch(ev.get("@timestamp"))
+    return ts if ts is not None else default
+
+
+def _order(ev: Mapping[str, Any], ts: float) -> OrderKey:
+    """A total order on events that does not depend on arrival: time, then where it was read."""
+    return (
+        ts,
+        str(ev.get("agent.id", "")),
+        str(ev.get("log.file.path", "")),
+        int(ev.get("log.offset") or 0) if isinstance(ev.get("log.offset"), int) else 0,
+        str(ev.get("message", ev.get("event.original", "")))[:200],
+    )
+
+
+@dataclass
+class EpisodeSummary:
+    first_ts: float
+    last_ts: float
+    detections: int = 1
+    events: int = 0
+    distinct: dict[str, list[str]] = field(default_factory=dict)  # field -> sorted values (<= cap)
+    capped: list[str] = field(default_factory=list)  # fields whose distinct count reached the cap
+    first: list[Keyed] = field(default_factory=list)  # (order key, event), sorted
+    latest: list[Keyed] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        start_ts: float,
+        end_ts: float,
+        events: int,
+        evidence: Iterable[Any],
+        metric: Mapping[str, Any] | None = None,
+    ) -> EpisodeSummary:
+        s = cls(float(start_ts), float(end_ts), 1, int(events))
+        keyed = []
+        for ev in evidence:
+            if isinstance(ev, Mapping):
+                ts = _event_ts(ev, end_ts)
+                keyed.append((_order(ev, ts), dict(ev)))
+                for f in DISTINCT_FIELDS:
+                    v = ev.get(f)
+                    if v is not None and not isinstance(v, (dict, list)):
+                        s._add_value(f, str(v))
+        values = (metric or {}).get("values")
+        if isinstance(values, list) and values:  # a value_count window: all its distinct values
+            s.distinct.setdefault("_values", [])
+            for v in values:
+                s._add_value("_values", str(v))
+        keyed.sort(key=lambda kv: kv[0])
+        s.first = keyed[:EVIDENCE_FIRST]
+        s.latest = keyed[-EVIDENCE_LATEST:]
+        return s
+
+    def _add_value(self, f: str, v: str) -> None:
+        vals = self.distinct.setdefault(f, [])
+        i = bisect.bisect_left(vals, v)
+        if i < len(vals) and vals[i] == v:
+            return
+        vals.insert(i, v)
+        if len(vals) > DISTINCT_CAP:
+            vals.pop()
+            if f not in self.capped:
+                self.capped.append(f)
+
+    def merge(self, other: EpisodeSummary) -> EpisodeSummary:
+        """The union of two summaries (commutative and associative, so batches merge in any order)."""
+        out = EpisodeSummary(
+            min(self.first_ts, other.first_ts),
+            max(self.last_ts, other.last_ts),
+            self.detections + other.detections,
+            self.events + other.events,
+            {k: list(v) for k, v in self.distinct.items()},
+            sorted(set(self.capped) | set(other.capped)),
+        )
+        for f, vals in other.distinct.items():
+            for v in vals:
+                out._add_value(f, v)
+        ordered = sorted(_unique(self.first + self.latest + other.first + other.latest), key=lambda kv: kv[0])
+        out.first = ordered[:EVIDENCE_FIRST]
+        out.latest = ordered[-EVIDENCE_LATEST:]
+        return out
+
+    def evidence(self) -> list[Event]:
+        seen: set[OrderKey] = set()
+        out = []
+        for k, ev in self.first + self.latest:
+            if k not in seen:
+                seen.add(k)
+                out.append(ev)
+        return out
+
+    # --- plain data, stored on the alert so any worker can merge into it -----------------------
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "detections": self.detections,
+            "events": self.events,
+            "distinct": self.distinct,
+            "capped": self.capped,
+        }
+
+
+def _unique(items: Iterable[Keyed]) -> list[Keyed]:
+    seen: dict[OrderKey, Keyed] = {}
+    for k, ev in items:
+        seen.setdefault(k, (k, ev))
+    return list(seen.values())
+
+
+def summary_from_document(doc: Mapping[str, Any]) -> EpisodeSummary | None:
+    """The summary an indexed alert carries (`socpipe.episode.state` + its evidence)."""
+    ep = (doc.get("socpipe") or {}).get("episode") or {}
+    state = ep.get("state")
+    if not isinstance(state, Mapping):
+        return None
+    s = EpisodeSummary(
+        float(state["first_ts"]),
+        float(state["last_ts"]),
+        int(state.get("detections", 1)),
+        int(state.get("events", 0)),
+        {str(k): sorted(str(x) for x in v)[:DISTINCT_CAP] for k, v in (state.get("distinct") or {}).items()},
+        list(state.get("capped") or []),
+    )
+    keyed = []
+    for ev in (doc.get("socpipe") or {}).get("evidence") or []:
+        if isinstance(ev, Mapping):
+            flat = to_flat(ev)
+            keyed.append((_order(flat, _event_ts(flat, s.last_ts)), flat))
+    keyed.sort(key=lambda kv: kv[0])
+    s.first = keyed[:EVIDENCE_FIRST]
+    s.latest = keyed[-EVIDENCE_LATEST:]
+    return s
+
+
+def episode_document(base: dict[str, Any], summary: EpisodeSummary, quiet_s: float = DEFAULT_QUIET_S) -> dict[str, Any]:
+    """`base` (the first detection's alert document) grown to the whole episode. Pure: a new dict.
+
+    The document holds no "ongoing/ended" flag, which would depend on when it was written: the
+    episode is over once `last_seen` is more than `quiet_s` in the past (the triage queue shows it)."""
+    doc = dict(base)
+    event = dict(doc.get("event") or {})
+    event["start"] = _iso(summary.first_ts)
+    event["end"] = _iso(summary.last_ts)
+    event["duration"] = max(0, int(round((summary.last_ts - summary.first_ts) * 1e9)))
+    doc["event"] = event
+    socpipe = dict(doc.get("socpipe") or {})
+    kept, fields = bound_evidence(summary.evidence())
+    socpipe["evidence"] = kept
+    socpipe["evidence_fields"] = fields
+    socpipe["evidence_count"] = summary.events
+    distinct = {
+        f: {"count": len(v), "at_least": f in summary.capped, "values": v[:DISTINCT_SAMPLE]}
+        for f, v in sorted(summary.distinct.items())
+        if f != "_values"
+    }
+    if summary.distinct.get("_values"):
+        distinct["correlated_values"] = {
+            "count": len(summary.distinct["_values"]),
+            "at_least": "_values" in summary.capped,
+            "values": summary.distinct["_values"][:DISTINCT_SAMPLE],
+        }
+    socpipe["episode"] = {
+        "quiet_s": quiet_s,
+        "detections": summary.detections,
+        "events": summary.events,
+        "first_seen": _iso(summary.first_ts),
+        "last_seen": _iso(summary.last_ts),
+        "distinct": distinct,
+        "state": summary.to_data(),
+    }
+    supp = dict(socpipe.get("suppression") or {})
+    supp["count"] = summary.detections - 1  # detections folded into this alert after the first
+    supp["first_seen"] = _iso(summary.first_ts)
+    supp["last_seen"] = _iso(summary.last_ts)
+    socpipe["suppression"] = supp
+    doc["socpipe"] = socpipe
+    return doc
+
+
+@dataclass
+class OpenEpisode:
+    alert_id: str
+    item: Any  # the first detection/finding: what the base document is built from
+    summary: EpisodeSummary
+    dirty: bool = True
+
+
+@dataclass
+class EpisodeBook:
+    """Open episodes per dedup key, on event time (pure; deterministic for a detection sequence)."""
+
+    quiet_s: float = DEFAULT_QUIET_S
+    max_span_s: float = DEFAULT_MAX_SPAN_S
+    max_keys: int = 100_000
+    open: dict[str, OpenEpisode] = field(default_factory=dict)
+
+    def offer(
+        self, key: str, alert_id: str, item: Any, summary: EpisodeSummary
+    ) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
+        """-> ("new" | "extend", the episode, episodes it ended). A new episode of a key ends the old one."""
+        cur = self.open.get(key)
+        ended: list[OpenEpisode] = []
+        if cur is not None:
+            if (
+                summary.first_ts - cur.summary.last_ts <= self.quiet_s
+                and summary.last_ts - cur.summary.first_ts <= self.max_span_s
+            ):
+                cur.summary = cur.summary.merge(summary)
+                cur.dirty = True
+                return "extend", cur, ended
+            ended.append(self.open.pop(key))
+        if len(self.open) >= self.max_keys:
+            ended.extend(self.close_quiet(float("inf"), oldest_fraction=0.1))
+        ep = self.open[key] = OpenEpisode(alert_id, item, summary)
+        return "new", ep, ended
+
+    def close_quiet(self, watermark: float, grace_s: float = 0.0, oldest_fraction: float = 0.0) -> list[OpenEpisode]:
+        """End (and forget) the episodes quiet since before `watermark - quiet_s - grace_s`. A
+        detection of the key arriving later (out of order by more than the grace) opens a new
+        alert, so callers keep a grace as long as the disorder they expect."""
+        if oldest_fraction:
+            keys = sorted(self.open, key=lambda k: self.open[k].summary.last_ts)[
+                : max(1, int(len(self.open) * oldest_fraction))
+            ]
+        else:
+            keys = [k for k, ep in self.open.items() if watermark - ep.summary.last_ts > self.quiet_s + grace_s]
+        return [self.open.pop(k) for k in keys]

@@ -1,0 +1,105 @@
+"""The alert plan: detections and findings in, the alert documents to index out (pure, no I/O).
+
+One planner for every path that makes alerts - `socpipe scan` over a file and the detector
+workers over Kafka - so a backfill shows analysts the same alerts the stream does: episodes
+(detectors/alerts/episodes.py) fold repeats of a dedup key into one growing alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.alerts.build import build_alert
+from detectors.alerts.episodes import (
+    DEFAULT_MAX_SPAN_S,
+    DEFAULT_QUIET_S,
+    EpisodeBook,
+    EpisodeSummary,
+    OpenEpisode,
+    episode_document,
+)
+from detectors.common.times import to_epoch
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A detection or finding, in the shape the planner reads."""
+
+    item: Any  # Detection or AnomalyFinding (what build_alert reads)
+    dedup_key: str
+    alert_id: str  # the `_id` it gets if it opens an alert
+    summary: EpisodeSummary
+
+    @classmethod
+    def of_detection(cls, det: Any) -> Offer:
+        return cls(
+            det,
+            det.dedup_key,
+            det.detection_id,
+            EpisodeSummary.of(det.start_ts, det.end_ts, det.count, det.evidence, det.metric),
+        )
+
+    @classmethod
+    def of_finding(cls, finding: Any) -> Offer:
+        s = to_epoch(finding.window_start) or 0.0
+        e = to_epoch(finding.window_end) or s
+        entity = "|".join(f"{k}={v}" for k, v in sorted(finding.entity.items()))
+        return cls(
+            finding,
+            f"anomaly|{finding.model}|{entity}",
+            finding.finding_id,
+            EpisodeSummary.of(s, e, finding.event_count or len(finding.evidence), finding.evidence),
+        )
+
+
+class AlertPlanner:
+    """Open episodes and the documents they stand for. `document(ep)` is what gets indexed."""
+
+    def __init__(
+        self,
+        quiet_s: float = DEFAULT_QUIET_S,
+        max_span_s: float = DEFAULT_MAX_SPAN_S,
+        agency_lookup: Callable[[Any], Any] | None = None,
+        now: Any = None,
+    ):
+        self.book = EpisodeBook(quiet_s, max_span_s)
+        self.agency_lookup = agency_lookup
+        self.now = now
+        self.watermark = float("-inf")
+
+    def offer(self, offer: Offer) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
+        """Fold one detection in: ("new"|"extend", its episode, episodes that ended)."""
+        self.watermark = max(self.watermark, offer.summary.last_ts)
+        action, ep, ended = self.book.offer(offer.dedup_key, offer.alert_id, offer.item, offer.summary)
+        # files and partitions are not in time order: an episode is only forgotten once it has
+        # been quiet for a whole max span beyond its quiet period (its status says "ended" sooner)
+        ended += self.book.close_quiet(self.watermark, grace_s=self.book.max_span_s)
+        return action, ep, ended
+
+    def document(self, ep: OpenEpisode) -> dict[str, Any]:
+        agency = self.agency_lookup(ep.item) if self.agency_lookup else None
+        return episode_document(build_alert(ep.item, agency, self.now), ep.summary, self.book.quiet_s)
+
+    def finish(self) -> list[OpenEpisode]:
+        """Every episode still open (end of input), oldest first."""
+        eps = sorted(self.book.open.values(), key=lambda e: (e.summary.first_ts, e.alert_id))
+        self.book.open.clear()
+        return eps
+
+
+def plan_documents(
+    offers: Iterable[Offer],
+    quiet_s: float = DEFAULT_QUIET_S,
+    max_span_s: float = DEFAULT_MAX_SPAN_S,
+    now: Any = None,
+) -> list[dict[str, Any]]:
+    """All alert documents of a finite detection sequence, in the order their episodes started."""
+    planner = AlertPlanner(quiet_s, max_span_s, now=now)
+    done: list[OpenEpisode] = []
+    for offer in offers:
+        done += planner.offer(offer)[2]
+    done += planner.finish()
+    done.sort(key=lambda ep: (ep.summary.first_ts, ep.alert_id))
+    return [planner.document(ep) for ep in done]

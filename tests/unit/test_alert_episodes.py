@@ -1,0 +1,147 @@
+"""Episodes: an ongoing activity is one growing alert; `scan` gives analysts episodes, not floods."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from detectors.alerts.episodes import (
+    DISTINCT_CAP,
+    EVIDENCE_FIRST,
+    EVIDENCE_LATEST,
+    EpisodeBook,
+    EpisodeSummary,
+    episode_document,
+    summary_from_document,
+)
+from detectors.alerts.plan import Offer, plan_documents
+from detectors.common.times import iso_ms as iso
+from pipeline.cli import main
+
+T0 = 1_780_000_000.0
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def event(t: float, path: str = "/a", line: int = 0, ip: str = "203.0.113.9") -> dict:
+    return {
+        "@timestamp": iso(T0 + t),
+        "source.ip": ip,
+        "url.path": path,
+        "log.file.path": "/var/log/apache2/access.log",
+        "log.offset": line * 100,
+        "message": f"GET {path}",
+    }
+
+
+def summary(t: float, n: int = 1, **kw) -> EpisodeSummary:
+    evs = [event(t + i, path=f"/p{int(t) + i}", line=int(t) + i, **kw) for i in range(n)]
+    return EpisodeSummary.of(T0 + t, T0 + t + n - 1, n, evs)
+
+
+def test_merge_is_order_independent():
+    parts = [summary(t, n=3) for t in range(0, 300, 7)]
+    one = parts[0]
+    for p in parts[1:]:
+        one = one.merge(p)
+    rng = random.Random(5)
+    for _ in range(5):
+        shuffled = parts[:]
+        rng.shuffle(shuffled)
+        # fold in batches, as workers merging into what Elasticsearch holds would
+        batches = [shuffled[i : i + 4] for i in range(0, len(shuffled), 4)]
+        acc = None
+        for b in batches:
+            part = b[0]
+            for x in b[1:]:
+                part = part.merge(x)
+            acc = part if acc is None else acc.merge(part)
+        assert acc.to_data() == one.to_data() and acc.evidence() == one.evidence()
+    assert one.events == 3 * len(parts) and one.detections == len(parts)
+    assert len(one.first) == EVIDENCE_FIRST and len(one.latest) == EVIDENCE_LATEST
+    assert one.evidence()[0]["url.path"] == "/p0" and one.evidence()[-1]["url.path"] == "/p296"
+
+
+def test_distinct_values_are_bounded_and_flagged():
+    s = summary(0, n=5)
+    for t in range(5, DISTINCT_CAP + 50, 5):
+        s = s.merge(summary(t, n=5))
+    assert len(s.distinct["url.path"]) == DISTINCT_CAP and "url.path" in s.capped
+    doc = episode_document({"event": {}, "socpipe": {}}, s)
+    d = doc["socpipe"]["episode"]["distinct"]["url.path"]
+    assert d["count"] == DISTINCT_CAP and d["at_least"] and len(d["values"]) == 20
+
+
+def test_quiet_gap_and_max_span_start_new_alerts():
+    book = EpisodeBook(quiet_s=60, max_span_s=600)
+    assert book.offer("k", "a1", None, summary(0))[0] == "new"
+    assert book.offer("k", "a2", None, summary(50))[0] == "extend"  # 49 s after the last event
+    action, ep, ended = book.offer("k", "a3", None, summary(200))  # 150 s of quiet
+    assert action == "new" and ep.alert_id == "a3" and [e.alert_id for e in ended] == ["a1"]
+    for t in range(250, 900, 50):
+        book.offer("k", f"x{t}", None, summary(t))
+    assert book.open["k"].alert_id != "a3"  # longer than max_span_s: split
+    assert book.offer("other", "b1", None, summary(0))[0] == "new"  # keys are independent
+
+
+def test_document_round_trips_its_summary():
+    s = summary(0, n=4).merge(summary(30, n=4))
+    base = {"_id": "a1", "@timestamp": iso(T0 + 3), "event": {"start": "x"}, "socpipe": {"suppression": {"count": 0}}}
+    doc = episode_document(base, s)
+    assert doc["event"]["start"] == iso(T0) and doc["event"]["end"] == iso(T0 + 33)
+    assert doc["@timestamp"] == iso(T0 + 3)  # the index day never moves
+    assert doc["socpipe"]["episode"]["events"] == 8 and doc["socpipe"]["suppression"]["count"] == 1
+    assert base["event"] == {"start": "x"}  # pure
+    back = summary_from_document(json.loads(json.dumps(doc)))
+    assert back.to_data() == s.to_data()
+    grown = back.merge(summary(60, n=2))
+    assert episode_document(base, grown) == episode_document(base, s.merge(summary(60, n=2)))
+
+
+class FakeDet:
+    def __init__(self, t, key="k", n=1, did=None):
+        self.dedup_key, self.detection_id = key, did or f"d{t}"
+        self.start_ts, self.end_ts, self.count = T0 + t, T0 + t + n - 1, n
+        self.evidence = [event(t + i, path=f"/q{t + i}", line=t + i) for i in range(n)]
+        self.metric = {}
+
+
+def test_plan_documents_one_alert_per_episode(monkeypatch):
+    import detectors.alerts.plan as plan
+
+    monkeypatch.setattr(plan, "build_alert", lambda item, agency, now: {"_id": item.detection_id, "event": {}})
+    dets = [FakeDet(t, n=5) for t in range(0, 600, 30)] + [FakeDet(5000, n=5), FakeDet(10, key="other")]
+    docs = plan_documents([Offer.of_detection(d) for d in dets], quiet_s=300)
+    assert [d["_id"] for d in docs] == ["d0", "d10", "d5000"]
+    first = docs[0]
+    assert first["socpipe"]["episode"]["events"] == 100 and first["event"]["end"] == iso(T0 + 574)
+    assert first["socpipe"]["episode"]["quiet_s"] == 300 and docs[2]["socpipe"]["episode"]["detections"] == 1
+
+
+SCANS = SHARED / "apache_scanner_logs_dvwa"
+
+
+@pytest.mark.skipif(not SCANS.is_dir(), reason="shared scanner corpus absent")
+@pytest.mark.parametrize("name", ["acunetix", "netsparker", "w3af"])
+def test_scanner_corpora_give_a_handful_of_alerts_covering_the_activity(name):
+    """Every (rule, source) of a real scanner run is at most a couple of alerts (one per burst of
+    activity, split only by quiet hours), and together they cover each of its detections."""
+    path = SCANS / f"{name}.txt"
+    out = CliRunner().invoke(main, ["scan", "--rules", str(RULES), "--input", str(path)])
+    assert out.exit_code == 0, out.output
+    docs = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    detections = int(out.stderr.split(" detections")[0].rsplit(" ", 1)[1])
+    assert len(docs) <= 8 < detections or detections <= 8
+    per = {}
+    for d in docs:
+        per.setdefault((d["rule.name"], d.get("source.ip")), []).append(d)
+    assert all(len(v) <= 2 for v in per.values()), {k: len(v) for k, v in per.items()}
+    assert sum(d["socpipe.episode.detections"] for d in docs) == detections
+    for d in docs:
+        assert d["event.start"] <= d["event.end"]
+        ev_times = [e["@timestamp"] for e in d["socpipe.evidence"]]
+        assert min(ev_times) == d["event.start"] and max(ev_times) <= d["event.end"]
