@@ -172,7 +172,8 @@ class AnomalyScorer:
                 log.error("anomaly_model_disabled name=%s version=%s error=%r", m.name, m.version, exc)
                 continue
             for i in np.flatnonzero(scores >= m.threshold) if not self.report_all else range(len(closed)):
-                out.append(self._finding(m, closed[i], float(scores[i]), model_X[i], raw_X[i]))
+                top = m.explain(model_X[i], raw_X[i], closed[i].entity)
+                out.append(self._finding(m, closed[i], float(scores[i]), top))
         return out
 
     def _score_requests(self, m: AnomalyModel, closed: list[ClosedWindow]) -> list[AnomalyFinding]:
@@ -186,37 +187,20 @@ class AnomalyScorer:
                 return out
             if score < m.threshold and not self.report_all:
                 continue
-            entity = dict(zip(m.profile.entity_fields, w.entity))
-            start = iso_ms(w.start)
-            extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
-            out.append(
-                AnomalyFinding(
-                    finding_id=finding_id(m, entity, start, extra),
-                    model=m.name,
-                    model_version=m.version,
-                    profile=m.profile.name,
-                    entity=entity,
-                    window_start=start,
-                    window_end=iso_ms(w.end),
-                    score=round(score, 6),
-                    threshold=round(m.threshold, 6),
-                    anomalous=score >= m.threshold,
-                    shadow=m.shadow,
-                    severity="high" if score > m.high_threshold else "medium",
-                    top_features=[
-                        (f"{r.parameter}.{r.property}", round(float(r.value), 4), round(float(r.baseline), 4), r.points)
-                        for r in reasons
-                    ],
-                    evidence=list(w.evidence),
-                    event_count=w.events,
-                    reasons=[r.as_dict() for r in reasons],
-                )
-            )
+            top = [
+                (f"{r.parameter}.{r.property}", round(float(r.value), 4), round(float(r.baseline), 4), r.points)
+                for r in reasons
+            ]
+            out.append(self._finding(m, w, score, top, [r.as_dict() for r in reasons]))
         return out
 
     @staticmethod
     def _finding(
-        m: AnomalyModel, w: ClosedWindow, score: float, x_model: np.ndarray, x_raw: np.ndarray
+        m: AnomalyModel,
+        w: ClosedWindow,
+        score: float,
+        top_features: list[tuple[str, float, float, float]],
+        reasons: list[dict[str, Any]] | None = None,
     ) -> AnomalyFinding:
         entity = dict(zip(m.profile.entity_fields, w.entity))
         start, end = iso_ms(w.start), iso_ms(w.end)
@@ -236,7 +220,8 @@ class AnomalyScorer:
             anomalous=score >= m.threshold,
             shadow=m.shadow,
             severity="high" if score > m.high_threshold else "medium",
-            top_features=m.explain(x_model, x_raw, w.entity),
+            top_features=top_features,
             evidence=list(w.evidence),
             event_count=w.events,
+            reasons=reasons or [],
         )
