@@ -26,6 +26,7 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from collectors.wire import DEFAULT_TIMEZONE
+from pipeline.stack.servers import Ports
 
 TZ = ZoneInfo(DEFAULT_TIMEZONE)
 ATTACKER = "203.0.113.77"
@@ -97,6 +98,8 @@ class Demo:
         for line in stack_env.read_text().splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             self.env[key] = value
+        # Every address comes from the stack's port plan (its env file): nothing here assumes a default port.
+        self.ports = Ports.from_env(self.env)
         self.env.update(
             {
                 "SOCPIPE_REGISTRY": str(self.work / "enrolment" / "registry.db"),
@@ -119,6 +122,9 @@ class Demo:
         if proc.returncode != 0:
             raise DemoError(f"`socpipe {' '.join(args)}` failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
+
+    def role_env(self, role: str, **extra: str) -> dict[str, str]:
+        return {**self.env, **self.ports.service_env(role), **extra}
 
     def start(self, name: str, *args: str, env: dict | None = None) -> None:
         log = open(self.work / f"{name}.log", "ab")
@@ -156,10 +162,10 @@ class Demo:
         began = datetime.now(TZ)
         try:
             self.step("SOC side: enrolment server, coverage service, detector worker")
-            self.start("enrol", "enrol", "serve", "--config", "config/coverage.yaml")
-            self.start("coverage", "coverage", "run", "--config", "config/coverage.yaml")
-            self.start("detector", "detect", "run", "--config", "config/detector.yaml")
-            self.wait_port(8765, "enrolment server")
+            self.start("enrol", "enrol", "serve", "--config", "config/coverage.yaml", env=self.role_env("coverage"))
+            self.start("coverage", "coverage", "run", "--config", "config/coverage.yaml", env=self.role_env("coverage"))
+            self.start("detector", "detect", "run", "--config", "config/detector.yaml", env=self.role_env("detector"))
+            self.wait_port(self.ports.enrolment, "enrolment server")
 
             self.step("Agency side: 3 of the 4 inventoried agencies enrol an agent")
             for agency in AGENCIES_WITH_AGENTS:
@@ -170,6 +176,7 @@ class Demo:
             time.sleep(5)  # the first correlation is in; let the slower ones of the same attack land too
             alerts = self.alerts(began)
             self.print_alerts(alerts)
+            self.triage_api()
 
             self.step("Coverage as Prometheus reports it (PromQL: socpipe_coverage_ratio)")
             ratio = self.wait(lambda: self.coverage_ratio(expect=0.75), 120, "coverage 0.75 in Prometheus")
@@ -189,7 +196,7 @@ class Demo:
             "agent",
             "enroll",
             "--server",
-            "http://127.0.0.1:8765",
+            f"http://127.0.0.1:{self.ports.enrolment}",
             "--token",
             token,
             "--state-dir",
@@ -208,8 +215,9 @@ class Demo:
         }
         config_path = self.work / f"agent-{agency.id}.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        # The agent's own config file says everything; only the stack's endpoints come from the environment.
-        agent_env = {**os.environ, "SOCPIPE_KAFKA_BOOTSTRAP": self.env["SOCPIPE_KAFKA_BOOTSTRAP"]}
+        # The agent's own config file says everything, and the Kafka address is the one the enrolment
+        # server handed out (the stack's): nothing from the SOC's environment.
+        agent_env = {k: v for k, v in os.environ.items() if not k.startswith("SOCPIPE_")}
         self.start(f"agent-{agency.id}", "agent", "run", "--config", str(config_path), env=agent_env)
         self.out(f"  {agency.id:<20} host {agency.host:<14} enrolled, agent shipping {log_path.relative_to(self.root)}")
 
@@ -220,6 +228,7 @@ class Demo:
         self.step(f"The whole province: {total} agencies, {simulated} simulated agents ({silent} with a silent source)")
         self.stop("coverage")
         province_env = {**self.env, "SOCPIPE_INVENTORY": inventory}
+        province_env = {**province_env, **self.ports.service_env("coverage")}
         self.start("coverage-province", "coverage", "run", "--config", "config/coverage.yaml", env=province_env)
         self.start(
             "simulate",
@@ -244,6 +253,25 @@ class Demo:
             self.out(
                 f'  socpipe_tier_coverage_ratio{{tier="{series["metric"]["tier"]}"}} = {float(series["value"][1]):.3f}'
             )
+
+    def triage_api(self) -> None:
+        """The analysts' API on the plan's triage port: the attacked agency's open alerts, as an analyst sees them."""
+        agency = next(a.id for a in AGENCIES_WITH_AGENTS if a.attacked)
+        env = self.role_env("triage", SOCPIPE_TOKENS=str(self.work / "triage" / "tokens.yml"))
+        (self.work / "triage").mkdir(exist_ok=True)
+        token = self.socpipe(
+            "triage", "token", "demo-analyst", "--role", "analyst", "--config", "config/triage.yaml", env=env
+        )
+        self.start("triage", "triage", "serve", "--config", "config/triage.yaml", env=env)
+        self.wait_port(self.ports.triage, "triage API")
+        url = f"http://127.0.0.1:{self.ports.triage}/api/alerts?" + urllib.parse.urlencode(
+            {"agency": agency, "status": "open", "since": "1h"}
+        )
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token.strip()}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = json.load(resp)
+        alerts = body.get("alerts", body) if isinstance(body, dict) else body
+        self.out(f"  triage API {url.split('?')[0]}: {len(alerts)} open alerts for {agency} (analyst token)")
 
     def alerts(self, since: datetime) -> list[dict]:
         self.check_processes()

@@ -14,7 +14,7 @@ from pipeline.httpserve import ServeSettings
 class KafkaHandout:
     """Kafka settings handed to agents at enrolment (what they must use, seen from agency hosts)."""
 
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = ""  # empty: the SOC's own kafka.bootstrap (set it when agencies reach Kafka by another name)
     security_protocol: str = "PLAINTEXT"
     sasl_username: str = ""
     sasl_password: str = ""
@@ -81,6 +81,12 @@ class CoverageConfig:
     tick_s: float = 1.0  # evaluation runs on the wall clock at this period, messages or not
     history_interval_s: float = 60.0
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
+
+    def __post_init__(self) -> None:
+        # One place for the Kafka address: agents are told what this service itself connects to,
+        # unless the handout names an agency-facing address.
+        if not self.enrolment.kafka.bootstrap:
+            self.enrolment.kafka.bootstrap = self.kafka.bootstrap
 
     def thresholds(self) -> Thresholds:
         return Thresholds(

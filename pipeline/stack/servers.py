@@ -39,11 +39,52 @@ class StackOptions:
 
 @dataclass(frozen=True)
 class Ports:
+    """The local stack's address plan, in one place: its servers and socpipe's own services.
+
+    The stack starts the first five; the others are where the demo (and an operator using the local
+    stack) runs socpipe's services, and where the local Prometheus scrapes their metrics.
+    """
+
     kafka: int = 9092
     kafka_controller: int = 9093
     elasticsearch: int = 9200
     elasticsearch_transport: int = 9300
     prometheus: int = 9090
+    detector_metrics: int = 9464
+    coverage_metrics: int = 9465
+    agent_metrics: int = 9466
+    enrolment: int = 8765
+    triage: int = 8088
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        """Prometheus job -> targets of socpipe's metrics endpoints."""
+        return {
+            "socpipe-detector": [f"127.0.0.1:{self.detector_metrics}"],
+            "socpipe-coverage": [f"127.0.0.1:{self.coverage_metrics}"],
+            "socpipe-agent": [f"127.0.0.1:{self.agent_metrics}"],
+        }
+
+    def service_env(self, role: str) -> dict[str, str]:
+        """SOCPIPE_* overrides that put a socpipe service on this plan's ports (its config keys, by role).
+
+        Per process, because the services share key names (`metrics_port` is the detector's and the
+        coverage service's): `detector`, `coverage` (also `enrol serve`: same file), `agent`, `triage`.
+        """
+        kafka = {"SOCPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka}"}
+        es = {"SOCPIPE_ES_URL": f"http://127.0.0.1:{self.elasticsearch}"}
+        if role == "detector":
+            return {**kafka, **es, "SOCPIPE_METRICS_PORT": str(self.detector_metrics)}
+        if role == "coverage":
+            return {
+                **kafka,
+                "SOCPIPE_METRICS_PORT": str(self.coverage_metrics),
+                "SOCPIPE_ENROLMENT_LISTEN_PORT": str(self.enrolment),
+            }
+        if role == "agent":
+            return {**kafka, "SOCPIPE_METRICS_PORT": str(self.agent_metrics)}
+        if role == "triage":
+            return {**es, "SOCPIPE_SERVER_PORT": str(self.triage)}
+        raise ValueError(f"unknown role {role!r} (detector, coverage, agent, triage)")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Ports:
@@ -196,13 +237,8 @@ def kafka_ready(ports: Ports) -> str | None:
         admin.close()
 
 
-# socpipe's own metrics endpoints, scraped by the local Prometheus. Components started elsewhere
-# (tests, extra workers) add file_sd target files under <state>/prometheus/targets/.
-DEFAULT_SCRAPE_TARGETS = {
-    "socpipe-detector": ["127.0.0.1:9464"],
-    "socpipe-coverage": ["127.0.0.1:9465"],
-    "socpipe-agent": ["127.0.0.1:9466"],
-}
+# socpipe's own metrics endpoints (Ports.scrape_targets), scraped by the local Prometheus. Components
+# started elsewhere (tests, extra workers) add file_sd target files under <state>/prometheus/targets/.
 
 
 def prometheus_command(
@@ -212,7 +248,7 @@ def prometheus_command(
     pdir = state / "prometheus"
     targets = pdir / "targets"
     targets.mkdir(parents=True, exist_ok=True)
-    for job, addrs in DEFAULT_SCRAPE_TARGETS.items():
+    for job, addrs in ports.scrape_targets().items():
         (targets / f"{job}.json").write_text(json.dumps([{"targets": addrs, "labels": {"job": job}}]))
     rule_files = f"  - {rules_dir}/*.rules.yml\n" if rules_dir.is_dir() else ""
     (pdir / "prometheus.yml").write_text(

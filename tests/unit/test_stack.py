@@ -108,3 +108,44 @@ def test_elasticsearch_config_binds_localhost_on_the_stack_ports(tmp_path):
     assert {'network.host: "127.0.0.1"', "http.port: 19200", "transport.port: 19300"} <= lines
     assert 'discovery.type: "single-node"' in lines
     assert f'path.data: "{tmp_path / "data"}"' in lines
+
+
+def test_prometheus_scrapes_the_metrics_ports_of_the_plan(tmp_path):
+    if not __import__("shutil").which("prometheus"):
+        pytest.skip("prometheus not installed")
+    import json
+
+    ports = Ports.from_env(
+        {"SOCPIPE_STACK_DETECTOR_METRICS_PORT": "29464", "SOCPIPE_STACK_COVERAGE_METRICS_PORT": "29465"}
+    )
+    prometheus_command(tmp_path, ports)
+    targets = tmp_path / "prometheus" / "targets"
+    assert json.loads((targets / "socpipe-detector.json").read_text())[0]["targets"] == ["127.0.0.1:29464"]
+    assert json.loads((targets / "socpipe-coverage.json").read_text())[0]["targets"] == ["127.0.0.1:29465"]
+    assert json.loads((targets / "socpipe-agent.json").read_text())[0]["targets"] == ["127.0.0.1:9466"]
+
+
+def test_service_env_puts_each_role_on_the_plan_ports():
+    """The overrides are what each role's config loader reads (same key names, one process each)."""
+    from pipeline.config import load_config
+    from pipeline.coverage.config import CoverageConfig
+    from pipeline.detector_config import DetectorConfig
+
+    ports = Ports(kafka=19092, elasticsearch=19200, detector_metrics=19464, coverage_metrics=19465, enrolment=19765)
+    det = load_config(DetectorConfig, "config/detector.yaml", env=ports.service_env("detector"))
+    assert (det.metrics_port, det.kafka.bootstrap, det.es.url) == (19464, "127.0.0.1:19092", "http://127.0.0.1:19200")
+    cov = load_config(CoverageConfig, "config/coverage.yaml", env=ports.service_env("coverage"))
+    assert (cov.metrics_port, cov.enrolment.listen_port) == (19465, 19765)
+    # agents enrolled there are told the Kafka address the stack listens on
+    assert cov.enrolment.kafka.bootstrap == "127.0.0.1:19092"
+    with pytest.raises(ValueError, match="unknown role"):
+        ports.service_env("kibana")
+
+
+def test_enrolment_handout_keeps_an_agency_facing_address():
+    from pipeline.config import load_config
+    from pipeline.coverage.config import CoverageConfig
+
+    env = {"SOCPIPE_KAFKA_BOOTSTRAP": "10.0.0.5:9092", "SOCPIPE_ENROLMENT_KAFKA_BOOTSTRAP": "kafka.soc.example:9093"}
+    cov = load_config(CoverageConfig, "config/coverage.yaml", env=env)
+    assert cov.enrolment.kafka.bootstrap == "kafka.soc.example:9093"
