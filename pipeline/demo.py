@@ -29,7 +29,12 @@ from collectors.wire import DEFAULT_TIMEZONE
 from pipeline.stack.servers import Ports
 
 TZ = ZoneInfo(DEFAULT_TIMEZONE)
-ATTACKER = "203.0.113.77"
+
+
+def attacker_ip(seed: float) -> str:
+    """An address of TEST-NET-3 that changes per run: a demo re-run within the detector's suppression
+    window and correlation state (an hour) then raises fresh alerts instead of folding into the last run's."""
+    return f"203.0.113.{2 + int(seed) % 250}"
 
 
 @dataclass
@@ -50,7 +55,7 @@ class DemoError(RuntimeError):
     pass
 
 
-def auth_log_lines(agency: DemoAgency, now: datetime) -> list[str]:
+def auth_log_lines(agency: DemoAgency, now: datetime, attacker: str = "203.0.113.77") -> list[str]:
     """A plausible auth.log: routine logins, and for the attacked agency a brute force then a success."""
 
     def stamp(t: datetime) -> str:  # RFC 3164: "Nov  5 08:00:01", local time, no year
@@ -71,17 +76,17 @@ def auth_log_lines(agency: DemoAgency, now: datetime) -> list[str]:
             pid = 3300 + i
             if user in ("oracle", "test", "postgres", "guest", "user"):
                 lines.append(
-                    f"{stamp(t)} {agency.host} sshd[{pid}]: Invalid user {user} from {ATTACKER} port {40100 + i}"
+                    f"{stamp(t)} {agency.host} sshd[{pid}]: Invalid user {user} from {attacker} port {40100 + i}"
                 )
                 lines.append(
-                    f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for invalid user {user} from {ATTACKER} port {40100 + i} ssh2"
+                    f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for invalid user {user} from {attacker} port {40100 + i} ssh2"
                 )
             else:
                 lines.append(
-                    f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for {user} from {ATTACKER} port {40100 + i} ssh2"
+                    f"{stamp(t)} {agency.host} sshd[{pid}]: Failed password for {user} from {attacker} port {40100 + i} ssh2"
                 )
         t = start + timedelta(seconds=70)
-        lines.append(f"{stamp(t)} {agency.host} sshd[3400]: Accepted password for root from {ATTACKER} port 40200 ssh2")
+        lines.append(f"{stamp(t)} {agency.host} sshd[3400]: Accepted password for root from {attacker} port 40200 ssh2")
     return lines
 
 
@@ -100,6 +105,7 @@ class Demo:
             self.env[key] = value
         # Every address comes from the stack's port plan (its env file): nothing here assumes a default port.
         self.ports = Ports.from_env(self.env)
+        self.attacker = attacker_ip(time.time() / 60)
         self.env.update(
             {
                 "SOCPIPE_REGISTRY": str(self.work / "enrolment" / "registry.db"),
@@ -171,7 +177,7 @@ class Demo:
             for agency in AGENCIES_WITH_AGENTS:
                 self.enrol_and_start_agent(agency, began)
 
-            self.step(f"Waiting for the brute force from {ATTACKER} to reach Elasticsearch as alerts")
+            self.step(f"Waiting for the brute force from {self.attacker} to reach Elasticsearch as alerts")
             self.wait(lambda: self.alerts(began), 120, "alerts in Elasticsearch")
             time.sleep(5)  # the first correlation is in; let the slower ones of the same attack land too
             alerts = self.alerts(began)
@@ -206,7 +212,7 @@ class Demo:
         )
         log_path = self.work / "logs" / agency.id / "auth.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("\n".join(auth_log_lines(agency, now)) + "\n")
+        log_path.write_text("\n".join(auth_log_lines(agency, now, self.attacker)) + "\n")
         config = {
             "state_dir": str(state),
             "host": agency.host,
@@ -287,7 +293,7 @@ class Demo:
             query={
                 "bool": {
                     "filter": [
-                        {"term": {"source.ip": ATTACKER}},
+                        {"term": {"source.ip": self.attacker}},
                         {"range": {"event.created": {"gte": since.isoformat()}}},
                     ]
                 }
