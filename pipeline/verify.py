@@ -237,3 +237,9 @@ class StreamCounters:
             self.last.pop(next(iter(self.last)))
         self.last[k] = counter
         return True
+
+    def export(self) -> list:
+        return [[a, src, c] for (a, src), c in self.last.items()]
+
+    def load(self, data: list) -> None:
+        self.last = {(str(a), str(src)): int(c) for a, src, c in (data or [])[-self.max_streams :]}

@@ -67,6 +67,7 @@ class CoverageService:
         if saved:
             self.tracker.import_state(saved)
         self.heartbeat_guard.load(self.history.get("heartbeat_counters") or {})
+        self.record_counters.load((self.history.get("record_counters") or {}).get("streams") or [])
 
     def stop(self) -> None:
         self._stop.set()
@@ -154,6 +155,7 @@ class CoverageService:
     def _save_state(self) -> None:
         self.history.put("tracker", self.tracker.export_state())
         self.history.put("heartbeat_counters", self.heartbeat_guard.export())
+        self.history.put("record_counters", {"streams": self.record_counters.export()})
 
     def handle_heartbeat(self, value: bytes | None, now: float) -> None:
         hb = parse_heartbeat(value)

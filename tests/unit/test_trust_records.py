@@ -82,6 +82,9 @@ def test_replayed_raw_record_is_not_fresh_for_coverage():
     assert not counters.fresh("agt-a", AUTH, 10)  # the same record again
     assert not counters.fresh("agt-a", AUTH, 9)
     assert counters.fresh("agt-a", AUTH, 11) and counters.fresh("agt-a", "/other", 1)
+    restarted = StreamCounters()  # coverage saves them with its state: a restart forgets no stream
+    restarted.load(counters.export())
+    assert not restarted.fresh("agt-a", AUTH, 11) and restarted.fresh("agt-a", AUTH, 12)
 
 
 def heartbeat(counter: int, sent_at: float, secret="secret-a") -> Heartbeat:
