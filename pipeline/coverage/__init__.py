@@ -33,8 +33,8 @@ Metrics (default port 9465):
 | `socpipe_events_received_total` | counter | agency, dataset | log lines received (from header `lines`) |
 | `socpipe_raw_records_received_total` | counter | agency, dataset | raw records (batches) received |
 | `socpipe_heartbeats_accepted_total` | counter | - | heartbeats verified and applied |
-| `socpipe_heartbeats_rejected_total` | counter | reason | forged/unsigned/unknown/revoked/mismatched/malformed |
-| `socpipe_raw_records_rejected_total` | counter | reason | raw records with a bad key or an unknown agent |
+| `socpipe_heartbeats_rejected_total` | counter | reason | forged/unsigned/unknown/revoked/mismatched/malformed, stale (older than ~2 intervals), replayed (counter not above the last) |
+| `socpipe_raw_records_rejected_total` | counter | reason | raw records not counted: bad key, unknown/revoked agent, unsigned, bad MAC, agency mismatch, replayed |
 | `socpipe_inventory_invalid_entries` | gauge | - | inventory entries rejected at the last load |
 | `socpipe_inventory_loaded_timestamp_seconds` | gauge | - | last successful inventory (re)load |
 | `socpipe_coverage_evaluated_timestamp_seconds` | gauge | - | last evaluation (ticks every `tick_s`) |
