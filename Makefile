@@ -47,7 +47,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint stack-up
+# Tests run against the secured broker (SASL_SSL + SCRAM + ACLs next to the loopback listener), so the
+# agents' own principals and the SOC's super user are exercised on every run.
+test: lint venv prereqs
+	$(STACK) up --secure
 	. $(SOCPIPE_STACK_DIR)/env && $(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	$(STACK) down; exit $$rc
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from collectors.configfile import ConfigError
@@ -16,10 +16,16 @@ from collectors.configfile import ConfigError
 
 @dataclass(frozen=True)
 class KafkaCredentials:
+    """What the SOC issued for Kafka: with SASL, this agent's own user (its agent id) and password,
+    allowed only to write its records and heartbeats; the CA that signed the broker's certificate."""
+
     bootstrap: str = ""
     security_protocol: str = ""
+    sasl_mechanism: str = ""
     sasl_username: str = ""
     sasl_password: str = ""
+    ssl_ca_pem: str = ""  # kept in identity.json; written to `kafka-ca.pem` beside it for the client
+    ssl_cafile: str = ""  # set by load_identity when ssl_ca_pem is present (not stored)
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,9 @@ def save_identity(path: str | Path, identity: Identity) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, json.dumps(asdict(identity), indent=2).encode())
+        data = asdict(identity)
+        data["kafka"].pop("ssl_cafile", None)  # derived at load from ssl_ca_pem
+        os.write(fd, json.dumps(data, indent=2).encode())
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -74,13 +82,31 @@ def load_identity(path: str | Path) -> Identity:
     kafka = data.get("kafka") or {}
     if not isinstance(kafka, dict):
         raise ConfigError(f"identity_file: {path}: key 'kafka' must be an object")
-    known = KafkaCredentials.__dataclass_fields__
-    return Identity(
-        data["agency_id"],
-        data["agent_id"],
-        data["secret"],
-        KafkaCredentials(**{k: str(v) for k, v in kafka.items() if k in known}),
-    )
+    known = set(KafkaCredentials.__dataclass_fields__) - {"ssl_cafile"}
+    creds = KafkaCredentials(**{k: str(v) for k, v in kafka.items() if k in known})
+    if creds.ssl_ca_pem:
+        creds = replace(creds, ssl_cafile=str(_ca_file(path, creds.ssl_ca_pem)))
+    return Identity(data["agency_id"], data["agent_id"], data["secret"], creds)
+
+
+def _ca_file(identity_path: Path, pem: str) -> Path:
+    """The issued CA as a file for the Kafka client (public data), rewritten only when it changed."""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigError(f"identity_file: {identity_path}: kafka.ssl_ca_pem is not a PEM certificate")
+    ca = identity_path.with_name("kafka-ca.pem")
+    try:
+        if not ca.is_symlink() and ca.is_file() and ca.read_text() == pem:
+            return ca
+        tmp = ca.with_name(ca.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, pem.encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, ca)
+    except OSError as exc:
+        raise ConfigError(f"identity_file: cannot write the Kafka CA beside it ({ca}): {exc.strerror}") from exc
+    return ca
 
 
 def enroll(server: str, token: str, state_dir: str | Path, **kwargs) -> Identity:

@@ -145,6 +145,16 @@ def _registry(cfg: CoverageConfig):
     return Registry(cfg.registry)
 
 
+def _kafka_access(cfg: CoverageConfig):
+    """Who creates and removes agents' Kafka principals: the SOC's own `kafka` credentials (None when
+    the handout is not SASL: then agents need no credentials of their own)."""
+    from pipeline.enrolment.kafka_access import KafkaAccess
+
+    if not cfg.enrolment.kafka.per_agent_credentials:
+        return None
+    return KafkaAccess(cfg.kafka, [cfg.raw_topic, cfg.heartbeat_topic])
+
+
 @token.command("create")
 @click.argument("agency_id")
 @click.option("--uses", type=int, default=1, show_default=True, help="How many agents may enrol with this token.")
@@ -226,11 +236,27 @@ def agents_list(agency_id: str | None, config_path: str | None) -> None:
 @click.argument("agent_id")
 @_CONFIG
 def revoke_agent(agent_id: str, config_path: str | None) -> None:
-    """Revoke one agent: its heartbeats are rejected from now on (coverage counts it down)."""
-    if not _registry(_load(config_path)).revoke_agent(agent_id):
-        click.echo(f"no active agent {agent_id}", err=True)
+    """Revoke one agent: its heartbeats and batches are rejected from now on (coverage counts it down)
+    and, with per-agent Kafka credentials, its SCRAM user and ACLs are deleted at the broker. Running
+    it again for a revoked agent retries the broker part."""
+    from pipeline.enrolment.kafka_access import KafkaAccessError
+
+    cfg = _load(config_path)
+    registry = _registry(cfg)
+    rec = registry.agent(agent_id)
+    if rec is None:
+        click.echo(f"no agent {agent_id}", err=True)
         sys.exit(1)
-    click.echo(f"revoked {agent_id}")
+    registry.revoke_agent(agent_id)
+    click.echo(f"revoked {agent_id} in the registry")
+    access = _kafka_access(cfg)
+    if access is not None:
+        try:
+            removed = access.revoke(agent_id)
+        except KafkaAccessError as exc:
+            click.echo(f"error: Kafka access of {agent_id} NOT removed ({exc}); run this command again", err=True)
+            sys.exit(1)
+        click.echo(f"removed its Kafka credential and {removed['acls']} ACL(s)")
 
 
 @click.group()
@@ -251,10 +277,14 @@ def enrol_serve(config_path: str | None, log_level: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        server, _ = serve_in_thread(_registry(cfg), cfg.enrolment, _inventory_agencies(cfg.inventory))
+        server, _ = serve_in_thread(
+            _registry(cfg), cfg.enrolment, _inventory_agencies(cfg.inventory), access=_kafka_access(cfg)
+        )
     except ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        raise click.ClickException(f"enrolment: cannot start: {exc}") from None
     click.echo(f"enrolment listening on {cfg.enrolment.listen_host}:{server.server_address[1]}", err=True)
     while not stop.wait(0.5):
         pass

@@ -16,9 +16,9 @@ def _print_status(statuses) -> None:
         click.echo(f"{s.name:<14} {s.endpoint:<24} {s.pid or '-':>7}  {health}: {s.detail}")
 
 
-def _stack(state_dir: str | None) -> Stack:
+def _stack(state_dir: str | None, secure: bool | None = None) -> Stack:
     try:
-        return Stack(state_dir)
+        return Stack(state_dir, secure=secure)
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -39,9 +39,16 @@ def stack() -> None:
 @click.option(
     "--state-dir", default=None, help="Where pids, logs and data live (default .socpipe/stack, or $SOCPIPE_STACK_DIR)."
 )
-def up(state_dir: str | None) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Kafka also listens with SASL_SSL (SCRAM-SHA-512, certificates from a local CA) on "
+    "SOCPIPE_STACK_KAFKA_SECURE_PORT (default 9094) and authorizes every request with ACLs; agents "
+    "enrolled against it get their own principal.",
+)
+def up(state_dir: str | None, secure: bool) -> None:
     """Start every server not yet running and wait until each answers (idempotent)."""
-    s = _stack(state_dir)
+    s = _stack(state_dir, secure or None)  # without the flag, a running stack keeps its options
     try:
         statuses = s.up()
     except StackError as exc:

@@ -15,9 +15,15 @@ class KafkaHandout:
     """Kafka settings handed to agents at enrolment (what they must use, seen from agency hosts)."""
 
     bootstrap: str = ""  # empty: the SOC's own kafka.bootstrap (set it when agencies reach Kafka by another name)
+    # SASL_SSL / SASL_PLAINTEXT: every agent gets its own SCRAM principal and ACLs at enrolment, made
+    # with the SOC's `kafka` credentials above (see pipeline.enrolment.kafka_access). No shared password.
     security_protocol: str = "PLAINTEXT"
-    sasl_username: str = ""
-    sasl_password: str = ""
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    ca_file: str = ""  # PEM of the CA that signed the broker's certificate, handed to agents (SSL protocols)
+
+    @property
+    def per_agent_credentials(self) -> bool:
+        return "SASL" in self.security_protocol
 
 
 @dataclass

@@ -207,6 +207,26 @@ class Registry:
             )
         return rec
 
+    def undo_enrolment(self, agent_id: str) -> None:
+        """An enrolment that could not be completed (its Kafka principal could not be made): the agent is
+        revoked and the token gets its use back, so the agency can retry with the same token."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = self._db.execute(
+                    "UPDATE agents SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL", (time.time(), agent_id)
+                ).rowcount
+                if changed:
+                    self._db.execute(
+                        "UPDATE tokens SET uses_left = uses_left + 1 WHERE token_id="
+                        "(SELECT token_id FROM agents WHERE agent_id=?)",
+                        (agent_id,),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def revoke_agent(self, agent_id: str) -> bool:
         with self._lock:
             return (

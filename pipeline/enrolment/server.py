@@ -2,11 +2,16 @@
 
 Request  {"token": "...", "host": "...", "agent_version": "..."}
 Response 200 {"agency_id", "agent_id", "secret", "kafka": {"bootstrap", "security_protocol",
-             "sasl_username", "sasl_password"}}; 403 for a refused token (unknown, revoked, expired,
+             "sasl_mechanism", "sasl_username", "sasl_password", "ssl_ca_pem"}}; 403 for a refused token (unknown, revoked, expired,
              used up, or its agency is not in the inventory: the answer does not say which, the log
              does); 400 for a malformed request; 429 once an address has had `max_failures` refusals
              in `failure_window_s`. The agency id comes from the token only; a field the agent sends
-             claiming one is ignored. Tokens and secrets are never logged.
+             claiming one is ignored. Tokens and secrets are never logged. 503 when the agent's Kafka principal
+             could not be made: the agent is revoked again and the token gets its use back.
+
+With a SASL handout each agent gets its own SCRAM user (its agent id) and write-only ACLs through
+`KafkaAccess` (pipeline.enrolment.kafka_access), handed out with the CA that signed the broker's
+certificate; there is no shared Kafka password.
 
 Connections are served by `pipeline.httpserve.PooledHTTPServer` (the triage API's server too): a
 bounded pool of workers, TLS handshakes in the worker under `idle_timeout_s`, a total deadline per
@@ -21,10 +26,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler
 
-from pipeline.coverage.config import EnrolmentConfig
+from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
+from pipeline.enrolment.kafka_access import KafkaAccess, KafkaAccessError
 from pipeline.enrolment.registry import EnrolmentError, Registry
 from pipeline.httpserve import PooledHTTPServer
 
@@ -55,15 +60,28 @@ class FailureLimiter:
             self._failures.popitem(last=False)
 
 
+def kafka_handout(h: KafkaHandout) -> dict[str, str]:
+    """What every agent is told about the broker (its own user and password are added per agent).
+    Raises OSError when the CA file cannot be read (checked when the server starts)."""
+    out = {"bootstrap": h.bootstrap, "security_protocol": h.security_protocol}
+    if h.per_agent_credentials:
+        out["sasl_mechanism"] = h.sasl_mechanism
+    if "SSL" in h.security_protocol and h.ca_file:
+        with open(h.ca_file) as f:
+            out["ssl_ca_pem"] = f.read()
+    return out
+
+
 def handle_enroll(
     registry: Registry,
     cfg: EnrolmentConfig,
     body: bytes,
     agency_allowed: Callable[[str], bool] = lambda _agency_id: True,
     client: str = "-",
+    access: KafkaAccess | None = None,
 ) -> tuple[int, dict]:
-    """Request handling (the registry is the only I/O): -> (HTTP status, JSON body). Every refusal is
-    logged with the client address and the reason (never the token)."""
+    """Request handling (the registry and, with a SASL handout, the broker are the only I/O): -> (HTTP
+    status, JSON body). Every refusal is logged with the client address and the reason (never the token)."""
 
     def refuse(status: int, error: str, reason: str, token_id: str | None = None) -> tuple[int, dict]:
         log.warning(
@@ -88,6 +106,20 @@ def handle_enroll(
         rec = registry.enroll(token, host.strip(), version, agency_allowed=agency_allowed)
     except EnrolmentError as exc:
         return refuse(403, "enrolment token refused (unknown, expired, used up or revoked)", exc.reason, exc.token_id)
+    kafka = kafka_handout(cfg.kafka)
+    if cfg.kafka.per_agent_credentials:
+        try:
+            if access is None:
+                raise KafkaAccessError("no Kafka admin access configured")
+            kafka["sasl_username"], kafka["sasl_password"] = rec.agent_id, access.grant(rec.agent_id)
+        except KafkaAccessError as exc:
+            registry.undo_enrolment(rec.agent_id)
+            log.error(
+                "enrolment.kafka_failed client=%s agency=%s agent=%s error=%s", client, rec.agency_id, rec.agent_id, exc
+            )
+            return 503, {
+                "error": "the SOC cannot issue Kafka credentials now; try again later (the token was not used)"
+            }
     log.info(
         "enrolment.enrolled client=%s agency=%s agent=%s host=%.255r version=%.64r",
         client,
@@ -96,13 +128,17 @@ def handle_enroll(
         rec.host,
         rec.agent_version,
     )
-    return 200, {"agency_id": rec.agency_id, "agent_id": rec.agent_id, "secret": rec.secret, "kafka": asdict(cfg.kafka)}
+    return 200, {"agency_id": rec.agency_id, "agent_id": rec.agent_id, "secret": rec.secret, "kafka": kafka}
 
 
 def make_server(
-    registry: Registry, cfg: EnrolmentConfig, agency_allowed: Callable[[str], bool] | None = None
+    registry: Registry,
+    cfg: EnrolmentConfig,
+    agency_allowed: Callable[[str], bool] | None = None,
+    access: KafkaAccess | None = None,
 ) -> PooledHTTPServer:
     cfg.validate()
+    kafka_handout(cfg.kafka)  # an unreadable CA file is a start-up error, not a failed enrolment
     limiter = FailureLimiter(cfg.max_failures, cfg.failure_window_s)
     limiter_lock = threading.Lock()
     allowed = agency_allowed or (lambda _agency_id: True)
@@ -129,7 +165,7 @@ def make_server(
             data = self.rfile.read(length)
             if len(data) < length:
                 return  # the client went away (or timed out) mid-body
-            status, body = handle_enroll(registry, cfg, data, allowed, client)
+            status, body = handle_enroll(registry, cfg, data, allowed, client, access)
             if status == 403:
                 with limiter_lock:
                     limiter.failed(client, time.monotonic())
@@ -156,9 +192,12 @@ def make_server(
 
 
 def serve_in_thread(
-    registry: Registry, cfg: EnrolmentConfig, agency_allowed: Callable[[str], bool] | None = None
+    registry: Registry,
+    cfg: EnrolmentConfig,
+    agency_allowed: Callable[[str], bool] | None = None,
+    access: KafkaAccess | None = None,
 ) -> tuple[PooledHTTPServer, threading.Thread]:
-    server = make_server(registry, cfg, agency_allowed)
+    server = make_server(registry, cfg, agency_allowed, access)
     t = threading.Thread(target=server.serve_forever, name="enrolment-http", daemon=True)
     t.start()
     return server, t

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.stack import elasticsearch, servers
+from pipeline.stack import elasticsearch, kafka_secure, servers
 from pipeline.stack.servers import Launch, Ports, PrerequisiteError, StackOptions
 
 log = logging.getLogger("socpipe.stack")
@@ -55,7 +55,13 @@ class Stack:
         self.options = StackOptions(secure=bool(secure)) if secure is not None or not recorded else recorded[1]
         ports, state, opts = self.ports, self.state, self.options
         self.servers = [
-            Server("kafka", f"127.0.0.1:{ports.kafka}", servers.kafka_command, servers.kafka_ready, 120),
+            Server(
+                "kafka",
+                f"127.0.0.1:{ports.kafka}" + (f", SASL_SSL 127.0.0.1:{ports.kafka_secure}" if opts.secure else ""),
+                lambda st, p: servers.kafka_command(st, p, opts.secure),
+                lambda p: kafka_secure.ready(state, p, opts.secure),
+                120,
+            ),
             Server(
                 "elasticsearch",
                 f"http://127.0.0.1:{ports.elasticsearch}",
@@ -101,6 +107,7 @@ class Stack:
                 f"SOCPIPE_STACK_{name.upper()}_PORT": str(getattr(self.ports, name))
                 for name in Ports.__dataclass_fields__
             },
+            **(kafka_secure.env(self.state, self.ports.kafka_secure) if self.options.secure else {}),
         }
 
     def up(self) -> list[ServerStatus]:
@@ -118,6 +125,8 @@ class Stack:
         )
         for server in self.servers:
             if self._pid_alive(server):
+                if server.name == "kafka":
+                    kafka_secure.check_mode(self.state, self.options.secure)
                 continue
             if self._probe(server) is not None:
                 raise StackError(

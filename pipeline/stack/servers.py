@@ -11,6 +11,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.stack import kafka_secure
+
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).with_name("kafka-pom.xml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +49,7 @@ class Ports:
 
     kafka: int = 9092
     kafka_controller: int = 9093
+    kafka_secure: int = 9094  # the SASL_SSL listener of `stack up --secure`
     elasticsearch: int = 9200
     elasticsearch_transport: int = 9300
     prometheus: int = 9090
@@ -142,8 +145,10 @@ def kafka_libs() -> Path:
     return libs
 
 
-def kafka_command(state: Path, ports: Ports) -> list[str]:
-    """Write the KRaft config, format storage if new, and return the broker's command line."""
+def kafka_command(state: Path, ports: Ports, secure: bool = False) -> list[str]:
+    """Write the KRaft config, format storage if new, and return the broker's command line.
+
+    `secure` adds the SASL_SSL listener, SCRAM and the ACL authorizer (see `kafka_secure`)."""
     java = require("java", "apt-get install -y openjdk-17-jre-headless")
     libs = kafka_libs()
     kdir = state / "kafka"
@@ -156,11 +161,17 @@ def kafka_command(state: Path, ports: Ports) -> list[str]:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.bootstrap.servers=127.0.0.1:{ports.kafka_controller}",
-                f"listeners=PLAINTEXT://127.0.0.1:{ports.kafka},CONTROLLER://127.0.0.1:{ports.kafka_controller}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{ports.kafka}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
+                *(
+                    kafka_secure.listener_properties(state, ports.kafka, ports.kafka_secure, ports.kafka_controller)
+                    if secure
+                    else [
+                        f"listeners=PLAINTEXT://127.0.0.1:{ports.kafka},CONTROLLER://127.0.0.1:{ports.kafka_controller}",
+                        f"advertised.listeners=PLAINTEXT://127.0.0.1:{ports.kafka}",
+                        "controller.listener.names=CONTROLLER",
+                        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                        "inter.broker.listener.name=PLAINTEXT",
+                    ]
+                ),
                 f"log.dirs={data}",
                 "num.partitions=4",
                 "offsets.topic.replication.factor=1",
@@ -175,6 +186,7 @@ def kafka_command(state: Path, ports: Ports) -> list[str]:
             ]
         )
     )
+    (kdir / "mode").write_text("secure" if secure else "plain")
     log4j = kdir / "log4j2.properties"
     log4j.write_text(
         "\n".join(

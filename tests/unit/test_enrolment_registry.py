@@ -8,6 +8,7 @@ import pytest
 
 from collectors.wire import Heartbeat, sign_heartbeat, verify_heartbeat
 from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
+from pipeline.enrolment.kafka_access import KafkaAccessError
 from pipeline.enrolment.registry import EnrolmentError, Registry
 from pipeline.enrolment.server import handle_enroll, serve_in_thread
 
@@ -46,27 +47,61 @@ def test_enroll_direct_for_demos(tmp_path):
     assert verify_heartbeat(hb, Registry(tmp_path / "reg.db").secret_of(agent_id))  # another connection sees it
 
 
+class _FakeAccess:
+    """Unit-test stand-in for KafkaAccess (the real one is tested against the secured broker)."""
+
+    def __init__(self, fail: bool = False):
+        self.fail, self.granted = fail, []
+
+    def grant(self, agent_id: str) -> str:
+        if self.fail:
+            raise KafkaAccessError("broker down")
+        self.granted.append(agent_id)
+        return f"pw-{agent_id}"
+
+
 def test_handle_enroll_ignores_a_claimed_agency_and_rejects_bad_requests(tmp_path):
     reg = Registry(tmp_path / "reg.db")
-    cfg = EnrolmentConfig(
-        kafka=KafkaHandout(
-            bootstrap="kafka.soc:9093", security_protocol="SASL_SSL", sasl_username="agency-user", sasl_password="pw"
-        )
-    )
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMII...\n-----END CERTIFICATE-----\n")
+    cfg = EnrolmentConfig(kafka=KafkaHandout(bootstrap="kafka.soc:9093", security_protocol="SASL_SSL", ca_file=str(ca)))
+    access = _FakeAccess()
     _, token = reg.create_token("xa-a")
-    status, body = handle_enroll(reg, cfg, json.dumps({"token": token, "host": "h", "agency_id": "so-evil"}).encode())
+    status, body = handle_enroll(
+        reg, cfg, json.dumps({"token": token, "host": "h", "agency_id": "so-evil"}).encode(), access=access
+    )
     assert status == 200 and body["agency_id"] == "xa-a"
+    # each agent its own user (= its agent id) and password; the CA to verify the broker
     assert body["kafka"] == {
         "bootstrap": "kafka.soc:9093",
         "security_protocol": "SASL_SSL",
-        "sasl_username": "agency-user",
-        "sasl_password": "pw",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": body["agent_id"],
+        "sasl_password": f"pw-{body['agent_id']}",
+        "ssl_ca_pem": ca.read_text(),
     }
-    assert handle_enroll(reg, cfg, json.dumps({"token": "nope", "host": "h"}).encode())[0] == 403
-    assert handle_enroll(reg, cfg, b"{not json")[0] == 400
-    assert handle_enroll(reg, cfg, b"[1]")[0] == 400
-    assert handle_enroll(reg, cfg, json.dumps({"token": token}).encode())[0] == 400
+    assert access.granted == [body["agent_id"]]
+    assert handle_enroll(reg, cfg, json.dumps({"token": "nope", "host": "h"}).encode(), access=access)[0] == 403
+    assert handle_enroll(reg, cfg, b"{not json", access=access)[0] == 400
+    assert handle_enroll(reg, cfg, b"[1]", access=access)[0] == 400
+    assert handle_enroll(reg, cfg, json.dumps({"token": token}).encode(), access=access)[0] == 400
     assert handle_enroll(reg, cfg, json.dumps({"token": token, "host": "h", "agent_version": 3}).encode())[0] == 400
+    assert len(access.granted) == 1
+
+
+def test_enrolment_without_kafka_credentials_leaves_no_agent_behind(tmp_path):
+    reg = Registry(tmp_path / "reg.db")
+    cfg = EnrolmentConfig(kafka=KafkaHandout(security_protocol="SASL_SSL"))
+    _, token = reg.create_token("xa-a")
+    for access in (_FakeAccess(fail=True), None):
+        status, body = handle_enroll(reg, cfg, json.dumps({"token": token, "host": "h"}).encode(), access=access)
+        assert status == 503 and "secret" not in body
+    assert len(reg.agents()) == 2 and all(a.revoked for a in reg.agents())
+    assert reg.tokens("xa-a")[0].uses_left == 1  # the single-use token was given its use back
+    # a PLAINTEXT handout (loopback demos) issues no credentials and needs no broker access
+    plain = EnrolmentConfig(kafka=KafkaHandout(bootstrap="127.0.0.1:9092"))
+    status, body = handle_enroll(reg, plain, json.dumps({"token": token, "host": "h"}).encode())
+    assert status == 200 and body["kafka"] == {"bootstrap": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
 
 
 def test_http_server_round_trip(tmp_path):
