@@ -22,7 +22,7 @@ import numpy as np
 from detectors.anomaly.features import event_epoch
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.store import ModelLoadError, load_model_dir, model_digest, read_stage
-from detectors.anomaly.windows import ClosedWindow, Windower
+from detectors.anomaly.windows import ClosedWindow, Windower, evidence_of
 from detectors.common.times import iso_ms
 
 log = logging.getLogger("socpipe.anomaly")
@@ -205,8 +205,10 @@ class AnomalyScorer:
         entity = dict(zip(m.profile.entity_fields, w.entity))
         start, end = iso_ms(w.start), iso_ms(w.end)
         extra = ""
+        evidence = list(w.evidence)
         if m.profile.per_request:  # many requests can share an address and a millisecond
-            extra = hashlib.sha256(json.dumps(w.evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            evidence = evidence or [evidence_of(w.accumulator.event)]
+            extra = hashlib.sha256(json.dumps(evidence[0], sort_keys=True, default=str).encode()).hexdigest()[:16]
         return AnomalyFinding(
             finding_id=finding_id(m, entity, start, extra),
             model=m.name,
@@ -221,7 +223,7 @@ class AnomalyScorer:
             shadow=m.shadow,
             severity="high" if score > m.high_threshold else "medium",
             top_features=top_features,
-            evidence=list(w.evidence),
+            evidence=evidence,
             event_count=w.events,
             reasons=reasons or [],
         )

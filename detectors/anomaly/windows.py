@@ -98,7 +98,7 @@ class Windower:
             acc = self.profile.accumulator()
             acc.add(event)
             self.stats.accepted += 1
-            return ClosedWindow(entity, ts, ts, acc, 1, [evidence_of(event)])
+            return ClosedWindow(entity, ts, ts, acc, 1)  # evidence only if it becomes a finding
         start = window_start(ts, self.window_seconds)
         if start + self.window_seconds <= self.closed_until:
             self.stats.late += 1

@@ -24,10 +24,10 @@ from detectors.anomaly.synthetic import benign_web, scanner_web  # noqa: E402
 T0 = 1_700_000_040.0
 
 
-def stream(events, scorer=None) -> tuple[float, int]:
+def stream(events, scorer=None, clock=time.perf_counter) -> tuple[float, int]:
     findings = 0
     newest = float("-inf")
-    start = time.perf_counter()
+    start = clock()
     for e in events:
         ts = event_epoch(e)
         if scorer is not None:
@@ -38,7 +38,7 @@ def stream(events, scorer=None) -> tuple[float, int]:
                 findings += len(scorer.advance(newest - 5.0))
     if scorer is not None:
         findings += len(scorer.flush())
-    return time.perf_counter() - start, findings
+    return clock() - start, findings
 
 
 def main() -> None:
@@ -98,12 +98,14 @@ def csic(tmp: Path) -> None:
     trained = time.perf_counter() - started
     save_model_dir(model, tmp / "csic")
     test = events[30000:]
-    base, _ = min(stream(test) for _ in range(3))
-    elapsed, found = min(stream(test, AnomalyScorer.from_dirs([tmp / "csic"])) for _ in range(3))
+    # CPU time of this process (best of 5): a busy shared host stretches wall time, not this much
+    cpu = time.process_time
+    base, _ = min(stream(test, clock=cpu) for _ in range(5))
+    elapsed, found = min(stream(test, AnomalyScorer.from_dirs([tmp / "csic"]), clock=cpu) for _ in range(5))
     per = (elapsed - base) / len(test) * 1e6
     print(f"CSIC 2010 request_profile: trained on 30,000 requests in {trained:.2f} s")
     print(
-        f"CSIC 2010 request_profile: {len(test)} unseen requests, {per:.1f} us/request scoring "
+        f"CSIC 2010 request_profile: {len(test)} unseen requests, {per:.1f} us/request scoring, CPU time "
         f"(target <= 50), {found} findings"
     )
 
