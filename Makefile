@@ -6,7 +6,7 @@ STACK  := $(BIN)/socpipe stack
 # Where the local stack keeps pids, logs, data and its env file (exported for every socpipe command).
 export SOCPIPE_STACK_DIR ?= $(CURDIR)/.socpipe/stack
 
-.PHONY: demo test lint bench prereqs venv stack-up stack-down clean
+.PHONY: demo test lint bench prereqs venv stack-up stack-down clean dist agent-deb
 
 $(BIN)/socpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,8 @@ prereqs:
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v logger >/dev/null || missing="$$missing bsdutils"; \
+	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
+	command -v lintian >/dev/null || missing="$$missing lintian"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
@@ -59,6 +61,15 @@ bench: venv prereqs
 	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-kafka >/dev/null || true; }
 	$(STACK) up >/dev/null
 	@set -e; . $(SOCPIPE_STACK_DIR)/env; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# The wheels (socpipe-agent: the agent alone; socpipe-soc: the SOC side) and their SHA-256.
+dist: venv
+	$(BIN)/python release/build.py wheels --out dist
+
+# The agent's Debian package (dpkg-deb), checked by lintian.
+agent-deb: venv prereqs
+	$(BIN)/python release/build.py deb --out dist
+	lintian --fail-on error,warning dist/socpipe-agent_*_all.deb
 
 clean: stack-down
 	rm -rf $(VENV) .socpipe
