@@ -1,0 +1,183 @@
+"""The whole path on the secured broker (`stack up --secure`): enrolment -> agent -> Kafka SASL_SSL ->
+detector and coverage -> Elasticsearch / coverage state, then revocation.
+
+* the agent enrols through the real enrolment server, which creates its SCRAM user and write-only
+  ACLs with the SOC's super user and hands out user, password, mechanism and CA;
+* the real agent process (`socpipe agent run`, its config naming no Kafka setting at all) tails an
+  auth log and ships it over SASL_SSL as its own principal;
+* a real detector process and the coverage service connect as the SOC's super user over SASL_SSL:
+  the brute force in the log becomes an alert of the agent's agency, and the agency is monitored;
+* `socpipe agency revoke-agent` removes the agent's ACLs and credential: the running agent's next
+  batch is refused by the broker and nothing more reaches the raw topic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from elasticsearch import Elasticsearch
+from kafka import KafkaConsumer, TopicPartition
+
+from collectors.enrol import enroll
+from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
+from pipeline.enrolment.kafka_access import KafkaAccess
+from pipeline.enrolment.registry import Registry
+from pipeline.enrolment.server import serve_in_thread
+from tests.integration.conftest import free_port, wait_for
+from tests.integration.coverage_helpers import agency, write_inventory
+from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
+from tests.integration.test_agent_kafka import start_agent, stop_agent
+from tests.integration.test_detector_e2e import brute_force_alerts, detector_env
+
+pytestmark = pytest.mark.integration
+
+AGENCY = "xa-secure"
+
+
+def _auth_lines(attacker: str, tries: int, start_s: int = 0) -> bytes:
+    return b"".join(
+        f"Nov 28 09:{(start_s + 2 * t) // 60:02d}:{(start_s + 2 * t) % 60:02d} web01 sshd[2201]: Failed password "
+        f"for root from {attacker} port {41000 + t} ssh2\n".encode()
+        for t in range(tries)
+    )
+
+
+def _raw_count(kafka_kwargs: dict, topic: str) -> int:
+    c = KafkaConsumer(group_id=None, **kafka_kwargs)
+    try:
+        parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or []]
+        return sum(c.end_offsets(parts).values()) - sum(c.beginning_offsets(parts).values())
+    finally:
+        c.close()
+
+
+def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noqa: F811
+    tmp_path, secure_kafka, es_url, unique, procs
+):
+    raw, hb = f"sraw-{unique}", f"shb-{unique}"
+    soc = secure_kafka.soc_config()
+    registry_path = tmp_path / "registry.db"
+    registry = Registry(registry_path)
+    _, token = registry.create_token(AGENCY)
+
+    # enrolment: the real server, SASL handout on the secured listener
+    handout = KafkaHandout(bootstrap=secure_kafka.bootstrap, security_protocol="SASL_SSL", ca_file=secure_kafka.cafile)
+    server, _ = serve_in_thread(
+        registry,
+        EnrolmentConfig(listen_host="127.0.0.1", listen_port=0, kafka=handout),
+        access=KafkaAccess(soc, [raw, hb]),
+    )
+    try:
+        ident = enroll(f"http://127.0.0.1:{server.server_address[1]}", token, tmp_path / "agent-state", host="web01")
+    finally:
+        server.shutdown()
+    assert ident.kafka.sasl_username == ident.agent_id and ident.kafka.sasl_password
+    assert ident.kafka.security_protocol == "SASL_SSL" and "BEGIN CERTIFICATE" in ident.kafka.ssl_ca_pem
+    stored = json.loads((tmp_path / "agent-state" / "identity.json").read_text())
+    assert stored["kafka"]["sasl_password"] == ident.kafka.sasl_password  # kept 0600 by the agent, not in config
+
+    # coverage and detector: SOC super user over SASL_SSL, verifying against the same registry
+    inventory = write_inventory(
+        tmp_path / "inventory.yaml",
+        [agency(AGENCY, "commune", [{"name": "auth", "path": "*auth.log", "dataset": "system.auth"}])],
+    )
+    cov_cfg = tmp_path / "coverage.yaml"
+    cov_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "heartbeat_topic": hb,
+                "raw_topic": raw,
+                "inventory": str(inventory),
+                "registry": str(registry_path),
+                "state_dir": str(tmp_path / "coverage"),
+                "metrics_host": "127.0.0.1",
+                "metrics_port": free_port(),
+                "heartbeat_interval_s": 1,
+                "enrolment": {"kafka": {"bootstrap": secure_kafka.bootstrap, "security_protocol": "SASL_SSL"}},
+            }
+        )
+    )
+    soc_env = secure_kafka.soc_env()
+    coverage = procs.start("coverage", ["coverage", "run", "--config", str(cov_cfg)], soc_env)
+    det_env = {
+        **detector_env(secure_kafka.bootstrap, es_url, unique),
+        **soc_env,
+        "SOCPIPE_RAW_TOPIC": raw,
+        "SOCPIPE_REGISTRY": str(registry_path),
+        "SOCPIPE_REGISTRY_REFRESH_S": "1",
+    }
+    detector = procs.start("detector", ["detect", "run"], det_env)
+
+    # the agent: its config names no Kafka setting; everything comes from identity.json
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    auth = logs / "auth.log"
+    auth.write_bytes(_auth_lines("203.0.113.77", 8))
+    agent_cfg = tmp_path / "agent.yaml"
+    agent_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(tmp_path / "agent-state"),
+                "host": "web01",
+                "topic": raw,
+                "heartbeat_topic": hb,
+                "heartbeat_interval_s": 1,
+                "files": [{"paths": [str(auth)], "dataset": "system.auth"}],
+                "batch": {"linger_s": 0.1},
+            }
+        )
+    )
+    agent = start_agent(agent_cfg, tmp_path / "agent.log")
+    es = Elasticsearch(es_url)
+    try:
+
+        def alert():
+            detector.check_alive()
+            return [a for a in brute_force_alerts(es, f"t{unique}") if a["organization"]["id"] == AGENCY]
+
+        found = wait_for(alert, 90, what="brute-force alert of the enrolled agent's agency")
+        assert found[0]["source"]["ip"] == "203.0.113.77"
+        assert found[0]["host"]["name"] == "web01"
+
+        def monitored():
+            coverage.check_alive()
+            status = tmp_path / "coverage" / "status.json"
+            if not status.exists():
+                return None
+            doc = json.loads(status.read_text())
+            states = {a["id"]: a["state"] for a in doc.get("agencies", [])}
+            return states.get(AGENCY) == "monitored"
+
+        wait_for(monitored, 60, what=f"{AGENCY} monitored by the coverage service over SASL_SSL")
+
+        # revocation through the CLI: registry + the broker's ACLs and credential
+        before = _raw_count(secure_kafka.client(), raw)
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "agency", "revoke-agent", ident.agent_id, "--config", str(cov_cfg)],
+            env={**os.environ, **soc_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "removed its Kafka credential and 2 ACL(s)" in out.stdout
+        with open(auth, "ab") as f:
+            f.write(_auth_lines("203.0.113.78", 3, start_s=40))
+        log = tmp_path / "agent.log"
+        wait_for(
+            lambda: "TopicAuthorization" in log.read_text(errors="replace"),
+            30,
+            what="the broker refusing the revoked agent",
+        )
+        time.sleep(2)
+        assert _raw_count(secure_kafka.client(), raw) == before, "a revoked agent's batch reached the raw topic"
+    finally:
+        stop_agent(agent)
+        es.close()
+        registry.close()
