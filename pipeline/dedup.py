@@ -41,6 +41,7 @@ class SeenSequences:
         self.missing = 0  # seqs skipped over when a gap was given up
         self.far_ahead = 0  # seqs too far ahead of their stream: processed, not remembered
         self.rebased = 0  # streams that continued from a far-ahead run
+        self.last_far = 0  # the latest far-ahead seq (for the anomaly's report)
 
     def add(self, agent_id: str, source: str, seq: int) -> bool:
         """True if (agent_id, source, seq) is new (process the line), False for a duplicate."""
@@ -73,6 +74,7 @@ class SeenSequences:
 
     def _far(self, s: _Stream, seq: int) -> bool:
         self.far_ahead += 1
+        self.last_far = seq
         s.far_run = s.far_run + 1 if seq == s.far_next else 1
         s.far_next = seq + 1
         if s.far_run >= self.rebase_after:  # a long contiguous run: the agent's numbering really jumped

@@ -44,7 +44,7 @@ from pipeline.elastic import AlertIndexer, connect
 from pipeline.elastic import setup as es_setup
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.worker.alerting import AlertPlan, Candidate, plan_alerts, reopen, with_repeats
-from pipeline.worker.intake import Intake
+from pipeline.worker.intake import Intake, sequence_anomaly_event
 from pipeline.worker.models import ModelSet
 from pipeline.worker.state import PartitionState, RebalanceListener, read_snapshots
 from pipeline.worker_metrics import EventTally, WorkerMetrics
@@ -213,6 +213,8 @@ class DetectorWorker:
                     quarantined += 1
                     continue
                 lines += got.lines_in
+                if got.far_ahead:  # reported as an event of the agency: a rule makes it an alert
+                    sent += self._match(sequence_anomaly_event(got, time.time()), candidates)
                 for event in self.normaliser.normalise_batch(got.batch):
                     sent += self._match(event, candidates)
         self.metrics.lines.inc(lines)

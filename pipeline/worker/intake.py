@@ -4,8 +4,10 @@ rejections and snapshot bytes, so this plugs into any shape of worker loop.
 
 1. `verify`: the record's MAC and key against the enrolment registry (`pipeline.verify`); agency and
    agent are stamped from the registry. A failure is a rejection reason (-> quarantine topic).
-2. `new_lines`: lines re-sent by the (verified) agent are dropped; a seq far ahead of its stream is
-   processed and counted as a sequence anomaly, never made dedup state (`pipeline.dedup`).
+2. dedup: lines re-sent by the (verified) agent are dropped; a seq far ahead of its stream is
+   processed, never made dedup state (`pipeline.dedup`), and reported as an ECS event of its own
+   (`sequence_anomaly_event`) that the province rule `rules/socpipe/sequence_anomaly.yml` turns into
+   an alert of the agency.
 3. `snapshot`/`restore`: one partition's dedup state with the offset it is valid at.
 """
 
@@ -15,6 +17,7 @@ import json
 from dataclasses import dataclass
 
 from collectors.wire import LineBatch
+from detectors.common.times import iso_ms
 from pipeline.dedup import SeenSequences
 from pipeline.verify import AgentLookup, verify_batch
 
@@ -26,6 +29,7 @@ class Accepted:
     duplicates: int
     far_ahead: int  # lines processed despite a seq far ahead of the stream (an anomaly)
     stream_high: int  # the stream's highest seq remembered, for the anomaly's log line
+    far_seq: int = 0  # the (latest) far-ahead seq
 
 
 class Intake:
@@ -49,7 +53,9 @@ class Intake:
         n, far = len(batch.lines), seen.far_ahead
         batch.lines = [ln for ln in batch.lines if not ln.seq or seen.add(batch.agent_id, batch.source, ln.seq)]
         far = seen.far_ahead - far
-        return Accepted(batch, n, n - len(batch.lines), far, seen.high(batch.agent_id, batch.source) if far else 0)
+        if not far:
+            return Accepted(batch, n, n - len(batch.lines), 0, 0)
+        return Accepted(batch, n, n - len(batch.lines), far, seen.high(batch.agent_id, batch.source), seen.last_far)
 
     # --- persistence with the stage-1 offsets -------------------------------------------------------
     def snapshot(self, partition: int, offset: int) -> bytes:
@@ -65,3 +71,29 @@ class Intake:
 
     def drop(self, partition: int) -> None:
         self.seen.pop(partition, None)
+
+
+def sequence_anomaly_event(got: Accepted, now: float) -> dict:
+    """The ECS event reporting far-ahead seqs in one verified batch (agency and agent from the registry)."""
+    b = got.batch
+    return {
+        "@timestamp": iso_ms(now),
+        "event.kind": "event",
+        "event.module": "socpipe",
+        "event.dataset": "socpipe.integrity",
+        "event.category": ["configuration"],
+        "event.type": ["info"],
+        "event.action": "sequence-anomaly",
+        "message": (
+            f"{got.far_ahead} line(s) of {b.source} numbered far ahead of the stream "
+            f"(seq {got.far_seq}, stream at {got.stream_high}); processed, not trusted for duplicate removal"
+        ),
+        "organization.id": b.agency_id,
+        "agent.id": b.agent_id,
+        "agent.type": "socpipe",
+        "host.name": b.host,
+        "log.file.path": b.source,
+        "socpipe.seq": got.far_seq,
+        "socpipe.sequence.stream_high": got.stream_high,
+        "socpipe.sequence.far_ahead": got.far_ahead,
+    }

@@ -19,14 +19,16 @@ from tests.integration.conftest import free_port, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_batches, detector_env
 
+SEQUENCE_ANOMALY_RULE = "5f78ce0e-39be-47d7-bbe8-0cc429188870"
 
-def alerts_of(es: Elasticsearch, prefix: str, agency: str) -> list[dict]:
+
+def alerts_of(es: Elasticsearch, prefix: str, agency: str, rule: str = BRUTE_FORCE_RULE) -> list[dict]:
     index = f"{prefix}-alerts-*"
     es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
     res = es.search(
         index=index,
         size=100,
-        query={"bool": {"filter": [{"term": {"rule.id": BRUTE_FORCE_RULE}}, {"term": {"organization.id": agency}}]}},
+        query={"bool": {"filter": [{"term": {"rule.id": rule}}, {"term": {"organization.id": agency}}]}},
         allow_no_indices=True,
         ignore_unavailable=True,
     )
@@ -182,6 +184,11 @@ def test_poisoned_sequence_after_a_restart_does_not_hide_a_real_brute_force(kafk
     )
     assert len(alerts) == 1
     assert metric(port2, "socpipe_detector_sequence_anomalies_total").get("", 0) == 1
+    # the far-ahead line is itself an alert of the agency, for the analysts (rules/socpipe/sequence_anomaly.yml)
+    [anomaly] = wait_for(lambda: alerts_of(es, prefix, agency, SEQUENCE_ANOMALY_RULE), 30, what="the sequence alert")
+    [evidence] = anomaly["socpipe"]["evidence"]
+    assert evidence["agent"]["id"] == f"agent-1.{agency}" and evidence["socpipe"]["seq"] == 10**12
+    assert anomaly["organization"]["id"] == agency and anomaly["kibana"]["alert"]["severity"] == "medium"
     q = metric(port2, "socpipe_detector_quarantined_records_total")
     assert sum(q.values()) == 2 and set(k.split('"')[1] for k in q) == {"unsigned", "bad_mac"}
     assert metric(port2, "socpipe_detector_duplicate_lines_total").get("", 0) == 0

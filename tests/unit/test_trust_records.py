@@ -17,7 +17,7 @@ from collectors.wire import (
 from pipeline.dedup import SeenSequences
 from pipeline.enrolment.registry import AgentRecord
 from pipeline.verify import HeartbeatGuard, StreamCounters, check_heartbeat, check_raw, verify_batch
-from pipeline.worker.intake import Intake
+from pipeline.worker.intake import Intake, sequence_anomaly_event
 
 AGENTS = {
     "agt-a": AgentRecord("agt-a", "xa-a", "srv-a", "secret-a", "1", 0.0, False),
@@ -182,3 +182,20 @@ def test_intake_reports_far_ahead_lines():
     intake.accept(0, *record(batch(seqs=(1, 2))))
     got = intake.accept(0, *record(batch(seqs=(3, 10**9)), counter=2))
     assert not isinstance(got, str) and got.far_ahead == 1 and len(got.batch.lines) == 2
+    event = sequence_anomaly_event(got, 1.7e9)
+    assert event["event.action"] == "sequence-anomaly" and event["socpipe.seq"] == 10**9
+    assert (event["organization.id"], event["agent.id"], event["log.file.path"]) == ("xa-a", "agt-a", AUTH)
+
+
+def test_the_province_rule_turns_a_sequence_anomaly_into_an_alert():
+    from pathlib import Path
+
+    from detectors.sigma import Engine, load_rules
+
+    rules = load_rules([Path(__file__).resolve().parents[2] / "rules" / "socpipe"]).rules
+    intake = Intake(lookup, max_seq_ahead=1000)
+    intake.accept(0, *record(batch(seqs=(1, 2))))
+    got = intake.accept(0, *record(batch(seqs=(10**9,)), counter=2))
+    assert not isinstance(got, str)
+    [det] = Engine(rules).process(sequence_anomaly_event(got, 1.7e9))
+    assert det.rule_id == "5f78ce0e-39be-47d7-bbe8-0cc429188870"
