@@ -28,6 +28,9 @@ GRAM_CHARS = 256  # shape 3-grams are taken from the first 256 characters of a v
 ENUM_MAX = 64  # an enumeration has at most this many values ...
 ENUM_RATIO = 0.05  # ... and at most this share of distinct values among its samples
 ENUM_MIN_SAMPLES = 20
+# a parameter seen fewer times than this says too little about its values: the profile of the same
+# name across endpoints is used when it knows more, else only its type (numbers) is checked
+MIN_PARAM_SAMPLES = 20
 _NUMBER = re.compile(r"^[+-]?\d{1,18}(?:[.,]\d{1,12})?$")
 _PATH_NUMBER = re.compile(r"^\d+$")
 
@@ -162,6 +165,10 @@ class ParamProfile:
     def check(self, name: str, value: str, out: list[Reason]) -> None:
         if self.enum is not None and value in self.enum:
             return  # a value seen in training departs from nothing
+        if self.count < MIN_PARAM_SAMPLES:
+            if self.numeric and not _NUMBER.match(value):
+                out.append(Reason(name, "numeric_type", POINTS["numeric_type"], value[:64], "a number", 1.0, 0.0))
+            return
         n = len(value)
         if n > self.len_max or n < self.len_min:
             d = n - self.len_mean
@@ -356,6 +363,10 @@ class RequestProfile:
                 continue
             seen.add(name)
             prof = known.get(name)
+            if prof is not None and prof.count < MIN_PARAM_SAMPLES:
+                wider = self.by_name.get(name)
+                if wider is not None and wider.count > prof.count:
+                    prof = wider
             if prof is None:
                 out.append(Reason(name[:64], "unseen_parameter", POINTS["unseen_parameter"], name[:64], "a known name"))
                 continue

@@ -245,3 +245,16 @@ def test_hostile_events_never_break_scoring(model, path, query, body, method, or
     score, why = model.score_request(e)
     assert score >= 0 and len(why) <= 5
     assert all(isinstance(r.as_dict()["observed"], str) for r in why)
+
+
+def test_sparse_parameters_check_only_their_type_or_borrow_the_names_wider_profile(normal):
+    rare = [
+        web("/shop/rare.jsp", f"q={w}&n={i}", i)
+        for i, w in enumerate(["shoes", "red", "hat"])  # 3 samples: too few to know q's characters
+    ]
+    m = train("web.request", normal + rare, kind="request_profile")
+    assert m.score_request(web("/shop/rare.jsp", "q=Blue+Jeans+42&n=7"))[0] < m.threshold  # not a departure yet
+    assert ("n", "numeric_type") in reasons(m, web("/shop/rare.jsp", "q=x&n=seven"))
+    # `id` is rare on this endpoint but common elsewhere: the wider profile (numbers 1..3) applies
+    m2 = train("web.request", normal + [web("/shop/other.jsp", "id=2", i) for i in range(3)], kind="request_profile")
+    assert ("id", "enumeration") in reasons(m2, web("/shop/other.jsp", "id=9"))
