@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         return 2
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     from collectors.config import check_kafka_transport, effective_kafka, load_agent_config
     from collectors.health import quiet_kafka_client
     from collectors.identity import load_identity
@@ -88,7 +88,7 @@ def _run(args) -> int:
     return 0
 
 
-def _enroll(args) -> int:
+def _enroll(args: argparse.Namespace) -> int:
     from collectors.enrol import enroll
     from collectors.identity import EnrolmentError
 
@@ -121,7 +121,7 @@ def _enroll(args) -> int:
     return 0
 
 
-def _status(args) -> int:
+def _status(args: argparse.Namespace) -> int:
     from collectors.config import effective_kafka, load_agent_config
     from collectors.identity import load_identity
     from collectors.status import EXIT_NOT_RUNNING, STATUS_FILE, assess, render_status
@@ -174,7 +174,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _install_service(args) -> int:
+def _install_service(args: argparse.Namespace) -> int:
     from collectors.service import ServiceError, install, unit_text
 
     unit = unit_text(f"{sys.executable} -m collectors", args.config, args.state_dir, args.user, args.log_group)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("socpipe.agent.health")
@@ -112,7 +113,7 @@ class RateLimitFilter(logging.Filter):
     """Lets one record through per `interval_s`; the next one that passes says how many were held
     back. On the `kafka` logger: an unreachable broker makes kafka-python log several lines a second."""
 
-    def __init__(self, interval_s: float = 60.0, clock=time.monotonic, prefix: str = "kafka"):
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic, prefix: str = "kafka"):
         super().__init__()
         self.prefix = prefix
         self.interval_s = interval_s

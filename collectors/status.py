@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 from collectors.health import KAFKA_CONNECTED, OK
 from collectors.stats import AgentStats
@@ -29,7 +31,7 @@ def status_document(
     spool_bytes: int,
     now: float | None = None,
     running: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     now = time.time() if now is None else now
     h = stats.health
     names = sorted(set(stats.sources) | set(h.inputs))
@@ -83,7 +85,7 @@ def _bytes(n: int) -> str:
     return str(n)
 
 
-def assess(doc: dict | None, now: float, pid_alive) -> tuple[int, str]:
+def assess(doc: dict[str, Any] | None, now: float, pid_alive: Callable[[int], bool]) -> tuple[int, str]:
     """(exit code, one-line verdict) from a status document (None = never written)."""
     if doc is None:
         return EXIT_NOT_RUNNING, "NOT RUNNING: the agent has never written its status (not started yet?)"
@@ -102,7 +104,7 @@ def assess(doc: dict | None, now: float, pid_alive) -> tuple[int, str]:
     return EXIT_OK, "OK: connected, every input ok"
 
 
-def render_status(doc: dict, now: float, verdict: str) -> list[str]:
+def render_status(doc: dict[str, Any], now: float, verdict: str) -> list[str]:
     k = doc.get("kafka", {})
     ack = doc.get("last_ack", {})
     spool = doc.get("spool", {})

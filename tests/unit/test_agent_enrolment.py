@@ -227,3 +227,25 @@ def test_status_when_not_running_says_so_and_where_it_would_connect(tmp_path, ca
 def test_python_m_collectors_is_the_agent_cli():
     res = subprocess.run([sys.executable, "-m", "collectors", "--help"], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 0 and "enroll" in res.stdout and "status" in res.stdout
+
+
+def test_shipped_agent_yaml_names_every_key():
+    """/etc/socpipe/agent.yaml (the .deb's conffile) is config/agent.yaml: every key of every section,
+    list entries included (commented examples), must appear in it."""
+    import dataclasses
+    import re
+    import typing
+
+    text = (REPO / "config" / "agent.yaml").read_text()
+
+    def keys(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            yield prefix + f.name, f.name
+            typ = hints[f.name]
+            inner = typing.get_args(typ)[0] if typing.get_origin(typ) is list else typ
+            if dataclasses.is_dataclass(inner):
+                yield from keys(inner, prefix + f.name + ".")
+
+    missing = [dotted for dotted, name in keys(AgentConfig) if not re.search(rf"^[\s#-]*{name}:", text, re.M)]
+    assert missing == []
