@@ -43,7 +43,7 @@ class StackOptions:
 class Ports:
     """The local stack's address plan, in one place: its servers and socpipe's own services.
 
-    The stack starts the first five; the others are where the demo (and an operator using the local
+    The stack starts the first six (kafka_secure only with --secure); the others are where the demo (and an operator using the local
     stack) runs socpipe's services, and where the local Prometheus scrapes their metrics.
     """
 
