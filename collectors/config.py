@@ -87,7 +87,7 @@ class MetricsConfig:
 @dataclass
 class AgentConfig:
     state_dir: str = "/var/lib/socpipe-agent"  # identity.json, checkpoints, spool
-    identity_file: str = ""  # "" = <state_dir>/identity.json (written by `socpipe agent enroll`)
+    identity_file: str = ""  # "" = <state_dir>/identity.json (written by `socpipe-agent enroll`)
     host: str = ""  # host name reported on every batch; "" = this machine's name
     timezone: str = DEFAULT_TIMEZONE  # of the timestamps inside the logs (they rarely say)
     topic: str = RAW_TOPIC

@@ -67,7 +67,7 @@ def load_identity(path: str | Path) -> Identity:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
-            f"identity_file: {path} does not exist; enrol first: socpipe agent enroll --server URL --token TOKEN"
+            f"identity_file: {path} does not exist; enrol first: socpipe-agent enroll --server URL --token-file FILE"
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"identity_file: cannot read {path}: {exc}") from exc

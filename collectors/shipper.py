@@ -186,4 +186,5 @@ class Shipper:
 
 
 def _describe(exc: object) -> str:
-    return (type(exc).__name__ + ": " + str(exc))[:200]
+    name, text = type(exc).__name__, str(exc)
+    return (text if text.startswith(name) else f"{name}: {text}")[:200]

@@ -188,7 +188,7 @@ def token_create(agency_id: str, uses: int, expires_in: str, config_path: str | 
     expires = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + ttl_s))
     click.echo(
         f"token id: {token_id}\nagency:   {agency_id}\nuses:     {uses}\nexpires:  {expires}Z\ntoken:    {value}\n"
-        f"enrol with: socpipe agent enroll --server https://<soc-host>:{cfg.enrolment.listen_port} --token {value}"
+        f"enrol with: socpipe-agent enroll --server https://<soc-host>:{cfg.enrolment.listen_port} --token {value}"
     )
 
 

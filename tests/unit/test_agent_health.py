@@ -308,3 +308,22 @@ def test_agent_reports_every_failure_in_status_and_logs_little(tmp_path, caplog)
     assert sum("kafka.unreachable" in m for m in msgs) == 1, msgs
     assert sum(m.startswith("kafka.client") for m in msgs) <= 1, msgs
     assert len(msgs) <= 5, msgs
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing ownership needs root")
+def test_install_service_chown_never_follows_a_planted_symlink(tmp_path):
+    from collectors.service import ServiceError, chown_tree
+
+    victim = tmp_path / "shadow"
+    victim.write_text("root only\n")
+    state = tmp_path / "state"
+    (state / "spool").mkdir(parents=True)
+    (state / "spool" / "link").symlink_to(victim)
+    (state / "dirlink").symlink_to(tmp_path)
+    chown_tree(state, "nobody")
+    nobody = 65534
+    assert state.stat().st_uid == nobody and (state / "spool").stat().st_uid == nobody
+    assert os.lstat(state / "spool" / "link").st_uid == nobody  # the link itself
+    assert victim.stat().st_uid == 0 and tmp_path.stat().st_uid == 0  # never its target
+    with pytest.raises(ServiceError, match="is a symlink"):
+        chown_tree(state / "dirlink", "nobody")
