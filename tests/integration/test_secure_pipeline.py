@@ -7,6 +7,10 @@ detector and coverage -> Elasticsearch / coverage state, then revocation.
   auth log and ships it over SASL_SSL as its own principal;
 * a real detector process and the coverage service connect as the SOC's super user over SASL_SSL:
   the brute force in the log becomes an alert of the agent's agency, and the agency is monitored;
+* with its own valid credentials the agent *can* write a record claiming another agency into the
+  shared raw topic (Kafka does not tell consumers who produced a record); the detector quarantines
+  every such record (the batch MAC binds it to the agent, see `pipeline.verify`): no alert, no
+  coverage for the other agency;
 * `socpipe agency revoke-agent` removes the agent's ACLs and credential: the running agent's next
   batch is refused by the broker and nothing more reaches the raw topic.
 """
@@ -22,9 +26,10 @@ import time
 import pytest
 import yaml
 from elasticsearch import Elasticsearch
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from collectors.enrol import enroll
+from collectors.wire import batch_headers
 from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
 from pipeline.enrolment.kafka_access import KafkaAccess
 from pipeline.enrolment.registry import Registry
@@ -33,11 +38,12 @@ from tests.integration.conftest import free_port, wait_for
 from tests.integration.coverage_helpers import agency, write_inventory
 from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
 from tests.integration.test_agent_kafka import start_agent, stop_agent
-from tests.integration.test_detector_e2e import brute_force_alerts, detector_env
+from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env
+from tests.integration.test_trust_detector import metric
 
 pytestmark = pytest.mark.integration
 
-AGENCY = "xa-secure"
+AGENCY, VICTIM = "xa-secure", "xa-victim"
 
 
 def _auth_lines(attacker: str, tries: int, start_s: int = 0) -> bytes:
@@ -57,6 +63,19 @@ def _raw_count(kafka_kwargs: dict, topic: str) -> int:
         c.close()
 
 
+def quarantined_records(secure, topic: str, want: int) -> list:
+    c = KafkaConsumer(topic, group_id=None, auto_offset_reset="earliest", **secure.client())
+    try:
+        got: list = []
+        deadline = time.monotonic() + 30
+        while len(got) < want and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=1000).values():
+                got += records
+        return got
+    finally:
+        c.close()
+
+
 def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noqa: F811
     tmp_path, secure_kafka, es_url, unique, procs
 ):
@@ -65,6 +84,7 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
     registry_path = tmp_path / "registry.db"
     registry = Registry(registry_path)
     _, token = registry.create_token(AGENCY)
+    victim_agent, _ = registry.enroll_direct(VICTIM, "srv-victim")  # enrolled; its agent never speaks
 
     # enrolment: the real server, SASL handout on the secured listener
     handout = KafkaHandout(bootstrap=secure_kafka.bootstrap, security_protocol="SASL_SSL", ca_file=secure_kafka.cafile)
@@ -85,7 +105,10 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
     # coverage and detector: SOC super user over SASL_SSL, verifying against the same registry
     inventory = write_inventory(
         tmp_path / "inventory.yaml",
-        [agency(AGENCY, "commune", [{"name": "auth", "path": "*auth.log", "dataset": "system.auth"}])],
+        [
+            agency(AGENCY, "commune", [{"name": "auth", "path": "*auth.log", "dataset": "system.auth"}]),
+            agency(VICTIM, "commune", [{"name": "auth", "path": "*auth.log", "dataset": "system.auth"}]),
+        ],
     )
     cov_cfg = tmp_path / "coverage.yaml"
     cov_cfg.write_text(
@@ -111,6 +134,8 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
         "SOCPIPE_RAW_TOPIC": raw,
         "SOCPIPE_REGISTRY": str(registry_path),
         "SOCPIPE_REGISTRY_REFRESH_S": "1",
+        "SOCPIPE_QUARANTINE_TOPIC": f"squarantine-{unique}",
+        "SOCPIPE_METRICS_PORT": str(metrics_port := free_port()),
     }
     detector = procs.start("detector", ["detect", "run"], det_env)
 
@@ -156,6 +181,46 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
 
         wait_for(monitored, 60, what=f"{AGENCY} monitored by the coverage service over SASL_SSL")
 
+        # the agent's own principal writes records claiming the other agency: the broker takes them
+        # (same raw topic), the detector quarantines each one
+        def forged(agent_id: str, mac_secret: str | None):
+            b = brute_force_batches(VICTIM, 1, 6, lines_per_batch=6)[0]
+            b.agent_id = agent_id
+            key, value = b.key(), b.to_bytes()
+            ctr = time.time_ns() // 1000
+            headers = batch_headers(mac_secret, key, ctr, len(b.lines), "system.auth", value) if mac_secret else []
+            return key, value, headers
+
+        as_agent = KafkaProducer(
+            **secure_kafka.client(ident.kafka.sasl_username, ident.kafka.sasl_password), acks="all"
+        )
+        for key, value, headers in (
+            forged(ident.agent_id, ident.secret),  # its own id and secret, the other agency's name
+            forged(victim_agent, ident.secret),  # the victim's agent id, a MAC made with its own secret
+            forged(victim_agent, None),  # the victim's agent id, unsigned
+        ):
+            as_agent.send(raw, key=key, value=value, headers=headers).get(timeout=15)
+        as_agent.close()
+        reasons = wait_for(
+            lambda: (lambda m: m if sum(m.values()) >= 3 else None)(
+                metric(metrics_port, "socpipe_detector_quarantined_records_total")
+            ),
+            30,
+            what="3 quarantined records in the detector's metric",
+        )
+        assert {k.split('"')[1]: v for k, v in reasons.items()} == {
+            "agency_mismatch": 1,
+            "bad_mac": 1,
+            "unsigned": 1,
+        }
+        q = quarantined_records(secure_kafka, f"squarantine-{unique}", 3)
+        assert sorted(dict(r.headers)["quarantine_reason"].decode() for r in q) == [
+            "agency_mismatch",
+            "bad_mac",
+            "unsigned",
+        ]
+        assert not [a for a in brute_force_alerts(es, f"t{unique}") if a["organization"]["id"] == VICTIM]
+
         # revocation through the CLI: registry + the broker's ACLs and credential
         before = _raw_count(secure_kafka.client(), raw)
         out = subprocess.run(
@@ -177,6 +242,8 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
         )
         time.sleep(2)
         assert _raw_count(secure_kafka.client(), raw) == before, "a revoked agent's batch reached the raw topic"
+        doc = json.loads((tmp_path / "coverage" / "status.json").read_text())
+        assert {a["id"]: a["state"] for a in doc["agencies"]}[VICTIM] != "monitored"
     finally:
         stop_agent(agent)
         es.close()
