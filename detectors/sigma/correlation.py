@@ -67,6 +67,32 @@ class Group:
         self.times = [e.ts for e in entries]
         self.agg = None
 
+    def drop_prefix(self, n: int) -> None:
+        """Forget the first `n` entries; the running aggregate survives when it does not cover them."""
+        if n <= 0:
+            return
+        del self.entries[:n]
+        del self.times[:n]
+        if self.agg is not None and self.agg_lo >= n:
+            self.agg_lo -= n
+            self.agg_hi -= n
+        else:
+            self.agg = None
+
+    def inserted(self, pos: int, key, value) -> None:
+        """Keep the running aggregate's indices right after an entry was inserted at `pos`."""
+        if self.agg is None:
+            return
+        if pos < self.agg_lo:
+            self.agg_lo += 1
+            self.agg_hi += 1
+        elif pos < self.agg_hi:
+            if key is not None:
+                self.agg[key] = self.agg.get(key, 0) + 1
+            if isinstance(value, (int, float)):
+                self.agg_sum += value
+            self.agg_hi += 1
+
 
 @dataclass
 class Fired:
@@ -175,10 +201,10 @@ class CorrelationState:
         g.entries.insert(pos, entry)
         g.times.insert(pos, ts)
         if pos != len(g.entries) - 1:
-            g.agg = None
+            g.inserted(pos, input_rule if rule.type == "temporal" else value, value)
         if len(g.entries) > MAX_ENTRIES_PER_GROUP:
             drop = MAX_ENTRIES_PER_GROUP // 10  # in chunks: eviction stays O(1) amortised
-            g.keep(g.entries[drop:])
+            g.drop_prefix(drop)
             self.stats["evicted"] += drop
             pos -= drop
             if pos < 0:
@@ -189,32 +215,44 @@ class CorrelationState:
 
     def _fire_containing(self, rule, group, g: Group, ts: float, in_order: bool) -> list:
         times = g.times
-        lo = bisect.bisect_left(times, ts - rule.timespan)
-        # in-order arrival: the earliest anchor's window holds every later anchor's entries, and
-        # the metrics of monotonic conditions only grow with more entries - one check suffices
-        hi = lo + 1 if in_order else bisect.bisect_right(times, ts)
-        if rule.type == "event_count":
-            for i in range(lo, hi):
-                j = bisect.bisect_right(times, times[i] + rule.timespan)
-                if _check(rule, j - i):
-                    return [self._consume(rule, group, g, times[i], g.entries[i:j], {"count": j - i})]
-            return []
-        if in_order and rule.type in _INCREMENTAL:
-            metric = _running(rule, g, lo)
-            return [self._consume(rule, group, g, times[lo], g.entries[lo:], metric)] if metric is not None else []
-        for i in range(lo, hi):
-            anchor = times[i]
-            j = bisect.bisect_right(times, anchor + rule.timespan)
-            window = g.entries[i:j]
-            metric = evaluate(rule, window)
+        span = rule.timespan
+        lo = bisect.bisect_left(times, ts - span)
+        if in_order:
+            # the earliest anchor's window holds every later anchor's entries, and the metrics of
+            # monotonic conditions only grow with more entries - one check suffices
+            if rule.type == "event_count":
+                n = len(times) - lo
+                return (
+                    [self._consume(rule, group, g, times[lo], g.entries[lo:], {"count": n})] if _check(rule, n) else []
+                )
+            if rule.type in _INCREMENTAL:
+                metric = _running(rule, g, lo, len(times))
+                return [self._consume(rule, group, g, times[lo], g.entries[lo:], metric)] if metric is not None else []
+        # Out of order: the windows holding the new entry are anchored in [ts - span, ts]. Only those
+        # reaching further than the one before can newly satisfy a monotonic condition (the others
+        # are nested in it), so the anchors visited jump from one entry after `ts` to the next: a
+        # late entry costs the entries that arrived after it, not the window's square.
+        hi = bisect.bisect_right(times, ts)
+        i = lo
+        while i < hi:
+            j = bisect.bisect_right(times, times[i] + span)
+            if rule.type == "event_count":
+                metric = {"count": j - i} if _check(rule, j - i) else None
+            elif rule.type in _INCREMENTAL:
+                metric = _running(rule, g, i, j)
+            else:
+                metric = evaluate(rule, g.entries[i:j])
             if metric is not None:
-                return [self._consume(rule, group, g, anchor, window, metric)]
+                return [self._consume(rule, group, g, times[i], g.entries[i:j], metric)]
+            if j >= len(times):
+                break
+            i = max(i + 1, bisect.bisect_left(times, times[j] - span))
         return []
 
     def _consume(self, rule, group, g: Group, anchor: float, window: list, metric) -> Fired:
         g.consumed_until = anchor + rule.timespan
         g.episode_last = max(e.ts for e in window)
-        g.keep(g.entries[bisect.bisect_right(g.times, g.consumed_until) :])
+        g.drop_prefix(bisect.bisect_right(g.times, g.consumed_until))
         return Fired(rule, group, anchor, window, metric)
 
     def advance(self, watermark: float) -> list:
@@ -231,7 +269,7 @@ class CorrelationState:
                 del self.groups[key]
                 continue
             if is_monotonic(rule):
-                g.keep(g.entries[bisect.bisect_left(g.times, cutoff - rule.timespan) :])
+                g.drop_prefix(bisect.bisect_left(g.times, cutoff - rule.timespan))
             else:
                 while g.entries and g.times[0] + rule.timespan <= cutoff:
                     anchor = g.times[0]
@@ -285,37 +323,57 @@ class CorrelationState:
 _INCREMENTAL = ("value_count", "value_sum", "temporal")
 
 
-def _running(rule: CorrelationRule, g: Group, lo: int) -> dict | None:
-    """Metric of entries[lo:] kept incrementally: O(1) amortised per in-order entry."""
-    key = (lambda e: e.rule) if rule.type == "temporal" else (lambda e: e.value)
-    if g.agg is None or g.agg_lo > lo:
-        g.agg, g.agg_sum, g.agg_lo, g.agg_hi = {}, 0.0, lo, lo
-    while g.agg_lo < lo:  # entries leaving the window
-        e = g.entries[g.agg_lo]
-        k = key(e)
-        if k is not None:
-            g.agg[k] -= 1
-            if not g.agg[k]:
-                del g.agg[k]
-        if isinstance(e.value, (int, float)):
-            g.agg_sum -= e.value
-        g.agg_lo += 1
-    while g.agg_hi < len(g.entries):  # entries entering it
-        e = g.entries[g.agg_hi]
-        k = key(e)
-        if k is not None:
-            g.agg[k] = g.agg.get(k, 0) + 1
-        if isinstance(e.value, (int, float)):
-            g.agg_sum += e.value
-        g.agg_hi += 1
+def _metric(rule: CorrelationRule, counts: dict, total: float, nonempty: bool) -> dict | None:
+    """value_count / value_sum / temporal metric from a window's running aggregate, if it satisfies."""
     if rule.type == "value_count":
-        n = len(g.agg)
-        return {"value_count": n, "values": sorted(map(str, g.agg))[:50]} if _check(rule, n) else None
+        n = len(counts)
+        return {"value_count": n, "values": sorted(map(str, counts))[:50]} if _check(rule, n) else None
     if rule.type == "value_sum":
-        return {"sum": g.agg_sum} if g.agg_hi > g.agg_lo and _check(rule, g.agg_sum) else None
-    n = sum(1 for r in rule.rules if r in g.agg)
+        return {"sum": total} if nonempty and _check(rule, total) else None
+    n = sum(1 for r in rule.rules if r in counts)
     ok = _check(rule, n) if rule.condition else n == len(rule.rules)
     return {"rules_matched": n} if ok else None
+
+
+def _running(rule: CorrelationRule, g: Group, lo: int, hi: int) -> dict | None:
+    """Metric of entries[lo:hi], from the group's running aggregate moved to that window: each
+    entry entering or leaving costs O(1), so in-order arrivals cost O(1) amortised and a late one
+    the entries between the aggregate's window and its own."""
+    by_rule = rule.type == "temporal"
+    entries = g.entries
+    if g.agg is None or g.agg_hi <= lo or g.agg_lo >= hi:  # nothing to reuse: start empty at lo
+        g.agg, g.agg_sum, g.agg_lo, g.agg_hi = {}, 0.0, lo, lo
+    agg = g.agg
+
+    def enter(e: Entry) -> None:
+        k = e.rule if by_rule else e.value
+        if k is not None:
+            agg[k] = agg.get(k, 0) + 1
+        if isinstance(e.value, (int, float)):
+            g.agg_sum += e.value
+
+    def leave(e: Entry) -> None:
+        k = e.rule if by_rule else e.value
+        if k is not None:
+            agg[k] -= 1
+            if not agg[k]:
+                del agg[k]
+        if isinstance(e.value, (int, float)):
+            g.agg_sum -= e.value
+
+    while g.agg_lo > lo:
+        g.agg_lo -= 1
+        enter(entries[g.agg_lo])
+    while g.agg_lo < lo:
+        leave(entries[g.agg_lo])
+        g.agg_lo += 1
+    while g.agg_hi < hi:
+        enter(entries[g.agg_hi])
+        g.agg_hi += 1
+    while g.agg_hi > hi:
+        g.agg_hi -= 1
+        leave(entries[g.agg_hi])
+    return _metric(rule, agg, g.agg_sum, hi > lo)
 
 
 def _thaw(v):
