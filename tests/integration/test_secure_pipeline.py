@@ -1,8 +1,8 @@
 """The whole path on the secured broker (`stack up --secure`): enrolment -> agent -> Kafka SASL_SSL ->
 detector and coverage -> Elasticsearch / coverage state, then revocation.
 
-* the agent enrols through the real enrolment server, which creates its SCRAM user and write-only
-  ACLs with the SOC's super user and hands out user, password, mechanism and CA;
+* the agent enrols through `socpipe enrol serve` (a real process), which creates its SCRAM user and
+  write-only ACLs with the SOC's super user and hands out user, password, mechanism and CA;
 * the real agent process (`socpipe agent run`, its config naming no Kafka setting at all) tails an
   auth log and ships it over SASL_SSL as its own principal;
 * a real detector process and the coverage service connect as the SOC's super user over SASL_SSL:
@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 import yaml
@@ -30,10 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from collectors.enrol import enroll
 from collectors.wire import batch_headers
-from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
-from pipeline.enrolment.kafka_access import KafkaAccess
 from pipeline.enrolment.registry import Registry
-from pipeline.enrolment.server import serve_in_thread
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.coverage_helpers import agency, write_inventory
 from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
@@ -80,29 +78,10 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
     tmp_path, secure_kafka, es_url, unique, procs
 ):
     raw, hb = f"sraw-{unique}", f"shb-{unique}"
-    soc = secure_kafka.soc_config()
     registry_path = tmp_path / "registry.db"
     registry = Registry(registry_path)
     _, token = registry.create_token(AGENCY)
     victim_agent, _ = registry.enroll_direct(VICTIM, "srv-victim")  # enrolled; its agent never speaks
-
-    # enrolment: the real server, SASL handout on the secured listener
-    handout = KafkaHandout(bootstrap=secure_kafka.bootstrap, security_protocol="SASL_SSL", ca_file=secure_kafka.cafile)
-    server, _ = serve_in_thread(
-        registry,
-        EnrolmentConfig(listen_host="127.0.0.1", listen_port=0, kafka=handout),
-        access=KafkaAccess(soc, [raw, hb]),
-    )
-    try:
-        ident = enroll(f"http://127.0.0.1:{server.server_address[1]}", token, tmp_path / "agent-state", host="web01")
-    finally:
-        server.shutdown()
-    assert ident.kafka.sasl_username == ident.agent_id and ident.kafka.sasl_password
-    assert ident.kafka.security_protocol == "SASL_SSL" and "BEGIN CERTIFICATE" in ident.kafka.ssl_ca_pem
-    stored = json.loads((tmp_path / "agent-state" / "identity.json").read_text())
-    assert stored["kafka"]["sasl_password"] == ident.kafka.sasl_password  # kept 0600 by the agent, not in config
-
-    # coverage and detector: SOC super user over SASL_SSL, verifying against the same registry
     inventory = write_inventory(
         tmp_path / "inventory.yaml",
         [
@@ -110,6 +89,7 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
             agency(VICTIM, "commune", [{"name": "auth", "path": "*auth.log", "dataset": "system.auth"}]),
         ],
     )
+    enrol_port = free_port()
     cov_cfg = tmp_path / "coverage.yaml"
     cov_cfg.write_text(
         yaml.safe_dump(
@@ -122,11 +102,39 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
                 "metrics_host": "127.0.0.1",
                 "metrics_port": free_port(),
                 "heartbeat_interval_s": 1,
-                "enrolment": {"kafka": {"bootstrap": secure_kafka.bootstrap, "security_protocol": "SASL_SSL"}},
+                "enrolment": {
+                    "listen_host": "127.0.0.1",
+                    "listen_port": enrol_port,
+                    "kafka": {
+                        "bootstrap": secure_kafka.bootstrap,
+                        "security_protocol": "SASL_SSL",
+                        "ca_file": secure_kafka.cafile,
+                    },
+                },
             }
         )
     )
-    soc_env = secure_kafka.soc_env()
+    soc_env = secure_kafka.soc_env()  # the SOC services log in as the super user over SASL_SSL
+
+    # enrolment: `socpipe enrol serve` makes the agent's principal with the SOC's credentials
+    enrol = procs.start("enrol", ["enrol", "serve", "--config", str(cov_cfg)], soc_env)
+
+    def enrolment_up():
+        enrol.check_alive()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{enrol_port}/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for(enrolment_up, 30, what="the enrolment server")
+    ident = enroll(f"http://127.0.0.1:{enrol_port}", token, tmp_path / "agent-state", host="web01")
+    enrol.stop()
+    assert ident.kafka.sasl_username == ident.agent_id and ident.kafka.sasl_password
+    assert ident.kafka.security_protocol == "SASL_SSL" and "BEGIN CERTIFICATE" in ident.kafka.ssl_ca_pem
+    stored = json.loads((tmp_path / "agent-state" / "identity.json").read_text())
+    assert stored["kafka"]["sasl_password"] == ident.kafka.sasl_password  # kept 0600 by the agent, not in config
+
     coverage = procs.start("coverage", ["coverage", "run", "--config", str(cov_cfg)], soc_env)
     det_env = {
         **detector_env(secure_kafka.bootstrap, es_url, unique),
