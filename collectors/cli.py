@@ -56,11 +56,18 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     svc.add_argument("--log-group", default="adm", help="group that may read the logs (default adm)")
     svc.add_argument("--dry-run", action="store_true", help="print the unit; change nothing")
 
+    sub.add_parser("example-config", help="print the documented agent.yaml (every key with its default)")
+
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "enroll": _enroll, "status": _status, "install-service": _install_service}[args.command](
-            args
-        )
+        commands = {
+            "run": _run,
+            "enroll": _enroll,
+            "status": _status,
+            "install-service": _install_service,
+            "example-config": _example_config,
+        }
+        return commands[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +167,13 @@ def _status(args: argparse.Namespace) -> int:
             return code
     print("\n".join(render_status(doc, now, verdict) if code != EXIT_NOT_RUNNING else render_status(doc, now, "")[1:]))
     return code
+
+
+def _example_config(args: argparse.Namespace) -> int:
+    from collectors.service import example_config
+
+    sys.stdout.write(example_config())
+    return 0
 
 
 def _pid_alive(pid: int) -> bool:

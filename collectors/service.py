@@ -103,8 +103,13 @@ def install(unit: str, config_path: str, state_dir: str, user: str, log_group: s
         steps.append(f"warning: group {log_group} does not exist; grant {user} read access to the logs yourself")
     chown_tree(Path(state_dir), user)
     steps.append(f"state dir {state_dir} owned by {user}, mode 0700")
-    if not Path(config_path).exists():
-        steps.append(f"warning: {config_path} does not exist yet; copy config/agent.yaml there")
+    cfg = Path(config_path)
+    if not cfg.exists() and not cfg.is_symlink():
+        cfg.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(example_config())
+        steps.append(f"wrote {cfg} (every key with its default): list the logs to ship under files:")
     UNIT_PATH.write_text(unit)
     steps.append(f"wrote {UNIT_PATH}")
     if shutil.which("systemctl"):
@@ -125,3 +130,14 @@ def chown_tree(root: Path, user: str) -> None:
     for top, dirs, files in os.walk(root, followlinks=False):
         for name in dirs + files:
             os.chown(os.path.join(top, name), info.pw_uid, info.pw_gid, follow_symlinks=False)
+
+
+def example_config() -> str:
+    """The documented agent.yaml (every key, its default, commented): shipped in the agent wheel as
+    collectors/agent.example.yaml (release/build.py copies config/agent.yaml), else read from the repo."""
+    from importlib import resources
+
+    packaged = resources.files("collectors").joinpath("agent.example.yaml")
+    if packaged.is_file():
+        return packaged.read_text()
+    return (Path(__file__).resolve().parents[1] / "config" / "agent.yaml").read_text()

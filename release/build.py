@@ -47,6 +47,7 @@ def build_agent_wheel(out: Path, python: str = sys.executable) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(PKG / "agent" / name, stage / name)
     _copy_package(stage / "collectors")
+    shutil.copy(ROOT / "config" / "agent.yaml", stage / "collectors" / "agent.example.yaml")
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(stage)],
@@ -120,6 +121,7 @@ def build_deb(out: Path, python: str = sys.executable) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     lib = root / "usr" / "lib" / "socpipe-agent"
     _copy_package(lib / "collectors", "*.md")
+    shutil.copy(ROOT / "config" / "agent.yaml", lib / "collectors" / "agent.example.yaml")
     kafka_version = _vendor_kafka(lib / "third_party", python)
     _write(root / "usr" / "bin" / "socpipe-agent", LAUNCHER, 0o755)
     unit = unit_text(

@@ -111,6 +111,8 @@ def test_deb_install_enrol_ship_degrade_purge(tmp_path, kafka_bootstrap, unique)
             assert directive in unit
         assert "ExecStart=/usr/bin/socpipe-agent run --config /etc/socpipe/agent.yaml" in unit
         assert load_agent_config(CONF, env={}) == AgentConfig()  # every key, with its default
+        example = subprocess.run(["socpipe-agent", "example-config"], capture_output=True, text=True)
+        assert example.returncode == 0 and example.stdout == CONF.read_text()
         if shutil.which("systemd-analyze"):
             verify = subprocess.run(["systemd-analyze", "verify", str(UNIT)], capture_output=True, text=True)
             assert "socpipe-agent.service:" not in verify.stderr, verify.stderr

@@ -98,3 +98,9 @@ def test_agent_wheel_installs_slim_into_a_fresh_venv(tmp_path):
 
     cli = subprocess.run([str(venv / "bin" / "socpipe-agent"), "--help"], capture_output=True, text=True, env=env)
     assert cli.returncode == 0 and "enroll" in cli.stdout and "status" in cli.stdout
+    # the wheel carries the documented agent.yaml (no repository checkout on an agency server)
+    example = subprocess.run(
+        [str(venv / "bin" / "socpipe-agent"), "example-config"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert example.returncode == 0
+    assert example.stdout == (ROOT / "config" / "agent.yaml").read_text()
