@@ -8,6 +8,7 @@ are enough to pivot.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 FRAMEWORK = "MITRE ATT&CK"
 
@@ -33,7 +34,7 @@ TACTICS: dict[str, tuple[str, str]] = {
 _TECHNIQUE = re.compile(r"^t(\d{4})(?:\.(\d{3}))?$")
 
 
-def threat_from_tags(tags: list[str]) -> dict:
+def threat_from_tags(tags: list[str]) -> dict[str, Any]:
     """Nested ECS `threat` object, or {} when no tag is an ATT&CK tactic or technique."""
     tactic_ids: list[str] = []
     tactic_names: list[str] = []
@@ -62,7 +63,7 @@ def threat_from_tags(tags: list[str]) -> dict:
                 subtechniques.append(sub)
     if not (tactic_ids or techniques):
         return {}
-    threat: dict = {"framework": FRAMEWORK}
+    threat: dict[str, Any] = {"framework": FRAMEWORK}
     if tactic_ids:
         threat["tactic"] = {
             "id": tactic_ids,
@@ -70,7 +71,7 @@ def threat_from_tags(tags: list[str]) -> dict:
             "reference": [f"https://attack.mitre.org/tactics/{t}/" for t in tactic_ids],
         }
     if techniques:
-        technique: dict = {
+        technique: dict[str, Any] = {
             "id": techniques,
             "reference": [f"https://attack.mitre.org/techniques/{t}/" for t in techniques],
         }

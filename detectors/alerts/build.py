@@ -8,6 +8,7 @@ replay lands in the same daily index with the same `_id` and `op_type=create` tu
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,8 +16,11 @@ from typing import Any
 
 from detectors.alerts.attack import threat_from_tags
 from detectors.alerts.nested import to_nested
-from detectors.common.severity import KIBANA_SEVERITY, SEVERITY
-from detectors.common.times import iso_ms, to_datetime
+from detectors.anomaly.finding import AnomalyFinding
+from detectors.common.severity import Severity
+from detectors.common.times import epoch_us, iso_ms, to_datetime, to_epoch
+from detectors.finding import Finding
+from detectors.sigma.detection import Detection
 
 EVIDENCE_MAX_EVENTS = 20
 EVIDENCE_MAX_FIELDS = 128
@@ -76,15 +80,15 @@ def _daily(prefix: str, kind: str, doc_or_time: Any) -> str:
 
 
 def build_alert(
-    item: Any, agency: AgencyInfo | None = None, now: datetime | float | str | None = None
+    item: Finding, agency: AgencyInfo | None = None, now: float | datetime | str | None = None
 ) -> dict[str, Any]:
-    """A nested alert document with `_id`, from a `Detection` or an `AnomalyFinding`."""
-    created = to_datetime(now) if now is not None else datetime.now(UTC)
+    """A nested alert document with `_id`, from a `Detection` or an `AnomalyFinding` (`detectors.finding`)."""
+    created = time.time() if now is None else to_epoch(now)
     if created is None:
         raise ValueError(f"unreadable `now`: {now!r}")
-    if hasattr(item, "detection_id"):
+    if isinstance(item, Detection):
         doc = _from_detection(item)
-    elif hasattr(item, "finding_id"):
+    elif isinstance(item, AnomalyFinding):
         doc = _from_finding(item)
     else:
         raise TypeError(f"cannot build an alert from {type(item).__name__}")
@@ -107,149 +111,116 @@ def new_workflow(at: str) -> dict[str, Any]:
     }
 
 
-def _level(value: Any) -> str:
-    level = str(value or "medium").lower()
-    return level if level in SEVERITY else "medium"
-
-
 def _base(
-    alert_id: str,
-    start: Any,
-    end: Any,
-    level: str,
-    rule: dict,
+    item: Finding,
+    level: Severity,
+    rule: dict[str, Any],
     tags: list[str],
     kind: str,
-    evidence: list[dict],
-    entities: Iterable[Mapping[str, Any]],
+    entities: Mapping[str, Any],
 ) -> dict[str, Any]:
-    start_dt = to_datetime(start)
-    end_dt = to_datetime(end) or start_dt
-    if end_dt is None:
-        raise ValueError(f"alert {alert_id}: no readable start/end time")
-    start_dt = start_dt or end_dt
-    severity = SEVERITY[level]
+    """The parts every alert has, from the fields every finding has."""
+    start_ts, end_ts = item.start_ts, item.end_ts
+    start_s, end_s = iso_ms(start_ts), iso_ms(end_ts)
+    severity = level.score
+    evidence = item.evidence
     event: dict[str, Any] = {
         "kind": "alert",
         "module": "socpipe",
         "dataset": "socpipe.alerts",
-        "id": alert_id,
-        "start": iso_ms(start_dt),
-        "end": iso_ms(end_dt),
+        "id": item.alert_id,
+        "start": start_s,
+        "end": end_s,
         "severity": severity,
         "risk_score": float(severity),
-        "duration": max(0, int((end_dt - start_dt).total_seconds() * 1e9)),
+        "duration": max(0, (epoch_us(end_ts) // 1000 - epoch_us(start_ts) // 1000) * 1_000_000),  # ns, of the ms shown
     }
     kept, fields = bound_evidence(evidence)
-    datasets = sorted(
-        {str(e.get("event.dataset")) for e in evidence if isinstance(e, Mapping) and e.get("event.dataset")}
-    )
+    datasets = sorted({str(e.get("event.dataset")) for e in evidence if e.get("event.dataset")})
     doc: dict[str, Any] = {
-        "_id": alert_id,
-        "@timestamp": iso_ms(end_dt),
+        "_id": item.alert_id,
+        "@timestamp": end_s,
         "event": event,
         "rule": rule,
         "tags": [str(t) for t in tags],
         "kibana": {
             "alert": {
-                "severity": KIBANA_SEVERITY[level],
+                "severity": level.kibana,
                 "risk_score": float(severity),
                 "rule": {"name": rule.get("name", ""), "uuid": rule.get("id", "")},
             }
         },
         "socpipe": {
             "kind": kind,
-            "level": level,
+            "level": str(level),
             "evidence": kept,
             "evidence_count": len(evidence),
             "evidence_fields": fields,
             "datasets": datasets,
-            "suppression": {"count": 0, "first_seen": iso_ms(start_dt), "last_seen": iso_ms(end_dt)},
+            "suppression": {"count": 0, "first_seen": start_s, "last_seen": end_s},
         },
     }
     threat = threat_from_tags(tags)
     if threat:
         doc["threat"] = threat
-    doc.update(to_nested(entity_fields([*entities, *[e for e in evidence if isinstance(e, Mapping)]])))
+    doc.update(to_nested(entity_fields([entities, *evidence])))
     return doc
 
 
-def _from_detection(det: Any) -> dict[str, Any]:
-    level = _level(getattr(det, "level", "medium"))
-    references = [str(r) for r in (getattr(det, "references", None) or [])]
+def _from_detection(det: Detection) -> dict[str, Any]:
+    level = det.severity
     rule = {
-        "id": str(det.rule_id),
-        "uuid": str(det.rule_id),
-        "name": str(det.rule_title or det.rule_id),
-        "description": str(getattr(det, "description", "") or ""),
-        "reference": references,
-        "author": str(getattr(det, "author", "") or ""),
+        "id": det.rule_id,
+        "uuid": det.rule_id,
+        "name": det.rule_title or det.rule_id,
+        "description": det.description,
+        "reference": [str(r) for r in det.references],
+        "author": det.author,
         "ruleset": "sigma",
-        "category": str(det.kind),
+        "category": det.kind,
     }
-    evidence = list(getattr(det, "evidence", None) or [])
-    group = {str(k): v for k, v in (getattr(det, "group", None) or {}).items()}
-    doc = _base(
-        str(det.detection_id),
-        getattr(det, "start", None),
-        getattr(det, "end", None),
-        level,
-        rule,
-        list(getattr(det, "tags", None) or []),
-        "sigma",
-        evidence,
-        [group],
-    )
+    doc = _base(det, level, rule, det.tags, "sigma", det.group)
     doc["socpipe"]["detection"] = {
-        "kind": str(det.kind),
-        "count": int(getattr(det, "count", len(evidence)) or 0),
-        "dedup_key": str(det.dedup_key),
-        "id": str(det.detection_id),
-        "group": _strings(group),
-        "metric": _strings(getattr(det, "metric", None) or {}),
-        "falsepositives": [str(f) for f in (getattr(det, "falsepositives", None) or [])],
+        "kind": det.kind,
+        "count": det.count,
+        "dedup_key": det.dedup_key,
+        "id": det.detection_id,
+        "group": _strings(det.group),
+        "metric": _strings(det.metric),
+        "falsepositives": [str(f) for f in det.falsepositives],
     }
-    doc["socpipe"]["rule"] = {
-        "level": level,
-        "status": str(getattr(det, "status", "") or ""),
-        "path": str(getattr(det, "rule_path", "") or ""),
-    }
-    doc["socpipe"]["agencies"] = [str(a) for a in (getattr(det, "agencies", None) or [])]
+    doc["socpipe"]["rule"] = {"level": str(level), "status": det.status, "path": det.rule_path}
+    doc["socpipe"]["agencies"] = [str(a) for a in det.agencies]
     return doc
 
 
-def _from_finding(f: Any) -> dict[str, Any]:
-    level = _level(getattr(f, "severity", "medium"))
+def _from_finding(f: AnomalyFinding) -> dict[str, Any]:
+    level = f.severity
     rule = {
         "id": f"anomaly:{f.model}",
         "uuid": f"anomaly:{f.model}",
         "name": f"Anomaly: {f.model}",
-        "description": f"Anomaly model {f.model} v{f.model_version} ({getattr(f, 'profile', '')}): score "
-        f"{float(f.score):.3f} >= threshold {float(f.threshold):.3f}",
+        "description": f"Anomaly model {f.model} v{f.model_version} ({f.profile}): score "
+        f"{f.score:.3f} >= threshold {f.threshold:.3f}",
         "reference": [],
         "author": "socpipe",
         "ruleset": "anomaly",
-        "category": str(getattr(f, "profile", "")),
-        "version": str(f.model_version),
+        "category": f.profile,
+        "version": f.model_version,
     }
-    evidence = list(getattr(f, "evidence", None) or [])
-    entity = {str(k): v for k, v in (getattr(f, "entity", None) or {}).items()}
-    doc = _base(str(f.finding_id), f.window_start, f.window_end, level, rule, [], "anomaly", evidence, [entity])
-    features = []
-    for feat in getattr(f, "top_features", None) or []:
-        name, value, baseline, deviation = feat
-        features.append(
-            {"name": str(name), "value": float(value), "baseline": float(baseline), "deviation": float(deviation)}
-        )
-    doc["socpipe"]["anomaly"] = {
-        "model": str(f.model),
-        "model_version": str(f.model_version),
-        "profile": str(getattr(f, "profile", "")),
+    doc = _base(f, level, rule, [], "anomaly", f.entity)
+    anomaly: dict[str, Any] = {
+        "model": f.model,
+        "model_version": f.model_version,
+        "profile": f.profile,
         "score": float(f.score),
         "threshold": float(f.threshold),
-        "entity": _strings(entity),
-        "top_features": features,
-        "event_count": int(getattr(f, "event_count", 0) or 0),
+        "entity": _strings(f.entity),
+        "top_features": [
+            {"name": str(n), "value": float(v), "baseline": float(b), "deviation": float(z)}
+            for n, v, b, z in f.top_features
+        ],
+        "event_count": f.event_count,
     }
     reasons = [  # per-request models: which parameter, which property, seen vs expected
         {
@@ -259,31 +230,23 @@ def _from_finding(f: Any) -> dict[str, Any]:
             "observed": str(r.get("observed", ""))[:256],
             "expected": str(r.get("expected", ""))[:256],
         }
-        for r in getattr(f, "reasons", None) or []
-        if isinstance(r, Mapping)
+        for r in f.reasons
     ]
     if reasons:
-        doc["socpipe"]["anomaly"]["reasons"] = reasons
+        anomaly["reasons"] = reasons
         top = reasons[0]
         doc["rule"]["description"] += f"; top reason: {top['property']} of parameter {top['parameter']}"
-    dedup = "|".join(["anomaly", str(f.model), *[f"{k}={v}" for k, v in sorted(entity.items())]])
+    doc["socpipe"]["anomaly"] = anomaly
     doc["socpipe"]["detection"] = {
         "kind": "anomaly",
-        "count": int(getattr(f, "event_count", 0) or 0),
-        "dedup_key": dedup,
-        "id": str(f.finding_id),
-        "group": _strings(entity),
+        "count": f.event_count,
+        "dedup_key": f.dedup_key,
+        "id": f.finding_id,
+        "group": _strings(f.entity),
         "metric": {},
         "falsepositives": [],
     }
-    org = entity.get("organization.id")
-    doc["socpipe"]["agencies"] = (
-        [str(org)]
-        if org
-        else sorted(
-            {str(e["organization.id"]) for e in evidence if isinstance(e, Mapping) and e.get("organization.id")}
-        )
-    )
+    doc["socpipe"]["agencies"] = f.agencies
     return doc
 
 

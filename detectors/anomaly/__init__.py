@@ -6,10 +6,33 @@ The detector worker uses:
     findings += scorer.advance(watermark_epoch_seconds)    # windows closed by event time
 """
 
-from detectors.anomaly.features import PROFILES, Profile, event_epoch
-from detectors.anomaly.model import AnomalyModel, train
-from detectors.anomaly.scorer import AnomalyFinding, AnomalyScorer
-from detectors.anomaly.store import ModelLoadError, load_model_dir, save_model_dir, set_stage
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detectors.anomaly.features import PROFILES, Profile, event_epoch
+    from detectors.anomaly.finding import AnomalyFinding
+    from detectors.anomaly.model import AnomalyModel, train
+    from detectors.anomaly.scorer import AnomalyScorer
+    from detectors.anomaly.store import ModelLoadError, load_model_dir, save_model_dir, set_stage
+
+# Names resolve on first use (PEP 562): importing one module of the package
+# (e.g. `detectors.anomaly.finding` for the alert builder) must not load numpy and the models.
+_EXPORTS = {
+    "PROFILES": "detectors.anomaly.features",
+    "Profile": "detectors.anomaly.features",
+    "event_epoch": "detectors.anomaly.features",
+    "AnomalyModel": "detectors.anomaly.model",
+    "train": "detectors.anomaly.model",
+    "AnomalyFinding": "detectors.anomaly.finding",
+    "AnomalyScorer": "detectors.anomaly.scorer",
+    "ModelLoadError": "detectors.anomaly.store",
+    "load_model_dir": "detectors.anomaly.store",
+    "save_model_dir": "detectors.anomaly.store",
+    "set_stage": "detectors.anomaly.store",
+}
 
 __all__ = [
     "PROFILES",
@@ -24,3 +47,12 @@ __all__ = [
     "save_model_dir",
     "set_stage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detectors.anomaly' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -13,45 +13,23 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detectors.anomaly.features import event_epoch
+from detectors.anomaly.finding import AnomalyFinding
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.store import ModelLoadError, load_model_dir, model_digest, read_stage
 from detectors.anomaly.windows import ClosedWindow, Windower, evidence_of
+from detectors.common.severity import Severity
 from detectors.common.times import iso_ms
 
 log = logging.getLogger("socpipe.anomaly")
 
-
-@dataclass(slots=True)
-class AnomalyFinding:
-    finding_id: str  # deterministic: replays produce the same id (idempotent alert writes)
-    model: str
-    model_version: str
-    profile: str
-    entity: dict[str, str]
-    window_start: str
-    window_end: str
-    score: float
-    threshold: float
-    anomalous: bool  # score >= threshold
-    shadow: bool  # shadow models report, they never alert
-    severity: str  # "medium" | "high" (above every score seen in training)
-    top_features: list[tuple[str, float, float, float]]  # (name, value, baseline, deviation in robust z)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    event_count: int = 0
-    # request_profile models: why, per parameter and property (parameter, property, points, observed, expected)
-    reasons: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["top_features"] = [{"name": n, "value": v, "baseline": b, "deviation": z} for n, v, b, z in self.top_features]
-        return d
+__all__ = ["AnomalyFinding", "AnomalyScorer", "finding_id"]
 
 
 def finding_id(model: AnomalyModel, entity: dict[str, str], start: str, extra: str = "") -> str:
@@ -203,7 +181,7 @@ class AnomalyScorer:
         reasons: list[dict[str, Any]] | None = None,
     ) -> AnomalyFinding:
         entity = dict(zip(m.profile.entity_fields, w.entity))
-        start, end = iso_ms(w.start), iso_ms(w.end)
+        start = iso_ms(w.start)
         extra = ""
         evidence = list(w.evidence)
         if m.profile.per_request:  # many requests can share an address and a millisecond
@@ -215,13 +193,13 @@ class AnomalyScorer:
             model_version=m.version,
             profile=m.profile.name,
             entity=entity,
-            window_start=start,
-            window_end=end,
+            start_ts=w.start,
+            end_ts=w.end,
             score=round(score, 6),
             threshold=round(m.threshold, 6),
             anomalous=score >= m.threshold,
             shadow=m.shadow,
-            severity="high" if score > m.high_threshold else "medium",
+            severity=Severity.HIGH if score > m.high_threshold else Severity.MEDIUM,
             top_features=top_features,
             evidence=evidence,
             event_count=w.events,

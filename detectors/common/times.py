@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from collectors.wire import DEFAULT_TIMEZONE
 
-__all__ = ["DEFAULT_TIMEZONE", "MAX_EPOCH", "iso_ms", "iso_s", "to_datetime", "to_epoch"]
+__all__ = ["DEFAULT_TIMEZONE", "MAX_EPOCH", "epoch_us", "iso_ms", "iso_s", "to_datetime", "to_epoch"]
 
 MAX_EPOCH = 7258118400.0  # 2200-01-01: later times are absurd in a log
 
@@ -32,6 +32,12 @@ def _split(ts: float) -> tuple[int, int]:
     if us >= 1_000_000:
         whole, us = whole + 1, us - 1_000_000
     return whole, us
+
+
+def epoch_us(ts: float) -> int:
+    """Epoch seconds -> whole microseconds, rounded like `datetime` (differences of two are exact)."""
+    whole, us = _split(ts)
+    return whole * 1_000_000 + us
 
 
 def iso_ms(ts: float | datetime) -> str:

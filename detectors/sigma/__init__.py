@@ -33,12 +33,36 @@ partition). `engine.correlation_keys(event)` gives just the keys. Replaying a pa
 the offset committed with a snapshot reproduces the same detections with the same ids.
 """
 
-from detectors.sigma.detection import Detection
-from detectors.sigma.engine import CorrelationInput, Engine, MatchResult
-from detectors.sigma.loader import load_rules
-from detectors.sigma.mapping import FieldMappings, load_mappings
-from detectors.sigma.model import CorrelationRule, LoadIssue, LoadResult, SigmaRule
-from detectors.sigma.suppress import Suppressed, Suppressor
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detectors.sigma.detection import Detection
+    from detectors.sigma.engine import CorrelationInput, Engine, MatchResult
+    from detectors.sigma.loader import load_rules
+    from detectors.sigma.mapping import FieldMappings, load_mappings
+    from detectors.sigma.model import CorrelationRule, LoadIssue, LoadResult, SigmaRule
+    from detectors.sigma.suppress import Suppressed, Suppressor
+
+# Names resolve on first use (PEP 562): importing one module of the package
+# (e.g. `detectors.sigma.detection` for the alert builder) must not compile the engine and its indexes.
+_EXPORTS = {
+    "CorrelationInput": "detectors.sigma.engine",
+    "CorrelationRule": "detectors.sigma.model",
+    "Detection": "detectors.sigma.detection",
+    "Engine": "detectors.sigma.engine",
+    "FieldMappings": "detectors.sigma.mapping",
+    "LoadIssue": "detectors.sigma.model",
+    "LoadResult": "detectors.sigma.model",
+    "MatchResult": "detectors.sigma.engine",
+    "SigmaRule": "detectors.sigma.model",
+    "Suppressed": "detectors.sigma.suppress",
+    "Suppressor": "detectors.sigma.suppress",
+    "load_mappings": "detectors.sigma.mapping",
+    "load_rules": "detectors.sigma.loader",
+}
 
 __all__ = [
     "CorrelationInput",
@@ -55,3 +79,12 @@ __all__ = [
     "load_mappings",
     "load_rules",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detectors.sigma' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

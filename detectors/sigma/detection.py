@@ -1,49 +1,57 @@
-"""The Detection record (everything needed to build an alert) and its alert-document form."""
+"""The Detection record: a Sigma rule (or correlation) fired; everything `detectors.alerts` needs for an alert.
+
+Times are epoch seconds (`start_ts`, `end_ts`); `start`/`end` render them for people and tests.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from detectors.common.severity import SEVERITY
+from detectors.common.severity import Severity
 from detectors.common.times import iso_ms
 from detectors.sigma.model import RuleMeta
 
 EVIDENCE_CAP = 20
 
 
-def stable_hash(*parts) -> str:
+def stable_hash(*parts: object) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-@dataclass
+@dataclass(slots=True)
 class Detection:
     rule_id: str
     rule_title: str
     rule_name: str | None
     description: str
-    level: str
+    level: str  # the rule's Sigma level as written; `severity` is its typed form
     status: str
     author: str
-    tags: list
-    references: list
-    falsepositives: list
-    fields: list
+    tags: list[str]
+    references: list[str]
+    falsepositives: list[str]
+    fields: list[str]
     rule_path: str
     kind: str  # "single" or the correlation type
-    group: dict  # group-by field -> value
+    group: dict[str, Any]  # group-by field -> value
     start_ts: float  # first triggering event time (epoch seconds)
     end_ts: float  # last triggering event time
     count: int  # triggering events
-    evidence: list  # up to EVIDENCE_CAP triggering events
+    evidence: list[dict[str, Any]]  # up to EVIDENCE_CAP triggering events (flat ECS)
     dedup_key: str
     detection_id: str
-    agencies: list = field(default_factory=list)
-    hosts: list = field(default_factory=list)
-    metric: dict = field(default_factory=dict)
+    agencies: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    metric: dict[str, Any] = field(default_factory=dict)
     continuation: bool = False  # one more event of a correlation episode that already fired
+
+    @property
+    def alert_id(self) -> str:
+        return self.detection_id
 
     @property
     def start(self) -> str:
@@ -54,24 +62,24 @@ class Detection:
         return iso_ms(self.end_ts)
 
     @property
-    def severity(self) -> int:
-        return SEVERITY.get(self.level, 47)
+    def severity(self) -> Severity:
+        return Severity.parse(self.level)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def make_detection(
     meta: RuleMeta,
     kind: str,
-    group: dict,
-    times: list,
-    evidence: list,
+    group: dict[str, Any],
+    times: list[float],
+    evidence: list[dict[str, Any]],
     count: int,
     window_start: float,
-    metric: dict | None = None,
-    identity=None,
-    agencies: list | None = None,
+    metric: dict[str, Any] | None = None,
+    identity: object = None,
+    agencies: list[Any] | None = None,
     continuation: bool = False,
 ) -> Detection:
     """Build a Detection with deterministic ids (replay of the same events -> same ids)."""
@@ -110,5 +118,5 @@ def make_detection(
     )
 
 
-def _plain(v):
+def _plain(v: object) -> object:
     return list(v) if isinstance(v, tuple) else v

@@ -9,16 +9,16 @@ the new document before it is written, so most repeats cost no Elasticsearch upd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from detectors.sigma import Suppressor
+from detectors.finding import Finding
+from detectors.sigma.suppress import Suppressor
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
-    """A detection or finding in the shape `Suppressor.offer` reads (duck-typed like `Detection`)."""
+    """A finding in the shape `Suppressor.offer` reads: its suppression key, alert id and times."""
 
-    item: Any  # Detection or AnomalyFinding: what build_alert turns into a document
+    item: Finding  # what build_alert turns into a document
     dedup_key: str
     detection_id: str  # the alert `_id` it would get
     start_ts: float
@@ -26,23 +26,18 @@ class Candidate:
     count: int = 1
 
     @classmethod
-    def of_detection(cls, det: Any) -> Candidate:
-        return cls(det, det.dedup_key, det.detection_id, det.start_ts, det.end_ts, 1)
-
-    @classmethod
-    def of_finding(cls, finding: Any, start_ts: float, end_ts: float) -> Candidate:
-        entity = "|".join(f"{k}={v}" for k, v in sorted(finding.entity.items()))
-        return cls(finding, f"anomaly|{finding.model}|{entity}", finding.finding_id, start_ts, end_ts, 1)
+    def of(cls, finding: Finding) -> Candidate:
+        return cls(finding, finding.dedup_key, finding.alert_id, finding.start_ts, finding.end_ts, 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class NewAlert:
     candidate: Candidate
     repeats: int = 0  # repeats folded in before the document was written
     last_ts: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class CountUpdate:
     """Repeats of an alert written by an earlier batch: `AlertIndexer.update_suppressed` adds them."""
 
@@ -53,7 +48,7 @@ class CountUpdate:
     suppressor: Suppressor | None = None  # whose decision this was (reopen tells it)
 
 
-@dataclass
+@dataclass(slots=True)
 class AlertPlan:
     new: list[NewAlert] = field(default_factory=list)
     updates: list[CountUpdate] = field(default_factory=list)

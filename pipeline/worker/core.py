@@ -32,8 +32,9 @@ from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
 from collectors import wire
-from detectors.alerts import build_alert
+from detectors.alerts import AgencyInfo, build_alert
 from detectors.common.times import iso_ms, to_epoch
+from detectors.finding import Finding
 from detectors.normalise import Normaliser
 from detectors.notify import Notifier
 from detectors.sigma import CorrelationInput, Engine, Suppressor, load_rules
@@ -322,7 +323,7 @@ class DetectorWorker:
     def _detected(self, det) -> Candidate:
         self.metrics.detection(det.rule_id, det.kind).inc()
         self.progress["detections"] += 1
-        return Candidate.of_detection(det)
+        return Candidate.of(det)
 
     def _advance_models(self, watermark: float) -> list[Candidate]:
         if not self.models or watermark <= 0:
@@ -336,7 +337,7 @@ class DetectorWorker:
             if f.shadow:  # shadow models report; they never alert
                 log.info("anomaly.shadow_finding model=%s entity=%s score=%.3f", f.model, f.entity, f.score)
                 continue
-            out.append(Candidate.of_finding(f, to_epoch(f.window_start) or 0.0, to_epoch(f.window_end) or 0.0))
+            out.append(Candidate.of(f))
         return out
 
     # --- stage 2 -----------------------------------------------------------------------------
@@ -445,18 +446,15 @@ class DetectorWorker:
             try:
                 doc = build_alert(item, agency=self._agency(item))
             except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
-                self._dead_letter(wire.encode(getattr(item, "__dict__", str(item))), f"cannot build alert: {exc}")
+                self._dead_letter(wire.encode(item.to_dict()), f"cannot build alert: {exc}")
                 continue
             docs.append(with_repeats(doc, n.repeats, iso_ms(n.last_ts) if n.repeats else None))
             if n.repeats:
                 self.metrics.suppressed.inc(n.repeats)
         return docs
 
-    def _agency(self, item):
-        agencies = getattr(item, "agencies", None)
-        if agencies is None:  # an anomaly finding: the entity may name the agency
-            org = (getattr(item, "entity", None) or {}).get("organization.id")
-            agencies = [org] if org else []
+    def _agency(self, item: Finding) -> AgencyInfo | None:
+        agencies = item.agencies
         return self.agency_lookup(agencies[0]) if len(agencies) == 1 else None
 
     def _write(self, docs: list[dict]) -> list[dict]:

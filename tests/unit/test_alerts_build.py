@@ -17,7 +17,8 @@ from detectors.alerts import (
     to_flat,
     to_nested,
 )
-from detectors.anomaly.scorer import AnomalyFinding
+from detectors.anomaly.finding import AnomalyFinding
+from detectors.common.times import to_epoch
 from detectors.sigma.detection import make_detection
 from detectors.sigma.model import RuleMeta
 from pipeline.elastic.indexer import error_reason, item_outcome
@@ -152,8 +153,8 @@ def _finding(**kw):
         model_version="3",
         profile="auth",
         entity={"source.ip": "198.51.100.4", "organization.id": "so-gd"},
-        window_start="2026-11-28T01:00:00.000Z",
-        window_end="2026-11-28T01:01:00.000Z",
+        start_ts=to_epoch("2026-11-28T01:00:00.000Z"),
+        end_ts=to_epoch("2026-11-28T01:01:00.000Z"),
         score=0.91,
         threshold=0.7,
         anomalous=True,
