@@ -20,20 +20,22 @@ from detectors.alerts.episodes import (
     OpenEpisode,
     episode_document,
 )
-from detectors.common.times import to_epoch
+from detectors.anomaly.finding import AnomalyFinding
+from detectors.finding import Finding
+from detectors.sigma.detection import Detection
 
 
 @dataclass(frozen=True)
 class Offer:
     """A detection or finding, in the shape the planner reads."""
 
-    item: Any  # Detection or AnomalyFinding (what build_alert reads)
+    item: Finding  # what build_alert reads
     dedup_key: str
     alert_id: str  # the `_id` it gets if it opens an alert
     summary: EpisodeSummary
 
     @classmethod
-    def of_detection(cls, det: Any) -> Offer:
+    def of_detection(cls, det: Detection) -> Offer:
         return cls(
             det,
             det.dedup_key,
@@ -42,15 +44,14 @@ class Offer:
         )
 
     @classmethod
-    def of_finding(cls, finding: Any) -> Offer:
-        s = to_epoch(finding.window_start) or 0.0
-        e = to_epoch(finding.window_end) or s
-        entity = "|".join(f"{k}={v}" for k, v in sorted(finding.entity.items()))
+    def of_finding(cls, finding: AnomalyFinding) -> Offer:
         return cls(
             finding,
-            f"anomaly|{finding.model}|{entity}",
-            finding.finding_id,
-            EpisodeSummary.of(s, e, finding.event_count or len(finding.evidence), finding.evidence),
+            finding.dedup_key,
+            finding.alert_id,
+            EpisodeSummary.of(
+                finding.start_ts, finding.end_ts, finding.event_count or len(finding.evidence), finding.evidence
+            ),
         )
 
 
