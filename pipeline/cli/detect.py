@@ -74,4 +74,73 @@ def _agency_lookup(inventory_path: str):
     return lookup
 
 
+@detect.command("quarantine")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="detector.yaml (the quarantine topic and Kafka settings; SOCPIPE_* variables override).",
+)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="The latest N records.")
+@click.option("--reason", default=None, help="Only this reason (bad_mac, agency_mismatch, unknown_agent ...).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def quarantine(config_path: str | None, limit: int, reason: str | None, as_json: bool) -> None:
+    """Raw records the detector refused to trust, latest last: when, why, from which offset, and the
+    agency and agent they claimed (as claimed: never trusted)."""
+    import json
+
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    from pipeline import kafka_io
+    from pipeline.cli.output import clean, clean_json
+    from pipeline.worker.intake import quarantine_row
+
+    try:
+        cfg = load_config(DetectorConfig, config_path).validate()
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+    try:
+        reader = kafka_io.consumer(cfg.kafka, group_id=None, enable_auto_commit=False)
+        parts = reader.partitions_for_topic(cfg.quarantine_topic) or set()
+        tps = [TopicPartition(cfg.quarantine_topic, p) for p in sorted(parts)]
+        rows = []
+        if tps:
+            reader.assign(tps)
+            ends = reader.end_offsets(tps)
+            starts = reader.beginning_offsets(tps)
+            for tp in tps:  # without --reason, read only the last `limit` of each partition
+                reader.seek(tp, starts[tp] if reason else max(starts[tp], ends[tp] - limit))
+            while any(reader.position(tp) < ends[tp] for tp in tps):
+                polled = reader.poll(timeout_ms=2000)
+                if not polled:
+                    break
+                for records in polled.values():
+                    rows += [quarantine_row(r.timestamp, r.key, r.headers, r.value) for r in records]
+        reader.close()
+    except KafkaError as exc:
+        click.echo(
+            f"cannot read {cfg.quarantine_topic}: Kafka at {cfg.kafka.bootstrap} did not answer ({exc})", err=True
+        )
+        sys.exit(1)
+    rows = sorted((r for r in rows if reason is None or r["reason"] == reason), key=lambda r: r["time"])[-limit:]
+    if as_json:
+        for r in rows:
+            click.echo(clean_json(json.dumps(r, ensure_ascii=False)))
+        return
+    if not rows:
+        click.echo(f"no quarantined records in {cfg.quarantine_topic}" + (f" with reason {reason}" if reason else ""))
+        return
+    click.echo(
+        f"{'TIME':<24}  {'REASON':<18}  {'CLAIMED AGENCY':<24}  {'CLAIMED AGENT':<20}  {'LINES':>5}  FROM / SOURCE"
+    )
+    for r in rows:
+        click.echo(
+            f"{r['time']:<24}  {clean(r['reason']):<18}  {clean(r['claimed_agency'])[:24]:<24}  "
+            f"{clean(r['claimed_agent'])[:20]:<20}  {clean(r['lines']):>5}  {clean(r['from'])}  {clean(r['source'])[:80]}"
+        )
+
+
 COMMANDS: list[click.Command] = [detect]

@@ -97,3 +97,21 @@ def sequence_anomaly_event(got: Accepted, now: float) -> dict:
         "socpipe.sequence.stream_high": got.stream_high,
         "socpipe.sequence.far_ahead": got.far_ahead,
     }
+
+
+def quarantine_row(timestamp_ms: int, key: bytes | None, headers, value: bytes | None) -> dict:
+    """One quarantined record as the SOC reads it back (`socpipe detect quarantine`): when, why, from
+    where, and what it claimed (the key's agency and agent, never trusted, shown as they came)."""
+    hdr = {k: v for k, v in headers or () if isinstance(k, str) and isinstance(v, bytes)}
+    claimed = (key or b"").decode("utf-8", "replace").split("|", 2)
+    return {
+        "time": iso_ms(timestamp_ms / 1000.0),
+        "reason": hdr.get("quarantine_reason", b"").decode("utf-8", "replace"),
+        "from": hdr.get("quarantine_from", b"").decode("utf-8", "replace"),
+        "claimed_agency": claimed[0] if len(claimed) == 3 else "",
+        "claimed_agent": claimed[1] if len(claimed) == 3 else "",
+        "source": claimed[2] if len(claimed) == 3 else "",
+        "key": (key or b"").decode("utf-8", "replace")[:300],
+        "lines": hdr.get("lines", b"").decode("ascii", "replace"),
+        "bytes": len(value or b""),
+    }

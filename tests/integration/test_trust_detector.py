@@ -8,6 +8,10 @@ worker's /metrics endpoint are read back over real sockets.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -140,6 +144,30 @@ def test_forged_batches_claiming_another_agency_are_quarantined_never_alerted(ka
         ["agency_mismatch", "unknown_agent", "revoked_agent", "key_value_mismatch", "unsigned"]
     )
     assert {r.value for r in records} == {v for _k, _h, v in forged}  # kept as they came, for investigation
+    # the operator reads them back with the CLI (a real process, real Kafka)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "detect", "quarantine", "--config", "config/detector.yaml", "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert sorted(r["reason"] for r in rows) == sorted(dict(r.headers)["quarantine_reason"].decode() for r in records)
+    assert {r["claimed_agency"] for r in rows} == {victim, real}
+    assert all(r["from"].startswith(env["SOCPIPE_RAW_TOPIC"] + "/") for r in rows)
+    table = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "detect", "quarantine", "--config", "config/detector.yaml"]
+        + ["--reason", "agency_mismatch"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    print(table.stdout)
+    assert table.returncode == 0 and table.stdout.splitlines()[0].startswith("TIME")
+    assert len(table.stdout.splitlines()) == 2 and victim in table.stdout
     time.sleep(2)
     assert alerts_of(es, prefix, victim) == [], "a forged batch raised an alert for the claimed agency"
     assert det.alive(), det.log_tail()

@@ -199,3 +199,19 @@ def test_the_province_rule_turns_a_sequence_anomaly_into_an_alert():
     assert not isinstance(got, str)
     [det] = Engine(rules).process(sequence_anomaly_event(got, 1.7e9))
     assert det.rule_id == "5f78ce0e-39be-47d7-bbe8-0cc429188870"
+
+
+def test_quarantine_rows_show_what_was_claimed_and_why():
+    from pipeline.worker.intake import quarantine_row
+
+    key, headers, value = record(batch(agency="xa-b"), secret="guess")
+    row = quarantine_row(
+        1_700_000_000_000,
+        key,
+        headers + [("quarantine_reason", b"bad_mac"), ("quarantine_from", b"socpipe.raw/2@17")],
+        value,
+    )
+    assert row["reason"] == "bad_mac" and row["from"] == "socpipe.raw/2@17"
+    assert (row["claimed_agency"], row["claimed_agent"], row["source"]) == ("xa-b", "agt-a", AUTH)
+    assert row["lines"] == "3" and row["bytes"] == len(value) and row["time"].startswith("2023-11-14T22:13:20")
+    assert quarantine_row(0, b"\xff garbage", None, None)["claimed_agency"] == ""
