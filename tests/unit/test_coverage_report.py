@@ -122,12 +122,16 @@ def test_cli_status_and_report_read_the_service_files(tmp_path):
     tr = CoverageTracker()
     (state / "status.json").write_text(json.dumps(snapshot_to_dict(tr.evaluate(INV, T0))))
     cfg = tmp_path / "coverage.yaml"
-    cfg.write_text(f"state_dir: {state}\nregistry: {tmp_path / 'reg.db'}\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("agencies:\n" + "".join(f"  - {{id: xa-{c}, name: x, tier: commune}}\n" for c in "abcd"))
+    cfg.write_text(f"state_dir: {state}\nregistry: {tmp_path / 'reg.db'}\ninventory: {inventory}\n")
     r = CliRunner().invoke(main, ["coverage", "status", "--config", str(cfg)])
     assert r.exit_code == 0 and "never_seen" in r.output
     r = CliRunner().invoke(main, ["coverage", "report", "--config", str(cfg), "--since", "7d", "--format", "csv"])
     assert r.exit_code == 0 and r.output.startswith("period,samples") and "xa-b(agent_down)" in r.output
     r = CliRunner().invoke(main, ["agency", "token", "create", "xa-a", "--config", str(cfg)])
     assert r.exit_code == 0 and "spt_" in r.output
+    r = CliRunner().invoke(main, ["agency", "token", "create", "xa-z", "--config", str(cfg)])
+    assert r.exit_code != 0 and "not in the inventory" in r.output and "spt_" not in r.output
     r = CliRunner().invoke(main, ["agency", "token", "revoke", "xa-a", "--config", str(cfg)])
     assert r.exit_code == 0 and "revoked 1" in r.output
