@@ -30,6 +30,22 @@ from collectors.version import __version__  # noqa: E402
 DEB_REVISION = "1"
 
 
+def _source_date_epoch() -> str:
+    """Reproducible builds: every timestamp in the wheels and the .deb is the last commit's time, so
+    anyone rebuilding the same commit gets the same SHA-256 as the SOC's build machine."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return os.environ["SOURCE_DATE_EPOCH"]
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True)
+        return out.stdout.strip() or "1764979200"
+    except OSError:
+        return "1764979200"
+
+
+SOURCE_DATE_EPOCH = _source_date_epoch()
+BUILD_ENV = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+
+
 def _copy_package(dest: Path, *extra_ignore: str) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *extra_ignore)
     shutil.copytree(ROOT / "collectors", dest, ignore=ignore)
@@ -52,7 +68,7 @@ def build_agent_wheel(out: Path, python: str = sys.executable) -> Path:
     subprocess.run(
         [python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(stage)],
         check=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env=BUILD_ENV,
     )
     return out / f"socpipe_agent-{__version__}-py3-none-any.whl"
 
@@ -62,7 +78,7 @@ def build_soc_wheel(out: Path, python: str = sys.executable) -> Path:
     subprocess.run(
         [python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
         check=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env=BUILD_ENV,
     )
     return next(out.glob("socpipe_soc-*.whl"))
 
@@ -88,7 +104,7 @@ def _vendor_kafka(dest: Path, python: str) -> str:
         [python, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--require-hashes"]
         + ["-r", str(PKG / "deb" / "vendor.txt"), "-d", str(dl)],
         check=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env=BUILD_ENV,
     )
     (wheel,) = dl.glob("kafka_python-*.whl")
     version = wheel.name.split("-")[1]
@@ -159,10 +175,16 @@ def build_deb(out: Path, python: str = sys.executable) -> Path:
     )
     _write(debian / "md5sums", sums)
     debian.chmod(0o755)
+    stamp = int(SOURCE_DATE_EPOCH)
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, (stamp, stamp), follow_symlinks=False)
     out.mkdir(parents=True, exist_ok=True)
     deb = out / f"socpipe-agent_{version}_all.deb"
     subprocess.run(
-        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(deb)], check=True, capture_output=True
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+        env=BUILD_ENV,
     )
     return deb
 

@@ -57,7 +57,10 @@ def _release_build():
 
 @pytest.mark.timeout(600)
 def test_agent_wheel_installs_slim_into_a_fresh_venv(tmp_path):
-    wheel = _release_build().build_agent_wheel(tmp_path / "dist")
+    build = _release_build()
+    wheel = build.build_agent_wheel(tmp_path / "dist")
+    again = build.build_agent_wheel(tmp_path / "again")  # reproducible: anyone can check the SOC's SHA-256
+    assert build.sha256(again) == build.sha256(wheel)
     venv = tmp_path / "venv"
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(venv)], check=True)
