@@ -82,6 +82,9 @@ class CoverageConfig:
     metrics_port: int = 9465
     heartbeat_interval_s: float = 15.0
     missed_heartbeats: int = 3
+    # a heartbeat whose sent_at is further than this from now is rejected as stale (a replay, or an agent
+    # clock off: keep agents on NTP); 0 = two intervals, at least 5 s
+    heartbeat_max_age_s: float = 0.0
     source_silent_after_s: float = 900.0
     spooling_after_s: float = 120.0
     tick_s: float = 1.0  # evaluation runs on the wall clock at this period, messages or not
@@ -93,6 +96,9 @@ class CoverageConfig:
         # unless the handout names an agency-facing address.
         if not self.enrolment.kafka.bootstrap:
             self.enrolment.kafka.bootstrap = self.kafka.bootstrap
+
+    def heartbeat_max_age(self) -> float:
+        return self.heartbeat_max_age_s if self.heartbeat_max_age_s > 0 else max(5.0, 2 * self.heartbeat_interval_s)
 
     def thresholds(self) -> Thresholds:
         return Thresholds(

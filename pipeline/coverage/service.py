@@ -55,9 +55,9 @@ class CoverageService:
         self.tracker = CoverageTracker(cfg.thresholds())
         self.history = HistoryStore(self.state_dir / "history.db")
         self.counters = TrafficCounters()
-        # ~2 intervals (5 s at least, for Kafka's own delay): an older heartbeat only proves the agent
-        # was alive back then
-        self.heartbeat_guard = HeartbeatGuard(max_age_s=max(5.0, 2 * cfg.heartbeat_interval_s))
+        # ~2 intervals by default (5 s at least, for Kafka's own delay): an older heartbeat only proves
+        # the agent was alive back then
+        self.heartbeat_guard = HeartbeatGuard(max_age_s=cfg.heartbeat_max_age())
         self.record_counters = StreamCounters()
         self.snapshot: Snapshot | None = None
         self._stop = threading.Event()

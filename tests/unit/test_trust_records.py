@@ -215,3 +215,11 @@ def test_quarantine_rows_show_what_was_claimed_and_why():
     assert (row["claimed_agency"], row["claimed_agent"], row["source"]) == ("xa-b", "agt-a", AUTH)
     assert row["lines"] == "3" and row["bytes"] == len(value) and row["time"].startswith("2023-11-14T22:13:20")
     assert quarantine_row(0, b"\xff garbage", None, None)["claimed_agency"] == ""
+
+
+def test_heartbeat_max_age_defaults_to_two_intervals():
+    from pipeline.coverage.config import CoverageConfig
+
+    assert CoverageConfig().heartbeat_max_age() == 30.0
+    assert CoverageConfig(heartbeat_interval_s=1.0).heartbeat_max_age() == 5.0
+    assert CoverageConfig(heartbeat_max_age_s=120.0).heartbeat_max_age() == 120.0
