@@ -131,9 +131,13 @@ def decode_value(value: str) -> str:
     return value
 
 
+# record key -> event field, for keys that are never skipped (bounded: keys come from the logs)
+_FIELD_NAMES: dict[str, str] = {}
+
+
 def _kvs(body: str) -> dict[str, str]:
     raw = body.split("\x1d", 1)
-    kv = {k: v for k, v in _KV.findall(raw[0])}
+    kv = dict(_KV.findall(raw[0]))
     inner = kv.get("msg")
     if inner and inner[:1] == "'":
         kv.pop("msg")
@@ -173,10 +177,16 @@ def parse_record(ev: dict, msg: str) -> bool:
         ev.setdefault("host.hostname", node)
     kv = _kvs(body)
     execve = rtype == "EXECVE"
+    names = _FIELD_NAMES
     for k, v in kv.items():
-        if k[0] == "_" or (execve and k[0] == "a" and k[1:2].isdigit()):
-            continue  # enriched copies and raw (hex) arguments: decoded into process.args instead
-        ev["auditd.log." + k] = v.strip('"')
+        name = names.get(k)
+        if name is None:
+            if k[0] == "_" or (execve and k[0] == "a" and k[1:2].isdigit()):
+                continue  # enriched copies and raw (hex) arguments: decoded into process.args instead
+            name = "auditd.log." + k
+            if len(names) < 2048 and not (k[0] == "a" and k[1:2].isdigit()):  # EXECVE skips a0, a1[2]...
+                names[k] = name
+        ev[name] = v.strip('"') if '"' in v else v
     cat = _CATEGORY.get(rtype)
     if cat is not None:
         ev["event.category"], ev["event.type"] = cat

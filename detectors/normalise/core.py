@@ -263,14 +263,14 @@ def from_header(hdr: SyslogHeader, text: str, tz: str) -> dict:
 
 def classify(ev: dict, program: str, msg: str, text: str, tz: str) -> dict:
     """The program tag picks the message parser: auth, netfilter, auditd, web; else system.syslog."""
+    if program == "kernel" or program in ("ufw", "firewalld", "iptables"):  # none is an auth program
+        if "IN=" in msg and " OUT=" in msg:
+            firewall.parse_netfilter(ev, msg)
+            return ev
     if parse_auth(ev, program, msg):
         ev["event.dataset"] = "system.auth"
         ev["event.module"] = "system"
         return ev
-    if program == "kernel" or program in ("ufw", "firewalld", "iptables"):
-        if "IN=" in msg and " OUT=" in msg:
-            firewall.parse_netfilter(ev, msg)
-            return ev
     if program in AUDIT_PROGRAMS or ("audit(" in msg and "type=" in msg):
         if auditd.parse_record(ev, msg):
             return ev

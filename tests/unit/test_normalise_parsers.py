@@ -278,6 +278,39 @@ def test_netfilter(prefix: str, action: str, product) -> None:
         ev["network.transport"],
     ) == ("iptables.log", action, "203.0.113.1", "10.0.0.5", 40000, 22, "tcp")
     assert ev.get("observer.product") == product
+    assert ev["iptables.prefix"] == prefix.strip() and ev["iptables.tcp.flags"] == ["SYN"]
+
+
+def test_netfilter_repeated_keys_keep_the_packets_own() -> None:
+    """An ICMP error quotes the packet it answers ([SRC= DST= ... PROTO=UDP ...]); a UDP header's LEN
+    follows the IP header's. The packet's own (first, outside the brackets) values win."""
+    icmp = p(
+        "Nov 27 10:00:01 fw kernel: [ 812.3] [UFW BLOCK] IN=eth0 OUT= MAC=aa:bb SRC=198.51.100.7 DST=10.0.0.5 "
+        "LEN=88 TOS=0x00 PREC=0xC0 TTL=64 ID=5 PROTO=ICMP TYPE=3 CODE=3 [SRC=10.0.0.5 DST=198.51.100.7 LEN=60 "
+        "TOS=0x00 PREC=0x00 TTL=63 ID=7 PROTO=UDP SPT=53 DPT=40001 LEN=40 ] "
+    )
+    assert (
+        icmp["source.ip"],
+        icmp["destination.ip"],
+        icmp["network.transport"],
+        icmp["network.bytes"],
+        icmp["iptables.ttl"],
+        "source.port" in icmp,
+    ) == ("198.51.100.7", "10.0.0.5", "icmp", 88, 64, False)
+    assert (icmp["iptables.icmp.type"], icmp["iptables.icmp.code"]) == (3, 3)
+    assert (
+        icmp["iptables.icmp.quoted.source.ip"],
+        icmp["iptables.icmp.quoted.destination.ip"],
+        icmp["iptables.icmp.quoted.transport"],
+        icmp["iptables.icmp.quoted.source.port"],
+        icmp["iptables.icmp.quoted.destination.port"],
+    ) == ("10.0.0.5", "198.51.100.7", "udp", 53, 40001)
+    udp = p(
+        "Nov 27 10:00:02 fw kernel: [ 813.0] DROP IN=eth0 OUT= MAC=aa SRC=203.0.113.4 DST=10.0.0.5 LEN=76 TOS=0x00 "
+        "PREC=0x00 TTL=52 ID=1 DF PROTO=UDP SPT=123 DPT=123 LEN=56"
+    )
+    assert (udp["network.bytes"], udp["iptables.udp.length"], udp["destination.port"]) == (76, 56, 123)
+    assert "iptables.tcp.flags" not in udp
 
 
 def test_jsonl_keeps_ecs_and_nests_the_rest() -> None:
