@@ -496,7 +496,8 @@ class FileInput:
 def _why_no_match(pattern: str) -> tuple[str, str]:
     """(state, detail) for a glob that matches nothing: its directory is missing, unreadable, or empty."""
     parts = pattern.split("/")
-    fixed = "/".join(p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"
+    fixed = "/".join(parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))])
+    fixed = fixed or ("/" if pattern.startswith("/") else ".")
     if not os.path.isdir(fixed):
         return MISSING, f"directory {fixed} does not exist"
     if not os.access(fixed, os.R_OK | os.X_OK):
