@@ -27,6 +27,7 @@ Metrics (default port 9465):
 | `socpipe_agency_sources_expected` | gauge | agency | expected sources ("*" counts as one) |
 | `socpipe_agency_sources_reporting` | gauge | agency | expected sources delivering |
 | `socpipe_agency_spool_bytes` | gauge | agency | bytes spooled by the agency's alive agents |
+| `socpipe_agency_inputs_failing` | gauge | agency | inputs the alive agents report not ok (missing, permission denied, rotated away, bind failed); the reasons are in `coverage status` |
 | `socpipe_source_last_event_timestamp_seconds` | gauge | agency, source | latest delivery of an expected source |
 | `socpipe_source_delivering` | gauge | agency, source | 1 when delivering within its threshold |
 | `socpipe_agent_versions` | gauge | version | agencies running each agent version (alive agents) |

@@ -138,6 +138,11 @@ class CoverageCollector(Collector):
         spool = GaugeMetricFamily(
             "socpipe_agency_spool_bytes", "Bytes spooled on disk by the agency's alive agents", labels=["agency"]
         )
+        failing = GaugeMetricFamily(
+            "socpipe_agency_inputs_failing",
+            "Inputs the agency's alive agents report not ok (missing, permission denied, rotated away, bind failed)",
+            labels=["agency"],
+        )
         src_last = GaugeMetricFamily(
             "socpipe_source_last_event_timestamp_seconds",
             "SOC receipt time of the latest delivery of an expected source (sources seen at least once)",
@@ -157,12 +162,13 @@ class CoverageCollector(Collector):
             expected.add_metric([a.id], len(a.sources))
             reporting.add_metric([a.id], sum(s.state == MONITORED for s in a.sources))
             spool.add_metric([a.id], a.spool_bytes)
+            failing.add_metric([a.id], a.inputs_failing)
             for s in a.sources:
                 if s.last_event is not None:
                     src_last.add_metric([a.id, s.name], s.last_event)
                 src_up.add_metric([a.id, s.name], 1.0 if s.state == MONITORED else 0.0)
             versions.update(a.versions)
-        yield from (state, last_seen, expected, reporting, spool, src_last, src_up)
+        yield from (state, last_seen, expected, reporting, spool, failing, src_last, src_up)
         ver = GaugeMetricFamily(
             "socpipe_agent_versions", "Agencies with an alive agent of each version", labels=["version"]
         )

@@ -70,6 +70,7 @@ class AgencyView:
     reasons: list[str]
     versions: list[str]
     spool_bytes: int = 0
+    inputs_failing: int = 0  # inputs the alive agents report not ok (missing, permission denied ...)
 
     @property
     def silent_sources(self) -> list[str]:
@@ -228,6 +229,7 @@ class CoverageTracker:
             reasons=reasons,
             versions=sorted({a.version for a in alive.values()}),
             spool_bytes=spool,
+            inputs_failing=sum(len(a.input_problems) for a in alive.values()),
         )
 
     # Persistence of what was seen, so a service restart keeps never_seen apart from agent_down.

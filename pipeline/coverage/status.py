@@ -26,6 +26,7 @@ def snapshot_to_dict(snap: Snapshot) -> dict:
                 "reasons": a.reasons,
                 "versions": a.versions,
                 "spool_bytes": a.spool_bytes,
+                "inputs_failing": a.inputs_failing,
                 "sources": [{"name": s.name, "state": s.state, "last_event": s.last_event} for s in a.sources],
             }
             for a in snap.agencies

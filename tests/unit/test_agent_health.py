@@ -245,6 +245,15 @@ def test_coverage_shows_degraded_with_the_reason():
     )
     view = tr.evaluate(inv, 5).agencies[0]
     assert view.state == "degraded" and view.reasons == ["/var/log/auth.log permission denied"]
+    assert view.inputs_failing == 1
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from pipeline.coverage.metrics import CoverageCollector, TrafficCounters
+
+    snap = tr.evaluate(inv, 5)
+    reg = CollectorRegistry()
+    reg.register(CoverageCollector(lambda: snap, TrafficCounters(), lambda: (0, 0.0)))
+    assert 'socpipe_agency_inputs_failing{agency="so-yte"} 1.0' in generate_latest(reg).decode()
 
 
 def test_agent_reports_every_failure_in_status_and_logs_little(tmp_path, caplog):
