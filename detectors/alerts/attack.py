@@ -22,6 +22,7 @@ TACTICS: dict[str, tuple[str, str]] = {
     "privilege_escalation": ("TA0004", "Privilege Escalation"),
     "defense_evasion": ("TA0005", "Defense Evasion"),
     "defense_impairment": ("TA0005", "Defense Evasion"),
+    "stealth": ("TA0005", "Defense Evasion"),  # ATT&CK v18 split Defense Evasion into Stealth + Impairment
     "credential_access": ("TA0006", "Credential Access"),
     "discovery": ("TA0007", "Discovery"),
     "lateral_movement": ("TA0008", "Lateral Movement"),

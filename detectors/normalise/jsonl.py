@@ -20,7 +20,9 @@ from pathlib import PurePath
 
 import orjson
 
+from detectors.normalise import windows
 from detectors.normalise.ecs import epoch_iso, offset_minutes, utc_iso
+from detectors.normalise.winlog import shape_of
 
 ECS_ROOTS = frozenset(
     (
@@ -201,6 +203,8 @@ def parse_json(text: str, dataset: str | None, tz: str, path: str | None) -> dic
         return None
     if type(doc) is not dict:
         return None
+    if shape_of(doc) is not None:  # a forwarded Windows event (NXLog, Winlogbeat, rendered XML)
+        return windows.from_doc(doc, text, parse_time, tz)
     ev: dict = {"event.original": text, "event.kind": "event"}
     ts = None
     for key in _TIME_KEYS:

@@ -5,6 +5,9 @@ Mapping files (detectors/mappings/*.yml) hold, in the spirit of pySigma processi
     mappings:                       # field renames, chosen by the RULE's logsource
       - logsource: {category: webserver}
         fields: {cs-method: http.request.method, cs-uri-query: [url.original]}
+      - logsource: {product: windows}
+        fields: {EventID: event.code}
+        unmapped: ["winlog.event_data.{field}"]   # any other undotted name, by template
     logsources:                     # how an EVENT's logsource is derived from its ECS fields
       - when: {event.dataset: [apache.access, nginx.access]}
         category: webserver
@@ -24,7 +27,7 @@ from pathlib import Path
 from detectors.sigma.yamlsafe import RuleYAMLError, load_documents
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
-DERIVATION_FIELDS = ("event.dataset", "event.module", "process.name", "event.category")
+DERIVATION_FIELDS = ("event.dataset", "event.module", "process.name", "event.category", "winlog.channel", "event.code")
 LOGSOURCE_KEYS = ("product", "category", "service")
 
 
@@ -56,24 +59,26 @@ class _Derivation:
 @dataclass
 class FieldMappings:
     entries: list = field(default_factory=list)  # (logsource dict, {sigma field: (ecs...)})
+    unmapped: list = field(default_factory=list)  # (logsource dict, templates for fields no entry maps)
     derivations: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict)
 
     def resolver(self, rule_logsource: dict):
         """Function mapping a rule field to the event keys to read, for this rule's logsource."""
-        matching = [
-            (ls, fields)
-            for ls, fields in self.entries
-            if all(str(rule_logsource.get(k, "")).lower() == str(v).lower() for k, v in ls.items())
-        ]
+        matching = [(ls, fields) for ls, fields in self.entries if _applies(ls, rule_logsource)]
         # most specific mapping first: entries naming more logsource attributes win
         matching.sort(key=lambda entry: -len(entry[0]))
         applicable = [fields for _, fields in matching]
+        templates = [t for ls, t in sorted(self.unmapped, key=lambda e: -len(e[0])) if _applies(ls, rule_logsource)]
+        default = templates[0] if templates else None
 
         def resolve(name: str) -> tuple:
             for fields in applicable:
                 if name in fields:
                     return fields[name]
+            # a name with a dot is already an event field (ECS, winlog.*): never prefixed
+            if default is not None and "." not in name:
+                return tuple(t.replace("{field}", name) for t in default)
             return (name,)
 
         return resolve
@@ -99,6 +104,10 @@ class FieldMappings:
         return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]), frozenset(adds["service"]))
 
 
+def _applies(ls: dict, rule_logsource: dict) -> bool:
+    return all(str(rule_logsource.get(k, "")).lower() == str(v).lower() for k, v in ls.items())
+
+
 def derivation_key(event: dict) -> tuple:
     """The raw values logsource derivation depends on (a cache key; may hold unhashables)."""
     cat = event.get("event.category")
@@ -107,6 +116,8 @@ def derivation_key(event: dict) -> tuple:
         event.get("event.module"),
         event.get("process.name"),
         tuple(cat) if type(cat) is list else cat,
+        event.get("winlog.channel"),
+        event.get("event.code"),
     )
 
 
@@ -139,6 +150,11 @@ def parse_mapping_document(doc: dict, origin: str, into: FieldMappings) -> None:
             raise MappingError(f"{origin}: mappings[{i}].logsource has unknown keys {sorted(bad)}")
         fields = {str(k): _as_tuple(v) for k, v in entry["fields"].items()}
         into.entries.append((dict(ls), fields))
+        if "unmapped" in entry:
+            templates = _as_tuple(entry["unmapped"])
+            if not templates or not all("{field}" in t for t in templates):
+                raise MappingError(f"{origin}: mappings[{i}].unmapped must name '{{field}}' in each template")
+            into.unmapped.append((dict(ls), templates))
     for i, entry in enumerate(doc.get("logsources") or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("when"), dict):
             raise MappingError(f"{origin}: logsources[{i}] needs 'when' (a map)")

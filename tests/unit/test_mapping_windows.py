@@ -1,0 +1,197 @@
+"""detectors/mappings/windows.yml, field by field: a SigmaHQ-style rule naming one Windows field (the
+raw EventData name) under its logsource matches a forwarded event carrying that value, in every
+forwarder shape, and does not match another value or another logsource."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from detectors.normalise import parse_line
+from detectors.sigma import Engine, load_mappings, load_rules
+from tests.unit.test_normalise_windows import SHAPES
+
+SYSMON = ("Microsoft-Windows-Sysmon/Operational", "Microsoft-Windows-Sysmon")
+SECURITY = ("Security", "Microsoft-Windows-Security-Auditing")
+SYSTEM = ("System", "Service Control Manager")
+PS = ("Microsoft-Windows-PowerShell/Operational", "Microsoft-Windows-PowerShell")
+DEFENDER = ("Microsoft-Windows-Windows Defender/Operational", "Microsoft-Windows-Windows Defender")
+
+# (logsource, channel+provider, event id, Sigma field, value written by Windows, value in the rule)
+CASES = [
+    ({"category": "process_creation"}, SYSMON, 1, "Image", "C:\\Windows\\System32\\certutil.exe", "\\certutil.exe"),
+    ({"category": "process_creation"}, SYSMON, 1, "CommandLine", "certutil -urlcache -f http://x a", "-urlcache"),
+    (
+        {"category": "process_creation"},
+        SYSMON,
+        1,
+        "ParentImage",
+        "C:\\Program Files\\Office\\WINWORD.EXE",
+        "\\winword.exe",
+    ),
+    ({"category": "process_creation"}, SYSMON, 1, "ParentCommandLine", "winword.exe /n doc.docm", ".docm"),
+    ({"category": "process_creation"}, SYSMON, 1, "OriginalFileName", "CertUtil.exe", "certutil.exe"),
+    ({"category": "process_creation"}, SYSMON, 1, "User", "NT AUTHORITY\\SYSTEM", "AUTHORI"),
+    ({"category": "process_creation"}, SYSMON, 1, "IntegrityLevel", "High", "High"),
+    ({"category": "process_creation"}, SYSMON, 1, "Hashes", "SHA1=AB,IMPHASH=CEEFB55F", "IMPHASH=CEEFB55F"),
+    ({"category": "process_creation"}, SYSMON, 1, "CurrentDirectory", "C:\\Users\\Public\\", "\\Public\\"),
+    (
+        {"category": "process_creation"},
+        SECURITY,
+        4688,
+        "Image",
+        "C:\\Windows\\System32\\certutil.exe",
+        "\\certutil.exe",
+    ),
+    ({"category": "process_creation"}, SECURITY, 4688, "CommandLine", "certutil -urlcache -f http://x a", "-urlcache"),
+    ({"category": "process_creation"}, SECURITY, 4688, "ParentImage", "C:\\Windows\\System32\\cmd.exe", "\\cmd.exe"),
+    ({"category": "network_connection"}, SYSMON, 3, "DestinationIp", "198.51.100.9", "198.51.100.9"),
+    ({"category": "network_connection"}, SYSMON, 3, "DestinationPort", "4444", 4444),
+    ({"category": "network_connection"}, SYSMON, 3, "DestinationHostname", "x.ngrok.io", ".ngrok.io"),
+    ({"category": "network_connection"}, SYSMON, 3, "Initiated", "true", "true"),
+    ({"category": "file_event"}, SYSMON, 11, "TargetFilename", "C:\\Windows\\Temp\\evil.ps1", ".ps1"),
+    ({"category": "file_delete"}, SYSMON, 23, "TargetFilename", "C:\\x\\backup.vhd", ".vhd"),
+    (
+        {"category": "registry_set"},
+        SYSMON,
+        13,
+        "TargetObject",
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\x",
+        "\\CurrentVersion\\Run\\",
+    ),
+    ({"category": "registry_set"}, SYSMON, 13, "Details", "DWORD (0x00000001)", "DWORD (0x00000001)"),
+    ({"category": "registry_event"}, SYSMON, 12, "EventType", "DeleteKey", "DeleteKey"),
+    (
+        {"category": "registry_delete"},
+        SYSMON,
+        12,
+        "TargetObject",
+        "HKU\\S-1\\Software\\Microsoft\\Windows\\CurrentVersion\\Explorer\\RunMRU",
+        "\\RunMRU",
+    ),
+    ({"category": "image_load"}, SYSMON, 7, "ImageLoaded", "C:\\Users\\x\\AppData\\version.dll", "\\version.dll"),
+    ({"category": "image_load"}, SYSMON, 7, "Signed", "false", "false"),
+    ({"category": "process_access"}, SYSMON, 10, "TargetImage", "C:\\Windows\\system32\\lsass.exe", "\\lsass.exe"),
+    ({"category": "process_access"}, SYSMON, 10, "GrantedAccess", "0x1010", "0x1010"),
+    (
+        {"category": "process_access"},
+        SYSMON,
+        10,
+        "CallTrace",
+        "C:\\Windows\\SYSTEM32\\ntdll.dll+9d4c4|UNKNOWN(x)",
+        "UNKNOWN",
+    ),
+    ({"category": "create_remote_thread"}, SYSMON, 8, "StartModule", "C:\\x\\kernel32.dll", "kernel32.dll"),
+    ({"category": "driver_load"}, SYSMON, 6, "ImageLoaded", "C:\\x\\RTCore64.sys", "\\RTCore64.sys"),
+    ({"category": "dns_query"}, SYSMON, 22, "QueryName", "x.ngrok.io", "ngrok.io"),
+    ({"category": "pipe_created"}, SYSMON, 17, "PipeName", "\\msagent_12", "\\msagent_"),
+    ({"category": "wmi_event"}, SYSMON, 20, "Destination", "powershell -enc x", "powershell"),
+    (
+        {"category": "create_stream_hash"},
+        SYSMON,
+        15,
+        "TargetFilename",
+        "C:\\x\\a.exe:Zone.Identifier",
+        "Zone.Identifier",
+    ),
+    ({"category": "ps_script"}, PS, 4104, "ScriptBlockText", "Invoke-Mimikatz -DumpCreds", "Invoke-Mimikatz"),
+    ({"category": "ps_module"}, PS, 4103, "ContextInfo", "Host Application = powershell -enc x", "-enc"),
+    ({"category": "ps_module"}, PS, 4103, "Payload", "CommandInvocation(Get-ADUser)", "Get-ADUser"),
+    ({"service": "security"}, SECURITY, 4625, "LogonType", "10", 10),
+    ({"service": "security"}, SECURITY, 4625, "TargetUserName", "administrator", "administrator"),
+    ({"service": "security"}, SECURITY, 4625, "IpAddress", "203.0.113.7", "203.0.113.7"),
+    ({"service": "security"}, SECURITY, 4624, "AuthenticationPackageName", "NTLM", "NTLM"),
+    ({"service": "security"}, SECURITY, 5145, "RelativeTargetName", "svcctl", "svcctl"),
+    ({"service": "system"}, SYSTEM, 7045, "ServiceName", "PSEXESVC", "PSEXESVC"),
+    ({"service": "system"}, SYSTEM, 7045, "ImagePath", "%COMSPEC% /c echo x > \\\\.\\pipe\\x", "\\\\.\\pipe\\"),
+    ({"service": "system"}, SYSTEM, 7045, "Provider_Name", "", "Service Control Manager"),
+    (
+        {"service": "windefend"},
+        DEFENDER,
+        5007,
+        "New Value",
+        "HKLM\\SOFTWARE\\Microsoft\\Windows Defender\\Exclusions\\Paths\\C:\\x = 0x0",
+        "\\Exclusions\\",
+    ),
+    ({"service": "sysmon"}, SYSMON, 1, "Channel", "", "Microsoft-Windows-Sysmon/Operational"),
+    ({"service": "security"}, SECURITY, 4625, "Computer", "", "FS01.agency.local"),
+]
+
+
+def _rule(logsource: dict, field: str, value: object, event_id: int) -> dict:
+    op = "" if isinstance(value, int) or not isinstance(value, str) else "|contains"
+    return {
+        "title": f"t {field}",
+        "id": "00000000-0000-4000-8000-000000000001",
+        "status": "test",
+        "level": "medium",
+        "logsource": {"product": "windows", **logsource},
+        "detection": {"sel": {"EventID": event_id, f"{field}{op}": value}, "condition": "sel"},
+    }
+
+
+def _engine(tmp_path, doc: dict) -> Engine:
+    f = tmp_path / "r.yml"
+    f.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    res = load_rules([str(f)])
+    assert not res.errors, res.errors
+    return Engine(res.rules)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[3]}")
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_field_matches_its_raw_value(tmp_path, case, shape: str) -> None:
+    logsource, (channel, provider), eid, field, raw, rule_value = case
+    data = {field: raw} if raw else {"Image": "C:\\x.exe"}
+    engine = _engine(tmp_path, _rule(logsource, field, rule_value, eid))
+    hit = parse_line(SHAPES[shape](channel, provider, eid, data), timezone="UTC")
+    assert engine.matching_rules(hit), f"{field} did not match {raw!r}"
+    if raw:
+        miss = parse_line(SHAPES[shape](channel, provider, eid, {field: "zzz-other"}), timezone="UTC")
+        assert not engine.matching_rules(miss)
+    other = SECURITY if channel != "Security" else SYSMON
+    elsewhere = parse_line(SHAPES[shape](*other, 9999, data), timezone="UTC")
+    assert not engine.matching_rules(elsewhere), "a rule must not see another channel's events"
+
+
+def test_resolver_keeps_raw_names_and_ecs_names() -> None:
+    m = load_mappings()
+    r = m.resolver({"product": "windows", "category": "process_creation"})
+    assert r("Image") == ("winlog.event_data.Image", "winlog.event_data.NewProcessName")
+    assert r("CommandLine") == ("winlog.event_data.CommandLine", "winlog.user_data.CommandLine")
+    assert r("EventID") == ("event.code",)
+    assert r("process.executable") == ("process.executable",)  # dotted: already an event field
+    linux = m.resolver({"product": "linux", "category": "process_creation"})
+    assert linux("Image") == ("process.executable",)
+
+
+@pytest.mark.parametrize(
+    ("channel", "eid", "logsource"),
+    [
+        (
+            "Microsoft-Windows-Sysmon/Operational",
+            1,
+            {"product": "windows", "category": "process_creation", "service": "sysmon"},
+        ),
+        ("Security", 4688, {"product": "windows", "category": "process_creation", "service": "security"}),
+        ("Microsoft-Windows-Sysmon/Operational", 13, {"category": "registry_set"}),
+        ("Microsoft-Windows-Sysmon/Operational", 13, {"category": "registry_event"}),
+        ("Microsoft-Windows-PowerShell/Operational", 4104, {"service": "powershell", "category": "ps_script"}),
+        ("Windows PowerShell", 400, {"service": "powershell-classic", "category": "ps_classic_start"}),
+        ("Microsoft-Windows-Windows Defender/Operational", 5001, {"service": "windefend"}),
+        ("System", 7045, {"service": "system"}),
+        ("Application", 1000, {"service": "application"}),
+        ("Microsoft-Windows-TaskScheduler/Operational", 106, {"service": "taskscheduler"}),
+    ],
+)
+def test_logsource_derivation(channel: str, eid: int, logsource: dict) -> None:
+    ev = parse_line(SHAPES["nxlog"](channel, "P", eid, {"a": "b"}), timezone="UTC")
+    ls = load_mappings().derive(ev)
+    assert ls.admits({"product": "windows", **logsource}), (ls, logsource)
+    assert not ls.admits({"product": "linux"})
+
+
+def test_linux_events_are_not_windows() -> None:
+    ev = parse_line("Nov 27 10:00:01 web1 sshd[311]: Failed password for root from 203.0.113.9 port 4022 ssh2")
+    ls = load_mappings().derive(ev)
+    assert ls.admits({"product": "linux"}) and not ls.admits({"product": "windows"})

@@ -1,0 +1,201 @@
+"""Test support: EVTX files -> the JSON a Windows forwarder sends, and the replay figures.
+
+An EVTX record (parsed by pyevtx-rs, the `evtx` package) is the rendered event XML as JSON; it is
+turned into the documents NXLog CE (`im_msvistalog` + `to_json()`) and Winlogbeat send, so tests
+feed the detector exactly what a collector receives. `replay(...)` runs files through the
+production normaliser and Sigma engine and tallies, per ATT&CK tactic folder, the files that raise
+a *fitting* alert: one from a rule tagged with the folder's tactic (`attack.execution` for
+`Execution/`); for the folders that are not a tactic (`AutomatedTestingTools`, `Other`), any alert
+of level medium or above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLES = SHARED / "datasets" / "evtx_attack_samples"
+WINDOWS_RULES = SHARED / "sigma" / "rules-windows"
+REPO_RULES = Path(__file__).resolve().parents[1] / "rules"
+
+FOLDER_TACTIC = {
+    "Command and Control": "command_and_control",
+    "Credential Access": "credential_access",
+    "Defense Evasion": "defense_evasion",
+    "Discovery": "discovery",
+    "Execution": "execution",
+    "Lateral Movement": "lateral_movement",
+    "Persistence": "persistence",
+    "Privilege Escalation": "privilege_escalation",
+}
+NXLOG_SEVERITY = {1: ("5", "CRITICAL"), 2: ("4", "ERROR"), 3: ("3", "WARNING"), 4: ("2", "INFO"), 5: ("1", "DEBUG")}
+
+
+def records(path: Path) -> Iterator[dict[str, Any]]:
+    """The `Event` objects of one EVTX file (records the library cannot read are skipped)."""
+    import evtx  # the test extra; callers skip without it
+
+    for rec in evtx.PyEvtxParser(str(path)).records_json():
+        try:
+            doc = orjson.loads(rec["data"])
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("Event"), dict):
+            yield doc["Event"]
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    return node.get("#attributes", {}) if isinstance(node, dict) else {}
+
+
+def _data(node: Any) -> dict[str, Any]:
+    """Named items by name, unnamed <Data> as param1..N, UserData's wrapper unwrapped."""
+    out: dict[str, Any] = {}
+    if not isinstance(node, dict):
+        return out
+    for k, v in node.items():
+        if k == "#attributes":
+            continue
+        if k == "Data":
+            items = v.get("#text") if isinstance(v, dict) else v
+            for i, x in enumerate(items if isinstance(items, list) else [items], 1):
+                out[f"param{i}"] = "" if x is None else str(x)
+        elif isinstance(v, dict) and "#text" not in v:
+            out.update({kk: vv for kk, vv in v.items() if kk != "#attributes"})
+        else:
+            out[k] = v
+    return {k: ("" if v is None else v if isinstance(v, str) else str(v)) for k, v in out.items()}
+
+
+def _system(event: dict[str, Any]) -> dict[str, Any]:
+    s = event.get("System") or {}
+    eid = s.get("EventID")
+    if isinstance(eid, dict):
+        eid = eid.get("#text")
+    return {
+        "provider": _attrs(s.get("Provider")).get("Name") or _attrs(s.get("Provider")).get("EventSourceName") or "",
+        "guid": _attrs(s.get("Provider")).get("Guid"),
+        "event_id": int(eid) if str(eid).isdigit() else 0,
+        "time": _attrs(s.get("TimeCreated")).get("SystemTime") or "",
+        "record_id": s.get("EventRecordID"),
+        "channel": s.get("Channel") or "",
+        "computer": s.get("Computer") or "",
+        "pid": _attrs(s.get("Execution")).get("ProcessID"),
+        "tid": _attrs(s.get("Execution")).get("ThreadID"),
+        "sid": _attrs(s.get("Security")).get("UserID"),
+        "level": s.get("Level") if isinstance(s.get("Level"), int) else 4,
+        "task": s.get("Task"),
+        "opcode": s.get("Opcode"),
+        "version": s.get("Version"),
+        "keywords": s.get("Keywords"),
+    }
+
+
+def as_nxlog(event: dict[str, Any]) -> dict[str, Any]:
+    """NXLog CE im_msvistalog + to_json(): flat, EventTime as local 'YYYY-MM-DD HH:MM:SS' (here UTC)."""
+    s = _system(event)
+    value, severity = NXLOG_SEVERITY.get(s["level"], ("2", "INFO"))
+    doc: dict[str, Any] = {
+        "EventTime": s["time"][:19].replace("T", " "),
+        "Hostname": s["computer"],
+        "Keywords": s["keywords"],
+        "EventType": severity,
+        "SeverityValue": int(value),
+        "Severity": severity,
+        "EventID": s["event_id"],
+        "SourceName": s["provider"],
+        "ProviderGuid": s["guid"],
+        "Version": s["version"],
+        "Task": s["task"],
+        "OpcodeValue": s["opcode"],
+        "RecordNumber": s["record_id"],
+        "ProcessID": s["pid"],
+        "ThreadID": s["tid"],
+        "Channel": s["channel"],
+        "UserID": s["sid"],
+    }
+    doc = {k: v for k, v in doc.items() if v is not None}
+    data = {**_data(event.get("UserData")), **_data(event.get("EventData"))}
+    for k, v in data.items():  # NXLog sets EventData after its own fields: a same-named item wins
+        if k not in ("EventTime", "Hostname", "EventID", "SourceName", "Channel"):
+            doc[k] = v
+    doc["EventReceivedTime"] = doc["EventTime"]
+    doc["SourceModuleName"] = "eventlog"
+    doc["SourceModuleType"] = "im_msvistalog"
+    return doc
+
+
+def as_winlogbeat(event: dict[str, Any]) -> dict[str, Any]:
+    """Winlogbeat 8 without the ingest pipeline: raw `winlog.*` plus its ECS envelope."""
+    s = _system(event)
+    winlog: dict[str, Any] = {
+        "channel": s["channel"],
+        "event_id": str(s["event_id"]),
+        "provider_name": s["provider"],
+        "computer_name": s["computer"],
+        "record_id": s["record_id"],
+        "api": "wineventlog",
+        "process": {"pid": s["pid"], "thread": {"id": s["tid"]}},
+    }
+    if s["guid"]:
+        winlog["provider_guid"] = s["guid"]
+    if s["sid"]:
+        winlog["user"] = {"identifier": s["sid"]}
+    if event.get("EventData") is not None:
+        winlog["event_data"] = _data(event.get("EventData"))
+    if event.get("UserData") is not None:
+        winlog["user_data"] = _data(event.get("UserData"))
+    level = {1: "critical", 2: "error", 3: "warning", 4: "information", 5: "verbose"}.get(s["level"], "information")
+    return {
+        "@timestamp": s["time"],
+        "event": {"code": str(s["event_id"]), "provider": s["provider"], "kind": "event", "created": s["time"]},
+        "winlog": winlog,
+        "host": {"name": s["computer"]},
+        "agent": {"type": "winlogbeat", "version": "8.15.0"},
+        "log": {"level": level},
+        "ecs": {"version": "8.0.0"},
+    }
+
+
+SHAPES = {"nxlog": as_nxlog, "winlogbeat": as_winlogbeat, "xml": lambda e: {"Event": e}}
+
+
+def forwarded_lines(path: Path, shape: str) -> list[str]:
+    """One JSON line per record, as the forwarder would write it on its TCP connection."""
+    render = SHAPES[shape]
+    return [orjson.dumps(render(e), default=str).decode() for e in records(path)]
+
+
+def split_of(path: Path) -> str:
+    """Deterministic half split by file name: 'dev' (looked at while writing mappings) or 'validation'."""
+    return "dev" if hashlib.sha256(path.name.encode()).digest()[0] < 128 else "validation"
+
+
+# ATT&CK v18 split Defense Evasion into Stealth and Defense Impairment; SigmaHQ tags the new names
+TACTIC_ALIASES = {"defense_evasion": ("defense_evasion", "stealth", "defense_impairment")}
+
+
+def fitting(folder: str, tags: list[str], level: str) -> bool:
+    tactic = FOLDER_TACTIC.get(folder)
+    if tactic is None:
+        return level in ("medium", "high", "critical")
+    want = {f"attack.{t}" for t in TACTIC_ALIASES.get(tactic, (tactic,))}
+    return any(str(t).lower().replace("-", "_") in want for t in tags)
+
+
+@dataclass
+class FolderFigures:
+    files: int = 0
+    alerted: int = 0
+    fitting: int = 0
+    missed: list[str] = field(default_factory=list)
+
+
+def sample_files() -> list[Path]:
+    return sorted(p for p in SAMPLES.rglob("*.evtx") if p.parent != SAMPLES)
