@@ -414,7 +414,7 @@ class DetectorWorker:
             return
         docs = self._docs(plan.new)
         updates = list(plan.updates)
-        backoff, paused = 0.5, False
+        backoff, paused, paused_at = 0.5, False, 0.0
         while True:
             retry_docs = self._write(docs) if docs else []
             left, reopened = self._update_counts(updates) if updates and not retry_docs else (updates, [])
@@ -425,7 +425,7 @@ class DetectorWorker:
                 continue  # only alerts reopened after their open one was closed: write them now
             if not paused:
                 consumer.pause(*consumer.assignment())
-                paused = True
+                paused, paused_at = True, time.monotonic()
                 self.metrics.paused.set(1)
                 log.warning(
                     "detector.es_unavailable pending_alerts=%d pending_updates=%d action=pause", len(docs), len(updates)
@@ -437,7 +437,14 @@ class DetectorWorker:
         if paused:
             consumer.resume(*consumer.assignment())
             self.metrics.paused.set(0)
-            log.info("detector.es_available action=resume")
+            # Time spent blocked on Elasticsearch is not idleness: without this shift, an outage longer
+            # than allowed_lateness advanced every watermark by wall clock, and the events queued in
+            # Kafka meanwhile arrived "late" and missed their windows (lost alerts after a 60 s outage).
+            blocked = time.monotonic() - paused_at
+            self.last_raw_wall += blocked
+            for state in self.partitions.values():
+                state.last_event_wall += blocked
+            log.info("detector.es_available action=resume blocked_s=%.1f", blocked)
 
     def _docs(self, new_alerts: list) -> list[dict]:
         docs = []
