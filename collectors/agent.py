@@ -22,7 +22,16 @@ from collectors.flood import TokenBucket
 from collectors.health import OK
 from collectors.identity import Identity
 from collectors.lines import BatchBuilder, encode_line
-from collectors.listeners import JournaldInput, Message, SyslogListener, bind_failure, listener_source_name
+from collectors.listeners import (
+    MAX_WINDOWS_HOSTS,
+    WINDOWS_DATASET,
+    JournaldInput,
+    Message,
+    SyslogListener,
+    bind_failure,
+    listener_source_name,
+    windows_computer,
+)
 from collectors.shipper import Shipper
 from collectors.spool import Spool, write_json_atomic
 from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
@@ -55,6 +64,7 @@ class Agent:
         self._positions_lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
         self._listener_seq: dict[str, int] = {}
+        self._windows_hosts: dict[str, set[str]] = {}  # Windows listener -> computers given a source
         self._journal_cursor = ""
         self.counter = MessageCounter()  # persisted in the state dir once run() has it
 
@@ -220,6 +230,8 @@ class Agent:
             except queue.Empty:
                 break
             got = True
+            if dataset == WINDOWS_DATASET:
+                name = self._windows_source(name, msg.text)
             seq = self._listener_seq.get(name, 1)
             self._listener_seq[name] = seq + 1
             bucket = self._bucket(name)
@@ -238,6 +250,17 @@ class Agent:
                 name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position, self._spool, now
             )
         return got
+
+    def _windows_source(self, listener: str, text: str) -> str:
+        """`<listener>/<computer>`: each forwarding Windows server is its own source (own sequence,
+        own coverage); at most MAX_WINDOWS_HOSTS per listener, the rest share `<listener>/other`."""
+        computer = windows_computer(text) or "unknown"
+        known = self._windows_hosts.setdefault(listener, set())
+        if computer not in known:
+            if len(known) >= MAX_WINDOWS_HOSTS:
+                return f"{listener}/other"
+            known.add(computer)
+        return f"{listener}/{computer}"
 
     def _add(
         self, source: str, dataset: str | None, lines: list[str], position: dict, spool: Spool, now: float
@@ -328,7 +351,13 @@ class Agent:
         self._inbox, self._stop_inputs = inbox, stop_inputs
         self._unbound: list[SyslogInputConfig] = []
         for lc in c.syslog:
-            self._listener_seq[listener_source_name(lc)] = int(positions.get(listener_source_name(lc), {}).get("q", 1))
+            name = listener_source_name(lc)
+            self._listener_seq[name] = int(positions.get(name, {}).get("q", 1))
+            if lc.dataset == WINDOWS_DATASET:  # each forwarding computer's sequence resumes too
+                for source, pos in positions.items():
+                    if source.startswith(name + "/") and isinstance(pos, dict):
+                        self._listener_seq[source] = int(pos.get("q", 1))
+                        self._windows_hosts.setdefault(name, set()).add(source[len(name) + 1 :])
             self._start_listener(lc)
         if not c.journald.enabled:
             return None

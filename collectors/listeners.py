@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import queue
+import re
 import socket
 import ssl
 import subprocess
@@ -119,7 +120,50 @@ class StreamFramer:
 
 def listener_source_name(cfg: SyslogInputConfig) -> str:
     proto = "tls" if cfg.tls_certfile else cfg.protocol
-    return f"syslog-{proto}:{cfg.port}"
+    kind = "winlog" if cfg.dataset == WINDOWS_DATASET else "syslog"
+    return f"{kind}-{proto}:{cfg.port}"
+
+
+# A listener with `dataset: windows` collects forwarded Windows events (NXLog CE om_tcp + to_json(),
+# Winlogbeat, Windows Event Forwarding rendered as JSON): one JSON document per line or
+# octet-counted. Each forwarding computer becomes its own source, `<listener>/<computer>`, so the
+# SOC sees (and the inventory can expect) every Windows server, and a silent one shows as such.
+WINDOWS_DATASET = "windows"
+MAX_WINDOWS_HOSTS = 256  # per listener; later computers share `<listener>/other`
+_HOST_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def windows_computer(text: str) -> str:
+    """The Windows computer a forwarded JSON event names (Winlogbeat `winlog.computer_name`, rendered
+    XML `Event.System.Computer`, NXLog `Hostname`, else `host.name`), lower-cased and reduced to
+    [a-z0-9._-] (at most 64 characters); '' when the line names none (pure)."""
+    if text[:1] != "{":
+        return ""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    name: object = None
+    w = doc.get("winlog")
+    if isinstance(w, dict):
+        name = w.get("computer_name")
+    event = doc.get("Event")
+    if name is None and isinstance(event, dict) and isinstance(event.get("System"), dict):
+        name = event["System"].get("Computer")
+    if name is None:
+        name = doc.get("Hostname")
+    host = doc.get("host")
+    if name is None and isinstance(host, dict):
+        name = host.get("name")
+    return computer_slug(name) if isinstance(name, str) else ""
+
+
+def computer_slug(name: str) -> str:
+    """A Windows computer name as it appears in source names and the inventory: 'FS01.Agency.local'
+    -> 'fs01.agency.local'; characters outside [a-z0-9._-] become '-'; at most 64 characters."""
+    return _HOST_UNSAFE.sub("-", name.strip().lower())[:64].strip("-.")
 
 
 def bind_failure(cfg: SyslogInputConfig, exc: OSError) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from collectors.listeners import computer_slug
 from detectors.common.durations import parse_duration
 
 log = logging.getLogger("socpipe.coverage.inventory")
@@ -100,7 +101,7 @@ def parse_inventory(data: Any) -> Inventory:
 def _parse_agency(entry: Any, key: str, default_silent: float | None) -> Agency:
     if not isinstance(entry, dict):
         raise ValueError(f"{key}: must be a mapping with id, name, tier")
-    known = {"id", "name", "tier", "parent", "contact", "sources", "decommissioned"}
+    known = {"id", "name", "tier", "parent", "contact", "sources", "windows_hosts", "decommissioned"}
     unknown = sorted(set(entry) - known)
     if unknown:
         raise ValueError(f"{key}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
@@ -131,6 +132,15 @@ def _parse_agency(entry: Any, key: str, default_silent: float | None) -> Agency:
         source = _parse_source(src, skey, default_silent)
         if source.name in names:
             raise ValueError(f"{skey}.name: duplicate source name {source.name!r} in this agency")
+        names.add(source.name)
+        sources.append(source)
+    raw_hosts = entry.get("windows_hosts") or []
+    if not isinstance(raw_hosts, list):
+        raise ValueError(f"{key}.windows_hosts: must be a list of Windows computer names")
+    for j, host in enumerate(raw_hosts):
+        source = _windows_source(host, f"{key}.windows_hosts[{j}]", default_silent)
+        if source.name in names:
+            raise ValueError(f"{key}.windows_hosts[{j}]: {source.name!r} listed twice in this agency")
         names.add(source.name)
         sources.append(source)
     return Agency(
@@ -169,6 +179,28 @@ def _parse_source(src: Any, key: str, default_silent: float | None) -> ExpectedS
         dataset=str(src.get("dataset") or ""),
         silent_after_s=silent,
     )
+
+
+def _windows_source(entry: Any, key: str, default_silent: float | None) -> ExpectedSource:
+    """`FS01` or `{host: FS01, silent_after: 1h}`: a Windows server forwarding its event logs to the
+    agency's agent (a `dataset: windows` listener), whose deliveries arrive as `winlog-*/<computer>`."""
+    if isinstance(entry, str):
+        entry = {"host": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("host"), str):
+        raise ValueError(f"{key}: a Windows computer name, or a mapping with host (and silent_after)")
+    unknown = sorted(set(entry) - {"host", "silent_after"})
+    if unknown:
+        raise ValueError(f"{key}.{unknown[0]}: unknown key (known: host, silent_after)")
+    slug = computer_slug(entry["host"])
+    if not slug or not _ID.match(slug):
+        raise ValueError(f"{key}.host: not a computer name ({entry['host']!r})")
+    silent: float | None = default_silent
+    if "silent_after" in entry:
+        try:
+            silent = parse_duration(entry["silent_after"])
+        except ValueError as exc:
+            raise ValueError(f"{key}.silent_after: {exc}") from None
+    return ExpectedSource(name=f"windows-{slug}"[:64], path=f"winlog-*/{slug}", dataset="windows", silent_after_s=silent)
 
 
 def load_inventory(path: str | Path) -> Inventory:
