@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.wire import DEFAULT_TIMEZONE, RAW_TOPIC
-from detectors.notify import NotifyConfig
 from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
+from pipeline.notify import NotifyConfig
 
 DEAD_LETTER_TOPIC = "socpipe.deadletter"  # records the worker could not process, with the reason
 QUARANTINE_TOPIC = "socpipe.quarantine"  # raw records that failed verification, with the reason

@@ -56,6 +56,11 @@ class WorkerMetrics:
             "Events an anomaly model raised on (skipped; rules unaffected)",
             registry=r,
         )
+        self.notifications_dropped = Counter(
+            "socpipe_detector_notifications_dropped",
+            "Alerts not notified because the notification queue was full (they are indexed regardless)",
+            registry=r,
+        )
         self.alerts_indexed = Counter(
             "socpipe_detector_alerts_indexed", "Alert documents created in Elasticsearch", registry=r
         )

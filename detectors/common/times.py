@@ -41,17 +41,19 @@ def epoch_us(ts: float) -> int:
 
 
 def iso_ms(ts: float | datetime) -> str:
-    """Epoch seconds (or an aware datetime) -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' in UTC."""
+    """Epoch seconds (or an aware datetime) -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' in UTC; ValueError if no date can be."""
     if isinstance(ts, datetime):
         ts = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
-    whole, us = _split(ts)
-    return f"{_minute_prefix(whole // 60)}{whole % 60:02d}.{us // 1000:03d}Z"
+    try:
+        whole, us = _split(ts)
+        return f"{_minute_prefix(whole // 60)}{whole % 60:02d}.{us // 1000:03d}Z"
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"not a representable time: {ts!r}") from exc
 
 
 def iso_s(ts: float) -> str:
     """Epoch seconds -> 'YYYY-MM-DDTHH:MM:SSZ' in UTC (whole seconds, for reports)."""
-    whole = _split(ts)[0]
-    return f"{_minute_prefix(whole // 60)}{whole % 60:02d}Z"
+    return iso_ms(ts)[:-5] + "Z"
 
 
 def to_epoch(value: object) -> float | None:

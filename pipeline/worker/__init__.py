@@ -1,5 +1,13 @@
-"""The detector worker (`from pipeline.worker import DetectorWorker`); see `core` for the design."""
+"""The detector worker, in parts (see ARCHITECTURE.md):
 
-from pipeline.worker.core import DetectorWorker, PartitionState, RebalanceListener
+* `stages`: the two stage processors, pure (records in; alert plan, correlation inputs, rejects out);
+* `alerting`: suppression decisions (`plan_alerts`) and the plan types;
+* `sink`: the alert sink (build documents, index with retries and pause, dead letters, notify);
+* `intake`, `state`, `models`: stage 1's verification and dedup, stage 2's partition state, anomaly models;
+* `runner`: `DetectorWorker`, which builds the Kafka and Elasticsearch clients and wires the parts.
+"""
+
+from pipeline.worker.runner import DetectorWorker
+from pipeline.worker.state import PartitionState, RebalanceListener
 
 __all__ = ["DetectorWorker", "PartitionState", "RebalanceListener"]

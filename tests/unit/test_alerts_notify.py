@@ -7,9 +7,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from detectors.alerts import build_alert
-from detectors.notify import Notifier, NotifyConfig, RateLimiter
 from detectors.sigma.detection import make_detection
 from detectors.sigma.model import RuleMeta
+from pipeline.notify import Notifier, NotifyConfig, RateLimiter
 
 
 def alert(level="critical", rule="r1", i=0):

@@ -2,13 +2,17 @@
 
 Deciding (severity threshold, rate limits, message text) is pure; sending is one narrow function.
 A notification failing or being rate limited never affects indexing: alerts are in Elasticsearch
-regardless, notifications only page someone.
+regardless, notifications only page someone. The worker sends through `NotificationQueue` (bounded,
+own thread), so a slow target never holds up the alert write path. This lives in `pipeline/` (the I/O
+side): `detectors/` makes no network call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +36,7 @@ class NotifyConfig:
     max_per_minute: int = 10  # all notifications together
     max_per_rule_per_hour: int = 3  # a noisy rule cannot flood the channel
     timeout_s: float = 5.0
+    max_pending: int = 1000  # batches of alerts waiting for the sender thread; more are dropped (counted)
 
 
 @dataclass
@@ -145,3 +150,54 @@ class Notifier:
                     self.failed += 1
                     log.warning("notify failed target=%s error=%s", url.split("/bot")[0], exc)
         return sent
+
+
+class NotificationQueue:
+    """Notifications off the alert write path: a bounded queue drained by one daemon thread.
+
+    `offer` never blocks and never raises: when the queue is full (targets slow or down) the alerts
+    are dropped from notification (they are indexed regardless) and counted in `dropped`.
+    """
+
+    def __init__(self, notifier: Notifier, max_pending: int = 1000, on_drop: Callable[[int], None] | None = None):
+        self.notifier = notifier
+        self.dropped = 0
+        self._on_drop = on_drop
+        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="socpipe-notify", daemon=True)
+        self._thread.start()
+
+    def offer(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        try:
+            self._queue.put_nowait(alerts)
+        except queue.Full:
+            self.dropped += len(alerts)
+            if self._on_drop is not None:
+                self._on_drop(len(alerts))
+            log.warning("notify queue_full dropped=%d total_dropped=%d", len(alerts), self.dropped)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued (up to `timeout_s`), then stop the thread."""
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            return
+        self._thread.join(timeout_s)
+
+    def join(self) -> None:
+        """Wait until everything offered so far was handled (tests)."""
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            alerts = self._queue.get()
+            try:
+                if alerts is None:
+                    return
+                self.notifier.offer(alerts)
+            except Exception:  # a notification bug must not kill the thread
+                log.exception("notify failed_unexpectedly")
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,373 @@
+"""The detector worker's runner: builds the clients, wires the parts, moves records, commits.
+
+    raw topic --Stage1--> plan --AlertSink--> Elasticsearch          (pipeline.worker.stages / .sink)
+              \\--forwards--> correlation topic --Stage2--> plan --AlertSink--> Elasticsearch
+    created alerts --NotificationQueue (own thread)--> webhook / bot   (pipeline.notify)
+
+Two stages, each a Kafka consumer group, so that adding workers scales both:
+
+* stage 1 consumes the raw topic (partitioned by agency/agent/source): verify and deduplicate,
+  normalise, match single-event rules, feed anomaly models, and forward events that feed correlation
+  rules to the correlation topic, keyed by the correlation's group-by values (e.g. `source.ip`, not the
+  agency, so one address attacking several agencies meets in one worker). Its dedup state is saved to
+  the compacted state topic with the offsets, and restored on assignment.
+* stage 2 consumes the correlation topic and keeps windowed correlation state per partition. The state
+  (with its suppression state) is written to the state topic (with the next offset) before offsets are
+  committed, and is restored when a partition is assigned, so a restart neither misses nor doubles a
+  correlation.
+
+Offsets are committed only after Elasticsearch acknowledged the batch's alerts (`AlertSink.deliver`
+returns then) and after correlation inputs, quarantined records and dead letters are durable in Kafka.
+Records that fail verification go to the quarantine topic; records that cannot be decoded and alerts
+Elasticsearch rejects go to the dead-letter topic, with the reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
+
+from detectors.alerts import AgencyInfo
+from detectors.normalise import Normaliser
+from detectors.sigma import Engine, load_rules
+from pipeline import kafka_io
+from pipeline.config import ConfigError
+from pipeline.detector_config import DetectorConfig
+from pipeline.elastic import AlertIndexer, connect
+from pipeline.elastic import setup as es_setup
+from pipeline.enrolment.registry import AgentCache, Registry
+from pipeline.notify import NotificationQueue, Notifier
+from pipeline.worker.alerting import AlertPlan
+from pipeline.worker.intake import Intake
+from pipeline.worker.models import ModelSet
+from pipeline.worker.sink import AlertSink
+from pipeline.worker.stages import Detected, Rejected, Stage1, Stage2, StageResult, new_suppressor
+from pipeline.worker.state import RebalanceListener, read_snapshots
+from pipeline.worker_metrics import WorkerMetrics
+
+log = logging.getLogger("socpipe.detector")
+
+__all__ = ["DetectorWorker"]
+
+
+def _await_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 30.0) -> None:
+    """Join only once the topic's partitions are in metadata: a group that joins while a just-created
+    topic has none gets no assignment, and kafka-python did not rebalance onto it later."""
+    deadline = time.monotonic() + timeout_s
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            log.warning(
+                "detector.topic_without_partitions topic=%s waited_s=%.0f action=subscribe_anyway", topic, timeout_s
+            )
+            return
+        time.sleep(0.2)
+
+
+def _open_registry(path: str) -> Registry:
+    """The enrolment registry (written by `socpipe enrol`/`coverage`, shared with them). A missing one is
+    created empty (the enrolment server may start a moment later), loudly: with no agents known, every
+    raw record is quarantined."""
+    if not Path(path).is_file():
+        log.warning(
+            "detector.registry_missing path=%s action=create_empty (every record quarantined until agents enrol)", path
+        )
+    registry = Registry(path)
+    log.info("detector.registry path=%s agents=%d", path, len(registry.agents()))
+    return registry
+
+
+class _PauseConsumer:
+    """The sink's `Hold` for a consumer: pause its partitions, poll to stay in the group, resume."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+
+    def pause(self) -> None:
+        self.consumer.pause(*self.consumer.assignment())
+
+    def keep_alive(self) -> None:
+        self.consumer.poll(timeout_ms=0)
+
+    def resume(self) -> None:
+        self.consumer.resume(*self.consumer.assignment())
+
+
+class DetectorWorker:
+    def __init__(self, cfg: DetectorConfig, agency_lookup: Callable[[str], AgencyInfo | None] | None = None):
+        self.cfg = cfg = cfg.validate()
+        # Rules and models first: a config error stops the worker before it connects to anything.
+        loaded = load_rules(cfg.rules)
+        for issue in loaded.errors:
+            log.warning("rules.load_error %s", issue)
+        if not loaded.rules:
+            first = f"; first: {loaded.errors[0]}" if loaded.errors else ""
+            raise ConfigError(f"rules: no usable rule in {cfg.rules} ({len(loaded.errors)} errors{first})")
+        self.rules = loaded.rules
+        self.metrics = WorkerMetrics()
+        self.metrics.rules_loaded.set(len(self.rules))
+        self.models = ModelSet(cfg.models, check_every_s=cfg.model_check_s)
+        self._model_metrics()
+        self.agents = AgentCache(_open_registry(cfg.registry), refresh_s=cfg.registry_refresh_s)
+        self.intake = Intake(self.agents, cfg.max_seq_ahead)  # verification + dedup per raw partition
+        detected = Detected(self.metrics)
+        self.detected = detected
+        self.stage1 = Stage1(
+            Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s),
+            Normaliser(default_timezone=cfg.timezone),
+            self.intake,
+            self.models,
+            new_suppressor(cfg.suppression_window_s, cfg.suppression_max_keys),
+            self.metrics,
+            detected,
+            anomaly_lateness_s=cfg.anomaly_lateness_s,
+            anomaly_idle_flush_s=cfg.anomaly_idle_flush_s,
+            idle_flush_s=cfg.idle_flush_s,
+        )
+        self.stage2 = Stage2(
+            lambda: Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s),
+            lambda: new_suppressor(cfg.suppression_window_s, cfg.suppression_max_keys),
+            detected,
+            idle_advance_s=cfg.idle_advance_s,
+        )
+        self.notifications: NotificationQueue | None = None
+        if cfg.notify.enabled:
+            self.notifications = NotificationQueue(
+                Notifier(cfg.notify), cfg.notify.max_pending, on_drop=self.metrics.notifications_dropped.inc
+            )
+        self.progress = {"raw_records": 0, "lines": 0, "inputs_sent": 0, "corr_records": 0, "detections": 0}
+        self._next_progress_log = time.monotonic() + cfg.progress_log_s
+        self._unflushed = False  # dead letters / quarantined records sent since the last producer flush
+
+        es = connect(cfg.es)
+        setup_report = es_setup(es, cfg.es, cfg.es.index_prefix)  # idempotent: templates before the first alert
+        log.info("detector.es_setup %s", setup_report)
+        self.sink = AlertSink(
+            AlertIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs),
+            self.metrics,
+            self._dead_letter,
+            agency_lookup=agency_lookup,
+            notify=self.notifications.offer if self.notifications else None,
+            retry_backoff_max_s=cfg.retry_backoff_max_s,
+        )
+        kafka_io.ensure_topics(
+            cfg.kafka,
+            {
+                cfg.raw_topic: {"partitions": cfg.topic_partitions},
+                cfg.correlation_topic: {"partitions": cfg.topic_partitions},
+                # compacted; segments roll every 10 min so compaction keeps the restart read short
+                cfg.state_topic: {"partitions": 1, "config": {"cleanup.policy": "compact", "segment.ms": "600000"}},
+                cfg.dead_letter_topic: {"partitions": 1},
+                cfg.quarantine_topic: {"partitions": 1},
+            },
+        )
+        self.producer: KafkaProducer = kafka_io.producer(cfg.kafka)
+        # A topic created moments ago may have no partition metadata yet at the first join; refresh
+        # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
+        self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
+        _await_partitions(self.raw, cfg.raw_topic)
+        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1))
+        self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
+        _await_partitions(self.corr, cfg.correlation_topic)
+        self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned2, self._revoked2))
+        log.info(
+            "detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
+            cfg.group_id,
+            len(self.rules),
+            len(loaded.errors),
+            len(self.models.loaded),
+            len(self.models.errors),
+            cfg.suppression_window_s,
+        )
+
+    def _model_metrics(self) -> None:
+        self.metrics.models_loaded.set(len(self.models.loaded))
+        self.metrics.model_errors.set(len(self.models.errors))
+
+    # --- main loop ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+
+    def poll_once(self) -> None:
+        self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
+        self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll()))
+        # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
+        # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
+        # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10.
+        slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
+        self._stage2(self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records))
+        if self.models.maybe_reload():
+            self._model_metrics()
+        if time.monotonic() >= self._next_progress_log:
+            self._next_progress_log = time.monotonic() + self.cfg.progress_log_s
+            self.progress["detections"] = self.detected.count
+            log.info(
+                "detector.progress %s partitions1=%d partitions2=%d",
+                " ".join(f"{k}={v}" for k, v in self.progress.items()),
+                len(self.raw.assignment()),
+                len(self.corr.assignment()),
+            )
+
+    def _raw_records_per_poll(self) -> int:
+        """Records per stage-1 poll so a batch holds about `max_batch_lines` lines: alerts are written
+        and offsets committed per batch, so a 500-record poll of 100-line records (50k lines) held a
+        trigger's alert back for seconds."""
+        per_record = max(1.0, self.stage1.lines_per_record)
+        return max(1, min(self.cfg.max_batch_records, int(self.cfg.max_batch_lines / per_record)))
+
+    def close(self) -> None:
+        for c in (self.raw, self.corr):
+            try:
+                c.close(autocommit=False)
+            except Exception:  # closing must not hide the reason we are stopping
+                log.exception("detector.close_consumer_failed")
+        self.producer.close(timeout=5)
+        if self.notifications is not None:
+            self.notifications.close()
+
+    # --- stage 1 -----------------------------------------------------------------------------
+    def _stage1(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        if not polled:
+            idle = self.stage1.idle()
+            self._send(idle)
+            if idle.forwards:
+                self.producer.flush()
+            self._deliver(idle.plan, self.raw)
+            self._flush_if_needed()
+            return
+        started = time.perf_counter()
+        out = self.stage1.process(rec for records in polled.values() for rec in records)
+        self.progress["raw_records"] += out.records
+        self.progress["lines"] += out.lines
+        self.progress["inputs_sent"] += len(out.forwards)
+        self._send(out)
+        if out.forwards or out.quarantined:
+            self.producer.flush()  # correlation inputs and quarantined records are durable before offsets move
+        self._deliver(out.plan, self.raw)
+        self._flush_if_needed()
+        self._save_seen([tp for tp in polled if tp.partition in self.intake.seen])
+        self._commit(self.raw)
+        self.metrics.batch_seconds_stage1.observe(time.perf_counter() - started)
+
+    def _deliver(self, plan: AlertPlan, consumer: KafkaConsumer) -> None:
+        blocked = self.sink.deliver(plan, _PauseConsumer(consumer))
+        if blocked > 0:
+            self.stage1.shift_idle(blocked)
+            self.stage2.shift_idle(blocked)
+
+    def _send(self, out: StageResult) -> None:
+        for fwd in out.forwards:
+            self.producer.send(self.cfg.correlation_topic, key=fwd.key, value=fwd.value)
+        for rej in out.quarantined:
+            self._quarantine(rej)
+        for dead in out.dead_letters:
+            self._dead_letter(dead.payload, dead.reason)
+
+    def _assigned1(self, partitions: list[TopicPartition]) -> None:
+        """Stage-1 partitions: restore their dedup state and resume at the offset saved with it."""
+        log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in partitions))
+        snapshots = read_snapshots(self.cfg.kafka, self.cfg.state_topic, self._seen_prefix())
+        for tp in partitions:
+            offset = self.intake.restore(tp.partition, snapshots.get(tp.partition))
+            if offset is not None:
+                self.raw.seek(tp, offset)
+                log.info("detector.dedup.restored partition=%d offset=%d", tp.partition, offset)
+
+    def _revoked1(self, partitions: list[TopicPartition]) -> None:
+        log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in partitions))
+        for tp in partitions:
+            self.intake.drop(tp.partition)
+
+    def _seen_prefix(self) -> bytes:
+        return f"{self.cfg.group_id}|{self.cfg.raw_topic}|".encode()
+
+    def _save_seen(self, tps: list[TopicPartition]) -> None:
+        """Dedup state of the partitions a batch touched, with their next offsets, before the commit."""
+        for tp in tps:
+            key = self._seen_prefix() + str(tp.partition).encode()
+            self.producer.send(
+                self.cfg.state_topic, key=key, value=self.intake.snapshot(tp.partition, self.raw.position(tp))
+            )
+        if tps:
+            self.producer.flush()
+
+    # --- stage 2 -----------------------------------------------------------------------------
+    def _stage2(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        for tp in polled:
+            if tp.partition not in self.stage2.partitions:  # assignment raced the poll: restore first
+                self._assigned2([tp])
+        out = self.stage2.process({tp.partition: records for tp, records in polled.items()})
+        if not out.records and not out.plan:
+            return
+        self.progress["corr_records"] += out.records
+        self._send(out)
+        self._deliver(out.plan, self.corr)
+        self._flush_if_needed()
+        self._save_state([TopicPartition(self.cfg.correlation_topic, p) for p in self.stage2.partitions])
+        self._commit(self.corr)
+        self.metrics.batch_seconds_stage2.observe(time.perf_counter() - started)
+
+    def _state_prefix(self) -> bytes:
+        return f"{self.cfg.group_id}|{self.cfg.correlation_topic}|".encode()
+
+    def _assigned2(self, partitions: list[TopicPartition]) -> None:
+        log.info("detector.stage2.assigned partitions=%s", sorted(tp.partition for tp in partitions))
+        snapshots = read_snapshots(self.cfg.kafka, self.cfg.state_topic, self._state_prefix())
+        for tp in partitions:
+            offset = self.stage2.assign(tp.partition, snapshots.get(tp.partition))
+            if offset is not None:
+                self.corr.seek(tp, offset)  # offsets committed after the snapshot: resume exactly there
+                log.info("detector.state.restored partition=%d offset=%d", tp.partition, offset)
+
+    def _revoked2(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.stage2.revoke(tp.partition)
+
+    def _save_state(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            snap = self.stage2.snapshot(tp.partition, self.corr.position(tp))
+            if snap is not None:
+                key = self._state_prefix() + str(tp.partition).encode()
+                self.producer.send(self.cfg.state_topic, key=key, value=snap)
+        self.producer.flush()
+        self._unflushed = False
+
+    # --- Kafka outputs -------------------------------------------------------------------------
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        try:
+            consumer.commit()
+        except CommitFailedError as exc:
+            # Evicted by a rebalance: the batch will be redelivered; idempotent writes absorb it.
+            self.metrics.commit_failures.inc()
+            log.warning("detector.commit_failed reason=%s", exc)
+
+    def _flush_if_needed(self) -> None:
+        if self._unflushed:
+            self.producer.flush()
+            self._unflushed = False
+
+    def _quarantine(self, rej: Rejected) -> None:
+        """The record as it came (key, headers, value) plus why, for the SOC to investigate."""
+        rec, reason, where = rej.record, rej.reason, rej.where
+        self.metrics.quarantine(reason).inc()
+        log.warning("detector.quarantined reason=%s at=%s key=%.120r", reason, where, rec.key)
+        headers = [(k, v) for k, v in (rec.headers or [])[:16] if isinstance(k, str) and isinstance(v, bytes)]
+        headers += [("quarantine_reason", reason.encode()), ("quarantine_from", where.encode())]
+        self.producer.send(self.cfg.quarantine_topic, key=rec.key, value=rec.value, headers=headers)
+
+    def _dead_letter(self, payload: bytes, reason: str) -> None:
+        self.metrics.dead_letters.inc()
+        log.warning("detector.dead_letter reason=%s", reason)
+        self.producer.send(self.cfg.dead_letter_topic, value=payload, headers=[("reason", reason.encode()[:4000])])
+        self._unflushed = True

@@ -1,0 +1,178 @@
+"""The alert sink: an `AlertPlan` in, documents in Elasticsearch out - with retries and dead letters.
+
+`AlertSink.deliver(plan, hold)` returns only when Elasticsearch acknowledged every new alert and
+count update of the plan (the runner commits offsets after it). While Elasticsearch refuses writes it
+backs off (up to `retry_backoff_max_s`) and tells `hold` to pause consumption, keep the consumer in its
+group, and resume once writes succeed again. Documents Elasticsearch rejects for good, and findings
+that cannot become a document, go to `dead_letter` with the reason; nothing is dropped silently.
+Created alerts are handed to `notify` (a bounded queue with its own thread: notifications never slow
+or stop the write path).
+
+Alert ids are deterministic and written with op_type=create, so a plan delivered twice (a batch
+replayed after a crash) creates nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from elasticsearch import ApiError, TransportError
+
+from collectors import wire
+from detectors.alerts import AgencyInfo, build_alert
+from detectors.common.times import iso_ms
+from detectors.finding import Finding
+from pipeline.elastic import AlertIndexer
+from pipeline.worker.alerting import AlertPlan, CountUpdate, NewAlert, reopen, with_repeats
+from pipeline.worker_metrics import WorkerMetrics
+
+log = logging.getLogger("socpipe.detector")
+
+Doc = dict[str, Any]
+
+
+class Hold(Protocol):
+    """What the sink asks of the consumer whose batch it is writing while Elasticsearch refuses."""
+
+    def pause(self) -> None: ...
+    def keep_alive(self) -> None: ...
+    def resume(self) -> None: ...
+
+
+class NoHold:
+    def pause(self) -> None:
+        pass
+
+    def keep_alive(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
+
+class AlertSink:
+    def __init__(
+        self,
+        indexer: AlertIndexer,
+        metrics: WorkerMetrics,
+        dead_letter: Callable[[bytes, str], None],
+        *,
+        agency_lookup: Callable[[str], AgencyInfo | None] | None = None,
+        notify: Callable[[list[Doc]], None] | None = None,
+        retry_backoff_max_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.indexer = indexer
+        self.metrics = metrics
+        self.dead_letter = dead_letter
+        self.agency_lookup = agency_lookup or (lambda _agency_id: None)
+        self.notify = notify
+        self.retry_backoff_max_s = retry_backoff_max_s
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    def deliver(self, plan: AlertPlan, hold: Hold | None = None) -> float:
+        """Write new alerts and count updates until Elasticsearch acknowledged all; pause meanwhile.
+
+        Returns the seconds spent blocked on Elasticsearch (0.0 when it took the writes at once): the
+        runner shifts the stages' idle timers by it, since time blocked is not idleness (an outage longer
+        than allowed_lateness otherwise advanced every watermark by wall clock, and the events queued in
+        Kafka meanwhile arrived "late" and missed their windows)."""
+        if not plan:
+            return 0.0
+        hold = hold or NoHold()
+        docs = self.documents(plan.new)
+        updates = list(plan.updates)
+        backoff, paused, paused_at = 0.5, False, 0.0
+        while True:
+            retry_docs = self._write(docs) if docs else []
+            left, reopened = self._update_counts(updates) if updates and not retry_docs else (updates, [])
+            docs, updates = retry_docs + self.documents(reopened), left
+            if not docs and not updates:
+                break
+            if not retry_docs and not left:
+                continue  # only alerts reopened after their open one was closed: write them now
+            if not paused:
+                hold.pause()
+                paused, paused_at = True, self.monotonic()
+                self.metrics.paused.set(1)
+                log.warning(
+                    "detector.es_unavailable pending_alerts=%d pending_updates=%d action=pause", len(docs), len(updates)
+                )
+            self.metrics.index_retries.inc()
+            self.sleep(backoff)
+            hold.keep_alive()
+            backoff = min(backoff * 2, self.retry_backoff_max_s)
+        if not paused:
+            return 0.0
+        hold.resume()
+        self.metrics.paused.set(0)
+        blocked = self.monotonic() - paused_at
+        log.info("detector.es_available action=resume blocked_s=%.1f", blocked)
+        return blocked
+
+    def documents(self, new_alerts: list[NewAlert]) -> list[Doc]:
+        """Alert documents of the new alerts (repeats folded in); a finding that cannot be one is dead-lettered."""
+        docs = []
+        for n in new_alerts:
+            item = n.candidate.item
+            try:
+                doc = build_alert(item, agency=self._agency(item))
+            except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
+                self.dead_letter(wire.encode(item.to_dict()), f"cannot build alert: {exc}")
+                continue
+            docs.append(with_repeats(doc, n.repeats, iso_ms(n.last_ts) if n.repeats else None))
+            if n.repeats:
+                self.metrics.suppressed.inc(n.repeats)
+        return docs
+
+    def _agency(self, item: Finding) -> AgencyInfo | None:
+        agencies = item.agencies
+        return self.agency_lookup(agencies[0]) if len(agencies) == 1 else None
+
+    def _write(self, docs: list[Doc]) -> list[Doc]:
+        """Bulk-create; rejected documents go to the dead letters; returns those to retry."""
+        result = self.indexer.index(docs)
+        self.metrics.alerts_indexed.inc(len(result.created))
+        self.metrics.alerts_duplicate.inc(len(result.duplicates))
+        for doc, reason in result.rejected:
+            self.dead_letter(wire.encode(doc), f"elasticsearch rejected alert: {reason}")
+        if self.notify is not None and result.created:
+            created = set(result.created)
+            self.notify([d for d in docs if d.get("_id") in created])
+        return result.retry
+
+    def _update_counts(self, updates: list[CountUpdate]) -> tuple[list[CountUpdate], list[NewAlert]]:
+        """Add repeats to open alerts; (updates to retry later, new alerts for keys whose alert is gone)."""
+        left: list[CountUpdate] = []
+        reopened: list[NewAlert] = []
+        for u in updates:
+            try:
+                got = self.indexer.update_suppressed(
+                    u.candidate.dedup_key, u.repeats, iso_ms(u.last_ts), since=iso_ms(u.window_start)
+                )
+            except (TransportError, RuntimeError) as exc:  # ES down, or conflicting writers: try again
+                log.warning("detector.suppression_update_failed key=%s error=%s retry=yes", u.candidate.dedup_key, exc)
+                left.append(u)
+                continue
+            except ApiError as exc:
+                if exc.meta.status == 429 or exc.meta.status >= 500:
+                    left.append(u)
+                else:
+                    log.error(
+                        "detector.suppression_update_rejected key=%s status=%s error=%s repeats_lost=%d",
+                        u.candidate.dedup_key,
+                        exc.meta.status,
+                        exc.message,
+                        u.repeats,
+                    )
+                continue
+            if got is None:
+                reopened.append(reopen(u))
+            else:
+                self.metrics.suppressed.inc(u.repeats)
+        return left, reopened
