@@ -282,3 +282,28 @@ def test_a_finding_that_cannot_become_a_document_is_dead_lettered(bad: str) -> N
     sink = AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: dead.append(r))  # type: ignore[arg-type]
     assert len(sink.documents(first.new)) == len(first.new) - 1
     assert dead and dead[0].startswith("cannot build alert:")
+
+
+def test_time_blocked_on_elasticsearch_is_not_idleness() -> None:
+    clock = [1000.0]
+    s1, _, _ = stages()
+    s2 = Stage2(
+        lambda: Engine(RULES, allowed_lateness=60),
+        lambda: new_suppressor(3600, 1000),
+        Detected(WorkerMetrics()),
+        monotonic=lambda: clock[0],
+    )
+    s2.assign(0)
+    s2.process(forwarded(s1.process([signed(failures(3))])))
+    assert s2.partitions[0].last_event_wall == 1000.0
+    first, _ = _brute_force_plans()
+
+    def sleep(s: float) -> None:
+        clock[0] += s
+
+    sink = AlertSink(FakeIndexer(down=2), WorkerMetrics(), lambda p, r: None, sleep=sleep, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    blocked = sink.deliver(first, Hold())
+    assert blocked == 1.5  # backoffs 0.5 + 1.0 while Elasticsearch refused
+    s2.shift_idle(blocked)
+    assert s2.partitions[0].last_event_wall == 1001.5  # so the partition does not look idle for the outage
+    assert AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: None).deliver(first) == 0.0  # type: ignore[arg-type]
