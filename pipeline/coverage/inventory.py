@@ -200,7 +200,9 @@ def _windows_source(entry: Any, key: str, default_silent: float | None) -> Expec
             silent = parse_duration(entry["silent_after"])
         except ValueError as exc:
             raise ValueError(f"{key}.silent_after: {exc}") from None
-    return ExpectedSource(name=f"windows-{slug}"[:64], path=f"winlog-*/{slug}", dataset="windows", silent_after_s=silent)
+    return ExpectedSource(
+        name=f"windows-{slug}"[:64], path=f"winlog-*/{slug}", dataset="windows", silent_after_s=silent
+    )
 
 
 def load_inventory(path: str | Path) -> Inventory:
