@@ -36,12 +36,37 @@ _TECHNIQUE = re.compile(r"^t(\d{4})(?:\.(\d{3}))?$")
 
 
 def threat_from_tags(tags: list[str]) -> dict[str, Any]:
-    """Nested ECS `threat` object, or {} when no tag is an ATT&CK tactic or technique."""
+    """Nested ECS `threat` object, or {} when no tag is an ATT&CK tactic or technique.
+
+    Rules repeat their tags on every alert: the object is built once per tag list and each caller
+    gets its own copy."""
+    key = tuple(tags or ())
+    hit = _THREATS.get(key)
+    if hit is None:
+        hit = _threat(key)
+        if len(_THREATS) >= 4096:
+            _THREATS.clear()
+        _THREATS[key] = hit
+    return _copy(hit)
+
+
+_THREATS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _copy(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return list(value)  # lists of strings
+    return value
+
+
+def _threat(tags: tuple[Any, ...]) -> dict[str, Any]:
     tactic_ids: list[str] = []
     tactic_names: list[str] = []
     techniques: list[str] = []
     subtechniques: list[str] = []
-    for raw in tags or []:
+    for raw in tags:
         tag = str(raw).strip().lower()
         if not tag.startswith("attack."):
             continue

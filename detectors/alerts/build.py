@@ -266,13 +266,16 @@ def entity_fields(sources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """First valid value of each entity field over the sources, in order (group-by values first)."""
     out: dict[str, Any] = {}
     for src in sources:
-        for key, kind in ENTITY_FIELDS.items():
-            if key in out or key not in src:
+        for key in _ENTITY_KEYS.intersection(src):  # C-level: the few entity fields this source has
+            if key in out:
                 continue
-            value = _valid(src[key], kind)
+            value = _valid(src[key], ENTITY_FIELDS[key])
             if value is not None:
                 out[key] = value
     return out
+
+
+_ENTITY_KEYS = frozenset(ENTITY_FIELDS)
 
 
 def _valid(value: Any, kind: str) -> Any:
@@ -283,10 +286,17 @@ def _valid(value: Any, kind: str) -> Any:
     if value is None or isinstance(value, (dict, bool)):
         return None
     if kind == "ip":
-        try:
-            return str(ipaddress.ip_address(str(value).strip()))
-        except ValueError:
-            return None
+        text = value if type(value) is str else str(value)
+        hit = _IPS.get(text)
+        if hit is None:
+            try:
+                hit = str(ipaddress.ip_address(text.strip()))
+            except ValueError:
+                hit = ""
+            if len(_IPS) >= 4096:
+                _IPS.clear()
+            _IPS[text] = hit
+        return hit or None
     if kind == "port":
         try:
             port = int(value)
@@ -297,19 +307,48 @@ def _valid(value: Any, kind: str) -> Any:
     return text[:1024] if text else None
 
 
+_IPS: dict[str, str] = {}  # text -> canonical address ("" = not one); bounded
+
+
 def bound_evidence(events: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """At most 20 events of at most 128 fields, strings cut to 2 KiB; nested; plus the field names seen."""
+    """At most 20 events of at most 128 fields, strings cut to 2 KiB; nested; plus the field names seen.
+
+    An event within the bounds (the usual case) is nested as it is, without a bounded copy first."""
     kept: list[dict[str, Any]] = []
     names: set[str] = set()
     for event in events[:EVIDENCE_MAX_EVENTS]:
-        if not isinstance(event, Mapping):
+        if type(event) is not dict and not isinstance(event, Mapping):
+            continue
+        if len(event) <= EVIDENCE_MAX_FIELDS and _within_bounds(event):
+            names.update(event)
+            kept.append(to_nested(event))
             continue
         flat = {}
         for key in sorted(event, key=_evidence_order)[:EVIDENCE_MAX_FIELDS]:
             flat[str(key)] = _bounded(event[key])
             names.add(str(key))
         kept.append(to_nested(flat))
-    return kept, sorted(names)
+    return kept, sorted({k if type(k) is str else str(k) for k in names})
+
+
+def _within_bounds(event: Mapping[Any, Any]) -> bool:
+    """Every value already within what `_bounded` would make of it (short strings and plain scalars)."""
+    for value in event.values():
+        kind = type(value)
+        if kind is str:
+            if len(value) > EVIDENCE_MAX_CHARS:
+                return False
+        elif kind is list:
+            if len(value) > 64 or not all(type(v) is not str or len(v) <= EVIDENCE_MAX_CHARS for v in value):
+                return False
+            if not all(type(v) in _PLAIN for v in value):
+                return False
+        elif kind not in _PLAIN:
+            return False
+    return True
+
+
+_PLAIN = frozenset((str, int, float, bool, type(None)))
 
 
 _EVIDENCE_FIRST = (
