@@ -47,7 +47,7 @@ def threat_from_tags(tags: list[str]) -> dict[str, Any]:
         if len(_THREATS) >= 4096:
             _THREATS.clear()
         _THREATS[key] = hit
-    return _copy(hit)
+    return {k: _copy(v) for k, v in hit.items()}
 
 
 _THREATS: dict[tuple[Any, ...], dict[str, Any]] = {}
