@@ -105,6 +105,39 @@ SYSMON: dict[int, tuple[str, list[str], list[str]]] = {
 }
 
 
+# Object access rights as Windows renders their message-table codes (%%NNNN) in AccessList
+ACCESS_RIGHTS = {
+    "%%1537": "DELETE",
+    "%%1538": "READ_CONTROL",
+    "%%1539": "WRITE_DAC",
+    "%%1540": "WRITE_OWNER",
+    "%%1541": "SYNCHRONIZE",
+    "%%1542": "ACCESS_SYS_SEC",
+    "%%4416": "ReadData (or ListDirectory)",
+    "%%4417": "WriteData (or AddFile)",
+    "%%4418": "AppendData (or AddSubdirectory or CreatePipeInstance)",
+    "%%4419": "ReadEA",
+    "%%4420": "WriteEA",
+    "%%4421": "Execute/Traverse",
+    "%%4422": "DeleteChild",
+    "%%4423": "ReadAttributes",
+    "%%4424": "WriteAttributes",
+    "%%4432": "Query key value",
+    "%%4433": "Set key value",
+    "%%4434": "Create sub-key",
+    "%%4435": "Enumerate sub-keys",
+    "%%4436": "Notify about changes to keys",
+    "%%4437": "Create Link",
+}
+
+
+def _access_list(ev: Event, raw: str) -> None:
+    """Keep the raw codes (rules match '%%4417'), add their rendering (rules match 'WriteData')."""
+    codes = raw.split()
+    if codes and any(c in ACCESS_RIGHTS for c in codes):
+        ev["winlog.event_data.AccessListDescription"] = [ACCESS_RIGHTS.get(c, c) for c in codes]
+
+
 def _v(data: Data, key: str) -> str | None:
     """A present, meaningful value ('-' and empty are Windows for 'none')."""
     v = data.get(key)
@@ -233,6 +266,8 @@ def _security(ev: Event, eid: int, d: Data) -> None:
             _user(ev, "user.target", _v(d, "TargetUserName"), _v(d, "TargetDomainName"), _v(d, "TargetSid"))
     else:
         _user(ev, "user", _v(d, "SubjectUserName"), _v(d, "SubjectDomainName"), _v(d, "SubjectUserSid"))
+        if _v(d, "AccessList"):
+            _access_list(ev, d["AccessList"])
         if eid in (5140, 5145, 5156):
             _source(ev, _v(d, "IpAddress") or _v(d, "SourceAddress"), _v(d, "IpPort") or _v(d, "SourcePort"))
             if eid == 5156:

@@ -102,6 +102,8 @@ CASES = [
     ({"service": "security"}, SECURITY, 4625, "IpAddress", "203.0.113.7", "203.0.113.7"),
     ({"service": "security"}, SECURITY, 4624, "AuthenticationPackageName", "NTLM", "NTLM"),
     ({"service": "security"}, SECURITY, 5145, "RelativeTargetName", "svcctl", "svcctl"),
+    ({"service": "security"}, SECURITY, 5145, "AccessList", "%%1538\r\n\t\t\t\t%%4417\r\n", "%%4417"),
+    ({"service": "security"}, SECURITY, 5145, "AccessList", "%%1538\r\n\t\t\t\t%%4417\r\n", "WriteData"),
     ({"service": "system"}, SYSTEM, 7045, "ServiceName", "PSEXESVC", "PSEXESVC"),
     ({"service": "system"}, SYSTEM, 7045, "ImagePath", "%COMSPEC% /c echo x > \\\\.\\pipe\\x", "\\\\.\\pipe\\"),
     ({"service": "system"}, SYSTEM, 7045, "Provider_Name", "", "Service Control Manager"),
