@@ -34,12 +34,16 @@ def consumer(
 
 
 def ensure_topics(cfg: KafkaConfig, topics: dict[str, dict[str, Any]]) -> None:
-    """Create missing topics: {name: {"partitions": n, "config": {...}}}. Existing ones are left alone."""
+    """Create missing topics: {name: {"partitions": n, "config": {...}}}. Existing ones are left alone.
+
+    The replication factor is the cluster's `default.replication.factor` (and `min.insync.replicas` its
+    own default) unless a spec names one: 1 on a one-broker stack, 3 on `stack up --brokers 3` or a
+    production cluster, without a socpipe setting that could disagree with the brokers."""
     admin = KafkaAdminClient(**cfg.client_kwargs(), client_id="socpipe-admin")
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(name, spec.get("partitions", 4), spec.get("replication", 1), topic_configs=spec.get("config", {}))
+            NewTopic(name, spec.get("partitions", 4), spec.get("replication", -1), topic_configs=spec.get("config", {}))
             for name, spec in topics.items()
             if name not in existing
         ]

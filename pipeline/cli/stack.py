@@ -16,9 +16,9 @@ def _print_status(statuses) -> None:
         click.echo(f"{s.name:<14} {s.endpoint:<24} {s.pid or '-':>7}  {health}: {s.detail}")
 
 
-def _stack(state_dir: str | None, secure: bool | None = None) -> Stack:
+def _stack(state_dir: str | None, secure: bool | None = None, brokers: int | None = None) -> Stack:
     try:
-        return Stack(state_dir, secure=secure)
+        return Stack(state_dir, secure=secure, brokers=brokers)
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -46,9 +46,19 @@ def stack() -> None:
     "SOCPIPE_STACK_KAFKA_SECURE_PORT (default 9094) and authorizes every request with ACLs; agents "
     "enrolled against it get their own principal.",
 )
-def up(state_dir: str | None, secure: bool) -> None:
+@click.option(
+    "--brokers",
+    type=click.Choice(["1", "3", "5"]),
+    default=None,
+    help="Kafka nodes, each a broker and a KRaft controller (default 1). With 3: topics and Kafka's own "
+    "topics get replication factor 3 and min.insync.replicas=2, so one broker may die without losing "
+    "an acknowledged line. Node i listens on each Kafka port + 3*i (9092, 9095, 9098; controllers "
+    "9093, 9096, 9099); the env file's SOCPIPE_KAFKA_BOOTSTRAP lists them all.",
+)
+def up(state_dir: str | None, secure: bool, brokers: str | None) -> None:
     """Start every server not yet running and wait until each answers (idempotent)."""
-    s = _stack(state_dir, secure or None)  # without the flag, a running stack keeps its options
+    # without a flag, a running stack keeps its options
+    s = _stack(state_dir, secure or None, int(brokers) if brokers else None)
     try:
         statuses = s.up()
     except StackError as exc:

@@ -142,10 +142,10 @@ def check_mode(state: Path, secure: bool) -> None:
         )
 
 
-def ready(state: Path, ports, secure: bool) -> str | None:
+def ready(state: Path, ports, secure: bool, brokers: int = 1) -> str | None:
     from pipeline.stack.servers import kafka_ready
 
-    plain = kafka_ready(ports)
+    plain = kafka_ready(ports, brokers)
     if not secure or plain is None:
         return plain
     # Only a broker with our SASL_SSL listener gets the SOC user (never another broker on the port).

@@ -9,8 +9,8 @@ import pwd
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.stack import elasticsearch, kafka_secure, servers
@@ -43,25 +43,36 @@ class ServerStatus:
 
 
 class Stack:
-    def __init__(self, state_dir: str | Path | None = None, ports: Ports | None = None, secure: bool | None = None):
+    def __init__(
+        self,
+        state_dir: str | Path | None = None,
+        ports: Ports | None = None,
+        secure: bool | None = None,
+        brokers: int | None = None,
+    ):
         self.state = Path(state_dir or os.environ.get("SOCPIPE_STACK_DIR", ".socpipe/stack")).resolve()
         recorded = self._recorded()
         try:
             # A running stack keeps the ports it was started with: `status`/`down` from a new shell
             # (without the SOCPIPE_STACK_*_PORT variables) still find its servers.
             self.ports = ports or (recorded[0] if recorded else Ports.from_env())
+            if recorded is None:
+                # without --brokers, a stopped stack comes back with the node count of its Kafka data
+                brokers = brokers or servers.formatted_brokers(self.state) or 1
+                self.options = StackOptions(secure=bool(secure), brokers=brokers)
+            else:
+                self.options = recorded[1] if secure is None else replace(recorded[1], secure=secure)
+                if brokers is not None and brokers != self.options.brokers:
+                    raise StackError(
+                        f"kafka: the running stack has {self.options.brokers} broker(s); stop it "
+                        f"(`socpipe stack down`) before `socpipe stack up --brokers {brokers}`"
+                    )
+            self.ports.check(self.options)
         except PrerequisiteError as exc:
             raise StackError(str(exc)) from exc
-        self.options = StackOptions(secure=bool(secure)) if secure is not None or not recorded else recorded[1]
         ports, state, opts = self.ports, self.state, self.options
-        self.servers = [
-            Server(
-                "kafka",
-                f"127.0.0.1:{ports.kafka}" + (f", SASL_SSL 127.0.0.1:{ports.kafka_secure}" if opts.secure else ""),
-                lambda st, p: servers.kafka_command(st, p, opts.secure),
-                lambda p: kafka_secure.ready(state, p, opts.secure),
-                120,
-            ),
+        self.servers = [*(self._kafka_node(node) for node in range(1, opts.brokers + 1))]
+        self.servers += [
             Server(
                 "elasticsearch",
                 f"http://127.0.0.1:{ports.elasticsearch}",
@@ -78,6 +89,18 @@ class Stack:
             ),
         ]
 
+    def _kafka_node(self, node: int) -> Server:
+        """Kafka node `node` (1-based): `kafka`, then `kafka-2`, `kafka-3` on the plan's ports + 3 each."""
+        state, opts = self.state, self.options
+        own = self.ports.kafka_node(node - 1)
+        return Server(
+            servers.kafka_name(node),
+            f"127.0.0.1:{own.kafka}" + (f", SASL_SSL 127.0.0.1:{own.kafka_secure}" if opts.secure else ""),
+            lambda st, p: servers.kafka_command(st, p, opts.secure, node, opts),
+            lambda p: kafka_secure.ready(state, p.kafka_node(node - 1), opts.secure, opts.brokers),
+            120,
+        )
+
     @property
     def record_file(self) -> Path:
         return self.state / "stack.json"
@@ -87,7 +110,7 @@ class Stack:
         try:
             rec = json.loads(self.record_file.read_text())
             ports, opts = Ports(**rec["ports"]), StackOptions(**rec.get("options", {}))
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, PrerequisiteError):
             return None
         names = rec.get("servers", ["kafka", "elasticsearch", "prometheus"])
         pids = [self._read_pid(self.state / f"{name}.pid") for name in names]
@@ -99,7 +122,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         return {
-            "SOCPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.ports.kafka}",
+            "SOCPIPE_KAFKA_BOOTSTRAP": self.ports.kafka_bootstrap(self.options.brokers),
             "SOCPIPE_ES_URL": f"http://127.0.0.1:{self.ports.elasticsearch}",
             "SOCPIPE_PROMETHEUS_URL": f"http://127.0.0.1:{self.ports.prometheus}",
             "SOCPIPE_STACK_DIR": str(self.state),
@@ -110,8 +133,11 @@ class Stack:
             **(kafka_secure.env(self.state, self.ports.kafka_secure) if self.options.secure else {}),
         }
 
-    def up(self) -> list[ServerStatus]:
-        """Start what is not running (idempotent), wait for every server to answer, write the env file."""
+    def up(self, only: Collection[str] | None = None) -> list[ServerStatus]:
+        """Start what is not running (idempotent), wait for every server to answer, write the env file.
+
+        `only`: names of the servers to start (e.g. just the Kafka nodes, for a test that brings its own
+        Elasticsearch); default all."""
         self.state.mkdir(parents=True, exist_ok=True)
         self.record_file.write_text(
             json.dumps(
@@ -123,7 +149,8 @@ class Stack:
                 indent=1,
             )
         )
-        for server in self.servers:
+        chosen = [s for s in self.servers if only is None or s.name in only]
+        for server in chosen:
             if self._pid_alive(server):
                 if server.name == "kafka":
                     kafka_secure.check_mode(self.state, self.options.secure)
@@ -154,7 +181,7 @@ class Stack:
                 )
             (self.state / f"{server.name}.pid").write_text(str(proc.pid))
             log.info("stack.start server=%s pid=%d", server.name, proc.pid)
-        for server in self.servers:
+        for server in chosen:
             self._wait_ready(server)
         self.env_file.write_text("".join(f"export {k}={v}\n" for k, v in self.env().items()))
         return self.status()
@@ -178,8 +205,11 @@ class Stack:
         return out
 
     def down(self) -> list[str]:
-        """Stop only the processes this stack started, by pid (their process groups)."""
-        stopped = []
+        """Stop only the processes this stack started, by pid (their process groups).
+
+        All at once, then one deadline: Kafka nodes stopped one after another lose their controller
+        quorum, and the last one waits out its controlled shutdown for nothing."""
+        stopping = []
         for server in reversed(self.servers):
             pid = self._pid(server)
             if pid is None:
@@ -187,16 +217,22 @@ class Stack:
             if self._pid_alive(server):
                 try:
                     os.killpg(pid, signal.SIGTERM)
+                    stopping.append((server, pid))
                 except ProcessLookupError:
                     pass
-                deadline = time.monotonic() + 30
-                while self._alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                if self._alive(pid):
+            else:
+                (self.state / f"{server.name}.pid").unlink(missing_ok=True)
+        deadline = time.monotonic() + 30
+        while any(self._alive(pid) for _, pid in stopping) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for server, pid in stopping:
+            if self._alive(pid):
+                try:
                     os.killpg(pid, signal.SIGKILL)
-                stopped.append(server.name)
+                except ProcessLookupError:
+                    pass
             (self.state / f"{server.name}.pid").unlink(missing_ok=True)
-        return stopped
+        return [server.name for server, _ in stopping]
 
     def _wait_ready(self, server: Server) -> None:
         deadline = time.monotonic() + server.start_timeout_s

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import socket
 import subprocess
 import urllib.request
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.stack import kafka_secure
@@ -37,6 +39,30 @@ class StackOptions:
     """Variants of the stack chosen at `up` (recorded in the state directory for later commands)."""
 
     secure: bool = False
+    brokers: int = 1  # Kafka nodes (1, 3 or 5), each a broker and a KRaft controller (see kafka_command)
+
+    def __post_init__(self) -> None:
+        if self.brokers not in BROKER_COUNTS:
+            raise PrerequisiteError(
+                f"brokers: expected one of {BROKER_COUNTS} (an odd controller quorum), got {self.brokers}"
+            )
+
+    @property
+    def replication(self) -> int:
+        """Replication factor of every topic of the stack (internal ones too): 3 once there are 3 brokers."""
+        return min(self.brokers, 3)
+
+    @property
+    def min_insync(self) -> int:
+        """Replicas that must hold a write before acks=all returns: 2 of 3, so one broker may die."""
+        return 2 if self.replication == 3 else 1
+
+
+BROKER_COUNTS = (1, 3, 5)
+# Kafka node i (0-based) of a multi-broker stack listens on each of the plan's three Kafka ports + 3*i:
+# the defaults give node 1 9092/9093/9094 (plain, controller, SASL_SSL), node 2 9095/9096/9097, node 3
+# 9098/9099/9100. A moved plan moves them all (SOCPIPE_STACK_KAFKA_PORT=26092 -> 26092, 26095, 26098).
+BROKER_PORT_STEP = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,39 @@ class Ports:
     agent_metrics: int = 9466
     enrolment: int = 8765
     triage: int = 8088
+
+    def kafka_node(self, i: int) -> Ports:
+        """The plan as Kafka node i (0-based) sees it: its own plain, controller and SASL_SSL ports."""
+        step = BROKER_PORT_STEP * i
+        return replace(
+            self,
+            kafka=self.kafka + step,
+            kafka_controller=self.kafka_controller + step,
+            kafka_secure=self.kafka_secure + step,
+        )
+
+    def kafka_bootstrap(self, brokers: int = 1) -> str:
+        return ",".join(f"127.0.0.1:{self.kafka_node(i).kafka}" for i in range(brokers))
+
+    def check(self, options: StackOptions) -> None:
+        """Every port the stack and its services will use is a TCP port and used once."""
+        kafka_names = ("kafka", "kafka_controller") + (("kafka_secure",) if options.secure else ())
+        used: dict[int, str] = {}
+        for name in self.__dataclass_fields__:
+            if name.startswith("kafka") and name not in kafka_names:
+                continue
+            nodes = range(options.brokers) if name in kafka_names else range(1)
+            for i in nodes:
+                port = getattr(self.kafka_node(i), name)
+                what = f"{name}" + (f" of Kafka node {i + 1}" if i else "")
+                if not 0 < port < 65536:
+                    raise PrerequisiteError(f"{what}: port {port} is out of range (SOCPIPE_STACK_{name.upper()}_PORT)")
+                if port in used:
+                    raise PrerequisiteError(
+                        f"port {port} is planned twice ({used[port]} and {what}); move one with "
+                        f"SOCPIPE_STACK_{name.upper()}_PORT (Kafka node i uses each Kafka port + {BROKER_PORT_STEP}*i)"
+                    )
+                used[port] = what
 
     def scrape_targets(self) -> dict[str, list[str]]:
         """Prometheus job -> targets of socpipe's metrics endpoints."""
@@ -145,47 +204,78 @@ def kafka_libs() -> Path:
     return libs
 
 
-def kafka_command(state: Path, ports: Ports, secure: bool = False) -> list[str]:
-    """Write the KRaft config, format storage if new, and return the broker's command line.
+def kafka_name(node: int) -> str:
+    """Server name (pid, log and data directory under the state dir) of Kafka node `node` (1-based)."""
+    return "kafka" if node == 1 else f"kafka-{node}"
 
+
+def kafka_listener_lines(state: Path, own: Ports, secure: bool) -> list[str]:
+    """One node's listeners on its own ports (`own` = `Ports.kafka_node(i)`)."""
+    if secure:
+        return kafka_secure.listener_properties(state, own.kafka, own.kafka_secure, own.kafka_controller)
+    return [
+        f"listeners=PLAINTEXT://127.0.0.1:{own.kafka},CONTROLLER://127.0.0.1:{own.kafka_controller}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{own.kafka}",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+    ]
+
+
+def kafka_properties(ports: Ports, node: int, opts: StackOptions, data: Path, listeners: list[str]) -> str:
+    """server.properties of Kafka node `node` (1-based) of a stack with `opts.brokers` nodes."""
+    if opts.brokers == 1:
+        quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{ports.kafka_controller}"
+    else:
+        voters = ",".join(f"{i + 1}@127.0.0.1:{ports.kafka_node(i).kafka_controller}" for i in range(opts.brokers))
+        quorum = f"controller.quorum.voters={voters}"
+    rf, isr = opts.replication, opts.min_insync
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            f"node.id={node}",
+            quorum,
+            *listeners,
+            f"log.dirs={data}",
+            "num.partitions=4",
+            f"default.replication.factor={rf}",
+            f"min.insync.replicas={isr}",
+            f"offsets.topic.replication.factor={rf}",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={isr}",
+            f"share.coordinator.state.topic.replication.factor={rf}",
+            f"share.coordinator.state.topic.min.isr={isr}",
+            "unclean.leader.election.enable=false",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+            "",
+        ]
+    )
+
+
+def kafka_command(
+    state: Path, ports: Ports, secure: bool = False, node: int = 1, options: StackOptions | None = None
+) -> list[str]:
+    """Write node `node`'s KRaft config, format its storage if new, and return its command line.
+
+    One node: broker and controller in one process, a standalone (dynamic) quorum, every replication
+    factor 1. `options.brokers` = 3 (or 5): as many processes, each a broker and a voter of a static
+    controller quorum (`controller.quorum.voters`), so losing any one keeps both the quorum (2 of 3)
+    and every partition writable: replication factor 3 for internal and default-created topics,
+    `min.insync.replicas=2`. Combined roles rather than 3 dedicated controllers + 3 brokers: half the
+    JVMs on a SOC host or a 2-core CI box; production sizes are in the README ("Scaling").
     `secure` adds the SASL_SSL listener, SCRAM and the ACL authorizer (see `kafka_secure`)."""
+    opts = options or StackOptions(secure=secure)
     java = require("java", "apt-get install -y openjdk-17-jre-headless")
     libs = kafka_libs()
-    kdir = state / "kafka"
+    kdir = state / kafka_name(node)
     data = kdir / "data"
     kdir.mkdir(parents=True, exist_ok=True)
+    cluster_id = _kafka_cluster_id(state, opts.brokers)
     props = kdir / "server.properties"
-    props.write_text(
-        "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.bootstrap.servers=127.0.0.1:{ports.kafka_controller}",
-                *(
-                    kafka_secure.listener_properties(state, ports.kafka, ports.kafka_secure, ports.kafka_controller)
-                    if secure
-                    else [
-                        f"listeners=PLAINTEXT://127.0.0.1:{ports.kafka},CONTROLLER://127.0.0.1:{ports.kafka_controller}",
-                        f"advertised.listeners=PLAINTEXT://127.0.0.1:{ports.kafka}",
-                        "controller.listener.names=CONTROLLER",
-                        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                        "inter.broker.listener.name=PLAINTEXT",
-                    ]
-                ),
-                f"log.dirs={data}",
-                "num.partitions=4",
-                "offsets.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "auto.create.topics.enable=true",
-                "log.retention.hours=168",
-                "",
-            ]
-        )
-    )
+    listeners = kafka_listener_lines(state, ports.kafka_node(node - 1), secure)
+    props.write_text(kafka_properties(ports, node, opts, data, listeners))
     (kdir / "mode").write_text("secure" if secure else "plain")
     log4j = kdir / "log4j2.properties"
     log4j.write_text(
@@ -209,33 +299,58 @@ def kafka_command(state: Path, ports: Ports, secure: bool = False) -> list[str]:
     classpath = f"{libs}/*"
     jvm = [java, "-Xms256m", "-Xmx1g", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
     if not (data / "meta.properties").exists():
-        cluster_id = (
-            subprocess.run(jvm + ["kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True, check=True)
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        proc = subprocess.run(
-            jvm
-            + [
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-                "--ignore-formatted",
-            ],
-            capture_output=True,
-            text=True,
-        )
+        standalone = ["--standalone"] if opts.brokers == 1 else []
+        fmt = ["kafka.tools.StorageTool", "format", *standalone, "-t", cluster_id, "-c", str(props)]
+        proc = subprocess.run(jvm + fmt + ["--ignore-formatted"], capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed: {proc.stdout}{proc.stderr}")
     return jvm + ["kafka.Kafka", str(props)]
 
 
-def kafka_ready(ports: Ports) -> str | None:
-    """A metadata request through kafka-python; returns the broker's description when it answers."""
+def _cluster_record(state: Path) -> dict | None:
+    try:
+        return json.loads((state / "kafka-cluster.json").read_text())
+    except (OSError, ValueError):
+        if any(state.glob("kafka*/data/meta.properties")):
+            return {"brokers": 1, "cluster_id": ""}  # formatted before this record existed: one node
+        return None
+
+
+def formatted_brokers(state: Path) -> int | None:
+    """The node count the Kafka data under `state` was formatted for (None: no data yet)."""
+    rec = _cluster_record(state)
+    return int(rec["brokers"]) if rec and any(state.glob("kafka*/data/meta.properties")) else None
+
+
+def _kafka_cluster_id(state: Path, brokers: int) -> str:
+    """The cluster id every node is formatted with, made once per state directory with its node count.
+
+    Data formatted for another node count cannot join (a standalone quorum is not a 3-voter one)."""
+    rec = _cluster_record(state)
+    formatted = formatted_brokers(state)
+    if formatted is not None and formatted != brokers:
+        raise PrerequisiteError(
+            f"the Kafka data under {state} belongs to a {formatted}-broker cluster; start it with "
+            f"`--brokers {formatted}`, or stop the stack and remove {state}/kafka* for a new cluster"
+        )
+    if rec is None or rec.get("brokers") != brokers or not rec.get("cluster_id"):
+        rec = {"cluster_id": _random_kafka_uuid(), "brokers": brokers}
+        (state / "kafka-cluster.json").write_text(json.dumps(rec))
+    return str(rec["cluster_id"])
+
+
+def _random_kafka_uuid() -> str:
+    """Kafka's Uuid text form (16 random bytes, URL-safe base64 without padding), never starting with
+    '-' (it would read as an option on the StorageTool's command line; Kafka's own random-uuid skips those)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+
+
+def kafka_ready(ports: Ports, brokers: int = 1) -> str | None:
+    """A metadata request through kafka-python; returns the broker's description when it answers
+    (with `brokers` > 1: how many of the cluster's brokers are registered and alive)."""
     from kafka import KafkaAdminClient
 
     socket.create_connection(("127.0.0.1", ports.kafka), timeout=1).close()  # cheap check before a client
@@ -244,7 +359,8 @@ def kafka_ready(ports: Ports) -> str | None:
     )
     try:
         cluster = admin.describe_cluster()
-        return f"Apache Kafka {KAFKA_VERSION} (KRaft, cluster {cluster.get('cluster_id')})"
+        alive = f", {len(cluster.get('brokers', []))}/{brokers} brokers" if brokers > 1 else ""
+        return f"Apache Kafka {KAFKA_VERSION} (KRaft, cluster {cluster.get('cluster_id')}{alive})"
     finally:
         admin.close()
 

@@ -149,3 +149,120 @@ def test_enrolment_handout_keeps_an_agency_facing_address():
     env = {"SOCPIPE_KAFKA_BOOTSTRAP": "10.0.0.5:9092", "SOCPIPE_ENROLMENT_KAFKA_BOOTSTRAP": "kafka.soc.example:9093"}
     cov = load_config(CoverageConfig, "config/coverage.yaml", env=env)
     assert cov.enrolment.kafka.bootstrap == "kafka.soc.example:9093"
+
+
+# --- `stack up --brokers 3`: the three-node KRaft cluster ------------------------------------------
+
+
+def test_kafka_nodes_take_the_next_three_ports_each_and_all_are_bootstrap():
+    moved = Ports.from_env({"SOCPIPE_STACK_KAFKA_PORT": "26092", "SOCPIPE_STACK_KAFKA_CONTROLLER_PORT": "26093"})
+    nodes = [moved.kafka_node(i) for i in range(3)]
+    assert [(n.kafka, n.kafka_controller) for n in nodes] == [(26092, 26093), (26095, 26096), (26098, 26099)]
+    assert [n.kafka_secure for n in (Ports().kafka_node(i) for i in range(3))] == [9094, 9097, 9100]
+    assert nodes[1].elasticsearch == moved.elasticsearch  # only Kafka's ports move per node
+    assert moved.kafka_bootstrap(3) == "127.0.0.1:26092,127.0.0.1:26095,127.0.0.1:26098"
+    assert moved.kafka_bootstrap() == "127.0.0.1:26092"
+
+
+def test_a_port_planned_twice_across_nodes_is_an_error_naming_both():
+    from pipeline.stack.servers import StackOptions
+
+    ports = Ports(elasticsearch=9098)  # Kafka node 3's port with --brokers 3
+    ports.check(StackOptions(brokers=1))
+    with pytest.raises(
+        PrerequisiteError, match=r"port 9098 is planned twice \(kafka of Kafka node 3 and elasticsearch\)"
+    ):
+        ports.check(StackOptions(brokers=3))
+    Ports(kafka_secure=9095).check(StackOptions(brokers=3))  # SASL_SSL ports are unused without --secure
+    with pytest.raises(PrerequisiteError, match="9095"):
+        Ports(kafka_secure=9095).check(StackOptions(brokers=3, secure=True))
+
+
+@pytest.mark.parametrize("count", [0, 2, 4, 7])
+def test_broker_count_is_an_odd_quorum(count):
+    from pipeline.stack.servers import StackOptions
+
+    with pytest.raises(PrerequisiteError, match="brokers"):
+        StackOptions(brokers=count)
+
+
+def test_three_node_properties_are_a_static_quorum_with_rf3_and_min_isr2(tmp_path):
+    from pipeline.stack.servers import StackOptions, kafka_listener_lines, kafka_properties
+
+    ports, opts = Ports(kafka=26092, kafka_controller=26093), StackOptions(brokers=3)
+    own = ports.kafka_node(1)
+    text = kafka_properties(ports, 2, opts, tmp_path / "data", kafka_listener_lines(tmp_path, own, False))
+    props = dict(line.split("=", 1) for line in text.splitlines() if line)
+    assert props["node.id"] == "2" and props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:26093,2@127.0.0.1:26096,3@127.0.0.1:26099"
+    assert "controller.quorum.bootstrap.servers" not in props
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:26095,CONTROLLER://127.0.0.1:26096"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:26095"
+    for key in (
+        "default.replication.factor",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "share.coordinator.state.topic.replication.factor",
+    ):
+        assert props[key] == "3", key
+    for key in ("min.insync.replicas", "transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr"):
+        assert props[key] == "2", key
+    assert props["unclean.leader.election.enable"] == "false"
+    single = kafka_properties(ports, 1, StackOptions(), tmp_path / "data", [])
+    assert "controller.quorum.bootstrap.servers=127.0.0.1:26093" in single.splitlines()
+    assert "default.replication.factor=1" in single.splitlines() and "min.insync.replicas=1" in single.splitlines()
+
+
+def test_a_three_broker_stack_lists_each_node_and_bootstraps_from_all(tmp_path):
+    stack = Stack(tmp_path, Ports(kafka=26092, kafka_controller=26093, elasticsearch=3, prometheus=4), brokers=3)
+    statuses = stack.status()
+    assert [(s.name, s.endpoint) for s in statuses][:3] == [
+        ("kafka", "127.0.0.1:26092"),
+        ("kafka-2", "127.0.0.1:26095"),
+        ("kafka-3", "127.0.0.1:26098"),
+    ]
+    assert [s.name for s in statuses][3:] == ["elasticsearch", "prometheus"]
+    assert not any(s.running for s in statuses) and stack.down() == []
+    assert stack.env()["SOCPIPE_KAFKA_BOOTSTRAP"] == "127.0.0.1:26092,127.0.0.1:26095,127.0.0.1:26098"
+
+
+def test_kafka_data_remembers_its_node_count(tmp_path):
+    import json
+
+    from pipeline.stack.servers import _kafka_cluster_id
+
+    for node in ("kafka", "kafka-2", "kafka-3"):
+        (tmp_path / node / "data").mkdir(parents=True)
+        (tmp_path / node / "data" / "meta.properties").write_text("node.id=1\n")
+    (tmp_path / "kafka-cluster.json").write_text(json.dumps({"cluster_id": "I1SrskB9QxSDon7Ep1VlHA", "brokers": 3}))
+    assert Stack(tmp_path).options.brokers == 3  # a stopped 3-broker stack comes back with 3 nodes
+    assert _kafka_cluster_id(tmp_path, 3) == "I1SrskB9QxSDon7Ep1VlHA"
+    with pytest.raises(PrerequisiteError, match="belongs to a 3-broker cluster; start it with `--brokers 3`"):
+        _kafka_cluster_id(tmp_path, 1)
+
+
+def test_a_data_dir_from_before_the_record_is_one_node(tmp_path):
+    from pipeline.stack.servers import _kafka_cluster_id, formatted_brokers
+
+    assert formatted_brokers(tmp_path) is None
+    new_id = _kafka_cluster_id(tmp_path, 3)
+    assert len(new_id) == 22 and not new_id.startswith("-")
+    (tmp_path / "kafka-cluster.json").unlink()
+    (tmp_path / "kafka" / "data").mkdir(parents=True)
+    (tmp_path / "kafka" / "data" / "meta.properties").write_text("node.id=1\n")
+    assert formatted_brokers(tmp_path) == 1
+    with pytest.raises(PrerequisiteError, match="1-broker cluster"):
+        _kafka_cluster_id(tmp_path, 3)
+
+
+def test_a_running_stack_keeps_its_broker_count(tmp_path):
+    import json
+    import os
+
+    (tmp_path / "stack.json").write_text(
+        json.dumps({"ports": Ports().__dict__, "options": {"secure": False, "brokers": 1}, "servers": ["kafka"]})
+    )
+    (tmp_path / "kafka.pid").write_text(str(os.getpid()))
+    assert Stack(tmp_path).options.brokers == 1
+    with pytest.raises(StackError, match="has 1 broker.*stack down.*--brokers 3"):
+        Stack(tmp_path, brokers=3)
