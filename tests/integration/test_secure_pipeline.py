@@ -100,8 +100,8 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
                 "registry": str(registry_path),
                 "state_dir": str(tmp_path / "coverage"),
                 "metrics_host": "127.0.0.1",
-                "metrics_port": free_port(),
-                "heartbeat_interval_s": 1,
+                "metrics_port": (cov_metrics := free_port()),
+                "heartbeat_interval_s": 2,  # stale beyond 5 s, agent_down after 6 s: slack on a loaded CI host
                 "enrolment": {
                     "listen_host": "127.0.0.1",
                     "listen_port": enrol_port,
@@ -160,7 +160,7 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
                 "host": "web01",
                 "topic": raw,
                 "heartbeat_topic": hb,
-                "heartbeat_interval_s": 1,
+                "heartbeat_interval_s": 2,
                 "files": [{"paths": [str(auth)], "dataset": "system.auth"}],
                 "batch": {"linger_s": 0.1},
             }
@@ -178,16 +178,24 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
         assert found[0]["source"]["ip"] == "203.0.113.77"
         assert found[0]["host"]["name"] == "web01"
 
+        seen: list = []
+
         def monitored():
             coverage.check_alive()
             status = tmp_path / "coverage" / "status.json"
             if not status.exists():
                 return None
             doc = json.loads(status.read_text())
-            states = {a["id"]: a["state"] for a in doc.get("agencies", [])}
-            return states.get(AGENCY) == "monitored"
+            state = {a["id"]: a["state"] for a in doc.get("agencies", [])}.get(AGENCY)
+            seen[:] = [state, metric(cov_metrics, "socpipe_heartbeats_rejected_total")]
+            return state == "monitored"
 
-        wait_for(monitored, 60, what=f"{AGENCY} monitored by the coverage service over SASL_SSL")
+        deadline = time.monotonic() + 90
+        while not monitored() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert seen and seen[0] == "monitored", (
+            f"{AGENCY} not monitored over SASL_SSL: state, rejections = {seen}\n{coverage.log_tail(2000)}"
+        )
 
         # the agent's own principal writes records claiming the other agency: the broker takes them
         # (same raw topic), the detector quarantines each one
