@@ -166,6 +166,12 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
             }
         )
     )
+    # coverage reads from the end of the topics (what arrives after it started): let it get there first
+    wait_for(
+        lambda: coverage.check_alive() and "coverage.consuming" in coverage.log_tail(20000),
+        60,
+        what="the coverage service consuming over SASL_SSL",
+    )
     agent = start_agent(agent_cfg, tmp_path / "agent.log")
     es = Elasticsearch(es_url)
     try:
