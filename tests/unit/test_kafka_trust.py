@@ -87,3 +87,22 @@ def test_issued_ca_becomes_a_file_for_the_kafka_client(tmp_path):
     save_identity(path, bad)
     with pytest.raises(ConfigError, match="ssl_ca_pem"):
         load_identity(path)
+
+
+def test_secure_stack_env_and_mode(tmp_path):
+    from pipeline.stack import Stack, StackError
+    from pipeline.stack.servers import Ports
+
+    ports = Ports(kafka=39092, kafka_controller=39093, kafka_secure=39094)
+    env = Stack(tmp_path, ports, secure=True).env()
+    assert env["SOCPIPE_STACK_KAFKA_SECURE_BOOTSTRAP"] == "127.0.0.1:39094"
+    assert env["SOCPIPE_STACK_KAFKA_CA"] == str(tmp_path.resolve() / "pki" / "ca.pem")
+    assert "SOCPIPE_STACK_KAFKA_SECURE_BOOTSTRAP" not in Stack(tmp_path, ports, secure=False).env()
+    # a broker started without --secure cannot be "upgraded" while it runs: a clear error, not a probe timeout
+    (tmp_path / "kafka").mkdir()
+    kafka_secure.mode_file(tmp_path).write_text("plain")
+    with pytest.raises(StackError, match="without --secure"):
+        kafka_secure.check_mode(tmp_path, secure=True)
+    kafka_secure.check_mode(tmp_path, secure=False)
+    kafka_secure.mode_file(tmp_path).write_text("secure")
+    kafka_secure.check_mode(tmp_path, secure=True)
