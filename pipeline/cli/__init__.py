@@ -41,8 +41,36 @@ class _LazyGroup(click.Group):
         module = COMMAND_MODULES.get(cmd_name)
         if module is None:
             return None
-        commands = importlib.import_module(f"pipeline.cli.{module}").COMMANDS
+        try:
+            commands = importlib.import_module(f"pipeline.cli.{module}").COMMANDS
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith(DEV_PACKAGES):
+                raise
+            return _dev_only(cmd_name)
         return next((c for c in commands if c.name == cmd_name), None)
+
+
+# Development-only packages (not in the installed distribution; see pyproject.toml).
+DEV_PACKAGES = ("pipeline.stack", "pipeline.devtools")
+
+
+def dev_only_message(what: str) -> str:
+    return (
+        f"`socpipe {what}` is a development tool: it runs from a socpipe repository checkout "
+        "(`pip install -e .`, `make demo`), not from an installed socpipe-soc."
+    )
+
+
+def _dev_only(cmd_name: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(dev_only_message(cmd_name))
+
+    return click.Command(
+        cmd_name,
+        callback=fail,
+        help="(development checkout only)",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    )
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -111,7 +111,13 @@ def simulate(
     """Simulated agents (signed heartbeats and raw batches on the real topics) for demos, until Ctrl-C."""
     from pipeline import kafka_io
     from pipeline.coverage.inventory import load_inventory
-    from pipeline.coverage.simulate import agents_for_inventory, run_agents
+
+    try:
+        from pipeline.devtools.simulate import agents_for_inventory, run_agents
+    except ModuleNotFoundError as exc:
+        from pipeline.cli import dev_only_message
+
+        raise click.ClickException(dev_only_message("coverage simulate")) from exc
 
     cfg = _load(config_path)
     inv = load_inventory(inventory_path or cfg.inventory)

@@ -19,7 +19,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from detectors.anomaly import AnomalyScorer, event_epoch, save_model_dir, train  # noqa: E402
-from detectors.anomaly.synthetic import benign_web, scanner_web  # noqa: E402
+from pipeline.devtools.synthetic import benign_web, scanner_web  # noqa: E402
 
 T0 = 1_700_000_040.0
 

@@ -53,7 +53,7 @@ def access_line(ip: str, path: str, agent: str, status: int = 200) -> str:
 
 def train_models(out: Path) -> list[str]:
     from detectors.anomaly import save_model_dir, set_stage, train
-    from detectors.anomaly.synthetic import benign_web
+    from pipeline.devtools.synthetic import benign_web
 
     benign = benign_web(time.time() - 3 * 86400, minutes=24 * 60, seed=3)
     dirs = []

@@ -18,7 +18,7 @@ import uuid
 from collectors.wire import Heartbeat, sign_heartbeat
 from pipeline import kafka_io
 from pipeline.config import KafkaConfig
-from pipeline.coverage.simulate import SimulatedAgent, run_agents, send_batch
+from pipeline.devtools.simulate import SimulatedAgent, run_agents, send_batch
 from pipeline.enrolment.registry import Registry
 from tests.integration.conftest import free_port, promql, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, agency, write_inventory
@@ -55,7 +55,7 @@ def test_kill_9_and_silent_source_seen_by_prometheus_within_60s(
             args = [
                 sys.executable,
                 "-m",
-                "pipeline.coverage.simulate",
+                "pipeline.devtools.simulate",
                 "--bootstrap",
                 kafka_bootstrap,
                 "--registry",

@@ -10,7 +10,7 @@ import yaml
 
 from pipeline import kafka_io
 from pipeline.config import KafkaConfig
-from pipeline.coverage.simulate import SimulatedAgent, run_agents
+from pipeline.devtools.simulate import SimulatedAgent, run_agents
 from pipeline.enrolment.registry import Registry
 from tests.integration.conftest import free_port, promql, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, agency, write_inventory

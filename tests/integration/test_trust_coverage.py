@@ -1,7 +1,7 @@
 """Issue #17 on the real broker: after `kill -9` of an agent, replaying its captured heartbeat and raw
 record every half second does not keep its agency monitored; the replays are rejected and counted.
 
-The agent is a real process speaking the wire contract (`pipeline.coverage.simulate`); the attacker
+The agent is a real process speaking the wire contract (`pipeline.devtools.simulate`); the attacker
 copies records it read off the topics (as anyone with Kafka read access could) and writes them back.
 """
 
@@ -31,7 +31,7 @@ def test_replayed_heartbeat_after_kill_9_leaves_the_agency_agent_down(tmp_path, 
     with RunningCoverage(tmp_path, kafka_bootstrap, unique, inv, free_port(), heartbeat_interval_s=1.0) as cov:
         agent_id, _ = Registry(cov.cfg.registry).enroll_direct("xa-replay", "srv-replay")
         sim = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.coverage.simulate", "--bootstrap", kafka_bootstrap]
+            [sys.executable, "-m", "pipeline.devtools.simulate", "--bootstrap", kafka_bootstrap]
             + ["--registry", cov.cfg.registry, "--agent", agent_id, "--interval", "1"]
             + ["--heartbeat-topic", cov.cfg.heartbeat_topic, "--raw-topic", cov.cfg.raw_topic],
             stdout=subprocess.DEVNULL,

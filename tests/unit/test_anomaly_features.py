@@ -8,8 +8,8 @@ import pytest
 
 from detectors.anomaly import features as F
 from detectors.anomaly.csic import csic_events, looks_like_raw_http
-from detectors.anomaly.synthetic import web_event
 from detectors.anomaly.windows import EVIDENCE_MAX, Windower, window_start
+from pipeline.devtools.synthetic import web_event
 
 T0 = 1_700_000_040.0  # a minute boundary
 

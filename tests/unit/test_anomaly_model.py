@@ -13,7 +13,7 @@ from sklearn.ensemble import IsolationForest
 from detectors.anomaly import ModelLoadError, load_model_dir, save_model_dir, set_stage, train
 from detectors.anomaly.forest import export_isolation_forest
 from detectors.anomaly.store import model_digest
-from detectors.anomaly.synthetic import benign_web, scanner_web
+from pipeline.devtools.synthetic import benign_web, scanner_web
 
 T0 = 1_700_000_040.0
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from detectors.anomaly import AnomalyScorer, ModelLoadError, save_model_dir, set_stage, train
 from detectors.anomaly.evaluation import label_of, metrics, parse_labels
 from detectors.anomaly.sources import InputSpec, Record
-from detectors.anomaly.synthetic import benign_web, scanner_web
 from pipeline.cli import main
+from pipeline.devtools.synthetic import benign_web, scanner_web
 
 T0 = 1_700_000_040.0
 

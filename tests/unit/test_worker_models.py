@@ -7,7 +7,7 @@ import time
 import pytest
 
 from detectors.anomaly import save_model_dir, set_stage, train
-from detectors.anomaly.synthetic import benign_web
+from pipeline.devtools.synthetic import benign_web
 from pipeline.worker.models import ModelSet
 from pipeline.worker_metrics import EventTally, WorkerMetrics
 

@@ -3,7 +3,7 @@
 For `make demo` (most of a province's agencies simulated) and for tests that need agent processes
 to `kill -9`. Each simulated agent must be enrolled (it needs its SOC-issued id and secret).
 
-    python -m pipeline.coverage.simulate --bootstrap HOST:PORT --registry REG.db \
+    python -m pipeline.devtools.simulate --bootstrap HOST:PORT --registry REG.db \
         --agency so-tttt [--agency ...] [--all-enrolled] [--interval 15] [--silent auth.log] ...
 """
 
