@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,18 @@ FOLDER_TACTIC = {
 NXLOG_SEVERITY = {1: ("5", "CRITICAL"), 2: ("4", "ERROR"), 3: ("3", "WARNING"), 4: ("2", "INFO"), 5: ("1", "DEBUG")}
 
 
-def records(path: Path) -> Iterator[dict[str, Any]]:
-    """The `Event` objects of one EVTX file (records the library cannot read are skipped)."""
+@lru_cache(maxsize=512)
+def _records(path: Path) -> tuple[bytes, ...]:
     import evtx  # the test extra; callers skip without it
 
-    for rec in evtx.PyEvtxParser(str(path)).records_json():
+    return tuple(rec["data"].encode() for rec in evtx.PyEvtxParser(str(path)).records_json())
+
+
+def records(path: Path) -> Iterator[dict[str, Any]]:
+    """The `Event` objects of one EVTX file (records the library cannot read are skipped)."""
+    for data in _records(path):
         try:
-            doc = orjson.loads(rec["data"])
+            doc = orjson.loads(data)
         except orjson.JSONDecodeError:
             continue
         if isinstance(doc, dict) and isinstance(doc.get("Event"), dict):
@@ -201,34 +207,54 @@ def sample_files() -> list[Path]:
     return sorted(p for p in SAMPLES.rglob("*.evtx") if p.parent != SAMPLES)
 
 
-def replay(files: list[Path], shape: str = "nxlog", rule_paths: list[Path] | None = None) -> dict[str, FolderFigures]:
+def detections_per_file(
+    files: list[Path], shape: str = "nxlog", rule_paths: list[Path] | None = None
+) -> dict[Path, list]:
     """Each file's forwarded lines through the production normaliser and engine (correlation state
-    reset between files: each sample is its own incident); figures per tactic folder."""
+    reset between files: each sample is its own incident) -> its detections."""
     from collectors.wire import LineBatch, LogLine
     from detectors.normalise import Normaliser
-    from detectors.sigma import Engine, load_rules
 
-    loaded = load_rules([str(p) for p in (rule_paths or [WINDOWS_RULES, REPO_RULES])])
-    engine = Engine(loaded.rules)
-    blank = engine.snapshot()
-    figures: dict[str, FolderFigures] = {}
+    engine, blank = _engine(tuple(rule_paths or (WINDOWS_RULES, REPO_RULES)))
+    out: dict[Path, list] = {}
     for path in files:
-        folder = path.relative_to(SAMPLES).parts[0]
         engine.restore(blank)
         lines = [LogLine(text=t, seq=i + 1, read_at=1.7e9) for i, t in enumerate(forwarded_lines(path, shape))]
-        batch = LineBatch("replay", "replay", "collector", f"winlog-tcp:6514/{path.stem}", lines, "windows", "UTC")
+        batch = LineBatch("replay", "replay", "collector", "winlog-tcp:6514/replay", lines, "windows", "UTC")
         hits = []
         for ev in Normaliser(default_timezone="UTC").normalise_batch(batch):
             hits += engine.process(ev)
         hits += engine.advance(float("inf"))
-        f = figures.setdefault(folder, FolderFigures())
+        out[path] = hits
+    return out
+
+
+@lru_cache(maxsize=4)
+def _engine(rule_paths: tuple[Path, ...]) -> tuple[Any, bytes]:
+    """One engine per rule set (its logsource buckets are built once), with its empty state."""
+    from detectors.sigma import Engine, load_rules
+
+    engine = Engine(load_rules([str(p) for p in rule_paths]).rules)
+    return engine, engine.snapshot()
+
+
+def figures(per_file: dict[Path, list]) -> dict[str, FolderFigures]:
+    """Per tactic folder: files, files with any alert, files with a fitting alert (and the misses)."""
+    out: dict[str, FolderFigures] = {}
+    for path, hits in per_file.items():
+        folder = path.relative_to(SAMPLES).parts[0]
+        f = out.setdefault(folder, FolderFigures())
         f.files += 1
         f.alerted += bool(hits)
         if any(fitting(folder, d.tags, d.level) for d in hits):
             f.fitting += 1
         else:
             f.missed.append(path.name)
-    return figures
+    return out
+
+
+def replay(files: list[Path], shape: str = "nxlog", rule_paths: list[Path] | None = None) -> dict[str, FolderFigures]:
+    return figures(detections_per_file(files, shape, rule_paths))
 
 
 def table(by_split: dict[str, dict[str, FolderFigures]]) -> str:

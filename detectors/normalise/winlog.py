@@ -138,6 +138,12 @@ def _str(v: object) -> str:
 
 def _data(values: dict[str, Any]) -> dict[str, Any]:
     """EventData as text; lists stay lists of text (rare multi-valued items)."""
+    if len(values) <= MAX_FIELDS:
+        for v in values.values():
+            if type(v) is not str:
+                break
+        else:
+            return values  # the common case: every value already text (JSON keys always are)
     out: dict[str, Any] = {}
     for k, v in values.items():
         if len(out) >= MAX_FIELDS:
