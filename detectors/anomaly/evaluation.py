@@ -111,29 +111,30 @@ def evaluate(model: AnomalyModel, records: list[Record], labels: list[int | None
     for _ts, i in timed:
         for f in scorer.process(records[i].event):
             per_record[i] = f.score
-    window_scores = {}
+    window_scores: dict[tuple[Any, ...], float | None] = {}
     for f in scorer.flush():
         window_scores[(tuple(f.entity.values()), f.window_start)] = f.score
     line_scores, line_labels = [], []
     by_input: dict[str, list[int]] = {}  # label -> [records, labelled attack, flagged]
-    win_label: dict[tuple, int] = {}
+    win_label: dict[tuple[Any, ...], int] = {}
     for ts, i in timed:
-        if ts is None:
+        label = labels[i]
+        if ts is None or label is None:
             continue
         if model.profile.per_request:
             score = per_record.get(i)
-            win_label[("req", i)] = int(labels[i])
+            win_label[("req", i)] = label
             window_scores[("req", i)] = score
         else:
             key = (model.profile.entity(records[i].event), iso_ms(window_start(ts, model.window_seconds)))
             score = window_scores.get(key)
-            win_label[key] = max(win_label.get(key, 0), int(labels[i]))
+            win_label[key] = max(win_label.get(key, 0), label)
         if score is not None:
             line_scores.append(score)
-            line_labels.append(int(labels[i]))
+            line_labels.append(label)
             row = by_input.setdefault(records[i].input.label, [0, 0, 0])
             row[0] += 1
-            row[1] += int(labels[i])
+            row[1] += label
             row[2] += int(score >= model.threshold)
     keys = [k for k in win_label if window_scores.get(k) is not None]
     w_labels = np.array([win_label[k] for k in keys])

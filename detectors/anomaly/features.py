@@ -97,7 +97,7 @@ class History:
 NO_HISTORY = History()
 
 
-class _Capped(set):
+class _Capped(set[str]):
     """A set that stops growing at DISTINCT_CAP."""
 
     def put(self, value: Any) -> None:
@@ -303,7 +303,10 @@ def build_request_context(events: list[dict[str, Any]]) -> dict[str, Any]:
             if p:
                 k = p.partition("=")[0][:64]
                 names[k] = names.get(k, 0) + 1
-    top = lambda d: sorted(sorted(d, key=lambda k: (-d[k], k))[:DISTINCT_CAP])  # noqa: E731
+
+    def top(d: dict[str, int]) -> list[str]:
+        return sorted(sorted(d, key=lambda k: (-d[k], k))[:DISTINCT_CAP])
+
     return {"known_segments": top(segs), "known_params": top(names)}
 
 

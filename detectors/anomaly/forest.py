@@ -9,6 +9,7 @@ arrays that load with `np.load(allow_pickle=False)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -96,10 +97,10 @@ class ForestArrays:
             go_left = X[sample, f] <= self.threshold[rows, node]
             node = np.where(go_left, self.left[rows, node], self.right[rows, node])
         depth = self.leaf_value[rows, node].sum(axis=1)
-        return 2.0 ** (-depth / (n_trees * self.normaliser))
+        return np.asarray(2.0 ** (-depth / (n_trees * self.normaliser)))
 
 
-def export_isolation_forest(model) -> ForestArrays:
+def export_isolation_forest(model: Any) -> ForestArrays:
     """Flatten a fitted sklearn IsolationForest (feature subsets mapped back to global indices)."""
     trees = [est.tree_ for est in model.estimators_]
     width = max(t.node_count for t in trees)

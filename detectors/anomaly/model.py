@@ -48,7 +48,7 @@ class Baseline:
     raw_median: np.ndarray  # raw-space median, for humans
 
     def z(self, x: np.ndarray) -> np.ndarray:
-        return np.clip((x - self.center) / self.scale, -Z_CAP, Z_CAP)
+        return np.asarray(np.clip((x - self.center) / self.scale, -Z_CAP, Z_CAP))
 
 
 def fit_baseline(model_X: np.ndarray, raw_X: np.ndarray, floor: np.ndarray | None = None) -> Baseline:
@@ -115,7 +115,7 @@ class AnomalyModel:
         scale = np.array([b.scale for b in bases])
         z = np.abs(np.clip((model_X - center) / scale, -Z_CAP, Z_CAP))
         k = min(3, z.shape[1])
-        return np.partition(z, z.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+        return np.asarray(np.partition(z, z.shape[1] - k, axis=1)[:, -k:].mean(axis=1))
 
     def explain(
         self, x_model: np.ndarray, x_raw: np.ndarray, entity: tuple[str, ...], top: int = 5

@@ -54,7 +54,7 @@ class AnomalyScorer:
     ) -> None:
         self.report_all = report_all
         self.disabled: dict[str, str] = {}
-        groups: dict[tuple, list[AnomalyModel]] = {}
+        groups: dict[tuple[str, int, str | None], list[AnomalyModel]] = {}
         for m in models:
             groups.setdefault((m.profile.name, m.window_seconds, m.agency), []).append(m)
         self.groups = [_Group(ms, max_open_windows) for ms in groups.values()]
@@ -69,7 +69,9 @@ class AnomalyScorer:
             raise ModelLoadError("no model directories given")
         models = [load_model_dir(d) for d in dirs]
         scorer = cls(models, **kwargs)
-        scorer._sources = {d: (m.metadata["digest"], "shadow" if m.shadow else "live") for d, m in zip(dirs, models)}
+        scorer._sources = {
+            str(d): (m.metadata["digest"], "shadow" if m.shadow else "live") for d, m in zip(dirs, models)
+        }
         for m in models:
             log.info(
                 "anomaly_model_loaded name=%s version=%s kind=%s profile=%s window=%ss shadow=%s",

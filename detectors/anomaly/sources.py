@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from detectors.anomaly.csic import csic_events, looks_like_raw_http
 from detectors.common.times import DEFAULT_TIMEZONE
@@ -57,7 +58,7 @@ class Record:
     index: int  # record number within its file (0-based)
 
 
-def _open_text(path: Path):
+def _open_text(path: Path) -> Iterator[str]:
     raw = path.open("rb")
     head = raw.read(2)
     raw.seek(0)
@@ -65,7 +66,7 @@ def _open_text(path: Path):
     return _decoded_lines(stream)
 
 
-def _decoded_lines(stream) -> Iterator[str]:
+def _decoded_lines(stream: IO[bytes] | gzip.GzipFile | io.BufferedReader) -> Iterator[str]:
     with stream:
         for raw_line in stream:
             yield raw_line.decode("utf-8", errors="replace")[:MAX_LINE_CHARS]

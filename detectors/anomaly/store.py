@@ -79,10 +79,11 @@ def save_model_dir(
         arrays["entity.scale"] = np.stack([model.entity_baselines[e].scale for e in entities])
         arrays["entity.raw_median"] = np.stack([model.entity_baselines[e].raw_median for e in entities])
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
     context = {k: sorted(v) if isinstance(v, (set, frozenset)) else v for k, v in model.context.items()}
     if "user_networks" in context:
-        context["user_networks"] = {u: sorted(n) for u, n in context["user_networks"].items()}
+        networks: dict[str, Any] = model.context["user_networks"]
+        context["user_networks"] = {u: sorted(n) for u, n in networks.items()}
     metadata = {
         "format": FORMAT,
         "name": model.name,
@@ -130,7 +131,7 @@ def read_stage(model_dir: str | Path) -> str:
         raise ModelLoadError(f"{path}: unreadable stage file: {exc}") from exc
     if stage not in STAGES:
         raise ModelLoadError(f"{path}: unknown stage {stage!r}")
-    return stage
+    return str(stage)
 
 
 def _read_limited(path: Path) -> bytes:

@@ -83,7 +83,7 @@ class Windower:
         self.open: dict[float, dict[tuple[str, ...], ClosedWindow]] = {}
         self.open_count = 0
         self.history_windows = HISTORY_WINDOWS
-        self.histories: dict[tuple[str, ...], deque] = {}  # entity -> (start, events, errors)
+        self.histories: dict[tuple[str, ...], deque[Any]] = {}  # entity -> (start, events, errors)
         self.closed_until = float("-inf")
         self._pruned_at = float("-inf")
         self.stats = WindowStats()
