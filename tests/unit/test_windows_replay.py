@@ -20,9 +20,9 @@ pytestmark = pytest.mark.skipif(
 FLOOR = {
     "AutomatedTestingTools": 7,
     "Command and Control": 2,
-    "Credential Access": 19,
+    "Credential Access": 20,
     "Defense Evasion": 17,
-    "Discovery": 1,
+    "Discovery": 3,
     "Execution": 17,
     "Lateral Movement": 15,
     "Other": 1,
