@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from typing import Any
 
 from detectors.normalise.ecs import epoch_str_iso, is_ip
 
@@ -149,13 +150,13 @@ def _kvs(body: str) -> dict[str, str]:
     return kv
 
 
-def parse_raw(text: str) -> dict | None:
+def parse_raw(text: str) -> dict[str, Any] | None:
     """A raw audit.log line (no syslog header)."""
     ev = {"message": text, "event.original": text, "event.kind": "event"}
     return ev if parse_record(ev, text) else None
 
 
-def parse_record(ev: dict, msg: str) -> bool:
+def parse_record(ev: dict[str, Any], msg: str) -> bool:
     """Fill ev from one audit record; False when msg is not an audit record."""
     if msg.startswith("audit: "):
         msg = msg[7:]
@@ -194,7 +195,7 @@ def parse_record(ev: dict, msg: str) -> bool:
     return True
 
 
-def _ecs_fields(ev: dict, rtype: str, kv: dict[str, str]) -> None:
+def _ecs_fields(ev: dict[str, Any], rtype: str, kv: dict[str, str]) -> None:
     if rtype == "EXECVE":
         args = _execve_args(kv)
         ev["process.args"] = args
@@ -233,18 +234,18 @@ def _ecs_fields(ev: dict, rtype: str, kv: dict[str, str]) -> None:
         ("auid", "user.audit.id"),
         ("gid", "user.group.id"),
     ):
-        v = kv.get(key)
-        if v is not None and v not in ("?", UNSET_ID, "-1"):
-            ev[field] = v
+        got = kv.get(key)
+        if got is not None and got not in ("?", UNSET_ID, "-1"):
+            ev[field] = got
     for key, field in (
         ("_UID", "user.name"),
         ("_EUID", "user.effective.name"),
         ("_AUID", "user.audit.name"),
         ("_GID", "user.group.name"),
     ):
-        v = kv.get(key)
-        if v and v not in ("unset", "?"):
-            ev[field] = v
+        got = kv.get(key)
+        if got and got not in ("unset", "?"):
+            ev[field] = got
     acct = kv.get("acct") or kv.get("id") if rtype.startswith(("USER_", "CRED_", "ADD_", "DEL_", "ANOM_")) else None
     if acct and acct not in ("?", '"?"'):
         name = decode_value(acct)
@@ -278,9 +279,9 @@ def _ecs_fields(ev: dict, rtype: str, kv: dict[str, str]) -> None:
         if syscall in ("execve", "execveat"):
             ev["event.category"], ev["event.type"] = ["process"], ["start"]
             ev["event.action"] = "executed"
-        key = kv.get("key")
-        if key and key != "(null)":
-            ev["auditd.log.key"] = decode_value(key)
+        audit_key = kv.get("key")
+        if audit_key and audit_key != "(null)":
+            ev["auditd.log.key"] = decode_value(audit_key)
             ev["tags"] = ev.get("tags", []) + [ev["auditd.log.key"]]
     if rtype == "USER_CMD" and kv.get("cmd"):
         ev["auditd.log.cmd"] = decode_value(kv["cmd"])
@@ -318,7 +319,7 @@ _DERIVED = (
 )
 
 
-def merge(records: list[dict]) -> dict:
+def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge one event's records: the SYSCALL (or first) record leads, the others add derived fields."""
     lead = next((r for r in records if r.get("auditd.log.record_type") == "SYSCALL"), records[0])
     ev = dict(lead)
@@ -364,13 +365,13 @@ class Assembler:
 
     def __init__(self, max_pending: int = 64) -> None:
         self.max_pending = max_pending
-        self._pending: OrderedDict[tuple[str, int], list[dict]] = OrderedDict()
+        self._pending: OrderedDict[tuple[str, int], list[dict[str, Any]]] = OrderedDict()
 
-    def add(self, source: str, record: dict) -> list[dict]:
+    def add(self, source: str, record: dict[str, Any]) -> list[dict[str, Any]]:
         rtype = record.get("auditd.log.record_type", "")
         serial = record.get("auditd.log.sequence", 0)
         key = (source, serial)
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         group = self._pending.get(key)
         if group is None:
             for old_key in [k for k in self._pending if k[0] == source and k[1] < serial]:
@@ -396,7 +397,7 @@ class Assembler:
             out.append(merge(old))
         return out
 
-    def flush(self) -> list[dict]:
+    def flush(self) -> list[dict[str, Any]]:
         out = [merge(g) for g in self._pending.values()]
         self._pending.clear()
         return out

@@ -9,6 +9,7 @@ Filebeat's system module does.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from detectors.normalise.pam import AUTH, KV_PAIRS, QUOTED, mark_login, parse_pam
 from detectors.normalise.sshd import parse_dropbear, parse_sshd, peer_fallback
@@ -21,7 +22,7 @@ _GPASSWD_ADD = re.compile(r"user (\S+) added by (\S+) to group (\S+)\s*\Z")
 _CRON_CMD = re.compile(r"\((\S+)\) CMD \((.*)\)\s*\Z", re.S)
 
 
-def set_command(ev: dict, command: str) -> None:
+def set_command(ev: dict[str, Any], command: str) -> None:
     """The command a sudo/cron line runs, in ECS process fields. sudo logs argv joined by blanks
     (no quoting), so blanks split the arguments. `process.name`/`pid` stay those of the logging
     program (the syslog tag: sudo, CRON), so rules can still tell who ran it."""
@@ -35,7 +36,7 @@ def set_command(ev: dict, command: str) -> None:
             ev["process.executable"] = args[0]
 
 
-def parse_sudo(ev: dict, msg: str) -> None:
+def parse_sudo(ev: dict[str, Any], msg: str) -> None:
     """'alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls' and its failure forms."""
     body = msg.strip()
     if body.startswith(("pam_", "PAM ")):
@@ -82,7 +83,7 @@ def parse_sudo(ev: dict, msg: str) -> None:
         ev["event.outcome"] = "success"
 
 
-def parse_su(ev: dict, msg: str) -> None:
+def parse_su(ev: dict[str, Any], msg: str) -> None:
     if msg.startswith(("pam_", "PAM ")):
         parse_pam(ev, msg, "su")
         return
@@ -125,7 +126,7 @@ _USER_ACTIONS = (
 )
 
 
-def parse_user_mgmt(ev: dict, msg: str, program: str) -> None:
+def parse_user_mgmt(ev: dict[str, Any], msg: str, program: str) -> None:
     """useradd/usermod/userdel/groupadd/groupdel/passwd/chpasswd/gpasswd: category iam."""
     if msg.startswith(("pam_", "PAM ")):
         parse_pam(ev, msg, program)
@@ -169,7 +170,7 @@ def parse_user_mgmt(ev: dict, msg: str, program: str) -> None:
         ev["user.target.name"], ev["user.name"], ev["group.name"] = m.groups()
 
 
-def parse_logind(ev: dict, msg: str) -> None:
+def parse_logind(ev: dict[str, Any], msg: str) -> None:
     m = _LOGIND_NEW.match(msg)
     if m is not None:
         ev["event.category"] = ["session"]
@@ -190,7 +191,7 @@ def parse_logind(ev: dict, msg: str) -> None:
     ev["event.type"] = ["info"]
 
 
-def parse_cron(ev: dict, msg: str) -> None:
+def parse_cron(ev: dict[str, Any], msg: str) -> None:
     if msg.startswith(("pam_", "PAM ")):
         parse_pam(ev, msg, "cron")
         return
@@ -249,7 +250,7 @@ PAM_PROGRAMS = frozenset(
 )
 
 
-def parse_auth(ev: dict, program: str, msg: str) -> bool:
+def parse_auth(ev: dict[str, Any], program: str, msg: str) -> bool:
     """Route by program; True when the program belongs to the auth family (dataset system.auth)."""
     module = None
     if "(" in program and program.endswith(")"):  # old 'sshd(pam_unix)' tag

@@ -10,10 +10,12 @@ import logging
 import time
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
+from detectors.common.times import DEFAULT_TIMEZONE
 from detectors.normalise import auditd, firewall, jsonl, web
 from detectors.normalise.auth import SSHD_PROGRAMS, parse_auth
-from detectors.normalise.ecs import DEFAULT_TIMEZONE, MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID_TAG, epoch_iso, zone
+from detectors.normalise.ecs import MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID_TAG, epoch_iso, zone
 from detectors.normalise.sshd import parse_sshd_fast
 from detectors.normalise.syslog import FAST_HEADER, Reference, SyslogHeader, fast_minute, parse_header, split_tag
 
@@ -43,16 +45,17 @@ def reference_for(tz: str, at: float | None) -> Reference:
         return _reference(tz, int(time.time()) // 600)
 
 
-def sanitise(text: str | bytes) -> tuple[str, list[str]]:
+def sanitise(text: object) -> tuple[str, list[str]]:
     """Make any input a bounded, NUL-free str; the flags say what was repaired."""
     if type(text) is str and len(text) <= MAX_LINE_CHARS and "\x00" not in text and text[-1:] != "\n":
         return text, []
     flags: list[str] = []
     if isinstance(text, (bytes, bytearray)):
+        raw = bytes(text)
         try:
-            text = bytes(text).decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            text = bytes(text).decode("utf-8", errors="replace")
+            text = raw.decode("utf-8", errors="replace")
             flags.append("invalid_utf8")
     elif not isinstance(text, str):
         text = str(text)
@@ -75,7 +78,7 @@ def parse_line(
     line_no: int = 0,
     *,
     read_at: float | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Parse one raw line into one flat ECS event. Pure except for reading the clock when a line has
     neither a time nor a read time. Never raises: a line no parser understands is tagged, not lost."""
     tz = timezone or DEFAULT_TIMEZONE
@@ -110,7 +113,7 @@ def parse_line(
 
 def _parse_any(
     text: str | bytes, dataset: str | None, tz: str, path: str | None, line_no: int, read_at: float | None
-) -> dict:
+) -> dict[str, Any]:
     """Any input: sanitise, detect the family, and fall back to a tagged failure event."""
     try:
         clean, flags = sanitise(text)
@@ -134,7 +137,7 @@ def _parse_any(
 _fast_minutes: dict[tuple[str, int, str], str | None] = {}
 
 
-def _fast_syslog(text: str, tz: str, read_at: float | None) -> dict | None:
+def _fast_syslog(text: str, tz: str, read_at: float | None) -> dict[str, Any] | None:
     """RFC 3164 with host and tag in one regex, the minute's UTC conversion from a cache, and the
     event dict built in one literal; None sends the line down the general path."""
     m = FAST_HEADER.match(text)
@@ -168,7 +171,9 @@ def _fast_syslog(text: str, tz: str, read_at: float | None) -> dict | None:
     return classify(ev, program, msg, text, tz)
 
 
-def _dispatch(text: str, dataset: str | None, tz: str, path: str | None, read_at: float | None) -> dict | None:
+def _dispatch(
+    text: str, dataset: str | None, tz: str, path: str | None, read_at: float | None
+) -> dict[str, Any] | None:
     if not text.strip():
         return None
     if dataset:
@@ -187,7 +192,7 @@ def _dispatch(text: str, dataset: str | None, tz: str, path: str | None, read_at
     return _detect(text, tz, path, read_at, dataset)
 
 
-def _detect(text: str, tz: str, path: str | None, read_at: float | None, dataset: str | None) -> dict | None:
+def _detect(text: str, tz: str, path: str | None, read_at: float | None, dataset: str | None) -> dict[str, Any] | None:
     if text[0] in " \t":
         text = text.lstrip()
     c = text[0]
@@ -232,16 +237,16 @@ def _web_dataset(kind: str, path: str | None, dataset: str | None) -> str:
     return "apache." + kind
 
 
-def _syslog(text: str, tz: str, read_at: float | None, dataset: str | None) -> dict | None:
+def _syslog(text: str, tz: str, read_at: float | None, dataset: str | None) -> dict[str, Any] | None:
     hdr = parse_header(text, tz, reference_for(tz, read_at))
     if hdr is None:
         return None
     return from_header(hdr, text, tz)
 
 
-def from_header(hdr: SyslogHeader, text: str, tz: str) -> dict:
+def from_header(hdr: SyslogHeader, text: str, tz: str) -> dict[str, Any]:
     msg = hdr.message
-    ev = {"message": msg, "event.original": text, "event.kind": "event"}
+    ev: dict[str, Any] = {"message": msg, "event.original": text, "event.kind": "event"}
     if hdr.timestamp != "":
         ev["@timestamp"] = hdr.timestamp
     if hdr.hostname:
@@ -261,7 +266,7 @@ def from_header(hdr: SyslogHeader, text: str, tz: str) -> dict:
     return ev
 
 
-def classify(ev: dict, program: str, msg: str, text: str, tz: str) -> dict:
+def classify(ev: dict[str, Any], program: str, msg: str, text: str, tz: str) -> dict[str, Any]:
     """The program tag picks the message parser: auth, netfilter, auditd, web; else system.syslog."""
     if program == "kernel" or program in ("ufw", "firewalld", "iptables"):  # none is an auth program
         if "IN=" in msg and " OUT=" in msg:

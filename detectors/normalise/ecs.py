@@ -10,6 +10,7 @@ import ipaddress
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.common.times import DEFAULT_TIMEZONE, MAX_EPOCH, iso_ms
@@ -121,7 +122,7 @@ def clean_ip(text: str) -> str:
     return text
 
 
-def set_source(ev: dict, host: str | None, port: str | None = None) -> None:
+def set_source(ev: dict[str, Any], host: str | None, port: str | None = None) -> None:
     """source.ip when the peer is an address, source.address (and .domain) when it is a name."""
     if not host:
         return

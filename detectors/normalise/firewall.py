@@ -8,6 +8,7 @@ so the verdict is inferred from the words it contains.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from detectors.normalise.ecs import is_ip
 
@@ -91,7 +92,7 @@ def _verdict(prefix: str) -> tuple[str, str, str | None, str | None]:
     return action, kind, outcome, product
 
 
-def parse_netfilter(ev: dict, msg: str) -> None:
+def parse_netfilter(ev: dict[str, Any], msg: str) -> None:
     """Fill ev (which already has the syslog header fields) from the kernel message."""
     at = msg.find("IN=")
     if (at == 0 or (at > 0 and msg[at - 1] in " ]")) and msg.startswith(" OUT=", msg.find(" ", at)):
@@ -185,7 +186,7 @@ def parse_netfilter(ev: dict, msg: str) -> None:
     ev["network.type"] = "ipv6" if src and ":" in src else "ipv4"
 
 
-def parse_netfilter_line(text: str) -> dict | None:
+def parse_netfilter_line(text: str) -> dict[str, Any] | None:
     """A bare kernel message without syslog header (e.g. dmesg output)."""
     if "IN=" not in text or " OUT=" not in text:
         return None

@@ -17,6 +17,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import PurePath
+from typing import Any
 
 import orjson
 
@@ -96,7 +97,7 @@ def source_name(dataset: str | None, path: str | None) -> str:
     return "json"
 
 
-def _flatten_into(obj: dict, prefix: str, out: dict) -> None:
+def _flatten_into(obj: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
     """Dotted keys of `obj` under `prefix` into `out`, in document order; iterative, depth-bounded
     (an object nested deeper than MAX_DEPTH is kept whole as the value of its key)."""
     stack = [(iter(obj.items()), prefix)]
@@ -111,7 +112,7 @@ def _flatten_into(obj: dict, prefix: str, out: dict) -> None:
             stack.pop()
 
 
-def _own_namespace(doc: dict) -> str | None:
+def _own_namespace(doc: dict[str, Any]) -> str | None:
     """The module an ECS document declares for itself (flat or nested `event.module`/`event.dataset`)."""
     event = doc.get("event")
     module = doc.get("event.module")
@@ -126,7 +127,7 @@ def _own_namespace(doc: dict) -> str | None:
     return module if type(module) is str and module else None
 
 
-def decode(text: str | bytes):
+def decode(text: str | bytes) -> Any:
     """One JSON value, or raise ValueError."""
     try:
         return orjson.loads(text)
@@ -162,7 +163,7 @@ def parse_time(value: object, tz: str) -> str | None:
     return None
 
 
-def _all_in_place(doc: dict, own: str | None) -> bool:
+def _all_in_place(doc: dict[str, Any], own: str | None) -> bool:
     """Every top-level key is ECS (or the document's own module / socpipe's): no key moves."""
     known = _IN_PLACE.get(own)
     if known is None:
@@ -180,7 +181,7 @@ def _all_in_place(doc: dict, own: str | None) -> bool:
     return True
 
 
-def _place(doc: dict, own: str | None, ev: dict, dataset: str | None, path: str | None) -> None:
+def _place(doc: dict[str, Any], own: str | None, ev: dict[str, Any], dataset: str | None, path: str | None) -> None:
     name = None
     for k, v in doc.items():
         root = k.partition(".")[0]
@@ -196,7 +197,7 @@ def _place(doc: dict, own: str | None, ev: dict, dataset: str | None, path: str 
             ev[prefix + k] = v
 
 
-def parse_json(text: str, dataset: str | None, tz: str, path: str | None) -> dict | None:
+def parse_json(text: str, dataset: str | None, tz: str, path: str | None) -> dict[str, Any] | None:
     try:
         doc = decode(text)
     except ValueError:
@@ -205,7 +206,7 @@ def parse_json(text: str, dataset: str | None, tz: str, path: str | None) -> dic
         return None
     if shape_of(doc) is not None:  # a forwarded Windows event (NXLog, Winlogbeat, rendered XML)
         return windows.from_doc(doc, text, parse_time, tz)
-    ev: dict = {"event.original": text, "event.kind": "event"}
+    ev: dict[str, Any] = {"event.original": text, "event.kind": "event"}
     ts = None
     for key in _TIME_KEYS:
         if key in doc:

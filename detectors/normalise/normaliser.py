@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any
 
+from collectors.wire import LineBatch
+from detectors.common.times import DEFAULT_TIMEZONE
 from detectors.normalise.auditd import Assembler
 from detectors.normalise.core import parse_line
-from detectors.normalise.ecs import DEFAULT_TIMEZONE, PARSE_FAILURE_TAG
+from detectors.normalise.ecs import PARSE_FAILURE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +28,11 @@ class Normaliser:
     def __init__(self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64) -> None:
         self.default_timezone = default_timezone
         self._assembler = Assembler(max_pending_audit)
-        self._peers: OrderedDict[tuple, tuple[str, int | None]] = OrderedDict()
+        self._peers: OrderedDict[tuple[Any, ...], tuple[str, int | None]] = OrderedDict()
         self.max_sessions = 4096
         self.failures = 0
 
-    def normalise_batch(self, batch) -> list[dict]:
+    def normalise_batch(self, batch: LineBatch) -> list[dict[str, Any]]:
         """0..n events per batch (auditd records may complete in a later batch; see flush)."""
         tz = batch.timezone or self.default_timezone
         path = batch.source if is_path(batch.source) else None
@@ -38,7 +41,7 @@ class Normaliser:
             source_key = f"{batch.agency_id}|{batch.agent_id}|{batch.source}"
         else:
             source_key = ""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         append = out.append
         for line in batch.lines:
             try:
@@ -75,7 +78,7 @@ class Normaliser:
                 )
         return out
 
-    def _remember_peer(self, source: str, ev: dict) -> None:
+    def _remember_peer(self, source: str, ev: dict[str, Any]) -> None:
         """sshd names the peer once per connection; later lines of the same pid ('Disconnecting: Too
         many authentication failures', kex errors) inherit it so per-IP rules count them."""
         key = (source, ev.get("host.hostname"), ev["process.pid"])
@@ -92,7 +95,7 @@ class Normaliser:
                 if peer[1] is not None:
                     ev["source.port"] = peer[1]
 
-    def flush(self) -> list[dict]:
+    def flush(self) -> list[dict[str, Any]]:
         """Emit auditd events still waiting for more records (end of input, shutdown, idle timer)."""
         return self._assembler.flush()
 

@@ -7,6 +7,7 @@ Shared by the sshd and auth parsers, which is why the `mark_login` helper lives 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from detectors.normalise.ecs import set_source
 
@@ -24,7 +25,7 @@ QUOTED = re.compile(r"'([^']*)'")
 _BRACKETED = re.compile(r"\[(.*)\]")
 
 
-def mark_login(ev: dict, outcome: str | None, action: str = SSH_LOGIN) -> None:
+def mark_login(ev: dict[str, Any], outcome: str | None, action: str = SSH_LOGIN) -> None:
     """An authentication event: category authentication, the action, and the outcome when known."""
     ev["event.category"] = AUTH
     ev["event.type"] = ["info"]
@@ -33,7 +34,7 @@ def mark_login(ev: dict, outcome: str | None, action: str = SSH_LOGIN) -> None:
         ev["event.outcome"] = outcome
 
 
-def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bool:
+def parse_pam(ev: dict[str, Any], msg: str, program: str, module: str | None = None) -> bool:
     """pam_unix(service:type): ... and the older 'prog(pam_unix)[pid]: ...' form (module given)."""
     service = program
     kind = None
@@ -99,7 +100,7 @@ def parse_pam(ev: dict, msg: str, program: str, module: str | None = None) -> bo
     return True
 
 
-def _pam_kv(ev: dict, body: str) -> None:
+def _pam_kv(ev: dict[str, Any], body: str) -> None:
     kv = dict(KV_PAIRS.findall(body))
     tail = _RHOST_TAIL.search(body)  # the real rhost is the one only 'user=' follows (injection-safe)
     user = tail.group(2) if tail is not None and tail.group(2) else None

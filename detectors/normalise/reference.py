@@ -28,7 +28,7 @@ class Example:
     name: str
     source: str
     lines: tuple[str, ...]
-    expect: dict = field(default_factory=dict, hash=False, compare=False)
+    expect: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     dataset: str | None = None
 
 
@@ -59,7 +59,7 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[Example]:
     return out
 
 
-def run_example(example: Example) -> list[dict]:
+def run_example(example: Example) -> list[dict[str, Any]]:
     """The events a worker makes of these lines (one Normaliser per example, flushed)."""
     normaliser = Normaliser()
     batch = LineBatch(
@@ -104,7 +104,7 @@ def build_reference(examples: list[Example]) -> dict[str, dict[str, FieldInfo]]:
 
 
 @lru_cache(maxsize=1)
-def example_events() -> tuple[tuple[str, dict], ...]:
+def example_events() -> tuple[tuple[str, dict[str, Any]], ...]:
     """(example name, event) for every shipped example (cached: the lint asks per rule)."""
     return tuple((ex.name, ev) for ex in load_examples() for ev in run_example(ex))
 

@@ -7,6 +7,7 @@ peer address when it names one, so per-IP rules see it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from detectors.normalise.ecs import is_ip, set_source
 from detectors.normalise.pam import AUTH, SSH_LOGIN, mark_login, parse_pam
@@ -100,7 +101,7 @@ _PAM_UNIX_FAILURE_IP4 = re.compile(
 _VERDICT_OUTCOME = {"Failed": "failure", "Accepted": "success"}
 
 
-def parse_sshd(ev: dict, msg: str) -> None:
+def parse_sshd(ev: dict[str, Any], msg: str) -> None:
     """sshd / sshd-session messages; anything unrecognised still gets its peer address if it names one."""
     c = msg[:1]
     if c in "FAP" and msg.startswith(("Failed ", "Accepted ", "Postponed ")):
@@ -252,7 +253,7 @@ def parse_sshd(ev: dict, msg: str) -> None:
     peer_fallback(ev, msg)
 
 
-def parse_sshd_fast(ev: dict, msg: str) -> bool:
+def parse_sshd_fast(ev: dict[str, Any], msg: str) -> bool:
     """The commonest sshd messages in one regex match and no helper calls; False (ev untouched)
     sends the message to `parse_sshd`. Fields and their order are exactly what `parse_sshd` sets."""
     c = msg[:1]
@@ -345,7 +346,7 @@ def parse_sshd_fast(ev: dict, msg: str) -> bool:
     return False
 
 
-def parse_dropbear(ev: dict, msg: str) -> None:
+def parse_dropbear(ev: dict[str, Any], msg: str) -> None:
     """Dropbear (embedded sshd): 'Bad password attempt for 'root' from 1.2.3.4:5543' and friends."""
     m = _DROPBEAR_PREFIX.match(msg)
     if m is not None:
@@ -370,7 +371,7 @@ def parse_dropbear(ev: dict, msg: str) -> None:
         ev["event.type"] = ["info"]
 
 
-def peer_fallback(ev: dict, msg: str) -> None:
+def peer_fallback(ev: dict[str, Any], msg: str) -> None:
     """Unknown message: keep the first IP it names as source.ip so IP-based rules still see it."""
     if "source.ip" in ev:
         return

@@ -153,7 +153,7 @@ def parse_header(text: str, tz: str, ref: Reference) -> SyslogHeader | None:
     return None
 
 
-def _rfc3164(m: re.Match, tz: str, ref: Reference) -> SyslogHeader | None:
+def _rfc3164(m: re.Match[str], tz: str, ref: Reference) -> SyslogHeader | None:
     pri, mon, d, y1, hh, mm, ss, frac, y2, off, rest = m.groups()
     mo = MONTHS.get(mon)
     if mo is None:
@@ -170,7 +170,7 @@ def _rfc3164(m: re.Match, tz: str, ref: Reference) -> SyslogHeader | None:
     return SyslogHeader(ts, host, prog, pid, msg, int(pri) if pri else None)
 
 
-def _iso(m: re.Match, tz: str) -> SyslogHeader:
+def _iso(m: re.Match[str], tz: str) -> SyslogHeader:
     pri, v1, y, mo, d, hh, mm, ss, frac, off, rest = m.groups()
     zone: str | int = tz
     if off:

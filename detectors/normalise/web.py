@@ -8,6 +8,7 @@ common/combined, 4 with a vhost, more with an X-Forwarded-For list); one compile
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from detectors.normalise.ecs import MONTHS, is_ip, offset_minutes, utc_iso
 
@@ -83,7 +84,7 @@ def _unescape(s: str) -> str:
     return s.replace('\\"', '"').replace("\\\\", "\\") if "\\" in s else s
 
 
-def parse_access(text: str, tz: str, dataset: str) -> dict | None:
+def parse_access(text: str, tz: str, dataset: str) -> dict[str, Any] | None:
     """One access-log line -> ECS event, or None if it is not one."""
     m = _ACCESS_FAST.match(text)
     if m is not None:
@@ -91,7 +92,7 @@ def parse_access(text: str, tz: str, dataset: str) -> dict | None:
     return access_general(text, tz, dataset)
 
 
-def access_general(text: str, tz: str, dataset: str) -> dict | None:
+def access_general(text: str, tz: str, dataset: str) -> dict[str, Any] | None:
     """Every access format `parse_access` accepts; its fast path must give the same events."""
     at = text.find(" [")
     if at <= 0:
@@ -112,7 +113,7 @@ def access_general(text: str, tz: str, dataset: str) -> dict | None:
         return None
     ts, request, status, size, referrer, agent, rest = m.groups()
     module = dataset.partition(".")[0]
-    ev = {
+    ev: dict[str, Any] = {
         "@timestamp": _time_clf(ts, tz),
         "message": text,
         "event.original": text,
@@ -159,12 +160,12 @@ def access_general(text: str, tz: str, dataset: str) -> dict | None:
     return ev
 
 
-def _access_fast(m: re.Match, text: str, tz: str, dataset: str) -> dict:
+def _access_fast(m: re.Match[str], text: str, tz: str, dataset: str) -> dict[str, Any]:
     """The event `parse_access` would build for a line `_ACCESS_FAST` matched, built directly."""
     client, ident, user, ts, method, path, query, version, status, size, referrer, agent = m.groups()
     module = dataset.partition(".")[0]
     code = int(status)
-    ev = {
+    ev: dict[str, Any] = {
         "@timestamp": _time_clf(ts, tz),
         "message": text,
         "event.original": text,
@@ -201,7 +202,7 @@ def _access_fast(m: re.Match, text: str, tz: str, dataset: str) -> dict:
     return ev
 
 
-def _request(ev: dict, request: str) -> None:
+def _request(ev: dict[str, Any], request: str) -> None:
     """'GET /a?b=c HTTP/1.1' -> method, url.*, version; malformed requests keep url.original only."""
     parts = request.split(" ")
     if len(parts) >= 3 and parts[-1].startswith("HTTP/"):
@@ -233,7 +234,7 @@ def _request(ev: dict, request: str) -> None:
         ev["url.extension"] = path[dot + 1 :].lower()
 
 
-def _trailing(ev: dict, rest: str, forwarded: list[str] | None) -> None:
+def _trailing(ev: dict[str, Any], rest: str, forwarded: list[str] | None) -> None:
     """Extra fields after combined: nginx's "$http_x_forwarded_for", request time, etc."""
     rest = rest.strip()
     if rest.startswith('"'):
@@ -247,7 +248,7 @@ def _trailing(ev: dict, rest: str, forwarded: list[str] | None) -> None:
                 ev["socpipe.x_forwarded_for"] = xff
 
 
-def parse_error(text: str, tz: str, dataset: str) -> dict | None:
+def parse_error(text: str, tz: str, dataset: str) -> dict[str, Any] | None:
     """Apache '[time] [module:level] [pid] [client ip:port] msg' or nginx 'Y/m/d H:M:S [level] pid#tid: msg'."""
     if text.startswith("["):
         ds = "apache.error"  # the format itself says which server wrote it
@@ -287,13 +288,13 @@ def parse_error(text: str, tz: str, dataset: str) -> dict | None:
     m = _NGINX_ERROR.match(text)
     if m is None:
         return None
-    y, mo, d, hh, mm, ss, level, pid, tid, conn, msg = m.groups()
+    ny, nmo, nd, nhh, nmm, nss, level, npid, ntid, conn, msg = m.groups()
     ds = "nginx.error"
-    ev = _error_event(text, ds, utc_iso(tz, int(y), int(mo), int(d), int(hh), int(mm), int(ss)), level, msg)
-    if pid and len(pid) < 12:
-        ev["process.pid"] = int(pid)
-    if tid and len(tid) < 12:
-        ev["process.thread.id"] = int(tid)
+    ev = _error_event(text, ds, utc_iso(tz, int(ny), int(nmo), int(nd), int(nhh), int(nmm), int(nss)), level, msg)
+    if npid and len(npid) < 12:
+        ev["process.pid"] = int(npid)
+    if ntid and len(ntid) < 12:
+        ev["process.thread.id"] = int(ntid)
     if conn:
         ev["nginx.error.connection_id"] = int(conn) if len(conn) < 18 else 0
     c = None
@@ -314,8 +315,8 @@ def parse_error(text: str, tz: str, dataset: str) -> dict | None:
     return ev
 
 
-def _error_event(text: str, dataset: str, ts: str | None, level: str, msg: str) -> dict:
-    ev = {
+def _error_event(text: str, dataset: str, ts: str | None, level: str, msg: str) -> dict[str, Any]:
+    ev: dict[str, Any] = {
         "message": msg,
         "event.original": text,
         "event.kind": "event",
