@@ -169,14 +169,32 @@ class Engine:
         return out
 
     def _inputs(self, event: dict, matched: list, ts: float) -> list:
-        by_key: dict = {}
+        # keys stay tuples while inputs are grouped; each distinct key is rendered once, at the end
+        by_values: dict = {}
+        routes = self._routes
         for rule in matched:
-            for root, fields in self._routes.get(rule.id, []):
-                values = [(n, _hashable(event.get(f))) for n, f in fields]
-                key = "k:" + json.dumps(values, separators=(",", ":"), default=str) if fields else "k:*"
-                item = by_key.setdefault(key, (set(), set()))
+            for root, fields in routes.get(rule.id, ()):
+                values = tuple((n, _hashable(event.get(f))) for n, f in fields)
+                try:
+                    item = by_values.get(values)
+                except TypeError:  # an unhashable value in an odd event: key it by its text
+                    values = _render_key(values)
+                    item = by_values.get(values)
+                if item is None:
+                    item = by_values[values] = (set(), set())
                 item[0].add(rule.id)
                 item[1].add(root)
+        if not by_values:
+            return []
+        by_key: dict = {}
+        for values, (rule_ids, roots) in by_values.items():
+            key = values if type(values) is str else _render_key(values)
+            have = by_key.get(key)
+            if have is None:
+                by_key[key] = (rule_ids, roots)
+            else:  # two value tuples with one rendering (1 and 1.0): one partition key, one input
+                have[0].update(rule_ids)
+                have[1].update(roots)
         return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1])) for k, v in sorted(by_key.items())]
 
     def correlation_keys(self, event: dict) -> list:
@@ -324,6 +342,11 @@ class Engine:
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {data.get('version')} != {SNAPSHOT_VERSION}")
         self.state.load_data(data["state"])
+
+
+def _render_key(values: tuple) -> str:
+    """The partition key as written to Kafka: `k:` + the group-by (name, value) pairs as JSON."""
+    return "k:" + json.dumps([list(p) for p in values], separators=(",", ":"), default=str) if values else "k:*"
 
 
 def _hashable(v):
