@@ -53,7 +53,7 @@ def to_ecs(rec: WinRecord, original: str, parse_time: ParseTime, tz: str) -> dic
         _flatten(rec.extra, "", ev)
     ev.update(
         {
-            "message": rec.message or f"{rec.provider or rec.channel} event {code}",
+            "message": rec.message or _summary(rec, code),
             "event.original": original,
             "event.kind": "event",
             "event.code": code,
@@ -97,6 +97,26 @@ def to_ecs(rec: WinRecord, original: str, parse_time: ParseTime, tz: str) -> dic
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         ev["tags"] = ["_socpipe_windows_enrich_failure"]  # the raw winlog.* fields are still there
     return ev
+
+
+MESSAGE_CHARS = 8192
+
+
+def _summary(rec: WinRecord, code: str) -> str:
+    """A forwarder that sends no rendered message (Winlogbeat without it, WEF XML): the event's
+    values as text, so people can read it and Sigma keyword rules can search it."""
+    parts = [f"{rec.provider or rec.channel} event {code}:"]
+    size = len(parts[0])
+    for data in (rec.event_data, rec.user_data):
+        for k, v in data.items():
+            if v in ("", "-") or type(v) is not str:
+                continue
+            part = f"{k}={v}"
+            size += len(part) + 1
+            if size > MESSAGE_CHARS:
+                return " ".join(parts)[:MESSAGE_CHARS]
+            parts.append(part)
+    return " ".join(parts)
 
 
 def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int = 0) -> None:

@@ -197,3 +197,20 @@ def test_linux_events_are_not_windows() -> None:
     ev = parse_line("Nov 27 10:00:01 web1 sshd[311]: Failed password for root from 203.0.113.9 port 4022 ssh2")
     ls = load_mappings().derive(ev)
     assert ls.admits({"product": "linux"}) and not ls.admits({"product": "windows"})
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize(
+    ("sigma", "raw", "value"),
+    [
+        ("NewValue", "New Value", "HKLM\\SOFTWARE\\Microsoft\\Windows Defender\\Exclusions\\Paths\\C:\\x = 0x0"),
+        ("OldValue", "Old Value", "HKLM\\SOFTWARE\\Microsoft\\Windows Defender\\Exclusions\\Paths\\C:\\x = 0x0"),
+        ("ProcessName", "Process Name", "C:\\Windows\\explorer.exe"),
+    ],
+)
+def test_defender_names_with_spaces(tmp_path, shape: str, sigma: str, raw: str, value: str) -> None:
+    engine = _engine(tmp_path, _rule({"service": "windefend"}, sigma, value[-12:], 5007))
+    hit = parse_line(SHAPES[shape](*DEFENDER, 5007, {raw: value}), timezone="UTC")
+    assert engine.matching_rules(hit)
+    miss = parse_line(SHAPES[shape](*DEFENDER, 5007, {raw: "other"}), timezone="UTC")
+    assert not engine.matching_rules(miss)

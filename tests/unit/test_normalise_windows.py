@@ -413,3 +413,12 @@ def test_batch_host_is_the_windows_computer() -> None:
     )
     (ev,) = Normaliser().normalise_batch(batch)
     assert ev["host.name"] == "FS01.agency.local"
+
+
+def test_a_message_is_made_when_the_forwarder_sends_none() -> None:
+    ev = parse(winlogbeat(*SYSMON, 1, SYSMON_1))
+    assert ev["message"].startswith("Microsoft-Windows-Sysmon event 1: ")
+    assert 'CommandLine="C:\\Windows\\System32\\pcalua.exe" -a c:\\Windows\\system32\\calc.exe' in ev["message"]
+    assert "RuleName=" not in ev["message"]  # '-' is Windows for none
+    huge = parse(xml(*SYSMON, 1, dict(SYSMON_1, CommandLine="A" * 100_000)))
+    assert len(huge["message"]) <= 8192
