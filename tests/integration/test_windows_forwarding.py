@@ -17,7 +17,10 @@ from elasticsearch import Elasticsearch
 
 from collectors import Agent, Identity
 from collectors.config import load_agent_config
+from pipeline.coverage.state import DEGRADED, MONITORED
+from pipeline.enrolment.registry import Registry
 from tests.integration.conftest import free_port, wait_for
+from tests.integration.coverage_helpers import RunningCoverage, write_inventory
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import detector_env
 
@@ -141,3 +144,76 @@ def test_forwarded_windows_events_raise_alerts_in_elasticsearch(tmp_path, kafka_
     # each forwarding computer was shipped as its own source
     shipped = set(agent.stats.sources)
     assert {f"winlog-tcp:{port}/fs01.agency.local", f"winlog-tcp:{port}/dc01.agency.local"} <= shipped, shipped
+
+
+def _agency_view(cov: RunningCoverage, agency_id: str):
+    snap = cov.service.snapshot
+    return next((a for a in snap.agencies if a.id == agency_id), None) if snap else None
+
+
+def test_a_silent_windows_server_degrades_its_agency(tmp_path, kafka_bootstrap, unique):
+    """The real coverage service over the shared Kafka, the real agent: both forwarding servers
+    deliver -> monitored; DC01 falls silent past its silent_after -> degraded, naming DC01."""
+    agency_id = f"so-win-{unique}"
+    inv = write_inventory(
+        tmp_path / "inventory.yaml",
+        [
+            {
+                "id": agency_id,
+                "name": "Sở Tài chính",
+                "tier": "department",
+                "windows_hosts": ["FS01.agency.local", {"host": "DC01.agency.local", "silent_after": "10s"}],
+            }
+        ],
+    )
+    with RunningCoverage(tmp_path, kafka_bootstrap, unique, inv, free_port(), heartbeat_interval_s=2) as cov:
+        agent_id, secret = Registry(cov.cfg.registry).enroll_direct(agency_id, "collector1")
+        wait_for(lambda: cov.service.snapshot is not None, 30, what="the coverage service consuming")
+        port = free_port()
+        cfg_path = tmp_path / "agent.yaml"
+        cfg_path.write_text(
+            yaml.safe_dump(
+                {
+                    "state_dir": str(tmp_path / "agent-state"),
+                    "topic": cov.cfg.raw_topic,
+                    "heartbeat_topic": cov.cfg.heartbeat_topic,
+                    "heartbeat_interval_s": 2,
+                    "timezone": "UTC",
+                    "kafka": {"bootstrap": kafka_bootstrap},
+                    "syslog": [{"protocol": "tcp", "port": port, "dataset": "windows"}],
+                }
+            )
+        )
+        agent = Agent(load_agent_config(cfg_path, env={}), Identity(agency_id, agent_id, secret), host="collector1")
+        stop = threading.Event()
+        thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            assert agent.ready.wait(20)
+
+            def send(dc01: bool) -> None:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                    conn.sendall(nxlog_4625(0, "203.0.113.9", time.time()))
+                    if dc01:
+                        conn.sendall(winlogbeat_4732(time.time()) + b"\n")
+
+            send(dc01=True)
+            view = wait_for(
+                lambda: (v := _agency_view(cov, agency_id)) is not None and v.state == MONITORED and v,
+                30,
+                what="the agency monitored with both Windows servers delivering",
+            )
+            assert {s.name for s in view.sources} == {"windows-fs01.agency.local", "windows-dc01.agency.local"}
+
+            def dc01_silent():
+                send(dc01=False)  # FS01 keeps delivering
+                v = _agency_view(cov, agency_id)
+                return v is not None and v.state == DEGRADED and v
+
+            view = wait_for(dc01_silent, 40, interval_s=1, what="DC01 silent -> agency degraded")
+        finally:
+            stop.set()
+            thread.join(30)
+    assert view.reasons == ["source windows-dc01.agency.local silent"]
+    states = {s.name: s.state for s in view.sources}
+    assert states == {"windows-fs01.agency.local": MONITORED, "windows-dc01.agency.local": DEGRADED}
