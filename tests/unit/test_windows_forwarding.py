@@ -110,3 +110,43 @@ def test_a_silent_windows_server_degrades_its_agency() -> None:
     (view,) = t.evaluate(inv, later + 1).agencies
     assert view.state == DEGRADED and view.reasons == ["source windows-fs01.agency.local silent"]
     assert [s.name for s in view.sources if s.state != MONITORED] == ["windows-fs01.agency.local"]
+
+
+def test_agent_gives_each_computer_its_own_source_up_to_a_cap() -> None:
+    from collectors import Agent, Identity
+    from collectors.config import AgentConfig
+    from collectors.listeners import MAX_WINDOWS_HOSTS
+
+    agent = Agent(AgentConfig(), Identity("ag", "a1", "s"), env={})
+    line = SHAPES["winlogbeat"](*SEC, 4625, {}, host="FS01.Agency.local")
+    assert agent._windows_source("winlog-tcp:6514", line) == "winlog-tcp:6514/fs01.agency.local"
+    assert agent._windows_source("winlog-tcp:6514", "not json") == "winlog-tcp:6514/unknown"
+    for i in range(MAX_WINDOWS_HOSTS):
+        agent._windows_source("winlog-tls:6515", SHAPES["nxlog"](*SEC, 4625, {}, host=f"ws{i}"))
+    assert (
+        agent._windows_source("winlog-tls:6515", SHAPES["nxlog"](*SEC, 4625, {}, host="ws0")) == "winlog-tls:6515/ws0"
+    )
+    over = SHAPES["nxlog"](*SEC, 4625, {}, host="one-too-many")
+    assert agent._windows_source("winlog-tls:6515", over) == "winlog-tls:6515/other"
+    assert agent._windows_source("winlog-tcp:6514", over) == "winlog-tcp:6514/one-too-many"  # per listener
+
+
+def test_each_computer_resumes_its_sequence_after_a_restart(tmp_path) -> None:
+    import queue
+    import threading
+
+    from collectors import Agent, Identity
+    from collectors.config import AgentConfig
+
+    cfg = AgentConfig(state_dir=str(tmp_path), syslog=[SyslogInputConfig(protocol="tcp", port=0, dataset="windows")])
+    agent = Agent(cfg, Identity("ag", "a1", "s"), env={})
+    positions = {"winlog-tcp:0/fs01": {"q": 42}, "winlog-tcp:0": {"q": 7}, "/var/log/auth.log": {"o": 5}}
+    stop = threading.Event()
+    try:
+        agent._start_listeners(positions, queue.Queue(), stop)
+        assert agent._listener_seq["winlog-tcp:0/fs01"] == 42 and agent._listener_seq["winlog-tcp:0"] == 7
+        assert agent._windows_hosts == {"winlog-tcp:0": {"fs01"}}
+    finally:
+        stop.set()
+        for lst in agent.listeners:
+            lst.close()
