@@ -14,8 +14,10 @@ import socket
 import threading
 import time
 from bisect import bisect_right
+from collections.abc import Mapping
 from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
 from collectors.config import AgentConfig, SyslogInputConfig, own_state_paths
 from collectors.flood import TokenBucket
@@ -48,8 +50,14 @@ LISTENER_RETRY_S = 30.0  # a listener whose bind failed is retried this often
 READ_BUDGET = 1024 * 1024  # bytes per source per loop: bounds memory and keeps sources fair
 
 
+# The agent's one inbox: (input source name, dataset hint, message) from every listener thread.
+Inbox = queue.Queue[tuple[str, str | None, Message]]
+
+
 class Agent:
-    def __init__(self, config: AgentConfig, identity: Identity, host: str | None = None, env=None):
+    def __init__(
+        self, config: AgentConfig, identity: Identity, host: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self.config = config
         self.env = os.environ if env is None else env  # SOCPIPE_KAFKA_* win over identity.json
         self.identity = identity
@@ -60,7 +68,7 @@ class Agent:
         self.listen_ports: dict[str, int] = {}  # listener source name -> bound port (0 in config = any)
         self.ready = threading.Event()  # set once inputs are open (listeners bound)
         self._batches: dict[str, BatchBuilder] = {}
-        self._spooled_positions: dict[str, dict] = {}
+        self._spooled_positions: dict[str, dict[str, Any]] = {}
         self._positions_lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
         self._listener_seq: dict[str, int] = {}
@@ -151,7 +159,7 @@ class Agent:
             log.info("agent.stopped")
 
     # --- main loop ---------------------------------------------------------------------------------
-    def _loop(self, stop: threading.Event, file_inputs: list[FileInput], inbox, spool: Spool) -> None:
+    def _loop(self, stop: threading.Event, file_inputs: list[FileInput], inbox: Inbox, spool: Spool) -> None:
         c = self.config
         next_refresh = 0.0
         next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
@@ -220,7 +228,7 @@ class Agent:
             b = self._buckets[source] = TokenBucket(rate, self.config.flood.burst_lines or rate)
         return b
 
-    def _drain_inbox(self, inbox, wall: float) -> bool:
+    def _drain_inbox(self, inbox: Inbox, wall: float) -> bool:
         """Listener messages -> batches (seq assigned here: this thread owns every counter)."""
         got = False
         now = time.monotonic()
@@ -243,7 +251,7 @@ class Agent:
             sc.lines_read += 1
             sc.bytes_read += len(msg.text)
             sc.last_read_at = wall
-            position = {"q": seq + 1}
+            position: dict[str, Any] = {"q": seq + 1}
             if msg.cursor:
                 position["c"] = msg.cursor
             self._add(
@@ -263,7 +271,7 @@ class Agent:
         return f"{listener}/{computer}"
 
     def _add(
-        self, source: str, dataset: str | None, lines: list[str], position: dict, spool: Spool, now: float
+        self, source: str, dataset: str | None, lines: list[str], position: dict[str, Any], spool: Spool, now: float
     ) -> None:
         """Append lines to the source's batch; a full batch goes to the spool. Only the record holding
         the last of these lines carries the source's checkpoint (the position after all of them)."""
@@ -312,7 +320,7 @@ class Agent:
                 self._spooled_positions[b.source] = b.position
         b.clear()
 
-    def _sign(self, meta: dict, value: bytes) -> None:
+    def _sign(self, meta: dict[str, Any], value: bytes) -> None:
         """Counter and MAC go into the spool with the record: a resend carries the same ones."""
         ctr = self.counter.next()
         meta["c"] = ctr
@@ -329,7 +337,7 @@ class Agent:
             self._flush(b, spool)
 
     # --- state ---------------------------------------------------------------------------------------
-    def _load_checkpoints(self) -> dict[str, dict]:
+    def _load_checkpoints(self) -> dict[str, dict[str, Any]]:
         path = self.state_dir / "checkpoints.json"
         try:
             data = json.loads(path.read_text())
@@ -346,7 +354,9 @@ class Agent:
         write_json_atomic(self.state_dir / "checkpoints.json", snapshot, self.config.spool.fsync != "never")
 
     # --- inputs and outputs -------------------------------------------------------------------------
-    def _start_listeners(self, positions, inbox, stop_inputs) -> JournaldInput | None:
+    def _start_listeners(
+        self, positions: dict[str, Any], inbox: Inbox, stop_inputs: threading.Event
+    ) -> JournaldInput | None:
         c = self.config
         self._inbox, self._stop_inputs = inbox, stop_inputs
         self._unbound: list[SyslogInputConfig] = []
@@ -378,7 +388,7 @@ class Agent:
         """Bind one syslog listener; a failure is reported (state bind_failed) and retried, the other
         inputs keep working."""
         name = listener_source_name(lc)
-        relay: queue.Queue[Message] = _Tagger(self._inbox, name, lc.dataset or None)
+        relay = _Tagger(self._inbox, name, lc.dataset or None)
         try:
             lst = SyslogListener(lc, relay, self.config.flood.max_line_bytes, self._stop_inputs)
         except OSError as exc:
@@ -429,7 +439,7 @@ class Agent:
         except OSError as exc:
             log.warning("status.write_failed error=%s", exc)
 
-    def _kafka_kwargs(self) -> dict:
+    def _kafka_kwargs(self) -> dict[str, Any]:
         from collectors.config import check_kafka_transport, effective_kafka
 
         merged = effective_kafka(self.config.kafka, self.identity.kafka, self.env)
@@ -469,11 +479,11 @@ class Agent:
 class _Tagger:
     """A queue facade for one input: tags its messages with the source name and dataset."""
 
-    def __init__(self, inbox: queue.Queue, name: str | None, dataset: str | None):
+    def __init__(self, inbox: Inbox, name: str, dataset: str | None) -> None:
         self.inbox, self.name, self.dataset = inbox, name, dataset
 
-    def put(self, msg: Message, timeout: float | None = None) -> None:
-        self.inbox.put((self.name, self.dataset, msg), timeout=timeout)
+    def put(self, item: Message, block: bool = True, timeout: float | None = None) -> None:
+        self.inbox.put((self.name, self.dataset, item), block, timeout)
 
-    def put_nowait(self, msg: Message) -> None:
-        self.inbox.put_nowait((self.name, self.dataset, msg))
+    def put_nowait(self, item: Message) -> None:
+        self.inbox.put_nowait((self.name, self.dataset, item))

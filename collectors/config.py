@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, load_config
 from collectors.wire import DEFAULT_TIMEZONE, HEARTBEAT_TOPIC, RAW_TOPIC
@@ -183,7 +184,7 @@ def validate(c: AgentConfig) -> None:
         raise ConfigError(f"kafka.security_protocol: must be one of {', '.join(protocols)}")
 
 
-def effective_kafka(config: KafkaConfig, issued, env: Mapping[str, str]) -> KafkaConfig:
+def effective_kafka(config: KafkaConfig, issued: Any, env: Mapping[str, str]) -> KafkaConfig:
     """The Kafka settings the agent uses. Precedence, highest first: the environment
     (SOCPIPE_KAFKA_<KEY>), what the SOC issued at enrolment (identity.json `kafka`), agent.yaml, the
     defaults. `config` already holds agent.yaml with the environment applied; `issued` is the

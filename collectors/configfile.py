@@ -61,7 +61,7 @@ class KafkaConfig:
 
 def load_config(cls: type[T], path: str | Path | None = None, env: dict[str, str] | None = None) -> T:
     """Build a `cls` from defaults, then the YAML file (if any), then environment variables."""
-    env = os.environ if env is None else env
+    environ: typing.Mapping[str, str] = os.environ if env is None else env
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -75,24 +75,25 @@ def load_config(cls: type[T], path: str | Path | None = None, env: dict[str, str
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of keys")
-    return _build(cls, data, "", env)
+    return _build(cls, data, "", environ)
 
 
 def _build(cls: type[T], data: dict[str, Any], prefix: str, env: typing.Mapping[str, str]) -> T:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # T is a dataclass: load_config's contract
+    names = {f.name for f in fields}
     for key in data:
         if key not in names:
             raise ConfigError(f"{prefix}{key}: unknown key (known: {', '.join(sorted(names))})")
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in fields:
         dotted = f"{prefix}{f.name}"
         typ = hints[f.name]
         if dataclasses.is_dataclass(typ):
             sub = data.get(f.name) or {}
             if not isinstance(sub, dict):
                 raise ConfigError(f"{dotted}: must be a mapping")
-            kwargs[f.name] = _build(typ, sub, dotted + ".", env)
+            kwargs[f.name] = _build(typing.cast(type[Any], typ), sub, dotted + ".", env)
             continue
         env_name = ENV_PREFIX + dotted.upper().replace(".", "_")
         if env_name in env:
@@ -141,5 +142,5 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     if dataclasses.is_dataclass(typ):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return _build(typ, value, key + ".", {})
+        return _build(typing.cast(type[Any], typ), value, key + ".", {})
     return value

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from collectors.configfile import ConfigError
 
@@ -109,7 +110,7 @@ def _ca_file(identity_path: Path, pem: str) -> Path:
     return ca
 
 
-def enroll(server: str, token: str, state_dir: str | Path, **kwargs) -> Identity:
+def enroll(server: str, token: str, state_dir: str | Path, **kwargs: Any) -> Identity:
     """See collectors.enrol.enroll (kept here for callers of the first API)."""
     from collectors.enrol import enroll as _enroll
 

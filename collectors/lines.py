@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # the C encoder json.dumps(ensure_ascii=False) uses
+from typing import Any
 
 from collectors.wire import WIRE_VERSION
 
@@ -131,7 +132,7 @@ class BatchBuilder:
     lines: list[str] = field(default_factory=list)
     nbytes: int = 0
     first_at: float = 0.0  # when the first line was added (for linger)
-    position: dict | None = None  # the source's checkpoint after the last line added
+    position: dict[str, Any] | None = None  # the source's checkpoint after the last line added
 
     def add(self, encoded: str, now: float) -> None:
         if not self.lines:

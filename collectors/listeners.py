@@ -17,7 +17,9 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from collectors.config import JournaldInputConfig, SyslogInputConfig
 from collectors.health import BIND_FAILED, ERROR, OK
@@ -32,6 +34,13 @@ class Message:
     read_at: float
     flags: tuple[str, ...] = ()
     cursor: str = ""  # journald only: where to resume after this message
+
+
+class Outbox(Protocol):
+    """Where an input puts its messages: a `queue.Queue[Message]`, or the agent's per-input tagger."""
+
+    def put(self, item: Message, block: bool = True, timeout: float | None = None) -> None: ...
+    def put_nowait(self, item: Message) -> None: ...
 
 
 def to_message(raw: bytes, max_bytes: int, now: float) -> Message | None:
@@ -109,7 +118,7 @@ class StreamFramer:
         self._buf = rest
         return out
 
-    def _newline(self, buf: bytes, pos: int, out: list) -> int:
+    def _newline(self, buf: bytes, pos: int, out: list[Any]) -> int:
         nl = buf.find(b"\n", pos)
         if nl < 0:
             return -1
@@ -180,7 +189,7 @@ def bind_failure(cfg: SyslogInputConfig, exc: OSError) -> tuple[str, str]:
 
 
 class SyslogListener:
-    def __init__(self, cfg: SyslogInputConfig, out: queue.Queue[Message], max_bytes: int, stop: threading.Event):
+    def __init__(self, cfg: SyslogInputConfig, out: Outbox, max_bytes: int, stop: threading.Event):
         self.cfg = cfg
         self.name = listener_source_name(cfg)
         self.out = out
@@ -211,7 +220,7 @@ class SyslogListener:
 
     @property
     def port(self) -> int:
-        return self.sock.getsockname()[1]
+        return int(self.sock.getsockname()[1])
 
     def start(self) -> None:
         target = self._udp_loop if self.cfg.protocol == "udp" else self._accept_loop
@@ -253,7 +262,7 @@ class SyslogListener:
             self.connections += 1
             threading.Thread(target=self._serve, args=(conn, peer), name=f"agent-{self.name}-conn", daemon=True).start()
 
-    def _serve(self, conn: socket.socket, peer) -> None:
+    def _serve(self, conn: socket.socket, peer: Any) -> None:
         framer = StreamFramer(self.max_bytes)
         try:
             conn.settimeout(0.5)
@@ -305,7 +314,7 @@ JOURNAL_FIELDS = (
 )
 
 
-def journal_entry_to_text(entry: dict) -> str | None:
+def journal_entry_to_text(entry: dict[str, Any]) -> str | None:
     """Keep the fields the central parser needs, as compact JSON (pure). Binary MESSAGE arrives as a
     list of byte values: decoded with replacement."""
     msg = entry.get("MESSAGE")
@@ -321,16 +330,14 @@ def journal_entry_to_text(entry: dict) -> str | None:
 class JournaldInput:
     name = "journald"
 
-    def __init__(
-        self, cfg: JournaldInputConfig, out: queue.Queue[Message], cursor: str, max_bytes: int, stop: threading.Event
-    ):
+    def __init__(self, cfg: JournaldInputConfig, out: Outbox, cursor: str, max_bytes: int, stop: threading.Event):
         self.cfg = cfg
         self.out = out
         self.cursor = cursor
         self.max_bytes = max_bytes
         self.stop = stop
-        self.proc: subprocess.Popen | None = None
-        self.on_state = lambda state, detail="": None  # set by the agent: input state changes
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.on_state: Callable[..., Any] = lambda state, detail="": None  # set by the agent: input state changes
 
     def command(self) -> list[str]:
         cmd = [self.cfg.journalctl, "-o", "json", "--follow", "--no-pager"]

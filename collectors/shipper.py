@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from collectors.health import KAFKA_CONNECTED, KAFKA_UNREACHABLE
 from collectors.kafka_settings import AGENT_PRODUCER
@@ -31,13 +32,13 @@ class Shipper:
     def __init__(
         self,
         spool: Spool,
-        kafka_kwargs: dict,
+        kafka_kwargs: dict[str, Any],
         topic: str,
         stats: AgentStats,
         stop: threading.Event,
         max_inflight: int = 16,
         client_id: str = "socpipe-agent",
-        sign: Callable[[dict, bytes], None] | None = None,
+        sign: Callable[[dict[str, Any], bytes], None] | None = None,
     ):
         self.spool = spool
         self.kafka_kwargs = kafka_kwargs
@@ -47,9 +48,9 @@ class Shipper:
         self.max_inflight = max_inflight
         self.client_id = client_id
         self.sign = sign  # fills meta "c"/"m" of records spooled before batches were signed
-        self.producer = None
+        self.producer: Any = None  # a kafka-python KafkaProducer once connected (untyped library)
         self.ready = threading.Event()
-        self._inflight: collections.deque[tuple[SpoolRecord, object]] = collections.deque()
+        self._inflight: collections.deque[tuple[SpoolRecord, Any]] = collections.deque()  # (record, future)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.drain_on_stop_s = 5.0

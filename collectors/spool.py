@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("socpipe.agent.spool")
 
@@ -37,17 +38,17 @@ class SpoolRecord:
     segment: int
     start: int
     end: int  # byte offset just after the record in its segment
-    meta: dict
+    meta: dict[str, Any]
     value: bytes
 
 
-def encode_record(meta: dict, value: bytes) -> bytes:
+def encode_record(meta: dict[str, Any], value: bytes) -> bytes:
     m = json.dumps(meta, separators=(",", ":")).encode()
     payload = META_LEN.pack(len(m)) + m + value
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_records(data: bytes, base: int = 0) -> tuple[list[tuple[int, int, dict, bytes]], int, int]:
+def decode_records(data: bytes, base: int = 0) -> tuple[list[tuple[int, int, dict[str, Any], bytes]], int, int]:
     """Parse records from `data` (pure). Returns ([(start, end, meta, value)], corrupt count, consumed).
 
     A bad record (wrong magic, checksum, meta) is counted and skipped by searching for the next magic.
@@ -110,14 +111,14 @@ class Spool:
         self.on_before_delete: Callable[[], None] = lambda: None
 
     # --- start-up -----------------------------------------------------------------------------
-    def recover(self) -> dict[str, dict]:
+    def recover(self) -> dict[str, dict[str, Any]]:
         """Scan existing segments: return the latest checkpoint per source and set up the ack pointer."""
         try:
             ack = json.loads((self.dir / "ack.json").read_text())
             self.ack_segment, self.ack_offset = int(ack["segment"]), int(ack["offset"])
         except (OSError, ValueError, KeyError, TypeError):
             self.ack_segment, self.ack_offset = 0, 0
-        positions: dict[str, dict] = {}
+        positions: dict[str, dict[str, Any]] = {}
         for seg in self._segments():
             data = (self.dir / f"{seg:012d}.seg").read_bytes()
             recs, corrupt, consumed = decode_records(data)
@@ -164,7 +165,7 @@ class Spool:
     def full(self) -> bool:
         return self.pending_bytes >= self.max_bytes
 
-    def append(self, meta: dict, value: bytes) -> None:
+    def append(self, meta: dict[str, Any], value: bytes) -> None:
         rec = encode_record(meta, value)
         with self._lock:
             if self._sizes[self._active] + len(rec) > self.segment_bytes and self._sizes[self._active] > 0:
@@ -286,7 +287,7 @@ class Spool:
         self.save_ack()
 
 
-def write_json_atomic(path: Path, data, fsync: bool = True) -> None:
+def write_json_atomic(path: Path, data: Any, fsync: bool = True) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
         json.dump(data, f, separators=(",", ":"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from collectors.health import Health
 from collectors.wire import Heartbeat, SourceStatus, sign_heartbeat
@@ -86,13 +87,13 @@ def build_heartbeat(
     return hb
 
 
-def start_metrics_server(stats: AgentStats, host: str, port: int):
+def start_metrics_server(stats: AgentStats, host: str, port: int) -> Any:
     """Expose the counters on http://host:port/metrics (prometheus_client imported only when on)."""
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     class Collector:
-        def collect(self):
+        def collect(self) -> Any:
             per_source = [
                 ("socpipe_agent_lines_read", "Lines read per source", "lines_read", CounterMetricFamily),
                 ("socpipe_agent_bytes_read", "Bytes read per source", "bytes_read", CounterMetricFamily),

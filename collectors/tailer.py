@@ -15,13 +15,23 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from json.encoder import encode_basestring
+from typing import Any
 
 from collectors.config import COMPRESSED_SUFFIXES, FileInputConfig
 from collectors.health import ERROR, MISSING, OK, PERMISSION_DENIED, REFUSED, ROTATED_AWAY
-from collectors.lines import FLAG_INVALID_UTF8, FLAG_PARTIAL, FLAG_TRUNCATED, LineSplitter, decode, encode_line
+from collectors.lines import (
+    FLAG_INVALID_UTF8,
+    FLAG_PARTIAL,
+    FLAG_TRUNCATED,
+    LineSplitter,
+    SplitLine,
+    decode,
+    encode_line,
+)
 
 log = logging.getLogger("socpipe.agent.files")
 
@@ -71,7 +81,7 @@ class FileSource:
         max_line_bytes: int,
         partial_timeout_s: float,
         close_inactive_s: float,
-        position: dict | None,
+        position: dict[str, Any] | None,
         start_at_end: bool,
         own_state: tuple[str, ...] = (),
     ):
@@ -98,7 +108,7 @@ class FileSource:
             for fp_len, fp, offset, line_no, p in position.get("f", []):
                 self.files.append(TrackedFile(int(fp_len), str(fp), int(offset), int(line_no), str(p)))
 
-    def position(self) -> dict:
+    def position(self) -> dict[str, Any]:
         return {"q": self.seq_next, "f": [[f.fp_len, f.fp, f.offset, f.line_no, f.path] for f in self.files]}
 
     def close(self) -> None:
@@ -149,6 +159,8 @@ class FileSource:
         return any(real == p or real.startswith(p.rstrip("/") + "/") for p in self.own_state)
 
     def _still_same(self, f: TrackedFile) -> bool:
+        if f.fd is None:
+            return False
         try:
             st = os.fstat(f.fd)
             head = os.pread(f.fd, self.fp_bytes, 0)
@@ -311,7 +323,7 @@ class FileSource:
         out: list[str] = []
         budget = max_bytes
         for f in self.files:
-            if f.fd is None or budget <= 0:
+            if f.fd is None or f.splitter is None or budget <= 0:
                 continue
             sp = f.splitter
             while budget > 0:
@@ -339,7 +351,7 @@ class FileSource:
             self.last_read_at = wall
         return out
 
-    def _emit(self, lines, wall: float, out: list[str]) -> None:
+    def _emit(self, lines: Iterable[SplitLine], wall: float, out: list[str]) -> None:
         """The general path: any bytes, with flags. See _emit_ascii for the common case."""
         seq = self.seq_next
         append = out.append
@@ -431,7 +443,7 @@ class FileInput:
     def __init__(
         self,
         cfg: FileInputConfig,
-        positions: dict[str, dict],
+        positions: dict[str, dict[str, Any]],
         fp_bytes: int,
         max_line_bytes: int,
         partial_timeout_s: float,
@@ -449,7 +461,7 @@ class FileInput:
         for path in self._own_checkpointed(positions):
             self.sources[path] = FileSource(path, cfg, *self._args, positions[path], False, own_state)
 
-    def _own_checkpointed(self, positions: dict[str, dict]) -> list[str]:
+    def _own_checkpointed(self, positions: dict[str, dict[str, Any]]) -> list[str]:
         return [
             p
             for p in positions

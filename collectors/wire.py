@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -135,7 +136,9 @@ def batch_mac(secret: str, key: bytes, counter: int, lines: int, dataset: str, v
     return mac.hexdigest()
 
 
-def batch_headers(secret: str, key: bytes, counter: int, lines: int, dataset: str, value: bytes) -> list:
+def batch_headers(
+    secret: str, key: bytes, counter: int, lines: int, dataset: str, value: bytes
+) -> list[tuple[str, bytes]]:
     """The Kafka headers of a signed raw record."""
     return [
         (HEADER_LINES, str(lines).encode()),
@@ -153,7 +156,9 @@ class MessageCounter:
     `reserve` values, not one per message). A clock set back is covered by the reservation; a lost
     state file by the clock. Thread-safe (the main loop and the heartbeat thread both draw)."""
 
-    def __init__(self, path=None, reserve: int = 1_000_000_000):  # reserve: ~17 min of microseconds
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, reserve: int = 1_000_000_000
+    ) -> None:  # reserve: ~17 min of microseconds
         self._path = path
         self._reserve = reserve
         self._lock = threading.Lock()
@@ -175,8 +180,7 @@ class MessageCounter:
             return value
 
 
-def _write_atomic(path, text: str) -> None:
-    import os
+def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
 
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
