@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from detectors.sigma.mapping import FieldMappings
 from detectors.sigma.model import CorrelationRule, LoadIssue, SigmaRule
 
+# Namespaces that hold a source's own raw field names (Windows EventData: every provider has its own,
+# no parser example can list them all): a rule field mapped there is not checked.
+RAW_NAMESPACES = ("winlog.event_data.", "winlog.user_data.")
 # Fields the worker adds to every event before matching (not the parsers' doing)
 WORKER_FIELDS = frozenset({"organization.id", "agent.id", "agent.type", "host.name", "log.offset", "socpipe.seq"})
 
@@ -96,7 +99,7 @@ class FieldChecker:
 
     @staticmethod
     def _issue(rule, name: str, keys: tuple, fields: frozenset, datasets: frozenset, via: str = ""):
-        if any(_base(k) in fields for k in keys):
+        if any(_base(k) in fields or k.startswith(RAW_NAMESPACES) for k in keys):
             return []
         shown = name if keys == (name,) else f"{name} (-> {', '.join(keys)})"
         where = f" (events of input rule {via})" if via else ""

@@ -422,3 +422,17 @@ def test_a_message_is_made_when_the_forwarder_sends_none() -> None:
     assert "RuleName=" not in ev["message"]  # '-' is Windows for none
     huge = parse(xml(*SYSMON, 1, dict(SYSMON_1, CommandLine="A" * 100_000)))
     assert len(huge["message"]) <= 8192
+
+
+def test_field_reference_lists_the_windows_datasets() -> None:
+    from detectors.normalise.reference import reference
+
+    ref = reference()
+    assert {
+        "system.security",
+        "system.system",
+        "windows.sysmon_operational",
+        "windows.powershell_operational",
+        "windows.windows_defender",
+    } <= set(ref)
+    assert {"winlog.channel", "event.code", "winlog.event_data.LogonType", "source.ip"} <= set(ref["system.security"])
