@@ -48,13 +48,19 @@ def es_setup(config_path: str | None, prefix: str | None) -> None:
     from pipeline.elastic import connect, setup
 
     cfg = _es_config(config_path)
+    from pipeline.elastic.setup import MappingConflict
+
     try:
         report = setup(connect(cfg), cfg, prefix)
     except TransportError as exc:
         raise click.ClickException(f"cannot reach Elasticsearch at {cfg.url}: {exc}") from exc
+    except MappingConflict as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo("cluster offers: " + (", ".join(report.capabilities) or "no ILM, no mapper-extras"))
     for name in report.templates:
         click.echo(f"template {name}: installed")
+    for name in report.updated_indices:
+        click.echo(f"index {name}: mapping updated")
     for name in report.ilm_policies:
         click.echo(f"ilm policy {name}: installed")
     for warning in report.warnings:

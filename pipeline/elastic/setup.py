@@ -1,5 +1,10 @@
 """`socpipe es setup`: index templates (alerts, events) and ILM delete policies; idempotent.
 
+A template shapes only indices created after it, and alert indices are `dynamic: strict`: on upgrade
+day the current daily index would reject every alert carrying a new field. So setup also puts the
+alert template's mapping onto the alert indices that already exist (new fields are added; a field
+whose type changed is a `MappingConflict` naming the index and the field, never a silent skip).
+
 What the cluster offers is detected, not assumed: ILM (absent from Elastic's integration-test
 distribution and API-compatible servers) and the mapper-extras module (`match_only_text`, used for
 event messages where present: no positions or norms, about half the index size of `text`).
@@ -8,11 +13,13 @@ event messages where present: no positions or norms, about half the index size o
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from elasticsearch import ApiError, Elasticsearch
 
 from pipeline.config import ElasticsearchConfig
+from pipeline.elastic.indexer import error_reason
 from pipeline.elastic.mappings import ALERT_MAPPINGS, EVENT_MAPPINGS
 
 log = logging.getLogger("socpipe.elastic")
@@ -26,6 +33,18 @@ class SetupReport:
     ilm_policies: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     capabilities: list[str] = field(default_factory=list)
+    updated_indices: list[str] = field(default_factory=list)  # existing alert indices given the mapping
+
+
+class MappingConflict(RuntimeError):
+    """An existing index maps a field differently from the template (the index and field are named)."""
+
+    def __init__(self, index: str, field_name: str, reason: str):
+        super().__init__(
+            f"index {index}: field {field_name} conflicts with the socpipe alert mapping ({reason}); "
+            "reindex it or let it age out, then run `socpipe es setup` again"
+        )
+        self.index, self.field = index, field_name
 
 
 @dataclass(frozen=True)
@@ -150,5 +169,37 @@ def setup(es: Elasticsearch, cfg: ElasticsearchConfig, prefix: str | None = None
     for name, body in template_bodies(cfg, prefix, caps).items():
         es.indices.put_index_template(name=name, **body)
         report.templates.append(name)
+    report.updated_indices = update_existing(es, alerts_pattern(prefix), ALERT_MAPPINGS)
     log.info("es_setup templates=%s ilm=%s", ",".join(report.templates), ",".join(report.ilm_policies) or "-")
     return report
+
+
+def update_existing(es: Elasticsearch, pattern: str, mappings: dict) -> list[str]:
+    """Put `mappings` (fields, dynamic setting) onto every open index matching `pattern`, one at a time
+    so a conflict names its index. Fields already mapped the same way are no-ops, so it is idempotent.
+
+    Only alerts: their mapping is strict. Events are `dynamic: true` and take new fields by themselves
+    (and an events index made before mapper-extras keeps `message` as `text`, which is no conflict)."""
+    existing = es.indices.get_mapping(index=pattern, allow_no_indices=True, expand_wildcards="open")
+    updated: list[str] = []
+    conflicts: list[MappingConflict] = []
+    for index in sorted(existing, reverse=True):  # newest first; a conflict stops no other index
+        try:
+            es.indices.put_mapping(index=index, **mappings)
+        except ApiError as exc:
+            if exc.meta.status != 400:
+                raise
+            reason = error_reason(exc.body.get("error") if isinstance(exc.body, dict) else exc.body)
+            found = re.search(r"(?:mapper|field) \[([^\]]+)\]", reason)
+            conflicts.append(MappingConflict(index, found.group(1) if found else "?", reason))
+            continue
+        updated.append(index)
+    if conflicts:
+        if len(conflicts) > 1:
+            conflicts[0].args = (
+                f"{conflicts[0]} (and {len(conflicts) - 1} more: {', '.join(c.index for c in conflicts[1:])})",
+            )
+        raise conflicts[0]
+    if updated:
+        log.info("es_setup mapping_updated indices=%s", ",".join(updated))
+    return updated

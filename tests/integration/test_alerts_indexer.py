@@ -134,3 +134,54 @@ def test_es_setup_cli_is_idempotent(es_url, unique, monkeypatch):
         assert tmpl["template"]["mappings"]["dynamic"] == "strict"
     finally:
         cleanup(es, prefix)
+
+
+def test_es_setup_adds_new_alert_fields_to_existing_indices_and_names_a_conflict(es_url, unique, monkeypatch):
+    """Upgrade day: today's alert index was made by the previous template (no `socpipe.anomaly.reasons`),
+    so the strict mapping refuses alerts carrying it until `es setup` puts the new fields onto it."""
+    from elasticsearch import BadRequestError
+
+    from pipeline.elastic.mappings import ALERT_MAPPINGS
+    from pipeline.elastic.setup import MappingConflict, setup
+
+    prefix = f"u{unique}"
+    cfg = ElasticsearchConfig(url=es_url, index_prefix=prefix)
+    es = connect(cfg)
+    old = copy.deepcopy(ALERT_MAPPINGS)
+    del old["properties"]["socpipe"]["properties"]["anomaly"]["properties"]["reasons"]
+    today = f"{prefix}-alerts-2026.12.06"
+    doc = {
+        "@timestamp": "2026-12-06T01:02:03Z",
+        "socpipe": {"anomaly": {"score": 0.9, "reasons": [{"parameter": "id", "points": 3.0}]}},
+    }
+    try:
+        es.indices.create(index=today, mappings=old)
+        with pytest.raises(BadRequestError, match="strict_dynamic_mapping_exception"):
+            es.index(index=today, document=doc)
+        for _ in range(2):  # idempotent
+            report = setup(es, cfg)
+            assert report.updated_indices == [today]
+        es.index(index=today, document=doc, refresh="wait_for")
+        mapping = es.indices.get_mapping(index=today)[today]["mappings"]
+        assert mapping["dynamic"] == "strict"
+        assert mapping["properties"]["socpipe"]["properties"]["anomaly"]["properties"]["reasons"]["properties"][
+            "points"
+        ] == {"type": "float"}
+
+        # A field mapped another way is an error naming the index and the field, in the CLI too.
+        clash = copy.deepcopy(old)
+        clash["properties"]["socpipe"]["properties"]["anomaly"]["properties"]["score"] = {"type": "keyword"}
+        older = f"{prefix}-alerts-2026.12.05"
+        es.indices.create(index=older, mappings=clash)
+        es.indices.delete(index=today)
+        es.indices.create(index=today, mappings=old)  # a conflict elsewhere does not hold today's index back
+        with pytest.raises(MappingConflict) as exc_info:
+            setup(es, cfg)
+        assert (exc_info.value.index, exc_info.value.field) == (older, "socpipe.anomaly.score")
+        es.index(index=today, document=doc, refresh="wait_for")
+        monkeypatch.setenv("SOCPIPE_ES_URL", es_url)
+        res = CliRunner().invoke(main, ["es", "setup", "--prefix", prefix])
+        assert res.exit_code != 0
+        assert f"index {older}: field socpipe.anomaly.score conflicts" in res.output
+    finally:
+        cleanup(es, prefix)
