@@ -158,6 +158,17 @@ EVENT_PROPERTIES: dict[str, Any] = {
     "url": obj(original=KW, domain=KW, path=KW, query=KW),
     "http": obj(request=obj(method=KW), response=obj(status_code=LONG, bytes=LONG)),
     "log": obj(file=obj(path=KW), offset=LONG),
+    # Windows: each provider names its own EventData fields (hundreds across channels); flattened keeps
+    # them searchable as keywords without one mapped field each (the index's field limit)
+    "winlog": obj(
+        channel=KW,
+        provider_name=KW,
+        event_id=KW,
+        computer_name=KW,
+        record_id=LONG,
+        event_data=FLAT,
+        user_data=FLAT,
+    ),
 }
 
 EVENT_MAPPINGS: dict[str, Any] = {

@@ -217,3 +217,47 @@ def test_a_silent_windows_server_degrades_its_agency(tmp_path, kafka_bootstrap, 
     assert view.reasons == ["source windows-dc01.agency.local silent"]
     states = {s.name: s.state for s in view.sources}
     assert states == {"windows-fs01.agency.local": MONITORED, "windows-dc01.agency.local": DEGRADED}
+
+
+def test_windows_events_index_with_their_event_data_flattened(es_url, unique):
+    """Hundreds of providers' own EventData names must not each become a mapped field (the index's
+    field limit): winlog.event_data is one flattened field, still searchable by sub-key."""
+    from detectors.normalise import parse_line
+    from pipeline.config import ElasticsearchConfig
+    from pipeline.elastic import EventIndexer, connect
+    from pipeline.elastic.setup import setup
+    from tests.integration.alerts_support import cleanup
+    from tests.unit.test_normalise_windows import nxlog
+
+    cfg = ElasticsearchConfig(url=es_url, index_prefix=f"t{unique}")
+    es = connect(cfg)
+    setup(es, cfg)
+    try:
+        events = [
+            parse_line(
+                nxlog(
+                    "Microsoft-Windows-Custom/Operational", "Custom", 100 + i, {f"Field{i}_{j}": "v" for j in range(20)}
+                ),
+                timezone="UTC",
+            )
+            for i in range(60)
+        ]  # 1,200 distinct EventData names, more than the default limit of 1,000 mapped fields
+        events.append(
+            parse_line(
+                nxlog(
+                    "Security",
+                    "Microsoft-Windows-Security-Auditing",
+                    4625,
+                    {"TargetUserName": "administrator", "LogonType": "10"},
+                ),
+                timezone="UTC",
+            )
+        )
+        result = EventIndexer(es, prefix=cfg.index_prefix, refresh="wait_for").index(events)
+        assert len(result.created) == len(events) and not result.rejected, result
+        hits = es.search(
+            index=f"{cfg.index_prefix}-events-*", query={"term": {"winlog.event_data.TargetUserName": "administrator"}}
+        )["hits"]["hits"]
+        assert [h["_source"]["winlog"]["event_data"]["LogonType"] for h in hits] == ["10"]
+    finally:
+        cleanup(es, cfg.index_prefix)
