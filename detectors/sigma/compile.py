@@ -9,6 +9,7 @@ skip rules that cannot match; the predicate is always the final word.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
 from detectors.sigma.fields import field_values, scalar_text
@@ -23,7 +24,7 @@ from detectors.sigma.typed import (
 )
 from detectors.sigma.values import ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards
 
-Predicate = Callable[[dict], bool]
+Predicate = Callable[[dict[str, Any]], bool]
 Need = "frozenset | None"
 
 TRANSFORMS = {
@@ -46,10 +47,10 @@ KEYWORD_FIELDS = ("message", "event.original")
 KEYWORD_INDEX_FIELD = "\x00keywords"  # pseudo-field of the candidate index for keyword atoms
 
 
-def _union(needs: list) -> frozenset | None:
+def _union(needs: list[Any]) -> frozenset[Any] | None:
     if any(n is None for n in needs):
         return None
-    out: set = set()
+    out: set[Any] = set()
     for n in needs:
         out |= n
     return frozenset(out)
@@ -101,7 +102,7 @@ COMMON_VALUES = frozenset(
 )
 
 
-def _score(need: frozenset) -> tuple:
+def _score(need: frozenset[Any]) -> tuple[Any, ...]:
     # fewer atoms and longer literals prune better; common values (GET, 200, EXECVE) hardly at all
     shortest = min((len(a[2]) for a in need), default=0)
     texts = {a[2] for a in need}  # one literal looked up in several fields costs one atom
@@ -109,16 +110,16 @@ def _score(need: frozenset) -> tuple:
     return (len(texts) + common + (0 if shortest >= 4 else 10), -shortest)
 
 
-def _best(needs: list) -> frozenset | None:
+def _best(needs: list[Any]) -> frozenset[Any] | None:
     usable = [n for n in needs if n is not None and n and all(a[2] for a in n)]
     return min(usable, key=_score) if usable else None
 
 
-def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
+def _string_pred(keys: tuple[Any, ...], test, cased: bool) -> Predicate:
     if len(keys) == 1 and not keys[0].endswith("]"):
         key = keys[0]
 
-        def pred(ev: dict) -> bool:
+        def pred(ev: dict[str, Any]) -> bool:
             v = ev.get(key)
             if v is None:
                 return False
@@ -133,7 +134,7 @@ def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
 
         return pred
 
-    def pred_multi(ev: dict) -> bool:
+    def pred_multi(ev: dict[str, Any]) -> bool:
         for x in field_values(ev, keys):
             s = scalar_text(x)
             if test(s if cased else s.lower()):
@@ -144,7 +145,7 @@ def _string_pred(keys: tuple, test, cased: bool) -> Predicate:
 
 
 def _keyword_pred(test, cased: bool) -> Predicate:
-    def pred(ev: dict) -> bool:
+    def pred(ev: dict[str, Any]) -> bool:
         v = ev.get("message")
         if v is None:
             v = ev.get("event.original")
@@ -156,7 +157,9 @@ def _keyword_pred(test, cased: bool) -> Predicate:
     return pred
 
 
-def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders: dict, path: tuple) -> Compiled:
+def compile_item(
+    key: str, value, resolve: Callable[[str], tuple], placeholders: dict[str, Any], path: tuple[Any, ...]
+) -> Compiled:
     """One `field|mod|mod: value(s)` entry of a selection map (field '' = keyword search)."""
     field, *mods = key.split("|")
     for m in mods:
@@ -187,7 +190,7 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
         if not field:
             raise CompileError("null is not a keyword", path)
 
-        def is_null(ev: dict) -> bool:
+        def is_null(ev: dict[str, Any]) -> bool:
             return not field_values(ev, keys)
 
         return Compiled((lambda ev: not is_null(ev)) if negate else is_null, None)
@@ -210,7 +213,7 @@ def compile_item(key: str, value, resolve: Callable[[str], tuple], placeholders:
             if isinstance(v, (dict, list)):
                 raise CompileError("a value must be a string, number or boolean", path + (i,))
             alts_list = _expand(v, mods, placeholders, path)
-            alts: list = []
+            alts: list[Any] = []
             for alts_one in alts_list:
                 try:
                     for m in mods:
@@ -253,7 +256,7 @@ def _merge(a, b):
     return a
 
 
-def _atoms(keys: tuple, test) -> frozenset | None:
+def _atoms(keys: tuple[Any, ...], test) -> frozenset[Any] | None:
     if test.atoms is None:
         return None
     if keys == KEYWORD_FIELDS:  # the index reads message, else event.original, like the predicate
@@ -262,7 +265,7 @@ def _atoms(keys: tuple, test) -> frozenset | None:
     return frozenset((k.split("[")[0], kind, text) for k in keys for kind, text in test.atoms)
 
 
-def _expand(v, mods: list, placeholders: dict, path: tuple) -> list[list]:
+def _expand(v, mods: list[Any], placeholders: dict[str, Any], path: tuple[Any, ...]) -> list[list[Any]]:
     """A raw value -> list (placeholder expansion) of alternative lists (wildcard-parsed)."""
     if not isinstance(v, str):
         return [[(scalar_text(v),)]]
@@ -291,7 +294,7 @@ def compile_selection(name: str, body, resolve, placeholders) -> Compiled:
     raise CompileError("a search identifier must be a map, a list or a keyword", path)
 
 
-def _compile_map(body: dict, resolve, placeholders, path) -> Compiled:
+def _compile_map(body: dict[str, Any], resolve, placeholders, path) -> Compiled:
     if not body:
         raise CompileError("empty selection map", path)
     parts = [compile_item(str(k), v, resolve, placeholders, path + (k,)) for k, v in body.items()]
@@ -301,7 +304,7 @@ def _compile_map(body: dict, resolve, placeholders, path) -> Compiled:
     return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
 
 
-def compile_detection(detection: dict, resolve, placeholders: dict) -> Compiled:
+def compile_detection(detection: dict[str, Any], resolve, placeholders: dict[str, Any]) -> Compiled:
     if not isinstance(detection, dict) or "condition" not in detection:
         raise CompileError("detection needs search identifiers and a condition", ("detection",))
     selections = {str(k): v for k, v in detection.items() if k != "condition"}
@@ -323,7 +326,7 @@ def compile_detection(detection: dict, resolve, placeholders: dict) -> Compiled:
     return Compiled(lambda ev: any(p(ev) for p in preds), _union([b.need for b in built]))
 
 
-def _build(node, compiled: dict, names: list) -> Compiled:
+def _build(node, compiled: dict[str, Any], names: list[Any]) -> Compiled:
     kind = node[0]
     if kind == "id":
         if node[1] not in compiled:

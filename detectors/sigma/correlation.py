@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.sigma.model import CorrelationRule
 
@@ -52,17 +53,17 @@ class Entry:
 
 @dataclass
 class Group:
-    entries: list = field(default_factory=list)  # sorted by (ts, seq)
-    times: list = field(default_factory=list)  # entries' ts, kept in step for bisect
+    entries: list[Any] = field(default_factory=list)  # sorted by (ts, seq)
+    times: list[Any] = field(default_factory=list)  # entries' ts, kept in step for bisect
     consumed_until: float = float("-inf")
     episode_last: float | None = None  # latest entry time of the group's current episode (after a fire)
     # running aggregate over entries[agg_lo:agg_hi] for in-order arrivals (None = rebuild)
-    agg: dict | None = None
+    agg: dict[str, Any] | None = None
     agg_sum: float = 0.0
     agg_lo: int = 0
     agg_hi: int = 0
 
-    def keep(self, entries: list) -> None:
+    def keep(self, entries: list[Any]) -> None:
         self.entries = entries
         self.times = [e.ts for e in entries]
         self.agg = None
@@ -99,10 +100,10 @@ class Fired:
     """A window that satisfied its correlation (the engine turns it into a Detection)."""
 
     rule: CorrelationRule
-    group: tuple
+    group: tuple[Any, ...]
     anchor: float
-    entries: list
-    metric: dict
+    entries: list[Any]
+    metric: dict[str, Any]
     continuation: bool = False  # one more entry of an episode that already fired
 
 
@@ -116,7 +117,7 @@ def _check(rule: CorrelationRule, metric: float) -> bool:
     return all(_CMP[op](metric, float(v)) for op, v in rule.condition.items())
 
 
-def evaluate(rule: CorrelationRule, entries: list) -> dict | None:
+def evaluate(rule: CorrelationRule, entries: list[Any]) -> dict[str, Any] | None:
     """Metric of a window if it satisfies the rule, else None."""
     t = rule.type
     if t == "event_count":
@@ -137,7 +138,7 @@ def evaluate(rule: CorrelationRule, entries: list) -> dict | None:
         metric = total if t == "value_sum" else total / len(nums)
         return {t.split("_")[1]: metric} if _check(rule, metric) else None
     if t == "value_percentile":
-        counts: dict = {}
+        counts: dict[str, Any] = {}
         for e in entries:
             if e.value is not None:
                 counts[e.value] = counts.get(e.value, 0) + 1
@@ -162,10 +163,10 @@ def evaluate(rule: CorrelationRule, entries: list) -> dict | None:
 class CorrelationState:
     """All windows of all correlation rules held by one worker."""
 
-    def __init__(self, rules: list, allowed_lateness: float = 60.0):
+    def __init__(self, rules: list[Any], allowed_lateness: float = 60.0):
         self.rules = {r.id: r for r in rules}
         self.lateness = float(allowed_lateness)
-        self.groups: dict = {}  # (rule id, group tuple) -> Group
+        self.groups: dict[str, Any] = {}  # (rule id, group tuple) -> Group
         self.watermark = float("-inf")
         self.seq = 0
         self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0, "continued": 0}
@@ -175,8 +176,15 @@ class CorrelationState:
         return self.watermark - self.lateness
 
     def add(
-        self, rule: CorrelationRule, group: tuple, ts: float, input_rule: str, value, agency, evidence: list
-    ) -> list:
+        self,
+        rule: CorrelationRule,
+        group: tuple[Any, ...],
+        ts: float,
+        input_rule: str,
+        value,
+        agency,
+        evidence: list[Any],
+    ) -> list[Any]:
         if ts < self.cutoff:
             self.stats["late_dropped"] += 1
             return []
@@ -213,7 +221,7 @@ class CorrelationState:
             return []
         return self._fire_containing(rule, group, g, ts, in_order=pos == len(g.entries) - 1)
 
-    def _fire_containing(self, rule, group, g: Group, ts: float, in_order: bool) -> list:
+    def _fire_containing(self, rule, group, g: Group, ts: float, in_order: bool) -> list[Any]:
         times = g.times
         span = rule.timespan
         lo = bisect.bisect_left(times, ts - span)
@@ -249,19 +257,19 @@ class CorrelationState:
             i = max(i + 1, bisect.bisect_left(times, times[j] - span))
         return []
 
-    def _consume(self, rule, group, g: Group, anchor: float, window: list, metric) -> Fired:
+    def _consume(self, rule, group, g: Group, anchor: float, window: list[Any], metric) -> Fired:
         g.consumed_until = anchor + rule.timespan
         g.episode_last = max(e.ts for e in window)
         g.drop_prefix(bisect.bisect_right(g.times, g.consumed_until))
         return Fired(rule, group, anchor, window, metric)
 
-    def advance(self, watermark: float) -> list:
+    def advance(self, watermark: float) -> list[Any]:
         """Close windows up to `watermark - lateness`; returns fired windows in time order."""
         if watermark <= self.watermark:
             return []
         self.watermark = watermark
         cutoff = self.cutoff
-        fired: list = []
+        fired: list[Any] = []
         for key in sorted(self.groups, key=lambda k: (k[0], [str(x) for x in k[1]])):
             rule = self.rules.get(key[0])
             g = self.groups[key]
@@ -288,7 +296,7 @@ class CorrelationState:
         return fired
 
     # --- snapshot / restore (JSON-safe plain data) ---
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {
             "watermark": None if self.watermark == float("-inf") else self.watermark,
             "seq": self.seq,
@@ -305,7 +313,7 @@ class CorrelationState:
             ],
         }
 
-    def load_data(self, data: dict) -> None:
+    def load_data(self, data: dict[str, Any]) -> None:
         wm = data.get("watermark")
         self.watermark = float("-inf") if wm is None else float(wm)
         self.seq = int(data.get("seq", 0))
@@ -323,7 +331,7 @@ class CorrelationState:
 _INCREMENTAL = ("value_count", "value_sum", "temporal")
 
 
-def _metric(rule: CorrelationRule, counts: dict, total: float, nonempty: bool) -> dict | None:
+def _metric(rule: CorrelationRule, counts: dict[str, Any], total: float, nonempty: bool) -> dict[str, Any] | None:
     """value_count / value_sum / temporal metric from a window's running aggregate, if it satisfies."""
     if rule.type == "value_count":
         n = len(counts)
@@ -335,7 +343,7 @@ def _metric(rule: CorrelationRule, counts: dict, total: float, nonempty: bool) -
     return {"rules_matched": n} if ok else None
 
 
-def _running(rule: CorrelationRule, g: Group, lo: int, hi: int) -> dict | None:
+def _running(rule: CorrelationRule, g: Group, lo: int, hi: int) -> dict[str, Any] | None:
     """Metric of entries[lo:hi], from the group's running aggregate moved to that window: each
     entry entering or leaving costs O(1), so in-order arrivals cost O(1) amortised and a late one
     the entries between the aggregate's window and its own."""

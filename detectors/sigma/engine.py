@@ -6,6 +6,7 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.common.times import to_epoch
 from detectors.sigma.correlation import CorrelationState
@@ -35,11 +36,11 @@ class CorrelationInput:
 
     partition_key: str
     ts: float
-    event: dict
+    event: dict[str, Any]
     rules: list  # matched input rule ids
     roots: list  # root correlation ids this key serves
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "partition_key": self.partition_key,
             "ts": self.ts,
@@ -49,30 +50,30 @@ class CorrelationInput:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> CorrelationInput:
+    def from_dict(cls, d: dict[str, Any]) -> CorrelationInput:
         return cls(str(d["partition_key"]), float(d["ts"]), dict(d["event"]), list(d["rules"]), list(d["roots"]))
 
 
 @dataclass
 class MatchResult:
-    detections: list = field(default_factory=list)  # single-event detections to emit
-    inputs: list = field(default_factory=list)  # CorrelationInput, one per partition key
+    detections: list[Any] = field(default_factory=list)  # single-event detections to emit
+    inputs: list[Any] = field(default_factory=list)  # CorrelationInput, one per partition key
 
 
 @dataclass
 class _Bucket:
-    rules: list
+    rules: list[Any]
     index: CandidateIndex
 
 
 class Engine:
     def __init__(
         self,
-        rules: list,
+        rules: list[Any],
         mappings: FieldMappings | None = None,
         allowed_lateness: float = 60.0,
         evidence_cap: int = EVIDENCE_CAP,
-        single_group_fields: tuple = DEFAULT_SINGLE_GROUP,
+        single_group_fields: tuple[Any, ...] = DEFAULT_SINGLE_GROUP,
     ):
         self.mappings = mappings if mappings is not None else load_mappings()
         self.single = [r for r in rules if isinstance(r, SigmaRule)]
@@ -89,11 +90,11 @@ class Engine:
             "no_timestamp": 0,
             "missing_group": 0,
         }
-        self._buckets: dict = {}  # EventLogsource -> _Bucket
-        self._bucket_by_key: dict = {}  # derivation key -> _Bucket (skips derive + hashing)
-        self._rule_errors_logged: set = set()
+        self._buckets: dict[str, Any] = {}  # EventLogsource -> _Bucket
+        self._bucket_by_key: dict[str, Any] = {}  # derivation key -> _Bucket (skips derive + hashing)
+        self._rule_errors_logged: set[Any] = set()
         # parents[x]: correlations referring to rule x
-        self.parents: dict = {}
+        self.parents: dict[str, Any] = {}
         for c in self.correlations:
             for ref in c.rules:
                 self.parents.setdefault(ref, []).append(c)
@@ -103,7 +104,7 @@ class Engine:
         self._routes = {r.id: self._routes_for(r.id) for r in self.single if r.id in self.parents}
 
     # --- routing ---------------------------------------------------------------------------
-    def _bucket(self, event: dict) -> _Bucket:
+    def _bucket(self, event: dict[str, Any]) -> _Bucket:
         key = derivation_key(event)
         try:
             b = self._bucket_by_key.get(key)
@@ -120,11 +121,11 @@ class Engine:
             self._bucket_by_key[key] = b
         return b
 
-    def candidates(self, event: dict) -> list:
+    def candidates(self, event: dict[str, Any]) -> list[Any]:
         b = self._bucket(event)
         return [b.rules[i] for i in b.index.candidates(event)]
 
-    def matching_rules(self, event: dict) -> list:
+    def matching_rules(self, event: dict[str, Any]) -> list[Any]:
         b = self._bucket(event)
         positions = b.index.candidates(event)
         if not positions:
@@ -144,7 +145,7 @@ class Engine:
         return out
 
     # --- partitioning ------------------------------------------------------------------------
-    def _routes_for(self, rule_id: str) -> list:
+    def _routes_for(self, rule_id: str) -> list[Any]:
         """(root id, key fields as (group name, event field of this input)) per chain."""
         routes = []
 
@@ -168,9 +169,9 @@ class Engine:
             out.append((chain[-1].id, fields))
         return out
 
-    def _inputs(self, event: dict, matched: list, ts: float) -> list:
+    def _inputs(self, event: dict[str, Any], matched: list[Any], ts: float) -> list[Any]:
         # keys stay tuples while inputs are grouped; each distinct key is rendered once, at the end
-        by_values: dict = {}
+        by_values: dict[str, Any] = {}
         routes = self._routes
         for rule in matched:
             for root, fields in routes.get(rule.id, ()):
@@ -186,7 +187,7 @@ class Engine:
                 item[1].add(root)
         if not by_values:
             return []
-        by_key: dict = {}
+        by_key: dict[str, Any] = {}
         for values, (rule_ids, roots) in by_values.items():
             key = values if type(values) is str else _render_key(values)
             have = by_key.get(key)
@@ -197,7 +198,7 @@ class Engine:
                 have[1].update(roots)
         return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1])) for k, v in sorted(by_key.items())]
 
-    def correlation_keys(self, event: dict) -> list:
+    def correlation_keys(self, event: dict[str, Any]) -> list[Any]:
         """Partition keys under which this event must reach the correlation workers."""
         ts = to_epoch(event.get("@timestamp"))
         if ts is None:
@@ -205,7 +206,7 @@ class Engine:
         return [i.partition_key for i in self._inputs(event, self.matching_rules(event), ts)]
 
     # --- processing --------------------------------------------------------------------------
-    def match(self, event: dict) -> MatchResult:
+    def match(self, event: dict[str, Any]) -> MatchResult:
         """Stage 1 (any worker): single-event detections + correlation inputs to route."""
         self.stats["events"] += 1
         matched = self.matching_rules(event)
@@ -223,11 +224,11 @@ class Engine:
         out.inputs = self._inputs(event, matched, ts)
         return out
 
-    def correlate(self, item: CorrelationInput) -> list:
+    def correlate(self, item: CorrelationInput) -> list[Any]:
         """Stage 2 (the worker owning item.partition_key): feed correlation windows."""
         roots = set(item.roots)
-        fed: set = set()
-        out: list = []
+        fed: set[Any] = set()
+        out: list[Any] = []
         for rid in item.rules:
             rule = self.by_id.get(rid)
             if rule is None:
@@ -239,12 +240,12 @@ class Engine:
                 out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event, [item.event]))
         return out
 
-    def _serves(self, corr: CorrelationRule, roots: set) -> bool:
+    def _serves(self, corr: CorrelationRule, roots: set[Any]) -> bool:
         if corr.id in roots:
             return True
         return any(self._serves(p, roots) for p in self.parents.get(corr.id, []))
 
-    def process(self, event: dict) -> list:
+    def process(self, event: dict[str, Any]) -> list[Any]:
         """Single-worker mode: match and correlate locally."""
         res = self.match(event)
         out = list(res.detections)
@@ -252,14 +253,14 @@ class Engine:
             out.extend(self.correlate(item))
         return out
 
-    def advance(self, watermark: float) -> list:
+    def advance(self, watermark: float) -> list[Any]:
         """Close windows whose end is before watermark - allowed lateness."""
-        out: list = []
+        out: list[Any] = []
         for fired in self.state.advance(float(watermark)):
             out.extend(self._fired(fired))
         return out
 
-    def _feed(self, corr, input_id, input_name, ts, source: dict, evidence: list) -> list:
+    def _feed(self, corr, input_id, input_name, ts, source: dict[str, Any], evidence: list[Any]) -> list[Any]:
         values = []
         for name in corr.group_by:
             v = source.get(corr.group_field(name, input_id, input_name))
@@ -274,12 +275,12 @@ class Engine:
             if corr.type in ("value_sum", "value_avg"):
                 value = to_number(value)
         agency = source.get("organization.id")
-        out: list = []
+        out: list[Any] = []
         for fired in self.state.add(corr, tuple(values), ts, input_id, value, agency, evidence):
             out.extend(self._fired(fired))
         return out
 
-    def _fired(self, fired) -> list:
+    def _fired(self, fired) -> list[Any]:
         corr = fired.rule
         group = dict(zip(corr.group_by, fired.group))
         if fired.continuation:  # one more event of a fired episode: to the alert layer only
@@ -301,7 +302,7 @@ class Engine:
                     continuation=True,
                 )
             ]
-        evidence: list = []
+        evidence: list[Any] = []
         for e in fired.entries:
             for ev in e.evidence:
                 if len(evidence) < self.evidence_cap:
@@ -326,7 +327,7 @@ class Engine:
             out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source, det.evidence))
         return out
 
-    def _single(self, rule: SigmaRule, event: dict, ts: float | None) -> Detection:
+    def _single(self, rule: SigmaRule, event: dict[str, Any], ts: float | None) -> Detection:
         group = {f: _hashable(event[f]) for f in self.single_group_fields if event.get(f) is not None}
         identity = stable_hash([event.get(f) for f in IDENTITY_FIELDS])
         t = ts if ts is not None else 0.0
@@ -344,7 +345,7 @@ class Engine:
         self.state.load_data(data["state"])
 
 
-def _render_key(values: tuple) -> str:
+def _render_key(values: tuple[Any, ...]) -> str:
     """The partition key as written to Kafka: `k:` + the group-by (name, value) pairs as JSON."""
     return "k:" + json.dumps([list(p) for p in values], separators=(",", ":"), default=str) if values else "k:*"
 

@@ -9,6 +9,7 @@ here: it simply never sees an event.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from detectors.sigma.mapping import FieldMappings
 from detectors.sigma.model import CorrelationRule, LoadIssue, SigmaRule
@@ -24,11 +25,11 @@ def _base(name: str) -> str:
     return name.split("[", 1)[0]
 
 
-def detection_fields(detection: dict) -> list[str]:
+def detection_fields(detection: dict[str, Any]) -> list[str]:
     """Field names (as written, modifiers stripped) of every selection; keywords excluded."""
     out: list[str] = []
 
-    def take(mapping: dict) -> None:
+    def take(mapping: dict[str, Any]) -> None:
         for key in mapping:
             name = str(key).split("|", 1)[0]
             if name and name not in out:
@@ -47,12 +48,12 @@ def detection_fields(detection: dict) -> list[str]:
 
 
 class FieldChecker:
-    def __init__(self, mappings: FieldMappings, events: Iterable[dict]):
+    def __init__(self, mappings: FieldMappings, events: Iterable[dict[str, Any]]):
         self.mappings = mappings
         self.events = list(events)
-        self._seen: dict[tuple, tuple[frozenset, frozenset]] = {}
+        self._seen: dict[tuple[Any, ...], tuple[frozenset[Any], frozenset[Any]]] = {}
 
-    def emitted(self, logsource: dict) -> tuple[frozenset, frozenset]:
+    def emitted(self, logsource: dict[str, Any]) -> tuple[frozenset[Any], frozenset[Any]]:
         """(fields, datasets) of the example events this logsource admits."""
         key = tuple(sorted((k, str(v)) for k, v in logsource.items()))
         hit = self._seen.get(key)
@@ -69,7 +70,7 @@ class FieldChecker:
             )
         return hit
 
-    def check(self, rules: list) -> list[LoadIssue]:
+    def check(self, rules: list[Any]) -> list[LoadIssue]:
         by_ref: dict[str, SigmaRule] = {}
         for r in rules:
             if isinstance(r, SigmaRule):
@@ -98,7 +99,9 @@ class FieldChecker:
         return issues
 
     @staticmethod
-    def _issue(rule, name: str, keys: tuple, fields: frozenset, datasets: frozenset, via: str = ""):
+    def _issue(
+        rule: Any, name: str, keys: tuple[Any, ...], fields: frozenset[Any], datasets: frozenset[Any], via: str = ""
+    ) -> Any:
         if any(_base(k) in fields or k.startswith(RAW_NAMESPACES) for k in keys):
             return []
         shown = name if keys == (name,) else f"{name} (-> {', '.join(keys)})"
@@ -115,7 +118,7 @@ class FieldChecker:
         ]
 
 
-def field_warnings(rules: list, mappings: FieldMappings | None = None) -> list[LoadIssue]:
+def field_warnings(rules: list[Any], mappings: FieldMappings | None = None) -> list[LoadIssue]:
     from detectors.normalise.reference import example_events
     from detectors.sigma.mapping import load_mappings
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from detectors.common.times import to_datetime
 
 
-def scalar_text(v) -> str:
+def scalar_text(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():
@@ -13,7 +15,7 @@ def scalar_text(v) -> str:
     return str(v)
 
 
-def _element(event: dict, key: str):
+def _element(event: dict[str, Any], key: str) -> Any:
     """`field[N]`: element N of a list-valued field (e.g. auditd EXECVE a0 = process.args[0])."""
     base, _, rest = key.partition("[")
     try:
@@ -26,8 +28,8 @@ def _element(event: dict, key: str):
     return None
 
 
-def field_values(event: dict, keys: tuple) -> list:
-    out = []
+def field_values(event: dict[str, Any], keys: tuple[Any, ...]) -> list[Any]:
+    out: list[Any] = []
     for k in keys:
         v = event.get(k)
         if v is None:
@@ -42,7 +44,7 @@ def field_values(event: dict, keys: tuple) -> list:
     return out
 
 
-def to_number(v):
+def to_number(v: object) -> int | float | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
@@ -53,7 +55,7 @@ def to_number(v):
         return None
 
 
-def time_part(v, part: str):
+def time_part(v: object, part: str) -> Any:
     dt = to_datetime(v)
     if dt is None:
         return None

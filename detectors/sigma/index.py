@@ -12,13 +12,14 @@ its full predicate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 
 from detectors.sigma.compile import KEYWORD_INDEX_FIELD
 
 
-def _lower(v) -> str:
+def _lower(v: object) -> str:
     if type(v) is str:
         return v.lower()
     if isinstance(v, bool):
@@ -30,16 +31,16 @@ def _lower(v) -> str:
 
 @dataclass
 class CandidateIndex:
-    always: list = field(default_factory=list)  # rule positions evaluated on every event
-    fields: list = field(default_factory=list)  # (field, exact map or None, automaton or None)
+    always: list[Any] = field(default_factory=list)  # rule positions evaluated on every event
+    fields: list[Any] = field(default_factory=list)  # (field, exact map or None, automaton or None)
     size: int = 0
 
     @classmethod
-    def build(cls, needs: list) -> CandidateIndex:
+    def build(cls, needs: list[Any]) -> CandidateIndex:
         """`needs[i]` is rule i's atom set or None."""
         idx = cls(size=len(needs))
-        exact: dict = {}
-        subs: dict = {}
+        exact: dict[str, Any] = {}
+        subs: dict[str, Any] = {}
         for pos, need in enumerate(needs):
             if not need:
                 idx.always.append(pos)
@@ -54,12 +55,12 @@ class CandidateIndex:
                 for text, positions in subs[fld].items():
                     auto.add_word(text, tuple(sorted(positions)))
                 auto.make_automaton()
-            table = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
-            idx.fields.append((fld, table, auto))
+            exact_map = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
+            idx.fields.append((fld, exact_map, auto))
         return idx
 
-    def candidates(self, event: dict) -> list:
-        hits: set = set()
+    def candidates(self, event: dict[str, Any]) -> list[Any]:
+        hits: set[Any] = set()
         get = event.get
         for fld, table, auto in self.fields:
             if fld == KEYWORD_INDEX_FIELD:

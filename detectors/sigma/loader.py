@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -59,7 +60,7 @@ def parse_timespan(text) -> float:
         raise ValueError(f"timespan {text!r} is not <number><s|m|h|d|w>") from exc
 
 
-def line_of(text: str, doc_index: int, path: tuple) -> int:
+def line_of(text: str, doc_index: int, path: tuple[Any, ...]) -> int:
     """1-based line of the YAML node at `path` in document `doc_index` (best effort).
 
     Composes the file again, so call it only to report a problem, never for every rule."""
@@ -70,7 +71,7 @@ def line_of(text: str, doc_index: int, path: tuple) -> int:
     return _node_line(node, path)
 
 
-def _node_line(node, path: tuple) -> int:
+def _node_line(node, path: tuple[Any, ...]) -> int:
     line = node.start_mark.line + 1 if node is not None else 0
     for step in path:
         if isinstance(node, yaml.MappingNode):
@@ -86,13 +87,13 @@ def _node_line(node, path: tuple) -> int:
     return line
 
 
-def _strings(v) -> list:
+def _strings(v) -> list[Any]:
     if v is None:
         return []
     return [str(x) for x in (v if isinstance(v, list) else [v])]
 
 
-def _meta(doc: dict, path: str, line: int, issues: list, label: str) -> RuleMeta:
+def _meta(doc: dict[str, Any], path: str, line: int, issues: list[Any], label: str) -> RuleMeta:
     rid = doc.get("id")
     if rid is None:
         # deterministic id for id-less rules (allowed by the spec) so dedup keys stay stable
@@ -128,14 +129,14 @@ def _meta(doc: dict, path: str, line: int, issues: list, label: str) -> RuleMeta
     )
 
 
-def _logsource(doc: dict) -> dict:
+def _logsource(doc: dict[str, Any]) -> dict[str, Any]:
     ls = doc.get("logsource")
     if not isinstance(ls, dict) or not ls:
         raise CompileError("missing 'logsource' (a map with product/category/service)", ("logsource",))
     return {k: str(v).lower() for k, v in ls.items() if k in ("product", "category", "service") and v is not None}
 
 
-def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
+def _correlation(doc: dict[str, Any], meta: RuleMeta) -> CorrelationRule:
     c = doc.get("correlation")
     if not isinstance(c, dict):
         raise CompileError("'correlation' must be a map", ("correlation",))
@@ -184,7 +185,7 @@ def _correlation(doc: dict, meta: RuleMeta) -> CorrelationRule:
 
 def _load_document(doc, text, index, line, path, mappings, placeholders, result, filters) -> None:
     label = doc.get("title", "") if isinstance(doc, dict) else ""
-    pending: list = []
+    pending: list[Any] = []
     try:
         if not isinstance(doc, dict):
             raise CompileError("a rule document must be a YAML map", ())
@@ -227,7 +228,7 @@ def _load_document(doc, text, index, line, path, mappings, placeholders, result,
 def load_rules(
     paths,
     mappings: FieldMappings | None = None,
-    placeholders: dict | None = None,
+    placeholders: dict[str, Any] | None = None,
 ) -> LoadResult:
     """Load every rule under `paths` (files or directories). Never raises on a bad rule."""
     mappings = mappings if mappings is not None else load_mappings()
@@ -268,7 +269,7 @@ class _Composed:
         self.node = None
         self.failed = False
 
-    def line(self, path: tuple) -> int:
+    def line(self, path: tuple[Any, ...]) -> int:
         if self.node is None and not self.failed:
             try:
                 self.node = yamlsafe.compose_documents(self.text)[self.index]
@@ -277,9 +278,9 @@ class _Composed:
         return 0 if self.node is None else _node_line(self.node, path)
 
 
-def _link(result: LoadResult, filters: list) -> None:
+def _link(result: LoadResult, filters: list[Any]) -> None:
     """Resolve correlation references (id or name), reject cycles, apply meta-filters."""
-    by_ref: dict = {}
+    by_ref: dict[str, Any] = {}
     for r in result.rules:
         by_ref[r.meta.id] = r
         if r.meta.name:
@@ -297,7 +298,7 @@ def _link(result: LoadResult, filters: list) -> None:
                 )
             )
         dup[r.meta.id] = r.meta.path
-    bad: set = set()
+    bad: set[Any] = set()
     for r in result.rules:
         if isinstance(r, CorrelationRule):
             missing = [ref for ref in r.rule_refs if ref not in by_ref]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from detectors.sigma.yamlsafe import RuleYAMLError, load_documents
 
@@ -37,11 +38,11 @@ class MappingError(Exception):
 
 @dataclass(frozen=True)
 class EventLogsource:
-    products: frozenset
-    categories: frozenset
-    services: frozenset
+    products: frozenset[Any]
+    categories: frozenset[Any]
+    services: frozenset[Any]
 
-    def admits(self, rule_logsource: dict) -> bool:
+    def admits(self, rule_logsource: dict[str, Any]) -> bool:
         """A rule sees an event when every logsource attribute it names is one of the event's."""
         for key, have in (("product", self.products), ("category", self.categories), ("service", self.services)):
             want = rule_logsource.get(key)
@@ -58,12 +59,12 @@ class _Derivation:
 
 @dataclass
 class FieldMappings:
-    entries: list = field(default_factory=list)  # (logsource dict, {sigma field: (ecs...)})
-    unmapped: list = field(default_factory=list)  # (logsource dict, templates for fields no entry maps)
-    derivations: list = field(default_factory=list)
-    _cache: dict = field(default_factory=dict)
+    entries: list[Any] = field(default_factory=list)  # (logsource dict, {sigma field: (ecs...)})
+    unmapped: list[Any] = field(default_factory=list)  # (logsource dict, templates for fields no entry maps)
+    derivations: list[Any] = field(default_factory=list)
+    _cache: dict[str, Any] = field(default_factory=dict)
 
-    def resolver(self, rule_logsource: dict):
+    def resolver(self, rule_logsource: dict[str, Any]):
         """Function mapping a rule field to the event keys to read, for this rule's logsource."""
         matching = [(ls, fields) for ls, fields in self.entries if _applies(ls, rule_logsource)]
         # most specific mapping first: entries naming more logsource attributes win
@@ -72,7 +73,7 @@ class FieldMappings:
         templates = [t for ls, t in sorted(self.unmapped, key=lambda e: -len(e[0])) if _applies(ls, rule_logsource)]
         default = templates[0] if templates else None
 
-        def resolve(name: str) -> tuple:
+        def resolve(name: str) -> tuple[Any, ...]:
             for fields in applicable:
                 if name in fields:
                     return fields[name]
@@ -83,7 +84,7 @@ class FieldMappings:
 
         return resolve
 
-    def derive(self, event: dict) -> EventLogsource:
+    def derive(self, event: dict[str, Any]) -> EventLogsource:
         key = derivation_key(event)
         try:
             hit = self._cache.get(key)
@@ -95,8 +96,8 @@ class FieldMappings:
                 self._cache[key] = hit
         return hit
 
-    def _derive(self, values: dict) -> EventLogsource:
-        adds: dict = {k: set() for k in LOGSOURCE_KEYS}
+    def _derive(self, values: dict[str, Any]) -> EventLogsource:
+        adds: dict[str, Any] = {k: set() for k in LOGSOURCE_KEYS}
         for d in self.derivations:
             if all(_field_matches(values.get(f), pats) for f, pats in d.when.items()):
                 for k, vs in d.adds.items():
@@ -104,11 +105,11 @@ class FieldMappings:
         return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]), frozenset(adds["service"]))
 
 
-def _applies(ls: dict, rule_logsource: dict) -> bool:
+def _applies(ls: dict[str, Any], rule_logsource: dict[str, Any]) -> bool:
     return all(str(rule_logsource.get(k, "")).lower() == str(v).lower() for k, v in ls.items())
 
 
-def derivation_key(event: dict) -> tuple:
+def derivation_key(event: dict[str, Any]) -> tuple[Any, ...]:
     """The raw values logsource derivation depends on (a cache key; may hold unhashables)."""
     cat = event.get("event.category")
     return (
@@ -127,18 +128,18 @@ def _lowered_key(v):
     return None if v is None else str(v).lower()
 
 
-def _field_matches(value, patterns: tuple) -> bool:
+def _field_matches(value, patterns: tuple[Any, ...]) -> bool:
     if value is None:
         return "" in patterns
     vals = value if isinstance(value, tuple) else (value,)
     return any(fnmatch.fnmatchcase(v, p) for v in vals for p in patterns)
 
 
-def _as_tuple(v) -> tuple:
+def _as_tuple(v) -> tuple[Any, ...]:
     return tuple(str(x) for x in (v if isinstance(v, list) else [v]))
 
 
-def parse_mapping_document(doc: dict, origin: str, into: FieldMappings) -> None:
+def parse_mapping_document(doc: dict[str, Any], origin: str, into: FieldMappings) -> None:
     if not isinstance(doc, dict):
         raise MappingError(f"{origin}: top level must be a map")
     for i, entry in enumerate(doc.get("mappings") or []):
@@ -171,7 +172,7 @@ def parse_mapping_document(doc: dict, origin: str, into: FieldMappings) -> None:
 _DEFAULT: FieldMappings | None = None
 
 
-def load_mappings(paths: list | None = None) -> FieldMappings:
+def load_mappings(paths: list[Any] | None = None) -> FieldMappings:
     """Read mapping files (default: the ones shipped in detectors/mappings/, read once)."""
     global _DEFAULT
     if paths is None:
@@ -181,7 +182,7 @@ def load_mappings(paths: list | None = None) -> FieldMappings:
     return _read_mappings(paths)
 
 
-def _read_mappings(paths: list) -> FieldMappings:
+def _read_mappings(paths: list[Any]) -> FieldMappings:
     files: list[Path] = []
     for p in paths:
         p = Path(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
 CORRELATION_TYPES = (
@@ -26,10 +27,10 @@ class RuleMeta:
     level: str = "medium"
     status: str = "experimental"
     author: str = ""
-    tags: list = field(default_factory=list)
-    references: list = field(default_factory=list)
-    falsepositives: list = field(default_factory=list)
-    fields: list = field(default_factory=list)
+    tags: list[Any] = field(default_factory=list)
+    references: list[Any] = field(default_factory=list)
+    falsepositives: list[Any] = field(default_factory=list)
+    fields: list[Any] = field(default_factory=list)
     path: str = ""
     line: int = 0
 
@@ -39,10 +40,10 @@ class SigmaRule:
     """A single-event detection compiled to one predicate over flat ECS events."""
 
     meta: RuleMeta
-    logsource: dict
-    match: Callable[[dict], bool]
-    need: frozenset | None  # index atoms (see compile.py) or None: always evaluate
-    detection: dict = field(default_factory=dict, repr=False)
+    logsource: dict[str, Any]
+    match: Callable[[dict[str, Any]], bool]
+    need: frozenset[Any] | None  # index atoms (see compile.py) or None: always evaluate
+    detection: dict[str, Any] = field(default_factory=dict, repr=False)
     kind: str = "single"
 
     @property
@@ -56,14 +57,14 @@ class CorrelationRule:
 
     meta: RuleMeta
     type: str
-    rule_refs: list  # as written (ids or names)
-    group_by: list
+    rule_refs: list[str]  # as written (ids or names)
+    group_by: list[Any]
     timespan: float  # seconds
-    condition: dict  # {"gte": 5, ...}; empty for temporal types = all rules
-    value_fields: list  # `condition.field` for value_* types
-    aliases: dict  # alias -> {rule name/id: field}
+    condition: dict[str, Any]  # {"gte": 5, ...}; empty for temporal types = all rules
+    value_fields: list[str]  # `condition.field` for value_* types
+    aliases: dict[str, dict[str, str]]  # alias -> {rule name/id: field}
     generate: bool = False
-    rules: list = field(default_factory=list)  # resolved referenced rule ids, in order
+    rules: list[Any] = field(default_factory=list)  # resolved referenced rule ids, in order
     kind: str = "correlation"
 
     @property
@@ -81,9 +82,9 @@ class CorrelationRule:
 @dataclass
 class MetaFilter:
     meta: RuleMeta
-    logsource: dict
-    rule_refs: list
-    match: Callable[[dict], bool]
+    logsource: dict[str, Any]
+    rule_refs: list[Any]
+    match: Callable[[dict[str, Any]], bool]
 
 
 @dataclass
@@ -101,10 +102,10 @@ class LoadIssue:
 
 @dataclass
 class LoadResult:
-    rules: list = field(default_factory=list)  # SigmaRule and CorrelationRule, load order
-    filters: list = field(default_factory=list)  # MetaFilter, already applied to their rules
-    errors: list = field(default_factory=list)  # LoadIssue(severity="error")
-    warnings: list = field(default_factory=list)
+    rules: list[Any] = field(default_factory=list)  # SigmaRule and CorrelationRule, load order
+    filters: list[Any] = field(default_factory=list)  # MetaFilter, already applied to their rules
+    errors: list[Any] = field(default_factory=list)  # LoadIssue(severity="error")
+    warnings: list[Any] = field(default_factory=list)
     documents: int = 0  # rule documents seen (loaded + failed)
     files: int = 0
 

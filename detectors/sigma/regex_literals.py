@@ -7,12 +7,14 @@ condition for a match; case flags are irrelevant because the index compares lowe
 
 from __future__ import annotations
 
+from typing import Any
+
 try:  # Python 3.11+
     import re._parser as sre_parse  # type: ignore[import-not-found]
     from re._constants import LITERAL, SUBPATTERN  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef]
-    from sre_constants import LITERAL, SUBPATTERN  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef, unused-ignore]
+    from sre_constants import LITERAL, SUBPATTERN  # type: ignore[no-redef, unused-ignore]
 
 
 def required_literal(pattern: str) -> str:
@@ -20,16 +22,16 @@ def required_literal(pattern: str) -> str:
         parsed = sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - RE2 syntax Python cannot read: no prefilter, still correct
         return ""
-    best, run = "", []
+    best, run = "", list[str]()
 
-    def flush():
+    def flush() -> None:
         nonlocal best, run
         text = "".join(run)
         if len(text) > len(best):
             best = text
         run = []
 
-    def walk(items):
+    def walk(items: Any) -> None:
         for op, arg in items:
             if op is LITERAL:
                 run.append(chr(arg))

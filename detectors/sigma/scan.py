@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from detectors.common.times import to_epoch
 from detectors.sigma.engine import Engine
 
 
-def scan_events(engine: Engine, events: Iterable[dict], emit: Callable, advance_every: int = 500) -> dict:
+def scan_events(
+    engine: Engine, events: Iterable[dict[str, Any]], emit: Callable[..., Any], advance_every: int = 500
+) -> dict[str, Any]:
     """Run `events` through `engine`, calling `emit(detection)`; flush all windows at the end.
 
     The watermark follows the highest event time seen (checked every `advance_every` events),

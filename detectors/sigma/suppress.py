@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.sigma.detection import Detection
 
@@ -37,7 +38,7 @@ class Suppressor:
 
     window: float = 3600.0
     max_keys: int = 100_000
-    open: dict = field(default_factory=dict)
+    open: dict[str, Any] = field(default_factory=dict)
 
     def offer(self, det: Detection) -> Suppressed:
         cur = self.open.get(det.dedup_key)
@@ -62,8 +63,8 @@ class Suppressor:
                 del self.open[k]
         return len(stale)
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {k: [v.alert_id, v.first_ts, v.last_ts, v.count] for k, v in self.open.items()}
 
-    def load_data(self, data: dict) -> None:
+    def load_data(self, data: dict[str, Any]) -> None:
         self.open = {k: _Open(a, float(f), float(last), int(c)) for k, (a, f, last, c) in data.items()}

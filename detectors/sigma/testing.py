@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detectors.common.durations import parse_duration
 from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, to_epoch
@@ -89,7 +90,7 @@ def _offset(v) -> float:
     return parse_duration(v, allow_zero=True)
 
 
-def _find(rules: list, ref) -> list:
+def _find(rules: list[Any], ref) -> list[Any]:
     ref = str(ref)
     return [r for r in rules if ref in (r.meta.id, r.meta.name, r.meta.title)]
 
@@ -132,7 +133,7 @@ def run_test_file(path, mappings=None) -> list[CaseResult]:
     return results
 
 
-def _event(defaults: dict, body: dict, ts: float) -> dict:
+def _event(defaults: dict[str, Any], body: dict[str, Any], ts: float) -> dict[str, Any]:
     ev = dict(defaults)
     ev.update(body or {})
     ev.setdefault("@timestamp", iso_ms(ts))
@@ -154,7 +155,7 @@ def _event_case(path, name, case, rules, defaults, start, mappings) -> CaseResul
     return CaseResult(str(path), name, "event", want, got == want, msg)
 
 
-def parse_case_line(case: dict, spec: dict, read_at: float | None = None) -> dict:
+def parse_case_line(case: dict[str, Any], spec: dict[str, Any], read_at: float | None = None) -> dict[str, Any]:
     """The event a worker makes of the case's raw `line:` (or auditd records), with the case's
     `event:` fields laid over it."""
     from collectors.wire import LineBatch, LogLine
@@ -180,7 +181,9 @@ def parse_case_line(case: dict, spec: dict, read_at: float | None = None) -> dic
     return event
 
 
-def expand_sequence(items: list, defaults: dict, start: float, spec: dict | None = None) -> list:
+def expand_sequence(
+    items: list[Any], defaults: dict[str, Any], start: float, spec: dict[str, Any] | None = None
+) -> list[Any]:
     events = []
     for item in items:
         at, every = _offset(item.get("at")), _offset(item.get("every"))
@@ -210,7 +213,7 @@ def _sequence_case(path, name, case, rules, under_test, defaults, start, mapping
     dets = [d for d in dets if d.rule_id in under_test and not d.continuation]  # folded into the open alert
     expects = case.get("expect") or []
     problems = []
-    used: set = set()
+    used: set[Any] = set()
     for exp in expects:
         refs = {r.meta.id for r in _find(rules, exp["rule"])}
         if not refs:
@@ -248,7 +251,7 @@ def run_tests(paths, mappings=None) -> list[CaseResult]:
 def coverage_problems(paths, results: list[CaseResult]) -> list[str]:
     """Rule files without a tests file, or without both a positive and a negative case."""
     problems = []
-    by_file: dict = {}
+    by_file: dict[str, Any] = {}
     for r in results:
         by_file.setdefault(str(rule_file_for(Path(r.file))), []).append(r)
     for f in rule_files(paths):

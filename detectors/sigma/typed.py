@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -18,14 +19,14 @@ from detectors.sigma.values import re2_options
 
 @dataclass
 class Compiled:
-    match: Callable[[dict], bool]
-    need: frozenset | None
+    match: Callable[[dict[str, Any]], bool]
+    need: frozenset[Any] | None
 
 
 class CompileError(Exception):
     """A detection the engine cannot compile; `path` locates it in the rule (for line numbers)."""
 
-    def __init__(self, message: str, path: tuple = ()):
+    def __init__(self, message: str, path: tuple[Any, ...] = ()):
         super().__init__(message)
         self.path = path
 
@@ -40,7 +41,7 @@ _COMPARE = {
 }
 
 
-def expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
+def expand_placeholders(v: str, placeholders: dict[str, Any], path: tuple[Any, ...]) -> list[str]:
     results = [""]
     i = 0
     while i < len(v):
@@ -66,7 +67,7 @@ def expand_placeholders(v: str, placeholders: dict, path: tuple) -> list[str]:
     return results
 
 
-def compile_regex(pattern: str, mods: list, path: tuple):
+def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]):
     flags = "".join(f for f in ("i", "m", "s") if f in mods)
     try:
         rx = re2.compile((f"(?{flags})" if flags else "") + pattern, re2_options())
@@ -98,7 +99,7 @@ def compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) ->
     part = time_parts[0] if time_parts else None
     cmp = _COMPARE[op]
 
-    def one(ev: dict, n) -> bool:
+    def one(ev: dict[str, Any], n) -> bool:
         for x in field_values(ev, keys):
             got = time_part(x, part) if part else to_number(x)
             if got is not None and cmp(got, n):
@@ -129,7 +130,7 @@ def compile_cidr(keys, values, negate, use_all, path) -> Compiled:
 
     combine = all if use_all else any
 
-    def match(ev: dict) -> bool:
+    def match(ev: dict[str, Any]) -> bool:
         vals = field_values(ev, keys)
         return combine(any(inside(x, n) for x in vals) for n in nets)
 
@@ -152,7 +153,7 @@ def compile_fieldref(keys, values, mods, resolve, negate, path) -> Compiled:
             return b in a
         return a.startswith(b) if kind == "startswith" else a.endswith(b)
 
-    def match(ev: dict) -> bool:
+    def match(ev: dict[str, Any]) -> bool:
         mine = [scalar_text(x) for x in field_values(ev, keys)]
         for okeys in other:
             refs = [scalar_text(x) for x in field_values(ev, okeys)]

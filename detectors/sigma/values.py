@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import re2
 
@@ -43,7 +44,7 @@ def re2_options(*, case_sensitive: bool = True, dot_nl: bool = False, one_line: 
 _WILDCARD_SPLIT = re.compile(r"([*?])")
 
 
-def parse_wildcards(text: str) -> tuple:
+def parse_wildcards(text: str) -> tuple[Any, ...]:
     """Sigma string -> tokens. `\\*` `\\?` `\\\\` escape; any other backslash is literal."""
     if "\\" not in text:  # most values: no escapes, so split on the wildcards directly
         if "*" not in text and "?" not in text:
@@ -51,7 +52,7 @@ def parse_wildcards(text: str) -> tuple:
         return tuple(
             ANY if part == "*" else ONE if part == "?" else part for part in _WILDCARD_SPLIT.split(text) if part
         )
-    tokens: list = []
+    tokens: list[Any] = []
     buf: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -85,7 +86,7 @@ def plain_text(alt: Alternative, modifier: str) -> str | bytes:
     return "".join(alt)
 
 
-def _as_tokens(alt: Alternative) -> tuple:
+def _as_tokens(alt: Alternative) -> tuple[Any, ...]:
     if isinstance(alt, bytes):
         return (alt.decode("latin-1"),) if alt else ()
     return alt
@@ -133,8 +134,8 @@ def apply_transform(modifier: str, alts: list[Alternative]) -> list[Alternative]
     return out
 
 
-def _windash(toks: tuple) -> list[tuple]:
-    variants: list[list] = [[]]
+def _windash(toks: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    variants: list[list[Any]] = [[]]
     for tok in toks:
         if not isinstance(tok, str):
             for v in variants:
@@ -155,7 +156,7 @@ def _windash(toks: tuple) -> list[tuple]:
     return [tuple(v) for v in variants]
 
 
-def glob_regex(toks: tuple) -> str:
+def glob_regex(toks: tuple[Any, ...]) -> str:
     parts = []
     for tok in toks:
         if tok is ANY:
@@ -167,7 +168,7 @@ def glob_regex(toks: tuple) -> str:
     return "".join(parts)
 
 
-def longest_literal(toks: tuple) -> str:
+def longest_literal(toks: tuple[Any, ...]) -> str:
     return max((t for t in toks if isinstance(t, str)), key=len, default="")
 
 
@@ -176,13 +177,13 @@ class StringTest:
     """OR over compiled alternatives; callable on one (already case-folded if not cased) string."""
 
     cased: bool = False
-    exact: set = field(default_factory=set)
-    prefixes: tuple = ()
-    suffixes: tuple = ()
-    substrings: tuple = ()
-    globs: list = field(default_factory=list)
+    exact: set[Any] = field(default_factory=set)
+    prefixes: tuple[Any, ...] = ()
+    suffixes: tuple[Any, ...] = ()
+    substrings: tuple[Any, ...] = ()
+    globs: list[Any] = field(default_factory=list)
     # index atoms: ("eq", text) or ("sub", text), lower-cased; None = cannot be indexed
-    atoms: list | None = field(default_factory=list)
+    atoms: list[Any] | None = field(default_factory=list)
 
     def __call__(self, s: str) -> bool:
         if s in self.exact:
@@ -246,7 +247,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
 class _StarGlob:
     """A glob with `*` only, matched by ordered str.find of its literal parts (linear time)."""
 
-    def __init__(self, toks: tuple):
+    def __init__(self, toks: tuple[Any, ...]):
         self.parts = [t for t in toks if isinstance(t, str)]
         self.head = toks[0] is not ANY
         self.tail = toks[-1] is not ANY
@@ -273,7 +274,7 @@ class _StarGlob:
         return True
 
 
-def _compile_glob(toks: tuple):
+def _compile_glob(toks: tuple[Any, ...]):
     if ONE not in toks and any(isinstance(t, str) for t in toks):
         return _StarGlob(toks)
     try:

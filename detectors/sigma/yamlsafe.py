@@ -13,6 +13,8 @@ Timestamps stay the strings they were written as (`date: 2023-01-01`), so no sec
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 MAX_DEPTH = 64
@@ -76,12 +78,12 @@ def _scalar(ev):
     raise _Unusual
 
 
-def _build(text: str, lines: list[int]) -> list:
+def _build(text: str, lines: list[int]) -> list[Any]:
     """Documents built straight from libyaml's events, bounds checked on the way (one parse)."""
-    docs: list = []
+    docs: list[Any] = []
     anchors: dict[str, tuple[object, int]] = {}  # anchor -> (object, expanded size)
     # open collections: [container, is_mapping, pending key, expanded count when opened, anchor]
-    stack: list[list] = []
+    stack: list[list[Any]] = []
     expanded = 0
     want_line = False
     parser = _CLoader(text)
@@ -195,7 +197,7 @@ def check_bounds(text: str) -> list[int]:
     return lines
 
 
-def load_documents(text: str) -> tuple[list, list[int]]:
+def load_documents(text: str) -> tuple[list[Any], list[int]]:
     """Every document of `text` (None for an empty one) and the line of each, within the bounds."""
     lines: list[int] = []
     try:
@@ -220,7 +222,7 @@ def load_one(text: str):
     return docs[0] if docs else None
 
 
-def compose_documents(text: str) -> list:
+def compose_documents(text: str) -> list[Any]:
     """Node trees (with line marks) of every document; only for reporting a problem's line."""
     check_bounds(text)
     return list(yaml.compose_all(text, Loader=_CLoader))
