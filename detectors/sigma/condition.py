@@ -9,6 +9,7 @@ AST nodes are tuples: ("or", [n...]), ("and", [n...]), ("not", n), ("id", name),
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _TOKEN_RE = re.compile(r"\s*(\(|\)|[^\s()]+)")
 KEYWORDS = {"and", "or", "not", "of", "them"}
@@ -47,7 +48,7 @@ class _Parser:
         self.pos += 1
         return tok
 
-    def parse(self):
+    def parse(self) -> Any:
         if not self.tokens:
             raise ConditionError("empty condition")
         if "|" in self.tokens:
@@ -60,27 +61,27 @@ class _Parser:
             raise ConditionError(f"unexpected {self.peek()!r}")
         return node
 
-    def parse_or(self):
+    def parse_or(self) -> Any:
         items = [self.parse_and()]
         while (self.peek() or "").lower() == "or":
             self.take()
             items.append(self.parse_and())
         return items[0] if len(items) == 1 else ("or", items)
 
-    def parse_and(self):
+    def parse_and(self) -> Any:
         items = [self.parse_not()]
         while (self.peek() or "").lower() == "and":
             self.take()
             items.append(self.parse_not())
         return items[0] if len(items) == 1 else ("and", items)
 
-    def parse_not(self):
+    def parse_not(self) -> Any:
         if (self.peek() or "").lower() == "not":
             self.take()
             return ("not", self.parse_not())
         return self.parse_atom()
 
-    def parse_atom(self):
+    def parse_atom(self) -> Any:
         tok = self.take()
         low = tok.lower()
         if tok == "(":
@@ -107,7 +108,7 @@ class _Parser:
         return ("id", tok)
 
 
-def parse_condition(text: str):
+def parse_condition(text: str) -> Any:
     return _Parser(tokenize(str(text))).parse()
 
 
@@ -119,7 +120,7 @@ def resolve_of(pattern: str, names: list[str]) -> list[str]:
     return [n for n in names if rx.fullmatch(n)]
 
 
-def identifiers(node) -> set[str]:
+def identifiers(node: Any) -> set[str]:
     kind = node[0]
     if kind == "id":
         return {node[1]}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ _CONDITION_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
 _TAG_RE = re.compile(r"^[a-z0-9_\-]+(\.[a-z0-9_\-.]+)+$")
 
 
-def rule_files(paths) -> list[Path]:
+def rule_files(paths: Any) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         p = Path(p)
@@ -52,7 +53,7 @@ def rule_files(paths) -> list[Path]:
     return out
 
 
-def parse_timespan(text) -> float:
+def parse_timespan(text: Any) -> float:
     """A Sigma `timespan` (one duration syntax everywhere: detectors.common.durations)."""
     try:
         return parse_duration(text)
@@ -71,7 +72,7 @@ def line_of(text: str, doc_index: int, path: tuple[Any, ...]) -> int:
     return _node_line(node, path)
 
 
-def _node_line(node, path: tuple[Any, ...]) -> int:
+def _node_line(node: Any, path: tuple[Any, ...]) -> int:
     line = node.start_mark.line + 1 if node is not None else 0
     for step in path:
         if isinstance(node, yaml.MappingNode):
@@ -87,7 +88,7 @@ def _node_line(node, path: tuple[Any, ...]) -> int:
     return line
 
 
-def _strings(v) -> list[Any]:
+def _strings(v: Any) -> list[Any]:
     if v is None:
         return []
     return [str(x) for x in (v if isinstance(v, list) else [v])]
@@ -183,7 +184,9 @@ def _correlation(doc: dict[str, Any], meta: RuleMeta) -> CorrelationRule:
     )
 
 
-def _load_document(doc, text, index, line, path, mappings, placeholders, result, filters) -> None:
+def _load_document(
+    doc: Any, text: Any, index: Any, line: Any, path: Any, mappings: Any, placeholders: Any, result: Any, filters: Any
+) -> None:
     label = doc.get("title", "") if isinstance(doc, dict) else ""
     pending: list[Any] = []
     try:
@@ -191,7 +194,7 @@ def _load_document(doc, text, index, line, path, mappings, placeholders, result,
             raise CompileError("a rule document must be a YAML map", ())
         meta = _meta(doc, path, line, pending, label)
         if "correlation" in doc:
-            rule = _correlation(doc, meta)
+            rule: SigmaRule | CorrelationRule | None = _correlation(doc, meta)
         elif "filter" in doc:
             ls = _logsource(doc)
             body = doc["filter"]
@@ -226,7 +229,7 @@ def _load_document(doc, text, index, line, path, mappings, placeholders, result,
 
 
 def load_rules(
-    paths,
+    paths: Any,
     mappings: FieldMappings | None = None,
     placeholders: dict[str, Any] | None = None,
 ) -> LoadResult:
@@ -285,7 +288,7 @@ def _link(result: LoadResult, filters: list[Any]) -> None:
         by_ref[r.meta.id] = r
         if r.meta.name:
             by_ref.setdefault(r.meta.name, r)
-    dup = {}
+    dup: dict[str, Any] = {}
     for r in result.rules:
         if r.meta.id in dup:
             result.warnings.append(
@@ -311,7 +314,7 @@ def _link(result: LoadResult, filters: list[Any]) -> None:
             r.rules = [by_ref[ref].meta.id for ref in r.rule_refs]
     ids = {r.meta.id: r for r in result.rules}
 
-    def cyclic(rid, seen) -> bool:
+    def cyclic(rid: Any, seen: Any) -> bool:
         r = ids.get(rid)
         if not isinstance(r, CorrelationRule):
             return False
@@ -346,4 +349,15 @@ def _link(result: LoadResult, filters: list[Any]) -> None:
                 )
                 continue
             base, exclude = target.match, f.match
-            target.match = lambda ev, b=base, x=exclude: b(ev) and not x(ev)
+            target.match = _without(base, exclude)
+
+
+def _without(
+    base: Callable[[dict[str, Any]], bool], exclude: Callable[[dict[str, Any]], bool]
+) -> Callable[[dict[str, Any]], bool]:
+    """A rule's match with a filter's events taken out."""
+
+    def match(ev: dict[str, Any]) -> bool:
+        return base(ev) and not exclude(ev)
+
+    return match

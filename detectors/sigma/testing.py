@@ -58,7 +58,7 @@ class CaseResult:
     message: str = ""
 
 
-def test_files(paths) -> list[Path]:
+def test_files(paths: Any) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         p = Path(p)
@@ -82,7 +82,7 @@ def rule_file_for(test_file: Path) -> Path:
     return test_file.with_name(test_file.name.split(".tests.")[0] + ".yml")
 
 
-def _offset(v) -> float:
+def _offset(v: Any) -> float:
     if v is None:
         return 0.0
     if isinstance(v, (int, float)):
@@ -90,12 +90,12 @@ def _offset(v) -> float:
     return parse_duration(v, allow_zero=True)
 
 
-def _find(rules: list[Any], ref) -> list[Any]:
+def _find(rules: list[Any], ref: Any) -> list[Any]:
     ref = str(ref)
     return [r for r in rules if ref in (r.meta.id, r.meta.name, r.meta.title)]
 
 
-def run_test_file(path, mappings=None) -> list[CaseResult]:
+def run_test_file(path: Any, mappings: Any = None) -> list[CaseResult]:
     path = Path(path)
     try:
         spec = load_one(path.read_text(encoding="utf-8")) or {}
@@ -140,7 +140,7 @@ def _event(defaults: dict[str, Any], body: dict[str, Any], ts: float) -> dict[st
     return ev
 
 
-def _event_case(path, name, case, rules, defaults, start, mappings) -> CaseResult:
+def _event_case(path: Any, name: Any, case: Any, rules: Any, defaults: Any, start: Any, mappings: Any) -> CaseResult:
     want = bool(case.get("match", True))
     event = _event(defaults, case["event"], start)
     engine = Engine(rules, mappings=mappings)
@@ -199,7 +199,17 @@ def expand_sequence(
     return events
 
 
-def _sequence_case(path, name, case, rules, under_test, defaults, start, mappings, spec=None) -> CaseResult:
+def _sequence_case(
+    path: Any,
+    name: Any,
+    case: Any,
+    rules: Any,
+    under_test: Any,
+    defaults: Any,
+    start: Any,
+    mappings: Any,
+    spec: Any = None,
+) -> CaseResult:
     engine = Engine(rules, mappings=mappings, allowed_lateness=float(case.get("lateness", 60)))
     dets = []
     high = float("-inf")
@@ -241,14 +251,14 @@ def _sequence_case(path, name, case, rules, under_test, defaults, start, mapping
     return CaseResult(str(path), name, "sequence", bool(expects), not problems, "; ".join(problems))
 
 
-def run_tests(paths, mappings=None) -> list[CaseResult]:
+def run_tests(paths: Any, mappings: Any = None) -> list[CaseResult]:
     out: list[CaseResult] = []
     for f in test_files(paths):
         out.extend(run_test_file(f, mappings=mappings))
     return out
 
 
-def coverage_problems(paths, results: list[CaseResult]) -> list[str]:
+def coverage_problems(paths: Any, results: list[CaseResult]) -> list[str]:
     """Rule files without a tests file, or without both a positive and a negative case."""
     problems = []
     by_file: dict[str, Any] = {}

@@ -6,7 +6,7 @@ They yield predicates without index atoms (except `re`, which offers a literal p
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ class CompileError(Exception):
         self.path = path
 
 
-_COMPARE = {
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "lt": lambda a, b: a < b,
     "lte": lambda a, b: a <= b,
     "gt": lambda a, b: a > b,
@@ -67,7 +67,7 @@ def expand_placeholders(v: str, placeholders: dict[str, Any], path: tuple[Any, .
     return results
 
 
-def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]):
+def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
     flags = "".join(f for f in ("i", "m", "s") if f in mods)
     try:
         rx = re2.compile((f"(?{flags})" if flags else "") + pattern, re2_options())
@@ -86,7 +86,9 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]):
     return _RegexTest()
 
 
-def compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) -> Compiled:
+def compile_numeric(
+    keys: Any, values: Any, time_parts: Any, numeric: Any, negate: Any, use_all: Any, path: Any
+) -> Compiled:
     if len(time_parts) > 1 or len(numeric) > 1:
         raise CompileError("at most one time-part and one comparison modifier", path)
     op = numeric[0] if numeric else ("neq" if negate else "eq")
@@ -99,22 +101,28 @@ def compile_numeric(keys, values, time_parts, numeric, negate, use_all, path) ->
     part = time_parts[0] if time_parts else None
     cmp = _COMPARE[op]
 
-    def one(ev: dict[str, Any], n) -> bool:
+    def one(ev: dict[str, Any], n: Any) -> bool:
         for x in field_values(ev, keys):
             got = time_part(x, part) if part else to_number(x)
             if got is not None and cmp(got, n):
                 return True
         return False
 
-    combine = all if use_all else any
-    match = lambda ev: combine(one(ev, n) for n in nums)
+    combine: Callable[[Iterable[object]], bool] = all if use_all else any
+
+    def match(ev: dict[str, Any]) -> bool:
+        return combine(one(ev, n) for n in nums)
+
     if negate and numeric:
-        inner = match
-        match = lambda ev: bool(field_values(ev, keys)) and not inner(ev)
+
+        def negated(ev: dict[str, Any]) -> bool:
+            return bool(field_values(ev, keys)) and not match(ev)
+
+        return Compiled(negated, None)
     return Compiled(match, None)
 
 
-def compile_cidr(keys, values, negate, use_all, path) -> Compiled:
+def compile_cidr(keys: Any, values: Any, negate: Any, use_all: Any, path: Any) -> Compiled:
     nets = []
     for v in values:
         try:
@@ -122,13 +130,13 @@ def compile_cidr(keys, values, negate, use_all, path) -> Compiled:
         except ValueError:
             raise CompileError(f"not a CIDR network: {v!r}", path) from None
 
-    def inside(x, net) -> bool:
+    def inside(x: Any, net: Any) -> bool:
         try:
             return ipaddress.ip_address(str(x)) in net
         except ValueError:
             return False
 
-    combine = all if use_all else any
+    combine: Callable[[Iterable[object]], bool] = all if use_all else any
 
     def match(ev: dict[str, Any]) -> bool:
         vals = field_values(ev, keys)
@@ -139,7 +147,7 @@ def compile_cidr(keys, values, negate, use_all, path) -> Compiled:
     return Compiled(match, None)
 
 
-def compile_fieldref(keys, values, mods, resolve, negate, path) -> Compiled:
+def compile_fieldref(keys: Any, values: Any, mods: Any, resolve: Any, negate: Any, path: Any) -> Compiled:
     cased = "cased" in mods
     kind = next((m for m in ("contains", "startswith", "endswith") if m in mods), "eq")
     other = [resolve(str(v)) for v in values]

@@ -13,6 +13,7 @@ Timestamps stay the strings they were written as (`date: 2023-01-01`), so no sec
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -57,12 +58,12 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
-_resolver = yaml.resolver.Resolver()
+_resolver: Any = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
 _FIRST_CHARS = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 
 
-def _scalar(ev):
+def _scalar(ev: Any) -> Any:
     value = ev.value
     if ev.implicit[0]:  # plain scalar: its type comes from how it looks
         if value and value[0] not in _FIRST_CHARS:
@@ -152,7 +153,7 @@ def _build(text: str, lines: list[int]) -> list[Any]:
 _NO_KEY = object()
 
 
-def _too_many(ev) -> RuleYAMLError:
+def _too_many(ev: Any) -> RuleYAMLError:
     return RuleYAMLError(f"expands to more than {MAX_NODES} nodes (aliases of aliases?)", ev.start_mark.line + 1)
 
 
@@ -165,7 +166,8 @@ def check_bounds(text: str) -> list[int]:
     expanded = 0
     want_line = False
     try:
-        for ev in yaml.parse(text, Loader=_CLoader):
+        events: Iterable[Any] = yaml.parse(text, Loader=_CLoader)  # typed loosely: the hot path reads attributes
+        for ev in events:
             kind = type(ev)
             if kind is _SCALAR or kind is _ALIAS or kind in _START:
                 if want_line:
@@ -214,7 +216,7 @@ def load_documents(text: str) -> tuple[list[Any], list[int]]:
     return docs, lines
 
 
-def load_one(text: str):
+def load_one(text: str) -> Any:
     """A single-document YAML file (rule tests), within the same bounds (None when empty)."""
     docs, _ = load_documents(text)
     if len(docs) > 1:
