@@ -359,7 +359,9 @@ def kafka_ready(ports: Ports, brokers: int = 1) -> str | None:
     )
     try:
         cluster = admin.describe_cluster()
-        alive = f", {len(cluster.get('brokers', []))}/{brokers} brokers" if brokers > 1 else ""
+        # fenced = registered but not heartbeating (killed, or still catching up): not counted
+        unfenced = [b for b in cluster.get("brokers", []) if not b.get("is_fenced")]
+        alive = f", {len(unfenced)}/{brokers} brokers" if brokers > 1 else ""
         return f"Apache Kafka {KAFKA_VERSION} (KRaft, cluster {cluster.get('cluster_id')}{alive})"
     finally:
         admin.close()
