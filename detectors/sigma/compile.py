@@ -115,7 +115,7 @@ def _best(needs: list[Any]) -> frozenset[Any] | None:
     return min(usable, key=_score) if usable else None
 
 
-def _string_pred(keys: tuple[Any, ...], test, cased: bool) -> Predicate:
+def _string_pred(keys: tuple[Any, ...], test: Any, cased: bool) -> Predicate:
     if len(keys) == 1 and not keys[0].endswith("]"):
         key = keys[0]
 
@@ -124,7 +124,7 @@ def _string_pred(keys: tuple[Any, ...], test, cased: bool) -> Predicate:
             if v is None:
                 return False
             if type(v) is str:
-                return test(v if cased else v.lower())
+                return bool(test(v if cased else v.lower()))
             for x in v if isinstance(v, (list, tuple)) else (v,):
                 if x is not None:
                     s = scalar_text(x)
@@ -144,7 +144,7 @@ def _string_pred(keys: tuple[Any, ...], test, cased: bool) -> Predicate:
     return pred_multi
 
 
-def _keyword_pred(test, cased: bool) -> Predicate:
+def _keyword_pred(test: Any, cased: bool) -> Predicate:
     def pred(ev: dict[str, Any]) -> bool:
         v = ev.get("message")
         if v is None:
@@ -152,13 +152,13 @@ def _keyword_pred(test, cased: bool) -> Predicate:
             if v is None:
                 return False
         s = v if type(v) is str else scalar_text(v)
-        return test(s if cased else s.lower())
+        return bool(test(s if cased else s.lower()))
 
     return pred
 
 
 def compile_item(
-    key: str, value, resolve: Callable[[str], tuple], placeholders: dict[str, Any], path: tuple[Any, ...]
+    key: str, value: Any, resolve: Callable[[str], tuple[Any, ...]], placeholders: dict[str, Any], path: tuple[Any, ...]
 ) -> Compiled:
     """One `field|mod|mod: value(s)` entry of a selection map (field '' = keyword search)."""
     field, *mods = key.split("|")
@@ -238,15 +238,30 @@ def compile_item(
                 merged = _merge(merged, t)
             tests = [merged]
         preds = [make(keys, t, cased) for t in tests]
-        match = preds[0] if len(preds) == 1 else (lambda ev: any(p(ev) for p in preds))
+        match = preds[0] if len(preds) == 1 else _any_of(preds)
         need = _union([_atoms(keys, t) for t in tests])
     if negate:
-        inner = match
-        return Compiled(lambda ev: bool(field_values(ev, keys)) and not inner(ev), None)
+        return Compiled(_absent_or_not(keys, match), None)
     return Compiled(match, need)
 
 
-def _merge(a, b):
+def _any_of(preds: list[Predicate]) -> Predicate:
+    def match(ev: dict[str, Any]) -> bool:
+        return any(p(ev) for p in preds)
+
+    return match
+
+
+def _absent_or_not(keys: tuple[Any, ...], inner: Predicate) -> Predicate:
+    """A negated value test: true when the field has values and none passes (a missing field is no match)."""
+
+    def match(ev: dict[str, Any]) -> bool:
+        return bool(field_values(ev, keys)) and not inner(ev)
+
+    return match
+
+
+def _merge(a: Any, b: Any) -> Any:
     a.exact |= b.exact
     a.prefixes += b.prefixes
     a.suffixes += b.suffixes
@@ -256,7 +271,7 @@ def _merge(a, b):
     return a
 
 
-def _atoms(keys: tuple[Any, ...], test) -> frozenset[Any] | None:
+def _atoms(keys: tuple[Any, ...], test: Any) -> frozenset[Any] | None:
     if test.atoms is None:
         return None
     if keys == KEYWORD_FIELDS:  # the index reads message, else event.original, like the predicate
@@ -265,7 +280,7 @@ def _atoms(keys: tuple[Any, ...], test) -> frozenset[Any] | None:
     return frozenset((k.split("[")[0], kind, text) for k in keys for kind, text in test.atoms)
 
 
-def _expand(v, mods: list[Any], placeholders: dict[str, Any], path: tuple[Any, ...]) -> list[list[Any]]:
+def _expand(v: Any, mods: list[Any], placeholders: dict[str, Any], path: tuple[Any, ...]) -> list[list[Any]]:
     """A raw value -> list (placeholder expansion) of alternative lists (wildcard-parsed)."""
     if not isinstance(v, str):
         return [[(scalar_text(v),)]]
@@ -275,7 +290,7 @@ def _expand(v, mods: list[Any], placeholders: dict[str, Any], path: tuple[Any, .
     return [[parse_wildcards(x)] for x in out]
 
 
-def compile_selection(name: str, body, resolve, placeholders) -> Compiled:
+def compile_selection(name: str, body: Any, resolve: Any, placeholders: Any) -> Compiled:
     path = ("detection", name)
     if isinstance(body, dict):
         return _compile_map(body, resolve, placeholders, path)
@@ -294,7 +309,7 @@ def compile_selection(name: str, body, resolve, placeholders) -> Compiled:
     raise CompileError("a search identifier must be a map, a list or a keyword", path)
 
 
-def _compile_map(body: dict[str, Any], resolve, placeholders, path) -> Compiled:
+def _compile_map(body: dict[str, Any], resolve: Any, placeholders: Any, path: Any) -> Compiled:
     if not body:
         raise CompileError("empty selection map", path)
     parts = [compile_item(str(k), v, resolve, placeholders, path + (k,)) for k, v in body.items()]
@@ -304,7 +319,7 @@ def _compile_map(body: dict[str, Any], resolve, placeholders, path) -> Compiled:
     return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
 
 
-def compile_detection(detection: dict[str, Any], resolve, placeholders: dict[str, Any]) -> Compiled:
+def compile_detection(detection: dict[str, Any], resolve: Any, placeholders: dict[str, Any]) -> Compiled:
     if not isinstance(detection, dict) or "condition" not in detection:
         raise CompileError("detection needs search identifiers and a condition", ("detection",))
     selections = {str(k): v for k, v in detection.items() if k != "condition"}
@@ -326,12 +341,13 @@ def compile_detection(detection: dict[str, Any], resolve, placeholders: dict[str
     return Compiled(lambda ev: any(p(ev) for p in preds), _union([b.need for b in built]))
 
 
-def _build(node, compiled: dict[str, Any], names: list[Any]) -> Compiled:
+def _build(node: Any, compiled: dict[str, Any], names: list[Any]) -> Compiled:
     kind = node[0]
     if kind == "id":
         if node[1] not in compiled:
             raise CompileError(f"condition names unknown identifier '{node[1]}'", ("detection", "condition"))
-        return compiled[node[1]]
+        found: Compiled = compiled[node[1]]
+        return found
     if kind == "not":
         inner = _build(node[1], compiled, names).match
         return Compiled(lambda ev: not inner(ev), None)

@@ -48,7 +48,7 @@ class Entry:
     rule: str  # id of the matched input rule
     value: object  # field value(s) for value_* types
     agency: str | None
-    evidence: list  # events (base rule) or evidence of an inner correlation
+    evidence: list[Any]  # events (base rule) or evidence of an inner correlation
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Group:
     consumed_until: float = float("-inf")
     episode_last: float | None = None  # latest entry time of the group's current episode (after a fire)
     # running aggregate over entries[agg_lo:agg_hi] for in-order arrivals (None = rebuild)
-    agg: dict[str, Any] | None = None
+    agg: dict[Any, int] | None = None
     agg_sum: float = 0.0
     agg_lo: int = 0
     agg_hi: int = 0
@@ -80,7 +80,7 @@ class Group:
         else:
             self.agg = None
 
-    def inserted(self, pos: int, key, value) -> None:
+    def inserted(self, pos: int, key: Any, value: Any) -> None:
         """Keep the running aggregate's indices right after an entry was inserted at `pos`."""
         if self.agg is None:
             return
@@ -138,7 +138,7 @@ def evaluate(rule: CorrelationRule, entries: list[Any]) -> dict[str, Any] | None
         metric = total if t == "value_sum" else total / len(nums)
         return {t.split("_")[1]: metric} if _check(rule, metric) else None
     if t == "value_percentile":
-        counts: dict[str, Any] = {}
+        counts: dict[Any, Any] = {}
         for e in entries:
             if e.value is not None:
                 counts[e.value] = counts.get(e.value, 0) + 1
@@ -166,7 +166,7 @@ class CorrelationState:
     def __init__(self, rules: list[Any], allowed_lateness: float = 60.0):
         self.rules = {r.id: r for r in rules}
         self.lateness = float(allowed_lateness)
-        self.groups: dict[str, Any] = {}  # (rule id, group tuple) -> Group
+        self.groups: dict[Any, Any] = {}  # (rule id, group tuple) -> Group
         self.watermark = float("-inf")
         self.seq = 0
         self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0, "continued": 0}
@@ -181,8 +181,8 @@ class CorrelationState:
         group: tuple[Any, ...],
         ts: float,
         input_rule: str,
-        value,
-        agency,
+        value: Any,
+        agency: Any,
         evidence: list[Any],
     ) -> list[Any]:
         if ts < self.cutoff:
@@ -221,7 +221,7 @@ class CorrelationState:
             return []
         return self._fire_containing(rule, group, g, ts, in_order=pos == len(g.entries) - 1)
 
-    def _fire_containing(self, rule, group, g: Group, ts: float, in_order: bool) -> list[Any]:
+    def _fire_containing(self, rule: Any, group: Any, g: Group, ts: float, in_order: bool) -> list[Any]:
         times = g.times
         span = rule.timespan
         lo = bisect.bisect_left(times, ts - span)
@@ -257,7 +257,7 @@ class CorrelationState:
             i = max(i + 1, bisect.bisect_left(times, times[j] - span))
         return []
 
-    def _consume(self, rule, group, g: Group, anchor: float, window: list[Any], metric) -> Fired:
+    def _consume(self, rule: Any, group: Any, g: Group, anchor: float, window: list[Any], metric: Any) -> Fired:
         g.consumed_until = anchor + rule.timespan
         g.episode_last = max(e.ts for e in window)
         g.drop_prefix(bisect.bisect_right(g.times, g.consumed_until))
@@ -384,6 +384,6 @@ def _running(rule: CorrelationRule, g: Group, lo: int, hi: int) -> dict[str, Any
     return _metric(rule, agg, g.agg_sum, hi > lo)
 
 
-def _thaw(v):
+def _thaw(v: Any) -> Any:
     """JSON turns tuples into lists; group and distinct values must stay hashable."""
     return tuple(_thaw(x) for x in v) if isinstance(v, list) else v

@@ -13,7 +13,7 @@ from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.detection import EVIDENCE_CAP, Detection, make_detection, stable_hash
 from detectors.sigma.fields import to_number
 from detectors.sigma.index import CandidateIndex
-from detectors.sigma.mapping import FieldMappings, derivation_key, load_mappings
+from detectors.sigma.mapping import EventLogsource, FieldMappings, derivation_key, load_mappings
 from detectors.sigma.model import CorrelationRule, SigmaRule
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ class CorrelationInput:
     partition_key: str
     ts: float
     event: dict[str, Any]
-    rules: list  # matched input rule ids
-    roots: list  # root correlation ids this key serves
+    rules: list[str]  # matched input rule ids
+    roots: list[str]  # root correlation ids this key serves
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +90,11 @@ class Engine:
             "no_timestamp": 0,
             "missing_group": 0,
         }
-        self._buckets: dict[str, Any] = {}  # EventLogsource -> _Bucket
-        self._bucket_by_key: dict[str, Any] = {}  # derivation key -> _Bucket (skips derive + hashing)
+        self._buckets: dict[EventLogsource, _Bucket] = {}
+        self._bucket_by_key: dict[Any, _Bucket] = {}  # derivation key -> _Bucket (skips derive + hashing)
         self._rule_errors_logged: set[Any] = set()
         # parents[x]: correlations referring to rule x
-        self.parents: dict[str, Any] = {}
+        self.parents: dict[Any, Any] = {}
         for c in self.correlations:
             for ref in c.rules:
                 self.parents.setdefault(ref, []).append(c)
@@ -105,7 +105,7 @@ class Engine:
 
     # --- routing ---------------------------------------------------------------------------
     def _bucket(self, event: dict[str, Any]) -> _Bucket:
-        key = derivation_key(event)
+        key: tuple[Any, ...] | None = derivation_key(event)
         try:
             b = self._bucket_by_key.get(key)
         except TypeError:  # unhashable values in an odd event
@@ -149,7 +149,7 @@ class Engine:
         """(root id, key fields as (group name, event field of this input)) per chain."""
         routes = []
 
-        def walk(node_id, path):
+        def walk(node_id: Any, path: Any) -> None:
             for parent in self.parents.get(node_id, []):
                 chain = path + [parent]
                 if parent.id not in self.parents or parent.id in self.emit_standalone:
@@ -171,11 +171,11 @@ class Engine:
 
     def _inputs(self, event: dict[str, Any], matched: list[Any], ts: float) -> list[Any]:
         # keys stay tuples while inputs are grouped; each distinct key is rendered once, at the end
-        by_values: dict[str, Any] = {}
+        by_values: dict[Any, Any] = {}
         routes = self._routes
         for rule in matched:
             for root, fields in routes.get(rule.id, ()):
-                values = tuple((n, _hashable(event.get(f))) for n, f in fields)
+                values: Any = tuple((n, _hashable(event.get(f))) for n, f in fields)
                 try:
                     item = by_values.get(values)
                 except TypeError:  # an unhashable value in an odd event: key it by its text
@@ -260,7 +260,9 @@ class Engine:
             out.extend(self._fired(fired))
         return out
 
-    def _feed(self, corr, input_id, input_name, ts, source: dict[str, Any], evidence: list[Any]) -> list[Any]:
+    def _feed(
+        self, corr: Any, input_id: Any, input_name: Any, ts: Any, source: dict[str, Any], evidence: list[Any]
+    ) -> list[Any]:
         values = []
         for name in corr.group_by:
             v = source.get(corr.group_field(name, input_id, input_name))
@@ -280,7 +282,7 @@ class Engine:
             out.extend(self._fired(fired))
         return out
 
-    def _fired(self, fired) -> list[Any]:
+    def _fired(self, fired: Any) -> list[Any]:
         corr = fired.rule
         group = dict(zip(corr.group_by, fired.group))
         if fired.continuation:  # one more event of a fired episode: to the alert layer only
@@ -302,7 +304,7 @@ class Engine:
                     continuation=True,
                 )
             ]
-        evidence: list[Any] = []
+        evidence = []
         for e in fired.entries:
             for ev in e.evidence:
                 if len(evidence) < self.evidence_cap:
@@ -350,7 +352,7 @@ def _render_key(values: tuple[Any, ...]) -> str:
     return "k:" + json.dumps([list(p) for p in values], separators=(",", ":"), default=str) if values else "k:*"
 
 
-def _hashable(v):
+def _hashable(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(_hashable(x) for x in v)
     if isinstance(v, dict):

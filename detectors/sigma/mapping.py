@@ -53,8 +53,8 @@ class EventLogsource:
 
 @dataclass
 class _Derivation:
-    when: dict  # field -> tuple of glob patterns (lower-case)
-    adds: dict  # "product"/"category"/"service" -> tuple of values
+    when: dict[str, tuple[str, ...]]  # field -> tuple of glob patterns (lower-case)
+    adds: dict[str, tuple[str, ...]]  # "product"/"category"/"service" -> tuple of values
 
 
 @dataclass
@@ -62,9 +62,9 @@ class FieldMappings:
     entries: list[Any] = field(default_factory=list)  # (logsource dict, {sigma field: (ecs...)})
     unmapped: list[Any] = field(default_factory=list)  # (logsource dict, templates for fields no entry maps)
     derivations: list[Any] = field(default_factory=list)
-    _cache: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[Any, EventLogsource] = field(default_factory=dict)
 
-    def resolver(self, rule_logsource: dict[str, Any]):
+    def resolver(self, rule_logsource: dict[str, Any]) -> Any:
         """Function mapping a rule field to the event keys to read, for this rule's logsource."""
         matching = [(ls, fields) for ls, fields in self.entries if _applies(ls, rule_logsource)]
         # most specific mapping first: entries naming more logsource attributes win
@@ -76,7 +76,8 @@ class FieldMappings:
         def resolve(name: str) -> tuple[Any, ...]:
             for fields in applicable:
                 if name in fields:
-                    return fields[name]
+                    mapped: tuple[Any, ...] = fields[name]
+                    return mapped
             # a name with a dot is already an event field (ECS, winlog.*): never prefixed
             if default is not None and "." not in name:
                 return tuple(t.replace("{field}", name) for t in default)
@@ -85,7 +86,7 @@ class FieldMappings:
         return resolve
 
     def derive(self, event: dict[str, Any]) -> EventLogsource:
-        key = derivation_key(event)
+        key: tuple[Any, ...] | None = derivation_key(event)
         try:
             hit = self._cache.get(key)
         except TypeError:  # an unhashable value in an odd event: derive without caching
@@ -122,20 +123,20 @@ def derivation_key(event: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _lowered_key(v):
+def _lowered_key(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(str(x).lower() for x in v)
     return None if v is None else str(v).lower()
 
 
-def _field_matches(value, patterns: tuple[Any, ...]) -> bool:
+def _field_matches(value: Any, patterns: tuple[Any, ...]) -> bool:
     if value is None:
         return "" in patterns
     vals = value if isinstance(value, tuple) else (value,)
     return any(fnmatch.fnmatchcase(v, p) for v in vals for p in patterns)
 
 
-def _as_tuple(v) -> tuple[Any, ...]:
+def _as_tuple(v: Any) -> tuple[Any, ...]:
     return tuple(str(x) for x in (v if isinstance(v, list) else [v]))
 
 

@@ -274,7 +274,7 @@ class _StarGlob:
         return True
 
 
-def _compile_glob(toks: tuple[Any, ...]):
+def _compile_glob(toks: tuple[Any, ...]) -> Any:
     if ONE not in toks and any(isinstance(t, str) for t in toks):
         return _StarGlob(toks)
     try:
