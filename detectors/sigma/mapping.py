@@ -63,9 +63,21 @@ class FieldMappings:
     unmapped: list[Any] = field(default_factory=list)  # (logsource dict, templates for fields no entry maps)
     derivations: list[Any] = field(default_factory=list)
     _cache: dict[Any, EventLogsource] = field(default_factory=dict)
+    _resolvers: dict[tuple[tuple[str, str], ...], Any] = field(default_factory=dict)
 
     def resolver(self, rule_logsource: dict[str, Any]) -> Any:
-        """Function mapping a rule field to the event keys to read, for this rule's logsource."""
+        """Function mapping a rule field to the event keys to read, for this rule's logsource (one
+        per distinct logsource: hundreds of rules share a few, and the lint asks again per rule)."""
+        try:
+            key = tuple(sorted((str(k), str(v)) for k, v in rule_logsource.items()))
+        except TypeError:
+            return self._resolver(rule_logsource)
+        hit = self._resolvers.get(key)
+        if hit is None:
+            hit = self._resolvers[key] = self._resolver(rule_logsource)
+        return hit
+
+    def _resolver(self, rule_logsource: dict[str, Any]) -> Any:
         matching = [(ls, fields) for ls, fields in self.entries if _applies(ls, rule_logsource)]
         # most specific mapping first: entries naming more logsource attributes win
         matching.sort(key=lambda entry: -len(entry[0]))
@@ -143,6 +155,7 @@ def _as_tuple(v: Any) -> tuple[Any, ...]:
 def parse_mapping_document(doc: dict[str, Any], origin: str, into: FieldMappings) -> None:
     if not isinstance(doc, dict):
         raise MappingError(f"{origin}: top level must be a map")
+    into._resolvers.clear()  # resolvers made before these entries would miss them
     for i, entry in enumerate(doc.get("mappings") or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
             raise MappingError(f"{origin}: mappings[{i}] needs 'fields' (a map)")

@@ -207,7 +207,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
     for alt in alts:
         toks = _as_tokens(alt)
         if not cased:
-            toks = tuple(t.lower() if type(t) is str else t for t in toks)
+            toks = tuple([t.lower() if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]
         if sum(map(len, lits)) > MAX_PATTERN_LENGTH:
             raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
