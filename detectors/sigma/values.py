@@ -19,7 +19,7 @@ import re2
 ANY = object()  # `*`
 ONE = object()  # `?`
 
-Alternative = tuple  # tuple of tokens (str literal, ANY, ONE) or a bytes literal
+Alternative = tuple[Any, ...] | bytes  # tuple of tokens (str literal, ANY, ONE) or a bytes literal
 
 WINDASH_CHARS = ("-", "/", "\u2013", "\u2014", "\u2015")
 _WINDASH_RE = re.compile(r"\B[-/]\b")
@@ -214,7 +214,8 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
         if len(lits) == len(toks):
             text = "".join(toks)
             test.exact.add(text)
-            test.atoms.append(("eq", text.lower()))
+            if test.atoms is not None:  # a `*` alternative before this one made the value unindexable
+                test.atoms.append(("eq", text.lower()))
             continue
         if len(toks) == 1 and toks[0] is ANY:
             substrings.append("")  # `*` matches any present value

@@ -243,3 +243,12 @@ def test_parse_wildcards_fast_path_equals_reference():
         assert parse_wildcards(text) == _wildcards_reference(text)
 
     check()
+
+
+def test_a_bare_wildcard_before_a_plain_alternative_compiles() -> None:
+    """Found by mypy strict: `['*', 'foo']` set the index atoms to None, then appended to them."""
+    from detectors.sigma.values import compile_alternatives, parse_wildcards
+
+    test = compile_alternatives([parse_wildcards("*"), parse_wildcards("foo")], cased=False)
+    assert test.atoms is None  # `*` matches any present value: the value cannot be indexed
+    assert "foo" in test.exact
