@@ -131,7 +131,11 @@ class Stack:
                 for name in Ports.__dataclass_fields__
             },
             **(kafka_secure.env(self.state, self.ports.kafka_secure) if self.options.secure else {}),
-        }
+        } | (
+            {"SOCPIPE_STACK_KAFKA_SECURE_BOOTSTRAP": self.ports.kafka_bootstrap(self.options.brokers, secure=True)}
+            if self.options.secure
+            else {}
+        )
 
     def up(self, only: Collection[str] | None = None) -> list[ServerStatus]:
         """Start what is not running (idempotent), wait for every server to answer, write the env file.

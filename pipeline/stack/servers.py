@@ -95,8 +95,10 @@ class Ports:
             kafka_secure=self.kafka_secure + step,
         )
 
-    def kafka_bootstrap(self, brokers: int = 1) -> str:
-        return ",".join(f"127.0.0.1:{self.kafka_node(i).kafka}" for i in range(brokers))
+    def kafka_bootstrap(self, brokers: int = 1, secure: bool = False) -> str:
+        """Every node's plain (or SASL_SSL) listener, comma-separated."""
+        nodes = (self.kafka_node(i) for i in range(brokers))
+        return ",".join(f"127.0.0.1:{n.kafka_secure if secure else n.kafka}" for n in nodes)
 
     def check(self, options: StackOptions) -> None:
         """Every port the stack and its services will use is a TCP port and used once."""

@@ -266,3 +266,9 @@ def test_a_running_stack_keeps_its_broker_count(tmp_path):
     assert Stack(tmp_path).options.brokers == 1
     with pytest.raises(StackError, match="has 1 broker.*stack down.*--brokers 3"):
         Stack(tmp_path, brokers=3)
+
+
+def test_a_secured_three_broker_stack_hands_out_every_sasl_ssl_listener(tmp_path):
+    stack = Stack(tmp_path, Ports(kafka=26092, kafka_controller=26093, kafka_secure=26094), secure=True, brokers=3)
+    assert stack.env()["SOCPIPE_STACK_KAFKA_SECURE_BOOTSTRAP"] == "127.0.0.1:26094,127.0.0.1:26097,127.0.0.1:26100"
+    assert [s.endpoint for s in stack.status()][1] == "127.0.0.1:26095, SASL_SSL 127.0.0.1:26097"
