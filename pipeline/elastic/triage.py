@@ -127,7 +127,7 @@ def resolve_time(text: str, now: datetime | None = None) -> str:
     """`24h`/`7d`/`30m` before now, or an ISO time -> ISO UTC string; ValueError otherwise."""
     t = str(text).strip()
     try:
-        ago = parse_duration(t) if t[-1:].isalpha() else None
+        ago = parse_duration(t, allow_zero=True) if t[-1:].isalpha() else None
     except ValueError:
         ago = None
     if ago is not None:
