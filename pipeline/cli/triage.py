@@ -67,6 +67,36 @@ def es_setup(config_path: str | None, prefix: str | None) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+@es_group.command("api-key")
+@config_option
+@prefix_option
+@click.argument("service", type=click.Choice(["detector", "triage", "setup"]))
+@click.option("--expiration", default=None, help="e.g. 90d (default: no expiry)")
+@click.option("--show-role", is_flag=True, help="Print the role the key would get, create nothing.")
+def es_api_key(config_path, prefix, service, expiration, show_role) -> None:
+    """Create SERVICE's least-privilege API key (needs a credential with manage_api_key); prints the
+    encoded key for SOCPIPE_ES_API_KEY once. detector: create/update alerts; triage: read/update alerts;
+    setup: templates and ILM only."""
+    import json
+
+    from elasticsearch import ApiError, TransportError
+
+    from pipeline.elastic import connect
+    from pipeline.elastic.keys import create_key, role_descriptors
+
+    cfg = _es_config(config_path)
+    prefix = prefix or cfg.index_prefix
+    if show_role:
+        click.echo(json.dumps(role_descriptors(service, prefix), indent=2))
+        return
+    try:
+        key = create_key(connect(cfg), service, prefix, expiration)
+    except (ApiError, TransportError) as exc:
+        raise click.ClickException(f"creating the {service} key failed: {exc}") from exc
+    click.echo(f"# {key['name']} (id {key['id']}): set SOCPIPE_ES_API_KEY for the {service}")
+    click.echo(key["encoded"])
+
+
 COMMANDS.append(es_group)
 
 

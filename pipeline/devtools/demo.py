@@ -23,7 +23,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
-from elasticsearch import Elasticsearch
 
 from collectors.wire import DEFAULT_TIMEZONE
 from pipeline.stack.servers import Ports
@@ -105,6 +104,11 @@ class Demo:
             self.env[key] = value
         # Every address comes from the stack's port plan (its env file): nothing here assumes a default port.
         self.ports = Ports.from_env(self.env)
+        # The stack's own view (recorded ports and options): per-service settings, and on the secured
+        # stack each service's own least-privilege Elasticsearch credential.
+        from pipeline.stack import Stack
+
+        self.stack = Stack(stack_env.parent)
         self.attacker = attacker_ip(time.time() / 60)
         self.env.update(
             {
@@ -130,7 +134,7 @@ class Demo:
         return proc.stdout
 
     def role_env(self, role: str, **extra: str) -> dict[str, str]:
-        return {**self.env, **self.ports.service_env(role), **extra}
+        return {**self.env, **self.stack.service_env(role), **extra}
 
     def start(self, name: str, *args: str, env: dict | None = None) -> None:
         log = open(self.work / f"{name}.log", "ab")
@@ -168,6 +172,8 @@ class Demo:
         began = datetime.now(TZ)
         try:
             self.step("SOC side: enrolment server, coverage service, detector worker")
+            # templates first, by the only credential allowed to install them (the detector's may not)
+            self.socpipe("es", "setup", "--config", "config/detector.yaml", env=self.role_env("setup"))
             self.start("enrol", "enrol", "serve", "--config", "config/coverage.yaml", env=self.role_env("coverage"))
             self.start("coverage", "coverage", "run", "--config", "config/coverage.yaml", env=self.role_env("coverage"))
             self.start("detector", "detect", "run", "--config", "config/detector.yaml", env=self.role_env("detector"))
@@ -260,6 +266,22 @@ class Demo:
                 f'  socpipe_tier_coverage_ratio{{tier="{series["metric"]["tier"]}"}} = {float(series["value"][1]):.3f}'
             )
 
+    def es(self):
+        """The operator's client (the env file's URL, CA and credential)."""
+        from pipeline.config import ElasticsearchConfig
+        from pipeline.elastic import connect
+
+        e = self.env
+        return connect(
+            ElasticsearchConfig(
+                url=e["SOCPIPE_ES_URL"],
+                username=e.get("SOCPIPE_ES_USERNAME", ""),
+                password=e.get("SOCPIPE_ES_PASSWORD", ""),
+                api_key=e.get("SOCPIPE_ES_API_KEY", ""),
+                ca_certs=e.get("SOCPIPE_ES_CA_CERTS", ""),
+            )
+        )
+
     def triage_api(self) -> None:
         """The analysts' API on the plan's triage port: the attacked agency's open alerts, as an analyst sees them."""
         agency = next(a.id for a in AGENCIES_WITH_AGENTS if a.attacked)
@@ -281,7 +303,7 @@ class Demo:
 
     def alerts(self, since: datetime) -> list[dict]:
         self.check_processes()
-        es = Elasticsearch(self.env["SOCPIPE_ES_URL"])
+        es = self.es()
         index = "socpipe-alerts-*"
         es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
         res = es.search(

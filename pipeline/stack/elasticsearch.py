@@ -162,7 +162,7 @@ def linked_home(dist: Path, home: Path) -> Path:
     return home
 
 
-def config_yaml(ports: Ports, rt: Path, opts: StackOptions) -> str:
+def config_yaml(ports: Ports, rt: Path, opts: StackOptions, extra: dict[str, object] | None = None) -> str:
     settings: dict[str, object] = {
         "cluster.name": CLUSTER_NAME,
         "node.name": "socpipe-es-1",
@@ -175,6 +175,7 @@ def config_yaml(ports: Ports, rt: Path, opts: StackOptions) -> str:
         # a test machine's disk may be fuller than production watermarks allow; never go read-only here
         "cluster.routing.allocation.disk.threshold_enabled": False,
         "xpack.security.enabled": False,
+        **(extra or {}),
     }
     return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
 
@@ -206,12 +207,6 @@ def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = 
                 shutil.copytree(item, target)
             else:
                 shutil.copy2(item, target)
-    (conf / "elasticsearch.yml").write_text(config_yaml(ports, rt, opts))
-    if user is not None:
-        for sub in ("config", "data", "logs", "tmp"):
-            _chown_tree(rt / sub, user.pw_uid, user.pw_gid)
-        os.chown(rt, 0, user.pw_gid)
-        rt.chmod(0o750)
     env = {
         "ES_JAVA_HOME": str(jhome),
         "ES_PATH_CONF": str(conf),
@@ -219,6 +214,17 @@ def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = 
         "ES_JAVA_OPTS": os.environ.get("SOCPIPE_STACK_ES_JAVA_OPTS", ES_HEAP),
         "HOME": str(rt / "tmp"),
     }
+    extra: dict[str, object] = {}
+    if opts.secure:
+        from pipeline.stack import elasticsearch_secure
+
+        extra = elasticsearch_secure.prepare(state, home, conf, env, user.pw_name if user else None)
+    (conf / "elasticsearch.yml").write_text(config_yaml(ports, rt, opts, extra))
+    if user is not None:
+        for sub in ("config", "data", "logs", "tmp"):
+            _chown_tree(rt / sub, user.pw_uid, user.pw_gid)
+        os.chown(rt, 0, user.pw_gid)
+        rt.chmod(0o750)
     # cwd = logs: the distribution's jvm.options writes gc.log and hs_err files relative to it.
     return Launch([str(home / "bin" / "elasticsearch")], env=env, user=user.pw_name if user else None, cwd=rt / "logs")
 
@@ -230,6 +236,14 @@ def _get(url: str, timeout: float = 2.0) -> dict:
 
 def elasticsearch_ready(ports: Ports, state: Path | None = None, opts: StackOptions | None = None) -> str | None:
     """`_cluster/health` (the distribution has no `GET /`); green or yellow is ready."""
+    if opts is not None and opts.secure and state is not None:
+        from pipeline.stack import elasticsearch_secure
+
+        got = elasticsearch_secure.ready(state, ports.elasticsearch)
+        if got is None:
+            return None
+        health, version = got
+        return f"Elasticsearch {version} (cluster {health.get('cluster_name')}: {health['status']}; HTTPS, security on)"
     base = f"http://127.0.0.1:{ports.elasticsearch}"
     health = _get(f"{base}/_cluster/health?timeout=1s")
     if health.get("status") not in ("green", "yellow"):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.stack import elasticsearch, kafka_secure, servers
+from pipeline.stack import elasticsearch, elasticsearch_secure, kafka_secure, servers
 from pipeline.stack.servers import Launch, Ports, PrerequisiteError, StackOptions
 
 log = logging.getLogger("socpipe.stack")
@@ -75,7 +75,7 @@ class Stack:
         self.servers += [
             Server(
                 "elasticsearch",
-                f"http://127.0.0.1:{ports.elasticsearch}",
+                f"{'https' if opts.secure else 'http'}://127.0.0.1:{ports.elasticsearch}",
                 lambda st, p: elasticsearch.elasticsearch_launch(st, p, opts),
                 lambda p: elasticsearch.elasticsearch_ready(p, state, opts),
                 180,
@@ -131,11 +131,23 @@ class Stack:
                 for name in Ports.__dataclass_fields__
             },
             **(kafka_secure.env(self.state, self.ports.kafka_secure) if self.options.secure else {}),
+            **(elasticsearch_secure.env(self.state, self.ports.elasticsearch) if self.options.secure else {}),
         } | (
             {"SOCPIPE_STACK_KAFKA_SECURE_BOOTSTRAP": self.ports.kafka_bootstrap(self.options.brokers, secure=True)}
             if self.options.secure
             else {}
         )
+
+    def service_env(self, role: str) -> dict[str, str]:
+        """SOCPIPE_* settings that run a socpipe service (`detector`, `coverage`, `agent`, `triage`,
+        `setup` for `es setup`) against this stack: the plan's ports and, when secure, the service's own
+        least-privilege Elasticsearch credential over HTTPS."""
+        out = self.ports.service_env(role)
+        if "SOCPIPE_KAFKA_BOOTSTRAP" in out:  # every node of a --brokers N cluster
+            out["SOCPIPE_KAFKA_BOOTSTRAP"] = self.ports.kafka_bootstrap(self.options.brokers)
+        if self.options.secure:
+            out.update(elasticsearch_secure.service_env(self.state, self.ports.elasticsearch, role))
+        return out
 
     def up(self, only: Collection[str] | None = None) -> list[ServerStatus]:
         """Start what is not running (idempotent), wait for every server to answer, write the env file.
@@ -187,7 +199,13 @@ class Stack:
             log.info("stack.start server=%s pid=%d", server.name, proc.pid)
         for server in chosen:
             self._wait_ready(server)
-        self.env_file.write_text("".join(f"export {k}={v}\n" for k, v in self.env().items()))
+        text = "".join(f"export {k}={v}\n" for k, v in self.env().items())
+        self.env_file.unlink(missing_ok=True)  # secure: it carries the operator's API key, so owner-only
+        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT, 0o600 if self.options.secure else 0o644)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
         return self.status()
 
     def status(self) -> list[ServerStatus]:

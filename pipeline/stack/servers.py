@@ -148,7 +148,9 @@ class Ports:
             return {**kafka, "SOCPIPE_METRICS_PORT": str(self.agent_metrics)}
         if role == "triage":
             return {**es, "SOCPIPE_SERVER_PORT": str(self.triage)}
-        raise ValueError(f"unknown role {role!r} (detector, coverage, agent, triage)")
+        if role == "setup":  # `socpipe es setup`
+            return es
+        raise ValueError(f"unknown role {role!r} (detector, coverage, agent, triage, setup)")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Ports:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from elasticsearch import AuthorizationException
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError
 
@@ -146,8 +147,13 @@ class DetectorWorker:
         self._unflushed = False  # dead letters / quarantined records sent since the last producer flush
 
         es = connect(cfg.es)
-        setup_report = es_setup(es, cfg.es, cfg.es.index_prefix)  # idempotent: templates before the first alert
-        log.info("detector.es_setup %s", setup_report)
+        try:
+            setup_report = es_setup(es, cfg.es, cfg.es.index_prefix)  # idempotent: templates before the first alert
+            log.info("detector.es_setup %s", setup_report)
+        except AuthorizationException:
+            # A least-privilege detector credential may not manage templates: `socpipe es setup` (with
+            # the setup credential) installs them; the detector only writes documents.
+            log.warning("detector.es_setup skipped=no_privilege hint='run socpipe es setup with the setup credential'")
         self.sink = AlertSink(
             AlertIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs),
             self.metrics,

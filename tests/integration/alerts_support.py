@@ -7,8 +7,8 @@ from elasticsearch import Elasticsearch
 
 from detectors.sigma.detection import make_detection
 from detectors.sigma.model import RuleMeta
-from pipeline.config import ElasticsearchConfig
 from pipeline.elastic import connect, setup
+from tests.integration.conftest import es_config
 
 
 def detection(user: str, ts: float, ip: str = "203.0.113.7"):
@@ -34,7 +34,7 @@ def detection(user: str, ts: float, ip: str = "203.0.113.7"):
 
 @pytest.fixture
 def es_env(es_url, unique):
-    cfg = ElasticsearchConfig(url=es_url, index_prefix=f"t{unique}")
+    cfg = es_config(es_url, index_prefix=f"t{unique}")
     es = connect(cfg)
     setup(es, cfg)
     yield cfg, es

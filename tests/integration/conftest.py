@@ -37,6 +37,29 @@ def es_url() -> str:
     return _env("SOCPIPE_ES_URL")
 
 
+def es_config(url: str, **kw):
+    """An ElasticsearchConfig for `url` with the stack's credentials from the environment (the secured
+    stack exports HTTPS, its CA and the local operator's credential; the plain one exports none)."""
+    from pipeline.config import ElasticsearchConfig
+
+    env = os.environ
+    return ElasticsearchConfig(
+        url=url,
+        username=env.get("SOCPIPE_ES_USERNAME", ""),
+        password=env.get("SOCPIPE_ES_PASSWORD", ""),
+        api_key=env.get("SOCPIPE_ES_API_KEY", ""),
+        ca_certs=env.get("SOCPIPE_ES_CA_CERTS", ""),
+        **kw,
+    )
+
+
+def es_client(url: str, **kw):
+    """The one way tests get an Elasticsearch client: works on the plain and the secured stack."""
+    from pipeline.elastic import connect
+
+    return connect(es_config(url), **kw)
+
+
 @pytest.fixture(scope="session")
 def prometheus_url() -> str:
     return _env("SOCPIPE_PROMETHEUS_URL")

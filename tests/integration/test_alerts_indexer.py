@@ -12,7 +12,7 @@ from pipeline.cli import main
 from pipeline.config import ElasticsearchConfig
 from pipeline.elastic import AlertIndexer, EventIndexer, connect
 from tests.integration.alerts_support import cleanup, detection, es_env  # noqa: F401  (fixture)
-from tests.integration.conftest import free_port
+from tests.integration.conftest import es_config, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +123,7 @@ def test_es_setup_cli_is_idempotent(es_url, unique, monkeypatch):
     prefix = f"c{unique}"
     monkeypatch.setenv("SOCPIPE_ES_URL", es_url)
     runner = CliRunner()
-    es = connect(ElasticsearchConfig(url=es_url))
+    es = connect(es_config(es_url))
     try:
         for _ in range(2):
             res = runner.invoke(main, ["es", "setup", "--prefix", prefix])

@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 from collectors.wire import LineBatch, LogLine
 from detectors.anomaly import save_model_dir, set_stage, train
 from detectors.anomaly.sources import InputSpec, read_records
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import es_client, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -79,7 +79,7 @@ def test_nikto_and_ffuf_steps_raise_anomaly_alerts_naming_features(kafka_bootstr
         + step_batches("1_autostart_localaccount-4", "agent-ffuf"),
     )
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
 
     def attacker_anomalies():
         return [
@@ -160,7 +160,7 @@ def test_attack_requests_raise_alerts_naming_parameter_and_property(kafka_bootst
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], access_batches(lines, "agent-shop"))
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
 
     def all_attacks_alerted():
         found = {a["socpipe"]["anomaly"]["entity"].get("source.ip"): a for a in alerts_of(es, prefix, "anomaly")}

@@ -14,7 +14,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaProducer
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import es_client, wait_for
 from tests.integration.signing import TEST_AGENTS
 
 BRUTE_FORCE_RULE = "f57876af-d49b-4093-b93a-333209ddead0"
@@ -83,7 +83,7 @@ def test_brute_force_alert_reaches_elasticsearch(kafka_bootstrap, es_url, unique
     env = detector_env(kafka_bootstrap, es_url, unique)
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], brute_force_batches("commune-an-phu", attackers=1, tries=6))
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     alerts = wait_for(
         lambda: det.check_alive() and brute_force_alerts(es, env["SOCPIPE_ES_INDEX_PREFIX"]),
         60,
@@ -105,7 +105,7 @@ def test_kill9_mid_stream_leaves_no_duplicate_and_no_missing_alert(kafka_bootstr
     batches = brute_force_batches("district-tan-chau", attackers=attackers, tries=6)
     half = len(batches) // 2
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches[:half])
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
 
     det = procs.start("detector-1", ["detect", "run", "--config", "config/detector.yaml"], env)
     wait_for(

@@ -15,11 +15,10 @@ import threading
 import time
 import urllib.parse
 
-from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import es_client, free_port, wait_for
 from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env, produce
 
 OUTAGE_S = float(os.environ.get("SOCPIPE_TEST_ES_OUTAGE_S", "20"))
@@ -30,6 +29,7 @@ class FlakyProxy:
 
     def __init__(self, upstream: str):
         u = urllib.parse.urlsplit(upstream)
+        self.scheme = u.scheme  # TLS passes through the proxy untouched (the certificate names 127.0.0.1)
         self.upstream = (u.hostname, u.port or 9200)
         self.port = free_port()
         self.down = threading.Event()
@@ -43,7 +43,7 @@ class FlakyProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def set_down(self) -> None:
         self.down.set()
@@ -115,7 +115,7 @@ def test_es_outage_loses_and_duplicates_nothing(kafka_bootstrap, es_url, unique,
         prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
         attackers = 90
         batches = brute_force_batches("ward-phu-my", attackers=attackers, tries=6)
-        es = Elasticsearch(es_url)  # the test itself reads ES directly
+        es = es_client(es_url)  # the test itself reads ES directly
         det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
 
         stop = threading.Event()
@@ -170,7 +170,7 @@ def test_es_outage_loses_and_duplicates_nothing(kafka_bootstrap, es_url, unique,
 def test_mapping_conflict_goes_to_dead_letter_with_reason(kafka_bootstrap, es_url, unique, procs):
     env = detector_env(kafka_bootstrap, es_url, unique)
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
     # the worker installs its templates first; then the alert's daily index is created by hand with
     # `rule.name` as a number, so the scanner alert (a text rule name) must be rejected

@@ -14,7 +14,7 @@ import urllib.request
 from elasticsearch import Elasticsearch
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import es_client, free_port, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_tools.yml
@@ -63,7 +63,7 @@ def test_repeat_inside_window_updates_the_open_alert(kafka_bootstrap, es_url, un
     first = scanner_batch([1], minute=0)
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], [first])
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     [alert] = wait_for(lambda: det.check_alive() and scanner_alerts(es, prefix), 60, what="the scanner alert")
     assert alert["socpipe"]["suppression"]["count"] == 0
 

@@ -26,13 +26,12 @@ import urllib.request
 
 import pytest
 import yaml
-from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from collectors.enrol import enroll
 from collectors.wire import batch_headers
 from pipeline.enrolment.registry import Registry
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import es_client, free_port, wait_for
 from tests.integration.coverage_helpers import agency, write_inventory
 from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
 from tests.integration.test_agent_kafka import start_agent, stop_agent
@@ -173,7 +172,7 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
         what="the coverage service consuming over SASL_SSL",
     )
     agent = start_agent(agent_cfg, tmp_path / "agent.log")
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     try:
 
         def alert():

@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer
 
 from collectors.wire import LineBatch, batch_headers
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import es_client, free_port, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_batches, detector_env
 
@@ -122,7 +122,7 @@ def test_forged_batches_claiming_another_agency_are_quarantined_never_alerted(ka
     producer.close()
 
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
     wait_for(lambda: det.check_alive() and alerts_of(es, prefix, real), 60, what="the genuine alert of agency A")
     reasons = wait_for(
@@ -206,7 +206,7 @@ def test_poisoned_sequence_after_a_restart_does_not_hide_a_real_brute_force(kafk
     det2 = procs.start(
         "detector-2", ["detect", "run", "--config", "config/detector.yaml"], env | {"SOCPIPE_METRICS_PORT": str(port2)}
     )
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     alerts = wait_for(
         lambda: det2.check_alive() and alerts_of(es, prefix, agency), 60, what="the brute-force alert after the poison"
     )

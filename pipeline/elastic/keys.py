@@ -1,0 +1,52 @@
+"""Least-privilege API keys, one per socpipe service (`socpipe es api-key create SERVICE`).
+
+Each service gets only what its code does (pure role descriptors here, tested alone):
+
+* detector — creates alert documents (`create_doc`, `create_index` for the next daily index), reads
+  alerts and updates them (`index`: Elasticsearch has no update-only privilege; the detector folds
+  suppressed repeats into the open alert's count); optionally creates event documents. No delete, no
+  mapping or template change, no other index.
+* triage — reads and updates alerts (workflow changes with if_seq_no); cannot create indices, delete,
+  or touch events or templates.
+* setup — installs index templates and ILM policies (cluster privileges only); reads no document.
+
+Creating keys needs a user with `manage_api_key` (or `manage_own_api_key`); the key inherits at most the
+creator's privileges, limited by these descriptors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+SERVICES = ("detector", "triage", "setup")
+
+
+def role_descriptors(service: str, prefix: str = "socpipe") -> dict[str, Any]:
+    """The API key's role for `service` over indices named `<prefix>-alerts-*` / `<prefix>-events-*`."""
+    alerts, events = f"{prefix}-alerts-*", f"{prefix}-events-*"
+    if service == "detector":
+        role = {
+            "cluster": [],
+            "indices": [
+                {"names": [alerts], "privileges": ["create_doc", "create_index", "read", "index"]},
+                {"names": [events], "privileges": ["create_doc", "create_index"]},
+            ],
+        }
+    elif service == "triage":
+        role = {"cluster": [], "indices": [{"names": [alerts], "privileges": ["read", "index"]}]}
+    elif service == "setup":
+        role = {"cluster": ["manage_index_templates", "manage_ilm", "monitor"], "indices": []}
+    else:
+        raise ValueError(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+    return {f"socpipe-{service}": role}
+
+
+def create_key(es: Elasticsearch, service: str, prefix: str = "socpipe", expiration: str | None = None) -> dict:
+    """A new API key for `service`: {"id", "name", "encoded"} (`encoded` is what SOCPIPE_ES_API_KEY takes)."""
+    kw: dict[str, Any] = {"name": f"socpipe-{service}-{prefix}", "role_descriptors": role_descriptors(service, prefix)}
+    if expiration:
+        kw["expiration"] = expiration
+    resp = es.security.create_api_key(**kw)
+    return {"id": resp["id"], "name": resp["name"], "encoded": resp["encoded"]}
