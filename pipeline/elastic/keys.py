@@ -8,7 +8,9 @@ Each service gets only what its code does (pure role descriptors here, tested al
   mapping or template change, no other index.
 * triage — reads and updates alerts (workflow changes with if_seq_no); cannot create indices, delete,
   or touch events or templates.
-* setup — installs index templates and ILM policies (cluster privileges only); reads no document.
+* setup — installs index templates and ILM policies, and puts the current mapping onto existing
+  socpipe indices (`manage` on them: Elasticsearch grants put-mapping with nothing narrower, and
+  `manage` also allows deleting those indices, as retention without ILM does); reads no document.
 
 Creating keys needs a user with `manage_api_key` (or `manage_own_api_key`); the key inherits at most the
 creator's privileges, limited by these descriptors.
@@ -37,7 +39,10 @@ def role_descriptors(service: str, prefix: str = "socpipe") -> dict[str, Any]:
     elif service == "triage":
         role = {"cluster": [], "indices": [{"names": [alerts], "privileges": ["read", "index"]}]}
     elif service == "setup":
-        role = {"cluster": ["manage_index_templates", "manage_ilm", "monitor"], "indices": []}
+        role = {
+            "cluster": ["manage_index_templates", "manage_ilm", "monitor"],
+            "indices": [{"names": [alerts, events], "privileges": ["manage"]}],
+        }
     else:
         raise ValueError(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
     return {f"socpipe-{service}": role}

@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 
 from detectors.alerts import build_alert  # noqa: E402
-from pipeline.config import ElasticsearchConfig  # noqa: E402
 from pipeline.elastic import AlertIndexer, connect, setup  # noqa: E402
 from tests.integration.alerts_support import cleanup  # noqa: E402
+from tests.integration.conftest import es_config  # noqa: E402  (the stack's URL, CA and credential)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -35,7 +35,7 @@ def bench_indexer(es_url: str) -> None:
     from detectors.sigma.model import RuleMeta
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    cfg = ElasticsearchConfig(url=es_url, index_prefix=prefix)
+    cfg = es_config(es_url, index_prefix=prefix)
     es = connect(cfg)
     setup(es, cfg)
     meta = RuleMeta(id="bench-rule", title="Bench", level="high", tags=["attack.t1110.001"])

@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from elasticsearch import Elasticsearch  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
 from collectors.wire import LineBatch, LogLine  # noqa: E402
+from tests.integration.conftest import es_client  # noqa: E402  (plain or secured stack)
 from tests.integration.signing import TEST_AGENTS  # noqa: E402  (records signed as an enrolled agent's)
 
 SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_tools.yml
@@ -127,7 +127,7 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         cmd = [sys.executable, "-m", "cProfile", "-o", profile, *cmd[1:]]
     log = open(f"/tmp/bench_pipeline_worker_{unique}.log", "w")
     worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=5, batch_size=1 << 20, acks=1)
     topic = env["SOCPIPE_RAW_TOPIC"]
     sent: dict[str, float] = {}
@@ -401,7 +401,7 @@ def scale_out(kafka: str, es_url: str, burst: int) -> None:
                 w.kill()
         for f in logs:
             f.close()
-        es = Elasticsearch(es_url)
+        es = es_client(es_url)
         for kind in ("alerts", "events"):
             for name in es.indices.get(
                 index=f"benchs{unique}-{kind}-*", ignore_unavailable=True, allow_no_indices=True

@@ -145,7 +145,7 @@ def test_es_setup_adds_new_alert_fields_to_existing_indices_and_names_a_conflict
     from pipeline.elastic.setup import MappingConflict, setup
 
     prefix = f"u{unique}"
-    cfg = ElasticsearchConfig(url=es_url, index_prefix=prefix)
+    cfg = es_config(es_url, index_prefix=prefix)
     es = connect(cfg)
     old = copy.deepcopy(ALERT_MAPPINGS)
     del old["properties"]["socpipe"]["properties"]["anomaly"]["properties"]["reasons"]

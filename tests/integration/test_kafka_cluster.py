@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from elasticsearch import Elasticsearch
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType
 
@@ -30,7 +29,7 @@ from collectors.identity import Identity, save_identity
 from collectors.wire import LineBatch
 from pipeline.stack import Stack
 from pipeline.stack.servers import Ports, kafka_name
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import es_client, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_agent_kafka import start_agent, stop_agent
 from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_alerts, detector_env
@@ -265,7 +264,7 @@ def test_three_brokers_leader_killed_and_workers_rescaled_lose_and_double_nothin
             agents.append(start_agent(config, tmp_path / f"agent-{agency}.log"))
         traffic = Traffic(files)
         traffic.start()
-        es = Elasticsearch(es_url)
+        es = es_client(es_url)
         wait_for(lambda: brute_force_alerts(es, prefix), 60, what="the first alerts")
 
         # 1. SIGKILL the broker leading raw partition 0 while the agents ship.

@@ -19,7 +19,7 @@ from collectors import Agent, Identity
 from collectors.config import load_agent_config
 from pipeline.coverage.state import DEGRADED, MONITORED
 from pipeline.enrolment.registry import Registry
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import es_client, es_config, free_port, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, write_inventory
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import detector_env
@@ -121,7 +121,7 @@ def test_forwarded_windows_events_raise_alerts_in_elasticsearch(tmp_path, kafka_
             nxlog.sendall(b"".join(nxlog_4625(i, "203.0.113.77", now) for i in range(12)))
         with socket.create_connection(("127.0.0.1", port), timeout=10) as beat:  # Winlogbeat-like, octet-counted
             beat.sendall(winlogbeat_4732(now + 20))
-        es = Elasticsearch(es_url)
+        es = es_client(es_url)
         prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
         brute = wait_for(
             lambda: det.check_alive() and alerts(es, prefix, RDP_BRUTE_FORCE), 90, what="an RDP brute-force alert"
@@ -223,13 +223,12 @@ def test_windows_events_index_with_their_event_data_flattened(es_url, unique):
     """Hundreds of providers' own EventData names must not each become a mapped field (the index's
     field limit): winlog.event_data is one flattened field, still searchable by sub-key."""
     from detectors.normalise import parse_line
-    from pipeline.config import ElasticsearchConfig
     from pipeline.elastic import EventIndexer, connect
     from pipeline.elastic.setup import setup
     from tests.integration.alerts_support import cleanup
     from tests.unit.test_normalise_windows import nxlog
 
-    cfg = ElasticsearchConfig(url=es_url, index_prefix=f"t{unique}")
+    cfg = es_config(es_url, index_prefix=f"t{unique}")
     es = connect(cfg)
     setup(es, cfg)
     try:
