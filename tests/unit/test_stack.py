@@ -272,3 +272,28 @@ def test_a_secured_three_broker_stack_hands_out_every_sasl_ssl_listener(tmp_path
     stack = Stack(tmp_path, Ports(kafka=26092, kafka_controller=26093, kafka_secure=26094), secure=True, brokers=3)
     assert stack.env()["SOCPIPE_STACK_KAFKA_SECURE_BOOTSTRAP"] == "127.0.0.1:26094,127.0.0.1:26097,127.0.0.1:26100"
     assert [s.endpoint for s in stack.status()][1] == "127.0.0.1:26095, SASL_SSL 127.0.0.1:26097"
+
+
+def test_stack_status_from_a_new_shell_lists_every_kafka_node(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    ports = Ports(kafka=26092, kafka_controller=26093, elasticsearch=26290, prometheus=26291)
+    names = ["kafka", "kafka-2", "kafka-3", "elasticsearch", "prometheus"]
+    record = {"ports": ports.__dict__, "options": {"secure": False, "brokers": 3}, "servers": names}
+    (tmp_path / "stack.json").write_text(json.dumps(record))
+    (tmp_path / "kafka-2.pid").write_text(str(os.getpid()))  # a live pid stands for a running node
+    for name in Ports.__dataclass_fields__:
+        monkeypatch.delenv(f"SOCPIPE_STACK_{name.upper()}_PORT", raising=False)
+    res = CliRunner().invoke(main, ["stack", "status", "--state-dir", str(tmp_path)])
+    assert res.exit_code == 1  # nothing answers on those ports
+    rows = {line.split()[0]: line for line in res.output.splitlines()[1:]}
+    assert list(rows) == names
+    assert "127.0.0.1:26095" in rows["kafka-2"] and str(os.getpid()) in rows["kafka-2"]
+    assert "127.0.0.1:26098" in rows["kafka-3"]
+    bad = CliRunner().invoke(main, ["stack", "up", "--brokers", "2", "--state-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "'2' is not one of '1', '3', '5'" in bad.output
