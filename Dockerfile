@@ -9,6 +9,8 @@ RUN pip install --no-cache-dir .
 COPY rules rules
 COPY config config
 COPY dashboards dashboards
-RUN useradd --system --home /var/lib/socpipe socpipe && mkdir -p /var/lib/socpipe && chown socpipe /var/lib/socpipe
+# named volumes mounted on these start with this ownership (the agent, detector and coverage write there)
+RUN useradd --system --home /var/lib/socpipe socpipe && mkdir -p /var/lib/socpipe /var/lib/socpipe-agent \
+    && chown socpipe /var/lib/socpipe /var/lib/socpipe-agent
 USER socpipe
 ENTRYPOINT ["socpipe"]
