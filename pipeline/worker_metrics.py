@@ -64,6 +64,11 @@ class WorkerMetrics:
         self.alerts_indexed = Counter(
             "socpipe_detector_alerts_indexed", "Alert documents created in Elasticsearch", registry=r
         )
+        self.events_indexed = Counter(
+            "socpipe_detector_events_indexed",
+            "Normalised event documents created in Elasticsearch (es.index_events)",
+            registry=r,
+        )
         self.alerts_duplicate = Counter(
             "socpipe_detector_alerts_duplicate", "Alerts already present (replays)", registry=r
         )

@@ -41,7 +41,7 @@ from detectors.sigma import Engine, load_rules
 from pipeline import kafka_io
 from pipeline.config import ConfigError
 from pipeline.detector_config import DetectorConfig
-from pipeline.elastic import AlertIndexer, connect
+from pipeline.elastic import AlertIndexer, EventIndexer, connect
 from pipeline.elastic import setup as es_setup
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
@@ -130,6 +130,7 @@ class DetectorWorker:
             anomaly_lateness_s=cfg.anomaly_lateness_s,
             anomaly_idle_flush_s=cfg.anomaly_idle_flush_s,
             idle_flush_s=cfg.idle_flush_s,
+            keep_events=cfg.es.index_events,
         )
         self.stage2 = Stage2(
             lambda: Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s),
@@ -154,6 +155,11 @@ class DetectorWorker:
             # A least-privilege detector credential may not manage templates: `socpipe es setup` (with
             # the setup credential) installs them; the detector only writes documents.
             log.warning("detector.es_setup skipped=no_privilege hint='run socpipe es setup with the setup credential'")
+        # es.index_events: every normalised event also lands in <prefix>-events-YYYY.MM.DD (Kibana's
+        # socpipe-events data view), written before the raw offsets move, deterministic ids on replay
+        self.event_indexer = (
+            EventIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs) if cfg.es.index_events else None
+        )
         self.sink = AlertSink(
             AlertIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs),
             self.metrics,
@@ -249,6 +255,7 @@ class DetectorWorker:
             if idle.forwards:
                 self.producer.flush()
             self._deliver(idle.plan, self.raw)
+            self._index_events(idle.events)
             self._flush_if_needed()
             return
         started = time.perf_counter()
@@ -260,6 +267,7 @@ class DetectorWorker:
         if out.forwards or out.quarantined:
             self.producer.flush()  # correlation inputs and quarantined records are durable before offsets move
         self._deliver(out.plan, self.raw)
+        self._index_events(out.events)
         self._flush_if_needed()
         self._save_seen([tp for tp in polled if tp.partition in self.intake.seen])
         self._commit(self.raw)
@@ -267,6 +275,14 @@ class DetectorWorker:
 
     def _deliver(self, plan: AlertPlan, consumer: KafkaConsumer) -> None:
         blocked = self.sink.deliver(plan, _PauseConsumer(consumer))
+        if blocked > 0:
+            self.stage1.shift_idle(blocked)
+            self.stage2.shift_idle(blocked)
+
+    def _index_events(self, events: list[dict[str, Any]]) -> None:
+        if self.event_indexer is None or not events:
+            return
+        blocked = self.sink.deliver_events(self.event_indexer, events, _PauseConsumer(self.raw))
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)

@@ -25,7 +25,7 @@ from collectors import wire
 from detectors.alerts import AgencyInfo, build_alert
 from detectors.common.times import iso_ms
 from detectors.finding import Finding
-from pipeline.elastic import AlertIndexer
+from pipeline.elastic import AlertIndexer, EventIndexer
 from pipeline.worker.alerting import AlertPlan, CountUpdate, NewAlert, reopen, with_repeats
 from pipeline.worker_metrics import WorkerMetrics
 
@@ -108,6 +108,36 @@ class AlertSink:
             hold.keep_alive()
             backoff = min(backoff * 2, self.retry_backoff_max_s)
         if not paused:
+            return 0.0
+        hold.resume()
+        self.metrics.paused.set(0)
+        blocked = self.monotonic() - paused_at
+        log.info("detector.es_available action=resume blocked_s=%.1f", blocked)
+        return blocked
+
+    def deliver_events(self, indexer: EventIndexer, events: list[Doc], hold: Hold | None = None) -> float:
+        """Index normalised events (es.index_events) until Elasticsearch took them all, pausing meanwhile
+        like alerts (offsets move only after); a rejected event goes to the dead letters. Seconds blocked."""
+        hold = hold or NoHold()
+        backoff, paused_at = 0.5, None
+        while events:
+            result = indexer.index(events)
+            self.metrics.events_indexed.inc(len(result.created))
+            for doc, reason in result.rejected:
+                self.dead_letter(wire.encode(doc), f"elasticsearch rejected event: {reason}")
+            events = result.retry
+            if not events:
+                break
+            if paused_at is None:
+                hold.pause()
+                paused_at = self.monotonic()
+                self.metrics.paused.set(1)
+                log.warning("detector.es_unavailable pending_events=%d action=pause", len(events))
+            self.metrics.index_retries.inc()
+            self.sleep(backoff)
+            hold.keep_alive()
+            backoff = min(backoff * 2, self.retry_backoff_max_s)
+        if paused_at is None:
             return 0.0
         hold.resume()
         self.metrics.paused.set(0)

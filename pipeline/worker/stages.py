@@ -85,6 +85,7 @@ class StageResult:
     forwards: list[Forward] = field(default_factory=list)
     quarantined: list[Rejected] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # normalised events, when the worker indexes them
     records: int = 0
     lines: int = 0
 
@@ -132,11 +133,13 @@ class Stage1:
         anomaly_lateness_s: float = 30.0,
         anomaly_idle_flush_s: float = 60.0,
         idle_flush_s: float = 1.0,
+        keep_events: bool = False,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.normaliser = normaliser
+        self.keep_events = keep_events  # es.index_events: hand every normalised event to the runner
         self.intake = intake
         self.models = models
         self.suppressor = suppressor
@@ -217,6 +220,8 @@ class Stage1:
     def _match(self, event: Event, candidates: list[Candidate], out: StageResult) -> None:
         """Rules and models on one event."""
         self.tally.add(event)
+        if self.keep_events:
+            out.events.append(event)
         result = self.engine.match(event)
         for item in result.inputs:
             out.forwards.append(Forward(item.partition_key.encode(), wire.encode(item.to_dict())))

@@ -98,6 +98,34 @@ def test_brute_force_alert_reaches_elasticsearch(kafka_bootstrap, es_url, unique
     assert len(alert["socpipe"]["evidence"]) >= 5
 
 
+def test_index_events_puts_every_normalised_event_in_the_events_index_once(kafka_bootstrap, es_url, unique, procs):
+    """es.index_events wires Kibana's socpipe-events data view: each line becomes one ECS event document
+    (typed fields from the template), replays do not double it, and alerts still flow."""
+    env = detector_env(kafka_bootstrap, es_url, unique) | {"SOCPIPE_ES_INDEX_EVENTS": "true"}
+    batches = brute_force_batches("commune-an-phu", attackers=2, tries=6)
+    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches)
+    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches[:2])  # an agent re-send of the first batches
+    det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
+    es = es_client(es_url)
+    prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
+
+    def events() -> list[dict]:
+        es.indices.refresh(index=f"{prefix}-events-*", allow_no_indices=True, ignore_unavailable=True)
+        res = es.search(index=f"{prefix}-events-*", size=100, allow_no_indices=True, ignore_unavailable=True)
+        return [h["_source"] for h in res["hits"]["hits"]]
+
+    wait_for(lambda: det.check_alive() and len(events()) >= 12, 60, what="12 event documents")
+    wait_for(lambda: brute_force_alerts(es, prefix), 30, what="the brute-force alerts too")
+    time.sleep(2)  # a duplicate still in flight would show now
+    docs = events()
+    assert len(docs) == 12, len(docs)
+    assert {d["source"]["ip"] for d in docs} == {"198.51.0.1", "198.51.0.2"}
+    assert {d["organization"]["id"] for d in docs} == {"commune-an-phu"}
+    assert all(d["event"]["dataset"] == "system.auth" for d in docs)
+    caps = es.field_caps(index=f"{prefix}-events-*", fields="source.ip")["fields"]["source.ip"]
+    assert list(caps) == ["ip"]  # typed by the events template, so Kibana can filter by CIDR
+
+
 def test_kill9_mid_stream_leaves_no_duplicate_and_no_missing_alert(kafka_bootstrap, es_url, unique, procs):
     env = detector_env(kafka_bootstrap, es_url, unique)
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
