@@ -45,3 +45,5 @@ KIBANA_SEVERITY: dict[str, str] = {
     "critical": "critical",
 }
 LEVELS: tuple[str, ...] = tuple(s.value for s in Severity)
+# the values kibana.alert.severity takes, lowest first
+KIBANA_LEVELS: tuple[str, ...] = tuple(dict.fromkeys(KIBANA_SEVERITY.values()))

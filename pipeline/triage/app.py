@@ -24,6 +24,7 @@ from elasticsearch import ApiError as EsApiError
 from elasticsearch import TransportError
 
 from detectors.common import iso_ms
+from detectors.common.severity import KIBANA_LEVELS
 from pipeline.elastic.triage import (
     AlertConflict,
     AlertFilter,
@@ -42,7 +43,7 @@ MAX_BODY = 64 * 1024
 MAX_ID = 512  # alert ids are 40-hex sha1s; anything much longer is not one
 MAX_LIMIT = 500
 MAX_SEQ = 2**63 - 1
-SEVERITIES = ("low", "medium", "high", "critical")  # kibana.alert.severity
+SEVERITIES = KIBANA_LEVELS  # kibana.alert.severity
 LIST_PARAMS = frozenset({"status", "severity", "agency", "rule", "assignee", "since", "until", "limit"})
 
 

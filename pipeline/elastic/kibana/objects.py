@@ -15,7 +15,6 @@ ALERTS_VIEW = "socpipe-alerts"
 EVENTS_VIEW = "socpipe-events"
 TRIAGE_URL = "http://127.0.0.1:8088"  # replaced by `socpipe kibana install --triage-url`
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
-SEVERITY_ORDER = ["critical", "high", "medium", "low"]
 ALERT_COLUMNS = [
     "kibana.alert.severity",
     "kibana.alert.rule.name",
