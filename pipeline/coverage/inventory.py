@@ -166,12 +166,7 @@ def _parse_source(src: Any, key: str, default_silent: float | None) -> ExpectedS
         raise ValueError(f"{key}.name: required, lower-case letters, digits, '.', '_' or '-' (got {name!r})")
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"{key}.path: required (the source as the agent reports it, e.g. /var/log/auth.log)")
-    silent: float | None = default_silent
-    if "silent_after" in src:
-        try:
-            silent = parse_duration(src["silent_after"])
-        except ValueError as exc:
-            raise ValueError(f"{key}.silent_after: {exc}") from None
+    silent = _silent_after(src, key, default_silent)
     return ExpectedSource(
         name=name,
         path=path.strip(),
@@ -194,15 +189,20 @@ def _windows_source(entry: Any, key: str, default_silent: float | None) -> Expec
     slug = computer_slug(entry["host"])
     if not slug or not _ID.match(slug):
         raise ValueError(f"{key}.host: not a computer name ({entry['host']!r})")
-    silent: float | None = default_silent
-    if "silent_after" in entry:
-        try:
-            silent = parse_duration(entry["silent_after"])
-        except ValueError as exc:
-            raise ValueError(f"{key}.silent_after: {exc}") from None
+    silent = _silent_after(entry, key, default_silent)
     return ExpectedSource(
         name=f"windows-{slug}"[:64], path=f"winlog-*/{slug}", dataset="windows", silent_after_s=silent
     )
+
+
+def _silent_after(entry: dict[str, Any], key: str, default: float | None) -> float | None:
+    """An entry's own `silent_after` in seconds, else the inventory's default; a bad one names its key."""
+    if "silent_after" not in entry:
+        return default
+    try:
+        return parse_duration(entry["silent_after"])
+    except ValueError as exc:
+        raise ValueError(f"{key}.silent_after: {exc}") from None
 
 
 def load_inventory(path: str | Path) -> Inventory:
