@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, load_config
+from collectors.configfile import (
+    ENV_PREFIX,
+    KAFKA_PROTOCOLS,
+    ConfigError,
+    KafkaConfig,
+    check_kafka_security,
+    load_config,
+)
 from collectors.wire import DEFAULT_TIMEZONE, HEARTBEAT_TOPIC, RAW_TOPIC
 
 COMPRESSED_SUFFIXES = [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z", ".7z"]
@@ -179,9 +186,8 @@ def validate(c: AgentConfig) -> None:
         pass
     # Kafka transport is checked on the EFFECTIVE settings (environment > identity.json > this file):
     # see effective_kafka and check_kafka_transport, called before the agent starts.
-    protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-    if c.kafka.security_protocol not in protocols:
-        raise ConfigError(f"kafka.security_protocol: must be one of {', '.join(protocols)}")
+    if c.kafka.security_protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(f"kafka.security_protocol: must be one of {', '.join(KAFKA_PROTOCOLS)}")
 
 
 def effective_kafka(config: KafkaConfig, issued: Any, env: Mapping[str, str]) -> KafkaConfig:
@@ -211,9 +217,7 @@ def _inside(path: str, root: str | Path) -> bool:
 
 
 def check_kafka_transport(k: KafkaConfig, allow_plaintext_remote: bool) -> None:
-    protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-    if k.security_protocol not in protocols:
-        raise ConfigError(f"kafka.security_protocol: must be one of {', '.join(protocols)}")
+    check_kafka_security(k.security_protocol, k.sasl_mechanism)
     if "SSL" not in k.security_protocol and not allow_plaintext_remote:
         for server in k.bootstrap.split(","):
             host = server.rsplit(":", 1)[0].strip("[]")
@@ -222,8 +226,6 @@ def check_kafka_transport(k: KafkaConfig, allow_plaintext_remote: bool) -> None:
                     f"kafka.security_protocol: {k.security_protocol} to non-local broker {server} is "
                     "refused; use SSL or SASL_SSL (or set allow_plaintext_remote: true)"
                 )
-    if "SASL" in k.security_protocol and k.sasl_mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"):
-        raise ConfigError("kafka.sasl_mechanism: must be SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
 
 
 def _is_loopback(host: str) -> bool:

@@ -27,6 +27,18 @@ class ConfigError(ValueError):
     """A configuration problem; the message names the offending key."""
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
+def check_kafka_security(protocol: str, mechanism: str, prefix: str = "kafka.") -> None:
+    """A security protocol kafka-python knows, and with SASL a mechanism it knows; the error names the key."""
+    if protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(f"{prefix}security_protocol: must be one of {', '.join(KAFKA_PROTOCOLS)}")
+    if "SASL" in protocol and mechanism not in SASL_MECHANISMS:
+        raise ConfigError(f"{prefix}sasl_mechanism: must be SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
+
+
 @dataclasses.dataclass
 class KafkaConfig:
     bootstrap: str = "127.0.0.1:9092"

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, load_config
+from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, check_kafka_security, load_config
 
-__all__ = ["ENV_PREFIX", "ConfigError", "ElasticsearchConfig", "KafkaConfig", "load_config"]
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "ElasticsearchConfig",
+    "KafkaConfig",
+    "check_kafka_security",
+    "load_config",
+]
 
 
 @dataclasses.dataclass

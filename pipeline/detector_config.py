@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.wire import DEFAULT_TIMEZONE, RAW_TOPIC
-from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig
+from pipeline.config import ConfigError, ElasticsearchConfig, KafkaConfig, check_kafka_security
 from pipeline.notify import NotifyConfig
 
 DEAD_LETTER_TOPIC = "socpipe.deadletter"  # records the worker could not process, with the reason
@@ -52,6 +52,7 @@ class DetectorConfig:
     metrics_port: int = 9464  # 0 disables the metrics endpoint
 
     def validate(self) -> DetectorConfig:
+        check_kafka_security(self.kafka.security_protocol, self.kafka.sasl_mechanism)
         if not self.rules:
             raise ConfigError("rules: at least one rule path is needed")
         if self.max_batch_records < 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
-from pipeline.config import KafkaConfig
+from pipeline.config import KafkaConfig, check_kafka_security
 from pipeline.coverage.state import Thresholds
 from pipeline.httpserve import ServeSettings
 
@@ -57,6 +57,7 @@ class EnrolmentConfig:
         from pipeline.config import ConfigError
 
         self.serve_settings().validate("enrolment.")
+        check_kafka_security(self.kafka.security_protocol, self.kafka.sasl_mechanism, "enrolment.kafka.")
         loopback = self.listen_host in ("::1", "localhost") or self.listen_host.startswith("127.")
         if not self.tls_certfile and not loopback and not self.allow_plain_http:
             raise ConfigError(
