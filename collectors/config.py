@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from collectors.configfile import (
     ConfigError,
     KafkaConfig,
     check_kafka_security,
+    is_loopback,
     load_config,
 )
 from collectors.wire import DEFAULT_TIMEZONE, HEARTBEAT_TOPIC, RAW_TOPIC
@@ -181,9 +181,7 @@ def validate(c: AgentConfig) -> None:
         raise ConfigError("flood.max_line_bytes: must be >= 256 and <= batch.max_bytes / 2")
     if c.flood.rate_lines_per_s < 0:
         raise ConfigError("flood.rate_lines_per_s: must be >= 0")
-    if c.metrics.enabled and c.metrics.host not in ("127.0.0.1", "localhost", "::1"):
-        # Allowed, but only on purpose: the endpoint reveals file paths and rates.
-        pass
+    # metrics.host beyond loopback is allowed, but only on purpose: the endpoint reveals file paths and rates.
     # Kafka transport is checked on the EFFECTIVE settings (environment > identity.json > this file):
     # see effective_kafka and check_kafka_transport, called before the agent starts.
     if c.kafka.security_protocol not in KAFKA_PROTOCOLS:
@@ -221,17 +219,8 @@ def check_kafka_transport(k: KafkaConfig, allow_plaintext_remote: bool) -> None:
     if "SSL" not in k.security_protocol and not allow_plaintext_remote:
         for server in k.bootstrap.split(","):
             host = server.rsplit(":", 1)[0].strip("[]")
-            if not _is_loopback(host):
+            if not is_loopback(host):
                 raise ConfigError(
                     f"kafka.security_protocol: {k.security_protocol} to non-local broker {server} is "
                     "refused; use SSL or SASL_SSL (or set allow_plaintext_remote: true)"
                 )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

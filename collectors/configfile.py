@@ -11,6 +11,7 @@ It lives with the agent (whose distribution carries no SOC code); `pipeline.conf
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -25,6 +26,16 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the offending key."""
+
+
+def is_loopback(host: str) -> bool:
+    """'localhost' or a loopback address (127.0.0.0/8, ::1; IPv6 in brackets too): where plain text may go."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import http.client
-import ipaddress
 import json
 import os
 import socket
@@ -19,6 +18,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from collectors.configfile import is_loopback
 from collectors.identity import EnrolmentError, Identity, KafkaCredentials, save_identity
 from collectors.version import __version__
 
@@ -37,15 +37,6 @@ def check_server_url(server: str) -> str:
             "would travel in clear); use https://"
         )
     return f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_state_dir(state_dir: str | Path, force: bool = False) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, check_kafka_security, load_config
+from collectors.configfile import ENV_PREFIX, ConfigError, KafkaConfig, check_kafka_security, is_loopback, load_config
 
 __all__ = [
     "ENV_PREFIX",
@@ -16,6 +16,7 @@ __all__ = [
     "ElasticsearchConfig",
     "KafkaConfig",
     "check_kafka_security",
+    "is_loopback",
     "load_config",
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.wire import HEARTBEAT_TOPIC, RAW_TOPIC
-from pipeline.config import KafkaConfig, check_kafka_security
+from pipeline.config import KafkaConfig, check_kafka_security, is_loopback
 from pipeline.coverage.state import Thresholds
 from pipeline.httpserve import ServeSettings
 
@@ -58,8 +58,7 @@ class EnrolmentConfig:
 
         self.serve_settings().validate("enrolment.")
         check_kafka_security(self.kafka.security_protocol, self.kafka.sasl_mechanism, "enrolment.kafka.")
-        loopback = self.listen_host in ("::1", "localhost") or self.listen_host.startswith("127.")
-        if not self.tls_certfile and not loopback and not self.allow_plain_http:
+        if not self.tls_certfile and not is_loopback(self.listen_host) and not self.allow_plain_http:
             raise ConfigError(
                 f"enrolment.tls_certfile: required to listen on {self.listen_host} (tokens and agent secrets would"
                 " cross the network in clear); set enrolment.allow_plain_http: true only behind a TLS proxy"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import ConfigError, ElasticsearchConfig, load_config
+from pipeline.config import ConfigError, ElasticsearchConfig, is_loopback, load_config
 from pipeline.httpserve import ServeSettings
 
 
@@ -22,7 +22,7 @@ class TriageConfig:
         self.server.validate("server.")
         if not self.token_reload_s > 0:
             raise ConfigError("token_reload_s: must be a positive number of seconds")
-        if not self.server.tls_certfile and not self.allow_plain_http and not _loopback(self.server.host):
+        if not self.server.tls_certfile and not self.allow_plain_http and not is_loopback(self.server.host):
             raise ConfigError(
                 f"server.host: {self.server.host} is not loopback and no TLS is configured "
                 "(set server.tls_certfile/tls_keyfile, or allow_plain_http: true behind a TLS proxy)"
@@ -31,10 +31,6 @@ class TriageConfig:
             path = getattr(self.server, key)
             if path and not Path(path).is_file():
                 raise ConfigError(f"server.{key}: no such file: {path}")
-
-
-def _loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 def load_triage_config(path: str | None = None, env: dict | None = None) -> TriageConfig:
