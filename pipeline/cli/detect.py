@@ -15,6 +15,14 @@ from pipeline.config import ConfigError, load_config
 from pipeline.detector_config import DetectorConfig
 
 
+def _load(config_path: str | None) -> DetectorConfig:
+    try:
+        return load_config(DetectorConfig, config_path).validate()
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+
+
 @click.group()
 def detect() -> None:
     """Detector workers: Kafka -> ECS -> Sigma rules and anomaly models -> alerts in Elasticsearch."""
@@ -32,11 +40,7 @@ def detect() -> None:
 def run(config_path: str | None, log_level: str) -> None:
     """Run a worker until SIGTERM/SIGINT."""
     logs.setup(log_level)
-    try:
-        cfg = load_config(DetectorConfig, config_path).validate()
-    except ConfigError as exc:
-        click.echo(f"config error: {exc}", err=True)
-        sys.exit(2)
+    cfg = _load(config_path)
     from kafka.errors import KafkaError
 
     from pipeline.worker import DetectorWorker  # heavy imports only once the config is valid
@@ -97,11 +101,7 @@ def quarantine(config_path: str | None, limit: int, reason: str | None, as_json:
     from pipeline.cli.output import clean, clean_json
     from pipeline.worker.intake import quarantine_row
 
-    try:
-        cfg = load_config(DetectorConfig, config_path).validate()
-    except ConfigError as exc:
-        click.echo(f"config error: {exc}", err=True)
-        sys.exit(2)
+    cfg = _load(config_path)
     try:
         reader = kafka_io.consumer(cfg.kafka, group_id=None, enable_auto_commit=False)
         parts = reader.partitions_for_topic(cfg.quarantine_topic) or set()
