@@ -6,21 +6,12 @@ Static (every import statement, also inside functions), so a lazy import cannot 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from tests.unit.test_agent_boundary import _imports  # one AST import scanner for both boundary tests
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = {"socket", "ssl", "http", "urllib.request", "urllib3", "requests", "smtplib", "kafka", "elasticsearch"}
-
-
-def _imports(path: Path) -> list[tuple[int, str]]:
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.append((node.lineno, node.module))
-    return out
 
 
 def _bad(paths: list[Path], forbidden: set[str]) -> list[str]:
