@@ -250,41 +250,64 @@ class OpenEpisode:
 
 @dataclass
 class EpisodeBook:
-    """Open episodes per dedup key, on event time (pure; deterministic for a detection sequence)."""
+    """Open episodes per dedup key, on event time (pure; deterministic for a detection sequence).
+
+    A detection joins an open episode of its key when it lies within `quiet_s` of it on either side
+    (detections arrive out of time order: files are not sorted, windows close late) and the episode
+    would not grow beyond `max_span_s`; otherwise it opens a new one. A key can have several open
+    episodes at once (an old burst still receiving late detections while a new one runs)."""
 
     quiet_s: float = DEFAULT_QUIET_S
     max_span_s: float = DEFAULT_MAX_SPAN_S
     max_keys: int = 100_000
-    open: dict[str, OpenEpisode] = field(default_factory=dict)
+    open: dict[str, list[OpenEpisode]] = field(default_factory=dict)
+
+    def fits(self, ep: EpisodeSummary, s: EpisodeSummary) -> bool:
+        return (
+            s.first_ts - ep.last_ts <= self.quiet_s
+            and ep.first_ts - s.last_ts <= self.quiet_s
+            and max(ep.last_ts, s.last_ts) - min(ep.first_ts, s.first_ts) <= self.max_span_s
+        )
 
     def offer(
         self, key: str, alert_id: str, item: Any, summary: EpisodeSummary
     ) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
-        """-> ("new" | "extend", the episode, episodes it ended). A new episode of a key ends the old one."""
-        cur = self.open.get(key)
-        ended: list[OpenEpisode] = []
-        if cur is not None:
-            if (
-                summary.first_ts - cur.summary.last_ts <= self.quiet_s
-                and summary.last_ts - cur.summary.first_ts <= self.max_span_s
-            ):
+        """-> ("new" | "extend", the episode, episodes it ended)."""
+        eps = self.open.setdefault(key, [])
+        for cur in eps:
+            if self.fits(cur.summary, summary):
                 cur.summary = cur.summary.merge(summary)
                 cur.dirty = True
-                return "extend", cur, ended
-            ended.append(self.open.pop(key))
+                return "extend", cur, []
+        ended: list[OpenEpisode] = []
         if len(self.open) >= self.max_keys:
-            ended.extend(self.close_quiet(float("inf"), oldest_fraction=0.1))
-        ep = self.open[key] = OpenEpisode(alert_id, item, summary)
+            ended = self.close_quiet(float("inf"), oldest_fraction=0.1)
+            eps = self.open.setdefault(key, [])
+        ep = OpenEpisode(alert_id, item, summary)
+        eps.append(ep)
         return "new", ep, ended
+
+    def episodes(self) -> list[OpenEpisode]:
+        return [ep for eps in self.open.values() for ep in eps]
 
     def close_quiet(self, watermark: float, grace_s: float = 0.0, oldest_fraction: float = 0.0) -> list[OpenEpisode]:
         """End (and forget) the episodes quiet since before `watermark - quiet_s - grace_s`. A
         detection of the key arriving later (out of order by more than the grace) opens a new
         alert, so callers keep a grace as long as the disorder they expect."""
         if oldest_fraction:
-            keys = sorted(self.open, key=lambda k: self.open[k].summary.last_ts)[
-                : max(1, int(len(self.open) * oldest_fraction))
-            ]
+            ranked = sorted(self.episodes(), key=lambda e: e.summary.last_ts)
+            gone = {id(e) for e in ranked[: max(1, int(len(ranked) * oldest_fraction))]}
         else:
-            keys = [k for k, ep in self.open.items() if watermark - ep.summary.last_ts > self.quiet_s + grace_s]
-        return [self.open.pop(k) for k in keys]
+            gone = {id(e) for e in self.episodes() if watermark - e.summary.last_ts > self.quiet_s + grace_s}
+        if not gone:
+            return []
+        ended: list[OpenEpisode] = []
+        for key in list(self.open):
+            keep: list[OpenEpisode] = []
+            for e in self.open[key]:
+                (ended if id(e) in gone else keep).append(e)
+            if keep:
+                self.open[key] = keep
+            else:
+                del self.open[key]
+        return ended

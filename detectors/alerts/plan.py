@@ -35,6 +35,13 @@ class Offer:
     summary: EpisodeSummary
 
     @classmethod
+    def of(cls, finding: Finding) -> Offer:
+        """Any Finding (detectors/finding.py)."""
+        if isinstance(finding, Detection):
+            return cls.of_detection(finding)
+        return cls.of_finding(finding)
+
+    @classmethod
     def of_detection(cls, det: Detection) -> Offer:
         return cls(
             det,
@@ -85,7 +92,7 @@ class AlertPlanner:
 
     def finish(self) -> list[OpenEpisode]:
         """Every episode still open (end of input), oldest first."""
-        eps = sorted(self.book.open.values(), key=lambda e: (e.summary.first_ts, e.alert_id))
+        eps = sorted(self.book.episodes(), key=lambda e: (e.summary.first_ts, e.alert_id))
         self.book.open.clear()
         return eps
 
@@ -104,3 +111,35 @@ def plan_documents(
     done += planner.finish()
     done.sort(key=lambda ep: (ep.summary.first_ts, ep.alert_id))
     return [planner.document(ep) for ep in done]
+
+
+@dataclass
+class BatchEpisode:
+    """One episode's share of a worker batch: what to merge into (or create as) its alert."""
+
+    key: str
+    alert_id: str  # the id it gets if no open alert of its key takes it
+    item: Any  # its first detection/finding (the new alert's base document)
+    offers: list[Offer]
+
+    def summary(self, skip: frozenset[str] = frozenset()) -> EpisodeSummary | None:
+        """The batch's summary without the detections in `skip` (already merged: a replay)."""
+        out: EpisodeSummary | None = None
+        for o in self.offers:
+            if o.alert_id not in skip:
+                out = o.summary if out is None else out.merge(o.summary)
+        return out
+
+
+def plan_batch(offers: Iterable[Offer], quiet_s: float, max_span_s: float) -> list[BatchEpisode]:
+    """Split a batch's detections into episodes by key and quiet gaps, in first-seen order."""
+    book = EpisodeBook(quiet_s, max_span_s)
+    out: list[BatchEpisode] = []
+    of: dict[int, BatchEpisode] = {}  # id(open episode) -> its batch share
+    for offer in offers:
+        action, ep, _ = book.offer(offer.dedup_key, offer.alert_id, offer.item, offer.summary)
+        if action == "new":
+            of[id(ep)] = BatchEpisode(offer.dedup_key, ep.alert_id, offer.item, [])
+            out.append(of[id(ep)])
+        of[id(ep)].offers.append(offer)
+    return out

@@ -77,6 +77,7 @@ ALERT_PROPERTIES: dict[str, Any] = {
         evidence_count=LONG,
         evidence_fields=KW,
         suppression=obj(count=LONG, first_seen=DATE, last_seen=DATE),
+        incident=obj(id=KW),  # the incident the alert belongs to (pipeline/elastic/incidents.py)
         # one alert per episode (detectors/alerts/episodes.py); `state` is for merging, not searching
         episode=obj(
             quiet_s=FLOAT,
@@ -126,6 +127,30 @@ ALERT_PROPERTIES: dict[str, Any] = {
 }
 
 ALERT_MAPPINGS: dict[str, Any] = {"dynamic": "strict", "properties": ALERT_PROPERTIES}
+
+# Incidents (detectors/alerts/incidents.py): alerts of one agency sharing an entity, own indices
+INCIDENT_PROPERTIES: dict[str, Any] = {
+    "@timestamp": DATE,
+    "event": obj(kind=KW, start=DATE, end=DATE, severity=LONG),
+    "organization": ALERT_PROPERTIES["organization"],
+    "socpipe": obj(
+        incident=obj(
+            title=TEXT_KW,
+            level=KW,
+            severity=KW,
+            alerts=KW,
+            alert_count=LONG,
+            events=LONG,
+            tactics=KW,
+            rules=KW,
+            entities=FLAT,
+            entity_keys=KW,
+            timeline=FLAT,
+        ),
+        workflow=ALERT_PROPERTIES["socpipe"]["properties"]["workflow"],
+    ),
+}
+INCIDENT_MAPPINGS: dict[str, Any] = {"dynamic": "strict", "properties": INCIDENT_PROPERTIES}
 
 # Events: the ECS fields analysts pivot on are typed; anything else a parser emits becomes a keyword
 # (strings) so one odd log line can never fix a field's type for the whole day.

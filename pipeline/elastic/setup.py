@@ -20,7 +20,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from pipeline.config import ElasticsearchConfig
 from pipeline.elastic.indexer import error_reason
-from pipeline.elastic.mappings import ALERT_MAPPINGS, EVENT_MAPPINGS
+from pipeline.elastic.mappings import ALERT_MAPPINGS, EVENT_MAPPINGS, INCIDENT_MAPPINGS
 
 log = logging.getLogger("socpipe.elastic")
 
@@ -90,6 +90,13 @@ def template_bodies(cfg: ElasticsearchConfig, prefix: str, caps: Capabilities | 
             "priority": TEMPLATE_PRIORITY,
             "template": {"settings": settings("alerts", cfg.alerts_refresh_interval), "mappings": ALERT_MAPPINGS},
             "_meta": {"managed_by": "socpipe", "what": "alerts"},
+        },
+        f"{prefix}-incidents": {
+            "index_patterns": [f"{prefix}-incidents-*"],
+            "priority": TEMPLATE_PRIORITY,
+            # same retention as alerts (their ILM policy)
+            "template": {"settings": settings("alerts", cfg.alerts_refresh_interval), "mappings": INCIDENT_MAPPINGS},
+            "_meta": {"managed_by": "socpipe", "what": "incidents"},
         },
         f"{prefix}-events": {
             "index_patterns": [events_pattern(prefix)],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
 from detectors.finding import Finding
 from detectors.sigma.suppress import Suppressor
 
@@ -52,16 +53,36 @@ class CountUpdate:
 class AlertPlan:
     new: list[NewAlert] = field(default_factory=list)
     updates: list[CountUpdate] = field(default_factory=list)
+    episodes: list[BatchEpisode] = field(default_factory=list)  # the one alert plan (detectors/alerts/plan.py)
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.updates)
+        return bool(self.new or self.updates or self.episodes)
 
     def extend(self, other: AlertPlan) -> None:
         self.new += other.new
         self.updates += other.updates
+        self.episodes += other.episodes
 
 
-def plan_alerts(suppressor: Suppressor | None, candidates: list[Candidate]) -> AlertPlan:
+@dataclass(frozen=True, slots=True)
+class EpisodeSettings:
+    quiet_s: float = 900.0
+    max_span_s: float = 86400.0
+
+
+def plan_alerts(
+    suppressor: Suppressor | None, candidates: list[Candidate], episodes: EpisodeSettings | None = None
+) -> AlertPlan:
+    """The batch's alert plan. With `episodes` (and suppression on): the episodes of the one alert
+    plan `socpipe scan` uses too, merged into their open alerts by the sink. Otherwise the older
+    count-only suppression below (kept for callers that pass no settings)."""
+    if episodes is not None and suppressor is not None:
+        offers = [Offer.of(c.item) for c in candidates]
+        return AlertPlan(episodes=plan_batch(offers, episodes.quiet_s, episodes.max_span_s))
+    return plan_counts(suppressor, candidates)
+
+
+def plan_counts(suppressor: Suppressor | None, candidates: list[Candidate]) -> AlertPlan:
     """Decide, in order, which candidates open alerts and which only count as repeats.
 
     Without a suppressor (window 0) every candidate is a new alert. A replayed detection (same id as

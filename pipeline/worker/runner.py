@@ -43,9 +43,11 @@ from pipeline.config import ConfigError
 from pipeline.detector_config import DetectorConfig
 from pipeline.elastic import AlertIndexer, EventIndexer, connect
 from pipeline.elastic import setup as es_setup
+from pipeline.elastic.episodes import EpisodeWriter
+from pipeline.elastic.incidents import IncidentStore
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
-from pipeline.worker.alerting import AlertPlan
+from pipeline.worker.alerting import AlertPlan, EpisodeSettings
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.sink import AlertSink
@@ -119,6 +121,7 @@ class DetectorWorker:
         self.intake = Intake(self.agents, cfg.max_seq_ahead)  # verification + dedup per raw partition
         detected = Detected(self.metrics)
         self.detected = detected
+        episodes = EpisodeSettings(cfg.episode_quiet_s, cfg.episode_max_s)
         self.stage1 = Stage1(
             Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s),
             Normaliser(default_timezone=cfg.timezone),
@@ -131,12 +134,14 @@ class DetectorWorker:
             anomaly_idle_flush_s=cfg.anomaly_idle_flush_s,
             idle_flush_s=cfg.idle_flush_s,
             keep_events=cfg.es.index_events,
+            episodes=episodes,
         )
         self.stage2 = Stage2(
             lambda: Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s),
             lambda: new_suppressor(cfg.suppression_window_s, cfg.suppression_max_keys),
             detected,
             idle_advance_s=cfg.idle_advance_s,
+            episodes=episodes,
         )
         self.notifications: NotificationQueue | None = None
         if cfg.notify.enabled:
@@ -160,10 +165,15 @@ class DetectorWorker:
         self.event_indexer = (
             EventIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs) if cfg.es.index_events else None
         )
+        indexer = AlertIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs)
         self.sink = AlertSink(
-            AlertIndexer(es, prefix=cfg.es.index_prefix, chunk_docs=cfg.bulk_docs),
+            indexer,
             self.metrics,
             self._dead_letter,
+            episodes=EpisodeWriter(es, indexer, cfg.episode_quiet_s, cfg.episode_max_s),
+            incidents=(
+                IncidentStore(es, cfg.es.index_prefix, cfg.incident_window_s) if cfg.incident_window_s > 0 else None
+            ),
             agency_lookup=agency_lookup,
             notify=self.notifications.offer if self.notifications else None,
             retry_backoff_max_s=cfg.retry_backoff_max_s,

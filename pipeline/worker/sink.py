@@ -23,15 +23,19 @@ from elasticsearch import ApiError, TransportError
 
 from collectors import wire
 from detectors.alerts import AgencyInfo, build_alert
-from detectors.common.times import iso_ms
+from detectors.alerts.plan import BatchEpisode
+from detectors.common.times import iso_ms, to_epoch
 from detectors.finding import Finding
 from pipeline.elastic import AlertIndexer, EventIndexer
+from pipeline.elastic.episodes import EpisodeWriter
+from pipeline.elastic.incidents import IncidentStore
 from pipeline.worker.alerting import AlertPlan, CountUpdate, NewAlert, reopen, with_repeats
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
 
 Doc = dict[str, Any]
+INCIDENT_SYNC_S = 60.0  # an episode's growth reaches its incident at most once a minute (event time)
 
 
 class Hold(Protocol):
@@ -62,6 +66,8 @@ class AlertSink:
         *,
         agency_lookup: Callable[[str], AgencyInfo | None] | None = None,
         notify: Callable[[list[Doc]], None] | None = None,
+        episodes: EpisodeWriter | None = None,
+        incidents: IncidentStore | None = None,
         retry_backoff_max_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -71,6 +77,9 @@ class AlertSink:
         self.dead_letter = dead_letter
         self.agency_lookup = agency_lookup or (lambda _agency_id: None)
         self.notify = notify
+        self.episodes = episodes
+        self.incidents = incidents
+        self._incident_synced: dict[str, float] = {}  # alert id -> event.end last written to its incident
         self.retry_backoff_max_s = retry_backoff_max_s
         self.sleep = sleep
         self.monotonic = monotonic
@@ -87,21 +96,26 @@ class AlertSink:
         hold = hold or NoHold()
         docs = self.documents(plan.new)
         updates = list(plan.updates)
+        episodes = list(plan.episodes)
         backoff, paused, paused_at = 0.5, False, 0.0
         while True:
+            episodes = self._write_episodes(episodes) if episodes else []
             retry_docs = self._write(docs) if docs else []
             left, reopened = self._update_counts(updates) if updates and not retry_docs else (updates, [])
             docs, updates = retry_docs + self.documents(reopened), left
-            if not docs and not updates:
+            if not docs and not updates and not episodes:
                 break
-            if not retry_docs and not left:
+            if not retry_docs and not left and not episodes:
                 continue  # only alerts reopened after their open one was closed: write them now
             if not paused:
                 hold.pause()
                 paused, paused_at = True, self.monotonic()
                 self.metrics.paused.set(1)
                 log.warning(
-                    "detector.es_unavailable pending_alerts=%d pending_updates=%d action=pause", len(docs), len(updates)
+                    "detector.es_unavailable pending_alerts=%d pending_updates=%d pending_episodes=%d action=pause",
+                    len(docs),
+                    len(updates),
+                    len(episodes),
                 )
             self.metrics.index_retries.inc()
             self.sleep(backoff)
@@ -159,6 +173,67 @@ class AlertSink:
             if n.repeats:
                 self.metrics.suppressed.inc(n.repeats)
         return docs
+
+    def _write_episodes(self, batches: list[BatchEpisode]) -> list[BatchEpisode]:
+        """Merge each episode's share into its open alert or create it; those to retry."""
+        assert self.episodes is not None, "a plan with episodes needs an EpisodeWriter"
+        left: list[BatchEpisode] = []
+        created: list[Doc] = []
+        for b in batches:
+            made: list[Doc] = []
+
+            def base(b: BatchEpisode = b, made: list[Doc] = made) -> Doc:
+                doc = build_alert(b.item, agency=self._agency(b.item))
+                made.append(doc)
+                return doc
+
+            try:
+                outcome = self.episodes.write(b, base)
+            except (TransportError, ConnectionError, RuntimeError) as exc:
+                log.warning("detector.episode_write_failed key=%s error=%s retry=yes", b.key, exc)
+                left.append(b)
+                continue
+            except ApiError as exc:
+                if exc.meta.status == 429 or exc.meta.status >= 500:
+                    left.append(b)
+                else:
+                    self.dead_letter(wire.encode(b.item.to_dict()), f"elasticsearch rejected alert: {exc.message}")
+                continue
+            except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
+                self.dead_letter(wire.encode(b.item.to_dict()), f"cannot build alert: {exc}")
+                continue
+            if outcome == "created":
+                self.metrics.alerts_indexed.inc()
+                self.metrics.suppressed.inc(len(b.offers) - 1)
+                created += made
+            elif outcome == "merged":
+                self.metrics.suppressed.inc(len(b.offers))
+            else:
+                self.metrics.alerts_duplicate.inc()
+            if outcome in ("created", "merged") and self.episodes.written is not None:
+                self._incident(*self.episodes.written)
+        if self.notify is not None and created:
+            self.notify(created)
+        return left
+
+    def _incident(self, index: str, alert_id: str, source: Doc) -> None:
+        """Attach a written alert to its incident (and name the incident on the alert). A failure here
+        never holds alerts back: the alert is attached again at its next write."""
+        if self.incidents is None:
+            return
+        end = to_epoch((source.get("event") or {}).get("end")) or 0.0
+        synced = self._incident_synced.get(alert_id)
+        if synced is not None and end - synced < INCIDENT_SYNC_S:
+            return
+        try:
+            incident = self.incidents.attach(alert_id, source)
+            self._incident_synced[alert_id] = end
+            if len(self._incident_synced) > 50_000:
+                self._incident_synced.clear()
+            if incident and ((source.get("socpipe") or {}).get("incident") or {}).get("id") != incident:
+                self.indexer.es.update(index=index, id=alert_id, doc={"socpipe": {"incident": {"id": incident}}})
+        except (TransportError, ApiError, RuntimeError) as exc:
+            log.warning("detector.incident_attach_failed alert=%s error=%s", alert_id, exc)
 
     def _agency(self, item: Finding) -> AgencyInfo | None:
         agencies = item.agencies

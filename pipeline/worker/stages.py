@@ -30,7 +30,7 @@ from detectors.finding import Event
 from detectors.normalise import Normaliser
 from detectors.sigma import CorrelationInput, Engine, Suppressor
 from detectors.sigma.detection import Detection
-from pipeline.worker.alerting import AlertPlan, Candidate, plan_alerts
+from pipeline.worker.alerting import AlertPlan, Candidate, EpisodeSettings, plan_alerts
 from pipeline.worker.intake import Accepted, Intake, sequence_anomaly_event
 from pipeline.worker.models import ModelSet
 from pipeline.worker.state import PartitionState
@@ -134,9 +134,11 @@ class Stage1:
         anomaly_idle_flush_s: float = 60.0,
         idle_flush_s: float = 1.0,
         keep_events: bool = False,
+        episodes: EpisodeSettings | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.episodes = episodes
         self.engine = engine
         self.normaliser = normaliser
         self.keep_events = keep_events  # es.index_events: hand every normalised event to the runner
@@ -175,7 +177,7 @@ class Stage1:
         if out.records:
             self.lines_per_record = 0.7 * self.lines_per_record + 0.3 * (out.lines / out.records)
         candidates += self._advance_models(self.max_event_ts - self.anomaly_lateness_s)
-        out.plan = plan_alerts(self.suppressor, candidates)
+        out.plan = plan_alerts(self.suppressor, candidates, self.episodes)
         return out
 
     def idle(self) -> StageResult:
@@ -190,7 +192,7 @@ class Stage1:
         if self.models and idle >= self.anomaly_idle_flush_s:
             candidates += self._advance_models(float("inf"))
         self.tally.flush_to(self.metrics)
-        out.plan = plan_alerts(self.suppressor, candidates)
+        out.plan = plan_alerts(self.suppressor, candidates, self.episodes)
         return out
 
     def shift_idle(self, blocked_s: float) -> None:
@@ -252,8 +254,10 @@ class Stage2:
         detected: Detected,
         *,
         idle_advance_s: float = 5.0,
+        episodes: EpisodeSettings | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.episodes = episodes
         self.new_engine = new_engine
         self.new_suppressor = new_suppressor
         self.detected = detected
@@ -313,5 +317,5 @@ class Stage2:
                     found.setdefault(partition, []).extend(self.detected.detection(d) for d in closed)
         for partition, candidates in found.items():  # a dedup key's correlations meet in one partition
             state_or_none = self.partitions.get(partition)
-            out.plan.extend(plan_alerts(state_or_none.suppressor if state_or_none else None, candidates))
+            out.plan.extend(plan_alerts(state_or_none.suppressor if state_or_none else None, candidates, self.episodes))
         return out

@@ -81,10 +81,17 @@ def test_quiet_gap_and_max_span_start_new_alerts():
     assert book.offer("k", "a1", None, summary(0))[0] == "new"
     assert book.offer("k", "a2", None, summary(50))[0] == "extend"  # 49 s after the last event
     action, ep, ended = book.offer("k", "a3", None, summary(200))  # 150 s of quiet
-    assert action == "new" and ep.alert_id == "a3" and [e.alert_id for e in ended] == ["a1"]
+    assert action == "new" and ep.alert_id == "a3" and ended == []  # a1 stays open for late detections
     for t in range(250, 900, 50):
         book.offer("k", f"x{t}", None, summary(t))
-    assert book.open["k"].alert_id != "a3"  # longer than max_span_s: split
+    assert book.open["k"][-1].alert_id != "a3"  # longer than max_span_s: split
+    # a late detection of an earlier burst joins that burst, not the current one
+    late = EpisodeBook(quiet_s=60, max_span_s=6000)
+    late.offer("k", "b1", None, summary(0))
+    late.offer("k", "b2", None, summary(1000))
+    action, ep, _ = late.offer("k", "b3", None, summary(30))
+    assert (action, ep.alert_id) == ("extend", "b1")
+    assert late.offer("k", "b4", None, summary(1050))[1].alert_id == "b2"
     assert book.offer("other", "b1", None, summary(0))[0] == "new"  # keys are independent
 
 

@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.elastic.kibana import FILES, load_objects, render
-from pipeline.elastic.kibana.objects import ALERTS_VIEW, EVENTS_VIEW, TRIAGE_URL
-from pipeline.elastic.mappings import ALERT_PROPERTIES, EVENT_PROPERTIES, leaf_fields
+from pipeline.elastic.kibana.objects import ALERTS_VIEW, EVENTS_VIEW, INCIDENTS_VIEW, TRIAGE_URL
+from pipeline.elastic.mappings import ALERT_PROPERTIES, EVENT_PROPERTIES, INCIDENT_PROPERTIES, leaf_fields
 
 KIBANA_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "kibana"
-FIELDS = {ALERTS_VIEW: leaf_fields(ALERT_PROPERTIES), EVENTS_VIEW: leaf_fields(EVENT_PROPERTIES)}
+FIELDS = {
+    ALERTS_VIEW: leaf_fields(ALERT_PROPERTIES),
+    EVENTS_VIEW: leaf_fields(EVENT_PROPERTIES),
+    INCIDENTS_VIEW: leaf_fields(INCIDENT_PROPERTIES),
+}
 NOT_AGGREGATABLE = {"text", "flattened", "object"}
 KQL_FIELD = re.compile(r"(?<![\w.\"])([A-Za-z_@][\w.@]*)\s*:")
 

@@ -13,6 +13,18 @@ from typing import Any
 
 ALERTS_VIEW = "socpipe-alerts"
 EVENTS_VIEW = "socpipe-events"
+INCIDENTS_VIEW = "socpipe-incidents"
+INCIDENT_COLUMNS = [
+    "socpipe.incident.title",
+    "socpipe.incident.severity",
+    "organization.id",
+    "socpipe.incident.alert_count",
+    "socpipe.incident.tactics",
+    "socpipe.incident.entity_keys",
+    "socpipe.workflow.status",
+    "socpipe.workflow.assignee",
+    "event.end",
+]
 TRIAGE_URL = "http://127.0.0.1:8088"  # replaced by `socpipe kibana install --triage-url`
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 ALERT_COLUMNS = [
@@ -74,6 +86,16 @@ def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[di
         ),
         _obj(
             "index-pattern",
+            INCIDENTS_VIEW,
+            {
+                "title": f"{prefix}-incidents-*",
+                "name": "socpipe incidents",
+                "timeFieldName": "@timestamp",
+            },
+            [],
+        ),
+        _obj(
+            "index-pattern",
             EVENTS_VIEW,
             {
                 "title": f"{prefix}-events-*",
@@ -128,6 +150,16 @@ def saved_searches() -> list[dict]:
             "",
             [["organization.id", "asc"], ["@timestamp", "desc"]],
             ["organization.id", "socpipe.agency.name", "socpipe.agency.tier", *ALERT_COLUMNS[:2], *ALERT_COLUMNS[3:]],
+        ),
+        _saved_search(
+            "socpipe-open-incidents",
+            "Open incidents",
+            "Alerts of one agency sharing an address, user or host, grouped: worst first. Closing an "
+            "incident (triage queue or `socpipe incidents close`) closes its alerts.",
+            'not socpipe.workflow.status : "closed"',
+            [["event.severity", "desc"], ["event.end", "desc"]],
+            INCIDENT_COLUMNS,
+            view=INCIDENTS_VIEW,
         ),
         _saved_search(
             "socpipe-events-all",

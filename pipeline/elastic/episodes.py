@@ -1,0 +1,153 @@
+"""Episode alerts in Elasticsearch: merge a batch's share of an episode into its open alert, or
+create the alert. Whole-document writes guarded by if_seq_no/if_primary_term (no scripts, no
+_update_by_query), so concurrent workers and analysts never overwrite each other: a conflict
+re-reads and merges again. The alert remembers the detections merged last (`state.recent`), so a
+batch replayed after a crash adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+
+from detectors.alerts import alert_index_name
+from detectors.alerts.episodes import episode_document, summary_from_document
+from detectors.alerts.plan import BatchEpisode
+from detectors.common import iso_ms, to_epoch
+from pipeline.elastic.indexer import AlertIndexer
+
+log = logging.getLogger("socpipe.elastic")
+
+RECENT_IDS = 512  # detection ids remembered per alert for replay safety
+RECENT_KEYS = 20000  # dedup keys whose alert this worker wrote lately
+
+
+class EpisodeWriter:
+    def __init__(
+        self, es: Elasticsearch, indexer: AlertIndexer, quiet_s: float, max_span_s: float, refresh: bool | str = False
+    ):
+        self.es, self.indexer = es, indexer
+        self.quiet_s, self.max_span_s = quiet_s, max_span_s
+        self.refresh = refresh
+        self.written: tuple[str, str, dict[str, Any]] | None = None  # (index, id, source) of the last write
+        # alerts this worker wrote lately: read back in real time (a search lags a refresh behind)
+        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def _remember_target(self, key: str, target: tuple[str, str]) -> None:
+        self._recent[key] = target
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
+
+    def _continues(self, source: dict[str, Any], first_ts: float, last_ts: float) -> bool:
+        ep = (source.get("socpipe") or {}).get("episode") or {}
+        status = ((source.get("socpipe") or {}).get("workflow") or {}).get("status")
+        seen_last, seen_first = to_epoch(ep.get("last_seen")), to_epoch(ep.get("first_seen"))
+        return (
+            status != "closed"
+            and seen_last is not None
+            and seen_first is not None
+            and seen_last >= first_ts - self.quiet_s
+            and seen_first <= last_ts + self.quiet_s
+            and max(seen_last, last_ts) - min(seen_first, first_ts) <= self.max_span_s
+        )
+
+    def find_open(self, batch: BatchEpisode) -> tuple[str, str] | None:
+        """The not-closed alert of this key whose episode this batch continues."""
+        first = batch.summary()
+        assert first is not None
+        cached = self._recent.get(batch.key)
+        if cached is not None:
+            try:
+                doc = self.es.get(
+                    index=cached[0], id=cached[1], source_includes=["socpipe.episode", "socpipe.workflow"]
+                )
+                if self._continues(doc["_source"], first.first_ts, first.last_ts):
+                    return cached
+            except NotFoundError:
+                self._recent.pop(batch.key, None)
+        resp = self.es.search(
+            index=f"{self.indexer.prefix}-alerts-*",
+            size=1,
+            sort=[{"socpipe.episode.last_seen": "desc"}],
+            query={
+                "bool": {
+                    "filter": [
+                        {"term": {"socpipe.detection.dedup_key": batch.key}},
+                        {"range": {"socpipe.episode.last_seen": {"gte": iso_ms(first.first_ts - self.quiet_s)}}},
+                        {"range": {"socpipe.episode.first_seen": {"gte": iso_ms(first.last_ts - self.max_span_s)}}},
+                        {"range": {"socpipe.episode.first_seen": {"lte": iso_ms(first.last_ts + self.quiet_s)}}},
+                    ],
+                    "must_not": [{"term": {"socpipe.workflow.status": "closed"}}],
+                }
+            },
+            source=False,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        hits = resp["hits"]["hits"]
+        return (hits[0]["_index"], hits[0]["_id"]) if hits else None
+
+    def write(self, batch: BatchEpisode, base: Callable[[], dict[str, Any]], attempts: int = 8) -> str:
+        """'created' | 'merged' | 'replayed'. Raises elasticsearch errors for the caller to retry."""
+        self.written = None
+        target = self.find_open(batch)
+        if target is None:
+            summary = batch.summary()
+            assert summary is not None
+            doc = _remember(episode_document(base(), summary, self.quiet_s), [], batch)
+            result = self.indexer.index([doc])
+            if result.created:
+                index = alert_index_name(doc, self.indexer.prefix)
+                self._remember_target(batch.key, (index, batch.alert_id))
+                self.written = (index, batch.alert_id, {k: v for k, v in doc.items() if k != "_id"})
+                return "created"
+            if result.retry:
+                raise ConnectionError("alert not acknowledged, retry")
+            if result.rejected:
+                raise ValueError(result.rejected[0][1])
+            target = (alert_index_name(doc, self.indexer.prefix), batch.alert_id)  # a replay: merge into it
+        index, _id = target
+        for _ in range(attempts):
+            try:
+                cur = self.es.get(index=index, id=_id)
+            except NotFoundError:
+                return self.write(batch, base, attempts - 1) if attempts > 1 else "replayed"
+            source = cur["_source"]
+            previous = [str(i) for i in _state(source).get("recent") or []]
+            add = batch.summary(skip=frozenset(previous))
+            if add is None:
+                return "replayed"
+            have = summary_from_document(source)
+            merged = add if have is None else have.merge(add)
+            doc = _remember(episode_document(source, merged, self.quiet_s), previous, batch)
+            try:
+                self.es.index(
+                    index=index,
+                    id=_id,
+                    document=doc,
+                    if_seq_no=cur["_seq_no"],
+                    if_primary_term=cur["_primary_term"],
+                    refresh=self.refresh,
+                )
+                self._remember_target(batch.key, (index, _id))
+                self.written = (index, _id, doc)
+                return "merged"
+            except ConflictError:
+                continue  # an analyst or another worker wrote in between: merge into that
+        raise RuntimeError(f"episode update of {_id} kept conflicting ({attempts} attempts)")
+
+
+def _state(source: dict[str, Any]) -> dict[str, Any]:
+    state = ((source.get("socpipe") or {}).get("episode") or {}).get("state")
+    return state if isinstance(state, dict) else {}
+
+
+def _remember(doc: dict[str, Any], previous: list[str], batch: BatchEpisode) -> dict[str, Any]:
+    ids = previous + [o.alert_id for o in batch.offers]
+    doc["socpipe"]["episode"]["state"]["recent"] = list(dict.fromkeys(ids))[-RECENT_IDS:]
+    return doc
