@@ -36,6 +36,7 @@ class DetectorConfig:
     # episodes: detections of one dedup key with gaps <= episode_quiet_s are one growing alert
     episode_quiet_s: float = 900.0
     episode_max_s: float = 86400.0  # an episode older than this starts a new alert
+    episode_update_s: float = 2.0  # an open alert is rewritten at most this often (growth waits in memory)
     # incidents: alerts of one agency sharing an entity within this window are one incident; 0 = off
     incident_window_s: float = 3600.0
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # critical-alert notifications, off by default

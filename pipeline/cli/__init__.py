@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "triage": "triage",
     "kibana": "triage",
     "model": "models",
+    "incidents": "incidents",
 }
 
 

@@ -169,7 +169,7 @@ class Demo:
         if self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
-        began = datetime.now(TZ)
+        began = self.began = datetime.now(TZ)
         try:
             self.step("SOC side: enrolment server, coverage service, detector worker")
             # templates first, by the only credential allowed to install them (the detector's may not)
@@ -188,6 +188,9 @@ class Demo:
             time.sleep(5)  # the first correlation is in; let the slower ones of the same attack land too
             alerts = self.alerts(began)
             self.print_alerts(alerts)
+            self.step("The same attack as one incident (alerts of one agency sharing the address)")
+            incident = self.wait(self.incident, 60, "the incident in Elasticsearch")
+            self.print_incident(incident)
             self.triage_api()
 
             self.step("Coverage as Prometheus reports it (PromQL: socpipe_coverage_ratio)")
@@ -325,12 +328,43 @@ class Demo:
         # Wait for the correlation (brute force) too, not only the first single-event alert.
         return hits if any(h.get("rule", {}).get("category") not in (None, "single") for h in hits) else []
 
+    def incident(self) -> dict | None:
+        """The open incident holding the attacker's alerts, once it holds all of them."""
+        es = Elasticsearch(self.env["SOCPIPE_ES_URL"])
+        index = "socpipe-incidents-*"
+        es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
+        res = es.search(
+            index=index,
+            size=5,
+            sort=[{"event.end": "desc"}],
+            allow_no_indices=True,
+            ignore_unavailable=True,
+            query={"term": {"socpipe.incident.entity_keys": f"source.ip={self.attacker}"}},
+        )
+        hits = [h["_source"] for h in res["hits"]["hits"]]
+        alerts = {a["event"]["id"] for a in self.alerts(self.began)}
+        for inc in hits:
+            if alerts and alerts <= set(inc["socpipe"]["incident"]["alerts"]):
+                return inc
+        return None
+
+    def print_incident(self, inc: dict) -> None:
+        i = inc["socpipe"]["incident"]
+        self.out(
+            f"  INCIDENT {i['title']}  severity={i['severity']}  agency={inc['organization']['id']}  "
+            f"alerts={i['alert_count']}  events={i['events']}"
+        )
+        self.out(f"  tactics (kill-chain order): {' -> '.join(i['tactics']) or '-'}")
+        self.out(f"  entities: {', '.join(i['entity_keys'])}")
+        for e in i["timeline"]:
+            self.out(f"    {e['start']}  {e['level']:<8}  {e['events']:>4} events  {e['rule']}")
+
     def print_alerts(self, alerts: list[dict]) -> None:
         self.out(f"  {'TIME (UTC)':<24} {'SEVERITY':<9} {'AGENCY':<20} {'SOURCE':<15} {'EVENTS':>6}  RULE")
         for a in alerts:
             self.out(
                 f"  {a['@timestamp']:<24} {a['kibana']['alert']['severity']:<9} {a['organization']['id']:<20} "
-                f"{a.get('source', {}).get('ip', '-'):<15} {a['socpipe']['detection']['count']:>6}  {a['rule']['name']}"
+                f"{a.get('source', {}).get('ip', '-'):<15} {a['socpipe'].get('episode', {}).get('events', a['socpipe']['detection']['count']):>6}  {a['rule']['name']}"
             )
 
     def promql(self, query: str) -> list[dict]:

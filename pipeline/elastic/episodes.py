@@ -22,6 +22,11 @@ from pipeline.elastic.indexer import AlertIndexer
 
 log = logging.getLogger("socpipe.elastic")
 
+
+class AlertRejected(ValueError):
+    """Elasticsearch refused the alert document for good (e.g. a mapping conflict): dead-letter it."""
+
+
 RECENT_IDS = 512  # detection ids remembered per alert for replay safety
 RECENT_KEYS = 20000  # dedup keys whose alert this worker wrote lately
 
@@ -109,7 +114,7 @@ class EpisodeWriter:
             if result.retry:
                 raise ConnectionError("alert not acknowledged, retry")
             if result.rejected:
-                raise ValueError(result.rejected[0][1])
+                raise AlertRejected(result.rejected[0][1])
             target = (alert_index_name(doc, self.indexer.prefix), batch.alert_id)  # a replay: merge into it
         index, _id = target
         for _ in range(attempts):

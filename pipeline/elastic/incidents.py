@@ -9,10 +9,11 @@ merges again. Incident ids derive from the first alert, so a replay re-creates n
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from detectors.alerts.build import new_workflow
 from detectors.alerts.incidents import (
@@ -57,6 +58,34 @@ def _with_keys(doc: dict[str, Any]) -> dict[str, Any]:
 class IncidentStore:
     def __init__(self, es: Elasticsearch, prefix: str = "socpipe", window_s: float = DEFAULT_WINDOW_S, refresh=False):
         self.es, self.prefix, self.window_s, self.refresh = es, prefix, window_s, refresh
+        # incidents written lately, by entity key: read back in real time (a search lags a refresh)
+        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def _remember(self, doc: dict[str, Any], index: str, _id: str) -> None:
+        org = (doc.get("organization") or {}).get("id")
+        for key in doc["socpipe"]["incident"].get("entity_keys") or []:
+            key = f"{org}|{key}"
+            self._recent[key] = (index, _id)
+            self._recent.move_to_end(key)
+        while len(self._recent) > 20000:
+            self._recent.popitem(last=False)
+
+    def _cached(self, alert: dict[str, Any]) -> list[IncidentRecord]:
+        seen: set[tuple[str, str]] = set()
+        out: list[IncidentRecord] = []
+        org = (alert.get("organization") or {}).get("id")
+        for key in sorted(f"{org}|{k}" for k in entity_keys(alert)):
+            hit = self._recent.get(key)
+            if hit is None or hit in seen:
+                continue
+            seen.add(hit)
+            try:
+                got = self.es.get(index=hit[0], id=hit[1])
+            except NotFoundError:
+                self._recent.pop(key, None)
+                continue
+            out.append(IncidentRecord(hit[1], hit[0], (got["_seq_no"], got["_primary_term"]), got["_source"]))
+        return out
 
     @property
     def pattern(self) -> str:
@@ -99,13 +128,17 @@ class IncidentStore:
             return None
         entry = alert_entry(alert, alert_id)
         for _ in range(attempts):
-            target = next((c for c in self._candidates(alert) if can_join(c.source, alert, self.window_s)), None)
+            fits = [c for c in self._cached(alert) if c.status != "closed" and can_join(c.source, alert, self.window_s)]
+            if not fits:
+                fits = [c for c in self._candidates(alert) if can_join(c.source, alert, self.window_s)]
+            target = fits[0] if fits else None
             if target is None:
                 doc = _with_keys(incident_document(alert.get("organization"), [entry]))
                 doc["socpipe"]["workflow"] = new_workflow(iso_ms(to_epoch(doc["@timestamp"]) or 0.0))
                 _id = doc.pop("_id")
                 try:
                     self.es.create(index=_index(self.prefix, doc), id=_id, document=doc, refresh=self.refresh)
+                    self._remember(doc, _index(self.prefix, doc), str(_id))
                     return str(_id)
                 except ConflictError:  # a replay of its first alert: the incident is there, merge into it
                     got = self.es.get(index=_index(self.prefix, doc), id=_id)
@@ -126,6 +159,7 @@ class IncidentStore:
                     if_primary_term=target.version[1],
                     refresh=self.refresh,
                 )
+                self._remember(doc, target.index, target.id)
                 return target.id
             except ConflictError:
                 continue

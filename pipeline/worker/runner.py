@@ -171,6 +171,7 @@ class DetectorWorker:
             self.metrics,
             self._dead_letter,
             episodes=EpisodeWriter(es, indexer, cfg.episode_quiet_s, cfg.episode_max_s),
+            episode_update_s=cfg.episode_update_s,
             incidents=(
                 IncidentStore(es, cfg.es.index_prefix, cfg.incident_window_s) if cfg.incident_window_s > 0 else None
             ),
@@ -228,6 +229,7 @@ class DetectorWorker:
         # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10.
         slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
         self._stage2(self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records))
+        self.sink.flush_due()  # episode growth held back by the bounded update rate
         if self.models.maybe_reload():
             self._model_metrics()
         if time.monotonic() >= self._next_progress_log:
@@ -248,6 +250,10 @@ class DetectorWorker:
         return max(1, min(self.cfg.max_batch_records, int(self.cfg.max_batch_lines / per_record)))
 
     def close(self) -> None:
+        try:
+            self.sink.flush_due(force=True)
+        except Exception:  # Elasticsearch gone at shutdown: the growth is lost, the alerts are not
+            log.exception("detector.flush_episodes_failed")
         for c in (self.raw, self.corr):
             try:
                 c.close(autocommit=False)

@@ -23,11 +23,11 @@ from elasticsearch import ApiError, TransportError
 
 from collectors import wire
 from detectors.alerts import AgencyInfo, build_alert
-from detectors.alerts.plan import BatchEpisode
+from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
 from detectors.common.times import iso_ms, to_epoch
 from detectors.finding import Finding
 from pipeline.elastic import AlertIndexer, EventIndexer
-from pipeline.elastic.episodes import EpisodeWriter
+from pipeline.elastic.episodes import AlertRejected, EpisodeWriter
 from pipeline.elastic.incidents import IncidentStore
 from pipeline.worker.alerting import AlertPlan, CountUpdate, NewAlert, reopen, with_repeats
 from pipeline.worker_metrics import WorkerMetrics
@@ -68,6 +68,7 @@ class AlertSink:
         notify: Callable[[list[Doc]], None] | None = None,
         episodes: EpisodeWriter | None = None,
         incidents: IncidentStore | None = None,
+        episode_update_s: float = 0.0,
         retry_backoff_max_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -80,6 +81,12 @@ class AlertSink:
         self.episodes = episodes
         self.incidents = incidents
         self._incident_synced: dict[str, float] = {}  # alert id -> event.end last written to its incident
+        # Bounded update rate: an open alert is rewritten at most every `episode_update_s`; growth in
+        # between waits here (new alerts are written at once). Offsets move on meanwhile, so a crash
+        # can lose at most that much growth of an existing alert, never an alert.
+        self.episode_update_s = episode_update_s
+        self._deferred: dict[str, list[Offer]] = {}  # dedup key -> detections not yet merged
+        self._last_write: dict[str, float] = {}  # dedup key -> when its alert was last written
         self.retry_backoff_max_s = retry_backoff_max_s
         self.sleep = sleep
         self.monotonic = monotonic
@@ -87,12 +94,13 @@ class AlertSink:
     def deliver(self, plan: AlertPlan, hold: Hold | None = None) -> float:
         """Write new alerts and count updates until Elasticsearch acknowledged all; pause meanwhile.
 
-        Returns the seconds spent blocked on Elasticsearch (0.0 when it took the writes at once): the
-        runner shifts the stages' idle timers by it, since time blocked is not idleness (an outage longer
-        than allowed_lateness otherwise advanced every watermark by wall clock, and the events queued in
-        Kafka meanwhile arrived "late" and missed their windows)."""
+        Returns the seconds spent writing, blocked or not: the runner shifts the stages' idle timers by
+        it, since time not polling is not idleness (an outage longer than allowed_lateness otherwise
+        advanced every watermark by wall clock, and the events queued in Kafka meanwhile arrived "late"
+        and missed their windows; episode writes are a few round trips each, which adds up too)."""
         if not plan:
             return 0.0
+        started = self.monotonic()
         hold = hold or NoHold()
         docs = self.documents(plan.new)
         updates = list(plan.updates)
@@ -122,12 +130,11 @@ class AlertSink:
             hold.keep_alive()
             backoff = min(backoff * 2, self.retry_backoff_max_s)
         if not paused:
-            return 0.0
+            return self.monotonic() - started
         hold.resume()
         self.metrics.paused.set(0)
-        blocked = self.monotonic() - paused_at
-        log.info("detector.es_available action=resume blocked_s=%.1f", blocked)
-        return blocked
+        log.info("detector.es_available action=resume blocked_s=%.1f", self.monotonic() - paused_at)
+        return self.monotonic() - started
 
     def deliver_events(self, indexer: EventIndexer, events: list[Doc], hold: Hold | None = None) -> float:
         """Index normalised events (es.index_events) until Elasticsearch took them all, pausing meanwhile
@@ -174,12 +181,35 @@ class AlertSink:
                 self.metrics.suppressed.inc(n.repeats)
         return docs
 
-    def _write_episodes(self, batches: list[BatchEpisode]) -> list[BatchEpisode]:
+    def flush_due(self, force: bool = False) -> None:
+        """Write the deferred growth whose alert may be rewritten now (the runner calls this every
+        poll, and with force=True before it stops)."""
+        if not self._deferred or self.episodes is None:
+            return
+        now = self.monotonic()
+        due = [k for k in self._deferred if force or now - self._last_write.get(k, 0.0) >= self.episode_update_s]
+        offers = [o for k in due for o in self._deferred.pop(k)]
+        if offers:
+            pending = plan_batch(offers, self.episodes.quiet_s, self.episodes.max_span_s)
+            for b in self._write_episodes(pending, defer=False):  # Elasticsearch busy: next poll
+                self._deferred.setdefault(b.key, []).extend(b.offers)
+
+    def _write_episodes(self, batches: list[BatchEpisode], defer: bool = True) -> list[BatchEpisode]:
         """Merge each episode's share into its open alert or create it; those to retry."""
         assert self.episodes is not None, "a plan with episodes needs an EpisodeWriter"
         left: list[BatchEpisode] = []
         created: list[Doc] = []
+        now = self.monotonic()
         for b in batches:
+            if (
+                defer
+                and self.episode_update_s > 0
+                and now - self._last_write.get(b.key, float("-inf")) < self.episode_update_s
+            ):
+                self._deferred.setdefault(b.key, []).extend(b.offers)  # its alert was just written
+                continue
+            if b.key in self._deferred:  # growth waiting from earlier batches goes along
+                b = BatchEpisode(b.key, b.alert_id, b.item, self._deferred.pop(b.key) + b.offers)
             made: list[Doc] = []
 
             def base(b: BatchEpisode = b, made: list[Doc] = made) -> Doc:
@@ -199,6 +229,9 @@ class AlertSink:
                 else:
                     self.dead_letter(wire.encode(b.item.to_dict()), f"elasticsearch rejected alert: {exc.message}")
                 continue
+            except AlertRejected as exc:
+                self.dead_letter(wire.encode(b.item.to_dict()), f"elasticsearch rejected alert: {exc}")
+                continue
             except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
                 self.dead_letter(wire.encode(b.item.to_dict()), f"cannot build alert: {exc}")
                 continue
@@ -210,6 +243,9 @@ class AlertSink:
                 self.metrics.suppressed.inc(len(b.offers))
             else:
                 self.metrics.alerts_duplicate.inc()
+            self._last_write[b.key] = self.monotonic()
+            if len(self._last_write) > 100_000:
+                self._last_write.clear()
             if outcome in ("created", "merged") and self.episodes.written is not None:
                 self._incident(*self.episodes.written)
         if self.notify is not None and created:

@@ -42,8 +42,8 @@ def es_env(es_url, unique):
 
 
 def cleanup(es: Elasticsearch, prefix: str) -> None:
-    for pattern in (f"{prefix}-alerts-*", f"{prefix}-events-*"):
+    for pattern in (f"{prefix}-alerts-*", f"{prefix}-events-*", f"{prefix}-incidents-*"):
         for name in es.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True):
             es.indices.delete(index=name)
-    for kind in ("alerts", "events"):
+    for kind in ("alerts", "events", "incidents"):
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{kind}")

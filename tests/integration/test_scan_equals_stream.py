@@ -27,6 +27,7 @@ from collectors.wire import DEFAULT_TIMEZONE, LineBatch
 from pipeline.cli import main
 from pipeline.cli.parse import read_batches
 from pipeline.cli.rules import _dotted_alert
+from tests.integration.alerts_support import cleanup
 from tests.integration.conftest import wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
@@ -96,6 +97,13 @@ def test_scan_prints_what_the_stream_indexes(corpus, kafka_bootstrap, es_url, un
         extra = {i: (d["rule.name"], d.get("source.ip"), got[i]) for i, d in last["got"].items() if i not in want}
         pytest.fail(f"scan vs stream: differing {missing} ; stream only {extra} ; stream has {got}")
     streamed = last["got"]
+    # the stream also grouped the alerts into incidents (per agency and shared address); every
+    # alert names its incident, and that incident lists it
+    es.indices.refresh(index=f"{env['SOCPIPE_ES_INDEX_PREFIX']}-incidents-*", allow_no_indices=True)
+    incidents = es.search(index=f"{env['SOCPIPE_ES_INDEX_PREFIX']}-incidents-*", size=500, allow_no_indices=True)
+    members = {a: h["_id"] for h in incidents["hits"]["hits"] for a in h["_source"]["socpipe"]["incident"]["alerts"]}
+    assert set(members) == set(streamed) and len(incidents["hits"]["hits"]) < len(streamed)
+    cleanup(es, env["SOCPIPE_ES_INDEX_PREFIX"])
     for alert_id, doc in scanned.items():
         diff = {k: (v, streamed[alert_id].get(k)) for k, v in doc.items() if streamed[alert_id].get(k) != v}
         extra = set(streamed[alert_id]) - set(doc)

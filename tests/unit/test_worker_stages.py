@@ -306,4 +306,5 @@ def test_time_blocked_on_elasticsearch_is_not_idleness() -> None:
     assert blocked == 1.5  # backoffs 0.5 + 1.0 while Elasticsearch refused
     s2.shift_idle(blocked)
     assert s2.partitions[0].last_event_wall == 1001.5  # so the partition does not look idle for the outage
-    assert AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: None).deliver(first) == 0.0  # type: ignore[arg-type]
+    # without an outage: just the time the writes took (not polling is not idleness either)
+    assert 0.0 <= AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: None).deliver(first) < 0.5  # type: ignore[arg-type]

@@ -1,0 +1,171 @@
+"""`socpipe incidents list|show|ack|close|assign|note|reopen`: the workflow at incident level.
+
+An incident groups the alerts of one agency that share an address, user or host; closing (or
+acknowledging, assigning, reopening) an incident does the same to each of its alerts, and both
+keep the history.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from pipeline.cli.output import clean, clean_json
+from pipeline.cli.triage import _actor, _es_config, _service, config_option, prefix_option
+
+COMMANDS: list[click.Command] = []
+COLUMNS = (("ID", 12), ("SEVERITY", 8), ("STATUS", 12), ("AGENCY", 16), ("ALERTS", 6), ("END (UTC)", 24), ("TITLE", 0))
+
+
+def _store(config_path: str | None, prefix: str | None):
+    from pipeline.elastic import connect
+    from pipeline.elastic.incidents import IncidentStore
+
+    cfg = _es_config(config_path)
+    return IncidentStore(connect(cfg), prefix=prefix or cfg.index_prefix)
+
+
+def _row(values: list[str]) -> str:
+    cells = []
+    for (_, width), value in zip(COLUMNS, values, strict=True):
+        text = clean(value)
+        cells.append(text if not width else (text[: width - 1] + "~" if len(text) > width else text.ljust(width)))
+    return "  ".join(cells).rstrip()
+
+
+def _line(rec) -> str:
+    inc = rec.source["socpipe"]["incident"]
+    return _row(
+        [
+            rec.id[:12],
+            inc.get("severity", "?"),
+            rec.status,
+            str(rec.source.get("organization", {}).get("id", "-")),
+            str(inc.get("alert_count", 0)),
+            str(rec.source.get("event", {}).get("end", "?")),
+            str(inc.get("title", "")),
+        ]
+    )
+
+
+def _fail(fn):
+    from elasticsearch import TransportError
+
+    from pipeline.elastic.incidents import IncidentNotFound
+    from pipeline.elastic.triage import AlertConflict
+    from pipeline.elastic.workflow import PermissionDenied, TransitionError
+
+    try:
+        return fn()
+    except IncidentNotFound as exc:
+        click.echo(f"no such incident: {exc}", err=True)
+        sys.exit(4)
+    except AlertConflict as exc:
+        click.echo(f"conflict: {exc}", err=True)
+        sys.exit(3)
+    except (TransitionError, PermissionDenied) as exc:
+        click.echo(f"not allowed: {exc}", err=True)
+        sys.exit(2)
+    except TransportError as exc:
+        raise click.ClickException(f"Elasticsearch unavailable: {exc}") from exc
+
+
+@click.group("incidents")
+def incidents_group() -> None:
+    """Incidents: an agency's alerts that share an address, user or host, worked as one."""
+
+
+@incidents_group.command("list")
+@config_option
+@prefix_option
+@click.option("--status", multiple=True, type=click.Choice(["open", "acknowledged", "closed"]))
+@click.option("--agency", multiple=True, help="organization.id (repeatable)")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
+@click.option("--json", "as_json", is_flag=True)
+def incidents_list(config_path, prefix, status, agency, limit, as_json):
+    """Worst first, then newest."""
+    records = _fail(lambda: _store(config_path, prefix).list(list(status), list(agency), limit))
+    if as_json:
+        for r in records:
+            click.echo(clean_json(json.dumps({"_id": r.id, **r.source}, ensure_ascii=False)))
+        return
+    if not records:
+        click.echo("no incidents match", err=True)
+        return
+    click.echo(_row([name for name, _ in COLUMNS]))
+    for r in records:
+        click.echo(_line(r))
+
+
+@incidents_group.command("show")
+@config_option
+@prefix_option
+@click.argument("incident_id")
+def incidents_show(config_path, prefix, incident_id):
+    """The incident with its timeline (JSON)."""
+    rec = _fail(lambda: _store(config_path, prefix).get(incident_id))
+    doc = {"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source}
+    click.echo(clean_json(json.dumps(doc, ensure_ascii=False, indent=2)))
+
+
+def _change_command(action: str, help_text: str, extra: list):
+    @click.command(action, help=help_text)
+    @config_option
+    @prefix_option
+    @click.argument("incident_id")
+    @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
+    def command(config_path, prefix, incident_id, actor, **kw):
+        from detectors.common import iso_ms
+        from pipeline.elastic.workflow import Change
+
+        change = Change(
+            action,
+            _actor(actor),
+            iso_ms(datetime.now(UTC)),
+            reason=kw.get("reason"),
+            assignee=kw.get("assignee"),
+            text=kw.get("text") or kw.get("note"),
+        )
+        store = _store(config_path, prefix)
+        alerts = _service(config_path, prefix)
+        rec = _fail(lambda: store.change(incident_id, change, alerts_service=alerts))
+        click.echo(_row([name for name, _ in COLUMNS]))
+        click.echo(_line(rec))
+        n = len(rec.source["socpipe"]["incident"].get("alerts") or [])
+        if action in ("close", "ack", "assign", "reopen"):
+            click.echo(f"{action} applied to the incident and its {n} alerts", err=True)
+
+    for option in reversed(extra):
+        command = option(command)
+    return command
+
+
+_note = click.option("--note", help="Comment stored in the history.")
+for _action, _help, _extra in (
+    ("ack", "Acknowledge an incident and its alerts.", [_note]),
+    (
+        "close",
+        "Close an incident and its alerts with a reason.",
+        [
+            click.option(
+                "--reason",
+                required=True,
+                type=click.Choice(["true_positive", "false_positive", "benign", "duplicate", "other"]),
+            ),
+            _note,
+        ],
+    ),
+    ("reopen", "Reopen an incident and its alerts.", [_note]),
+    (
+        "assign",
+        "Assign an incident and its alerts (no ASSIGNEE: unassign).",
+        [click.argument("assignee", required=False)],
+    ),
+    ("note", "Add a note to the incident.", [click.argument("text")]),
+):
+    incidents_group.add_command(_change_command(_action, _help, _extra))
+
+COMMANDS.append(incidents_group)
