@@ -330,7 +330,7 @@ class Demo:
 
     def incident(self) -> dict | None:
         """The open incident holding the attacker's alerts, once it holds all of them."""
-        es = Elasticsearch(self.env["SOCPIPE_ES_URL"])
+        es = self.es()
         index = "socpipe-incidents-*"
         es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
         res = es.search(

@@ -4,10 +4,10 @@ Each service gets only what its code does (pure role descriptors here, tested al
 
 * detector — creates alert documents (`create_doc`, `create_index` for the next daily index), reads
   alerts and updates them (`index`: Elasticsearch has no update-only privilege; the detector folds
-  suppressed repeats into the open alert's count); optionally creates event documents. No delete, no
-  mapping or template change, no other index.
-* triage — reads and updates alerts (workflow changes with if_seq_no); cannot create indices, delete,
-  or touch events or templates.
+  suppressed repeats into the open alert's count); the same on incidents (it groups alerts into them);
+  optionally creates event documents. No delete, no mapping or template change, no other index.
+* triage — reads and updates alerts and incidents (workflow changes with if_seq_no); cannot create
+  indices, delete, or touch events or templates.
 * setup — installs index templates and ILM policies, and puts the current mapping onto existing
   socpipe indices (`manage` on them: Elasticsearch grants put-mapping with nothing narrower, and
   `manage` also allows deleting those indices, as retention without ILM does); reads no document.
@@ -27,21 +27,21 @@ SERVICES = ("detector", "triage", "setup")
 
 def role_descriptors(service: str, prefix: str = "socpipe") -> dict[str, Any]:
     """The API key's role for `service` over indices named `<prefix>-alerts-*` / `<prefix>-events-*`."""
-    alerts, events = f"{prefix}-alerts-*", f"{prefix}-events-*"
+    alerts, events, incidents = f"{prefix}-alerts-*", f"{prefix}-events-*", f"{prefix}-incidents-*"
     if service == "detector":
         role = {
             "cluster": [],
             "indices": [
-                {"names": [alerts], "privileges": ["create_doc", "create_index", "read", "index"]},
+                {"names": [alerts, incidents], "privileges": ["create_doc", "create_index", "read", "index"]},
                 {"names": [events], "privileges": ["create_doc", "create_index"]},
             ],
         }
     elif service == "triage":
-        role = {"cluster": [], "indices": [{"names": [alerts], "privileges": ["read", "index"]}]}
+        role = {"cluster": [], "indices": [{"names": [alerts, incidents], "privileges": ["read", "index"]}]}
     elif service == "setup":
         role = {
             "cluster": ["manage_index_templates", "manage_ilm", "monitor"],
-            "indices": [{"names": [alerts, events], "privileges": ["manage"]}],
+            "indices": [{"names": [alerts, events, incidents], "privileges": ["manage"]}],
         }
     else:
         raise ValueError(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
