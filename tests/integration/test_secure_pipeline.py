@@ -36,7 +36,7 @@ from tests.integration.coverage_helpers import agency, write_inventory
 from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
 from tests.integration.test_agent_kafka import start_agent, stop_agent
 from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env
-from tests.integration.test_trust_detector import metric
+from tests.integration.test_trust_detector import metric, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -56,19 +56,6 @@ def _raw_count(kafka_kwargs: dict, topic: str) -> int:
     try:
         parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or []]
         return sum(c.end_offsets(parts).values()) - sum(c.beginning_offsets(parts).values())
-    finally:
-        c.close()
-
-
-def quarantined_records(secure, topic: str, want: int) -> list:
-    c = KafkaConsumer(topic, group_id=None, auto_offset_reset="earliest", **secure.client())
-    try:
-        got: list = []
-        deadline = time.monotonic() + 30
-        while len(got) < want and time.monotonic() < deadline:
-            for records in c.poll(timeout_ms=1000).values():
-                got += records
-        return got
     finally:
         c.close()
 
@@ -234,7 +221,7 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
             "bad_mac": 1,
             "unsigned": 1,
         }
-        q = quarantined_records(secure_kafka, f"squarantine-{unique}", 3)
+        q = quarantined(f"squarantine-{unique}", 3, **secure_kafka.client())
         assert sorted(dict(r.headers)["quarantine_reason"].decode() for r in q) == [
             "agency_mismatch",
             "bad_mac",

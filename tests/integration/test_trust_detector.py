@@ -54,8 +54,10 @@ def metric(port: int, name: str) -> dict[str, float]:
     return out
 
 
-def quarantined(bootstrap: str, topic: str, want: int) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+def quarantined(topic: str, want: int, **client: object) -> list:
+    """Up to `want` records of the quarantine topic from its start (30 s at most); `client`: kafka-python
+    connection settings (bootstrap_servers, and SASL_SSL ones on the secured listener)."""
+    consumer = KafkaConsumer(topic, group_id=None, auto_offset_reset="earliest", **client)
     try:
         got = []
         deadline = time.monotonic() + 30
@@ -139,7 +141,7 @@ def test_forged_batches_claiming_another_agency_are_quarantined_never_alerted(ka
         "key_value_mismatch": 1,
         "unsigned": 1,
     }
-    records = quarantined(kafka_bootstrap, env["SOCPIPE_QUARANTINE_TOPIC"], 5)
+    records = quarantined(env["SOCPIPE_QUARANTINE_TOPIC"], 5, bootstrap_servers=kafka_bootstrap)
     assert sorted(dict(r.headers)["quarantine_reason"].decode() for r in records) == sorted(
         ["agency_mismatch", "unknown_agent", "revoked_agent", "key_value_mismatch", "unsigned"]
     )
