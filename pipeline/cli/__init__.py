@@ -25,10 +25,10 @@ COMMAND_MODULES = {
     "coverage": "coverage",
     "agency": "coverage",
     "enrol": "coverage",
-    "es": "triage",
+    "es": "elastic",
     "alerts": "triage",
     "triage": "triage",
-    "kibana": "triage",
+    "kibana": "elastic",
     "model": "models",
     "incidents": "incidents",
 }
