@@ -134,12 +134,13 @@ class Registry:
             return self._db.execute(sql, args).rowcount
 
     def tokens(self, agency_id: str | None = None) -> list[TokenRecord]:
-        rows = self._db.execute(
-            "SELECT token_id, agency_id, created_at, revoked_at, uses_left, max_uses, expires_at FROM tokens"
-            + (" WHERE agency_id=?" if agency_id else "")
-            + " ORDER BY created_at",
-            (agency_id,) if agency_id else (),
-        ).fetchall()
+        with self._lock:  # one connection shared by the server's threads, like every other query here
+            rows = self._db.execute(
+                "SELECT token_id, agency_id, created_at, revoked_at, uses_left, max_uses, expires_at FROM tokens"
+                + (" WHERE agency_id=?" if agency_id else "")
+                + " ORDER BY created_at",
+                (agency_id,) if agency_id else (),
+            ).fetchall()
         return [TokenRecord(r[0], r[1], r[2], r[3] is not None, r[4], r[5], r[6]) for r in rows]
 
     # agents
