@@ -40,6 +40,17 @@ LABELS = {
 KAFKA_CONNECTING = "connecting"
 KAFKA_CONNECTED = "connected"
 KAFKA_UNREACHABLE = "unreachable"
+KAFKA_AUTH_FAILED = "auth_failed"  # the broker rejected the SASL login (wrong password, revoked agent)
+KAFKA_NOT_AUTHORIZED = "not_authorized"  # logged in, but the ACLs do not allow the write
+KAFKA_TLS_FAILED = "tls_failed"  # the broker's certificate is not trusted, or the handshake failed
+KAFKA_LABELS = {
+    KAFKA_CONNECTING: "connecting",
+    KAFKA_CONNECTED: "connected",
+    KAFKA_UNREACHABLE: "unreachable",
+    KAFKA_AUTH_FAILED: "credentials refused",
+    KAFKA_NOT_AUTHORIZED: "not authorized",
+    KAFKA_TLS_FAILED: "TLS failed",
+}
 
 
 @dataclass(slots=True)
@@ -95,18 +106,25 @@ class Health:
 
     def set_kafka(self, state: str, error: str = "", bootstrap: str = "") -> None:
         with self._lock:
-            if state == self.kafka_state and (state != KAFKA_UNREACHABLE or error == self.kafka_error):
+            if state == self.kafka_state and (state == KAFKA_CONNECTED or error == self.kafka_error):
                 return
             self.kafka_state, self.kafka_error, self.kafka_since = state, error, time.time()
         if state == KAFKA_CONNECTED:
             log.info("kafka.connected bootstrap=%s", bootstrap)
-        elif state == KAFKA_UNREACHABLE:
+        elif state != KAFKA_CONNECTING:  # unreachable, auth_failed, not_authorized, tls_failed
             log.warning(
-                "kafka.unreachable bootstrap=%s error=%s (spooling to disk and retrying; logged again only "
-                "when this changes)",
+                "kafka.%s bootstrap=%s error=%s (spooling to disk and retrying; logged again only when this changes)",
+                state,
                 bootstrap,
                 error,
             )
+
+    @property
+    def kafka_reason(self) -> str:
+        """For heartbeats and coverage: "" while connected, else "credentials refused: Kafka refused ..."."""
+        if self.kafka_state in (KAFKA_CONNECTED, KAFKA_CONNECTING):
+            return ""
+        return f"{KAFKA_LABELS.get(self.kafka_state, self.kafka_state)}: {self.kafka_error}"
 
 
 class RateLimitFilter(logging.Filter):

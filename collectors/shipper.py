@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collectors.health import KAFKA_CONNECTED, KAFKA_UNREACHABLE
+from collectors.kafka_probe import classify, probe
 from collectors.kafka_settings import AGENT_PRODUCER
 from collectors.spool import Spool, SpoolRecord
 from collectors.stats import AgentStats
@@ -26,6 +27,7 @@ PRODUCER_SETTINGS = AGENT_PRODUCER
 
 
 BOOTSTRAP_TIMEOUT_MS = 10000
+PROBE_EVERY_S = 30.0  # an unexplained failure walks TCP/TLS/SASL itself at most this often
 
 
 class Shipper:
@@ -54,6 +56,7 @@ class Shipper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.drain_on_stop_s = 5.0
+        self._probed: tuple[float, tuple[str, str] | None] = (-PROBE_EVERY_S, None)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="agent-shipper", daemon=True)
@@ -73,7 +76,7 @@ class Shipper:
         try:
             self.producer = KafkaProducer(client_id=self.client_id, **PRODUCER_SETTINGS, **extra, **self.kafka_kwargs)
         except Exception as exc:  # unreachable broker, bad credentials: keep spooling and retry
-            self.stats.health.set_kafka(KAFKA_UNREACHABLE, _describe(exc), bootstrap)  # logged once per change
+            self._failed(exc)  # logged once per change
             self.stats.send_errors += 1
             return False
         self.ready.set()
@@ -119,6 +122,18 @@ class Shipper:
     def _bootstrap(self) -> str:
         return ",".join(self.kafka_kwargs.get("bootstrap_servers", []))
 
+    def _failed(self, exc: BaseException, what: str = "") -> None:
+        """Say why delivery fails: credentials refused, not authorized, TLS, or really unreachable.
+        kafka-python reports the first two and TLS at bootstrap only as a timeout: then `probe` looks."""
+        state, message = classify(exc, self._bootstrap(), self.topic)
+        if state == KAFKA_UNREACHABLE:
+            at, found = self._probed
+            if time.monotonic() - at >= PROBE_EVERY_S:
+                found = probe(self.kafka_kwargs)
+                self._probed = (time.monotonic(), found)
+            state, message = found or (state, what + message)
+        self.stats.health.set_kafka(state, message, self._bootstrap())
+
     def _stop_deadline(self) -> float:
         if not hasattr(self, "_deadline"):
             self._deadline = time.monotonic() + self.drain_on_stop_s
@@ -134,7 +149,7 @@ class Shipper:
         try:
             fut = self.producer.send(self.topic, value=rec.value, key=meta["k"].encode(), headers=headers)
         except Exception as exc:
-            self.stats.health.set_kafka(KAFKA_UNREACHABLE, "send failed: " + _describe(exc), self._bootstrap())
+            self._failed(exc, "send failed: ")
             self.stats.send_errors += 1
             self._wait_inflight()
             self.spool.rewind()
@@ -151,9 +166,7 @@ class Shipper:
             rec, fut = self._inflight[0]
             if fut.failed():
                 failed = True
-                self.stats.health.set_kafka(
-                    KAFKA_UNREACHABLE, "delivery failed: " + _describe(fut.exception), self._bootstrap()
-                )
+                self._failed(fut.exception, "delivery failed: ")
                 self.stats.send_errors += 1
                 break
             self._inflight.popleft()
@@ -184,8 +197,3 @@ class Shipper:
         if last is not None:
             self.spool.ack(last.segment, last.end)
         self._inflight.clear()
-
-
-def _describe(exc: object) -> str:
-    name, text = type(exc).__name__, str(exc)
-    return (text if text.startswith(name) else f"{name}: {text}")[:200]

@@ -83,6 +83,8 @@ def build_heartbeat(
         config_hash=config_hash,
         counter=counter,
     )
+    if stats.health.kafka_reason:
+        hb.kafka_state, hb.kafka_reason = stats.health.kafka_state, stats.health.kafka_reason
     hb.signature = sign_heartbeat(hb, secret)
     return hb
 

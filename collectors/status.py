@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collectors.health import KAFKA_CONNECTED, OK
+from collectors.health import KAFKA_CONNECTED, KAFKA_LABELS, OK
 from collectors.stats import AgentStats
 
 STATUS_FILE = "status.json"
@@ -97,7 +97,7 @@ def assess(doc: dict[str, Any] | None, now: float, pid_alive: Callable[[int], bo
     if kafka.get("state") != KAFKA_CONNECTED or problems:
         what = []
         if kafka.get("state") != KAFKA_CONNECTED:
-            what.append(f"kafka {kafka.get('state')}")
+            what.append(f"kafka {KAFKA_LABELS.get(str(kafka.get('state')), kafka.get('state'))}")
         if problems:
             what.append(f"{len(problems)} input(s) not ok")
         return EXIT_DEGRADED, "DEGRADED: " + ", ".join(what)

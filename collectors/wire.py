@@ -99,9 +99,17 @@ class Heartbeat:
     config_hash: str = ""
     counter: int = 0  # the agent's monotonic counter (MessageCounter): a replayed heartbeat is not above the last
     signature: str = ""  # HMAC over the other fields with the agent's enrolment secret
+    # When Kafka refuses part of what the agent sends (e.g. not allowed to write the raw topic) but this
+    # heartbeat still gets through: collectors.health kafka state and reason. Left out of the bytes when
+    # empty, so heartbeats of agents that predate them still verify.
+    kafka_state: str = ""
+    kafka_reason: str = ""
 
     def to_bytes(self) -> bytes:
         d = asdict(self)
+        for optional in ("kafka_state", "kafka_reason"):
+            if not d[optional]:
+                del d[optional]
         d["v"] = WIRE_VERSION
         return encode(d, sort_keys=True)
 
