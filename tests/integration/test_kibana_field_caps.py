@@ -9,7 +9,7 @@ multi-field missing, `text` where Kibana needs `keyword`) fails here.
 
 from __future__ import annotations
 
-from pipeline.elastic.kibana.objects import ALERTS_VIEW, EVENTS_VIEW
+from pipeline.elastic.kibana.objects import ALERTS_VIEW, EVENTS_VIEW, INCIDENTS_VIEW
 from tests.integration.alerts_support import es_env  # noqa: F401  (fixture)
 from tests.unit.test_kibana_objects import _uses, objects
 
@@ -17,7 +17,11 @@ from tests.unit.test_kibana_objects import _uses, objects
 def test_every_saved_object_field_is_searchable_and_aggregatable_where_needed(es_env):
     cfg, es = es_env
     prefix = cfg.index_prefix
-    patterns = {ALERTS_VIEW: f"{prefix}-alerts-*", EVENTS_VIEW: f"{prefix}-events-*"}
+    patterns = {
+        ALERTS_VIEW: f"{prefix}-alerts-*",
+        EVENTS_VIEW: f"{prefix}-events-*",
+        INCIDENTS_VIEW: f"{prefix}-incidents-*",
+    }
     for pattern in patterns.values():
         es.indices.create(index=pattern.replace("*", "2026.01.01"))
     caps = {}

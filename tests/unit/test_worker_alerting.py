@@ -67,3 +67,27 @@ def test_with_repeats_sets_count_and_last_seen():
     }
     untouched = {"socpipe": {"suppression": {"count": 0, "last_seen": "x"}}}
     assert with_repeats(untouched, 0, None)["socpipe"]["suppression"]["count"] == 0
+
+
+def test_with_episode_settings_the_plan_is_the_one_alert_plan_of_scan():
+    """Workers plan exactly what `socpipe scan` plans: episodes per key, split by quiet gaps."""
+    from detectors.sigma.detection import make_detection
+    from detectors.sigma.model import RuleMeta
+    from pipeline.worker.alerting import EpisodeSettings
+
+    meta = RuleMeta(id="r1", title="Brute force", level="high")
+
+    def det(t: float, ip: str = "203.0.113.9"):
+        ev = {"@timestamp": "2026-01-01T00:00:00Z", "source.ip": ip}
+        return make_detection(meta, "event_count", {"source.ip": ip}, [t, t + 5], [ev], 5, t)
+
+    dets = [det(0), det(60), det(120, ip="198.51.100.1"), det(5000)]
+    plan = plan_alerts(Suppressor(window=3600), [Candidate.of(d) for d in dets], EpisodeSettings(quiet_s=900))
+    assert not plan.new and not plan.updates
+    assert [(b.alert_id, len(b.offers)) for b in plan.episodes] == [
+        (dets[0].alert_id, 2),
+        (dets[2].alert_id, 1),
+        (dets[3].alert_id, 1),
+    ]
+    off = plan_alerts(None, [Candidate.of(d) for d in dets], EpisodeSettings())  # suppression off
+    assert len(off.new) == 4 and not off.episodes
