@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.config import AgentConfig, SyslogInputConfig, own_state_paths
+from collectors.file_input import FileInput
 from collectors.flood import TokenBucket
 from collectors.health import OK
 from collectors.identity import Identity
@@ -38,7 +39,7 @@ from collectors.shipper import Shipper
 from collectors.spool import Spool, write_json_atomic
 from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
 from collectors.status import STATUS_FILE, status_document
-from collectors.tailer import FileInput, FileSource
+from collectors.tailer import FileSource
 from collectors.version import __version__
 from collectors.wire import MessageCounter, batch_mac
 

@@ -17,11 +17,12 @@ import pytest
 from collectors.agent import Agent
 from collectors.config import AgentConfig, FileInputConfig, SyslogInputConfig, load_agent_config
 from collectors.configfile import ConfigError, KafkaConfig
+from collectors.file_input import FileInput
 from collectors.health import Health, RateLimitFilter
 from collectors.identity import Identity
 from collectors.stats import AgentStats, build_heartbeat
 from collectors.status import assess, render_status
-from collectors.tailer import FileInput, FileSource
+from collectors.tailer import FileSource
 from collectors.wire import Heartbeat
 
 

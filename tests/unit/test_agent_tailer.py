@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from collectors.config import FileInputConfig
-from collectors.tailer import FileInput, FileSource
+from collectors.file_input import FileInput
+from collectors.tailer import FileSource
 
 
 def source(path: Path, position=None, start_at_end=False, close_inactive_s=300.0, partial_s=5.0) -> FileSource:
