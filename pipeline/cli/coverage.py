@@ -25,9 +25,10 @@ _CONFIG = click.option(
 )
 
 
-def _load(config_path: str | None) -> CoverageConfig:
+def _load(config_path: str | None, validate: bool = False) -> CoverageConfig:
     try:
-        return load_config(CoverageConfig, config_path)
+        cfg = load_config(CoverageConfig, config_path)
+        return cfg.validate() if validate else cfg
     except ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
@@ -44,7 +45,7 @@ def coverage() -> None:
 def run(config_path: str | None, log_level: str) -> None:
     """Run the coverage service until SIGTERM/SIGINT."""
     logs.setup(log_level)
-    cfg = _load(config_path)
+    cfg = _load(config_path, validate=True)
     from pipeline.coverage.service import CoverageService
 
     service = CoverageService(cfg)

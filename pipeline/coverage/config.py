@@ -97,6 +97,28 @@ class CoverageConfig:
         if not self.enrolment.kafka.bootstrap:
             self.enrolment.kafka.bootstrap = self.kafka.bootstrap
 
+    def validate(self) -> CoverageConfig:
+        """Start-up checks of the coverage service's own keys (the enrolment server checks `enrolment`)."""
+        from pipeline.config import ConfigError
+
+        check_kafka_security(self.kafka.security_protocol, self.kafka.sasl_mechanism)
+        for name in (
+            "heartbeat_interval_s",
+            "source_silent_after_s",
+            "spooling_after_s",
+            "tick_s",
+            "history_interval_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: must be a positive number of seconds")
+        if self.missed_heartbeats < 1:
+            raise ConfigError("missed_heartbeats: must be at least 1")
+        if self.heartbeat_max_age_s < 0:
+            raise ConfigError("heartbeat_max_age_s: must not be negative (0 = two heartbeat intervals)")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("metrics_port: must be a TCP port (0: any free port)")
+        return self
+
     def heartbeat_max_age(self) -> float:
         return self.heartbeat_max_age_s if self.heartbeat_max_age_s > 0 else max(5.0, 2 * self.heartbeat_interval_s)
 
