@@ -17,7 +17,8 @@ $(BIN)/socpipe: pyproject.toml
 venv: $(BIN)/socpipe
 
 # System programs the local stack needs (Debian): Java 17 and Maven for Kafka, Prometheus;
-# rsyslog + omkafka only for the agent benchmark.
+# rsyslog + omkafka only for the agent benchmark; chromium + chromedriver for the browser test of
+# the triage queue.
 prereqs:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -26,6 +27,8 @@ prereqs:
 	command -v logger >/dev/null || missing="$$missing bsdutils"; \
 	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
 	command -v lintian >/dev/null || missing="$$missing lintian"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \

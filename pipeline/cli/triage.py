@@ -360,9 +360,14 @@ def triage_serve(config_path, prefix, tokens_path, listen):
         raise click.ClickException(str(exc)) from exc
     if not len(tokens):
         raise click.ClickException(f"{path}: no analysts (add one: socpipe triage token NAME --role analyst)")
-    service = TriageService(connect(cfg.es), prefix=prefix or cfg.es.index_prefix)
+    from pipeline.elastic.incidents import IncidentStore
+
+    es = connect(cfg.es)
+    service = TriageService(es, prefix=prefix or cfg.es.index_prefix)
+    incidents = IncidentStore(es, prefix or cfg.es.index_prefix)
+    api = TriageApi(service, tokens, incidents=incidents, secure_cookies=bool(cfg.server.tls_certfile))
     try:
-        server = make_server(TriageApi(service, tokens), settings=cfg.server)
+        server = make_server(api, settings=cfg.server)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot serve on {cfg.server.host}:{cfg.server.port}: {exc}") from exc
     signal.signal(signal.SIGHUP, lambda *_: tokens.reload_if_changed(force=True))

@@ -81,10 +81,20 @@ class ApiError(Exception):
 
 
 class TriageApi:
-    def __init__(self, service, tokens: TokenStore, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        service,
+        tokens: TokenStore,
+        clock: Callable[[], datetime] | None = None,
+        incidents=None,
+        secure_cookies: bool = False,
+    ):
+        from pipeline.triage.queue_app import QueueApp
+
         self.service = service
         self.tokens = tokens
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.queue = QueueApp(service, incidents, tokens, secure_cookies, self.clock)
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
         headers = {k.lower(): v for k, v in headers.items()}
@@ -103,6 +113,11 @@ class TriageApi:
                 return Response.json(200, {"ok": True})
             if parts[:1] == ["api"]:
                 return self._api(method, parts[1:], query, headers, body)
+            if parts[:1] == ["queue"]:  # the browser triage queue (session cookie + CSRF)
+                status, text, extra = self.queue.handle(method, parts[1:], query, headers, body)
+                resp = Response.html(status, text)
+                resp.headers.update(extra)
+                return resp
             if parts[:1] == ["alerts"] and 2 <= len(parts) <= 3:
                 return self._page(method, parts[1:], body)
             raise ApiError(404, "no such endpoint")
