@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from collectors.config import JournaldInputConfig, SyslogInputConfig
 from collectors.health import BIND_FAILED, ERROR, OK
 from collectors.lines import FLAG_INVALID_UTF8, FLAG_TRUNCATED, decode
+from collectors.tls import server_context
 
 log = logging.getLogger("socpipe.agent.listeners")
 
@@ -209,9 +210,7 @@ class SyslogListener:
             self.sock.settimeout(0.5)
             self.tls: ssl.SSLContext | None = None
             if cfg.tls_certfile:
-                self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                self.tls.minimum_version = ssl.TLSVersion.TLSv1_2
-                self.tls.load_cert_chain(cfg.tls_certfile, cfg.tls_keyfile)
+                self.tls = server_context(cfg.tls_certfile, cfg.tls_keyfile)
             if cfg.protocol == "tcp":
                 self.sock.listen(128)
         except OSError:  # ssl.SSLError is an OSError too

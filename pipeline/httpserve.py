@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from collectors.tls import server_context
+
 log = logging.getLogger("socpipe.http")
 
 
@@ -51,13 +53,6 @@ class ServeSettings:
                 raise ConfigError(f"{prefix}{name}: must be a positive number of seconds")
 
 
-def server_tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile, keyfile)
-    return ctx
-
-
 class PooledHTTPServer(HTTPServer):
     """HTTPServer whose requests run in a bounded pool (see the module docstring)."""
 
@@ -71,7 +66,7 @@ class PooledHTTPServer(HTTPServer):
         clock: Callable[[], float] = time.monotonic,
     ):
         self.settings = settings
-        self.tls = server_tls_context(settings.tls_certfile, settings.tls_keyfile) if settings.tls_certfile else None
+        self.tls = server_context(settings.tls_certfile, settings.tls_keyfile) if settings.tls_certfile else None
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="http-worker")
         self._lock = threading.Lock()
