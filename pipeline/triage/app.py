@@ -6,8 +6,8 @@ JSON API (Authorization: Bearer <token>):
   POST /api/alerts/<id>/<action>         action: ack|close|reopen|assign|note
        body {"reason", "assignee", "text", "version"}; or If-Match: "<seq>:<term>"
        -> 200 alert | 401 | 403 | 404 | 409 conflict (current version) | 422 not allowed now
-Browser pages for Kibana URL links (token typed into the form, never in the URL):
-  GET  /alerts/<id>   POST /alerts/<id> (view)   POST /alerts/<id>/<action> (form)
+Browser: the triage queue under /queue (pipeline/triage/queue_app.py: sign in once, session cookie,
+CSRF). Kibana's alert links (GET /alerts/<id>) lead to the alert's page in the queue.
 """
 
 from __future__ import annotations
@@ -209,21 +209,14 @@ class TriageApi:
             log.warning("triage_api es_unavailable error=%s", type(exc).__name__)
             raise ApiError(503, "Elasticsearch unavailable, try again") from None
 
-    # --- browser pages -----------------------------------------------------------------------
+    # --- Kibana's alert links ---------------------------------------------------------------
     def _page(self, method: str, parts: list[str], body: bytes) -> Response:
-        alert_id = parts[0]
-        if method == "GET" and len(parts) == 1:
-            return Response.html(200, pages.login(alert_id))
-        if method != "POST":
-            raise ApiError(405, "method not allowed")
-        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
-        analyst = self._auth(form.get("token"))
-        done = ""
-        if len(parts) == 2:
-            self._change(analyst, alert_id, parts[1], form, form.get("version"))
-            done = f"{parts[1]} applied"
-        rec = self._call(lambda: self.service.get(alert_id))
-        return Response.html(200, pages.alert(rec, analyst, form["token"], done))
+        """GET /alerts/<id> -> the alert in the queue (sign-in first when needed); nothing else."""
+        if method != "GET" or len(parts) != 1:
+            raise ApiError(405, "use the triage queue: /queue")
+        resp = Response.html(303, "")
+        resp.headers["Location"] = "/queue/alert/" + urllib.parse.quote(parts[0], safe="")
+        return resp
 
 
 def _bearer(value: str | None) -> str | None:

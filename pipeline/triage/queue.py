@@ -182,7 +182,7 @@ def page(title: str, body: str, lang: str) -> str:
     )
 
 
-def login_page(lang: str, error: str = "") -> str:
+def login_page(lang: str, error: str = "", next_url: str = "") -> str:
     t = TEXT[lang]
     other = "en" if lang == "vi" else "vi"
     return page(
@@ -190,6 +190,7 @@ def login_page(lang: str, error: str = "") -> str:
         f"<h1>{_e(t['title'])}</h1>"
         + (f"<p class='error'>{_e(error)}</p>" if error else "")
         + f"<form method='post' action='/queue/login'><input type='hidden' name='lang' value='{_e(lang)}'>"
+        f"<input type='hidden' name='next' value='{_e(next_url)}'>"
         f"<label>{_e(t['token'])} <input type='password' name='token' id='token' autocomplete='off'></label> "
         f"<button id='login'>{_e(t['login'])}</button></form>"
         f"<p><a href='/queue/login?lang={other}' id='lang-{other}'>{'English' if other == 'en' else 'Tiếng Việt'}</a></p>",

@@ -47,19 +47,29 @@ class QueueApp:
         session = self.sessions.get(sid)
         if parts == ["login"]:
             if method == "GET":
-                return 200, q.login_page(lang or (session or {}).get("lang", "vi")), {}
+                nxt = _next(query.get("next", [""])[-1])
+                return 200, q.login_page(lang or (session or {}).get("lang", "vi"), next_url=nxt), {}
             if method != "POST":
                 return 405, q.login_page("vi", "405"), {}
             analyst = self.tokens.authenticate(form.get("token"))
             lang = _lang(form.get("lang", "")) or "vi"
             if analyst is None:
                 log.warning("triage_queue login_failed")
-                return 401, q.login_page(lang, "401: " + ("mã không hợp lệ" if lang == "vi" else "unknown token")), {}
+                error = "401: " + ("mã không hợp lệ" if lang == "vi" else "unknown token")
+                return 401, q.login_page(lang, error, next_url=_next(form.get("next", ""))), {}
             new = self.sessions.create(analyst, lang)
             log.info("triage_queue login analyst=%s", analyst.name)
-            return 303, "", {"Location": "/queue", "Set-Cookie": self._cookie(new, q.SESSION_TTL_S)}
+            return (
+                303,
+                "",
+                {"Location": _next(form.get("next", "")) or "/queue", "Set-Cookie": self._cookie(new, q.SESSION_TTL_S)},
+            )
         if session is None:
-            return 303, "", {"Location": "/queue/login" + (f"?lang={lang}" if lang else "")}
+            back = (
+                "/queue/" + "/".join(urllib.parse.quote(p, safe="") for p in parts) if parts and method == "GET" else ""
+            )
+            params = {k: v for k, v in (("lang", lang), ("next", back)) if v}
+            return 303, "", {"Location": "/queue/login" + ("?" + urllib.parse.urlencode(params) if params else "")}
         if lang and lang != session["lang"]:
             session["lang"] = lang
         if method == "POST" and not q.csrf_ok(session, form):
@@ -138,6 +148,12 @@ class QueueApp:
             return 404, q.page("404", "<h1>404</h1>", session["lang"]), {}
         render = q.incident_page if kind == "incident" else q.alert_page
         return 200, render(session, rec, done), {}
+
+
+def _next(value: str) -> str:
+    """Where to go after signing in: only an item page of the queue (never another site)."""
+    ok = value.startswith(("/queue/alert/", "/queue/incident/")) and "//" not in value and "\\" not in value
+    return value[:300] if ok else ""
 
 
 def _lang(value: str) -> str:
