@@ -132,6 +132,11 @@ def _int(v: object) -> int | None:
     return None
 
 
+def _obj(v: object) -> dict[str, Any]:
+    """A JSON object as it is, anything else as an empty one (a shipper's field of another shape)."""
+    return v if type(v) is dict else {}
+
+
 def _str(v: object) -> str:
     return v if type(v) is str else ("" if v is None else str(v))
 
@@ -186,21 +191,10 @@ def _nxlog(doc: dict[str, Any]) -> WinRecord:
 
 def _winlogbeat(doc: dict[str, Any]) -> WinRecord:
     w: dict[str, Any] = doc["winlog"]
-    event = doc.get("event") if type(doc.get("event")) is dict else {}
-    assert isinstance(event, dict)
-    proc = w.get("process") if type(w.get("process")) is dict else {}
-    assert isinstance(proc, dict)
-    thread = proc.get("thread") if type(proc.get("thread")) is dict else {}
-    assert isinstance(thread, dict)
-    user = w.get("user") if type(w.get("user")) is dict else {}
-    assert isinstance(user, dict)
-    log = doc.get("log") if type(doc.get("log")) is dict else {}
-    assert isinstance(log, dict)
-    host = doc.get("host") if type(doc.get("host")) is dict else {}
-    assert isinstance(host, dict)
-    event_data = w.get("event_data") if type(w.get("event_data")) is dict else {}
-    user_data = w.get("user_data") if type(w.get("user_data")) is dict else {}
-    assert isinstance(event_data, dict) and isinstance(user_data, dict)
+    event, log, host = _obj(doc.get("event")), _obj(doc.get("log")), _obj(doc.get("host"))
+    proc, user = _obj(w.get("process")), _obj(w.get("user"))
+    thread = _obj(proc.get("thread"))
+    event_data, user_data = _obj(w.get("event_data")), _obj(w.get("user_data"))
     # the shipper's own ECS context; never its organization/socpipe claims (the batch says who sent it)
     extra = {k: doc[k] for k in WINLOGBEAT_KEPT if type(doc.get(k)) is dict}
     if type(doc.get("tags")) is list:
