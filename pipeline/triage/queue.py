@@ -21,9 +21,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from detectors.common.times import to_epoch
+from detectors.common.times import DEFAULT_TIMEZONE, to_epoch
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+TZ = ZoneInfo(DEFAULT_TIMEZONE)  # the province's zone, as analysts read times
 SESSION_COOKIE = "socpipe_session"
 SESSION_TTL_S = 8 * 3600
 MAX_SESSIONS = 10_000
