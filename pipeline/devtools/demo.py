@@ -305,11 +305,24 @@ class Demo:
         self.out(f"  triage API {url.split('?')[0]}: {len(alerts)} open alerts for {agency} (analyst token)")
 
     def alerts(self, since: datetime) -> list[dict]:
+        from elasticsearch import ApiError
+
         self.check_processes()
         es = self.es()
         index = "socpipe-alerts-*"
-        es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-        res = es.search(
+        try:
+            es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
+            res = self._alerts_search(es, index, since)
+        except ApiError as exc:  # a daily index created this instant has no active shard yet: ask again
+            if exc.meta.status != 503:
+                raise
+            return []
+        hits = [h["_source"] for h in res["hits"]["hits"]]
+        # Wait for the correlation (brute force) too, not only the first single-event alert.
+        return hits if any(h.get("rule", {}).get("category") not in (None, "single") for h in hits) else []
+
+    def _alerts_search(self, es, index: str, since: datetime):
+        return es.search(
             index=index,
             size=50,
             sort=[{"@timestamp": "asc"}],
@@ -324,23 +337,27 @@ class Demo:
                 }
             },
         )
-        hits = [h["_source"] for h in res["hits"]["hits"]]
-        # Wait for the correlation (brute force) too, not only the first single-event alert.
-        return hits if any(h.get("rule", {}).get("category") not in (None, "single") for h in hits) else []
 
     def incident(self) -> dict | None:
         """The open incident holding the attacker's alerts, once it holds all of them."""
+        from elasticsearch import ApiError
+
         es = self.es()
         index = "socpipe-incidents-*"
-        es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-        res = es.search(
-            index=index,
-            size=5,
-            sort=[{"event.end": "desc"}],
-            allow_no_indices=True,
-            ignore_unavailable=True,
-            query={"term": {"socpipe.incident.entity_keys": f"source.ip={self.attacker}"}},
-        )
+        try:
+            es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
+            res = es.search(
+                index=index,
+                size=5,
+                sort=[{"event.end": "desc"}],
+                allow_no_indices=True,
+                ignore_unavailable=True,
+                query={"term": {"socpipe.incident.entity_keys": f"source.ip={self.attacker}"}},
+            )
+        except ApiError as exc:  # created this instant: no active shard yet
+            if exc.meta.status != 503:
+                raise
+            return None
         hits = [h["_source"] for h in res["hits"]["hits"]]
         alerts = {a["event"]["id"] for a in self.alerts(self.began)}
         for inc in hits:
