@@ -78,7 +78,7 @@ class CoverageConfig:
     inventory: str = "config/inventory.yaml"
     registry: str = ".socpipe/enrolment/registry.db"
     state_dir: str = ".socpipe/coverage"
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"  # plain HTTP, no auth: set 0.0.0.0 only where Prometheus scrapes over a network
     metrics_port: int = 9465
     heartbeat_interval_s: float = 15.0
     missed_heartbeats: int = 3

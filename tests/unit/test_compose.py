@@ -181,3 +181,16 @@ def test_prometheus_scrapes_the_ports_services_expose():
         port = SERVICES[name]["expose"][0]
         assert f"{name}:{port}" in targets
         assert SERVICES[name]["environment"]["SOCPIPE_METRICS_PORT"] == port  # the port it really listens on
+
+
+def test_metrics_listen_beyond_the_container_only_where_compose_says_so():
+    """Metrics are plain HTTP without auth: the services default to loopback, so compose (where Prometheus
+    scrapes over the compose network) must open them explicitly, and the sample configs stay on loopback."""
+    from pipeline.coverage.config import CoverageConfig
+    from pipeline.detector_config import DetectorConfig
+
+    assert CoverageConfig().metrics_host == DetectorConfig().metrics_host == "127.0.0.1"
+    for name, sample in (("detector", "detector.yaml"), ("coverage", "coverage.yaml")):
+        assert SERVICES[name]["environment"]["SOCPIPE_METRICS_HOST"] == "0.0.0.0", name
+        shipped = yaml.safe_load((ROOT / "config" / sample).read_text()) or {}
+        assert shipped.get("metrics_host", "127.0.0.1") == "127.0.0.1", sample
