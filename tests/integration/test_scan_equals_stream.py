@@ -28,7 +28,7 @@ from pipeline.cli import main
 from pipeline.cli.parse import read_batches
 from pipeline.cli.rules import _dotted_alert
 from tests.integration.alerts_support import cleanup
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import es_client, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def test_scan_prints_what_the_stream_indexes(corpus, kafka_bootstrap, es_url, un
             batches.append(replace(b, agency_id=AGENCY, agent_id="agent-1", lines=b.lines[i : i + 250]))
     produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], batches)
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
-    es = Elasticsearch(es_url)
+    es = es_client(es_url)
     want = {i: d["socpipe.episode.detections"] for i, d in scanned.items()}
 
     last: dict = {}
