@@ -297,3 +297,20 @@ def test_stack_status_from_a_new_shell_lists_every_kafka_node(tmp_path, monkeypa
     assert "127.0.0.1:26098" in rows["kafka-3"]
     bad = CliRunner().invoke(main, ["stack", "up", "--brokers", "2", "--state-dir", str(tmp_path)])
     assert bad.exit_code == 2 and "'2' is not one of '1', '3', '5'" in bad.output
+
+
+def test_integration_tests_reach_elasticsearch_with_the_stacks_credentials():
+    """make test runs the secured stack (HTTPS + credentials): a client built from the bare URL fails there
+    only, late in CI. Tests use tests.integration.conftest.es_client / es_config instead."""
+    import re
+    from pathlib import Path
+
+    bare = re.compile(r"Elasticsearch\(\s*es_url\s*\)|ElasticsearchConfig\(\s*url\s*=\s*es_url\b")
+    root = Path(__file__).resolve().parents[1]
+    offenders = [
+        f"{p.relative_to(root)}:{n}"
+        for p in [*root.glob("integration/*.py"), *root.glob("bench/*.py")]
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if bare.search(line) and "test_secure_elasticsearch" not in p.name
+    ]
+    assert not offenders, f"use es_client(es_url)/es_config(es_url): {offenders}"
