@@ -147,9 +147,10 @@ class Registry:
     def enroll(
         self, token: str, host: str, agent_version: str = "", agency_allowed=lambda _agency_id: True
     ) -> AgentRecord:
-        """Exchange a valid token for a new agent identity; the agency comes from the token. One use of the
-        token is spent atomically (other processes share the file); an expired, used-up or revoked token,
-        or one whose agency `agency_allowed` refuses (not in the inventory), raises EnrolmentError."""
+        """Exchange a valid token for a new agent identity; the agency comes from the token. The token's use
+        is spent and the agent inserted in one transaction (other processes share the file; a crash in
+        between loses neither); an expired, used-up or revoked token, or one whose agency `agency_allowed`
+        refuses (not in the inventory), raises EnrolmentError."""
         h, now = _hash(token), time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -171,42 +172,35 @@ class Registry:
                     if not agency_allowed(row[1])
                     else ""
                 )
+                rec = None
                 if not reason:
                     self._db.execute("UPDATE tokens SET uses_left = uses_left - 1 WHERE token_id=?", (row[0],))
+                    rec = _agent_record(row[1], host, agent_version)
+                    self._insert_agent(rec, token_id=row[0])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        if reason:
+        if rec is None:
             raise EnrolmentError(f"enrolment token refused: {reason}", reason, row[0] if row else None)
-        return self._new_agent(row[1], host, agent_version, token_id=row[0])
+        return rec
 
     def enroll_direct(
         self, agency_id: str, host: str, agent_version: str = "", agent_id: str | None = None
     ) -> tuple[str, str]:
         """Enrol without a token (local demos, tests, migrations; `agent_id` keeps a migrated agent's id)
         -> (agent_id, secret)."""
-        rec = self._new_agent(agency_id, host, agent_version, token_id=None, agent_id=agent_id)
+        rec = _agent_record(agency_id, host, agent_version, agent_id)
+        with self._lock:
+            self._insert_agent(rec, token_id=None)
         return rec.agent_id, rec.secret
 
-    def _new_agent(
-        self, agency_id: str, host: str, agent_version: str, token_id: str | None, agent_id: str | None = None
-    ) -> AgentRecord:
-        rec = AgentRecord(
-            agent_id=agent_id or "agt-" + secrets.token_hex(6),
-            agency_id=agency_id,
-            host=host[:255],
-            secret=secrets.token_urlsafe(32),
-            agent_version=agent_version[:64],
-            enrolled_at=time.time(),
-            revoked=False,
+    def _insert_agent(self, rec: AgentRecord, token_id: str | None) -> None:
+        """Caller holds the lock (and, for a token's enrolment, the transaction that spends its use)."""
+        self._db.execute(
+            "INSERT INTO agents VALUES (?,?,?,?,?,?,?,NULL)",
+            (rec.agent_id, rec.agency_id, rec.host, rec.secret, rec.agent_version, token_id, rec.enrolled_at),
         )
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO agents VALUES (?,?,?,?,?,?,?,NULL)",
-                (rec.agent_id, rec.agency_id, rec.host, rec.secret, rec.agent_version, token_id, rec.enrolled_at),
-            )
-        return rec
 
     def undo_enrolment(self, agent_id: str) -> None:
         """An enrolment that could not be completed (its Kafka principal could not be made): the agent is
@@ -289,3 +283,16 @@ class AgentCache:
             else:
                 self._agents[agent_id] = rec
         return rec
+
+
+def _agent_record(agency_id: str, host: str, agent_version: str, agent_id: str | None = None) -> AgentRecord:
+    """A new agent identity (its id and the secret that signs its heartbeats and records)."""
+    return AgentRecord(
+        agent_id=agent_id or "agt-" + secrets.token_hex(6),
+        agency_id=agency_id,
+        host=host[:255],
+        secret=secrets.token_urlsafe(32),
+        agent_version=agent_version[:64],
+        enrolled_at=time.time(),
+        revoked=False,
+    )

@@ -28,6 +28,26 @@ def test_token_is_kept_hashed_and_the_agency_comes_from_it(tmp_path):
     assert reg.revoke_agent(rec.agent_id) and reg.secret_of(rec.agent_id) is None
 
 
+def test_a_failed_agent_insert_gives_the_token_use_back(tmp_path, monkeypatch):
+    """Spending the token's use and inserting the agent are one transaction: when the insert fails (here an
+    agent id that already exists, as a crash between the two would), the use is not lost."""
+    import sqlite3
+
+    reg = Registry(tmp_path / "reg.db")
+    reg.enroll_direct("a", "h0", agent_id="agt-000000000000")
+    token_id, token = reg.create_token("a", uses=1)
+    monkeypatch.setattr("pipeline.enrolment.registry.secrets.token_hex", lambda _n: "000000000000")
+    with pytest.raises(sqlite3.IntegrityError):
+        reg.enroll(token, "h1")
+    again = Registry(tmp_path / "reg.db")  # another connection: what is on disk
+    assert [t.uses_left for t in again.tokens("a") if t.token_id == token_id] == [1]
+    assert [a.host for a in again.agents()] == ["h0"]
+    monkeypatch.undo()
+    rec = reg.enroll(token, "h1")  # the agency retries with the same token
+    assert rec.host == "h1" and [t.uses_left for t in again.tokens("a")] == [0]
+    assert again.agent(rec.agent_id).agency_id == "a"
+
+
 def test_revoke_one_token_by_id(tmp_path):
     reg = Registry(tmp_path / "reg.db")
     t1, tok1 = reg.create_token("a")
