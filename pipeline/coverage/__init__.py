@@ -6,7 +6,8 @@ agency, with its signing secret), verified heartbeats on `socpipe.heartbeats` an
 
 Agency states: `monitored` (an agent alive and every expected source delivered within its threshold;
 an agency listing no source expects "any source": some source of it delivering), `degraded` (agent
-alive but a source silent or never delivered, or spooling for longer than `spooling_after_s`),
+alive but a source silent or never delivered, spooling for longer than `spooling_after_s`, an input it
+reports not ok, or Kafka refusing it: its heartbeat's `kafka_reason`, shown first among the reasons),
 `agent_down` (no verified heartbeat for `missed_heartbeats` x `heartbeat_interval_s`, default 3 x 15 s),
 `never_seen` (no verified heartbeat ever), `decommissioned` (flag in the inventory; not counted).
 Expected sources take the same states (monitored = delivering).

@@ -180,6 +180,7 @@ class CoverageService:
             shipped = {str(p): int(s.lines_shipped) for p, s in hb.sources.items()}
             problems = {str(p): str(s.reason or s.state) for p, s in hb.sources.items() if s.state != "ok"}
             spool = int(hb.spool_bytes)
+            kafka_problem = str(hb.kafka_reason or hb.kafka_state or "")  # sent only while not connected
         except (TypeError, ValueError, AttributeError):
             self.counters.reject_heartbeat("malformed")
             return
@@ -192,6 +193,7 @@ class CoverageService:
             shipped=shipped,
             now=now,
             input_problems=problems,
+            kafka_problem=kafka_problem,
         )
 
     def handle_raw(self, key: bytes | None, headers, now: float, value: bytes | None = None) -> None:

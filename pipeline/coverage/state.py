@@ -50,6 +50,9 @@ class AgentSeen:
     shipped: dict[str, int] = field(default_factory=dict)  # source path -> lines_shipped last reported
     # input -> why it is not ok ("permission denied: ..."), as the agent's last heartbeat said
     input_problems: dict[str, str] = field(default_factory=dict)
+    # why the agent cannot use Kafka fully ("not authorized: not allowed to write socpipe.raw ..."), as its
+    # last heartbeat said; "" when connected (or an agent that predates the field)
+    kafka_problem: str = ""
 
 
 @dataclass(slots=True)
@@ -112,9 +115,11 @@ class CoverageTracker:
         shipped: dict[str, int],
         now: float,
         input_problems: dict[str, str] | None = None,
+        kafka_problem: str = "",
     ) -> None:
         """A heartbeat whose signature and agency were already verified. `input_problems`: the agent's
-        inputs that are not ok (missing, permission denied, rotated away, listener bind failed ...)."""
+        inputs that are not ok (missing, permission denied, rotated away, listener bind failed ...);
+        `kafka_problem`: why the agent cannot use Kafka fully (e.g. refused writes to the raw topic)."""
         a = self.agents.get(agent_id)
         if a is None or a.agency_id != agency_id:
             a = self.agents[agent_id] = AgentSeen(agent_id=agent_id, agency_id=agency_id)
@@ -135,6 +140,7 @@ class CoverageTracker:
             str(name)[:MAX_PROBLEM_CHARS]: str(why)[:MAX_PROBLEM_CHARS]
             for name, why in list((input_problems or {}).items())[:MAX_INPUT_PROBLEMS]
         }
+        a.kafka_problem = kafka_problem[:MAX_PROBLEM_CHARS]
 
     def observe_events(self, *, agency_id: str, agent_id: str, source: str, now: float) -> None:
         """Raw records of one source reached Kafka (counted from the record key, never decoded)."""
@@ -215,9 +221,14 @@ class CoverageTracker:
             ]
             if spooling:
                 reasons.append(f"spooling {spool} bytes for {now - min(a.spooling_since for a in spooling):.0f}s")
+            kafka: list[str] = []  # first: an agent Kafka refuses explains its silent sources
             for a in sorted(alive.values(), key=lambda a: a.agent_id):
+                on_host = f" (on {a.host})" if len(alive) > 1 else ""
+                if a.kafka_problem:
+                    kafka.append(f"kafka {a.kafka_problem}{on_host}")
                 for name, why in sorted(a.input_problems.items()):
-                    reasons.append(f"{name} {why}" + (f" (on {a.host})" if len(alive) > 1 else ""))
+                    reasons.append(f"{name} {why}{on_host}")
+            reasons[:0] = kafka
             state = DEGRADED if (reasons or any(s.state != MONITORED for s in sources)) else MONITORED
         return AgencyView(
             id=agency.id,

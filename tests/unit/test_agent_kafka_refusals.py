@@ -106,3 +106,37 @@ def test_heartbeat_carries_the_kafka_problem_and_old_heartbeats_still_verify():
     assert (
         back.kafka_reason == "not authorized: not allowed to write socpipe-raw at b:1 (TopicAuthorizationFailedError)"
     )
+
+
+def test_coverage_status_gives_the_agents_kafka_problem_as_the_agencys_reason(tmp_path):
+    """An agent whose heartbeats get through but whose log records Kafka refuses (not allowed to write the
+    raw topic): the coverage service shows its agency degraded with the agent's own reason, before the
+    sources fall silent; when the agent is connected again the reason goes away."""
+    from pipeline.coverage.config import CoverageConfig
+    from pipeline.coverage.service import CoverageService
+    from pipeline.coverage.status import render_status
+    from pipeline.enrolment.registry import Registry
+
+    (tmp_path / "inventory.yaml").write_text("agencies:\n  - {id: so-yte, name: So Y te, tier: department}\n")
+    cfg = CoverageConfig(
+        inventory=str(tmp_path / "inventory.yaml"),
+        registry=str(tmp_path / "reg.db"),
+        state_dir=str(tmp_path / "coverage"),
+    )
+    agent_id, secret = Registry(cfg.registry).enroll_direct("so-yte", "web01")
+    svc = CoverageService(cfg)
+    stats = AgentStats()
+    why = "not allowed to write socpipe.raw at b:1 (TopicAuthorizationFailedError)"
+    stats.health.set_kafka("not_authorized", why)
+    t = 1_000_000.0
+    hb = build_heartbeat(stats, "so-yte", agent_id, "web01", "1", "cfg", secret, t, 1)
+    svc.handle_heartbeat(hb.to_bytes(), t + 0.5)
+    view = svc.tick(t + 1).agencies[0]
+    assert view.state == "degraded" and view.reasons[0] == f"kafka not authorized: {why}"
+    status = __import__("json").loads((tmp_path / "coverage" / "status.json").read_text())
+    assert f"kafka not authorized: {why}" in render_status(status, t + 1)
+
+    stats.health.set_kafka("connected", "", "b:1")
+    hb = build_heartbeat(stats, "so-yte", agent_id, "web01", "1", "cfg", secret, t + 2, 2)
+    svc.handle_heartbeat(hb.to_bytes(), t + 2.5)
+    assert not any(r.startswith("kafka") for r in svc.tick(t + 3).agencies[0].reasons)
