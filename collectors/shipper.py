@@ -19,7 +19,7 @@ from collectors.kafka_probe import classify, probe
 from collectors.kafka_settings import AGENT_PRODUCER
 from collectors.spool import Spool, SpoolRecord
 from collectors.stats import AgentStats
-from collectors.wire import HEADER_COUNTER, HEADER_DATASET, HEADER_LINES, HEADER_MAC
+from collectors.wire import record_headers
 
 log = logging.getLogger("socpipe.agent.shipper")
 
@@ -143,9 +143,7 @@ class Shipper:
         meta = rec.meta
         if "m" not in meta and self.sign is not None:
             self.sign(meta, rec.value)
-        headers = [(HEADER_LINES, str(meta.get("n", 0)).encode()), (HEADER_DATASET, (meta.get("d") or "").encode())]
-        if "m" in meta:
-            headers += [(HEADER_COUNTER, str(meta["c"]).encode()), (HEADER_MAC, str(meta["m"]).encode())]
+        headers = record_headers(meta.get("n", 0), meta.get("d") or "", meta.get("c", 0), str(meta.get("m") or ""))
         try:
             fut = self.producer.send(self.topic, value=rec.value, key=meta["k"].encode(), headers=headers)
         except Exception as exc:

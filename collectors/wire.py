@@ -148,12 +148,25 @@ def batch_headers(
     secret: str, key: bytes, counter: int, lines: int, dataset: str, value: bytes
 ) -> list[tuple[str, bytes]]:
     """The Kafka headers of a signed raw record."""
-    return [
-        (HEADER_LINES, str(lines).encode()),
-        (HEADER_DATASET, dataset.encode()),
-        (HEADER_COUNTER, str(counter).encode()),
-        (HEADER_MAC, batch_mac(secret, key, counter, lines, dataset, value).encode()),
-    ]
+    return record_headers(lines, dataset, counter, batch_mac(secret, key, counter, lines, dataset, value))
+
+
+def record_headers(lines: int | str, dataset: str, counter: int | str = 0, mac: str = "") -> list[tuple[str, bytes]]:
+    """The Kafka headers of a raw record (the shipper sends these with the counter and MAC the agent put
+    in the spool); without a MAC the record is unsigned (counter and MAC headers left out)."""
+    headers = [(HEADER_LINES, str(lines).encode()), (HEADER_DATASET, dataset.encode())]
+    if mac:
+        headers += [(HEADER_COUNTER, str(counter).encode()), (HEADER_MAC, mac.encode())]
+    return headers
+
+
+def signed_record(batch: LineBatch, secret: str, counter: int) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
+    """(key, headers, value) of a batch as an agent ships it to RAW_TOPIC, signed with its secret.
+
+    The agent itself signs at spool time (collectors.agent: batch_mac into the spool's metadata, headers
+    added by the shipper); this is the same record in one step, for simulators and tests."""
+    key, value = batch.key(), batch.to_bytes()
+    return key, batch_headers(secret, key, counter, len(batch.lines), batch.dataset or "", value), value
 
 
 class MessageCounter:

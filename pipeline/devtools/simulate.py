@@ -23,8 +23,8 @@ from collectors.wire import (
     LogLine,
     MessageCounter,
     SourceStatus,
-    batch_headers,
     sign_heartbeat,
+    signed_record,
 )
 
 VERSION = "0.1.0-sim"
@@ -84,8 +84,7 @@ class SimulatedAgent:
 
 def send_batch(producer, topic: str, batch: LineBatch, secret: str, counter: int) -> None:
     """Send a batch as an agent does: keyed by its stream, signed with the agent's secret."""
-    key, value = batch.key(), batch.to_bytes()
-    headers = batch_headers(secret, key, counter, len(batch.lines), batch.dataset or "", value)
+    key, headers, value = signed_record(batch, secret, counter)
     producer.send(topic, key=key, value=value, headers=headers)
 
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
-from collectors.wire import LineBatch, LogLine, batch_headers  # noqa: E402
+from collectors.wire import LineBatch, LogLine, signed_record  # noqa: E402
 from detectors.normalise import Normaliser  # noqa: E402
 from detectors.sigma import Engine, load_rules  # noqa: E402
 from pipeline.dedup import SeenSequences  # noqa: E402
@@ -80,10 +80,7 @@ def main() -> None:
             [LogLine(t, seq=r + i + 1, line_no=r + i + 1, read_at=1.0) for i, (t, _) in enumerate(chunk)],
             dataset=chunk[0][1],
         )
-        key, value = batch.key(), batch.to_bytes()
-        records.append(
-            (key, batch_headers(agent.secret, key, r + 1, len(batch.lines), batch.dataset or "", value), value)
-        )
+        records.append(signed_record(batch, agent.secret, r + 1))
     rules = load_rules([REPO / "rules"]).rules
     lookup = {agent.agent_id: agent}.get
 

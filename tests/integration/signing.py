@@ -11,7 +11,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from collectors.wire import LineBatch, MessageCounter, batch_headers
+from collectors.wire import LineBatch, MessageCounter, signed_record
 from pipeline.enrolment.registry import Registry
 
 
@@ -57,9 +57,7 @@ class TestAgents:
     def record(self, b: LineBatch, counter: int | None = None) -> tuple[bytes, list, bytes]:
         b = self.enrolled(b)
         secret = self.secret(b.agency_id, b.agent_id)
-        key, value = b.key(), b.to_bytes()
-        ctr = self.counter.next() if counter is None else counter
-        return key, batch_headers(secret, key, ctr, len(b.lines), b.dataset or "", value), value
+        return signed_record(b, secret, self.counter.next() if counter is None else counter)
 
     def send(self, producer, topic: str, b: LineBatch) -> None:
         key, headers, value = self.record(b)

@@ -13,6 +13,7 @@ from collectors.wire import (
     SourceStatus,
     batch_headers,
     sign_heartbeat,
+    signed_record,
 )
 from pipeline.dedup import SeenSequences
 from pipeline.enrolment.registry import AgentRecord
@@ -35,9 +36,10 @@ def batch(agency="xa-a", agent="agt-a", seqs=(1, 2, 3), source=AUTH) -> LineBatc
 
 def record(b: LineBatch, secret="secret-a", counter=1, key: bytes | None = None):
     """(key, headers, value) exactly as the agent ships it."""
-    key = b.key() if key is None else key
-    value = b.to_bytes()
-    return key, batch_headers(secret, key, counter, len(b.lines), b.dataset or "", value), value
+    own_key, headers, value = signed_record(b, secret, counter)
+    if key is None:
+        return own_key, headers, value
+    return key, batch_headers(secret, key, counter, len(b.lines), b.dataset or "", value), value  # a lying key
 
 
 def test_genuine_batch_passes_and_is_stamped_from_the_registry():
