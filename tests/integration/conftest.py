@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from elasticsearch import ApiError
 
 pytestmark = pytest.mark.integration
 
@@ -106,9 +107,17 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.5, what: str = "
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
+        try:
+            last = predicate()
+        except ApiError as exc:
+            # 503 while polling = not yet: an index the worker has just created answers searches with
+            # "no shard available" until its primary is allocated (seen under load on the real ES)
+            if exc.meta.status != 503:
+                raise
+            last = f"Elasticsearch 503: {exc}"
+        else:
+            if last:
+                return last
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
 
