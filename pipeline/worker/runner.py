@@ -45,6 +45,7 @@ from pipeline.elastic import AlertIndexer, EventIndexer, connect
 from pipeline.elastic import setup as es_setup
 from pipeline.elastic.episodes import EpisodeWriter
 from pipeline.elastic.incidents import IncidentStore
+from pipeline.elastic.setup import MappingConflict
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
 from pipeline.worker.alerting import AlertPlan, EpisodeSettings
@@ -160,6 +161,13 @@ class DetectorWorker:
             # A least-privilege detector credential may not manage templates: `socpipe es setup` (with
             # the setup credential) installs them; the detector only writes documents.
             log.warning("detector.es_setup skipped=no_privilege hint='run socpipe es setup with the setup credential'")
+        except MappingConflict as exc:
+            # Templates are in place; an existing daily index maps a field differently. Alerts it
+            # rejects go to the dead-letter topic with the reason; the worker keeps running.
+            log.warning(
+                "detector.es_setup mapping_conflict=%r hint='alerts this index rejects go to the dead-letter topic'",
+                str(exc),
+            )
         # es.index_events: every normalised event also lands in <prefix>-events-YYYY.MM.DD (Kibana's
         # socpipe-events data view), written before the raw offsets move, deterministic ids on replay
         self.event_indexer = (

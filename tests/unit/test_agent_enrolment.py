@@ -123,6 +123,11 @@ def test_unwritable_state_dir_as_unprivileged_user_sends_nothing(tmp_path, http_
     """The reported bug: a non-root `enroll` registered the agent, then crashed writing identity.json."""
     state = Path("/var/lib") / f"socpipe-test-{os.getpid()}"
     state.mkdir(mode=0o755)
+    # the agent's code where `nobody` can read it (a checkout may sit in a 0700 folder, e.g. mktemp -d)
+    code_dir = Path("/var/lib") / f"socpipe-test-code-{os.getpid()}"
+    shutil.copytree(REPO / "collectors", code_dir / "collectors", ignore=shutil.ignore_patterns("__pycache__"))
+    for p in [code_dir, *code_dir.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
     try:
         code = (
             "import sys; sys.path.insert(0, sys.argv[1]); from collectors.cli import main; "
@@ -131,13 +136,14 @@ def test_unwritable_state_dir_as_unprivileged_user_sends_nothing(tmp_path, http_
         env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
         res = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code]
-            + [str(REPO), f"http://127.0.0.1:{http_server.server_port}", str(state)],
+            + [str(code_dir), f"http://127.0.0.1:{http_server.server_port}", str(state)],
             capture_output=True,
             text=True,
             env=env,
         )
     finally:
         state.rmdir()
+        shutil.rmtree(code_dir)
     assert res.returncode == 1, res.stderr
     assert f"state dir {state} is not writable by user nobody" in res.stderr and "nothing was sent" in res.stderr
     assert "Traceback" not in res.stderr
