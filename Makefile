@@ -63,7 +63,9 @@ bench: venv prereqs
 	@command -v rsyslogd >/dev/null && dpkg -s rsyslog-kafka >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-kafka >/dev/null || true; }
 	$(STACK) up >/dev/null
-	@set -e; . $(SOCPIPE_STACK_DIR)/env; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; . $(SOCPIPE_STACK_DIR)/env; summary=$$(mktemp); export SOCPIPE_BENCH_SUMMARY=$$summary; \
+	for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done; \
+	echo "== every target in this run (machine: $$(nproc) cores)"; $(BIN)/python tests/bench/benchreport.py $$summary; rm -f $$summary
 
 # The wheels (socpipe-agent: the agent alone; socpipe-soc: the SOC side) and their SHA-256.
 dist: venv

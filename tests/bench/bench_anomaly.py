@@ -18,6 +18,8 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from benchreport import target  # noqa: E402
+
 from detectors.anomaly import AnomalyScorer, event_epoch, save_model_dir, train  # noqa: E402
 from pipeline.devtools.synthetic import benign_web, scanner_web  # noqa: E402
 
@@ -103,6 +105,14 @@ def csic(tmp: Path) -> None:
     base, _ = min(stream(test, clock=cpu) for _ in range(5))
     elapsed, found = min(stream(test, AnomalyScorer.from_dirs([tmp / "csic"]), clock=cpu) for _ in range(5))
     per = (elapsed - base) / len(test) * 1e6
+    target(
+        "web anomaly scoring (us per request)",
+        per,
+        50.0,
+        unit="us",
+        higher_is_better=False,
+        baseline=f"training 30k requests {trained:.2f} s",
+    )
     print(f"CSIC 2010 request_profile: trained on 30,000 requests in {trained:.2f} s")
     print(
         f"CSIC 2010 request_profile: {len(test)} unseen requests, {per:.1f} us/request scoring, CPU time "

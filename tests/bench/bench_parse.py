@@ -18,6 +18,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchreport import target as report_target  # noqa: E402
 
 from collectors.wire import LineBatch, LogLine  # noqa: E402
 from detectors.normalise import Normaliser, parse_line  # noqa: E402
@@ -218,6 +221,17 @@ def main() -> None:
         ours = rate(run_parse_line("/var/log/nginx/access.log" if fam == "access" else None), lines)
         naive = rate(run_naive(fam), lines)
         target = TARGETS.get(fam)
+        if target is not None:
+            report_target(f"parse {fam} (lines/s)", ours, target, unit="lines/s", higher_is_better=True)
+        if fam in ("auditd", "iptables"):
+            report_target(
+                f"parse {fam} / naive regex parser",
+                ours / naive,
+                1.0,
+                unit="x",
+                higher_is_better=True,
+                baseline=f"naive {naive:,.0f} lines/s",
+            )
         verdict = "" if target is None else f"{target:,} ({'met' if ours >= target else 'NOT met'} here)"
         print(f"{'synthetic ' + fam:34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x  {verdict}")
     # The auditd yardstick above reads only the record header (type, time, serial) and none of the
@@ -232,6 +246,14 @@ def main() -> None:
 
     ours = rate(run_parse_line(None), fams["auditd"])
     naive = rate(naive_kv, fams["auditd"])
+    report_target(
+        "parse auditd / naive regex + body kv",
+        ours / naive,
+        1.0,
+        unit="x",
+        higher_is_better=True,
+        baseline=f"naive+kv {naive:,.0f} lines/s",
+    )
     print(f"{'synthetic auditd (naive + body kv)':34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x")
     bench_json_lines(fams)
     for fam, src in (

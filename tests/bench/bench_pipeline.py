@@ -32,7 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchreport import target as report_target  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
 from collectors.wire import LineBatch, LogLine  # noqa: E402
@@ -256,6 +258,15 @@ def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: 
         took = time.time() - t0
         cpu = process_cpu(worker.pid) - cpu_before
         per_cpu = burst / cpu if cpu > 0 else float("nan")
+        if not models:
+            report_target(
+                "worker drain, models off",
+                per_cpu,
+                DRAIN_TARGET,
+                unit="ev/CPU-s",
+                higher_is_better=True,
+                baseline=f"{(burst - first) / took:,.0f} events/s wall",
+            )
         target = (
             "" if models else f"  [target >= {DRAIN_TARGET:,}/CPU-s] {'MET' if per_cpu >= DRAIN_TARGET else 'MISSED'}"
         )
@@ -385,6 +396,14 @@ def scale_out(kafka: str, es_url: str, burst: int) -> None:
         rate1 = burst / one[0]
         rate2 = burst / max(two)
         scale = rate2 / rate1
+        report_target(
+            "two workers / one (CPU-derived)",
+            scale,
+            SCALE_TARGET,
+            unit="x",
+            higher_is_better=True,
+            baseline=f"one worker {rate1:,.0f} ev/CPU-s",
+        )
         print(
             f"[scale-out]  one worker: {rate1:,.0f} events per CPU-second; two workers: CPU {two[0]:.2f} s + "
             f"{two[1]:.2f} s for {burst:,} lines -> {rate2:,.0f} events/s on two free cores, {scale:.2f}x one "

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_detect import corpus_events, pin_one_core  # noqa: E402
+from benchreport import target  # noqa: E402
 
 TARGET_US, TARGET_RATIO = 40.0, 1.5
 RULES = [REPO / "rules", SHARED / "sigma" / "rules" / "linux", SHARED / "sigma" / "rules" / "web"]
@@ -77,6 +78,14 @@ def per_alert() -> None:
             parse_line(line)
         parse = min(parse, (time.process_time() - start) / len(lines))
     us = best * 1e6
+    target(
+        "alert build (us per alert)",
+        us,
+        TARGET_US,
+        unit="us",
+        higher_is_better=False,
+        baseline=f"parse_line {parse * 1e6:.1f} us/line",
+    )
     print(
         f"build_alert: {us:.1f} us per alert over {len(dets)} detections  [target <= {TARGET_US:.0f} us] "
         f"{'MET' if us <= TARGET_US else 'MISSED'}  (baseline: parse_line {parse * 1e6:.1f} us per line, "
@@ -105,6 +114,14 @@ def scan_vs_parse(max_lines: int) -> None:
         out = subprocess.run([*cli, "scan", *rules, "--input", str(mixed)], capture_output=True, text=True, cwd=REPO)
         summary = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""
     ratio = scan / parse
+    target(
+        "scan / parse CPU on a mixed file",
+        ratio,
+        TARGET_RATIO,
+        unit="x",
+        higher_is_better=False,
+        baseline=f"parse {parse:.2f} s CPU",
+    )
     print(f"scan vs parse on {len(lines)} mixed lines ({summary})")
     print(
         f"  parse {parse:.2f} s CPU, scan {scan:.2f} s CPU: {ratio:.2f}x  [target <= {TARGET_RATIO}x] "
