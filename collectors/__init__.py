@@ -8,7 +8,7 @@ Public API: `Agent(config, identity).run(stop_event)`, `AgentConfig` (load with
 
 from __future__ import annotations
 
-import importlib
+from collectors.lazy import lazy_exports
 
 # Names resolve on first use (PEP 562): the SOC side imports `collectors.wire` on every start, and
 # should not pay for the agent, its config loader and Kafka client when it does.
@@ -26,10 +26,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'collectors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
