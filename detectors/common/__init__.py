@@ -8,9 +8,30 @@ The agent-side counterparts live in `collectors/` (the agent carries no SOC code
 and the default time zone in `collectors.wire`, Kafka client settings in `collectors.kafka_settings`.
 """
 
-from detectors.common.durations import parse_duration
-from detectors.common.severity import KIBANA_SEVERITY, SEVERITY, Severity
-from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, iso_s, to_datetime, to_epoch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from collectors.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from detectors.common.durations import parse_duration
+    from detectors.common.severity import KIBANA_SEVERITY, SEVERITY, Severity
+    from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, iso_s, to_datetime, to_epoch
+
+# Names resolve on first use (PEP 562): a caller that needs the severity table (the CLI's options)
+# does not load the time helpers and the wire module with it.
+_EXPORTS = {
+    "DEFAULT_TIMEZONE": "detectors.common.times",
+    "KIBANA_SEVERITY": "detectors.common.severity",
+    "SEVERITY": "detectors.common.severity",
+    "Severity": "detectors.common.severity",
+    "iso_ms": "detectors.common.times",
+    "iso_s": "detectors.common.times",
+    "parse_duration": "detectors.common.durations",
+    "to_datetime": "detectors.common.times",
+    "to_epoch": "detectors.common.times",
+}
 
 __all__ = [
     "DEFAULT_TIMEZONE",
@@ -23,3 +44,5 @@ __all__ = [
     "to_datetime",
     "to_epoch",
 ]
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,6 +15,7 @@ import click
 
 from pipeline.cli.output import clean, clean_json
 from pipeline.cli.triage import _actor, _es_config, _service, config_option, prefix_option
+from pipeline.triage.workflow import CLOSING_REASONS, STATUSES
 
 COMMANDS: list[click.Command] = []
 COLUMNS = (("ID", 12), ("SEVERITY", 8), ("STATUS", 12), ("AGENCY", 16), ("ALERTS", 6), ("END (UTC)", 24), ("TITLE", 0))
@@ -56,7 +57,7 @@ def _fail(fn):
 
     from pipeline.elastic.incidents import IncidentNotFound
     from pipeline.elastic.triage import AlertConflict
-    from pipeline.elastic.workflow import PermissionDenied, TransitionError
+    from pipeline.triage.workflow import PermissionDenied, TransitionError
 
     try:
         return fn()
@@ -81,7 +82,7 @@ def incidents_group() -> None:
 @incidents_group.command("list")
 @config_option
 @prefix_option
-@click.option("--status", multiple=True, type=click.Choice(["open", "acknowledged", "closed"]))
+@click.option("--status", multiple=True, type=click.Choice(STATUSES))
 @click.option("--agency", multiple=True, help="organization.id (repeatable)")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 @click.option("--json", "as_json", is_flag=True)
@@ -119,7 +120,7 @@ def _change_command(action: str, help_text: str, extra: list):
     @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
     def command(config_path, prefix, incident_id, actor, **kw):
         from detectors.common import iso_ms
-        from pipeline.elastic.workflow import Change
+        from pipeline.triage.workflow import Change
 
         change = Change(
             action,
@@ -153,7 +154,7 @@ for _action, _help, _extra in (
             click.option(
                 "--reason",
                 required=True,
-                type=click.Choice(["true_positive", "false_positive", "benign", "duplicate", "other"]),
+                type=click.Choice(CLOSING_REASONS),
             ),
             _note,
         ],

@@ -9,7 +9,9 @@ from datetime import UTC
 
 import click
 
+from detectors.common.severity import KIBANA_LEVELS
 from pipeline.config import ConfigError, ElasticsearchConfig, load_config
+from pipeline.triage.workflow import CLOSING_REASONS, STATUSES
 
 COMMANDS: list[click.Command] = []
 
@@ -115,8 +117,8 @@ def alerts_group() -> None:
 @alerts_group.command("list")
 @config_option
 @prefix_option
-@click.option("--status", multiple=True, type=click.Choice(["open", "acknowledged", "closed"]))
-@click.option("--severity", multiple=True, type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--status", multiple=True, type=click.Choice(STATUSES))
+@click.option("--severity", multiple=True, type=click.Choice(KIBANA_LEVELS))
 @click.option("--agency", multiple=True, help="organization.id (repeatable)")
 @click.option("--rule", help="Rule id or words of its name.")
 @click.option("--assignee")
@@ -181,7 +183,7 @@ def _change_command(action: str, help_text: str, extra: list):
 
         from detectors.common import iso_ms
         from pipeline.elastic.triage import parse_version
-        from pipeline.elastic.workflow import Change
+        from pipeline.triage.workflow import Change
 
         try:
             expected = parse_version(if_version)
@@ -209,7 +211,7 @@ def _call(fn):
     from elasticsearch import TransportError
 
     from pipeline.elastic.triage import AlertConflict, AlertNotFound, AmbiguousAlertId
-    from pipeline.elastic.workflow import TransitionError
+    from pipeline.triage.workflow import TransitionError
 
     try:
         return fn()
@@ -239,7 +241,7 @@ for _action, _help, _extra in (
             click.option(
                 "--reason",
                 required=True,
-                type=click.Choice(["true_positive", "false_positive", "benign", "duplicate", "other"]),
+                type=click.Choice(CLOSING_REASONS),
             ),
             _note_opt,
         ],

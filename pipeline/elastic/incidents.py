@@ -24,7 +24,7 @@ from detectors.alerts.incidents import (
     incident_document,
 )
 from detectors.common import iso_ms, to_epoch
-from pipeline.elastic.workflow import Change, apply_change
+from pipeline.triage.workflow import Change, apply_change
 
 log = logging.getLogger("socpipe.incidents")
 
@@ -241,7 +241,7 @@ class IncidentStore:
 
     def _cascade(self, inc: IncidentRecord, change: Change, alerts_service) -> None:
         from pipeline.elastic.triage import AlertConflict, AlertNotFound
-        from pipeline.elastic.workflow import TransitionError
+        from pipeline.triage.workflow import TransitionError
 
         detail = Change(
             change.action,

@@ -15,7 +15,7 @@ from typing import Any
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from detectors.common import iso_ms, parse_duration, to_epoch
-from pipeline.elastic.workflow import Change, apply_change, history_entry
+from pipeline.triage.workflow import Change, apply_change, history_entry
 
 log = logging.getLogger("socpipe.triage")
 

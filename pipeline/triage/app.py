@@ -33,9 +33,9 @@ from pipeline.elastic.triage import (
     format_version,
     parse_version,
 )
-from pipeline.elastic.workflow import ACTIONS, STATUSES, Change, PermissionDenied, TransitionError, check_permission
 from pipeline.triage import pages
 from pipeline.triage.auth import Analyst, TokenStore
+from pipeline.triage.workflow import ACTIONS, STATUSES, Change, PermissionDenied, TransitionError, check_permission
 
 log = logging.getLogger("socpipe.triage_api")
 

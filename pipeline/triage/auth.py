@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import ConfigError
-from pipeline.elastic.workflow import ROLES
+from pipeline.triage.workflow import ROLES
 
 log = logging.getLogger("socpipe.triage_auth")
 

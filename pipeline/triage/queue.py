@@ -16,12 +16,14 @@ import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from detectors.common.severity import KIBANA_LEVELS
 from detectors.common.times import DEFAULT_TIMEZONE, to_epoch
+from pipeline.triage.workflow import CLOSING_REASONS, STATUSES
 
 TZ = ZoneInfo(DEFAULT_TIMEZONE)  # the province's zone, as analysts read times
 SESSION_COOKIE = "socpipe_session"
@@ -218,7 +220,7 @@ def csrf_ok(session: dict[str, Any], form: Mapping[str, str]) -> bool:
     return hmac.compare_digest(str(form.get("csrf", "")), session["csrf"])
 
 
-def _select(name: str, values: list[str], chosen: str, t: dict[str, str]) -> str:
+def _select(name: str, values: Sequence[str], chosen: str, t: dict[str, str]) -> str:
     opts = [f"<option value=''>{_e(t['any'])}</option>"] + [
         f"<option value='{_e(v)}'{' selected' if v == chosen else ''}>{_e(t.get(v, v))}</option>" for v in values
     ]
@@ -229,8 +231,8 @@ def queue_page(session: dict[str, Any], incidents: list[Any], alerts: list[Any],
     t = TEXT[session["lang"]]
     form = (
         "<form method='get' action='/queue' id='filters'>"
-        f"<label>{_e(t['status'])} {_select('status', ['open', 'acknowledged', 'closed'], filters.get('status', ''), t)}</label> "
-        f"<label>{_e(t['severity'])} {_select('severity', ['critical', 'high', 'medium', 'low'], filters.get('severity', ''), t)}</label> "
+        f"<label>{_e(t['status'])} {_select('status', STATUSES, filters.get('status', ''), t)}</label> "
+        f"<label>{_e(t['severity'])} {_select('severity', KIBANA_LEVELS[::-1], filters.get('severity', ''), t)}</label> "
         f"<label>{_e(t['agency'])} <input name='agency' id='f-agency' value='{_e(filters.get('agency', ''))}'></label> "
         f"<label>{_e(t['sort'])} <select name='sort' id='f-sort'>"
         f"<option value='severity'{' selected' if filters.get('sort', 'severity') == 'severity' else ''}>{_e(t['by_severity'])}</option>"
@@ -285,10 +287,7 @@ def _actions(session: dict[str, Any], base: str, status: str) -> str:
     if status == "open":
         out.append(f"<form method='post' action='{base}/ack'>{c}<button id='do-ack'>{_e(t['ack'])}</button></form>")
     if status != "closed":
-        reasons = "".join(
-            f"<option value='{r}'>{r}</option>"
-            for r in ("true_positive", "false_positive", "benign", "duplicate", "other")
-        )
+        reasons = "".join(f"<option value='{r}'>{r}</option>" for r in CLOSING_REASONS)
         out.append(
             f"<form method='post' action='{base}/close'>{c}<label>{_e(t['reason'])} <select name='reason' id='reason'>"
             f"{reasons}</select></label><button id='do-close'>{_e(t['close'])}</button></form>"

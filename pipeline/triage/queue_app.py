@@ -10,8 +10,8 @@ from typing import Any
 
 from detectors.common.times import iso_ms
 from pipeline.elastic.triage import AlertFilter
-from pipeline.elastic.workflow import ACTIONS, Change, PermissionDenied, TransitionError, check_permission
 from pipeline.triage import queue as q
+from pipeline.triage.workflow import ACTIONS, STATUSES, Change, PermissionDenied, TransitionError, check_permission
 
 log = logging.getLogger("socpipe.triage_queue")
 
@@ -88,7 +88,7 @@ class QueueApp:
         filters = {
             k: query.get(k, [""])[-1] for k in ("status", "severity", "agency", "sort") if query.get(k, [""])[-1]
         }
-        status = [filters["status"]] if filters.get("status") in ("open", "acknowledged", "closed") else []
+        status = [filters["status"]] if filters.get("status") in STATUSES else []
         severity = [filters["severity"]] if filters.get("severity") in q.LEVEL_RANK else []
         agency = [filters["agency"][:200]] if filters.get("agency") else []
         sort = "time" if filters.get("sort") == "time" else "severity"

@@ -9,7 +9,7 @@ import pytest
 from detectors.alerts import build_alert
 from pipeline.elastic import AlertIndexer
 from pipeline.elastic.triage import AlertConflict, AlertFilter, AlertNotFound, TriageService
-from pipeline.elastic.workflow import Change, TransitionError
+from pipeline.triage.workflow import Change, TransitionError
 from tests.integration.alerts_support import detection, es_env  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration

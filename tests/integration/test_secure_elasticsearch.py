@@ -19,7 +19,7 @@ from detectors.alerts import alert_index_name, build_alert
 from pipeline.config import ElasticsearchConfig
 from pipeline.elastic import AlertIndexer, connect, setup
 from pipeline.elastic.triage import TriageService
-from pipeline.elastic.workflow import Change
+from pipeline.triage.workflow import Change
 from tests.integration.alerts_support import detection
 from tests.integration.conftest import es_client
 

@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.config import ConfigError
 from pipeline.elastic.triage import AlertRecord
-from pipeline.elastic.workflow import apply_change
 from pipeline.triage.app import MAX_BODY, TriageApi
 from pipeline.triage.auth import Analyst, TokenStore, add_analyst, digest
+from pipeline.triage.workflow import apply_change
 
 
 class FakeService:

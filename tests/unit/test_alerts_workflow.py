@@ -8,7 +8,7 @@ import pytest
 
 from detectors.alerts.build import new_workflow
 from pipeline.elastic.triage import AlertFilter, parse_version, resolve_time
-from pipeline.elastic.workflow import Change, PermissionDenied, TransitionError, apply_change, check_permission
+from pipeline.triage.workflow import Change, PermissionDenied, TransitionError, apply_change, check_permission
 
 AT = "2026-11-28T09:00:00.000Z"
 

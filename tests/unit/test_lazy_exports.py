@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-LAZY_PACKAGES = ["collectors", "detectors.anomaly", "detectors.sigma"]
+LAZY_PACKAGES = ["collectors", "detectors.common", "detectors.anomaly", "detectors.sigma"]
 
 
 @pytest.mark.parametrize("name", LAZY_PACKAGES)
@@ -30,6 +30,14 @@ def _loaded_after(imports: str, heavy: tuple[str, ...]) -> list[str]:
 
 
 def test_a_light_module_does_not_load_its_package() -> None:
+    # the CLI's option lists: statuses, closing reasons, severities
+    assert (
+        _loaded_after(
+            "detectors.common.severity, pipeline.triage.workflow",
+            ("elasticsearch", "detectors.common.times", "collectors.wire"),
+        )
+        == []
+    )
     # the alert builder's finding types, the SOC side's wire contract
     assert (
         _loaded_after(

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from pipeline.cli.output import clean, clean_json
 from pipeline.elastic.triage import AlertRecord
-from pipeline.elastic.workflow import apply_change
 from pipeline.triage.app import TriageApi
 from pipeline.triage.auth import Analyst, ReloadingTokenStore, TokenStore, add_analyst, digest, revoke_analyst
+from pipeline.triage.workflow import apply_change
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Alert workflow rules (pure): which change is allowed from which status, what it writes, who may do it.
 
-Every applied change appends a history entry; so does an attempt that lost a race (see triage.py),
+Every applied change appends a history entry; so does an attempt that lost a race (see pipeline/elastic/triage.py),
 so the audit trail shows both analysts, not only the winner.
 """
 
