@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from detectors.normalise import windows_ecs
+from detectors.normalise import windows_ecs, windows_remote
 from detectors.normalise.winlog import WinRecord, record_of
 
 ParseTime = Callable[[object, str], str | None]
@@ -33,6 +33,11 @@ CHANNELS = {
     "powershellcore/operational": ("windows.powershell_operational", "powershell"),
     "windows powershell": ("windows.powershell", "powershell_classic"),
     "microsoft-windows-windows defender/operational": ("windows.windows_defender", "defender"),
+    # remote access: RDP's transport and session channels, WinRM (source address, user, action)
+    "microsoft-windows-remotedesktopservices-rdpcorets/operational": ("windows.forwarded", "rdpcorets"),
+    "microsoft-windows-terminalservices-remoteconnectionmanager/operational": ("windows.forwarded", "rdp_auth"),
+    "microsoft-windows-terminalservices-localsessionmanager/operational": ("windows.forwarded", "rdp_session"),
+    "microsoft-windows-winrm/operational": ("windows.forwarded", "winrm"),
 }
 FORWARDED = ("windows.forwarded", "other")
 
@@ -93,7 +98,7 @@ def to_ecs(rec: WinRecord, original: str, parse_time: ParseTime, tz: str) -> dic
         ev["winlog.user_data." + k] = v
     data = rec.event_data if not rec.user_data else {**rec.user_data, **rec.event_data}
     try:
-        windows_ecs.enrich(ev, kind, rec.event_id, data)
+        (windows_remote if kind in windows_remote.KINDS else windows_ecs).enrich(ev, kind, rec.event_id, data)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         ev["tags"] = ["_socpipe_windows_enrich_failure"]  # the raw winlog.* fields are still there
     return ev

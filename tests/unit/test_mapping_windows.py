@@ -16,6 +16,16 @@ SECURITY = ("Security", "Microsoft-Windows-Security-Auditing")
 SYSTEM = ("System", "Service Control Manager")
 PS = ("Microsoft-Windows-PowerShell/Operational", "Microsoft-Windows-PowerShell")
 DEFENDER = ("Microsoft-Windows-Windows Defender/Operational", "Microsoft-Windows-Windows Defender")
+APPLICATION = ("Application", "ESENT")
+RDPCORETS = (
+    "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational",
+    "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS",
+)
+RCM = (
+    "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational",
+    "Microsoft-Windows-TerminalServices-RemoteConnectionManager",
+)
+WINRM = ("Microsoft-Windows-WinRM/Operational", "Microsoft-Windows-WinRM")
 
 # (logsource, channel+provider, event id, Sigma field, value written by Windows, value in the rule)
 CASES = [
@@ -116,6 +126,13 @@ CASES = [
         "\\Exclusions\\",
     ),
     ({"service": "sysmon"}, SYSMON, 1, "Channel", "", "Microsoft-Windows-Sysmon/Operational"),
+    # SigmaHQ's `Data` is all of an event's unnamed items: ESENT writes the database path fifth
+    ({"service": "application"}, APPLICATION, 325, "Data", "C:\\ifm\\Active Directory\\ntds.dit", "\\ntds.dit"),
+    # the channels only province rules name (mappings/windows.yml)
+    ({"service": "rdpcorets"}, RDPCORETS, 131, "ClientIP", "127.0.0.1:50934", "127.0.0.1:"),
+    ({"service": "rdpcorets"}, RDPCORETS, 148, "ChannelName", "ms_t120", "MS_T120"),
+    ({"service": "terminalservices-remoteconnectionmanager"}, RCM, 1149, "Param3", "127.0.0.1", "127.0.0.1"),
+    ({"service": "winrm"}, WINRM, 91, "resourceUri", "http://schemas.microsoft.com/powershell/x", "/powershell/"),
     ({"service": "security"}, SECURITY, 4625, "Computer", "", "FS01.agency.local"),
 ]
 
@@ -184,6 +201,18 @@ def test_resolver_keeps_raw_names_and_ecs_names() -> None:
         ("System", 7045, {"service": "system"}),
         ("Application", 1000, {"service": "application"}),
         ("Microsoft-Windows-TaskScheduler/Operational", 106, {"service": "taskscheduler"}),
+        ("Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational", 131, {"service": "rdpcorets"}),
+        (
+            "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational",
+            1149,
+            {"service": "terminalservices-remoteconnectionmanager"},
+        ),
+        (
+            "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
+            21,
+            {"service": "terminalservices-localsessionmanager"},
+        ),
+        ("Microsoft-Windows-WinRM/Operational", 91, {"service": "winrm"}),
     ],
 )
 def test_logsource_derivation(channel: str, eid: int, logsource: dict) -> None:
