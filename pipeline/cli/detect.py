@@ -15,9 +15,12 @@ from pipeline.config import ConfigError, load_config
 from pipeline.detector_config import DetectorConfig
 
 
-def _load(config_path: str | None) -> DetectorConfig:
+def _load(config_path: str | None, extra_rules: tuple[str, ...] = ()) -> DetectorConfig:
+    """The config, with `--rules` paths added after those of `rules:` (each path once)."""
     try:
-        return load_config(DetectorConfig, config_path).validate()
+        cfg = load_config(DetectorConfig, config_path)
+        cfg.rules = list(dict.fromkeys([*cfg.rules, *extra_rules]))
+        return cfg.validate()
     except ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
@@ -36,11 +39,19 @@ def detect() -> None:
     default=None,
     help="detector.yaml (every key has a default; SOCPIPE_* variables override).",
 )
+@click.option(
+    "--rules",
+    "extra_rules",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="More Sigma rule files or folders, added to `rules:` of the config; repeatable. E.g. SigmaHQ's "
+    "Windows rules for agencies that forward Windows events: --rules ../shared/sigma/rules-windows",
+)
 @click.option("--log-level", default="INFO", show_default=True)
-def run(config_path: str | None, log_level: str) -> None:
+def run(config_path: str | None, extra_rules: tuple[str, ...], log_level: str) -> None:
     """Run a worker until SIGTERM/SIGINT."""
     logs.setup(log_level)
-    cfg = _load(config_path)
+    cfg = _load(config_path, extra_rules)
     from kafka.errors import KafkaError
 
     from pipeline.worker import DetectorWorker  # heavy imports only once the config is valid
