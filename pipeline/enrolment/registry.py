@@ -8,7 +8,6 @@ One sqlite file, shared by the enrolment server, the CLI and the coverage servic
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import sqlite3
@@ -16,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.tokens import token_digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -81,10 +82,6 @@ class TokenRecord:
         return "expired" if self.expires_at <= now else "active"
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class Registry:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -119,7 +116,7 @@ class Registry:
             self._db.execute(
                 "INSERT INTO tokens (token_id, agency_id, token_sha256, created_at, revoked_at, uses_left, max_uses,"
                 " expires_at) VALUES (?,?,?,?,NULL,?,?,?)",
-                (token_id, agency_id, _hash(token), now, uses, uses, now + ttl_s),
+                (token_id, agency_id, token_digest(token), now, uses, uses, now + ttl_s),
             )
         return token_id, token
 
@@ -151,7 +148,7 @@ class Registry:
         is spent and the agent inserted in one transaction (other processes share the file; a crash in
         between loses neither); an expired, used-up or revoked token, or one whose agency `agency_allowed`
         refuses (not in the inventory), raises EnrolmentError."""
-        h, now = _hash(token), time.time()
+        h, now = token_digest(token), time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

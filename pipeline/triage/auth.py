@@ -7,7 +7,6 @@ The tokens file (YAML, mode 0600):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
@@ -20,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import ConfigError
+from pipeline.tokens import token_digest
 from pipeline.triage.workflow import ROLES
 
 log = logging.getLogger("socpipe.triage_auth")
@@ -31,10 +31,6 @@ class Analyst:
     role: str  # read-only | analyst | lead
 
 
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class TokenStore:
     def __init__(self, by_digest: dict[str, Analyst]):
         self._by_digest = dict(by_digest)
@@ -43,7 +39,7 @@ class TokenStore:
         """The analyst a bearer token belongs to, or None (tokens are random: a digest lookup is safe)."""
         if not token or len(token) > 512:
             return None
-        return self._by_digest.get(digest(token))
+        return self._by_digest.get(token_digest(token))
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -133,7 +129,7 @@ def add_analyst(path: str | Path, name: str, role: str) -> str:
     path = Path(path)
     entries = [{"name": a.name, "role": a.role, "token_sha256": d} for d, a in _read(path).items() if a.name != name]
     token = secrets.token_urlsafe(32)
-    entries.append({"name": name, "role": role, "token_sha256": digest(token)})
+    entries.append({"name": name, "role": role, "token_sha256": token_digest(token)})
     _write(path, entries)
     return token
 

@@ -9,8 +9,9 @@ import pytest
 
 from pipeline.config import ConfigError
 from pipeline.elastic.triage import AlertRecord
+from pipeline.tokens import token_digest
 from pipeline.triage.app import MAX_BODY, TriageApi
-from pipeline.triage.auth import Analyst, TokenStore, add_analyst, digest
+from pipeline.triage.auth import Analyst, TokenStore, add_analyst
 from pipeline.triage.workflow import apply_change
 
 
@@ -39,7 +40,9 @@ class FakeService:
 
 @pytest.fixture
 def app():
-    tokens = TokenStore({digest("t-an"): Analyst("an", "analyst"), digest("t-ro"): Analyst("ro", "read-only")})
+    tokens = TokenStore(
+        {token_digest("t-an"): Analyst("an", "analyst"), token_digest("t-ro"): Analyst("ro", "read-only")}
+    )
     return TriageApi(FakeService(), tokens, clock=lambda: datetime(2026, 11, 28, tzinfo=UTC))
 
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from pipeline.cli.output import clean, clean_json
 from pipeline.elastic.triage import AlertRecord
+from pipeline.tokens import token_digest
 from pipeline.triage.app import TriageApi
-from pipeline.triage.auth import Analyst, ReloadingTokenStore, TokenStore, add_analyst, digest, revoke_analyst
+from pipeline.triage.auth import Analyst, ReloadingTokenStore, TokenStore, add_analyst, revoke_analyst
 from pipeline.triage.workflow import apply_change
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -44,7 +45,7 @@ class QueryingService:
 
 @pytest.fixture
 def app():
-    tokens = TokenStore({digest("t-an"): Analyst("an", "analyst")})
+    tokens = TokenStore({token_digest("t-an"): Analyst("an", "analyst")})
     return TriageApi(QueryingService(), tokens, clock=lambda: NOW)
 
 
@@ -107,7 +108,7 @@ def test_bad_ids_versions_and_bodies(app, method, path, body, headers, status):
     )
 )
 def test_no_query_value_answers_500(query):
-    app = TriageApi(QueryingService(), TokenStore({digest("t"): Analyst("an", "analyst")}), clock=lambda: NOW)
+    app = TriageApi(QueryingService(), TokenStore({token_digest("t"): Analyst("an", "analyst")}), clock=lambda: NOW)
     r = app.handle("GET", "/api/alerts?" + urllib.parse.urlencode(query), {"Authorization": "Bearer t"})
     assert r.status in (200, 400), (query, r.status, r.body)
 

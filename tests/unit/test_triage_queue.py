@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pipeline.tokens import token_digest
 from pipeline.triage.app import TriageApi
-from pipeline.triage.auth import Analyst, TokenStore, digest
+from pipeline.triage.auth import Analyst, TokenStore
 from pipeline.triage.queue import Sessions, local_time
 
 
@@ -16,7 +17,10 @@ class NoData:
 
 def app(secure: bool = False) -> TriageApi:
     return TriageApi(
-        NoData(), TokenStore({digest("t-an"): Analyst("an", "analyst")}), incidents=NoData(), secure_cookies=secure
+        NoData(),
+        TokenStore({token_digest("t-an"): Analyst("an", "analyst")}),
+        incidents=NoData(),
+        secure_cookies=secure,
     )
 
 
