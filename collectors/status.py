@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collectors.health import KAFKA_CONNECTED, KAFKA_LABELS, OK
+from collectors.humanize import ago, size
 from collectors.stats import AgentStats
 
 STATUS_FILE = "status.json"
@@ -70,28 +71,13 @@ def status_document(
     }
 
 
-def _ago(ts: float, now: float) -> str:
-    if not ts:
-        return "never"
-    d = max(0.0, now - ts)
-    return f"{d:.0f}s ago" if d < 120 else f"{d / 60:.0f}m ago" if d < 7200 else f"{d / 3600:.1f}h ago"
-
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def assess(doc: dict[str, Any] | None, now: float, pid_alive: Callable[[int], bool]) -> tuple[int, str]:
     """(exit code, one-line verdict) from a status document (None = never written)."""
     if doc is None:
         return EXIT_NOT_RUNNING, "NOT RUNNING: the agent has never written its status (not started yet?)"
     age = now - float(doc.get("written_at", 0))
     if not doc.get("running", True) or age > STALE_AFTER_S or not pid_alive(int(doc.get("pid", 0))):
-        return EXIT_NOT_RUNNING, f"NOT RUNNING: last status written {_ago(doc.get('written_at', 0), now)}"
+        return EXIT_NOT_RUNNING, f"NOT RUNNING: last status written {ago(doc.get('written_at', 0), now)}"
     problems = [n for n, s in doc.get("sources", {}).items() if s.get("state") != OK]
     kafka = doc.get("kafka", {})
     if kafka.get("state") != KAFKA_CONNECTED or problems:
@@ -111,13 +97,13 @@ def render_status(doc: dict[str, Any], now: float, verdict: str) -> list[str]:
     lines = [
         verdict,
         f"agent      agency_id={doc.get('agency_id')} agent_id={doc.get('agent_id')} host={doc.get('host')} "
-        f"version={doc.get('version')} pid={doc.get('pid')} up since {_ago(doc.get('started_at', 0), now)}",
-        f"kafka      {k.get('state')} since {_ago(k.get('since', 0), now)}"
+        f"version={doc.get('version')} pid={doc.get('pid')} up since {ago(doc.get('started_at', 0), now)}",
+        f"kafka      {k.get('state')} since {ago(k.get('since', 0), now)}"
         + (f": {k['error']}" if k.get("error") and k.get("state") != KAFKA_CONNECTED else ""),
-        f"last ack   {_ago(ack.get('at', 0), now)}"
+        f"last ack   {ago(ack.get('at', 0), now)}"
         + (f" ({ack.get('lines')} lines of {ack.get('source')})" if ack.get("source") else "")
         + f", {ack.get('records_total', 0)} batches acknowledged since start",
-        f"spool      {_bytes(int(spool.get('pending_bytes', 0)))} waiting for Kafka"
+        f"spool      {size(int(spool.get('pending_bytes', 0)))} waiting for Kafka"
         + (f", {spool['corrupt']} corrupt records skipped" if spool.get("corrupt") else "")
         + (f", {spool['dropped']} UDP messages dropped" if spool.get("dropped") else ""),
         "",
@@ -125,8 +111,8 @@ def render_status(doc: dict[str, Any], now: float, verdict: str) -> list[str]:
     ]
     for name, s in sorted(doc.get("sources", {}).items()):
         lines.append(
-            f"{s.get('state', '?'):<18} {_bytes(int(s.get('lag_bytes', 0))):>10} "
-            f"{_ago(s.get('last_read_at', 0), now):>10} {s.get('lines_shipped', 0):>10}  {name}"
+            f"{s.get('state', '?'):<18} {size(int(s.get('lag_bytes', 0))):>10} "
+            f"{ago(s.get('last_read_at', 0), now):>10} {s.get('lines_shipped', 0):>10}  {name}"
         )
         if s.get("state") != OK and s.get("reason"):
             lines.append(f"{'':<18} {'':>10} {'':>10} {'':>10}    -> {s['reason']}")

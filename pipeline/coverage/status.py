@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+from collectors.humanize import ago
 from detectors.common.times import iso_s
 from pipeline.coverage.history import PeriodRow
 from pipeline.coverage.state import STATE_RANK, Snapshot
@@ -34,19 +35,6 @@ def snapshot_to_dict(snap: Snapshot) -> dict:
     }
 
 
-def _ago(ts: float | None, now: float) -> str:
-    if ts is None:
-        return "never"
-    d = max(0.0, now - ts)
-    if d < 120:
-        return f"{d:.0f}s ago"
-    if d < 7200:
-        return f"{d / 60:.0f}m ago"
-    if d < 172800:
-        return f"{d / 3600:.0f}h ago"
-    return f"{d / 86400:.0f}d ago"
-
-
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -59,7 +47,7 @@ def render_status(status: dict, now: float) -> str:
         detail = "; ".join(a["reasons"]) or ", ".join(a["silent_sources"])
         lines.append(
             f"{_fit(a['id'], 22):<22} {_fit(a['name'], 34):<34} {_fit(a['tier'], 12):<12} {a['state']:<15} "
-            f"{_ago(a['last_seen'], now):<10} {detail}"
+            f"{ago(a['last_seen'], now):<10} {detail}"
         )
     counted = [a for a in agencies if a["state"] != "decommissioned"]
     monitored = sum(a["state"] == "monitored" for a in counted)
@@ -67,7 +55,7 @@ def render_status(status: dict, now: float) -> str:
     stale = now - status["at"]
     lines.append("")
     lines.append(
-        f"coverage {monitored}/{len(counted)} = {ratio:.1%} (evaluated {_ago(status['at'], now)})"
+        f"coverage {monitored}/{len(counted)} = {ratio:.1%} (evaluated {ago(status['at'], now)})"
         + ("  WARNING: the coverage service seems stopped" if stale > 30 else "")
     )
     for err in status.get("inventory_errors", []):

@@ -2,11 +2,12 @@
 
 The behaviour tests pin what every caller now shares; the tree scan fails when a copy of a helper
 (a duration unit table, a severity table, an ISO-Z formatter, the time-zone literal, producer
-settings) reappears outside its home, naming the file and line.
+settings, an age formatter, a token digest, the closing reasons, a lazy-export `__getattr__`) reappears outside its home, naming the file and line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from collectors import wire
+from collectors.humanize import ago, size
 from collectors.kafka_settings import AGENT_PRODUCER, PRODUCER_BASE, SOC_PRODUCER
 from detectors.common import (
     DEFAULT_TIMEZONE,
@@ -27,6 +29,7 @@ from detectors.common import (
     to_datetime,
     to_epoch,
 )
+from pipeline.tokens import token_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,6 +120,35 @@ def test_every_producer_is_idempotent_with_acks_all() -> None:
         }
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s ago"), (119, "119s ago"), (120, "2m ago"), (7199, "120m ago"), (7200, "2.0h ago"), (172800, "2d ago")],
+)
+def test_ago(seconds: float, text: str) -> None:
+    assert ago(1_000_000 - seconds, 1_000_000) == text
+
+
+def test_ago_of_nothing_and_of_the_future() -> None:
+    assert ago(None, 5.0) == ago(0, 5.0) == "never"
+    assert ago(10.0, 5.0) == "0s ago"  # a clock a little ahead is not a negative age
+
+
+def test_size() -> None:
+    assert [size(n) for n in (0, 1023, 1024, 1536 * 1024, 5 * 1024**3, 2048 * 1024**3)] == [
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 MiB",
+        "5.0 GiB",
+        "2048.0 GiB",
+    ]
+
+
+def test_token_digest_is_the_stored_sha256() -> None:
+    assert token_digest("spt_x") == hashlib.sha256(b"spt_x").hexdigest()
+    assert token_digest("a") != token_digest("b")
+
+
 # (pattern, the one file allowed to hold it, what it is)
 COPIES = [
     (re.compile(r"[\"']Asia/Ho_Chi_Minh[\"']"), "collectors/wire.py", "the default time zone literal"),
@@ -125,6 +157,14 @@ COPIES = [
     (re.compile(r"replace\(\s*[\"']\+00:00[\"']\s*,\s*[\"']Z[\"']"), None, "an ISO-Z formatter"),
     (re.compile(r"strftime\(\s*[\"']%Y-%m-%dT%H:%M:%S"), None, "an ISO-Z formatter"),
     (re.compile(r"\bKafkaProducer\(\s*(\*\*|bootstrap|acks)"), "pipeline/kafka_io.py", "producer settings"),
+    (re.compile(r"[smhd] ago[\"']"), "collectors/humanize.py", "an age formatter"),
+    (re.compile(r"sha256\(\s*token\b"), "pipeline/tokens.py", "a token digest"),
+    (
+        re.compile(r"[\"']true_positive[\"'],\s*[\"']false_positive"),
+        "pipeline/triage/workflow.py",
+        "the closing reasons",
+    ),
+    (re.compile(r"^def __getattr__\("), None, "a lazy-export __getattr__ (use collectors.lazy.lazy_exports)"),
 ]
 
 
