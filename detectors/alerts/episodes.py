@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from detectors.alerts.build import bound_evidence
@@ -94,21 +95,28 @@ class EpisodeSummary:
         metric: Mapping[str, Any] | None = None,
     ) -> EpisodeSummary:
         s = cls(float(start_ts), float(end_ts), 1, int(events))
-        keyed = []
-        for ev in evidence:
-            if isinstance(ev, Mapping):
-                ts = _event_ts(ev, end_ts)
-                keyed.append((_order(ev, ts), dict(ev)))
+        keyed: list[Keyed] = []
+        distinct = s.distinct
+        for ev in evidence:  # the events themselves, not copies: nothing downstream changes them
+            if type(ev) is dict or isinstance(ev, Mapping):
+                get = ev.get
+                keyed.append((_order(ev, _event_ts(ev, end_ts)), ev if type(ev) is dict else dict(ev)))
                 for f in DISTINCT_FIELDS:
-                    v = ev.get(f)
-                    if v is not None and not isinstance(v, (dict, list)):
-                        s._add_value(f, str(v))
+                    v = get(f)
+                    if v is None or (type(v) is not str and isinstance(v, (dict, list))):
+                        continue
+                    v = v if type(v) is str else str(v)
+                    if f in distinct:
+                        s._add_value(f, v)
+                    else:
+                        distinct[f] = [v]
         values = (metric or {}).get("values")
         if isinstance(values, list) and values:  # a value_count window: all its distinct values
-            s.distinct.setdefault("_values", [])
+            distinct.setdefault("_values", [])
             for v in values:
                 s._add_value("_values", str(v))
-        keyed.sort(key=lambda kv: kv[0])
+        if len(keyed) > 1:
+            keyed.sort(key=_first)
         s.first = keyed[:EVIDENCE_FIRST]
         s.latest = keyed[-EVIDENCE_LATEST:]
         return s
@@ -126,21 +134,36 @@ class EpisodeSummary:
 
     def merge(self, other: EpisodeSummary) -> EpisodeSummary:
         """The union of two summaries (commutative and associative, so batches merge in any order)."""
-        out = EpisodeSummary(
-            min(self.first_ts, other.first_ts),
-            max(self.last_ts, other.last_ts),
-            self.detections + other.detections,
-            self.events + other.events,
+        return self.copy().absorb(other)
+
+    def copy(self) -> EpisodeSummary:
+        """A summary that can absorb others without changing this one (the events are shared)."""
+        return EpisodeSummary(
+            self.first_ts,
+            self.last_ts,
+            self.detections,
+            self.events,
             {k: list(v) for k, v in self.distinct.items()},
-            sorted(set(self.capped) | set(other.capped)),
+            list(self.capped),
+            list(self.first),
+            list(self.latest),
         )
+
+    def absorb(self, other: EpisodeSummary) -> EpisodeSummary:
+        """`self.merge(other)` in place (an open episode growing by one detection): returns self."""
+        self.first_ts = min(self.first_ts, other.first_ts)
+        self.last_ts = max(self.last_ts, other.last_ts)
+        self.detections += other.detections
+        self.events += other.events
+        if self.capped or other.capped:
+            self.capped = sorted(set(self.capped) | set(other.capped))
         for f, vals in other.distinct.items():
             for v in vals:
-                out._add_value(f, v)
-        ordered = sorted(_unique(self.first + self.latest + other.first + other.latest), key=lambda kv: kv[0])
-        out.first = ordered[:EVIDENCE_FIRST]
-        out.latest = ordered[-EVIDENCE_LATEST:]
-        return out
+                self._add_value(f, v)
+        ordered = sorted(_unique(self.first + self.latest + other.first + other.latest), key=_first)
+        self.first = ordered[:EVIDENCE_FIRST]
+        self.latest = ordered[-EVIDENCE_LATEST:]
+        return self
 
     def evidence(self) -> list[Event]:
         seen: set[OrderKey] = set()
@@ -161,6 +184,9 @@ class EpisodeSummary:
             "distinct": self.distinct,
             "capped": self.capped,
         }
+
+
+_first = itemgetter(0)
 
 
 def _unique(items: Iterable[Keyed]) -> list[Keyed]:
@@ -246,6 +272,7 @@ class OpenEpisode:
     item: Any  # the first detection/finding: what the base document is built from
     summary: EpisodeSummary
     dirty: bool = True
+    owned: bool = False  # summary is this episode's own copy (else the first offer's: merge, do not absorb)
 
 
 @dataclass
@@ -261,6 +288,7 @@ class EpisodeBook:
     max_span_s: float = DEFAULT_MAX_SPAN_S
     max_keys: int = 100_000
     open: dict[str, list[OpenEpisode]] = field(default_factory=dict)
+    floor: float = float("inf")  # <= every open episode's last_ts: close_quiet's nothing-to-do test
 
     def fits(self, ep: EpisodeSummary, s: EpisodeSummary) -> bool:
         return (
@@ -270,21 +298,25 @@ class EpisodeBook:
         )
 
     def offer(
-        self, key: str, alert_id: str, item: Any, summary: EpisodeSummary
+        self, key: str, alert_id: str | None, item: Any, summary: EpisodeSummary
     ) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
-        """-> ("new" | "extend", the episode, episodes it ended)."""
+        """-> ("new" | "extend", the episode, episodes it ended). `alert_id` None: `item.alert_id`,
+        read only when the detection opens an episode."""
         eps = self.open.setdefault(key, [])
         for cur in eps:
             if self.fits(cur.summary, summary):
-                cur.summary = cur.summary.merge(summary)
+                if not cur.owned:
+                    cur.summary, cur.owned = cur.summary.copy(), True
+                cur.summary.absorb(summary)
                 cur.dirty = True
                 return "extend", cur, []
         ended: list[OpenEpisode] = []
         if len(self.open) >= self.max_keys:
             ended = self.close_quiet(float("inf"), oldest_fraction=0.1)
             eps = self.open.setdefault(key, [])
-        ep = OpenEpisode(alert_id, item, summary)
+        ep = OpenEpisode(item.alert_id if alert_id is None else alert_id, item, summary)
         eps.append(ep)
+        self.floor = min(self.floor, summary.last_ts)
         return "new", ep, ended
 
     def episodes(self) -> list[OpenEpisode]:
@@ -297,17 +329,23 @@ class EpisodeBook:
         if oldest_fraction:
             ranked = sorted(self.episodes(), key=lambda e: e.summary.last_ts)
             gone = {id(e) for e in ranked[: max(1, int(len(ranked) * oldest_fraction))]}
+        elif watermark - self.floor <= self.quiet_s + grace_s:
+            return []  # the usual case, per detection: no episode can be that quiet yet
         else:
             gone = {id(e) for e in self.episodes() if watermark - e.summary.last_ts > self.quiet_s + grace_s}
-        if not gone:
-            return []
+        floor = float("inf")
         ended: list[OpenEpisode] = []
         for key in list(self.open):
             keep: list[OpenEpisode] = []
             for e in self.open[key]:
-                (ended if id(e) in gone else keep).append(e)
+                if id(e) in gone:
+                    ended.append(e)
+                else:
+                    keep.append(e)
+                    floor = min(floor, e.summary.last_ts)
             if keep:
                 self.open[key] = keep
             else:
                 del self.open[key]
+        self.floor = floor
         return ended

@@ -31,8 +31,12 @@ class Offer:
 
     item: Finding  # what build_alert reads
     dedup_key: str
-    alert_id: str  # the `_id` it gets if it opens an alert
     summary: EpisodeSummary
+
+    @property
+    def alert_id(self) -> str:
+        """The `_id` it gets if it opens an alert (a detection hashes it on first use)."""
+        return self.item.alert_id
 
     @classmethod
     def of(cls, finding: Finding) -> Offer:
@@ -43,19 +47,13 @@ class Offer:
 
     @classmethod
     def of_detection(cls, det: Detection) -> Offer:
-        return cls(
-            det,
-            det.dedup_key,
-            det.detection_id,
-            EpisodeSummary.of(det.start_ts, det.end_ts, det.count, det.evidence, det.metric),
-        )
+        return cls(det, det.dedup_key, EpisodeSummary.of(det.start_ts, det.end_ts, det.count, det.evidence, det.metric))
 
     @classmethod
     def of_finding(cls, finding: AnomalyFinding) -> Offer:
         return cls(
             finding,
             finding.dedup_key,
-            finding.alert_id,
             EpisodeSummary.of(
                 finding.start_ts, finding.end_ts, finding.event_count or len(finding.evidence), finding.evidence
             ),
@@ -80,7 +78,7 @@ class AlertPlanner:
     def offer(self, offer: Offer) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
         """Fold one detection in: ("new"|"extend", its episode, episodes that ended)."""
         self.watermark = max(self.watermark, offer.summary.last_ts)
-        action, ep, ended = self.book.offer(offer.dedup_key, offer.alert_id, offer.item, offer.summary)
+        action, ep, ended = self.book.offer(offer.dedup_key, None, offer.item, offer.summary)
         # files and partitions are not in time order: an episode is only forgotten once it has
         # been quiet for a whole max span beyond its quiet period (its status says "ended" sooner)
         ended += self.book.close_quiet(self.watermark, grace_s=self.book.max_span_s)
@@ -137,7 +135,7 @@ def plan_batch(offers: Iterable[Offer], quiet_s: float, max_span_s: float) -> li
     out: list[BatchEpisode] = []
     of: dict[int, BatchEpisode] = {}  # id(open episode) -> its batch share
     for offer in offers:
-        action, ep, _ = book.offer(offer.dedup_key, offer.alert_id, offer.item, offer.summary)
+        action, ep, _ = book.offer(offer.dedup_key, None, offer.item, offer.summary)
         if action == "new":
             of[id(ep)] = BatchEpisode(offer.dedup_key, ep.alert_id, offer.item, [])
             out.append(of[id(ep)])

@@ -1,13 +1,17 @@
 """The Detection record: a Sigma rule (or correlation) fired; everything `detectors.alerts` needs for an alert.
 
 Times are epoch seconds (`start_ts`, `end_ts`); `start`/`end` render them for people and tests.
+
+`detection_id` is hashed on first use, not when the detection is made: most detections fold into an
+alert that already exists (episodes) and never need their own id; the value is the same either way.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from detectors.common.severity import Severity
@@ -17,9 +21,25 @@ from detectors.sigma.model import RuleMeta
 EVIDENCE_CAP = 20
 
 
+# one encoder (json.dumps with options builds a new one per call); same bytes as
+# json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+_ENCODE = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":")).encode
+
+
 def stable_hash(*parts: object) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return hashlib.sha256(_ENCODE(parts).encode()).hexdigest()[:32]
+
+
+class Deferred:
+    """`stable_hash(*parts)`, computed when first asked for (a detection's identity)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: object):
+        self.parts = parts
+
+    def __str__(self) -> str:
+        return stable_hash(*self.parts)
 
 
 @dataclass(slots=True)
@@ -43,11 +63,22 @@ class Detection:
     count: int  # triggering events
     evidence: list[dict[str, Any]]  # up to EVIDENCE_CAP triggering events (flat ECS)
     dedup_key: str
-    detection_id: str
+    id_parts: tuple[Any, ...] = field(repr=False, compare=False)  # what detection_id hashes (see make_detection)
     agencies: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
     metric: dict[str, Any] = field(default_factory=dict)
     continuation: bool = False  # one more event of a correlation episode that already fired
+    id_cache: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def detection_id(self) -> str:
+        """Deterministic (a replay of the same events gives the same id): the alert `_id` it opens."""
+        if self.id_cache is None:
+            group_items, window_start, identity = self.id_parts
+            if type(identity) is Deferred:
+                identity = str(identity)
+            self.id_cache = stable_hash("det", self.rule_id, group_items, window_start, identity)
+        return self.id_cache
 
     @property
     def alert_id(self) -> str:
@@ -66,7 +97,15 @@ class Detection:
         return Severity.parse(self.level)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data (copies), `detection_id` in place of what it is hashed from."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("id_parts", "id_cache"):
+                continue
+            out[f.name] = copy.deepcopy(getattr(self, f.name))
+            if f.name == "dedup_key":
+                out["detection_id"] = self.detection_id
+        return out
 
 
 def make_detection(
@@ -82,10 +121,12 @@ def make_detection(
     agencies: list[Any] | None = None,
     continuation: bool = False,
 ) -> Detection:
-    """Build a Detection with deterministic ids (replay of the same events -> same ids)."""
+    """Build a Detection with deterministic ids (replay of the same events -> same ids).
+
+    `identity` (what tells two detections of one rule, group and window start apart) may be a
+    `Deferred` hash: it is only computed with `detection_id`."""
     group_items = sorted((k, _plain(v)) for k, v in group.items())
-    dedup_key = stable_hash("dedup", meta.id, group_items)
-    detection_id = stable_hash("det", meta.id, group_items, window_start, identity)
+    dedup_key = _dedup_key(meta.id, group, group_items)
     if agencies is None:
         agencies = [e.get("organization.id") for e in evidence]
     agencies = sorted({str(a) for a in agencies if a})
@@ -110,12 +151,30 @@ def make_detection(
         count=count,
         evidence=evidence[:EVIDENCE_CAP],
         dedup_key=dedup_key,
-        detection_id=detection_id,
+        id_parts=(group_items, window_start, identity),
         agencies=agencies,
         hosts=hosts,
         metric=metric or {},
         continuation=continuation,
     )
+
+
+_MEMO_TYPES = frozenset((str, int, type(None)))
+_DEDUP: dict[Any, str] = {}  # (rule id, group items) -> dedup key; bounded (group values come from logs)
+
+
+def _dedup_key(rule_id: str, group: dict[str, Any], group_items: list[Any]) -> str:
+    # memoised only for str/int/None values: equal keys there mean equal JSON (1 == 1.0 == True do not)
+    if not all(type(v) in _MEMO_TYPES for v in group.values()):
+        return stable_hash("dedup", rule_id, group_items)
+    memo = (rule_id, *((k, type(v), v) for k, v in group_items))
+    key = _DEDUP.get(memo)
+    if key is None:
+        key = stable_hash("dedup", rule_id, group_items)
+        if len(_DEDUP) >= 65536:
+            _DEDUP.clear()
+        _DEDUP[memo] = key
+    return key
 
 
 def _plain(v: object) -> object:

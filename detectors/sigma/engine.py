@@ -10,7 +10,7 @@ from typing import Any
 
 from detectors.common.times import to_epoch
 from detectors.sigma.correlation import CorrelationState
-from detectors.sigma.detection import EVIDENCE_CAP, Detection, make_detection, stable_hash
+from detectors.sigma.detection import EVIDENCE_CAP, Deferred, Detection, make_detection
 from detectors.sigma.fields import to_number
 from detectors.sigma.index import CandidateIndex
 from detectors.sigma.mapping import EventLogsource, FieldMappings, derivation_key, load_mappings
@@ -299,7 +299,7 @@ class Engine:
                     evidence,
                     1,
                     entry.ts,
-                    identity=stable_hash("continuation", evidence),
+                    identity=Deferred("continuation", evidence),
                     agencies=[entry.agency],
                     continuation=True,
                 )
@@ -331,7 +331,7 @@ class Engine:
 
     def _single(self, rule: SigmaRule, event: dict[str, Any], ts: float | None) -> Detection:
         group = {f: _hashable(event[f]) for f in self.single_group_fields if event.get(f) is not None}
-        identity = stable_hash([event.get(f) for f in IDENTITY_FIELDS])
+        identity = Deferred([event.get(f) for f in IDENTITY_FIELDS])
         t = ts if ts is not None else 0.0
         return make_detection(rule.meta, "single", group, [t], [event], 1, t, identity=identity)
 

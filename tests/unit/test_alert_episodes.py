@@ -112,6 +112,7 @@ def test_document_round_trips_its_summary():
 class FakeDet:
     def __init__(self, t, key="k", n=1, did=None):
         self.dedup_key, self.detection_id = key, did or f"d{t}"
+        self.alert_id = self.detection_id
         self.start_ts, self.end_ts, self.count = T0 + t, T0 + t + n - 1, n
         self.evidence = [event(t + i, path=f"/q{t + i}", line=t + i) for i in range(n)]
         self.metric = {}
@@ -152,3 +153,44 @@ def test_scanner_corpora_give_a_handful_of_alerts_covering_the_activity(name):
         assert d["event.start"] <= d["event.end"]
         ev_times = [e["@timestamp"] for e in d["socpipe.evidence"]]
         assert min(ev_times) == d["event.start"] and max(ev_times) <= d["event.end"]
+
+
+def test_book_grows_episodes_in_place_without_touching_offers():
+    """An open episode absorbs detections into its own copy: the offers' summaries (which a worker
+    batch merges again, plan_batch) stay as they were, and the result is the pure merge's."""
+    parts = [summary(t, n=2) for t in range(0, 400, 9)]
+    before = [(p.to_data(), p.evidence()) for p in parts]
+    book = EpisodeBook(quiet_s=60, max_span_s=10_000)
+    for p in parts:
+        book.offer("k", "a", None, p)
+    (ep,) = book.open["k"]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merge(p)
+    assert ep.summary.to_data() == merged.to_data() and ep.summary.evidence() == merged.evidence()
+    assert [(p.to_data(), p.evidence()) for p in parts] == before
+
+
+def test_close_quiet_skips_work_until_an_episode_can_end():
+    book = EpisodeBook(quiet_s=60, max_span_s=600)
+    book.offer("a", "a1", None, summary(100))
+    book.offer("b", "b1", None, summary(0))  # out of order: the older episode sets the floor
+    assert book.close_quiet(T0 + 60) == [] and book.floor == T0
+    assert [e.alert_id for e in book.close_quiet(T0 + 61)] == ["b1"]  # 61 s quiet
+    assert book.floor == T0 + 100 and list(book.open) == ["a"]
+    assert [e.alert_id for e in book.close_quiet(T0 + 161)] == ["a1"] and book.open == {}
+
+
+def test_offer_reads_the_alert_id_only_when_it_opens_an_episode():
+    class Item:
+        reads = 0
+
+        @property
+        def alert_id(self):
+            Item.reads += 1
+            return "id-1"
+
+    book = EpisodeBook(quiet_s=60, max_span_s=600)
+    assert book.offer("k", None, Item(), summary(0))[1].alert_id == "id-1"
+    book.offer("k", None, Item(), summary(5))
+    assert Item.reads == 1
