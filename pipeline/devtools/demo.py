@@ -243,7 +243,7 @@ class Demo:
         self.step(f"The whole province: {total} agencies, {simulated} simulated agents ({silent} with a silent source)")
         self.stop("coverage")
         province_env = {**self.env, "SOCPIPE_INVENTORY": inventory}
-        province_env = {**province_env, **self.ports.service_env("coverage")}
+        province_env = {**province_env, **self.stack.service_env("coverage")}
         self.start("coverage-province", "coverage", "run", "--config", "config/coverage.yaml", env=province_env)
         self.start(
             "simulate",

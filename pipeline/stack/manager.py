@@ -142,9 +142,7 @@ class Stack:
         """SOCPIPE_* settings that run a socpipe service (`detector`, `coverage`, `agent`, `triage`,
         `setup` for `es setup`) against this stack: the plan's ports and, when secure, the service's own
         least-privilege Elasticsearch credential over HTTPS."""
-        out = self.ports.service_env(role)
-        if "SOCPIPE_KAFKA_BOOTSTRAP" in out:  # every node of a --brokers N cluster
-            out["SOCPIPE_KAFKA_BOOTSTRAP"] = self.ports.kafka_bootstrap(self.options.brokers)
+        out = self.ports.service_env(role, self.options.brokers)
         if self.options.secure:
             out.update(elasticsearch_secure.service_env(self.state, self.ports.elasticsearch, role))
         return out

@@ -128,13 +128,14 @@ class Ports:
             "socpipe-agent": [f"127.0.0.1:{self.agent_metrics}"],
         }
 
-    def service_env(self, role: str) -> dict[str, str]:
+    def service_env(self, role: str, brokers: int = 1) -> dict[str, str]:
         """SOCPIPE_* overrides that put a socpipe service on this plan's ports (its config keys, by role).
 
         Per process, because the services share key names (`metrics_port` is the detector's and the
         coverage service's): `detector`, `coverage` (also `enrol serve`: same file), `agent`, `triage`.
+        Kafka clients get every node of a `brokers`-node cluster, so they bootstrap with any one down.
         """
-        kafka = {"SOCPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka}"}
+        kafka = {"SOCPIPE_KAFKA_BOOTSTRAP": self.kafka_bootstrap(brokers)}
         es = {"SOCPIPE_ES_URL": f"http://127.0.0.1:{self.elasticsearch}"}
         if role == "detector":
             return {**kafka, **es, "SOCPIPE_METRICS_PORT": str(self.detector_metrics)}

@@ -142,6 +142,15 @@ def test_service_env_puts_each_role_on_the_plan_ports():
         ports.service_env("kibana")
 
 
+def test_service_env_gives_every_broker_of_a_cluster():
+    """A service bootstraps from any live node: with the first broker down, a list of one never connects."""
+    ports = Ports(kafka=26092)
+    want = "127.0.0.1:26092,127.0.0.1:26095,127.0.0.1:26098"
+    for role in ("detector", "coverage", "agent"):
+        assert ports.service_env(role, brokers=3)["SOCPIPE_KAFKA_BOOTSTRAP"] == want
+    assert "SOCPIPE_KAFKA_BOOTSTRAP" not in ports.service_env("triage", brokers=3)
+
+
 def test_enrolment_handout_keeps_an_agency_facing_address():
     from pipeline.config import load_config
     from pipeline.coverage.config import CoverageConfig
