@@ -57,6 +57,38 @@ class NoHold:
         pass
 
 
+class _Retry:
+    """One delivery's wait for Elasticsearch: the first failed attempt pauses the consumer (`hold`); each
+    failure backs off (0.5 s doubling up to `retry_backoff_max_s`) and keeps the consumer in its group;
+    `done()` resumes it and returns the seconds blocked (0 if nothing failed)."""
+
+    def __init__(self, sink: AlertSink, hold: Hold | None) -> None:
+        self.sink, self.hold = sink, hold or NoHold()
+        self.backoff = 0.5
+        self.paused_at: float | None = None
+
+    def failed(self, pending: str) -> None:
+        sink = self.sink
+        if self.paused_at is None:
+            self.hold.pause()
+            self.paused_at = sink.monotonic()
+            sink.metrics.paused.set(1)
+            log.warning("detector.es_unavailable %s action=pause", pending)
+        sink.metrics.index_retries.inc()
+        sink.sleep(self.backoff)
+        self.hold.keep_alive()
+        self.backoff = min(self.backoff * 2, sink.retry_backoff_max_s)
+
+    def done(self) -> float:
+        if self.paused_at is None:
+            return 0.0
+        self.hold.resume()
+        self.sink.metrics.paused.set(0)
+        blocked = self.sink.monotonic() - self.paused_at
+        log.info("detector.es_available action=resume blocked_s=%.1f", blocked)
+        return blocked
+
+
 class AlertSink:
     def __init__(
         self,
@@ -101,11 +133,10 @@ class AlertSink:
         if not plan:
             return 0.0
         started = self.monotonic()
-        hold = hold or NoHold()
+        retry = _Retry(self, hold)
         docs = self.documents(plan.new)
         updates = list(plan.updates)
         episodes = list(plan.episodes)
-        backoff, paused, paused_at = 0.5, False, 0.0
         while True:
             episodes = self._write_episodes(episodes) if episodes else []
             retry_docs = self._write(docs) if docs else []
@@ -115,56 +146,23 @@ class AlertSink:
                 break
             if not retry_docs and not left and not episodes:
                 continue  # only alerts reopened after their open one was closed: write them now
-            if not paused:
-                hold.pause()
-                paused, paused_at = True, self.monotonic()
-                self.metrics.paused.set(1)
-                log.warning(
-                    "detector.es_unavailable pending_alerts=%d pending_updates=%d pending_episodes=%d action=pause",
-                    len(docs),
-                    len(updates),
-                    len(episodes),
-                )
-            self.metrics.index_retries.inc()
-            self.sleep(backoff)
-            hold.keep_alive()
-            backoff = min(backoff * 2, self.retry_backoff_max_s)
-        if not paused:
-            return self.monotonic() - started
-        hold.resume()
-        self.metrics.paused.set(0)
-        log.info("detector.es_available action=resume blocked_s=%.1f", self.monotonic() - paused_at)
+            retry.failed(f"pending_alerts={len(docs)} pending_updates={len(updates)} pending_episodes={len(episodes)}")
+        retry.done()
         return self.monotonic() - started
 
     def deliver_events(self, indexer: EventIndexer, events: list[Doc], hold: Hold | None = None) -> float:
         """Index normalised events (es.index_events) until Elasticsearch took them all, pausing meanwhile
         like alerts (offsets move only after); a rejected event goes to the dead letters. Seconds blocked."""
-        hold = hold or NoHold()
-        backoff, paused_at = 0.5, None
+        retry = _Retry(self, hold)
         while events:
             result = indexer.index(events)
             self.metrics.events_indexed.inc(len(result.created))
             for doc, reason in result.rejected:
                 self.dead_letter(wire.encode(doc), f"elasticsearch rejected event: {reason}")
             events = result.retry
-            if not events:
-                break
-            if paused_at is None:
-                hold.pause()
-                paused_at = self.monotonic()
-                self.metrics.paused.set(1)
-                log.warning("detector.es_unavailable pending_events=%d action=pause", len(events))
-            self.metrics.index_retries.inc()
-            self.sleep(backoff)
-            hold.keep_alive()
-            backoff = min(backoff * 2, self.retry_backoff_max_s)
-        if paused_at is None:
-            return 0.0
-        hold.resume()
-        self.metrics.paused.set(0)
-        blocked = self.monotonic() - paused_at
-        log.info("detector.es_available action=resume blocked_s=%.1f", blocked)
-        return blocked
+            if events:
+                retry.failed(f"pending_events={len(events)}")
+        return retry.done()
 
     def documents(self, new_alerts: list[NewAlert]) -> list[Doc]:
         """Alert documents of the new alerts (repeats folded in); a finding that cannot be one is dead-lettered."""

@@ -250,6 +250,47 @@ def test_sink_pauses_while_elasticsearch_refuses_and_dead_letters_rejects() -> N
     assert dead == ["elasticsearch rejected alert: mapper_parsing_exception"]
 
 
+def test_event_indexing_pauses_and_backs_off_like_alerts() -> None:
+    """deliver_events shares deliver's wait: pause once, back off doubling to the max, keep polling,
+    resume, report the seconds blocked; a rejected event goes to the dead letters, the rest are kept."""
+
+    class Events:
+        def __init__(self) -> None:
+            self.calls, self.kept = 0, []
+
+        def index(self, events: list[dict[str, Any]]) -> IndexResult:
+            self.calls += 1
+            if self.calls <= 4:
+                return IndexResult(retry=list(events))
+            self.kept += [e for e in events if e["message"] != "bad"]
+            return IndexResult(
+                created=[e["message"] for e in events if e["message"] != "bad"],
+                rejected=[(e, "mapper_parsing_exception") for e in events if e["message"] == "bad"],
+            )
+
+    clock, dead, slept = [0.0], [], []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += s
+
+    metrics = WorkerMetrics()
+    sink = AlertSink(
+        FakeIndexer(),
+        metrics,
+        lambda p, r: dead.append(r),
+        sleep=sleep,
+        monotonic=lambda: clock[0],
+        retry_backoff_max_s=1.5,
+    )  # type: ignore[arg-type]
+    hold, indexer = Hold(), Events()
+    blocked = sink.deliver_events(indexer, [{"message": "a"}, {"message": "bad"}], hold)  # type: ignore[arg-type]
+    assert hold.calls == ["pause", "poll", "poll", "poll", "poll", "resume"] and slept == [0.5, 1.0, 1.5, 1.5]
+    assert blocked == 4.5 and indexer.kept == [{"message": "a"}]
+    assert dead == ["elasticsearch rejected event: mapper_parsing_exception"]
+    assert sink.deliver_events(indexer, [{"message": "b"}], Hold()) == 0.0
+
+
 def test_notifications_run_off_the_write_path_and_drop_when_full() -> None:
     release = threading.Event()
     sent: list[str] = []
