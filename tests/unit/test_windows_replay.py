@@ -35,9 +35,9 @@ FLOOR = {
     "Defense Evasion": 18,
     "Discovery": 5,
     "Execution": 18,
-    "Lateral Movement": 20,
+    "Lateral Movement": 24,
     "Other": 2,
-    "Persistence": 11,
+    "Persistence": 12,
     "Privilege Escalation": 46,
 }
 
