@@ -87,7 +87,18 @@ are one family (the program tag decides, so auth lines sent to /var/log/syslog o
 still land in ``system.auth``). Without configuration the dataset is detected per line.
 """
 
-from detectors.normalise.core import parse_line
-from detectors.normalise.normaliser import Normaliser
+from typing import TYPE_CHECKING
+
+from collectors.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from detectors.normalise.core import parse_line
+    from detectors.normalise.normaliser import Normaliser
+
+# Resolved on first use (PEP 562): `rules lint` reads the field reference (detectors.normalise.reference)
+# without loading every parser when the reference's events are cached.
+__getattr__ = lazy_exports(
+    __name__, {"Normaliser": "detectors.normalise.normaliser", "parse_line": "detectors.normalise.core"}
+)
 
 __all__ = ["Normaliser", "parse_line"]

@@ -13,10 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from collectors.wire import LineBatch, LogLine
-from detectors.normalise.normaliser import Normaliser
+from detectors.sigma.ruledocs import document_cache
 
 EXAMPLES_FILE = Path(__file__).with_name("examples.yml")
 READ_AT = 1764288000.0  # 2025-11-28T00:00:00Z: read time of the examples (RFC 3164 year inference)
@@ -41,7 +38,14 @@ class FieldInfo:
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> list[Example]:
-    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}  # libyaml: read on every lint
+    cache = document_cache()  # read on every lint: parsed once per text (rule YAML's bounds and cache)
+    docs, _ = cache.documents(path.read_text(encoding="utf-8"))
+    cache.save()
+    if len(docs) > 1:
+        raise ValueError(f"{path}: expected one YAML document, found {len(docs)}")
+    doc = (docs[0] if docs else None) or {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a map with 'examples'")
     out = []
     for i, item in enumerate(doc.get("examples") or []):
         lines = item.get("lines")
@@ -61,6 +65,9 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[Example]:
 
 def run_example(example: Example) -> list[dict[str, Any]]:
     """The events a worker makes of these lines (one Normaliser per example, flushed)."""
+    from collectors.wire import LineBatch, LogLine
+    from detectors.normalise.normaliser import Normaliser
+
     normaliser = Normaliser()
     batch = LineBatch(
         EXAMPLE_AGENCY,
@@ -105,8 +112,21 @@ def build_reference(examples: list[Example]) -> dict[str, dict[str, FieldInfo]]:
 
 @lru_cache(maxsize=1)
 def example_events() -> tuple[tuple[str, dict[str, Any]], ...]:
-    """(example name, event) for every shipped example (cached: the lint asks per rule)."""
-    return tuple((ex.name, ev) for ex in load_examples() for ev in run_example(ex))
+    """(example name, event) for every shipped example (cached: the lint asks per rule).
+
+    `rules lint` needs these on every start: they are kept in the rule cache (detectors.sigma.ruledocs)
+    while examples.yml and the source of every module that made them are unchanged, so a start with
+    nothing changed runs no parser and imports none."""
+    cache = document_cache()
+    pairs = cache.derived(
+        "example-events",
+        EXAMPLES_FILE.read_text(encoding="utf-8"),
+        lambda: [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)],
+        code=("detectors.", "collectors."),
+        valid=lambda v: type(v) is list and all(type(p) is list and len(p) == 2 and type(p[1]) is dict for p in v),
+    )
+    cache.save()
+    return tuple((str(name), ev) for name, ev in pairs)
 
 
 @lru_cache(maxsize=1)

@@ -6,17 +6,16 @@ the other rules still load. Files named `*.tests.yml` are rule tests (see testin
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from detectors.common.durations import parse_duration
 from detectors.common.severity import LEVELS
-from detectors.sigma import yamlsafe
+from detectors.sigma import ruledocs
 from detectors.sigma.compile import CompileError, compile_detection
 from detectors.sigma.mapping import FieldMappings, load_mappings
 from detectors.sigma.model import (
@@ -37,20 +36,39 @@ _TAG_RE = re.compile(r"^[a-z0-9_\-]+(\.[a-z0-9_\-.]+)+$")
 
 
 def rule_files(paths: Any) -> list[Path]:
+    """Rule files under `paths` in load order: a file as given; a directory's *.yml/*.yaml files (not
+    rule tests) at any depth, sorted, not descending into symlinked directories (what Path.rglob did,
+    one scandir per directory)."""
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(
-                sorted(
-                    x
-                    for x in p.rglob("*")
-                    if x.suffix in (".yml", ".yaml") and x.is_file() and not x.name.endswith(TEST_SUFFIXES)
-                )
-            )
+            out.extend(sorted(map(Path, _yaml_files(str(p)))))
         else:
             out.append(p)
     return out
+
+
+def _yaml_files(root: str) -> list[str]:
+    found: list[str] = []
+    pending = [root]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as it:
+                entries = list(it)
+        except PermissionError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir() and not e.is_symlink():
+                    pending.append(e.path)
+                    continue
+            except OSError:
+                pass
+            name = e.name
+            if os.path.splitext(name)[1] in (".yml", ".yaml") and not name.endswith(TEST_SUFFIXES) and e.is_file():
+                found.append(e.path)
+    return found
 
 
 def parse_timespan(text: Any) -> float:
@@ -65,14 +83,18 @@ def line_of(text: str, doc_index: int, path: tuple[Any, ...]) -> int:
     """1-based line of the YAML node at `path` in document `doc_index` (best effort).
 
     Composes the file again, so call it only to report a problem, never for every rule."""
+    from detectors.sigma import yamlsafe  # PyYAML's node trees: only to report a problem
+
     try:
         node = yamlsafe.compose_documents(text)[doc_index]
-    except (yamlsafe.RuleYAMLError, IndexError):
+    except (ruledocs.RuleYAMLError, IndexError):
         return 0
     return _node_line(node, path)
 
 
 def _node_line(node: Any, path: tuple[Any, ...]) -> int:
+    import yaml
+
     line = node.start_mark.line + 1 if node is not None else 0
     for step in path:
         if isinstance(node, yaml.MappingNode):
@@ -238,18 +260,19 @@ def load_rules(
     placeholders = placeholders or {}
     result = LoadResult()
     filters: list[MetaFilter] = []
+    cache = ruledocs.document_cache()
     for f in rule_files(paths):
         result.files += 1
         try:
             if f.stat().st_size > MAX_RULE_FILE_BYTES:
                 raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
             text = f.read_text(encoding="utf-8")
-            docs, lines = yamlsafe.load_documents(text)
+            docs, lines = cache.documents(text)
         except (OSError, UnicodeDecodeError) as exc:
             result.documents += 1
             result.errors.append(LoadIssue(str(f), 0, "", f"cannot read: {exc}"))
             continue
-        except yamlsafe.RuleYAMLError as exc:
+        except ruledocs.RuleYAMLError as exc:
             result.documents += 1
             result.errors.append(LoadIssue(str(f), exc.line, "", exc.message))
             continue
@@ -259,6 +282,7 @@ def load_rules(
             result.documents += 1
             line = lines[i] if i < len(lines) else 0
             _load_document(doc, text, i, line, str(f), mappings, placeholders, result, filters)
+    cache.save()
     _link(result, filters)
     result.filters = filters
     return result
@@ -274,9 +298,11 @@ class _Composed:
 
     def line(self, path: tuple[Any, ...]) -> int:
         if self.node is None and not self.failed:
+            from detectors.sigma import yamlsafe
+
             try:
                 self.node = yamlsafe.compose_documents(self.text)[self.index]
-            except (yamlsafe.RuleYAMLError, IndexError):
+            except (ruledocs.RuleYAMLError, IndexError):
                 self.failed = True
         return 0 if self.node is None else _node_line(self.node, path)
 

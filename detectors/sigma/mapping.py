@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.sigma.yamlsafe import RuleYAMLError, load_documents
+from detectors.sigma.ruledocs import RuleYAMLError, document_cache
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 DERIVATION_FIELDS = ("event.dataset", "event.module", "process.name", "event.category", "winlog.channel", "event.code")
@@ -145,7 +145,10 @@ def _field_matches(value: Any, patterns: tuple[Any, ...]) -> bool:
     if value is None:
         return "" in patterns
     vals = value if isinstance(value, tuple) else (value,)
-    return any(fnmatch.fnmatchcase(v, p) for v in vals for p in patterns)
+    return any((fnmatch.fnmatchcase(v, p) if _WILDCARD.intersection(p) else v == p) for v in vals for p in patterns)
+
+
+_WILDCARD = frozenset("*?[")  # a pattern without them matches itself only (no regex to compile)
 
 
 def _as_tuple(v: Any) -> tuple[Any, ...]:
@@ -202,12 +205,14 @@ def _read_mappings(paths: list[Any]) -> FieldMappings:
         p = Path(p)
         files.extend(sorted(p.glob("*.yml")) if p.is_dir() else [p])
     out = FieldMappings()
+    cache = document_cache()
     for f in files:
         try:
-            docs, _ = load_documents(f.read_text(encoding="utf-8"))
+            docs, _ = cache.documents(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, RuleYAMLError) as exc:
             raise MappingError(f"{f}: {exc}") from None
         for doc in docs:
             if doc is not None:
                 parse_mapping_document(doc, str(f), out)
+    cache.save()
     return out

@@ -9,6 +9,7 @@ any Python object is built, with the line where the limit was crossed:
 - deep nesting: collections nested deeper than MAX_DEPTH (no Sigma rule needs more than ~8).
 
 Timestamps stay the strings they were written as (`date: 2023-01-01`), so no second pass converts them.
+Rule loading reads through detectors.sigma.ruledocs, which caches what this module builds.
 """
 
 from __future__ import annotations
@@ -18,19 +19,11 @@ from typing import Any
 
 import yaml
 
-MAX_DEPTH = 64
-MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak at a few hundred
+from detectors.sigma.ruledocs import MAX_DEPTH, MAX_NODES, RuleYAMLError
+
+__all__ = ["MAX_DEPTH", "MAX_NODES", "RuleYAMLError", "check_bounds", "compose_documents", "load_documents", "load_one"]
 
 _CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class RuleYAMLError(ValueError):
-    """A file that is not YAML, or YAML beyond the bounds above. `line` is 1-based (0: unknown)."""
-
-    def __init__(self, message: str, line: int = 0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
 
 
 class _Loader(_CLoader):  # type: ignore[misc, valid-type]

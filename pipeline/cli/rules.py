@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from collectors.wire import DEFAULT_TIMEZONE
-from detectors.alerts import to_flat
 from pipeline.cli.output import clean, clean_json
 
 DEFAULT_RULES = ("rules",)
@@ -180,6 +179,8 @@ def scan_command(
 
 def _dotted_alert(doc: dict) -> dict:
     """An alert document with dotted keys, evidence too (the `_id` kept)."""
+    from detectors.alerts import to_flat
+
     flat = to_flat(doc)
     flat["socpipe.evidence"] = [to_flat(e) for e in doc.get("socpipe", {}).get("evidence", [])]
     return flat

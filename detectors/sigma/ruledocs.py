@@ -1,0 +1,250 @@
+"""Rule documents, parsed once per text: the YAML of a rule file is cached by content hash.
+
+Start-up reads hundreds of rule files whose text rarely changes; parsing their YAML was a third of
+`socpipe rules lint`. The documents a file parsed to (plain dicts, lists and scalars, with the line of
+each document's root) are kept in one JSON file in the user's cache directory, keyed by the BLAKE2b hash
+of the file's text, so an edited file is a different key and is parsed again. The cache never changes
+what is loaded:
+
+- only documents that read back equal to what the parser gave are stored (JSON's own types: str-keyed
+  maps, lists, str, 64-bit int, finite float, bool, None); anything else is parsed each time;
+- a file that fails to parse (bad YAML, over the bounds of yamlsafe) is never stored: its error is
+  found and reported again on every load, with its line;
+- the cache is JSON read by orjson, never pickle: a forged cache file can only forge rule documents,
+  which is why it is ignored unless it is a regular file owned by this user, in a directory owned by
+  this user, neither writable by group or others (created 0700/0600);
+- a missing, unreadable, corrupt or older-version cache is ignored and rebuilt; a cache that cannot be
+  written (read-only home, no home) just means parsing every time.
+
+SOCPIPE_RULE_CACHE: a directory to keep it in instead of $XDG_CACHE_HOME/socpipe (~/.cache/socpipe),
+or `off`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Callable
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak at a few hundred
+
+# Bump when what yamlsafe builds from a text changes (its rules, bounds or resolvers).
+CACHE_VERSION = f"rule-docs-2:{MAX_DEPTH}:{MAX_NODES}"
+CACHE_NAME = "rule-documents.json"
+MAX_CACHE_BYTES = 64 << 20
+MAX_ENTRIES = 20_000  # past this, only the entries of the latest load are kept
+
+
+class RuleYAMLError(ValueError):
+    """A file that is not YAML, or YAML beyond the bounds above. `line` is 1-based (0: unknown)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def cache_dir() -> Path | None:
+    """Where the cache lives (None: disabled)."""
+    env = os.environ.get("SOCPIPE_RULE_CACHE", "").strip()
+    if env.lower() in ("off", "0", "no", "false"):
+        return None
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):
+        return None
+    return Path(base) / "socpipe"
+
+
+def _digest(text: str | bytes) -> str:
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return blake2b(data, digest_size=16).hexdigest()
+
+
+def _file_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return _digest(fh.read())
+    except OSError:
+        return ""
+
+
+def _sources_unchanged(sources: Any) -> bool:
+    return type(sources) is dict and bool(sources) and all(_file_digest(p) == h for p, h in sources.items())
+
+
+def _as_json(value: Any) -> str | None:
+    """`value`'s JSON text, or None when reading it back would not give exactly `value`: orjson refuses
+    non-str keys, sets, bytes and ints past 64 bits, and writes NaN/inf as null and dates as strings,
+    tuples as lists; each of these then compares unequal."""
+    try:
+        blob = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return blob.decode() if orjson.loads(blob) == value else None
+
+
+def _trusted(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+class DocumentCache:
+    """Parsed documents by text hash, read from and written to one file (see the module docstring).
+
+    Each entry is kept as its own JSON text and decoded only when its file is loaded: reading the
+    cache builds one string per rule file, not the object trees of rules this process never loads."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.entries: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        self.hits = self.misses = 0
+        self._read()
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.directory is None else self.directory / CACHE_NAME
+
+    def _read(self) -> None:
+        path = self.path
+        if path is None:
+            return
+        try:
+            if not _trusted(os.stat(path.parent)):
+                return
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or not _trusted(st) or st.st_size > MAX_CACHE_BYTES:
+                return
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = orjson.loads(fh.read())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        finally:
+            os.close(fd)
+        if type(data) is dict and data.get("version") == CACHE_VERSION and type(data.get("entries")) is dict:
+            self.entries = data["entries"]
+
+    def documents(self, text: str) -> tuple[list[Any], list[int]]:
+        """The documents of `text` and the 1-based line of each (yamlsafe.load_documents, cached)."""
+        key = _digest(text)
+        hit = self.entries.get(key)
+        if type(hit) is str:
+            try:
+                entry = orjson.loads(hit)  # objects of the caller's own, as from the parser
+            except orjson.JSONDecodeError:
+                entry = None
+            if _valid_entry(entry):
+                self.hits += 1
+                self.used.add(key)
+                return entry[0], entry[1]
+        self.misses += 1
+        from detectors.sigma.yamlsafe import load_documents
+
+        docs, lines = load_documents(text)  # raises RuleYAMLError: never stored
+        entry = None if self.directory is None else _as_json([docs, lines])
+        if entry is not None:
+            self.entries[key] = entry
+            self.used.add(key)
+            self.dirty = True
+        return docs, lines
+
+    def derived(
+        self, name: str, inputs: str, compute: Callable[[], Any], code: tuple[str, ...], valid: Callable[[Any], bool]
+    ) -> Any:
+        """`compute()`, or what it returned last time if `inputs` (a text it reads) and the source of
+        every module under the `code` packages loaded when it ran are unchanged (content hashes, checked
+        on every read) and the stored value is `valid`. What JSON cannot hold exactly is computed every
+        time."""
+        key = f"derived:{name}"
+        want = _digest(f"{sys.version}\0{inputs}")
+        entry = self.entries.get(key)
+        if type(entry) is str:
+            try:
+                stored = orjson.loads(entry)
+            except orjson.JSONDecodeError:
+                stored = None
+            if (
+                type(stored) is dict
+                and stored.get("inputs") == want
+                and valid(stored.get("value"))
+                and _sources_unchanged(stored.get("sources"))
+            ):
+                self.hits += 1
+                self.used.add(key)
+                return stored["value"]
+        self.misses += 1
+        value = compute()
+        files = [getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if n.startswith(code)]
+        sources = {f: _file_digest(f) for f in files if f}
+        blob = None if self.directory is None else _as_json(value)
+        if blob is not None and all(sources.values()):
+            self.entries[key] = orjson.dumps({"inputs": want, "sources": sources, "value": value}).decode()
+            self.used.add(key)
+            self.dirty = True
+        return value
+
+    def save(self) -> None:
+        """Write the cache if this load parsed something new (atomically; errors ignored)."""
+        if not self.dirty or self.directory is None:
+            return
+        self.dirty = False
+        entries = self.entries
+        if len(entries) > MAX_ENTRIES:
+            entries = {k: v for k, v in entries.items() if k in self.used}
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not _trusted(os.stat(self.directory)):
+                return
+            blob = orjson.dumps({"version": CACHE_VERSION, "entries": entries})
+            tmp = self.directory / f".{CACHE_NAME}.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(blob)
+                os.replace(tmp, self.directory / CACHE_NAME)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except (OSError, TypeError, orjson.JSONEncodeError):
+            return
+
+
+def _valid_entry(entry: Any) -> bool:
+    return (
+        type(entry) is list
+        and len(entry) == 2
+        and type(entry[0]) is list
+        and type(entry[1]) is list
+        and len(entry[0]) == len(entry[1])
+        and all(type(n) is int for n in entry[1])
+    )
+
+
+_CACHE: DocumentCache | None = None
+
+
+def document_cache() -> DocumentCache:
+    """This process's cache (read on first use; SOCPIPE_RULE_CACHE is read then)."""
+    global _CACHE
+    directory = cache_dir()
+    if _CACHE is None or _CACHE.directory != directory:
+        _CACHE = DocumentCache(directory)
+    return _CACHE
+
+
+def load_documents(text: str) -> tuple[list[Any], list[int]]:
+    """Every document of `text` (None for an empty one) and the line of each, within yamlsafe's bounds."""
+    return document_cache().documents(text)

@@ -1,0 +1,213 @@
+"""The rule-document cache (detectors.sigma.ruledocs): a warm start loads and reports exactly what a cold
+one does; what it cannot store exactly, errors, corrupt or foreign cache files are never trusted."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from detectors.sigma import load_rules, ruledocs
+from detectors.sigma.loader import rule_files
+from detectors.sigma.yamlsafe import load_documents
+
+from .test_sigma_loader import GOOD
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SIGMA_SETS = [
+    SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-windows")
+]
+
+
+def _report(res):
+    """Everything `rules lint` reports of a load, rule by rule."""
+    return (
+        res.files,
+        res.documents,
+        [
+            (
+                r.meta.id,
+                r.meta.title,
+                r.meta.path,
+                r.meta.line,
+                r.meta.level,
+                r.meta.tags,
+                getattr(r, "logsource", None),
+            )
+            for r in res.rules
+        ],
+        [vars(e) for e in res.errors],
+        [vars(w) for w in res.warnings],
+    )
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    where = tmp_path / "cache"
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", str(where))
+    return where
+
+
+@pytest.mark.skipif(not all(p.is_dir() for p in SIGMA_SETS), reason="../shared/sigma not present")
+def test_warm_start_loads_the_shared_sigma_rules_exactly_as_a_cold_one(cache, monkeypatch):
+    paths = [str(p) for p in SIGMA_SETS] + [str(Path(__file__).resolve().parents[2] / "rules")]
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", "off")
+    uncached = load_rules(paths)
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", str(cache))
+    cold = load_rules(paths)
+    files = len(rule_files(paths))
+    assert ruledocs.document_cache().misses >= files - 5  # a few files may be uncachable
+    ruledocs._CACHE = None  # a new process: read from disk
+    warm = load_rules(paths)
+    c = ruledocs.document_cache()
+    assert c.hits >= files - 5 and c.misses <= 5 and files > 2500
+    assert _report(uncached) == _report(cold) == _report(warm)
+    assert len(warm.rules) > 3000
+    assert [r.detection for r in warm.rules if hasattr(r, "detection")] == [
+        r.detection for r in uncached.rules if hasattr(r, "detection")
+    ]
+
+
+def test_cache_files_are_private_and_an_edit_is_parsed_again(tmp_path, cache):
+    rule = tmp_path / "r.yml"
+    rule.write_text(GOOD)
+    load_rules([tmp_path])
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(cache / ruledocs.CACHE_NAME).st_mode) == 0o600
+    rule.write_text(GOOD.replace("level: high", "level: low"))
+    ruledocs._CACHE = None
+    assert load_rules([tmp_path]).rules[0].meta.level == "low"
+    assert ruledocs.document_cache().misses == 1
+
+
+def test_errors_are_never_cached_and_keep_their_line(tmp_path, cache):
+    (tmp_path / "broken.yml").write_text("title: x\ndetection: [unclosed\n")
+    (tmp_path / "badmod.yml").write_text(GOOD.replace("contains", "containz"))
+    first = load_rules([tmp_path])
+    ruledocs._CACHE = None
+    second = load_rules([tmp_path])
+    assert _report(first) == _report(second)
+    assert {Path(e.path).name: e.line for e in second.errors} == {"broken.yml": 3, "badmod.yml": 5}
+    stored = json.loads((cache / ruledocs.CACHE_NAME).read_text())["entries"]
+    assert len(stored) == 1  # badmod.yml is valid YAML (its error is Sigma's); broken.yml is not stored
+
+
+def test_documents_json_cannot_hold_exactly_are_parsed_every_time(cache):
+    for text in ("a: 1\n2: two\n", "b: .nan\n", "s: !!set {x, y}\n", "d: !!binary aGk=\n", "e: .inf\n"):
+        docs, lines = ruledocs.load_documents(text)
+        assert (docs, lines) == load_documents(text)
+        assert ruledocs.document_cache().misses == 1 and not ruledocs.document_cache().dirty, text
+        ruledocs._CACHE = None
+    assert not (cache / ruledocs.CACHE_NAME).exists()  # int key, NaN, set, bytes, inf: never stored
+    plain = "c: [1, 2.5, true, null, '07', 18446744073709551615]\n"
+    ruledocs.load_documents(plain)
+    ruledocs.document_cache().save()
+    ruledocs._CACHE = None
+    again = ruledocs.load_documents(plain)
+    assert ruledocs.document_cache().hits == 1
+    assert again == load_documents(plain) and type(again[0][0]["c"][1]) is float
+
+
+def test_a_document_handed_out_twice_is_not_shared(cache):
+    text = "detection: {sel: {a: 1}, condition: sel}\n"
+    ruledocs.load_documents(text)
+    ruledocs.document_cache().save()
+    ruledocs._CACHE = None
+    first, _ = ruledocs.load_documents(text)
+    first[0]["detection"]["sel"]["a"] = 2
+    second, _ = ruledocs.load_documents(text)
+    assert second[0]["detection"]["sel"]["a"] == 1
+
+
+def _forge(cache: Path, text: str, docs) -> None:
+    """A cache file claiming `text` parses to `docs`."""
+    key = ruledocs.blake2b(text.encode(), digest_size=16).hexdigest()
+    entry = json.dumps([docs, [1] * len(docs)])
+    cache.mkdir(mode=0o700, exist_ok=True)
+    path = cache / ruledocs.CACHE_NAME
+    path.write_text(json.dumps({"version": ruledocs.CACHE_VERSION, "entries": {key: entry}}))
+    path.chmod(0o600)
+
+
+def test_a_cache_writable_by_others_or_corrupt_is_ignored(tmp_path, cache):
+    (tmp_path / "r.yml").write_text(GOOD)
+    forged = {"title": "Forged", "logsource": {"product": "linux"}, "detection": {"s": {"a": 1}, "condition": "s"}}
+    _forge(cache, GOOD, [forged])
+    ruledocs._CACHE = None
+    assert load_rules([tmp_path]).rules[0].meta.title == "Forged"  # the forge format is right: trusted here
+    for spoil in (
+        lambda p: p.chmod(0o622),
+        lambda p: cache.chmod(0o777),
+        lambda p: p.write_text("{not json"),
+        lambda p: p.write_text(json.dumps({"version": "old", "entries": {}})),
+    ):
+        _forge(cache, GOOD, [forged])
+        cache.chmod(0o700)
+        spoil(cache / ruledocs.CACHE_NAME)
+        ruledocs._CACHE = None
+        assert load_rules([tmp_path]).rules[0].meta.title == "Good"
+    cache.chmod(0o700)
+
+
+def test_a_bad_entry_is_parsed_again(tmp_path, cache):
+    (tmp_path / "r.yml").write_text(GOOD)
+    for docs_and_lines in ("[[{}], [1, 2]]", "[[{}], ['x']]", "{}", "[[{}]"):
+        key = ruledocs.blake2b(GOOD.encode(), digest_size=16).hexdigest()
+        cache.mkdir(mode=0o700, exist_ok=True)
+        (cache / ruledocs.CACHE_NAME).write_text(
+            json.dumps({"version": ruledocs.CACHE_VERSION, "entries": {key: docs_and_lines}})
+        )
+        (cache / ruledocs.CACHE_NAME).chmod(0o600)
+        ruledocs._CACHE = None
+        assert load_rules([tmp_path]).rules[0].meta.title == "Good"
+
+
+def test_no_cache_when_off_or_unwritable(tmp_path, monkeypatch):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yml").write_text(GOOD)
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", "off")
+    assert ruledocs.cache_dir() is None
+    assert len(load_rules([tmp_path / "rules"]).rules) == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", str(blocker / "sub"))  # cannot be created
+    assert len(load_rules([tmp_path / "rules"]).rules) == 1
+    monkeypatch.delenv("SOCPIPE_RULE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ruledocs.cache_dir() == tmp_path / "xdg" / "socpipe"
+
+
+def test_rule_files_keep_the_order_and_choice_of_rglob(tmp_path):
+    for rel in ("b/x.yml", "a/y.yaml", "a/z.tests.yml", "a/.yml", "c.yml/w.yml", "top.yml", "a/n.txt", "a/b/deep.yml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "a", target_is_directory=True)
+    (tmp_path / "l.yml").symlink_to(tmp_path / "top.yml")
+    expected = sorted(
+        x
+        for x in tmp_path.rglob("*")
+        if x.suffix in (".yml", ".yaml") and x.is_file() and not x.name.endswith(ruledocs_tests())
+    )
+    assert rule_files([tmp_path]) == expected
+    assert [p.relative_to(tmp_path).as_posix() for p in expected] == [
+        "a/b/deep.yml",
+        "a/y.yaml",
+        "b/x.yml",
+        "c.yml/w.yml",
+        "l.yml",
+        "top.yml",
+    ]
+
+
+def ruledocs_tests():
+    from detectors.sigma.loader import TEST_SUFFIXES
+
+    return TEST_SUFFIXES
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    ruledocs._CACHE = None
+    yield
+    ruledocs._CACHE = None
