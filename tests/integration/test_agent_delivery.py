@@ -164,18 +164,22 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
         writer.path(i).touch()
     agent = start_agent(config, agent_log)
     kills = 0
+
+    def written() -> int:  # progress: a slow (loaded) machine gets time while lines are still written
+        return writer.written
+
     try:
         writer.start()
-        wait_for(lambda: writer.written >= TOTAL * 0.28, 60, 0.05, "writer at 28%")
+        wait_for(lambda: writer.written >= TOTAL * 0.28, 60, 0.05, "writer at 28%", written)
         agent.kill()  # SIGKILL #1
         agent.wait()
         kills += 1
         time.sleep(1.0)
         agent = start_agent(config, agent_log)
-        wait_for(lambda: writer.written >= TOTAL * 0.40, 60, 0.05, "writer at 40%")
+        wait_for(lambda: writer.written >= TOTAL * 0.40, 60, 0.05, "writer at 40%", written)
         broker.stop()
         down_at = time.monotonic()
-        wait_for(lambda: writer.written >= TOTAL * 0.62, 60, 0.05, "writer at 62%")
+        wait_for(lambda: writer.written >= TOTAL * 0.62, 60, 0.05, "writer at 62%", written)
         agent.kill()  # SIGKILL #2, while the broker is down and the spool holds a backlog
         agent.wait()
         kills += 1
@@ -183,7 +187,7 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
         agent = start_agent(config, agent_log)
         time.sleep(max(0.0, BROKER_DOWN_S - (time.monotonic() - down_at)))
         broker.start()
-        writer.join(120)
+        wait_for(lambda: not writer.is_alive(), 120, 0.2, "the writer done", written)
         assert writer.error is None, writer.error
         assert writer.written == TOTAL
 
@@ -214,7 +218,7 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
                             numbers.add(int(ln.text.split("n=")[1][:7]))
             return len(numbers) >= TOTAL
 
-        wait_for(consume, 120, 0, "all 200,000 lines on Kafka")
+        wait_for(consume, 120, 0, "all 200,000 lines on Kafka", lambda: len(numbers))
         time.sleep(2)
         while consumer.poll(timeout_ms=1000):
             pass  # anything late would be a duplicate; SeenSequences would drop it

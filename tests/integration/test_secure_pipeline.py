@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from collectors.enrol import enroll
 from collectors.wire import batch_headers
 from pipeline.enrolment.registry import Registry
-from tests.integration.conftest import es_client, free_port, wait_for
+from tests.integration.conftest import Deadline, es_client, free_port, wait_for
 from tests.integration.coverage_helpers import agency, write_inventory
 from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
 from tests.integration.test_agent_kafka import start_agent, stop_agent
@@ -182,8 +182,8 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
             seen[:] = [state, metric(cov_metrics, "socpipe_heartbeats_rejected_total")]
             return state == "monitored"
 
-        deadline = time.monotonic() + 90
-        while not monitored() and time.monotonic() < deadline:
+        deadline = Deadline(90)
+        while not monitored() and not deadline.expired():
             time.sleep(0.5)
         assert seen and seen[0] == "monitored", (
             f"{AGENCY} not monitored over SASL_SSL: state, rejections = {seen}\n{coverage.log_tail(2000)}"

@@ -15,7 +15,7 @@ import time
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.enrolment.registry import Registry
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import Deadline, free_port, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, agency, write_inventory
 
 AUTH = {"name": "auth", "path": "*auth.log", "dataset": "system.auth"}
@@ -48,8 +48,8 @@ def test_replayed_heartbeat_after_kill_9_leaves_the_agency_agent_down(tmp_path, 
                 bootstrap_servers=kafka_bootstrap,
                 auto_offset_reset="latest",
             )
-            deadline = time.monotonic() + 20
-            while len(captured) < 2 and time.monotonic() < deadline:
+            deadline = Deadline(20)
+            while len(captured) < 2 and not deadline.expired():
                 for records in consumer.poll(timeout_ms=500).values():
                     for rec in records:
                         captured[rec.topic] = rec

@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer
 
 from collectors.wire import LineBatch, batch_headers
-from tests.integration.conftest import es_client, free_port, wait_for
+from tests.integration.conftest import Deadline, es_client, free_port, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_batches, detector_env
 
@@ -55,13 +55,13 @@ def metric(port: int, name: str) -> dict[str, float]:
 
 
 def quarantined(topic: str, want: int, **client: object) -> list:
-    """Up to `want` records of the quarantine topic from its start (30 s at most); `client`: kafka-python
+    """Up to `want` records of the quarantine topic from its start (a 30 s `Deadline`); `client`: kafka-python
     connection settings (bootstrap_servers, and SASL_SSL ones on the secured listener)."""
     consumer = KafkaConsumer(topic, group_id=None, auto_offset_reset="earliest", **client)
     try:
         got = []
-        deadline = time.monotonic() + 30
-        while len(got) < want and time.monotonic() < deadline:
+        deadline = Deadline(30)
+        while len(got) < want and not deadline.expired():
             for records in consumer.poll(timeout_ms=1000).values():
                 got += records
         return got
