@@ -1,66 +1,27 @@
 """Kibana saved objects (data views, saved searches, visualisations, dashboards) built from code.
 
-The NDJSON in dashboards/kibana/ is rendered from here (`socpipe kibana export`), and a test fails
-when the committed files drift. Visualisations are the aggregation-based kind (`visualization`
-saved objects): their fields are explicit in the object, so a test can check each one against our
-mappings, unlike Lens state.
+The NDJSON in dashboards/kibana/ is rendered from here (`socpipe kibana export`, FILES and render
+below), and a test fails when the committed files drift. Data views, saved searches and dashboards
+are here; the visualisations in `visualizations.py`; what every object shares in `saved.py`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
-ALERTS_VIEW = "socpipe-alerts"
-EVENTS_VIEW = "socpipe-events"
-INCIDENTS_VIEW = "socpipe-incidents"
-INCIDENT_COLUMNS = [
-    "socpipe.incident.title",
-    "socpipe.incident.severity",
-    "organization.id",
-    "socpipe.incident.alert_count",
-    "socpipe.incident.tactics",
-    "socpipe.incident.entity_keys",
-    "socpipe.workflow.status",
-    "socpipe.workflow.assignee",
-    "event.end",
-]
-TRIAGE_URL = "http://127.0.0.1:8088"  # replaced by `socpipe kibana install --triage-url`
-INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
-ALERT_COLUMNS = [
-    "kibana.alert.severity",
-    "kibana.alert.rule.name",
-    "organization.id",
-    "source.ip",
-    "user.name",
-    "host.name",
-    "socpipe.workflow.status",
-    "socpipe.workflow.assignee",
-    "socpipe.suppression.count",
-    "event.id",
-]
-
-
-def _j(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _obj(type_: str, id_: str, attributes: dict, references: list[dict]) -> dict:
-    return {
-        "type": type_,
-        "id": id_,
-        "attributes": attributes,
-        "references": references,
-        "managed": False,
-        "coreMigrationVersion": "8.8.0",
-    }
-
-
-def _search_source(query: str = "", filters: list | None = None, index: bool = True) -> dict:
-    src: dict[str, Any] = {"query": {"query": query, "language": "kuery"}, "filter": filters or []}
-    if index:
-        src["indexRefName"] = INDEX_REF
-    return {"searchSourceJSON": _j(src)}
+from pipeline.elastic.kibana.saved import (
+    ALERT_COLUMNS,
+    ALERTS_VIEW,
+    EVENTS_VIEW,
+    INCIDENT_COLUMNS,
+    INCIDENTS_VIEW,
+    INDEX_REF,
+    TRIAGE_URL,
+    compact_json,
+    saved_object,
+    search_source,
+)
+from pipeline.elastic.kibana.visualizations import visualizations
 
 
 def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[dict]:
@@ -73,18 +34,18 @@ def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[di
         },
     }
     return [
-        _obj(
+        saved_object(
             "index-pattern",
             ALERTS_VIEW,
             {
                 "title": f"{prefix}-alerts-*",
                 "name": "socpipe alerts",
                 "timeFieldName": "@timestamp",
-                "fieldFormatMap": _j({"event.id": link}),
+                "fieldFormatMap": compact_json({"event.id": link}),
             },
             [],
         ),
-        _obj(
+        saved_object(
             "index-pattern",
             INCIDENTS_VIEW,
             {
@@ -94,7 +55,7 @@ def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[di
             },
             [],
         ),
-        _obj(
+        saved_object(
             "index-pattern",
             EVENTS_VIEW,
             {
@@ -110,7 +71,7 @@ def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[di
 def _saved_search(
     id_: str, title: str, description: str, query: str, sort: list, columns=None, view: str = ALERTS_VIEW
 ) -> dict:
-    return _obj(
+    return saved_object(
         "search",
         id_,
         {
@@ -118,7 +79,7 @@ def _saved_search(
             "description": description,
             "columns": columns or ALERT_COLUMNS,
             "sort": sort,
-            "kibanaSavedObjectMeta": _search_source(query),
+            "kibanaSavedObjectMeta": search_source(query),
         },
         [{"name": INDEX_REF, "type": "index-pattern", "id": view}],
     )
@@ -195,220 +156,6 @@ def my_alerts_search(analyst: str) -> dict:
     )
 
 
-# --- visualisations ------------------------------------------------------------------------------
-
-
-def _count(id_: str = "1") -> dict:
-    return {"id": id_, "enabled": True, "type": "count", "schema": "metric", "params": {}}
-
-
-def _metric(id_: str, agg: str, field: str, label: str) -> dict:
-    return {
-        "id": id_,
-        "enabled": True,
-        "type": agg,
-        "schema": "metric",
-        "params": {"field": field, "customLabel": label},
-    }
-
-
-def _terms(id_: str, field: str, schema: str, size: int = 10, label: str = "", order_by: str = "1") -> dict:
-    return {
-        "id": id_,
-        "enabled": True,
-        "type": "terms",
-        "schema": schema,
-        "params": {
-            "field": field,
-            "size": size,
-            "order": "desc",
-            "orderBy": order_by,
-            "otherBucket": False,
-            "missingBucket": False,
-            "customLabel": label,
-        },
-    }
-
-
-def _histogram(id_: str = "2") -> dict:
-    return {
-        "id": id_,
-        "enabled": True,
-        "type": "date_histogram",
-        "schema": "segment",
-        "params": {"field": "@timestamp", "interval": "auto", "min_doc_count": 1, "extended_bounds": {}},
-    }
-
-
-def _vis(
-    id_: str,
-    title: str,
-    vis_type: str,
-    aggs: list[dict],
-    params: dict | None = None,
-    query: str = "",
-    view: str = ALERTS_VIEW,
-) -> dict:
-    state = {
-        "title": title,
-        "type": vis_type,
-        "aggs": aggs,
-        "params": {"addTooltip": True, "addLegend": True, "legendPosition": "right", **(params or {})},
-    }
-    return _obj(
-        "visualization",
-        id_,
-        {
-            "title": title,
-            "description": "",
-            "version": 1,
-            "visState": _j(state),
-            "uiStateJSON": "{}",
-            "kibanaSavedObjectMeta": _search_source(query),
-        },
-        [{"name": INDEX_REF, "type": "index-pattern", "id": view}],
-    )
-
-
-def _bar(id_: str, title: str, split_field: str | None, query: str = "") -> dict:
-    aggs = [_count(), _histogram()]
-    if split_field:
-        aggs.append(_terms("3", split_field, "group", size=5))
-    return _vis(id_, title, "histogram", aggs, {"type": "histogram", "mode": "stacked"}, query)
-
-
-def _top(id_: str, title: str, field: str, label: str, size: int = 10, query: str = "", pie: bool = False) -> dict:
-    if pie:
-        return _vis(
-            id_,
-            title,
-            "pie",
-            [_count(), _terms("2", field, "segment", size, label)],
-            {"type": "pie", "isDonut": True},
-            query,
-        )
-    return _vis(
-        id_,
-        title,
-        "table",
-        [_count(), _terms("2", field, "bucket", size, label)],
-        {"perPage": 10, "showTotal": True, "totalFunc": "sum"},
-        query,
-    )
-
-
-def _agency_control() -> dict:
-    state = {
-        "title": "Agency",
-        "type": "input_control_vis",
-        "aggs": [],
-        "params": {
-            "controls": [
-                {
-                    "id": "1",
-                    "fieldName": "socpipe.agency.name",
-                    "label": "Agency",
-                    "type": "list",
-                    "indexPatternRefName": "control_0_index_pattern",
-                    "parent": "",
-                    "options": {
-                        "type": "terms",
-                        "multiselect": True,
-                        "dynamicOptions": True,
-                        "size": 100,
-                        "order": "desc",
-                    },
-                },
-                {
-                    "id": "2",
-                    "fieldName": "socpipe.agency.tier",
-                    "label": "Tier",
-                    "type": "list",
-                    "indexPatternRefName": "control_1_index_pattern",
-                    "parent": "",
-                    "options": {
-                        "type": "terms",
-                        "multiselect": True,
-                        "dynamicOptions": True,
-                        "size": 20,
-                        "order": "desc",
-                    },
-                },
-            ],
-            "updateFiltersOnChange": True,
-            "useTimeFilter": True,
-            "pinFilters": False,
-        },
-    }
-    return _obj(
-        "visualization",
-        "socpipe-vis-agency-control",
-        {
-            "title": "Agency",
-            "description": "",
-            "version": 1,
-            "visState": _j(state),
-            "uiStateJSON": "{}",
-            "kibanaSavedObjectMeta": _search_source(index=False),
-        },
-        [
-            {"name": "control_0_index_pattern", "type": "index-pattern", "id": ALERTS_VIEW},
-            {"name": "control_1_index_pattern", "type": "index-pattern", "id": ALERTS_VIEW},
-        ],
-    )
-
-
-def visualizations() -> list[dict]:
-    return [
-        _bar("socpipe-vis-alerts-by-severity", "Alerts over time by severity", "kibana.alert.severity"),
-        _top("socpipe-vis-top-rules", "Top rules", "kibana.alert.rule.name", "Rule", 15),
-        _top("socpipe-vis-top-agencies", "Top agencies", "socpipe.agency.name", "Agency", 15),
-        _top("socpipe-vis-top-sources", "Top source addresses", "source.ip", "source.ip", 15),
-        _top("socpipe-vis-mitre-tactics", "MITRE ATT&CK tactics", "threat.tactic.name", "Tactic", 14, pie=True),
-        _top("socpipe-vis-mitre-techniques", "MITRE ATT&CK techniques", "threat.technique.id", "Technique", 20),
-        _top("socpipe-vis-status", "Workflow status", "socpipe.workflow.status", "Status", 3, pie=True),
-        _top("socpipe-vis-top-hosts", "Top hosts", "host.name", "host.name", 15),
-        _top("socpipe-vis-top-users", "Top users", "user.name", "user.name", 15),
-        _agency_control(),
-        _vis(
-            "socpipe-vis-rule-noise",
-            "Alerts and suppressed repeats per rule",
-            "table",
-            [
-                _count(),
-                _metric("3", "sum", "socpipe.suppression.count", "Suppressed repeats"),
-                _metric("4", "sum", "socpipe.detection.count", "Matched events"),
-                _metric("5", "cardinality", "organization.id", "Agencies"),
-                _terms("2", "kibana.alert.rule.name", "bucket", 50, "Rule"),
-            ],
-            {"perPage": 20, "showTotal": True, "totalFunc": "sum"},
-        ),
-        _vis(
-            "socpipe-vis-suppressed-per-rule",
-            "Suppressed repeats per rule",
-            "horizontal_bar",
-            [
-                _metric("1", "sum", "socpipe.suppression.count", "Suppressed repeats"),
-                _terms("2", "kibana.alert.rule.name", "segment", 20, "Rule"),
-            ],
-            {"type": "histogram"},
-        ),
-        _bar("socpipe-vis-rule-over-time", "Alerts per rule over time", "kibana.alert.rule.name"),
-        _vis(
-            "socpipe-vis-closing-reasons",
-            "Closing reasons per rule",
-            "table",
-            [
-                _count(),
-                _terms("2", "kibana.alert.rule.name", "bucket", 30, "Rule"),
-                _terms("3", "socpipe.workflow.closing_reason", "bucket", 5, "Closing reason"),
-            ],
-            {"perPage": 20},
-            query='socpipe.workflow.status : "closed"',
-        ),
-    ]
-
-
 # --- dashboards ----------------------------------------------------------------------------------
 
 
@@ -429,19 +176,19 @@ def _dashboard(
             }
         )
         refs.append({"name": f"panel_{i}", "type": ptype, "id": pid})
-    return _obj(
+    return saved_object(
         "dashboard",
         id_,
         {
             "title": title,
             "description": description,
-            "panelsJSON": _j(panels_json),
-            "optionsJSON": _j({"useMargins": True, "syncColors": False, "hidePanelTitles": False}),
+            "panelsJSON": compact_json(panels_json),
+            "optionsJSON": compact_json({"useMargins": True, "syncColors": False, "hidePanelTitles": False}),
             "timeRestore": True,
             "timeFrom": "now-24h",
             "timeTo": "now",
             "refreshInterval": {"pause": False, "value": 30000},
-            "kibanaSavedObjectMeta": _search_source(query, index=False),
+            "kibanaSavedObjectMeta": search_source(query, index=False),
         },
         refs,
     )
