@@ -21,6 +21,7 @@ from detectors.normalise.windows_tables import (
     LOGON_TYPES,
     SECURITY_ACTIONS,
     SYSMON,
+    process_creation_rendered,
 )
 
 Event = dict[str, Any]
@@ -145,6 +146,7 @@ def _security(ev: Event, eid: int, d: Data) -> None:
             _process(ev, "process.parent", _v(d, "ParentProcessName"), _v(d, "ProcessId"))
             if _v(d, "CommandLine"):
                 ev["process.command_line"] = d["CommandLine"]
+            ev.update(process_creation_rendered(d))
         else:
             _process(ev, "process", _v(d, "ProcessName"), _v(d, "ProcessId"))
         _user(ev, "user", _v(d, "SubjectUserName"), _v(d, "SubjectDomainName"), _v(d, "SubjectUserSid"))

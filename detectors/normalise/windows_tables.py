@@ -119,6 +119,17 @@ ACCESS_RIGHTS = {
 }
 
 
+# Mandatory integrity labels (Security 4688's MandatoryLabel) by the names Sysmon writes in IntegrityLevel
+INTEGRITY_LEVELS = {
+    "S-1-16-0": "Untrusted",
+    "S-1-16-4096": "Low",
+    "S-1-16-8192": "Medium",
+    "S-1-16-8448": "MediumPlus",
+    "S-1-16-12288": "High",
+    "S-1-16-16384": "System",
+    "S-1-16-20480": "ProtectedProcess",
+}
+
 HIVES = {
     "HKLM": "HKLM",
     "HKU": "HKU",
@@ -145,3 +156,30 @@ DEFENDER_ACTIONS = {
     5013: "tamper-protection-blocked-change",
     5101: "antimalware-platform-expired",
 }
+
+
+_SERVICE_ACCOUNTS = {"S-1-5-18": "SYSTEM", "S-1-5-19": "LOCAL SERVICE", "S-1-5-20": "NETWORK SERVICE"}
+
+
+def process_creation_rendered(d: dict[str, object]) -> dict[str, str]:
+    """Security 4688 in Sysmon 1's terms, rendered beside its raw fields (SigmaHQ's process_creation
+    rules name Sysmon's): MandatoryLabelName 'High' for the label S-1-16-12288, and NewProcessUser
+    'DOMAIN\\name', the new process's account (4688 v2's Target*, else its creator's, the Subject*,
+    whose token it inherits; the machine account of SYSTEM as 'NT AUTHORITY\\SYSTEM', as Sysmon writes)."""
+
+    def v(key: str) -> str | None:
+        x = d.get(key)
+        return x if type(x) is str and x not in ("", "-", "NULL", "null") else None
+
+    out: dict[str, str] = {}
+    label = v("MandatoryLabel")
+    if label and label.upper() in INTEGRITY_LEVELS:
+        out["winlog.event_data.MandatoryLabelName"] = INTEGRITY_LEVELS[label.upper()]
+    name, domain, sid = v("TargetUserName"), v("TargetDomainName"), v("TargetUserSid")
+    if not name:
+        name, domain, sid = v("SubjectUserName"), v("SubjectDomainName"), v("SubjectUserSid")
+    if sid in _SERVICE_ACCOUNTS:
+        domain, name = "NT AUTHORITY", _SERVICE_ACCOUNTS[sid]
+    if name:
+        out["winlog.event_data.NewProcessUser"] = f"{domain}\\{name}" if domain else name
+    return out

@@ -243,3 +243,39 @@ def test_defender_names_with_spaces(tmp_path, shape: str, sigma: str, raw: str, 
     assert engine.matching_rules(hit)
     miss = parse_line(SHAPES[shape](*DEFENDER, 5007, {raw: "other"}), timezone="UTC")
     assert not engine.matching_rules(miss)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize(
+    ("field", "rule_value", "data", "matches"),
+    [
+        ("IntegrityLevel", "High", {"MandatoryLabel": "S-1-16-12288"}, True),
+        ("IntegrityLevel", "S-1-16-12288", {"MandatoryLabel": "S-1-16-12288"}, True),  # SigmaHQ lists SIDs too
+        ("IntegrityLevel", "System", {"MandatoryLabel": "S-1-16-8192"}, False),
+        ("User", "NT AUTHORITY\\SYSTEM", {"SubjectUserSid": "S-1-5-18", "SubjectUserName": "SRV01$"}, True),
+        ("User", "AGENCY\\bob", {"SubjectUserName": "bob", "SubjectDomainName": "AGENCY"}, True),
+        # 4688 v2: the new process runs as another account than its creator's
+        (
+            "User",
+            "AGENCY\\svc_sql",
+            {
+                "SubjectUserName": "bob",
+                "SubjectDomainName": "AGENCY",
+                "TargetUserName": "svc_sql",
+                "TargetDomainName": "AGENCY",
+            },
+            True,
+        ),
+        (
+            "User",
+            "AGENCY\\bob",
+            {"SubjectUserName": "bob", "SubjectDomainName": "AGENCY", "TargetUserName": "svc_sql"},
+            False,
+        ),
+    ],
+)
+def test_security_4688_integrity_and_user_in_sysmon_terms(tmp_path, shape, field, rule_value, data, matches) -> None:
+    engine = _engine(tmp_path, _rule({"category": "process_creation"}, field, rule_value, 4688))
+    event = {"NewProcessName": "C:\\Windows\\System32\\cmd.exe", **data}
+    hit = parse_line(SHAPES[shape](*SECURITY, 4688, event), timezone="UTC")
+    assert bool(engine.matching_rules(hit)) is matches, (field, rule_value, data)
