@@ -84,6 +84,8 @@ class EpisodeSummary:
     capped: list[str] = field(default_factory=list)  # fields whose distinct count reached the cap
     first: list[Keyed] = field(default_factory=list)  # (order key, event), sorted
     latest: list[Keyed] = field(default_factory=list)
+    # first and latest are the ends of one sorted list without repeated keys (a merge's result)
+    unique: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def of(
@@ -119,6 +121,7 @@ class EpisodeSummary:
             keyed.sort(key=_first)
         s.first = keyed[:EVIDENCE_FIRST]
         s.latest = keyed[-EVIDENCE_LATEST:]
+        s.unique = len(keyed) <= 1
         return s
 
     def _add_value(self, f: str, v: str) -> None:
@@ -147,6 +150,7 @@ class EpisodeSummary:
             list(self.capped),
             list(self.first),
             list(self.latest),
+            self.unique,
         )
 
     def absorb(self, other: EpisodeSummary) -> EpisodeSummary:
@@ -160,10 +164,31 @@ class EpisodeSummary:
         for f, vals in other.distinct.items():
             for v in vals:
                 self._add_value(f, v)
+        if self.unique and len(other.first) == 1 and len(other.latest) == 1:
+            self._add_one(other.first[0])  # the usual growth: one more event
+            return self
         ordered = sorted(_unique(self.first + self.latest + other.first + other.latest), key=_first)
         self.first = ordered[:EVIDENCE_FIRST]
         self.latest = ordered[-EVIDENCE_LATEST:]
+        self.unique = True
         return self
+
+    def _add_one(self, item: Keyed) -> None:
+        """The sorted-union step of `absorb` for one event, by insertion (same result)."""
+        key = item[0]
+        first, latest = self.first, self.latest
+        for k, _ in first:
+            if k == key:
+                return  # already held: the held event stays, as in the union
+        for k, _ in latest:
+            if k == key:
+                return
+        if len(first) < EVIDENCE_FIRST or key < first[-1][0]:
+            bisect.insort(first, item, key=_first)
+            del first[EVIDENCE_FIRST:]
+        if len(latest) < EVIDENCE_LATEST or key > latest[0][0]:
+            bisect.insort(latest, item, key=_first)
+            del latest[:-EVIDENCE_LATEST]
 
     def evidence(self) -> list[Event]:
         seen: set[OrderKey] = set()

@@ -19,6 +19,7 @@ from detectors.sigma.model import CorrelationRule, SigmaRule
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
 DEFAULT_SINGLE_GROUP = ("organization.id", "host.name", "source.ip")
+UNREAD: Any = object()  # `ts` not given: the engine reads @timestamp itself
 IDENTITY_FIELDS = (
     "organization.id",
     "host.name",
@@ -206,14 +207,17 @@ class Engine:
         return [i.partition_key for i in self._inputs(event, self.matching_rules(event), ts)]
 
     # --- processing --------------------------------------------------------------------------
-    def match(self, event: dict[str, Any]) -> MatchResult:
-        """Stage 1 (any worker): single-event detections + correlation inputs to route."""
+    def match(self, event: dict[str, Any], ts: Any = UNREAD) -> MatchResult:
+        """Stage 1 (any worker): single-event detections + correlation inputs to route.
+
+        `ts`: the event's time as epoch seconds (None: none) when the caller has read it already."""
         self.stats["events"] += 1
         matched = self.matching_rules(event)
         out = MatchResult()
         if not matched:
             return out
-        ts = to_epoch(event.get("@timestamp"))
+        if ts is UNREAD:
+            ts = to_epoch(event.get("@timestamp"))
         for rule in matched:
             if rule.id in self.emit_standalone:
                 out.detections.append(self._single(rule, event, ts))
@@ -245,9 +249,9 @@ class Engine:
             return True
         return any(self._serves(p, roots) for p in self.parents.get(corr.id, []))
 
-    def process(self, event: dict[str, Any]) -> list[Any]:
-        """Single-worker mode: match and correlate locally."""
-        res = self.match(event)
+    def process(self, event: dict[str, Any], ts: Any = UNREAD) -> list[Any]:
+        """Single-worker mode: match and correlate locally (`ts` as in `match`)."""
+        res = self.match(event, ts)
         out = list(res.detections)
         for item in res.inputs:
             out.extend(self.correlate(item))

@@ -22,10 +22,10 @@ def scan_events(
     n = alerts = 0
     for ev in events:
         n += 1
-        for det in engine.process(ev):
+        ts = to_epoch(ev.get("@timestamp"))  # read once, for the engine and the watermark
+        for det in engine.process(ev, ts):
             alerts += 1
             emit(det)
-        ts = to_epoch(ev.get("@timestamp"))
         if ts is not None and ts > high:
             high = ts
         if n % advance_every == 0 and high > float("-inf"):

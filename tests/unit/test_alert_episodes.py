@@ -194,3 +194,25 @@ def test_offer_reads_the_alert_id_only_when_it_opens_an_episode():
     assert book.offer("k", None, Item(), summary(0))[1].alert_id == "id-1"
     book.offer("k", None, Item(), summary(5))
     assert Item.reads == 1
+
+
+def _reference_merge(a: EpisodeSummary, b: EpisodeSummary) -> EpisodeSummary:
+    """The evidence ends of a merge as first written: the sorted union of both ends, cut to the ends."""
+    seen: dict = {}
+    for k, ev in a.first + a.latest + b.first + b.latest:
+        seen.setdefault(k, (k, ev))
+    ordered = sorted(seen.values(), key=lambda kv: kv[0])
+    return EpisodeSummary(0, 0, first=ordered[:EVIDENCE_FIRST], latest=ordered[-EVIDENCE_LATEST:])
+
+
+def test_absorbing_one_event_at_a_time_is_the_sorted_union():
+    rng = random.Random(11)
+    for trial in range(40):
+        acc = summary(rng.randrange(300), n=rng.choice([1, 3]))
+        ref = acc
+        for _ in range(rng.randrange(1, 60)):
+            t = rng.randrange(300)  # out of order, with repeats of one event (same order key)
+            nxt = summary(t, n=1) if rng.random() < 0.8 else summary(t, n=rng.randrange(2, 4))
+            ref, acc = _reference_merge(ref, nxt), acc.merge(nxt)
+            assert acc.first == ref.first and acc.latest == ref.latest, trial
+            assert all(a is b for (_, a), (_, b) in zip(acc.first + acc.latest, ref.first + ref.latest))
