@@ -1,7 +1,8 @@
 """The agent: inputs -> per-source batches -> spool -> Kafka, plus heartbeats and self-metrics.
 
-Threads: this loop (reads files, drains listener queues, builds batches, appends to the spool and owns
-every checkpoint), the shipper (spool -> Kafka), the heartbeat sender, one per listener.
+Threads: this loop (reads files, drains listener queues, hands what it read to the `Batcher`
+(collectors/batcher.py: per-source batches -> signed spool records, each with its checkpoint), saves
+checkpoints), the shipper (spool -> Kafka), the heartbeat sender, one per listener.
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ import queue
 import socket
 import threading
 import time
-from bisect import bisect_right
 from collections.abc import Mapping
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from collectors.batcher import Batcher
 from collectors.config import AgentConfig, SyslogInputConfig, own_state_paths
 from collectors.file_input import FileInput
 from collectors.flood import TokenBucket
 from collectors.health import OK
 from collectors.identity import Identity
-from collectors.lines import BatchBuilder, encode_line
+from collectors.lines import encode_line
 from collectors.listeners import (
     MAX_WINDOWS_HOSTS,
     WINDOWS_DATASET,
@@ -41,7 +41,7 @@ from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
 from collectors.status import STATUS_FILE, status_document
 from collectors.tailer import FileSource
 from collectors.version import __version__
-from collectors.wire import MessageCounter, batch_mac
+from collectors.wire import MessageCounter
 
 log = logging.getLogger("socpipe.agent")
 
@@ -68,9 +68,6 @@ class Agent:
         self.listeners: list[SyslogListener] = []
         self.listen_ports: dict[str, int] = {}  # listener source name -> bound port (0 in config = any)
         self.ready = threading.Event()  # set once inputs are open (listeners bound)
-        self._batches: dict[str, BatchBuilder] = {}
-        self._spooled_positions: dict[str, dict[str, Any]] = {}
-        self._positions_lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
         self._listener_seq: dict[str, int] = {}
         self._windows_hosts: dict[str, set[str]] = {}  # Windows listener -> computers given a source
@@ -89,9 +86,8 @@ class Agent:
         positions = self._load_checkpoints()
         positions.update(spool.recover())
         self.stats.spool_corrupt = spool.corrupt
-        self._spooled_positions = dict(positions)
+        self._batcher = batcher = Batcher(c, self.identity, self.host, self.counter, spool, positions)
         spool.on_before_delete = self._save_checkpoints
-        self._spool = spool
 
         file_inputs = [
             FileInput(
@@ -118,7 +114,7 @@ class Agent:
             self.stats,
             shipper_stop,
             client_id=f"socpipe-agent-{self.identity.agent_id}",
-            sign=self._sign,
+            sign=batcher.sign,
         )
         shipper.start()
         hb_thread = threading.Thread(target=self._heartbeats, args=(shipper, stop), name="agent-heartbeat", daemon=True)
@@ -145,7 +141,7 @@ class Agent:
             if journal is not None:
                 journal.close()
             self._drain_inbox(inbox, time.time())
-            self._flush_all(spool)
+            batcher.flush_all()
             shipper_stop.set()
             shipper.join(shipper.drain_on_stop_s + 5)
             self.stats.spool_bytes = spool.pending_bytes
@@ -173,8 +169,7 @@ class Agent:
             if now >= next_refresh:
                 for fi in file_inputs:
                     for src in fi.discover():
-                        with self._positions_lock:
-                            self._spooled_positions.setdefault(src.name, src.position())
+                        self._batcher.track(src.name, src.position())
                 sources = [s for fi in file_inputs for s in fi.sources.values()]
                 for src in sources:
                     src.refresh(now)
@@ -199,11 +194,11 @@ class Agent:
                         sc.last_read_at = wall
                         if bucket is not None:
                             bucket.take(n, now)
-                        self._add(src.name, src.dataset, lines, src.position(), spool, now)
+                        self._batcher.add(src.name, src.dataset, lines, src.position(), now)
                     elif src.files and any(f.splitter and f.splitter.pending_bytes for f in src.files):
                         pass
                 busy |= self._drain_inbox(inbox, wall)
-            self._flush_lingering(spool, now)
+            self._batcher.flush_lingering(now)
             spool.maybe_sync()
             self.stats.spool_bytes = spool.pending_bytes
             self.stats.spool_corrupt = spool.corrupt
@@ -255,9 +250,7 @@ class Agent:
             position: dict[str, Any] = {"q": seq + 1}
             if msg.cursor:
                 position["c"] = msg.cursor
-            self._add(
-                name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position, self._spool, now
-            )
+            self._batcher.add(name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position, now)
         return got
 
     def _windows_source(self, listener: str, text: str) -> str:
@@ -270,72 +263,6 @@ class Agent:
                 return f"{listener}/other"
             known.add(computer)
         return f"{listener}/{computer}"
-
-    def _add(
-        self, source: str, dataset: str | None, lines: list[str], position: dict[str, Any], spool: Spool, now: float
-    ) -> None:
-        """Append lines to the source's batch; a full batch goes to the spool. Only the record holding
-        the last of these lines carries the source's checkpoint (the position after all of them)."""
-        b = self._batches.get(source)
-        if b is None:
-            b = self._batches[source] = BatchBuilder(source, dataset)
-        max_lines, max_bytes = self.config.batch.max_lines, self.config.batch.max_bytes - 512  # envelope
-        i, n = 0, len(lines)
-        while i < n:
-            room_lines = max_lines - len(b.lines)
-            room_bytes = max_bytes - b.nbytes
-            chunk = lines[i : i + room_lines]
-            sizes = list(accumulate(map(len, chunk)))  # +1 per line for the comma
-            k = bisect_right(range(len(chunk)), room_bytes, key=lambda j: sizes[j] + j + 1)
-            if k == 0 and not b.lines:
-                k = 1  # a single line always fits an empty batch (max_line_bytes < max_bytes / 2)
-            if k:
-                if not b.lines:
-                    b.first_at = now
-                b.lines.extend(chunk[:k])
-                b.nbytes += sizes[k - 1] + k
-                i += k
-            if i < n:
-                b.position = None  # more lines of this read follow: no checkpoint in this record
-                self._flush(b, spool)
-        b.position = position
-
-    def _flush(self, b: BatchBuilder, spool: Spool) -> None:
-        if not b.lines:
-            return
-        ident = self.identity
-        dataset = b.dataset
-        value = b.encode(ident.agency_id, ident.agent_id, self.host, dataset, self.config.timezone)
-        meta = {
-            "s": b.source,
-            "k": f"{ident.agency_id}|{ident.agent_id}|{b.source}",
-            "n": len(b.lines),
-            "d": dataset or "",
-        }
-        self._sign(meta, value)
-        if b.position is not None:
-            meta["p"] = b.position
-        spool.append(meta, value)
-        if b.position is not None:
-            with self._positions_lock:
-                self._spooled_positions[b.source] = b.position
-        b.clear()
-
-    def _sign(self, meta: dict[str, Any], value: bytes) -> None:
-        """Counter and MAC go into the spool with the record: a resend carries the same ones."""
-        ctr = self.counter.next()
-        meta["c"] = ctr
-        meta["m"] = batch_mac(self.identity.secret, meta["k"].encode(), ctr, int(meta["n"]), meta["d"], value)
-
-    def _flush_lingering(self, spool: Spool, now: float) -> None:
-        linger = self.config.batch.linger_s
-        for b in self._batches.values():
-            if b.lines and now - b.first_at >= linger:
-                self._flush(b, spool)
-
-    def _flush_all(self, spool: Spool) -> None:
-        for b in self._batches.values():
-            self._flush(b, spool)
 
     # --- state ---------------------------------------------------------------------------------------
     def _load_checkpoints(self) -> dict[str, dict[str, Any]]:
@@ -350,9 +277,9 @@ class Agent:
         return data if isinstance(data, dict) else {}
 
     def _save_checkpoints(self) -> None:
-        with self._positions_lock:
-            snapshot = dict(self._spooled_positions)
-        write_json_atomic(self.state_dir / "checkpoints.json", snapshot, self.config.spool.fsync != "never")
+        write_json_atomic(
+            self.state_dir / "checkpoints.json", self._batcher.spooled_positions(), self.config.spool.fsync != "never"
+        )
 
     # --- inputs and outputs -------------------------------------------------------------------------
     def _start_listeners(
