@@ -1,4 +1,5 @@
-"""Kafka at the edge: producer/consumer/admin construction and topic creation, in one place.
+"""Kafka at the edge: producer/consumer/admin construction, topic creation and reading a topic
+from a point in time, in one place.
 
 The settings themselves live in `collectors.kafka_settings` (one home for the agent and the SOC).
 """
@@ -6,9 +7,10 @@ The settings themselves live in `collectors.kafka_settings` (one home for the ag
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -31,6 +33,34 @@ def consumer(
     if topics:
         c.subscribe(topics)
     return c
+
+
+def read_since(cfg: KafkaConfig, topic: str, since_epoch: float) -> Iterator[tuple[int, int, bytes]]:
+    """(partition, offset, value) of every record of `topic` written since `since_epoch`, until each
+    partition has reached the end it had when reading started. No consumer group (nothing committed)."""
+    c = consumer(cfg, None, consumer_timeout_ms=10_000)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        if not parts:
+            raise LookupError(f"topic {topic} has no partitions (or does not exist)")
+        c.assign(parts)
+        offsets = c.offsets_for_times({tp: int(since_epoch * 1000) for tp in parts})
+        ends = c.end_offsets(parts)
+        for tp in parts:
+            found = offsets.get(tp)
+            c.seek(tp, found.offset if found is not None else ends[tp])
+        done = {tp for tp in parts if c.position(tp) >= ends[tp]}
+        while len(done) < len(parts):
+            polled = c.poll(timeout_ms=2000, max_records=2000)
+            if not polled:
+                break
+            for tp, msgs in polled.items():
+                for msg in msgs:
+                    yield tp.partition, msg.offset, msg.value
+                if c.position(tp) >= ends[tp]:
+                    done.add(tp)
+    finally:
+        c.close()
 
 
 def ensure_topics(cfg: KafkaConfig, topics: dict[str, dict[str, Any]]) -> None:

@@ -10,12 +10,14 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from collectors.wire import DEFAULT_TIMEZONE
+from collectors.wire import DEFAULT_TIMEZONE, RAW_TOPIC
+from pipeline.config import KafkaConfig
 
 log = logging.getLogger("socpipe.anomaly")
 
@@ -30,6 +32,14 @@ DEFAULT_KIND = {
     "host.activity": "robust_baseline",
     "auth.user": "robust_baseline",
 }
+
+
+@dataclass
+class TrainConfig:
+    """`model train --from-kafka --config FILE`: the file's `kafka:` section (SOCPIPE_KAFKA_* override).
+    At module level: the config loader resolves the field types by name in this module."""
+
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
 
 
 def _profile_name(dataset: str) -> str:
@@ -99,8 +109,9 @@ def model() -> None:
     help="Dataset family / profile: web (=web.source), web.request, host (=host.activity), auth (=auth.user).",
 )
 @input_options
-@click.option("--from-kafka", is_flag=True, help="Read LineBatches from the raw topic instead of files.")
+@click.option("--from-kafka", is_flag=True, help="Read LineBatches from Kafka (--topic) instead of files.")
 @click.option("--since", default="7d", show_default=True, help="With --from-kafka: how far back (e.g. 12h, 7d).")
+@click.option("--topic", default=RAW_TOPIC, show_default=True, help="With --from-kafka: the raw topic to read.")
 @click.option(
     "--config",
     "config_path",
@@ -129,6 +140,7 @@ def train_cmd(
     timezone,
     from_kafka,
     since,
+    topic,
     config_path,
     out,
     window,
@@ -147,8 +159,8 @@ def train_cmd(
     if bool(inputs) == from_kafka:
         raise click.UsageError("give either --input FILE... or --from-kafka")
     if from_kafka:
-        events = _kafka_events(config_path, since)
-        provenance: list[dict[str, Any]] = [{"kafka": "socpipe.raw", "since": since}]
+        events = _kafka_events(config_path, topic, since)
+        provenance: list[dict[str, Any]] = [{"kafka": topic, "since": since}]
     else:
         records = _read_inputs(inputs, fmt, log_dataset, timezone)
         events = [r.event for r in records]
@@ -360,57 +372,30 @@ def _parse_since(since: str) -> float:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
-def _kafka_events(config_path: str | None, since: str) -> list[dict[str, Any]]:
+def _kafka_events(config_path: str | None, topic: str, since: str) -> list[dict[str, Any]]:
     """Every raw LineBatch since `since`, normalised: training straight from the pipeline."""
-    from dataclasses import dataclass, field
-
-    from kafka import TopicPartition
-
-    from collectors.wire import RAW_TOPIC, LineBatch
+    from collectors.wire import LineBatch
     from detectors.normalise import Normaliser
     from pipeline import kafka_io
-    from pipeline.config import ConfigError, KafkaConfig, load_config
-
-    @dataclass
-    class _TrainConfig:
-        kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    from pipeline.config import ConfigError, load_config
 
     seconds = _parse_since(since)
     try:
-        cfg = load_config(_TrainConfig, config_path)
+        cfg = load_config(TrainConfig, config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    consumer = kafka_io.consumer(cfg.kafka, None, consumer_timeout_ms=10_000)
+    normaliser = Normaliser()
+    events: list[dict[str, Any]] = []
     try:
-        parts = [TopicPartition(RAW_TOPIC, p) for p in sorted(consumer.partitions_for_topic(RAW_TOPIC) or ())]
-        if not parts:
-            raise click.ClickException(f"topic {RAW_TOPIC} has no partitions (or does not exist)")
-        consumer.assign(parts)
-        start_ms = int((time.time() - seconds) * 1000)
-        offsets = consumer.offsets_for_times({tp: start_ms for tp in parts})
-        ends = consumer.end_offsets(parts)
-        for tp in parts:
-            found = offsets.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
-        normaliser = Normaliser()
-        events: list[dict[str, Any]] = []
-        done = {tp for tp in parts if consumer.position(tp) >= ends[tp]}
-        while len(done) < len(parts):
-            polled = consumer.poll(timeout_ms=2000, max_records=2000)
-            if not polled:
-                break
-            for tp, msgs in polled.items():
-                for msg in msgs:
-                    try:
-                        events.extend(normaliser.normalise_batch(LineBatch.from_bytes(msg.value)))
-                    except Exception as exc:  # one bad record never stops training input
-                        log.warning("bad_raw_record partition=%s offset=%s error=%r", tp.partition, msg.offset, exc)
-                if consumer.position(tp) >= ends[tp]:
-                    done.add(tp)
-        events.extend(normaliser.flush())
-        return events
-    finally:
-        consumer.close()
+        for partition, offset, value in kafka_io.read_since(cfg.kafka, topic, time.time() - seconds):
+            try:
+                events.extend(normaliser.normalise_batch(LineBatch.from_bytes(value)))
+            except Exception as exc:  # one bad record never stops training input
+                log.warning("bad_raw_record partition=%s offset=%s error=%r", partition, offset, exc)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    events.extend(normaliser.flush())
+    return events
 
 
 COMMANDS: list[click.Command] = [model]
