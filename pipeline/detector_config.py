@@ -26,6 +26,9 @@ class DetectorConfig:
     registry_refresh_s: float = 10.0  # a revoked agent's records are quarantined within this long
     max_seq_ahead: int = 100_000  # a line this far ahead of its stream's seqs is an anomaly, not dedup state
     topic_partitions: int = 4  # for topics the detector creates when missing
+    # which worker takes which partitions: "load" (by records received lately, pipeline.worker.assign)
+    # or "range" (by number, kafka-python's default)
+    partition_assignment: str = "load"
     rules: list[str] = field(default_factory=lambda: ["rules"])
     models: list[str] = field(default_factory=list)  # anomaly model directories (optional)
     model_check_s: float = 10.0  # how often model directories are checked for a new version/stage
@@ -60,6 +63,8 @@ class DetectorConfig:
             raise ConfigError("rules: at least one rule path is needed")
         if self.max_batch_records < 1:
             raise ConfigError("max_batch_records: must be at least 1")
+        if self.partition_assignment not in ("load", "range"):
+            raise ConfigError(f"partition_assignment: 'load' or 'range', not {self.partition_assignment!r}")
         if self.allowed_lateness_s < 0:
             raise ConfigError("allowed_lateness_s: must not be negative")
         if not self.episode_quiet_s > 0:

@@ -83,6 +83,19 @@ class WorkerMetrics:
         )
         self.paused = Gauge("socpipe_detector_paused", "1 while consumption is paused for Elasticsearch", registry=r)
         self.rules_loaded = Gauge("socpipe_detector_rules_loaded", "Rules loaded by this worker", registry=r)
+        self.partitions = Gauge(
+            "socpipe_detector_partitions",
+            "Partitions this worker owns (stage 1: raw, 2: correlation)",
+            ["stage"],
+            registry=r,
+        )
+        self.restore_seconds = Histogram(
+            "socpipe_detector_restore_seconds",
+            "Time to read the state topic and restore the snapshots of newly assigned partitions",
+            ["stage"],
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self.batch_seconds = Histogram(
             "socpipe_detector_batch_seconds",
             "Time to process one polled batch",

@@ -33,7 +33,9 @@ from typing import Any
 
 from elasticsearch import AuthorizationException
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.errors import CommitFailedError, KafkaError
 
 from detectors.alerts import AgencyInfo
 from detectors.normalise import Normaliser
@@ -49,14 +51,17 @@ from pipeline.elastic.setup import MappingConflict
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
 from pipeline.worker.alerting import AlertPlan, EpisodeSettings
+from pipeline.worker.assign import LoadAssignor, PartitionLoads
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.sink import AlertSink
 from pipeline.worker.stages import Detected, Rejected, Stage1, Stage2, StageResult, new_suppressor
-from pipeline.worker.state import RebalanceListener, read_snapshots
+from pipeline.worker.state import RebalanceListener, SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
+
+LOAD_SAMPLE_S = 5.0  # how often the end offsets of both topics are read, for the load-balancing assignor
 
 __all__ = ["DetectorWorker"]
 
@@ -88,10 +93,12 @@ def _open_registry(path: str) -> Registry:
 
 
 class _PauseConsumer:
-    """The sink's `Hold` for a consumer: pause its partitions, poll to stay in the group, resume."""
+    """The sink's `Hold` for a consumer: pause its partitions, poll to stay in the group, resume (all but
+    those assigned meanwhile whose snapshots are not restored yet: `unrestored`)."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: KafkaConsumer, unrestored: set[TopicPartition]) -> None:
         self.consumer = consumer
+        self.unrestored = unrestored
 
     def pause(self) -> None:
         self.consumer.pause(*self.consumer.assignment())
@@ -100,7 +107,7 @@ class _PauseConsumer:
         self.consumer.poll(timeout_ms=0)
 
     def resume(self) -> None:
-        self.consumer.resume(*self.consumer.assignment())
+        self.consumer.resume(*(self.consumer.assignment() - self.unrestored))
 
 
 class DetectorWorker:
@@ -201,10 +208,25 @@ class DetectorWorker:
         self.producer: KafkaProducer = kafka_io.producer(cfg.kafka)
         # A topic created moments ago may have no partition metadata yet at the first join; refresh
         # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
-        self.raw = kafka_io.consumer(cfg.kafka, cfg.group_id, metadata_max_age_ms=5000)
+        # Partitions assigned but not yet restored from their snapshots (paused until then), per stage
+        self._unrestored1: set[TopicPartition] = set()
+        self._unrestored2: set[TopicPartition] = set()
+        self.snapshots = SnapshotReader(cfg.kafka, cfg.state_topic, (self._seen_prefix(), self._state_prefix()))
+        # Partitions go to workers by the records each received lately (pipeline.worker.assign), read
+        # from end offsets every LOAD_SAMPLE_S; range is the fallback all socpipe versions share.
+        self.loads = PartitionLoads()
+        self._next_load_sample = 0.0
+        assignors: tuple[Any, ...] = (RangePartitionAssignor, RoundRobinPartitionAssignor)
+        if cfg.partition_assignment == "load":
+            assignors = (LoadAssignor(self.loads.loads), *assignors)
+        self.raw = kafka_io.consumer(
+            cfg.kafka, cfg.group_id, metadata_max_age_ms=5000, partition_assignment_strategy=assignors
+        )
         _await_partitions(self.raw, cfg.raw_topic)
         self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1))
-        self.corr = kafka_io.consumer(cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000)
+        self.corr = kafka_io.consumer(
+            cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000, partition_assignment_strategy=assignors
+        )
         _await_partitions(self.corr, cfg.correlation_topic)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned2, self._revoked2))
         log.info(
@@ -231,13 +253,18 @@ class DetectorWorker:
 
     def poll_once(self) -> None:
         self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
-        self._stage1(self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll()))
+        polled = self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll())
+        self._stage1(self._restore_assigned(self.raw, polled))
         # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
         # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
         # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10.
         slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
-        self._stage2(self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records))
+        polled = self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records)
+        self._stage2(self._restore_assigned(self.corr, polled))
         self.sink.flush_due()  # episode growth held back by the bounded update rate
+        if time.monotonic() >= self._next_load_sample:
+            self._next_load_sample = time.monotonic() + LOAD_SAMPLE_S
+            self._sample_loads()
         if self.models.maybe_reload():
             self._model_metrics()
         if time.monotonic() >= self._next_progress_log:
@@ -249,6 +276,20 @@ class DetectorWorker:
                 len(self.raw.assignment()),
                 len(self.corr.assignment()),
             )
+
+    def _sample_loads(self) -> None:
+        """End offsets of both topics, for the assignor (when this worker leads the group)."""
+        now = time.monotonic()
+        for consumer, topic in ((self.raw, self.cfg.raw_topic), (self.corr, self.cfg.correlation_topic)):
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                continue
+            try:
+                ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts], timeout_ms=2000)
+            except KafkaError as exc:  # the broker is busy or away: the next sample will do
+                log.debug("detector.load_sample_failed topic=%s error=%s", topic, exc)
+                continue
+            self.loads.sample(topic, now, {tp.partition: off for tp, off in ends.items()})
 
     def _raw_records_per_poll(self) -> int:
         """Records per stage-1 poll so a batch holds about `max_batch_lines` lines: alerts are written
@@ -298,7 +339,8 @@ class DetectorWorker:
         self.metrics.batch_seconds_stage1.observe(time.perf_counter() - started)
 
     def _deliver(self, plan: AlertPlan, consumer: KafkaConsumer) -> None:
-        blocked = self.sink.deliver(plan, _PauseConsumer(consumer))
+        unrestored = self._unrestored1 if consumer is self.raw else self._unrestored2
+        blocked = self.sink.deliver(plan, _PauseConsumer(consumer, unrestored))
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)
@@ -306,7 +348,7 @@ class DetectorWorker:
     def _index_events(self, events: list[dict[str, Any]]) -> None:
         if self.event_indexer is None or not events:
             return
-        blocked = self.sink.deliver_events(self.event_indexer, events, _PauseConsumer(self.raw))
+        blocked = self.sink.deliver_events(self.event_indexer, events, _PauseConsumer(self.raw, self._unrestored1))
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)
@@ -319,20 +361,76 @@ class DetectorWorker:
         for dead in out.dead_letters:
             self._dead_letter(dead.payload, dead.reason)
 
+    # --- rebalancing ---------------------------------------------------------------------------
+    # kafka-python calls these inside poll(). They only pause what is new and note it: the snapshots are
+    # read right after that poll returns (`_restore_assigned`), once for both stages, so a slow read of
+    # the state topic never holds up the callback (the other stage's consumer waited behind it).
     def _assigned1(self, partitions: list[TopicPartition]) -> None:
-        """Stage-1 partitions: restore their dedup state and resume at the offset saved with it."""
         log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in partitions))
-        snapshots = read_snapshots(self.cfg.kafka, self.cfg.state_topic, self._seen_prefix())
-        for tp in partitions:
-            offset = self.intake.restore(tp.partition, snapshots.get(tp.partition))
-            if offset is not None:
-                self.raw.seek(tp, offset)
-                log.info("detector.dedup.restored partition=%d offset=%d", tp.partition, offset)
+        self.raw.pause(*partitions)  # nothing of them is processed before their dedup state is back
+        self._unrestored1.update(partitions)
 
     def _revoked1(self, partitions: list[TopicPartition]) -> None:
         log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in partitions))
         for tp in partitions:
             self.intake.drop(tp.partition)
+            self._unrestored1.discard(tp)
+        self.metrics.partitions.labels(stage="1").set(len(self.raw.assignment() - set(partitions)))
+
+    def _assigned2(self, partitions: list[TopicPartition]) -> None:
+        log.info("detector.stage2.assigned partitions=%s", sorted(tp.partition for tp in partitions))
+        self.corr.pause(*partitions)
+        self._unrestored2.update(partitions)
+
+    def _revoked2(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.stage2.revoke(tp.partition)
+            self._unrestored2.discard(tp)
+        self.metrics.partitions.labels(stage="2").set(len(self.corr.assignment() - set(partitions)))
+
+    def _restore_assigned(
+        self, consumer: KafkaConsumer, polled: dict[TopicPartition, list[Any]]
+    ) -> dict[TopicPartition, list[Any]]:
+        """Restore every newly assigned partition (both stages) from its snapshot, seek it to the offset
+        saved with it and resume it; `polled` without records of partitions restored only now (they
+        are fetched again from the restored offset)."""
+        if consumer is self.corr:  # records of a partition stage 2 does not hold: assignment raced the poll
+            self._unrestored2.update(tp for tp in polled if tp.partition not in self.stage2.partitions)
+        if not self._unrestored1 and not self._unrestored2:
+            return polled
+        started = time.perf_counter()
+        read = self.snapshots.catch_up()
+        restarts: dict[TopicPartition, int | None] = {}
+        for tp in sorted(self._unrestored1):
+            restarts[tp] = self.intake.restore(tp.partition, self.snapshots.get(self._seen_prefix(), tp.partition))
+        for tp in sorted(self._unrestored2):
+            restarts[tp] = self.stage2.assign(tp.partition, self.snapshots.get(self._state_prefix(), tp.partition))
+        for tp, offset in restarts.items():
+            owner = self.raw if tp.topic == self.cfg.raw_topic else self.corr
+            if offset is None and tp in polled:
+                offset = polled[tp][0].offset  # no snapshot: read again what this poll returned
+            if offset is not None:
+                owner.seek(tp, offset)  # offsets committed after the snapshot: resume exactly there
+                log.info("detector.restored topic=%s partition=%d offset=%d", tp.topic, tp.partition, offset)
+        if self._unrestored1:
+            self.raw.resume(*self._unrestored1)
+        if self._unrestored2:
+            self.corr.resume(*self._unrestored2)
+        seconds = time.perf_counter() - started
+        for stage, done, c in (("1", self._unrestored1, self.raw), ("2", self._unrestored2, self.corr)):
+            if done:
+                self.metrics.restore_seconds.labels(stage=stage).observe(seconds)
+                self.metrics.partitions.labels(stage=stage).set(len(c.assignment()))
+        log.info(
+            "detector.snapshots_restored stage1=%s stage2=%s state_records_read=%d seconds=%.2f",
+            sorted(tp.partition for tp in self._unrestored1),
+            sorted(tp.partition for tp in self._unrestored2),
+            read,
+            seconds,
+        )
+        self._unrestored1.clear()
+        self._unrestored2.clear()
+        return {tp: recs for tp, recs in polled.items() if tp not in restarts}
 
     def _seen_prefix(self) -> bytes:
         return f"{self.cfg.group_id}|{self.cfg.raw_topic}|".encode()
@@ -350,9 +448,6 @@ class DetectorWorker:
     # --- stage 2 -----------------------------------------------------------------------------
     def _stage2(self, polled: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
-        for tp in polled:
-            if tp.partition not in self.stage2.partitions:  # assignment raced the poll: restore first
-                self._assigned2([tp])
         out = self.stage2.process({tp.partition: records for tp, records in polled.items()})
         if not out.records and not out.plan:
             return
@@ -366,19 +461,6 @@ class DetectorWorker:
 
     def _state_prefix(self) -> bytes:
         return f"{self.cfg.group_id}|{self.cfg.correlation_topic}|".encode()
-
-    def _assigned2(self, partitions: list[TopicPartition]) -> None:
-        log.info("detector.stage2.assigned partitions=%s", sorted(tp.partition for tp in partitions))
-        snapshots = read_snapshots(self.cfg.kafka, self.cfg.state_topic, self._state_prefix())
-        for tp in partitions:
-            offset = self.stage2.assign(tp.partition, snapshots.get(tp.partition))
-            if offset is not None:
-                self.corr.seek(tp, offset)  # offsets committed after the snapshot: resume exactly there
-                log.info("detector.state.restored partition=%d offset=%d", tp.partition, offset)
-
-    def _revoked2(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.stage2.revoke(tp.partition)
 
     def _save_state(self, tps: list[TopicPartition]) -> None:
         for tp in tps:

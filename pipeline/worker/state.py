@@ -54,20 +54,47 @@ class PartitionState:
         return int(snap["offset"])
 
 
-def read_snapshots(kafka_cfg, state_topic: str, prefix: bytes) -> dict[int, dict]:
-    """Read the compacted state topic to its end; the last value per key wins."""
-    reader = kafka_io.consumer(kafka_cfg, group_id=None, enable_auto_commit=False)
-    try:
-        tp = TopicPartition(state_topic, 0)
-        reader.assign([tp])
-        reader.seek_to_beginning(tp)
-        end = reader.end_offsets([tp])[tp]
-        found: dict[int, dict] = {}
-        while reader.position(tp) < end:
-            for records in reader.poll(timeout_ms=1000).values():
-                for rec in records:
-                    if rec.key and rec.key.startswith(prefix) and rec.value:
-                        found[int(rec.key[len(prefix) :])] = json.loads(rec.value)
-        return found
-    finally:
-        reader.close()
+class SnapshotReader:
+    """The compacted state topic read forward: the last snapshot of each key under the worker's prefixes.
+
+    The runner reads it after a rebalance, outside kafka-python's callback (which only pauses the new
+    partitions), once for both stages. A read continues where the previous one stopped, so a rebalance
+    soon after another reads only what was written since, not the whole uncompacted tail again; values
+    stay bytes until a partition's snapshot is asked for (older snapshots of a key are never parsed).
+    """
+
+    def __init__(self, kafka_cfg, state_topic: str, prefixes: tuple[bytes, ...]) -> None:
+        self.kafka_cfg, self.topic, self.prefixes = kafka_cfg, state_topic, prefixes
+        self.position = 0  # next offset to read
+        self.latest: dict[bytes, bytes] = {}
+
+    def catch_up(self) -> int:
+        """Read to the current end of the topic; the records read."""
+        reader = kafka_io.consumer(self.kafka_cfg, group_id=None, enable_auto_commit=False)
+        read = 0
+        try:
+            tp = TopicPartition(self.topic, 0)
+            reader.assign([tp])
+            first = reader.beginning_offsets([tp])[tp]
+            end = reader.end_offsets([tp])[tp]
+            if end < self.position:  # the topic was recreated: start over
+                self.position, self.latest = 0, {}
+            reader.seek(tp, max(self.position, first))
+            prefixes, latest = self.prefixes, self.latest
+            while reader.position(tp) < end:
+                for records in reader.poll(timeout_ms=1000).values():
+                    read += len(records)
+                    for rec in records:
+                        if rec.key and rec.key.startswith(prefixes):
+                            if rec.value:
+                                latest[rec.key] = rec.value
+                            else:  # a tombstone
+                                latest.pop(rec.key, None)
+            self.position = max(self.position, reader.position(tp))
+            return read
+        finally:
+            reader.close()
+
+    def get(self, prefix: bytes, partition: int) -> dict | None:
+        value = self.latest.get(prefix + str(partition).encode())
+        return json.loads(value) if value else None
