@@ -36,7 +36,7 @@ FLOOR = {
     "Discovery": 5,
     "Execution": 19,
     "Lateral Movement": 24,
-    "Other": 2,
+    "Other": 7,
     "Persistence": 12,
     "Privilege Escalation": 46,
 }
