@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from detectors.anomaly.request_profile import request_parts
+from detectors.anomaly.request_parts import request_parts
 
 SHARED_FAMILIES = ("sqli", "xss", "path_traversal", "command_injection")
 TEST_ONLY_FAMILIES = (

@@ -20,11 +20,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_plus
 
-MAX_PARAMS = 64
-MAX_VALUE = 4096
-GRAM_CHARS = 256  # shape 3-grams are taken from the first 256 characters of a value
+from detectors.anomaly.request_parts import endpoint_of, grams, request_parts
+
 ENUM_MAX = 64  # an enumeration has at most this many values ...
 ENUM_RATIO = 0.05  # ... and at most this share of distinct values among its samples
 ENUM_MIN_SAMPLES = 20
@@ -32,7 +30,6 @@ ENUM_MIN_SAMPLES = 20
 # name across endpoints is used when it knows more, else only its type (numbers) is checked
 MIN_PARAM_SAMPLES = 20
 _NUMBER = re.compile(r"^[+-]?\d{1,18}(?:[.,]\d{1,12})?$")
-_PATH_NUMBER = re.compile(r"^\d+$")
 
 # points per departure (the hyperparameters; chosen on the validation split, see README.md)
 POINTS: dict[str, float] = {
@@ -51,80 +48,6 @@ POINTS: dict[str, float] = {
     "enumeration": 5.0,
 }
 CAPS: dict[str, float] = {"length": 8.0, "charset": 12.0, "ngrams": 9.0, "path_charset": 12.0, "numeric_range": 6.0}
-
-
-def _shape_table() -> dict[int, int]:
-    table: dict[int, int] = {}
-    for c in range(256):
-        ch = chr(c)
-        if ch.isdigit():
-            table[c] = ord("9")
-        elif ch.isalpha():
-            table[c] = ord("A") if ch.isupper() else ord("a")
-    return table
-
-
-SHAPE = _shape_table()
-
-
-def shape(value: str) -> str:
-    return value[:GRAM_CHARS].translate(SHAPE)
-
-
-def grams(value: str) -> set[str]:
-    s = shape(value)
-    return {s[i : i + 3] for i in range(len(s) - 2)} if len(s) >= 3 else {s} if s else set()
-
-
-def endpoint_of(path: str) -> str:
-    """Numeric path segments generalised (`/item/42` -> `/item/{n}`), so ids do not split endpoints."""
-    if "/" not in path:
-        return path
-    parts = path[:1024].split("/")
-    return "/".join("{n}" if _PATH_NUMBER.match(p) else p for p in parts)
-
-
-def decode(text: str) -> str:
-    """Percent-decoded, one character per byte (latin-1). Characters above U+00FF (a log line that
-    carried raw UTF-8) become their UTF-8 bytes too, so alphabets and shapes stay within 256 symbols."""
-    if "%" not in text:  # the common case, without urllib's machinery
-        value = text.replace("+", " ")
-    else:
-        value = unquote_plus(text, encoding="latin-1")
-    if not value.isascii() and max(value) > "\xff":
-        value = value.encode("utf-8", "surrogatepass").decode("latin-1")
-    return value
-
-
-def parse_params(query: str, body: str = "") -> list[tuple[str, str]]:
-    """(name, decoded value) of query then form-body parameters, at most MAX_PARAMS."""
-    out: list[tuple[str, str]] = []
-    for part in (query, body):
-        if not part:
-            continue
-        for item in part.split("&"):
-            if not item:
-                continue
-            name, _, value = item.partition("=")
-            name = decode(name[:128])
-            # numeric names are cache-busters (`?x=1&1644219144817`): one name, like `{n}` path segments
-            out.append(("{n}" if name.isdigit() else name, decode(value[:MAX_VALUE])))
-            if len(out) >= MAX_PARAMS:
-                return out
-    return out
-
-
-def request_parts(event: dict[str, Any]) -> tuple[str, str, list[tuple[str, str]]]:
-    """(method, path, parameters) of a flat ECS web event; form bodies only (not JSON/XML)."""
-    path = event.get("url.path")
-    query = event.get("url.query")
-    if path is None:
-        original = str(event.get("url.original") or "")
-        path, _, query = original.partition("?")
-    body = event.get("http.request.body.content")
-    if not isinstance(body, str) or body[:1] in ("{", "[", "<"):
-        body = ""
-    return str(event.get("http.request.method") or ""), str(path or ""), parse_params(str(query or ""), body)
 
 
 @dataclass(slots=True)

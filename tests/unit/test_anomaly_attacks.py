@@ -17,7 +17,7 @@ from detectors.anomaly.attacks import (
     tamper,
 )
 from detectors.anomaly.csic import request_to_event, split_requests
-from detectors.anomaly.request_profile import request_parts
+from detectors.anomaly.request_parts import request_parts
 
 CARRIERS = [
     {"http.request.method": "GET", "url.path": "/app/item.jsp", "url.query": "id=3&name=Vino+Rioja"},

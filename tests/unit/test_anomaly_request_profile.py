@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from detectors.alerts.build import build_alert
 from detectors.anomaly import AnomalyScorer, ModelLoadError, load_model_dir, save_model_dir, set_stage, train
 from detectors.anomaly.csic import request_to_event, split_requests
-from detectors.anomaly.request_profile import POINTS, endpoint_of, grams, learn, parse_params, shape
+from detectors.anomaly.request_parts import endpoint_of, grams, parse_params, shape
+from detectors.anomaly.request_profile import POINTS, learn
 from detectors.common.times import iso_ms as iso
 
 T0 = 1_700_000_000.0
