@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from collectors.wire import DEFAULT_TIMEZONE
-from pipeline.stack.servers import Ports
+from pipeline.stack.plan import Ports
 
 TZ = ZoneInfo(DEFAULT_TIMEZONE)
 

@@ -23,7 +23,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from pipeline.stack.servers import Launch, Ports, PrerequisiteError, StackOptions, cache_dir, require
+from pipeline.stack.plan import Ports, PrerequisiteError, StackOptions
+from pipeline.stack.servers import Launch, cache_dir, require
 
 ES_VERSION = "8.19.21"
 ES_ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip"

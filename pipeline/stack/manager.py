@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.stack import elasticsearch, elasticsearch_secure, kafka_secure, servers
-from pipeline.stack.servers import Launch, Ports, PrerequisiteError, StackOptions
+from pipeline.stack.plan import Ports, PrerequisiteError, StackOptions
+from pipeline.stack.servers import Launch
 
 log = logging.getLogger("socpipe.stack")
 

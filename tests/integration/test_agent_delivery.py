@@ -20,7 +20,8 @@ from kafka import KafkaConsumer
 
 from collectors.wire import LineBatch
 from pipeline.dedup import SeenSequences
-from pipeline.stack.servers import Ports, kafka_command, kafka_ready
+from pipeline.stack.plan import Ports
+from pipeline.stack.servers import kafka_command, kafka_ready
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_agent_kafka import start_agent, stop_agent, write_agent_config
 

@@ -28,7 +28,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from collectors.identity import Identity, save_identity
 from collectors.wire import LineBatch
 from pipeline.stack import Stack
-from pipeline.stack.servers import Ports, kafka_name
+from pipeline.stack.plan import Ports
+from pipeline.stack.servers import kafka_name
 from tests.integration.conftest import es_client, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_agent_kafka import start_agent, stop_agent

@@ -91,7 +91,7 @@ def test_issued_ca_becomes_a_file_for_the_kafka_client(tmp_path):
 
 def test_secure_stack_env_and_mode(tmp_path):
     from pipeline.stack import Stack, StackError
-    from pipeline.stack.servers import Ports
+    from pipeline.stack.plan import Ports
 
     ports = Ports(kafka=39092, kafka_controller=39093, kafka_secure=39094)
     env = Stack(tmp_path, ports, secure=True).env()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.stack import Stack, StackError
-from pipeline.stack.servers import Ports, PrerequisiteError, prometheus_command
+from pipeline.stack.plan import Ports, PrerequisiteError
+from pipeline.stack.servers import prometheus_command
 
 
 def test_ports_from_env_moves_only_what_is_named():
@@ -101,7 +102,7 @@ def test_state_under_a_private_directory_is_not_reachable_by_the_server_user(tmp
 
 def test_elasticsearch_config_binds_localhost_on_the_stack_ports(tmp_path):
     from pipeline.stack.elasticsearch import config_yaml
-    from pipeline.stack.servers import StackOptions
+    from pipeline.stack.plan import StackOptions
 
     text = config_yaml(Ports(elasticsearch=19200, elasticsearch_transport=19300), tmp_path, StackOptions())
     lines = set(text.splitlines())
@@ -174,7 +175,7 @@ def test_kafka_nodes_take_the_next_three_ports_each_and_all_are_bootstrap():
 
 
 def test_a_port_planned_twice_across_nodes_is_an_error_naming_both():
-    from pipeline.stack.servers import StackOptions
+    from pipeline.stack.plan import StackOptions
 
     ports = Ports(elasticsearch=9098)  # Kafka node 3's port with --brokers 3
     ports.check(StackOptions(brokers=1))
@@ -189,14 +190,15 @@ def test_a_port_planned_twice_across_nodes_is_an_error_naming_both():
 
 @pytest.mark.parametrize("count", [0, 2, 4, 7])
 def test_broker_count_is_an_odd_quorum(count):
-    from pipeline.stack.servers import StackOptions
+    from pipeline.stack.plan import StackOptions
 
     with pytest.raises(PrerequisiteError, match="brokers"):
         StackOptions(brokers=count)
 
 
 def test_three_node_properties_are_a_static_quorum_with_rf3_and_min_isr2(tmp_path):
-    from pipeline.stack.servers import StackOptions, kafka_listener_lines, kafka_properties
+    from pipeline.stack.plan import StackOptions
+    from pipeline.stack.servers import kafka_listener_lines, kafka_properties
 
     ports, opts = Ports(kafka=26092, kafka_controller=26093), StackOptions(brokers=3)
     own = ports.kafka_node(1)
