@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 
 import click
 
 from pipeline.cli.output import clean, clean_json
-from pipeline.cli.triage import _actor, _es_config, _service, config_option, prefix_option
-from pipeline.triage.workflow import CLOSING_REASONS, STATUSES
+from pipeline.cli.triage import (
+    _es_config,
+    _service,
+    add_change_commands,
+    config_option,
+    prefix_option,
+    workflow_change,
+)
+from pipeline.triage.workflow import STATUSES
 
 COMMANDS: list[click.Command] = []
 COLUMNS = (("ID", 12), ("SEVERITY", 8), ("STATUS", 12), ("AGENCY", 16), ("ALERTS", 6), ("END (UTC)", 24), ("TITLE", 0))
@@ -112,24 +118,14 @@ def incidents_show(config_path, prefix, incident_id):
     click.echo(clean_json(json.dumps(doc, ensure_ascii=False, indent=2)))
 
 
-def _change_command(action: str, help_text: str, extra: list):
+def _change_command(action: str, help_text: str) -> click.Command:
     @click.command(action, help=help_text)
     @config_option
     @prefix_option
     @click.argument("incident_id")
     @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
     def command(config_path, prefix, incident_id, actor, **kw):
-        from detectors.common import iso_ms
-        from pipeline.triage.workflow import Change
-
-        change = Change(
-            action,
-            _actor(actor),
-            iso_ms(datetime.now(UTC)),
-            reason=kw.get("reason"),
-            assignee=kw.get("assignee"),
-            text=kw.get("text") or kw.get("note"),
-        )
+        change = workflow_change(action, actor, kw)
         store = _store(config_path, prefix)
         alerts = _service(config_path, prefix)
         rec = _fail(lambda: store.change(incident_id, change, alerts_service=alerts))
@@ -139,34 +135,20 @@ def _change_command(action: str, help_text: str, extra: list):
         if action in ("close", "ack", "assign", "reopen"):
             click.echo(f"{action} applied to the incident and its {n} alerts", err=True)
 
-    for option in reversed(extra):
-        command = option(command)
     return command
 
 
-_note = click.option("--note", help="Comment stored in the history.")
-for _action, _help, _extra in (
-    ("ack", "Acknowledge an incident and its alerts.", [_note]),
-    (
-        "close",
-        "Close an incident and its alerts with a reason.",
-        [
-            click.option(
-                "--reason",
-                required=True,
-                type=click.Choice(CLOSING_REASONS),
-            ),
-            _note,
-        ],
-    ),
-    ("reopen", "Reopen an incident and its alerts.", [_note]),
-    (
-        "assign",
-        "Assign an incident and its alerts (no ASSIGNEE: unassign).",
-        [click.argument("assignee", required=False)],
-    ),
-    ("note", "Add a note to the incident.", [click.argument("text")]),
-):
-    incidents_group.add_command(_change_command(_action, _help, _extra))
+add_change_commands(
+    incidents_group,
+    _change_command,
+    {
+        "ack": "Acknowledge an incident and its alerts.",
+        "close": "Close an incident and its alerts with a reason.",
+        "reopen": "Reopen an incident and its alerts.",
+        "assign": "Assign an incident and its alerts (no ASSIGNEE: unassign).",
+        "note": "Add a note to the incident.",
+    },
+    "Comment stored in the history.",
+)
 
 COMMANDS.append(incidents_group)

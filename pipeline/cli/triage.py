@@ -54,6 +54,41 @@ def _actor(name: str | None) -> str:
     return name or os.environ.get("SOCPIPE_ANALYST") or getpass.getuser()
 
 
+def workflow_change(action: str, actor: str | None, options: dict):
+    """The workflow Change a command asks for, from its options (reason, assignee, text or --note)."""
+    from datetime import datetime
+
+    from detectors.common import iso_ms
+    from pipeline.triage.workflow import Change
+
+    return Change(
+        action,
+        _actor(actor),
+        iso_ms(datetime.now(UTC)),
+        reason=options.get("reason"),
+        assignee=options.get("assignee"),
+        text=options.get("text") or options.get("note"),
+    )
+
+
+def add_change_commands(group: click.Group, make, helps: dict[str, str], note_help: str) -> None:
+    """One command per workflow action (`helps`: action -> help text), made by `make(action, help)`
+    and given that action's options: close needs --reason, assign takes ASSIGNEE, note takes TEXT."""
+    note = click.option("--note", help=note_help)
+    extra = {
+        "ack": [note],
+        "close": [click.option("--reason", required=True, type=click.Choice(CLOSING_REASONS)), note],
+        "reopen": [note],
+        "assign": [click.argument("assignee", required=False)],
+        "note": [click.argument("text")],
+    }
+    for action, help_text in helps.items():
+        command = make(action, help_text)
+        for option in reversed(extra[action]):
+            command = option(command)
+        group.add_command(command)
+
+
 SHORT_ID = 12  # id prefix shown in tables; any unique prefix of at least 6 is accepted back
 COLUMNS = (
     ("TIME (UTC)", 24),
@@ -169,7 +204,7 @@ def alerts_show(config_path, prefix, alert_id):
     click.echo(clean_json(json.dumps(doc, ensure_ascii=False, indent=2)))
 
 
-def _change_command(action: str, help_text: str, extra: list):
+def _change_command(action: str, help_text: str) -> click.Command:
     @click.command(action, help=help_text)
     @config_option
     @prefix_option
@@ -179,30 +214,17 @@ def _change_command(action: str, help_text: str, extra: list):
         "--if-version", help="Only if the alert is still at this version (the VERSION column of list, e.g. 12:1)."
     )
     def command(config_path, prefix, alert_id, actor, if_version, **kw):
-        from datetime import datetime
-
-        from detectors.common import iso_ms
         from pipeline.elastic.triage import parse_version
-        from pipeline.triage.workflow import Change
 
         try:
             expected = parse_version(if_version)
         except ValueError as exc:
             raise click.BadParameter(f"--if-version: {exc}") from exc
-        change = Change(
-            action,
-            _actor(actor),
-            iso_ms(datetime.now(UTC)),
-            reason=kw.get("reason"),
-            assignee=kw.get("assignee"),
-            text=kw.get("text") or kw.get("note"),
-        )
+        change = workflow_change(action, actor, kw)
         rec = _call(lambda: _service(config_path, prefix).change(alert_id, change, expected))
         click.echo(table_header())
         click.echo(summary_line(rec))
 
-    for option in reversed(extra):
-        command = option(command)
     return command
 
 
@@ -231,26 +253,18 @@ def _call(fn):
         raise click.ClickException(f"Elasticsearch unavailable: {exc}") from exc
 
 
-_note_opt = click.option("--note", help="Comment stored in the alert's notes.")
-for _action, _help, _extra in (
-    ("ack", "Acknowledge an open alert (you become its assignee unless it has one).", [_note_opt]),
-    (
-        "close",
-        "Close an alert with a reason.",
-        [
-            click.option(
-                "--reason",
-                required=True,
-                type=click.Choice(CLOSING_REASONS),
-            ),
-            _note_opt,
-        ],
-    ),
-    ("reopen", "Reopen an acknowledged or closed alert.", [_note_opt]),
-    ("assign", "Assign an alert (no ASSIGNEE: unassign).", [click.argument("assignee", required=False)]),
-    ("note", "Add a note.", [click.argument("text")]),
-):
-    alerts_group.add_command(_change_command(_action, _help, _extra))
+add_change_commands(
+    alerts_group,
+    _change_command,
+    {
+        "ack": "Acknowledge an open alert (you become its assignee unless it has one).",
+        "close": "Close an alert with a reason.",
+        "reopen": "Reopen an acknowledged or closed alert.",
+        "assign": "Assign an alert (no ASSIGNEE: unassign).",
+        "note": "Add a note.",
+    },
+    "Comment stored in the alert's notes.",
+)
 
 COMMANDS.append(alerts_group)
 

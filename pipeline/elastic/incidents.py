@@ -40,6 +40,11 @@ class IncidentRecord:
     version: tuple[int, int]
     source: dict[str, Any]
 
+    @classmethod
+    def of_hit(cls, hit: dict[str, Any]) -> IncidentRecord:
+        """A search hit asked for with `seq_no_primary_term=True`."""
+        return cls(hit["_id"], hit["_index"], (hit["_seq_no"], hit["_primary_term"]), hit["_source"])
+
     @property
     def status(self) -> str:
         return str(((self.source.get("socpipe") or {}).get("workflow") or {}).get("status", "open"))
@@ -117,10 +122,7 @@ class IncidentStore:
             ignore_unavailable=True,
             allow_no_indices=True,
         )
-        return [
-            IncidentRecord(h["_id"], h["_index"], (h["_seq_no"], h["_primary_term"]), h["_source"])
-            for h in resp["hits"]["hits"]
-        ]
+        return [IncidentRecord.of_hit(h) for h in resp["hits"]["hits"]]
 
     def attach(self, alert_id: str, alert: dict[str, Any], attempts: int = 8) -> str | None:
         """The incident the alert (nested source) now belongs to; None if it has no linkable entity."""
@@ -183,10 +185,7 @@ class IncidentStore:
             ignore_unavailable=True,
             allow_no_indices=True,
         )
-        return [
-            IncidentRecord(h["_id"], h["_index"], (h["_seq_no"], h["_primary_term"]), h["_source"])
-            for h in resp["hits"]["hits"]
-        ]
+        return [IncidentRecord.of_hit(h) for h in resp["hits"]["hits"]]
 
     def get(self, incident_id: str) -> IncidentRecord:
         resp = self.es.search(
