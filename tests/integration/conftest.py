@@ -61,6 +61,21 @@ def es_client(url: str, **kw):
     return connect(es_config(url), **kw)
 
 
+def alert_hits(es, prefix: str, query: dict | None = None, size: int = 500) -> list[dict]:
+    """Search hits of the alert indices of `prefix` (refreshed first, so what a worker wrote is there);
+    none while no daily index exists yet."""
+    index = f"{prefix}-alerts-*"
+    es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
+    res = es.search(
+        index=index, size=size, query=query or {"match_all": {}}, allow_no_indices=True, ignore_unavailable=True
+    )
+    return res["hits"]["hits"]
+
+
+def alert_sources(es, prefix: str, query: dict | None = None, size: int = 500) -> list[dict]:
+    return [h["_source"] for h in alert_hits(es, prefix, query, size)]
+
+
 @pytest.fixture(scope="session")
 def prometheus_url() -> str:
     return _env("SOCPIPE_PROMETHEUS_URL")

@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 from collectors.wire import LineBatch, LogLine
 from detectors.anomaly import save_model_dir, set_stage, train
 from detectors.anomaly.sources import InputSpec, read_records
-from tests.integration.conftest import es_client, wait_for
+from tests.integration.conftest import alert_sources, es_client, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -46,15 +46,7 @@ def step_batches(step: str, agent: str, limit: int = 3000, per_batch: int = 200)
 
 
 def alerts_of(es: Elasticsearch, prefix: str, ruleset: str) -> list[dict]:
-    es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(
-        index=f"{prefix}-alerts-*",
-        size=500,
-        query={"term": {"rule.ruleset": ruleset}},
-        allow_no_indices=True,
-        ignore_unavailable=True,
-    )
-    return [h["_source"] for h in res["hits"]["hits"]]
+    return alert_sources(es, prefix, {"term": {"rule.ruleset": ruleset}})
 
 
 @pytest.mark.skipif(not HARRISON.is_file() or not STEPS.is_dir(), reason=f"shared datasets not found at {DATASETS}")

@@ -14,7 +14,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaProducer
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import es_client, wait_for
+from tests.integration.conftest import alert_sources, es_client, wait_for
 from tests.integration.signing import TEST_AGENTS
 
 BRUTE_FORCE_RULE = "f57876af-d49b-4093-b93a-333209ddead0"
@@ -67,16 +67,7 @@ def produce(kafka_bootstrap: str, topic: str, batches: list[LineBatch]) -> None:
 
 
 def brute_force_alerts(es: Elasticsearch, prefix: str) -> list[dict]:
-    index = f"{prefix}-alerts-*"
-    es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(
-        index=index,
-        size=1000,
-        query={"term": {"rule.id": BRUTE_FORCE_RULE}},
-        allow_no_indices=True,
-        ignore_unavailable=True,
-    )
-    return [h["_source"] for h in res["hits"]["hits"]]
+    return alert_sources(es, prefix, {"term": {"rule.id": BRUTE_FORCE_RULE}}, size=1000)
 
 
 def test_brute_force_alert_reaches_elasticsearch(kafka_bootstrap, es_url, unique, procs):

@@ -14,7 +14,7 @@ import urllib.request
 from elasticsearch import Elasticsearch
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import es_client, free_port, wait_for
+from tests.integration.conftest import alert_sources, es_client, free_port, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_tools.yml
@@ -36,15 +36,7 @@ def scanner_batch(seqs: list[int], minute: int) -> LineBatch:
 
 
 def scanner_alerts(es: Elasticsearch, prefix: str) -> list[dict]:
-    es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(
-        index=f"{prefix}-alerts-*",
-        size=100,
-        query={"term": {"rule.id": SCANNER_RULE}},
-        allow_no_indices=True,
-        ignore_unavailable=True,
-    )
-    return [h["_source"] for h in res["hits"]["hits"]]
+    return alert_sources(es, prefix, {"term": {"rule.id": SCANNER_RULE}}, size=100)
 
 
 def metric(port: int, name: str) -> float:

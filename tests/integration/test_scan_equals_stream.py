@@ -28,7 +28,7 @@ from pipeline.cli import main
 from pipeline.cli.parse import read_batches
 from pipeline.cli.rules import _dotted_alert
 from tests.integration.alerts_support import cleanup
-from tests.integration.conftest import es_client, wait_for
+from tests.integration.conftest import alert_hits, es_client, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 pytestmark = pytest.mark.integration
@@ -56,9 +56,8 @@ def comparable(flat: dict) -> dict:
 
 
 def stream_alerts(es: Elasticsearch, prefix: str) -> dict[str, dict]:
-    es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(index=f"{prefix}-alerts-*", size=1000, allow_no_indices=True, ignore_unavailable=True)
-    return {h["_id"]: comparable(_dotted_alert({"_id": h["_id"], **h["_source"]})) for h in res["hits"]["hits"]}
+    hits = alert_hits(es, prefix, size=1000)
+    return {h["_id"]: comparable(_dotted_alert({"_id": h["_id"], **h["_source"]})) for h in hits}
 
 
 @pytest.mark.parametrize("corpus", CORPORA, ids=[p.stem for p in CORPORA])

@@ -36,7 +36,7 @@ from tests.integration.coverage_helpers import agency, write_inventory
 from tests.integration.secure import secure_kafka  # noqa: F401 (fixture)
 from tests.integration.test_agent_kafka import start_agent, stop_agent
 from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env
-from tests.integration.test_trust_detector import metric, quarantined
+from tests.integration.test_trust_detector import metric, quarantine_reasons, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -209,14 +209,7 @@ def test_enrolled_agent_to_alert_and_coverage_over_sasl_ssl_then_revoked(  # noq
         ):
             as_agent.send(raw, key=key, value=value, headers=headers).get(timeout=15)
         as_agent.close()
-        reasons = wait_for(
-            lambda: (lambda m: m if sum(m.values()) >= 3 else None)(
-                metric(metrics_port, "socpipe_detector_quarantined_records_total")
-            ),
-            30,
-            what="3 quarantined records in the detector's metric",
-        )
-        assert {k.split('"')[1]: v for k, v in reasons.items()} == {
+        assert quarantine_reasons(metrics_port, 3) == {
             "agency_mismatch": 1,
             "bad_mac": 1,
             "unsigned": 1,

@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer
 
 from collectors.wire import LineBatch, batch_headers
-from tests.integration.conftest import Deadline, es_client, free_port, wait_for
+from tests.integration.conftest import Deadline, alert_sources, es_client, free_port, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_batches, detector_env
 
@@ -27,16 +27,8 @@ SEQUENCE_ANOMALY_RULE = "5f78ce0e-39be-47d7-bbe8-0cc429188870"
 
 
 def alerts_of(es: Elasticsearch, prefix: str, agency: str, rule: str = BRUTE_FORCE_RULE) -> list[dict]:
-    index = f"{prefix}-alerts-*"
-    es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(
-        index=index,
-        size=100,
-        query={"bool": {"filter": [{"term": {"rule.id": rule}}, {"term": {"organization.id": agency}}]}},
-        allow_no_indices=True,
-        ignore_unavailable=True,
-    )
-    return [h["_source"] for h in res["hits"]["hits"]]
+    query = {"bool": {"filter": [{"term": {"rule.id": rule}}, {"term": {"organization.id": agency}}]}}
+    return alert_sources(es, prefix, query, size=100)
 
 
 def metric(port: int, name: str) -> dict[str, float]:
@@ -52,6 +44,18 @@ def metric(port: int, name: str) -> dict[str, float]:
             labels, _, value = line.rpartition(" ")
             out[labels[len(name) :]] = float(value)
     return out
+
+
+def quarantine_reasons(metrics_port: int, want: int) -> dict[str, float]:
+    """The detector's quarantined-record counts by reason, once `want` records were quarantined."""
+    counts = wait_for(
+        lambda: (lambda m: m if sum(m.values()) >= want else None)(
+            metric(metrics_port, "socpipe_detector_quarantined_records_total")
+        ),
+        30,
+        what=f"{want} quarantined records in the detector's metric",
+    )
+    return {k.split('"')[1]: v for k, v in counts.items()}
 
 
 def quarantined(topic: str, want: int, **client: object) -> list:
@@ -127,14 +131,7 @@ def test_forged_batches_claiming_another_agency_are_quarantined_never_alerted(ka
     es = es_client(es_url)
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
     wait_for(lambda: det.check_alive() and alerts_of(es, prefix, real), 60, what="the genuine alert of agency A")
-    reasons = wait_for(
-        lambda: (lambda m: m if sum(m.values()) >= 5 else None)(
-            metric(port, "socpipe_detector_quarantined_records_total")
-        ),
-        30,
-        what="5 quarantined records in the metric",
-    )
-    assert {k.split('"')[1]: v for k, v in reasons.items()} == {
+    assert quarantine_reasons(port, 5) == {
         "agency_mismatch": 1,
         "unknown_agent": 1,
         "revoked_agent": 1,

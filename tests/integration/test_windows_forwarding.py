@@ -19,7 +19,7 @@ from collectors import Agent, Identity
 from collectors.config import load_agent_config
 from pipeline.coverage.state import DEGRADED, MONITORED
 from pipeline.enrolment.registry import Registry
-from tests.integration.conftest import es_client, es_config, free_port, wait_for
+from tests.integration.conftest import alert_sources, es_client, es_config, free_port, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, write_inventory
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_detector_e2e import detector_env
@@ -82,12 +82,7 @@ def winlogbeat_4732(now: float) -> bytes:
 
 
 def alerts(es: Elasticsearch, prefix: str, rule_id: str) -> list[dict]:
-    index = f"{prefix}-alerts-*"
-    es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-    res = es.search(
-        index=index, size=100, query={"term": {"rule.id": rule_id}}, allow_no_indices=True, ignore_unavailable=True
-    )
-    return [h["_source"] for h in res["hits"]["hits"]]
+    return alert_sources(es, prefix, {"term": {"rule.id": rule_id}}, size=100)
 
 
 def test_forwarded_windows_events_raise_alerts_in_elasticsearch(tmp_path, kafka_bootstrap, es_url, unique, procs):
