@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from pipeline.cli.output import clean, clean_json
+from pipeline.cli.output import clean_json, table_row
 from pipeline.cli.triage import (
     _es_config,
     _service,
@@ -36,11 +36,7 @@ def _store(config_path: str | None, prefix: str | None):
 
 
 def _row(values: list[str]) -> str:
-    cells = []
-    for (_, width), value in zip(COLUMNS, values, strict=True):
-        text = clean(value)
-        cells.append(text if not width else (text[: width - 1] + "~" if len(text) > width else text.ljust(width)))
-    return "  ".join(cells).rstrip()
+    return table_row(COLUMNS, values)
 
 
 def _line(rec) -> str:

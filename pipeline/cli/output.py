@@ -10,6 +10,7 @@ DEL itself; `ensure_ascii=False` keeps C1 and bidi characters, so JSON writers c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # C0 controls except tab, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph
 # separators and the zero-width characters that can hide text
@@ -34,3 +35,13 @@ def clean_json(text: str) -> str:
     """A JSON document written with ensure_ascii=False, made terminal-safe; still valid JSON
     (the escapes it adds are JSON escapes; json.dumps already escapes C0)."""
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def table_row(columns: Sequence[tuple[str, int]], values: Sequence[object]) -> str:
+    """One line of a fixed-width table of (name, width) columns: each value cleaned, cut to its width
+    (a cut shows as `~`) and padded; width 0 = unbounded (the last column)."""
+    cells = []
+    for (_, width), value in zip(columns, values, strict=True):
+        text = clean(value)
+        cells.append(text if not width else (text[: width - 1] + "~" if len(text) > width else text.ljust(width)))
+    return "  ".join(cells).rstrip()

@@ -105,13 +105,9 @@ COLUMNS = (
 
 
 def _row(values: list[str]) -> str:
-    from pipeline.cli.output import clean
+    from pipeline.cli.output import table_row
 
-    cells = []
-    for (_, width), value in zip(COLUMNS, values, strict=True):
-        text = clean(value)
-        cells.append(text if not width else (text[: width - 1] + "~" if len(text) > width else text.ljust(width)))
-    return "  ".join(cells).rstrip()
+    return table_row(COLUMNS, values)
 
 
 def table_header() -> str:

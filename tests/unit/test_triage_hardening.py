@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli.output import clean, clean_json
+from pipeline.cli.output import clean, clean_json, table_row
 from pipeline.elastic.triage import AlertRecord
 from pipeline.tokens import token_digest
 from pipeline.triage.app import TriageApi
@@ -174,6 +174,13 @@ def test_clean_json_stays_json():
     safe = clean_json(text)
     assert json.loads(safe) == json.loads(text)
     assert not any(c in safe for c in "\x1b\x9b\u202e")
+
+
+def test_table_rows_are_cut_padded_and_cleaned():
+    cols = (("A", 4), ("B", 0))
+    assert table_row(cols, ["ab", "rest"]) == "ab    rest"
+    assert table_row(cols, ["abcdef", "x\x1b[2J"]) == "abc~  x\\x1b[2J"  # cut with ~; the escape shown
+    assert table_row(cols, ["ab", ""]) == "ab"  # no trailing blanks
 
 
 def test_triage_config_defaults_file_and_refusals(tmp_path):
