@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 FRAMEWORK = "MITRE ATT&CK"
 
 # Sigma tag suffix -> (tactic id, tactic name as ATT&CK spells it)
@@ -43,22 +45,15 @@ def threat_from_tags(tags: list[str]) -> dict[str, Any]:
     key = tuple(tags or ())
     hit = _THREATS.get(key)
     if hit is None:
-        hit = _threat(key)
+        hit = orjson.dumps(_threat(key))
         if len(_THREATS) >= 4096:
             _THREATS.clear()
         _THREATS[key] = hit
-    return {k: _copy(v) for k, v in hit.items()}
+    threat: dict[str, Any] = orjson.loads(hit)  # a fresh copy (dicts, lists and strings only), in C
+    return threat
 
 
-_THREATS: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-
-def _copy(value: Any) -> Any:
-    if type(value) is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if type(value) is list:
-        return list(value)  # lists of strings
-    return value
+_THREATS: dict[tuple[Any, ...], bytes] = {}  # tags -> the threat object as JSON
 
 
 def _threat(tags: tuple[Any, ...]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors.alerts.attack import threat_from_tags
-from detectors.alerts.nested import to_nested
+from detectors.alerts.nested import nest_plain, to_nested
 from detectors.anomaly.finding import AnomalyFinding
 from detectors.common.severity import Severity
 from detectors.common.times import epoch_us, iso_ms, to_datetime, to_epoch
@@ -319,30 +319,38 @@ def bound_evidence(events: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     for event in events[:EVIDENCE_MAX_EVENTS]:
         if type(event) is not dict and not isinstance(event, Mapping):
             continue
-        if len(event) <= EVIDENCE_MAX_FIELDS and _within_bounds(event):
+        if len(event) <= EVIDENCE_MAX_FIELDS and type(event) is dict and _within_bounds(event):
             names.update(event)
-            kept.append(to_nested(event))
+            kept.append(nest_plain(event))
             continue
         flat = {}
         for key in sorted(event, key=_evidence_order)[:EVIDENCE_MAX_FIELDS]:
             flat[str(key)] = _bounded(event[key])
             names.add(str(key))
         kept.append(to_nested(flat))
+    try:
+        ordered = sorted(names)
+    except TypeError:  # keys of several types
+        ordered = []
+    if ordered and type(ordered[0]) is str and type(ordered[-1]) is str:
+        return kept, ordered  # str keys (str and other builtin keys do not sort together)
     return kept, sorted({k if type(k) is str else str(k) for k in names})
 
 
 def _within_bounds(event: Mapping[Any, Any]) -> bool:
-    """Every value already within what `_bounded` would make of it (short strings and plain scalars)."""
+    """Every value already within what `_bounded` would make of it: strings of at most 2 KiB, plain
+    scalars, lists of at most 64 of those (so, no mappings: `nest_plain` may nest it)."""
     for value in event.values():
         kind = type(value)
         if kind is str:
             if len(value) > EVIDENCE_MAX_CHARS:
                 return False
         elif kind is list:
-            if len(value) > 64 or not all(type(v) is not str or len(v) <= EVIDENCE_MAX_CHARS for v in value):
+            if len(value) > 64 or not _PLAIN.issuperset(map(type, value)):
                 return False
-            if not all(type(v) in _PLAIN for v in value):
-                return False
+            for v in value:
+                if type(v) is str and len(v) > EVIDENCE_MAX_CHARS:
+                    return False
         elif kind not in _PLAIN:
             return False
     return True

@@ -4,6 +4,10 @@ Events travel flat (fast for matching); Elasticsearch mappings, Kibana and the E
 nested. A key that is both a value and a parent (`process: "sshd"` next to `process.pid: 1`, which
 valid ECS never produces but a hostile log can) keeps both: the scalar moves to `<parent>.value`,
 whatever the key order, so the conversion never loses data and never depends on dict order.
+
+Events of one parser share their keys, so the shape of the result is planned once per key layout
+(seen twice) and then filled in C-level steps (`_Plan`): the same document, key order included, as
+the general walk gives; odd layouts (collisions, non-str keys) and mapping values take the walk.
 """
 
 from __future__ import annotations
@@ -16,6 +20,28 @@ COLLISION_KEY = "value"
 
 def to_nested(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Nest dotted keys (`{"source.ip": x}` -> `{"source": {"ip": x}}`); nested input merges too."""
+    if type(flat) is dict and _LEAF_TYPES.issuperset(map(type, flat.values())):
+        return nest_plain(flat)
+    return _walk(flat)
+
+
+def nest_plain(flat: dict[str, Any]) -> dict[str, Any]:
+    """`to_nested` of a dict none of whose values is a mapping (the caller has checked)."""
+    if len(flat) < 2:
+        return _walk(flat)
+    layout = tuple(flat)
+    plan = _PLANS.get(layout, _UNSEEN)
+    if plan is _UNSEEN:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[layout] = _SEEN_ONCE  # a plan only for layouts that come back
+        return _walk(flat)
+    if plan is _SEEN_ONCE:
+        plan = _PLANS[layout] = _Plan.of(layout)
+    return plan.fill(flat) if plan is not None else _walk(flat)
+
+
+def _walk(flat: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     prev_parents: tuple[str, ...] = _PARENTS[()]
     prev_node = out
@@ -97,6 +123,67 @@ def _put(node: dict[str, Any], parts: list[str], value: Any) -> None:
         _put(value, [COLLISION_KEY], existing)
     else:
         node[last] = value
+
+
+class _Leaf:
+    """A stand-in value while a layout is planned: where the walk puts it is where its key goes."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str):
+        self.key = key
+
+
+class _Plan:
+    """The nested document of one key layout as one expression: a dict display per object, each
+    value read from the flat event by its key (`{"source": {"ip": f["source.ip"]}, ...}`), in the
+    walk's key order. Only `repr` of str keys goes into the source, which always reads back as that
+    same string."""
+
+    __slots__ = ("fill",)
+
+    def __init__(self, fill: Any):
+        self.fill = fill
+
+    @classmethod
+    def of(cls, layout: tuple[Any, ...]) -> _Plan | None:
+        """The plan of a key layout, or None when the walk must decide (collisions, odd keys)."""
+        if len(layout) > _PLAN_MAX_KEYS or not all(type(k) is str for k in layout):
+            return None
+        shape = _walk({k: _Leaf(k) for k in layout})
+        placed = 0
+
+        def source(node: dict[str, Any], at: tuple[str, ...]) -> str | None:
+            nonlocal placed
+            if len(at) > _PLAN_MAX_DEPTH:
+                return None
+            parts = []
+            for name, value in node.items():
+                if type(value) is dict:
+                    inner = source(value, (*at, name))
+                    if inner is None:
+                        return None
+                    parts.append(f"{name!r}: {inner}")
+                elif type(value) is _Leaf and _path(value.key) == (at, name):
+                    parts.append(f"{name!r}: f[{value.key!r}]")
+                    placed += 1
+                else:
+                    return None  # a value moved aside by a collision
+            return "{" + ", ".join(parts) + "}"
+
+        body = source(shape, ())
+        if body is None or placed != len(layout):
+            return None
+        return cls(eval(compile(f"lambda f: {body}", "<nesting plan>", "eval"), {}))  # noqa: S307
+
+
+_PLAN_MAX_KEYS = 512
+_PLAN_MAX_DEPTH = 16
+_UNSEEN: Any = object()
+_SEEN_ONCE: Any = object()
+_MAX_PLANS = 1024
+_PLANS: dict[tuple[Any, ...], Any] = {}  # key layout -> _Plan | None (walk) | _SEEN_ONCE; bounded
+_LEAF_TYPES = frozenset((str, int, float, bool, list, type(None)))  # values the walk keeps as they are
 
 
 def to_flat(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.alerts.attack import threat_from_tags
 from detectors.alerts.build import EVIDENCE_MAX_CHARS, EVIDENCE_MAX_FIELDS, _evidence_order, bound_evidence
 from detectors.alerts.nested import COLLISION_KEY, to_nested
 
@@ -89,7 +90,18 @@ def _same(a: Any, b: Any) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_keys, _values, max_size=8))
 def test_to_nested_equals_the_plain_walk(flat):
-    _same(to_nested(flat), _ref_nested(flat))
+    for _ in range(3):  # first sight, second (planned) and planned use of the key layout
+        _same(to_nested(flat), _ref_nested(flat))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _scalars, min_size=2, max_size=8), st.lists(_scalars, min_size=8, max_size=8))
+def test_planned_layout_takes_any_values(flat, values):
+    """A layout planned with some values nests other values (None, lists, mappings) like the walk."""
+    to_nested(flat), to_nested(flat)
+    for swap in (values, [None] * 8, [{"p": 1}] * 8, [[1, 2]] * 8):
+        other = dict(zip(flat, swap))
+        _same(to_nested(other), _ref_nested(other))
 
 
 @settings(max_examples=50, deadline=None)
@@ -119,7 +131,18 @@ _event_values = st.one_of(
     )
 )
 def test_bound_evidence_equals_the_plain_copy(events):
-    kept, names = bound_evidence(events)
     ref_kept, ref_names = _ref_evidence(events)
-    _same(kept, ref_kept)
-    assert names == ref_names
+    for _ in range(3):  # key layouts seen once, then planned
+        kept, names = bound_evidence(events)
+        _same(kept, ref_kept)
+        assert names == ref_names
+
+
+def test_threat_objects_are_fresh_copies():
+    tags = ["attack.credential_access", "attack.t1110.001"]
+    a = threat_from_tags(tags)
+    a["tactic"]["id"].append("x")
+    a["technique"]["subtechnique"]["id"].clear()
+    b = threat_from_tags(tags)
+    assert b["tactic"]["id"] == ["TA0006"] and b["technique"]["subtechnique"]["id"] == ["T1110.001"]
+    assert threat_from_tags(["attack.g0032", "x"]) == {}
