@@ -381,25 +381,30 @@ def scale_out(kafka: str, es_url: str, burst: int, rounds: int, assignment: str 
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=5, batch_size=1 << 20, acks=1)
     topic = env["SOCPIPE_RAW_TOPIC"]
     seq = [0]
+    per_source: dict[str, int] = {}
 
     def records(n_lines: int) -> list:
-        """Signed records built ahead, so the backlog lands at once and is drained in full batches."""
+        """Signed records built ahead, so the backlog lands at once and is drained in full batches. Each
+        source numbers its own lines 1, 2, 3... as an agent does (one counter shared by all 64 sources
+        left a gap in every stream at every record, and the dedup state, saved with every batch, grew by
+        every line drained: each round was slower than the last)."""
         out = []
         for r in range(n_lines // LINES_PER_RECORD):
+            source = f"/var/log/nginx/site{r % 64}.log"  # 64 sources, as many records each
             lines = []
             for _ in range(LINES_PER_RECORD):
                 seq[0] += 1
                 k = seq[0]
+                per_source[source] = n = per_source.get(source, 0) + 1
                 lines.append(
                     LogLine(
                         access_line(f"10.{k // 50000 % 250}.{k % 250}.{k % 200 + 1}", f"/p/{k % 977}", "Mozilla/5.0"),
-                        offset=k * 150,
-                        line_no=k,
-                        seq=k,
+                        offset=n * 150,
+                        line_no=n,
+                        seq=n,
                         read_at=time.time(),
                     )
                 )
-            source = f"/var/log/nginx/site{r % 64}.log"  # 64 sources, as many records each
             out.append(
                 TEST_AGENTS.record(LineBatch("bench-agency", "bench", "web02", source, lines, dataset="nginx.access"))
             )
