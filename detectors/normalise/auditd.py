@@ -1,123 +1,49 @@
 """Linux audit records (raw audit.log, `node=` prefixed, audispd/syslog-forwarded, kernel
 `audit: type=1300 audit(...)`) and the assembly of a multi-record event by its serial number.
 
-`parse_record` turns ONE record into an event (what `parse_line` returns); `Assembler` merges the
-records of one event (SYSCALL + EXECVE + CWD + PATH + PROCTITLE ... + EOE) into the event rules see.
-Hex-encoded values (EXECVE args, proctitle, USER_CMD cmd, unusual acct names) are decoded.
+`parse_record` turns ONE record into an event (what `parse_line` returns); `Assembler`
+(auditd_assemble.py) merges the records of one event (SYSCALL + EXECVE + CWD + PATH + PROCTITLE ... +
+EOE) into the event rules see. Hex-encoded values (EXECVE args, proctitle, USER_CMD cmd, unusual acct
+names) are decoded. The tables (record types, syscalls, categories) are in auditd_tables.py; raw SYSCALL
+lines in the kernel's layout take the fast path of auditd_syscall.py, which gives the same event.
+
+Here a record's key=value pairs are read by one regex `findall` and copied into the event by one
+`dict.update` over C iterators (names from a cache, quotes stripped by `str.strip`); only records that
+need keys left out (EXECVE arguments, enriched `_KEY` copies) take the per-key loop, and the ECS mapping
+reads only the keys its record type uses. Behaviour is pinned by tests/unit/test_normalise_auditd.py
+(every CAM-LDS audit.log event, per record and assembled, as before the restructuring).
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+from itertools import repeat
 from typing import Any
 
-from detectors.normalise.ecs import epoch_str_iso, is_ip
+from detectors.common.times import MAX_EPOCH, iso_ms
+from detectors.normalise.auditd_assemble import Assembler, merge
+from detectors.normalise.auditd_tables import CATEGORY, NUMERIC_TYPES, UNSET_ID, X86_64_SYSCALLS
+from detectors.normalise.ecs import is_ip
+
+__all__ = [
+    "KV_PAIR",
+    "NO_EXE",
+    "NO_ID",
+    "Assembler",
+    "decode_value",
+    "merge",
+    "parse_raw",
+    "parse_record",
+    "record_time",
+]
 
 _RECORD = re.compile(r"(?:node=(\S+) )?type=(\S+) (?:msg=)?audit\((\d+)(?:\.(\d+))?:(\d+)\): ?(.*)", re.S)
-_KV = re.compile(r"([\w-]+(?:\[\d+\])?)=(\"[^\"]*\"|'[^']*'|\S*)")
+KV_PAIR = re.compile(r"([\w-]+(?:\[\d+\])?)=(\"[^\"]*\"|'[^']*'|\S*)")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+\Z")
-UNSET_ID = "4294967295"
-NUMERIC_TYPES = {
-    "1100": "USER_AUTH",
-    "1101": "USER_ACCT",
-    "1103": "CRED_ACQ",
-    "1104": "CRED_DISP",
-    "1105": "USER_START",
-    "1106": "USER_END",
-    "1112": "USER_LOGIN",
-    "1114": "ADD_USER",
-    "1115": "DEL_USER",
-    "1116": "ADD_GROUP",
-    "1117": "DEL_GROUP",
-    "1123": "USER_CMD",
-    "1130": "SERVICE_START",
-    "1131": "SERVICE_STOP",
-    "1300": "SYSCALL",
-    "1302": "PATH",
-    "1305": "CONFIG_CHANGE",
-    "1306": "SOCKADDR",
-    "1307": "CWD",
-    "1309": "EXECVE",
-    "1320": "EOE",
-    "1326": "SECCOMP",
-    "1327": "PROCTITLE",
-    "1400": "AVC",
-    "1401": "SELINUX_ERR",
-    "1701": "ANOM_ABEND",
-    "2100": "ANOM_LOGIN_FAILURES",
-}
-_X86_64_SYSCALLS = {
-    "59": "execve",
-    "322": "execveat",
-    "2": "open",
-    "257": "openat",
-    "42": "connect",
-    "43": "accept",
-    "49": "bind",
-    "50": "listen",
-    "82": "rename",
-    "87": "unlink",
-    "263": "unlinkat",
-    "90": "chmod",
-    "268": "fchmodat",
-    "92": "chown",
-    "105": "setuid",
-    "101": "ptrace",
-    "175": "init_module",
-    "313": "finit_module",
-    "165": "mount",
-    "56": "clone",
-    "57": "fork",
-    "62": "kill",
-    "0": "read",
-    "1": "write",
-    "4": "stat",
-    "21": "access",
-}
-_CATEGORY = {
-    "USER_AUTH": (["authentication"], ["info"]),
-    "USER_LOGIN": (["authentication"], ["start"]),
-    "USER_ERR": (["authentication"], ["info"]),
-    "USER_ACCT": (["authentication"], ["info"]),
-    "CRED_ACQ": (["authentication"], ["info"]),
-    "USER_START": (["session"], ["start"]),
-    "USER_END": (["session"], ["end"]),
-    "USER_CMD": (["process"], ["start"]),
-    "ADD_USER": (["iam"], ["user", "creation"]),
-    "DEL_USER": (["iam"], ["user", "deletion"]),
-    "ADD_GROUP": (["iam"], ["group", "creation"]),
-    "DEL_GROUP": (["iam"], ["group", "deletion"]),
-    "USER_MGMT": (["iam"], ["user", "change"]),
-    "USER_CHAUTHTOK": (["iam"], ["user", "change"]),
-    "GRP_MGMT": (["iam"], ["group", "change"]),
-    "CONFIG_CHANGE": (["configuration"], ["change"]),
-    "SERVICE_START": (["process"], ["start"]),
-    "SERVICE_STOP": (["process"], ["end"]),
-    "ANOM_ABEND": (["process"], ["end"]),
-    "AVC": (["intrusion_detection"], ["denied"]),
-    "DAEMON_START": (["process"], ["start"]),
-    "DAEMON_END": (["process"], ["end"]),
-}
-# Records that are the whole event: emitted at once, no assembly wait.
-_STANDALONE_PREFIXES = (
-    "USER_",
-    "CRED_",
-    "ADD_",
-    "DEL_",
-    "GRP_",
-    "DAEMON_",
-    "SERVICE_",
-    "ANOM_LOGIN",
-    "LOGIN",
-    "SYSTEM_",
-    "ACCT_",
-    "CHGRP_",
-    "CHUSER_",
-    "ROLE_",
-    "USYS_",
-    "TRUSTED_APP",
-)
+_ACCOUNT_TYPES = ("USER_", "CRED_", "ADD_", "DEL_", "ANOM_")
+_OP_TYPES = frozenset({"USER_CMD", "USER_AUTH", "USER_LOGIN", "USER_ACCT", "USER_START", "USER_END", "CRED_ACQ"})
+NO_EXE = frozenset({'"?"', "?", "(null)"})
+NO_ID = frozenset({"?", UNSET_ID, "-1"})
 
 
 def decode_value(value: str) -> str:
@@ -132,22 +58,61 @@ def decode_value(value: str) -> str:
     return value
 
 
-# record key -> event field, for keys that are never skipped (bounded: keys come from the logs)
-_FIELD_NAMES: dict[str, str] = {}
+class _FieldNames(dict[str, str]):
+    """record key -> event field `auditd.log.<key>`, cached for the keys that recur (bounded: keys come
+    from the logs; EXECVE's a0, a1[2]... are never cached)."""
+
+    def __missing__(self, key: str) -> str:
+        name = "auditd.log." + key
+        if len(self) < 2048 and not (key[0] == "a" and key[1:2].isdigit()):
+            self[key] = name
+        return name
 
 
-def _kvs(body: str) -> dict[str, str]:
-    raw = body.split("\x1d", 1)
-    kv = dict(_KV.findall(raw[0]))
+_FIELD_NAMES = _FieldNames()
+_field_name = _FIELD_NAMES.__getitem__
+_last_second = ("", "")  # the last audit time 'seconds' and its '...THH:MM:SS.': a record's siblings follow it
+_minutes: dict[int, str] = {}  # epoch minute -> 'YYYY-MM-DDTHH:MM:'
+_MAX_MINUTE = int(MAX_EPOCH) // 60
+
+
+def record_time(sec: str, frac: str | None) -> str | None:
+    """ECS @timestamp of audit(SEC.FRAC:...) exactly (no float rounding); None past 2200 or unreadable."""
+    global _last_second
+    last = _last_second
+    if last[0] == sec:
+        head = last[1]
+    else:
+        if not sec.isdigit() or len(sec) > 11:
+            return None
+        minute, second = divmod(int(sec), 60)
+        if minute >= _MAX_MINUTE:
+            return None
+        prefix = _minutes.get(minute)
+        if prefix is None:
+            if len(_minutes) > 4096:
+                _minutes.clear()
+            prefix = _minutes[minute] = iso_ms(minute * 60)[:-7]  # 'YYYY-MM-DDTHH:MM:'
+        head = f"{prefix}{second:02d}."
+        _last_second = (sec, head)
+    return f"{head}{(frac + '000')[:3] if frac else '000'}Z"
+
+
+def _kvs(body: str) -> tuple[dict[str, str], bool]:
+    """The record's key=value pairs (values as written) and whether any key is an enriched/underscore
+    one (`_UID`...: read by the ECS mapping, never copied as a field)."""
+    raw, enriched, tail = body.partition("\x1d")
+    kv = dict(KV_PAIR.findall(raw))
     inner = kv.get("msg")
     if inner and inner[:1] == "'":
         kv.pop("msg")
-        for k, v in _KV.findall(inner[1:-1]):
+        for k, v in KV_PAIR.findall(inner[1:-1]):
             kv.setdefault(k, v)
-    if len(raw) > 1:  # ENRICHED section: UID="root" AUID="alice" SYSCALL=execve ...
-        for k, v in _KV.findall(raw[1]):
+    if enriched:  # ENRICHED section: UID="root" AUID="alice" SYSCALL=execve ...
+        for k, v in KV_PAIR.findall(tail):
             kv["_" + k] = v.strip('"')
-    return kv
+        return kv, True
+    return kv, "_" in "".join(kv) and any(k[0] == "_" for k in kv)
 
 
 def parse_raw(text: str) -> dict[str, Any] | None:
@@ -165,8 +130,8 @@ def parse_record(ev: dict[str, Any], msg: str) -> bool:
         return False
     node, rtype, sec, frac, serial, body = m.groups()
     rtype = NUMERIC_TYPES.get(rtype, rtype)
-    ts = epoch_str_iso(sec, frac or "")
-    if "@timestamp" not in ev or ev.get("@timestamp") is None or ts is not None:
+    ts = record_time(sec, frac)
+    if ts is not None or ev.get("@timestamp") is None:
         ev["@timestamp"] = ts
     ev["event.dataset"] = "auditd.log"
     ev["event.module"] = "auditd"
@@ -176,77 +141,117 @@ def parse_record(ev: dict[str, Any], msg: str) -> bool:
     if node:
         ev["auditd.log.node"] = node
         ev.setdefault("host.hostname", node)
-    kv = _kvs(body)
+    kv, underscored = _kvs(body)
     execve = rtype == "EXECVE"
-    names = _FIELD_NAMES
-    for k, v in kv.items():
-        name = names.get(k)
-        if name is None:
+    if execve or underscored:
+        for k, v in kv.items():
             if k[0] == "_" or (execve and k[0] == "a" and k[1:2].isdigit()):
                 continue  # enriched copies and raw (hex) arguments: decoded into process.args instead
-            name = "auditd.log." + k
-            if len(names) < 2048 and not (k[0] == "a" and k[1:2].isdigit()):  # EXECVE skips a0, a1[2]...
-                names[k] = name
-        ev[name] = v.strip('"') if '"' in v else v
-    cat = _CATEGORY.get(rtype)
+            ev[_field_name(k)] = v.strip('"')
+    else:
+        ev.update(zip(map(_field_name, kv), map(str.strip, kv.values(), repeat('"'))))
+    cat = CATEGORY.get(rtype)
     if cat is not None:
         ev["event.category"], ev["event.type"] = cat
-    _ecs_fields(ev, rtype, kv)
+    mapper = _BY_TYPE.get(rtype)
+    if mapper is not None:
+        mapper(ev, kv)
+    else:
+        _process_and_user(ev, rtype, kv, underscored)
     return True
 
 
-def _ecs_fields(ev: dict[str, Any], rtype: str, kv: dict[str, str]) -> None:
-    if rtype == "EXECVE":
-        args = _execve_args(kv)
-        ev["process.args"] = args
-        ev["process.args_count"] = len(args)
-        ev["process.command_line"] = " ".join(args)
-        return
-    if rtype == "PROCTITLE":
-        title = decode_value(kv.get("proctitle", "")).replace("\x00", " ").strip()
-        ev["process.title"] = title
-        return
-    if rtype == "CWD":
-        ev["process.working_directory"] = decode_value(kv.get("cwd", ""))
-        return
-    if rtype == "PATH":
-        name = kv.get("name")
-        if name and name != "(null)":
-            ev["file.path"] = decode_value(name)
-        return
-    if rtype == "SOCKADDR":
-        ev["auditd.log.saddr"] = kv.get("saddr", "")
-        return
-    for key, field in (("pid", "process.pid"), ("ppid", "process.parent.pid")):
-        v = kv.get(key, "")
-        if v.isdigit() and len(v) < 12:
-            ev[field] = int(v)
-    exe = kv.get("exe")
-    if exe and exe not in ('"?"', "?", "(null)"):
-        ev["process.executable"] = decode_value(exe)
-        ev["process.name"] = ev["process.executable"].rpartition("/")[2]
-    comm = kv.get("comm")
+def _execve(ev: dict[str, Any], kv: dict[str, str]) -> None:
+    args = _execve_args(kv)
+    ev["process.args"] = args
+    ev["process.args_count"] = len(args)
+    ev["process.command_line"] = " ".join(args)
+
+
+def _proctitle(ev: dict[str, Any], kv: dict[str, str]) -> None:
+    ev["process.title"] = decode_value(kv.get("proctitle", "")).replace("\x00", " ").strip()
+
+
+def _cwd(ev: dict[str, Any], kv: dict[str, str]) -> None:
+    ev["process.working_directory"] = decode_value(kv.get("cwd", ""))
+
+
+def _path(ev: dict[str, Any], kv: dict[str, str]) -> None:
+    name = kv.get("name")
+    if name and name != "(null)":
+        ev["file.path"] = decode_value(name)
+
+
+def _sockaddr(ev: dict[str, Any], kv: dict[str, str]) -> None:
+    ev["auditd.log.saddr"] = kv.get("saddr", "")
+
+
+# Record types whose ECS fields come from one or two keys (no process or user fields).
+_BY_TYPE = {"EXECVE": _execve, "PROCTITLE": _proctitle, "CWD": _cwd, "PATH": _path, "SOCKADDR": _sockaddr}
+
+
+def _process_and_user(ev: dict[str, Any], rtype: str, kv: dict[str, str], enriched: bool) -> None:
+    """SYSCALL, USER_*, CRED_*, account and service records: process, user, outcome and source fields."""
+    get = kv.get
+    v = get("pid", "")
+    if v.isdigit() and len(v) < 12:
+        ev["process.pid"] = int(v)
+    v = get("ppid", "")
+    if v.isdigit() and len(v) < 12:
+        ev["process.parent.pid"] = int(v)
+    exe = get("exe")
+    if exe and exe not in NO_EXE:
+        ev["process.executable"] = path = decode_value(exe)
+        ev["process.name"] = path.rpartition("/")[2]
+    comm = get("comm")
     if comm and comm != "(null)":
         ev["process.name"] = decode_value(comm)
-    for key, field in (
-        ("uid", "user.id"),
-        ("euid", "user.effective.id"),
-        ("auid", "user.audit.id"),
-        ("gid", "user.group.id"),
-    ):
-        got = kv.get(key)
-        if got is not None and got not in ("?", UNSET_ID, "-1"):
-            ev[field] = got
-    for key, field in (
-        ("_UID", "user.name"),
-        ("_EUID", "user.effective.name"),
-        ("_AUID", "user.audit.name"),
-        ("_GID", "user.group.name"),
-    ):
-        got = kv.get(key)
-        if got and got not in ("unset", "?"):
-            ev[field] = got
-    acct = kv.get("acct") or kv.get("id") if rtype.startswith(("USER_", "CRED_", "ADD_", "DEL_", "ANOM_")) else None
+    got = get("uid")
+    if got is not None and got not in NO_ID:
+        ev["user.id"] = got
+    got = get("euid")
+    if got is not None and got not in NO_ID:
+        ev["user.effective.id"] = got
+    got = get("auid")
+    if got is not None and got not in NO_ID:
+        ev["user.audit.id"] = got
+    got = get("gid")
+    if got is not None and got not in NO_ID:
+        ev["user.group.id"] = got
+    if enriched:
+        for key, field in (
+            ("_UID", "user.name"),
+            ("_EUID", "user.effective.name"),
+            ("_AUID", "user.audit.name"),
+            ("_GID", "user.group.name"),
+        ):
+            got = get(key)
+            if got and got not in ("unset", "?"):
+                ev[field] = got
+    if rtype.startswith(_ACCOUNT_TYPES):
+        _account(ev, rtype, kv)
+    res = get("res") or get("success")
+    if res:
+        ev["event.outcome"] = "success" if res.strip('"') in ("success", "yes", "1") else "failure"
+    addr = get("addr")
+    if addr and is_ip(addr):
+        ev["source.ip"] = addr
+    host = get("hostname")
+    if host and host not in ("?", "(none)") and not is_ip(host):
+        ev["source.domain"] = host
+    if rtype == "SYSCALL":
+        _syscall(ev, kv)
+    elif rtype in _OP_TYPES:
+        if rtype == "USER_CMD" and get("cmd"):
+            ev["auditd.log.cmd"] = decode_value(kv["cmd"])
+        op = get("op")
+        if op:
+            ev["auditd.log.op"] = op.strip('"')
+
+
+def _account(ev: dict[str, Any], rtype: str, kv: dict[str, str]) -> None:
+    """The account a USER_/CRED_/ADD_/DEL_/ANOM_ record names (acct=, else id=)."""
+    acct = kv.get("acct") or kv.get("id")
     if acct and acct not in ("?", '"?"'):
         name = decode_value(acct)
         if name.isdigit() and kv.get("acct") is None:
@@ -255,40 +260,23 @@ def _ecs_fields(ev: dict[str, Any], rtype: str, kv: dict[str, str]) -> None:
             ev["user.name"] = name
             if rtype in ("ADD_USER", "DEL_USER", "USER_MGMT", "USER_CHAUTHTOK"):
                 ev["user.target.name"] = name
-    res = kv.get("res") or kv.get("success")
-    if res:
-        ev["event.outcome"] = "success" if res.strip('"') in ("success", "yes", "1") else "failure"
-    addr = kv.get("addr", "")
-    if addr and is_ip(addr):
-        ev["source.ip"] = addr
-    host = kv.get("hostname", "")
-    if host and host not in ("?", "(none)") and not is_ip(host):
-        ev["source.domain"] = host
-    if rtype == "SYSCALL":
-        syscall = kv.get("_SYSCALL") or (
-            _X86_64_SYSCALLS.get(kv.get("syscall", "")) if kv.get("arch") == "c000003e" else None
-        )
-        if syscall:
-            ev["auditd.log.syscall"] = syscall
-        else:
-            ev["auditd.log.syscall"] = kv.get("syscall", "")
-        ev["auditd.log.success"] = kv.get("success", "")
-        for k in ("arch", "items", "exit", "tty", "ses"):
-            if k in kv:
-                ev["auditd.log." + k] = kv[k]
-        if syscall in ("execve", "execveat"):
-            ev["event.category"], ev["event.type"] = ["process"], ["start"]
-            ev["event.action"] = "executed"
-        audit_key = kv.get("key")
-        if audit_key and audit_key != "(null)":
-            ev["auditd.log.key"] = decode_value(audit_key)
-            ev["tags"] = ev.get("tags", []) + [ev["auditd.log.key"]]
-    if rtype == "USER_CMD" and kv.get("cmd"):
-        ev["auditd.log.cmd"] = decode_value(kv["cmd"])
-    if rtype in ("USER_CMD", "USER_AUTH", "USER_LOGIN", "USER_ACCT", "USER_START", "USER_END", "CRED_ACQ"):
-        op = kv.get("op")
-        if op:
-            ev["auditd.log.op"] = op.strip('"')
+
+
+def _syscall(ev: dict[str, Any], kv: dict[str, str]) -> None:
+    get = kv.get
+    syscall = get("_SYSCALL") or (X86_64_SYSCALLS.get(get("syscall", "")) if get("arch") == "c000003e" else None)
+    ev["auditd.log.syscall"] = syscall or get("syscall", "")
+    ev["auditd.log.success"] = get("success", "")
+    for k in ("arch", "items", "exit", "tty", "ses"):
+        if k in kv:
+            ev["auditd.log." + k] = kv[k]
+    if syscall in ("execve", "execveat"):
+        ev["event.category"], ev["event.type"] = ["process"], ["start"]
+        ev["event.action"] = "executed"
+    audit_key = get("key")
+    if audit_key and audit_key != "(null)":
+        ev["auditd.log.key"] = key = decode_value(audit_key)
+        ev["tags"] = ev.get("tags", []) + [key]
 
 
 def _execve_args(kv: dict[str, str]) -> list[str]:
@@ -307,97 +295,3 @@ def _execve_args(kv: dict[str, str]) -> list[str]:
                 continue
         args.append(decode_value(v))
     return args
-
-
-_DERIVED = (
-    "process.args",
-    "process.args_count",
-    "process.command_line",
-    "process.title",
-    "process.working_directory",
-    "file.path",
-)
-
-
-def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Merge one event's records: the SYSCALL (or first) record leads, the others add derived fields."""
-    lead = next((r for r in records if r.get("auditd.log.record_type") == "SYSCALL"), records[0])
-    ev = dict(lead)
-    types = []
-    paths = []
-    for r in records:
-        rtype = r.get("auditd.log.record_type", "")
-        types.append(rtype)
-        if r is lead:
-            continue
-        if rtype == "PATH" and "file.path" in r:
-            paths.append(r["file.path"])
-            if r.get("auditd.log.nametype") == "PARENT" and "file.path" in ev:
-                continue
-        for field in _DERIVED:
-            if field in r and field not in ev:
-                ev[field] = r[field]
-        for k, v in r.items():
-            if k.startswith(("user.", "source.", "process.")) and k not in ev:
-                ev[k] = v
-    if "process.command_line" not in ev and ev.get("process.title"):
-        ev["process.command_line"] = ev["process.title"]
-    if paths:
-        ev["auditd.paths"] = paths
-    ev["auditd.log.record_types"] = [t for t in types if t != "EOE"]
-    if len(records) > 1:
-        ev["event.original"] = "\n".join(r.get("event.original", "") for r in records)
-    if lead.get("log.offset") is None:
-        for r in records:
-            if "log.offset" in r:
-                ev["log.offset"] = r["log.offset"]
-                break
-    return ev
-
-
-class Assembler:
-    """Buffers records by (source, serial) until the event is complete.
-
-    Complete means: EOE or PROCTITLE (the kernel writes it last) arrived; the record type stands
-    alone (USER_*, CRED_*...); a newer serial from the same source started (the kernel writes one
-    event's records together, and many audit.log files carry no EOE); too many events are pending;
-    or flush()."""
-
-    def __init__(self, max_pending: int = 64) -> None:
-        self.max_pending = max_pending
-        self._pending: OrderedDict[tuple[str, int], list[dict[str, Any]]] = OrderedDict()
-
-    def add(self, source: str, record: dict[str, Any]) -> list[dict[str, Any]]:
-        rtype = record.get("auditd.log.record_type", "")
-        serial = record.get("auditd.log.sequence", 0)
-        key = (source, serial)
-        out: list[dict[str, Any]] = []
-        group = self._pending.get(key)
-        if group is None:
-            for old_key in [k for k in self._pending if k[0] == source and k[1] < serial]:
-                out.append(merge(self._pending.pop(old_key)))
-            if rtype.startswith(_STANDALONE_PREFIXES):
-                out.append(merge([record]))
-                return out
-            if rtype == "EOE":
-                return out
-            if rtype == "PROCTITLE":  # a lone PROCTITLE: its SYSCALL was emitted already or lost
-                out.append(merge([record]))
-                return out
-            self._pending[key] = [record]
-        else:
-            if rtype != "EOE":
-                group.append(record)
-            if rtype in ("EOE", "PROCTITLE"):
-                del self._pending[key]
-                out.append(merge(group))
-                return out
-        while len(self._pending) > self.max_pending:
-            _, old = self._pending.popitem(last=False)
-            out.append(merge(old))
-        return out
-
-    def flush(self) -> list[dict[str, Any]]:
-        out = [merge(g) for g in self._pending.values()]
-        self._pending.clear()
-        return out

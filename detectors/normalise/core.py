@@ -14,6 +14,7 @@ from typing import Any
 
 from detectors.common.times import DEFAULT_TIMEZONE
 from detectors.normalise import auditd, firewall, jsonl, web
+from detectors.normalise.auditd_syscall import syscall_line
 from detectors.normalise.auth import SSHD_PROGRAMS, parse_auth
 from detectors.normalise.ecs import MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID_TAG, epoch_iso, zone
 from detectors.normalise.sshd import parse_sshd_fast
@@ -95,6 +96,19 @@ def parse_line(
     ):
         try:
             ev = _fast_syslog(text, tz, read_at)
+        except Exception:  # noqa: BLE001 - a parser bug must cost one line's fields, never the worker
+            log.exception("event=parser_error dataset=%s path=%s line=%d", dataset, path, line_no)
+            ev = None
+    elif (
+        type(text) is str
+        and text[:17] == "type=SYSCALL msg="
+        and (dataset is None or dataset == "auditd.log")
+        and len(text) <= MAX_LINE_CHARS
+        and "\x00" not in text
+        and text[-1] != "\n"
+    ):  # hot path: a raw audit SYSCALL record of the kernel's layout (what _parse_any would reach)
+        try:
+            ev = syscall_line(text)
         except Exception:  # noqa: BLE001 - a parser bug must cost one line's fields, never the worker
             log.exception("event=parser_error dataset=%s path=%s line=%d", dataset, path, line_no)
             ev = None

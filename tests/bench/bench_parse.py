@@ -225,7 +225,7 @@ def main() -> None:
             report_target(f"parse {fam} (lines/s)", ours, target, unit="lines/s", higher_is_better=True)
         if fam in ("auditd", "iptables"):
             report_target(
-                f"parse {fam} / naive regex parser",
+                f"parse {fam} / naive regex parser" + (" (header only)" if fam == "auditd" else ""),
                 ours / naive,
                 1.0,
                 unit="x",
@@ -235,7 +235,9 @@ def main() -> None:
         verdict = "" if target is None else f"{target:,} ({'met' if ours >= target else 'NOT met'} here)"
         print(f"{'synthetic ' + fam:34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x  {verdict}")
     # The auditd yardstick above reads only the record header (type, time, serial) and none of the
-    # ~30 key=value pairs rules match on; the same naive parser plus one findall over the body:
+    # ~30 key=value pairs rules match on: it is not a parser of the same work, and parse_line, which
+    # reads every pair, maps ECS fields and decodes hex, stays well below it. The yardstick of the same
+    # work is that naive parser plus one findall over the body; that is the one the parser meets:
     kv = re.compile(r"(\S+?)=(\S*)")
     header = run_naive("auditd")
 
@@ -254,7 +256,12 @@ def main() -> None:
         higher_is_better=True,
         baseline=f"naive+kv {naive:,.0f} lines/s",
     )
-    print(f"{'synthetic auditd (naive + body kv)':34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x")
+    print(f"{'synthetic auditd (naive + body kv)':34s} {ours:12,.0f} {naive:12,.0f} {ours / naive:6.2f}x  1.0x", end="")
+    print(f" ({'met' if ours >= naive else 'NOT met'} here)")
+    print(
+        "  auditd: the header-only yardstick reads none of the key=value pairs (not the same work); "
+        "the naive + body kv yardstick reads them all, as parse_line does"
+    )
     bench_json_lines(fams)
     for fam, src in (
         ("sshd", "/var/log/auth.log"),
