@@ -14,8 +14,6 @@ import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +88,8 @@ def message(alert: dict[str, Any]) -> str:
 
 
 def _post(url: str, payload: dict, timeout_s: float) -> None:
+    import urllib.request  # here, not at the top: every detector config import (socpipe scan too) would pay ~20 ms
+
     req = urllib.request.Request(
         url,
         data=json.dumps(payload, ensure_ascii=False).encode(),
@@ -146,7 +146,7 @@ class Notifier:
                     self._send(url, payload, self.cfg.timeout_s)
                     self.sent += 1
                     sent += 1
-                except (urllib.error.URLError, OSError, ValueError) as exc:
+                except (OSError, ValueError) as exc:  # urllib's URLError is an OSError
                     self.failed += 1
                     log.warning("notify failed target=%s error=%s", url.split("/bot")[0], exc)
         return sent
