@@ -123,10 +123,17 @@ class Windower:
         return None
 
     def advance(self, watermark: float) -> list[ClosedWindow]:
-        """Close every window whose end is at or before the watermark."""
+        """Close every window whose end is at or before the watermark.
+
+        An infinite watermark (the worker's idle flush, the end of an offline input) closes every open
+        window but not the future: what counts as closed is up to the end of the last window it closed,
+        so events after a quiet period open new windows instead of all being dropped as late."""
         if watermark <= self.closed_until:
             return []
-        self.closed_until = watermark
+        if watermark != float("inf"):
+            self.closed_until = watermark
+        elif self.open:
+            self.closed_until = max(self.closed_until, max(self.open) + self.window_seconds)
         closed: list[ClosedWindow] = []
         for start in sorted(s for s in self.open if s + self.window_seconds <= watermark):
             windows = self.open.pop(start)

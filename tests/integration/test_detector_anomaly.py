@@ -64,12 +64,7 @@ def test_nikto_and_ffuf_steps_raise_anomaly_alerts_naming_features(kafka_bootstr
         "SOCPIPE_MAX_BATCH_RECORDS": "50",
     }
     prefix = env["SOCPIPE_ES_INDEX_PREFIX"]
-    produce(
-        kafka_bootstrap,
-        env["SOCPIPE_RAW_TOPIC"],
-        step_batches("1_autostart_localaccount-3", "agent-nikto")
-        + step_batches("1_autostart_localaccount-4", "agent-ffuf"),
-    )
+    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], step_batches("1_autostart_localaccount-3", "agent-nikto"))
     det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
     es = es_client(es_url)
 
@@ -86,8 +81,13 @@ def test_nikto_and_ffuf_steps_raise_anomaly_alerts_naming_features(kafka_bootstr
             found if found and found[0]["socpipe"]["suppression"]["last_seen"] >= "2025-09-22T18:32" else None
         )  # the 18:31 window ends 18:32
 
-    # nikto (18:30) opens the alert; ffuf (18:31) repeats its dedup key (model + address) inside the
-    # suppression window, so it bumps the count of the same alert instead of opening another
+    # nikto (18:30) opens the alert. Nothing follows it, so only the worker's idle flush (2 s without
+    # records) can close its window: ffuf, sent after that quiet period, must still be scored (an idle
+    # flush once closed all event time, and every later event was dropped as late)
+    wait_for(lambda: det.check_alive() and attacker_anomalies(), 90, what="the nikto step's anomaly alert")
+    produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], step_batches("1_autostart_localaccount-4", "agent-ffuf"))
+    # ffuf (18:31) repeats its dedup key (model + address) inside the suppression window, so it bumps
+    # the count of the same alert instead of opening another
     found = wait_for(lambda: det.check_alive() and both_steps_seen(), 90, what="anomaly alerts covering both steps")
     assert len(found) == 1, [a["event"]["id"] for a in found]
     alert = found[0]

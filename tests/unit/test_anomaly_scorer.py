@@ -48,6 +48,21 @@ def test_scanner_window_is_reported_with_features_and_evidence(model_dir):
     assert sum(1 for x in findings if x.entity != {"source.ip": "203.0.113.9"}) <= 2
 
 
+def test_a_scan_after_an_idle_flush_is_still_reported(model_dir):
+    """The worker closes every open window when its partitions go quiet (advance(+inf), its idle
+    flush); traffic after the quiet period must open new windows, not be dropped as late."""
+    scorer = AnomalyScorer.from_dirs([model_dir])
+    for e in benign_web(T0 + 600 * 60, 2, seed=7):
+        scorer.process(e)
+    scorer.advance(float("inf"))  # quiet: the idle flush
+    findings = []
+    for e in scanner_web(T0 + 700 * 60, 1):
+        findings += scorer.process(e)
+    findings += scorer.advance(T0 + 702 * 60)
+    assert [f for f in findings if f.entity == {"source.ip": "203.0.113.9"} and f.anomalous]
+    assert scorer.stats()["web.source/60s"]["late"] == 0
+
+
 def test_finding_ids_are_deterministic_and_stage_follows_promotion(model_dir, tmp_path):
     events = scanner_web(T0 + 500 * 60, 1)
     first = run_stream(AnomalyScorer.from_dirs([model_dir]), events)
