@@ -51,6 +51,7 @@ class FieldChecker:
     def __init__(self, mappings: FieldMappings, events: Iterable[dict[str, Any]]):
         self.mappings = mappings
         self.events = list(events)
+        self._derived: list[tuple[Any, dict[str, Any]]] | None = None  # (event logsource, event), made once
         self._seen: dict[tuple[Any, ...], tuple[frozenset[Any], frozenset[Any]]] = {}
 
     def emitted(self, logsource: dict[str, Any]) -> tuple[frozenset[Any], frozenset[Any]]:
@@ -60,8 +61,10 @@ class FieldChecker:
         if hit is None:
             fields: set[str] = set()
             datasets: set[str] = set()
-            for ev in self.events:
-                if self.mappings.derive(ev).admits(logsource):
+            if self._derived is None:
+                self._derived = [(self.mappings.derive(ev), ev) for ev in self.events]
+            for derived, ev in self._derived:
+                if derived.admits(logsource):
                     fields.update(_base(k) for k in ev)
                     datasets.add(str(ev.get("event.dataset")))
             hit = self._seen[key] = (

@@ -108,6 +108,7 @@ class DocumentCache:
         self.used: set[str] = set()
         self.dirty = False
         self.hits = self.misses = 0
+        self._sources: dict[str, str] = {}  # module file -> content digest, read once per process
         self._read()
 
     @property
@@ -160,6 +161,30 @@ class DocumentCache:
             self.used.add(key)
             self.dirty = True
         return docs, lines
+
+    def memo(self, name: str, key: str, compute: Callable[[], Any], kind: type, source: str) -> Any:
+        """`compute()` of a pure function of `key` (a text) defined in the module file `source`, kept
+        across runs while that file is unchanged; a stored value not of `kind` is computed again."""
+        code = self._sources.get(source)
+        if code is None:
+            code = self._sources[source] = _file_digest(source)
+        entry_key = "memo:" + _digest(f"{name}\0{code}\0{key}")
+        entry = self.entries.get(entry_key)
+        if type(entry) is str:
+            try:
+                value = orjson.loads(entry)
+            except orjson.JSONDecodeError:
+                value = None
+            if type(value) is kind:
+                self.used.add(entry_key)
+                return value
+        value = compute()
+        blob = None if self.directory is None else _as_json(value)
+        if blob is not None:
+            self.entries[entry_key] = blob
+            self.used.add(entry_key)
+            self.dirty = True
+        return value
 
     def derived(
         self, name: str, inputs: str, compute: Callable[[], Any], code: tuple[str, ...], valid: Callable[[Any], bool]

@@ -12,8 +12,10 @@ from typing import Any
 
 import re2
 
+from detectors.sigma import regex_literals
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literal
+from detectors.sigma.ruledocs import document_cache
 from detectors.sigma.values import re2_options
 
 
@@ -74,16 +76,23 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
     except re2.error as exc:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
-    class _RegexTest:
-        atoms = None
-        lit = required_literal(pattern)
-        if lit and len(lit) >= 3:
-            atoms = [("sub", lit.lower())]
+    lit = document_cache().memo("regex-literal", pattern, lambda: required_literal(pattern), str, _LITERALS_SOURCE)
+    return _RegexTest(rx, [("sub", lit.lower())] if lit and len(lit) >= 3 else None)
 
-        def __call__(self, s: str) -> bool:
-            return rx.search(s) is not None
 
-    return _RegexTest()
+_LITERALS_SOURCE = str(regex_literals.__file__)
+
+
+class _RegexTest:
+    """A compiled `re` value: true when the pattern is found; `atoms` index its required literal."""
+
+    __slots__ = ("atoms", "rx")
+
+    def __init__(self, rx: Any, atoms: list[tuple[str, str]] | None) -> None:
+        self.rx, self.atoms = rx, atoms
+
+    def __call__(self, s: str) -> bool:
+        return self.rx.search(s) is not None
 
 
 def compile_numeric(

@@ -211,3 +211,25 @@ def _fresh_cache():
     ruledocs._CACHE = None
     yield
     ruledocs._CACHE = None
+
+
+def test_a_memo_is_kept_while_its_source_is_unchanged(tmp_path, cache):
+    source = tmp_path / "pure.py"
+    source.write_text("def f(x): return x.upper()\n")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return "ABC"
+
+    c = ruledocs.document_cache()
+    assert c.memo("upper", "abc", compute, str, str(source)) == "ABC"
+    c.dirty = True
+    c.save()
+    ruledocs._CACHE = None
+    assert ruledocs.document_cache().memo("upper", "abc", compute, str, str(source)) == "ABC"
+    assert len(calls) == 1  # read back, not computed
+    source.write_text("def f(x): return x.lower()\n")
+    ruledocs._CACHE = None
+    ruledocs.document_cache().memo("upper", "abc", compute, str, str(source))
+    assert len(calls) == 2  # the function's source changed: computed again
