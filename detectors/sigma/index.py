@@ -1,7 +1,8 @@
 """Candidate index: which rules of one logsource bucket can possibly match an event.
 
 Built from each rule's `need` atoms (compile.py): per field, an exact-value map and one
-Aho-Corasick automaton over all substring atoms (regex literal prefilters included). Looking an
+Aho-Corasick automaton (a DFA, ahocorasick-rs) over all substring atoms (regex literal prefilters
+included), reporting every atom found, overlapping ones too. Looking an
 event up costs, per indexed field it carries, one lower-casing, one dict probe and one automaton
 pass, instead of evaluating every rule. Keyword atoms live under a pseudo-field read like the
 keyword predicate reads (message, else event.original). Rules without a usable `need` are always
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
 
 from detectors.sigma.compile import KEYWORD_INDEX_FIELD
 
@@ -42,8 +43,8 @@ class CandidateIndex:
         exact: dict[str, Any] = {}
         subs: dict[str, Any] = {}
         for pos, need in enumerate(needs):
-            if not need:
-                idx.always.append(pos)
+            if not need or any(kind != "eq" and not text for _, kind, text in need):
+                idx.always.append(pos)  # no atoms, or an empty substring (any value holds it)
                 continue
             for fld, kind, text in need:
                 table = exact if kind == "eq" else subs
@@ -51,10 +52,11 @@ class CandidateIndex:
         for fld in sorted(set(exact) | set(subs)):
             auto = None
             if fld in subs:
-                auto = ahocorasick.Automaton()
-                for text, positions in subs[fld].items():
-                    auto.add_word(text, tuple(sorted(positions)))
-                auto.make_automaton()
+                texts = sorted(subs[fld])
+                # the automaton reports atom numbers; found[n] is the rules of atom n
+                found = [tuple(sorted(subs[fld][t])) for t in texts]
+                dfa = AhoCorasick(texts, matchkind=MatchKind.Standard, implementation=Implementation.DFA)
+                auto = (dfa.find_matches_as_indexes, found)
             exact_map = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
             idx.fields.append((fld, exact_map, auto))
         return idx
@@ -78,8 +80,9 @@ class CandidateIndex:
                     if found:
                         hits.update(found)
                 if auto is not None:
-                    for _, positions in auto.iter(s):
-                        hits.update(positions)
+                    find, found = auto
+                    for atom, _, _ in find(s, True):  # overlapping: every atom present
+                        hits.update(found[atom])
         if self.always:
             hits.update(self.always)
         elif not hits:

@@ -18,7 +18,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {"socpipe-agent", "kafka-python", "pyyaml", "zstandard", "crc32c", "pip", "setuptools", "wheel"}
-NEVER = {"numpy", "scipy", "sklearn", "elasticsearch", "re2", "ahocorasick", "pipeline", "detectors", "click"}
+NEVER = {
+    "numpy",
+    "scipy",
+    "sklearn",
+    "elasticsearch",
+    "re2",
+    "ahocorasick",
+    "ahocorasick_rs",
+    "pipeline",
+    "detectors",
+    "click",
+}
 BUDGET_MB = 40.0
 
 RUN_AGENT = r"""

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "collectors"
 SOC_PACKAGES = {"pipeline", "detectors"}
-HEAVY = {"numpy", "scipy", "sklearn", "elasticsearch", "re2", "ahocorasick"}
+HEAVY = {"numpy", "scipy", "sklearn", "elasticsearch", "re2", "ahocorasick", "ahocorasick_rs"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -51,6 +51,11 @@ def test_one_pass_index_finds_exactly_the_rules_an_atom_hits(needs, event):
     assert CandidateIndex.build(needs).candidates(event) == _expected(needs, event)
 
 
+def test_empty_substring_atom_makes_the_rule_always_a_candidate():
+    index = CandidateIndex.build([frozenset({("url", "sub", "")}), frozenset({("url", "sub", "adm")})])
+    assert index.candidates({"other": 1}) == [0] and index.candidates({"url": "/ADMIN"}) == [0, 1]
+
+
 _group_values = st.one_of(
     st.none(),
     st.integers(),
