@@ -173,6 +173,29 @@ class EpisodeSummary:
         self.unique = True
         return self
 
+    def absorb_event(self, start_ts: float, end_ts: float, count: int, event: Event) -> None:
+        """`self.absorb(EpisodeSummary.of(start_ts, end_ts, count, [event]))` without making that summary."""
+        self.first_ts = min(self.first_ts, float(start_ts))
+        self.last_ts = max(self.last_ts, float(end_ts))
+        self.detections += 1
+        self.events += int(count)
+        if self.capped:
+            self.capped = sorted(set(self.capped))
+        get = event.get
+        for f in DISTINCT_FIELDS:
+            v = get(f)
+            if v is None or (type(v) is not str and isinstance(v, (dict, list))):
+                continue
+            self._add_value(f, v if type(v) is str else str(v))
+        item = (_order(event, _event_ts(event, end_ts)), event)
+        if self.unique:
+            self._add_one(item)
+            return
+        ordered = sorted(_unique([*self.first, *self.latest, item]), key=_first)
+        self.first = ordered[:EVIDENCE_FIRST]
+        self.latest = ordered[-EVIDENCE_LATEST:]
+        self.unique = True
+
     def _add_one(self, item: Keyed) -> None:
         """The sorted-union step of `absorb` for one event, by insertion (same result)."""
         key = item[0]
@@ -315,33 +338,40 @@ class EpisodeBook:
     open: dict[str, list[OpenEpisode]] = field(default_factory=dict)
     floor: float = float("inf")  # <= every open episode's last_ts: close_quiet's nothing-to-do test
 
-    def fits(self, ep: EpisodeSummary, s: EpisodeSummary) -> bool:
+    def fits(self, ep: EpisodeSummary, s: Any) -> bool:
+        first: float = s.first_ts
+        last: float = s.last_ts
         return (
-            s.first_ts - ep.last_ts <= self.quiet_s
-            and ep.first_ts - s.last_ts <= self.quiet_s
-            and max(ep.last_ts, s.last_ts) - min(ep.first_ts, s.first_ts) <= self.max_span_s
+            first - ep.last_ts <= self.quiet_s
+            and ep.first_ts - last <= self.quiet_s
+            and max(ep.last_ts, last) - min(ep.first_ts, first) <= self.max_span_s
         )
 
     def offer(
-        self, key: str, alert_id: str | None, item: Any, summary: EpisodeSummary
+        self, key: str, alert_id: str | None, item: Any, summary: Any
     ) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
         """-> ("new" | "extend", the episode, episodes it ended). `alert_id` None: `item.alert_id`,
-        read only when the detection opens an episode."""
+        read only when the detection opens an episode. `summary`: an EpisodeSummary, or what has
+        `first_ts`, `last_ts`, `summary` and `absorb_into(summary)` (alerts.plan.Offer)."""
         eps = self.open.setdefault(key, [])
         for cur in eps:
             if self.fits(cur.summary, summary):
                 if not cur.owned:
                     cur.summary, cur.owned = cur.summary.copy(), True
-                cur.summary.absorb(summary)
+                if type(summary) is EpisodeSummary:
+                    cur.summary.absorb(summary)
+                else:
+                    summary.absorb_into(cur.summary)
                 cur.dirty = True
                 return "extend", cur, []
         ended: list[OpenEpisode] = []
         if len(self.open) >= self.max_keys:
             ended = self.close_quiet(float("inf"), oldest_fraction=0.1)
             eps = self.open.setdefault(key, [])
-        ep = OpenEpisode(item.alert_id if alert_id is None else alert_id, item, summary)
+        own = summary if type(summary) is EpisodeSummary else summary.summary
+        ep = OpenEpisode(item.alert_id if alert_id is None else alert_id, item, own)
         eps.append(ep)
-        self.floor = min(self.floor, summary.last_ts)
+        self.floor = min(self.floor, own.last_ts)
         return "new", ep, ended
 
     def episodes(self) -> list[OpenEpisode]:

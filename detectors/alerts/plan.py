@@ -7,8 +7,9 @@ workers over Kafka - so a backfill shows analysts the same alerts the stream doe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from detectors.alerts.build import build_alert
@@ -27,16 +28,34 @@ from detectors.sigma.detection import Detection
 
 @dataclass(frozen=True)
 class Offer:
-    """A detection or finding, in the shape the planner reads."""
+    """A detection or finding, in the shape the planner reads: its times, events and values."""
 
     item: Finding  # what build_alert reads
     dedup_key: str
-    summary: EpisodeSummary
+    first_ts: float
+    last_ts: float
+    count: int  # events it stands for
+    evidence: list[Any]
+    metric: Mapping[str, Any] | None = None
 
     @property
     def alert_id(self) -> str:
         """The `_id` it gets if it opens an alert (a detection hashes it on first use)."""
         return self.item.alert_id
+
+    @cached_property
+    def summary(self) -> EpisodeSummary:
+        """Its own episode summary (made when it opens an episode or a worker batch merges it)."""
+        return EpisodeSummary.of(self.first_ts, self.last_ts, self.count, self.evidence, self.metric)
+
+    def absorb_into(self, summary: EpisodeSummary) -> None:
+        """`summary.absorb(self.summary)`; a one-event detection (the usual growth) without making it."""
+        ev = self.evidence
+        values = (self.metric or {}).get("values")
+        if len(ev) == 1 and type(ev[0]) is dict and not (isinstance(values, list) and values):
+            summary.absorb_event(self.first_ts, self.last_ts, self.count, ev[0])
+        else:
+            summary.absorb(self.summary)
 
     @classmethod
     def of(cls, finding: Finding) -> Offer:
@@ -47,16 +66,17 @@ class Offer:
 
     @classmethod
     def of_detection(cls, det: Detection) -> Offer:
-        return cls(det, det.dedup_key, EpisodeSummary.of(det.start_ts, det.end_ts, det.count, det.evidence, det.metric))
+        return cls(det, det.dedup_key, float(det.start_ts), float(det.end_ts), int(det.count), det.evidence, det.metric)
 
     @classmethod
     def of_finding(cls, finding: AnomalyFinding) -> Offer:
         return cls(
             finding,
             finding.dedup_key,
-            EpisodeSummary.of(
-                finding.start_ts, finding.end_ts, finding.event_count or len(finding.evidence), finding.evidence
-            ),
+            float(finding.start_ts),
+            float(finding.end_ts),
+            int(finding.event_count or len(finding.evidence)),
+            finding.evidence,
         )
 
 
@@ -77,8 +97,8 @@ class AlertPlanner:
 
     def offer(self, offer: Offer) -> tuple[str, OpenEpisode, list[OpenEpisode]]:
         """Fold one detection in: ("new"|"extend", its episode, episodes that ended)."""
-        self.watermark = max(self.watermark, offer.summary.last_ts)
-        action, ep, ended = self.book.offer(offer.dedup_key, None, offer.item, offer.summary)
+        self.watermark = max(self.watermark, offer.last_ts)
+        action, ep, ended = self.book.offer(offer.dedup_key, None, offer.item, offer)
         # files and partitions are not in time order: an episode is only forgotten once it has
         # been quiet for a whole max span beyond its quiet period (its status says "ended" sooner)
         ended += self.book.close_quiet(self.watermark, grace_s=self.book.max_span_s)

@@ -216,3 +216,26 @@ def test_absorbing_one_event_at_a_time_is_the_sorted_union():
             ref, acc = _reference_merge(ref, nxt), acc.merge(nxt)
             assert acc.first == ref.first and acc.latest == ref.latest, trial
             assert all(a is b for (_, a), (_, b) in zip(acc.first + acc.latest, ref.first + ref.latest))
+
+
+def test_offers_grow_an_episode_as_their_summaries_do():
+    """The planner folds one-event detections straight into the episode (no summary of their own):
+    the same episode as folding each detection's summary, values and evidence order included."""
+    rng = random.Random(3)
+    dets = []
+    for i in range(300):
+        t = rng.randrange(600)
+        d = FakeDet(t, n=1 if rng.random() < 0.85 else rng.randrange(2, 4), did=f"d{i}")
+        d.evidence[0]["user.name"] = rng.choice(["root", "admin", 7, None])
+        if rng.random() < 0.1:
+            d.metric = {"values": [f"v{rng.randrange(50)}"]}
+        dets.append(d)
+    direct, by_summary = EpisodeBook(quiet_s=120, max_span_s=300), EpisodeBook(quiet_s=120, max_span_s=300)
+    for d in dets:
+        direct.offer(d.dedup_key, None, d, Offer.of_detection(d))
+        by_summary.offer(d.dedup_key, None, d, Offer.of_detection(d).summary)
+    a, b = direct.episodes(), by_summary.episodes()
+    assert len(a) == len(b) > 1
+    for x, y in zip(a, b):
+        assert x.alert_id == y.alert_id and x.summary.to_data() == y.summary.to_data()
+        assert [id(e) for e in x.summary.evidence()] == [id(e) for e in y.summary.evidence()]
