@@ -399,7 +399,16 @@ class DetectorWorker:
         if not self._unrestored1 and not self._unrestored2:
             return polled
         started = time.perf_counter()
-        read = self.snapshots.catch_up()
+        try:
+            read = self.snapshots.catch_up()
+        except KafkaError as exc:  # broker busy or away: keep them paused, try again after the next poll
+            log.warning("detector.snapshots_unreadable error=%s action=retry", exc)
+            waiting = self._unrestored1 | self._unrestored2
+            self.raw.pause(*self._unrestored1)
+            self.corr.pause(*self._unrestored2)
+            for tp in waiting & polled.keys():
+                consumer.seek(tp, polled[tp][0].offset)  # fetched again once restored
+            return {tp: recs for tp, recs in polled.items() if tp not in waiting}
         restarts: dict[TopicPartition, int | None] = {}
         for tp in sorted(self._unrestored1):
             restarts[tp] = self.intake.restore(tp.partition, self.snapshots.get(self._seen_prefix(), tp.partition))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from detectors.sigma import Engine, Suppressor
 from pipeline import kafka_io
@@ -68,10 +69,11 @@ class SnapshotReader:
         self.position = 0  # next offset to read
         self.latest: dict[bytes, bytes] = {}
 
-    def catch_up(self) -> int:
-        """Read to the current end of the topic; the records read."""
+    def catch_up(self, timeout_s: float = 60.0) -> int:
+        """Read to the current end of the topic; the records read. KafkaTimeoutError when that takes
+        longer than `timeout_s` (what was read is kept: the next call continues from there)."""
         reader = kafka_io.consumer(self.kafka_cfg, group_id=None, enable_auto_commit=False)
-        read = 0
+        read, deadline = 0, time.monotonic() + timeout_s
         try:
             tp = TopicPartition(self.topic, 0)
             reader.assign([tp])
@@ -82,6 +84,9 @@ class SnapshotReader:
             reader.seek(tp, max(self.position, first))
             prefixes, latest = self.prefixes, self.latest
             while reader.position(tp) < end:
+                if time.monotonic() > deadline:
+                    self.position = max(self.position, reader.position(tp))
+                    raise KafkaTimeoutError(f"state topic {self.topic}: not read to its end in {timeout_s:.0f} s")
                 for records in reader.poll(timeout_ms=1000).values():
                     read += len(records)
                     for rec in records:
