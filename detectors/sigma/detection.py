@@ -125,7 +125,7 @@ def make_detection(
 
     `identity` (what tells two detections of one rule, group and window start apart) may be a
     `Deferred` hash: it is only computed with `detection_id`."""
-    group_items = sorted((k, _plain(v)) for k, v in group.items())
+    group_items = sorted(group.items())  # (name, value) pairs; tuples hash as the JSON arrays lists do
     dedup_key = _dedup_key(meta.id, group, group_items)
     if agencies is None:
         agencies = [e.get("organization.id") for e in evidence]
@@ -167,7 +167,7 @@ def _dedup_key(rule_id: str, group: dict[str, Any], group_items: list[Any]) -> s
     # memoised only for str/int/None values: equal keys there mean equal JSON (1 == 1.0 == True do not)
     if not all(type(v) in _MEMO_TYPES for v in group.values()):
         return stable_hash("dedup", rule_id, group_items)
-    memo = (rule_id, *((k, type(v), v) for k, v in group_items))
+    memo = (rule_id, *group_items)
     key = _DEDUP.get(memo)
     if key is None:
         key = stable_hash("dedup", rule_id, group_items)
@@ -175,7 +175,3 @@ def _dedup_key(rule_id: str, group: dict[str, Any], group_items: list[Any]) -> s
             _DEDUP.clear()
         _DEDUP[memo] = key
     return key
-
-
-def _plain(v: object) -> object:
-    return list(v) if isinstance(v, tuple) else v

@@ -353,7 +353,22 @@ class Engine:
 
 def _render_key(values: tuple[Any, ...]) -> str:
     """The partition key as written to Kafka: `k:` + the group-by (name, value) pairs as JSON."""
-    return "k:" + json.dumps([list(p) for p in values], separators=(",", ":"), default=str) if values else "k:*"
+    if not values:
+        return "k:*"
+    memo = all(type(v) is str for _, v in values)  # equal str pairs render equally (1 == 1.0 == True do not)
+    if memo and (key := _KEYS.get(values)) is not None:
+        return key
+    key = "k:" + _ENCODE_KEY([list(p) for p in values])
+    if memo:
+        if len(_KEYS) >= 65536:
+            _KEYS.clear()
+        _KEYS[values] = key
+    return key
+
+
+# same bytes as json.dumps(..., separators=(",", ":"), default=str), without an encoder per call
+_ENCODE_KEY = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_KEYS: dict[tuple[Any, ...], str] = {}  # str group values -> rendered partition key; bounded
 
 
 def _hashable(v: Any) -> Any:

@@ -19,10 +19,10 @@ META = RuleMeta(id="r-1", title="t", level="high")
 
 
 def test_lazy_id_is_the_eager_formula():
-    group = {"source.ip": "203.0.113.9", "user.name": "rööt", "n": 3}
+    group = {"source.ip": "203.0.113.9", "user.name": "rööt", "n": 3, "paths": ("/a", 2)}
     ev = {"@timestamp": "2026-01-01T00:00:00.000Z", "message": "x \u2028 ü"}
     det = make_detection(META, "single", group, [5.0], [ev], 1, 5.0, identity=Deferred([ev.get("message")]))
-    items = sorted(group.items())
+    items = [[k, list(v) if isinstance(v, tuple) else v] for k, v in sorted(group.items())]
     assert det.dedup_key == _hash("dedup", "r-1", [list(i) for i in items])
     assert det.detection_id == _hash("det", "r-1", [list(i) for i in items], 5.0, _hash([ev["message"]]))
     assert det.alert_id == det.detection_id and det.to_dict()["detection_id"] == det.detection_id
