@@ -131,7 +131,7 @@ def _enroll(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from collectors.config import effective_kafka, load_agent_config
     from collectors.identity import load_identity
-    from collectors.status import EXIT_NOT_RUNNING, STATUS_FILE, assess, render_status
+    from collectors.status import EXIT_NOT_RUNNING, STATUS_FILE, assess, pid_alive, render_status
 
     config = load_agent_config(args.config)
     path = Path(config.state_dir) / STATUS_FILE
@@ -151,7 +151,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return 2
     now = time.time()
-    code, verdict = assess(doc, now, _pid_alive)
+    code, verdict = assess(doc, now, pid_alive)
     if args.json:
         print(json.dumps({"verdict": verdict, "exit_code": code, "status": doc}, indent=2))
         return code
@@ -174,18 +174,6 @@ def _example_config(args: argparse.Namespace) -> int:
 
     sys.stdout.write(example_config())
     return 0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by the service user
-    return True
 
 
 def _install_service(args: argparse.Namespace) -> int:

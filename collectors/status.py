@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from collectors.health import KAFKA_CONNECTED, KAFKA_LABELS, OK
@@ -69,6 +70,23 @@ def status_document(
         "heartbeats_sent": stats.heartbeats_sent,
         "sources": sources,
     }
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs: it exists (as another user too: the service user) and is not a
+    zombie (exited, not yet reaped). The one check of `socpipe-agent status` and `socpipe stack`."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def assess(doc: dict[str, Any] | None, now: float, pid_alive: Callable[[int], bool]) -> tuple[int, str]:

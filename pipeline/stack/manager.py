@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from collectors.status import pid_alive
 from pipeline.stack import elasticsearch, elasticsearch_secure, kafka_secure, servers
 from pipeline.stack.plan import Ports, PrerequisiteError, StackOptions
 from pipeline.stack.servers import Launch
@@ -115,7 +116,7 @@ class Stack:
             return None
         names = rec.get("servers", ["kafka", "elasticsearch", "prometheus"])
         pids = [self._read_pid(self.state / f"{name}.pid") for name in names]
-        return (ports, opts) if any(pid is not None and self._alive(pid) for pid in pids) else None
+        return (ports, opts) if any(pid is not None and pid_alive(pid) for pid in pids) else None
 
     @property
     def env_file(self) -> Path:
@@ -244,10 +245,10 @@ class Stack:
             else:
                 (self.state / f"{server.name}.pid").unlink(missing_ok=True)
         deadline = time.monotonic() + 30
-        while any(self._alive(pid) for _, pid in stopping) and time.monotonic() < deadline:
+        while any(pid_alive(pid) for _, pid in stopping) and time.monotonic() < deadline:
             time.sleep(0.2)
         for server, pid in stopping:
-            if self._alive(pid):
+            if pid_alive(pid):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -287,21 +288,7 @@ class Stack:
 
     def _pid_alive(self, server: Server) -> bool:
         pid = self._pid(server)
-        return pid is not None and self._alive(pid)
-
-    @staticmethod
-    def _alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # A zombie (exited, not yet reaped) is not alive.
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-        except (OSError, IndexError):
-            return True
+        return pid is not None and pid_alive(pid)
 
 
 def _primary_group(user: str) -> int:
