@@ -8,7 +8,6 @@ keep the history.
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -17,6 +16,7 @@ from pipeline.cli.triage import (
     _es_config,
     _service,
     add_change_commands,
+    call_triage,
     config_option,
     prefix_option,
     workflow_change,
@@ -54,28 +54,6 @@ def _line(rec) -> str:
     )
 
 
-def _fail(fn):
-    from elasticsearch import TransportError
-
-    from pipeline.elastic.incidents import IncidentNotFound
-    from pipeline.elastic.triage import AlertConflict
-    from pipeline.triage.workflow import PermissionDenied, TransitionError
-
-    try:
-        return fn()
-    except IncidentNotFound as exc:
-        click.echo(f"no such incident: {exc}", err=True)
-        sys.exit(4)
-    except AlertConflict as exc:
-        click.echo(f"conflict: {exc}", err=True)
-        sys.exit(3)
-    except (TransitionError, PermissionDenied) as exc:
-        click.echo(f"not allowed: {exc}", err=True)
-        sys.exit(2)
-    except TransportError as exc:
-        raise click.ClickException(f"Elasticsearch unavailable: {exc}") from exc
-
-
 @click.group("incidents")
 def incidents_group() -> None:
     """Incidents: an agency's alerts that share an address, user or host, worked as one."""
@@ -90,7 +68,7 @@ def incidents_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def incidents_list(config_path, prefix, status, agency, limit, as_json):
     """Worst first, then newest."""
-    records = _fail(lambda: _store(config_path, prefix).list(list(status), list(agency), limit))
+    records = call_triage(lambda: _store(config_path, prefix).list(list(status), list(agency), limit))
     if as_json:
         for r in records:
             click.echo(clean_json(json.dumps({"_id": r.id, **r.source}, ensure_ascii=False)))
@@ -109,7 +87,7 @@ def incidents_list(config_path, prefix, status, agency, limit, as_json):
 @click.argument("incident_id")
 def incidents_show(config_path, prefix, incident_id):
     """The incident with its timeline (JSON)."""
-    rec = _fail(lambda: _store(config_path, prefix).get(incident_id))
+    rec = call_triage(lambda: _store(config_path, prefix).get(incident_id))
     doc = {"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source}
     click.echo(clean_json(json.dumps(doc, ensure_ascii=False, indent=2)))
 
@@ -124,7 +102,7 @@ def _change_command(action: str, help_text: str) -> click.Command:
         change = workflow_change(action, actor, kw)
         store = _store(config_path, prefix)
         alerts = _service(config_path, prefix)
-        rec = _fail(lambda: store.change(incident_id, change, alerts_service=alerts))
+        rec = call_triage(lambda: store.change(incident_id, change, alerts_service=alerts))
         click.echo(_row([name for name, _ in COLUMNS]))
         click.echo(_line(rec))
         n = len(rec.source["socpipe"]["incident"].get("alerts") or [])

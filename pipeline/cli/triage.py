@@ -168,7 +168,7 @@ def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, s
         raise click.BadParameter(str(exc)) from exc
     from pipeline.cli.output import clean_json
 
-    records = _call(lambda: _service(config_path, prefix).list(flt, limit))
+    records = call_triage(lambda: _service(config_path, prefix).list(flt, limit))
     if as_json:
         for rec in records:
             doc = {"_id": rec.id, "_version": format_version(rec.version), **rec.source}
@@ -195,7 +195,7 @@ def alerts_show(config_path, prefix, alert_id):
     """The whole alert (JSON), with its version for --if-version."""
     from pipeline.cli.output import clean_json
 
-    rec = _call(lambda: _service(config_path, prefix).get(alert_id))
+    rec = call_triage(lambda: _service(config_path, prefix).get(alert_id))
     doc = {"_id": rec.id, "_index": rec.index, "_version": format_version(rec.version), **rec.source}
     click.echo(clean_json(json.dumps(doc, ensure_ascii=False, indent=2)))
 
@@ -217,19 +217,21 @@ def _change_command(action: str, help_text: str) -> click.Command:
         except ValueError as exc:
             raise click.BadParameter(f"--if-version: {exc}") from exc
         change = workflow_change(action, actor, kw)
-        rec = _call(lambda: _service(config_path, prefix).change(alert_id, change, expected))
+        rec = call_triage(lambda: _service(config_path, prefix).change(alert_id, change, expected))
         click.echo(table_header())
         click.echo(summary_line(rec))
 
     return command
 
 
-def _call(fn):
-    """Run a triage call; turn its failures into messages and distinct exit codes."""
+def call_triage(fn):
+    """Run a triage call (alerts or incidents); its failures become a message and an exit code:
+    2 not allowed, 3 conflict (changed meanwhile), 4 no such or ambiguous id."""
     from elasticsearch import TransportError
 
+    from pipeline.elastic.incidents import IncidentNotFound
     from pipeline.elastic.triage import AlertConflict, AlertNotFound, AmbiguousAlertId
-    from pipeline.triage.workflow import TransitionError
+    from pipeline.triage.workflow import PermissionDenied, TransitionError
 
     try:
         return fn()
@@ -242,7 +244,10 @@ def _call(fn):
     except AlertNotFound as exc:
         click.echo(f"no such alert: {exc}", err=True)
         sys.exit(4)
-    except TransitionError as exc:
+    except IncidentNotFound as exc:
+        click.echo(f"no such incident: {exc}", err=True)
+        sys.exit(4)
+    except (TransitionError, PermissionDenied) as exc:
         click.echo(f"not allowed: {exc}", err=True)
         sys.exit(2)
     except TransportError as exc:
