@@ -39,7 +39,7 @@ MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak 
 CACHE_VERSION = f"rule-docs-2:{MAX_DEPTH}:{MAX_NODES}"
 CACHE_NAME = "rule-documents.json"
 MAX_CACHE_BYTES = 64 << 20
-MAX_ENTRIES = 20_000  # past this, only the entries of the latest load are kept
+MAX_ENTRIES = 6_000  # ~2x the SigmaHQ rule files; past this only the latest load's entries are kept (~15 MB at most)
 
 
 class RuleYAMLError(ValueError):
