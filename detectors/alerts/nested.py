@@ -191,7 +191,8 @@ def to_flat(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in nested.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        kind = type(value)
+        if kind is dict or (kind not in _SCALARS and isinstance(value, Mapping)):
             out.update(to_flat(value, dotted + "."))
         else:
             out[dotted] = value
