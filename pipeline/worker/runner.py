@@ -61,6 +61,7 @@ from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
 
+CORR_SLICE_EVERY_S = 0.25  # while stage 1 is busy, stage 2's blocking poll at least this often
 LOAD_SAMPLE_S = 5.0  # how often the end offsets of both topics are read, for the load-balancing assignor
 
 __all__ = ["DetectorWorker"]
@@ -216,6 +217,7 @@ class DetectorWorker:
         # from end offsets every LOAD_SAMPLE_S; range is the fallback all socpipe versions share.
         self.loads = PartitionLoads()
         self._next_load_sample = 0.0
+        self._corr_slice_due = 0.0
         assignors: tuple[Any, ...] = (RangePartitionAssignor, RoundRobinPartitionAssignor)
         if cfg.partition_assignment == "load":
             assignors = (LoadAssignor(self.loads.loads), *assignors)
@@ -254,11 +256,19 @@ class DetectorWorker:
     def poll_once(self) -> None:
         self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
         polled = self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll())
+        busy = bool(polled)
         self._stage1(self._restore_assigned(self.raw, polled))
         # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
         # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
-        # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10.
-        slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
+        # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10. While stage 1
+        # drains a backlog, that wait after every batch was most of the wall time, so it gets the slice
+        # at least every CORR_SLICE_EVERY_S and otherwise only takes what has already arrived.
+        now = time.monotonic()
+        if busy and now < self._corr_slice_due:
+            slice_ms = 0
+        else:
+            slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
+            self._corr_slice_due = now + CORR_SLICE_EVERY_S
         polled = self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records)
         self._stage2(self._restore_assigned(self.corr, polled))
         self.sink.flush_due()  # episode growth held back by the bounded update rate
