@@ -211,22 +211,22 @@ class Engine:
         """Stage 1 (any worker): single-event detections + correlation inputs to route.
 
         `ts`: the event's time as epoch seconds (None: none) when the caller has read it already."""
+        detections, inputs = self._match(event, ts)
+        return MatchResult(detections, inputs)
+
+    def _match(self, event: dict[str, Any], ts: Any) -> tuple[list[Any], list[Any]]:
         self.stats["events"] += 1
         matched = self.matching_rules(event)
-        out = MatchResult()
         if not matched:
-            return out
+            return [], []
         if ts is UNREAD:
             ts = to_epoch(event.get("@timestamp"))
-        for rule in matched:
-            if rule.id in self.emit_standalone:
-                out.detections.append(self._single(rule, event, ts))
+        detections = [self._single(rule, event, ts) for rule in matched if rule.id in self.emit_standalone]
         if ts is None:
             if any(r.id in self._routes for r in matched):
                 self.stats["no_timestamp"] += 1
-            return out
-        out.inputs = self._inputs(event, matched, ts)
-        return out
+            return detections, []
+        return detections, self._inputs(event, matched, ts)
 
     def correlate(self, item: CorrelationInput) -> list[Any]:
         """Stage 2 (the worker owning item.partition_key): feed correlation windows."""
@@ -251,9 +251,8 @@ class Engine:
 
     def process(self, event: dict[str, Any], ts: Any = UNREAD) -> list[Any]:
         """Single-worker mode: match and correlate locally (`ts` as in `match`)."""
-        res = self.match(event, ts)
-        out = list(res.detections)
-        for item in res.inputs:
+        out, inputs = self._match(event, ts)
+        for item in inputs:
             out.extend(self.correlate(item))
         return out
 
