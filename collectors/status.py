@@ -84,7 +84,9 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         pass
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+        # 'pid (comm) S ...': comm may itself hold ') ' (it is the program's file name), so the
+        # state is read after the last ') '
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][:1] != "Z"
     except (OSError, IndexError):
         return True
 

@@ -337,3 +337,25 @@ def test_install_service_chown_never_follows_a_planted_symlink(tmp_path):
     assert victim.stat().st_uid == 0 and tmp_path.stat().st_uid == 0  # never its target
     with pytest.raises(ServiceError, match="is a symlink"):
         chown_tree(state / "dirlink", "nobody")
+
+
+def test_pid_alive_reads_the_state_after_the_program_name(tmp_path):
+    """/proc/PID/stat is 'pid (comm) S ...' and comm is the program's file name, which may hold ') Z':
+    a running program named so is alive; a reaped one is not."""
+    import subprocess
+    import sys
+
+    from collectors.status import pid_alive
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc")
+    odd = tmp_path / "x) Z y"
+    odd.symlink_to(Path(sys.executable).resolve())
+    proc = subprocess.Popen([str(odd), "-c", "import time; time.sleep(30)"])
+    try:
+        assert "x) Z y" in Path(f"/proc/{proc.pid}/stat").read_text()
+        assert pid_alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not pid_alive(proc.pid)
