@@ -144,8 +144,12 @@ class BatchEpisode:
         """The batch's summary without the detections in `skip` (already merged: a replay)."""
         out: EpisodeSummary | None = None
         for o in self.offers:
-            if o.alert_id not in skip:
-                out = o.summary if out is None else out.merge(o.summary)
+            if skip and o.alert_id in skip:  # ids are only hashed when there is something to skip
+                continue
+            if out is None:
+                out = o.summary.copy()
+            else:
+                o.absorb_into(out)  # the running union grows in place (merge would copy it per offer)
         return out
 
 

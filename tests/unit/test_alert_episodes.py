@@ -239,3 +239,20 @@ def test_offers_grow_an_episode_as_their_summaries_do():
     for x, y in zip(a, b):
         assert x.alert_id == y.alert_id and x.summary.to_data() == y.summary.to_data()
         assert [id(e) for e in x.summary.evidence()] == [id(e) for e in y.summary.evidence()]
+
+
+def test_batch_summary_is_the_merge_of_its_offers():
+    from detectors.alerts.plan import BatchEpisode
+
+    rng = random.Random(9)
+    dets = [FakeDet(rng.randrange(400), n=rng.choice([1, 1, 1, 3]), did=f"d{i}") for i in range(80)]
+    offers = [Offer.of_detection(d) for d in dets]
+    batch = BatchEpisode("k", "d0", dets[0], offers)
+    for skip in (frozenset(), frozenset({"d0", "d5", "d7"})):
+        kept = [Offer.of_detection(d).summary for d in dets if d.alert_id not in skip]
+        ref = kept[0]
+        for s in kept[1:]:
+            ref = ref.merge(s)
+        got = batch.summary(skip)
+        assert got.to_data() == ref.to_data() and got.evidence() == ref.evidence()
+    assert offers[0].summary.detections == 1  # the offers' own summaries are untouched
