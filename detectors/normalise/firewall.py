@@ -42,6 +42,18 @@ _TRANSPORTS = {
 _TCP_FLAGS = ("SYN", "ACK", "FIN", "RST", "PSH", "URG", "CWR", "ECE")
 
 
+# The kernel's own layout (nf_log_syslog) of a packet that quotes none: IN OUT [MAC] SRC DST LEN TOS PREC
+# TTL ID, bare words (DF, CE, MF), PROTO [SPT DPT [LEN]], then tokens that repeat none of the keys read
+# below. Read by one C-level match (possessive, so it never backtracks); any other line by the loop of
+# _fields. Both give the same fields (tests: test_normalise_netfilter).
+_READ_KEYS = "IN|OUT|MAC|SRC|DST|LEN|TTL|PROTO|SPT|DPT|TYPE|CODE"
+_KERNEL_LAYOUT = re.compile(
+    r"IN=(\S*+) OUT=(\S*+) (?:MAC=(\S*+) )?SRC=(\S*+) DST=(\S*+) LEN=(\S*+) TOS=\S*+ PREC=\S*+ TTL=(\S*+) "
+    r"ID=\S*+((?: [A-Z]++(?= ))*+) PROTO=(\S*+)(?: SPT=(\S*+) DPT=(\S*+)(?: LEN=(\S*+))?)?"
+    rf"((?: (?!(?:{_READ_KEYS})=)\S++)*+) ?"
+)
+
+
 def _fields(body: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """(packet fields, fields of the packet quoted in an ICMP error, bare words such as TCP flags).
 
@@ -106,7 +118,19 @@ def parse_netfilter(ev: dict[str, Any], msg: str) -> None:
         m = _LINE.match(msg)
         prefix, body = (m.group(1), m.group(2)) if m is not None else ("", msg)
     prefix = prefix.strip()
-    kv, quoted, words = _fields(body)
+    layout = _KERNEL_LAYOUT.fullmatch(body) if "[" not in body else None
+    quoted: dict[str, str]
+    if layout is not None:  # the packet's fields straight from the match: no dict of every token
+        iface_in, iface_out, mac, src, dst, length, ttl, bare, proto, spt, dpt, udp_len, tail = layout.groups()
+        spt, dpt, udp_len = spt or "", dpt or "", udp_len or ""
+        icmp_type = icmp_code = ""  # TYPE= and CODE= are not in this layout
+        quoted = {}
+    else:
+        kv, quoted, words = _fields(body)
+        get = kv.get
+        src, dst, spt, dpt, proto = get("SRC"), get("DST"), get("SPT", ""), get("DPT", ""), get("PROTO")
+        iface_in, iface_out, mac, length, ttl = get("IN"), get("OUT"), get("MAC"), get("LEN", ""), get("TTL", "")
+        udp_len, icmp_type, icmp_code = get(_UDP_LEN, ""), get("TYPE", ""), get("CODE", "")
     ev["event.dataset"] = "iptables.log"
     ev["event.module"] = "iptables"
     ev["event.category"] = ["network"]
@@ -124,22 +148,18 @@ def parse_netfilter(ev: dict[str, Any], msg: str) -> None:
         ev["iptables.prefix"] = prefix
         if product:
             ev["observer.product"] = product
-    get = kv.get
-    src, dst = get("SRC"), get("DST")
     if src and is_ip(src):
         ev["source.ip"] = src
     if dst and is_ip(dst):
         ev["destination.ip"] = dst
-    spt, dpt = get("SPT", ""), get("DPT", "")
     if spt.isdigit() and len(spt) <= 5:
         ev["source.port"] = int(spt)
     if dpt.isdigit() and len(dpt) <= 5:
         ev["destination.port"] = int(dpt)
-    proto = get("PROTO")
     transport = None
     if proto:
-        transport = ev["network.transport"] = _TRANSPORTS.get(proto.upper(), proto.lower())
-    iface_in, iface_out = get("IN"), get("OUT")
+        transport = _TRANSPORTS.get(proto) or _TRANSPORTS.get(proto.upper(), proto.lower())  # keys are upper case
+        ev["network.transport"] = transport
     if iface_in:
         ev["observer.ingress.interface.name"] = iface_in
     if iface_out:
@@ -147,27 +167,26 @@ def parse_netfilter(ev: dict[str, Any], msg: str) -> None:
     ev["network.direction"] = (
         "inbound" if iface_in and not iface_out else ("outbound" if iface_out and not iface_in else "unknown")
     )
-    length = get("LEN", "")
     if length.isdigit():
         ev["network.bytes"] = int(length)
-    ttl = get("TTL", "")
     if ttl.isdigit():
         ev["iptables.ttl"] = int(ttl)
-    if get("MAC"):
-        ev["iptables.mac"] = kv["MAC"]
+    if mac:
+        ev["iptables.mac"] = mac
     if transport == "tcp":
+        if layout is not None:  # a flag has no '=': among all tokens after ID it is among the bare words
+            words = (bare + tail).split()
         flags = [f for f in _TCP_FLAGS if f in words]
         if flags:
             ev["iptables.tcp.flags"] = flags
     elif transport == "udp":
-        udp_len = get(_UDP_LEN, "")
         if udp_len.isdigit():
             ev["iptables.udp.length"] = int(udp_len)
     elif transport in ("icmp", "ipv6-icmp"):
-        for key, field in (("TYPE", "iptables.icmp.type"), ("CODE", "iptables.icmp.code")):
-            v = get(key, "")
-            if v.isdigit():
-                ev[field] = int(v)
+        if icmp_type.isdigit():
+            ev["iptables.icmp.type"] = int(icmp_type)
+        if icmp_code.isdigit():
+            ev["iptables.icmp.code"] = int(icmp_code)
         if quoted:  # an ICMP error about this packet: what it was sent in answer to
             for key, field in (
                 ("SRC", "iptables.icmp.quoted.source.ip"),
