@@ -1,6 +1,7 @@
 """Literal prefilter for regexes: a substring every match must contain.
 
-Uses Python's own regex parser only to read the pattern's structure (never to match). Only
+Uses Python's own regex parser only to read the pattern's structure (never to match); syntax the
+two read differently gets no literal (RE2's POSIX classes; what Python cannot parse). Only
 top-level literal runs are taken (no alternation at top level), so the literal is a necessary
 condition for a match; case flags are irrelevant because the index compares lower-cased text.
 """
@@ -18,6 +19,10 @@ except ImportError:  # pragma: no cover
 
 
 def required_literal(pattern: str) -> str:
+    if "[:" in pattern:
+        # RE2 reads [[:alpha:]] as a POSIX class; Python's parser reads '[[:alph' as a set and the
+        # closing ']' as a literal, which RE2's matches need not contain: no prefilter (still correct)
+        return ""
     try:
         parsed = sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - RE2 syntax Python cannot read: no prefilter, still correct

@@ -1,0 +1,55 @@
+"""The `re` prefilter literal (detectors.sigma.regex_literals): every text RE2 matches contains it, so the
+candidate index never hides a rule whose regex would match."""
+
+from __future__ import annotations
+
+import re2
+
+from detectors.sigma.regex_literals import required_literal
+
+# (pattern, texts RE2 matches: the literal must be in each)
+CASES = [
+    ("abc(def)?ghi", ["xxabcghi", "abcdefghi"]),
+    ("(?:mimikatz|kiwi)\\.exe", ["mimikatz.exe", "kiwi.exe"]),
+    ("a(bc)+d_long_tail", ["abcbcd_long_tail"]),
+    ("r [[:alnum:]]xyz5", ["user axyz5"]),  # RE2 POSIX class: Python read ']xyz5' as required
+    ("ab[[:digit:]]+cdefgh", ["ab123cdefgh"]),
+    ("u[[:^space:]]{2}longer", ["u-xlonger"]),
+    ("[[:alpha:]]:\\\\windows\\\\temp", ["c:\\windows\\temp"]),
+]
+
+
+def test_every_match_contains_the_literal() -> None:
+    for pattern, texts in CASES:
+        lit = required_literal(pattern)
+        rx = re2.compile(pattern)
+        for text in texts:
+            m = rx.search(text)
+            assert m is not None, (pattern, text)
+            assert lit in m.group(0), f"{pattern!r}: literal {lit!r} not in the match {m.group(0)!r}"
+
+
+def test_plain_literals_are_still_found() -> None:
+    assert required_literal("abc(def)?ghi") in ("abc", "ghi")
+    assert required_literal("cmd\\.exe /c whoami") == "cmd.exe /c whoami"
+    assert required_literal("a|b") == ""
+
+
+def test_a_rule_with_a_posix_class_fires(tmp_path) -> None:
+    """End to end through the candidate index: the rule was never a candidate before (its atom ']xyz5')."""
+    from detectors.normalise.core import parse_line
+    from detectors.sigma import Engine, load_rules
+
+    (tmp_path / "posix.yml").write_text(
+        "title: POSIX class in a regex\n"
+        "id: 6f1d3a52-1b0e-4c6e-9f5e-0a1b2c3d4e5f\n"
+        "status: experimental\n"
+        "logsource:\n    product: linux\n    service: auth\n"
+        "detection:\n    selection:\n        message|re: 'r [[:alnum:]]xyz5'\n    condition: selection\n"
+        "level: low\n"
+    )
+    loaded = load_rules([str(tmp_path)])
+    assert not loaded.errors and len(loaded.rules) == 1
+    line = "2026-12-06T06:00:00+00:00 web01 sshd[1]: Invalid user axyz5 from 203.0.113.9 port 5000"
+    event = parse_line(line, "system.auth", "UTC")
+    assert len(Engine(loaded.rules, allowed_lateness=5).match(event).detections) == 1
