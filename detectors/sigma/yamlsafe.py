@@ -34,8 +34,10 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_st
 
 _SCALAR = yaml.ScalarEvent
 _ALIAS = yaml.AliasEvent
-_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
-_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_MAP_START, _SEQ_START = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MAP_END, _SEQ_END = yaml.MappingEndEvent, yaml.SequenceEndEvent
+_START = (_MAP_START, _SEQ_START)
+_END = (_MAP_END, _SEQ_END)
 _DOC_START = yaml.DocumentStartEvent
 _STREAM_END = yaml.StreamEndEvent
 
@@ -56,90 +58,127 @@ _constructor = yaml.constructor.SafeConstructor()
 _FIRST_CHARS = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 
 
+# Plain scalars already resolved, by text: what a plain scalar becomes depends on its text alone, and
+# every result is immutable (str, int, float, bool, None). Rule files repeat their keys and values.
+_RESOLVED: dict[str, Any] = {}
+_MAX_RESOLVED = 50_000
+_MISS = object()
+
+
 def _scalar(ev: Any) -> Any:
     value = ev.value
     if ev.implicit[0]:  # plain scalar: its type comes from how it looks
         if value and value[0] not in _FIRST_CHARS:
             return value
+        obj = _RESOLVED.get(value, _MISS)
+        if obj is not _MISS:
+            return obj
         tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))
         if tag == _STR_TAG or tag == "tag:yaml.org,2002:timestamp":
-            return value
-        if tag in _PLAIN_TAGS:
-            return _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
-        raise _Unusual
+            obj = value
+        elif tag in _PLAIN_TAGS:
+            obj = _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
+        else:
+            raise _Unusual
+        if len(_RESOLVED) < _MAX_RESOLVED:
+            _RESOLVED[value] = obj
+        return obj
     if ev.tag is None or ev.tag == "!":  # quoted
         return value
     raise _Unusual
 
 
 def _build(text: str, lines: list[int]) -> list[Any]:
-    """Documents built straight from libyaml's events, bounds checked on the way (one parse)."""
+    """Documents built straight from libyaml's events, bounds checked on the way (one parse).
+
+    The open collection lives in locals (container, is_map, key, opened, anchor), the ones around it
+    on `outer`; a plain scalar that cannot be anything but a string is taken without the resolver."""
     docs: list[Any] = []
     anchors: dict[str, tuple[object, int]] = {}  # anchor -> (object, expanded size)
-    # open collections: [container, is_mapping, pending key, expanded count when opened, anchor]
-    stack: list[list[Any]] = []
+    outer: list[tuple[Any, bool, Any, int, str | None]] = []
+    container: Any = None  # the open collection (None at a document's root)
+    is_map = False
+    key: Any = _NO_KEY  # a mapping's key waiting for its value
+    opened = 0  # expanded count when the open collection started
+    anchor: str | None = None  # the open collection's anchor
     expanded = 0
     want_line = False
-    parser = _CLoader(text)
-    next_event = parser.get_event
+    first_chars = _FIRST_CHARS
+    next_event = _CLoader(text).get_event
     while True:
         ev = next_event()
         kind = type(ev)
-        if kind is _STREAM_END or ev is None:
-            break
-        if kind is _SCALAR or kind is _ALIAS or kind in _START:
+        if kind is _SCALAR:
             if want_line:
                 lines[-1] = ev.start_mark.line + 1
                 want_line = False
-            if kind is _SCALAR:
-                expanded += 1
-                obj = _scalar(ev)
-                if ev.anchor is not None:
-                    anchors[ev.anchor] = (obj, 1)
-            elif kind is _ALIAS:
-                hit = anchors.get(ev.anchor)
-                if hit is None:
-                    raise RuleYAMLError(f"undefined alias {ev.anchor!r}", ev.start_mark.line + 1)
-                obj, size = hit
-                expanded += size
+            expanded += 1
+            value = ev.value
+            if ev.implicit[0]:  # plain scalar: its type comes from how it looks
+                obj = value if value and value[0] not in first_chars else _scalar(ev)
+            elif ev.tag is None or ev.tag == "!":  # quoted
+                obj = value
             else:
-                if ev.tag is not None and not ev.implicit:
-                    raise _Unusual
-                expanded += 1
-                mapping = kind is yaml.MappingStartEvent
-                stack.append([{} if mapping else [], mapping, _NO_KEY, expanded - 1, ev.anchor])
-                if len(stack) > MAX_DEPTH:
-                    raise RuleYAMLError(f"nested deeper than {MAX_DEPTH} levels", ev.start_mark.line + 1)
-                if expanded > MAX_NODES:
-                    raise _too_many(ev)
-                continue
+                raise _Unusual
+            if ev.anchor is not None:
+                anchors[ev.anchor] = (obj, 1)
             if expanded > MAX_NODES:
                 raise _too_many(ev)
-        elif kind in _END:
-            obj, _, _, opened, anchor = stack.pop()
+        elif kind is _MAP_START or kind is _SEQ_START:
+            if want_line:
+                lines[-1] = ev.start_mark.line + 1
+                want_line = False
+            if ev.tag is not None and not ev.implicit:
+                raise _Unusual
+            expanded += 1
+            outer.append((container, is_map, key, opened, anchor))
+            is_map = kind is _MAP_START
+            container = {} if is_map else []
+            key = _NO_KEY
+            opened = expanded - 1
+            anchor = ev.anchor
+            if len(outer) > MAX_DEPTH:
+                raise RuleYAMLError(f"nested deeper than {MAX_DEPTH} levels", ev.start_mark.line + 1)
+            if expanded > MAX_NODES:
+                raise _too_many(ev)
+            continue
+        elif kind is _MAP_END or kind is _SEQ_END:
+            obj = container
             if anchor is not None:
                 anchors[anchor] = (obj, expanded - opened)
+            container, is_map, key, opened, anchor = outer.pop()
+        elif kind is _ALIAS:
+            if want_line:
+                lines[-1] = ev.start_mark.line + 1
+                want_line = False
+            hit = anchors.get(ev.anchor)
+            if hit is None:
+                raise RuleYAMLError(f"undefined alias {ev.anchor!r}", ev.start_mark.line + 1)
+            obj, size = hit
+            expanded += size
+            if expanded > MAX_NODES:
+                raise _too_many(ev)
         elif kind is _DOC_START:
             anchors.clear()  # anchors are scoped to their document
             lines.append(0)
             docs.append(None)
             want_line = True
             continue
+        elif kind is _STREAM_END or ev is None:
+            break
         else:
             continue
-        if not stack:
+        if container is None:
             docs[-1] = obj
-            continue
-        top = stack[-1]
-        if not top[1]:
-            top[0].append(obj)
-        elif top[2] is _NO_KEY:
+        elif not is_map:
+            container.append(obj)
+        elif key is _NO_KEY:
             if type(obj) in (dict, list) or obj == "<<":
                 raise _Unusual  # complex or merge key
-            top[2] = obj
+            key = obj
         else:
-            top[0][top[2]] = obj
-            top[2] = _NO_KEY
+            container[key] = obj
+            key = _NO_KEY
     return docs
 
 
