@@ -75,11 +75,27 @@ class EpisodeWriter:
                     return cached
             except NotFoundError:
                 self._recent.pop(batch.key, None)
+        q = self._open_query(batch)
         resp = self.es.search(
             index=f"{self.indexer.prefix}-alerts-*",
-            size=1,
-            sort=[{"socpipe.episode.last_seen": "desc"}],
-            query={
+            size=q["size"],
+            sort=q["sort"],
+            query=q["query"],
+            source=False,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        hits = resp["hits"]["hits"]
+        return (hits[0]["_index"], hits[0]["_id"]) if hits else None
+
+    def _open_query(self, batch: BatchEpisode) -> dict[str, Any]:
+        """The search body for the newest not-closed alert of the key whose episode `batch` continues."""
+        first = batch.summary()
+        assert first is not None
+        return {
+            "size": 1,
+            "sort": [{"socpipe.episode.last_seen": "desc"}],
+            "query": {
                 "bool": {
                     "filter": [
                         {"term": {"socpipe.detection.dedup_key": batch.key}},
@@ -90,32 +106,97 @@ class EpisodeWriter:
                     "must_not": [{"term": {"socpipe.workflow.status": "closed"}}],
                 }
             },
-            source=False,
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        )
-        hits = resp["hits"]["hits"]
-        return (hits[0]["_index"], hits[0]["_id"]) if hits else None
+            "_source": False,
+        }
+
+    def find_open_many(self, batches: list[BatchEpisode]) -> list[tuple[str, str] | None]:
+        """`find_open` of each batch (in order) in two round trips - one mget of the alerts this worker
+        wrote lately, one msearch for the rest - instead of one or two each. An item Elasticsearch
+        answered with an error is asked again alone (`find_open`), which raises it as before."""
+        found: dict[int, tuple[str, str] | None] = {}
+        cached = [(i, self._recent[b.key]) for i, b in enumerate(batches) if b.key in self._recent]
+        if cached:
+            resp = self.es.mget(
+                docs=[{"_index": t[0], "_id": t[1]} for _, t in cached],
+                source_includes=["socpipe.episode", "socpipe.workflow"],
+            )
+            for (i, target), doc in zip(cached, resp["docs"]):
+                first = batches[i].summary()
+                assert first is not None
+                if "error" in doc:
+                    found[i] = self.find_open(batches[i])
+                elif not doc.get("found"):
+                    self._recent.pop(batches[i].key, None)
+                elif self._continues(doc["_source"], first.first_ts, first.last_ts):
+                    found[i] = target
+        ask = [i for i in range(len(batches)) if i not in found]
+        if ask:
+            searches: list[dict[str, Any]] = []
+            for i in ask:
+                searches.append(
+                    {"index": f"{self.indexer.prefix}-alerts-*", "ignore_unavailable": True, "allow_no_indices": True}
+                )
+                searches.append(self._open_query(batches[i]))
+            resp = self.es.msearch(searches=searches)
+            for i, r in zip(ask, resp["responses"]):
+                if "error" in r:
+                    found[i] = self.find_open(batches[i])
+                else:
+                    hits = r["hits"]["hits"]
+                    found[i] = (hits[0]["_index"], hits[0]["_id"]) if hits else None
+        return [found[i] for i in range(len(batches))]
+
+    def create_many(self, items: list[tuple[BatchEpisode, dict[str, Any]]]) -> list[tuple[str, Any]]:
+        """Create the alerts of new episodes (`items`: batch, its built alert document) in one bulk.
+        Per item, in order: ("created", (index, id, source)), ("retry", None), ("rejected", reason) or
+        ("exists", (index, id)) - a replay whose alert is already there: `merge` into it."""
+        docs: list[dict[str, Any]] = []
+        for b, base in items:
+            summary = b.summary()
+            assert summary is not None
+            docs.append(_remember(episode_document(base, summary, self.quiet_s), [], b))
+        result = self.indexer.index(docs)
+        created, duplicates = set(result.created), set(result.duplicates)
+        retry = {id(d) for d in result.retry}
+        rejected = {id(d): reason for d, reason in result.rejected}
+        out: list[tuple[str, Any]] = []
+        for (b, _), doc in zip(items, docs):
+            index = alert_index_name(doc, self.indexer.prefix)
+            if id(doc) in rejected:
+                out.append(("rejected", rejected[id(doc)]))
+            elif id(doc) in retry:
+                out.append(("retry", None))
+            elif b.alert_id in created:
+                self._remember_target(b.key, (index, b.alert_id))
+                out.append(("created", (index, b.alert_id, {k: v for k, v in doc.items() if k != "_id"})))
+            elif b.alert_id in duplicates:
+                out.append(("exists", (index, b.alert_id)))
+            else:  # no outcome at all: never acknowledged
+                out.append(("retry", None))
+        return out
 
     def write(self, batch: BatchEpisode, base: Callable[[], dict[str, Any]], attempts: int = 8) -> str:
         """'created' | 'merged' | 'replayed'. Raises elasticsearch errors for the caller to retry."""
         self.written = None
         target = self.find_open(batch)
         if target is None:
-            summary = batch.summary()
-            assert summary is not None
-            doc = _remember(episode_document(base(), summary, self.quiet_s), [], batch)
-            result = self.indexer.index([doc])
-            if result.created:
-                index = alert_index_name(doc, self.indexer.prefix)
-                self._remember_target(batch.key, (index, batch.alert_id))
-                self.written = (index, batch.alert_id, {k: v for k, v in doc.items() if k != "_id"})
+            outcome, value = self.create_many([(batch, base())])[0]
+            if outcome == "created":
+                self.written = value
                 return "created"
-            if result.retry:
+            if outcome == "retry":
                 raise ConnectionError("alert not acknowledged, retry")
-            if result.rejected:
-                raise AlertRejected(result.rejected[0][1])
-            target = (alert_index_name(doc, self.indexer.prefix), batch.alert_id)  # a replay: merge into it
+            if outcome == "rejected":
+                raise AlertRejected(value)
+            target = value  # a replay: merge into it
+        return self.merge(batch, base, target, attempts)
+
+    def merge(
+        self, batch: BatchEpisode, base: Callable[[], dict[str, Any]], target: tuple[str, str], attempts: int = 8
+    ) -> str:
+        """Merge the batch's share into the alert at `target`: 'merged' | 'replayed' (or 'created' if
+        the alert vanished meanwhile). Sets `written`; raises elasticsearch errors for the caller."""
+        self.written = None
         index, _id = target
         for _ in range(attempts):
             try:

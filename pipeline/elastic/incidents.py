@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
 from detectors.alerts.build import new_workflow
 from detectors.alerts.incidents import (
@@ -58,6 +58,15 @@ def _with_keys(doc: dict[str, Any]) -> dict[str, Any]:
     inc = doc["socpipe"]["incident"]
     inc["entity_keys"] = sorted({f"{f}={v}" for f, vs in inc["entities"].items() for v in vs})
     return doc
+
+
+@dataclass
+class _Pending:
+    """An incident changed in memory by `attach_many`, not written yet."""
+
+    record: IncidentRecord
+    new: bool
+    alerts: list[int] = field(default_factory=list)
 
 
 class IncidentStore:
@@ -166,6 +175,79 @@ class IncidentStore:
             except ConflictError:
                 continue
         raise RuntimeError(f"incident update for alert {alert_id} kept conflicting")
+
+    def attach_many(self, alerts: list[tuple[str, dict[str, Any]]]) -> list[str | None | Exception]:
+        """`attach` for each (alert id, nested source), in order, with each incident they touch read
+        once and written once (create, or index guarded by if_seq_no) instead of once per alert.
+        Per alert: its incident id, None (nothing to link) or the exception that kept it from one.
+        An incident whose write conflicts (another worker or an analyst wrote in between) falls back
+        to `attach` of each of its alerts, which re-reads and merges again."""
+        out: list[str | None | Exception] = [None] * len(alerts)
+        pending: dict[tuple[str, str], _Pending] = {}
+        for i, (alert_id, alert) in enumerate(alerts):
+            if not entity_keys(alert) or not (alert.get("organization") or {}).get("id"):
+                continue
+            fits = [p.record for p in pending.values() if can_join(p.record.source, alert, self.window_s)]
+            if not fits:
+                try:
+                    fits = [c for c in self._cached(alert) if c.status != "closed"]
+                    fits = [c for c in fits if can_join(c.source, alert, self.window_s)]
+                    if not fits:
+                        fits = [c for c in self._candidates(alert) if can_join(c.source, alert, self.window_s)]
+                except (TransportError, ApiError) as exc:
+                    out[i] = exc
+                    continue
+                fits = [pending[(c.index, c.id)].record if (c.index, c.id) in pending else c for c in fits]
+            entry = alert_entry(alert, alert_id)
+            if not fits:
+                doc = _with_keys(incident_document(alert.get("organization"), [entry]))
+                doc["socpipe"]["workflow"] = new_workflow(iso_ms(to_epoch(doc["@timestamp"]) or 0.0))
+                _id = str(doc.pop("_id"))
+                record = IncidentRecord(_id, _index(self.prefix, doc), (-1, -1), doc)
+                pending[(record.index, record.id)] = _Pending(record, new=True)
+            else:
+                record = fits[0]
+                inc = record.source["socpipe"]["incident"]
+                entries = [e for e in inc.get("timeline") or [] if e.get("alert_id") != alert_id] + [entry]
+                doc = _with_keys(
+                    incident_document(
+                        record.source.get("organization"), entries, record.source["socpipe"].get("workflow")
+                    )
+                )
+                doc.pop("_id")
+                doc["@timestamp"] = record.source["@timestamp"]  # its index day never moves
+                record.source = doc
+                pending.setdefault((record.index, record.id), _Pending(record, new=False))
+            pending[(record.index, record.id)].alerts.append(i)
+        for p in pending.values():
+            rec = p.record
+            try:
+                if p.new:
+                    self.es.create(index=rec.index, id=rec.id, document=rec.source, refresh=self.refresh)
+                else:
+                    self.es.index(
+                        index=rec.index,
+                        id=rec.id,
+                        document=rec.source,
+                        if_seq_no=rec.version[0],
+                        if_primary_term=rec.version[1],
+                        refresh=self.refresh,
+                    )
+            except ConflictError:  # written in between (or a replay's incident exists): one by one
+                for i in p.alerts:
+                    try:
+                        out[i] = self.attach(*alerts[i])
+                    except (TransportError, ApiError, RuntimeError) as exc:
+                        out[i] = exc
+                continue
+            except (TransportError, ApiError) as exc:
+                for i in p.alerts:
+                    out[i] = exc
+                continue
+            self._remember(rec.source, rec.index, rec.id)
+            for i in p.alerts:
+                out[i] = rec.id
+        return out
 
     # --- triage ------------------------------------------------------------------------------
     def list(

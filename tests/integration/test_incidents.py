@@ -96,3 +96,76 @@ def test_four_alerts_one_incident_and_closing_it_closes_them(es_env, monkeypatch
             index=f"{cfg.index_prefix}-incidents-*", ignore_unavailable=True, allow_no_indices=True
         ):
             es.indices.delete(index=name)
+
+
+def _incidents(es, prefix: str) -> dict[str, dict]:
+    es.indices.refresh(index=f"{prefix}-incidents-*")
+    hits = es.search(index=f"{prefix}-incidents-*", size=100)["hits"]["hits"]
+    return {h["_id"]: h["_source"] for h in hits}
+
+
+def _comparable(inc: dict) -> dict:
+    return {**inc, "socpipe": {k: v for k, v in inc["socpipe"].items() if k != "workflow"}}
+
+
+def test_attach_many_writes_what_attach_writes_and_merges_again_after_a_conflict(es_env):  # noqa: F811
+    """The detector attaches a batch's alerts with one read and one write per incident: the incidents
+    are those of attaching them one by one; an analyst's write in between is kept, not overwritten."""
+    cfg, es = es_env
+    docs = [
+        alert("Web Directory Brute Force", "medium", ["attack.reconnaissance"], 0),
+        alert("SSH Brute Force", "high", ["attack.credential_access"], 120),
+        alert("SSH Brute Force", "high", ["attack.credential_access"], 300, agency="so-yte"),
+        alert("SSH Login After Failures", "critical", ["attack.initial_access"], 600, user="deploy"),
+        alert("Web Webshell", "critical", ["attack.persistence"], 9000, ip="203.0.113.99"),
+    ]
+    items = [(d["_id"], {k: v for k, v in d.items() if k != "_id"}) for d in docs]
+    try:
+        sequential = IncidentStore(es, cfg.index_prefix, window_s=3600)
+        one_by_one = [sequential.attach(*i) for i in items]
+        expected = {k: _comparable(v) for k, v in _incidents(es, cfg.index_prefix).items()}
+        assert len(expected) == 3 and one_by_one[0] == one_by_one[1] == one_by_one[3]
+        for name in es.indices.get(index=f"{cfg.index_prefix}-incidents-*"):
+            es.indices.delete(index=name)
+
+        store = IncidentStore(es, cfg.index_prefix, window_s=3600)
+        calls: list[str] = []
+        real_create, real_index = es.create, es.index
+        store.es = type("Counted", (), {})()
+        store.es.__dict__.update({n: getattr(es, n) for n in ("get", "search")})
+        store.es.create = lambda **kw: calls.append("create") or real_create(**kw)
+        store.es.index = lambda **kw: calls.append("index") or real_index(**kw)
+        assert store.attach_many(items) == one_by_one
+        assert calls == ["create"] * 3  # one write per incident, not per alert
+        assert {k: _comparable(v) for k, v in _incidents(es, cfg.index_prefix).items()} == expected
+
+        # the next batch: an analyst assigns the incident between the detector's read and its write
+        more = alert("Sudo Root Shell", "high", ["attack.privilege_escalation"], 900, user="deploy")
+        AlertIndexer(es, prefix=cfg.index_prefix, refresh="wait_for").index([more])
+
+        def racing_index(**kw):
+            if not calls or calls[-1] != "raced":
+                calls.append("raced")
+                cur = es.get(index=kw["index"], id=kw["id"])
+                src = cur["_source"]
+                src["socpipe"]["workflow"]["assignee"] = "lan"
+                real_index(
+                    index=kw["index"],
+                    id=kw["id"],
+                    document=src,
+                    if_seq_no=cur["_seq_no"],
+                    if_primary_term=cur["_primary_term"],
+                )
+            return real_index(**kw)
+
+        store.es.index = racing_index
+        got = store.attach_many([(more["_id"], {k: v for k, v in more.items() if k != "_id"})])
+        assert got == [one_by_one[0]]
+        inc = _incidents(es, cfg.index_prefix)[one_by_one[0]]
+        assert inc["socpipe"]["workflow"]["assignee"] == "lan"  # the analyst's write survived
+        assert more["_id"] in inc["socpipe"]["incident"]["alerts"] and inc["socpipe"]["incident"]["alert_count"] == 4
+    finally:
+        for name in es.indices.get(
+            index=f"{cfg.index_prefix}-incidents-*", ignore_unavailable=True, allow_no_indices=True
+        ):
+            es.indices.delete(index=name)
