@@ -32,3 +32,19 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         return value
 
     return __getattr__
+
+
+class LazyLogger:
+    """A module's logger with `logging` imported at the first message: for modules on the start-up
+    path that log only on errors (the parsers: `socpipe rules lint` runs them on its examples and
+    otherwise never needs logging, ~5-10 ms of imports)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger(self._name), attr)

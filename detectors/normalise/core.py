@@ -6,12 +6,12 @@ common case costs a few character tests before the family's parser runs.
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from collectors.lazy import LazyLogger
 from detectors.common.times import DEFAULT_TIMEZONE
 from detectors.normalise import auditd, firewall, jsonl, web
 from detectors.normalise.auditd_syscall import syscall_line
@@ -20,7 +20,7 @@ from detectors.normalise.ecs import MONTHS, PARSE_FAILURE_TAG, TIMESTAMP_INVALID
 from detectors.normalise.sshd import parse_sshd_fast
 from detectors.normalise.syslog import FAST_HEADER, Reference, SyslogHeader, fast_minute, parse_header, split_tag
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)  # logging imported at the first error
 
 MAX_LINE_CHARS = 1 << 20  # lines over 1 MiB are truncated and tagged
 SYSLOG_DATASETS = frozenset(("system.auth", "system.syslog", "syslog"))

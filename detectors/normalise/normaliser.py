@@ -6,17 +6,17 @@ their event (by serial, per source). Everything else goes straight through `pars
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from typing import Any
 
+from collectors.lazy import LazyLogger
 from collectors.wire import LineBatch
 from detectors.common.times import DEFAULT_TIMEZONE
 from detectors.normalise.auditd import Assembler
 from detectors.normalise.core import parse_line
 from detectors.normalise.ecs import PARSE_FAILURE_TAG
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)  # logging imported at the first error
 
 
 def is_path(source: str) -> bool:

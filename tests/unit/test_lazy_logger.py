@@ -1,0 +1,31 @@
+"""collectors.lazy.LazyLogger: the parsers' logger imports logging at the first message, and a parser
+error is still logged under the module's name (and costs that line's fields only)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from collectors.lazy import LazyLogger
+from detectors.normalise import core, firewall, parse_line
+
+
+def test_lazy_logger_logs_under_its_name(caplog: pytest.LogCaptureFixture) -> None:
+    log = LazyLogger("socpipe.test.lazy")
+    with caplog.at_level(logging.INFO, logger="socpipe.test.lazy"):
+        log.info("event=hello n=%d", 3)
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("socpipe.test.lazy", "event=hello n=3")]
+    assert log.isEnabledFor(logging.CRITICAL)
+
+
+def test_a_parser_error_is_logged_and_the_line_kept(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    def broken(ev: dict, msg: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(firewall, "parse_netfilter", broken)
+    line = "Nov 27 10:00:01 fw kernel: [ 1.5] IN=eth0 OUT= SRC=1.2.3.4 DST=10.0.0.5 PROTO=TCP"
+    with caplog.at_level(logging.ERROR, logger=core.__name__):
+        ev = parse_line(line, read_at=1764288000.0)
+    assert ev["event.original"] == line
+    assert any(r.name == core.__name__ and "event=parser_error" in r.getMessage() for r in caplog.records)
