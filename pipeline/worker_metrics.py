@@ -96,6 +96,13 @@ class WorkerMetrics:
             registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.snapshots_unusable = Counter(
+            "socpipe_detector_state_snapshots_unusable",
+            "State-topic snapshots that could not be loaded (truncated, forged, another version): the "
+            "partition started with empty state at its committed offset",
+            ["stage"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "socpipe_detector_batch_seconds",
             "Time to process one polled batch",

@@ -421,9 +421,9 @@ class DetectorWorker:
             return {tp: recs for tp, recs in polled.items() if tp not in waiting}
         restarts: dict[TopicPartition, int | None] = {}
         for tp in sorted(self._unrestored1):
-            restarts[tp] = self.intake.restore(tp.partition, self.snapshots.get(self._seen_prefix(), tp.partition))
+            restarts[tp] = self._restore_one(tp, "1", self._seen_prefix(), self.intake.restore)
         for tp in sorted(self._unrestored2):
-            restarts[tp] = self.stage2.assign(tp.partition, self.snapshots.get(self._state_prefix(), tp.partition))
+            restarts[tp] = self._restore_one(tp, "2", self._state_prefix(), self.stage2.assign)
         for tp, offset in restarts.items():
             owner = self.raw if tp.topic == self.cfg.raw_topic else self.corr
             if offset is None and tp in polled:
@@ -450,6 +450,31 @@ class DetectorWorker:
         self._unrestored1.clear()
         self._unrestored2.clear()
         return {tp: recs for tp, recs in polled.items() if tp not in restarts}
+
+    def _restore_one(
+        self, tp: TopicPartition, stage: str, prefix: bytes, restore: Callable[[int, dict | None], int | None]
+    ) -> int | None:
+        """One partition from its snapshot; the offset to resume from. A snapshot that cannot be used
+        (truncated, forged by whoever can write the state topic, or another SNAPSHOT_VERSION during a
+        rolling upgrade) is logged, counted and skipped: the partition starts with empty state at its
+        committed offset. Raising instead would stop the worker, and every worker next given the
+        partition after it, as long as the record is the latest of its key (the whole group)."""
+        try:
+            return restore(tp.partition, self.snapshots.get(prefix, tp.partition))
+        except Exception as exc:  # the payload is untrusted: any failure to load it means "unusable"
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            log.error(
+                "detector.snapshot_unusable topic=%s partition=%d state_topic=%s state_key=%s state_offset=%s "
+                "reason=%r action=start_empty_at_committed_offset",
+                tp.topic,
+                tp.partition,
+                self.cfg.state_topic,
+                (prefix + str(tp.partition).encode()).decode("utf-8", "replace"),
+                self.snapshots.offset_of(prefix, tp.partition),
+                reason,
+            )
+            self.metrics.snapshots_unusable.labels(stage=stage).inc()
+            return restore(tp.partition, None)  # fresh state (nothing half-loaded is kept)
 
     def _seen_prefix(self) -> bytes:
         return f"{self.cfg.group_id}|{self.cfg.raw_topic}|".encode()

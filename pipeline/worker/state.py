@@ -68,6 +68,7 @@ class SnapshotReader:
         self.kafka_cfg, self.topic, self.prefixes = kafka_cfg, state_topic, prefixes
         self.position = 0  # next offset to read
         self.latest: dict[bytes, bytes] = {}
+        self.offsets: dict[bytes, int] = {}  # where each latest value sits in the state topic (for the logs)
 
     def catch_up(self, timeout_s: float = 60.0) -> int:
         """Read to the current end of the topic; the records read. KafkaTimeoutError when that takes
@@ -80,9 +81,9 @@ class SnapshotReader:
             first = reader.beginning_offsets([tp])[tp]
             end = reader.end_offsets([tp])[tp]
             if end < self.position:  # the topic was recreated: start over
-                self.position, self.latest = 0, {}
+                self.position, self.latest, self.offsets = 0, {}, {}
             reader.seek(tp, max(self.position, first))
-            prefixes, latest = self.prefixes, self.latest
+            prefixes, latest, offsets = self.prefixes, self.latest, self.offsets
             while reader.position(tp) < end:
                 if time.monotonic() > deadline:
                     self.position = max(self.position, reader.position(tp))
@@ -93,13 +94,21 @@ class SnapshotReader:
                         if rec.key and rec.key.startswith(prefixes):
                             if rec.value:
                                 latest[rec.key] = rec.value
+                                offsets[rec.key] = rec.offset
                             else:  # a tombstone
                                 latest.pop(rec.key, None)
+                                offsets.pop(rec.key, None)
             self.position = max(self.position, reader.position(tp))
             return read
         finally:
             reader.close()
 
     def get(self, prefix: bytes, partition: int) -> dict | None:
+        """The partition's latest snapshot, None for none. ValueError when it does not parse (truncated,
+        forged, or not JSON): the caller decides what to do with that partition."""
         value = self.latest.get(prefix + str(partition).encode())
         return json.loads(value) if value else None
+
+    def offset_of(self, prefix: bytes, partition: int) -> int | None:
+        """Where the partition's latest snapshot sits in the state topic, None for none."""
+        return self.offsets.get(prefix + str(partition).encode())

@@ -6,6 +6,8 @@ test_detector_e2e (kill -9 restore) and test_kafka_cluster (workers join and lea
 from __future__ import annotations
 
 import json
+import logging
+import zlib
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -13,9 +15,12 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from detectors.sigma import Engine
+from detectors.sigma.engine import SNAPSHOT_VERSION
 from pipeline.worker.intake import Intake
 from pipeline.worker.runner import DetectorWorker, _PauseConsumer
 from pipeline.worker.stages import Stage2
+from pipeline.worker.state import SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
 
 RAW, CORR = "raw", "corr"
@@ -53,6 +58,9 @@ class Snapshots:
     def get(self, prefix: bytes, partition: int) -> dict[str, Any] | None:
         return self.values.get(prefix + str(partition).encode())
 
+    def offset_of(self, prefix: bytes, partition: int) -> int | None:
+        return None
+
 
 @dataclass
 class Rec:
@@ -61,7 +69,7 @@ class Rec:
 
 def worker(snapshots: Snapshots) -> DetectorWorker:
     w = object.__new__(DetectorWorker)
-    w.cfg = SimpleNamespace(group_id="g", raw_topic=RAW, correlation_topic=CORR)  # type: ignore[assignment]
+    w.cfg = SimpleNamespace(group_id="g", raw_topic=RAW, correlation_topic=CORR, state_topic="state")  # type: ignore[assignment]
     w.metrics = WorkerMetrics()
     w.intake = Intake(lambda agent_id: None, 1000)  # type: ignore[arg-type,return-value]
     w.stage2 = Stage2(lambda: SimpleNamespace(restore=lambda b: None), lambda: None, None)  # type: ignore[arg-type,return-value]
@@ -112,3 +120,74 @@ def test_revoked_before_restored_is_forgotten() -> None:
     w._assigned1([t0])
     w._revoked1([t0])
     assert w._restore_assigned(w.raw, {}) == {} and snaps.reads == 0
+
+
+class StateTopic(SnapshotReader):
+    """The real reader's parsing over records as the state topic holds them (bytes), without a broker."""
+
+    def __init__(self, records: dict[bytes, bytes]) -> None:
+        super().__init__(None, "state", (b"g|",))
+        self.latest = dict(records)
+        self.offsets = {key: 100 + i for i, key in enumerate(records)}
+
+    def catch_up(self, timeout_s: float = 60.0) -> int:
+        return len(self.latest)
+
+
+def engine_state(version: int) -> str:
+    return zlib.compress(json.dumps({"version": version, "state": {}}).encode()).hex()
+
+
+def corr_snapshot(offset: int, version: int = SNAPSHOT_VERSION) -> bytes:
+    return json.dumps({"offset": offset, "max_event_ts": 5.0, "state": engine_state(version), "suppress": {}}).encode()
+
+
+def test_an_unusable_snapshot_starts_its_partition_empty_and_the_others_restored(caplog) -> None:
+    """A truncated/forged/other-version state record must not stop the worker (nor every worker next given
+    the partition): that partition starts empty at its committed offset, the others restore as usual,
+    and the SOC sees it in the logs and the metric."""
+    good = Intake(lambda a: None, 1000)  # type: ignore[arg-type,return-value]
+    good._seen(1).add("agent-1", "/var/log/auth.log", 7)
+    records = {
+        b"g|raw|0": b'{"offset": 40, "seen": [[',  # truncated
+        b"g|raw|1": good.snapshot(1, 55),
+        b"g|raw|2": b'{"seen": []}',  # forged: no offset
+        b"g|raw|3": b'"not an object"',
+        b"g|corr|0": corr_snapshot(70, SNAPSHOT_VERSION + 1),  # a newer worker's snapshot (rolling upgrade)
+        b"g|corr|1": corr_snapshot(80),
+        b"g|corr|2": b"\xff\xfe",
+    }
+    raw = [TopicPartition(RAW, p) for p in range(4)]
+    corr = [TopicPartition(CORR, p) for p in range(3)]
+    w = worker(StateTopic(records))  # type: ignore[arg-type]
+    w.stage2 = Stage2(lambda: Engine([]), lambda: None, None)  # type: ignore[arg-type]
+    w.raw, w.corr = Consumer(set(raw)), Consumer(set(corr))  # type: ignore[assignment]
+    w._assigned1(raw)
+    w._assigned2(corr)
+    polled = {TopicPartition(RAW, 9): [Rec(3)]}
+    with caplog.at_level(logging.ERROR, logger="socpipe.detector"):
+        assert w._restore_assigned(w.raw, polled) == polled
+    # nothing left paused or pending; the good snapshots were restored and sought to
+    assert not w.raw.paused and not w.corr.paused and not w._unrestored1 and not w._unrestored2
+    assert w.raw.seeks == {raw[1]: 55} and w.corr.seeks == {corr[1]: 80}
+    assert not w.intake._seen(1).add("agent-1", "/var/log/auth.log", 7)  # its dedup state is back
+    assert w.stage2.partitions[1].max_event_ts == 5.0
+    # the unusable ones start empty (no seek: the consumer resumes at the committed offset)
+    for p in (0, 2, 3):
+        assert w.intake._seen(p).add("agent-1", "/var/log/auth.log", 7)
+    assert w.stage2.partitions[0].max_event_ts == 0.0 and 2 in w.stage2.partitions
+    unusable = [r.getMessage() for r in caplog.records if "detector.snapshot_unusable" in r.getMessage()]
+    assert len(unusable) == 5
+    assert any(
+        "topic=raw partition=0 state_topic=state state_key=g|raw|0 state_offset=100" in m and "JSONDecodeError" in m
+        for m in unusable
+    )
+    assert any("topic=corr partition=0" in m and "snapshot version" in m for m in unusable)
+    got = {
+        s.labels["stage"]: s.value
+        for m in w.metrics.registry.collect()
+        if m.name == "socpipe_detector_state_snapshots_unusable"
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    assert got == {"1": 3.0, "2": 2.0}
