@@ -33,7 +33,7 @@ FLOOR = {
     "Command and Control": 4,
     "Credential Access": 22,
     "Defense Evasion": 19,
-    "Discovery": 5,
+    "Discovery": 4,  # was 5: enumeration over RPC pipes needs four pipes (three is an ordinary client)
     "Execution": 19,
     "Lateral Movement": 24,
     "Other": 7,
