@@ -7,7 +7,8 @@ whatever the key order, so the conversion never loses data and never depends on 
 
 Events of one parser share their keys, so the shape of the result is planned once per key layout
 (seen twice) and then filled in C-level steps (`_Plan`): the same document, key order included, as
-the general walk gives; odd layouts (collisions, non-str keys) and mapping values take the walk.
+the general walk gives; odd layouts (collisions, non-str keys), wide ones and mapping values take the
+walk. The plans are bounded by the keys they hold in total, not only by their number.
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ def to_nested(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def nest_plain(flat: dict[str, Any]) -> dict[str, Any]:
     """`to_nested` of a dict none of whose values is a mapping (the caller has checked)."""
-    if len(flat) < 2:
+    global _planned_keys
+    n = len(flat)
+    if n < 2 or n > _PLAN_MAX_KEYS:  # wide layouts (hostile or rare) take the walk: no plan, nothing kept
         return _walk(flat)
     layout = tuple(flat)
     plan = _PLANS.get(layout, _UNSEEN)
     if plan is _UNSEEN:
-        if len(_PLANS) >= _MAX_PLANS:
+        if len(_PLANS) >= _MAX_PLANS or _planned_keys + n > _MAX_PLANNED_KEYS:
             _PLANS.clear()
+            _planned_keys = 0
         _PLANS[layout] = _SEEN_ONCE  # a plan only for layouts that come back
+        _planned_keys += n
         return _walk(flat)
     if plan is _SEEN_ONCE:
         plan = _PLANS[layout] = _Plan.of(layout)
@@ -177,12 +182,18 @@ class _Plan:
         return cls(eval(compile(f"lambda f: {body}", "<nesting plan>", "eval"), {}))  # noqa: S307
 
 
-_PLAN_MAX_KEYS = 512
+# Memory is bounded by keys, not layouts: a plan keeps ~0.5-0.7 KiB per key (its code and the layout),
+# and layouts come from the logs (auditd copies every record key), so a count of plans alone let varied
+# wide layouts hold hundreds of MB per worker. Layouts of more than _PLAN_MAX_KEYS keys are never
+# planned; all layouts kept (planned or seen once) hold at most _MAX_PLANNED_KEYS keys together.
+_PLAN_MAX_KEYS = 128
 _PLAN_MAX_DEPTH = 16
 _UNSEEN: Any = object()
 _SEEN_ONCE: Any = object()
 _MAX_PLANS = 1024
+_MAX_PLANNED_KEYS = 32768
 _PLANS: dict[tuple[Any, ...], Any] = {}  # key layout -> _Plan | None (walk) | _SEEN_ONCE; bounded
+_planned_keys = 0  # keys of the layouts in _PLANS
 _LEAF_TYPES = frozenset((str, int, float, bool, list, type(None)))  # values the walk keeps as they are
 
 

@@ -146,3 +146,27 @@ def test_threat_objects_are_fresh_copies():
     b = threat_from_tags(tags)
     assert b["tactic"]["id"] == ["TA0006"] and b["technique"]["subtechnique"]["id"] == ["T1110.001"]
     assert threat_from_tags(["attack.g0032", "x"]) == {}
+
+
+def test_nesting_plans_are_bounded_by_keys_not_by_count() -> None:
+    """Layouts come from the logs: many varied wide layouts (each seen twice, so each would be planned)
+    must not make the plans hold more than a bounded number of keys in total, and wide layouts nest
+    exactly as the walk does whether planned or not."""
+    from detectors.alerts import nested
+
+    nested._PLANS.clear()
+    nested._planned_keys = 0
+    widest = 0
+    for i in range(400):  # 400 layouts x 200 keys = 80,000 keys if every layout were kept
+        flat = {f"auditd.log.k{i}_{j}.{'x' * 40}": j for j in range(200)}
+        for _ in range(2):
+            assert nested.to_nested(flat) == _ref_nested(flat)
+        widest = max(widest, sum(len(layout) for layout in nested._PLANS))
+    assert widest <= 40_000
+    for i in range(2000):  # narrow layouts still get plans, within the same bound
+        flat = {f"a{i}.b": 1, f"a{i}.c": 2, "source.ip": "192.0.2.1"}
+        for _ in range(2):
+            assert nested.to_nested(flat) == _ref_nested(flat)
+        widest = max(widest, sum(len(layout) for layout in nested._PLANS))
+    assert widest <= 40_000
+    assert any(isinstance(plan, nested._Plan) for plan in nested._PLANS.values())
