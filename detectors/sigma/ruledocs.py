@@ -35,7 +35,8 @@ import orjson
 MAX_DEPTH = 64
 MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak at a few hundred
 
-# Bump when what yamlsafe builds from a text changes (its rules, bounds or resolvers).
+# Bump when what yamlsafe builds from a text changes (its rules, bounds or resolvers); the cache is
+# also dropped when the parser's code changes (_cache_version: yamlsafe's source, PyYAML's files).
 CACHE_VERSION = f"rule-docs-2:{MAX_DEPTH}:{MAX_NODES}"
 CACHE_NAME = "rule-documents.json"
 MAX_CACHE_BYTES = 64 << 20
@@ -62,6 +63,33 @@ def cache_dir() -> Path | None:
     if not os.path.isabs(base):
         return None
     return Path(base) / "socpipe"
+
+
+_VERSION: list[str] = []
+
+
+def _cache_version() -> str:
+    """CACHE_VERSION plus what the documents were parsed with: the content of yamlsafe.py (our builder)
+    and the size and mtime of PyYAML's installed files (an upgrade rewrites them), found without
+    importing PyYAML (a warm load never imports it). Anything unreadable: a version that never matches."""
+    if not _VERSION:
+        import importlib.util
+
+        parts = [CACHE_VERSION, sys.version]
+        try:
+            parts.append(_digest((Path(__file__).with_name("yamlsafe.py")).read_bytes()))
+            spec = importlib.util.find_spec("yaml")
+            folder = Path(spec.origin).parent if spec and spec.origin else None
+            if folder is None:
+                raise OSError("PyYAML not found")
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_file():
+                    st = entry.stat()
+                    parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError as exc:
+            parts.append(f"unknown:{os.getpid()}:{exc}")
+        _VERSION.append(_digest("\0".join(parts)))
+    return _VERSION[0]
 
 
 def _digest(text: str | bytes) -> str:
@@ -135,7 +163,7 @@ class DocumentCache:
             return
         finally:
             os.close(fd)
-        if type(data) is dict and data.get("version") == CACHE_VERSION and type(data.get("entries")) is dict:
+        if type(data) is dict and data.get("version") == _cache_version() and type(data.get("entries")) is dict:
             self.entries = data["entries"]
 
     def documents(self, text: str) -> tuple[list[Any], list[int]]:
@@ -233,7 +261,7 @@ class DocumentCache:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not _trusted(os.stat(self.directory)):
                 return
-            blob = orjson.dumps({"version": CACHE_VERSION, "entries": entries})
+            blob = orjson.dumps({"version": _cache_version(), "entries": entries})
             tmp = self.directory / f".{CACHE_NAME}.{os.getpid()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:

@@ -23,8 +23,11 @@ def target(
     higher_is_better: bool,
     baseline: str = "",
     source: str = "",
+    info: str = "",
 ) -> bool:
-    """Judge one figure against its target; record it for the run's summary; return whether met."""
+    """Judge one figure against its target; record it for the run's summary; return whether met.
+    `info` (why): the figure is shown beside the targets but not counted as one (e.g. a yardstick
+    that does not do the same work as what it measures)."""
     met = value >= goal if higher_is_better else value <= goal
     path = os.environ.get("SOCPIPE_BENCH_SUMMARY")
     if path:
@@ -38,6 +41,7 @@ def target(
             "baseline": baseline,
             "source": source or Path(sys.argv[0]).name,
             "load": round(os.getloadavg()[0], 1),
+            "info": info,
         }
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -60,12 +64,16 @@ def summary(rows: list[dict]) -> str:
     ]
     for r in rows:
         goal = f"{r['op']} {_fmt(r['goal'])} {r['unit']}"
+        state = "info" if r.get("info") else ("MET" if r["met"] else "MISSED")
         lines.append(
-            f"{r['name'][:46]:46s} {_fmt(r['value']):>10s} {goal:>12s}  {'MET' if r['met'] else 'MISSED':6s} "
-            f"{r['load']:4.1f}  {r['baseline']}"
+            f"{r['name'][:46]:46s} {_fmt(r['value']):>10s} {goal:>12s}  {state:6s} {r['load']:4.1f}  {r['baseline']}"
         )
-    met = sum(1 for r in rows if r["met"])
-    lines.append(f"{met} of {len(rows)} targets met in this run")
+    judged = [r for r in rows if not r.get("info")]
+    met = sum(1 for r in judged if r["met"])
+    lines.append(f"{met} of {len(judged)} targets met in this run")
+    for r in rows:
+        if r.get("info"):
+            lines.append(f"info, not counted: {r['name']}: {r['info']}")
     return "\n".join(lines)
 
 

@@ -126,7 +126,7 @@ def _forge(cache: Path, text: str, docs) -> None:
     entry = json.dumps([docs, [1] * len(docs)])
     cache.mkdir(mode=0o700, exist_ok=True)
     path = cache / ruledocs.CACHE_NAME
-    path.write_text(json.dumps({"version": ruledocs.CACHE_VERSION, "entries": {key: entry}}))
+    path.write_text(json.dumps({"version": ruledocs._cache_version(), "entries": {key: entry}}))
     path.chmod(0o600)
 
 
@@ -150,13 +150,30 @@ def test_a_cache_writable_by_others_or_corrupt_is_ignored(tmp_path, cache):
     cache.chmod(0o700)
 
 
+def test_a_cache_written_by_another_parser_build_is_ignored(tmp_path, cache, monkeypatch):
+    """A change to yamlsafe.py or a PyYAML upgrade drops the cached parses (their version differs)."""
+    (tmp_path / "r.yml").write_text(GOOD)
+    forged = {"title": "Forged", "logsource": {"product": "linux"}, "detection": {"s": {"a": 1}, "condition": "s"}}
+    _forge(cache, GOOD, [forged])
+    ruledocs._CACHE = None
+    assert load_rules([tmp_path]).rules[0].meta.title == "Forged"
+    before = ruledocs._cache_version()
+    monkeypatch.setattr(ruledocs, "_VERSION", [])
+    yamlsafe = Path(ruledocs.__file__).with_name("yamlsafe.py")
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: real_read(self) + (b"#" if self == yamlsafe else b""))
+    assert ruledocs._cache_version() != before
+    ruledocs._CACHE = None
+    assert load_rules([tmp_path]).rules[0].meta.title == "Good"
+
+
 def test_a_bad_entry_is_parsed_again(tmp_path, cache):
     (tmp_path / "r.yml").write_text(GOOD)
     for docs_and_lines in ("[[{}], [1, 2]]", "[[{}], ['x']]", "{}", "[[{}]"):
         key = ruledocs.blake2b(GOOD.encode(), digest_size=16).hexdigest()
         cache.mkdir(mode=0o700, exist_ok=True)
         (cache / ruledocs.CACHE_NAME).write_text(
-            json.dumps({"version": ruledocs.CACHE_VERSION, "entries": {key: docs_and_lines}})
+            json.dumps({"version": ruledocs._cache_version(), "entries": {key: docs_and_lines}})
         )
         (cache / ruledocs.CACHE_NAME).chmod(0o600)
         ruledocs._CACHE = None
