@@ -262,7 +262,8 @@ class DocumentCache:
             if not _trusted(os.stat(self.directory)):
                 return
             blob = orjson.dumps({"version": _cache_version(), "entries": entries})
-            tmp = self.directory / f".{CACHE_NAME}.{os.getpid()}.tmp"
+            # a random part: a file left by a process killed mid-write (same pid: a container's pid 1) never blocks
+            tmp = self.directory / f".{CACHE_NAME}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 with os.fdopen(fd, "wb") as fh:

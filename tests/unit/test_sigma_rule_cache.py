@@ -250,3 +250,15 @@ def test_a_memo_is_kept_while_its_source_is_unchanged(tmp_path, cache):
     ruledocs._CACHE = None
     ruledocs.document_cache().memo("upper", "abc", compute, str, str(source))
     assert len(calls) == 2  # the function's source changed: computed again
+
+
+def test_a_temporary_file_left_by_a_killed_process_does_not_block_saving(tmp_path, cache):
+    """A process SIGKILLed mid-write leaves its temporary file; a later process with the same pid (a
+    container's pid 1) still saves."""
+    (tmp_path / "r.yml").write_text(GOOD)
+    cache.mkdir(mode=0o700)
+    (cache / f".{ruledocs.CACHE_NAME}.{os.getpid()}.tmp").write_text("partial")
+    ruledocs._CACHE = None
+    load_rules([tmp_path])
+    ruledocs.document_cache().save()
+    assert (cache / ruledocs.CACHE_NAME).is_file()
