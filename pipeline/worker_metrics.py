@@ -29,6 +29,12 @@ class WorkerMetrics:
             "Lines whose seq was far ahead of their stream's (processed, kept out of dedup state)",
             registry=r,
         )
+        self.correlation_duplicate_inputs = Counter(
+            "socpipe_detector_correlation_duplicate_inputs",
+            "Correlation inputs refused as already counted, one per correlation rule fed (same stage-1 id:"
+            " redelivered after a crash or rebalance)",
+            registry=r,
+        )
         self.events = Counter("socpipe_detector_events", "Normalised events by dataset", ["dataset"], registry=r)
         self.parse_failures = Counter(
             "socpipe_detector_parse_failures", "Lines no parser understood (kept, tagged)", registry=r

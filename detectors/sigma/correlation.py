@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from detectors.sigma.model import CorrelationRule
 
 MAX_ENTRIES_PER_GROUP = 5000
+MAX_IDS_PER_GROUP = 2 * MAX_ENTRIES_PER_GROUP  # input ids remembered per group (absorbed ones too)
 _CMP = {
     "gt": lambda a, b: a > b,
     "gte": lambda a, b: a >= b,
@@ -62,6 +64,9 @@ class Group:
     agg_sum: float = 0.0
     agg_lo: int = 0
     agg_hi: int = 0
+    # identities of the inputs taken (id -> event time), kept past a fire: a redelivered input is
+    # counted once. Pruned behind the cutoff (older inputs are refused as late anyway), bounded.
+    ids: dict[str, float] = field(default_factory=dict)
 
     def keep(self, entries: list[Any]) -> None:
         self.entries = entries
@@ -169,7 +174,7 @@ class CorrelationState:
         self.groups: dict[Any, Any] = {}  # (rule id, group tuple) -> Group
         self.watermark = float("-inf")
         self.seq = 0
-        self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0, "continued": 0}
+        self.stats = {"late_dropped": 0, "absorbed": 0, "evicted": 0, "continued": 0, "duplicate_inputs": 0}
 
     @property
     def cutoff(self) -> float:
@@ -184,7 +189,10 @@ class CorrelationState:
         value: Any,
         agency: Any,
         evidence: list[Any],
+        input_id: str = "",
     ) -> list[Any]:
+        """Feed one input; `input_id` ("" = none) is its identity: an id this group has taken is
+        refused (a redelivery after a crash or rebalance), before it could count or continue."""
         if ts < self.cutoff:
             self.stats["late_dropped"] += 1
             return []
@@ -192,6 +200,15 @@ class CorrelationState:
         g = self.groups.get(key)
         if g is None:
             g = self.groups[key] = Group()
+        if input_id:
+            ids = g.ids
+            if input_id in ids:
+                self.stats["duplicate_inputs"] += 1
+                return []
+            ids[input_id] = ts
+            if len(ids) > MAX_IDS_PER_GROUP:
+                for old in list(islice(ids, MAX_IDS_PER_GROUP // 10)):  # oldest taken first, in chunks
+                    del ids[old]
         monotonic = is_monotonic(rule)
         if monotonic and g.episode_last is not None and ts - g.episode_last <= rule.timespan:
             self.seq += 1
@@ -289,8 +306,10 @@ class CorrelationState:
                     else:
                         g.entries.pop(0)
                         g.times.pop(0)
+            if g.ids:
+                _prune_ids(g.ids, cutoff)
             episode_end = float("-inf") if g.episode_last is None else g.episode_last + rule.timespan
-            if not g.entries and max(g.consumed_until, episode_end) < cutoff:
+            if not g.entries and not g.ids and max(g.consumed_until, episode_end) < cutoff:
                 del self.groups[key]
         fired.sort(key=lambda f: (f.anchor, f.rule.id))
         return fired
@@ -308,6 +327,7 @@ class CorrelationState:
                     "consumed_until": None if g.consumed_until == float("-inf") else g.consumed_until,
                     "episode_last": g.episode_last,
                     "entries": [[e.ts, e.seq, e.rule, e.value, e.agency, e.evidence] for e in g.entries],
+                    "ids": g.ids,  # older workers ignore the key; a snapshot without it loads with none
                 }
                 for (rid, group), g in self.groups.items()
             ],
@@ -325,10 +345,26 @@ class CorrelationState:
             g = Group(consumed_until=float("-inf") if item["consumed_until"] is None else float(item["consumed_until"]))
             g.episode_last = None if item.get("episode_last") is None else float(item["episode_last"])
             g.keep([Entry(float(ts), int(seq), r, _thaw(v), a, ev) for ts, seq, r, v, a, ev in item["entries"]])
+            ids = item.get("ids")
+            if isinstance(ids, dict):
+                g.ids = {str(k): float(t) for k, t in ids.items()}
             self.groups[(item["rule"], tuple(_thaw(x) for x in item["group"]))] = g
 
 
 _INCREMENTAL = ("value_count", "value_sum", "temporal")
+
+
+def _prune_ids(ids: dict[str, float], cutoff: float) -> None:
+    """Forget ids of inputs older than the cutoff (a redelivery of them is refused as late), from the
+    oldest taken until the first still needed: O(pruned) per advance; a late straggler stays until
+    the cap drops it."""
+    old = []
+    for k, t in ids.items():
+        if t >= cutoff:
+            break
+        old.append(k)
+    for k in old:
+        del ids[k]
 
 
 def _metric(rule: CorrelationRule, counts: dict[str, Any], total: float, nonempty: bool) -> dict[str, Any] | None:

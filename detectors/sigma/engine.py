@@ -40,6 +40,9 @@ class CorrelationInput:
     event: dict[str, Any]
     rules: list[str]  # matched input rule ids
     roots: list[str]  # root correlation ids this key serves
+    # stage 1's identity of the event (agent|source|seq, or partition@offset:line): a redelivered
+    # input carries the same id and stage 2 counts it once. "" (old workers): never deduplicated.
+    id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,11 +51,20 @@ class CorrelationInput:
             "event": self.event,
             "rules": self.rules,
             "roots": self.roots,
+            "id": self.id,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CorrelationInput:
-        return cls(str(d["partition_key"]), float(d["ts"]), dict(d["event"]), list(d["rules"]), list(d["roots"]))
+        ident = d.get("id", "")
+        return cls(
+            str(d["partition_key"]),
+            float(d["ts"]),
+            dict(d["event"]),
+            list(d["rules"]),
+            list(d["roots"]),
+            ident if isinstance(ident, str) else "",
+        )
 
 
 @dataclass
@@ -170,7 +182,7 @@ class Engine:
             out.append((chain[-1].id, fields))
         return out
 
-    def _inputs(self, event: dict[str, Any], matched: list[Any], ts: float) -> list[Any]:
+    def _inputs(self, event: dict[str, Any], matched: list[Any], ts: float, input_id: str = "") -> list[Any]:
         # keys stay tuples while inputs are grouped; each distinct key is rendered once, at the end
         by_values: dict[Any, Any] = {}
         routes = self._routes
@@ -197,7 +209,7 @@ class Engine:
             else:  # two value tuples with one rendering (1 and 1.0): one partition key, one input
                 have[0].update(rule_ids)
                 have[1].update(roots)
-        return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1])) for k, v in sorted(by_key.items())]
+        return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1]), input_id) for k, v in sorted(by_key.items())]
 
     def correlation_keys(self, event: dict[str, Any]) -> list[Any]:
         """Partition keys under which this event must reach the correlation workers."""
@@ -207,14 +219,16 @@ class Engine:
         return [i.partition_key for i in self._inputs(event, self.matching_rules(event), ts)]
 
     # --- processing --------------------------------------------------------------------------
-    def match(self, event: dict[str, Any], ts: Any = UNREAD) -> MatchResult:
+    def match(self, event: dict[str, Any], ts: Any = UNREAD, input_id: str = "") -> MatchResult:
         """Stage 1 (any worker): single-event detections + correlation inputs to route.
 
-        `ts`: the event's time as epoch seconds (None: none) when the caller has read it already."""
-        detections, inputs = self._match(event, ts)
+        `ts`: the event's time as epoch seconds (None: none) when the caller has read it already.
+        `input_id`: the event's identity in stage 1 (never its content), set on every input: stage 2
+        counts an input with an id it has seen once (a redelivery), "" never deduplicated."""
+        detections, inputs = self._match(event, ts, input_id)
         return MatchResult(detections, inputs)
 
-    def _match(self, event: dict[str, Any], ts: Any) -> tuple[list[Any], list[Any]]:
+    def _match(self, event: dict[str, Any], ts: Any, input_id: str = "") -> tuple[list[Any], list[Any]]:
         self.stats["events"] += 1
         matched = self.matching_rules(event)
         if not matched:
@@ -226,7 +240,7 @@ class Engine:
             if any(r.id in self._routes for r in matched):
                 self.stats["no_timestamp"] += 1
             return detections, []
-        return detections, self._inputs(event, matched, ts)
+        return detections, self._inputs(event, matched, ts, input_id)
 
     def correlate(self, item: CorrelationInput) -> list[Any]:
         """Stage 2 (the worker owning item.partition_key): feed correlation windows."""
@@ -241,7 +255,8 @@ class Engine:
                 if (corr.id, rid) in fed or not self._serves(corr, roots):
                     continue
                 fed.add((corr.id, rid))
-                out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event, [item.event]))
+                ident = f"{item.id}|{rid}" if item.id else ""  # an event matching two input rules counts for both
+                out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event, [item.event], ident))
         return out
 
     def _serves(self, corr: CorrelationRule, roots: set[Any]) -> bool:
@@ -249,9 +264,9 @@ class Engine:
             return True
         return any(self._serves(p, roots) for p in self.parents.get(corr.id, []))
 
-    def process(self, event: dict[str, Any], ts: Any = UNREAD) -> list[Any]:
-        """Single-worker mode: match and correlate locally (`ts` as in `match`)."""
-        out, inputs = self._match(event, ts)
+    def process(self, event: dict[str, Any], ts: Any = UNREAD, input_id: str = "") -> list[Any]:
+        """Single-worker mode: match and correlate locally (`ts`, `input_id` as in `match`)."""
+        out, inputs = self._match(event, ts, input_id)
         for item in inputs:
             out.extend(self.correlate(item))
         return out
@@ -264,7 +279,14 @@ class Engine:
         return out
 
     def _feed(
-        self, corr: Any, input_id: Any, input_name: Any, ts: Any, source: dict[str, Any], evidence: list[Any]
+        self,
+        corr: Any,
+        input_id: Any,
+        input_name: Any,
+        ts: Any,
+        source: dict[str, Any],
+        evidence: list[Any],
+        ident: str = "",
     ) -> list[Any]:
         values = []
         for name in corr.group_by:
@@ -281,7 +303,7 @@ class Engine:
                 value = to_number(value)
         agency = source.get("organization.id")
         out: list[Any] = []
-        for fired in self.state.add(corr, tuple(values), ts, input_id, value, agency, evidence):
+        for fired in self.state.add(corr, tuple(values), ts, input_id, value, agency, evidence, ident):
             out.extend(self._fired(fired))
         return out
 
@@ -325,11 +347,17 @@ class Engine:
             agencies=[e.agency for e in fired.entries],
         )
         out = [det] if corr.id in self.emit_standalone else []
+        parents = self.parents.get(corr.id)
+        if not parents:
+            return out
         source = dict(group)
         source["organization.id"] = det.agencies[0] if len(det.agencies) == 1 else None
-        for parent in self.parents.get(corr.id, []):
+        # the fired window's identity: the same window fired again (its inputs redelivered to a
+        # state that lost them) is one input of the parent, not two
+        ident = f"corr:{corr.id}|{_ENCODE_KEY(list(map(str, fired.group)))}|{fired.anchor!r}"
+        for parent in parents:
             # an inner correlation's result is an input event of its parents, at its end time
-            out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source, det.evidence))
+            out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source, det.evidence, ident))
         return out
 
     def _single(self, rule: SigmaRule, event: dict[str, Any], ts: float | None) -> Detection:

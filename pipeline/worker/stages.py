@@ -28,6 +28,7 @@ from detectors.anomaly.finding import AnomalyFinding
 from detectors.common.times import to_epoch
 from detectors.finding import Event
 from detectors.normalise import Normaliser
+from detectors.normalise.normaliser import is_path
 from detectors.sigma import CorrelationInput, Engine, Suppressor
 from detectors.sigma.detection import Detection
 from pipeline.worker.alerting import AlertPlan, Candidate, EpisodeSettings, plan_alerts
@@ -117,6 +118,44 @@ class Detected:
         return out
 
 
+class InputIds:
+    """Correlation input ids of one raw record's events, from stage 1's own dedup identity, never
+    from the log's content: a redelivered record gives the same ids (stage 2 counts them once), two
+    lines of identical text different ones.
+
+    `agent|source|seq` from the verified batch (the line's seq as the agent numbered it; an auditd
+    event takes its lead record's); an event without a seq, of another source (an auditd event
+    the assembler completed late) or the sequence-anomaly report: `topic/partition@offset:n`, its
+    place among the record's events with inputs. Idle flushes (no record): `agent|path|seq` for
+    file sources, else no id (never deduplicated)."""
+
+    __slots__ = ("rec", "agent", "source", "used")
+
+    def __init__(self, rec: Record | None, agent: str | None, source: str | None) -> None:
+        self.rec, self.agent, self.source = rec, agent, source
+        self.used: dict[str, int] = {}
+
+    def of(self, event: Event, anomaly: bool = False) -> str:
+        seq = event.get("socpipe.seq")
+        path = event.get("log.file.path")
+        base = ""
+        if not anomaly and type(seq) is int and seq > 0 and event.get("agent.id") is not None:
+            if self.rec is None:
+                if isinstance(path, str) and is_path(path):
+                    base = f"{event['agent.id']}|{path}|{seq}"
+            elif event["agent.id"] == self.agent and path in (None, self.source):
+                base = f"{self.agent}|{self.source}|{seq}"
+        if not base:
+            if self.rec is None:
+                return ""
+            base = f"{self.rec.topic}/{self.rec.partition}@{self.rec.offset}:"
+        n = self.used.get(base, 0)
+        self.used[base] = n + 1
+        if base[-1] == ":":
+            return f"{base}{n}"
+        return f"{base}#{n}" if n else base
+
+
 class Stage1:
     """Raw records -> verified, deduplicated, normalised events -> rules and models -> plan + forwards."""
 
@@ -168,10 +207,11 @@ class Stage1:
             if got is None:
                 continue
             out.lines += got.lines_in
+            origin = InputIds(rec, got.batch.agent_id, got.batch.source)
             if got.far_ahead:  # reported as an event of the agency: a rule makes it an alert
-                self._match(sequence_anomaly_event(got, self.wall()), candidates, out)
+                self._match(sequence_anomaly_event(got, self.wall()), candidates, out, origin, anomaly=True)
             for event in self.normaliser.normalise_batch(got.batch):
-                self._match(event, candidates, out)
+                self._match(event, candidates, out, origin)
         self.metrics.lines.inc(out.lines)
         self.tally.flush_to(self.metrics)
         if out.records:
@@ -187,8 +227,9 @@ class Stage1:
         candidates: list[Candidate] = []
         if not self.flushed_idle and idle >= self.idle_flush_s:
             self.flushed_idle = True
+            flushed = InputIds(None, None, None)
             for event in self.normaliser.flush():
-                self._match(event, candidates, out)
+                self._match(event, candidates, out, flushed)
         if self.models and idle >= self.anomaly_idle_flush_s:
             candidates += self._advance_models(float("inf"))
         self.tally.flush_to(self.metrics)
@@ -219,12 +260,18 @@ class Stage1:
             )
         return got
 
-    def _match(self, event: Event, candidates: list[Candidate], out: StageResult) -> None:
+    def _match(
+        self, event: Event, candidates: list[Candidate], out: StageResult, origin: InputIds, anomaly: bool = False
+    ) -> None:
         """Rules and models on one event."""
         self.tally.add(event)
         if self.keep_events:
             out.events.append(event)
         result = self.engine.match(event)
+        if result.inputs:
+            ident = origin.of(event, anomaly)
+            for item in result.inputs:
+                item.id = ident
         for item in result.inputs:
             out.forwards.append(Forward(item.partition_key.encode(), wire.encode(item.to_dict())))
         candidates.extend(self.detected.detection(d) for d in result.detections)
@@ -293,6 +340,8 @@ class Stage2:
             state = self.partitions[partition]
             mine = found.setdefault(partition, [])
             out.records += len(recs)
+            stats = state.engine.state.stats
+            dup_before = stats["duplicate_inputs"]
             for rec in recs:
                 try:
                     item = CorrelationInput.from_dict(wire.decode(rec.value or b""))
@@ -306,6 +355,8 @@ class Stage2:
                 mine.extend(self.detected.detection(d) for d in state.engine.correlate(item))
                 state.max_event_ts = max(state.max_event_ts, item.ts)
                 state.last_event_wall = now
+            if stats["duplicate_inputs"] > dup_before:  # redelivered inputs, counted once
+                self.detected.metrics.correlation_duplicate_inputs.inc(stats["duplicate_inputs"] - dup_before)
         # Event-time watermark per partition; an idle partition advances by wall clock so a window
         # whose last event has been seen still closes.
         for partition, state in self.partitions.items():
