@@ -166,3 +166,39 @@ def test_input_ids_never_come_from_the_logs_content() -> None:
     idle = InputIds(None, None, None)
     assert idle.of(line) == "agt-a|/var/log/auth.log|7"
     assert idle.of({"agent.id": "agt-a", "socpipe.seq": 7}) == ""
+
+
+CHAIN = """
+title: Many failures then a success
+id: 77777777-7777-4777-8777-777777777777
+correlation:
+    type: temporal_ordered
+    rules: [multiple_failed_login, ok_login]
+    group-by: [user.name]
+    timespan: 10m
+level: high
+---
+title: Multiple failed logons
+id: 88888888-8888-4888-8888-888888888888
+name: multiple_failed_login
+correlation:
+    type: event_count
+    rules: [failed_login]
+    group-by: [user.name]
+    timespan: 10m
+    condition: {gte: 3}
+"""
+
+
+def test_a_chain_fed_twice_fires_once(tmp_path) -> None:
+    """Redelivered failures neither count twice in the inner correlation nor reach the outer one twice."""
+    eng = engine(tmp_path, CHAIN)
+    bob = {"user.name": "bob"}
+    fails = [(ev(i, **bob), f"a|s|{i}") for i in range(3)]
+    ok = (ev(30, outcome="success", **bob), "a|s|30")
+    assert [d.rule_title for d in feed(eng, fails + fails + [ok, ok])] == ["Many failures then a success"]
+    # the inner fire reached the outer group as one input, named by rule, group and anchor
+    [outer] = [g for (rid, _), g in eng.state.groups.items() if rid.startswith("7777")]
+    inner = [k for k in outer.ids if k.startswith("corr:")]
+    assert inner == [f"corr:88888888-8888-4888-8888-888888888888|[\"bob\"]|{T0!r}"]
+    assert eng.advance(float("inf")) == []
