@@ -200,5 +200,5 @@ def test_a_chain_fed_twice_fires_once(tmp_path) -> None:
     # the inner fire reached the outer group as one input, named by rule, group and anchor
     [outer] = [g for (rid, _), g in eng.state.groups.items() if rid.startswith("7777")]
     inner = [k for k in outer.ids if k.startswith("corr:")]
-    assert inner == [f"corr:88888888-8888-4888-8888-888888888888|[\"bob\"]|{T0!r}"]
+    assert inner == [f'corr:88888888-8888-4888-8888-888888888888|["bob"]|{T0!r}']
     assert eng.advance(float("inf")) == []
