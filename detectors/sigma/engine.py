@@ -247,15 +247,17 @@ class Engine:
         roots = set(item.roots)
         fed: set[Any] = set()
         out: list[Any] = []
+        several = len(item.rules) > 1
         for rid in item.rules:
             rule = self.by_id.get(rid)
             if rule is None:
                 continue
+            # the event's identity per input rule: an event of two input rules counts for both
+            ident = f"{item.id}|{rid}" if several and item.id else item.id
             for corr in self.parents.get(rid, []):
                 if (corr.id, rid) in fed or not self._serves(corr, roots):
                     continue
                 fed.add((corr.id, rid))
-                ident = f"{item.id}|{rid}" if item.id else ""  # an event matching two input rules counts for both
                 out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event, [item.event], ident))
         return out
 
