@@ -166,28 +166,39 @@ class DocumentCache:
         if type(data) is dict and data.get("version") == _cache_version() and type(data.get("entries")) is dict:
             self.entries = data["entries"]
 
+    def _stored(self, key: str) -> Any:
+        """The entry under `key`, decoded (objects of the caller's own); None if absent or not JSON."""
+        entry = self.entries.get(key)
+        if type(entry) is not str:
+            return None
+        try:
+            return orjson.loads(entry)
+        except orjson.JSONDecodeError:
+            return None
+
+    def _keep(self, key: str, blob: str | None) -> None:
+        """Store `blob` (an entry's JSON text) under `key` for the next save; None keeps nothing."""
+        if blob is not None:
+            self.entries[key] = blob
+            self.used.add(key)
+            self.dirty = True
+
+    def _as_entry(self, value: Any) -> str | None:
+        return None if self.directory is None else _as_json(value)
+
     def documents(self, text: str) -> tuple[list[Any], list[int]]:
         """The documents of `text` and the 1-based line of each (yamlsafe.load_documents, cached)."""
         key = _digest(text)
-        hit = self.entries.get(key)
-        if type(hit) is str:
-            try:
-                entry = orjson.loads(hit)  # objects of the caller's own, as from the parser
-            except orjson.JSONDecodeError:
-                entry = None
-            if _valid_entry(entry):
-                self.hits += 1
-                self.used.add(key)
-                return entry[0], entry[1]
+        entry = self._stored(key)
+        if _valid_entry(entry):
+            self.hits += 1
+            self.used.add(key)
+            return entry[0], entry[1]
         self.misses += 1
         from detectors.sigma.yamlsafe import load_documents
 
         docs, lines = load_documents(text)  # raises RuleYAMLError: never stored
-        entry = None if self.directory is None else _as_json([docs, lines])
-        if entry is not None:
-            self.entries[key] = entry
-            self.used.add(key)
-            self.dirty = True
+        self._keep(key, self._as_entry([docs, lines]))
         return docs, lines
 
     def memo(self, name: str, key: str, compute: Callable[[], Any], kind: type, source: str) -> Any:
@@ -197,21 +208,12 @@ class DocumentCache:
         if code is None:
             code = self._sources[source] = _file_digest(source)
         entry_key = "memo:" + _digest(f"{name}\0{code}\0{key}")
-        entry = self.entries.get(entry_key)
-        if type(entry) is str:
-            try:
-                value = orjson.loads(entry)
-            except orjson.JSONDecodeError:
-                value = None
-            if type(value) is kind:
-                self.used.add(entry_key)
-                return value
-        value = compute()
-        blob = None if self.directory is None else _as_json(value)
-        if blob is not None:
-            self.entries[entry_key] = blob
+        value = self._stored(entry_key)
+        if type(value) is kind:
             self.used.add(entry_key)
-            self.dirty = True
+            return value
+        value = compute()
+        self._keep(entry_key, self._as_entry(value))
         return value
 
     def derived(
@@ -223,30 +225,22 @@ class DocumentCache:
         time."""
         key = f"derived:{name}"
         want = _digest(f"{sys.version}\0{inputs}")
-        entry = self.entries.get(key)
-        if type(entry) is str:
-            try:
-                stored = orjson.loads(entry)
-            except orjson.JSONDecodeError:
-                stored = None
-            if (
-                type(stored) is dict
-                and stored.get("inputs") == want
-                and valid(stored.get("value"))
-                and _sources_unchanged(stored.get("sources"))
-            ):
-                self.hits += 1
-                self.used.add(key)
-                return stored["value"]
+        stored = self._stored(key)
+        if (
+            type(stored) is dict
+            and stored.get("inputs") == want
+            and valid(stored.get("value"))
+            and _sources_unchanged(stored.get("sources"))
+        ):
+            self.hits += 1
+            self.used.add(key)
+            return stored["value"]
         self.misses += 1
         value = compute()
         files = [getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if n.startswith(code)]
         sources = {f: _file_digest(f) for f in files if f}
-        blob = None if self.directory is None else _as_json(value)
-        if blob is not None and all(sources.values()):
-            self.entries[key] = orjson.dumps({"inputs": want, "sources": sources, "value": value}).decode()
-            self.used.add(key)
-            self.dirty = True
+        if self._as_entry(value) is not None and all(sources.values()):
+            self._keep(key, orjson.dumps({"inputs": want, "sources": sources, "value": value}).decode())
         return value
 
     def save(self) -> None:
