@@ -190,6 +190,9 @@ def _sockaddr(ev: dict[str, Any], kv: dict[str, str]) -> None:
 _BY_TYPE = {"EXECVE": _execve, "PROCTITLE": _proctitle, "CWD": _cwd, "PATH": _path, "SOCKADDR": _sockaddr}
 
 
+_ID_FIELDS = (("uid", "user.id"), ("euid", "user.effective.id"), ("auid", "user.audit.id"), ("gid", "user.group.id"))
+
+
 def _process_and_user(ev: dict[str, Any], rtype: str, kv: dict[str, str], enriched: bool) -> None:
     """SYSCALL, USER_*, CRED_*, account and service records: process, user, outcome and source fields."""
     get = kv.get
@@ -206,18 +209,10 @@ def _process_and_user(ev: dict[str, Any], rtype: str, kv: dict[str, str], enrich
     comm = get("comm")
     if comm and comm != "(null)":
         ev["process.name"] = decode_value(comm)
-    got = get("uid")
-    if got is not None and got not in NO_ID:
-        ev["user.id"] = got
-    got = get("euid")
-    if got is not None and got not in NO_ID:
-        ev["user.effective.id"] = got
-    got = get("auid")
-    if got is not None and got not in NO_ID:
-        ev["user.audit.id"] = got
-    got = get("gid")
-    if got is not None and got not in NO_ID:
-        ev["user.group.id"] = got
+    for key, field in _ID_FIELDS:
+        got = get(key)
+        if got is not None and got not in NO_ID:
+            ev[field] = got
     if enriched:
         for key, field in (
             ("_UID", "user.name"),
