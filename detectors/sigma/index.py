@@ -2,7 +2,8 @@
 
 Built from each rule's `need` atoms (compile.py): per field, an exact-value map and one
 Aho-Corasick automaton (a DFA, ahocorasick-rs) over all substring atoms (regex literal prefilters
-included), reporting every atom found, overlapping ones too. Looking an
+included), reporting every atom found, overlapping ones too. Both sides are lower-cased and put in
+one spelling per RE2 case-fold class (`fold`). Looking an
 event up costs, per indexed field it carries, one lower-casing, one dict probe and one automaton
 pass, instead of evaluating every rule. Keyword atoms live under a pseudo-field read like the
 keyword predicate reads (message, else event.original). Rules without a usable `need` are always
@@ -18,6 +19,44 @@ from typing import Any
 from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
 
 from detectors.sigma.compile import KEYWORD_INDEX_FIELD
+
+# RE2's case-insensitive matching folds a few characters that str.lower() keeps apart ('ſ' with 's',
+# 'ς' with 'σ', 'µ' with 'μ', the Cyrillic and Greek letter variants): both sides of the index spell each
+# such class one way, or a `re|i` rule's literal would not be found in text the regex matches and the
+# rule would never be offered. Derived from RE2 itself by tests/unit/test_sigma_index_fold.py.
+FOLD_CLASSES = {
+    "\u017f": "s",  # long s
+    "\u00b5": "\u03bc",  # micro sign: mu
+    "\u0345": "\u03b9",  # ypogegrammeni: iota
+    "\u1fbe": "\u03b9",  # prosgegrammeni: iota
+    "\u03c2": "\u03c3",  # final sigma
+    "\u03d0": "\u03b2",  # beta symbol
+    "\u03d1": "\u03b8",  # theta symbol
+    "\u03d5": "\u03c6",  # phi symbol
+    "\u03d6": "\u03c0",  # pi symbol
+    "\u03f0": "\u03ba",  # kappa symbol
+    "\u03f1": "\u03c1",  # rho symbol
+    "\u03f5": "\u03b5",  # lunate epsilon
+    "\u1fd3": "\u0390",  # iota with dialytika and oxia
+    "\u1fe3": "\u03b0",  # upsilon with dialytika and oxia
+    "\u1c80": "\u0432",  # Cyrillic small letter variants: ve, de, o, es, te, te, hard sign, yat
+    "\u1c81": "\u0434",
+    "\u1c82": "\u043e",
+    "\u1c83": "\u0441",
+    "\u1c84": "\u0442",
+    "\u1c85": "\u0442",
+    "\u1c86": "\u044a",
+    "\u1c87": "\u0463",
+    "\u1c88": "\ua64b",  # unblended uk: monograph uk
+    "\u1e9b": "\u1e61",  # long s with dot above
+    "\ufb05": "\ufb06",  # long s t ligature: s t ligature
+}
+_FOLD = str.maketrans(FOLD_CLASSES)
+
+
+def fold(text: str) -> str:
+    """`text` (lower-cased) with each RE2 case-fold class spelled one way; ASCII text as it is."""
+    return text if text.isascii() else text.translate(_FOLD)
 
 
 def _lower(v: object) -> str:
@@ -48,7 +87,8 @@ class CandidateIndex:
                 continue
             for fld, kind, text in need:
                 table = exact if kind == "eq" else subs
-                table.setdefault(fld, {}).setdefault(text, set()).add(pos)
+                key = fold(text) if type(text) is str else text
+                table.setdefault(fld, {}).setdefault(key, set()).add(pos)
         for fld in sorted(set(exact) | set(subs)):
             auto = None
             if fld in subs:
@@ -75,6 +115,8 @@ class CandidateIndex:
                 continue
             for x in v if type(v) is list or type(v) is tuple else (v,):
                 s = x.lower() if type(x) is str else _lower(x)
+                if not s.isascii():
+                    s = s.translate(_FOLD)
                 if table is not None:
                     found = table.get(s)
                     if found:

@@ -1,0 +1,77 @@
+"""The candidate index agrees with RE2's case-insensitive matching on every character it folds.
+
+RE2's `(?i)` treats 'ſ' as 's', 'ς' as 'σ', 'µ' as 'μ' ...; the index lower-cases with str.lower(), which
+keeps them apart, so before `fold` a `re|i` rule whose prefilter literal held an 's' was never offered
+for text spelled with 'ſ' that its regex matches: the rule silently never fired on it."""
+
+from __future__ import annotations
+
+import re2
+
+from detectors.sigma.index import FOLD_CLASSES, CandidateIndex, fold
+from detectors.sigma.values import re2_options
+
+
+def _cased_characters() -> list[str]:
+    """Every character whose case mappings differ from itself (the ones case folding can touch)."""
+    out = []
+    for i in range(0x20, 0x110000):
+        if 0xD800 <= i < 0xE000:
+            continue
+        c = chr(i)
+        if c.lower() != c or c.upper() != c or c.casefold() != c:
+            out.append(c)
+    return out
+
+
+def test_every_pair_re2_folds_is_one_spelling_in_the_index() -> None:
+    cased = _cased_characters()
+    text = "".join(cased)
+    opts = re2_options()
+    disagreements = []
+    for lowered in sorted({c.lower() for c in cased if len(c.lower()) == 1}):
+        rx = re2.compile("(?i)" + re2.escape(lowered), opts)
+        for other in rx.findall(text):
+            low = other.lower()
+            if len(low) == 1 and fold(low) != fold(lowered):
+                disagreements.append((lowered, other))
+    assert not disagreements, [f"U+{ord(a):04X} ~ U+{ord(b):04X}" for a, b in disagreements]
+
+
+def test_the_table_folds_only_what_re2_folds() -> None:
+    opts = re2_options()
+    for src, dst in FOLD_CLASSES.items():
+        assert re2.compile("(?i)" + re2.escape(dst), opts).fullmatch(src), f"U+{ord(src):04X}"
+    assert fold("/bin/bash") == "/bin/bash" and fold("/bin/baſh") == "/bin/bash"
+
+
+def test_index_offers_the_rule_for_text_its_regex_matches() -> None:
+    literal = "/bin/bash"  # the prefilter atom of a `re|i` rule, lower-cased
+    index = CandidateIndex.build([[("process.executable", "sub", literal)]])
+    spelled = "/BIN/BAſH"
+    assert re2.compile("(?i)/bin/bash", re2_options()).search(spelled)
+    assert index.candidates({"process.executable": spelled}) == [0]
+    assert index.candidates({"process.executable": "/bin/dash"}) == []
+
+
+def test_a_case_insensitive_regex_rule_fires_on_a_long_s(tmp_path) -> None:
+    """End to end: load a rule, normalise a line, match through the engine (its candidate index)."""
+    from detectors.normalise.core import parse_line
+    from detectors.sigma import Engine, load_rules
+
+    (tmp_path / "fold.yml").write_text(
+        "title: Invalid user probing for a service account\n"
+        "id: 0d3c5a7e-8f41-4b6a-9c2d-1e5f7a9b3c4d\n"
+        "logsource:\n    product: linux\n    service: auth\n"
+        "detection:\n    selection:\n        message|re|i: 'invalid user service[0-9]+'\n    condition: selection\n"
+        "level: low\n"
+    )
+    loaded = load_rules([str(tmp_path)])
+    assert not loaded.errors and len(loaded.rules) == 1
+    engine = Engine(loaded.rules, allowed_lateness=5)
+    for user in ("service01", "ſervice01", "SERVICE01"):
+        line = f"2026-12-06T06:00:00+00:00 web01 sshd[1]: Invalid user {user} from 203.0.113.9 port 5000"
+        event = parse_line(line, "system.auth", "UTC")
+        assert len(engine.match(event).detections) == 1, user
+    line = "2026-12-06T06:00:00+00:00 web01 sshd[1]: Invalid user admin01 from 203.0.113.9 port 5000"
+    assert not engine.match(parse_line(line, "system.auth", "UTC")).detections
