@@ -18,6 +18,7 @@ that really jumped (`rebase_after` contiguous far-ahead seqs) continues from the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -100,11 +101,11 @@ class SeenSequences:
             return 0
         return max(s.above) if s.above else s.floor
 
-    def to_data(self) -> list:
+    def to_data(self) -> list[list[Any]]:
         """JSON-able state: [[agent, source, floor, [above...]], ...]."""
         return [[a, src, s.floor, sorted(s.above)] for (a, src), s in self._streams.items()]
 
-    def load_data(self, data: list) -> None:
+    def load_data(self, data: list[list[Any]]) -> None:
         self._streams = {
             (str(a), str(src)): _Stream(floor=int(floor), above={int(q) for q in above})
             for a, src, floor, above in data or ()

@@ -86,7 +86,8 @@ class PooledHTTPServer(HTTPServer):
         return "https" if self.tls else "http"
 
     # accept loop: never blocks on a client
-    def process_request(self, request, client_address) -> None:
+    # A TCP server's request is always its accepted socket (typeshed's base also allows UDP's (bytes, socket)).
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
         with self._lock:
             full = self._pending >= self.settings.workers + self.settings.max_queued
             if not full:
@@ -112,7 +113,7 @@ class PooledHTTPServer(HTTPServer):
                 self._pending -= 1
             self.shutdown_request(request)
 
-    def _work(self, request: socket.socket, client_address) -> None:
+    def _work(self, request: socket.socket, client_address: tuple[str, int]) -> None:
         key = id(request)
         conn = request
         try:

@@ -44,8 +44,8 @@ class RateLimiter:
     per_minute: int
     per_rule_per_hour: int
     clock: Callable[[], float] = time.monotonic
-    _all: deque = field(default_factory=deque)
-    _rules: dict = field(default_factory=dict)
+    _all: deque[float] = field(default_factory=deque)
+    _rules: dict[str, deque[float]] = field(default_factory=dict)
     suppressed: int = 0
 
     def allow(self, rule_id: str) -> bool:
@@ -87,7 +87,7 @@ def message(alert: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _post(url: str, payload: dict, timeout_s: float) -> None:
+def _post(url: str, payload: dict[str, Any], timeout_s: float) -> None:
     import urllib.request  # here, not at the top: every detector config import (socpipe scan too) would pay ~20 ms
 
     req = urllib.request.Request(
@@ -104,7 +104,7 @@ class Notifier:
     def __init__(
         self,
         cfg: NotifyConfig,
-        send: Callable[[str, dict, float], None] = _post,
+        send: Callable[[str, dict[str, Any], float], None] = _post,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.cfg = cfg

@@ -16,8 +16,9 @@ Rejection reasons are fixed strings (metric labels): HEARTBEAT_REJECTIONS, RECOR
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from collectors.wire import (
     HEADER_COUNTER,
@@ -54,6 +55,8 @@ RECORD_REJECTIONS = (
 )
 
 AgentLookup = Callable[[str], "AgentRecord | None"]
+# A Kafka record's headers as kafka-python gives them: (name, value bytes) pairs, or None.
+RecordHeaders = Iterable[tuple[str, bytes | bytearray | str | None]] | None
 
 
 # --- heartbeats ------------------------------------------------------------------------------------
@@ -64,9 +67,13 @@ def parse_heartbeat(value: bytes | None) -> Heartbeat | None:
         hb = Heartbeat.from_bytes(value)
     except (ValueError, TypeError, AttributeError, KeyError):
         return None
-    if not isinstance(hb.agent_id, str) or not isinstance(hb.agency_id, str) or not isinstance(hb.signature, str):
+    # from_bytes keeps the JSON's values as they came, whatever the annotations say: checked here, not trusted.
+    texts: tuple[object, ...] = (hb.agent_id, hb.agency_id, hb.signature)
+    counter: object = hb.counter
+    sent_at: object = hb.sent_at
+    if not all(isinstance(v, str) for v in texts):
         return None
-    if not isinstance(hb.counter, int) or not isinstance(hb.sent_at, (int, float)):
+    if not isinstance(counter, int) or not isinstance(sent_at, (int, float)):
         return None
     return hb
 
@@ -119,7 +126,7 @@ class HeartbeatGuard:
     def export(self) -> dict[str, int]:
         return dict(self.last)
 
-    def load(self, data: dict) -> None:
+    def load(self, data: dict[str, Any]) -> None:
         self.last = {str(k): int(v) for k, v in (data or {}).items() if isinstance(v, int)}
 
 
@@ -137,14 +144,14 @@ def parse_record_key(key: bytes | None) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
-def header_value(headers, name: str) -> str:
+def header_value(headers: RecordHeaders, name: str) -> str:
     for k, v in headers or ():
         if k == name and v is not None:
             return bytes(v).decode("ascii", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
     return ""
 
 
-def lines_from_headers(headers) -> int:
+def lines_from_headers(headers: RecordHeaders) -> int:
     """Lines in a raw record from its `lines` header; 1 when absent or not a sane number."""
     raw = header_value(headers, HEADER_LINES)
     try:
@@ -164,7 +171,7 @@ class RawVerdict:
     counter: int = 0
 
 
-def check_raw(key: bytes | None, headers, value: bytes | None, lookup: AgentLookup) -> RawVerdict:
+def check_raw(key: bytes | None, headers: RecordHeaders, value: bytes | None, lookup: AgentLookup) -> RawVerdict:
     """Verify a raw record's sender from its key, headers and value bytes (the value is not decoded)."""
     parts = parse_record_key(key)
     if parts is None or key is None:
@@ -201,7 +208,9 @@ def check_batch_matches(batch: LineBatch, verdict: RawVerdict) -> str | None:
     return None
 
 
-def verify_batch(key: bytes | None, headers, value: bytes | None, lookup: AgentLookup) -> tuple[LineBatch | None, str]:
+def verify_batch(
+    key: bytes | None, headers: RecordHeaders, value: bytes | None, lookup: AgentLookup
+) -> tuple[LineBatch | None, str]:
     """A raw record -> (its batch with agency and agent stamped from the registry, "") when genuine,
     else (None, rejection reason). What the detector runs before anything reads a line."""
     verdict = check_raw(key, headers, value, lookup)
@@ -238,8 +247,8 @@ class StreamCounters:
         self.last[k] = counter
         return True
 
-    def export(self) -> list:
+    def export(self) -> list[list[Any]]:
         return [[a, src, c] for (a, src), c in self.last.items()]
 
-    def load(self, data: list) -> None:
+    def load(self, data: list[list[Any]]) -> None:
         self.last = {(str(a), str(src)): int(c) for a, src, c in (data or [])[-self.max_streams :]}

@@ -6,6 +6,8 @@ profiles when done per event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -118,22 +120,22 @@ class WorkerMetrics:
         )
         self.batch_seconds_stage1 = self.batch_seconds.labels(stage="1")
         self.batch_seconds_stage2 = self.batch_seconds.labels(stage="2")
-        self._children: dict[tuple, object] = {}
+        self._children: dict[tuple[int | str, ...], Counter] = {}
 
-    def _child(self, metric, *values: str):
-        key = (id(metric), *values)
+    def _child(self, metric: Counter, *values: str) -> Counter:
+        key: tuple[int | str, ...] = (id(metric), *values)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    def detection(self, rule: str, kind: str):
+    def detection(self, rule: str, kind: str) -> Counter:
         return self._child(self.detections, rule, kind)
 
-    def quarantine(self, reason: str):
+    def quarantine(self, reason: str) -> Counter:
         return self._child(self.quarantined, reason)
 
-    def anomaly_finding(self, model: str, shadow: bool):
+    def anomaly_finding(self, model: str, shadow: bool) -> Counter:
         return self._child(self.anomaly_findings, model, "true" if shadow else "false")
 
     def count_events(self, by_dataset: dict[str, int], parse_failures: int) -> None:
@@ -153,7 +155,7 @@ class EventTally:
         self.by_dataset: dict[str, int] = {}
         self.parse_failures = 0
 
-    def add(self, event: dict) -> None:
+    def add(self, event: dict[str, Any]) -> None:
         ds = event.get("event.dataset") or "unknown"
         self.by_dataset[ds] = self.by_dataset.get(ds, 0) + 1
         tags = event.get("tags")

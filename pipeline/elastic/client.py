@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from elasticsearch import Elasticsearch
 
 from pipeline.config import ElasticsearchConfig
 
 
-def connect(cfg: ElasticsearchConfig | None = None, **overrides) -> Elasticsearch:
+def connect(cfg: ElasticsearchConfig | None = None, **overrides: Any) -> Elasticsearch:
     """A client; no request is sent until first use (a worker may start while ES is down).
 
     Transport-level retries are off: the indexer retries itself so it can tell a caller which
     documents are still pending instead of blocking inside the client.
     """
     cfg = cfg or ElasticsearchConfig()
-    kw: dict = {"request_timeout": cfg.request_timeout_s, "max_retries": 0, "retry_on_timeout": False}
+    kw: dict[str, Any] = {"request_timeout": cfg.request_timeout_s, "max_retries": 0, "retry_on_timeout": False}
     if cfg.api_key:
         kw["api_key"] = cfg.api_key
     elif cfg.username:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
@@ -25,6 +25,9 @@ from detectors.alerts.incidents import (
 )
 from detectors.common import iso_ms, to_epoch
 from pipeline.triage.workflow import Change, apply_change
+
+if TYPE_CHECKING:
+    from pipeline.elastic.triage import TriageService, Version
 
 log = logging.getLogger("socpipe.incidents")
 
@@ -70,7 +73,13 @@ class _Pending:
 
 
 class IncidentStore:
-    def __init__(self, es: Elasticsearch, prefix: str = "socpipe", window_s: float = DEFAULT_WINDOW_S, refresh=False):
+    def __init__(
+        self,
+        es: Elasticsearch,
+        prefix: str = "socpipe",
+        window_s: float = DEFAULT_WINDOW_S,
+        refresh: bool | str = False,
+    ):
         self.es, self.prefix, self.window_s, self.refresh = es, prefix, window_s, refresh
         # incidents written lately, by entity key: read back in real time (a search lags a refresh)
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
@@ -253,7 +262,7 @@ class IncidentStore:
     def list(
         self, status: list[str] | None = None, agency: list[str] | None = None, limit: int = 50
     ) -> list[IncidentRecord]:
-        filters: list[dict] = []
+        filters: list[dict[str, Any]] = []
         if status:
             filters.append({"terms": {"socpipe.workflow.status": status}})
         if agency:
@@ -298,7 +307,13 @@ class IncidentStore:
         got = self.es.get(index=h["_index"], id=h["_id"])  # realtime: the current version
         return IncidentRecord(h["_id"], h["_index"], (got["_seq_no"], got["_primary_term"]), got["_source"])
 
-    def change(self, incident_id: str, change: Change, alerts_service=None, expected=None) -> IncidentRecord:
+    def change(
+        self,
+        incident_id: str,
+        change: Change,
+        alerts_service: TriageService | None = None,
+        expected: Version | None = None,
+    ) -> IncidentRecord:
         """Apply an analyst's change to the incident; closing (and ack) applies to its alerts too."""
         cur = self.get(incident_id)
         if expected is not None and tuple(expected) != cur.version:
@@ -320,7 +335,7 @@ class IncidentStore:
             self._cascade(cur, change, alerts_service)
         return IncidentRecord(cur.id, cur.index, (resp["_seq_no"], resp["_primary_term"]), doc)
 
-    def _cascade(self, inc: IncidentRecord, change: Change, alerts_service) -> None:
+    def _cascade(self, inc: IncidentRecord, change: Change, alerts_service: TriageService) -> None:
         from pipeline.elastic.triage import AlertConflict, AlertNotFound
         from pipeline.triage.workflow import TransitionError
 

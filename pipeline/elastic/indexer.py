@@ -31,8 +31,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class IndexResult:
     created: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
-    retry: list[dict] = field(default_factory=list)
-    rejected: list[tuple[dict, str]] = field(default_factory=list)
+    retry: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool:
@@ -89,12 +89,12 @@ class _CreateOnlyBulk:
         self.refresh = refresh
         self._sleep = sleep
 
-    def _prepare(self, doc: dict) -> tuple[str, str, dict]:
+    def _prepare(self, doc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         raise NotImplementedError
 
-    def _index_docs(self, docs: Iterable[dict]) -> IndexResult:
+    def _index_docs(self, docs: Iterable[dict[str, Any]]) -> IndexResult:
         result = IndexResult()
-        pending: list[tuple[str, str, dict, dict]] = []
+        pending: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         for doc in docs:
             try:
                 index, _id, source = self._prepare(doc)
@@ -103,7 +103,7 @@ class _CreateOnlyBulk:
                 continue
             pending.append((index, _id, source, doc))
         for attempt in range(self.max_retries + 1):
-            retry: list[tuple[str, str, dict, dict]] = []
+            retry: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
             for start in range(0, len(pending), self.chunk_docs):
                 retry += self._send(pending[start : start + self.chunk_docs], result)
             pending = retry
@@ -114,8 +114,8 @@ class _CreateOnlyBulk:
         result.retry = [doc for *_, doc in pending]
         return result
 
-    def _send(self, chunk: list[tuple[str, str, dict, dict]], result: IndexResult) -> list:
-        operations: list[dict] = []
+    def _send(self, chunk: list[tuple[str, str, dict[str, Any], dict[str, Any]]], result: IndexResult) -> list[Any]:
+        operations: list[dict[str, Any]] = []
         for index, _id, source, _ in chunk:
             operations.append({"create": {"_index": index, "_id": _id}})
             operations.append(source)
@@ -149,29 +149,29 @@ class _CreateOnlyBulk:
                 result.rejected.append((doc, reason))
         return retry
 
-    def _created(self, index: str, _id: str, source: dict) -> None:
+    def _created(self, index: str, _id: str, source: dict[str, Any]) -> None:
         pass
 
 
 class AlertIndexer(_CreateOnlyBulk):
     """Alert documents from `build_alert` -> daily `<prefix>-alerts-YYYY.MM.DD`, `_id` from the doc."""
 
-    def __init__(self, es: Elasticsearch, prefix: str = "socpipe", recent_alerts: int = 20000, **kw):
+    def __init__(self, es: Elasticsearch, prefix: str = "socpipe", recent_alerts: int = 20000, **kw: Any):
         super().__init__(es, prefix, **kw)
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # dedup_key -> (index, _id)
         self._recent_max = recent_alerts
 
-    def index(self, docs: Iterable[dict]) -> IndexResult:
+    def index(self, docs: Iterable[dict[str, Any]]) -> IndexResult:
         return self._index_docs(docs)
 
-    def _prepare(self, doc: dict) -> tuple[str, str, dict]:
+    def _prepare(self, doc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         _id = doc.get("_id")
         if not _id:
             raise ValueError("alert has no _id")
         source = {k: v for k, v in doc.items() if not k.startswith("_")}
         return alert_index_name(source, self.prefix), str(_id), source
 
-    def _created(self, index: str, _id: str, source: dict) -> None:
+    def _created(self, index: str, _id: str, source: dict[str, Any]) -> None:
         key = ((source.get("socpipe") or {}).get("detection") or {}).get("dedup_key")
         if key:
             self._recent[key] = (index, _id)
@@ -191,7 +191,7 @@ class AlertIndexer(_CreateOnlyBulk):
             except NotFoundError:
                 pass
             self._recent.pop(dedup_key, None)
-        filters: list[dict] = [{"term": {"socpipe.detection.dedup_key": dedup_key}}]
+        filters: list[dict[str, Any]] = [{"term": {"socpipe.detection.dedup_key": dedup_key}}]
         since_ts = to_epoch(since)
         if since_ts is not None:
             filters.append({"range": {"@timestamp": {"gte": iso_ms(since_ts)}}})
@@ -248,7 +248,7 @@ def _not_before(ts: Any, since: Any) -> bool:
     return b is None or (a is not None and a >= b)
 
 
-def event_id(event: dict) -> str:
+def event_id(event: dict[str, Any]) -> str:
     """Deterministic id for a flat event (its `event.id`, else a hash of its content): replays dedupe."""
     given = event.get("event.id")
     if given:
@@ -260,9 +260,9 @@ def event_id(event: dict) -> str:
 class EventIndexer(_CreateOnlyBulk):
     """Flat normalised events -> nested docs in daily `<prefix>-events-YYYY.MM.DD` (optional, by config)."""
 
-    def index(self, events: Iterable[dict]) -> IndexResult:
+    def index(self, events: Iterable[dict[str, Any]]) -> IndexResult:
         return self._index_docs(events)
 
-    def _prepare(self, event: dict) -> tuple[str, str, dict]:
+    def _prepare(self, event: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         source = to_nested(event)
         return event_index_name(event, self.prefix), event_id(event), source

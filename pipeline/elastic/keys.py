@@ -28,6 +28,7 @@ SERVICES = ("detector", "triage", "setup")
 def role_descriptors(service: str, prefix: str = "socpipe") -> dict[str, Any]:
     """The API key's role for `service` over indices named `<prefix>-alerts-*` / `<prefix>-events-*`."""
     alerts, events, incidents = f"{prefix}-alerts-*", f"{prefix}-events-*", f"{prefix}-incidents-*"
+    role: dict[str, list[Any]]
     if service == "detector":
         role = {
             "cluster": [],
@@ -48,7 +49,9 @@ def role_descriptors(service: str, prefix: str = "socpipe") -> dict[str, Any]:
     return {f"socpipe-{service}": role}
 
 
-def create_key(es: Elasticsearch, service: str, prefix: str = "socpipe", expiration: str | None = None) -> dict:
+def create_key(
+    es: Elasticsearch, service: str, prefix: str = "socpipe", expiration: str | None = None
+) -> dict[str, Any]:
     """A new API key for `service`: {"id", "name", "encoded"} (`encoded` is what SOCPIPE_ES_API_KEY takes)."""
     kw: dict[str, Any] = {"name": f"socpipe-{service}-{prefix}", "role_descriptors": role_descriptors(service, prefix)}
     if expiration:

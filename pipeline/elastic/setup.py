@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
@@ -66,14 +67,14 @@ def events_pattern(prefix: str) -> str:
     return f"{prefix}-events-*"
 
 
-def template_bodies(cfg: ElasticsearchConfig, prefix: str, caps: Capabilities | bool) -> dict[str, dict]:
+def template_bodies(cfg: ElasticsearchConfig, prefix: str, caps: Capabilities | bool) -> dict[str, dict[str, Any]]:
     """Template name -> put_index_template kwargs (pure, so tests can inspect them)."""
     if isinstance(caps, bool):
         caps = Capabilities(ilm=caps)
 
-    def settings(kind: str, refresh: str | None) -> dict:
+    def settings(kind: str, refresh: str | None) -> dict[str, Any]:
         # Alerts get one replica as soon as a second node exists (green on a single node, safe on a cluster).
-        s: dict = {"number_of_shards": 1}
+        s: dict[str, Any] = {"number_of_shards": 1}
         if kind == "events":
             s["number_of_replicas"] = 0
         else:
@@ -107,7 +108,7 @@ def template_bodies(cfg: ElasticsearchConfig, prefix: str, caps: Capabilities | 
     }
 
 
-def event_mappings(caps: Capabilities) -> dict:
+def event_mappings(caps: Capabilities) -> dict[str, Any]:
     if not caps.match_only_text:
         return EVENT_MAPPINGS
     props = dict(EVENT_MAPPINGS["properties"])
@@ -115,8 +116,8 @@ def event_mappings(caps: Capabilities) -> dict:
     return {**EVENT_MAPPINGS, "properties": props}
 
 
-def ilm_policies(cfg: ElasticsearchConfig, prefix: str) -> dict[str, dict]:
-    def delete_after(days: int) -> dict:
+def ilm_policies(cfg: ElasticsearchConfig, prefix: str) -> dict[str, dict[str, Any]]:
+    def delete_after(days: int) -> dict[str, Any]:
         return {
             "phases": {
                 "hot": {"min_age": "0ms", "actions": {}},
@@ -181,7 +182,7 @@ def setup(es: Elasticsearch, cfg: ElasticsearchConfig, prefix: str | None = None
     return report
 
 
-def update_existing(es: Elasticsearch, pattern: str, mappings: dict) -> list[str]:
+def update_existing(es: Elasticsearch, pattern: str, mappings: dict[str, Any]) -> list[str]:
     """Put `mappings` (fields, dynamic setting) onto every open index matching `pattern`, one at a time
     so a conflict names its index. Fields already mapped the same way are no-ops, so it is idempotent.
 

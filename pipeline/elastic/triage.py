@@ -76,7 +76,8 @@ class AlertRecord:
 
     @property
     def status(self) -> str:
-        return self.source.get("socpipe", {}).get("workflow", {}).get("status", "open")
+        status: str = self.source.get("socpipe", {}).get("workflow", {}).get("status", "open")
+        return status
 
 
 @dataclass
@@ -91,7 +92,7 @@ class AlertFilter:
 
     def query(self, now: datetime | None = None) -> dict[str, Any]:
         """Elasticsearch bool query (pure)."""
-        filters: list[dict] = []
+        filters: list[dict[str, Any]] = []
         for fname, values in (
             ("socpipe.workflow.status", self.status),
             ("kibana.alert.severity", self.severity),

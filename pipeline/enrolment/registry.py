@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +124,7 @@ class Registry:
     def revoke_tokens(self, agency_id: str, token_id: str | None = None) -> int:
         """Revoke one token (by id) or every active token of the agency; returns how many."""
         sql = "UPDATE tokens SET revoked_at=? WHERE agency_id=? AND revoked_at IS NULL"
-        args: tuple = (time.time(), agency_id)
+        args: tuple[float | str, ...] = (time.time(), agency_id)
         if token_id:
             sql += " AND token_id=?"
             args += (token_id,)
@@ -142,7 +143,11 @@ class Registry:
 
     # agents
     def enroll(
-        self, token: str, host: str, agent_version: str = "", agency_allowed=lambda _agency_id: True
+        self,
+        token: str,
+        host: str,
+        agent_version: str = "",
+        agency_allowed: Callable[[str], bool] = lambda _agency_id: True,
     ) -> AgentRecord:
         """Exchange a valid token for a new agent identity; the agency comes from the token. The token's use
         is spent and the agent inserted in one transaction (other processes share the file; a crash in

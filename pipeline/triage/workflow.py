@@ -58,7 +58,7 @@ def apply_change(workflow: dict[str, Any], change: Change, based_on_seq_no: int 
         raise TransitionError(f"unknown action {change.action!r} (known: {', '.join(ACTIONS)})")
     if not change.actor:
         raise TransitionError("a change needs an actor")
-    wf = copy.deepcopy(workflow) if workflow else {"status": "open", "notes": [], "history": []}
+    wf: dict[str, Any] = copy.deepcopy(workflow) if workflow else {"status": "open", "notes": [], "history": []}
     before = wf.get("status", "open")
     after = before
     text = (change.text or "").strip()

@@ -14,8 +14,10 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pipeline.elastic.kibana.objects import FILES, TRIAGE_URL, my_alerts_search
+from pipeline.elastic.kibana.objects import FILES, my_alerts_search
+from pipeline.elastic.kibana.saved import TRIAGE_URL
 
 log = logging.getLogger("socpipe.kibana")
 
@@ -30,7 +32,7 @@ class KibanaError(RuntimeError):
 class InstallResult:
     objects: int
     success_count: int
-    errors: list[dict] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_objects(
@@ -38,9 +40,9 @@ def load_objects(
     prefix: str = "socpipe",
     triage_url: str | None = None,
     analysts: tuple[str, ...] = (),
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Saved objects from the NDJSON files, in dependency order, adapted to this deployment."""
-    objects: list[dict] = []
+    objects: list[dict[str, Any]] = []
     for name in FILES:
         path = directory / name
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -76,7 +78,7 @@ def multipart(ndjson: bytes, filename: str = "socpipe.ndjson") -> tuple[bytes, s
 
 def install(
     url: str,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     space: str | None = None,
     username: str = "",
     password: str = "",

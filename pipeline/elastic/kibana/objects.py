@@ -8,6 +8,7 @@ are here; the visualisations in `visualizations.py`; what every object shares in
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pipeline.elastic.kibana.saved import (
     ALERT_COLUMNS,
@@ -24,7 +25,7 @@ from pipeline.elastic.kibana.saved import (
 from pipeline.elastic.kibana.visualizations import visualizations
 
 
-def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[dict]:
+def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[dict[str, Any]]:
     link = {
         "id": "url",
         "params": {
@@ -69,8 +70,14 @@ def data_views(prefix: str = "socpipe", triage_url: str = TRIAGE_URL) -> list[di
 
 
 def _saved_search(
-    id_: str, title: str, description: str, query: str, sort: list, columns=None, view: str = ALERTS_VIEW
-) -> dict:
+    id_: str,
+    title: str,
+    description: str,
+    query: str,
+    sort: list[Any],
+    columns: list[str] | None = None,
+    view: str = ALERTS_VIEW,
+) -> dict[str, Any]:
     return saved_object(
         "search",
         id_,
@@ -85,7 +92,7 @@ def _saved_search(
     )
 
 
-def saved_searches() -> list[dict]:
+def saved_searches() -> list[dict[str, Any]]:
     newest = [["@timestamp", "desc"]]
     return [
         _saved_search(
@@ -143,7 +150,7 @@ def saved_searches() -> list[dict]:
     ]
 
 
-def my_alerts_search(analyst: str) -> dict:
+def my_alerts_search(analyst: str) -> dict[str, Any]:
     """A per-analyst 'My alerts' (no current-user variable exists in saved searches)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in analyst)
     quoted = analyst.replace("\\", "\\\\").replace('"', '\\"')
@@ -161,7 +168,7 @@ def my_alerts_search(analyst: str) -> dict:
 
 def _dashboard(
     id_: str, title: str, description: str, panels: list[tuple[str, str, int, int, int, int]], query: str = ""
-) -> dict:
+) -> dict[str, Any]:
     """panels: (type, id, x, y, w, h) on Kibana's 48-column grid."""
     panels_json, refs = [], []
     for i, (ptype, pid, x, y, w, h) in enumerate(panels, 1):
@@ -194,7 +201,7 @@ def _dashboard(
     )
 
 
-def dashboards() -> list[dict]:
+def dashboards() -> list[dict[str, Any]]:
     v = "visualization"
     return [
         _dashboard(
@@ -248,5 +255,5 @@ FILES = {
 }
 
 
-def render(objects: list[dict]) -> str:
+def render(objects: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(o, ensure_ascii=False, sort_keys=True) + "\n" for o in objects)

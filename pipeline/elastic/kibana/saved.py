@@ -40,7 +40,7 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def saved_object(type_: str, id_: str, attributes: dict, references: list[dict]) -> dict:
+def saved_object(type_: str, id_: str, attributes: dict[str, Any], references: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": type_,
         "id": id_,
@@ -51,7 +51,7 @@ def saved_object(type_: str, id_: str, attributes: dict, references: list[dict])
     }
 
 
-def search_source(query: str = "", filters: list | None = None, index: bool = True) -> dict:
+def search_source(query: str = "", filters: list[Any] | None = None, index: bool = True) -> dict[str, Any]:
     src: dict[str, Any] = {"query": {"query": query, "language": "kuery"}, "filter": filters or []}
     if index:
         src["indexRefName"] = INDEX_REF

@@ -3,14 +3,16 @@ explicit in the object, so tests/unit/test_kibana_objects.py checks each against
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline.elastic.kibana.saved import ALERTS_VIEW, INDEX_REF, compact_json, saved_object, search_source
 
 
-def _count(id_: str = "1") -> dict:
+def _count(id_: str = "1") -> dict[str, Any]:
     return {"id": id_, "enabled": True, "type": "count", "schema": "metric", "params": {}}
 
 
-def _metric(id_: str, agg: str, field: str, label: str) -> dict:
+def _metric(id_: str, agg: str, field: str, label: str) -> dict[str, Any]:
     return {
         "id": id_,
         "enabled": True,
@@ -20,7 +22,7 @@ def _metric(id_: str, agg: str, field: str, label: str) -> dict:
     }
 
 
-def _terms(id_: str, field: str, schema: str, size: int = 10, label: str = "", order_by: str = "1") -> dict:
+def _terms(id_: str, field: str, schema: str, size: int = 10, label: str = "", order_by: str = "1") -> dict[str, Any]:
     return {
         "id": id_,
         "enabled": True,
@@ -38,7 +40,7 @@ def _terms(id_: str, field: str, schema: str, size: int = 10, label: str = "", o
     }
 
 
-def _histogram(id_: str = "2") -> dict:
+def _histogram(id_: str = "2") -> dict[str, Any]:
     return {
         "id": id_,
         "enabled": True,
@@ -52,11 +54,11 @@ def _vis(
     id_: str,
     title: str,
     vis_type: str,
-    aggs: list[dict],
-    params: dict | None = None,
+    aggs: list[dict[str, Any]],
+    params: dict[str, Any] | None = None,
     query: str = "",
     view: str = ALERTS_VIEW,
-) -> dict:
+) -> dict[str, Any]:
     state = {
         "title": title,
         "type": vis_type,
@@ -78,14 +80,16 @@ def _vis(
     )
 
 
-def _bar(id_: str, title: str, split_field: str | None, query: str = "") -> dict:
+def _bar(id_: str, title: str, split_field: str | None, query: str = "") -> dict[str, Any]:
     aggs = [_count(), _histogram()]
     if split_field:
         aggs.append(_terms("3", split_field, "group", size=5))
     return _vis(id_, title, "histogram", aggs, {"type": "histogram", "mode": "stacked"}, query)
 
 
-def _top(id_: str, title: str, field: str, label: str, size: int = 10, query: str = "", pie: bool = False) -> dict:
+def _top(
+    id_: str, title: str, field: str, label: str, size: int = 10, query: str = "", pie: bool = False
+) -> dict[str, Any]:
     if pie:
         return _vis(
             id_,
@@ -105,7 +109,7 @@ def _top(id_: str, title: str, field: str, label: str, size: int = 10, query: st
     )
 
 
-def _agency_control() -> dict:
+def _agency_control() -> dict[str, Any]:
     state = {
         "title": "Agency",
         "type": "input_control_vis",
@@ -166,7 +170,7 @@ def _agency_control() -> dict:
     )
 
 
-def visualizations() -> list[dict]:
+def visualizations() -> list[dict[str, Any]]:
     return [
         _bar("socpipe-vis-alerts-by-severity", "Alerts over time by severity", "kibana.alert.severity"),
         _top("socpipe-vis-top-rules", "Top rules", "kibana.alert.rule.name", "Rule", 15),
