@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from detectors.sigma.detection import Detection
+
+class Suppressible(Protocol):
+    """What `Suppressor.offer` reads of a detection (a `Detection`, or the worker's alert candidate)."""
+
+    @property
+    def dedup_key(self) -> str: ...
+    @property
+    def detection_id(self) -> str: ...
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def end_ts(self) -> float: ...
+    @property
+    def count(self) -> int: ...
 
 
 @dataclass
@@ -16,7 +29,7 @@ class Suppressed:
     alert_id: str  # detection_id of the alert that stands for this dedup key
     count: int  # detections folded into that alert so far
     last_ts: float  # latest event time seen for it
-    detection: Detection
+    detection: Suppressible
 
 
 @dataclass
@@ -40,7 +53,7 @@ class Suppressor:
     max_keys: int = 100_000
     open: dict[str, Any] = field(default_factory=dict)
 
-    def offer(self, det: Detection) -> Suppressed:
+    def offer(self, det: Suppressible) -> Suppressed:
         cur = self.open.get(det.dedup_key)
         if cur is not None and det.end_ts - cur.first_ts < self.window and det.detection_id != cur.alert_id:
             cur.count += det.count

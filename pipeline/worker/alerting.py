@@ -9,6 +9,7 @@ the new document before it is written, so most repeats cost no Elasticsearch upd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
 from detectors.finding import Finding
@@ -123,7 +124,7 @@ def reopen(update: CountUpdate) -> NewAlert:
     return NewAlert(update.candidate, update.repeats - 1, update.last_ts)
 
 
-def with_repeats(doc: dict, repeats: int, last_seen: str | None) -> dict:
+def with_repeats(doc: dict[str, Any], repeats: int, last_seen: str | None) -> dict[str, Any]:
     """Fold repeats seen before the first write into the alert document's suppression block."""
     if repeats:
         supp = doc.setdefault("socpipe", {}).setdefault("suppression", {})

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from collectors.wire import LineBatch
 from detectors.common.times import iso_ms
 from pipeline.dedup import SeenSequences
-from pipeline.verify import AgentLookup, verify_batch
+from pipeline.verify import AgentLookup, RecordHeaders, verify_batch
 
 
 @dataclass(slots=True)
@@ -44,7 +45,7 @@ class Intake:
             seen = self.seen[partition] = SeenSequences(self.max_seq_ahead, self.max_seq_ahead)
         return seen
 
-    def accept(self, partition: int, key: bytes | None, headers, value: bytes | None) -> Accepted | str:
+    def accept(self, partition: int, key: bytes | None, headers: RecordHeaders, value: bytes | None) -> Accepted | str:
         """The verified batch with its new lines only, or the rejection reason."""
         batch, reason = verify_batch(key, headers, value, self.lookup)
         if batch is None:
@@ -61,7 +62,7 @@ class Intake:
     def snapshot(self, partition: int, offset: int) -> bytes:
         return json.dumps({"offset": offset, "seen": self._seen(partition).to_data()}, separators=(",", ":")).encode()
 
-    def restore(self, partition: int, snap: dict | None) -> int | None:
+    def restore(self, partition: int, snap: dict[str, Any] | None) -> int | None:
         """Start a partition (from its snapshot if any); the offset to resume from, None for none."""
         seen = self.seen[partition] = SeenSequences(self.max_seq_ahead, self.max_seq_ahead)
         if not snap:
@@ -73,7 +74,7 @@ class Intake:
         self.seen.pop(partition, None)
 
 
-def sequence_anomaly_event(got: Accepted, now: float) -> dict:
+def sequence_anomaly_event(got: Accepted, now: float) -> dict[str, Any]:
     """The ECS event reporting far-ahead seqs in one verified batch (agency and agent from the registry)."""
     b = got.batch
     return {
@@ -99,7 +100,7 @@ def sequence_anomaly_event(got: Accepted, now: float) -> dict:
     }
 
 
-def quarantine_row(timestamp_ms: int, key: bytes | None, headers, value: bytes | None) -> dict:
+def quarantine_row(timestamp_ms: int, key: bytes | None, headers: RecordHeaders, value: bytes | None) -> dict[str, Any]:
     """One quarantined record as the SOC reads it back (`socpipe detect quarantine`): when, why, from
     where, and what it claimed (the key's agency and agent, never trusted, shown as they came)."""
     hdr = {k: v for k, v in headers or () if isinstance(k, str) and isinstance(v, bytes)}

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("socpipe.detector.models")
 
 
 class ModelSet:
-    def __init__(self, dirs: list[str], check_every_s: float = 10.0, clock=time.monotonic):
+    def __init__(self, dirs: list[str], check_every_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.dirs = [str(d) for d in dirs]
         self.check_every_s = check_every_s
         self._clock = clock

@@ -452,7 +452,7 @@ class DetectorWorker:
         return {tp: recs for tp, recs in polled.items() if tp not in restarts}
 
     def _restore_one(
-        self, tp: TopicPartition, stage: str, prefix: bytes, restore: Callable[[int, dict | None], int | None]
+        self, tp: TopicPartition, stage: str, prefix: bytes, restore: Callable[[int, dict[str, Any] | None], int | None]
     ) -> int | None:
         """One partition from its snapshot; the offset to resume from. A snapshot that cannot be used
         (truncated, forged by whoever can write the state topic, or another SNAPSHOT_VERSION during a

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
 from detectors.sigma import Engine, Suppressor
 from pipeline import kafka_io
+from pipeline.config import KafkaConfig
 
 
-class RebalanceListener(ConsumerRebalanceListener):
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python: no type information
     """Routes kafka-python's rebalance callbacks to stage 2, which owns per-partition state."""
 
-    def __init__(self, on_assigned: Callable[[list], None], on_revoked: Callable[[list], None]):
+    def __init__(
+        self, on_assigned: Callable[[list[TopicPartition]], None], on_revoked: Callable[[list[TopicPartition]], None]
+    ) -> None:
         self._assigned, self._revoked = on_assigned, on_revoked
 
-    def on_partitions_assigned(self, assigned):
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._assigned(list(assigned))
 
-    def on_partitions_revoked(self, revoked):
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self._revoked(list(revoked))
 
 
@@ -46,7 +50,7 @@ class PartitionState:
             }
         ).encode()
 
-    def restore(self, snap: dict) -> int:
+    def restore(self, snap: dict[str, Any]) -> int:
         """Load a snapshot; the offset to resume from."""
         self.engine.restore(bytes.fromhex(snap["state"]))
         self.max_event_ts = snap["max_event_ts"]
@@ -64,7 +68,7 @@ class SnapshotReader:
     stay bytes until a partition's snapshot is asked for (older snapshots of a key are never parsed).
     """
 
-    def __init__(self, kafka_cfg, state_topic: str, prefixes: tuple[bytes, ...]) -> None:
+    def __init__(self, kafka_cfg: KafkaConfig, state_topic: str, prefixes: tuple[bytes, ...]) -> None:
         self.kafka_cfg, self.topic, self.prefixes = kafka_cfg, state_topic, prefixes
         self.position = 0  # next offset to read
         self.latest: dict[bytes, bytes] = {}
@@ -103,7 +107,7 @@ class SnapshotReader:
         finally:
             reader.close()
 
-    def get(self, prefix: bytes, partition: int) -> dict | None:
+    def get(self, prefix: bytes, partition: int) -> dict[str, Any] | None:
         """The partition's latest snapshot, None for none. ValueError when it does not parse (truncated,
         forged, or not JSON): the caller decides what to do with that partition."""
         value = self.latest.get(prefix + str(partition).encode())
