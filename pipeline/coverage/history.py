@@ -13,6 +13,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.common.times import DEFAULT_TIMEZONE, iso_s
@@ -71,11 +72,11 @@ class HistoryStore:
             rows = self._db.execute("SELECT agency_id, new_state FROM transitions ORDER BY ts, rowid").fetchall()
         return {agency_id: state for agency_id, state in rows}
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO kv VALUES (?,?)", (key, json.dumps(value)))
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
@@ -116,7 +117,7 @@ class PeriodRow:
     monitored_last: int | None
     dropped_out: list[Dropout] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pipeline.coverage.inventory import TIERS
@@ -68,7 +68,7 @@ class CoverageCollector(Collector):
         self._counters = counters
         self._inventory_status = inventory_status
 
-    def collect(self) -> Iterable:
+    def collect(self) -> Iterable[Metric]:
         snap = self._snapshot()
         if snap is not None:
             yield from self._coverage(snap)
@@ -83,7 +83,7 @@ class CoverageCollector(Collector):
             "socpipe_inventory_loaded_timestamp_seconds", "When the inventory was last (re)loaded", value=loaded_at
         )
 
-    def _coverage(self, snap: Snapshot) -> Iterable:
+    def _coverage(self, snap: Snapshot) -> Iterable[Metric]:
         counted = snap.counted()
         monitored = sum(a.state == MONITORED for a in counted)
         yield GaugeMetricFamily(
@@ -115,11 +115,11 @@ class CoverageCollector(Collector):
             by_tier_mon.add_metric([tier], sum(a.state == MONITORED for a in pool))
             by_tier_ratio.add_metric([tier], snap.ratio(tier) if pool else 0.0)
             states = Counter(a.state for a in snap.agencies if a.tier == tier)
-            for state in STATES:
-                by_state.add_metric([tier, state], states.get(state, 0))
+            for st in STATES:
+                by_state.add_metric([tier, st], states.get(st, 0))
         yield from (by_tier_total, by_tier_mon, by_tier_ratio, by_state)
 
-        state = GaugeMetricFamily(
+        agency_state = GaugeMetricFamily(
             "socpipe_agency_state",
             "1 for the agency's current state, 0 for the others",
             labels=["agency", "tier", "state"],
@@ -155,20 +155,20 @@ class CoverageCollector(Collector):
         )
         versions: Counter[str] = Counter()
         for a in snap.agencies:
-            for s in STATES:
-                state.add_metric([a.id, a.tier, s], 1.0 if a.state == s else 0.0)
+            for st in STATES:
+                agency_state.add_metric([a.id, a.tier, st], 1.0 if a.state == st else 0.0)
             if a.last_seen is not None:
                 last_seen.add_metric([a.id], a.last_seen)
             expected.add_metric([a.id], len(a.sources))
             reporting.add_metric([a.id], sum(s.state == MONITORED for s in a.sources))
             spool.add_metric([a.id], a.spool_bytes)
             failing.add_metric([a.id], a.inputs_failing)
-            for s in a.sources:
-                if s.last_event is not None:
-                    src_last.add_metric([a.id, s.name], s.last_event)
-                src_up.add_metric([a.id, s.name], 1.0 if s.state == MONITORED else 0.0)
+            for src in a.sources:
+                if src.last_event is not None:
+                    src_last.add_metric([a.id, src.name], src.last_event)
+                src_up.add_metric([a.id, src.name], 1.0 if src.state == MONITORED else 0.0)
             versions.update(a.versions)
-        yield from (state, last_seen, expected, reporting, spool, failing, src_last, src_up)
+        yield from (agency_state, last_seen, expected, reporting, spool, failing, src_last, src_up)
         ver = GaugeMetricFamily(
             "socpipe_agent_versions", "Agencies with an alive agent of each version", labels=["version"]
         )
@@ -181,7 +181,7 @@ class CoverageCollector(Collector):
             "socpipe_coverage_evaluated_timestamp_seconds", "When states were last evaluated", value=snap.at
         )
 
-    def _traffic(self) -> Iterable:
+    def _traffic(self) -> Iterable[Metric]:
         c = self._counters
         with c._lock:
             lines = dict(c.lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from typing import Any
 
 import yaml
 
@@ -204,16 +205,18 @@ def _short(dept: str) -> str:
     return slug(dept.replace("Sở ", "so ").replace("Ban ", "ban ").replace("Văn phòng", "vp"))[:40]
 
 
-def province_inventory() -> dict:
-    web = lambda h: {
-        "name": "web",
-        "path": "/var/log/nginx/access.log",
-        "host": h,
-        "dataset": "nginx.access",  # noqa: E731
-        "silent_after": "1h",
-    }
+def province_inventory() -> dict[str, Any]:
+    def web(h: str) -> dict[str, str]:
+        return {
+            "name": "web",
+            "path": "/var/log/nginx/access.log",
+            "host": h,
+            "dataset": "nginx.access",
+            "silent_after": "1h",
+        }
+
     auth = {"name": "auth", "path": "*auth.log", "dataset": "system.auth"}
-    agencies: list[dict] = []
+    agencies: list[dict[str, Any]] = []
     for name in DEPARTMENTS:
         aid = _short(name)
         sources = [dict(auth), web(f"web-{aid}")]

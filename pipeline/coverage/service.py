@@ -16,8 +16,9 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.wire import HEADER_DATASET
@@ -31,6 +32,7 @@ from pipeline.coverage.status import snapshot_to_dict
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.verify import (
     HeartbeatGuard,
+    RecordHeaders,
     StreamCounters,
     check_heartbeat,
     check_raw,
@@ -62,7 +64,7 @@ class CoverageService:
         self.snapshot: Snapshot | None = None
         self._stop = threading.Event()
         self._consumer = None
-        self._http = None
+        self._http: WSGIServer | None = None
         saved = self.history.get("tracker")
         if saved:
             self.tracker.import_state(saved)
@@ -85,7 +87,7 @@ class CoverageService:
         log.info("coverage.metrics_listening host=%s port=%d", self.cfg.metrics_host, self.cfg.metrics_port)
         return reg
 
-    def _connect(self):
+    def _connect(self) -> KafkaConsumer:
         topics = [self.cfg.heartbeat_topic, self.cfg.raw_topic]
         kafka_io.ensure_topics(
             self.cfg.kafka, {self.cfg.heartbeat_topic: {"partitions": 1}, self.cfg.raw_topic: {"partitions": 4}}
@@ -196,7 +198,7 @@ class CoverageService:
             kafka_problem=kafka_problem,
         )
 
-    def handle_raw(self, key: bytes | None, headers, now: float, value: bytes | None = None) -> None:
+    def handle_raw(self, key: bytes | None, headers: RecordHeaders, now: float, value: bytes | None = None) -> None:
         """Count a raw record's lines for its agency if it is genuine (MAC checked; value not decoded)
         and not a replay of a record already counted."""
         verdict = check_raw(key, headers, value, self.agents)

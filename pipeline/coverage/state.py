@@ -9,6 +9,7 @@ delivery is seen either as raw records on Kafka or as `lines_shipped` growing in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.coverage.inventory import Agency, ExpectedSource, Inventory
 
@@ -214,13 +215,13 @@ class CoverageTracker:
             state = AGENT_DOWN
             reasons = [f"no heartbeat for {now - (last_seen or 0):.0f}s"]
         else:
-            spooling = [
-                a
+            spooling_since = [
+                a.spooling_since
                 for a in alive.values()
                 if a.spooling_since is not None and now - a.spooling_since >= th.spooling_after_s
             ]
-            if spooling:
-                reasons.append(f"spooling {spool} bytes for {now - min(a.spooling_since for a in spooling):.0f}s")
+            if spooling_since:
+                reasons.append(f"spooling {spool} bytes for {now - min(spooling_since):.0f}s")
             kafka: list[str] = []  # first: an agent Kafka refuses explains its silent sources
             for a in sorted(alive.values(), key=lambda a: a.agent_id):
                 on_host = f" (on {a.host})" if len(alive) > 1 else ""
@@ -244,7 +245,7 @@ class CoverageTracker:
         )
 
     # Persistence of what was seen, so a service restart keeps never_seen apart from agent_down.
-    def export_state(self) -> dict:
+    def export_state(self) -> dict[str, Any]:
         return {
             "agents": [
                 {
@@ -259,7 +260,7 @@ class CoverageTracker:
             "deliveries": [[k[0], k[1], k[2], t] for k, t in self.deliveries.items()],
         }
 
-    def import_state(self, data: dict) -> None:
+    def import_state(self, data: dict[str, Any]) -> None:
         for a in data.get("agents", []):
             self.agents.setdefault(
                 a["agent_id"],

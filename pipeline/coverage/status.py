@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from collectors.humanize import ago
 from detectors.common.times import iso_s
@@ -12,7 +13,7 @@ from pipeline.coverage.history import PeriodRow
 from pipeline.coverage.state import STATE_RANK, Snapshot
 
 
-def snapshot_to_dict(snap: Snapshot) -> dict:
+def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
     return {
         "at": snap.at,
         "coverage_ratio": snap.ratio(),
@@ -39,7 +40,7 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_status(status: dict, now: float) -> str:
+def render_status(status: dict[str, Any], now: float) -> str:
     """Every agency, worst state first, then by tier and id; a summary line at the end."""
     agencies = sorted(status["agencies"], key=lambda a: (STATE_RANK.get(a["state"], 9), a["tier"], a["id"]))
     lines = [f"{'AGENCY':<22} {'NAME':<34} {'TIER':<12} {'STATE':<15} {'LAST SEEN':<10} SILENT SOURCES / REASON"]
@@ -119,5 +120,5 @@ def render_report(rows: list[PeriodRow], fmt: str, since: float, until: float) -
     return "\n".join(out)
 
 
-def _num(x) -> str:
+def _num(x: float | None) -> str:
     return "" if x is None else str(x)

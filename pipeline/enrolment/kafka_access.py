@@ -26,9 +26,13 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import KafkaConfig
+
+if TYPE_CHECKING:  # for annotations only: kafka-python is imported inside the functions that use it
+    from kafka import KafkaAdminClient
+    from kafka.admin import ACL
 
 log = logging.getLogger("socpipe.enrolment.kafka")
 
@@ -64,7 +68,7 @@ def new_password() -> str:
     return secrets.token_urlsafe(32)
 
 
-def upsert_scram(admin, username: str, password: str) -> None:
+def upsert_scram(admin: KafkaAdminClient, username: str, password: str) -> None:
     """Create or replace `username`'s SCRAM-SHA-512 credential through the admin API."""
     from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
 
@@ -83,7 +87,7 @@ class KafkaAccess:
         self.topics = [t for t in topics if t]
         self.topic_partitions = topic_partitions
 
-    def _admin(self):
+    def _admin(self) -> KafkaAdminClient:
         from kafka import KafkaAdminClient
 
         try:
@@ -129,7 +133,7 @@ class KafkaAccess:
         return removed
 
     @staticmethod
-    def _remove(admin, agent_id: str) -> dict[str, Any]:
+    def _remove(admin: KafkaAdminClient, agent_id: str) -> dict[str, Any]:
         from kafka.admin import (
             ACLFilter,
             ACLOperation,
@@ -168,7 +172,7 @@ class KafkaAccess:
         return {"acls": n_acls, "credential": not err}
 
 
-def _to_acl(g: Grant):
+def _to_acl(g: Grant) -> ACL:
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
 
     return ACL(

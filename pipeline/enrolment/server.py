@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
 from pipeline.enrolment.kafka_access import KafkaAccess, KafkaAccessError
@@ -79,11 +80,11 @@ def handle_enroll(
     agency_allowed: Callable[[str], bool] = lambda _agency_id: True,
     client: str = "-",
     access: KafkaAccess | None = None,
-) -> tuple[int, dict]:
+) -> tuple[int, dict[str, Any]]:
     """Request handling (the registry and, with a SASL handout, the broker are the only I/O): -> (HTTP
     status, JSON body). Every refusal is logged with the client address and the reason (never the token)."""
 
-    def refuse(status: int, error: str, reason: str, token_id: str | None = None) -> tuple[int, dict]:
+    def refuse(status: int, error: str, reason: str, token_id: str | None = None) -> tuple[int, dict[str, Any]]:
         log.warning(
             "enrolment.refused client=%s status=%d reason=%s token_id=%s", client, status, reason, token_id or "-"
         )
@@ -176,7 +177,7 @@ def make_server(
                 return self._send(200, {"ok": True})
             self._send(404, {"error": "not found"})
 
-        def _send(self, status: int, body: dict) -> None:
+        def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -185,7 +186,7 @@ def make_server(
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, fmt: str, *args) -> None:  # access log without bodies (tokens, secrets)
+        def log_message(self, fmt: str, *args: Any) -> None:  # access log without bodies (tokens, secrets)
             log.debug("enrolment.http client=%s %s", self.client_address[0], fmt % args)
 
     return PooledHTTPServer(cfg.serve_settings(), Handler)
