@@ -114,6 +114,8 @@ class QueueApp:
         self, session: dict[str, Any], method: str, parts: list[str], form: Mapping[str, str], done: str
     ) -> Reply:
         kind, item_id = parts[0], parts[1][:200]
+        if kind == "incident" and self.incidents is None:  # served without an incident store: none to show
+            return 404, q.page("404", "<h1>404</h1>", session["lang"]), {}
         if len(parts) == 3:
             action = parts[2]
             if method != "POST" or action not in ACTIONS:

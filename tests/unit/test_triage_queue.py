@@ -51,6 +51,16 @@ def test_pages_need_a_session_and_posts_need_its_csrf_token():
     assert out.status == 303 and a.handle("GET", "/queue", {"Cookie": f"socpipe_session={sid}"}).status == 303
 
 
+def test_without_an_incident_store_an_incident_page_is_not_found_not_a_server_error():
+    a = TriageApi(NoData(), TokenStore({token_digest("t-an"): Analyst("an", "analyst")}))
+    sid = a.handle("POST", "/queue/login", {}, b"token=t-an").headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    cookie = {"Cookie": f"socpipe_session={sid}"}
+    assert a.handle("GET", "/queue", cookie).status == 200  # the queue lists no incidents
+    assert a.handle("GET", "/queue/incident/inc-1", cookie).status == 404
+    csrf = a.queue.sessions.get(sid)["csrf"]
+    assert a.handle("POST", "/queue/incident/inc-1/ack", cookie, f"csrf={csrf}".encode()).status == 404
+
+
 def test_sessions_expire_and_times_are_shown_in_vietnam():
     now = [0.0]
     s = Sessions(ttl_s=10, clock=lambda: now[0])
