@@ -18,24 +18,29 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from elasticsearch import ApiError as EsApiError
 from elasticsearch import TransportError
 
 from detectors.common import iso_ms
 from detectors.common.severity import KIBANA_LEVELS
+from pipeline.elastic.incidents import IncidentStore
 from pipeline.elastic.triage import (
     AlertConflict,
     AlertFilter,
     AlertNotFound,
+    AlertRecord,
     AmbiguousAlertId,
+    TriageService,
     format_version,
     parse_version,
 )
 from pipeline.triage import pages
 from pipeline.triage.auth import Analyst, TokenStore
 from pipeline.triage.workflow import ACTIONS, STATUSES, Change, PermissionDenied, TransitionError, check_permission
+
+T = TypeVar("T")
 
 log = logging.getLogger("socpipe.triage_api")
 
@@ -83,10 +88,10 @@ class ApiError(Exception):
 class TriageApi:
     def __init__(
         self,
-        service,
+        service: TriageService,
         tokens: TokenStore,
         clock: Callable[[], datetime] | None = None,
-        incidents=None,
+        incidents: IncidentStore | None = None,
         secure_cookies: bool = False,
     ):
         from pipeline.triage.queue_app import QueueApp
@@ -131,7 +136,9 @@ class TriageApi:
             return Response.json(500, {"error": "internal error"})
 
     # --- JSON API ----------------------------------------------------------------------------
-    def _api(self, method: str, parts: list[str], query: dict, headers: dict, body: bytes) -> Response:
+    def _api(
+        self, method: str, parts: list[str], query: dict[str, Any], headers: dict[str, Any], body: bytes
+    ) -> Response:
         analyst = self._auth(_bearer(headers.get("authorization")))
         if parts == ["alerts"] and method == "GET":
             flt, limit = _filter(query)
@@ -186,7 +193,7 @@ class TriageApi:
             raise ApiError(403, str(exc)) from None
         return self._call(lambda: self.service.change(alert_id, change, expected))
 
-    def _call(self, fn):
+    def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except AlertNotFound:
@@ -267,5 +274,5 @@ def _filter(query: dict[str, list[str]]) -> tuple[AlertFilter, int]:
     return flt, limit
 
 
-def _view(rec) -> dict[str, Any]:
+def _view(rec: AlertRecord) -> dict[str, Any]:
     return {"id": rec.id, "index": rec.index, "version": format_version(rec.version), "alert": rec.source}

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -65,7 +66,7 @@ class ReloadingTokenStore(TokenStore):
         self.reloads = 0
         self.reload_errors = 0
 
-    def _file_stamp(self) -> tuple | None:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
@@ -145,7 +146,7 @@ def revoke_analyst(path: str | Path, name: str) -> bool:
     return True
 
 
-def _write(path: Path, entries: list[dict]) -> None:
+def _write(path: Path, entries: list[dict[str, Any]]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

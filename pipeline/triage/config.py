@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import ConfigError, ElasticsearchConfig, is_loopback, load_config
 from pipeline.httpserve import ServeSettings
@@ -33,7 +34,7 @@ class TriageConfig:
                 raise ConfigError(f"server.{key}: no such file: {path}")
 
 
-def load_triage_config(path: str | None = None, env: dict | None = None) -> TriageConfig:
+def load_triage_config(path: str | None = None, env: dict[str, Any] | None = None) -> TriageConfig:
     cfg = load_config(TriageConfig, path, env)
     cfg.validate()
     return cfg

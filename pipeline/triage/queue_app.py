@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors.common.times import iso_ms
-from pipeline.elastic.triage import AlertFilter
+from pipeline.elastic.incidents import IncidentStore
+from pipeline.elastic.triage import AlertFilter, TriageService
 from pipeline.triage import queue as q
+from pipeline.triage.auth import TokenStore
 from pipeline.triage.workflow import ACTIONS, STATUSES, Change, PermissionDenied, TransitionError, check_permission
 
 log = logging.getLogger("socpipe.triage_queue")
@@ -21,9 +23,9 @@ Reply = tuple[int, str, dict[str, str]]  # status, html, extra headers
 class QueueApp:
     def __init__(
         self,
-        alerts: Any,
-        incidents: Any,
-        tokens: Any,
+        alerts: TriageService,
+        incidents: IncidentStore | None,
+        tokens: TokenStore,
         secure_cookies: bool = False,
         clock: Callable[[], datetime] | None = None,
         sessions: q.Sessions | None = None,
@@ -110,12 +112,15 @@ class QueueApp:
         )
         return 200, q.queue_page(session, incidents, alerts, filters), {}
 
+    def _incident_store(self) -> IncidentStore:
+        if self.incidents is None:  # served without an incident store: no incident to show (404)
+            raise LookupError("no incident store")
+        return self.incidents
+
     def _item(
         self, session: dict[str, Any], method: str, parts: list[str], form: Mapping[str, str], done: str
     ) -> Reply:
         kind, item_id = parts[0], parts[1][:200]
-        if kind == "incident" and self.incidents is None:  # served without an incident store: none to show
-            return 404, q.page("404", "<h1>404</h1>", session["lang"]), {}
         if len(parts) == 3:
             action = parts[2]
             if method != "POST" or action not in ACTIONS:
@@ -132,7 +137,7 @@ class QueueApp:
             try:
                 check_permission(analyst.role, change)
                 if kind == "incident":
-                    self.incidents.change(item_id, change, alerts_service=self.alerts)
+                    self._incident_store().change(item_id, change, alerts_service=self.alerts)
                 else:
                     self.alerts.change(item_id, change, None)
             except PermissionDenied as exc:
@@ -145,7 +150,7 @@ class QueueApp:
         if method != "GET":
             return 405, q.page("405", "<h1>405</h1>", session["lang"]), {}
         try:
-            rec = self.incidents.get(item_id) if kind == "incident" else self.alerts.get(item_id)
+            rec = self._incident_store().get(item_id) if kind == "incident" else self.alerts.get(item_id)
         except LookupError:
             return 404, q.page("404", "<h1>404</h1>", session["lang"]), {}
         render = q.incident_page if kind == "incident" else q.alert_page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from pipeline.httpserve import PooledHTTPServer, ServeSettings
 from pipeline.triage.app import MAX_BODY, TriageApi
@@ -44,7 +45,7 @@ def make_server(
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
-        def log_message(self, fmt: str, *args) -> None:  # structured, and never the form body (tokens)
+        def log_message(self, fmt: str, *args: Any) -> None:  # structured, and never the form body (tokens)
             log.info("triage_api request=%r client=%s", self.requestline[:300], self.client_address[0])
 
     if settings is None:
