@@ -17,13 +17,21 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from pipeline.devtools.demo_scenario import AGENCIES_WITH_AGENTS, TZ, DemoAgency, attacker_ip, auth_log_lines
 from pipeline.stack.plan import Ports
+
+if TYPE_CHECKING:  # elasticsearch is imported where it is used
+    from elastic_transport import ObjectApiResponse
+    from elasticsearch import Elasticsearch
+
+T = TypeVar("T")
 
 
 class DemoError(RuntimeError):
@@ -31,11 +39,11 @@ class DemoError(RuntimeError):
 
 
 class Demo:
-    def __init__(self, root: Path, out=print):
+    def __init__(self, root: Path, out: Callable[[str], None] = print):
         self.root = root
         self.work = root / ".socpipe" / "demo"
         self.out = out
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         stack_env = Path(os.environ.get("SOCPIPE_STACK_DIR", root / ".socpipe" / "stack")) / "env"
         if not stack_env.exists():
             raise DemoError("the local stack is not up: run `socpipe stack up` (or `make demo`)")
@@ -61,7 +69,7 @@ class Demo:
         )
 
     # --- processes -----------------------------------------------------------------------------
-    def socpipe(self, *args: str, env: dict | None = None) -> str:
+    def socpipe(self, *args: str, env: dict[str, Any] | None = None) -> str:
         proc = subprocess.run(
             [sys.executable, "-m", "pipeline.cli", *args],
             cwd=self.root,
@@ -77,7 +85,7 @@ class Demo:
     def role_env(self, role: str, **extra: str) -> dict[str, str]:
         return {**self.env, **self.stack.service_env(role), **extra}
 
-    def start(self, name: str, *args: str, env: dict | None = None) -> None:
+    def start(self, name: str, *args: str, env: dict[str, Any] | None = None) -> None:
         log = open(self.work / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", *args],
@@ -103,7 +111,8 @@ class Demo:
     def check_processes(self) -> None:
         for p in self.procs.values():
             if p.poll() is not None:
-                raise DemoError(f"a demo process exited ({' '.join(map(str, p.args[3:]))}); see logs in {self.work}")
+                args = p.args[3:] if isinstance(p.args, list) else [p.args]  # after `python -m pipeline.cli`
+                raise DemoError(f"a demo process exited ({' '.join(map(str, args))}); see logs in {self.work}")
 
     # --- steps ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -146,7 +155,10 @@ class Demo:
 
     def enrol_and_start_agent(self, agency: DemoAgency, now: datetime) -> None:
         out = self.socpipe("agency", "token", "create", agency.id, "--config", "config/coverage.yaml")
-        token = re.search(r"^token:\s+(\S+)", out, re.M).group(1)
+        found = re.search(r"^token:\s+(\S+)", out, re.M)
+        if found is None:
+            raise DemoError(f"`socpipe agency token create {agency.id}` printed no token:\n{out}")
+        token = found.group(1)
         state = self.work / f"agent-{agency.id}"
         self.socpipe(
             "agent",
@@ -210,7 +222,7 @@ class Demo:
                 f'  socpipe_tier_coverage_ratio{{tier="{series["metric"]["tier"]}"}} = {float(series["value"][1]):.3f}'
             )
 
-    def es(self):
+    def es(self) -> Elasticsearch:
         """The operator's client (the env file's URL, CA and credential)."""
         from pipeline.config import ElasticsearchConfig
         from pipeline.elastic import connect
@@ -245,7 +257,7 @@ class Demo:
         alerts = body.get("alerts", body) if isinstance(body, dict) else body
         self.out(f"  triage API {url.split('?')[0]}: {len(alerts)} open alerts for {agency} (analyst token)")
 
-    def alerts(self, since: datetime) -> list[dict]:
+    def alerts(self, since: datetime) -> list[dict[str, Any]]:
         from elasticsearch import ApiError
 
         self.check_processes()
@@ -262,7 +274,7 @@ class Demo:
         # Wait for the correlation (brute force) too, not only the first single-event alert.
         return hits if any(h.get("rule", {}).get("category") not in (None, "single") for h in hits) else []
 
-    def _alerts_search(self, es, index: str, since: datetime):
+    def _alerts_search(self, es: Elasticsearch, index: str, since: datetime) -> ObjectApiResponse[Any]:
         return es.search(
             index=index,
             size=50,
@@ -279,7 +291,7 @@ class Demo:
             },
         )
 
-    def incident(self) -> dict | None:
+    def incident(self) -> dict[str, Any] | None:
         """The open incident holding the attacker's alerts, once it holds all of them."""
         from elasticsearch import ApiError
 
@@ -303,10 +315,11 @@ class Demo:
         alerts = {a["event"]["id"] for a in self.alerts(self.began)}
         for inc in hits:
             if alerts and alerts <= set(inc["socpipe"]["incident"]["alerts"]):
-                return inc
+                found: dict[str, Any] = inc
+                return found
         return None
 
-    def print_incident(self, inc: dict) -> None:
+    def print_incident(self, inc: dict[str, Any]) -> None:
         i = inc["socpipe"]["incident"]
         self.out(
             f"  INCIDENT {i['title']}  severity={i['severity']}  agency={inc['organization']['id']}  "
@@ -317,7 +330,7 @@ class Demo:
         for e in i["timeline"]:
             self.out(f"    {e['start']}  {e['level']:<8}  {e['events']:>4} events  {e['rule']}")
 
-    def print_alerts(self, alerts: list[dict]) -> None:
+    def print_alerts(self, alerts: list[dict[str, Any]]) -> None:
         self.out(f"  {'TIME (UTC)':<24} {'SEVERITY':<9} {'AGENCY':<20} {'SOURCE':<15} {'EVENTS':>6}  RULE")
         for a in alerts:
             self.out(
@@ -325,10 +338,11 @@ class Demo:
                 f"{a.get('source', {}).get('ip', '-'):<15} {a['socpipe'].get('episode', {}).get('events', a['socpipe']['detection']['count']):>6}  {a['rule']['name']}"
             )
 
-    def promql(self, query: str) -> list[dict]:
+    def promql(self, query: str) -> list[dict[str, Any]]:
         url = self.env["SOCPIPE_PROMETHEUS_URL"] + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
         with urllib.request.urlopen(url, timeout=5) as resp:
-            return json.load(resp)["data"]["result"]
+            result: list[dict[str, Any]] = json.load(resp)["data"]["result"]
+        return result
 
     def coverage_ratio(self, expect: float) -> float | None:
         self.check_processes()
@@ -341,7 +355,7 @@ class Demo:
     def wait_port(self, port: int, what: str) -> None:
         import socket
 
-        def ready():
+        def ready() -> bool:
             self.check_processes()
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -351,7 +365,7 @@ class Demo:
 
         self.wait(ready, 30, what)
 
-    def wait(self, predicate, timeout_s: float, what: str):
+    def wait(self, predicate: Callable[[], T | None], timeout_s: float, what: str) -> T:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             value = predicate()

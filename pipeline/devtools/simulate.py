@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from collectors.wire import (
     HEARTBEAT_TOPIC,
@@ -26,6 +27,12 @@ from collectors.wire import (
     sign_heartbeat,
     signed_record,
 )
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
+
+    from pipeline.coverage.inventory import Inventory
+    from pipeline.enrolment.registry import Registry
 
 VERSION = "0.1.0-sim"
 
@@ -82,14 +89,14 @@ class SimulatedAgent:
         return LineBatch(self.agency_id, self.agent_id, self.host, source, lines, dataset="system.auth")
 
 
-def send_batch(producer, topic: str, batch: LineBatch, secret: str, counter: int) -> None:
+def send_batch(producer: KafkaProducer, topic: str, batch: LineBatch, secret: str, counter: int) -> None:
     """Send a batch as an agent does: keyed by its stream, signed with the agent's secret."""
     key, headers, value = signed_record(batch, secret, counter)
     producer.send(topic, key=key, value=value, headers=headers)
 
 
 def run_agents(
-    producer,
+    producer: KafkaProducer,
     agents: list[SimulatedAgent],
     interval_s: float,
     stop: threading.Event,
@@ -116,7 +123,7 @@ def concrete_path(pattern: str) -> str:
     return pattern.replace("*", "x").replace("?", "x")
 
 
-def agents_for_inventory(inventory, registry, count: int) -> list[SimulatedAgent]:
+def agents_for_inventory(inventory: Inventory, registry: Registry, count: int) -> list[SimulatedAgent]:
     """One simulated agent per (agency, host) for the first `count` agencies, enrolled directly if new."""
     existing = {(a.agency_id, a.host): a for a in registry.agents() if not a.revoked}
     out: list[SimulatedAgent] = []

@@ -22,6 +22,7 @@ import subprocess
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from pipeline.stack.plan import Ports, PrerequisiteError, StackOptions
 from pipeline.stack.servers import Launch, cache_dir, require
@@ -230,9 +231,10 @@ def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = 
     return Launch([str(home / "bin" / "elasticsearch")], env=env, user=user.pw_name if user else None, cwd=rt / "logs")
 
 
-def _get(url: str, timeout: float = 2.0) -> dict:
+def _get(url: str, timeout: float = 2.0) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.load(resp)
+        body: dict[str, Any] = json.load(resp)
+    return body
 
 
 def elasticsearch_ready(ports: Ports, state: Path | None = None, opts: StackOptions | None = None) -> str | None:
@@ -249,6 +251,6 @@ def elasticsearch_ready(ports: Ports, state: Path | None = None, opts: StackOpti
     health = _get(f"{base}/_cluster/health?timeout=1s")
     if health.get("status") not in ("green", "yellow"):
         return None
-    nodes = _get(f"{base}/_nodes/_local?filter_path=nodes.*.version").get("nodes", {})
+    nodes: dict[str, dict[str, Any]] = _get(f"{base}/_nodes/_local?filter_path=nodes.*.version").get("nodes", {})
     version = next(iter(nodes.values()), {}).get("version", "?")
     return f"Elasticsearch {version} (cluster {health.get('cluster_name')}: {health['status']})"

@@ -46,6 +46,7 @@ def username(name: str) -> str:
 
 def credentials(state: Path) -> dict[str, dict[str, str]]:
     """name -> {"username", "password"} for admin and each service; passwords are created once."""
+    data: dict[str, dict[str, str]]
     try:
         data = json.loads(credentials_file(state).read_text())
     except (OSError, ValueError):
@@ -146,21 +147,23 @@ def basic_auth(c: dict[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{c['username']}:{c['password']}".encode()).decode()
 
 
-def _get(state: Path, port: int, path: str, auth: str, timeout: float = 2.0) -> dict:
+def _get(state: Path, port: int, path: str, auth: str, timeout: float = 2.0) -> dict[str, Any]:
     ctx = ssl.create_default_context(cafile=str(ca_file(state)))
     req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers={"Authorization": auth})
     with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
-        return json.load(resp)
+        body: dict[str, Any] = json.load(resp)
+    return body
 
 
-def ready(state: Path, port: int) -> tuple[dict, str] | None:
+def ready(state: Path, port: int) -> tuple[dict[str, Any], str] | None:
     """(cluster health, version) over HTTPS as the admin user; None while not green/yellow."""
     auth = basic_auth(credentials(state)[ADMIN])
     health = _get(state, port, "/_cluster/health?timeout=1s", auth)
     if health.get("status") not in ("green", "yellow"):
         return None
     nodes = _get(state, port, "/_nodes/_local?filter_path=nodes.*.version", auth)
-    version = next(iter(nodes.get("nodes", {}).values()), {}).get("version", "?")
+    by_node: dict[str, dict[str, Any]] = nodes.get("nodes", {})
+    version = next(iter(by_node.values()), {}).get("version", "?")
     return health, version
 
 

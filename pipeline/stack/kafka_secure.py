@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline.enrolment.kafka_access import MECHANISM, upsert_scram
 from pipeline.stack.pki import LocalCA, ServerCert
+from pipeline.stack.plan import Ports
 
 SOC_USER = "socpipe-soc"
 REAUTH_MS = 60_000
@@ -40,7 +41,7 @@ def soc_credentials(state: Path) -> dict[str, str]:
     """The SOC super user's SCRAM credentials for this stack (created once, file mode 0600)."""
     path = state / "kafka" / "soc-credentials.json"
     try:
-        data = json.loads(path.read_text())
+        data: dict[str, str] = json.loads(path.read_text())
         if data.get("username") == SOC_USER and data.get("password"):
             return data
     except (OSError, ValueError):
@@ -142,7 +143,7 @@ def check_mode(state: Path, secure: bool) -> None:
         )
 
 
-def ready(state: Path, ports, secure: bool, brokers: int = 1) -> str | None:
+def ready(state: Path, ports: Ports, secure: bool, brokers: int = 1) -> str | None:
     from pipeline.stack.servers import kafka_ready
 
     plain = kafka_ready(ports, brokers)

@@ -189,7 +189,7 @@ class LocalCA:
                 )
                 .sign(self.key, hashes.SHA256())
             )
-            _write_private(key_path, _key_pem(key))  # type: ignore[arg-type]
+            _write_private(key_path, _key_pem(key))
             pem = leaf.public_bytes(serialization.Encoding.PEM) + self.cert.public_bytes(serialization.Encoding.PEM)
             _write_public(cert_path, pem)
             (self.dir / f"{name}.p12").unlink(missing_ok=True)

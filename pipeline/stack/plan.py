@@ -4,6 +4,7 @@ ports and those of socpipe's own services, each movable with SOCPIPE_STACK_<NAME
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 
@@ -131,9 +132,10 @@ class Ports:
         raise ValueError(f"unknown role {role!r} (detector, coverage, agent, triage, setup)")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Ports:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Ports:
         """SOCPIPE_STACK_<NAME>_PORT moves a server off its default port (e.g. when 9092 is taken)."""
-        env = os.environ if env is None else env
+        if env is None:
+            env = os.environ
         values = {}
         for name in cls.__dataclass_fields__:
             var = f"SOCPIPE_STACK_{name.upper()}_PORT"

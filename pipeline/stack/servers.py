@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.stack import kafka_secure
 from pipeline.stack.plan import Ports, PrerequisiteError, StackOptions
@@ -176,9 +177,10 @@ def kafka_command(
     return jvm + ["kafka.Kafka", str(props)]
 
 
-def _cluster_record(state: Path) -> dict | None:
+def _cluster_record(state: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((state / "kafka-cluster.json").read_text())
+        record: dict[str, Any] = json.loads((state / "kafka-cluster.json").read_text())
+        return record
     except (OSError, ValueError):
         if any(state.glob("kafka*/data/meta.properties")):
             return {"brokers": 1, "cluster_id": ""}  # formatted before this record existed: one node
