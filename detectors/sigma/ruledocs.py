@@ -2,19 +2,27 @@
 
 Start-up reads hundreds of rule files whose text rarely changes; parsing their YAML was a third of
 `socpipe rules lint`. The documents a file parsed to (plain dicts, lists and scalars, with the line of
-each document's root) are kept in one JSON file in the user's cache directory, keyed by the BLAKE2b hash
-of the file's text, so an edited file is a different key and is parsed again. The cache never changes
-what is loaded:
+each document's root) are kept in one file in the user's cache directory, one JSON text per rule file
+keyed by the BLAKE2b hash of the file's text, so an edited file is a different key and is parsed again.
+The cache never changes what is loaded:
 
 - only documents that read back equal to what the parser gave are stored (JSON's own types: str-keyed
-  maps, lists, str, 64-bit int, finite float, bool, None); anything else is parsed each time;
+  maps, lists, str, 64-bit int, finite float, bool, None); anything else is parsed each time. What the
+  one-pass builder of yamlsafe made is known to be of these types but for non-finite floats, which it
+  reports, so it is only encoded (orjson refuses the rest); anything else is read back and compared;
 - a file that fails to parse (bad YAML, over the bounds of yamlsafe) is never stored: its error is
   found and reported again on every load, with its line;
 - the cache is JSON read by orjson, never pickle: a forged cache file can only forge rule documents,
   which is why it is ignored unless it is a regular file owned by this user, in a directory owned by
   this user, neither writable by group or others (created 0700/0600);
-- a missing, unreadable, corrupt or older-version cache is ignored and rebuilt; a cache that cannot be
-  written (read-only home, no home) just means parsing every time.
+- a missing, unreadable, corrupt or older-version cache is ignored and rebuilt; an entry that does not
+  decode or is not of the expected shape is parsed again; a cache that cannot be written (read-only
+  home, no home) just means parsing every time.
+
+The file: the cache version on the first line, then one line per entry, `key<TAB>JSON` (orjson writes no
+newline), so reading it splits lines and decodes nothing until a file is loaded, and writing it joins
+the texts as they are. A command that loads in several steps (`rules lint`: mappings, rules, the parser
+examples) saves once at the end (DocumentCache.saving).
 
 SOCPIPE_RULE_CACHE: a directory to keep it in instead of $XDG_CACHE_HOME/socpipe (~/.cache/socpipe),
 or `off`.
@@ -25,7 +33,8 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from hashlib import blake2b
 from pathlib import Path
 from typing import Any
@@ -37,8 +46,8 @@ MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak 
 
 # Bump when what yamlsafe builds from a text changes (its rules, bounds or resolvers); the cache is
 # also dropped when the parser's code changes (_cache_version: yamlsafe's source, PyYAML's files).
-CACHE_VERSION = f"rule-docs-2:{MAX_DEPTH}:{MAX_NODES}"
-CACHE_NAME = "rule-documents.json"
+CACHE_VERSION = f"rule-docs-3:{MAX_DEPTH}:{MAX_NODES}"
+CACHE_NAME = "rule-documents.jsonl"
 MAX_CACHE_BYTES = 64 << 20
 MAX_ENTRIES = 6_000  # ~2x the SigmaHQ rule files; past this only the latest load's entries are kept (~15 MB at most)
 
@@ -109,15 +118,22 @@ def _sources_unchanged(sources: Any) -> bool:
     return type(sources) is dict and bool(sources) and all(_file_digest(p) == h for p, h in sources.items())
 
 
-def _as_json(value: Any) -> str | None:
+def _as_json(value: Any) -> bytes | None:
     """`value`'s JSON text, or None when reading it back would not give exactly `value`: orjson refuses
     non-str keys, sets, bytes and ints past 64 bits, and writes NaN/inf as null and dates as strings,
     tuples as lists; each of these then compares unequal."""
+    blob = _encoded(value)
+    return blob if blob is not None and orjson.loads(blob) == value else None
+
+
+def _encoded(value: Any) -> bytes | None:
+    """`value`'s JSON text (None: orjson refuses it). Reads back exactly for a value made only of dict
+    (str keys), list, str, int, finite float, bool and None: orjson refuses non-str keys, ints past 64
+    bits and lone surrogates, and writes every float so it reads back the same."""
     try:
-        blob = orjson.dumps(value)
+        return orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return blob.decode() if orjson.loads(blob) == value else None
 
 
 def _trusted(st: os.stat_result) -> bool:
@@ -132,9 +148,10 @@ class DocumentCache:
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        self.entries: dict[str, Any] = {}
+        self.entries: dict[str, bytes] = {}
         self.used: set[str] = set()
         self.dirty = False
+        self._holds = 0  # saving() blocks open: save() waits for the last to close
         self.hits = self.misses = 0
         self._sources: dict[str, str] = {}  # module file -> content digest, read once per process
         self._read()
@@ -158,32 +175,31 @@ class DocumentCache:
             if not stat.S_ISREG(st.st_mode) or not _trusted(st) or st.st_size > MAX_CACHE_BYTES:
                 return
             with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = orjson.loads(fh.read())
-        except (OSError, orjson.JSONDecodeError):
+                data = fh.read()
+        except OSError:
             return
         finally:
             os.close(fd)
-        if type(data) is dict and data.get("version") == _cache_version() and type(data.get("entries")) is dict:
-            self.entries = data["entries"]
+        self.entries = _parse_file(data)
 
     def _stored(self, key: str) -> Any:
         """The entry under `key`, decoded (objects of the caller's own); None if absent or not JSON."""
         entry = self.entries.get(key)
-        if type(entry) is not str:
+        if entry is None:
             return None
         try:
             return orjson.loads(entry)
         except orjson.JSONDecodeError:
             return None
 
-    def _keep(self, key: str, blob: str | None) -> None:
+    def _keep(self, key: str, blob: bytes | None) -> None:
         """Store `blob` (an entry's JSON text) under `key` for the next save; None keeps nothing."""
         if blob is not None:
             self.entries[key] = blob
             self.used.add(key)
             self.dirty = True
 
-    def _as_entry(self, value: Any) -> str | None:
+    def _as_entry(self, value: Any) -> bytes | None:
         return None if self.directory is None else _as_json(value)
 
     def documents(self, text: str) -> tuple[list[Any], list[int]]:
@@ -195,10 +211,12 @@ class DocumentCache:
             self.used.add(key)
             return entry[0], entry[1]
         self.misses += 1
-        from detectors.sigma.yamlsafe import load_documents
+        from detectors.sigma.yamlsafe import load_documents_typed
 
-        docs, lines = load_documents(text)  # raises RuleYAMLError: never stored
-        self._keep(key, self._as_entry([docs, lines]))
+        docs, lines, plain = load_documents_typed(text)  # raises RuleYAMLError: never stored
+        if self.directory is not None:
+            # plain: JSON's own types, finite floats (see _encoded); else read back and compared
+            self._keep(key, _encoded([docs, lines]) if plain else _as_json([docs, lines]))
         return docs, lines
 
     def memo(self, name: str, key: str, compute: Callable[[], Any], kind: type, source: str) -> Any:
@@ -213,7 +231,8 @@ class DocumentCache:
             self.used.add(entry_key)
             return value
         value = compute()
-        self._keep(entry_key, self._as_entry(value))
+        if self.directory is not None:
+            self._keep(entry_key, _encoded(value) if type(value) is str else _as_json(value))
         return value
 
     def derived(
@@ -240,12 +259,22 @@ class DocumentCache:
         files = [getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if n.startswith(code)]
         sources = {f: _file_digest(f) for f in files if f}
         if self._as_entry(value) is not None and all(sources.values()):
-            self._keep(key, orjson.dumps({"inputs": want, "sources": sources, "value": value}).decode())
+            self._keep(key, orjson.dumps({"inputs": want, "sources": sources, "value": value}))
         return value
+
+    @contextmanager
+    def saving(self) -> Iterator[DocumentCache]:
+        """Save once when the block ends, not at each save() inside it (each writes the whole file)."""
+        self._holds += 1
+        try:
+            yield self
+        finally:
+            self._holds -= 1
+            self.save()
 
     def save(self) -> None:
         """Write the cache if this load parsed something new (atomically; errors ignored)."""
-        if not self.dirty or self.directory is None:
+        if not self.dirty or self.directory is None or self._holds:
             return
         self.dirty = False
         entries = self.entries
@@ -255,7 +284,7 @@ class DocumentCache:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not _trusted(os.stat(self.directory)):
                 return
-            blob = orjson.dumps({"version": _cache_version(), "entries": entries})
+            blob = _file_text(entries)
             # a random part: a file left by a process killed mid-write (same pid: a container's pid 1) never blocks
             tmp = self.directory / f".{CACHE_NAME}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -268,6 +297,29 @@ class DocumentCache:
                 raise
         except (OSError, TypeError, orjson.JSONEncodeError):
             return
+
+
+def _file_text(entries: dict[str, bytes]) -> bytes:
+    """The cache file: the version, then `key<TAB>JSON` per entry, one a line."""
+    out = [_cache_version().encode(), b"\n"]
+    for key, blob in entries.items():
+        if "\t" not in key and "\n" not in key and b"\n" not in blob:  # never so from orjson; kept out all the same
+            out += (key.encode(), b"\t", blob, b"\n")
+    return b"".join(out)
+
+
+def _parse_file(data: bytes) -> dict[str, bytes]:
+    """Entries of a cache file (none unless it is of this version); a line without a tab is skipped.
+    Each entry stays JSON text: decoded, and checked, only when its rule file is loaded."""
+    head, _, body = data.partition(b"\n")
+    if head != _cache_version().encode():
+        return {}
+    entries: dict[str, bytes] = {}
+    for line in body.split(b"\n"):
+        key, tab, blob = line.partition(b"\t")
+        if tab:
+            entries[key.decode("latin-1")] = blob
+    return entries
 
 
 def _valid_entry(entry: Any) -> bool:

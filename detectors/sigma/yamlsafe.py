@@ -21,7 +21,16 @@ import yaml
 
 from detectors.sigma.ruledocs import MAX_DEPTH, MAX_NODES, RuleYAMLError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "RuleYAMLError", "check_bounds", "compose_documents", "load_documents", "load_one"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "RuleYAMLError",
+    "check_bounds",
+    "compose_documents",
+    "load_documents",
+    "load_documents_typed",
+    "load_one",
+]
 
 _CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -88,11 +97,13 @@ def _scalar(ev: Any) -> Any:
     raise _Unusual
 
 
-def _build(text: str, lines: list[int]) -> list[Any]:
-    """Documents built straight from libyaml's events, bounds checked on the way (one parse).
+def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
+    """Documents built straight from libyaml's events, bounds checked on the way (one parse), and
+    whether every float in them is finite (all else is dict, list, str, int, bool or None).
 
     The open collection lives in locals (container, is_map, key, opened, anchor), the ones around it
     on `outer`; a plain scalar that cannot be anything but a string is taken without the resolver."""
+    finite = True
     docs: list[Any] = []
     anchors: dict[str, tuple[object, int]] = {}  # anchor -> (object, expanded size)
     outer: list[tuple[Any, bool, Any, int, str | None]] = []
@@ -115,7 +126,12 @@ def _build(text: str, lines: list[int]) -> list[Any]:
             expanded += 1
             value = ev.value
             if ev.implicit[0]:  # plain scalar: its type comes from how it looks
-                obj = value if value and value[0] not in first_chars else _scalar(ev)
+                if value and value[0] not in first_chars:
+                    obj = value
+                else:
+                    obj = _scalar(ev)
+                    if type(obj) is float and obj - obj != 0.0:  # inf or nan (inf - inf is nan)
+                        finite = False
             elif ev.tag is None or ev.tag == "!":  # quoted
                 obj = value
             else:
@@ -179,7 +195,7 @@ def _build(text: str, lines: list[int]) -> list[Any]:
         else:
             container[key] = obj
             key = _NO_KEY
-    return docs
+    return docs, finite
 
 
 _NO_KEY = object()
@@ -233,9 +249,18 @@ def check_bounds(text: str) -> list[int]:
 
 def load_documents(text: str) -> tuple[list[Any], list[int]]:
     """Every document of `text` (None for an empty one) and the line of each, within the bounds."""
+    docs, lines, _ = load_documents_typed(text)
+    return docs, lines
+
+
+def load_documents_typed(text: str) -> tuple[list[Any], list[int], bool]:
+    """load_documents, and whether the documents hold only dict, list, str, int, finite float, bool
+    and None (what the one-pass builder makes; False when PyYAML's constructor built them, which
+    may make sets, bytes, tuples..., or when a float is inf or nan)."""
     lines: list[int] = []
     try:
-        return _build(text, lines), lines
+        docs, finite = _build(text, lines)
+        return docs, lines, finite
     except yaml.YAMLError as exc:
         raise _yaml_error(exc) from None
     except _Unusual:
@@ -245,7 +270,7 @@ def load_documents(text: str) -> tuple[list[Any], list[int]]:
         docs = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise _yaml_error(exc) from None
-    return docs, lines
+    return docs, lines, False
 
 
 def load_one(text: str) -> Any:

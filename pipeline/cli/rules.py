@@ -29,7 +29,7 @@ def rules_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
 def lint_command(paths: tuple, as_json: bool) -> None:
     """Load and validate rules; per problem: file, line, rule, why; 'loaded N of M'."""
-    from detectors.sigma import load_rules
+    from detectors.sigma import load_rules, ruledocs
     from detectors.sigma.fieldcheck import field_warnings
 
     # Loading allocates objects that mostly live until the report (documents, compiled rules): the
@@ -38,8 +38,9 @@ def lint_command(paths: tuple, as_json: bool) -> None:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        result = load_rules(list(paths or DEFAULT_RULES))
-        result.warnings.extend(field_warnings(result.rules))
+        with ruledocs.document_cache().saving():  # one write of the rule cache, not one per step
+            result = load_rules(list(paths or DEFAULT_RULES))
+            result.warnings.extend(field_warnings(result.rules))
     finally:
         gc.freeze()
         if enabled:

@@ -6,11 +6,15 @@ import os
 import stat
 from pathlib import Path
 
+import orjson
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.sigma import load_rules, ruledocs
 from detectors.sigma.loader import rule_files
-from detectors.sigma.yamlsafe import load_documents
+from detectors.sigma.yamlsafe import load_documents, load_documents_typed
 
 from .test_sigma_loader import GOOD
 
@@ -89,7 +93,7 @@ def test_errors_are_never_cached_and_keep_their_line(tmp_path, cache):
     second = load_rules([tmp_path])
     assert _report(first) == _report(second)
     assert {Path(e.path).name: e.line for e in second.errors} == {"broken.yml": 3, "badmod.yml": 5}
-    stored = json.loads((cache / ruledocs.CACHE_NAME).read_text())["entries"]
+    stored = _entries(cache)
     assert len(stored) == 1  # badmod.yml is valid YAML (its error is Sigma's); broken.yml is not stored
 
 
@@ -120,14 +124,29 @@ def test_a_document_handed_out_twice_is_not_shared(cache):
     assert second[0]["detection"]["sel"]["a"] == 1
 
 
-def _forge(cache: Path, text: str, docs) -> None:
-    """A cache file claiming `text` parses to `docs`."""
-    key = ruledocs.blake2b(text.encode(), digest_size=16).hexdigest()
-    entry = json.dumps([docs, [1] * len(docs)])
+def _entries(cache: Path) -> dict:
+    """The entries of the cache file as written: the version line, then `key<TAB>JSON` lines."""
+    head, *lines = (cache / ruledocs.CACHE_NAME).read_text().splitlines()
+    assert head == ruledocs._cache_version()
+    return dict(line.split("\t", 1) for line in lines)
+
+
+def _write(cache: Path, entries: dict, version: str | None = None) -> None:
+    """A cache file as a forger would write it, by hand (not with ruledocs' own writer)."""
     cache.mkdir(mode=0o700, exist_ok=True)
     path = cache / ruledocs.CACHE_NAME
-    path.write_text(json.dumps({"version": ruledocs._cache_version(), "entries": {key: entry}}))
+    body = "".join(f"{k}\t{v}\n" for k, v in entries.items())
+    path.write_bytes(f"{version or ruledocs._cache_version()}\n{body}".encode("utf-8", "surrogateescape"))
     path.chmod(0o600)
+
+
+def _key(text: str) -> str:
+    return ruledocs.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _forge(cache: Path, text: str, docs) -> None:
+    """A cache file claiming `text` parses to `docs`."""
+    _write(cache, {_key(text): json.dumps([docs, [1] * len(docs)])})
 
 
 def test_a_cache_writable_by_others_or_corrupt_is_ignored(tmp_path, cache):
@@ -140,7 +159,10 @@ def test_a_cache_writable_by_others_or_corrupt_is_ignored(tmp_path, cache):
         lambda p: p.chmod(0o622),
         lambda p: cache.chmod(0o777),
         lambda p: p.write_text("{not json"),
-        lambda p: p.write_text(json.dumps({"version": "old", "entries": {}})),
+        lambda p: p.write_text(p.read_text().replace(ruledocs._cache_version(), "old")),
+        lambda p: p.write_bytes(b"\0" * 64 + p.read_bytes()),
+        lambda p: p.write_text(p.read_text().replace("\t", " ")),
+        lambda p: p.write_bytes(p.read_bytes()[:-9]),  # cut short: the entry no longer decodes
     ):
         _forge(cache, GOOD, [forged])
         cache.chmod(0o700)
@@ -169,15 +191,12 @@ def test_a_cache_written_by_another_parser_build_is_ignored(tmp_path, cache, mon
 
 def test_a_bad_entry_is_parsed_again(tmp_path, cache):
     (tmp_path / "r.yml").write_text(GOOD)
-    for docs_and_lines in ("[[{}], [1, 2]]", "[[{}], ['x']]", "{}", "[[{}]"):
-        key = ruledocs.blake2b(GOOD.encode(), digest_size=16).hexdigest()
-        cache.mkdir(mode=0o700, exist_ok=True)
-        (cache / ruledocs.CACHE_NAME).write_text(
-            json.dumps({"version": ruledocs._cache_version(), "entries": {key: docs_and_lines}})
-        )
-        (cache / ruledocs.CACHE_NAME).chmod(0o600)
+    bad = ("[[{}], [1, 2]]", "[[{}], ['x']]", "{}", "[[{}]", "", "\udcff", "[[{}], [1]] trailing", '"[[{}], [1]]"')
+    for docs_and_lines in bad:
+        _write(cache, {_key(GOOD): docs_and_lines})
         ruledocs._CACHE = None
         assert load_rules([tmp_path]).rules[0].meta.title == "Good"
+        assert ruledocs.document_cache().misses == 1, docs_and_lines
 
 
 def test_no_cache_when_off_or_unwritable(tmp_path, monkeypatch):
@@ -262,3 +281,101 @@ def test_a_temporary_file_left_by_a_killed_process_does_not_block_saving(tmp_pat
     load_rules([tmp_path])
     ruledocs.document_cache().save()
     assert (cache / ruledocs.CACHE_NAME).is_file()
+
+
+def _stored_as(docs, lines, plain):
+    """What the cache keeps of a parse (its JSON text, None: nothing), as DocumentCache.documents does."""
+    return ruledocs._encoded([docs, lines]) if plain else ruledocs._as_json([docs, lines])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: .nan\n", "a: [1, -.inf]\n", "a: {b: .Inf}\n", "a: 1.0e+400\n", "- -1.e+999\n", "a: &x .NaN\nb: *x\n"],
+)
+def test_a_float_json_cannot_hold_is_reported_by_the_builder_and_not_stored(text, cache):
+    docs, lines, plain = load_documents_typed(text)
+    assert not plain and _stored_as(docs, lines, plain) is None
+    ruledocs.load_documents(text)
+    assert not ruledocs.document_cache().dirty
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2: two\n", "~: x\n", "true: x\n", "a: 340282366920938463463374607431768211456\n", "a: -9223372036854775809\n"],
+)
+def test_what_orjson_refuses_is_not_stored(text, cache):
+    docs, lines, plain = load_documents_typed(text)
+    assert _stored_as(docs, lines, plain) is None
+    ruledocs.load_documents(text)
+    assert not ruledocs.document_cache().dirty
+
+
+_scalars = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([".inf", "-.Inf", ".NaN", "0x1f", "0o17", "1_000", "1:20", "1.5e+400", "-0.0", "2023-01-01", "~"]),
+)
+_trees = st.recursive(
+    _scalars,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_scalars, kids, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_trees, st.booleans())
+def test_what_the_cache_stores_reads_back_exactly(tree, flow):
+    """The builder's word that a parse is plain (so only encoded, never read back and compared) holds:
+    whatever is stored decodes to the same documents, types and key order included (repr)."""
+    text = yaml.safe_dump(tree, default_flow_style=flow, allow_unicode=True)
+    for raw in (text, text.replace("'", "")):  # unquoted too: plain scalars resolve to int/float/bool/null
+        try:
+            docs, lines, plain = load_documents_typed(raw)
+        except ruledocs.RuleYAMLError:
+            continue
+        assert (docs, lines) == load_documents(raw)
+        blob = _stored_as(docs, lines, plain)
+        if blob is not None:
+            assert repr(orjson.loads(blob)) == repr([docs, lines])
+
+
+@pytest.mark.skipif(not (SHARED / "sigma").is_dir(), reason="../shared/sigma not present")
+def test_every_sigmahq_file_is_stored_and_reads_back_exactly():
+    files = sorted((SHARED / "sigma").rglob("*.yml"))
+    stored = 0
+    for f in files:
+        try:
+            docs, lines, plain = load_documents_typed(f.read_text(encoding="utf-8"))
+        except ruledocs.RuleYAMLError:
+            continue
+        blob = _stored_as(docs, lines, plain)
+        assert blob is None or repr(orjson.loads(blob)) == repr([docs, lines]), f
+        stored += blob is not None
+    assert stored >= len(files) - 5 and len(files) > 3000
+
+
+def test_lint_writes_the_cache_once_and_reports_the_same_cold_warm_and_off(tmp_path, monkeypatch):
+    """`rules lint` reads mappings, rules and the parser examples through the cache and writes it once;
+    the report of the start that writes it, of one that reads it and of one without it are the same."""
+    from click.testing import CliRunner
+
+    from detectors.normalise import reference
+    from pipeline.cli import main
+
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    writes = []
+    real = ruledocs._file_text
+    monkeypatch.setattr(ruledocs, "_file_text", lambda entries: writes.append(len(entries)) or real(entries))
+    reports = []
+    for mode in (str(tmp_path / "c"), str(tmp_path / "c"), "off"):
+        monkeypatch.setenv("SOCPIPE_RULE_CACHE", mode)
+        ruledocs._CACHE = None
+        reference.example_events.cache_clear()
+        monkeypatch.setattr("detectors.sigma.mapping._DEFAULT", None)
+        out = CliRunner().invoke(main, ["rules", "lint", "--json", str(rules)])
+        reports.append(json.loads(out.output))
+    assert reports[0] == reports[1] == reports[2] and reports[0]["loaded"] > 50
+    assert len(writes) == 1 and writes[0] > 50  # cold: one write of every entry; warm: none
