@@ -7,7 +7,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +17,10 @@ from collectors.wire import DEFAULT_TIMEZONE
 from pipeline import logs
 from pipeline.config import ConfigError, load_config
 from pipeline.coverage.config import CoverageConfig
+
+if TYPE_CHECKING:  # for annotations only: the commands import these when they run
+    from pipeline.enrolment.kafka_access import KafkaAccess
+    from pipeline.enrolment.registry import Registry
 
 _CONFIG = click.option(
     "--config",
@@ -79,8 +85,8 @@ def status(config_path: str | None, as_json: bool) -> None:
 @click.option("--tz", default=DEFAULT_TIMEZONE, show_default=True, help="Time zone that defines days.")
 def report(config_path: str | None, since: str, period: str, fmt: str, tz: str) -> None:
     """Coverage over time: ratio per day (or week) and the agencies that dropped out."""
+    from detectors.common.durations import parse_duration
     from pipeline.coverage.history import HistoryStore, build_report
-    from pipeline.coverage.inventory import parse_duration
     from pipeline.coverage.status import render_report
 
     cfg = _load(config_path)
@@ -146,13 +152,13 @@ def token() -> None:
     """Create, list and revoke an agency's enrolment tokens."""
 
 
-def _registry(cfg: CoverageConfig):
+def _registry(cfg: CoverageConfig) -> Registry:
     from pipeline.enrolment.registry import Registry
 
     return Registry(cfg.registry)
 
 
-def _kafka_access(cfg: CoverageConfig):
+def _kafka_access(cfg: CoverageConfig) -> KafkaAccess | None:
     """Who creates and removes agents' Kafka principals: the SOC's own `kafka` credentials (None when
     the handout is not SASL: then agents need no credentials of their own)."""
     from pipeline.enrolment.kafka_access import KafkaAccess
@@ -298,7 +304,7 @@ def enrol_serve(config_path: str | None, log_level: str) -> None:
     server.shutdown()
 
 
-def _inventory_agencies(path: str):
+def _inventory_agencies(path: str) -> Callable[[str], bool]:
     """Whether an agency may enrol agents: in the inventory (re-read when it changes), not decommissioned."""
     from pipeline.coverage.inventory import InventoryFile
 

@@ -6,6 +6,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 from prometheus_client import start_http_server
@@ -13,6 +15,9 @@ from prometheus_client import start_http_server
 from pipeline import logs
 from pipeline.config import ConfigError, load_config
 from pipeline.detector_config import DetectorConfig
+
+if TYPE_CHECKING:
+    from detectors.alerts import AgencyInfo
 
 
 def _load(config_path: str | None, extra_rules: tuple[str, ...] = ()) -> DetectorConfig:
@@ -72,7 +77,7 @@ def run(config_path: str | None, extra_rules: tuple[str, ...], log_level: str) -
     worker.run(stop)
 
 
-def _agency_lookup(inventory_path: str):
+def _agency_lookup(inventory_path: str) -> Callable[[str], AgencyInfo] | None:
     """Agency name and tier for alerts, from the coverage inventory when one is configured."""
     if not inventory_path:
         return None

@@ -52,7 +52,9 @@ def es_setup(config_path: str | None, prefix: str | None) -> None:
 @click.argument("service", type=click.Choice(["detector", "triage", "setup"]))
 @click.option("--expiration", default=None, help="e.g. 90d (default: no expiry)")
 @click.option("--show-role", is_flag=True, help="Print the role the key would get, create nothing.")
-def es_api_key(config_path, prefix, service, expiration, show_role) -> None:
+def es_api_key(
+    config_path: str | None, prefix: str | None, service: str, expiration: str | None, show_role: bool
+) -> None:
     """Create SERVICE's least-privilege API key (needs a credential with manage_api_key); prints the
     encoded key for SOCPIPE_ES_API_KEY once. detector: create/update alerts; triage: read/update alerts;
     setup: templates and ILM only."""
@@ -97,7 +99,17 @@ def kibana_group() -> None:
 @click.option("--triage-url", help="Base URL of `socpipe triage serve` for alert links.")
 @click.option("--analyst", "analysts", multiple=True, help="Also install a 'My alerts: NAME' search (repeatable).")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True), default=None)
-def kibana_install(url, space, username, password, api_key, prefix, triage_url, analysts, directory):
+def kibana_install(
+    url: str,
+    space: str | None,
+    username: str,
+    password: str,
+    api_key: str,
+    prefix: str,
+    triage_url: str | None,
+    analysts: tuple[str, ...],
+    directory: str | None,
+) -> None:
     """Import data views, searches, visualisations and dashboards (overwrite: safe to repeat)."""
     from pathlib import Path
 
@@ -118,7 +130,7 @@ def kibana_install(url, space, username, password, api_key, prefix, triage_url, 
 
 @kibana_group.command("export")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None)
-def kibana_export(directory):
+def kibana_export(directory: str | None) -> None:
     """Re-render dashboards/kibana/*.ndjson from pipeline/elastic/kibana/objects.py."""
     from pathlib import Path
 

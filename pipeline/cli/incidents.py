@@ -8,6 +8,7 @@ keep the history.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,11 +24,14 @@ from pipeline.cli.triage import (
 )
 from pipeline.triage.workflow import STATUSES
 
+if TYPE_CHECKING:  # for annotations only: the commands import it when they run
+    from pipeline.elastic.incidents import IncidentRecord, IncidentStore
+
 COMMANDS: list[click.Command] = []
 COLUMNS = (("ID", 12), ("SEVERITY", 8), ("STATUS", 12), ("AGENCY", 16), ("ALERTS", 6), ("END (UTC)", 24), ("TITLE", 0))
 
 
-def _store(config_path: str | None, prefix: str | None):
+def _store(config_path: str | None, prefix: str | None) -> IncidentStore:
     from pipeline.elastic import connect
     from pipeline.elastic.incidents import IncidentStore
 
@@ -39,7 +43,7 @@ def _row(values: list[str]) -> str:
     return table_row(COLUMNS, values)
 
 
-def _line(rec) -> str:
+def _line(rec: IncidentRecord) -> str:
     inc = rec.source["socpipe"]["incident"]
     return _row(
         [
@@ -66,7 +70,14 @@ def incidents_group() -> None:
 @click.option("--agency", multiple=True, help="organization.id (repeatable)")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 @click.option("--json", "as_json", is_flag=True)
-def incidents_list(config_path, prefix, status, agency, limit, as_json):
+def incidents_list(
+    config_path: str | None,
+    prefix: str | None,
+    status: tuple[str, ...],
+    agency: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
     """Worst first, then newest."""
     records = call_triage(lambda: _store(config_path, prefix).list(list(status), list(agency), limit))
     if as_json:
@@ -85,7 +96,7 @@ def incidents_list(config_path, prefix, status, agency, limit, as_json):
 @config_option
 @prefix_option
 @click.argument("incident_id")
-def incidents_show(config_path, prefix, incident_id):
+def incidents_show(config_path: str | None, prefix: str | None, incident_id: str) -> None:
     """The incident with its timeline (JSON)."""
     rec = call_triage(lambda: _store(config_path, prefix).get(incident_id))
     doc = {"_id": rec.id, "_version": f"{rec.version[0]}:{rec.version[1]}", **rec.source}
@@ -98,7 +109,7 @@ def _change_command(action: str, help_text: str) -> click.Command:
     @prefix_option
     @click.argument("incident_id")
     @click.option("--as", "actor", help="Analyst name recorded in history (default: $SOCPIPE_ANALYST or $USER).")
-    def command(config_path, prefix, incident_id, actor, **kw):
+    def command(config_path: str | None, prefix: str | None, incident_id: str, actor: str | None, **kw: Any) -> None:
         change = workflow_change(action, actor, kw)
         store = _store(config_path, prefix)
         alerts = _service(config_path, prefix)

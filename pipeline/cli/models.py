@@ -10,14 +10,21 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from collectors.wire import DEFAULT_TIMEZONE, RAW_TOPIC
 from pipeline.config import KafkaConfig
+
+if TYPE_CHECKING:  # for annotations only: the commands import these when they run
+    from detectors.anomaly import AnomalyScorer
+    from detectors.anomaly.sources import Record
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("socpipe.anomaly")
 
@@ -53,10 +60,10 @@ def _profile_name(dataset: str) -> str:
     return name
 
 
-def _read_inputs(specs: tuple[str, ...], fmt: str, log_dataset: str | None, timezone: str):
+def _read_inputs(specs: tuple[str, ...], fmt: str, log_dataset: str | None, timezone: str) -> list[Record]:
     from detectors.anomaly.sources import InputSpec, read_records
 
-    records = []
+    records: list[Record] = []
     for spec in specs:
         try:
             parsed = InputSpec.parse(spec)
@@ -66,7 +73,7 @@ def _read_inputs(specs: tuple[str, ...], fmt: str, log_dataset: str | None, time
     return records
 
 
-def _load(model_dirs: tuple[str, ...], report_all: bool = False):
+def _load(model_dirs: tuple[str, ...], report_all: bool = False) -> AnomalyScorer:
     from detectors.anomaly import AnomalyScorer, ModelLoadError
 
     try:
@@ -91,7 +98,7 @@ _input_options = [
 ]
 
 
-def input_options(f):
+def input_options(f: F) -> F:
     for opt in reversed(_input_options):
         f = opt(f)
     return f
@@ -133,23 +140,23 @@ def model() -> None:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--live", is_flag=True, help="Write the model as live instead of shadow.")
 def train_cmd(
-    dataset,
-    inputs,
-    fmt,
-    log_dataset,
-    timezone,
-    from_kafka,
-    since,
-    topic,
-    config_path,
-    out,
-    window,
-    kind,
-    fp_rate,
-    agency,
-    name,
-    seed,
-    live,
+    dataset: str,
+    inputs: tuple[str, ...],
+    fmt: str,
+    log_dataset: str | None,
+    timezone: str,
+    from_kafka: bool,
+    since: str,
+    topic: str,
+    config_path: str | None,
+    out: str,
+    window: int,
+    kind: str | None,
+    fp_rate: float,
+    agency: str | None,
+    name: str | None,
+    seed: int,
+    live: bool,
 ) -> None:
     """Train a model on attack-free events and write a versioned, hashed model directory."""
     from detectors.anomaly import save_model_dir, train
@@ -209,7 +216,9 @@ def train_cmd(
     type=click.Path(dir_okay=False, exists=True),
     help="CSV lines 'pattern,0|1[,start:end]' matched to input names (see evaluation.py).",
 )
-def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> None:
+def evaluate_cmd(
+    model_dir: str, inputs: tuple[str, ...], fmt: str, log_dataset: str | None, timezone: str, labels_path: str
+) -> None:
     """Precision, recall, F1 and PR-AUC per window and per record on labelled inputs."""
     from detectors.anomaly.evaluation import evaluate, label_of, parse_labels
     from detectors.anomaly.sources import splits_report
@@ -240,7 +249,7 @@ def evaluate_cmd(model_dir, inputs, fmt, log_dataset, timezone, labels_path) -> 
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for <family>.txt files.")
 @click.option("--per-payload", default=2, show_default=True, help="Attack requests per payload.")
 @click.option("--seed", default=11, show_default=True)
-def attacks_cmd(carriers, split, out, per_payload, seed) -> None:
+def attacks_cmd(carriers: str, split: str, out: str, per_payload: int, seed: int) -> None:
     """Labelled attack requests from a published payload corpus (see detectors/anomaly/attacks.py)."""
     from detectors.anomaly.attacks import corpus_dir, corpus_version, load_payloads, make_attacks
 
@@ -282,7 +291,15 @@ def attacks_cmd(carriers, split, out, per_payload, seed) -> None:
     show_default=True,
     help="Seconds the watermark trails the newest event (0: inputs are sorted by time first).",
 )
-def score_cmd(model_dirs, inputs, fmt, log_dataset, timezone, report_all, lateness) -> None:
+def score_cmd(
+    model_dirs: tuple[str, ...],
+    inputs: tuple[str, ...],
+    fmt: str,
+    log_dataset: str | None,
+    timezone: str,
+    report_all: bool,
+    lateness: float,
+) -> None:
     """Findings as JSON lines on stdout (the streaming engine over files); a summary on stderr."""
     from detectors.anomaly import event_epoch
 
@@ -320,7 +337,7 @@ def score_cmd(model_dirs, inputs, fmt, log_dataset, timezone, report_all, latene
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--shadow", "to_shadow", is_flag=True, help="Demote back to shadow instead.")
 @click.option("--note", default="", help="Why (kept in stage.json).")
-def promote_cmd(model_dir, to_shadow, note) -> None:
+def promote_cmd(model_dir: str, to_shadow: bool, note: str) -> None:
     """Make a verified model live (it alerts) or put it back in shadow mode (it only reports)."""
     from detectors.anomaly import ModelLoadError, load_model_dir, set_stage
 
@@ -335,7 +352,7 @@ def promote_cmd(model_dir, to_shadow, note) -> None:
 
 @model.command("show")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
-def show_cmd(model_dir) -> None:
+def show_cmd(model_dir: str) -> None:
     """Verified metadata of a model directory."""
     from detectors.anomaly import ModelLoadError, load_model_dir
     from detectors.anomaly.request_profile import POINTS

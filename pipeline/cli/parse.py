@@ -10,22 +10,24 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
-from collectors.wire import LineBatch, LogLine
-from detectors.normalise.ecs import DEFAULT_TIMEZONE, PARSE_FAILURE_TAG
+from collectors.wire import DEFAULT_TIMEZONE, LineBatch, LogLine
+from detectors.normalise.ecs import PARSE_FAILURE_TAG
 from detectors.normalise.normaliser import Normaliser
 from pipeline.cli.output import clean, clean_json
 
 BATCH_LINES = 2000
 
 
-def nest(flat: dict) -> dict:
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
     """{'source.ip': x} -> {'source': {'ip': x}}; a key that is both leaf and parent keeps the leaf
     under 'value' rather than being lost."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     for key, value in flat.items():
         parts = key.split(".") if key != "@timestamp" else [key]
         node = out
@@ -42,7 +44,7 @@ def nest(flat: dict) -> dict:
     return out
 
 
-def read_batches(path: Path, dataset: str | None, timezone: str):
+def read_batches(path: Path, dataset: str | None, timezone: str) -> Iterator[LineBatch]:
     """Stream the file as LineBatches with 1-based line numbers and byte offsets (binary-safe)."""
     opener = open
     if path.suffix == ".gz":
@@ -96,7 +98,7 @@ def parse_command(input_path: Path, dataset: str | None, timezone: str, nested: 
     out = sys.stdout
     started = time.perf_counter()
 
-    def emit(batch_events: list[dict]) -> None:
+    def emit(batch_events: list[dict[str, Any]]) -> None:
         nonlocal events, failures
         for ev in batch_events:
             events += 1
@@ -124,7 +126,7 @@ def parse_command(input_path: Path, dataset: str | None, timezone: str, nested: 
 @click.command("fields")
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeat); default: all.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: dataset -> field -> {example, type}.")
-def fields_command(datasets: tuple, as_json: bool) -> None:
+def fields_command(datasets: tuple[str, ...], as_json: bool) -> None:
     """The fields each dataset's parsers emit, with an example value (generated from the parser
     examples in detectors/normalise/examples.yml, which the parser tests check)."""
     from detectors.normalise.reference import reference

@@ -9,12 +9,18 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from collectors.wire import DEFAULT_TIMEZONE
 from pipeline.cli.output import clean, clean_json
+
+if TYPE_CHECKING:  # for annotations only: the commands import these when they run
+    from detectors.alerts.episodes import OpenEpisode
+    from detectors.sigma.detection import Detection
 
 DEFAULT_RULES = ("rules",)
 
@@ -27,7 +33,7 @@ def rules_group() -> None:
 @rules_group.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
-def lint_command(paths: tuple, as_json: bool) -> None:
+def lint_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Load and validate rules; per problem: file, line, rule, why; 'loaded N of M'."""
     from detectors.sigma import load_rules, ruledocs
     from detectors.sigma.fieldcheck import field_warnings
@@ -80,7 +86,7 @@ def lint_command(paths: tuple, as_json: bool) -> None:
     show_default=True,
     help="Fail when a rule file lacks tests or a positive/negative case.",
 )
-def test_command(paths: tuple, require_coverage: bool) -> None:
+def test_command(paths: tuple[str, ...], require_coverage: bool) -> None:
     """Run the rule tests (*.tests.yml next to each rule) through the engine."""
     from detectors.sigma.testing import coverage_problems, run_tests
 
@@ -127,7 +133,7 @@ def test_command(paths: tuple, require_coverage: bool) -> None:
     help="detector.yaml: its episode settings (episode_quiet_s, episode_max_s), as the workers use them.",
 )
 def scan_command(
-    rule_paths: tuple,
+    rule_paths: tuple[str, ...],
     input_path: Path,
     dataset: str | None,
     timezone: str,
@@ -154,13 +160,13 @@ def scan_command(
     planner = AlertPlanner(cfg.episode_quiet_s, cfg.episode_max_s)
     written = 0
 
-    def write(ep) -> None:
+    def write(ep: OpenEpisode) -> None:
         nonlocal written
         written += 1
         doc = _dotted_alert(planner.document(ep))
         click.echo(clean_json(json.dumps(doc, default=str, ensure_ascii=False)))
 
-    def offer(det) -> None:
+    def offer(det: Detection) -> None:
         for ep in planner.offer(Offer.of_detection(det))[2]:
             write(ep)
 
@@ -174,7 +180,7 @@ def scan_command(
     gc.freeze()
     gc.set_threshold(max(gc.get_threshold()[0], 10_000))
 
-    def events():
+    def events() -> Iterator[dict[str, Any]]:
         for batch in read_batches(input_path, dataset, timezone):
             for ev in normaliser.normalise_batch(batch):
                 if agency:
@@ -193,7 +199,7 @@ def scan_command(
     )
 
 
-def _dotted_alert(doc: dict) -> dict:
+def _dotted_alert(doc: dict[str, Any]) -> dict[str, Any]:
     """An alert document with dotted keys, evidence too (the `_id` kept)."""
     from detectors.alerts import to_flat
 

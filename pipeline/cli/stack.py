@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 import click
 
 from pipeline.stack import Stack, StackError
+from pipeline.stack.manager import ServerStatus
 
 
-def _print_status(statuses) -> None:
+def _print_status(statuses: Iterable[ServerStatus]) -> None:
     click.echo(f"{'SERVER':<14} {'ENDPOINT':<24} {'PID':>7}  HEALTH")
     for s in statuses:
         health = "healthy" if s.healthy else "DOWN"

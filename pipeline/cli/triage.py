@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from detectors.common.severity import KIBANA_LEVELS
 from pipeline.config import ConfigError, ElasticsearchConfig, load_config
 from pipeline.triage.workflow import CLOSING_REASONS, STATUSES
+
+if TYPE_CHECKING:  # for annotations only: the commands import these when they run
+    from pipeline.elastic.triage import AlertRecord, TriageService, Version
+    from pipeline.triage.config import TriageConfig
+    from pipeline.triage.workflow import Change
+
+T = TypeVar("T")
 
 COMMANDS: list[click.Command] = []
 
@@ -39,7 +48,7 @@ prefix_option = click.option("--prefix", default=None, help="Index prefix (defau
 # --- alerts ------------------------------------------------------------------------------------
 
 
-def _service(config_path: str | None, prefix: str | None):
+def _service(config_path: str | None, prefix: str | None) -> TriageService:
     from pipeline.elastic import connect
     from pipeline.elastic.triage import TriageService
 
@@ -54,7 +63,7 @@ def _actor(name: str | None) -> str:
     return name or os.environ.get("SOCPIPE_ANALYST") or getpass.getuser()
 
 
-def workflow_change(action: str, actor: str | None, options: dict):
+def workflow_change(action: str, actor: str | None, options: dict[str, Any]) -> Change:
     """The workflow Change a command asks for, from its options (reason, assignee, text or --note)."""
     from datetime import datetime
 
@@ -71,7 +80,9 @@ def workflow_change(action: str, actor: str | None, options: dict):
     )
 
 
-def add_change_commands(group: click.Group, make, helps: dict[str, str], note_help: str) -> None:
+def add_change_commands(
+    group: click.Group, make: Callable[[str, str], click.Command], helps: dict[str, str], note_help: str
+) -> None:
     """One command per workflow action (`helps`: action -> help text), made by `make(action, help)`
     and given that action's options: close needs --reason, assign takes ASSIGNEE, note takes TEXT."""
     note = click.option("--note", help=note_help)
@@ -114,7 +125,7 @@ def table_header() -> str:
     return _row([name for name, _ in COLUMNS])
 
 
-def summary_line(rec) -> str:
+def summary_line(rec: AlertRecord) -> str:
     """One alert as a table row (pure; log-derived text made terminal-safe)."""
     s = rec.source
     wf = s.get("socpipe", {}).get("workflow", {})
@@ -134,7 +145,7 @@ def summary_line(rec) -> str:
     )
 
 
-def format_version(version) -> str:
+def format_version(version: Version) -> str:
     from pipeline.elastic.triage import format_version as fmt
 
     return fmt(version)
@@ -157,7 +168,19 @@ def alerts_group() -> None:
 @click.option("--until")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line.")
-def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, since, until, limit, as_json):
+def alerts_list(
+    config_path: str | None,
+    prefix: str | None,
+    status: tuple[str, ...],
+    severity: tuple[str, ...],
+    agency: tuple[str, ...],
+    rule: str | None,
+    assignee: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Newest first."""
     from pipeline.elastic.triage import AlertFilter
 
@@ -191,7 +214,7 @@ def alerts_list(config_path, prefix, status, severity, agency, rule, assignee, s
 @config_option
 @prefix_option
 @click.argument("alert_id")
-def alerts_show(config_path, prefix, alert_id):
+def alerts_show(config_path: str | None, prefix: str | None, alert_id: str) -> None:
     """The whole alert (JSON), with its version for --if-version."""
     from pipeline.cli.output import clean_json
 
@@ -209,7 +232,14 @@ def _change_command(action: str, help_text: str) -> click.Command:
     @click.option(
         "--if-version", help="Only if the alert is still at this version (the VERSION column of list, e.g. 12:1)."
     )
-    def command(config_path, prefix, alert_id, actor, if_version, **kw):
+    def command(
+        config_path: str | None,
+        prefix: str | None,
+        alert_id: str,
+        actor: str | None,
+        if_version: str | None,
+        **kw: Any,
+    ) -> None:
         from pipeline.elastic.triage import parse_version
 
         try:
@@ -224,7 +254,7 @@ def _change_command(action: str, help_text: str) -> click.Command:
     return command
 
 
-def call_triage(fn):
+def call_triage(fn: Callable[[], T]) -> T:
     """Run a triage call (alerts or incidents); its failures become a message and an exit code:
     2 not allowed, 3 conflict (changed meanwhile), 4 no such or ambiguous id."""
     from elasticsearch import TransportError
@@ -293,7 +323,7 @@ triage_config_option = click.option(
 )
 
 
-def _triage_config(config_path: str | None):
+def _triage_config(config_path: str | None) -> TriageConfig:
     from pipeline.triage.config import load_triage_config
 
     try:
@@ -317,7 +347,7 @@ def _tokens_path(config_path: str | None, tokens_path: str | None) -> str:
 @tokens_option
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(["analyst", "lead", "read-only"]))
-def triage_token(config_path, tokens_path, name, role):
+def triage_token(config_path: str | None, tokens_path: str | None, name: str, role: str) -> None:
     """Create or replace NAME's token; prints it once. A running server picks it up (no restart)."""
     from pipeline.triage.auth import add_analyst
 
@@ -331,7 +361,7 @@ def triage_token(config_path, tokens_path, name, role):
 @triage_config_option
 @tokens_option
 @click.argument("name")
-def triage_revoke(config_path, tokens_path, name):
+def triage_revoke(config_path: str | None, tokens_path: str | None, name: str) -> None:
     """Revoke NAME's token; a running server refuses it within token_reload_s."""
     from pipeline.triage.auth import revoke_analyst
 
@@ -349,7 +379,7 @@ def triage_revoke(config_path, tokens_path, name):
 @prefix_option
 @tokens_option
 @click.option("--listen", default=None, help="HOST:PORT (default: server.host/port of the config).")
-def triage_serve(config_path, prefix, tokens_path, listen):
+def triage_serve(config_path: str | None, prefix: str | None, tokens_path: str | None, listen: str | None) -> None:
     """Serve /api/alerts (JSON) and the browser pages until interrupted. HTTPS when
     server.tls_certfile/tls_keyfile are set; tokens are re-read when their file changes."""
     import logging
@@ -388,8 +418,8 @@ def triage_serve(config_path, prefix, tokens_path, listen):
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot serve on {cfg.server.host}:{cfg.server.port}: {exc}") from exc
     signal.signal(signal.SIGHUP, lambda *_: tokens.reload_if_changed(force=True))
-    host, port = server.server_address[:2]
-    click.echo(f"triage API on {server.scheme}://{host}:{port} ({len(tokens)} analysts)")
+    bound_host, bound_port = server.server_address[:2]
+    click.echo(f"triage API on {server.scheme}://{bound_host!s}:{bound_port} ({len(tokens)} analysts)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
