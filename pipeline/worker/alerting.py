@@ -15,6 +15,8 @@ from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
 from detectors.finding import Finding
 from detectors.sigma.suppress import Suppressor
 
+Doc = dict[str, Any]  # an alert document as build_alert makes it and Elasticsearch stores it
+
 
 @dataclass(slots=True)
 class Candidate:
@@ -124,7 +126,7 @@ def reopen(update: CountUpdate) -> NewAlert:
     return NewAlert(update.candidate, update.repeats - 1, update.last_ts)
 
 
-def with_repeats(doc: dict[str, Any], repeats: int, last_seen: str | None) -> dict[str, Any]:
+def with_repeats(doc: Doc, repeats: int, last_seen: str | None) -> Doc:
     """Fold repeats seen before the first write into the alert document's suppression block."""
     if repeats:
         supp = doc.setdefault("socpipe", {}).setdefault("suppression", {})

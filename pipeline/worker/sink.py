@@ -9,7 +9,8 @@ Created alerts are handed to `notify` (a bounded queue with its own thread: noti
 or stop the write path).
 
 Alert ids are deterministic and written with op_type=create, so a plan delivered twice (a batch
-replayed after a crash) creates nothing new.
+replayed after a crash) creates nothing new. The plan's episodes (merged into open alerts, attached to
+incidents) are written by `EpisodeSink` (episode_sink.py); this module retries them like the rest.
 """
 
 from __future__ import annotations
@@ -17,25 +18,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from elasticsearch import ApiError, TransportError
 
 from collectors import wire
 from detectors.alerts import AgencyInfo, build_alert
-from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
-from detectors.common.times import iso_ms, to_epoch
+from detectors.alerts.plan import BatchEpisode
+from detectors.common.times import iso_ms
 from detectors.finding import Finding
 from pipeline.elastic import AlertIndexer, EventIndexer
-from pipeline.elastic.episodes import AlertRejected, EpisodeWriter
+from pipeline.elastic.episodes import EpisodeWriter
 from pipeline.elastic.incidents import IncidentStore
-from pipeline.worker.alerting import AlertPlan, CountUpdate, NewAlert, reopen, with_repeats
+from pipeline.worker.alerting import AlertPlan, CountUpdate, Doc, NewAlert, reopen, with_repeats
+from pipeline.worker.episode_sink import EpisodeSink
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
-
-Doc = dict[str, Any]
-INCIDENT_SYNC_S = 60.0  # an episode's growth reaches its incident at most once a minute (event time)
 
 
 class Hold(Protocol):
@@ -110,15 +109,22 @@ class AlertSink:
         self.dead_letter = dead_letter
         self.agency_lookup = agency_lookup or (lambda _agency_id: None)
         self.notify = notify
-        self.episodes = episodes
-        self.incidents = incidents
-        self._incident_synced: dict[str, float] = {}  # alert id -> event.end last written to its incident
-        # Bounded update rate: an open alert is rewritten at most every `episode_update_s`; growth in
-        # between waits here (new alerts are written at once). Offsets move on meanwhile, so a crash
-        # can lose at most that much growth of an existing alert, never an alert.
-        self.episode_update_s = episode_update_s
-        self._deferred: dict[str, list[Offer]] = {}  # dedup key -> detections not yet merged
-        self._last_write: dict[str, float] = {}  # dedup key -> when its alert was last written
+        # the episode path (episode_sink.py): merges, deferred growth, incidents
+        self.episode_sink = (
+            EpisodeSink(
+                episodes,
+                indexer.es,
+                metrics,
+                dead_letter,
+                self._agency,
+                notify=notify,
+                incidents=incidents,
+                episode_update_s=episode_update_s,
+                monotonic=monotonic,
+            )
+            if episodes is not None
+            else None
+        )
         self.retry_backoff_max_s = retry_backoff_max_s
         self.sleep = sleep
         self.monotonic = monotonic
@@ -182,193 +188,12 @@ class AlertSink:
     def flush_due(self, force: bool = False) -> None:
         """Write the deferred growth whose alert may be rewritten now (the runner calls this every
         poll, and with force=True before it stops)."""
-        if not self._deferred or self.episodes is None:
-            return
-        now = self.monotonic()
-        due = [k for k in self._deferred if force or now - self._last_write.get(k, 0.0) >= self.episode_update_s]
-        offers = [o for k in due for o in self._deferred.pop(k)]
-        if offers:
-            pending = plan_batch(offers, self.episodes.quiet_s, self.episodes.max_span_s)
-            for b in self._write_episodes(pending, defer=False):  # Elasticsearch busy: next poll
-                self._deferred.setdefault(b.key, []).extend(b.offers)
+        if self.episode_sink is not None:
+            self.episode_sink.flush_due(force)
 
-    def _write_episodes(self, batches: list[BatchEpisode], defer: bool = True) -> list[BatchEpisode]:
-        """Merge each episode's share into its open alert or create it; those to retry.
-
-        Round trips are per call, not per episode, where they can be: one mget + one msearch find the
-        open alerts, one bulk creates the new ones, one bulk names their incidents on them. Merges into
-        an existing alert stay one guarded read-write each (rarer: `episode_update_s` bounds them)."""
-        assert self.episodes is not None, "a plan with episodes needs an EpisodeWriter"
-        left: list[BatchEpisode] = []
-        now = self.monotonic()
-        todo: list[BatchEpisode] = []
-        for b in batches:
-            if (
-                defer
-                and self.episode_update_s > 0
-                and now - self._last_write.get(b.key, float("-inf")) < self.episode_update_s
-            ):
-                self._deferred.setdefault(b.key, []).extend(b.offers)  # its alert was just written
-                continue
-            if b.key in self._deferred:  # growth waiting from earlier batches goes along
-                b = BatchEpisode(b.key, b.alert_id, b.item, self._deferred.pop(b.key) + b.offers)
-            todo.append(b)
-        if not todo:
-            return left
-        try:
-            targets = self.episodes.find_open_many(todo)
-        except Exception as exc:
-            if not self._episode_failed(todo[0], exc, left, rest=todo[1:]):
-                raise
-            return left
-        written: list[tuple[str, str, Doc]] = []
-        created: list[Doc] = []
-        creates: list[tuple[BatchEpisode, Doc]] = []
-        for b, target in zip(todo, targets):
-            if target is None:
-                try:
-                    creates.append((b, build_alert(b.item, agency=self._agency(b.item))))
-                except (ValueError, TypeError, KeyError) as exc:  # one bad detection must not stop the batch
-                    self.dead_letter(wire.encode(b.item.to_dict()), f"cannot build alert: {exc}")
-                continue
-            self._merge(b, target, left, written, created)
-        if creates:
-            try:
-                outcomes = self.episodes.create_many(creates)
-            except Exception as exc:
-                if not self._episode_failed(creates[0][0], exc, left, rest=[b for b, _ in creates[1:]]):
-                    raise
-                outcomes = []
-            for (b, doc), (outcome, value) in zip(creates, outcomes):
-                if outcome == "created":
-                    self.metrics.alerts_indexed.inc()
-                    self.metrics.suppressed.inc(len(b.offers) - 1)
-                    created.append(doc)
-                    written.append(value)
-                    self._wrote(b.key)
-                elif outcome == "exists":  # a replay: merge into the alert already there
-                    self._merge(b, value, left, written, created)
-                elif outcome == "retry":
-                    left.append(b)
-                else:
-                    self.dead_letter(wire.encode(b.item.to_dict()), f"elasticsearch rejected alert: {value}")
-        self._incidents(written)
-        if self.notify is not None and created:
-            self.notify(created)
-        return left
-
-    def _merge(
-        self,
-        b: BatchEpisode,
-        target: tuple[str, str],
-        left: list[BatchEpisode],
-        written: list[tuple[str, str, Doc]],
-        created: list[Doc],
-    ) -> None:
-        assert self.episodes is not None
-        made: list[Doc] = []
-
-        def base(b: BatchEpisode = b, made: list[Doc] = made) -> Doc:
-            doc = build_alert(b.item, agency=self._agency(b.item))
-            made.append(doc)
-            return doc
-
-        try:
-            outcome = self.episodes.merge(b, base, target)
-        except Exception as exc:
-            if not self._episode_failed(b, exc, left):
-                raise
-            return
-        if outcome == "created":  # the alert vanished meanwhile and was made again
-            self.metrics.alerts_indexed.inc()
-            self.metrics.suppressed.inc(len(b.offers) - 1)
-            created += made
-        elif outcome == "merged":
-            self.metrics.suppressed.inc(len(b.offers))
-        else:
-            self.metrics.alerts_duplicate.inc()
-        self._wrote(b.key)
-        if outcome in ("created", "merged") and self.episodes.written is not None:
-            written.append(self.episodes.written)
-
-    def _wrote(self, key: str) -> None:
-        self._last_write[key] = self.monotonic()
-        if len(self._last_write) > 100_000:
-            self._last_write.clear()
-
-    def _episode_failed(
-        self, b: BatchEpisode, exc: Exception, left: list[BatchEpisode], rest: list[BatchEpisode] | None = None
-    ) -> bool:
-        """Sort a failed episode write (and `rest`, which shared its round trip): retry when Elasticsearch
-        is away or busy, dead letter when it refused for good. False: not an error of ours, re-raise."""
-        group = [b, *(rest or [])]
-        if isinstance(exc, (TransportError, ConnectionError, RuntimeError)):
-            log.warning("detector.episode_write_failed key=%s episodes=%d error=%s retry=yes", b.key, len(group), exc)
-            left.extend(group)
-        elif isinstance(exc, ApiError):
-            if exc.meta.status == 429 or exc.meta.status >= 500:
-                left.extend(group)
-            else:
-                for g in group:
-                    self.dead_letter(wire.encode(g.item.to_dict()), f"elasticsearch rejected alert: {exc.message}")
-        elif isinstance(exc, AlertRejected):
-            for g in group:
-                self.dead_letter(wire.encode(g.item.to_dict()), f"elasticsearch rejected alert: {exc}")
-        elif isinstance(exc, (ValueError, TypeError, KeyError)):  # one bad detection must not stop the batch
-            for g in group:
-                self.dead_letter(wire.encode(g.item.to_dict()), f"cannot build alert: {exc}")
-        else:
-            return False
-        return True
-
-    def _incidents(self, written: list[tuple[str, str, Doc]]) -> None:
-        """Attach written alerts to their incidents, then name each incident on its alert - all those
-        in one bulk. A failure here never holds alerts back: the alert is attached again at its next write."""
-        if self.incidents is None or not written:
-            return
-        name: list[tuple[str, str, str]] = []  # (index, alert id, incident id)
-        due: list[tuple[str, str, Doc, float]] = []
-        for index, alert_id, source in written:
-            end = to_epoch((source.get("event") or {}).get("end")) or 0.0
-            synced = self._incident_synced.get(alert_id)
-            if synced is None or end - synced >= INCIDENT_SYNC_S:
-                due.append((index, alert_id, source, end))
-        try:
-            got = self.incidents.attach_many([(alert_id, source) for _, alert_id, source, _ in due])
-        except (TransportError, ApiError, RuntimeError) as exc:
-            log.warning("detector.incident_attach_failed alerts=%d error=%s", len(due), exc)
-            return
-        for (index, alert_id, source, end), incident in zip(due, got):
-            if isinstance(incident, Exception):
-                log.warning("detector.incident_attach_failed alert=%s error=%s", alert_id, incident)
-                continue
-            self._incident_synced[alert_id] = end
-            if len(self._incident_synced) > 50_000:
-                self._incident_synced.clear()
-            if incident and ((source.get("socpipe") or {}).get("incident") or {}).get("id") != incident:
-                name.append((index, alert_id, incident))
-        if not name:
-            return
-        ops: list[Doc] = []
-        for index, alert_id, incident in name:
-            ops += [
-                {"update": {"_index": index, "_id": alert_id}},
-                {"doc": {"socpipe": {"incident": {"id": incident}}}},
-            ]
-        try:
-            resp = self.indexer.es.bulk(operations=ops)
-        except (TransportError, ApiError) as exc:
-            log.warning("detector.incident_attach_failed alerts=%d error=%s", len(name), exc)
-            for _, alert_id, _ in name:
-                self._incident_synced.pop(alert_id, None)  # named again at its next write
-            return
-        for (_, alert_id, incident), item in zip(name, resp.get("items") or []):
-            info = next(iter(item.values()))
-            if "error" in info:
-                self._incident_synced.pop(alert_id, None)  # named again at its next write
-                log.warning(
-                    "detector.incident_attach_failed alert=%s incident=%s error=%s", alert_id, incident, info["error"]
-                )
+    def _write_episodes(self, batches: list[BatchEpisode]) -> list[BatchEpisode]:
+        assert self.episode_sink is not None, "a plan with episodes needs an EpisodeWriter"
+        return self.episode_sink.write(batches)
 
     def _agency(self, item: Finding) -> AgencyInfo | None:
         agencies = item.agencies
