@@ -13,6 +13,7 @@ from typing import Any
 
 from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
 from detectors.sigma.fields import field_values, scalar_text
+from detectors.sigma.itemvalues import string_tests
 from detectors.sigma.typed import (
     Compiled,
     CompileError,
@@ -20,25 +21,12 @@ from detectors.sigma.typed import (
     compile_fieldref,
     compile_numeric,
     compile_regex,
-    expand_placeholders,
 )
-from detectors.sigma.values import ANY, ValueError_, apply_transform, compile_alternatives, parse_wildcards
+from detectors.sigma.values import ANY, TRANSFORMS
 
 Predicate = Callable[[dict[str, Any]], bool]
 Need = "frozenset | None"
 
-TRANSFORMS = {
-    "contains",
-    "startswith",
-    "endswith",
-    "windash",
-    "base64",
-    "base64offset",
-    "utf16le",
-    "utf16be",
-    "utf16",
-    "wide",
-}
 NUMERIC = {"lt", "lte", "gt", "gte"}
 TIME_PARTS = {"minute", "hour", "day", "week", "month", "year"}
 FLAGS = {"all", "cased", "neq", "exists", "re", "i", "m", "s", "cidr", "expand", "fieldref"}
@@ -208,35 +196,13 @@ def compile_item(
         cased = True
     else:
         cased = "cased" in mods
-        tests = []
-        for i, v in enumerate(values):
-            if isinstance(v, (dict, list)):
-                raise CompileError("a value must be a string, number or boolean", path + (i,))
-            alts_list = _expand(v, mods, placeholders, path)
-            alts: list[Any] = []
-            for alts_one in alts_list:
-                try:
-                    for m in mods:
-                        if m in TRANSFORMS:
-                            alts_one = apply_transform(m, alts_one)
-                except ValueError_ as exc:
-                    raise CompileError(str(exc), path) from None
-                alts.extend(alts_one)
-            try:
-                tests.append(compile_alternatives(alts, cased))
-            except ValueError_ as exc:
-                raise CompileError(str(exc), path) from None
+        tests = string_tests(values, mods, placeholders, path, cased, each=use_all)
     make = _string_pred if field else (lambda _k, t, c: _keyword_pred(t, c))
     if use_all:
         preds = [make(keys, t, cased) for t in tests]
         match = lambda ev: all(p(ev) for p in preds)
         need = _best([_atoms(keys, t) for t in tests])
     else:
-        if len(tests) > 1 and "re" not in mods:
-            merged = tests[0]
-            for t in tests[1:]:
-                merged = _merge(merged, t)
-            tests = [merged]
         preds = [make(keys, t, cased) for t in tests]
         match = preds[0] if len(preds) == 1 else _any_of(preds)
         need = _union([_atoms(keys, t) for t in tests])
@@ -261,33 +227,14 @@ def _absent_or_not(keys: tuple[Any, ...], inner: Predicate) -> Predicate:
     return match
 
 
-def _merge(a: Any, b: Any) -> Any:
-    a.exact |= b.exact
-    a.prefixes += b.prefixes
-    a.suffixes += b.suffixes
-    a.substrings += b.substrings
-    a.globs += b.globs
-    a.atoms = None if a.atoms is None or b.atoms is None else a.atoms + b.atoms
-    return a
-
-
 def _atoms(keys: tuple[Any, ...], test: Any) -> frozenset[Any] | None:
     if test.atoms is None:
         return None
     if keys == KEYWORD_FIELDS:  # the index reads message, else event.original, like the predicate
         return frozenset((KEYWORD_INDEX_FIELD, kind, text) for kind, text in test.atoms)
     # an indexed key `f[N]` is looked up in the index under its list field `f`
-    return frozenset((k.split("[")[0], kind, text) for k in keys for kind, text in test.atoms)
-
-
-def _expand(v: Any, mods: list[Any], placeholders: dict[str, Any], path: tuple[Any, ...]) -> list[list[Any]]:
-    """A raw value -> list (placeholder expansion) of alternative lists (wildcard-parsed)."""
-    if not isinstance(v, str):
-        return [[(scalar_text(v),)]]
-    if "expand" not in mods:
-        return [[parse_wildcards(v)]]
-    out = expand_placeholders(v, placeholders, path)
-    return [[parse_wildcards(x)] for x in out]
+    bases = [k.split("[", 1)[0] for k in keys]
+    return frozenset([(base, kind, text) for base in bases for kind, text in test.atoms])
 
 
 def compile_selection(name: str, body: Any, resolve: Any, placeholders: Any) -> Compiled:

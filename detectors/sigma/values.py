@@ -25,6 +25,10 @@ WINDASH_CHARS = ("-", "/", "\u2013", "\u2014", "\u2015")
 _WINDASH_RE = re.compile(r"\B[-/]\b")
 MAX_PATTERN_LENGTH = 8192
 MAX_WINDASH_EXPANSION = 256
+# the modifiers apply_transform applies (every other modifier selects a kind of test)
+TRANSFORMS = frozenset(
+    {"contains", "startswith", "endswith", "windash", "base64", "base64offset", "utf16le", "utf16be", "utf16", "wide"}
+)
 
 
 class ValueError_(Exception):
@@ -97,14 +101,14 @@ def apply_transform(modifier: str, alts: list[Alternative]) -> list[Alternative]
     out: list[Alternative] = []
     for alt in alts:
         if modifier == "contains":
-            toks = _as_tokens(alt)
+            toks = alt if type(alt) is tuple else _as_tokens(alt)
             toks = toks if toks[:1] == (ANY,) else (ANY,) + toks
             out.append(toks if toks[-1:] == (ANY,) else toks + (ANY,))
         elif modifier == "startswith":
-            toks = _as_tokens(alt)
+            toks = alt if type(alt) is tuple else _as_tokens(alt)
             out.append(toks if toks[-1:] == (ANY,) else toks + (ANY,))
         elif modifier == "endswith":
-            toks = _as_tokens(alt)
+            toks = alt if type(alt) is tuple else _as_tokens(alt)
             out.append(toks if toks[:1] == (ANY,) else (ANY,) + toks)
         elif modifier == "windash":
             out.extend(_windash(_as_tokens(alt)))
@@ -203,42 +207,48 @@ class StringTest:
 
 def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
     test = StringTest(cased=cased)
+    exact, globs = test.exact, test.globs
+    atoms: list[Any] | None = test.atoms  # None once an alternative cannot be indexed
     prefixes, suffixes, substrings = [], [], []
     for alt in alts:
-        toks = _as_tokens(alt)
+        toks = alt if type(alt) is tuple else _as_tokens(alt)
         if not cased:
             toks = tuple([t.lower() if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]
         if sum(map(len, lits)) > MAX_PATTERN_LENGTH:
             raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
         if len(lits) == len(toks):
-            text = "".join(toks)
-            test.exact.add(text)
-            if test.atoms is not None:  # a `*` alternative before this one made the value unindexable
-                test.atoms.append(("eq", text.lower()))
+            text = "".join(lits)
+            exact.add(text)
+            if atoms is not None:
+                atoms.append(("eq", text.lower()))
             continue
-        if len(toks) == 1 and toks[0] is ANY:
-            substrings.append("")  # `*` matches any present value
-            test.atoms = None
-            continue
-        if len(lits) == 1 and toks[0] is not ONE and toks[-1] is not ONE and ONE not in toks:
+        n = len(toks)
+        if n == 1:  # `*` matches any present value (`?` alone: a glob)
+            if toks[0] is ANY:
+                substrings.append("")
+                atoms = None
+                continue
+            globs.append(_compile_glob(toks))
+        elif len(lits) == 1 and toks[0] is not ONE and toks[-1] is not ONE and ONE not in toks:
             lit = lits[0]
-            if toks[0] is ANY and toks[-1] is ANY and len(toks) == 3:
+            if n == 3 and toks[0] is ANY and toks[-1] is ANY:
                 substrings.append(lit)
-            elif toks[-1] is ANY and len(toks) == 2:
+            elif n == 2 and toks[-1] is ANY:
                 prefixes.append(lit)
-            elif toks[0] is ANY and len(toks) == 2:
+            elif n == 2 and toks[0] is ANY:
                 suffixes.append(lit)
             else:
-                test.globs.append(_compile_glob(toks))
+                globs.append(_compile_glob(toks))
         else:
-            test.globs.append(_compile_glob(toks))
-        lit = longest_literal(toks)
-        if test.atoms is not None:
+            globs.append(_compile_glob(toks))
+        if atoms is not None:
+            lit = max(lits, key=len, default="")  # longest_literal(toks)
             if lit:
-                test.atoms.append(("sub", lit.lower()))
+                atoms.append(("sub", lit.lower()))
             else:
-                test.atoms = None
+                atoms = None
+    test.atoms = atoms
     test.prefixes = tuple(prefixes)
     test.suffixes = tuple(suffixes)
     test.substrings = tuple(substrings)
