@@ -9,6 +9,11 @@ pass, instead of evaluating every rule. Keyword atoms live under a pseudo-field 
 keyword predicate reads (message, else event.original). Rules without a usable `need` are always
 candidates. The result is a superset of the matching rules; each candidate is then evaluated by
 its full predicate.
+
+Log values repeat (status codes, user agents, user names, auditd's syscall fields): the rules one
+str or int value of one field hits are remembered per index (`_memo`, bounded: values of at most
+MEMO_VALUE_CHARS characters, MEMO_ENTRIES entries, emptied when full), so a repeated value costs
+one dict probe instead of lower-casing, folding and an automaton pass.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from typing import Any
 from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
 
 from detectors.sigma.compile import KEYWORD_INDEX_FIELD
+
+MEMO_ENTRIES = 4096  # per index; each holds a value of at most MEMO_VALUE_CHARS and a tuple of rules
+MEMO_VALUE_CHARS = 128
+_NONE: tuple[int, ...] = ()
 
 # RE2's case-insensitive matching folds a few characters that str.lower() keeps apart ('ſ' with 's',
 # 'ς' with 'σ', 'µ' with 'μ', the Cyrillic and Greek letter variants): both sides of the index spell each
@@ -74,6 +83,9 @@ class CandidateIndex:
     always: list[Any] = field(default_factory=list)  # rule positions evaluated on every event
     fields: list[Any] = field(default_factory=list)  # (field, exact map or None, automaton or None)
     size: int = 0
+    # (field, str or int value) -> the rule positions it hits (see the module doc); bool and float
+    # values never enter (True == 1 == 1.0, but they lower-case differently)
+    _memo: dict[tuple[str, Any], tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, needs: list[Any]) -> CandidateIndex:
@@ -104,6 +116,7 @@ class CandidateIndex:
     def candidates(self, event: dict[str, Any]) -> list[Any]:
         hits: set[Any] = set()
         get = event.get
+        memo = self._memo
         for fld, table, auto in self.fields:
             if fld == KEYWORD_INDEX_FIELD:
                 v = get("message")
@@ -113,20 +126,57 @@ class CandidateIndex:
                 v = get(fld)
             if v is None:
                 continue
-            for x in v if type(v) is list or type(v) is tuple else (v,):
-                s = x.lower() if type(x) is str else _lower(x)
-                if not s.isascii():
-                    s = s.translate(_FOLD)
-                if table is not None:
-                    found = table.get(s)
+            kind = type(v)
+            if kind is str or kind is int:  # the usual case: one value, most often seen before
+                found = memo.get((fld, v))
+                if found is None:
+                    found = self._remember(fld, v, table, auto)
+                if found:
+                    hits.update(found)
+            elif kind is list or kind is tuple:
+                for x in v:
+                    kind = type(x)
+                    if kind is str or kind is int:
+                        found = memo.get((fld, x))
+                        if found is None:
+                            found = self._remember(fld, x, table, auto)
+                    else:
+                        found = _hits(table, auto, _lower(x))
                     if found:
                         hits.update(found)
-                if auto is not None:
-                    find, found = auto
-                    for atom, _, _ in find(s, True):  # overlapping: every atom present
-                        hits.update(found[atom])
+            else:
+                found = _hits(table, auto, _lower(v))
+                if found:
+                    hits.update(found)
         if self.always:
             hits.update(self.always)
         elif not hits:
             return []
         return sorted(hits)
+
+    def _remember(self, fld: str, x: str | int, table: Any, auto: Any) -> tuple[int, ...]:
+        """`_hits` of a str or int value, kept in the memo when short enough."""
+        found = _hits(table, auto, x.lower() if type(x) is str else str(x))
+        if type(x) is int or len(x) <= MEMO_VALUE_CHARS:  # type: ignore[arg-type]
+            memo = self._memo
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            memo[(fld, x)] = found
+        return found
+
+
+def _hits(table: dict[str, Any] | None, auto: Any, s: str) -> tuple[int, ...]:
+    """The rule positions one lower-cased value of one field hits: its exact atom, and every
+    substring atom inside it (overlapping ones too), both in `fold`'s spelling."""
+    if not s.isascii():
+        s = s.translate(_FOLD)
+    found: set[int] = set()
+    if table is not None:
+        exact = table.get(s)
+        if exact:
+            found.update(exact)
+    if auto is not None:
+        find, rules = auto
+        for atom, _, _ in find(s, True):  # overlapping: every atom present
+            found.update(rules[atom])
+    return tuple(found) if found else _NONE

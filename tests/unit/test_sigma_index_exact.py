@@ -56,6 +56,41 @@ def test_empty_substring_atom_makes_the_rule_always_a_candidate():
     assert index.candidates({"other": 1}) == [0] and index.candidates({"url": "/ADMIN"}) == [0, 1]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_need, max_size=8),
+    st.lists(
+        st.dictionaries(st.sampled_from(["a", "b.c", "url", "message", "event.original", "other"]), _value, max_size=5),
+        min_size=2,
+        max_size=12,
+    ),
+)
+def test_remembered_values_give_the_same_candidates(needs, events):
+    """One index over many events (its memo of values seen filling up): every event's candidates are
+    still exactly the rules an atom hits, repeated values included."""
+    needs = [
+        None if n is None else frozenset((f, k, t.lower()) for f, k, t in n if k == "eq" or t) or None for n in needs
+    ]
+    index = CandidateIndex.build(needs)
+    for event in events + events:
+        assert index.candidates(event) == _expected(needs, event)
+
+
+def test_memo_tells_true_from_one_and_stays_bounded():
+    """True == 1 == 1.0 as dict keys, but they read as "true" and "1": only str and int values are
+    remembered; a full memo starts again; long values are never kept."""
+    from detectors.sigma import index as idx
+
+    index = CandidateIndex.build([frozenset({("a", "eq", "true")}), frozenset({("a", "eq", "1")})])
+    for value, want in [(1, [1]), (True, [0]), (1.0, [1]), (1, [1]), (True, [0]), ("TRUE", [0]), ("1", [1])]:
+        assert index.candidates({"a": value}) == want, value
+    for n in range(idx.MEMO_ENTRIES + 10):
+        index.candidates({"a": f"v{n}"})
+    assert 0 < len(index._memo) <= idx.MEMO_ENTRIES
+    index.candidates({"a": "x" * (idx.MEMO_VALUE_CHARS + 1)})
+    assert all(len(str(v)) <= idx.MEMO_VALUE_CHARS for _, v in index._memo)
+
+
 _group_values = st.one_of(
     st.none(),
     st.integers(),
