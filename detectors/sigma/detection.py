@@ -129,33 +129,41 @@ def make_detection(
     dedup_key = _dedup_key(meta.id, group, group_items)
     if agencies is None:
         agencies = [e.get("organization.id") for e in evidence]
-    agencies = sorted({str(a) for a in agencies if a})
-    hosts = sorted({str(e["host.name"]) for e in evidence if e.get("host.name")})
+    if len(agencies) == 1:  # one event (a match, a continuation): no set to sort
+        agencies = [str(agencies[0])] if agencies[0] else []
+    else:
+        agencies = sorted({str(a) for a in agencies if a})
+    if len(evidence) == 1:
+        host = evidence[0].get("host.name")
+        hosts = [str(host)] if host else []
+    else:
+        hosts = sorted({str(e["host.name"]) for e in evidence if e.get("host.name")})
+    # positional, in field order (a call with 24 keywords cost ~1.5 us more per detection)
     return Detection(
-        rule_id=meta.id,
-        rule_title=meta.title,
-        rule_name=meta.name,
-        description=meta.description,
-        level=meta.level,
-        status=meta.status,
-        author=meta.author,
-        tags=list(meta.tags),
-        references=list(meta.references),
-        falsepositives=list(meta.falsepositives),
-        fields=list(meta.fields),
-        rule_path=meta.path,
-        kind=kind,
-        group=dict(group),
-        start_ts=min(times),
-        end_ts=max(times),
-        count=count,
-        evidence=evidence[:EVIDENCE_CAP],
-        dedup_key=dedup_key,
-        id_parts=(group_items, window_start, identity),
-        agencies=agencies,
-        hosts=hosts,
-        metric=metric or {},
-        continuation=continuation,
+        meta.id,  # rule_id
+        meta.title,  # rule_title
+        meta.name,  # rule_name
+        meta.description,  # description
+        meta.level,  # level
+        meta.status,  # status
+        meta.author,  # author
+        list(meta.tags),  # tags
+        list(meta.references),  # references
+        list(meta.falsepositives),  # falsepositives
+        list(meta.fields),  # fields
+        meta.path,  # rule_path
+        kind,  # kind
+        dict(group),  # group
+        min(times),  # start_ts
+        max(times),  # end_ts
+        count,  # count
+        evidence[:EVIDENCE_CAP],  # evidence
+        dedup_key,  # dedup_key
+        (group_items, window_start, identity),  # id_parts
+        agencies,  # agencies
+        hosts,  # hosts
+        metric or {},  # metric
+        continuation,  # continuation
     )
 
 
@@ -165,7 +173,7 @@ _DEDUP: dict[Any, str] = {}  # (rule id, group items) -> dedup key; bounded (gro
 
 def _dedup_key(rule_id: str, group: dict[str, Any], group_items: list[Any]) -> str:
     # memoised only for str/int/None values: equal keys there mean equal JSON (1 == 1.0 == True do not)
-    if not all(type(v) in _MEMO_TYPES for v in group.values()):
+    if not _MEMO_TYPES.issuperset(map(type, group.values())):
         return stable_hash("dedup", rule_id, group_items)
     memo = (rule_id, *group_items)
     key = _DEDUP.get(memo)
