@@ -65,13 +65,21 @@ def _event_ts(ev: Mapping[str, Any], default: float) -> float:
 
 def _order(ev: Mapping[str, Any], ts: float) -> OrderKey:
     """A total order on events that does not depend on arrival: time, then where it was read."""
+    get = ev.get
+    offset = get("log.offset")
+    text = get("message", _ABSENT)
+    if text is _ABSENT:
+        text = get("event.original", "")
     return (
         ts,
-        str(ev.get("agent.id", "")),
-        str(ev.get("log.file.path", "")),
-        int(ev.get("log.offset") or 0) if isinstance(ev.get("log.offset"), int) else 0,
-        str(ev.get("message", ev.get("event.original", "")))[:200],
+        str(get("agent.id", "")),
+        str(get("log.file.path", "")),
+        int(offset or 0) if isinstance(offset, int) else 0,
+        str(text)[:200],
     )
+
+
+_ABSENT: Any = object()
 
 
 @dataclass
@@ -175,19 +183,32 @@ class EpisodeSummary:
 
     def absorb_event(self, start_ts: float, end_ts: float, count: int, event: Event) -> None:
         """`self.absorb(EpisodeSummary.of(start_ts, end_ts, count, [event]))` without making that summary."""
-        self.first_ts = min(self.first_ts, float(start_ts))
-        self.last_ts = max(self.last_ts, float(end_ts))
+        start, end = float(start_ts), float(end_ts)
+        if start < self.first_ts:  # min() and max(), without the calls
+            self.first_ts = start
+        if end > self.last_ts:
+            self.last_ts = end
         self.detections += 1
         self.events += int(count)
         if self.capped:
             self.capped = sorted(set(self.capped))
         get = event.get
+        distinct = self.distinct
         for f in DISTINCT_FIELDS:
             v = get(f)
-            if v is None or (type(v) is not str and isinstance(v, (dict, list))):
+            if v is None:
                 continue
-            self._add_value(f, v if type(v) is str else str(v))
-        item = (_order(event, _event_ts(event, end_ts)), event)
+            if type(v) is not str:
+                if isinstance(v, (dict, list)):
+                    continue
+                v = str(v)
+            vals = distinct.get(f)
+            if vals is not None:  # a value already held (the usual case), found without the call
+                i = bisect.bisect_left(vals, v)
+                if i < len(vals) and vals[i] == v:
+                    continue
+            self._add_value(f, v)
+        item = (_order(event, _event_ts(event, end)), event)
         if self.unique:
             self._add_one(item)
             return
@@ -200,17 +221,22 @@ class EpisodeSummary:
         """The sorted-union step of `absorb` for one event, by insertion (same result)."""
         key = item[0]
         first, latest = self.first, self.latest
-        for k, _ in first:
-            if k == key:
+        if key[0] != key[0]:  # a NaN time orders nothing: look for the key one by one
+            if any(k == key for k, _ in first) or any(k == key for k, _ in latest):
+                return
+            i, j = bisect.bisect_right(first, key, key=_first), bisect.bisect_right(latest, key, key=_first)
+        else:  # both lists are sorted with unique keys: a held key is where bisect puts it
+            i = bisect.bisect_left(first, key, key=_first)
+            if i < len(first) and first[i][0] == key:
                 return  # already held: the held event stays, as in the union
-        for k, _ in latest:
-            if k == key:
+            j = bisect.bisect_left(latest, key, key=_first)
+            if j < len(latest) and latest[j][0] == key:
                 return
         if len(first) < EVIDENCE_FIRST or key < first[-1][0]:
-            bisect.insort(first, item, key=_first)
+            first.insert(i, item)  # where insort puts it: no equal key is held
             del first[EVIDENCE_FIRST:]
         if len(latest) < EVIDENCE_LATEST or key > latest[0][0]:
-            bisect.insort(latest, item, key=_first)
+            latest.insert(j, item)
             del latest[:-EVIDENCE_LATEST]
 
     def evidence(self) -> list[Event]:
