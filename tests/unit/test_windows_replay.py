@@ -32,12 +32,12 @@ FLOOR = {
     "AutomatedTestingTools": 7,
     "Command and Control": 4,
     "Credential Access": 22,
-    "Defense Evasion": 19,
-    "Discovery": 4,  # was 5: enumeration over RPC pipes needs four pipes (three is an ordinary client)
-    "Execution": 19,
-    "Lateral Movement": 24,
+    "Defense Evasion": 20,
+    "Discovery": 6,  # 4 when enumeration over RPC pipes came to need four pipes; +2 dev (pipe sweep, PowerShell LDAP)
+    "Execution": 21,
+    "Lateral Movement": 25,
     "Other": 7,
-    "Persistence": 12,
+    "Persistence": 13,
     "Privilege Escalation": 46,
 }
 
