@@ -18,8 +18,6 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 ENV_PREFIX = "SOCPIPE_"
 T = TypeVar("T")
 
@@ -92,6 +90,8 @@ def load_config(cls: type[T], path: str | Path | None = None, env: dict[str, str
             text = p.read_text()
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
+        import yaml  # here, not at import: a start without a config file or override never needs it
+
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -120,6 +120,8 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, env: typing.Mapping[
             continue
         env_name = ENV_PREFIX + dotted.upper().replace(".", "_")
         if env_name in env:
+            import yaml
+
             kwargs[f.name] = _coerce(
                 yaml.safe_load(env[env_name]) if env[env_name] else "", typ, f"{dotted} (from {env_name})"
             )

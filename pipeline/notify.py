@@ -10,7 +10,6 @@ side): `detectors/` makes no network call.
 from __future__ import annotations
 
 import json
-import logging
 import queue
 import threading
 import time
@@ -19,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.lazy import LazyLogger
 from detectors.common.severity import SEVERITY
 
-log = logging.getLogger("socpipe.notify")
+log = LazyLogger("socpipe.notify")  # logging imported at the first message (scan imports this module for its config)
 
 
 @dataclass

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.lazy import LazyLogger
 from detectors.common.times import to_epoch
 from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.detection import EVIDENCE_CAP, Deferred, Detection, make_detection
@@ -16,7 +16,7 @@ from detectors.sigma.index import CandidateIndex
 from detectors.sigma.mapping import EventLogsource, FieldMappings, derivation_key, load_mappings
 from detectors.sigma.model import CorrelationRule, SigmaRule
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)  # logging imported at the first message (a rule error)
 SNAPSHOT_VERSION = 1
 DEFAULT_SINGLE_GROUP = ("organization.id", "host.name", "source.ip")
 UNREAD: Any = object()  # `ts` not given: the engine reads @timestamp itself

@@ -29,3 +29,26 @@ def test_a_parser_error_is_logged_and_the_line_kept(caplog: pytest.LogCaptureFix
         ev = parse_line(line, read_at=1764288000.0)
     assert ev["event.original"] == line
     assert any(r.name == core.__name__ and "event=parser_error" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rule_error_in_the_engine_is_logged_and_the_event_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """The engine's logger is lazy too: a rule that raises on an odd event is logged once under the
+    engine's module name, counted, and the other rules still match."""
+    from detectors.sigma import engine as engine_module
+    from detectors.sigma.engine import Engine
+    from detectors.sigma.model import RuleMeta, SigmaRule
+
+    def broken(ev: dict) -> bool:
+        raise RuntimeError("boom")
+
+    rules = [
+        SigmaRule(RuleMeta(id="broken", title="broken"), {}, broken, None),
+        SigmaRule(RuleMeta(id="fine", title="fine"), {}, lambda ev: True, None),
+    ]
+    engine = Engine(rules)
+    with caplog.at_level(logging.WARNING, logger=engine_module.__name__):
+        for _ in range(2):
+            assert [r.id for r in engine.matching_rules({"message": "x"})] == ["fine"]
+    assert engine.stats["rule_errors"] == 2
+    logged = [r.getMessage() for r in caplog.records if r.name == engine_module.__name__]
+    assert logged == ["event=rule_error rule=broken error=RuntimeError('boom')"]
