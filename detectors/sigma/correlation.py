@@ -170,6 +170,7 @@ class CorrelationState:
 
     def __init__(self, rules: list[Any], allowed_lateness: float = 60.0):
         self.rules = {r.id: r for r in rules}
+        self._monotonic = {r.id: is_monotonic(r) for r in rules}  # per input: a dict probe, not a walk
         self.lateness = float(allowed_lateness)
         self.groups: dict[Any, Any] = {}  # (rule id, group tuple) -> Group
         self.watermark = float("-inf")
@@ -193,7 +194,7 @@ class CorrelationState:
     ) -> list[Any]:
         """Feed one input; `input_id` ("" = none) is its identity: an id this group has taken is
         refused (a redelivery after a crash or rebalance), before it could count or continue."""
-        if ts < self.cutoff:
+        if ts < self.watermark - self.lateness:  # self.cutoff, without the property call
             self.stats["late_dropped"] += 1
             return []
         key = (rule.id, group)
@@ -209,7 +210,9 @@ class CorrelationState:
             if len(ids) > MAX_IDS_PER_GROUP:
                 for old in list(islice(ids, MAX_IDS_PER_GROUP // 10)):  # oldest taken first, in chunks
                     del ids[old]
-        monotonic = is_monotonic(rule)
+        monotonic = self._monotonic.get(rule.id)
+        if monotonic is None:  # a rule this state was not built with
+            monotonic = is_monotonic(rule)
         if monotonic and g.episode_last is not None and ts - g.episode_last <= rule.timespan:
             self.seq += 1
             self.stats["continued"] += 1

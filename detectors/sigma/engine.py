@@ -115,6 +115,8 @@ class Engine:
             r.id for r in rules if r.id not in self.parents or any(p.generate for p in self.parents[r.id])
         }
         self._routes = {r.id: self._routes_for(r.id) for r in self.single if r.id in self.parents}
+        # (correlation id, input rule id) -> the event fields of its group-by and value fields
+        self._feed_fields: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # --- routing ---------------------------------------------------------------------------
     def _bucket(self, event: dict[str, Any]) -> _Bucket:
@@ -188,7 +190,7 @@ class Engine:
         routes = self._routes
         for rule in matched:
             for root, fields in routes.get(rule.id, ()):
-                values: Any = tuple((n, _hashable(event.get(f))) for n, f in fields)
+                values: Any = tuple([(n, _hashable(event.get(f))) for n, f in fields])
                 try:
                     item = by_values.get(values)
                 except TypeError:  # an unhashable value in an odd event: key it by its text
@@ -290,16 +292,24 @@ class Engine:
         evidence: list[Any],
         ident: str = "",
     ) -> list[Any]:
+        fields = self._feed_fields.get((corr.id, input_id))
+        if fields is None:  # where this input keeps each group-by and value field (aliases resolved)
+            fields = self._feed_fields[(corr.id, input_id)] = (
+                tuple(corr.group_field(n, input_id, input_name) for n in corr.group_by),
+                tuple(corr.group_field(f, input_id, input_name) for f in corr.value_fields),
+            )
+        group_fields, value_fields = fields
+        get = source.get
         values = []
-        for name in corr.group_by:
-            v = source.get(corr.group_field(name, input_id, input_name))
+        for f in group_fields:
+            v = get(f)
             if v is None:
                 self.stats["missing_group"] += 1
                 return []
-            values.append(_hashable(v))
+            values.append(v if type(v) is str else _hashable(v))
         value = None
-        if corr.value_fields:
-            vals = [source.get(corr.group_field(f, input_id, input_name)) for f in corr.value_fields]
+        if value_fields:
+            vals = [get(f) for f in value_fields]
             value = _hashable(vals[0]) if len(vals) == 1 else tuple(_hashable(v) for v in vals)
             if corr.type in ("value_sum", "value_avg"):
                 value = to_number(value)
