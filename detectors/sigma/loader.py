@@ -6,11 +6,9 @@ the other rules still load. Files named `*.tests.yml` are rule tests (see testin
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from detectors.common.durations import parse_duration
@@ -28,47 +26,10 @@ from detectors.sigma.model import (
     RuleMeta,
     SigmaRule,
 )
+from detectors.sigma.rulefiles import read_rule_text, rule_files
 
-MAX_RULE_FILE_BYTES = 1 << 20
-TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
 _CONDITION_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
 _TAG_RE = re.compile(r"^[a-z0-9_\-]+(\.[a-z0-9_\-.]+)+$")
-
-
-def rule_files(paths: Any) -> list[Path]:
-    """Rule files under `paths` in load order: a file as given; a directory's *.yml/*.yaml files (not
-    rule tests) at any depth, sorted, not descending into symlinked directories (what Path.rglob did,
-    one scandir per directory)."""
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out.extend(sorted(map(Path, _yaml_files(str(p)))))
-        else:
-            out.append(p)
-    return out
-
-
-def _yaml_files(root: str) -> list[str]:
-    found: list[str] = []
-    pending = [root]
-    while pending:
-        try:
-            with os.scandir(pending.pop()) as it:
-                entries = list(it)
-        except PermissionError:
-            continue
-        for e in entries:
-            try:
-                if e.is_dir() and not e.is_symlink():
-                    pending.append(e.path)
-                    continue
-            except OSError:
-                pass
-            name = e.name
-            if os.path.splitext(name)[1] in (".yml", ".yaml") and not name.endswith(TEST_SUFFIXES) and e.is_file():
-                found.append(e.path)
-    return found
 
 
 def parse_timespan(text: Any) -> float:
@@ -264,9 +225,7 @@ def load_rules(
     for f in rule_files(paths):
         result.files += 1
         try:
-            if f.stat().st_size > MAX_RULE_FILE_BYTES:
-                raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
-            text = f.read_text(encoding="utf-8")
+            text = read_rule_text(f)
             docs, lines = cache.documents(text)
         except (OSError, UnicodeDecodeError) as exc:
             result.documents += 1

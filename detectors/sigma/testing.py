@@ -41,8 +41,9 @@ from typing import Any
 from detectors.common.durations import parse_duration
 from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, to_epoch
 from detectors.sigma.engine import Engine
-from detectors.sigma.loader import TEST_SUFFIXES, load_rules, rule_files
+from detectors.sigma.loader import load_rules
 from detectors.sigma.model import CorrelationRule
+from detectors.sigma.rulefiles import TEST_SUFFIXES, rule_files
 from detectors.sigma.yamlsafe import RuleYAMLError, load_one
 
 DEFAULT_START = "2026-01-01T00:00:00Z"

@@ -237,7 +237,7 @@ def test_rule_files_keep_the_order_and_choice_of_rglob(tmp_path):
 
 
 def ruledocs_tests():
-    from detectors.sigma.loader import TEST_SUFFIXES
+    from detectors.sigma.rulefiles import TEST_SUFFIXES
 
     return TEST_SUFFIXES
 

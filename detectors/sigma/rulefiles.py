@@ -1,0 +1,70 @@
+"""Which files under a rule directory are rules, in load order, and reading one (bounded in size).
+
+Files named `*.tests.yml` are rule tests (see testing.py), not rules.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+MAX_RULE_FILE_BYTES = 1 << 20
+TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
+
+
+def rule_files(paths: Any) -> list[Path]:
+    """Rule files under `paths` in load order: a file as given; a directory's *.yml/*.yaml files (not
+    rule tests) at any depth, sorted, not descending into symlinked directories (what Path.rglob did,
+    one scandir per directory)."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            # the order of Path objects (by their parts), without comparing Paths: every file found
+            # starts with the same root text, joined below it by single separators
+            out.extend(map(Path, sorted(_yaml_files(str(p)), key=_parts)))
+        else:
+            out.append(p)
+    return out
+
+
+def _parts(path: str) -> list[str]:
+    return path.split(os.sep)
+
+
+def read_rule_text(path: Path) -> str:
+    """What path.read_text(encoding="utf-8") gives (newlines as universal newlines make them), or
+    OSError past MAX_RULE_FILE_BYTES: one open, no text layer. A file that is not UTF-8 raises the
+    error read_text raises."""
+    with open(path, "rb", buffering=0) as fh:
+        if os.fstat(fh.fileno()).st_size > MAX_RULE_FILE_BYTES:
+            raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
+        data = fh.readall()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return path.read_text(encoding="utf-8")  # raises its own error (positions within its chunk)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _yaml_files(root: str) -> list[str]:
+    found: list[str] = []
+    pending = [root]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as it:
+                entries = list(it)
+        except PermissionError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir() and not e.is_symlink():
+                    pending.append(e.path)
+                    continue
+            except OSError:
+                pass
+            name = e.name
+            if os.path.splitext(name)[1] in (".yml", ".yaml") and not name.endswith(TEST_SUFFIXES) and e.is_file():
+                found.append(e.path)
+    return found

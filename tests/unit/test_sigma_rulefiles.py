@@ -1,0 +1,66 @@
+"""Reading a rule file (detectors.sigma.rulefiles.read_rule_text) gives what Path.read_text gave, newlines
+and errors included; a file over the size bound is refused; rule_files sorts as Path objects sort."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from detectors.sigma import load_rules
+from detectors.sigma.rulefiles import MAX_RULE_FILE_BYTES, read_rule_text, rule_files
+
+from .test_sigma_loader import GOOD
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"title: x\n",
+        b"a: 1\r\nb: 2\r\n",
+        b"a: 1\rb: 2\r",
+        b"a: |\r\n  x\r\r\n  y\n\r",
+        b"\xef\xbb\xbftitle: bom\n",
+        b"x" * 8191 + b"\r\n" + b"y\r" * 5000,  # a CR LF across the text layer's 8 KiB chunks
+        "ti\u1ebft: vi\u1ec7t\r\n".encode() * 3000,
+    ],
+)
+def test_the_text_is_what_read_text_gives(tmp_path, data):
+    f = tmp_path / "r.yml"
+    f.write_bytes(data)
+    assert read_rule_text(f) == f.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("data", [b"\xff", b"a" * 20000 + b"\xc3(", b"ok\r\n" * 3000 + b"\xed\xa0\x80"])
+def test_a_file_that_is_not_utf8_raises_what_read_text_raised(tmp_path, data):
+    f = tmp_path / "r.yml"
+    f.write_bytes(data)
+    with pytest.raises(UnicodeDecodeError) as new:
+        read_rule_text(f)
+    with pytest.raises(UnicodeDecodeError) as old:
+        f.read_text(encoding="utf-8")
+    assert str(new.value) == str(old.value)
+
+
+def test_oversized_missing_and_unreadable_files_are_reported_not_raised(tmp_path):
+    (tmp_path / "big.yml").write_bytes(b"#" * (MAX_RULE_FILE_BYTES + 1))
+    (tmp_path / "good.yml").write_text(GOOD)
+    with pytest.raises(OSError, match="larger than"):
+        read_rule_text(tmp_path / "big.yml")
+    res = load_rules([tmp_path, tmp_path / "gone.yml"])
+    assert [r.meta.title for r in res.rules] == ["Good"]
+    assert [(Path(e.path).name, e.message) for e in res.errors] == [
+        ("big.yml", f"cannot read: file larger than {MAX_RULE_FILE_BYTES} bytes"),
+        ("gone.yml", f"cannot read: [Errno 2] No such file or directory: '{tmp_path / 'gone.yml'}'"),
+    ]
+
+
+@pytest.mark.parametrize("root", ["{t}", "{t}/", "{t}//", "{t}/./"])
+def test_rule_files_sort_as_paths_sort_whatever_the_root_is_spelled(tmp_path, root):
+    names = ["a/b.yml", "a-b/c.yml", "a.b.yml", "a/b/c.yml", "a b/x.yml", "A/z.yml", "a_/y.yml", "ab.yml", "a.yml"]
+    for rel in names:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    got = rule_files([root.format(t=tmp_path)])
+    assert got == sorted(got) and len(got) == len(names)
+    assert [os.path.relpath(p, tmp_path) for p in got][:4] == ["A/z.yml", "a/b/c.yml", "a/b.yml", "a b/x.yml"]
