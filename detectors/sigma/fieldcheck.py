@@ -51,7 +51,8 @@ class FieldChecker:
     def __init__(self, mappings: FieldMappings, events: Iterable[dict[str, Any]]):
         self.mappings = mappings
         self.events = list(events)
-        self._derived: list[tuple[Any, dict[str, Any]]] | None = None  # (event logsource, event), made once
+        # (event logsource, its fields, its dataset) per example event, made once
+        self._derived: list[tuple[Any, frozenset[str], str]] | None = None
         self._seen: dict[tuple[Any, ...], tuple[frozenset[Any], frozenset[Any]]] = {}
 
     def emitted(self, logsource: dict[str, Any]) -> tuple[frozenset[Any], frozenset[Any]]:
@@ -62,11 +63,14 @@ class FieldChecker:
             fields: set[str] = set()
             datasets: set[str] = set()
             if self._derived is None:
-                self._derived = [(self.mappings.derive(ev), ev) for ev in self.events]
-            for derived, ev in self._derived:
+                self._derived = [
+                    (self.mappings.derive(ev), frozenset(_base(k) for k in ev), str(ev.get("event.dataset")))
+                    for ev in self.events
+                ]
+            for derived, names, dataset in self._derived:
                 if derived.admits(logsource):
-                    fields.update(_base(k) for k in ev)
-                    datasets.add(str(ev.get("event.dataset")))
+                    fields |= names
+                    datasets.add(dataset)
             hit = self._seen[key] = (
                 frozenset(fields | WORKER_FIELDS) if datasets else frozenset(),
                 frozenset(datasets),

@@ -56,6 +56,17 @@ class _Derivation:
     when: dict[str, tuple[str, ...]]  # field -> tuple of glob patterns (lower-case)
     adds: dict[str, tuple[str, ...]]  # "product"/"category"/"service" -> tuple of values
 
+    def __post_init__(self) -> None:
+        # per field: the patterns that match only themselves (a set), and the globs
+        self.tests = tuple(
+            (
+                f,
+                frozenset(p for p in pats if not _WILDCARD.intersection(p)),
+                tuple(p for p in pats if _WILDCARD.intersection(p)),
+            )
+            for f, pats in self.when.items()
+        )
+
 
 @dataclass
 class FieldMappings:
@@ -112,7 +123,10 @@ class FieldMappings:
     def _derive(self, values: dict[str, Any]) -> EventLogsource:
         adds: dict[str, Any] = {k: set() for k in LOGSOURCE_KEYS}
         for d in self.derivations:
-            if all(_field_matches(values.get(f), pats) for f, pats in d.when.items()):
+            for f, exact, globs in d.tests:
+                if not _field_matches(values.get(f), exact, globs):
+                    break
+            else:
                 for k, vs in d.adds.items():
                     adds[k].update(vs)
         return EventLogsource(frozenset(adds["product"]), frozenset(adds["category"]), frozenset(adds["service"]))
@@ -141,11 +155,14 @@ def _lowered_key(v: Any) -> Any:
     return None if v is None else str(v).lower()
 
 
-def _field_matches(value: Any, patterns: tuple[Any, ...]) -> bool:
+def _field_matches(value: Any, exact: frozenset[str], globs: tuple[str, ...]) -> bool:
+    """A derivation's condition on one field: the event's (lower-cased) value, or any of its values,
+    is one of the plain patterns or fits one of the globs; an absent field only matches ''."""
     if value is None:
-        return "" in patterns
-    vals = value if isinstance(value, tuple) else (value,)
-    return any((fnmatch.fnmatchcase(v, p) if _WILDCARD.intersection(p) else v == p) for v in vals for p in patterns)
+        return "" in exact
+    if isinstance(value, tuple):
+        return any(v in exact or any(fnmatch.fnmatchcase(v, p) for p in globs) for v in value)
+    return value in exact or any(fnmatch.fnmatchcase(value, p) for p in globs)
 
 
 _WILDCARD = frozenset("*?[")  # a pattern without them matches itself only (no regex to compile)
