@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 _CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's parser alone for the one-pass builder: a loader would also set up a constructor and a
+# resolver per file, which the builder never uses
+_EventSource: Any = getattr(getattr(yaml, "cyaml", None), "CParser", _CLoader)
 
 
 class _Loader(_CLoader):  # type: ignore[misc, valid-type]
@@ -115,7 +118,7 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
     expanded = 0
     want_line = False
     first_chars = _FIRST_CHARS
-    next_event = _CLoader(text).get_event
+    next_event = _EventSource(text).get_event
     while True:
         ev = next_event()
         kind = type(ev)

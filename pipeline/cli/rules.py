@@ -35,15 +35,16 @@ def rules_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
 def lint_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Load and validate rules; per problem: file, line, rule, why; 'loaded N of M'."""
-    from detectors.sigma import load_rules, ruledocs
-    from detectors.sigma.fieldcheck import field_warnings
-
-    # Loading allocates objects that mostly live until the report (documents, compiled rules): the
-    # cyclic collector would walk them again and again for nothing (~10-20 ms of a start). Paused for
-    # the load, and what it built frozen out of later collections, as `socpipe scan` does.
+    # Loading allocates objects that mostly live until the report (modules, documents, compiled rules):
+    # the cyclic collector would walk them again and again for nothing (~10-20 ms of a start). Paused
+    # for the imports and the load, and what they built frozen out of later collections, as `socpipe
+    # scan` does.
     enabled = gc.isenabled()
     gc.disable()
     try:
+        from detectors.sigma import load_rules, ruledocs
+        from detectors.sigma.fieldcheck import field_warnings
+
         with ruledocs.document_cache().saving():  # one write of the rule cache, not one per step
             result = load_rules(list(paths or DEFAULT_RULES))
             result.warnings.extend(field_warnings(result.rules))
