@@ -7,6 +7,7 @@ same order), because building a LogLine per line and `asdict` would cost more th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # the C encoder json.dumps(ensure_ascii=False) uses
 from typing import Any
@@ -121,6 +122,58 @@ class LineSplitter:
         self.offset += consumed
         self._carry, self._carry_len = b"", 0
         return line
+
+
+def emit_lines(lines: Iterable[SplitLine], seq: int, wall: float, out: list[str]) -> int:
+    """The general path: any bytes, with flags, numbered from `seq`; returns the next seq. See
+    emit_ascii for the common case."""
+    append = out.append
+    for ln in lines:
+        raw = ln.raw
+        if raw[-1:] == b"\r":
+            raw = raw[:-1]
+        try:
+            text = raw.decode()
+            bad = False
+        except UnicodeDecodeError:
+            text, bad = decode(raw)
+        if bad or ln.truncated or ln.partial:
+            flags = tuple(
+                x
+                for x, on in ((FLAG_TRUNCATED, ln.truncated), (FLAG_INVALID_UTF8, bad), (FLAG_PARTIAL, ln.partial))
+                if on
+            )
+        else:
+            flags = ()
+        append(encode_line(text, ln.offset, ln.line_no, seq, wall, flags))
+        seq += 1
+    return seq
+
+
+def emit_ascii(chunk: bytes, sp: LineSplitter, seq: int, wall: float, out: list[str]) -> int | None:
+    """Fast path for the common chunk: pure ASCII, no CR, no over-long line.
+    Decodes the chunk once and formats each line with one f-string. Returns the next seq, or None
+    (nothing consumed) when the chunk needs the general path (emit_lines). Output is identical to encode_line."""
+    carry = sp.held_line()
+    if carry is None or not chunk.isascii() or b"\r" in chunk or not carry.isascii():
+        return None
+    text = (carry + chunk).decode("ascii") if carry else chunk.decode("ascii")
+    parts = text.split("\n")
+    rest = parts.pop()
+    limit = sp.max_line_bytes
+    if len(rest) > limit or (parts and max(map(len, parts)) > limit):
+        return None
+    tail = f',"read_at":{wall!r},"flags":[]}}'
+    off, n = sp.offset, sp.line_no
+    append = out.append
+    for p in parts:
+        n += 1
+        append(f'{{"text":{encode_basestring(p)},"offset":{off},"line_no":{n},"seq":{seq}{tail}')
+        off += len(p) + 1
+        seq += 1
+    sp.offset, sp.line_no = off, n
+    sp.replace_held(rest.encode("ascii"))
+    return seq
 
 
 @dataclass(slots=True)

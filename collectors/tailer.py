@@ -15,23 +15,13 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from json.encoder import encode_basestring
 from typing import Any
 
 from collectors.config import COMPRESSED_SUFFIXES, FileInputConfig
 from collectors.health import ERROR, MISSING, OK, PERMISSION_DENIED, REFUSED, ROTATED_AWAY
-from collectors.lines import (
-    FLAG_INVALID_UTF8,
-    FLAG_PARTIAL,
-    FLAG_TRUNCATED,
-    LineSplitter,
-    SplitLine,
-    decode,
-    encode_line,
-)
+from collectors.lines import LineSplitter, emit_ascii, emit_lines
 
 log = logging.getLogger("socpipe.agent.files")
 
@@ -339,68 +329,17 @@ class FileSource:
                 f.last_data_at = now
                 seq = emit_ascii(chunk, sp, self.seq_next, wall, out)
                 if seq is None:
-                    self._emit(sp.feed(chunk), wall, out)
+                    self.seq_next = emit_lines(sp.feed(chunk), self.seq_next, wall, out)
                 else:
                     self.seq_next = seq
             if sp.pending_bytes and now - f.last_data_at >= self.partial_timeout_s:
                 line = sp.flush_partial()
                 if line is not None:
-                    self._emit([line], wall, out)
+                    self.seq_next = emit_lines([line], self.seq_next, wall, out)
             f.offset, f.line_no = sp.offset, sp.line_no
         if out:
             self.last_read_at = wall
         return out
-
-    def _emit(self, lines: Iterable[SplitLine], wall: float, out: list[str]) -> None:
-        """The general path: any bytes, with flags. See _emit_ascii for the common case."""
-        seq = self.seq_next
-        append = out.append
-        for ln in lines:
-            raw = ln.raw
-            if raw[-1:] == b"\r":
-                raw = raw[:-1]
-            try:
-                text = raw.decode()
-                bad = False
-            except UnicodeDecodeError:
-                text, bad = decode(raw)
-            if bad or ln.truncated or ln.partial:
-                flags = tuple(
-                    x
-                    for x, on in ((FLAG_TRUNCATED, ln.truncated), (FLAG_INVALID_UTF8, bad), (FLAG_PARTIAL, ln.partial))
-                    if on
-                )
-            else:
-                flags = ()
-            append(encode_line(text, ln.offset, ln.line_no, seq, wall, flags))
-            seq += 1
-        self.seq_next = seq
-
-
-def emit_ascii(chunk: bytes, sp: LineSplitter, seq: int, wall: float, out: list[str]) -> int | None:
-    """Fast path for the common chunk: pure ASCII, no CR, no over-long line.
-    Decodes the chunk once and formats each line with one f-string. Returns the next seq, or None
-    (nothing consumed) when the chunk needs the general path. Output is identical to encode_line."""
-    carry = sp.held_line()
-    if carry is None or not chunk.isascii() or b"\r" in chunk or not carry.isascii():
-        return None
-    text = (carry + chunk).decode("ascii") if carry else chunk.decode("ascii")
-    parts = text.split("\n")
-    rest = parts.pop()
-    limit = sp.max_line_bytes
-    if len(rest) > limit or (parts and max(map(len, parts)) > limit):
-        return None
-    tail = f',"read_at":{wall!r},"flags":[]}}'
-    off, n = sp.offset, sp.line_no
-    append = out.append
-    for p in parts:
-        n += 1
-        append(f'{{"text":{encode_basestring(p)},"offset":{off},"line_no":{n},"seq":{seq}{tail}')
-        off += len(p) + 1
-        seq += 1
-    sp.offset, sp.line_no = off, n
-    sp.replace_held(rest.encode("ascii"))
-    return seq
 
 
 def user_name(uid: int) -> str:

@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.flood import TokenBucket
-from collectors.lines import BatchBuilder, LineSplitter, encode_line
+from collectors.lines import BatchBuilder, LineSplitter, emit_ascii, encode_line
 from collectors.listeners import StreamFramer, journal_entry_to_text, to_message
 from collectors.spool import Spool, decode_records, encode_record
-from collectors.tailer import emit_ascii
 from collectors.wire import LineBatch, LogLine
 from pipeline.dedup import SeenSequences
 
