@@ -10,6 +10,7 @@ import gc
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,21 @@ if TYPE_CHECKING:  # for annotations only: the commands import these when they r
 DEFAULT_RULES = ("rules",)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """For a start: imports and rule loading allocate objects that mostly live to the end (modules,
+    documents, compiled rules), which the cyclic collector would walk again and again for nothing
+    (~10-20 ms of a start). Paused meanwhile; what was built is then frozen out of later collections."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 @click.group("rules")
 def rules_group() -> None:
     """Validate and test Sigma rules."""
@@ -35,23 +51,13 @@ def rules_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
 def lint_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Load and validate rules; per problem: file, line, rule, why; 'loaded N of M'."""
-    # Loading allocates objects that mostly live until the report (modules, documents, compiled rules):
-    # the cyclic collector would walk them again and again for nothing (~10-20 ms of a start). Paused
-    # for the imports and the load, and what they built frozen out of later collections, as `socpipe
-    # scan` does.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _collector_paused():  # the imports and the load (see _collector_paused)
         from detectors.sigma import load_rules, ruledocs
         from detectors.sigma.fieldcheck import field_warnings
 
         with ruledocs.document_cache().saving():  # one write of the rule cache, not one per step
             result = load_rules(list(paths or DEFAULT_RULES))
             result.warnings.extend(field_warnings(result.rules))
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
     total = result.documents
     if as_json:
         click.echo(
@@ -145,19 +151,26 @@ def scan_command(
     """Offline/backfill: parse FILE, run it through the engine on event time, and print the alert
     documents the detector workers would index (JSON lines): repeats of one rule and group folded
     into one growing alert per episode, exactly as in the stream."""
-    from detectors.alerts.plan import AlertPlanner, Offer
-    from detectors.normalise import Normaliser
-    from detectors.sigma import Engine, load_rules
-    from detectors.sigma.scan import scan_events
-    from pipeline.cli.parse import read_batches
-    from pipeline.config import ConfigError, load_config
-    from pipeline.detector_config import DetectorConfig
+    with _collector_paused():  # the imports, the configuration and the rules live to the end
+        from detectors.alerts.plan import AlertPlanner, Offer
+        from detectors.normalise import Normaliser
+        from detectors.sigma import Engine, load_rules
+        from detectors.sigma.scan import scan_events
+        from pipeline.cli.parse import read_batches
+        from pipeline.config import ConfigError, load_config
+        from pipeline.detector_config import DetectorConfig
 
-    try:
-        cfg = load_config(DetectorConfig, config_path)
-        cfg.validate()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        try:
+            cfg = load_config(DetectorConfig, config_path)
+            cfg.validate()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        loaded = load_rules(list(rule_paths))
+        engine = Engine(loaded.rules, allowed_lateness=lateness)
+        normaliser = Normaliser(default_timezone=timezone)
+    # the events (acyclic dicts, freed by reference counting) need not trigger the collector every
+    # 700 allocations
+    gc.set_threshold(max(gc.get_threshold()[0], 10_000))
     planner = AlertPlanner(cfg.episode_quiet_s, cfg.episode_max_s)
     written = 0
 
@@ -171,15 +184,8 @@ def scan_command(
         for ep in planner.offer(Offer.of_detection(det))[2]:
             write(ep)
 
-    loaded = load_rules(list(rule_paths))
     for issue in loaded.errors:
         click.echo(clean(f"rule error: {issue}"), err=True)
-    engine = Engine(loaded.rules, allowed_lateness=lateness)
-    normaliser = Normaliser(default_timezone=timezone)
-    # the rules live to the end: the collector need not walk them again and again, and the events
-    # (acyclic dicts, freed by reference counting) need not trigger it every 700 allocations
-    gc.freeze()
-    gc.set_threshold(max(gc.get_threshold()[0], 10_000))
 
     def events() -> Iterator[dict[str, Any]]:
         for batch in read_batches(input_path, dataset, timezone):
