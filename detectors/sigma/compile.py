@@ -172,7 +172,7 @@ def compile_item(
         want = values[0]
         return Compiled(lambda ev: (len(field_values(ev, keys)) > 0) == want, None)
 
-    if any(v is None for v in values):
+    if None in values:
         if len(values) != 1:
             raise CompileError("null cannot be part of a value list", path)
         if not field:

@@ -116,8 +116,25 @@ def resolve_of(pattern: str, names: list[str]) -> list[str]:
     """Identifiers an `x of` clause ranges over (them: all names not starting with '_')."""
     if pattern == "them":
         return [n for n in names if not n.startswith("_")]
-    rx = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
-    return [n for n in names if rx.fullmatch(n)]
+    if "*" not in pattern:
+        return [n for n in names if n == pattern]
+    head, *middle, tail = pattern.split("*")
+    return [n for n in names if _fits(n, head, middle, tail)]
+
+
+def _fits(name: str, head: str, middle: list[str], tail: str) -> bool:
+    """`name` is head*middle...*tail whole, as re.fullmatch of the pattern with `.*` for each `*` (so
+    no newline in a gap; a pattern, a condition token, holds no whitespace): each middle part at its
+    first place after the last, which leaves the most room for the rest."""
+    if "\n" in name or len(name) < len(head) + len(tail) or not name.startswith(head) or not name.endswith(tail):
+        return False
+    pos, end = len(head), len(name) - len(tail)
+    for part in middle:
+        i = name.find(part, pos, end)
+        if i < 0:
+            return False
+        pos = i + len(part)
+    return True
 
 
 def identifiers(node: Any) -> set[str]:

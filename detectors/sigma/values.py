@@ -212,6 +212,26 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
     prefixes, suffixes, substrings = [], [], []
     for alt in alts:
         toks = alt if type(alt) is tuple else _as_tokens(alt)
+        n = len(toks)
+        if n == 1 and type(toks[0]) is str:  # most values: a plain text
+            text = toks[0] if cased else toks[0].lower()
+            if len(text) > MAX_PATTERN_LENGTH:
+                raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
+            exact.add(text)
+            if atoms is not None:
+                atoms.append(("eq", text.lower()))
+            continue
+        if n == 3 and toks[0] is ANY and toks[2] is ANY and type(toks[1]) is str:  # |contains
+            lit = toks[1] if cased else toks[1].lower()
+            if len(lit) > MAX_PATTERN_LENGTH:
+                raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
+            substrings.append(lit)
+            if atoms is not None:
+                if lit:
+                    atoms.append(("sub", lit.lower()))
+                else:
+                    atoms = None
+            continue
         if not cased:
             toks = tuple([t.lower() if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]
@@ -223,7 +243,6 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
             if atoms is not None:
                 atoms.append(("eq", text.lower()))
             continue
-        n = len(toks)
         if n == 1:  # `*` matches any present value (`?` alone: a glob)
             if toks[0] is ANY:
                 substrings.append("")

@@ -55,3 +55,32 @@ def test_bad_conditions(cond):
 def test_unknown_identifier():
     with pytest.raises(CompileError, match="unknown identifier"):
         det("a and zz")
+
+
+def _resolve_of_reference(pattern: str, names: list[str]) -> list[str]:
+    """resolve_of as it was: the pattern as a regex, `*` as `.*`, matched whole."""
+    import re
+
+    if pattern == "them":
+        return [n for n in names if not n.startswith("_")]
+    rx = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
+    return [n for n in names if rx.fullmatch(n)]
+
+
+def test_of_patterns_choose_what_the_regex_chose():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from detectors.sigma.condition import resolve_of, tokenize
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.text(alphabet="ab_*.1", min_size=1, max_size=7), st.lists(st.text(alphabet="ab_.1\n*", max_size=7)))
+    def check(pattern, names):
+        names = names + [pattern.replace("*", ""), pattern.replace("*", "ab"), pattern.replace("*", "\n")]
+        assert resolve_of(pattern, names) == _resolve_of_reference(pattern, names)
+
+    check()
+    for cond in ("1 of sel*", "all of filter_main_*", "1 of *_a*b*", "1 of them"):
+        pattern = tokenize(cond)[-1]
+        names = ["sel", "selection", "filter_main_x", "x_a1b2", "_a_b", "_private", "sel\n1", "a*b"]
+        assert resolve_of(pattern, names) == _resolve_of_reference(pattern, names)
