@@ -59,13 +59,29 @@ def iso_s(ts: float) -> str:
 def to_epoch(value: object) -> float | None:
     """ISO-8601 text ('Z' or an offset; naive means UTC), epoch seconds or a datetime -> epoch seconds.
 
-    None when absent or unreadable (booleans are not times)."""
+    None when absent or unreadable (booleans are not times). ISO text is read once per distinct text
+    while it is in a small memo (the engine and the alert layer read the same `@timestamp`, and a
+    burst of events shares its second)."""
+    if type(value) is str:
+        known = _EPOCHS.get(value, _UNREAD)
+        if known is not _UNREAD:
+            return known  # type: ignore[return-value]  # a float or None, as stored below
+        ts = _read_text(value)
+        if len(value) <= _EPOCH_MEMO_CHARS:
+            if len(_EPOCHS) >= _EPOCH_MEMO_ENTRIES:
+                _EPOCHS.clear()
+            _EPOCHS[value] = ts
+        return ts
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return _read_text(value)
+
+
+def _read_text(value: object) -> float | None:
     try:
         dt = datetime.fromisoformat(value)  # type: ignore[arg-type]  # the common case: ISO text as ECS has it
     except (TypeError, ValueError):
@@ -74,6 +90,12 @@ def to_epoch(value: object) -> float | None:
         except ValueError:
             return None
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+_UNREAD: object = object()
+_EPOCH_MEMO_ENTRIES = 4096
+_EPOCH_MEMO_CHARS = 40  # ISO-8601 with microseconds and an offset is 32
+_EPOCHS: dict[str, float | None] = {}  # text -> its reading; bounded (the text comes from logs)
 
 
 def to_datetime(value: object) -> datetime | None:

@@ -73,6 +73,20 @@ def test_to_epoch_reads_every_timestamp_form(value: object, expected: float | No
     assert got == pytest.approx(expected) if expected is not None else got is None
 
 
+def test_to_epoch_memo_reads_text_as_a_fresh_parse_and_stays_bounded() -> None:
+    """ISO text read again (the memo) gives what reading it afresh gives, unreadable text included;
+    the memo holds short text only and starts again when full."""
+    from detectors.common import times
+
+    texts = [f"2026-05-28T20:{m:02d}:{s:02d}.{s * 7:03d}+0{m % 10}:00" for m in range(60) for s in range(60)]
+    texts += ["yesterday", "", " 2026-05-28T20:26:40Z ", "2026-05-28T20:26:40" + " " * 60]
+    fresh = [times._read_text(t) for t in texts]
+    for _ in range(2):
+        assert [to_epoch(t) for t in texts] == fresh
+    assert 0 < len(times._EPOCHS) <= times._EPOCH_MEMO_ENTRIES
+    assert all(len(t) <= times._EPOCH_MEMO_CHARS for t in times._EPOCHS)
+
+
 def test_to_datetime_is_aware_utc() -> None:
     dt = to_datetime("2026-05-28T20:26:40Z")
     assert dt == datetime(2026, 5, 28, 20, 26, 40, tzinfo=UTC) and dt.tzinfo is not None
