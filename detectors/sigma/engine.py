@@ -188,9 +188,10 @@ class Engine:
         # keys stay tuples while inputs are grouped; each distinct key is rendered once, at the end
         by_values: dict[Any, Any] = {}
         routes = self._routes
+        get = event.get
         for rule in matched:
             for root, fields in routes.get(rule.id, ()):
-                values: Any = tuple([(n, _hashable(event.get(f))) for n, f in fields])
+                values: Any = tuple([(n, v if type(v := get(f)) is str else _hashable(v)) for n, f in fields])
                 try:
                     item = by_values.get(values)
                 except TypeError:  # an unhashable value in an odd event: key it by its text
@@ -256,10 +257,11 @@ class Engine:
                 continue
             # the event's identity per input rule: an event of two input rules counts for both
             ident = f"{item.id}|{rid}" if several and item.id else item.id
-            for corr in self.parents.get(rid, []):
-                if (corr.id, rid) in fed or not self._serves(corr, roots):
+            for corr in self.parents.get(rid, ()):
+                key = (corr.meta.id, rid)
+                if key in fed or not (key[0] in roots or self._serves(corr, roots)):
                     continue
-                fed.add((corr.id, rid))
+                fed.add(key)
                 out.extend(self._feed(corr, rid, rule.meta.name, item.ts, item.event, [item.event], ident))
         return out
 
