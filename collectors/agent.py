@@ -1,8 +1,9 @@
 """The agent: inputs -> per-source batches -> spool -> Kafka, plus heartbeats and self-metrics.
 
-Threads: this loop (reads files, drains listener queues, hands what it read to the `Batcher`
-(collectors/batcher.py: per-source batches -> signed spool records, each with its checkpoint), saves
-checkpoints), the shipper (spool -> Kafka), the heartbeat sender, one per listener.
+Threads: this loop (reads files, drains the listeners' inbox (collectors/listener_inputs.py), hands
+what it read to the `Batcher` (collectors/batcher.py: per-source batches -> signed spool records, each
+with its checkpoint), saves checkpoints), the shipper (spool -> Kafka), the heartbeat sender, one per
+listener.
 """
 
 from __future__ import annotations
@@ -19,22 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from collectors.batcher import Batcher
-from collectors.config import AgentConfig, SyslogInputConfig, own_state_paths
+from collectors.config import AgentConfig, own_state_paths
 from collectors.file_input import FileInput
 from collectors.flood import TokenBucket
 from collectors.health import OK
 from collectors.identity import Identity
-from collectors.lines import encode_line
-from collectors.listeners import (
-    MAX_WINDOWS_HOSTS,
-    WINDOWS_DATASET,
-    JournaldInput,
-    Message,
-    SyslogListener,
-    bind_failure,
-    listener_source_name,
-    windows_computer,
-)
+from collectors.listener_inputs import Inbox, ListenerInputs
 from collectors.shipper import Shipper
 from collectors.spool import Spool, write_json_atomic
 from collectors.stats import AgentStats, build_heartbeat, start_metrics_server
@@ -51,10 +42,6 @@ LISTENER_RETRY_S = 30.0  # a listener whose bind failed is retried this often
 READ_BUDGET = 1024 * 1024  # bytes per source per loop: bounds memory and keeps sources fair
 
 
-# The agent's one inbox: (input source name, dataset hint, message) from every listener thread.
-Inbox = queue.Queue[tuple[str, str | None, Message]]
-
-
 class Agent:
     def __init__(
         self, config: AgentConfig, identity: Identity, host: str | None = None, env: Mapping[str, str] | None = None
@@ -65,12 +52,11 @@ class Agent:
         self.host = host or config.host or socket.gethostname()
         self.stats = AgentStats()
         self.state_dir = Path(config.state_dir)
-        self.listeners: list[SyslogListener] = []
-        self.listen_ports: dict[str, int] = {}  # listener source name -> bound port (0 in config = any)
-        self.ready = threading.Event()  # set once inputs are open (listeners bound)
         self._buckets: dict[str, TokenBucket] = {}
-        self._listener_seq: dict[str, int] = {}
-        self._windows_hosts: dict[str, set[str]] = {}  # Windows listener -> computers given a source
+        self.inputs = ListenerInputs(config, self.stats, self._bucket)  # syslog, Windows, journald
+        self.listeners = self.inputs.listeners
+        self.listen_ports = self.inputs.listen_ports  # listener source name -> bound port (0 in config = any)
+        self.ready = threading.Event()  # set once inputs are open (listeners bound)
         self._journal_cursor = ""
         self.counter = MessageCounter()  # persisted in the state dir once run() has it
 
@@ -101,9 +87,9 @@ class Agent:
             )
             for f in c.files
         ]
-        inbox: queue.Queue[tuple[str, str | None, Message]] = queue.Queue(maxsize=20000)
+        inbox: Inbox = queue.Queue(maxsize=20000)
         stop_inputs = threading.Event()
-        journal = self._start_listeners(positions, inbox, stop_inputs)
+        journal = self.inputs.start(positions, inbox, stop_inputs)
 
         kafka_kwargs = self._kafka_kwargs()
         shipper_stop = threading.Event()
@@ -140,7 +126,7 @@ class Agent:
                 lst.close()
             if journal is not None:
                 journal.close()
-            self._drain_inbox(inbox, time.time())
+            self.inputs.drain(inbox, time.time(), batcher)
             batcher.flush_all()
             shipper_stop.set()
             shipper.join(shipper.drain_on_stop_s + 5)
@@ -197,7 +183,7 @@ class Agent:
                         self._batcher.add(src.name, src.dataset, lines, src.position(), now)
                     elif src.files and any(f.splitter and f.splitter.pending_bytes for f in src.files):
                         pass
-                busy |= self._drain_inbox(inbox, wall)
+                busy |= self.inputs.drain(inbox, wall, self._batcher)
             self._batcher.flush_lingering(now)
             spool.maybe_sync()
             self.stats.spool_bytes = spool.pending_bytes
@@ -208,8 +194,8 @@ class Agent:
                 next_checkpoint = now + CHECKPOINT_EVERY_S
             if now >= next_status:
                 self._write_status(spool)
-                if self._unbound and now >= next_bind_retry:
-                    self._retry_listeners()
+                if self.inputs.unbound and now >= next_bind_retry:
+                    self.inputs.retry_unbound()
                     next_bind_retry = now + LISTENER_RETRY_S
                 next_status = now + STATUS_EVERY_S
             if not busy:
@@ -223,46 +209,6 @@ class Agent:
         if b is None:
             b = self._buckets[source] = TokenBucket(rate, self.config.flood.burst_lines or rate)
         return b
-
-    def _drain_inbox(self, inbox: Inbox, wall: float) -> bool:
-        """Listener messages -> batches (seq assigned here: this thread owns every counter)."""
-        got = False
-        now = time.monotonic()
-        for _ in range(5000):
-            try:
-                name, dataset, msg = inbox.get_nowait()
-            except queue.Empty:
-                break
-            got = True
-            if dataset == WINDOWS_DATASET:
-                name = self._windows_source(name, msg.text)
-            seq = self._listener_seq.get(name, 1)
-            self._listener_seq[name] = seq + 1
-            bucket = self._bucket(name)
-            sc = self.stats.source(name)
-            if bucket is not None and not bucket.available(now):
-                sc.overflow += 1  # flood: still spooled, counted and reported
-            elif bucket is not None:
-                bucket.take(1, now)
-            sc.lines_read += 1
-            sc.bytes_read += len(msg.text)
-            sc.last_read_at = wall
-            position: dict[str, Any] = {"q": seq + 1}
-            if msg.cursor:
-                position["c"] = msg.cursor
-            self._batcher.add(name, dataset, [encode_line(msg.text, 0, 0, seq, msg.read_at, msg.flags)], position, now)
-        return got
-
-    def _windows_source(self, listener: str, text: str) -> str:
-        """`<listener>/<computer>`: each forwarding Windows server is its own source (own sequence,
-        own coverage); at most MAX_WINDOWS_HOSTS per listener, the rest share `<listener>/other`."""
-        computer = windows_computer(text) or "unknown"
-        known = self._windows_hosts.setdefault(listener, set())
-        if computer not in known:
-            if len(known) >= MAX_WINDOWS_HOSTS:
-                return f"{listener}/other"
-            known.add(computer)
-        return f"{listener}/{computer}"
 
     # --- state ---------------------------------------------------------------------------------------
     def _load_checkpoints(self) -> dict[str, dict[str, Any]]:
@@ -282,61 +228,6 @@ class Agent:
         )
 
     # --- inputs and outputs -------------------------------------------------------------------------
-    def _start_listeners(
-        self, positions: dict[str, Any], inbox: Inbox, stop_inputs: threading.Event
-    ) -> JournaldInput | None:
-        c = self.config
-        self._inbox, self._stop_inputs = inbox, stop_inputs
-        self._unbound: list[SyslogInputConfig] = []
-        for lc in c.syslog:
-            name = listener_source_name(lc)
-            self._listener_seq[name] = int(positions.get(name, {}).get("q", 1))
-            if lc.dataset == WINDOWS_DATASET:  # each forwarding computer's sequence resumes too
-                for source, pos in positions.items():
-                    if source.startswith(name + "/") and isinstance(pos, dict):
-                        self._listener_seq[source] = int(pos.get("q", 1))
-                        self._windows_hosts.setdefault(name, set()).add(source[len(name) + 1 :])
-            self._start_listener(lc)
-        if not c.journald.enabled:
-            return None
-        pos = positions.get("journald", {})
-        self._listener_seq["journald"] = int(pos.get("q", 1))
-        journal = JournaldInput(
-            c.journald,
-            _Tagger(inbox, "journald", c.journald.dataset or None),
-            str(pos.get("c", "")),
-            c.flood.max_line_bytes,
-            stop_inputs,
-        )
-        journal.on_state = lambda state, detail="": self.stats.health.set_input("journald", state, detail)
-        journal.start()
-        return journal
-
-    def _start_listener(self, lc: SyslogInputConfig) -> bool:
-        """Bind one syslog listener; a failure is reported (state bind_failed) and retried, the other
-        inputs keep working."""
-        name = listener_source_name(lc)
-        relay = _Tagger(self._inbox, name, lc.dataset or None)
-        try:
-            lst = SyslogListener(lc, relay, self.config.flood.max_line_bytes, self._stop_inputs)
-        except OSError as exc:
-            if lc not in self._unbound:
-                self._unbound.append(lc)
-            self.stats.source(name)
-            self.stats.health.set_input(name, *bind_failure(lc, exc))
-            return False
-        if lc in self._unbound:
-            self._unbound.remove(lc)
-        self.listen_ports[lst.name] = lst.port
-        lst.start()
-        self.listeners.append(lst)
-        self.stats.health.set_input(name, OK)
-        return True
-
-    def _retry_listeners(self) -> None:
-        for lc in list(self._unbound):
-            self._start_listener(lc)
-
     def _report_files(self, file_inputs: list[FileInput], sources: list[FileSource]) -> None:
         health = self.stats.health
         for src in sources:
@@ -402,16 +293,3 @@ class Agent:
             except (KafkaError, AttributeError) as exc:
                 log.warning("heartbeat.send_failed error=%s", type(exc).__name__)
             stop.wait(c.heartbeat_interval_s)
-
-
-class _Tagger:
-    """A queue facade for one input: tags its messages with the source name and dataset."""
-
-    def __init__(self, inbox: Inbox, name: str, dataset: str | None) -> None:
-        self.inbox, self.name, self.dataset = inbox, name, dataset
-
-    def put(self, item: Message, block: bool = True, timeout: float | None = None) -> None:
-        self.inbox.put((self.name, self.dataset, item), block, timeout)
-
-    def put_nowait(self, item: Message) -> None:
-        self.inbox.put_nowait((self.name, self.dataset, item))

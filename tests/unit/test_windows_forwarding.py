@@ -119,16 +119,17 @@ def test_agent_gives_each_computer_its_own_source_up_to_a_cap() -> None:
 
     agent = Agent(AgentConfig(), Identity("ag", "a1", "s"), env={})
     line = SHAPES["winlogbeat"](*SEC, 4625, {}, host="FS01.Agency.local")
-    assert agent._windows_source("winlog-tcp:6514", line) == "winlog-tcp:6514/fs01.agency.local"
-    assert agent._windows_source("winlog-tcp:6514", "not json") == "winlog-tcp:6514/unknown"
+    assert agent.inputs.windows_source("winlog-tcp:6514", line) == "winlog-tcp:6514/fs01.agency.local"
+    assert agent.inputs.windows_source("winlog-tcp:6514", "not json") == "winlog-tcp:6514/unknown"
     for i in range(MAX_WINDOWS_HOSTS):
-        agent._windows_source("winlog-tls:6515", SHAPES["nxlog"](*SEC, 4625, {}, host=f"ws{i}"))
+        agent.inputs.windows_source("winlog-tls:6515", SHAPES["nxlog"](*SEC, 4625, {}, host=f"ws{i}"))
     assert (
-        agent._windows_source("winlog-tls:6515", SHAPES["nxlog"](*SEC, 4625, {}, host="ws0")) == "winlog-tls:6515/ws0"
+        agent.inputs.windows_source("winlog-tls:6515", SHAPES["nxlog"](*SEC, 4625, {}, host="ws0"))
+        == "winlog-tls:6515/ws0"
     )
     over = SHAPES["nxlog"](*SEC, 4625, {}, host="one-too-many")
-    assert agent._windows_source("winlog-tls:6515", over) == "winlog-tls:6515/other"
-    assert agent._windows_source("winlog-tcp:6514", over) == "winlog-tcp:6514/one-too-many"  # per listener
+    assert agent.inputs.windows_source("winlog-tls:6515", over) == "winlog-tls:6515/other"
+    assert agent.inputs.windows_source("winlog-tcp:6514", over) == "winlog-tcp:6514/one-too-many"  # per listener
 
 
 def test_each_computer_resumes_its_sequence_after_a_restart(tmp_path) -> None:
@@ -143,9 +144,9 @@ def test_each_computer_resumes_its_sequence_after_a_restart(tmp_path) -> None:
     positions = {"winlog-tcp:0/fs01": {"q": 42}, "winlog-tcp:0": {"q": 7}, "/var/log/auth.log": {"o": 5}}
     stop = threading.Event()
     try:
-        agent._start_listeners(positions, queue.Queue(), stop)
-        assert agent._listener_seq["winlog-tcp:0/fs01"] == 42 and agent._listener_seq["winlog-tcp:0"] == 7
-        assert agent._windows_hosts == {"winlog-tcp:0": {"fs01"}}
+        agent.inputs.start(positions, queue.Queue(), stop)
+        assert agent.inputs.seq["winlog-tcp:0/fs01"] == 42 and agent.inputs.seq["winlog-tcp:0"] == 7
+        assert agent.inputs.windows_hosts == {"winlog-tcp:0": {"fs01"}}
     finally:
         stop.set()
         for lst in agent.listeners:
