@@ -31,6 +31,7 @@ NUMERIC = {"lt", "lte", "gt", "gte"}
 TIME_PARTS = {"minute", "hour", "day", "week", "month", "year"}
 FLAGS = {"all", "cased", "neq", "exists", "re", "i", "m", "s", "cidr", "expand", "fieldref"}
 KNOWN_MODIFIERS = TRANSFORMS | NUMERIC | TIME_PARTS | FLAGS
+_REGEX_FLAGS = frozenset({"i", "m", "s"})
 KEYWORD_FIELDS = ("message", "event.original")
 KEYWORD_INDEX_FIELD = "\x00keywords"  # pseudo-field of the candidate index for keyword atoms
 
@@ -92,14 +93,14 @@ COMMON_VALUES = frozenset(
 
 def _score(need: frozenset[Any]) -> tuple[Any, ...]:
     # fewer atoms and longer literals prune better; common values (GET, 200, EXECVE) hardly at all
-    shortest = min((len(a[2]) for a in need), default=0)
     texts = {a[2] for a in need}  # one literal looked up in several fields costs one atom
-    common = sum(50 for t in texts if t in COMMON_VALUES)
+    shortest = min(map(len, texts), default=0)
+    common = 50 * len(COMMON_VALUES.intersection(texts))
     return (len(texts) + common + (0 if shortest >= 4 else 10), -shortest)
 
 
 def _best(needs: list[Any]) -> frozenset[Any] | None:
-    usable = [n for n in needs if n is not None and n and all(a[2] for a in n)]
+    usable = [n for n in needs if n and all(a[2] for a in n)]  # n: None or a frozenset of atoms
     return min(usable, key=_score) if usable else None
 
 
@@ -153,7 +154,7 @@ def compile_item(
     for m in mods:
         if m not in KNOWN_MODIFIERS:
             raise CompileError(f"unknown modifier '{m}'", path)
-    if any(m in ("i", "m", "s") for m in mods) and "re" not in mods:
+    if not _REGEX_FLAGS.isdisjoint(mods) and "re" not in mods:
         raise CompileError("regex flags i/m/s need the 're' modifier", path)
     keys = resolve(field) if field else KEYWORD_FIELDS
     if not field and not {"re", "contains", "startswith", "endswith"} & set(mods):
@@ -183,8 +184,8 @@ def compile_item(
 
         return Compiled((lambda ev: not is_null(ev)) if negate else is_null, None)
 
-    time_parts = [m for m in mods if m in TIME_PARTS]
-    numeric = [m for m in mods if m in NUMERIC]
+    time_parts = [m for m in mods if m in TIME_PARTS] if mods else mods
+    numeric = [m for m in mods if m in NUMERIC] if mods else mods
     if time_parts or numeric:
         return compile_numeric(keys, values, time_parts, numeric, negate, use_all, path)
     if "cidr" in mods:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN_RE = re.compile(r"\s*(\(|\)|[^\s()]+)")
+_TOKEN_RE = re.compile(r"\(|\)|[^\s()]+")  # every character is whitespace, a parenthesis or in a word
 KEYWORDS = {"and", "or", "not", "of", "them"}
 
 
@@ -20,17 +20,8 @@ class ConditionError(Exception):
 
 
 def tokenize(text: str) -> list[str]:
-    pos, out = 0, []
-    text = text.strip()
-    while pos < len(text):
-        m = _TOKEN_RE.match(text, pos)
-        if not m:
-            raise ConditionError(f"cannot read condition at {text[pos:]!r}")
-        out.append(m.group(1))
-        pos = m.end()
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-    return out
+    tokens: list[str] = _TOKEN_RE.findall(text)
+    return tokens
 
 
 class _Parser:

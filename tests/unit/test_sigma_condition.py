@@ -84,3 +84,37 @@ def test_of_patterns_choose_what_the_regex_chose():
         pattern = tokenize(cond)[-1]
         names = ["sel", "selection", "filter_main_x", "x_a1b2", "_a_b", "_private", "sel\n1", "a*b"]
         assert resolve_of(pattern, names) == _resolve_of_reference(pattern, names)
+
+
+def _tokenize_reference(text: str) -> list[str]:
+    """tokenize as it was: a regex match per token from the stripped text."""
+    import re
+
+    token = re.compile(r"\s*(\(|\)|[^\s()]+)")
+    pos, out = 0, []
+    text = text.strip()
+    while pos < len(text):
+        m = token.match(text, pos)
+        assert m
+        out.append(m.group(1))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+def test_conditions_split_into_the_tokens_they_did():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from detectors.sigma.condition import tokenize
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.text(alphabet=st.sampled_from(list("ab_*1()| \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000é")), max_size=24))
+    def check(text):
+        assert tokenize(text) == _tokenize_reference(text)
+
+    check()
+    assert tokenize(" 1 of sel* and not (filter_a or\tfilter_b) ") == _tokenize_reference(
+        " 1 of sel* and not (filter_a or\tfilter_b) "
+    )

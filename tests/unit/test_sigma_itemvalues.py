@@ -196,3 +196,33 @@ def test_a_bad_value_reports_the_first_problem_in_value_order():
         _same(values, mods)
         with pytest.raises(CompileError):
             string_tests(values, mods, {}, (), False, False)
+
+
+def _score_reference(need):
+    from detectors.sigma.compile import COMMON_VALUES
+
+    shortest = min((len(a[2]) for a in need), default=0)
+    texts = {a[2] for a in need}
+    common = sum(50 for t in texts if t in COMMON_VALUES)
+    return (len(texts) + common + (0 if shortest >= 4 else 10), -shortest)
+
+
+_atom_sets = st.frozensets(
+    st.tuples(
+        st.sampled_from(["f", "g"]),
+        st.sampled_from(["eq", "sub"]),
+        st.sampled_from(["", "a", "get", "root", "abcd", "xyz12"]),
+    )
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.none(), _atom_sets), max_size=5))
+def test_the_index_atoms_chosen_for_an_and_are_those_chosen_before(needs):
+    from detectors.sigma.compile import _best, _score
+
+    for n in needs:
+        if n is not None:
+            assert _score(n) == _score_reference(n)
+    usable = [n for n in needs if n is not None and n and all(a[2] for a in n)]
+    assert _best(needs) == (min(usable, key=_score_reference) if usable else None)
