@@ -26,7 +26,7 @@ COMMAND_MODULES = {
     "agency": "coverage",
     "enrol": "coverage",
     "es": "elastic",
-    "alerts": "triage",
+    "alerts": "alerts",
     "triage": "triage",
     "kibana": "elastic",
     "model": "models",
