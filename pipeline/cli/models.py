@@ -7,29 +7,20 @@ event-time order, windows closed by the watermark, flushed at the end of the inp
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from collectors.wire import DEFAULT_TIMEZONE, RAW_TOPIC
-from pipeline.config import KafkaConfig
+from collectors.wire import RAW_TOPIC
+from pipeline.cli.model_inputs import input_options, kafka_events, read_inputs
 
 if TYPE_CHECKING:  # for annotations only: the commands import these when they run
     from detectors.anomaly import AnomalyScorer
-    from detectors.anomaly.sources import Record
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-log = logging.getLogger("socpipe.anomaly")
 
 DATASET_ALIASES = {"web": "web.source", "host": "host.activity", "auth": "auth.user"}
-FORMATS = ("auto", "log", "jsonl", "csic")
 # Measured (see detectors/anomaly/README.md): the forest wins on source windows (PR-AUC 0.97 vs
 # 0.75); per-parameter request profiles win per request (CSIC 2010 test split: F1 0.38 -> see README).
 KINDS = ("isolation_forest", "robust_baseline", "request_profile")
@@ -39,14 +30,6 @@ DEFAULT_KIND = {
     "host.activity": "robust_baseline",
     "auth.user": "robust_baseline",
 }
-
-
-@dataclass
-class TrainConfig:
-    """`model train --from-kafka --config FILE`: the file's `kafka:` section (SOCPIPE_KAFKA_* override).
-    At module level: the config loader resolves the field types by name in this module."""
-
-    kafka: KafkaConfig = field(default_factory=KafkaConfig)
 
 
 def _profile_name(dataset: str) -> str:
@@ -60,19 +43,6 @@ def _profile_name(dataset: str) -> str:
     return name
 
 
-def _read_inputs(specs: tuple[str, ...], fmt: str, log_dataset: str | None, timezone: str) -> list[Record]:
-    from detectors.anomaly.sources import InputSpec, read_records
-
-    records: list[Record] = []
-    for spec in specs:
-        try:
-            parsed = InputSpec.parse(spec)
-            records.extend(read_records(parsed, fmt, log_dataset, timezone))
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise click.ClickException(f"{spec}: {exc}") from exc
-    return records
-
-
 def _load(model_dirs: tuple[str, ...], report_all: bool = False) -> AnomalyScorer:
     from detectors.anomaly import AnomalyScorer, ModelLoadError
 
@@ -80,28 +50,6 @@ def _load(model_dirs: tuple[str, ...], report_all: bool = False) -> AnomalyScore
         return AnomalyScorer.from_dirs(model_dirs, report_all=report_all)
     except ModelLoadError as exc:
         raise click.ClickException(f"cannot load model: {exc}") from exc
-
-
-_input_options = [
-    click.option(
-        "--input",
-        "inputs",
-        multiple=True,
-        metavar="FILE[@START:END]",
-        help="Log file (.gz ok), JSON lines of events or CSIC raw requests; @A:B keeps records A..B-1.",
-    ),
-    click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
-    click.option("--log-dataset", default=None, help="Dataset hint for log lines, e.g. apache.access."),
-    click.option(
-        "--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="Zone of log lines without an offset."
-    ),
-]
-
-
-def input_options(f: F) -> F:
-    for opt in reversed(_input_options):
-        f = opt(f)
-    return f
 
 
 @click.group("model")
@@ -166,10 +114,10 @@ def train_cmd(
     if bool(inputs) == from_kafka:
         raise click.UsageError("give either --input FILE... or --from-kafka")
     if from_kafka:
-        events = _kafka_events(config_path, topic, since)
+        events = kafka_events(config_path, topic, since)
         provenance: list[dict[str, Any]] = [{"kafka": topic, "since": since}]
     else:
-        records = _read_inputs(inputs, fmt, log_dataset, timezone)
+        records = read_inputs(inputs, fmt, log_dataset, timezone)
         events = [r.event for r in records]
         provenance = []
         for spec in inputs:
@@ -230,7 +178,7 @@ def evaluate_cmd(
         rules = parse_labels(Path(labels_path).read_text())
     except ValueError as exc:
         raise click.ClickException(f"{labels_path}: {exc}") from exc
-    records = _read_inputs(inputs, fmt, log_dataset, timezone)
+    records = read_inputs(inputs, fmt, log_dataset, timezone)
     labels = [label_of(r, rules) for r in records]
     report = evaluate(scorer.models[0], records, labels)
     report["records_unlabelled"] = sum(1 for x in labels if x is None)
@@ -253,7 +201,7 @@ def attacks_cmd(carriers: str, split: str, out: str, per_payload: int, seed: int
     """Labelled attack requests from a published payload corpus (see detectors/anomaly/attacks.py)."""
     from detectors.anomaly.attacks import corpus_dir, corpus_version, load_payloads, make_attacks
 
-    records = _read_inputs((carriers,), "csic", None, "UTC")
+    records = read_inputs((carriers,), "csic", None, "UTC")
     try:
         payloads = load_payloads(corpus_dir())
     except (RuntimeError, OSError, ValueError) as exc:
@@ -306,7 +254,7 @@ def score_cmd(
     if not inputs:
         raise click.UsageError("give at least one --input")
     scorer = _load(model_dirs, report_all=report_all)
-    records = _read_inputs(inputs, fmt, log_dataset, timezone)
+    records = read_inputs(inputs, fmt, log_dataset, timezone)
     events = [r.event for r in records]
     if lateness <= 0:
         events.sort(key=lambda e: event_epoch(e) or 0.0)
@@ -378,41 +326,6 @@ def show_cmd(model_dir: str) -> None:
             indent=1,
         )
     )
-
-
-def _parse_since(since: str) -> float:
-    from detectors.common import parse_duration
-
-    try:
-        return parse_duration(since)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from exc
-
-
-def _kafka_events(config_path: str | None, topic: str, since: str) -> list[dict[str, Any]]:
-    """Every raw LineBatch since `since`, normalised: training straight from the pipeline."""
-    from collectors.wire import LineBatch
-    from detectors.normalise import Normaliser
-    from pipeline import kafka_io
-    from pipeline.config import ConfigError, load_config
-
-    seconds = _parse_since(since)
-    try:
-        cfg = load_config(TrainConfig, config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    normaliser = Normaliser()
-    events: list[dict[str, Any]] = []
-    try:
-        for partition, offset, value in kafka_io.read_since(cfg.kafka, topic, time.time() - seconds):
-            try:
-                events.extend(normaliser.normalise_batch(LineBatch.from_bytes(value)))
-            except Exception as exc:  # one bad record never stops training input
-                log.warning("bad_raw_record partition=%s offset=%s error=%r", partition, offset, exc)
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from exc
-    events.extend(normaliser.flush())
-    return events
 
 
 COMMANDS: list[click.Command] = [model]
