@@ -1,6 +1,6 @@
 """Sigma detection section -> one predicate over a flat ECS event, plus its index atoms.
 
-Each compiled piece carries `need`: a set of atoms (field, "eq"|"sub", lower-cased text) such
+Each compiled piece carries `need` (worked out on first read: `rules lint` never reads it): a set of atoms (field, "eq"|"sub", lower-cased text) such
 that the piece can only be true if at least one atom holds on the event, or None when no such
 set exists (negations, numeric comparisons...). The candidate index (index.py) uses `need` to
 skip rules that cannot match; the predicate is always the final word.
@@ -199,17 +199,30 @@ def compile_item(
         cased = "cased" in mods
         tests = string_tests(values, mods, placeholders, path, cased, each=use_all)
     make = _string_pred if field else (lambda _k, t, c: _keyword_pred(t, c))
+    preds = [make(keys, t, cased) for t in tests]
     if use_all:
-        preds = [make(keys, t, cased) for t in tests]
-        match = lambda ev: all(p(ev) for p in preds)
-        need = _best([_atoms(keys, t) for t in tests])
+        match = _all_of(preds)
+        need = lambda: _best([_atoms(keys, t) for t in tests])  # noqa: E731 - worked out when first read
     else:
-        preds = [make(keys, t, cased) for t in tests]
         match = preds[0] if len(preds) == 1 else _any_of(preds)
-        need = _union([_atoms(keys, t) for t in tests])
+        need = lambda: _union([_atoms(keys, t) for t in tests])  # noqa: E731
     if negate:
         return Compiled(_absent_or_not(keys, match), None)
-    return Compiled(match, need)
+    return Compiled(match, make=need)
+
+
+def _all_of(preds: list[Predicate]) -> Predicate:
+    return lambda ev: all(p(ev) for p in preds)
+
+
+def _any_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
+    """An OR's atoms, from its parts' (worked out when first read)."""
+    return lambda: _union([p.need for p in parts])
+
+
+def _all_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
+    """An AND's atoms: the best of its parts' (worked out when first read)."""
+    return lambda: _best([p.need for p in parts])
 
 
 def _any_of(preds: list[Predicate]) -> Predicate:
@@ -248,7 +261,7 @@ def compile_selection(name: str, body: Any, resolve: Any, placeholders: Any) -> 
         if all(isinstance(x, dict) for x in body):
             parts = [_compile_map(x, resolve, placeholders, path + (i,)) for i, x in enumerate(body)]
             preds = [p.match for p in parts]
-            return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
+            return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(parts))
         if any(isinstance(x, (dict, list)) or x is None for x in body):
             raise CompileError("a list mixes maps and keywords (or contains null)", path)
         return compile_item("", body, resolve, placeholders, path)
@@ -264,7 +277,7 @@ def _compile_map(body: dict[str, Any], resolve: Any, placeholders: Any, path: An
     preds = [p.match for p in parts]
     if len(preds) == 1:
         return parts[0]
-    return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
+    return Compiled(lambda ev: all(p(ev) for p in preds), make=_all_need(parts))
 
 
 def compile_detection(detection: dict[str, Any], resolve: Any, placeholders: dict[str, Any]) -> Compiled:
@@ -286,7 +299,7 @@ def compile_detection(detection: dict[str, Any], resolve: Any, placeholders: dic
     if len(built) == 1:
         return built[0]
     preds = [b.match for b in built]
-    return Compiled(lambda ev: any(p(ev) for p in preds), _union([b.need for b in built]))
+    return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(built))
 
 
 def _build(node: Any, compiled: dict[str, Any], names: list[Any]) -> Compiled:
@@ -307,15 +320,15 @@ def _build(node: Any, compiled: dict[str, Any], names: list[Any]) -> Compiled:
         parts = [compiled[n] for n in chosen]
         preds = [p.match for p in parts]
         if quant == "all":
-            return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
+            return Compiled(lambda ev: all(p(ev) for p in preds), make=_all_need(parts))
         if quant == 1:
-            return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
-        return Compiled(lambda ev: sum(1 for p in preds if p(ev)) >= quant, _union([p.need for p in parts]))
+            return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(parts))
+        return Compiled(lambda ev: sum(1 for p in preds if p(ev)) >= quant, make=_any_need(parts))
     parts = [_build(n, compiled, names) for n in node[1]]
     preds = [p.match for p in parts]
     if kind == "and":
-        return Compiled(lambda ev: all(p(ev) for p in preds), _best([p.need for p in parts]))
-    return Compiled(lambda ev: any(p(ev) for p in preds), _union([p.need for p in parts]))
+        return Compiled(lambda ev: all(p(ev) for p in preds), make=_all_need(parts))
+    return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(parts))
 
 
 __all__ = ["ANY", "CompileError", "Compiled", "compile_detection", "compile_item"]

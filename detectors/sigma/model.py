@@ -42,13 +42,26 @@ class SigmaRule:
     meta: RuleMeta
     logsource: dict[str, Any]
     match: Callable[[dict[str, Any]], bool]
-    need: frozenset[Any] | None  # index atoms (see compile.py) or None: always evaluate
+    # index atoms (see compile.py) or None: always evaluate; or how to work them out (read as `need`)
+    need_of: frozenset[Any] | None | Callable[[], frozenset[Any] | None]
     detection: dict[str, Any] = field(default_factory=dict, repr=False)
     kind: str = "single"
 
     @property
     def id(self) -> str:
         return self.meta.id
+
+    @property
+    def need(self) -> frozenset[Any] | None:
+        """The index atoms, worked out on first read (an Engine reads them; `rules lint` never does)."""
+        src = self.need_of
+        if callable(src):
+            try:
+                src = src()
+            except RecursionError:  # a condition nested too deep to work out: no atoms, always evaluated
+                src = None
+            self.need_of = src
+        return src
 
 
 @dataclass

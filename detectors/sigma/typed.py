@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import re2
@@ -19,10 +18,31 @@ from detectors.sigma.ruledocs import document_cache
 from detectors.sigma.values import re2_options
 
 
-@dataclass
 class Compiled:
-    match: Callable[[dict[str, Any]], bool]
-    need: frozenset[Any] | None
+    """A compiled piece of a detection: `match`, its predicate, and `need`, its index atoms (see
+    compile.py), given or worked out from its parts' on first read (`make`): an Engine reads them
+    once per rule to build its candidate index; `rules lint` never does."""
+
+    __slots__ = ("_make", "_need", "match")
+
+    def __init__(
+        self,
+        match: Callable[[dict[str, Any]], bool],
+        need: frozenset[Any] | None = None,
+        make: Callable[[], frozenset[Any] | None] | None = None,
+    ) -> None:
+        self.match = match
+        self._need = need
+        self._make = make
+
+    def get_need(self) -> frozenset[Any] | None:
+        make = self._make
+        if make is not None:
+            self._need = make()
+            self._make = None
+        return self._need
+
+    need = property(get_need)
 
 
 class CompileError(Exception):
