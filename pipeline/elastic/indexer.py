@@ -26,6 +26,9 @@ log = logging.getLogger("socpipe.elastic")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+# A document on its way: (index, _id, the source sent, the document as the caller gave it).
+_Pending = tuple[str, str, dict[str, Any], dict[str, Any]]
+
 
 @dataclass
 class IndexResult:
@@ -94,7 +97,7 @@ class _CreateOnlyBulk:
 
     def _index_docs(self, docs: Iterable[dict[str, Any]]) -> IndexResult:
         result = IndexResult()
-        pending: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+        pending: list[_Pending] = []
         for doc in docs:
             try:
                 index, _id, source = self._prepare(doc)
@@ -103,7 +106,7 @@ class _CreateOnlyBulk:
                 continue
             pending.append((index, _id, source, doc))
         for attempt in range(self.max_retries + 1):
-            retry: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+            retry: list[_Pending] = []
             for start in range(0, len(pending), self.chunk_docs):
                 retry += self._send(pending[start : start + self.chunk_docs], result)
             pending = retry
@@ -114,7 +117,7 @@ class _CreateOnlyBulk:
         result.retry = [doc for *_, doc in pending]
         return result
 
-    def _send(self, chunk: list[tuple[str, str, dict[str, Any], dict[str, Any]]], result: IndexResult) -> list[Any]:
+    def _send(self, chunk: list[_Pending], result: IndexResult) -> list[_Pending]:
         operations: list[dict[str, Any]] = []
         for index, _id, source, _ in chunk:
             operations.append({"create": {"_index": index, "_id": _id}})

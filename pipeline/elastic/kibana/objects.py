@@ -74,7 +74,7 @@ def _saved_search(
     title: str,
     description: str,
     query: str,
-    sort: list[Any],
+    sort: list[list[str]],
     columns: list[str] | None = None,
     view: str = ALERTS_VIEW,
 ) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def saved_object(type_: str, id_: str, attributes: dict[str, Any], references: l
     }
 
 
-def search_source(query: str = "", filters: list[Any] | None = None, index: bool = True) -> dict[str, Any]:
+def search_source(query: str = "", filters: list[dict[str, Any]] | None = None, index: bool = True) -> dict[str, Any]:
     src: dict[str, Any] = {"query": {"query": query, "language": "kuery"}, "filter": filters or []}
     if index:
         src["indexRefName"] = INDEX_REF
