@@ -21,6 +21,7 @@ product/category/service values to the event's logsource; an event can have seve
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,12 @@ class _Derivation:
     adds: dict[str, tuple[str, ...]]  # "product"/"category"/"service" -> tuple of values
 
     def __post_init__(self) -> None:
-        # per field: the patterns that match only themselves (a set), and the globs
+        # per field: the patterns that match only themselves (a set), and the globs (as tests)
         self.tests = tuple(
             (
                 f,
                 frozenset(p for p in pats if not _WILDCARD.intersection(p)),
-                tuple(p for p in pats if _WILDCARD.intersection(p)),
+                tuple(_glob_test(p) for p in pats if _WILDCARD.intersection(p)),
             )
             for f, pats in self.when.items()
         )
@@ -79,11 +80,11 @@ class FieldMappings:
     def resolver(self, rule_logsource: dict[str, Any]) -> Any:
         """Function mapping a rule field to the event keys to read, for this rule's logsource (one
         per distinct logsource: hundreds of rules share a few, and the lint asks again per rule)."""
-        try:
-            key = tuple(sorted((str(k), str(v)) for k, v in rule_logsource.items()))
-        except TypeError:
+        try:  # the attributes as given (a rule's are text): the resolver depends on nothing else
+            key = tuple(sorted(rule_logsource.items()))
+            hit = self._resolvers.get(key)
+        except TypeError:  # keys of several types, or a value that cannot be a key
             return self._resolver(rule_logsource)
-        hit = self._resolvers.get(key)
         if hit is None:
             hit = self._resolvers[key] = self._resolver(rule_logsource)
         return hit
@@ -155,14 +156,37 @@ def _lowered_key(v: Any) -> Any:
     return None if v is None else str(v).lower()
 
 
-def _field_matches(value: Any, exact: frozenset[str], globs: tuple[str, ...]) -> bool:
+def _field_matches(value: Any, exact: frozenset[str], globs: tuple[Callable[[str], bool], ...]) -> bool:
     """A derivation's condition on one field: the event's (lower-cased) value, or any of its values,
     is one of the plain patterns or fits one of the globs; an absent field only matches ''."""
     if value is None:
         return "" in exact
     if isinstance(value, tuple):
-        return any(v in exact or any(fnmatch.fnmatchcase(v, p) for p in globs) for v in value)
-    return value in exact or any(fnmatch.fnmatchcase(value, p) for p in globs)
+        return any(v in exact or any(fits(v) for fits in globs) for v in value)
+    return value in exact or any(fits(value) for fits in globs)
+
+
+def _glob_test(pattern: str) -> Callable[[str], bool]:
+    """fnmatch.fnmatchcase(value, pattern) as a test. A pattern of text and `*` only (all shipped
+    ones but `sshd[*`) is matched by its head, tail and the parts between in order (a `*` spans any
+    text, newlines too, as fnmatch's): no regex compiled per pattern."""
+    if "?" in pattern or "[" in pattern:
+        return lambda v: fnmatch.fnmatchcase(v, pattern)
+    head, *middle, tail = pattern.split("*")
+    least = len(head) + len(tail)
+
+    def fits(v: str) -> bool:
+        if len(v) < least or not v.startswith(head) or not v.endswith(tail):
+            return False
+        pos, end = len(head), len(v) - len(tail)
+        for part in middle:
+            i = v.find(part, pos, end)
+            if i < 0:
+                return False
+            pos = i + len(part)
+        return True
+
+    return fits
 
 
 _WILDCARD = frozenset("*?[")  # a pattern without them matches itself only (no regex to compile)

@@ -49,10 +49,10 @@ def test_every_example_event_and_every_named_value_derives_as_before():
     assert len(events) > 200
 
 
-_text = st.text(alphabet="ab*?[]!-.", max_size=6)
+_text = st.text(alphabet="ab*?[]!-.\n", max_size=6)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(
     st.lists(st.lists(_text, min_size=1, max_size=4), min_size=1, max_size=3),
     st.one_of(st.none(), _text, st.lists(_text, max_size=3)),
