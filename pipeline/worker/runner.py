@@ -213,21 +213,30 @@ class DetectorWorker:
         self._unrestored1: set[TopicPartition] = set()
         self._unrestored2: set[TopicPartition] = set()
         self.snapshots = SnapshotReader(cfg.kafka, cfg.state_topic, (self._seen_prefix(), self._state_prefix()))
-        # Partitions go to workers by the records each received lately (pipeline.worker.assign), read
-        # from end offsets every LOAD_SAMPLE_S; range is the fallback all socpipe versions share.
+        # Partitions go to workers by the lines each received lately, keeping what each holds
+        # (pipeline.worker.assign): records from end offsets every LOAD_SAMPLE_S, lines per record from
+        # what stage 1 consumes. One assignor per consumer (each remembers its own assignment); range is
+        # the fallback all socpipe versions share.
         self.loads = PartitionLoads()
         self._next_load_sample = 0.0
         self._corr_slice_due = 0.0
-        assignors: tuple[Any, ...] = (RangePartitionAssignor, RoundRobinPartitionAssignor)
+        self.assignor1 = self.assignor2 = None
+        fallback: tuple[Any, ...] = (RangePartitionAssignor, RoundRobinPartitionAssignor)
         if cfg.partition_assignment == "load":
-            assignors = (LoadAssignor(self.loads.loads), *assignors)
+            self.assignor1, self.assignor2 = LoadAssignor(self.loads), LoadAssignor(self.loads)
         self.raw = kafka_io.consumer(
-            cfg.kafka, cfg.group_id, metadata_max_age_ms=5000, partition_assignment_strategy=assignors
+            cfg.kafka,
+            cfg.group_id,
+            metadata_max_age_ms=5000,
+            partition_assignment_strategy=(self.assignor1, *fallback) if self.assignor1 else fallback,
         )
         _await_partitions(self.raw, cfg.raw_topic)
         self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1))
         self.corr = kafka_io.consumer(
-            cfg.kafka, cfg.group_id + ".correlation", metadata_max_age_ms=5000, partition_assignment_strategy=assignors
+            cfg.kafka,
+            cfg.group_id + ".correlation",
+            metadata_max_age_ms=5000,
+            partition_assignment_strategy=(self.assignor2, *fallback) if self.assignor2 else fallback,
         )
         _await_partitions(self.corr, cfg.correlation_topic)
         self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned2, self._revoked2))
@@ -337,6 +346,8 @@ class DetectorWorker:
         out = self.stage1.process(rec for records in polled.values() for rec in records)
         self.progress["raw_records"] += out.records
         self.progress["lines"] += out.lines
+        for partition, (records, lines) in out.by_partition.items():
+            self.loads.observe(self.cfg.raw_topic, partition, records, lines)
         self.progress["inputs_sent"] += len(out.forwards)
         self._send(out)
         if out.forwards or out.quarantined:

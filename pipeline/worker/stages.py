@@ -89,6 +89,8 @@ class StageResult:
     events: list[Event] = field(default_factory=list)  # normalised events, when the worker indexes them
     records: int = 0
     lines: int = 0
+    # stage 1: records and verified lines per raw partition (what the load assignor weighs partitions by)
+    by_partition: dict[int, list[int]] = field(default_factory=dict)
 
 
 def new_suppressor(window_s: float, max_keys: int) -> Suppressor | None:
@@ -201,12 +203,18 @@ class Stage1:
         out = StageResult()
         self.last_records, self.flushed_idle = self.monotonic(), False
         candidates: list[Candidate] = []
+        by_partition = out.by_partition
         for rec in records:
             out.records += 1
+            tally = by_partition.get(rec.partition)
+            if tally is None:
+                tally = by_partition[rec.partition] = [0, 0]
+            tally[0] += 1
             got = self._accept(rec, out)
             if got is None:
                 continue
             out.lines += got.lines_in
+            tally[1] += got.lines_in
             origin = InputIds(rec, got.batch.agent_id, got.batch.source)
             if got.far_ahead:  # reported as an event of the agency: a rule makes it an alert
                 self._match(sequence_anomaly_event(got, self.wall()), candidates, out, origin, anomaly=True)

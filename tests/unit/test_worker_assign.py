@@ -1,14 +1,18 @@
-"""Partitions to workers by recent load (pipeline.worker.assign): pure split, samples, kafka-python hook."""
+"""Partitions to workers by recent load (pipeline.worker.assign): split, samples by lines, what members
+claim in their subscriptions, kafka-python hook. The sticky properties: test_worker_balance."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from types import SimpleNamespace
 
-from kafka.coordinator.assignors.abstract import ConsumerProtocolSubscription
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka.coordinator.assignors.abstract import ConsumerProtocolAssignment, ConsumerProtocolSubscription
 
-from pipeline.worker.assign import LoadAssignor, PartitionLoads, balance
+from pipeline.worker.assign import Claim, LoadAssignor, PartitionLoads, balance, decode_claim, resolve
 
 
 def _complete(out: dict[str, list[int]], partitions: list[int]) -> None:
@@ -71,24 +75,125 @@ def test_loads_are_records_received_within_the_window() -> None:
     loads.sample("raw", 0.0, {0: 100, 1: 100})
     assert loads.loads("raw") == {}  # one sample measures nothing yet
     loads.sample("raw", 30.0, {0: 400, 1: 150})
-    assert loads.loads("raw") == {0: 300.0, 1: 50.0}
+    assert loads.loads("raw") == {0: 300.0, 1: 50.0}  # no lines per record known: 1 each
     loads.sample("raw", 90.0, {0: 400, 1: 950, 2: 10})  # the t=0 sample leaves the window
-    assert loads.loads("raw") == {0: 0.0, 1: 800.0, 2: 0.0}
+    assert loads.records("raw") == {0: 0.0, 1: 800.0, 2: 0.0}
     assert loads.loads("corr") == {}
 
 
-def test_kafka_python_hook_assigns_each_member_its_share() -> None:
-    loads = {"raw": {0: 268.0, 1: 203.0, 2: 236.0, 3: 293.0}}
-    assignor = LoadAssignor(lambda topic: loads.get(topic, {}))
-    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
-    members = [
-        SimpleNamespace(member_id=m, metadata=ConsumerProtocolSubscription(0, ["raw"], b"")) for m in ("m1", "m2")
+def test_loads_weigh_lines_not_records() -> None:
+    """A portal's access log ships batches of 1,000 lines, a commune's auth.log one line a record: by
+    records the auth partition looked 10x heavier, by lines it is 10x lighter. A partition nobody
+    measured takes the average lines per record of those measured."""
+    loads = PartitionLoads(window_s=60)
+    loads.sample("raw", 0.0, {0: 0, 1: 0, 2: 0})
+    loads.sample("raw", 30.0, {0: 100, 1: 1000, 2: 50})
+    loads.observe("raw", 0, records=20, lines=20_000)
+    loads.observe("raw", 1, records=500, lines=500)
+    assert loads.loads("raw") == {0: 100_000.0, 1: 1000.0, 2: 50 * 500.5}
+    loads.observe("raw", 1, records=10, lines=30)  # a moving average: 0.8 x 1 + 0.2 x 3
+    assert loads.ratios("raw", [1]) == {1: 1.4000000000000001}
+    loads.observe("raw", 2, records=0, lines=0)  # nothing consumed: nothing learnt
+    assert loads.ratios("raw", [2]) == {}
+    loads.learn("raw", {2: 7.0})  # reported by the member that owns it
+    assert loads.loads("raw")[2] == 350.0
+    split = balance([0, 1, 2], ["a", "b"], loads.loads("raw"))
+    assert [0] in split.values()  # the heavy one alone, the two light ones together
+
+
+def test_a_claim_round_trips_and_anything_malformed_owns_nothing() -> None:
+    claim = Claim(7, {"raw": (0, 3)}, {"raw": {0: 100.0, 3: 2.5}}, {"raw": {0: 2, 3: 7}})
+    assert decode_claim(claim.encode()) == claim
+    bad = [
+        None,
+        b"",
+        b"\xff\xfe",
+        b"[]",
+        b'{"v": 2, "gen": 1, "topics": {"raw": [[0, 1, 1]]}}',  # another version
+        b'{"v": 1, "gen": 1, "topics": {"raw": [[-1, 1, 1]]}}',
+        b'{"v": 1, "gen": 1, "topics": {"raw": [[true, 1, 1]]}}',
+        b'{"v": 1, "gen": 1, "topics": {"raw": [0, 1]}}',
+        b'{"v": 1, "gen": 1, "topics": {"raw": [[0, 1]]}}',  # a row without its since
+        b'{"v": 1, "gen": 1, "topics": {"raw": {"0": 1}}}',
+        b'{"v": 1, "gen": 1, "topics": []}',
+        json.dumps({"v": 1, "gen": 1, "topics": {"raw": [[p, 1, 1] for p in range(20_000)]}}).encode(),  # too many
+        b'{"v": 1, "gen": 1, "topics": {"raw": [[0, 1, 1]]}}' + b" " * 70_000,  # too large
     ]
-    got = assignor.assign(cluster, members)
+    for data in bad:
+        assert decode_claim(data) == Claim(), data
+    odd = decode_claim(b'{"v": 1, "gen": 4, "topics": {"raw": [[0, NaN, 9], [1, -3, "x"], [2, 1e300, 3]]}}')
+    # what it owns counts; nonsense rates do not, nor a since after the claim's own generation
+    assert odd == Claim(4, {"raw": (0, 1, 2)}, {"raw": {}}, {"raw": {0: 4, 1: 4, 2: 3}})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.integers() | st.text(max_size=5) | st.floats(),
+            lambda c: (
+                st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(["v", "gen", "topics", "raw"]), c, max_size=4)
+            ),
+        ).map(lambda d: json.dumps({"v": 1, "topics": {"raw": d}}).encode()),
+    )
+)
+def test_no_user_data_makes_the_leader_fail(data: bytes) -> None:
+    claim = decode_claim(data)
+    assert isinstance(claim, Claim)
+    assert all(type(p) is int and p >= 0 for ps in claim.owned.values() for p in ps)
+
+
+def test_a_partition_two_members_claim_goes_to_the_later_generation_or_to_nobody() -> None:
+    claims = {
+        "a": Claim(5, {"raw": (0, 1)}),
+        "b": Claim(6, {"raw": (1, 2)}),  # holds 1 since generation 6: a's claim is stale
+        "c": Claim(6, {"raw": (2,), "other": (9,)}),  # 2 claimed by b and c in one generation: nobody's
+    }
+    assert resolve(claims, "raw") == {"a": [0], "b": [1]}
+    assert resolve(claims, "other") == {"c": [9]}
+
+
+def _member(member_id: str, user_data: bytes | None, topics: tuple[str, ...] = ("raw",)) -> SimpleNamespace:
+    return SimpleNamespace(member_id=member_id, metadata=ConsumerProtocolSubscription(0, list(topics), user_data))
+
+
+def _measured(figures: dict[int, float]) -> PartitionLoads:
+    loads = PartitionLoads()
+    loads.sample("raw", 0.0, dict.fromkeys(figures, 0))
+    loads.sample("raw", 10.0, {p: int(n) for p, n in figures.items()})
+    return loads
+
+
+def test_kafka_python_hook_assigns_each_member_its_share() -> None:
+    assignor = LoadAssignor(_measured({0: 268.0, 1: 203.0, 2: 236.0, 3: 293.0}))
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    got = assignor.assign(cluster, [_member("m1", b""), _member("m2", b"")])
     parts = {m: dict(a.assigned_partitions)["raw"] for m, a in got.items()}
     assert sorted(p for ps in parts.values() for p in ps) == [0, 1, 2, 3]
-    assert sorted(sum(loads["raw"][p] for p in ps) for ps in parts.values()) == [496.0, 504.0]
+    loads = {0: 268.0, 1: 203.0, 2: 236.0, 3: 293.0}
+    assert sorted(sum(loads[p] for p in ps) for ps in parts.values()) == [496.0, 504.0]
     assert assignor.metadata(["raw"]).topics == ["raw"]
+
+
+def test_the_hook_keeps_what_members_report_and_survives_garbage() -> None:
+    """Each member reports in its subscription what it got last (on_assignment -> metadata): the
+    survivor of a restart keeps its partitions; a member sending garbage owns nothing, and the leader
+    assigns on."""
+    loads = _measured({0: 268.0, 1: 203.0, 2: 236.0, 3: 293.0})
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    survivor = LoadAssignor(loads)
+    assert decode_claim(survivor.metadata(["raw"]).user_data) == Claim(-1, {}, {})  # owns nothing yet
+    survivor.on_assignment(ConsumerProtocolAssignment(0, [("raw", [0, 2])], b""), 12)
+    loads.observe("raw", 0, 10, 1000)
+    report = survivor.metadata({"raw"})
+    assert decode_claim(report.user_data) == Claim(12, {"raw": (0, 2)}, {"raw": {0: 100.0}}, {"raw": {0: 12, 2: 12}})
+    for newcomer in (b"", b"garbage", Claim(3, {"raw": (0, 1, 2, 3)}).encode()):  # a stale claim loses
+        got = LoadAssignor(PartitionLoads()).assign(
+            cluster, [_member("survivor", report.user_data), _member("restarted", newcomer)]
+        )
+        assert dict(got["survivor"].assigned_partitions)["raw"] == [0, 2]
+        assert dict(got["restarted"].assigned_partitions)["raw"] == [1, 3]
 
 
 def test_assignment_setting_is_checked_at_start() -> None:
@@ -101,3 +206,22 @@ def test_assignment_setting_is_checked_at_start() -> None:
     env = {"SOCPIPE_PARTITION_ASSIGNMENT": "sticky"}
     with pytest.raises(ConfigError, match="^partition_assignment: 'load' or 'range'"):
         load_config(DetectorConfig, "config/detector.yaml", env=env).validate()
+
+
+def test_after_a_restart_the_survivor_keeps_its_own_partitions_not_those_it_took_meanwhile() -> None:
+    """A worker restarts: it leaves (the survivor takes all four), then joins again (the survivor gives
+    two back). It gives back the two it took at the leave, as it has held its own longer; each member
+    learns in on_assignment since when it holds what."""
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    for own in ([2, 3], [0, 1], [0, 3]):
+        survivor = LoadAssignor(PartitionLoads())
+        survivor.on_assignment(ConsumerProtocolAssignment(0, [("raw", own)], b""), 3)
+        survivor.on_assignment(ConsumerProtocolAssignment(0, [("raw", own)], b""), 4)
+        survivor.on_assignment(ConsumerProtocolAssignment(0, [("raw", [0, 1, 2, 3])], b""), 5)  # the other left
+        assert survivor.since == {"raw": {p: 3 if p in own else 5 for p in range(4)}}
+        leader = LoadAssignor(PartitionLoads())  # the restarted one may lead: it only reads the claims
+        got = leader.assign(cluster, [_member("back", b""), _member("survivor", survivor.metadata(["raw"]).user_data)])
+        assert dict(got["survivor"].assigned_partitions)["raw"] == own
+    # a generation skipped (evicted meanwhile, or another assignor decided): seniority starts again
+    survivor.on_assignment(ConsumerProtocolAssignment(0, [("raw", [0, 3])], b""), 9)
+    assert survivor.since == {"raw": {0: 9, 3: 9}}

@@ -95,6 +95,7 @@ def test_stage1_verifies_dedups_matches_and_forwards_correlation_inputs() -> Non
     s1, _, metrics = stages()
     out = s1.process([signed(failures(6)), signed(failures(2), first_seq=1, counter=2)])  # 2nd: re-sent lines
     assert (out.records, out.lines) == (2, 8)
+    assert out.by_partition == {0: [2, 8]}  # lines as they came, re-sent ones included (they cost too)
     assert metrics.duplicate_lines._value.get() == 2  # type: ignore[attr-defined]
     assert len(out.forwards) == 6 and not out.quarantined  # one input per failed login, for the correlation
     assert all(f.key == f'["{ATTACKER}"]'.encode() or ATTACKER.encode() in f.key for f in out.forwards)
@@ -110,6 +111,8 @@ def test_stage1_quarantines_forged_records_and_keeps_the_rest() -> None:
     assert [r.reason for r in out.quarantined] == ["bad_mac"] and out.quarantined[0].record is forged
     assert out.quarantined[0].where == "socpipe.raw/0@2"
     assert out.lines == 1 and len(out.forwards) == 1
+    # what the load assignor weighs the partition by: both records, only the verified one's lines
+    assert out.by_partition == {0: [2, 1]}
 
 
 def test_stage2_turns_forwarded_failures_into_one_brute_force_alert() -> None:
