@@ -97,6 +97,13 @@ class WorkerMetrics:
             ["stage"],
             registry=r,
         )
+        self.partitions_handed = Counter(
+            "socpipe_detector_partitions_assigned",
+            "Partitions this worker was given at a rebalance, by how: kept (it held them: state kept in "
+            "memory, no restore) or restored (from the state topic's snapshot)",
+            ["stage", "how"],
+            registry=r,
+        )
         self.restore_seconds = Histogram(
             "socpipe_detector_restore_seconds",
             "Time to read the state topic and restore the snapshots of newly assigned partitions",

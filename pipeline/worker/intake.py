@@ -73,6 +73,13 @@ class Intake:
     def drop(self, partition: int) -> None:
         self.seen.pop(partition, None)
 
+    def detach(self, partition: int) -> SeenSequences | None:
+        """A partition's dedup state taken out (kept aside through a rebalance: pipeline.worker.handover)."""
+        return self.seen.pop(partition, None)
+
+    def attach(self, partition: int, seen: SeenSequences) -> None:
+        self.seen[partition] = seen
+
 
 def sequence_anomaly_event(got: Accepted, now: float) -> dict[str, Any]:
     """The ECS event reporting far-ahead seqs in one verified batch (agency and agent from the registry)."""

@@ -52,6 +52,7 @@ from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
 from pipeline.worker.alerting import AlertPlan, EpisodeSettings
 from pipeline.worker.assign import LoadAssignor, PartitionLoads
+from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.sink import AlertSink
@@ -216,7 +217,8 @@ class DetectorWorker:
         # Partitions go to workers by the lines each received lately, keeping what each holds
         # (pipeline.worker.assign): records from end offsets every LOAD_SAMPLE_S, lines per record from
         # what stage 1 consumes. One assignor per consumer (each remembers its own assignment); range is
-        # the fallback all socpipe versions share.
+        # the fallback all socpipe versions share. State of partitions given back to this worker is
+        # kept through the rebalance (pipeline.worker.handover), not restored.
         self.loads = PartitionLoads()
         self._next_load_sample = 0.0
         self._corr_slice_due = 0.0
@@ -224,6 +226,9 @@ class DetectorWorker:
         fallback: tuple[Any, ...] = (RangePartitionAssignor, RoundRobinPartitionAssignor)
         if cfg.partition_assignment == "load":
             self.assignor1, self.assignor2 = LoadAssignor(self.loads), LoadAssignor(self.loads)
+        a1, a2 = self.assignor1, self.assignor2
+        self.handover1 = Handover(self.intake.detach, self.intake.attach, (lambda: a1.generation) if a1 else None)
+        self.handover2 = Handover(self.stage2.detach, self.stage2.attach, (lambda: a2.generation) if a2 else None)
         self.raw = kafka_io.consumer(
             cfg.kafka,
             cfg.group_id,
@@ -231,7 +236,7 @@ class DetectorWorker:
             partition_assignment_strategy=(self.assignor1, *fallback) if self.assignor1 else fallback,
         )
         _await_partitions(self.raw, cfg.raw_topic)
-        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1))
+        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1, self._lost1))
         self.corr = kafka_io.consumer(
             cfg.kafka,
             cfg.group_id + ".correlation",
@@ -239,7 +244,9 @@ class DetectorWorker:
             partition_assignment_strategy=(self.assignor2, *fallback) if self.assignor2 else fallback,
         )
         _await_partitions(self.corr, cfg.correlation_topic)
-        self.corr.subscribe([cfg.correlation_topic], listener=RebalanceListener(self._assigned2, self._revoked2))
+        self.corr.subscribe(
+            [cfg.correlation_topic], listener=RebalanceListener(self._assigned2, self._revoked2, self._lost2)
+        )
         log.info(
             "detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
             cfg.group_id,
@@ -383,31 +390,60 @@ class DetectorWorker:
             self._dead_letter(dead.payload, dead.reason)
 
     # --- rebalancing ---------------------------------------------------------------------------
-    # kafka-python calls these inside poll(). They only pause what is new and note it: the snapshots are
-    # read right after that poll returns (`_restore_assigned`), once for both stages, so a slow read of
-    # the state topic never holds up the callback (the other stage's consumer waited behind it).
+    # kafka-python calls these inside poll(). Revocation parks the state of restored partitions
+    # (Handover); an assignment takes back those this worker held in the generation just before, at
+    # the offset of their last snapshot, and only pauses and notes the others: their snapshots are read
+    # right after that poll returns (`_restore_assigned`), once for both stages, so a slow read of the
+    # state topic never holds up the callback (the other stage's consumer waited behind it).
     def _assigned1(self, partitions: list[TopicPartition]) -> None:
-        log.info("detector.stage1.assigned partitions=%s", sorted(tp.partition for tp in partitions))
-        self.raw.pause(*partitions)  # nothing of them is processed before their dedup state is back
-        self._unrestored1.update(partitions)
+        new = self._handed("1", self.raw, self.handover1, partitions)
+        self.raw.pause(*new)  # nothing of them is processed before their dedup state is back
+        self._unrestored1.update(new)
 
-    def _revoked1(self, partitions: list[TopicPartition]) -> None:
-        log.info("detector.stage1.revoked partitions=%s", sorted(tp.partition for tp in partitions))
+    def _revoked1(self, partitions: list[TopicPartition], lost: bool = False) -> None:
+        log.info("detector.stage1.revoked partitions=%s lost=%s", sorted(tp.partition for tp in partitions), lost)
+        self.handover1.revoked(partitions, self._unrestored1, lost)
         for tp in partitions:
             self.intake.drop(tp.partition)
-            self._unrestored1.discard(tp)
         self.metrics.partitions.labels(stage="1").set(len(self.raw.assignment() - set(partitions)))
 
-    def _assigned2(self, partitions: list[TopicPartition]) -> None:
-        log.info("detector.stage2.assigned partitions=%s", sorted(tp.partition for tp in partitions))
-        self.corr.pause(*partitions)
-        self._unrestored2.update(partitions)
+    def _lost1(self, partitions: list[TopicPartition]) -> None:
+        self._revoked1(partitions, lost=True)
 
-    def _revoked2(self, partitions: list[TopicPartition]) -> None:
+    def _assigned2(self, partitions: list[TopicPartition]) -> None:
+        new = self._handed("2", self.corr, self.handover2, partitions)
+        self.corr.pause(*new)
+        self._unrestored2.update(new)
+
+    def _revoked2(self, partitions: list[TopicPartition], lost: bool = False) -> None:
+        self.handover2.revoked(partitions, self._unrestored2, lost)
         for tp in partitions:
             self.stage2.revoke(tp.partition)
-            self._unrestored2.discard(tp)
         self.metrics.partitions.labels(stage="2").set(len(self.corr.assignment() - set(partitions)))
+
+    def _lost2(self, partitions: list[TopicPartition]) -> None:
+        self._revoked2(partitions, lost=True)
+
+    def _handed(
+        self, stage: str, consumer: KafkaConsumer, handover: Handover, partitions: list[TopicPartition]
+    ) -> list[TopicPartition]:
+        """Those kept from the last generation are back in the stage, at their last snapshot's offset;
+        the new ones, to be paused and restored."""
+        kept = handover.assigned(partitions)
+        for tp, offset in kept.items():
+            if offset is not None:
+                consumer.seek(tp, offset)
+        new = [tp for tp in partitions if tp not in kept]
+        log.info(
+            "detector.stage%s.assigned partitions=%s kept=%s",
+            stage,
+            sorted(tp.partition for tp in partitions),
+            sorted(tp.partition for tp in kept),
+        )
+        self.metrics.partitions_handed.labels(stage=stage, how="kept").inc(len(kept))
+        self.metrics.partitions_handed.labels(stage=stage, how="restored").inc(len(new))
+        self.metrics.partitions.labels(stage=stage).set(len(kept))  # the new ones count once restored
+        return new
 
     def _restore_assigned(
         self, consumer: KafkaConsumer, polled: dict[TopicPartition, list[Any]]
@@ -441,6 +477,7 @@ class DetectorWorker:
                 offset = polled[tp][0].offset  # no snapshot: read again what this poll returned
             if offset is not None:
                 owner.seek(tp, offset)  # offsets committed after the snapshot: resume exactly there
+                (self.handover1 if owner is self.raw else self.handover2).saved(tp, offset)
                 log.info("detector.restored topic=%s partition=%d offset=%d", tp.topic, tp.partition, offset)
         if self._unrestored1:
             self.raw.resume(*self._unrestored1)
@@ -494,9 +531,9 @@ class DetectorWorker:
         """Dedup state of the partitions a batch touched, with their next offsets, before the commit."""
         for tp in tps:
             key = self._seen_prefix() + str(tp.partition).encode()
-            self.producer.send(
-                self.cfg.state_topic, key=key, value=self.intake.snapshot(tp.partition, self.raw.position(tp))
-            )
+            offset = self.raw.position(tp)
+            self.producer.send(self.cfg.state_topic, key=key, value=self.intake.snapshot(tp.partition, offset))
+            self.handover1.saved(tp, offset)
         if tps:
             self.producer.flush()
 
@@ -519,10 +556,12 @@ class DetectorWorker:
 
     def _save_state(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
-            snap = self.stage2.snapshot(tp.partition, self.corr.position(tp))
+            offset = self.corr.position(tp)
+            snap = self.stage2.snapshot(tp.partition, offset)
             if snap is not None:
                 key = self._state_prefix() + str(tp.partition).encode()
                 self.producer.send(self.cfg.state_topic, key=key, value=snap)
+                self.handover2.saved(tp, offset)
         self.producer.flush()
         self._unflushed = False
 

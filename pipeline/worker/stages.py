@@ -335,6 +335,15 @@ class Stage2:
     def revoke(self, partition: int) -> None:
         self.partitions.pop(partition, None)
 
+    def detach(self, partition: int) -> PartitionState | None:
+        """A partition's state taken out (kept aside through a rebalance: pipeline.worker.handover)."""
+        return self.partitions.pop(partition, None)
+
+    def attach(self, partition: int, state: PartitionState) -> None:
+        """A partition's state back; the rebalance's pause is not idleness (as after a restore)."""
+        state.last_event_wall = self.monotonic()
+        self.partitions[partition] = state
+
     def snapshot(self, partition: int, offset: int) -> bytes | None:
         state = self.partitions.get(partition)
         return state.snapshot(offset) if state is not None else None

@@ -17,12 +17,20 @@ from pipeline.config import KafkaConfig
 
 
 class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python: no type information
-    """Routes kafka-python's rebalance callbacks to stage 2, which owns per-partition state."""
+    """Routes kafka-python's rebalance callbacks to the runner, which owns per-partition state. Lost
+    (evicted from the group) is told apart from revoked: nothing of a lost partition may be kept."""
 
     def __init__(
-        self, on_assigned: Callable[[list[TopicPartition]], None], on_revoked: Callable[[list[TopicPartition]], None]
+        self,
+        on_assigned: Callable[[list[TopicPartition]], None],
+        on_revoked: Callable[[list[TopicPartition]], None],
+        on_lost: Callable[[list[TopicPartition]], None] | None = None,
     ) -> None:
         self._assigned, self._revoked = on_assigned, on_revoked
+        self._lost = on_lost or on_revoked
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self._lost(list(lost))
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._assigned(list(assigned))

@@ -13,10 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from kafka import TopicPartition
+from kafka.coordinator.assignors.abstract import ConsumerProtocolAssignment
 from kafka.errors import KafkaTimeoutError
 
 from detectors.sigma import Engine
 from detectors.sigma.engine import SNAPSHOT_VERSION
+from pipeline.worker.assign import LoadAssignor, PartitionLoads
+from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
 from pipeline.worker.runner import DetectorWorker, _PauseConsumer
 from pipeline.worker.stages import Stage2
@@ -75,6 +78,9 @@ def worker(snapshots: Snapshots) -> DetectorWorker:
     w.stage2 = Stage2(lambda: SimpleNamespace(restore=lambda b: None), lambda: None, None)  # type: ignore[arg-type,return-value]
     w.snapshots = snapshots  # type: ignore[assignment]
     w._unrestored1, w._unrestored2 = set(), set()
+    w.assignor1 = w.assignor2 = None
+    w.handover1 = Handover(w.intake.detach, w.intake.attach)
+    w.handover2 = Handover(w.stage2.detach, w.stage2.attach)
     return w
 
 
@@ -120,6 +126,61 @@ def test_revoked_before_restored_is_forgotten() -> None:
     w._assigned1([t0])
     w._revoked1([t0])
     assert w._restore_assigned(w.raw, {}) == {} and snaps.reads == 0
+
+
+def handed(w: DetectorWorker) -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["stage"], s.labels["how"]): s.value
+        for m in w.metrics.registry.collect()
+        if m.name == "socpipe_detector_partitions_assigned"
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+
+
+def test_partitions_given_back_keep_their_state_and_are_neither_paused_nor_restored() -> None:
+    """Eager rebalance: everything is revoked, then the sticky assignor gives most back. Those back in
+    the very next generation keep their in-memory state and resume at their last snapshot's offset
+    at once; only the new ones wait paused for their snapshots; state of one that left is dropped."""
+    t0, t1, t2 = (TopicPartition(RAW, p) for p in range(3))
+    snaps = Snapshots({b"g|raw|0": seen_snapshot(40), b"g|raw|2": seen_snapshot(60)})
+    w = worker(snaps)
+    w.assignor1 = assignor = LoadAssignor(PartitionLoads())
+    w.handover1.generation = lambda: assignor.generation
+    w.raw, w.corr = Consumer({t0, t1}), Consumer(set())  # type: ignore[assignment]
+    w.assignor1.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 1])], b""), 4)
+    w._assigned1([t0, t1])
+    w._restore_assigned(w.raw, {})
+    assert snaps.reads == 1 and w.raw.seeks == {t0: 40}
+    seen0 = w.intake.seen[0]
+    w.handover1.saved(t0, 90)  # a batch processed: its snapshot saved with the next offset
+    w._revoked1([t0, t1])
+    assert 0 not in w.intake.seen and 1 not in w.intake.seen  # nothing processed during the rebalance
+    w.assignor1.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 2])], b""), 5)
+    w.raw.assigned = {t0, t2}
+    w._assigned1([t0, t2])
+    assert w.intake.seen[0] is seen0 and w.raw.seeks[t0] == 90 and t0 not in w.raw.paused
+    assert w.raw.paused == {t2} and w._unrestored1 == {t2} and 1 not in w.intake.seen
+    w._restore_assigned(w.raw, {})
+    assert snaps.reads == 2 and w.raw.seeks[t2] == 60 and w.intake.seen[0] is seen0
+    assert handed(w) == {("1", "kept"): 1.0, ("1", "restored"): 3.0}
+    # membership lost (evicted): nothing is kept, even if the same partitions come back next
+    w._lost1([t0, t2])
+    w.assignor1.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 2])], b""), 6)
+    w._assigned1([t0, t2])
+    assert w.raw.paused == {t0, t2} and 0 not in w.intake.seen
+
+
+def test_with_range_assignment_nothing_is_kept() -> None:
+    c0 = TopicPartition(CORR, 0)
+    w = worker(Snapshots({}))
+    w.raw, w.corr = Consumer(set()), Consumer({c0})  # type: ignore[assignment]
+    w._assigned2([c0])
+    w._restore_assigned(w.corr, {})
+    state = w.stage2.partitions[0]
+    w._revoked2([c0])
+    w._assigned2([c0])
+    assert w.corr.paused == {c0} and w.stage2.partitions.get(0) is not state
 
 
 class StateTopic(SnapshotReader):
