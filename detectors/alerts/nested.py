@@ -200,11 +200,16 @@ _LEAF_TYPES = frozenset((str, int, float, bool, list, type(None)))  # values the
 def to_flat(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Inverse of `to_nested` for display (lists are kept as values)."""
     out: dict[str, Any] = {}
+    _flatten_into(out, nested, prefix)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], nested: Mapping[str, Any], prefix: str) -> None:
+    """`out.update(to_flat(nested, prefix))` without a dict per level: a key already in `out` takes
+    the new value in its old place, as update does."""
     for key, value in nested.items():
-        dotted = f"{prefix}{key}"
         kind = type(value)
         if kind is dict or (kind not in _SCALARS and isinstance(value, Mapping)):
-            out.update(to_flat(value, dotted + "."))
+            _flatten_into(out, value, f"{prefix}{key}.")
         else:
-            out[dotted] = value
-    return out
+            out[f"{prefix}{key}"] = value

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from detectors.alerts.attack import threat_from_tags
 from detectors.alerts.build import EVIDENCE_MAX_CHARS, EVIDENCE_MAX_FIELDS, _evidence_order, bound_evidence
-from detectors.alerts.nested import COLLISION_KEY, to_nested
+from detectors.alerts.nested import COLLISION_KEY, to_flat, to_nested
 
 
 def _ref_nested(flat: Mapping[Any, Any]) -> dict[str, Any]:
@@ -108,6 +108,28 @@ def test_planned_layout_takes_any_values(flat, values):
 @given(st.dictionaries(st.integers(0, 30), _scalars, max_size=6))
 def test_to_nested_non_string_keys(flat):
     _same(to_nested(flat), _ref_nested(flat))
+
+
+def _ref_flat(nested: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            out.update(_ref_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+_nested_values = st.recursive(_scalars, lambda inner: st.dictionaries(_keys, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _nested_values, max_size=6))
+def test_to_flat_equals_the_plain_walk(nested):
+    """Dotted keys that meet nested ones ({"a.b": 1, "a": {"b": 2}}) keep the first one's place and
+    the last value, as repeated dict updates did."""
+    _same(to_flat(nested), _ref_flat(nested))
+    _same(to_flat(to_nested(nested)), _ref_flat(to_nested(nested)))
 
 
 _event_values = st.one_of(
