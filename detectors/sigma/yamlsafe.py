@@ -118,6 +118,7 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
     expanded = 0
     want_line = False
     first_chars = _FIRST_CHARS
+    resolved = _RESOLVED.get
     next_event = _EventSource(text).get_event
     while True:
         ev = next_event()
@@ -132,7 +133,9 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
                 if value and value[0] not in first_chars:
                     obj = value
                 else:
-                    obj = _scalar(ev)
+                    obj = resolved(value, _MISS)  # _scalar's memo, looked up here: no call for most
+                    if obj is _MISS:
+                        obj = _scalar(ev)
                     if type(obj) is float and obj - obj != 0.0:  # inf or nan (inf - inf is nan)
                         finite = False
             elif ev.tag is None or ev.tag == "!":  # quoted
