@@ -35,12 +35,21 @@ def _parts(path: str) -> list[str]:
 
 def read_rule_text(path: Path) -> str:
     """What path.read_text(encoding="utf-8") gives (newlines as universal newlines make them), or
-    OSError past MAX_RULE_FILE_BYTES: one open, no text layer. A file that is not UTF-8 raises the
-    error read_text raises."""
-    with open(path, "rb", buffering=0) as fh:
-        if os.fstat(fh.fileno()).st_size > MAX_RULE_FILE_BYTES:
+    OSError past MAX_RULE_FILE_BYTES: open, fstat, one read of the size (and one more), close; no
+    file object, no text layer. A file that is not UTF-8 raises the error read_text raises."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_RULE_FILE_BYTES:
             raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
-        data = fh.readall()
+        data = os.read(fd, size + 1)
+        if len(data) > size:  # it grew since fstat (or has no size: a pipe): read to its end, as read_text
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -64,3 +64,20 @@ def test_rule_files_sort_as_paths_sort_whatever_the_root_is_spelled(tmp_path, ro
     got = rule_files([root.format(t=tmp_path)])
     assert got == sorted(got) and len(got) == len(names)
     assert [os.path.relpath(p, tmp_path) for p in got][:4] == ["A/z.yml", "a/b/c.yml", "a/b.yml", "a b/x.yml"]
+
+
+def test_a_file_without_a_size_is_read_to_its_end(tmp_path):
+    fifo = tmp_path / "r.yml"
+    os.mkfifo(fifo)
+    text = "title: piped\r\n" + "x: " + "y" * 200_000 + "\n"
+    pid = os.fork()
+    if pid == 0:  # the writer
+        try:
+            with open(fifo, "wb") as fh:
+                fh.write(text.encode())
+        finally:
+            os._exit(0)
+    try:
+        assert read_rule_text(fifo) == text.replace("\r\n", "\n")
+    finally:
+        os.waitpid(pid, 0)
