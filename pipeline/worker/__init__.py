@@ -4,6 +4,8 @@
 * `alerting`: suppression decisions (`plan_alerts`) and the plan types;
 * `sink`: the alert sink (build documents, index with retries and pause, dead letters, notify);
 * `intake`, `state`, `models`: stage 1's verification and dedup, stage 2's partition state, anomaly models;
+* `rebalance`, `handover`, `assign`, `balance`: which partitions each stage holds, their restore from the
+  state topic after a rebalance, state kept through one, and the load-balancing assignor;
 * `runner`: `DetectorWorker`, which builds the Kafka and Elasticsearch clients and wires the parts.
 """
 

@@ -55,9 +55,10 @@ from pipeline.worker.assign import LoadAssignor, PartitionLoads
 from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
+from pipeline.worker.rebalance import Rebalance, StagePartitions, snapshot_prefix
 from pipeline.worker.sink import AlertSink
 from pipeline.worker.stages import Detected, Rejected, Stage1, Stage2, StageResult, new_suppressor
-from pipeline.worker.state import RebalanceListener, SnapshotReader
+from pipeline.worker.state import SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
@@ -92,24 +93,6 @@ def _open_registry(path: str) -> Registry:
     registry = Registry(path)
     log.info("detector.registry path=%s agents=%d", path, len(registry.agents()))
     return registry
-
-
-class _PauseConsumer:
-    """The sink's `Hold` for a consumer: pause its partitions, poll to stay in the group, resume (all but
-    those assigned meanwhile whose snapshots are not restored yet: `unrestored`)."""
-
-    def __init__(self, consumer: KafkaConsumer, unrestored: set[TopicPartition]) -> None:
-        self.consumer = consumer
-        self.unrestored = unrestored
-
-    def pause(self) -> None:
-        self.consumer.pause(*self.consumer.assignment())
-
-    def keep_alive(self) -> None:
-        self.consumer.poll(timeout_ms=0)
-
-    def resume(self) -> None:
-        self.consumer.resume(*(self.consumer.assignment() - self.unrestored))
 
 
 class DetectorWorker:
@@ -208,12 +191,6 @@ class DetectorWorker:
             },
         )
         self.producer: KafkaProducer = kafka_io.producer(cfg.kafka)
-        # A topic created moments ago may have no partition metadata yet at the first join; refresh
-        # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
-        # Partitions assigned but not yet restored from their snapshots (paused until then), per stage
-        self._unrestored1: set[TopicPartition] = set()
-        self._unrestored2: set[TopicPartition] = set()
-        self.snapshots = SnapshotReader(cfg.kafka, cfg.state_topic, (self._seen_prefix(), self._state_prefix()))
         # Partitions go to workers by the lines each received lately, keeping what each holds
         # (pipeline.worker.assign): records from end offsets every LOAD_SAMPLE_S, lines per record from
         # what stage 1 consumes. One assignor per consumer (each remembers its own assignment); range is
@@ -227,26 +204,47 @@ class DetectorWorker:
         if cfg.partition_assignment == "load":
             self.assignor1, self.assignor2 = LoadAssignor(self.loads), LoadAssignor(self.loads)
         a1, a2 = self.assignor1, self.assignor2
-        self.handover1 = Handover(self.intake.detach, self.intake.attach, (lambda: a1.generation) if a1 else None)
-        self.handover2 = Handover(self.stage2.detach, self.stage2.attach, (lambda: a2.generation) if a2 else None)
+        # A topic created moments ago may have no partition metadata yet at the first join; refresh
+        # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
         self.raw = kafka_io.consumer(
             cfg.kafka,
             cfg.group_id,
             metadata_max_age_ms=5000,
             partition_assignment_strategy=(self.assignor1, *fallback) if self.assignor1 else fallback,
         )
-        _await_partitions(self.raw, cfg.raw_topic)
-        self.raw.subscribe([cfg.raw_topic], listener=RebalanceListener(self._assigned1, self._revoked1, self._lost1))
         self.corr = kafka_io.consumer(
             cfg.kafka,
             cfg.group_id + ".correlation",
             metadata_max_age_ms=5000,
             partition_assignment_strategy=(self.assignor2, *fallback) if self.assignor2 else fallback,
         )
-        _await_partitions(self.corr, cfg.correlation_topic)
-        self.corr.subscribe(
-            [cfg.correlation_topic], listener=RebalanceListener(self._assigned2, self._revoked2, self._lost2)
+        # Which partitions each stage holds, and their restore from the state topic after a rebalance
+        # (pipeline.worker.rebalance): stage 1's dedup state, stage 2's correlation state.
+        self.part1 = StagePartitions(
+            "1",
+            self.raw,
+            Handover(self.intake.detach, self.intake.attach, (lambda: a1.generation) if a1 else None),
+            snapshot_prefix(cfg.group_id, cfg.raw_topic),
+            self.intake.restore,
+            self.intake.drop,
+            self.metrics,
         )
+        self.part2 = StagePartitions(
+            "2",
+            self.corr,
+            Handover(self.stage2.detach, self.stage2.attach, (lambda: a2.generation) if a2 else None),
+            snapshot_prefix(cfg.group_id, cfg.correlation_topic),
+            self.stage2.assign,
+            self.stage2.revoke,
+            self.metrics,
+            held=lambda partition: partition in self.stage2.partitions,
+        )
+        snapshots = SnapshotReader(cfg.kafka, cfg.state_topic, (self.part1.prefix, self.part2.prefix))
+        self.rebalance = Rebalance(snapshots, (self.part1, self.part2), self.metrics, cfg.state_topic)
+        _await_partitions(self.raw, cfg.raw_topic)
+        self.raw.subscribe([cfg.raw_topic], listener=self.part1.listener())
+        _await_partitions(self.corr, cfg.correlation_topic)
+        self.corr.subscribe([cfg.correlation_topic], listener=self.part2.listener())
         log.info(
             "detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
             cfg.group_id,
@@ -273,7 +271,7 @@ class DetectorWorker:
         self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
         polled = self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll())
         busy = bool(polled)
-        self._stage1(self._restore_assigned(self.raw, polled))
+        self._stage1(self.rebalance.restore_assigned(self.part1, polled))
         # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
         # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
         # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10. While stage 1
@@ -286,7 +284,7 @@ class DetectorWorker:
             slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
             self._corr_slice_due = now + CORR_SLICE_EVERY_S
         polled = self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records)
-        self._stage2(self._restore_assigned(self.corr, polled))
+        self._stage2(self.rebalance.restore_assigned(self.part2, polled))
         self.sink.flush_due()  # episode growth held back by the bounded update rate
         if time.monotonic() >= self._next_load_sample:
             self._next_load_sample = time.monotonic() + LOAD_SAMPLE_S
@@ -367,8 +365,7 @@ class DetectorWorker:
         self.metrics.batch_seconds_stage1.observe(time.perf_counter() - started)
 
     def _deliver(self, plan: AlertPlan, consumer: KafkaConsumer) -> None:
-        unrestored = self._unrestored1 if consumer is self.raw else self._unrestored2
-        blocked = self.sink.deliver(plan, _PauseConsumer(consumer, unrestored))
+        blocked = self.sink.deliver(plan, (self.part1 if consumer is self.raw else self.part2).hold())
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)
@@ -376,7 +373,7 @@ class DetectorWorker:
     def _index_events(self, events: list[dict[str, Any]]) -> None:
         if self.event_indexer is None or not events:
             return
-        blocked = self.sink.deliver_events(self.event_indexer, events, _PauseConsumer(self.raw, self._unrestored1))
+        blocked = self.sink.deliver_events(self.event_indexer, events, self.part1.hold())
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)
@@ -389,151 +386,13 @@ class DetectorWorker:
         for dead in out.dead_letters:
             self._dead_letter(dead.payload, dead.reason)
 
-    # --- rebalancing ---------------------------------------------------------------------------
-    # kafka-python calls these inside poll(). Revocation parks the state of restored partitions
-    # (Handover); an assignment takes back those this worker held in the generation just before, at
-    # the offset of their last snapshot, and only pauses and notes the others: their snapshots are read
-    # right after that poll returns (`_restore_assigned`), once for both stages, so a slow read of the
-    # state topic never holds up the callback (the other stage's consumer waited behind it).
-    def _assigned1(self, partitions: list[TopicPartition]) -> None:
-        new = self._handed("1", self.raw, self.handover1, partitions)
-        self.raw.pause(*new)  # nothing of them is processed before their dedup state is back
-        self._unrestored1.update(new)
-
-    def _revoked1(self, partitions: list[TopicPartition], lost: bool = False) -> None:
-        log.info("detector.stage1.revoked partitions=%s lost=%s", sorted(tp.partition for tp in partitions), lost)
-        self.handover1.revoked(partitions, self._unrestored1, lost)
-        for tp in partitions:
-            self.intake.drop(tp.partition)
-        self.metrics.partitions.labels(stage="1").set(len(self.raw.assignment() - set(partitions)))
-
-    def _lost1(self, partitions: list[TopicPartition]) -> None:
-        self._revoked1(partitions, lost=True)
-
-    def _assigned2(self, partitions: list[TopicPartition]) -> None:
-        new = self._handed("2", self.corr, self.handover2, partitions)
-        self.corr.pause(*new)
-        self._unrestored2.update(new)
-
-    def _revoked2(self, partitions: list[TopicPartition], lost: bool = False) -> None:
-        self.handover2.revoked(partitions, self._unrestored2, lost)
-        for tp in partitions:
-            self.stage2.revoke(tp.partition)
-        self.metrics.partitions.labels(stage="2").set(len(self.corr.assignment() - set(partitions)))
-
-    def _lost2(self, partitions: list[TopicPartition]) -> None:
-        self._revoked2(partitions, lost=True)
-
-    def _handed(
-        self, stage: str, consumer: KafkaConsumer, handover: Handover, partitions: list[TopicPartition]
-    ) -> list[TopicPartition]:
-        """Those kept from the last generation are back in the stage, at their last snapshot's offset;
-        the new ones, to be paused and restored."""
-        kept = handover.assigned(partitions)
-        for tp, offset in kept.items():
-            if offset is not None:
-                consumer.seek(tp, offset)
-        new = [tp for tp in partitions if tp not in kept]
-        log.info(
-            "detector.stage%s.assigned partitions=%s kept=%s",
-            stage,
-            sorted(tp.partition for tp in partitions),
-            sorted(tp.partition for tp in kept),
-        )
-        self.metrics.partitions_handed.labels(stage=stage, how="kept").inc(len(kept))
-        self.metrics.partitions_handed.labels(stage=stage, how="restored").inc(len(new))
-        self.metrics.partitions.labels(stage=stage).set(len(kept))  # the new ones count once restored
-        return new
-
-    def _restore_assigned(
-        self, consumer: KafkaConsumer, polled: dict[TopicPartition, list[Any]]
-    ) -> dict[TopicPartition, list[Any]]:
-        """Restore every newly assigned partition (both stages) from its snapshot, seek it to the offset
-        saved with it and resume it; `polled` without records of partitions restored only now (they
-        are fetched again from the restored offset)."""
-        if consumer is self.corr:  # records of a partition stage 2 does not hold: assignment raced the poll
-            self._unrestored2.update(tp for tp in polled if tp.partition not in self.stage2.partitions)
-        if not self._unrestored1 and not self._unrestored2:
-            return polled
-        started = time.perf_counter()
-        try:
-            read = self.snapshots.catch_up()
-        except KafkaError as exc:  # broker busy or away: keep them paused, try again after the next poll
-            log.warning("detector.snapshots_unreadable error=%s action=retry", exc)
-            waiting = self._unrestored1 | self._unrestored2
-            self.raw.pause(*self._unrestored1)
-            self.corr.pause(*self._unrestored2)
-            for tp in waiting & polled.keys():
-                consumer.seek(tp, polled[tp][0].offset)  # fetched again once restored
-            return {tp: recs for tp, recs in polled.items() if tp not in waiting}
-        restarts: dict[TopicPartition, int | None] = {}
-        for tp in sorted(self._unrestored1):
-            restarts[tp] = self._restore_one(tp, "1", self._seen_prefix(), self.intake.restore)
-        for tp in sorted(self._unrestored2):
-            restarts[tp] = self._restore_one(tp, "2", self._state_prefix(), self.stage2.assign)
-        for tp, offset in restarts.items():
-            owner = self.raw if tp.topic == self.cfg.raw_topic else self.corr
-            if offset is None and tp in polled:
-                offset = polled[tp][0].offset  # no snapshot: read again what this poll returned
-            if offset is not None:
-                owner.seek(tp, offset)  # offsets committed after the snapshot: resume exactly there
-                (self.handover1 if owner is self.raw else self.handover2).saved(tp, offset)
-                log.info("detector.restored topic=%s partition=%d offset=%d", tp.topic, tp.partition, offset)
-        if self._unrestored1:
-            self.raw.resume(*self._unrestored1)
-        if self._unrestored2:
-            self.corr.resume(*self._unrestored2)
-        seconds = time.perf_counter() - started
-        for stage, done, c in (("1", self._unrestored1, self.raw), ("2", self._unrestored2, self.corr)):
-            if done:
-                self.metrics.restore_seconds.labels(stage=stage).observe(seconds)
-                self.metrics.partitions.labels(stage=stage).set(len(c.assignment()))
-        log.info(
-            "detector.snapshots_restored stage1=%s stage2=%s state_records_read=%d seconds=%.2f",
-            sorted(tp.partition for tp in self._unrestored1),
-            sorted(tp.partition for tp in self._unrestored2),
-            read,
-            seconds,
-        )
-        self._unrestored1.clear()
-        self._unrestored2.clear()
-        return {tp: recs for tp, recs in polled.items() if tp not in restarts}
-
-    def _restore_one(
-        self, tp: TopicPartition, stage: str, prefix: bytes, restore: Callable[[int, dict[str, Any] | None], int | None]
-    ) -> int | None:
-        """One partition from its snapshot; the offset to resume from. A snapshot that cannot be used
-        (truncated, forged by whoever can write the state topic, or another SNAPSHOT_VERSION during a
-        rolling upgrade) is logged, counted and skipped: the partition starts with empty state at its
-        committed offset. Raising instead would stop the worker, and every worker next given the
-        partition after it, as long as the record is the latest of its key (the whole group)."""
-        try:
-            return restore(tp.partition, self.snapshots.get(prefix, tp.partition))
-        except Exception as exc:  # the payload is untrusted: any failure to load it means "unusable"
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-            log.error(
-                "detector.snapshot_unusable topic=%s partition=%d state_topic=%s state_key=%s state_offset=%s "
-                "reason=%r action=start_empty_at_committed_offset",
-                tp.topic,
-                tp.partition,
-                self.cfg.state_topic,
-                (prefix + str(tp.partition).encode()).decode("utf-8", "replace"),
-                self.snapshots.offset_of(prefix, tp.partition),
-                reason,
-            )
-            self.metrics.snapshots_unusable.labels(stage=stage).inc()
-            return restore(tp.partition, None)  # fresh state (nothing half-loaded is kept)
-
-    def _seen_prefix(self) -> bytes:
-        return f"{self.cfg.group_id}|{self.cfg.raw_topic}|".encode()
-
     def _save_seen(self, tps: list[TopicPartition]) -> None:
         """Dedup state of the partitions a batch touched, with their next offsets, before the commit."""
         for tp in tps:
-            key = self._seen_prefix() + str(tp.partition).encode()
             offset = self.raw.position(tp)
-            self.producer.send(self.cfg.state_topic, key=key, value=self.intake.snapshot(tp.partition, offset))
-            self.handover1.saved(tp, offset)
+            value = self.intake.snapshot(tp.partition, offset)
+            self.producer.send(self.cfg.state_topic, key=self.part1.key(tp.partition), value=value)
+            self.part1.saved(tp, offset)
         if tps:
             self.producer.flush()
 
@@ -551,17 +410,13 @@ class DetectorWorker:
         self._commit(self.corr)
         self.metrics.batch_seconds_stage2.observe(time.perf_counter() - started)
 
-    def _state_prefix(self) -> bytes:
-        return f"{self.cfg.group_id}|{self.cfg.correlation_topic}|".encode()
-
     def _save_state(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
             offset = self.corr.position(tp)
             snap = self.stage2.snapshot(tp.partition, offset)
             if snap is not None:
-                key = self._state_prefix() + str(tp.partition).encode()
-                self.producer.send(self.cfg.state_topic, key=key, value=snap)
-                self.handover2.saved(tp, offset)
+                self.producer.send(self.cfg.state_topic, key=self.part2.key(tp.partition), value=snap)
+                self.part2.saved(tp, offset)
         self.producer.flush()
         self._unflushed = False
 

@@ -1,7 +1,8 @@
-"""The runner's rebalance handling (pipeline.worker.runner): callbacks only pause and note new partitions;
-the snapshots are restored after the poll, once for both stages; a state topic that cannot be read
-leaves them paused for the next poll. Fake consumers and snapshot reader; the real ones are exercised by
-test_detector_e2e (kill -9 restore) and test_kafka_cluster (workers join and leave)."""
+"""The worker's rebalance handling (pipeline.worker.rebalance, wired by pipeline.worker.runner): callbacks
+only pause and note new partitions; the snapshots are restored after the poll, once for both stages; a
+state topic that cannot be read leaves them paused for the next poll. Fake consumers and snapshot reader;
+the real ones are exercised by test_detector_e2e (kill -9 restore) and test_kafka_cluster (workers join
+and leave)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from detectors.sigma.engine import SNAPSHOT_VERSION
 from pipeline.worker.assign import LoadAssignor, PartitionLoads
 from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
-from pipeline.worker.runner import DetectorWorker, _PauseConsumer
+from pipeline.worker.rebalance import Rebalance, Snapshots, StagePartitions, snapshot_prefix
 from pipeline.worker.stages import Stage2
 from pipeline.worker.state import SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
@@ -48,7 +49,7 @@ class Consumer:
         self.seeks[tp] = offset
 
 
-class Snapshots:
+class FakeSnapshots:
     def __init__(self, values: dict[bytes, dict[str, Any]], fail: int = 0) -> None:
         self.values, self.fail, self.reads = values, fail, 0
 
@@ -70,18 +71,47 @@ class Rec:
     offset: int
 
 
-def worker(snapshots: Snapshots) -> DetectorWorker:
-    w = object.__new__(DetectorWorker)
-    w.cfg = SimpleNamespace(group_id="g", raw_topic=RAW, correlation_topic=CORR, state_topic="state")  # type: ignore[assignment]
-    w.metrics = WorkerMetrics()
-    w.intake = Intake(lambda agent_id: None, 1000)  # type: ignore[arg-type,return-value]
-    w.stage2 = Stage2(lambda: SimpleNamespace(restore=lambda b: None), lambda: None, None)  # type: ignore[arg-type,return-value]
-    w.snapshots = snapshots  # type: ignore[assignment]
-    w._unrestored1, w._unrestored2 = set(), set()
-    w.assignor1 = w.assignor2 = None
-    w.handover1 = Handover(w.intake.detach, w.intake.attach)
-    w.handover2 = Handover(w.stage2.detach, w.stage2.attach)
-    return w
+class Worker:
+    """The parts as the runner wires them: stage 1's intake, stage 2, a consumer and StagePartitions each,
+    one Rebalance over both (group "g")."""
+
+    def __init__(
+        self,
+        snapshots: Snapshots,
+        raw: set[TopicPartition],
+        corr: set[TopicPartition],
+        stage2: Stage2 | None = None,
+    ) -> None:
+        self.metrics = WorkerMetrics()
+        self.intake = Intake(lambda agent_id: None, 1000)  # type: ignore[arg-type,return-value]
+        self.stage2 = stage2 or Stage2(lambda: SimpleNamespace(restore=lambda b: None), lambda: None, None)  # type: ignore[arg-type,return-value]
+        self.raw, self.corr = Consumer(raw), Consumer(corr)
+        self.part1 = StagePartitions(
+            "1",
+            self.raw,
+            Handover(self.intake.detach, self.intake.attach),
+            snapshot_prefix("g", RAW),
+            self.intake.restore,
+            self.intake.drop,
+            self.metrics,
+        )
+        self.part2 = StagePartitions(
+            "2",
+            self.corr,
+            Handover(self.stage2.detach, self.stage2.attach),
+            snapshot_prefix("g", CORR),
+            self.stage2.assign,
+            self.stage2.revoke,
+            self.metrics,
+            held=lambda partition: partition in self.stage2.partitions,
+        )
+        self.rebalance = Rebalance(snapshots, (self.part1, self.part2), self.metrics, "state")
+
+    def restore1(self, polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        return self.rebalance.restore_assigned(self.part1, polled)
+
+    def restore2(self, polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        return self.rebalance.restore_assigned(self.part2, polled)
 
 
 def seen_snapshot(offset: int) -> dict[str, Any]:
@@ -90,45 +120,42 @@ def seen_snapshot(offset: int) -> dict[str, Any]:
 
 def test_new_partitions_wait_paused_until_restored_after_the_poll() -> None:
     t0, t1, c0 = TopicPartition(RAW, 0), TopicPartition(RAW, 1), TopicPartition(CORR, 0)
-    snaps = Snapshots({b"g|raw|0": seen_snapshot(40)})
-    w = worker(snaps)
-    w.raw, w.corr = Consumer({t0, t1}), Consumer({c0})  # type: ignore[assignment]
-    w._assigned1([t0, t1])
-    w._assigned2([c0])
+    snaps = FakeSnapshots({b"g|raw|0": seen_snapshot(40)})
+    w = Worker(snaps, {t0, t1}, {c0})
+    w.part1.assigned([t0, t1])
+    w.part2.assigned([c0])
     assert w.raw.paused == {t0, t1} and w.corr.paused == {c0} and snaps.reads == 0  # nothing read in the callback
     polled = {TopicPartition(RAW, 2): [Rec(7)]}  # a partition held before
-    assert w._restore_assigned(w.raw, polled) == polled
+    assert w.restore1(polled) == polled
     assert snaps.reads == 1  # once, for both stages
     assert w.raw.seeks == {t0: 40} and not w.raw.paused and not w.corr.paused  # t1: no snapshot, committed offset
     assert 0 in w.intake.seen and 1 in w.intake.seen and 0 in w.stage2.partitions
-    assert w._restore_assigned(w.raw, {}) == {} and snaps.reads == 1  # nothing pending: no read
+    assert w.restore1({}) == {} and snaps.reads == 1  # nothing pending: no read
 
 
 def test_an_unreadable_state_topic_keeps_them_paused_for_the_next_poll() -> None:
     c0 = TopicPartition(CORR, 0)
-    w = worker(Snapshots({}, fail=1))
-    w.raw, w.corr = Consumer(set()), Consumer({c0})  # type: ignore[assignment]
+    w = Worker(FakeSnapshots({}, fail=1), set(), {c0})
     # stage-2 records of a partition it does not hold (assignment raced the poll): restore first
-    assert w._restore_assigned(w.corr, {c0: [Rec(5), Rec(6)]}) == {}
-    assert w.corr.paused == {c0} and w.corr.seeks == {c0: 5} and w._unrestored2 == {c0}
+    assert w.restore2({c0: [Rec(5), Rec(6)]}) == {}
+    assert w.corr.paused == {c0} and w.corr.seeks == {c0: 5} and w.part2.unrestored == {c0}
     # the sink's resume after an outage leaves it paused too
-    _PauseConsumer(w.corr, w._unrestored2).resume()  # type: ignore[arg-type]
+    w.part2.hold().resume()
     assert w.corr.paused == {c0}
-    assert w._restore_assigned(w.corr, {}) == {}
-    assert not w.corr.paused and 0 in w.stage2.partitions and not w._unrestored2
+    assert w.restore2({}) == {}
+    assert not w.corr.paused and 0 in w.stage2.partitions and not w.part2.unrestored
 
 
 def test_revoked_before_restored_is_forgotten() -> None:
     t0 = TopicPartition(RAW, 0)
-    snaps = Snapshots({})
-    w = worker(snaps)
-    w.raw, w.corr = Consumer({t0}), Consumer(set())  # type: ignore[assignment]
-    w._assigned1([t0])
-    w._revoked1([t0])
-    assert w._restore_assigned(w.raw, {}) == {} and snaps.reads == 0
+    snaps = FakeSnapshots({})
+    w = Worker(snaps, {t0}, set())
+    w.part1.assigned([t0])
+    w.part1.revoked([t0])
+    assert w.restore1({}) == {} and snaps.reads == 0
 
 
-def handed(w: DetectorWorker) -> dict[tuple[str, str], float]:
+def handed(w: Worker) -> dict[tuple[str, str], float]:
     return {
         (s.labels["stage"], s.labels["how"]): s.value
         for m in w.metrics.registry.collect()
@@ -143,43 +170,41 @@ def test_partitions_given_back_keep_their_state_and_are_neither_paused_nor_resto
     the very next generation keep their in-memory state and resume at their last snapshot's offset
     at once; only the new ones wait paused for their snapshots; state of one that left is dropped."""
     t0, t1, t2 = (TopicPartition(RAW, p) for p in range(3))
-    snaps = Snapshots({b"g|raw|0": seen_snapshot(40), b"g|raw|2": seen_snapshot(60)})
-    w = worker(snaps)
-    w.assignor1 = assignor = LoadAssignor(PartitionLoads())
-    w.handover1.generation = lambda: assignor.generation
-    w.raw, w.corr = Consumer({t0, t1}), Consumer(set())  # type: ignore[assignment]
-    w.assignor1.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 1])], b""), 4)
-    w._assigned1([t0, t1])
-    w._restore_assigned(w.raw, {})
+    snaps = FakeSnapshots({b"g|raw|0": seen_snapshot(40), b"g|raw|2": seen_snapshot(60)})
+    w = Worker(snaps, {t0, t1}, set())
+    assignor = LoadAssignor(PartitionLoads())
+    w.part1.handover.generation = lambda: assignor.generation
+    assignor.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 1])], b""), 4)
+    w.part1.assigned([t0, t1])
+    w.restore1({})
     assert snaps.reads == 1 and w.raw.seeks == {t0: 40}
     seen0 = w.intake.seen[0]
-    w.handover1.saved(t0, 90)  # a batch processed: its snapshot saved with the next offset
-    w._revoked1([t0, t1])
+    w.part1.saved(t0, 90)  # a batch processed: its snapshot saved with the next offset
+    w.part1.revoked([t0, t1])
     assert 0 not in w.intake.seen and 1 not in w.intake.seen  # nothing processed during the rebalance
-    w.assignor1.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 2])], b""), 5)
+    assignor.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 2])], b""), 5)
     w.raw.assigned = {t0, t2}
-    w._assigned1([t0, t2])
+    w.part1.assigned([t0, t2])
     assert w.intake.seen[0] is seen0 and w.raw.seeks[t0] == 90 and t0 not in w.raw.paused
-    assert w.raw.paused == {t2} and w._unrestored1 == {t2} and 1 not in w.intake.seen
-    w._restore_assigned(w.raw, {})
+    assert w.raw.paused == {t2} and w.part1.unrestored == {t2} and 1 not in w.intake.seen
+    w.restore1({})
     assert snaps.reads == 2 and w.raw.seeks[t2] == 60 and w.intake.seen[0] is seen0
     assert handed(w) == {("1", "kept"): 1.0, ("1", "restored"): 3.0}
     # membership lost (evicted): nothing is kept, even if the same partitions come back next
-    w._lost1([t0, t2])
-    w.assignor1.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 2])], b""), 6)
-    w._assigned1([t0, t2])
+    w.part1.lost([t0, t2])
+    assignor.on_assignment(ConsumerProtocolAssignment(0, [(RAW, [0, 2])], b""), 6)
+    w.part1.assigned([t0, t2])
     assert w.raw.paused == {t0, t2} and 0 not in w.intake.seen
 
 
 def test_with_range_assignment_nothing_is_kept() -> None:
     c0 = TopicPartition(CORR, 0)
-    w = worker(Snapshots({}))
-    w.raw, w.corr = Consumer(set()), Consumer({c0})  # type: ignore[assignment]
-    w._assigned2([c0])
-    w._restore_assigned(w.corr, {})
+    w = Worker(FakeSnapshots({}), set(), {c0})
+    w.part2.assigned([c0])
+    w.restore2({})
     state = w.stage2.partitions[0]
-    w._revoked2([c0])
-    w._assigned2([c0])
+    w.part2.revoked([c0])
+    w.part2.assigned([c0])
     assert w.corr.paused == {c0} and w.stage2.partitions.get(0) is not state
 
 
@@ -220,16 +245,14 @@ def test_an_unusable_snapshot_starts_its_partition_empty_and_the_others_restored
     }
     raw = [TopicPartition(RAW, p) for p in range(4)]
     corr = [TopicPartition(CORR, p) for p in range(3)]
-    w = worker(StateTopic(records))  # type: ignore[arg-type]
-    w.stage2 = Stage2(lambda: Engine([]), lambda: None, None)  # type: ignore[arg-type]
-    w.raw, w.corr = Consumer(set(raw)), Consumer(set(corr))  # type: ignore[assignment]
-    w._assigned1(raw)
-    w._assigned2(corr)
+    w = Worker(StateTopic(records), set(raw), set(corr), Stage2(lambda: Engine([]), lambda: None, None))  # type: ignore[arg-type]
+    w.part1.assigned(raw)
+    w.part2.assigned(corr)
     polled = {TopicPartition(RAW, 9): [Rec(3)]}
     with caplog.at_level(logging.ERROR, logger="socpipe.detector"):
-        assert w._restore_assigned(w.raw, polled) == polled
+        assert w.restore1(polled) == polled
     # nothing left paused or pending; the good snapshots were restored and sought to
-    assert not w.raw.paused and not w.corr.paused and not w._unrestored1 and not w._unrestored2
+    assert not w.raw.paused and not w.corr.paused and not w.part1.unrestored and not w.part2.unrestored
     assert w.raw.seeks == {raw[1]: 55} and w.corr.seeks == {corr[1]: 80}
     assert not w.intake._seen(1).add("agent-1", "/var/log/auth.log", 7)  # its dedup state is back
     assert w.stage2.partitions[1].max_event_ts == 5.0
