@@ -11,9 +11,9 @@ candidates. The result is a superset of the matching rules; each candidate is th
 its full predicate.
 
 Log values repeat (status codes, user agents, user names, auditd's syscall fields): the rules one
-str or int value of one field hits are remembered per index (`_memo`, bounded: values of at most
-MEMO_VALUE_CHARS characters, MEMO_ENTRIES entries, emptied when full), so a repeated value costs
-one dict probe instead of lower-casing, folding and an automaton pass.
+str or int value of one field hits are remembered per field of an index (bounded together: values
+of at most MEMO_VALUE_CHARS characters, MEMO_ENTRIES entries in all, emptied when full), so a
+repeated value costs one dict probe instead of lower-casing, folding and an automaton pass.
 """
 
 from __future__ import annotations
@@ -81,11 +81,12 @@ def _lower(v: object) -> str:
 @dataclass
 class CandidateIndex:
     always: list[Any] = field(default_factory=list)  # rule positions evaluated on every event
-    fields: list[Any] = field(default_factory=list)  # (field, exact map or None, automaton or None)
-    size: int = 0
-    # (field, str or int value) -> the rule positions it hits (see the module doc); bool and float
+    # (field, exact map or None, automaton or None, memo, keyword pseudo-field?); the memo maps a str
+    # or int value of the field to the rule positions it hits (see the module doc): bool and float
     # values never enter (True == 1 == 1.0, but they lower-case differently)
-    _memo: dict[tuple[str, Any], tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    fields: list[Any] = field(default_factory=list)
+    size: int = 0
+    memo_entries: int = field(default=0, repr=False, compare=False)  # in all the fields' memos
 
     @classmethod
     def build(cls, needs: list[Any]) -> CandidateIndex:
@@ -110,15 +111,14 @@ class CandidateIndex:
                 dfa = AhoCorasick(texts, matchkind=MatchKind.Standard, implementation=Implementation.DFA)
                 auto = (dfa.find_matches_as_indexes, found)
             exact_map = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
-            idx.fields.append((fld, exact_map, auto))
+            idx.fields.append((fld, exact_map, auto, {}, fld == KEYWORD_INDEX_FIELD))
         return idx
 
     def candidates(self, event: dict[str, Any]) -> list[Any]:
         hits: set[Any] = set()
         get = event.get
-        memo = self._memo
-        for fld, table, auto in self.fields:
-            if fld == KEYWORD_INDEX_FIELD:
+        for fld, table, auto, memo, keyword in self.fields:
+            if keyword:
                 v = get("message")
                 if v is None:
                     v = get("event.original")
@@ -128,18 +128,18 @@ class CandidateIndex:
                 continue
             kind = type(v)
             if kind is str or kind is int:  # the usual case: one value, most often seen before
-                found = memo.get((fld, v))
+                found = memo.get(v)
                 if found is None:
-                    found = self._remember(fld, v, table, auto)
+                    found = self._remember(memo, v, table, auto)
                 if found:
                     hits.update(found)
             elif kind is list or kind is tuple:
                 for x in v:
                     kind = type(x)
                     if kind is str or kind is int:
-                        found = memo.get((fld, x))
+                        found = memo.get(x)
                         if found is None:
-                            found = self._remember(fld, x, table, auto)
+                            found = self._remember(memo, x, table, auto)
                     else:
                         found = _hits(table, auto, _lower(x))
                     if found:
@@ -154,14 +154,16 @@ class CandidateIndex:
             return []
         return sorted(hits)
 
-    def _remember(self, fld: str, x: str | int, table: Any, auto: Any) -> tuple[int, ...]:
-        """`_hits` of a str or int value, kept in the memo when short enough."""
+    def _remember(self, memo: dict[Any, tuple[int, ...]], x: str | int, table: Any, auto: Any) -> tuple[int, ...]:
+        """`_hits` of a str or int value, kept in its field's memo when short enough."""
         found = _hits(table, auto, x.lower() if type(x) is str else str(x))
         if type(x) is int or len(x) <= MEMO_VALUE_CHARS:  # type: ignore[arg-type]
-            memo = self._memo
-            if len(memo) >= MEMO_ENTRIES:
-                memo.clear()
-            memo[(fld, x)] = found
+            if self.memo_entries >= MEMO_ENTRIES:
+                for f in self.fields:
+                    f[3].clear()
+                self.memo_entries = 0
+            memo[x] = found
+            self.memo_entries += 1
         return found
 
 

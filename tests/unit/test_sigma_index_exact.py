@@ -86,9 +86,10 @@ def test_memo_tells_true_from_one_and_stays_bounded():
         assert index.candidates({"a": value}) == want, value
     for n in range(idx.MEMO_ENTRIES + 10):
         index.candidates({"a": f"v{n}"})
-    assert 0 < len(index._memo) <= idx.MEMO_ENTRIES
+    held = [v for f in index.fields for v in f[3]]
+    assert 0 < len(held) == index.memo_entries <= idx.MEMO_ENTRIES
     index.candidates({"a": "x" * (idx.MEMO_VALUE_CHARS + 1)})
-    assert all(len(str(v)) <= idx.MEMO_VALUE_CHARS for _, v in index._memo)
+    assert all(len(str(v)) <= idx.MEMO_VALUE_CHARS for f in index.fields for v in f[3])
 
 
 _group_values = st.one_of(
