@@ -5,122 +5,33 @@ from the raw EventData: Security logons and account management, process creation
 Sysmon 1), Sysmon's network, file, registry, image-load, DNS and process-access events,
 PowerShell script blocks and module logging, System service installs and log clears, Defender
 detections and protection changes. Raw values stay in `winlog.event_data.*` (windows.py); the
-lookup tables (event actions, logon types, access rights, registry hives) are in windows_tables.py.
+lookup tables (event actions, logon types, access rights, registry hives) are in windows_tables.py,
+the field helpers in windows_fields.py, Sysmon's events in windows_sysmon.py.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from detectors.normalise.ecs import clean_ip, is_ip
+from detectors.normalise.windows_fields import (
+    Data,
+    Event,
+    _access_list,
+    _basename,
+    _file,
+    _pid,
+    _process,
+    _source,
+    _user,
+    _v,
+)
+from detectors.normalise.windows_sysmon import _sysmon
 from detectors.normalise.windows_tables import (
-    ACCESS_RIGHTS,
     DEFENDER_ACTIONS,
-    HIVES,
     LOGON_TYPES,
     SECURITY_ACTIONS,
-    SYSMON,
     process_creation_rendered,
 )
-
-Event = dict[str, Any]
-Data = dict[str, Any]
-
-_EMPTY = frozenset(("", "-", "%%1793", "null", "NULL"))
-
-
-def _access_list(ev: Event, raw: str) -> None:
-    """Keep the raw codes (rules match '%%4417'), add their rendering (rules match 'WriteData')."""
-    codes = raw.split()
-    if codes and any(c in ACCESS_RIGHTS for c in codes):
-        ev["winlog.event_data.AccessListDescription"] = [ACCESS_RIGHTS.get(c, c) for c in codes]
-
-
-def _v(data: Data, key: str) -> str | None:
-    """A present, meaningful value ('-' and empty are Windows for 'none')."""
-    v = data.get(key)
-    if type(v) is str:
-        return None if v in _EMPTY else v
-    return None
-
-
-def _pid(v: str | None) -> int | None:
-    """Windows writes process ids in decimal (Sysmon) or hex (Security: '0x1a4')."""
-    if not v:
-        return None
-    try:
-        return int(v, 16) if v[:2] in ("0x", "0X") else int(v)
-    except ValueError:
-        return None
-
-
-def _basename(path: str) -> str:
-    return path.replace("/", "\\").rsplit("\\", 1)[-1]
-
-
-def _file(ev: Event, prefix: str, path: str) -> None:
-    ev[prefix + ".path"] = path
-    name = _basename(path)
-    ev[prefix + ".name"] = name
-    if len(name) < len(path):
-        ev[prefix + ".directory"] = path[: len(path) - len(name) - 1]
-    if "." in name:
-        ev[prefix + ".extension"] = name.rsplit(".", 1)[1].lower()
-
-
-def _process(ev: Event, prefix: str, image: str | None, pid: str | None = None) -> None:
-    if image:
-        ev[prefix + ".executable"] = image
-        ev[prefix + ".name"] = _basename(image)
-    n = _pid(pid)
-    if n is not None:
-        ev[prefix + ".pid"] = n
-
-
-def _user(ev: Event, prefix: str, name: str | None, domain: str | None = None, sid: str | None = None) -> None:
-    """'DOMAIN\\name' or name + domain."""
-    if name and "\\" in name and not domain:
-        domain, name = name.split("\\", 1)
-    if name:
-        ev[prefix + ".name"] = name
-        related = ev.setdefault("related.user", [])
-        if name not in related:
-            related.append(name)
-    if domain:
-        ev[prefix + ".domain"] = domain
-    if sid:
-        ev[prefix + ".id"] = sid
-
-
-def _source(ev: Event, ip: str | None, port: str | None = None, prefix: str = "source") -> None:
-    if ip:
-        ip = clean_ip(ip.strip("[]"))
-        if is_ip(ip):
-            ev[prefix + ".ip"] = ip
-            related = ev.setdefault("related.ip", [])
-            if ip not in related:
-                related.append(ip)
-        else:
-            ev[prefix + ".domain"] = ip
-    n = _pid(port)
-    if n:
-        ev[prefix + ".port"] = n
-
-
-def _hashes(ev: Event, prefix: str, hashes: str | None) -> None:
-    """Sysmon 'SHA1=..,MD5=..,SHA256=..,IMPHASH=..' -> <prefix>.hash.* and <prefix>.pe.imphash."""
-    if not hashes:
-        return
-    for part in hashes.split(","):
-        algo, _, value = part.partition("=")
-        algo = algo.strip().lower()
-        if not value:
-            continue
-        if algo == "imphash":
-            ev[prefix + ".pe.imphash"] = value.lower()
-        elif algo in ("md5", "sha1", "sha256"):
-            ev[f"{prefix}.hash.{algo}"] = value.lower()
 
 
 def enrich(ev: Event, kind: str, event_id: int | None, data: Data) -> None:
@@ -216,81 +127,6 @@ def _logon(ev: Event, eid: int, d: Data) -> None:
             ev["winlog.logon.failure.reason"] = d["FailureReason"]
     elif eid in (4768, 4769, 4776) and status:
         ev["event.outcome"] = "success" if status in ("0x0", "0") else "failure"
-
-
-# --- Sysmon ----------------------------------------------------------------------------------
-def _sysmon(ev: Event, eid: int, d: Data) -> None:
-    meta = SYSMON.get(eid)
-    if meta is not None:
-        ev["event.action"], ev["event.category"], ev["event.type"] = meta
-    if _v(d, "RuleName"):
-        ev["rule.name"] = d["RuleName"]
-    if eid in (8, 10):  # the acting process is the source; the target stays in event_data
-        _process(ev, "process", _v(d, "SourceImage"), _v(d, "SourceProcessId"))
-        if _v(d, "SourceProcessGuid"):
-            ev["process.entity_id"] = d["SourceProcessGuid"]
-    else:
-        _process(ev, "process", _v(d, "Image"), _v(d, "ProcessId"))
-        if _v(d, "ProcessGuid"):
-            ev["process.entity_id"] = d["ProcessGuid"]
-    _user(ev, "user", _v(d, "User"))
-    if eid == 1:
-        if _v(d, "CommandLine"):
-            ev["process.command_line"] = d["CommandLine"]
-        if _v(d, "CurrentDirectory"):
-            ev["process.working_directory"] = d["CurrentDirectory"]
-        if _v(d, "OriginalFileName"):
-            ev["process.pe.original_file_name"] = d["OriginalFileName"]
-        _hashes(ev, "process", _v(d, "Hashes"))
-        _process(ev, "process.parent", _v(d, "ParentImage"), _v(d, "ParentProcessId"))
-        if _v(d, "ParentCommandLine"):
-            ev["process.parent.command_line"] = d["ParentCommandLine"]
-    elif eid == 3:
-        _source(ev, _v(d, "SourceIp"), _v(d, "SourcePort"))
-        _source(ev, _v(d, "DestinationIp"), _v(d, "DestinationPort"), prefix="destination")
-        if _v(d, "DestinationHostname"):
-            ev["destination.domain"] = d["DestinationHostname"]
-        if _v(d, "Protocol"):
-            ev["network.transport"] = d["Protocol"].lower()
-        initiated = _v(d, "Initiated")
-        if initiated:
-            ev["network.direction"] = "egress" if initiated.lower() == "true" else "ingress"
-    elif eid in (6, 7):
-        loaded = _v(d, "ImageLoaded")
-        if loaded:
-            _file(ev, "file" if eid == 6 else "dll", loaded)
-        _hashes(ev, "file" if eid == 6 else "dll", _v(d, "Hashes"))
-    elif eid in (2, 11, 15, 23, 26, 27, 28, 29):
-        if _v(d, "TargetFilename"):
-            _file(ev, "file", d["TargetFilename"])
-        _hashes(ev, "file", _v(d, "Hashes"))
-    elif eid in (12, 13, 14):
-        _registry(ev, _v(d, "TargetObject"), _v(d, "Details"))
-    elif eid in (17, 18):
-        if _v(d, "PipeName"):
-            ev["file.name"] = d["PipeName"]
-    elif eid == 22:
-        if _v(d, "QueryName"):
-            ev["dns.question.name"] = d["QueryName"]
-        if _v(d, "QueryResults"):
-            ips = [x.strip() for x in d["QueryResults"].split(";") if is_ip(x.strip().removeprefix("::ffff:"))]
-            if ips:
-                ev["dns.resolved_ip"] = ips
-
-
-def _registry(ev: Event, path: str | None, details: str | None) -> None:
-    if not path:
-        return
-    ev["registry.path"] = path
-    head, _, rest = path.partition("\\")
-    hive = HIVES.get(head.upper())
-    if hive:
-        ev["registry.hive"] = hive
-        key, _, value = rest.rpartition("\\")
-        ev["registry.key"] = key
-        ev["registry.value"] = value
-    if details:
-        ev["registry.data.strings"] = [details]
 
 
 # --- PowerShell ------------------------------------------------------------------------------

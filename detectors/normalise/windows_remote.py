@@ -6,7 +6,7 @@ Microsoft's event documentation; raw values stay in `winlog.event_data.*` / `win
 
 from __future__ import annotations
 
-from detectors.normalise.windows_ecs import Data, Event, _source, _user, _v
+from detectors.normalise.windows_fields import Data, Event, _source, _user, _v
 
 KINDS = frozenset(("rdpcorets", "rdp_auth", "rdp_session", "winrm"))
 _RDP_SESSION = {21: "rdp-session-logon", 22: "rdp-shell-started", 23: "rdp-session-logoff"}
