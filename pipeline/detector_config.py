@@ -48,6 +48,9 @@ class DetectorConfig:
     allowed_lateness_s: float = 60.0  # events later than this behind the watermark miss their window
     idle_advance_s: float = 5.0  # an idle stage-2 partition advances its watermark by wall clock
     idle_flush_s: float = 1.0  # no raw records this long: emit auditd events still waiting for siblings
+    # Windows processes whose creation context (Sysmon 1) fills their later Sysmon events, per worker
+    # (least recently seen dropped first; about 1 KB each; 0 = off)
+    process_context_max: int = 20_000
     max_batch_records: int = 500  # Kafka records per poll, at most
     max_batch_lines: int = 2000  # lines per stage-1 batch, about (alerts are written per batch)
     poll_timeout_ms: int = 200
@@ -85,6 +88,8 @@ class DetectorConfig:
             raise ConfigError("registry_refresh_s: must be positive")
         if self.max_seq_ahead < 1:
             raise ConfigError("max_seq_ahead: must be at least 1")
+        if self.process_context_max < 0:
+            raise ConfigError("process_context_max: must not be negative (0 turns process context off)")
         if self.model_check_s <= 0:
             raise ConfigError("model_check_s: must be positive")
         if not 0 <= self.metrics_port <= 65535:

@@ -61,6 +61,12 @@ line flags as tags.
   ``port``, ``destination.ip``/``port``, ``network.transport``, ``network.direction``,
   ``event.action`` drop|reject|accept|log (from the log prefix), ``iptables.prefix``,
   ``observer.product`` (ufw|firewalld), ``observer.ingress/egress.interface.name``.
+- Windows event logs (forwarded by NXLog CE, Winlogbeat, WEF) - ``winlog.*`` and Elastic's ECS fields
+  (``windows``, ``winlog``, ``windows_ecs``, ``windows_sysmon``, ``windows_remote``, ``windows_fields``,
+  ``windows_tables``; the README's Windows section). The Normaliser remembers each Windows process's
+  creation (Sysmon 1, per verified sender, computer and ProcessGuid) and fills its later Sysmon
+  events' missing ``process.command_line``, ``process.parent.*``, ``user.*`` ... naming them in
+  ``socpipe.enriched`` (``process_context``); ``parse_line`` alone fills nothing.
 - JSON lines - ECS fields kept (flattened to dotted keys), everything else under the source's name
   (the configured dataset's module, else the file stem): ``{"level": "x"}`` in ``portal.app`` ->
   ``portal.level``. Dataset: the configured one, else ``<name>.log``.
@@ -73,7 +79,8 @@ time. Invalid UTF-8 is replaced (tag ``invalid_utf8``), NULs removed (``nul_byte
 
 Modules: ``core`` (sanitising, detection, dispatch), ``syslog`` (headers), ``auth`` (program router,
 sudo/su/iam/logind/cron), ``sshd`` (sshd, dropbear), ``pam``, ``auditd`` (records, assembly), ``web``,
-``firewall``, ``jsonl``, ``ecs`` (time, IP, source helpers), ``normaliser`` (the stateful batch front).
+``firewall``, ``jsonl``, ``ecs`` (time, IP, source helpers), ``windows*``/``winlog``, ``process_context``,
+``normaliser`` (the stateful batch front).
 
 Speed (``tests/bench/bench_parse.py``): the commonest shapes have fast paths that must give exactly
 the general path's event, and ``tests/unit/test_normalise_fastpaths.py`` checks that by property:

@@ -1,7 +1,10 @@
 """The stateful front used by detector workers: batches in, stamped ECS events out.
 
 State is kept only where a line cannot be understood alone: auditd records wait for the rest of
-their event (by serial, per source). Everything else goes straight through `parse_line`.
+their event (by serial, per source); sshd's peer address is remembered per connection; a Windows
+process's creation context fills its later Sysmon events (process_context.py, per verified sender,
+computer and ProcessGuid). Everything else goes straight through `parse_line`. The state is the
+worker's (not in its snapshots): a partition moving to another worker starts there without it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from detectors.common.times import DEFAULT_TIMEZONE
 from detectors.normalise.auditd import Assembler
 from detectors.normalise.core import parse_line
 from detectors.normalise.ecs import PARSE_FAILURE_TAG
+from detectors.normalise.process_context import SYSMON_DATASET, ProcessContext
 
 log = LazyLogger(__name__)  # logging imported at the first error
 
@@ -25,9 +29,12 @@ def is_path(source: str) -> bool:
 
 
 class Normaliser:
-    def __init__(self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64) -> None:
+    def __init__(
+        self, default_timezone: str = DEFAULT_TIMEZONE, max_pending_audit: int = 64, max_processes: int = 20_000
+    ) -> None:
         self.default_timezone = default_timezone
         self._assembler = Assembler(max_pending_audit)
+        self.processes = ProcessContext(max_processes)  # Windows process creation context
         self._peers: OrderedDict[tuple[Any, ...], tuple[str, int | None]] = OrderedDict()
         self.max_sessions = 4096
         self.failures = 0
@@ -41,6 +48,8 @@ class Normaliser:
             source_key = f"{batch.agency_id}|{batch.agent_id}|{batch.source}"
         else:
             source_key = ""
+        sender = f"{batch.agency_id}|{batch.agent_id}"  # verified by intake, never from the payload
+        processes = self.processes
         out: list[dict[str, Any]] = []
         append = out.append
         for line in batch.lines:
@@ -56,7 +65,10 @@ class Normaliser:
                     tags = ev["tags"] = (tags or []) + [f for f in line.flags if f not in (tags or ())]
                 if tags and PARSE_FAILURE_TAG in tags:
                     self.failures += 1
-                if "process.pid" in ev and ev.get("event.dataset") == "system.auth":
+                dataset = ev.get("event.dataset")
+                if dataset == SYSMON_DATASET:
+                    processes.apply(sender, ev)
+                elif "process.pid" in ev and dataset == "system.auth":
                     self._remember_peer(batch.source, ev)
                 # one raw audit record waits for its siblings; an event already assembled (an ECS
                 # JSON line of `socpipe parse` output) carries its record_types and passes as is

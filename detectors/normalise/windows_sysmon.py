@@ -34,6 +34,8 @@ def _sysmon(ev: Event, eid: int, d: Data) -> None:
             ev["process.pe.original_file_name"] = d["OriginalFileName"]
         _hashes(ev, "process", _v(d, "Hashes"))
         _process(ev, "process.parent", _v(d, "ParentImage"), _v(d, "ParentProcessId"))
+        if _v(d, "ParentProcessGuid"):
+            ev["process.parent.entity_id"] = d["ParentProcessGuid"]
         if _v(d, "ParentCommandLine"):
             ev["process.parent.command_line"] = d["ParentCommandLine"]
     elif eid == 3:

@@ -167,7 +167,7 @@ def scan_command(
             raise click.ClickException(str(exc)) from exc
         loaded = load_rules(list(rule_paths))
         engine = Engine(loaded.rules, allowed_lateness=lateness)
-        normaliser = Normaliser(default_timezone=timezone)
+        normaliser = Normaliser(default_timezone=timezone, max_processes=cfg.process_context_max)
     # the events (acyclic dicts, freed by reference counting) need not trigger the collector every
     # 700 allocations
     gc.set_threshold(max(gc.get_threshold()[0], 10_000))

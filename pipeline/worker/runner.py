@@ -117,7 +117,7 @@ class DetectorWorker:
         episodes = EpisodeSettings(cfg.episode_quiet_s, cfg.episode_max_s)
         self.stage1 = Stage1(
             Engine(self.rules, allowed_lateness=cfg.allowed_lateness_s),
-            Normaliser(default_timezone=cfg.timezone),
+            Normaliser(default_timezone=cfg.timezone, max_processes=cfg.process_context_max),
             self.intake,
             self.models,
             new_suppressor(cfg.suppression_window_s, cfg.suppression_max_keys),

@@ -90,6 +90,10 @@ def test_shipped_detector_config_is_valid():
 def test_detector_validation_names_key():
     with pytest.raises(ConfigError, match="max_batch_records"):
         DetectorConfig(max_batch_records=0).validate()
+    with pytest.raises(ConfigError, match="process_context_max"):
+        DetectorConfig(process_context_max=-1).validate()
+    cfg = load_config(DetectorConfig, None, env={"SOCPIPE_PROCESS_CONTEXT_MAX": "0"}).validate()
+    assert cfg.process_context_max == 0  # off
 
 
 def test_worker_without_usable_rules_is_a_config_error_naming_rules(tmp_path):
