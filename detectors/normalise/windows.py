@@ -101,6 +101,9 @@ def to_ecs(rec: WinRecord, original: str, parse_time: ParseTime, tz: str) -> dic
         (windows_remote if kind in windows_remote.KINDS else windows_ecs).enrich(ev, kind, rec.event_id, data)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         ev["tags"] = ["_socpipe_windows_enrich_failure"]  # the raw winlog.* fields are still there
+    name = ev.get("process.name")
+    if type(name) is str:  # Windows file names ignore case: one spelling to count distinct programs by
+        ev["socpipe.process.name_lower"] = name.lower()
     return ev
 
 

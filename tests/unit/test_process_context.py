@@ -184,3 +184,12 @@ def test_sigmahq_rule_needing_commandline_on_sysmon_3_fires_end_to_end() -> None
     (hit,) = engine.process(connected)
     assert hit.rule_title == "Suspicious Network Connection Binary No CommandLine"
     assert hit.level == "high"
+
+
+def test_windows_process_names_get_one_spelling_to_count_by() -> None:
+    """Windows file names ignore case: the discovery burst counts distinct programs by this field."""
+    n = Normaliser(default_timezone="UTC")
+    upper = {**SYSMON_1, "Image": "C:\\Windows\\system32\\PCALUA.EXE"}
+    a, b = n.normalise_batch(batch([sysmon(1, SYSMON_1), sysmon(1, upper)]))
+    assert (a["process.name"], b["process.name"]) == ("pcalua.exe", "PCALUA.EXE")  # ECS keeps the case
+    assert a["socpipe.process.name_lower"] == b["socpipe.process.name_lower"] == "pcalua.exe"
