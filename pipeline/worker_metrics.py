@@ -38,6 +38,16 @@ class WorkerMetrics:
             registry=r,
         )
         self.events = Counter("socpipe_detector_events", "Normalised events by dataset", ["dataset"], registry=r)
+        self.events_enriched = Counter(
+            "socpipe_detector_events_enriched",
+            "Windows Sysmon events given their process's creation context (socpipe.enriched)",
+            registry=r,
+        )
+        self.windows_processes = Gauge(
+            "socpipe_detector_windows_processes",
+            "Windows processes whose creation context this worker remembers (at most process_context_max)",
+            registry=r,
+        )
         self.parse_failures = Counter(
             "socpipe_detector_parse_failures", "Lines no parser understood (kept, tagged)", registry=r
         )

@@ -197,6 +197,7 @@ class Stage1:
         self.last_records = monotonic()
         self.flushed_idle = True
         self.lines_per_record = 1.0  # moving average: the runner sizes polls by it
+        self.enriched_seen = 0  # the normaliser's count of process-context fills already in the metrics
 
     def process(self, records: Iterable[Record]) -> StageResult:
         """One polled batch (any partitions): everything it makes, nothing written yet."""
@@ -222,6 +223,11 @@ class Stage1:
                 self._match(event, candidates, out, origin)
         self.metrics.lines.inc(out.lines)
         self.tally.flush_to(self.metrics)
+        processes = self.normaliser.processes
+        if processes.filled != self.enriched_seen:
+            self.metrics.events_enriched.inc(processes.filled - self.enriched_seen)
+            self.enriched_seen = processes.filled
+        self.metrics.windows_processes.set(len(processes))
         if out.records:
             self.lines_per_record = 0.7 * self.lines_per_record + 0.3 * (out.lines / out.records)
         candidates += self._advance_models(self.max_event_ts - self.anomaly_lateness_s)

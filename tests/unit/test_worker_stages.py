@@ -352,3 +352,28 @@ def test_time_blocked_on_elasticsearch_is_not_idleness() -> None:
     assert s2.partitions[0].last_event_wall == 1001.5  # so the partition does not look idle for the outage
     # without an outage: just the time the writes took (not polling is not idleness either)
     assert 0.0 <= AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: None).deliver(first) < 0.5  # type: ignore[arg-type]
+
+
+def test_stage1_fills_windows_process_context_per_verified_agent_and_counts_it() -> None:
+    from tests.unit.test_normalise_windows import SHAPES, SYSMON_1
+
+    sysmon = ("Microsoft-Windows-Sysmon/Operational", "Microsoft-Windows-Sysmon")
+    connection = {"ProcessGuid": SYSMON_1["ProcessGuid"], "ProcessId": "2952", "Image": SYSMON_1["Image"]}
+    connection |= {"DestinationIp": "198.51.100.7", "DestinationPort": "443", "Initiated": "true"}
+    lines = [SHAPES["nxlog"](*sysmon, 1, SYSMON_1), SHAPES["nxlog"](*sysmon, 3, connection)]
+
+    def windows(texts: list[str], counter: int) -> Rec:
+        logs = [LogLine(t, seq=counter * 10 + i, read_at=READ_AT) for i, t in enumerate(texts)]
+        b = LineBatch("xa-a", "agt-a", "srv-a", "winlog-tcp:6514/FS01", logs, dataset="windows", timezone="UTC")
+        key, value = b.key(), b.to_bytes()
+        return Rec(value, key, batch_headers("secret-a", key, counter, len(texts), "windows", value), offset=counter)
+
+    s1, _, metrics = stages()
+    s1.keep_events = True
+    out = s1.process([windows(lines[:1], 1), windows(lines[1:], 2)])  # creation and connection in two records
+    created, connected = out.events
+    assert "socpipe.enriched" not in created
+    assert connected["process.command_line"] == SYSMON_1["CommandLine"]
+    assert connected["process.parent.executable"] == SYSMON_1["ParentImage"]
+    assert metrics.events_enriched._value.get() == 1  # type: ignore[attr-defined]
+    assert metrics.windows_processes._value.get() == 1  # type: ignore[attr-defined]
