@@ -193,3 +193,19 @@ def test_windows_process_names_get_one_spelling_to_count_by() -> None:
     a, b = n.normalise_batch(batch([sysmon(1, SYSMON_1), sysmon(1, upper)]))
     assert (a["process.name"], b["process.name"]) == ("pcalua.exe", "PCALUA.EXE")  # ECS keeps the case
     assert a["socpipe.process.name_lower"] == b["socpipe.process.name_lower"] == "pcalua.exe"
+
+
+def test_socpipe_parse_of_a_forwarded_file_fills_as_the_worker_does(tmp_path) -> None:
+    import orjson
+    from click.testing import CliRunner
+
+    from pipeline.cli.parse import parse_command
+
+    path = tmp_path / "fs01-winlog.jsonl"
+    path.write_text(sysmon(1, SYSMON_1) + "\n" + sysmon(3, SYSMON_3) + "\n")
+    result = CliRunner().invoke(parse_command, ["--input", str(path), "--dataset", "windows", "--timezone", "UTC"])
+    assert result.exit_code == 0, result.output
+    events = [orjson.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert [e["event.code"] for e in events] == ["1", "3"]
+    assert events[1]["process.command_line"] == SYSMON_1["CommandLine"]
+    assert "process.command_line" in events[1]["socpipe.enriched"]
