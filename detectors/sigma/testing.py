@@ -156,16 +156,20 @@ def _event_case(path: Any, name: Any, case: Any, rules: Any, defaults: Any, star
     return CaseResult(str(path), name, "event", want, got == want, msg)
 
 
-def parse_case_line(case: dict[str, Any], spec: dict[str, Any], read_at: float | None = None) -> dict[str, Any]:
+def parse_case_line(
+    case: dict[str, Any], spec: dict[str, Any], read_at: float | None = None, normaliser: Any = None
+) -> dict[str, Any]:
     """The event a worker makes of the case's raw `line:` (or auditd records), with the case's
-    `event:` fields laid over it."""
+    `event:` fields laid over it. A sequence passes one normaliser for all its lines, so what a
+    worker carries from line to line (a Windows process's creation context) is carried here too."""
     from collectors.wire import LineBatch, LogLine
     from detectors.normalise.normaliser import Normaliser
 
     raw = case["line"]
     texts = [str(x) for x in raw] if isinstance(raw, list) else [str(raw)]
     when = read_at if read_at is not None else to_epoch(str(spec.get("start", DEFAULT_START)))
-    normaliser = Normaliser(default_timezone=str(spec.get("timezone", DEFAULT_TIMEZONE)))
+    if normaliser is None:
+        normaliser = Normaliser(default_timezone=str(spec.get("timezone", DEFAULT_TIMEZONE)))
     batch = LineBatch(
         str(spec.get("agency", "rule-tests")),
         "rule-tests",
@@ -185,10 +189,13 @@ def parse_case_line(case: dict[str, Any], spec: dict[str, Any], read_at: float |
 def expand_sequence(
     items: list[Any], defaults: dict[str, Any], start: float, spec: dict[str, Any] | None = None
 ) -> list[Any]:
+    from detectors.normalise.normaliser import Normaliser
+
     events = []
+    normaliser = Normaliser(default_timezone=str((spec or {}).get("timezone", DEFAULT_TIMEZONE)))
     for item in items:
         at, every = _offset(item.get("at")), _offset(item.get("every"))
-        parsed = parse_case_line(item, spec or {}, start + at) if "line" in item else None
+        parsed = parse_case_line(item, spec or {}, start + at, normaliser) if "line" in item else None
         for k in range(int(item.get("repeat", 1))):
             ts = start + at + k * every
             if parsed is not None:

@@ -209,3 +209,27 @@ def test_socpipe_parse_of_a_forwarded_file_fills_as_the_worker_does(tmp_path) ->
     assert [e["event.code"] for e in events] == ["1", "3"]
     assert events[1]["process.command_line"] == SYSMON_1["CommandLine"]
     assert "process.command_line" in events[1]["socpipe.enriched"]
+
+
+def test_a_rule_test_sequence_carries_process_context_from_line_to_line(tmp_path) -> None:
+    """Rule tests (`socpipe rules test`) normalise a sequence's lines as one worker would."""
+    import orjson
+
+    from detectors.sigma.testing import run_tests
+
+    (tmp_path / "r.yml").write_text(NEEDS_COMMAND_LINE)
+    steps = [{"at": "0s", "line": sysmon(1, SYSMON_1)}, {"at": "2s", "line": sysmon(3, SYSMON_3)}]
+    spec = {
+        "timezone": "UTC",
+        "tests": [
+            {
+                "name": "creation then connection",
+                "sequence": steps,
+                "expect": [{"rule": "pcalua proxy execution calling out"}],
+            },
+            {"name": "connection alone", "sequence": steps[1:], "expect": []},
+        ],
+    }
+    (tmp_path / "r.tests.yml").write_text(orjson.dumps(spec).decode())  # JSON is YAML
+    results = run_tests([tmp_path])
+    assert [(r.name, r.passed) for r in results] == [("creation then connection", True), ("connection alone", True)]
