@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.common.durations import parse_duration
 from detectors.common.times import DEFAULT_TIMEZONE, iso_ms, to_epoch
@@ -44,6 +44,9 @@ from detectors.sigma.engine import Engine
 from detectors.sigma.loader import load_rules
 from detectors.sigma.model import CorrelationRule
 from detectors.sigma.rulefiles import TEST_SUFFIXES, rule_files
+
+if TYPE_CHECKING:
+    from detectors.normalise.normaliser import Normaliser
 from detectors.sigma.yamlsafe import RuleYAMLError, load_one
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
@@ -157,7 +160,7 @@ def _event_case(path: Any, name: Any, case: Any, rules: Any, defaults: Any, star
 
 
 def parse_case_line(
-    case: dict[str, Any], spec: dict[str, Any], read_at: float | None = None, normaliser: Any = None
+    case: dict[str, Any], spec: dict[str, Any], read_at: float | None = None, normaliser: Normaliser | None = None
 ) -> dict[str, Any]:
     """The event a worker makes of the case's raw `line:` (or auditd records), with the case's
     `event:` fields laid over it. A sequence passes one normaliser for all its lines, so what a
