@@ -224,8 +224,9 @@ class LoadAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
             partitions = cluster.partitions_for_topic(topic)
             if not partitions:
                 continue
-            for claim in claims.values():
-                self.loads.learn(topic, claim.lines_per_record.get(topic, {}))
+            for claim in claims.values():  # only partitions the topic has: a claim cannot grow the table
+                rates = claim.lines_per_record.get(topic, {})
+                self.loads.learn(topic, {p: r for p, r in rates.items() if p in partitions})
             owned = resolve({m: claims[m] for m in member_ids}, topic)
             split = balance(
                 sorted(partitions),

@@ -194,6 +194,11 @@ def test_the_hook_keeps_what_members_report_and_survives_garbage() -> None:
         )
         assert dict(got["survivor"].assigned_partitions)["raw"] == [0, 2]
         assert dict(got["restarted"].assigned_partitions)["raw"] == [1, 3]
+    # lines per record a member reports are learnt for the topic's partitions only
+    leader = LoadAssignor(PartitionLoads())
+    forged = Claim(1, {"raw": (0, 7, 9999)}, {"raw": {0: 5.0, 7: 9.0, 9999: 9.0}}).encode()
+    leader.assign(cluster, [_member("m", forged)])
+    assert leader.loads.ratios("raw", range(10_000)) == {0: 5.0}
 
 
 def test_assignment_setting_is_checked_at_start() -> None:
