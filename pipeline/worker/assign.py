@@ -184,7 +184,8 @@ class PartitionLoads:
             self._ratio[topic].update(ratios)
 
     def ratios(self, topic: str, partitions: Iterable[int]) -> dict[int, float]:
-        known = self._ratio.get(topic, {})
+        with self._lock:
+            known = dict(self._ratio.get(topic, {}))
         return {p: known[p] for p in partitions if p in known}
 
     def records(self, topic: str) -> dict[int, float]:
@@ -193,7 +194,8 @@ class PartitionLoads:
     def loads(self, topic: str) -> dict[int, float]:
         """Lines per partition within the window (records x lines per record; a partition without a
         measured ratio: the average ratio, 1.0 when none is known)."""
-        records, known = self._records.get(topic, {}), dict(self._ratio.get(topic, {}))
+        with self._lock:  # the worker's thread observes while kafka-python's assigns
+            records, known = self._records.get(topic, {}), dict(self._ratio.get(topic, {}))
         average = sum(known.values()) / len(known) if known else 1.0
         return {p: n * known.get(p, average) for p, n in records.items()}
 
