@@ -6,6 +6,7 @@ Prometheus (Debian's package). Every server binds to 127.0.0.1, has a protocol-l
 deadline, and keeps its pid, log and data under the state directory (default `.socpipe/stack/`).
 """
 
-from pipeline.stack.manager import Stack, StackError
+from pipeline.stack.manager import Stack
+from pipeline.stack.plan import StackError
 
 __all__ = ["Stack", "StackError"]

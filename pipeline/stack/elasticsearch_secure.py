@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.stack import credfile
 from pipeline.stack.pki import LocalCA
 
 ADMIN = "admin"
@@ -46,31 +47,15 @@ def username(name: str) -> str:
 
 def credentials(state: Path) -> dict[str, dict[str, str]]:
     """name -> {"username", "password"} for admin and each service; passwords are created once."""
-    data: dict[str, dict[str, str]]
-    try:
-        data = json.loads(credentials_file(state).read_text())
-    except (OSError, ValueError):
-        data = {}
+    data: dict[str, Any] = credfile.load(credentials_file(state)) or {}
     changed = False
     for name in (ADMIN, *SERVICES):
         if not (isinstance(data.get(name), dict) and data[name].get("password")):
             data[name] = {"username": username(name), "password": secrets.token_urlsafe(24)}
             changed = True
     if changed:
-        _save(state, data)
+        credfile.save(credentials_file(state), data)
     return data
-
-
-def _save(state: Path, data: dict[str, Any]) -> None:
-    path = credentials_file(state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps(data, indent=1).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def ca_file(state: Path) -> Path:

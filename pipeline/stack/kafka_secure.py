@@ -18,16 +18,15 @@ exposes only SASL_SSL to agencies; see SECURITY.md.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import socket
 from pathlib import Path
 from typing import Any
 
 from pipeline.enrolment.kafka_access import MECHANISM, upsert_scram
+from pipeline.stack import credfile
 from pipeline.stack.pki import LocalCA, ServerCert
-from pipeline.stack.plan import Ports
+from pipeline.stack.plan import Ports, StackError
 
 SOC_USER = "socpipe-soc"
 REAUTH_MS = 60_000
@@ -40,19 +39,12 @@ def broker_cert(state: Path) -> ServerCert:
 def soc_credentials(state: Path) -> dict[str, str]:
     """The SOC super user's SCRAM credentials for this stack (created once, file mode 0600)."""
     path = state / "kafka" / "soc-credentials.json"
-    try:
-        data: dict[str, str] = json.loads(path.read_text())
-        if data.get("username") == SOC_USER and data.get("password"):
-            return data
-    except (OSError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    held = credfile.load(path)
+    password = held.get("password") if held is not None and held.get("username") == SOC_USER else None
+    if isinstance(password, str) and password:
+        return {"username": SOC_USER, "password": password}
     data = {"username": SOC_USER, "password": secrets.token_urlsafe(24)}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps(data).encode())
-    finally:
-        os.close(fd)
+    credfile.save(path, data)
     return data
 
 
@@ -135,8 +127,6 @@ def check_mode(state: Path, secure: bool) -> None:
     except OSError:
         running = False
     if secure and not running:
-        from pipeline.stack.manager import StackError
-
         raise StackError(
             "kafka: the running broker was started without --secure; stop the stack (`socpipe stack down`) "
             "and run `socpipe stack up --secure`"

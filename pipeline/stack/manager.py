@@ -15,14 +15,10 @@ from pathlib import Path
 
 from collectors.status import pid_alive
 from pipeline.stack import elasticsearch, elasticsearch_secure, kafka_secure, servers
-from pipeline.stack.plan import Ports, PrerequisiteError, StackOptions
+from pipeline.stack.plan import Ports, PrerequisiteError, StackError, StackOptions
 from pipeline.stack.servers import Launch
 
 log = logging.getLogger("socpipe.stack")
-
-
-class StackError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -166,6 +162,9 @@ class Stack:
             )
         )
         chosen = [s for s in self.servers if only is None or s.name in only]
+        if self.options.secure:  # a credential file of the wrong shape stops `up` before anything starts
+            kafka_secure.soc_credentials(self.state)
+            elasticsearch_secure.credentials(self.state)
         for server in chosen:
             if self._pid_alive(server):
                 if server.name == "kafka":
@@ -213,7 +212,10 @@ class Stack:
         for server in self.servers:
             pid = self._pid(server)
             running = self._pid_alive(server)
-            detail = self._probe(server) if running else None
+            try:
+                detail, problem = (self._probe(server) if running else None), None
+            except StackError as exc:  # e.g. a credential file of the wrong shape: said, not raised
+                detail, problem = None, str(exc)
             out.append(
                 ServerStatus(
                     server.name,
@@ -221,7 +223,7 @@ class Stack:
                     pid,
                     running,
                     detail is not None,
-                    detail or ("not answering" if running else "stopped"),
+                    detail or problem or ("not answering" if running else "stopped"),
                 )
             )
         return out
@@ -273,7 +275,9 @@ class Stack:
     def _probe(self, server: Server) -> str | None:
         try:
             return server.ready(self.ports)
-        except Exception:  # any failure of a probe means "not ready yet"
+        except StackError:  # not a server still starting: the stack's own files are wrong (the message says which)
+            raise
+        except Exception:  # any other failure of a probe means "not ready yet"
             return None
 
     def _pid(self, server: Server) -> int | None:

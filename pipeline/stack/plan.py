@@ -12,6 +12,10 @@ class PrerequisiteError(RuntimeError):
     """A program the stack needs is missing; the message says how to install it."""
 
 
+class StackError(RuntimeError):
+    """A stack command cannot go on; the message says why (and what to do)."""
+
+
 @dataclass(frozen=True)
 class StackOptions:
     """Variants of the stack chosen at `up` (recorded in the state directory for later commands)."""

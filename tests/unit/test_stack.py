@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import pytest
 
-from pipeline.stack import Stack, StackError
+from pipeline.stack import Stack, StackError, elasticsearch_secure, kafka_secure
+from pipeline.stack.manager import Server
 from pipeline.stack.plan import Ports, PrerequisiteError
 from pipeline.stack.servers import prometheus_command
 
@@ -325,3 +330,62 @@ def test_integration_tests_reach_elasticsearch_with_the_stacks_credentials():
         if bare.search(line) and "test_secure_elasticsearch" not in p.name
     ]
     assert not offenders, f"use es_client(es_url)/es_config(es_url): {offenders}"
+
+
+# --- credential files (`stack up --secure`): JSON that is not an object is an error naming the file ---
+NOT_OBJECTS = ["[]", '["admin"]', '"secret"', "null", "42", "true"]
+CREDENTIAL_FILES = {
+    "elasticsearch": (lambda state: elasticsearch_secure.credentials_file(state), elasticsearch_secure.credentials),
+    "kafka": (lambda state: state / "kafka" / "soc-credentials.json", kafka_secure.soc_credentials),
+}
+UNUSED = Ports(kafka=1, kafka_controller=2, kafka_secure=5, elasticsearch=3, elasticsearch_transport=6, prometheus=4)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("which", sorted(CREDENTIAL_FILES))
+@pytest.mark.parametrize("text", NOT_OBJECTS)
+def test_a_credential_file_holding_json_that_is_not_an_object_is_an_error_naming_it(tmp_path, which, text):
+    where, read = CREDENTIAL_FILES[which]
+    path = _write(where(tmp_path), text)
+    with pytest.raises(
+        StackError, match=re.escape(f"{path}: holds JSON ") + ".*not the object of credentials.*put that object back"
+    ):
+        read(tmp_path)
+    assert path.read_text() == text  # left as it is: not silently replaced by new passwords
+
+
+@pytest.mark.parametrize("which", sorted(CREDENTIAL_FILES))
+def test_a_credential_file_cut_short_gets_new_credentials_kept_0600(tmp_path, which):
+    where, read = CREDENTIAL_FILES[which]
+    path = _write(where(tmp_path), '{"username": "socpipe-')  # a write cut short
+    creds = read(tmp_path)
+    assert read(tmp_path) == creds and path.stat().st_mode & 0o777 == 0o600
+    assert not list(path.parent.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("which", sorted(CREDENTIAL_FILES))
+def test_stack_up_stops_on_it_before_starting_anything(tmp_path, which):
+    where, _ = CREDENTIAL_FILES[which]
+    path = _write(where(tmp_path), "[]")
+    with pytest.raises(StackError, match=re.escape(str(path))):
+        Stack(tmp_path, UNUSED, secure=True).up()
+    assert not list(tmp_path.glob("*.pid")) and not list(tmp_path.glob("*.log"))
+
+
+def test_stack_status_shows_it_as_the_servers_problem(tmp_path, monkeypatch):
+    """A running broker whose SOC credential file was broken afterwards: `status` says why, no traceback."""
+    path = _write(tmp_path / "kafka" / "soc-credentials.json", '"oops"')
+    stack = Stack(tmp_path, UNUSED, secure=True)
+    # the secure probe reads the SOC credentials as `kafka_secure.setup_and_probe` does
+    probe = Server(
+        "kafka", "127.0.0.1:5", lambda state, ports: [], lambda p: str(kafka_secure.client_kwargs(tmp_path, 5)), 1.0
+    )
+    monkeypatch.setattr(stack, "servers", [probe])
+    (tmp_path / "kafka.pid").write_text(str(os.getpid()))
+    [status] = stack.status()
+    assert status.running and not status.healthy and f"{path}: holds JSON a string" in status.detail
