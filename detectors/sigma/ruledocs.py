@@ -48,6 +48,7 @@ MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak 
 # also dropped when the parser's code changes (_cache_version: yamlsafe's source, PyYAML's files).
 CACHE_VERSION = f"rule-docs-3:{MAX_DEPTH}:{MAX_NODES}"
 CACHE_NAME = "rule-documents.jsonl"
+OLD_CACHE_NAMES = ("rule-documents.json",)  # earlier layouts (one JSON object): removed at the next save
 MAX_CACHE_BYTES = 64 << 20
 MAX_ENTRIES = 6_000  # ~2x the SigmaHQ rule files; past this only the latest load's entries are kept (~15 MB at most)
 
@@ -295,6 +296,8 @@ class DocumentCache:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+            for old in OLD_CACHE_NAMES:  # never read again: up to ~15 MB left behind otherwise
+                (self.directory / old).unlink(missing_ok=True)
         except (OSError, TypeError, orjson.JSONEncodeError):
             return
 

@@ -379,3 +379,12 @@ def test_lint_writes_the_cache_once_and_reports_the_same_cold_warm_and_off(tmp_p
         reports.append(json.loads(out.output))
     assert reports[0] == reports[1] == reports[2] and reports[0]["loaded"] > 50
     assert len(writes) == 1 and writes[0] > 50  # cold: one write of every entry; warm: none
+
+
+def test_a_cache_file_of_the_earlier_layout_is_removed_at_the_next_save(tmp_path, cache):
+    (tmp_path / "r.yml").write_text(GOOD)
+    cache.mkdir(mode=0o700)
+    old = cache / "rule-documents.json"
+    old.write_text(json.dumps({"version": "rule-docs-2", "entries": {}}))
+    load_rules([tmp_path])
+    assert not old.exists() and (cache / ruledocs.CACHE_NAME).is_file()
