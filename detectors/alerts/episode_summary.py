@@ -208,6 +208,12 @@ class EpisodeSummary:
         """The sorted-union step of `absorb` for one event, by insertion (same result)."""
         key = item[0]
         first, latest = self.first, self.latest
+        if latest and key > latest[-1][0]:  # later than every event held (events mostly come in order)
+            if len(first) < EVIDENCE_FIRST:
+                first.append(item)
+            latest.append(item)
+            del latest[:-EVIDENCE_LATEST]
+            return
         if key[0] != key[0]:  # a NaN time orders nothing: look for the key one by one
             if any(k == key for k, _ in first) or any(k == key for k, _ in latest):
                 return

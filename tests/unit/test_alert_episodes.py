@@ -205,13 +205,18 @@ def _reference_merge(a: EpisodeSummary, b: EpisodeSummary) -> EpisodeSummary:
     return EpisodeSummary(0, 0, first=ordered[:EVIDENCE_FIRST], latest=ordered[-EVIDENCE_LATEST:])
 
 
-def test_absorbing_one_event_at_a_time_is_the_sorted_union():
+@pytest.mark.parametrize("in_order", [False, True])
+def test_absorbing_one_event_at_a_time_is_the_sorted_union(in_order):
+    """Out of order with repeats of one event (same order key), or mostly in time order (the usual
+    stream: each event later than all held, now and then a late or repeated one)."""
     rng = random.Random(11)
     for trial in range(40):
         acc = summary(rng.randrange(300), n=rng.choice([1, 3]))
         ref = acc
+        clock = 0
         for _ in range(rng.randrange(1, 60)):
-            t = rng.randrange(300)  # out of order, with repeats of one event (same order key)
+            clock += rng.randrange(0, 3)
+            t = clock if in_order and rng.random() < 0.85 else rng.randrange(300)
             nxt = summary(t, n=1) if rng.random() < 0.8 else summary(t, n=rng.randrange(2, 4))
             ref, acc = _reference_merge(ref, nxt), acc.merge(nxt)
             assert acc.first == ref.first and acc.latest == ref.latest, trial
