@@ -6,6 +6,7 @@
 * `intake`, `state`, `models`: stage 1's verification and dedup, stage 2's partition state, anomaly models;
 * `rebalance`, `handover`, `assign`, `balance`: which partitions each stage holds, their restore from the
   state topic after a rebalance, state kept through one, and the load-balancing assignor;
+* `outputs`: correlation inputs, quarantined records, dead letters and state snapshots to Kafka;
 * `runner`: `DetectorWorker`, which builds the Kafka and Elasticsearch clients and wires the parts.
 """
 

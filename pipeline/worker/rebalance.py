@@ -22,12 +22,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from pipeline.worker.handover import Handover
+from pipeline.worker.intake import Intake
+from pipeline.worker.stages import Stage2
 from pipeline.worker.state import RebalanceListener
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
 
-__all__ = ["Rebalance", "Snapshots", "StagePartitions", "snapshot_prefix"]
+__all__ = ["Rebalance", "Snapshots", "StagePartitions", "snapshot_prefix", "stage_partitions"]
 
 Restore = Callable[[int, dict[str, Any] | None], int | None]
 
@@ -134,6 +136,43 @@ class StagePartitions:
 
     def lost(self, partitions: list[TopicPartition]) -> None:
         self.revoked(partitions, lost=True)
+
+
+def stage_partitions(
+    metrics: WorkerMetrics,
+    group_id: str,
+    *,
+    raw: KafkaConsumer,
+    raw_topic: str,
+    intake: Intake,
+    corr: KafkaConsumer,
+    correlation_topic: str,
+    stage2: Stage2,
+    generations: tuple[Callable[[], int] | None, Callable[[], int] | None] = (None, None),
+) -> tuple[StagePartitions, StagePartitions]:
+    """Both stages' sides as the worker has them: stage 1 restores its dedup state (`intake`), stage 2
+    its correlation state. `generations`: each consumer's socpipe assignor generation (None: another
+    assignor, nothing is kept through a rebalance)."""
+    part1 = StagePartitions(
+        "1",
+        raw,
+        Handover(intake.detach, intake.attach, generations[0]),
+        snapshot_prefix(group_id, raw_topic),
+        intake.restore,
+        intake.drop,
+        metrics,
+    )
+    part2 = StagePartitions(
+        "2",
+        corr,
+        Handover(stage2.detach, stage2.attach, generations[1]),
+        snapshot_prefix(group_id, correlation_topic),
+        stage2.assign,
+        stage2.revoke,
+        metrics,
+        held=lambda partition: partition in stage2.partitions,
+    )
+    return part1, part2
 
 
 class Rebalance:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticsearch import AuthorizationException
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import CommitFailedError, KafkaError
@@ -52,12 +52,12 @@ from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
 from pipeline.worker.alerting import AlertPlan, EpisodeSettings
 from pipeline.worker.assign import LoadAssignor, PartitionLoads
-from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
-from pipeline.worker.rebalance import Rebalance, StagePartitions, snapshot_prefix
+from pipeline.worker.outputs import KafkaOutputs
+from pipeline.worker.rebalance import Rebalance, stage_partitions
 from pipeline.worker.sink import AlertSink
-from pipeline.worker.stages import Detected, Rejected, Stage1, Stage2, StageResult, new_suppressor
+from pipeline.worker.stages import Detected, Stage1, Stage2, new_suppressor
 from pipeline.worker.state import SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
 
@@ -143,7 +143,6 @@ class DetectorWorker:
             )
         self.progress = {"raw_records": 0, "lines": 0, "inputs_sent": 0, "corr_records": 0, "detections": 0}
         self._next_progress_log = time.monotonic() + cfg.progress_log_s
-        self._unflushed = False  # dead letters / quarantined records sent since the last producer flush
 
         es = connect(cfg.es)
         try:
@@ -169,7 +168,7 @@ class DetectorWorker:
         self.sink = AlertSink(
             indexer,
             self.metrics,
-            self._dead_letter,
+            lambda payload, reason: self.outputs.dead_letter(payload, reason),  # alerts Elasticsearch rejects
             episodes=EpisodeWriter(es, indexer, cfg.episode_quiet_s, cfg.episode_max_s),
             episode_update_s=cfg.episode_update_s,
             incidents=(
@@ -190,7 +189,14 @@ class DetectorWorker:
                 cfg.quarantine_topic: {"partitions": 1},
             },
         )
-        self.producer: KafkaProducer = kafka_io.producer(cfg.kafka)
+        self.outputs = KafkaOutputs(
+            kafka_io.producer(cfg.kafka),
+            self.metrics,
+            correlation_topic=cfg.correlation_topic,
+            quarantine_topic=cfg.quarantine_topic,
+            dead_letter_topic=cfg.dead_letter_topic,
+            state_topic=cfg.state_topic,
+        )
         # Partitions go to workers by the lines each received lately, keeping what each holds
         # (pipeline.worker.assign): records from end offsets every LOAD_SAMPLE_S, lines per record from
         # what stage 1 consumes. One assignor per consumer (each remembers its own assignment); range is
@@ -220,24 +226,16 @@ class DetectorWorker:
         )
         # Which partitions each stage holds, and their restore from the state topic after a rebalance
         # (pipeline.worker.rebalance): stage 1's dedup state, stage 2's correlation state.
-        self.part1 = StagePartitions(
-            "1",
-            self.raw,
-            Handover(self.intake.detach, self.intake.attach, (lambda: a1.generation) if a1 else None),
-            snapshot_prefix(cfg.group_id, cfg.raw_topic),
-            self.intake.restore,
-            self.intake.drop,
+        self.part1, self.part2 = stage_partitions(
             self.metrics,
-        )
-        self.part2 = StagePartitions(
-            "2",
-            self.corr,
-            Handover(self.stage2.detach, self.stage2.attach, (lambda: a2.generation) if a2 else None),
-            snapshot_prefix(cfg.group_id, cfg.correlation_topic),
-            self.stage2.assign,
-            self.stage2.revoke,
-            self.metrics,
-            held=lambda partition: partition in self.stage2.partitions,
+            cfg.group_id,
+            raw=self.raw,
+            raw_topic=cfg.raw_topic,
+            intake=self.intake,
+            corr=self.corr,
+            correlation_topic=cfg.correlation_topic,
+            stage2=self.stage2,
+            generations=((lambda: a1.generation) if a1 else None, (lambda: a2.generation) if a2 else None),
         )
         snapshots = SnapshotReader(cfg.kafka, cfg.state_topic, (self.part1.prefix, self.part2.prefix))
         self.rebalance = Rebalance(snapshots, (self.part1, self.part2), self.metrics, cfg.state_topic)
@@ -332,7 +330,7 @@ class DetectorWorker:
                 c.close(autocommit=False)
             except Exception:  # closing must not hide the reason we are stopping
                 log.exception("detector.close_consumer_failed")
-        self.producer.close(timeout=5)
+        self.outputs.close()
         if self.notifications is not None:
             self.notifications.close()
 
@@ -340,12 +338,12 @@ class DetectorWorker:
     def _stage1(self, polled: dict[TopicPartition, list[Any]]) -> None:
         if not polled:
             idle = self.stage1.idle()
-            self._send(idle)
+            self.outputs.send(idle)
             if idle.forwards:
-                self.producer.flush()
+                self.outputs.flush()
             self._deliver(idle.plan, self.raw)
             self._index_events(idle.events)
-            self._flush_if_needed()
+            self.outputs.flush_if_needed()
             return
         started = time.perf_counter()
         out = self.stage1.process(rec for records in polled.values() for rec in records)
@@ -354,12 +352,12 @@ class DetectorWorker:
         for partition, (records, lines) in out.by_partition.items():
             self.loads.observe(self.cfg.raw_topic, partition, records, lines)
         self.progress["inputs_sent"] += len(out.forwards)
-        self._send(out)
+        self.outputs.send(out)
         if out.forwards or out.quarantined:
-            self.producer.flush()  # correlation inputs and quarantined records are durable before offsets move
+            self.outputs.flush()  # correlation inputs and quarantined records are durable before offsets move
         self._deliver(out.plan, self.raw)
         self._index_events(out.events)
-        self._flush_if_needed()
+        self.outputs.flush_if_needed()
         self._save_seen([tp for tp in polled if tp.partition in self.intake.seen])
         self._commit(self.raw)
         self.metrics.batch_seconds_stage1.observe(time.perf_counter() - started)
@@ -378,23 +376,15 @@ class DetectorWorker:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)
 
-    def _send(self, out: StageResult) -> None:
-        for fwd in out.forwards:
-            self.producer.send(self.cfg.correlation_topic, key=fwd.key, value=fwd.value)
-        for rej in out.quarantined:
-            self._quarantine(rej)
-        for dead in out.dead_letters:
-            self._dead_letter(dead.payload, dead.reason)
-
     def _save_seen(self, tps: list[TopicPartition]) -> None:
         """Dedup state of the partitions a batch touched, with their next offsets, before the commit."""
         for tp in tps:
             offset = self.raw.position(tp)
             value = self.intake.snapshot(tp.partition, offset)
-            self.producer.send(self.cfg.state_topic, key=self.part1.key(tp.partition), value=value)
+            self.outputs.snapshot(self.part1.key(tp.partition), value)
             self.part1.saved(tp, offset)
         if tps:
-            self.producer.flush()
+            self.outputs.flush()
 
     # --- stage 2 -----------------------------------------------------------------------------
     def _stage2(self, polled: dict[TopicPartition, list[Any]]) -> None:
@@ -403,9 +393,9 @@ class DetectorWorker:
         if not out.records and not out.plan:
             return
         self.progress["corr_records"] += out.records
-        self._send(out)
+        self.outputs.send(out)
         self._deliver(out.plan, self.corr)
-        self._flush_if_needed()
+        self.outputs.flush_if_needed()
         self._save_state([TopicPartition(self.cfg.correlation_topic, p) for p in self.stage2.partitions])
         self._commit(self.corr)
         self.metrics.batch_seconds_stage2.observe(time.perf_counter() - started)
@@ -415,12 +405,10 @@ class DetectorWorker:
             offset = self.corr.position(tp)
             snap = self.stage2.snapshot(tp.partition, offset)
             if snap is not None:
-                self.producer.send(self.cfg.state_topic, key=self.part2.key(tp.partition), value=snap)
+                self.outputs.snapshot(self.part2.key(tp.partition), snap)
                 self.part2.saved(tp, offset)
-        self.producer.flush()
-        self._unflushed = False
+        self.outputs.flush()
 
-    # --- Kafka outputs -------------------------------------------------------------------------
     def _commit(self, consumer: KafkaConsumer) -> None:
         try:
             consumer.commit()
@@ -428,23 +416,3 @@ class DetectorWorker:
             # Evicted by a rebalance: the batch will be redelivered; idempotent writes absorb it.
             self.metrics.commit_failures.inc()
             log.warning("detector.commit_failed reason=%s", exc)
-
-    def _flush_if_needed(self) -> None:
-        if self._unflushed:
-            self.producer.flush()
-            self._unflushed = False
-
-    def _quarantine(self, rej: Rejected) -> None:
-        """The record as it came (key, headers, value) plus why, for the SOC to investigate."""
-        rec, reason, where = rej.record, rej.reason, rej.where
-        self.metrics.quarantine(reason).inc()
-        log.warning("detector.quarantined reason=%s at=%s key=%.120r", reason, where, rec.key)
-        headers = [(k, v) for k, v in (rec.headers or [])[:16] if isinstance(k, str) and isinstance(v, bytes)]
-        headers += [("quarantine_reason", reason.encode()), ("quarantine_from", where.encode())]
-        self.producer.send(self.cfg.quarantine_topic, key=rec.key, value=rec.value, headers=headers)
-
-    def _dead_letter(self, payload: bytes, reason: str) -> None:
-        self.metrics.dead_letters.inc()
-        log.warning("detector.dead_letter reason=%s", reason)
-        self.producer.send(self.cfg.dead_letter_topic, value=payload, headers=[("reason", reason.encode()[:4000])])
-        self._unflushed = True

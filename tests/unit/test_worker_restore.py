@@ -20,9 +20,8 @@ from kafka.errors import KafkaTimeoutError
 from detectors.sigma import Engine
 from detectors.sigma.engine import SNAPSHOT_VERSION
 from pipeline.worker.assign import LoadAssignor, PartitionLoads
-from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
-from pipeline.worker.rebalance import Rebalance, Snapshots, StagePartitions, snapshot_prefix
+from pipeline.worker.rebalance import Rebalance, Snapshots, stage_partitions
 from pipeline.worker.stages import Stage2
 from pipeline.worker.state import SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
@@ -72,8 +71,8 @@ class Rec:
 
 
 class Worker:
-    """The parts as the runner wires them: stage 1's intake, stage 2, a consumer and StagePartitions each,
-    one Rebalance over both (group "g")."""
+    """The parts as the runner wires them (`stage_partitions`, group "g"): stage 1's intake, stage 2, a fake
+    consumer each, one Rebalance over both with fake snapshots."""
 
     def __init__(
         self,
@@ -86,24 +85,15 @@ class Worker:
         self.intake = Intake(lambda agent_id: None, 1000)  # type: ignore[arg-type,return-value]
         self.stage2 = stage2 or Stage2(lambda: SimpleNamespace(restore=lambda b: None), lambda: None, None)  # type: ignore[arg-type,return-value]
         self.raw, self.corr = Consumer(raw), Consumer(corr)
-        self.part1 = StagePartitions(
-            "1",
-            self.raw,
-            Handover(self.intake.detach, self.intake.attach),
-            snapshot_prefix("g", RAW),
-            self.intake.restore,
-            self.intake.drop,
+        self.part1, self.part2 = stage_partitions(
             self.metrics,
-        )
-        self.part2 = StagePartitions(
-            "2",
-            self.corr,
-            Handover(self.stage2.detach, self.stage2.attach),
-            snapshot_prefix("g", CORR),
-            self.stage2.assign,
-            self.stage2.revoke,
-            self.metrics,
-            held=lambda partition: partition in self.stage2.partitions,
+            "g",
+            raw=self.raw,  # type: ignore[arg-type]
+            raw_topic=RAW,
+            intake=self.intake,
+            corr=self.corr,  # type: ignore[arg-type]
+            correlation_topic=CORR,
+            stage2=self.stage2,
         )
         self.rebalance = Rebalance(snapshots, (self.part1, self.part2), self.metrics, "state")
 

@@ -1,0 +1,73 @@
+"""What the detector worker writes to Kafka besides its offsets: correlation inputs, quarantined records,
+dead letters and state snapshots, through one producer; the runner (pipeline.worker.runner) flushes them
+before it commits the offsets of the records they came from, so nothing is lost between the two."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaProducer
+
+from pipeline.worker.stages import Rejected, StageResult
+from pipeline.worker_metrics import WorkerMetrics
+
+log = logging.getLogger("socpipe.detector")
+
+__all__ = ["KafkaOutputs"]
+
+
+class KafkaOutputs:
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        metrics: WorkerMetrics,
+        *,
+        correlation_topic: str,
+        quarantine_topic: str,
+        dead_letter_topic: str,
+        state_topic: str,
+    ) -> None:
+        self.producer, self.metrics = producer, metrics
+        self.correlation_topic, self.quarantine_topic = correlation_topic, quarantine_topic
+        self.dead_letter_topic, self.state_topic = dead_letter_topic, state_topic
+        self.unflushed = False  # dead letters sent since the last flush
+
+    def send(self, out: StageResult) -> None:
+        """A stage's correlation inputs, quarantined records and dead letters (not flushed yet)."""
+        for fwd in out.forwards:
+            self.producer.send(self.correlation_topic, key=fwd.key, value=fwd.value)
+        for rej in out.quarantined:
+            self.quarantine(rej)
+        for dead in out.dead_letters:
+            self.dead_letter(dead.payload, dead.reason)
+
+    def quarantine(self, rej: Rejected) -> None:
+        """The record as it came (key, headers, value) plus why, for the SOC to investigate."""
+        rec, reason, where = rej.record, rej.reason, rej.where
+        self.metrics.quarantine(reason).inc()
+        log.warning("detector.quarantined reason=%s at=%s key=%.120r", reason, where, rec.key)
+        headers = [(k, v) for k, v in (rec.headers or [])[:16] if isinstance(k, str) and isinstance(v, bytes)]
+        headers += [("quarantine_reason", reason.encode()), ("quarantine_from", where.encode())]
+        self.producer.send(self.quarantine_topic, key=rec.key, value=rec.value, headers=headers)
+
+    def dead_letter(self, payload: bytes, reason: str) -> None:
+        self.metrics.dead_letters.inc()
+        log.warning("detector.dead_letter reason=%s", reason)
+        self.producer.send(self.dead_letter_topic, value=payload, headers=[("reason", reason.encode()[:4000])])
+        self.unflushed = True
+
+    def snapshot(self, key: bytes, value: bytes) -> None:
+        """A partition's state with its next offset, to the compacted state topic (not flushed yet)."""
+        self.producer.send(self.state_topic, key=key, value=value)
+
+    def flush(self) -> None:
+        """Everything sent so far is durable in Kafka when this returns."""
+        self.producer.flush()
+        self.unflushed = False
+
+    def flush_if_needed(self) -> None:
+        if self.unflushed:
+            self.flush()
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
