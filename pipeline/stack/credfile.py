@@ -1,16 +1,23 @@
 """The local stack's credential files (`<state>/elasticsearch-credentials.json`,
-`<state>/kafka/soc-credentials.json`): a JSON object, written once with mode 0600, read at every command."""
+`<state>/kafka/soc-credentials.json`): a JSON object, written once with mode 0600, read at every command.
+
+The servers must always end up holding the passwords these files hold (an operator who deletes a file
+gets new passwords, which `stack up --secure` then applies). What a server was last given is recorded
+as a `digest` per user (never the password itself) beside the server's state; `stale` says which users
+need their password applied again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline.stack.plan import StackError
 
-__all__ = ["load", "save"]
+__all__ = ["digest", "entry", "load", "load_applied", "save", "save_applied", "stale"]
 
 _KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
@@ -49,3 +56,53 @@ def save(path: Path, data: dict[str, Any]) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def entry(path: Path, data: dict[str, Any], key: str | None, user: str) -> dict[str, str] | None:
+    """The credential `{"username": user, "password": ...}` at `data[key]` (`data` itself when `key` is
+    None); None when it is missing (the caller makes a new one). StackError naming the file and the entry
+    when it is there but of another shape (a password that is not a non-empty string, another username)."""
+    held = data if key is None else data.get(key)
+    if held is None or (key is None and not held):
+        return None
+    where = f"{path}: " + ("the credential" if key is None else f"entry {key!r}")
+    if not isinstance(held, dict):
+        kind = _KINDS.get(type(held), type(held).__name__)
+        raise StackError(f"{where} is {kind}, not an object with username and password{_FIX}")
+    name, password = held.get("username"), held.get("password")
+    if name != user:
+        raise StackError(f"{where}: username must be {user!r}, not {name!r}{_FIX}")
+    if not isinstance(password, str) or not password:
+        raise StackError(f"{where}: password must be a non-empty string{_FIX}")
+    return {"username": user, "password": password}
+
+
+_FIX = "; fix that entry, or delete it (or the file) and run `socpipe stack up --secure` for new passwords"
+
+
+def digest(username: str, password: str) -> str:
+    """What is recorded of a credential applied to a server: a salted-by-name SHA-256, not the password
+    (the passwords socpipe makes are 192 random bits, so the digest reveals nothing usable)."""
+    return hashlib.sha256(f"socpipe-stack-credential\0{username}\0{password}".encode()).hexdigest()
+
+
+def stale(applied: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
+    """The users (keys of `wanted`: username -> password) whose password the server does not hold
+    according to `applied` (username -> digest of what was last applied): to be applied again."""
+    return [name for name, password in wanted.items() if applied.get(name) != digest(name, password)]
+
+
+def load_applied(path: Path) -> dict[str, str]:
+    """username -> digest last applied to a server; empty when never recorded or unreadable (then
+    everything is applied again, which is always safe)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def save_applied(path: Path, applied: Mapping[str, str]) -> None:
+    save(path, dict(applied))

@@ -191,9 +191,8 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
                 os.lchown(p, uid, gid)
 
 
-def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = None) -> Launch:
-    """Prepare ES_PATH_CONF, data, logs and tmp (owned by the server's user) and return its command."""
-    opts = opts or StackOptions()
+def _layout(state: Path) -> tuple[Path, Path, Path, dict[str, str], pwd.struct_passwd | None]:
+    """(runtime dir, ES_HOME, ES_PATH_CONF, the server's environment, its system user when run as root)."""
     jhome = java_home()
     dist = es_dist()
     user = ensure_user(es_user()) if os.geteuid() == 0 else None
@@ -216,6 +215,13 @@ def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = 
         "ES_JAVA_OPTS": os.environ.get("SOCPIPE_STACK_ES_JAVA_OPTS", ES_HEAP),
         "HOME": str(rt / "tmp"),
     }
+    return rt, home, conf, env, user
+
+
+def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = None) -> Launch:
+    """Prepare ES_PATH_CONF, data, logs and tmp (owned by the server's user) and return its command."""
+    opts = opts or StackOptions()
+    rt, home, conf, env, user = _layout(state)
     extra: dict[str, object] = {}
     if opts.secure:
         from pipeline.stack import elasticsearch_secure
@@ -229,6 +235,17 @@ def elasticsearch_launch(state: Path, ports: Ports, opts: StackOptions | None = 
         rt.chmod(0o750)
     # cwd = logs: the distribution's jvm.options writes gc.log and hs_err files relative to it.
     return Launch([str(home / "bin" / "elasticsearch")], env=env, user=user.pw_name if user else None, cwd=rt / "logs")
+
+
+def apply_credentials(state: Path) -> list[str]:
+    """A running secured node is given the passwords of the credential file it does not hold yet
+    (its file realm reads `users` again within seconds); the usernames changed."""
+    from pipeline.stack import elasticsearch_secure
+
+    rt, home, conf, env, user = _layout(state)
+    if "xpack.security.enabled: true" not in (conf / "elasticsearch.yml").read_text():
+        return []  # a node started without --secure has no file realm to update
+    return elasticsearch_secure.apply_users(state, home, conf, env, user.pw_name if user else None)
 
 
 def _get(url: str, timeout: float = 2.0) -> dict[str, Any]:

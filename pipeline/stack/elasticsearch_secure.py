@@ -7,7 +7,9 @@
   `roles.yml`, each held by a file-realm user: `socpipe-detector`, `socpipe-triage`, `socpipe-setup`,
   handed to each service by `Stack.service_env(role)`. `socpipe-admin` (superuser) is the local
   operator's and the tests' credential, exported by the env file like Kafka's loopback super user.
-  Passwords are generated once and kept in `<state>/elasticsearch-credentials.json` (mode 0600).
+  Passwords are generated once and kept in `<state>/elasticsearch-credentials.json` (mode 0600); a
+  password the node's `users` file does not hold yet (the credential file was deleted, or an entry
+  removed) is applied at every `stack up --secure`, running node or not (`apply_users`).
 
 Why users and not API keys here: API keys live in the `.security` system index, whose mapping needs
 the analysis-common module (`pattern_capture` filter), which Elastic's integration-test distribution
@@ -46,16 +48,22 @@ def username(name: str) -> str:
 
 
 def credentials(state: Path) -> dict[str, dict[str, str]]:
-    """name -> {"username", "password"} for admin and each service; passwords are created once."""
-    data: dict[str, Any] = credfile.load(credentials_file(state)) or {}
-    changed = False
+    """name -> {"username", "password"} for admin and each service; a missing one is created (and
+    applied to the node by `apply_users`). StackError naming the file and the entry for one of the wrong
+    shape (e.g. a password that is not a string)."""
+    path = credentials_file(state)
+    data: dict[str, Any] = credfile.load(path) or {}
+    out: dict[str, dict[str, str]] = {}
+    made = False
     for name in (ADMIN, *SERVICES):
-        if not (isinstance(data.get(name), dict) and data[name].get("password")):
-            data[name] = {"username": username(name), "password": secrets.token_urlsafe(24)}
-            changed = True
-    if changed:
-        credfile.save(credentials_file(state), data)
-    return data
+        found = credfile.entry(path, data, name, username(name))
+        if found is None:
+            found = data[name] = {"username": username(name), "password": secrets.token_urlsafe(24)}
+            made = True
+        out[name] = found
+    if made:  # kept before any server is given it
+        credfile.save(path, data)
+    return out
 
 
 def ca_file(state: Path) -> Path:
@@ -87,16 +95,7 @@ def prepare(state: Path, home: Path, conf: Path, env: dict[str, str], user: str 
     finally:
         os.close(fd)
     (conf / "roles.yml").write_text(roles_yaml())
-    creds = credentials(state)
-    have = (
-        {line.split(":", 1)[0] for line in (conf / "users").read_text().splitlines()}
-        if (conf / "users").exists()
-        else set()
-    )
-    for name, c in creds.items():
-        if c["username"] not in have:
-            role = "superuser" if name == ADMIN else username(name)
-            _users_tool(home, env, user, conf, ["useradd", c["username"], "-p", c["password"], "-r", role])
+    apply_users(state, home, conf, env, user)
     return {
         "xpack.security.enabled": True,
         "xpack.security.http.ssl.enabled": True,
@@ -105,6 +104,35 @@ def prepare(state: Path, home: Path, conf: Path, env: dict[str, str], user: str 
         "xpack.security.http.ssl.certificate_authorities": ["certs/ca.pem"],
         "xpack.security.authc.realms.file.file1.order": 0,
     }
+
+
+def applied_file(conf: Path) -> Path:
+    """Digests of the passwords the file realm's `users` holds (beside it: they go together)."""
+    return conf / "users.socpipe-applied"
+
+
+def apply_users(state: Path, home: Path, conf: Path, env: dict[str, str], user: str | None) -> list[str]:
+    """The file realm holds exactly the credential file's passwords: a missing user is added with its
+    role, one whose password changed (a deleted or cut-short credential file) gets the new one. A running
+    node reads `users` again within seconds. Returns the usernames changed (never the passwords)."""
+    creds = credentials(state)
+    users = conf / "users"
+    have = {line.split(":", 1)[0] for line in users.read_text().splitlines()} if users.exists() else set()
+    wanted = {c["username"]: c["password"] for c in creds.values()}
+    stale = set(credfile.stale(credfile.load_applied(applied_file(conf)), wanted))
+    changed = []
+    for name, c in creds.items():
+        if c["username"] not in have:
+            role = "superuser" if name == ADMIN else username(name)
+            _users_tool(home, env, user, conf, ["useradd", c["username"], "-p", c["password"], "-r", role])
+        elif c["username"] in stale:
+            _users_tool(home, env, user, conf, ["passwd", c["username"], "-p", c["password"]])
+        else:
+            continue
+        changed.append(c["username"])
+    if changed or stale:
+        credfile.save_applied(applied_file(conf), {u: credfile.digest(u, p) for u, p in wanted.items()})
+    return changed
 
 
 def _users_tool(home: Path, env: dict[str, str], user: str | None, conf: Path, args: list[str]) -> None:

@@ -7,7 +7,9 @@ What the broker gets on top of the plain stack:
 * `StandardAuthorizer` with `allow.everyone.if.no.acl.found=false`: a principal may do only what an
   ACL grants it. Agents get their principals and ACLs at enrolment (`pipeline.enrolment.kafka_access`);
 * a super user for the SOC services, `socpipe-soc` (password generated once, kept 0600 in
-  `<state>/kafka/soc-credentials.json`), created through the admin API after the broker starts;
+  `<state>/kafka/soc-credentials.json`), created through the admin API after the broker starts, and
+  set again whenever the file holds a password the broker was not given (a deleted file gets a new
+  password; `<state>/kafka/soc-credentials.set` records a digest of the one applied, not the password);
 * `connections.max.reauth.ms`: a connection must re-authenticate within this time, so deleted SCRAM
   credentials end sessions opened before the deletion (ACL removals act on the next request).
 
@@ -37,15 +39,21 @@ def broker_cert(state: Path) -> ServerCert:
 
 
 def soc_credentials(state: Path) -> dict[str, str]:
-    """The SOC super user's SCRAM credentials for this stack (created once, file mode 0600)."""
+    """The SOC super user's SCRAM credentials for this stack (created when missing, file mode 0600;
+    `setup_and_probe` gives the broker a password it does not hold yet)."""
     path = state / "kafka" / "soc-credentials.json"
     held = credfile.load(path)
-    password = held.get("password") if held is not None and held.get("username") == SOC_USER else None
-    if isinstance(password, str) and password:
-        return {"username": SOC_USER, "password": password}
+    found = credfile.entry(path, held, None, SOC_USER) if held is not None else None
+    if found is not None:
+        return found
     data = {"username": SOC_USER, "password": secrets.token_urlsafe(24)}
     credfile.save(path, data)
     return data
+
+
+def applied_file(state: Path) -> Path:
+    """Digest of the SOC credential the broker was last given (see `credfile.stale`)."""
+    return state / "kafka" / "soc-credentials.set"
 
 
 def listener_properties(state: Path, kafka_port: int, secure_port: int, controller_port: int) -> list[str]:
@@ -99,10 +107,12 @@ def setup_and_probe(state: Path, kafka_port: int, secure_port: int) -> str | Non
     )
     try:
         known = admin.describe_user_scram_credentials([SOC_USER]).get(SOC_USER, {})
-        marker = state / "kafka" / "soc-credentials.set"
-        if known.get("error") or not known.get("credential_infos") or not marker.exists():
+        applied = credfile.load_applied(applied_file(state))
+        wanted = {SOC_USER: creds["password"]}
+        if known.get("error") or not known.get("credential_infos") or credfile.stale(applied, wanted):
+            # a new password (the credential file was deleted or cut short) replaces the broker's
             upsert_scram(admin, SOC_USER, creds["password"])
-            marker.write_text(SOC_USER)
+            credfile.save_applied(applied_file(state), {SOC_USER: credfile.digest(SOC_USER, creds["password"])})
     finally:
         admin.close()
     secure = KafkaAdminClient(

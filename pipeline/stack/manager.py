@@ -169,6 +169,10 @@ class Stack:
             if self._pid_alive(server):
                 if server.name == "kafka":
                     kafka_secure.check_mode(self.state, self.options.secure)
+                elif server.name == "elasticsearch" and self.options.secure:
+                    changed = elasticsearch.apply_credentials(self.state)  # (Kafka's: in its ready probe)
+                    if changed:
+                        log.info("stack.credentials server=elasticsearch users=%s", ",".join(changed))
                 continue
             if self._probe(server) is not None:
                 raise StackError(
