@@ -121,7 +121,9 @@ def apply_users(state: Path, home: Path, conf: Path, env: dict[str, str], user: 
     wanted = {c["username"]: c["password"] for c in creds.values()}
     stale = set(credfile.stale(credfile.load_applied(applied_file(conf)), wanted))
     changed = []
-    for name, c in creds.items():
+    # admin last: `ready` logs in as admin, and a node that has read admin's new line has read the rest
+    for name in (*SERVICES, ADMIN):
+        c = creds[name]
         if c["username"] not in have:
             role = "superuser" if name == ADMIN else username(name)
             _users_tool(home, env, user, conf, ["useradd", c["username"], "-p", c["password"], "-r", role])

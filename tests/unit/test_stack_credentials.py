@@ -116,8 +116,9 @@ def _apply(state: Path) -> list[str]:
 
 
 def test_elasticsearch_users_are_added_once_then_left_alone(tmp_path, users_tool):
-    assert _apply(tmp_path) == [f"socpipe-{n}" for n in ("admin", "detector", "triage", "setup")]
-    assert [c[0] for c in users_tool] == ["useradd"] * 4 and users_tool[0][-2:] == ["-r", "superuser"]
+    # admin last: the stack's readiness probe logs in as admin, so it passes once the node read the rest too
+    assert _apply(tmp_path) == [f"socpipe-{n}" for n in ("detector", "triage", "setup", "admin")]
+    assert [c[0] for c in users_tool] == ["useradd"] * 4 and users_tool[-1][-2:] == ["-r", "superuser"]
     users_tool.clear()
     assert _apply(tmp_path) == [] and users_tool == []
     applied = (tmp_path / "conf" / "users.socpipe-applied").read_text()
@@ -136,7 +137,9 @@ def test_a_deleted_or_cut_short_credential_file_gets_its_new_passwords_applied(t
     users_tool.clear()
     assert len(_apply(tmp_path)) == 4
     new = elasticsearch_secure.credentials(tmp_path)
-    assert sorted(users_tool) == sorted(["passwd", c["username"], "-p", c["password"]] for c in new.values())
+    assert users_tool == [
+        ["passwd", new[n]["username"], "-p", new[n]["password"]] for n in ("detector", "triage", "setup", "admin")
+    ]
     users_tool.clear()
     assert _apply(tmp_path) == [] and users_tool == []
 
