@@ -70,11 +70,23 @@ def entry(path: Path, data: dict[str, Any], key: str | None, user: str) -> dict[
         kind = _KINDS.get(type(held), type(held).__name__)
         raise StackError(f"{where} is {kind}, not an object with username and password{_FIX}")
     name, password = held.get("username"), held.get("password")
-    if name != user:
-        raise StackError(f"{where}: username must be {user!r}, not {name!r}{_FIX}")
+    wrong = []
     if not isinstance(password, str) or not password:
-        raise StackError(f"{where}: password must be a non-empty string{_FIX}")
-    return {"username": user, "password": password}
+        wrong.append(f"password must be a non-empty string, not {_what(password, 'password')}")
+    if name != user:
+        wrong.append(f"username must be {user!r}, not {_what(name, 'username')}")
+    if wrong:
+        raise StackError(f"{where}: {', '.join(wrong)}{_FIX}")
+    return {"username": user, "password": str(password)}
+
+
+def _what(value: object, key: str) -> str:
+    """A field's wrong value, said without repeating a password."""
+    if value is None:
+        return "missing"
+    if key == "username" and isinstance(value, str):
+        return repr(value)
+    return "an empty string" if value == "" else _KINDS.get(type(value), type(value).__name__)
 
 
 _FIX = "; fix that entry, or delete it (or the file) and run `socpipe stack up --secure` for new passwords"

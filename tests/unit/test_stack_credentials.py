@@ -68,6 +68,19 @@ def test_an_elasticsearch_entry_of_the_wrong_shape_is_an_error_naming_file_and_e
     assert path.read_text() == text
 
 
+def test_the_error_says_what_is_wrong_with_the_entry_without_the_password(tmp_path):
+    path = elasticsearch_secure.credentials_file(tmp_path)
+    path.write_text(json.dumps({"admin": {"password": 5}, "setup": {"username": "x", "password": "hunter2"}}))
+    with pytest.raises(StackError) as err:
+        elasticsearch_secure.credentials(tmp_path)
+    assert "entry 'admin': password must be a non-empty string, not a number, username must be " in str(err.value)
+    assert "'socpipe-admin', not missing" in str(err.value)
+    path.write_text(json.dumps({"setup": {"username": "x", "password": "hunter2"}}))
+    with pytest.raises(StackError, match="entry 'setup': username must be 'socpipe-setup', not 'x'") as err:
+        elasticsearch_secure.credentials(tmp_path)
+    assert "hunter2" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "held", [{"username": "socpipe-soc", "password": 5}, {"username": "admin", "password": "x"}, {"password": "x"}]
 )
