@@ -126,9 +126,9 @@ def apply_users(state: Path, home: Path, conf: Path, env: dict[str, str], user: 
         c = creds[name]
         if c["username"] not in have:
             role = "superuser" if name == ADMIN else username(name)
-            _users_tool(home, env, user, conf, ["useradd", c["username"], "-p", c["password"], "-r", role])
+            _users_tool(home, env, user, conf, ["useradd", c["username"], "-r", role], c["password"])
         elif c["username"] in stale:
-            _users_tool(home, env, user, conf, ["passwd", c["username"], "-p", c["password"]])
+            _users_tool(home, env, user, conf, ["passwd", c["username"]], c["password"])
         else:
             continue
         changed.append(c["username"])
@@ -137,7 +137,9 @@ def apply_users(state: Path, home: Path, conf: Path, env: dict[str, str], user: 
     return changed
 
 
-def _users_tool(home: Path, env: dict[str, str], user: str | None, conf: Path, args: list[str]) -> None:
+def _users_tool(home: Path, env: dict[str, str], user: str | None, conf: Path, args: list[str], password: str) -> None:
+    """Run the distribution's `elasticsearch-users`; the password goes to its prompt on standard input
+    (entered, then retyped), never on its command line, where any local user could read it in `ps`."""
     import pwd
 
     kw: dict[str, Any] = {}
@@ -149,6 +151,7 @@ def _users_tool(home: Path, env: dict[str, str], user: str | None, conf: Path, a
     proc = subprocess.run(
         [str(home / "bin" / "elasticsearch-users"), *args],
         env={**os.environ, **env},
+        input=f"{password}\n{password}\n",
         capture_output=True,
         text=True,
         cwd=env.get("ES_TMPDIR", "/"),

@@ -108,11 +108,13 @@ def test_a_missing_elasticsearch_entry_is_made_and_the_others_kept(tmp_path):
 
 @pytest.fixture
 def users_tool(tmp_path, monkeypatch) -> list[list[str]]:
-    """Records `elasticsearch-users` calls and keeps `users` as the tool would (name:hash lines)."""
+    """Records `elasticsearch-users` calls (the arguments, then what its prompt is fed) and keeps `users`
+    as the tool would (name:hash lines). A password never appears among the arguments (`ps` shows them)."""
     calls: list[list[str]] = []
 
-    def fake(home: Path, env: dict[str, str], user: str | None, conf: Path, args: list[str]) -> None:
-        calls.append(args)
+    def fake(home: Path, env: dict[str, str], user: str | None, conf: Path, args: list[str], password: str) -> None:
+        assert password and not any(password in a for a in args)
+        calls.append([*args, f"stdin={password}"])
         users = conf / "users"
         lines = users.read_text().splitlines() if users.exists() else []
         if args[0] == "useradd":
@@ -131,7 +133,7 @@ def _apply(state: Path) -> list[str]:
 def test_elasticsearch_users_are_added_once_then_left_alone(tmp_path, users_tool):
     # admin last: the stack's readiness probe logs in as admin, so it passes once the node read the rest too
     assert _apply(tmp_path) == [f"socpipe-{n}" for n in ("detector", "triage", "setup", "admin")]
-    assert [c[0] for c in users_tool] == ["useradd"] * 4 and users_tool[-1][-2:] == ["-r", "superuser"]
+    assert [c[0] for c in users_tool] == ["useradd"] * 4 and users_tool[-1][-3:-1] == ["-r", "superuser"]
     users_tool.clear()
     assert _apply(tmp_path) == [] and users_tool == []
     applied = (tmp_path / "conf" / "users.socpipe-applied").read_text()
@@ -151,7 +153,7 @@ def test_a_deleted_or_cut_short_credential_file_gets_its_new_passwords_applied(t
     assert len(_apply(tmp_path)) == 4
     new = elasticsearch_secure.credentials(tmp_path)
     assert users_tool == [
-        ["passwd", new[n]["username"], "-p", new[n]["password"]] for n in ("detector", "triage", "setup", "admin")
+        ["passwd", new[n]["username"], f"stdin={new[n]['password']}"] for n in ("detector", "triage", "setup", "admin")
     ]
     users_tool.clear()
     assert _apply(tmp_path) == [] and users_tool == []
