@@ -112,7 +112,8 @@ def decode_claim(data: bytes | None) -> Claim:
                 return Claim()
             parts.append(p)
             r, g = row[1], row[2]
-            if type(r) in (int, float) and math.isfinite(r) and 0 < r <= 1e6:
+            # the range first: math.isfinite raises OverflowError on a JSON integer past a float's range
+            if type(r) in (int, float) and 0 < r <= 1e6 and math.isfinite(r):
                 rate[p] = float(r)
             held[p] = g if type(g) is int and -1 <= g <= generation else generation
         count += len(parts)

@@ -230,3 +230,9 @@ def test_after_a_restart_the_survivor_keeps_its_own_partitions_not_those_it_took
     # a generation skipped (evicted meanwhile, or another assignor decided): seniority starts again
     survivor.on_assignment(ConsumerProtocolAssignment(0, [("raw", [0, 3])], b""), 9)
     assert survivor.since == {"raw": {0: 9, 3: 9}}
+
+
+def test_a_huge_integer_rate_owns_its_partitions_but_does_not_crash_the_leader() -> None:
+    # JSON integers are unbounded: math.isfinite(10**400) raised OverflowError in the leader's assign
+    data = json.dumps({"v": 1, "gen": 3, "topics": {"raw": [[0, 10**400, 2], [1, -(10**400), 3]]}}).encode()
+    assert decode_claim(data) == Claim(3, {"raw": (0, 1)}, {"raw": {}}, {"raw": {0: 2, 1: 3}})
