@@ -28,7 +28,7 @@ def load(path: Path) -> dict[str, Any] | None:
     is not an object (a list, a string, null ...): someone edited it, and new passwords in its place would
     not be those the servers already hold."""
     try:
-        text = path.read_text()
+        text = path.read_bytes()  # bytes that are not UTF-8 make json.loads raise ValueError: "does not parse"
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -50,7 +50,8 @@ def save(path: Path, data: dict[str, Any]) -> None:
     """Write `data` with mode 0600, atomically (a crash leaves the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # one left there keeps its mode through O_CREAT, and a symlink would be followed
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.write(fd, json.dumps(data, indent=1).encode())
     finally:
@@ -73,6 +74,8 @@ def entry(path: Path, data: dict[str, Any], key: str | None, user: str) -> dict[
     wrong = []
     if not isinstance(password, str) or not password:
         wrong.append(f"password must be a non-empty string, not {_what(password, 'password')}")
+    elif not password.isprintable():  # a newline ends the users tool's prompt; a lone surrogate cannot be encoded
+        wrong.append("password must be printable characters (no newline, control character or lone surrogate)")
     if name != user:
         wrong.append(f"username must be {user!r}, not {_what(name, 'username')}")
     if wrong:

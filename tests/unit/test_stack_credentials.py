@@ -54,6 +54,10 @@ ES_BAD = {
     "entry a string": {"detector": "hunter2"},
     "entry a list": {"admin": ["socpipe-admin", "x"]},
     "another username": {"admin": {"username": "root", "password": "x"}},
+    # JSON escapes make strings a password cannot be: the users tool's prompt ends at a newline, and a
+    # lone surrogate cannot be encoded (digest() raised UnicodeEncodeError, a traceback, not this error)
+    "password with a newline": {"admin": {"username": "socpipe-admin", "password": "abc\ndef"}},
+    "password a lone surrogate": {"admin": {"username": "socpipe-admin", "password": "\ud800pw"}},
 }
 
 
@@ -90,6 +94,35 @@ def test_a_kafka_credential_of_the_wrong_shape_is_an_error_naming_the_file(tmp_p
     path.write_text(json.dumps(held))
     with pytest.raises(StackError, match=re.escape(f"{path}: the credential")):
         kafka_secure.soc_credentials(tmp_path)
+
+
+def test_a_file_of_bytes_that_are_not_text_is_one_that_does_not_parse(tmp_path):
+    """Not UTF-8 (read_text raised UnicodeDecodeError, a traceback from `stack up`): like a cut-short
+    file, new credentials are made, kept 0600."""
+    path = tmp_path / "kafka" / "soc-credentials.json"
+    path.parent.mkdir()
+    path.write_bytes(b"\xff\xfe{garbage")
+    assert credfile.load(path) is None
+    made = kafka_secure.soc_credentials(tmp_path)
+    assert json.loads(path.read_text()) == made and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_credential_file_is_0600_even_when_a_stale_temporary_file_was_not(tmp_path):
+    """save() wrote through an existing `<name>.tmp` (O_CREAT keeps an existing file's mode) and renamed
+    it over the credential file: passwords world-readable."""
+    path = elasticsearch_secure.credentials_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("")
+    tmp.chmod(0o644)
+    elasticsearch_secure.credentials(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    victim = tmp_path / "elsewhere"
+    victim.write_text("kept")
+    tmp.symlink_to(victim)  # nor is a symlink there followed: the passwords are not written through it
+    path.unlink()
+    elasticsearch_secure.credentials(tmp_path)
+    assert victim.read_text() == "kept" and path.stat().st_mode & 0o777 == 0o600 and not path.is_symlink()
 
 
 def test_a_missing_elasticsearch_entry_is_made_and_the_others_kept(tmp_path):
