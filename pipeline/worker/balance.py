@@ -31,6 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 IDLE_FLOOR = 0.05  # an idle partition weighs this share of the average, so idle ones spread too
 TOLERANCE = 0.05  # a member may keep up to 5% above its fair share before anything moves
+# loads (lines in the window) summing to less count as nothing measured: rates decayed towards 0 by
+# batches of quarantined records, or reported near 0 in a claim, made subnormal weights that compare as
+# 0, and an owner of all partitions kept them all
+NOTHING_MEASURED = 1e-6
 
 __all__ = ["IDLE_FLOOR", "TOLERANCE", "balance", "bound", "moved", "weights"]
 
@@ -39,7 +43,7 @@ def weights(partitions: Sequence[int], loads: Mapping[int, float]) -> dict[int, 
     """What each partition weighs: its load plus a small floor; one missing from `loads` (added since
     the leader measured) counts as average; nothing measured at all: 1.0 each."""
     total = sum(max(0.0, loads.get(p, 0.0)) for p in partitions)
-    if total <= 0:
+    if total < NOTHING_MEASURED:
         return dict.fromkeys(partitions, 1.0)
     mean = total / len(partitions)
     return {p: (max(0.0, loads[p]) if p in loads else mean) + IDLE_FLOOR * mean for p in partitions}
@@ -163,7 +167,7 @@ def balance(
                 claims.setdefault(p, set()).add(m)
     known = set(parts)
     owner = {p: next(iter(ms)) for p, ms in claims.items() if len(ms) == 1 and p in known}
-    measured = sum(max(0.0, loads.get(p, 0.0)) for p in parts) > 0
+    measured = sum(max(0.0, loads.get(p, 0.0)) for p in parts) >= NOTHING_MEASURED
     if not owner and not measured:
         per, extra = divmod(len(parts), len(names))
         out, start = {}, 0
@@ -175,7 +179,9 @@ def balance(
     fresh = _greedy(parts, names, weight)
     fair = sum(weight.values()) / len(names)
     limit = max((1 + tolerance) * fair, _busiest(fresh, weight))
-    slack = 1e-9 * max(1.0, fair)  # float sums in another order must not read as over the bound
+    # float sums in another order must not read as over the bound: relative, since loads far below 1
+    # (tiny rates) made an absolute 1e-9 exceed every weight, and an owner kept all it claimed
+    slack = 1e-9 * fair
     for keep_up_to in (limit, fair):
         split = _sticky(parts, names, weight, owner, keep_up_to + slack, held_since or {})
         if _busiest(split, weight) <= limit + slack:

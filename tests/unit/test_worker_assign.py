@@ -236,3 +236,19 @@ def test_a_huge_integer_rate_owns_its_partitions_but_does_not_crash_the_leader()
     # JSON integers are unbounded: math.isfinite(10**400) raised OverflowError in the leader's assign
     data = json.dumps({"v": 1, "gen": 3, "topics": {"raw": [[0, 10**400, 2], [1, -(10**400), 3]]}}).encode()
     assert decode_claim(data) == Claim(3, {"raw": (0, 1)}, {"raw": {}}, {"raw": {0: 2, 1: 3}})
+
+
+def test_a_member_reporting_tiny_rates_for_all_it_claims_does_not_keep_every_partition() -> None:
+    """The bound's float slack was 1e-9 in absolute terms (max(1.0, fair)): with loads far below 1 (rates
+    near 0 reported in a claim, or decayed by batches of quarantined records) it exceeded every weight,
+    and the member claiming all partitions kept them all, the others getting none."""
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    greedy = json.dumps({"v": 1, "gen": 99, "topics": {"raw": [[p, 1e-12, 99] for p in range(4)]}}).encode()
+    got = LoadAssignor(_measured({0: 268.0, 1: 203.0, 2: 236.0, 3: 293.0})).assign(
+        cluster, [_member("greedy", greedy), _member("honest", b"")]
+    )
+    parts = {m: dict(a.assigned_partitions)["raw"] for m, a in got.items()}
+    assert sorted(len(ps) for ps in parts.values()) == [2, 2], parts
+    assert balance([0, 1], ["a", "b"], {0: 1e-12, 1: 1e-12}, {"a": [0, 1]}) == {"a": [0], "b": [1]}
+    # subnormal loads (a rate decayed by thousands of all-quarantined batches) weigh as nothing measured
+    assert balance([0, 1], ["a", "b"], {1: 5e-324}, {"a": [0, 1]}) == {"a": [0], "b": [1]}
