@@ -49,7 +49,8 @@ class DetectorConfig:
     idle_advance_s: float = 5.0  # an idle stage-2 partition advances its watermark by wall clock
     idle_flush_s: float = 1.0  # no raw records this long: emit auditd events still waiting for siblings
     # Windows processes whose creation context (Sysmon 1) fills their later Sysmon events, per worker
-    # (least recently seen dropped first; about 2 KB each, ~36 MB at 20,000; 0 = off)
+    # (least recently seen dropped first; about 2 KB each, ~36 MB at 20,000; 0 = off), and at most
+    # 32 Mi characters of their values in all (process_context.MAX_CONTEXT_CHARS: long command lines)
     process_context_max: int = 20_000
     max_batch_records: int = 500  # Kafka records per poll, at most
     max_batch_lines: int = 2000  # lines per stage-1 batch, about (alerts are written per batch)

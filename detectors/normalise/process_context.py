@@ -25,10 +25,13 @@ Windows wrote (the Sigma mapping reads the filled fields after the raw name: det
 windows.yml). A process's own fields on its creation event are not touched; its end (Sysmon 5) is
 filled, then forgotten. ProcessGuid is unique per boot; the key also holds the verified sender
 (agency and agent, from the raw record's signature) and the Windows computer named in the event,
-so one agency's events never fill another's. Memory: at most `max_processes` processes (least
-recently seen dropped first; 0 turns enrichment off). Pure logic, no I/O; the worker's Normaliser
-holds one, so context is lost when a partition moves to another worker (its later events are
-filled again from the next process creation seen there) and is not in the worker's snapshots.
+so one agency's events never fill another's. Memory: at most `max_processes` processes and
+`max_chars` characters of their values (least recently seen dropped first; 0 processes turns
+enrichment off): a command line can be ~32,000 characters, and anyone on a host can start processes
+with long ones, so a count alone would let 20,000 of them hold over a gigabyte per worker. Pure
+logic, no I/O; the worker's Normaliser holds one, so context is lost when a partition moves to
+another worker (its later events are filled again from the next process creation seen there) and is
+not in the worker's snapshots.
 """
 
 from __future__ import annotations
@@ -71,13 +74,22 @@ _TARGETS = tuple((to, said) for _, to, said in _SOURCES)
 
 # the creation event's values of _SOURCES' fields, by position (None: absent)
 Context = tuple[Any, ...]
+MAX_CONTEXT_CHARS = 32 << 20  # ~1,600 characters for each of 20,000 processes; real ones are far shorter
+
+
+def _chars(ctx: Context) -> int:
+    """What a context's values weigh, in characters (a value that is not text counts 16: the same when
+    it is dropped as when it was kept)."""
+    return sum(len(v) if type(v) is str else 16 for v in ctx if v is not None)
 
 
 class ProcessContext:
-    def __init__(self, max_processes: int = 20_000) -> None:
+    def __init__(self, max_processes: int = 20_000, max_chars: int = MAX_CONTEXT_CHARS) -> None:
         if max_processes < 0:
             raise ValueError("max_processes must not be negative")
         self.max_processes = max_processes
+        self.max_chars = max_chars
+        self.chars = 0  # what the kept contexts weigh (_chars)
         self._known: OrderedDict[tuple[str, Any, str], Context] = OrderedDict()
         self.filled = 0  # events that got at least one field
 
@@ -95,16 +107,17 @@ class ProcessContext:
         known = self._known
         if code == "1":
             if key in known:  # the same creation delivered again
-                del known[key]
-            known[key] = tuple(map(ev.get, _FROM))
-            if len(known) > self.max_processes:
-                known.popitem(last=False)
+                self.chars -= _chars(known.pop(key))
+            created = known[key] = tuple(map(ev.get, _FROM))
+            self.chars += _chars(created)
+            while known and (len(known) > self.max_processes or self.chars > self.max_chars):
+                self.chars -= _chars(known.popitem(last=False)[1])
             return
         ctx = known.get(key)
         if ctx is None:
             return
         if code == "5":
-            del known[key]
+            self.chars -= _chars(known.pop(key))
         else:
             known.move_to_end(key)
         filled = []

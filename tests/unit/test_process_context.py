@@ -233,3 +233,26 @@ def test_a_rule_test_sequence_carries_process_context_from_line_to_line(tmp_path
     (tmp_path / "r.tests.yml").write_text(orjson.dumps(spec).decode())  # JSON is YAML
     results = run_tests([tmp_path])
     assert [(r.name, r.passed) for r in results] == [("creation then connection", True), ("connection alone", True)]
+
+
+def test_memory_is_bounded_in_characters_too() -> None:
+    """A count alone is no bound: anyone on a host can start processes with ~32,000-character command
+    lines, and 20,000 of them held over a gigabyte per worker. The oldest contexts go first."""
+    ctx = ProcessContext(max_processes=1000, max_chars=100_000)
+
+    def created(guid: str, size: int) -> dict:
+        line = guid + "x" * size
+        return {"event.code": "1", "process.entity_id": guid, "host.hostname": "h", "process.command_line": line}
+
+    for i in range(10):
+        ctx.apply("a|b", created(f"{{{i}}}", 30_000))
+    assert len(ctx) == 3 and ctx.chars <= 100_000  # {7} {8} {9}: three of ~30,000 fit
+    for i, kept in ((6, False), (7, True), (9, True)):
+        ev = {"event.code": "3", "process.entity_id": f"{{{i}}}", "host.hostname": "h"}
+        ctx.apply("a|b", ev)
+        assert ("process.command_line" in ev) is kept, i
+    ctx.apply("a|b", {"event.code": "5", "process.entity_id": "{9}", "host.hostname": "h"})
+    ctx.apply("a|b", created("{8}", 10))  # the same creation again: weighed once, as it is now
+    assert len(ctx) == 2 and ctx.chars == 30_003 + 13
+    ctx.apply("a|b", created("{big}", 200_000))  # larger than the whole budget: not kept
+    assert len(ctx) == 0 and ctx.chars == 0
