@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from detectors.sigma.starglob import star_fits
+
 _TOKEN_RE = re.compile(r"\(|\)|[^\s()]+")  # every character is whitespace, a parenthesis or in a word
 KEYWORDS = {"and", "or", "not", "of", "them"}
 
@@ -115,17 +117,8 @@ def resolve_of(pattern: str, names: list[str]) -> list[str]:
 
 def _fits(name: str, head: str, middle: list[str], tail: str) -> bool:
     """`name` is head*middle...*tail whole, as re.fullmatch of the pattern with `.*` for each `*` (so
-    no newline in a gap; a pattern, a condition token, holds no whitespace): each middle part at its
-    first place after the last, which leaves the most room for the rest."""
-    if "\n" in name or len(name) < len(head) + len(tail) or not name.startswith(head) or not name.endswith(tail):
-        return False
-    pos, end = len(head), len(name) - len(tail)
-    for part in middle:
-        i = name.find(part, pos, end)
-        if i < 0:
-            return False
-        pos = i + len(part)
-    return True
+    no newline in a gap; a pattern, a condition token, holds no whitespace)."""
+    return "\n" not in name and star_fits(name, head, middle, tail)
 
 
 def identifiers(node: Any) -> set[str]:

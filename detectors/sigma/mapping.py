@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.sigma.ruledocs import RuleYAMLError, document_cache
+from detectors.sigma.starglob import star_fits
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 DERIVATION_FIELDS = ("event.dataset", "event.module", "process.name", "event.category", "winlog.channel", "event.code")
@@ -173,20 +174,7 @@ def _glob_test(pattern: str) -> Callable[[str], bool]:
     if "?" in pattern or "[" in pattern:
         return lambda v: fnmatch.fnmatchcase(v, pattern)
     head, *middle, tail = pattern.split("*")
-    least = len(head) + len(tail)
-
-    def fits(v: str) -> bool:
-        if len(v) < least or not v.startswith(head) or not v.endswith(tail):
-            return False
-        pos, end = len(head), len(v) - len(tail)
-        for part in middle:
-            i = v.find(part, pos, end)
-            if i < 0:
-                return False
-            pos = i + len(part)
-        return True
-
-    return fits
+    return lambda v: star_fits(v, head, middle, tail)
 
 
 _WILDCARD = frozenset("*?[")  # a pattern without them matches itself only (no regex to compile)
