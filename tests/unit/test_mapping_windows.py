@@ -26,6 +26,11 @@ RCM = (
     "Microsoft-Windows-TerminalServices-RemoteConnectionManager",
 )
 WINRM = ("Microsoft-Windows-WinRM/Operational", "Microsoft-Windows-WinRM")
+WS2HELP = ("Microsoft-Windows-Winsock-WS2HELP/Operational", "Microsoft-Windows-Winsock-WS2HELP")
+PCA = (
+    "Microsoft-Windows-Application-Experience/Program-Compatibility-Assistant",
+    "Microsoft-Windows-Application-Experience",
+)
 
 # (logsource, channel+provider, event id, Sigma field, value written by Windows, value in the rule)
 CASES = [
@@ -133,6 +138,17 @@ CASES = [
     ({"service": "rdpcorets"}, RDPCORETS, 148, "ChannelName", "ms_t120", "MS_T120"),
     ({"service": "terminalservices-remoteconnectionmanager"}, RCM, 1149, "Param3", "127.0.0.1", "127.0.0.1"),
     ({"service": "winrm"}, WINRM, 91, "resourceUri", "http://schemas.microsoft.com/powershell/x", "/powershell/"),
+    ({"service": "winsock-ws2help"}, WS2HELP, 1, "LSPName", "PROXYCAP LSP", "PROXYCAP LSP"),
+    ({"service": "winsock-ws2help"}, WS2HELP, 1, "Installer", "C:\\Windows\\System32\\MsiExec.exe", "\\MsiExec.exe"),
+    ({"service": "program-compatibility-assistant"}, PCA, 17, "ExePath", "C:\\Users\\bob\\Downloads\\x.cpl", ".cpl"),
+    (
+        {"service": "program-compatibility-assistant"},
+        PCA,
+        17,
+        "ResolverName",
+        "ControlPanelApplet",
+        "ControlPanelApplet",
+    ),
     ({"service": "security"}, SECURITY, 4625, "Computer", "", "FS01.agency.local"),
 ]
 
@@ -213,6 +229,12 @@ def test_resolver_keeps_raw_names_and_ecs_names() -> None:
             {"service": "terminalservices-localsessionmanager"},
         ),
         ("Microsoft-Windows-WinRM/Operational", 91, {"service": "winrm"}),
+        ("Microsoft-Windows-Winsock-WS2HELP/Operational", 1, {"service": "winsock-ws2help"}),
+        (
+            "Microsoft-Windows-Application-Experience/Program-Compatibility-Assistant",
+            17,
+            {"service": "program-compatibility-assistant"},
+        ),
     ],
 )
 def test_logsource_derivation(channel: str, eid: int, logsource: dict) -> None:
