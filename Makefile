@@ -45,8 +45,9 @@ demo: stack-up
 	$(BIN)/socpipe demo
 	@echo; echo "The stack keeps running. Stop it with: $(STACK) down"
 
-# Lint before any test: ruff (lint + format) and mypy (strict on collectors/, detectors/ and pipeline/, see
-# [tool.mypy] in pyproject.toml). `make test` fails when any of them fails.
+# Lint before any test: ruff (lint + format) and mypy (strict on collectors/, detectors/ and pipeline/; every
+# body of tests/ checked, annotations optional: see [tool.mypy] in pyproject.toml). `make test` fails when
+# any of them fails.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

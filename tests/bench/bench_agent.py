@@ -201,16 +201,17 @@ def bench_rsyslog(tmp: Path, staged: Path) -> dict | str:
         stdout=open(tmp / "rsyslog.log", "wb"),
         stderr=subprocess.STDOUT,
     )
-    last = {"t": 0.0, "ok": False}
+    checked_at, ok = 0.0, False
 
     def shipped() -> bool:
-        if time.monotonic() - last["t"] >= 0.5:
-            last["t"] = time.monotonic()
+        nonlocal checked_at, ok
+        if time.monotonic() - checked_at >= 0.5:
+            checked_at = time.monotonic()
             try:
-                last["ok"] = topic_end(topic) >= LINES
+                ok = topic_end(topic) >= LINES
             except Exception:
-                last["ok"] = False
-        return last["ok"]
+                ok = False
+        return ok
 
     try:
         return measure(proc, live, staged, shipped, "rsyslog")

@@ -14,14 +14,15 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from benchreport import target  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: tests.bench
 from detectors.anomaly import AnomalyScorer, event_epoch, save_model_dir, train  # noqa: E402
 from pipeline.devtools.synthetic import benign_web, scanner_web  # noqa: E402
+from tests.bench.benchreport import target  # noqa: E402
 
 T0 = 1_700_000_040.0
 

@@ -26,14 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_detect import corpus_events, pin_one_core  # noqa: E402
-from benchreport import target  # noqa: E402
 
 from detectors.common.times import to_epoch  # noqa: E402
 from detectors.sigma import Engine, load_rules  # noqa: E402
 from detectors.sigma.scan import scan_events  # noqa: E402
+from tests.bench.bench_detect import corpus_events, pin_one_core  # noqa: E402
+from tests.bench.benchreport import target  # noqa: E402
 
 LATENESS = 60.0
 TARGET = 2.0

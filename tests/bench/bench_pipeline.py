@@ -37,13 +37,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchreport import target as report_target  # noqa: E402
-from benchreport import verdict  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
 from collectors.wire import LineBatch, LogLine  # noqa: E402
+from tests.bench.benchreport import target as report_target  # noqa: E402
+from tests.bench.benchreport import verdict  # noqa: E402
 from tests.integration.conftest import es_client  # noqa: E402  (plain or secured stack)
 from tests.integration.signing import TEST_AGENTS  # noqa: E402  (records signed as an enrolled agent's)
 
@@ -422,6 +421,7 @@ def scale_out(kafka: str, es_url: str, burst: int, rounds: int, assignment: str 
 
     def settle(workers: list) -> None:
         """Until the workers hold every partition of both stages between them, each some of each."""
+        assert progress is not None  # known before the first round
         deadline, partitions = time.time() + 120, len(progress.end())  # raw; the correlation topic has as many
         while time.time() < deadline:
             held = [scrape(p) for p in ports[: len(workers)]]
@@ -435,6 +435,7 @@ def scale_out(kafka: str, es_url: str, burst: int, rounds: int, assignment: str 
         raise SystemExit(f"scale-out: workers did not settle on {partitions} partitions per stage in 120 s")
 
     def drain(workers: list, n_lines: int) -> tuple[list[float], list[float], dict[int, int]]:
+        assert progress is not None
         backlog = records(n_lines)
         end0 = progress.end()
         before = [lines_total(p) for p in ports[: len(workers)]]

@@ -30,10 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_detect import corpus_events, pin_one_core  # noqa: E402
-from benchreport import target  # noqa: E402
+from tests.bench.bench_detect import corpus_events, pin_one_core  # noqa: E402
+from tests.bench.benchreport import target  # noqa: E402
 
 TARGET_US, TARGET_RATIO = 40.0, 1.5
 RULES = [REPO / "rules", SHARED / "sigma" / "rules" / "linux", SHARED / "sigma" / "rules" / "web"]

@@ -25,8 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchreport import target, verdict  # noqa: E402
+from tests.bench.benchreport import target, verdict  # noqa: E402
 
 TARGET_S = 0.3
 
@@ -45,7 +44,7 @@ def main() -> None:
     import yaml
 
     from detectors.sigma import Engine, load_rules
-    from detectors.sigma.loader import rule_files
+    from detectors.sigma.rulefiles import rule_files
 
     sigma = [SHARED / "sigma" / d for d in ("rules", "rules-emerging-threats", "rules-threat-hunting")]
     paths = [str(p) for p in sigma if p.is_dir()] + [str(REPO / "rules")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,7 +19,7 @@ def write_inventory(path: Path, agencies: list[dict]) -> Path:
 
 
 def agency(agency_id: str, tier: str = "commune", sources: list[dict] | None = None) -> dict:
-    entry = {"id": agency_id, "name": f"UBND {agency_id}", "tier": tier}
+    entry: dict[str, Any] = {"id": agency_id, "name": f"UBND {agency_id}", "tier": tier}
     if sources is not None:
         entry["sources"] = sources
     return entry

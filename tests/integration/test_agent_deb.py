@@ -12,7 +12,6 @@ unit's command line; the unit itself is then checked with `systemd-analyze verif
 from __future__ import annotations
 
 import grp
-import importlib.util
 import os
 import pwd
 import shutil
@@ -30,8 +29,8 @@ from pipeline.enrolment.registry import Registry
 from pipeline.enrolment.server import serve_in_thread
 from tests.integration.conftest import free_port, wait_for
 from tests.integration.coverage_helpers import RunningCoverage, agency, write_inventory
+from tests.release import release_build
 
-ROOT = Path(__file__).resolve().parents[2]
 USER = "socpipe-agent"
 STATE = Path("/var/lib/socpipe-agent")
 UNIT = Path("/lib/systemd/system/socpipe-agent.service")
@@ -42,14 +41,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="installs a Debian package: needs root"),
     pytest.mark.skipif(shutil.which("dpkg-deb") is None or shutil.which("apt-get") is None, reason="not Debian"),
 ]
-
-
-def _release_build():
-    """release/build.py (what `make agent-deb` runs), loaded from its path."""
-    spec = importlib.util.spec_from_file_location("release_build", ROOT / "release" / "build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _installed() -> bool:
@@ -86,7 +77,7 @@ def _group_exists(name: str) -> bool:
 def test_deb_install_enrol_ship_degrade_purge(tmp_path, kafka_bootstrap, unique):
     if _installed() or _user_exists(USER):
         pytest.skip("socpipe-agent is already installed on this machine; not touching it")
-    deb = _release_build().build_deb(tmp_path / "dist")
+    deb = release_build().build_deb(tmp_path / "dist")
     if shutil.which("lintian"):
         lint = subprocess.run(
             ["lintian", "--fail-on", "error,warning", str(deb)], capture_output=True, text=True, timeout=300

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from collectors.wire import LineBatch
+from collectors.wire import LineBatch, LogLine
 from pipeline.dedup import SeenSequences
 from pipeline.stack.plan import Ports
 from pipeline.stack.servers import kafka_command, kafka_ready
@@ -44,7 +44,7 @@ class PrivateBroker:
 
     def start(self) -> None:
         cmd = kafka_command(self.state, self.ports)
-        self.proc = subprocess.Popen(
+        self.proc = proc = subprocess.Popen(
             cmd,
             stdout=open(self.state / "kafka.log", "ab"),
             stderr=subprocess.STDOUT,
@@ -54,7 +54,7 @@ class PrivateBroker:
         )
 
         def ready():
-            assert self.proc.poll() is None, (self.state / "kafka.log").read_text()[-2000:]
+            assert proc.poll() is None, (self.state / "kafka.log").read_text()[-2000:]
             try:
                 return kafka_ready(self.ports)
             except Exception:
@@ -201,7 +201,7 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
         )
         seen = SeenSequences()
         raw_by_key: dict[tuple[str, int], str] = {}
-        kept: list[tuple[str, object]] = []
+        kept: list[tuple[str, LogLine]] = []
         numbers: set[int] = set()
         raw_lines = 0
 
@@ -235,7 +235,7 @@ def test_no_line_lost_or_duplicated_through_rotation_kills_and_broker_outage(tmp
     assert len(texts) == len(set(texts)) == TOTAL
     assert numbers == set(range(TOTAL))
     # gaps: per source, seqs are 1..N with none missing, and offsets are contiguous within each file
-    by_source: dict[str, list] = {}
+    by_source: dict[str, list[LogLine]] = {}
     for source, ln in kept:
         by_source.setdefault(source, []).append(ln)
     assert sorted(by_source) == sorted(str(writer.path(i)) for i in range(FILES))

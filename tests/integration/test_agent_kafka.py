@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -80,7 +81,7 @@ class TopicReader:
             consumer_timeout_ms=500,
             metadata_max_age_ms=1000,
         )
-        self.messages = []
+        self.messages: list[Any] = []  # kafka-python's ConsumerRecords
 
     def poll(self) -> list:
         got = self.consumer.poll(timeout_ms=500, max_records=5000)

@@ -7,7 +7,6 @@ detectors/, click) while it runs, and stay within 40 MB on top of a bare venv. N
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.release import release_build
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {"socpipe-agent", "kafka-python", "pyyaml", "zstandard", "crc32c", "pip", "setuptools", "wheel"}
@@ -59,16 +60,9 @@ def _du(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _release_build():
-    spec = importlib.util.spec_from_file_location("release_build", ROOT / "release" / "build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.timeout(600)
 def test_agent_wheel_installs_slim_into_a_fresh_venv(tmp_path):
-    build = _release_build()
+    build = release_build()
     wheel = build.build_agent_wheel(tmp_path / "dist")
     again = build.build_agent_wheel(tmp_path / "again")  # reproducible: anyone can check the SOC's SHA-256
     assert build.sha256(again) == build.sha256(wheel)

@@ -181,14 +181,15 @@ def test_forged_heartbeats_are_rejected_counted_and_move_nothing(
             )
             assert {"agency_mismatch", "unknown_agent", "bad_signature", "unsigned", "malformed"} <= set(got)
             assert all(v >= 3 for v in got.values())
-            assert (
-                _value(prometheus_url, f'socpipe_raw_records_rejected_total{{job="{job}",reason="agency_mismatch"}}')
-                >= 3
+            forged = _value(
+                prometheus_url, f'socpipe_raw_records_rejected_total{{job="{job}",reason="agency_mismatch"}}'
             )
+            assert forged is not None and forged >= 3
             time.sleep(6)  # one more scrape after the forgeries: nothing moved
             assert _value(prometheus_url, f'socpipe_coverage_ratio{{job="{job}"}}') == 0.5
             assert _states(prometheus_url, job) == {"real": "monitored", "victim": "never_seen"}
-            assert cov.service.snapshot.agencies[1].last_seen is None
+            snapshot = cov.service.snapshot
+            assert snapshot is not None and snapshot.agencies[1].last_seen is None
         finally:
             stop.set()
             sim.join(timeout=5)

@@ -293,12 +293,14 @@ def test_three_brokers_leader_killed_and_workers_rescaled_lose_and_double_nothin
             what=f"worker-3 in both groups (watch errors: {watch.errors[-3:]})",
         )
         joined = watch.settled(3, 4, added_at)
+        assert joined is not None  # the wait above saw it
         began = watch.unsettled(added_at) or joined
         # 3. ... and one of the first two leaves (SIGTERM: it closes its consumers and leaves the group).
         removed_at = time.monotonic()
         workers[0].stop()
         wait_for(lambda: watch.settled(2, 4, removed_at), 60, what="two workers again")
         left = watch.settled(2, 4, removed_at)
+        assert left is not None
         time.sleep(3)  # traffic also flows after the last rebalance
         traffic.stop.set()
         traffic.join(10)

@@ -9,7 +9,7 @@ multi-field missing, `text` where Kibana needs `keyword`) fails here.
 
 from __future__ import annotations
 
-from pipeline.elastic.kibana.objects import ALERTS_VIEW, EVENTS_VIEW, INCIDENTS_VIEW
+from pipeline.elastic.kibana.saved import ALERTS_VIEW, EVENTS_VIEW, INCIDENTS_VIEW
 from tests.integration.alerts_support import es_env  # noqa: F401  (fixture)
 from tests.unit.test_kibana_objects import _uses, objects
 

@@ -93,8 +93,8 @@ def test_scan_prints_what_the_stream_indexes(corpus, kafka_bootstrap, es_url, un
     except BaseException:
         got = {i: d["socpipe.episode.detections"] for i, d in last.get("got", {}).items()}
         missing = {i: (scanned[i]["rule.name"], n) for i, n in want.items() if got.get(i) != n}
-        extra = {i: (d["rule.name"], d.get("source.ip"), got[i]) for i, d in last["got"].items() if i not in want}
-        pytest.fail(f"scan vs stream: differing {missing} ; stream only {extra} ; stream has {got}")
+        stream_only = {i: (d["rule.name"], d.get("source.ip"), got[i]) for i, d in last["got"].items() if i not in want}
+        pytest.fail(f"scan vs stream: differing {missing} ; stream only {stream_only} ; stream has {got}")
     streamed = last["got"]
     # the stream also grouped the alerts into incidents (per agency and shared address); every
     # alert names its incident, and that incident lists it

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
@@ -41,7 +42,7 @@ def test_replayed_heartbeat_after_kill_9_leaves_the_agency_agent_down(tmp_path, 
         try:
             wait_for(lambda: _state(cov, "xa-replay") == "monitored", 45, what="monitored before the kill")
             # the attacker's capture, while the agent still runs: its latest heartbeat and raw record
-            captured = {}
+            captured: dict[str, Any] = {}
             consumer = KafkaConsumer(
                 cov.cfg.heartbeat_topic,
                 cov.cfg.raw_topic,

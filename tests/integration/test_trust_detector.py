@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Any
 
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer
@@ -63,7 +64,7 @@ def quarantined(topic: str, want: int, **client: object) -> list:
     connection settings (bootstrap_servers, and SASL_SSL ones on the secured listener)."""
     consumer = KafkaConsumer(topic, group_id=None, auto_offset_reset="earliest", **client)
     try:
-        got = []
+        got: list[Any] = []  # kafka-python's ConsumerRecords
         deadline = Deadline(30)
         while len(got) < want and not deadline.expired():
             for records in consumer.poll(timeout_ms=1000).values():

@@ -7,6 +7,7 @@ import stat
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -92,8 +93,16 @@ def test_identity_file_is_0600_and_never_printed(tmp_path):
         load_identity(tmp_path / "missing.json")
 
 
+class _RecordingServer(HTTPServer):
+    """Keeps what it was sent, for the test to read."""
+
+    requests: list[Any]
+
+
 class _Enrolment(BaseHTTPRequestHandler):
     """The SOC side of the enrolment contract, as small as it gets."""
+
+    server: _RecordingServer
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -126,7 +135,7 @@ class _Enrolment(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def enrol_server():
-    server = HTTPServer(("127.0.0.1", 0), _Enrolment)
+    server = _RecordingServer(("127.0.0.1", 0), _Enrolment)
     server.requests = []
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()

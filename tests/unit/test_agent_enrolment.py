@@ -13,6 +13,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,15 @@ from collectors.identity import EnrolmentError, Identity, KafkaCredentials, load
 REPO = Path(__file__).resolve().parents[2]
 
 
+class _RecordingServer(HTTPServer):
+    """Keeps what it was sent, for the test to read."""
+
+    requests: list[Any]
+
+
 class _Enrol(BaseHTTPRequestHandler):
+    server: _RecordingServer
+
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append(body)
@@ -49,7 +58,7 @@ def _serve(server):
 
 @pytest.fixture
 def http_server():
-    server = _serve(HTTPServer(("127.0.0.1", 0), _Enrol))
+    server = _serve(_RecordingServer(("127.0.0.1", 0), _Enrol))
     yield server
     server.shutdown()
     server.server_close()
@@ -80,7 +89,7 @@ def cert(tmp_path_factory):
 
 @pytest.fixture
 def https_server(cert):
-    server = HTTPServer(("127.0.0.1", 0), _Enrol)
+    server = _RecordingServer(("127.0.0.1", 0), _Enrol)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(*cert)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -154,7 +163,7 @@ def test_connection_errors_name_the_url_and_the_cause(tmp_path, http_server, htt
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         (f"http://127.0.0.1:{closed}", {}, "connection refused: nothing listens there"),
         (f"https://127.0.0.1:{http_server.server_port}", {}, "does not speak TLS on this port"),
         (f"http://127.0.0.1:{https_server.server_port}", {}, "closed the connection without an answer"),

@@ -228,7 +228,7 @@ def test_coverage_shows_degraded_with_the_reason():
     from pipeline.coverage.state import CoverageTracker
 
     tr = CoverageTracker()
-    inv = Inventory(agencies=[Agency(id="so-yte", name="Sở Y tế", tier="province")])
+    inv = Inventory(agencies=(Agency(id="so-yte", name="Sở Y tế", tier="province"),))
     tr.observe_heartbeat(
         agency_id="so-yte", agent_id="a1", host="h", version="1", spool_bytes=0, shipped={"/var/log/syslog": 1}, now=1
     )

@@ -20,7 +20,10 @@ from detectors.alerts.episodes import (
 )
 from detectors.alerts.plan import Offer, plan_documents
 from detectors.common.times import iso_ms as iso
+from detectors.sigma.detection import Detection
 from pipeline.cli import main
+
+from .factories import detection
 
 T0 = 1_780_000_000.0
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -60,6 +63,7 @@ def test_merge_is_order_independent():
             for x in b[1:]:
                 part = part.merge(x)
             acc = part if acc is None else acc.merge(part)
+        assert acc is not None
         assert acc.to_data() == one.to_data() and acc.evidence() == one.evidence()
     assert one.events == 3 * len(parts) and one.detections == len(parts)
     assert len(one.first) == EVIDENCE_FIRST and len(one.latest) == EVIDENCE_LATEST
@@ -104,25 +108,23 @@ def test_document_round_trips_its_summary():
     assert doc["socpipe"]["episode"]["events"] == 8 and doc["socpipe"]["suppression"]["count"] == 1
     assert base["event"] == {"start": "x"}  # pure
     back = summary_from_document(json.loads(json.dumps(doc)))
+    assert back is not None
     assert back.to_data() == s.to_data()
     grown = back.merge(summary(60, n=2))
     assert episode_document(base, grown) == episode_document(base, s.merge(summary(60, n=2)))
 
 
-class FakeDet:
-    def __init__(self, t, key="k", n=1, did=None):
-        self.dedup_key, self.detection_id = key, did or f"d{t}"
-        self.alert_id = self.detection_id
-        self.start_ts, self.end_ts, self.count = T0 + t, T0 + t + n - 1, n
-        self.evidence = [event(t + i, path=f"/q{t + i}", line=t + i) for i in range(n)]
-        self.metric = {}
+def fake_det(t: int, key: str = "k", n: int = 1, did: str | None = None) -> Detection:
+    """A Detection of `n` events from T0 + t, its id `did` (d<t> by default)."""
+    evidence = [event(t + i, path=f"/q{t + i}", line=t + i) for i in range(n)]
+    return detection(did or f"d{t}", key, T0 + t, T0 + t + n - 1, n, evidence)
 
 
 def test_plan_documents_one_alert_per_episode(monkeypatch):
     import detectors.alerts.plan as plan
 
     monkeypatch.setattr(plan, "build_alert", lambda item, agency, now: {"_id": item.detection_id, "event": {}})
-    dets = [FakeDet(t, n=5) for t in range(0, 600, 30)] + [FakeDet(5000, n=5), FakeDet(10, key="other")]
+    dets = [fake_det(t, n=5) for t in range(0, 600, 30)] + [fake_det(5000, n=5), fake_det(10, key="other")]
     docs = plan_documents([Offer.of_detection(d) for d in dets], quiet_s=300)
     assert [d["_id"] for d in docs] == ["d0", "d10", "d5000"]
     first = docs[0]
@@ -144,7 +146,7 @@ def test_scanner_corpora_give_a_handful_of_alerts_covering_the_activity(name):
     docs = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     detections = int(out.stderr.split(" detections")[0].rsplit(" ", 1)[1])
     assert len(docs) <= 8 < detections or detections <= 8
-    per = {}
+    per: dict[tuple[str, str | None], list[dict]] = {}
     for d in docs:
         per.setdefault((d["rule.name"], d.get("source.ip")), []).append(d)
     assert all(len(v) <= 2 for v in per.values()), {k: len(v) for k, v in per.items()}
@@ -230,7 +232,7 @@ def test_offers_grow_an_episode_as_their_summaries_do():
     dets = []
     for i in range(300):
         t = rng.randrange(600)
-        d = FakeDet(t, n=1 if rng.random() < 0.85 else rng.randrange(2, 4), did=f"d{i}")
+        d = fake_det(t, n=1 if rng.random() < 0.85 else rng.randrange(2, 4), did=f"d{i}")
         d.evidence[0]["user.name"] = rng.choice(["root", "admin", 7, None])
         if rng.random() < 0.1:
             d.metric = {"values": [f"v{rng.randrange(50)}"]}
@@ -250,7 +252,7 @@ def test_batch_summary_is_the_merge_of_its_offers():
     from detectors.alerts.plan import BatchEpisode
 
     rng = random.Random(9)
-    dets = [FakeDet(rng.randrange(400), n=rng.choice([1, 1, 1, 3]), did=f"d{i}") for i in range(80)]
+    dets = [fake_det(rng.randrange(400), n=rng.choice([1, 1, 1, 3]), did=f"d{i}") for i in range(80)]
     offers = [Offer.of_detection(d) for d in dets]
     batch = BatchEpisode("k", "d0", dets[0], offers)
     for skip in (frozenset(), frozenset({"d0", "d5", "d7"})):
@@ -259,5 +261,6 @@ def test_batch_summary_is_the_merge_of_its_offers():
         for s in kept[1:]:
             ref = ref.merge(s)
         got = batch.summary(skip)
+        assert got is not None
         assert got.to_data() == ref.to_data() and got.evidence() == ref.evidence()
     assert offers[0].summary.detections == 1  # the offers' own summaries are untouched

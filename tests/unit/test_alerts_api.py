@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.config import ConfigError
-from pipeline.elastic.triage import AlertRecord
+from pipeline.elastic.triage import AlertRecord, TriageService
 from pipeline.tokens import token_digest
 from pipeline.triage.app import MAX_BODY, TriageApi
 from pipeline.triage.auth import Analyst, TokenStore, add_analyst
 from pipeline.triage.workflow import apply_change
 
 
-class FakeService:
+class FakeService(TriageService):
     def __init__(self):
         self.rec = AlertRecord("a1", "x-alerts-2026.11.28", (1, 1), {"socpipe": {"workflow": {"status": "open"}}})
         self.calls = []
@@ -27,11 +27,11 @@ class FakeService:
             raise AlertNotFound(alert_id)
         return self.rec
 
-    def list(self, flt, limit):
+    def list(self, flt=None, limit=50):
         self.calls.append(("list", flt, limit))
         return [self.rec]
 
-    def change(self, alert_id, change, expected):
+    def change(self, alert_id, change, expected=None):
         self.calls.append(("change", alert_id, change, expected))
         wf = apply_change(self.rec.source["socpipe"]["workflow"], change)
         self.rec = AlertRecord("a1", self.rec.index, (self.rec.version[0] + 1, 1), {"socpipe": {"workflow": wf}})

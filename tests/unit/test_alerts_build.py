@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,7 @@ from detectors.alerts import (
     to_nested,
 )
 from detectors.anomaly.finding import AnomalyFinding
+from detectors.common.severity import Severity
 from detectors.common.times import to_epoch
 from detectors.sigma.detection import make_detection
 from detectors.sigma.model import RuleMeta
@@ -146,8 +148,8 @@ def test_evidence_is_bounded():
     assert all(len(to_flat(e)) <= 128 for e in ev)
 
 
-def _finding(**kw):
-    base = dict(
+def _finding(**kw: Any) -> AnomalyFinding:
+    base: dict[str, Any] = dict(
         finding_id="f-1",
         model="auth-rate",
         model_version="3",
@@ -159,7 +161,7 @@ def _finding(**kw):
         threshold=0.7,
         anomalous=True,
         shadow=False,
-        severity="high",
+        severity=Severity.HIGH,
         top_features=[("failures", 40.0, 2.0, 9.5)],
         evidence=[],
         event_count=44,

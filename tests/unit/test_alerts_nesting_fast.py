@@ -186,9 +186,9 @@ def test_nesting_plans_are_bounded_by_keys_not_by_count() -> None:
         widest = max(widest, sum(len(layout) for layout in nested._PLANS))
     assert widest <= 40_000
     for i in range(2000):  # narrow layouts still get plans, within the same bound
-        flat = {f"a{i}.b": 1, f"a{i}.c": 2, "source.ip": "192.0.2.1"}
+        narrow = {f"a{i}.b": 1, f"a{i}.c": 2, "source.ip": "192.0.2.1"}
         for _ in range(2):
-            assert nested.to_nested(flat) == _ref_nested(flat)
+            assert nested.to_nested(narrow) == _ref_nested(narrow)
         widest = max(widest, sum(len(layout) for layout in nested._PLANS))
     assert widest <= 40_000
     assert any(isinstance(plan, nested._Plan) for plan in nested._PLANS.values())

@@ -78,8 +78,9 @@ def test_inject_into_body_and_path_and_tamper_kinds():
         random.Random(3), Request("GET", "/app/x.jsp", [], False), Payload("path_traversal", "f", "2", "../etc")
     )
     assert path.path == "/app/../etc"
-    assert tamper(rng, post, "backup_path").path.startswith("/app/login.jsp")
-    assert len(tamper(rng, post, "duplicate_param").params) == 3
+    backup, duplicated = tamper(rng, post, "backup_path"), tamper(rng, post, "duplicate_param")
+    assert backup is not None and backup.path.startswith("/app/login.jsp")
+    assert duplicated is not None and len(duplicated.params) == 3
     assert tamper(rng, Request("GET", "/a", [], False), "oversize") is None
     [event] = events_of([post.raw()])
     assert event["http.request.body.content"] == "user=ana&pwd=x1"

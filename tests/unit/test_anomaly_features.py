@@ -193,6 +193,7 @@ def test_csic_requests_become_access_like_events():
     assert events[0]["url.path"] == "/tienda1/index.jsp" and "url.query" not in events[0]
     assert events[1]["http.request.body.content"] == "id=3&a=b"
     assert events[2]["url.original"] == "/tienda1/a.jsp?x=1&y=%F1" and events[2]["url.query"] == "x=1&y=%F1"
-    assert events[0]["user_agent.original"].startswith("Mozilla")
-    assert events[1]["@timestamp"] > events[0]["@timestamp"]
+    ua, t0, t1 = events[0]["user_agent.original"], events[0]["@timestamp"], events[1]["@timestamp"]
+    assert isinstance(ua, str) and ua.startswith("Mozilla")
+    assert isinstance(t0, str) and isinstance(t1, str) and t1 > t0
     assert looks_like_raw_http("GET http://a/ HTTP/1.1") and not looks_like_raw_http('1.2.3.4 - - [x] "GET /"')

@@ -22,7 +22,8 @@ def test_every_command_of_every_module_is_reachable():
     assert found == COMMAND_MODULES
     ctx = click.Context(main)
     for name in COMMAND_MODULES:
-        assert main.get_command(ctx, name).name == name
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
     assert main.get_command(ctx, "nope") is None
 
 

@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from pipeline.coverage.inventory import InventoryFile, load_inventory, parse_duration, parse_inventory
+from detectors.common.durations import parse_duration
+from pipeline.coverage.inventory import InventoryFile, load_inventory, parse_inventory
 
 
 def test_valid_entries_survive_invalid_ones_and_errors_name_the_key():

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus"
-PROMTOOL = shutil.which("promtool")
-pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package prometheus)")
+PROMTOOL = shutil.which("promtool") or ""
+pytestmark = pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (Debian package prometheus)")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

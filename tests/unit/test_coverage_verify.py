@@ -21,7 +21,7 @@ def signed(agency="xa-a", agent="agt-1", secret="s3cret"):
 
 def test_genuine_heartbeat_passes_after_a_wire_round_trip():
     hb = parse_heartbeat(signed().to_bytes())
-    assert check_heartbeat(hb, AGENTS.get) is None
+    assert hb is not None and check_heartbeat(hb, AGENTS.get) is None
 
 
 def test_forgeries():

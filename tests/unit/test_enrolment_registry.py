@@ -8,7 +8,7 @@ import pytest
 
 from collectors.wire import Heartbeat, sign_heartbeat, verify_heartbeat
 from pipeline.coverage.config import EnrolmentConfig, KafkaHandout
-from pipeline.enrolment.kafka_access import KafkaAccessError
+from pipeline.enrolment.kafka_access import KafkaAccess, KafkaAccessError
 from pipeline.enrolment.registry import EnrolmentError, Registry
 from pipeline.enrolment.server import handle_enroll, serve_in_thread
 
@@ -24,7 +24,8 @@ def test_token_is_kept_hashed_and_the_agency_comes_from_it(tmp_path):
     assert reg.revoke_tokens("xa-phu-huu") == 1
     with pytest.raises(EnrolmentError):
         reg.enroll(token, "srv2")
-    assert reg.agent(rec.agent_id).revoked is False  # enrolled agents survive a token revocation
+    agent = reg.agent(rec.agent_id)
+    assert agent is not None and agent.revoked is False  # enrolled agents survive a token revocation
     assert reg.revoke_agent(rec.agent_id) and reg.secret_of(rec.agent_id) is None
 
 
@@ -45,7 +46,8 @@ def test_a_failed_agent_insert_gives_the_token_use_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     rec = reg.enroll(token, "h1")  # the agency retries with the same token
     assert rec.host == "h1" and [t.uses_left for t in again.tokens("a")] == [0]
-    assert again.agent(rec.agent_id).agency_id == "a"
+    agent = again.agent(rec.agent_id)
+    assert agent is not None and agent.agency_id == "a"
 
 
 def test_revoke_one_token_by_id(tmp_path):
@@ -64,14 +66,17 @@ def test_enroll_direct_for_demos(tmp_path):
     agent_id, secret = reg.enroll_direct("so-tttt", "web01")
     hb = Heartbeat("so-tttt", agent_id, "web01", "1", 1.0, 0.0)
     hb.signature = sign_heartbeat(hb, secret)
-    assert verify_heartbeat(hb, Registry(tmp_path / "reg.db").secret_of(agent_id))  # another connection sees it
+    seen = Registry(tmp_path / "reg.db").secret_of(agent_id)  # another connection sees it
+    assert seen is not None and verify_heartbeat(hb, seen)
 
 
-class _FakeAccess:
-    """Unit-test stand-in for KafkaAccess (the real one is tested against the secured broker)."""
+class _FakeAccess(KafkaAccess):
+    """Unit-test stand-in for KafkaAccess (the real one is tested against the secured broker): no admin
+    client, `grant` overridden."""
 
     def __init__(self, fail: bool = False):
-        self.fail, self.granted = fail, []
+        self.fail = fail
+        self.granted: list[str] = []
 
     def grant(self, agent_id: str) -> str:
         if self.fail:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -156,6 +157,7 @@ def test_iterative_flattener_places_fields_like_the_recursive_one(doc):
     _reference_flatten(doc, "", flat)
     expected = {(k if k.partition(".")[0] in ("source", "user") else f"app.{k}"): v for k, v in flat.items()}
     ev = parse_json(json.dumps(doc), None, "UTC", "/var/log/app.jsonl")
+    assert ev is not None
     got = {k: v for k, v in ev.items() if k.split(".")[0] in ("source", "user", "app")}
     if "message" not in doc:
         assert got == expected and list(got) == list(expected)
@@ -165,11 +167,13 @@ def test_deep_and_odd_json_is_kept_not_lost():
     deep = '{"a":' * 5000 + "1" + "}" * 5000
     ev = parse_line(deep, path="/var/log/app.jsonl")
     assert ev["event.original"] == deep
-    nested = {"v": 1}
+    nested: dict[str, Any] = {"v": 1}
     for _ in range(20):
         nested = {"n": nested}
-    ev = parse_json(json.dumps({"user": nested}), None, "UTC", None)
-    deepest = [k for k in ev if k.startswith("user.")]
+    flat = parse_json(json.dumps({"user": nested}), None, "UTC", None)
+    assert flat is not None
+    deepest = [k for k in flat if k.startswith("user.")]
     assert len(deepest) == 1 and deepest[0].count(".") == MAX_DEPTH  # beyond the bound the object is the value
     big = parse_json('{"source": {"bytes": 123456789012345678901234567890}, "x": NaN}', None, "UTC", None)
+    assert big is not None
     assert big["source.bytes"] == 123456789012345678901234567890  # beyond orjson: the stdlib decodes it

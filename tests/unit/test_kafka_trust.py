@@ -29,6 +29,7 @@ def test_an_agent_may_write_its_two_topics_and_nothing_else():
 def test_local_ca_issues_a_server_certificate_clients_verify(tmp_path):
     ca = LocalCA(tmp_path / "pki")
     cert = ca.issue("kafka", pkcs12_password="")
+    assert cert.p12 is not None  # a keystore was asked for
     assert stat.S_IMODE(cert.key.stat().st_mode) == 0o600 and stat.S_IMODE(ca.key_path.stat().st_mode) == 0o600
     leaf = x509.load_pem_x509_certificates(cert.cert.read_bytes())[0]
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

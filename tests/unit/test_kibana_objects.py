@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.elastic.kibana import FILES, load_objects, render
-from pipeline.elastic.kibana.objects import ALERTS_VIEW, EVENTS_VIEW, INCIDENTS_VIEW, TRIAGE_URL
+from pipeline.elastic.kibana.saved import ALERTS_VIEW, EVENTS_VIEW, INCIDENTS_VIEW, TRIAGE_URL
 from pipeline.elastic.mappings import ALERT_PROPERTIES, EVENT_PROPERTIES, INCIDENT_PROPERTIES, leaf_fields
 
 KIBANA_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "kibana"

@@ -144,7 +144,7 @@ def test_the_fast_path_takes_the_kernel_layout_and_leaves_the_rest() -> None:
         'ses=3 comm="bash" exe="/usr/bin/bash" key="exec"'
     )
     ev = syscall_line(line)
-    assert ev is not None and ev == _general(line)
+    assert ev == _general(line) and ev is not None
     assert (ev["process.pid"], ev["process.name"], ev["user.effective.id"], ev["auditd.log.syscall"]) == (
         4242,
         "bash",

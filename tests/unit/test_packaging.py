@@ -13,20 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.release import release_build
+
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ("pipeline/stack/", "pipeline/devtools/")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(ROOT / "release"))
-    try:
-        import build as release_build  # release/build.py
-    finally:
-        sys.path.pop(0)
     out = tmp_path_factory.mktemp("dist")
     try:
-        return Path(release_build.build_soc_wheel(out))
+        return Path(release_build().build_soc_wheel(out))
     except subprocess.CalledProcessError as exc:  # no setuptools/wheel reachable for an isolated build
         pytest.skip(f"cannot build the wheel here: {exc}")
 

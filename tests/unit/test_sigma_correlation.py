@@ -305,7 +305,7 @@ def test_two_stage_partitioned_workers_equal_single_worker(tmp_path):
     events = [ev(i * 3, ip=f"10.0.0.{i % 3}") for i in range(30)]
     single = run(engine(tmp_path, COUNT), events)
     front = engine(tmp_path, COUNT)
-    workers = {}
+    workers: dict[int, Engine] = {}
     out = []
     for e in events:
         res = front.match(e)

@@ -4,6 +4,7 @@ one does; what it cannot store exactly, errors, corrupt or foreign cache files a
 import json
 import os
 import stat
+from hashlib import blake2b
 from pathlib import Path
 
 import orjson
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.sigma import load_rules, ruledocs
-from detectors.sigma.loader import rule_files
+from detectors.sigma.rulefiles import rule_files
 from detectors.sigma.yamlsafe import load_documents, load_documents_typed
 
 from .test_sigma_loader import GOOD
@@ -141,7 +142,7 @@ def _write(cache: Path, entries: dict, version: str | None = None) -> None:
 
 
 def _key(text: str) -> str:
-    return ruledocs.blake2b(text.encode(), digest_size=16).hexdigest()
+    return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _forge(cache: Path, text: str, docs) -> None:
@@ -368,7 +369,12 @@ def test_lint_writes_the_cache_once_and_reports_the_same_cold_warm_and_off(tmp_p
     rules = Path(__file__).resolve().parents[2] / "rules"
     writes = []
     real = ruledocs._file_text
-    monkeypatch.setattr(ruledocs, "_file_text", lambda entries: writes.append(len(entries)) or real(entries))
+
+    def counted(entries):
+        writes.append(len(entries))
+        return real(entries)
+
+    monkeypatch.setattr(ruledocs, "_file_text", counted)
     reports = []
     for mode in (str(tmp_path / "c"), str(tmp_path / "c"), "off"):
         monkeypatch.setenv("SOCPIPE_RULE_CACHE", mode)

@@ -140,7 +140,7 @@ def test_cidr():
 
 
 def test_expand_placeholders():
-    ph = {"Administrators": ["root", "admin*"]}
+    ph: dict[str, list[str] | str] = {"Administrators": ["root", "admin*"]}  # a value: one or a list
     assert m("user|expand", "%Administrators%", {"user": "adminX"}, ph)
     assert not m("user|expand", "%Administrators%", {"user": "bob"}, ph)
     ph["name"] = "x"
@@ -213,7 +213,8 @@ def _wildcards_reference(text: str) -> tuple:
     """The character-by-character reading of the spec, against which the fast split is checked."""
     from detectors.sigma.values import ANY, ONE
 
-    tokens, buf, i = [], "", 0
+    tokens: list[object] = []
+    buf, i = "", 0
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text) and text[i + 1] in "*?\\":

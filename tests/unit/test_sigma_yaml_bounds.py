@@ -91,7 +91,11 @@ class _Expected(yaml.CSafeLoader):  # PyYAML's own C loader and safe constructor
     pass
 
 
-_Expected.add_constructor("tag:yaml.org,2002:timestamp", _Expected.construct_yaml_str)
+def _timestamp_as_text(loader: _Expected, node: yaml.Node) -> str:
+    return loader.construct_yaml_str(node)
+
+
+_Expected.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 _scalars = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),

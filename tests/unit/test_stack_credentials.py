@@ -47,7 +47,7 @@ def test_an_unreadable_or_old_record_means_apply_again(tmp_path, text):
 
 # --- entries of the wrong shape: a clear error naming the file and the entry, the file left as it is ---
 
-ES_BAD = {
+ES_BAD: dict[str, dict[str, object]] = {
     "password a number": {"admin": {"password": 5}},
     "password missing": {"triage": {"username": "socpipe-triage"}},
     "password empty": {"setup": {"username": "socpipe-setup", "password": ""}},

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli.output import clean, clean_json, table_row
-from pipeline.elastic.triage import AlertRecord
+from pipeline.elastic.triage import AlertRecord, TriageService
 from pipeline.tokens import token_digest
 from pipeline.triage.app import TriageApi
 from pipeline.triage.auth import Analyst, ReloadingTokenStore, TokenStore, add_analyst, revoke_analyst
@@ -21,13 +21,13 @@ from pipeline.triage.workflow import apply_change
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
-class QueryingService:
+class QueryingService(TriageService):
     """Builds the real Elasticsearch query from each filter (what the real service sends)."""
 
     def __init__(self):
         self.rec = AlertRecord("a1", "x-alerts-2026.11.28", (1, 1), {"socpipe": {"workflow": {"status": "open"}}})
 
-    def list(self, flt, limit):
+    def list(self, flt=None, limit=50):
         flt.query(NOW)
         return [self.rec]
 
@@ -38,7 +38,7 @@ class QueryingService:
             raise AlertNotFound(alert_id)
         return self.rec
 
-    def change(self, alert_id, change, expected):
+    def change(self, alert_id, change, expected=None):
         wf = apply_change(self.get(alert_id).source["socpipe"]["workflow"], change)
         return AlertRecord("a1", self.rec.index, (2, 1), {"socpipe": {"workflow": wf}})
 

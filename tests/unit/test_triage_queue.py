@@ -4,24 +4,43 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pipeline.elastic.incidents import IncidentStore
+from pipeline.elastic.triage import TriageService
 from pipeline.tokens import token_digest
 from pipeline.triage.app import TriageApi
 from pipeline.triage.auth import Analyst, TokenStore
 from pipeline.triage.queue import Sessions, local_time
 
 
-class NoData:
-    def list(self, *a, **k):
+class NoAlerts(TriageService):
+    def __init__(self) -> None:  # no Elasticsearch: nothing to list
+        pass
+
+    def list(self, flt=None, limit=50):
+        return []
+
+
+class NoIncidents(IncidentStore):
+    def __init__(self) -> None:
+        pass
+
+    def list(self, status=None, agency=None, limit=50):
         return []
 
 
 def app(secure: bool = False) -> TriageApi:
     return TriageApi(
-        NoData(),
+        NoAlerts(),
         TokenStore({token_digest("t-an"): Analyst("an", "analyst")}),
-        incidents=NoData(),
+        incidents=NoIncidents(),
         secure_cookies=secure,
     )
+
+
+def csrf_of(a: TriageApi, sid: str) -> str:
+    session = a.queue.sessions.get(sid)
+    assert session is not None, "no such session"
+    return str(session["csrf"])
 
 
 def test_login_sets_a_strict_session_cookie_and_never_echoes_the_token():
@@ -43,7 +62,7 @@ def test_pages_need_a_session_and_posts_need_its_csrf_token():
         and b"t-an" not in page.body
         and "default-src 'none'" in page.headers["Content-Security-Policy"]
     )
-    csrf = a.queue.sessions.get(sid)["csrf"]
+    csrf = csrf_of(a, sid)
     assert csrf.encode() in page.body  # in the logout form
     forged = a.handle("POST", "/queue/alert/x/ack", {"Cookie": f"socpipe_session={sid}"}, b"csrf=wrong")
     assert forged.status == 403
@@ -52,12 +71,12 @@ def test_pages_need_a_session_and_posts_need_its_csrf_token():
 
 
 def test_without_an_incident_store_an_incident_page_is_not_found_not_a_server_error():
-    a = TriageApi(NoData(), TokenStore({token_digest("t-an"): Analyst("an", "analyst")}))
+    a = TriageApi(NoAlerts(), TokenStore({token_digest("t-an"): Analyst("an", "analyst")}))
     sid = a.handle("POST", "/queue/login", {}, b"token=t-an").headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     cookie = {"Cookie": f"socpipe_session={sid}"}
     assert a.handle("GET", "/queue", cookie).status == 200  # the queue lists no incidents
     assert a.handle("GET", "/queue/incident/inc-1", cookie).status == 404
-    csrf = a.queue.sessions.get(sid)["csrf"]
+    csrf = csrf_of(a, sid)
     assert a.handle("POST", "/queue/incident/inc-1/ack", cookie, f"csrf={csrf}".encode()).status == 404
 
 

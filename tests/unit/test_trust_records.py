@@ -34,7 +34,9 @@ def batch(agency="xa-a", agent="agt-a", seqs=(1, 2, 3), source=AUTH) -> LineBatc
     return LineBatch(agency, agent, "srv", source, lines, dataset="system.auth")
 
 
-def record(b: LineBatch, secret="secret-a", counter=1, key: bytes | None = None):
+def record(
+    b: LineBatch, secret="secret-a", counter=1, key: bytes | None = None
+) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
     """(key, headers, value) exactly as the agent ships it."""
     own_key, headers, value = signed_record(b, secret, counter)
     if key is None:
@@ -80,7 +82,7 @@ def test_signed_garbage_is_undecodable_not_a_crash():
 def test_replayed_raw_record_is_not_fresh_for_coverage():
     counters = StreamCounters()
     v = check_raw(*record(batch(), counter=10), lookup)
-    assert v.reason is None and counters.fresh(v.agent.agent_id, v.source, v.counter)
+    assert v.reason is None and v.agent is not None and counters.fresh(v.agent.agent_id, v.source, v.counter)
     assert not counters.fresh("agt-a", AUTH, 10)  # the same record again
     assert not counters.fresh("agt-a", AUTH, 9)
     assert counters.fresh("agt-a", AUTH, 11) and counters.fresh("agt-a", "/other", 1)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from detectors.sigma import Suppressor
 from pipeline.worker.alerting import Candidate, CountUpdate, plan_alerts, reopen, with_repeats
 
+from .factories import detection
+
 
 def cand(key: str, n: int, ts: float) -> Candidate:
-    return Candidate(item=f"{key}-{n}", dedup_key=key, detection_id=f"{key}-{n}", start_ts=ts, end_ts=ts)
+    return Candidate(
+        item=detection(f"{key}-{n}", key, ts), dedup_key=key, detection_id=f"{key}-{n}", start_ts=ts, end_ts=ts
+    )
 
 
 def test_repeats_in_one_batch_fold_into_the_new_alert():

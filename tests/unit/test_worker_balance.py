@@ -88,6 +88,7 @@ def test_when_a_member_leaves_only_its_partitions_move(group, data) -> None:
         return
     gone = data.draw(st.sampled_from(members))
     rest = [m for m in members if m != gone]
+    measured: dict[int, float]
     for measured in (loads, {}):
         before = balance(parts, members, measured, prev)
         after = balance(parts, rest, measured, before)
@@ -135,6 +136,7 @@ def test_when_a_member_joins_equal_loads_move_exactly_the_minimum(group, data) -
     parts, members, loads, prev = group
     joined = [*members, "new"]
     since = {p: data.draw(st.integers(0, 5)) for p in parts}
+    measured: dict[int, float]
     for measured in (loads, {}):
         before = balance(parts, members, measured, prev)
         after = balance(parts, joined, measured, before, held_since=since)

@@ -82,16 +82,16 @@ class Worker:
         stage2: Stage2 | None = None,
     ) -> None:
         self.metrics = WorkerMetrics()
-        self.intake = Intake(lambda agent_id: None, 1000)  # type: ignore[arg-type,return-value]
+        self.intake = Intake(lambda agent_id: None, 1000)
         self.stage2 = stage2 or Stage2(lambda: SimpleNamespace(restore=lambda b: None), lambda: None, None)  # type: ignore[arg-type,return-value]
         self.raw, self.corr = Consumer(raw), Consumer(corr)
         self.part1, self.part2 = stage_partitions(
             self.metrics,
             "g",
-            raw=self.raw,  # type: ignore[arg-type]
+            raw=self.raw,
             raw_topic=RAW,
             intake=self.intake,
-            corr=self.corr,  # type: ignore[arg-type]
+            corr=self.corr,
             correlation_topic=CORR,
             stage2=self.stage2,
         )
@@ -105,7 +105,7 @@ class Worker:
 
 
 def seen_snapshot(offset: int) -> dict[str, Any]:
-    return json.loads(Intake(lambda a: None, 1000).snapshot(0, offset))  # type: ignore[arg-type,return-value]
+    return json.loads(Intake(lambda a: None, 1000).snapshot(0, offset))
 
 
 def test_new_partitions_wait_paused_until_restored_after_the_poll() -> None:
@@ -202,7 +202,7 @@ class StateTopic(SnapshotReader):
     """The real reader's parsing over records as the state topic holds them (bytes), without a broker."""
 
     def __init__(self, records: dict[bytes, bytes]) -> None:
-        super().__init__(None, "state", (b"g|",))
+        super().__init__(None, "state", (b"g|",))  # type: ignore[arg-type]  # no broker: a use of it fails loudly
         self.latest = dict(records)
         self.offsets = {key: 100 + i for i, key in enumerate(records)}
 
@@ -222,7 +222,7 @@ def test_an_unusable_snapshot_starts_its_partition_empty_and_the_others_restored
     """A truncated/forged/other-version state record must not stop the worker (nor every worker next given
     the partition): that partition starts empty at its committed offset, the others restore as usual,
     and the SOC sees it in the logs and the metric."""
-    good = Intake(lambda a: None, 1000)  # type: ignore[arg-type,return-value]
+    good = Intake(lambda a: None, 1000)
     good._seen(1).add("agent-1", "/var/log/auth.log", 7)
     records = {
         b"g|raw|0": b'{"offset": 40, "seen": [[',  # truncated

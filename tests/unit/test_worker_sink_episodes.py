@@ -86,7 +86,9 @@ def test_new_episodes_take_one_lookup_and_one_bulk_and_each_outcome_is_its_own()
     todo = batches(4)
     created, replay, busy, bad = (b.alert_id for b in todo)
     episodes = FakeEpisodes({created: ["created"], replay: ["exists"], busy: ["retry", "created"], bad: ["rejected"]})
-    incidents, indexer, dead, slept = FakeIncidents(), Indexer(), [], []
+    incidents, indexer = FakeIncidents(), Indexer()
+    dead: list[str] = []
+    slept: list[float] = []
     sink = AlertSink(
         indexer,  # type: ignore[arg-type]
         WorkerMetrics(),

@@ -9,6 +9,7 @@ dead letters.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from collectors.wire import LineBatch, LogLine, batch_headers
 from detectors.normalise import Normaliser
 from detectors.sigma import Engine, load_rules
+from pipeline.elastic import AlertIndexer, EventIndexer, IndexResult
 from pipeline.enrolment.registry import AgentRecord
 from pipeline.notify import NotificationQueue, Notifier, NotifyConfig
 from pipeline.worker.intake import Intake
@@ -96,7 +98,7 @@ def test_stage1_verifies_dedups_matches_and_forwards_correlation_inputs() -> Non
     out = s1.process([signed(failures(6)), signed(failures(2), first_seq=1, counter=2)])  # 2nd: re-sent lines
     assert (out.records, out.lines) == (2, 8)
     assert out.by_partition == {0: [2, 8]}  # lines as they came, re-sent ones included (they cost too)
-    assert metrics.duplicate_lines._value.get() == 2  # type: ignore[attr-defined]
+    assert metrics.duplicate_lines._value.get() == 2
     assert len(out.forwards) == 6 and not out.quarantined  # one input per failed login, for the correlation
     assert all(f.key == f'["{ATTACKER}"]'.encode() or ATTACKER.encode() in f.key for f in out.forwards)
     names = {n.candidate.item.rule_title for n in out.plan.new}  # type: ignore[union-attr]
@@ -163,23 +165,16 @@ def test_repeats_in_a_later_batch_become_a_count_update() -> None:
     assert not any(n.candidate.item.rule_title == "SSH Brute Force From One Source" for n in later.plan.new)  # type: ignore[union-attr]
 
 
-@dataclass
-class IndexResult:
-    created: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)
-    retry: list[dict[str, Any]] = field(default_factory=list)
-
-
-class FakeIndexer:
-    """Refuses the first `down` bulk calls (everything to retry), rejects documents named in `bad`."""
+class FakeIndexer(AlertIndexer):
+    """Refuses the first `down` bulk calls (everything to retry), rejects documents named in `bad` (no
+    Elasticsearch: the bulk call and the suppression update are replaced)."""
 
     def __init__(self, down: int = 0, bad: tuple[str, ...] = ()):
         self.down, self.bad = down, bad
         self.docs: dict[str, dict[str, Any]] = {}
         self.calls = 0
 
-    def index(self, docs: list[dict[str, Any]]) -> IndexResult:
+    def index(self, docs: Iterable[dict[str, Any]]) -> IndexResult:
         self.calls += 1
         if self.calls <= self.down:
             return IndexResult(retry=list(docs))
@@ -194,9 +189,11 @@ class FakeIndexer:
                 out.created.append(d["_id"])
         return out
 
-    def update_suppressed(self, key: str, count: int, last_seen: str, since: str) -> str | None:
+    def update_suppressed(
+        self, dedup_key: str, count: int = 1, last_seen: Any = None, since: Any = None, attempts: int = 8
+    ) -> str | None:
         for d in self.docs.values():
-            if d["socpipe"]["detection"]["dedup_key"] == key:
+            if d["socpipe"]["detection"]["dedup_key"] == dedup_key:
                 d["socpipe"]["suppression"]["count"] += count
                 return str(d["_id"])
         return None
@@ -229,7 +226,7 @@ def _brute_force_plans() -> tuple[Any, Any]:
 def test_sink_writes_alerts_then_counts_repeats_and_is_idempotent() -> None:
     first, later = _brute_force_plans()
     indexer, dead = FakeIndexer(), []
-    sink = AlertSink(indexer, WorkerMetrics(), lambda p, r: dead.append(r), sleep=lambda s: None)  # type: ignore[arg-type]
+    sink = AlertSink(indexer, WorkerMetrics(), lambda p, r: dead.append(r), sleep=lambda s: None)
     sink.deliver(first)
     [doc] = [d for d in indexer.docs.values() if d["rule"]["name"] == "SSH Brute Force From One Source"]
     before = doc["socpipe"]["suppression"]["count"]  # repeats in the same batch are folded in already
@@ -245,8 +242,8 @@ def test_sink_writes_alerts_then_counts_repeats_and_is_idempotent() -> None:
 
 def test_sink_pauses_while_elasticsearch_refuses_and_dead_letters_rejects() -> None:
     first, _ = _brute_force_plans()
-    indexer, dead, slept = FakeIndexer(down=3, bad=("SSH Brute Force From One Source",)), [], []
-    sink = AlertSink(indexer, WorkerMetrics(), lambda p, r: dead.append(r), sleep=slept.append)  # type: ignore[arg-type]
+    indexer, dead, slept = FakeIndexer(down=3, bad=("SSH Brute Force From One Source",)), list[str](), list[float]()
+    sink = AlertSink(indexer, WorkerMetrics(), lambda p, r: dead.append(r), sleep=slept.append)
     hold = Hold()
     sink.deliver(first, hold)
     assert hold.calls == ["pause", "poll", "poll", "poll", "resume"] and slept == [0.5, 1.0, 2.0]
@@ -257,11 +254,13 @@ def test_event_indexing_pauses_and_backs_off_like_alerts() -> None:
     """deliver_events shares deliver's wait: pause once, back off doubling to the max, keep polling,
     resume, report the seconds blocked; a rejected event goes to the dead letters, the rest are kept."""
 
-    class Events:
+    class Events(EventIndexer):
         def __init__(self) -> None:
-            self.calls, self.kept = 0, []
+            self.calls = 0
+            self.kept: list[dict[str, Any]] = []
 
-        def index(self, events: list[dict[str, Any]]) -> IndexResult:
+        def index(self, batch: Iterable[dict[str, Any]]) -> IndexResult:
+            events = list(batch)
             self.calls += 1
             if self.calls <= 4:
                 return IndexResult(retry=list(events))
@@ -271,7 +270,7 @@ def test_event_indexing_pauses_and_backs_off_like_alerts() -> None:
                 rejected=[(e, "mapper_parsing_exception") for e in events if e["message"] == "bad"],
             )
 
-    clock, dead, slept = [0.0], [], []
+    clock, dead, slept = [0.0], list[str](), list[float]()
 
     def sleep(s: float) -> None:
         slept.append(s)
@@ -285,9 +284,9 @@ def test_event_indexing_pauses_and_backs_off_like_alerts() -> None:
         sleep=sleep,
         monotonic=lambda: clock[0],
         retry_backoff_max_s=1.5,
-    )  # type: ignore[arg-type]
+    )
     hold, indexer = Hold(), Events()
-    blocked = sink.deliver_events(indexer, [{"message": "a"}, {"message": "bad"}], hold)  # type: ignore[arg-type]
+    blocked = sink.deliver_events(indexer, [{"message": "a"}, {"message": "bad"}], hold)
     assert hold.calls == ["pause", "poll", "poll", "poll", "poll", "resume"] and slept == [0.5, 1.0, 1.5, 1.5]
     assert blocked == 4.5 and indexer.kept == [{"message": "a"}]
     assert dead == ["elasticsearch rejected event: mapper_parsing_exception"]
@@ -306,7 +305,7 @@ def test_notifications_run_off_the_write_path_and_drop_when_full() -> None:
     q = NotificationQueue(Notifier(cfg, send=slow_send), max_pending=1)
     first, _ = _brute_force_plans()
     indexer = FakeIndexer()
-    sink = AlertSink(indexer, WorkerMetrics(), lambda p, r: None, notify=q.offer)  # type: ignore[arg-type]
+    sink = AlertSink(indexer, WorkerMetrics(), lambda p, r: None, notify=q.offer)
     for _ in range(3):  # the sender is stuck: the sink still returns at once, extra batches are dropped
         indexer.docs.clear()
         sink.deliver(first)
@@ -321,9 +320,9 @@ def test_notifications_run_off_the_write_path_and_drop_when_full() -> None:
 def test_a_finding_that_cannot_become_a_document_is_dead_lettered(bad: str) -> None:
     first, _ = _brute_force_plans()
     item = first.new[0].candidate.item
-    item.end_ts = float("inf")  # type: ignore[union-attr]  # no date renders it
+    item.end_ts = float("inf")  # no date renders it
     dead: list[str] = []
-    sink = AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: dead.append(r))  # type: ignore[arg-type]
+    sink = AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: dead.append(r))
     assert len(sink.documents(first.new)) == len(first.new) - 1
     assert dead and dead[0].startswith("cannot build alert:")
 
@@ -345,13 +344,13 @@ def test_time_blocked_on_elasticsearch_is_not_idleness() -> None:
     def sleep(s: float) -> None:
         clock[0] += s
 
-    sink = AlertSink(FakeIndexer(down=2), WorkerMetrics(), lambda p, r: None, sleep=sleep, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    sink = AlertSink(FakeIndexer(down=2), WorkerMetrics(), lambda p, r: None, sleep=sleep, monotonic=lambda: clock[0])
     blocked = sink.deliver(first, Hold())
     assert blocked == 1.5  # backoffs 0.5 + 1.0 while Elasticsearch refused
     s2.shift_idle(blocked)
     assert s2.partitions[0].last_event_wall == 1001.5  # so the partition does not look idle for the outage
     # without an outage: just the time the writes took (not polling is not idleness either)
-    assert 0.0 <= AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: None).deliver(first) < 0.5  # type: ignore[arg-type]
+    assert 0.0 <= AlertSink(FakeIndexer(), WorkerMetrics(), lambda p, r: None).deliver(first) < 0.5
 
 
 def test_stage1_fills_windows_process_context_per_verified_agent_and_counts_it() -> None:
@@ -375,5 +374,5 @@ def test_stage1_fills_windows_process_context_per_verified_agent_and_counts_it()
     assert "socpipe.enriched" not in created
     assert connected["process.command_line"] == SYSMON_1["CommandLine"]
     assert connected["process.parent.executable"] == SYSMON_1["ParentImage"]
-    assert metrics.events_enriched._value.get() == 1  # type: ignore[attr-defined]
-    assert metrics.windows_processes._value.get() == 1  # type: ignore[attr-defined]
+    assert metrics.events_enriched._value.get() == 1
+    assert metrics.windows_processes._value.get() == 1
