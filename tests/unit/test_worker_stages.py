@@ -19,9 +19,11 @@ import pytest
 from collectors.wire import LineBatch, LogLine, batch_headers
 from detectors.normalise import Normaliser
 from detectors.sigma import Engine, load_rules
+from detectors.sigma.detection import Detection
 from pipeline.elastic import AlertIndexer, EventIndexer, IndexResult
 from pipeline.enrolment.registry import AgentRecord
 from pipeline.notify import NotificationQueue, Notifier, NotifyConfig
+from pipeline.worker.alerting import Candidate
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.sink import AlertSink
@@ -45,6 +47,12 @@ class Rec:
     topic: str = "socpipe.raw"
     partition: int = 0
     offset: int = 0
+
+
+def sigma(candidate: Candidate) -> Detection:
+    """The Sigma detection behind a planned alert (these stages run no anomaly model)."""
+    assert isinstance(candidate.item, Detection), candidate.item
+    return candidate.item
 
 
 def signed(lines: list[str], first_seq: int = 1, counter: int = 1, secret: str = "secret-a") -> Rec:
@@ -101,7 +109,7 @@ def test_stage1_verifies_dedups_matches_and_forwards_correlation_inputs() -> Non
     assert metrics.duplicate_lines._value.get() == 2
     assert len(out.forwards) == 6 and not out.quarantined  # one input per failed login, for the correlation
     assert all(f.key == f'["{ATTACKER}"]'.encode() or ATTACKER.encode() in f.key for f in out.forwards)
-    names = {n.candidate.item.rule_title for n in out.plan.new}  # type: ignore[union-attr]
+    names = {sigma(n.candidate).rule_title for n in out.plan.new}
     assert "SSH Failed Authentication" in names or out.plan.new == []  # a low-level building block at most
 
 
@@ -123,10 +131,10 @@ def test_stage2_turns_forwarded_failures_into_one_brute_force_alert() -> None:
     assert s2.assign(0) is None
     out2 = s2.process(forwarded(out1))
     out2.plan.extend(s2.process({}).plan)  # a later poll: watermarks advance
-    titles = [n.candidate.item.rule_title for n in out2.plan.new]  # type: ignore[union-attr]
+    titles = [sigma(n.candidate).rule_title for n in out2.plan.new]
     assert titles.count("SSH Brute Force From One Source") == 1, titles
-    [alert] = [n for n in out2.plan.new if n.candidate.item.rule_title == "SSH Brute Force From One Source"]  # type: ignore[union-attr]
-    assert alert.candidate.item.group == {"source.ip": ATTACKER}  # type: ignore[union-attr]
+    [alert] = [n for n in out2.plan.new if sigma(n.candidate).rule_title == "SSH Brute Force From One Source"]
+    assert sigma(alert.candidate).group == {"source.ip": ATTACKER}
     assert alert.candidate.start_ts < alert.candidate.end_ts  # epoch floats, not text
 
 
@@ -143,7 +151,7 @@ def test_stage2_state_survives_a_snapshot_and_restore() -> None:
     assert s2b.assign(0, json.loads(snap)) == 3
     out1b = s1.process([signed(failures(3, start_s=3), first_seq=4, counter=2)])
     plan = s2b.process(forwarded(out1b)).plan
-    assert [n.candidate.item.rule_title for n in plan.new].count("SSH Brute Force From One Source") == 1  # type: ignore[union-attr]
+    assert [sigma(n.candidate).rule_title for n in plan.new].count("SSH Brute Force From One Source") == 1
 
 
 def test_stage2_dead_letters_an_undecodable_input() -> None:
@@ -158,11 +166,11 @@ def test_repeats_in_a_later_batch_become_a_count_update() -> None:
     s2.assign(0)
     first = s2.process(forwarded(s1.process([signed(failures(6))])))
     first.plan.extend(s2.process({}).plan)
-    assert any(n.candidate.item.rule_title == "SSH Brute Force From One Source" for n in first.plan.new)  # type: ignore[union-attr]
+    assert any(sigma(n.candidate).rule_title == "SSH Brute Force From One Source" for n in first.plan.new)
     later = s2.process(forwarded(s1.process([signed(failures(6, start_s=120), first_seq=7, counter=2)])))
     later.plan.extend(s2.process({}).plan)
-    assert [u.candidate.item.rule_title for u in later.plan.updates] == ["SSH Brute Force From One Source"]  # type: ignore[union-attr]
-    assert not any(n.candidate.item.rule_title == "SSH Brute Force From One Source" for n in later.plan.new)  # type: ignore[union-attr]
+    assert [sigma(u.candidate).rule_title for u in later.plan.updates] == ["SSH Brute Force From One Source"]
+    assert not any(sigma(n.candidate).rule_title == "SSH Brute Force From One Source" for n in later.plan.new)
 
 
 class FakeIndexer(AlertIndexer):
