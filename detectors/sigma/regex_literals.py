@@ -3,7 +3,7 @@
 Uses Python's own regex parser only to read the pattern's structure (never to match); syntax the
 two read differently gets no literal (RE2's POSIX classes; what Python cannot parse). Only
 top-level literal runs are taken (no alternation at top level), so the literal is a necessary
-condition for a match; case flags are irrelevant because the index compares lower-cased text.
+condition for a match; case flags are irrelevant because the index compares case-folded text.
 """
 
 from __future__ import annotations

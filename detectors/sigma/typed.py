@@ -12,6 +12,7 @@ from typing import Any
 import re2
 
 from detectors.sigma import regex_literals
+from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literal
 from detectors.sigma.ruledocs import document_cache
@@ -97,7 +98,7 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
     lit = document_cache().memo("regex-literal", pattern, lambda: required_literal(pattern), str, _LITERALS_SOURCE)
-    return _RegexTest(rx, [("sub", lit.lower())] if lit and len(lit) >= 3 else None)
+    return _RegexTest(rx, [("sub", fold(lit))] if lit and len(lit) >= 3 else None)
 
 
 _LITERALS_SOURCE = str(regex_literals.__file__)
@@ -183,7 +184,7 @@ def compile_fieldref(keys: Any, values: Any, mods: Any, resolve: Any, negate: An
 
     def test(a: str, b: str) -> bool:
         if not cased:
-            a, b = a.lower(), b.lower()
+            a, b = fold(a), fold(b)
         if kind == "eq":
             return a == b
         if kind == "contains":

@@ -16,6 +16,8 @@ from typing import Any
 
 import re2
 
+from detectors.sigma.casefold import fold
+
 ANY = object()  # `*`
 ONE = object()  # `?`
 
@@ -178,7 +180,7 @@ def longest_literal(toks: tuple[Any, ...]) -> str:
 
 @dataclass
 class StringTest:
-    """OR over compiled alternatives; callable on one (already case-folded if not cased) string."""
+    """OR over compiled alternatives; callable on one string, case-folded (casefold.fold) unless cased."""
 
     cased: bool = False
     exact: set[Any] = field(default_factory=set)
@@ -186,7 +188,7 @@ class StringTest:
     suffixes: tuple[Any, ...] = ()
     substrings: tuple[Any, ...] = ()
     globs: list[Any] = field(default_factory=list)
-    # index atoms: ("eq", text) or ("sub", text), lower-cased; None = cannot be indexed
+    # index atoms: ("eq", text) or ("sub", text), case-folded; None = cannot be indexed
     atoms: list[Any] | None = field(default_factory=list)
 
     def __call__(self, s: str) -> bool:
@@ -214,26 +216,26 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
         toks = alt if type(alt) is tuple else _as_tokens(alt)
         n = len(toks)
         if n == 1 and type(toks[0]) is str:  # most values: a plain text
-            text = toks[0] if cased else toks[0].lower()
+            text = toks[0] if cased else fold(toks[0])
             if len(text) > MAX_PATTERN_LENGTH:
                 raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
             exact.add(text)
             if atoms is not None:
-                atoms.append(("eq", text.lower()))
+                atoms.append(("eq", fold(text)))
             continue
         if n == 3 and toks[0] is ANY and toks[2] is ANY and type(toks[1]) is str:  # |contains
-            lit = toks[1] if cased else toks[1].lower()
+            lit = toks[1] if cased else fold(toks[1])
             if len(lit) > MAX_PATTERN_LENGTH:
                 raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
             substrings.append(lit)
             if atoms is not None:
                 if lit:
-                    atoms.append(("sub", lit.lower()))
+                    atoms.append(("sub", fold(lit)))
                 else:
                     atoms = None
             continue
         if not cased:
-            toks = tuple([t.lower() if type(t) is str else t for t in toks])
+            toks = tuple([fold(t) if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]
         if sum(map(len, lits)) > MAX_PATTERN_LENGTH:
             raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
@@ -241,7 +243,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
             text = "".join(lits)
             exact.add(text)
             if atoms is not None:
-                atoms.append(("eq", text.lower()))
+                atoms.append(("eq", fold(text)))
             continue
         if n == 1:  # `*` matches any present value (`?` alone: a glob)
             if toks[0] is ANY:
@@ -264,7 +266,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
         if atoms is not None:
             lit = max(lits, key=len, default="")  # longest_literal(toks)
             if lit:
-                atoms.append(("sub", lit.lower()))
+                atoms.append(("sub", fold(lit)))
             else:
                 atoms = None
     test.atoms = atoms

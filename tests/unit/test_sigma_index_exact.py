@@ -6,8 +6,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.sigma.casefold import fold
 from detectors.sigma.compile import KEYWORD_INDEX_FIELD
-from detectors.sigma.index import CandidateIndex, _lower
+from detectors.sigma.fields import scalar_text
+from detectors.sigma.index import CandidateIndex
 
 FIELDS = ["a", "b.c", "url", KEYWORD_INDEX_FIELD]
 _text = st.text(alphabet="abAB/-é İ", max_size=5)
@@ -33,7 +35,7 @@ def _expected(needs: list, event: dict) -> list:
             if v is None:
                 continue
             for x in v if isinstance(v, (list, tuple)) else [v]:
-                s = _lower(x)
+                s = fold(scalar_text(x))
                 if (kind == "eq" and s == text) or (kind == "sub" and text and text in s):
                     out.add(pos)
     return sorted(out)
@@ -46,7 +48,7 @@ def _expected(needs: list, event: dict) -> list:
 )
 def test_one_pass_index_finds_exactly_the_rules_an_atom_hits(needs, event):
     needs = [
-        None if n is None else frozenset((f, k, t.lower()) for f, k, t in n if k == "eq" or t) or None for n in needs
+        None if n is None else frozenset((f, k, fold(t)) for f, k, t in n if k == "eq" or t) or None for n in needs
     ]
     assert CandidateIndex.build(needs).candidates(event) == _expected(needs, event)
 
@@ -69,7 +71,7 @@ def test_remembered_values_give_the_same_candidates(needs, events):
     """One index over many events (its memo of values seen filling up): every event's candidates are
     still exactly the rules an atom hits, repeated values included."""
     needs = [
-        None if n is None else frozenset((f, k, t.lower()) for f, k, t in n if k == "eq" or t) or None for n in needs
+        None if n is None else frozenset((f, k, fold(t)) for f, k, t in n if k == "eq" or t) or None for n in needs
     ]
     index = CandidateIndex.build(needs)
     for event in events + events:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re2
 
-from detectors.sigma.index import FOLD_CLASSES, CandidateIndex, fold
+from detectors.sigma.casefold import FOLD_CLASSES, fold
+from detectors.sigma.index import CandidateIndex
 from detectors.sigma.values import re2_options
 
 
@@ -75,3 +76,22 @@ def test_a_case_insensitive_regex_rule_fires_on_a_long_s(tmp_path) -> None:
         assert len(engine.match(event).detections) == 1, user
     line = "2026-12-06T06:00:00+00:00 web01 sshd[1]: Invalid user admin01 from 203.0.113.9 port 5000"
     assert not engine.match(parse_line(line, "system.auth", "UTC")).detections
+
+
+def test_fold_is_one_character_per_character_and_joins_only_what_re2_folds() -> None:
+    """The converse of the first test, on every character case mapping touches: `fold` never changes
+    a text's length (str.lower() made 'İ' two characters) and two characters fold to one spelling only
+    when RE2's `(?i)` matches one with the other."""
+    cased = _cased_characters()
+    assert [c for c in cased if len(fold(c)) != 1] == []
+    groups: dict[str, list[str]] = {}
+    for c in cased:
+        groups.setdefault(fold(c), []).append(c)
+    opts = re2_options()
+    apart: list[tuple[str, str]] = []
+    for members in groups.values():
+        rx = re2.compile("(?i)" + re2.escape(members[0]), opts)
+        apart.extend((members[0], m) for m in members[1:] if not rx.fullmatch(m))
+    assert not apart, [f"U+{ord(a):04X} !~ U+{ord(b):04X}" for a, b in apart]
+    assert fold("ΟΔΟΣ") == fold("οδοσ") == fold("οδος") == "οδοσ"
+    assert fold("İSTANBUL") == "İstanbul" and fold("ıI") == "ıi"

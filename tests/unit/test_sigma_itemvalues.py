@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.sigma.casefold import fold
 from detectors.sigma.itemvalues import _expand, _merge, string_tests
 from detectors.sigma.ruledocs import RuleYAMLError
 from detectors.sigma.typed import CompileError
@@ -32,13 +33,13 @@ SHARED = REPO.parent / "shared"
 
 
 def _reference_alternatives(alts: list[Any], cased: bool) -> StringTest:
-    """compile_alternatives as it was (one call per value)."""
+    """compile_alternatives as it was (one call per value), case-folding as it does now (casefold.fold)."""
     test = StringTest(cased=cased)
     prefixes, suffixes, substrings = [], [], []
     for alt in alts:
         toks = _as_tokens(alt)
         if not cased:
-            toks = tuple([t.lower() if type(t) is str else t for t in toks])
+            toks = tuple([fold(t) if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]
         if sum(map(len, lits)) > MAX_PATTERN_LENGTH:
             raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
@@ -46,7 +47,7 @@ def _reference_alternatives(alts: list[Any], cased: bool) -> StringTest:
             text = "".join(toks)
             test.exact.add(text)
             if test.atoms is not None:
-                test.atoms.append(("eq", text.lower()))
+                test.atoms.append(("eq", fold(text)))
             continue
         if len(toks) == 1 and toks[0] is ANY:
             substrings.append("")
@@ -67,7 +68,7 @@ def _reference_alternatives(alts: list[Any], cased: bool) -> StringTest:
         lit = longest_literal(toks)
         if test.atoms is not None:
             if lit:
-                test.atoms.append(("sub", lit.lower()))
+                test.atoms.append(("sub", fold(lit)))
             else:
                 test.atoms = None
     test.prefixes = tuple(prefixes)
