@@ -7,6 +7,7 @@ tests/integration/test_stack_credentials.py."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -23,9 +24,82 @@ from pipeline.stack.plan import StackError
 
 def test_a_digest_names_the_credential_without_holding_the_password():
     d = credfile.digest("socpipe-soc", "s3cret-password")
-    assert "s3cret" not in d and len(d) == 64
-    assert d == credfile.digest("socpipe-soc", "s3cret-password")
-    assert d != credfile.digest("socpipe-soc", "other") and d != credfile.digest("socpipe-admin", "s3cret-password")
+    assert "s3cret" not in d
+    assert credfile.matches(d, "socpipe-soc", "s3cret-password")
+    assert not credfile.matches(d, "socpipe-soc", "other") and not credfile.matches(
+        d, "socpipe-admin", "s3cret-password"
+    )
+
+
+def _old_sha256_record(username: str, password: str) -> str:
+    """What versions before the scrypt records kept (a plain SHA-256, cheap to guess from)."""
+    return hashlib.sha256(f"socpipe-stack-credential\0{username}\0{password}".encode()).hexdigest()
+
+
+def test_a_digest_is_a_salted_scrypt_with_its_parameters_beside_it():
+    """A password an operator typed in ("Summer2026!") is not one SHA-256 away from the record: scrypt
+    N=2**14, r=8, p=1, a random salt per record, all in the record (checked here by hashlib itself)."""
+    record = credfile.digest("socpipe-admin", "Summer2026!")
+    _, scheme, params, salt, key = record.split("$")
+    assert scheme == "scrypt" and params == "ln=14,r=8,p=1"
+    raw_salt = base64.b64decode(salt + "=" * (-len(salt) % 4))
+    raw_key = base64.b64decode(key + "=" * (-len(key) % 4))
+    assert len(raw_salt) == 16 and len(raw_key) == 32
+    expected = hashlib.scrypt(
+        b"socpipe-stack-credential\0socpipe-admin\0Summer2026!", salt=raw_salt, n=2**14, r=8, p=1, dklen=32
+    )
+    assert raw_key == expected
+    again = credfile.digest("socpipe-admin", "Summer2026!")
+    assert again != record and credfile.matches(again, "socpipe-admin", "Summer2026!")  # salted: no two alike
+    assert _old_sha256_record("socpipe-admin", "Summer2026!") not in record
+
+
+def test_a_record_is_checked_with_the_parameters_it_carries():
+    """Records made with other parameters (a later version's, say) still verify; a damaged record or one
+    asking for more than 256 MiB of memory matches nothing (the password is applied again), never raises."""
+    salt = b"0123456789abcdef"
+    secret = b"socpipe-stack-credential\0u\0pw"
+    key = hashlib.scrypt(secret, salt=salt, n=2**10, r=4, p=2, dklen=32)
+    b64 = lambda raw: base64.b64encode(raw).decode().rstrip("=")  # noqa: E731
+    record = f"$scrypt$ln=10,r=4,p=2${b64(salt)}${b64(key)}"
+    assert credfile.matches(record, "u", "pw") and not credfile.matches(record, "u", "pW")
+    for bad in [
+        record.replace("ln=10", "ln=22"),  # 4 GiB: refused before hashing
+        record.replace("r=4", "r=0"),
+        record.replace("ln=10,", ""),
+        record.replace("p=2", "p=2,x=1"),
+        record[:-4],
+        record.replace("$scrypt$", "$argon2id$"),
+        record + "$",
+        "$scrypt$ln=10,r=4,p=2$!!$" + b64(key),
+        _old_sha256_record("u", "pw"),
+        "",
+    ]:
+        assert not credfile.matches(bad, "u", "pw"), bad
+
+
+def test_a_sha256_record_of_an_earlier_version_is_applied_again_then_recorded_as_scrypt(tmp_path, users_tool, broker):
+    """Chosen over verifying the old digest and upgrading it: no SHA-256 check stays in the code, and the
+    cost is applying the same passwords once more (the servers keep working with them throughout)."""
+    _apply(tmp_path)
+    kafka_secure.setup_and_probe(tmp_path, 1, 2)
+    creds = {c["username"]: c["password"] for c in elasticsearch_secure.credentials(tmp_path).values()}
+    es_record = tmp_path / "conf" / "users.socpipe-applied"
+    es_record.write_text(json.dumps({u: _old_sha256_record(u, p) for u, p in creds.items()}))
+    soc = kafka_secure.soc_credentials(tmp_path)
+    kafka_record = kafka_secure.applied_file(tmp_path)
+    kafka_record.write_text(json.dumps({soc["username"]: _old_sha256_record(soc["username"], soc["password"])}))
+    users_tool.clear()
+    assert len(_apply(tmp_path)) == 4 and [c[0] for c in users_tool] == ["passwd"] * 4
+    kafka_secure.setup_and_probe(tmp_path, 1, 2)
+    assert broker.upserts == [kafka_secure.SOC_USER] * 2
+    assert holds(broker.scram[kafka_secure.SOC_USER], soc["password"])
+    for path in (es_record, kafka_record):
+        assert all(r.startswith("$scrypt$ln=14,r=8,p=1$") for r in json.loads(path.read_text()).values())
+    users_tool.clear()
+    assert _apply(tmp_path) == [] and users_tool == []  # upgraded: left alone from now on
+    kafka_secure.setup_and_probe(tmp_path, 1, 2)
+    assert broker.upserts == [kafka_secure.SOC_USER] * 2
 
 
 def test_stale_is_every_user_whose_applied_digest_differs_or_is_missing():
