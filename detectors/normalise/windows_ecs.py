@@ -25,6 +25,7 @@ from detectors.normalise.windows_fields import (
     _user,
     _v,
 )
+from detectors.normalise.windows_registry import registry_value_rendered
 from detectors.normalise.windows_sysmon import _sysmon
 from detectors.normalise.windows_tables import (
     DEFENDER_ACTIONS,
@@ -96,6 +97,7 @@ def _security(ev: Event, eid: int, d: Data) -> None:
             if value:
                 ev["registry.value"] = value
             _process(ev, "process", _v(d, "ProcessName"), _v(d, "ProcessId"))
+            ev.update(registry_value_rendered(d))
 
 
 def _logon(ev: Event, eid: int, d: Data) -> None:
