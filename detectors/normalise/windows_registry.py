@@ -16,6 +16,7 @@ fields stay as Windows wrote them; the rendered ones get their own names:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 # msobjs.dll's registry value types: %%1872 + the REG_* number (REG_NONE 0 ... REG_QWORD 11)
 _VALUE_TYPES = {
@@ -76,7 +77,7 @@ def sysmon_details(value_type: str | None, value: str | None) -> str | None:
     return value
 
 
-def registry_value_rendered(d: dict[str, object]) -> dict[str, str]:
+def registry_value_rendered(d: Mapping[str, object]) -> dict[str, str]:
     """The rendered fields of one 4657 (see the module's docstring); {} when it names no key."""
 
     def v(key: str) -> str | None:
