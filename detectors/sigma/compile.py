@@ -92,11 +92,17 @@ COMMON_VALUES = frozenset(
 )
 
 
+# Fields whose every value is shared by a large share of a logsource's events: an atom on them
+# (Channel: Security, Microsoft-Windows-Sysmon/Operational) prunes as little as a common value,
+# however long its text, so another part's literal (a regex's, a contains value) is preferred.
+COMMON_FIELDS = frozenset({"winlog.channel"})
+
+
 def _score(need: frozenset[Any]) -> tuple[Any, ...]:
     # fewer atoms and longer literals prune better; common values (GET, 200, EXECVE) hardly at all
     texts = {a[2] for a in need}  # one literal looked up in several fields costs one atom
     shortest = min(map(len, texts), default=0)
-    common = 50 * len(COMMON_VALUES.intersection(texts))
+    common = 50 * len(COMMON_VALUES.intersection(texts) | {a[2] for a in need if a[0] in COMMON_FIELDS})
     return (len(texts) + common + (0 if shortest >= 4 else 10), -shortest)
 
 
