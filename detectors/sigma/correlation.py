@@ -67,11 +67,15 @@ class Group:
     # identities of the inputs taken (id -> event time), kept past a fire: a redelivered input is
     # counted once. Pruned behind the cutoff (older inputs are refused as late anyway), bounded.
     ids: dict[str, float] = field(default_factory=dict)
+    # the input rules this group has taken entries of while it lives (never shrinks): a superset of
+    # those in its windows, so a temporal_ordered rule whose sequence it cannot complete skips the scan
+    inputs: set[str] = field(default_factory=set)
 
     def keep(self, entries: list[Any]) -> None:
         self.entries = entries
         self.times = [e.ts for e in entries]
         self.agg = None
+        self.inputs.update(e.rule for e in entries)
 
     def drop_prefix(self, n: int) -> None:
         """Forget the first `n` entries; the running aggregate survives when it does not cover them."""
@@ -228,6 +232,7 @@ class CorrelationState:
         pos = bisect.bisect_right(g.times, ts)  # equal times keep arrival (seq) order
         g.entries.insert(pos, entry)
         g.times.insert(pos, ts)
+        g.inputs.add(input_rule)
         if pos != len(g.entries) - 1:
             g.inserted(pos, input_rule if rule.type == "temporal" else value, value)
         if len(g.entries) > MAX_ENTRIES_PER_GROUP:
@@ -242,6 +247,8 @@ class CorrelationState:
         return self._fire_containing(rule, group, g, ts, in_order=pos == len(g.entries) - 1)
 
     def _fire_containing(self, rule: Any, group: Any, g: Group, ts: float, in_order: bool) -> list[Any]:
+        if rule.type == "temporal_ordered" and not _ordered_reachable(rule, g.inputs):
+            return []  # no window can: without this, every input scans its window (O(window) each)
         times = g.times
         span = rule.timespan
         lo = bisect.bisect_left(times, ts - span)
@@ -355,6 +362,18 @@ class CorrelationState:
 
 
 _INCREMENTAL = ("value_count", "value_sum", "temporal")
+
+
+def _ordered_reachable(rule: CorrelationRule, inputs: set[str]) -> bool:
+    """Whether a window of entries of `inputs` only can satisfy a monotonic temporal_ordered rule:
+    `evaluate`'s greedy walk stops at the first rule of the sequence with no entry, so its step is at
+    most that rule's position (gt/gte conditions hold at no lower step when they fail at it)."""
+    step = 0
+    for r in rule.rules:
+        if r not in inputs:
+            break
+        step += 1
+    return _check(rule, step) if rule.condition else step == len(rule.rules)
 
 
 def _prune_ids(ids: dict[str, float], cutoff: float) -> None:

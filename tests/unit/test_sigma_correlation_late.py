@@ -74,3 +74,21 @@ def test_out_of_order_fires_what_every_anchor_check_fires(ctype, op, n, arrivals
         if n_seen % advance_every == 0:  # the watermark moves on: old entries leave the groups
             assert ours.advance(float(high)) == [] == ref.advance(float(high))
     assert ours.stats == ref.stats
+
+
+def test_an_ordered_sequence_a_group_cannot_complete_is_not_scanned(monkeypatch):
+    """A temporal_ordered group fed only later steps of its sequence (every process of the SYSTEM
+    session, no network logon) never scans its windows; once the first step arrives it fires as before."""
+    import detectors.sigma.correlation as correlation
+
+    rule = _rule("temporal_ordered", "gte", 2)
+    state = CorrelationState([rule], allowed_lateness=1e9)
+    scans = []
+    real = correlation.evaluate
+    monkeypatch.setattr(correlation, "evaluate", lambda r, entries: scans.append(len(entries)) or real(r, entries))
+    for i in range(200):
+        assert state.add(rule, ("g",), i / 100, "b", None, None, []) == []
+    assert scans == []  # without the check: one scan per input, 20,100 entries read in all
+    (fired,) = state.add(rule, ("g",), 1.5, "a", None, None, [])  # an a, then the b at 1.5 ... 1.99
+    assert fired.metric == {"rules_in_order": 2} and "a" in {e.rule for e in fired.entries}
+    assert scans
