@@ -135,14 +135,37 @@ def _string_pred(keys: tuple[Any, ...], test: Any, cased: bool) -> Predicate:
 
         return pred
 
-    def pred_multi(ev: dict[str, Any]) -> bool:
-        for x in field_values(ev, keys):
-            s = scalar_text(x)
-            if test(s if cased else s.lower() if s.isascii() else fold(s)):
-                return True
+    if any(k.endswith("]") for k in keys):
+
+        def pred_multi(ev: dict[str, Any]) -> bool:
+            for x in field_values(ev, keys):
+                s = scalar_text(x)
+                if test(s if cased else s.lower() if s.isascii() else fold(s)):
+                    return True
+            return False
+
+        return pred_multi
+
+    def pred_keys(ev: dict[str, Any]) -> bool:
+        # field_values' order and values, read key by key without building its list: a rule field
+        # mapped to several event fields (EventID, Image, CommandLine of Sysmon and 4688) is read by
+        # most Windows rules on every event they are evaluated on
+        for key in keys:
+            v = ev.get(key)
+            if v is None:
+                continue
+            if type(v) is str:
+                if test(v if cased else v.lower() if v.isascii() else fold(v)):
+                    return True
+                continue
+            for x in v if isinstance(v, (list, tuple)) else (v,):
+                if x is not None:
+                    s = scalar_text(x)
+                    if test(s if cased else s.lower() if s.isascii() else fold(s)):
+                        return True
         return False
 
-    return pred_multi
+    return pred_keys
 
 
 def _keyword_pred(test: Any, cased: bool) -> Predicate:
