@@ -83,9 +83,14 @@ def test_an_ordered_sequence_a_group_cannot_complete_is_not_scanned(monkeypatch)
 
     rule = _rule("temporal_ordered", "gte", 2)
     state = CorrelationState([rule], allowed_lateness=1e9)
-    scans = []
+    scans: list[int] = []
     real = correlation.evaluate
-    monkeypatch.setattr(correlation, "evaluate", lambda r, entries: scans.append(len(entries)) or real(r, entries))
+
+    def counted(r, entries):
+        scans.append(len(entries))
+        return real(r, entries)
+
+    monkeypatch.setattr(correlation, "evaluate", counted)
     for i in range(200):
         assert state.add(rule, ("g",), i / 100, "b", None, None, []) == []
     assert scans == []  # without the check: one scan per input, 20,100 entries read in all
