@@ -118,7 +118,7 @@ class _RegexTest:
         if raw is None:
             return self.rx.search(s) is not None
         b = s.encode()  # what the wrapper's search hands RE2 for a str (UTF-8; the same error if not encodable)
-        return raw.Match(_UNANCHORED, b, 0, len(b))[0] != _NO_MATCH
+        return bool(raw.Match(_UNANCHORED, b, 0, len(b))[0] != _NO_MATCH)
 
 
 # google-re2's `search` runs RE2 through a generator that decodes every span into str offsets and
