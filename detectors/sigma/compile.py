@@ -247,6 +247,14 @@ def compile_item(
 
 
 def _all_of(preds: list[Predicate]) -> Predicate:
+    """AND of predicates, in order, stopping at the first false one. Two or three (most selection
+    maps and conditions) are chained directly: all() over a generator costs more than the tests."""
+    if len(preds) == 2:
+        a, b = preds
+        return lambda ev: True if a(ev) and b(ev) else False
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda ev: True if a(ev) and b(ev) and c(ev) else False
     return lambda ev: all(p(ev) for p in preds)
 
 
@@ -261,6 +269,14 @@ def _all_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
 
 
 def _any_of(preds: list[Predicate]) -> Predicate:
+    """OR of predicates, in order, stopping at the first true one (two or three chained directly)."""
+    if len(preds) == 2:
+        a, b = preds
+        return lambda ev: True if a(ev) or b(ev) else False
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda ev: True if a(ev) or b(ev) or c(ev) else False
+
     def match(ev: dict[str, Any]) -> bool:
         return any(p(ev) for p in preds)
 
@@ -296,7 +312,7 @@ def compile_selection(name: str, body: Any, resolve: Any, placeholders: Any) -> 
         if all(isinstance(x, dict) for x in body):
             parts = [_compile_map(x, resolve, placeholders, path + (i,)) for i, x in enumerate(body)]
             preds = [p.match for p in parts]
-            return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(parts))
+            return Compiled(_any_of(preds), make=_any_need(parts))
         if any(isinstance(x, (dict, list)) or x is None for x in body):
             raise CompileError("a list mixes maps and keywords (or contains null)", path)
         return compile_item("", body, resolve, placeholders, path)
@@ -312,7 +328,7 @@ def _compile_map(body: dict[str, Any], resolve: Any, placeholders: Any, path: An
     preds = [p.match for p in parts]
     if len(preds) == 1:
         return parts[0]
-    return Compiled(lambda ev: all(p(ev) for p in preds), make=_all_need(parts))
+    return Compiled(_all_of(preds), make=_all_need(parts))
 
 
 def compile_detection(detection: dict[str, Any], resolve: Any, placeholders: dict[str, Any]) -> Compiled:
@@ -334,7 +350,7 @@ def compile_detection(detection: dict[str, Any], resolve: Any, placeholders: dic
     if len(built) == 1:
         return built[0]
     preds = [b.match for b in built]
-    return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(built))
+    return Compiled(_any_of(preds), make=_any_need(built))
 
 
 def _build(node: Any, compiled: dict[str, Any], names: list[Any]) -> Compiled:
@@ -355,15 +371,15 @@ def _build(node: Any, compiled: dict[str, Any], names: list[Any]) -> Compiled:
         parts = [compiled[n] for n in chosen]
         preds = [p.match for p in parts]
         if quant == "all":
-            return Compiled(lambda ev: all(p(ev) for p in preds), make=_all_need(parts))
+            return Compiled(_all_of(preds), make=_all_need(parts))
         if quant == 1:
-            return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(parts))
+            return Compiled(_any_of(preds), make=_any_need(parts))
         return Compiled(lambda ev: sum(1 for p in preds if p(ev)) >= quant, make=_any_need(parts))
     parts = [_build(n, compiled, names) for n in node[1]]
     preds = [p.match for p in parts]
     if kind == "and":
-        return Compiled(lambda ev: all(p(ev) for p in preds), make=_all_need(parts))
-    return Compiled(lambda ev: any(p(ev) for p in preds), make=_any_need(parts))
+        return Compiled(_all_of(preds), make=_all_need(parts))
+    return Compiled(_any_of(preds), make=_any_need(parts))
 
 
 __all__ = ["ANY", "CompileError", "Compiled", "compile_detection", "compile_item"]
