@@ -7,23 +7,24 @@ from hypothesis import strategies as st
 from detectors.sigma.compile import _all_of, _any_of
 
 
+def _recording(answers: list, called: list) -> list:
+    def pred(i: int):
+        def p(ev):
+            called.append(i)
+            return answers[i]
+
+        return p
+
+    return [pred(i) for i in range(len(answers))]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([True, False, 0, 1, "", "x", None]), min_size=1, max_size=5))
 def test_chains_answer_and_short_circuit_like_all_and_any(answers):
     for combine, reference in ((_all_of, all), (_any_of, any)):
-        called: list[int] = []
-
-        def pred(i):
-            def p(ev):
-                called.append(i)
-                return answers[i]
-
-            return p
-
-        preds = [pred(i) for i in range(len(answers))]
-        got = combine(preds)({})
-        ours = list(called)
-        called.clear()
-        want = reference(p(None) for p in preds)
+        ours: list[int] = []
+        got = combine(_recording(answers, ours))({})
+        theirs: list[int] = []
+        want = reference(p(None) for p in _recording(answers, theirs))
         assert got is want  # a bool, whatever the tests return
-        assert ours == called
+        assert ours == theirs
