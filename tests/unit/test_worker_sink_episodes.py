@@ -10,6 +10,8 @@ from typing import Any
 from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
 from detectors.sigma.detection import make_detection
 from detectors.sigma.model import RuleMeta
+from pipeline.elastic.episodes import EpisodeWriter
+from pipeline.elastic.incidents import IncidentStore
 from pipeline.worker.alerting import AlertPlan
 from pipeline.worker.sink import AlertSink
 from pipeline.worker_metrics import WorkerMetrics
@@ -27,10 +29,11 @@ def batches(n: int) -> list[BatchEpisode]:
     return plan_batch(offers, 900.0, 86400.0)
 
 
-class FakeEpisodes:
-    quiet_s, max_span_s = 900.0, 86400.0
+class FakeEpisodes(EpisodeWriter):
+    """No Elasticsearch: each create attempt's outcome is given per alert id."""
 
     def __init__(self, outcomes: dict[str, list[str]]) -> None:
+        self.quiet_s, self.max_span_s = 900.0, 86400.0
         self.outcomes = outcomes  # alert id -> outcome of each create attempt, in order
         self.calls: list[tuple[str, int]] = []
         self.written: tuple[str, str, dict[str, Any]] | None = None
@@ -53,14 +56,14 @@ class FakeEpisodes:
             out.append((what, value))
         return out
 
-    def merge(self, b: BatchEpisode, base: Any, target: tuple[str, str]) -> str:
+    def merge(self, b: BatchEpisode, base: Any, target: tuple[str, str], attempts: int = 8) -> str:
         self.calls.append(("merge", 1))
         self.written = (target[0], target[1], {"event": {"end": "2026-11-19T08:00:00.000Z"}})
         return "merged"
 
 
-class FakeIncidents:
-    def __init__(self) -> None:
+class FakeIncidents(IncidentStore):
+    def __init__(self) -> None:  # no Elasticsearch
         self.calls: list[list[str]] = []
 
     def attach_many(self, alerts: list[tuple[str, dict[str, Any]]]) -> list[str | None | Exception]:
@@ -93,8 +96,8 @@ def test_new_episodes_take_one_lookup_and_one_bulk_and_each_outcome_is_its_own()
         indexer,  # type: ignore[arg-type]
         WorkerMetrics(),
         lambda p, r: dead.append(r),
-        episodes=episodes,  # type: ignore[arg-type]
-        incidents=incidents,  # type: ignore[arg-type]
+        episodes=episodes,
+        incidents=incidents,
         sleep=slept.append,
     )
     sink.deliver(AlertPlan(episodes=todo))
