@@ -16,7 +16,7 @@ from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literal
 from detectors.sigma.ruledocs import document_cache
-from detectors.sigma.values import re2_options
+from detectors.sigma.values import NO_MATCH, direct_anchor, re2_options
 
 
 class Compiled:
@@ -118,33 +118,12 @@ class _RegexTest:
         if raw is None:
             return self.rx.search(s) is not None
         b = s.encode()  # what the wrapper's search hands RE2 for a str (UTF-8; the same error if not encodable)
-        return bool(raw.Match(_UNANCHORED, b, 0, len(b))[0] != _NO_MATCH)
+        return bool(raw.Match(_UNANCHORED, b, 0, len(b))[0] != NO_MATCH)
 
 
-# google-re2's `search` runs RE2 through a generator that decodes every span into str offsets and
-# builds a Match object: about half of a typical rule regex's cost (~2.7 us vs ~1.3 us on a Sysmon
-# Image path). A rule regex only needs found/not found, so `_RegexTest` makes the very call `search`
-# makes on the compiled RE2 object the wrapper holds (`_regexp.Match(UNANCHORED, utf8, 0, len)`,
-# first span (-1, -1) when nothing is found). It is a private layout: used only when this wrapper
-# has it and answers as `search` does on a probe, else every test goes through `search`.
-_UNANCHORED: Any = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-_NO_MATCH = (-1, -1)
-
-
-def _raw_search_works() -> bool:
-    try:
-        rx = re2.compile("(b)(é)?c|^$", re2_options())
-        raw = rx._regexp
-        for text in ("", "abc", "aébc", "xébéc", "zz", "ab"):
-            b = text.encode()
-            if (raw.Match(_UNANCHORED, b, 0, len(b))[0] != _NO_MATCH) != (rx.search(text) is not None):
-                return False
-        return _UNANCHORED is not None
-    except Exception:  # noqa: BLE001 - another layout: the public `search`
-        return False
-
-
-_RAW_SEARCH = _raw_search_works()
+# found/not found asked of RE2 directly when the installed wrapper allows it (values.direct_anchor)
+_UNANCHORED: Any = direct_anchor("UNANCHORED", "search")
+_RAW_SEARCH = _UNANCHORED is not None
 
 
 def compile_numeric(

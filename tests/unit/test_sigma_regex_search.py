@@ -1,6 +1,6 @@
-"""A rule regex's test answers exactly what google-re2's `search` answers (found or not), on any text,
-whether it calls RE2 through the wrapper's compiled object (the installed wrapper: asserted) or
-through `search`."""
+"""A rule regex's test answers exactly what google-re2's `search` answers (found or not), and a `?`
+glob what its `fullmatch` answers, on any text, whether RE2 is called through the wrapper's compiled
+object (the installed wrapper: asserted) or through the public method."""
 
 import re2
 from hypothesis import given, settings
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from detectors.sigma import typed
 from detectors.sigma.typed import compile_regex
+from detectors.sigma.values import ANY, ONE, _compile_glob, _Re2Glob
 
 PATTERNS = [
     r"^[a-z]:\\[^:]*:[^\\:]+$",
@@ -47,3 +48,21 @@ def test_text_re2_cannot_take_fails_as_search_fails():
             continue
         raise AssertionError("a lone surrogate encodes")
     assert re2  # the wrapper under test
+
+
+GLOBS = [("a", ONE, "c"), (ANY, ">", ONE, "%temp%\\", ANY), (ONE,), (ANY, "é", ONE), ("x", ANY, ONE, "\n")]
+
+
+def test_the_installed_wrapper_fullmatches_globs_directly():
+    glob = _compile_glob(GLOBS[0])
+    assert isinstance(glob, _Re2Glob) and glob.raw is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(GLOBS), st.text(alphabet="ac>x%tempé\\\n ", max_size=20))
+def test_glob_fullmatch_answers_what_the_wrapper_answers(toks, text):
+    glob = _compile_glob(toks)
+    want = glob.rx.fullmatch(text) is not None
+    assert glob.fullmatch(text) is want
+    glob.raw = None  # the public path
+    assert glob.fullmatch(text) is want
