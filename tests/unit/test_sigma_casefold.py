@@ -101,3 +101,19 @@ def test_a_value_found_in_text_matches_every_case_spelling_of_it(value, prefix) 
         matched, offered = _engine(value, "contains", prefix + text)
         assert matched == want, (value, text)
         assert offered or not matched
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from("aZ \u00a0\u00b5\u00c9\u00e9\u00ff\u0178\u03a3\u03c2\u0130\u017f\u1e9eK\u212a"),
+        max_size=12,
+    )
+)
+def test_latin1_text_folds_as_the_table_folds_it(text):
+    """fold's Latin-1 shortcut (only the micro sign maps) gives what the whole table gives."""
+    from detectors.sigma.casefold import _FOLD, _MICRO, FOLD_CLASSES, fold
+
+    assert min(FOLD_CLASSES) == _MICRO and sorted(FOLD_CLASSES)[1] > "\u00ff"
+    parts = text.split("\u0130")
+    assert fold(text) == "\u0130".join(p.lower().translate(_FOLD) for p in parts)
