@@ -8,14 +8,21 @@ examples produce when run through the Normaliser exactly as a detector worker ru
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from detectors.sigma.ruledocs import document_cache
 
 EXAMPLES_FILE = Path(__file__).with_name("examples.yml")
+# The examples' events as shipped, generated from the parsers (`python -m detectors.normalise.reference`
+# rewrites it; tests/unit/test_normalise_reference_shipped.py fails while it differs from what the
+# parsers make): a first `rules lint` after install runs no parser and imports none.
+EVENTS_FILE = Path(__file__).with_name("example_events.json")
 READ_AT = 1764288000.0  # 2025-11-28T00:00:00Z: read time of the examples (RFC 3164 year inference)
 EXAMPLE_AGENCY, EXAMPLE_AGENT, EXAMPLE_HOST = "so-vi-du", "agent-vi-du", "srv-vi-du"
 
@@ -110,22 +117,51 @@ def build_reference(examples: list[Example]) -> dict[str, dict[str, FieldInfo]]:
     return ref
 
 
+def _valid_pairs(v: Any) -> bool:
+    return type(v) is list and all(type(p) is list and len(p) == 2 and type(p[1]) is dict for p in v)
+
+
+def generated_example_events() -> dict[str, Any]:
+    """What EVENTS_FILE holds: the digest of examples.yml and (example name, event) for every example,
+    made by running the parsers."""
+    return {
+        "examples_sha256": hashlib.sha256(EXAMPLES_FILE.read_bytes()).hexdigest(),
+        "events": [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)],
+    }
+
+
+def shipped_example_events(text: bytes, path: Path | None = None) -> list[Any] | None:
+    """The shipped pairs (EVENTS_FILE) if they were generated from exactly these examples.yml bytes."""
+    try:
+        doc = orjson.loads((path or EVENTS_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if type(doc) is not dict or doc.get("examples_sha256") != hashlib.sha256(text).hexdigest():
+        return None
+    pairs = doc.get("events")
+    return pairs if _valid_pairs(pairs) else None
+
+
 @lru_cache(maxsize=1)
 def example_events() -> tuple[tuple[str, dict[str, Any]], ...]:
     """(example name, event) for every shipped example (cached: the lint asks per rule).
 
-    `rules lint` needs these on every start: they are kept in the rule cache (detectors.sigma.ruledocs)
-    while examples.yml and the source of every module that made them are unchanged, so a start with
-    nothing changed runs no parser and imports none."""
-    cache = document_cache()
-    pairs = cache.derived(
-        "example-events",
-        EXAMPLES_FILE.read_text(encoding="utf-8"),
-        lambda: [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)],
-        code=("detectors.", "collectors."),
-        valid=lambda v: type(v) is list and all(type(p) is list and len(p) == 2 and type(p[1]) is dict for p in v),
-    )
-    cache.save()
+    `rules lint` needs these on every start. They come from EVENTS_FILE while it was generated from
+    the examples.yml beside it; otherwise (examples edited and the file not yet regenerated) from the
+    rule cache (detectors.sigma.ruledocs), kept while examples.yml and the source of every module that
+    made them are unchanged, and made by running the parsers when that misses."""
+    text = EXAMPLES_FILE.read_text(encoding="utf-8")
+    pairs = shipped_example_events(text.encode("utf-8"))
+    if pairs is None:
+        cache = document_cache()
+        pairs = cache.derived(
+            "example-events",
+            text,
+            lambda: [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)],
+            code=("detectors.", "collectors."),
+            valid=_valid_pairs,
+        )
+        cache.save()
     return tuple((str(name), ev) for name, ev in pairs)
 
 
@@ -137,3 +173,12 @@ def reference() -> dict[str, dict[str, FieldInfo]]:
 def base_name(field_name: str) -> str:
     """'process.args[0]' -> 'process.args' (list indexing in mapped field names)."""
     return field_name.split("[", 1)[0]
+
+
+if __name__ == "__main__":  # python -m detectors.normalise.reference: regenerate EVENTS_FILE
+    made = generated_example_events()
+    pairs = b",\n".join(orjson.dumps(p) for p in made["events"])  # one event per line: readable diffs
+    EVENTS_FILE.write_bytes(
+        b'{"examples_sha256": "%s", "events": [\n%s\n]}\n' % (made["examples_sha256"].encode(), pairs)
+    )
+    print(f"wrote {EVENTS_FILE}")
