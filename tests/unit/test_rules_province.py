@@ -106,3 +106,33 @@ def test_all_shared_sigmahq_rules_load():
     res = load_rules(paths)
     assert res.documents > 500
     assert res.loaded == res.documents, [str(e) for e in res.errors[:10]]
+
+
+def _windows_test_lines():
+    import yaml
+
+    for path in sorted((RULES / "windows").glob("*.tests.yml")):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8")).get("tests") or []:
+            steps = case.get("sequence") or [case]
+            for step in steps:
+                if "line" in step:
+                    yield path.name, case["name"], step["line"]
+
+
+def test_every_windows_rule_test_line_is_a_forwarded_event():
+    """A case whose line is not the JSON (or rendered XML) a forwarder sends is normalised as some
+    other log and matches nothing, so a negative case would pass whatever the rule says."""
+    import orjson
+
+    bad, seen = [], 0
+    for file, name, line in _windows_test_lines():
+        seen += 1
+        if line.lstrip().startswith("<"):
+            continue
+        try:
+            ok = isinstance(orjson.loads(line), dict)
+        except orjson.JSONDecodeError:
+            ok = False
+        if not ok:
+            bad.append(f"{file}: {name}")
+    assert seen > 500 and not bad, bad
