@@ -16,7 +16,7 @@ from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literal
 from detectors.sigma.ruledocs import document_cache
-from detectors.sigma.values import NO_MATCH, direct_anchor, re2_options
+from detectors.sigma.values import Re2Found, direct_anchor, re2_options
 
 
 class Compiled:
@@ -104,21 +104,14 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
 _LITERALS_SOURCE = str(regex_literals.__file__)
 
 
-class _RegexTest:
+class _RegexTest(Re2Found):
     """A compiled `re` value: true when the pattern is found; `atoms` index its required literal."""
 
-    __slots__ = ("atoms", "raw", "rx")
+    __slots__ = ("atoms",)
 
     def __init__(self, rx: Any, atoms: list[tuple[str, str]] | None) -> None:
-        self.rx, self.atoms = rx, atoms
-        self.raw = getattr(rx, "_regexp", None) if _RAW_SEARCH else None
-
-    def __call__(self, s: str) -> bool:
-        raw = self.raw
-        if raw is None:
-            return self.rx.search(s) is not None
-        b = s.encode()  # what the wrapper's search hands RE2 for a str (UTF-8; the same error if not encodable)
-        return bool(raw.Match(_UNANCHORED, b, 0, len(b))[0] != NO_MATCH)
+        super().__init__(rx, _UNANCHORED, "search")
+        self.atoms = atoms
 
 
 # found/not found asked of RE2 directly when the installed wrapper allows it (values.direct_anchor)

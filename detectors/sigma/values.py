@@ -75,21 +75,35 @@ def direct_anchor(name: str, public: str) -> Any:
 _ANCHOR_BOTH = direct_anchor("ANCHOR_BOTH", "fullmatch")
 
 
-class _Re2Glob:
-    """A glob with `?` as RE2 (see glob_regex): `fullmatch` asked of RE2 directly when it can be."""
+class Re2Found:
+    """Found / not found of a compiled google-re2 pattern: RE2 asked directly with `anchor` (one that
+    direct_anchor vouched for) when it can be, else the wrapper's `public` method ("search",
+    "fullmatch"). Regex tests (typed._RegexTest) and `?` globs (_Re2Glob) are this."""
 
-    __slots__ = ("raw", "rx")
+    __slots__ = ("anchor", "public", "raw", "rx")
 
-    def __init__(self, rx: Any) -> None:
-        self.rx = rx
-        self.raw = rx._regexp if _ANCHOR_BOTH is not None else None
+    def __init__(self, rx: Any, anchor: Any, public: str) -> None:
+        self.rx, self.anchor = rx, anchor
+        self.public = getattr(rx, public)
+        self.raw = rx._regexp if anchor is not None else None
 
-    def fullmatch(self, s: str) -> bool:
+    def __call__(self, s: str) -> bool:
         raw = self.raw
         if raw is None:
-            return self.rx.fullmatch(s) is not None
+            return self.public(s) is not None
         b = s.encode()  # what the wrapper hands RE2 for a str (UTF-8; the same error if not encodable)
-        return bool(raw.Match(_ANCHOR_BOTH, b, 0, len(b))[0] != NO_MATCH)
+        return bool(raw.Match(self.anchor, b, 0, len(b))[0] != NO_MATCH)
+
+
+class _Re2Glob(Re2Found):
+    """A glob with `?` as RE2 (see glob_regex), matched whole."""
+
+    __slots__ = ()
+
+    def __init__(self, rx: Any) -> None:
+        super().__init__(rx, _ANCHOR_BOTH, "fullmatch")
+
+    fullmatch = Re2Found.__call__
 
 
 _WILDCARD_SPLIT = re.compile(r"([*?])")
