@@ -3,8 +3,12 @@ the product a look-alike the type checker cannot vouch for)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from detectors.sigma import Engine, load_rules
 from detectors.sigma.detection import Detection
 
 
@@ -40,3 +44,12 @@ def detection(
         id_parts=((), start_ts, None),
         id_cache=alert_id,
     )
+
+
+def engine_of(tmp_path: Path, doc: dict[str, Any]) -> Engine:
+    """An engine of the one rule `doc`, loaded from a file as the detector loads rules."""
+    f = tmp_path / "r.yml"
+    f.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    res = load_rules([str(f)])
+    assert not res.errors, res.errors
+    return Engine(res.rules)

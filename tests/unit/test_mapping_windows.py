@@ -5,10 +5,10 @@ forwarder shape, and does not match another value or another logsource."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from detectors.normalise import parse_line
-from detectors.sigma import Engine, load_mappings, load_rules
+from detectors.sigma import Engine, load_mappings
+from tests.unit.factories import engine_of
 from tests.unit.test_normalise_windows import SHAPES
 
 SYSMON = ("Microsoft-Windows-Sysmon/Operational", "Microsoft-Windows-Sysmon")
@@ -166,11 +166,7 @@ def _rule(logsource: dict, field: str, value: object, event_id: int) -> dict:
 
 
 def _engine(tmp_path, doc: dict) -> Engine:
-    f = tmp_path / "r.yml"
-    f.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    res = load_rules([str(f)])
-    assert not res.errors, res.errors
-    return Engine(res.rules)
+    return engine_of(tmp_path, doc)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[3]}")

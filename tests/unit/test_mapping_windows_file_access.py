@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from detectors.normalise import parse_line
 from detectors.sigma import Engine, load_mappings, load_rules
+from tests.unit.factories import engine_of
 from tests.unit.test_normalise_windows import SHAPES
 
 SECURITY = ("Security", "Microsoft-Windows-Security-Auditing")
@@ -49,11 +49,7 @@ def _engine(tmp_path: Path, detection: dict) -> Engine:
         "logsource": {"product": "windows", "category": "file_access"},
         "detection": {**detection, "condition": "sel"},
     }
-    f = tmp_path / "r.yml"
-    f.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    res = load_rules([str(f)])
-    assert not res.errors, res.errors
-    return Engine(res.rules)
+    return engine_of(tmp_path, doc)
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from detectors.normalise import parse_line
 from detectors.normalise.windows_registry import registry_value_rendered, sysmon_details, sysmon_key
 from detectors.sigma import Engine, load_mappings, load_rules
+from tests.unit.factories import engine_of
 from tests.unit.test_normalise_windows import SHAPES
 
 SECURITY = ("Security", "Microsoft-Windows-Security-Auditing")
@@ -108,11 +108,7 @@ def _engine(tmp_path: Path, category: str, field: str, value: str) -> Engine:
         "logsource": {"product": "windows", "category": category},
         "detection": {"sel": {field: value}, "condition": "sel"},
     }
-    f = tmp_path / "r.yml"
-    f.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    res = load_rules([str(f)])
-    assert not res.errors, res.errors
-    return Engine(res.rules)
+    return engine_of(tmp_path, doc)
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
