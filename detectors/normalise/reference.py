@@ -121,12 +121,17 @@ def _valid_pairs(v: Any) -> bool:
     return type(v) is list and all(type(p) is list and len(p) == 2 and type(p[1]) is dict for p in v)
 
 
+def _run_examples() -> list[list[Any]]:
+    """[example name, event] for every example in examples.yml, made by running the parsers."""
+    return [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)]
+
+
 def generated_example_events() -> dict[str, Any]:
     """What EVENTS_FILE holds: the digest of examples.yml and (example name, event) for every example,
     made by running the parsers."""
     return {
         "examples_sha256": hashlib.sha256(EXAMPLES_FILE.read_bytes()).hexdigest(),
-        "events": [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)],
+        "events": _run_examples(),
     }
 
 
@@ -157,7 +162,7 @@ def example_events() -> tuple[tuple[str, dict[str, Any]], ...]:
         pairs = cache.derived(
             "example-events",
             text,
-            lambda: [[ex.name, ev] for ex in load_examples() for ev in run_example(ex)],
+            _run_examples,
             code=("detectors.", "collectors."),
             valid=_valid_pairs,
         )
