@@ -5,11 +5,11 @@ from detectors.alerts.build import (
     STATUSES,
     AgencyInfo,
     alert_index_name,
-    bound_evidence,
     build_alert,
     entity_fields,
     event_index_name,
 )
+from detectors.alerts.evidence import bound_evidence
 from detectors.alerts.nested import to_flat, to_nested
 
 __all__ = [

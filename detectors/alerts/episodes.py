@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.alerts.build import bound_evidence
 from detectors.alerts.episode_summary import (
     DEFAULT_MAX_SPAN_S,
     DEFAULT_QUIET_S,
@@ -34,6 +33,7 @@ from detectors.alerts.episode_summary import (
     event_ts,
     order_key,
 )
+from detectors.alerts.evidence import bound_evidence
 from detectors.alerts.nested import to_flat
 from detectors.common.times import iso_ms
 

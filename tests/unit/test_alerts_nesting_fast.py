@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.alerts.attack import threat_from_tags
-from detectors.alerts.build import EVIDENCE_MAX_CHARS, EVIDENCE_MAX_FIELDS, _evidence_order, bound_evidence
+from detectors.alerts.evidence import EVIDENCE_MAX_CHARS, EVIDENCE_MAX_FIELDS, _evidence_order, bound_evidence
 from detectors.alerts.nested import COLLISION_KEY, to_flat, to_nested
 
 
