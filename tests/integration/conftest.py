@@ -93,6 +93,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int, attempts: int = 50) -> int:
+    """The first of `count` consecutive TCP ports free on 127.0.0.1 (all bound at once to check, then
+    released: free when returned, as free_port's), for a plan that steps from one base port, such as a
+    Kafka cluster's (node i on each Kafka port + 3*i)."""
+    for _ in range(attempts):
+        first = free_port()
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                held.append(s := socket.socket())
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:  # one of them in use (or past 65535): try another base
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 in {attempts} attempts")
+
+
 @pytest.fixture
 def scrape_target():
     """Register a metrics endpoint with the local Prometheus (file_sd); removed after the test."""

@@ -1,10 +1,11 @@
 """The distributed engine, proven: `socpipe stack up --brokers 3`, real agents, two detector workers.
 
-A private three-node KRaft cluster (the stack's own code, in a temporary state directory, on the port
-block 26092-26099) with replication factor 3 and min.insync.replicas=2; three enrolled agents (the
-real `socpipe agent run`, one agency each, two log files each) ship SSH traffic with brute-force
-attacks of exactly five failures (the rule's threshold: one lost line is one missing alert) into it;
-two `socpipe detect run` workers share the group and write alerts to the stack's Elasticsearch.
+A private three-node KRaft cluster (the stack's own code, in a temporary state directory, on free
+ports picked at the start: two runs, or another stack, cannot collide) with replication factor 3 and
+min.insync.replicas=2; three enrolled agents (the real `socpipe agent run`, one agency each, two log
+files each) ship SSH traffic with brute-force attacks of exactly five failures (the rule's threshold:
+one lost line is one missing alert) into it; two `socpipe detect run` workers share the group and
+write alerts to the stack's Elasticsearch.
 While the agents ship: the broker leading raw partition 0 is killed with SIGKILL, a third worker
 joins and one of the first two leaves. Then every line is on Kafka once per (source, seq) and in
 order, every attacker has exactly one alert, and the leader failover and rebalance times are printed.
@@ -28,9 +29,9 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from collectors.identity import Identity, save_identity
 from collectors.wire import LineBatch
 from pipeline.stack import Stack
-from pipeline.stack.plan import Ports
+from pipeline.stack.plan import BROKER_PORT_STEP, Ports
 from pipeline.stack.servers import kafka_name
-from tests.integration.conftest import es_client, wait_for
+from tests.integration.conftest import es_client, free_ports, wait_for
 from tests.integration.signing import TEST_AGENTS
 from tests.integration.test_agent_kafka import start_agent, stop_agent
 from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_alerts, detector_env
@@ -38,8 +39,6 @@ from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_al
 pytestmark = pytest.mark.integration
 
 BROKERS = 3
-# The port block of this test: node i on 26092 + 3*i (plain) and 26093 + 3*i (controller).
-PORTS = Ports(kafka=26092, kafka_controller=26093, kafka_secure=26094, elasticsearch=26290, prometheus=26291)
 AGENCIES = ("commune-an-phu", "district-tan-chau", "city-long-xuyen")
 FILES_PER_AGENT = 2
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # config/detector.yaml's timezone for syslog lines without one
@@ -220,7 +219,14 @@ def leaders(admin: KafkaAdminClient, topic: str) -> dict[int, tuple[int, list[in
 def test_three_brokers_leader_killed_and_workers_rescaled_lose_and_double_nothing(
     tmp_path, es_url, unique, procs, capsys
 ):
-    stack = Stack(tmp_path / "stack", PORTS, brokers=BROKERS)
+    # Node i on base + 3*i (plain), + 1 (controller), + 2 (SASL_SSL, unused here); then the stack's
+    # Elasticsearch and Prometheus ports (not started here, but kept off the defaults): one free block.
+    base = free_ports(BROKER_PORT_STEP * BROKERS + 2)
+    es_port = base + BROKER_PORT_STEP * BROKERS
+    ports = Ports(
+        kafka=base, kafka_controller=base + 1, kafka_secure=base + 2, elasticsearch=es_port, prometheus=es_port + 1
+    )
+    stack = Stack(tmp_path / "stack", ports, brokers=BROKERS)
     kafka_nodes = [kafka_name(n) for n in range(1, BROKERS + 1)]
     t0 = time.monotonic()
     stack.up(only=kafka_nodes)
