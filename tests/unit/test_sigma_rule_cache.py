@@ -394,3 +394,54 @@ def test_a_cache_file_of_the_earlier_layout_is_removed_at_the_next_save(tmp_path
     old.write_text(json.dumps({"version": "rule-docs-2", "entries": {}}))
     load_rules([tmp_path])
     assert not old.exists() and (cache / ruledocs.CACHE_NAME).is_file()
+
+
+def _nodes(value) -> int:
+    """Nodes as yamlsafe counts them: every scalar (a mapping's keys too) and every collection."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + _nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_nodes(v) for v in value)
+    return 1
+
+
+def _past_bounds_forgeries() -> list[tuple[dict, bool]]:
+    """Forged documents of a loadable rule at the parser's bounds (within: True) and one past them."""
+    base = {"title": "Forged", "logsource": {"product": "linux"}, "detection": {"s": {"a": 1}, "condition": "s"}}
+    out = []
+    for depth in (ruledocs.MAX_DEPTH, ruledocs.MAX_DEPTH + 1):
+        nested: list = ["deep"]
+        for _ in range(depth - 2):  # the rule's mapping is level 1, "references" level 2
+            nested = [nested]
+        out.append(({**base, "references": nested}, depth <= ruledocs.MAX_DEPTH))
+    for extra in (0, 1):
+        filler = ruledocs.MAX_NODES - _nodes({**base, "references": []}) + extra
+        out.append(({**base, "references": ["x"] * filler}, extra == 0))
+    return out
+
+
+@pytest.mark.parametrize("forged,within", _past_bounds_forgeries())
+def test_a_cached_document_past_the_parsers_bounds_is_parsed_again(tmp_path, cache, forged, within):
+    """A forged entry may not hand the loader what the parser would refuse from a file: nested deeper
+    than MAX_DEPTH or more than MAX_NODES nodes. At the bounds it is still a hit (the forge format is
+    right), one past them the file is parsed again; the parser draws the line at the same place."""
+    text = yaml.safe_dump(forged)
+    if within:
+        assert load_documents(text)[0] == [forged]
+    else:
+        with pytest.raises(ruledocs.RuleYAMLError):
+            load_documents(text)
+    (tmp_path / "r.yml").write_text(GOOD)
+    _forge(cache, GOOD, [forged])
+    ruledocs._CACHE = None
+    title = load_rules([tmp_path]).rules[0].meta.title
+    assert (title, ruledocs.document_cache().misses) == (("Forged", 0) if within else ("Good", 1))
+
+
+def test_bounds_count_every_document_of_a_cached_file(tmp_path, cache):
+    """Nodes add up over a file's documents as the parser counts them, not per document."""
+    half = ["x"] * (ruledocs.MAX_NODES // 2)
+    assert ruledocs._within_bounds([half], ruledocs.MAX_NODES + 1)
+    assert not ruledocs._within_bounds([half, half, None], ruledocs.MAX_NODES + 1)
+    with pytest.raises(ruledocs.RuleYAMLError):
+        load_documents(yaml.safe_dump(half) + "---\n" + yaml.safe_dump(half) + "---\n")
