@@ -136,3 +136,30 @@ def test_every_windows_rule_test_line_is_a_forwarded_event():
         if not ok:
             bad.append(f"{file}: {name}")
     assert seen > 500 and not bad, bad
+
+
+def _evaluated_on_every_event(need: object) -> bool:
+    """As the candidate index reads a rule's atoms (detectors/sigma/index.py: CandidateIndex.build)."""
+    return not need or any(kind != "eq" and not text for _, kind, text in need)  # type: ignore[attr-defined]
+
+
+def test_windows_rules_are_indexed():
+    """A rule without an atom the candidate index can look up (a value, or a regex literal of three or
+    more characters in every branch) is evaluated on every event of its logsource: Windows rules give
+    their regexes a literal guard. unsigned_driver_loaded has none to give (an unsigned driver is
+    told by Signed: false alone) and driver loads are rare events."""
+    allowed = {"unsigned_driver_loaded"}
+    slow = []
+    for f in sorted((RULES / "windows").glob("*.yml")):
+        if f.name.endswith(".tests.yml") or f.stem in allowed:
+            continue
+        for rule in load_rules([f]).rules:
+            if hasattr(rule, "need") and _evaluated_on_every_event(rule.need):
+                slow.append(f"{f.stem}: {rule.meta.title}")
+    assert slow == []
+
+
+def test_ads_execution_is_indexed_by_its_extensions():
+    (rule,) = load_rules([RULES / "windows" / "ads_execution.yml"]).rules
+    atoms = {text for _, _, text in rule.need}
+    assert {".vbs", ".hta", ".exe", ".txt"} <= atoms
