@@ -8,7 +8,8 @@ import bisect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.sigma.correlation import CorrelationState, evaluate, is_monotonic
+from detectors.sigma.correlation import CorrelationState
+from detectors.sigma.correlation_window import evaluate, is_monotonic
 from detectors.sigma.model import CorrelationRule, RuleMeta
 
 
@@ -84,13 +85,13 @@ def test_an_ordered_sequence_a_group_cannot_complete_is_not_scanned(monkeypatch)
     rule = _rule("temporal_ordered", "gte", 2)
     state = CorrelationState([rule], allowed_lateness=1e9)
     scans: list[int] = []
-    real = correlation.evaluate
+    real = evaluate
 
     def counted(r, entries):
         scans.append(len(entries))
         return real(r, entries)
 
-    monkeypatch.setattr(correlation, "evaluate", counted)
+    monkeypatch.setattr(correlation, "evaluate", counted)  # the name CorrelationState calls
     for i in range(200):
         assert state.add(rule, ("g",), i / 100, "b", None, None, []) == []
     assert scans == []  # without the check: one scan per input, 20,100 entries read in all
