@@ -24,7 +24,7 @@ from collectors.configfile import (
     is_loopback,
     load_config,
 )
-from collectors.wire import DEFAULT_TIMEZONE, HEARTBEAT_TOPIC, RAW_TOPIC
+from collectors.wire import DEFAULT_TIMEZONE, HEARTBEAT_TOPIC, MAX_BATCH_LINES, RAW_TOPIC
 
 COMPRESSED_SUFFIXES = [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z", ".7z"]
 
@@ -173,8 +173,8 @@ def validate(c: AgentConfig) -> None:
         raise ConfigError("spool.max_bytes: must be at least twice spool.segment_bytes")
     if c.spool.segment_bytes < 64 * 1024:
         raise ConfigError("spool.segment_bytes: must be at least 65536")
-    if not 1 <= c.batch.max_lines <= 100_000:
-        raise ConfigError("batch.max_lines: must be 1..100000")
+    if not 1 <= c.batch.max_lines <= MAX_BATCH_LINES:
+        raise ConfigError(f"batch.max_lines: must be 1..{MAX_BATCH_LINES}")
     if not 1024 <= c.batch.max_bytes <= 900 * 1024:
         raise ConfigError("batch.max_bytes: must be 1024..921600 (Kafka's default record limit is 1 MB)")
     if c.flood.max_line_bytes < 256 or c.flood.max_line_bytes > c.batch.max_bytes // 2:

@@ -125,6 +125,7 @@ class Heartbeat:
 # decode the value: "lines" = number of lines in the batch (ASCII int), "dataset" = configured hint,
 # "ctr" = the agent's counter when it spooled the record (ASCII int), "mac" = batch_mac (hex).
 HEADER_LINES = "lines"
+MAX_BATCH_LINES = 100_000  # lines per raw record at most: the agent's batch.max_lines cannot be set higher
 HEADER_DATASET = "dataset"
 HEADER_COUNTER = "ctr"
 HEADER_MAC = "mac"

@@ -15,7 +15,10 @@ group leader counts records per partition from end offsets (a few times a minute
 nothing read); each worker measures lines per record of the partitions it consumes (the verified
 batch's line count, which the agent signs in the `lines` header: free, and a forged record counts
 nothing), and reports them with what it owns in its subscription's user_data; load = records x lines
-per record (a partition nobody reported: the average of those reported). Lines rather than bytes,
+per record (a partition nobody reported: the average of those reported). The leader takes a figure
+only from the member that owns the partition (`resolve`: a stale or contested claim teaches nothing),
+and only a finite one above 0 and at most what an agent may put in a record (`MAX_BATCH_LINES`); a
+claim whose generation no Kafka group can have (past int32) owns nothing. Lines rather than bytes,
 because they are known without decoding and the per-line work dominates the worker's CPU; a byte
 count would weigh a 300-byte auditd line as three 100-byte auth lines.
 
@@ -42,6 +45,7 @@ from kafka.coordinator.assignors.abstract import (
     ConsumerProtocolSubscription,
 )
 
+from collectors.wire import MAX_BATCH_LINES
 from pipeline.worker.balance import IDLE_FLOOR, TOLERANCE, balance, moved
 
 __all__ = ["IDLE_FLOOR", "TOLERANCE", "Claim", "LoadAssignor", "PartitionLoads", "balance", "decode_claim"]
@@ -51,6 +55,7 @@ log = logging.getLogger("socpipe.detector")
 USER_DATA_VERSION = 1
 MAX_USER_DATA = 64 * 1024  # bytes of a member's user_data the leader reads at most
 MAX_PARTITIONS = 10_000  # partitions per member's claim, at most
+MAX_GENERATION = 2**31 - 1  # Kafka's generation ids are int32
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ def decode_claim(data: bytes | None) -> Claim:
         return Claim()
     gen = doc.get("gen")
     generation = gen if type(gen) is int else -1
+    if not -1 <= generation <= MAX_GENERATION:  # forged: it would win every partition it claims
+        return Claim()
     owned: dict[str, tuple[int, ...]] = {}
     ratios: dict[str, dict[int, float]] = {}
     since: dict[str, dict[int, int]] = {}
@@ -113,7 +120,7 @@ def decode_claim(data: bytes | None) -> Claim:
             parts.append(p)
             r, g = row[1], row[2]
             # the range first: math.isfinite raises OverflowError on a JSON integer past a float's range
-            if type(r) in (int, float) and 0 < r <= 1e6 and math.isfinite(r):
+            if type(r) in (int, float) and 0 < r <= MAX_BATCH_LINES and math.isfinite(r):
                 rate[p] = float(r)
             held[p] = g if type(g) is int and -1 <= g <= generation else generation
         count += len(parts)
@@ -227,10 +234,10 @@ class LoadAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
             partitions = cluster.partitions_for_topic(topic)
             if not partitions:
                 continue
-            for claim in claims.values():  # only partitions the topic has: a claim cannot grow the table
-                rates = claim.lines_per_record.get(topic, {})
-                self.loads.learn(topic, {p: r for p, r in rates.items() if p in partitions})
             owned = resolve({m: claims[m] for m in member_ids}, topic)
+            for member_id, parts in owned.items():  # figures of its owner only, of partitions the topic has
+                rates = claims[member_id].lines_per_record.get(topic, {})
+                self.loads.learn(topic, {p: rates[p] for p in parts if p in rates and p in partitions})
             split = balance(
                 sorted(partitions),
                 member_ids,

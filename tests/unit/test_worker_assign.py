@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.coordinator.assignors.abstract import ConsumerProtocolAssignment, ConsumerProtocolSubscription
 
+from collectors.wire import MAX_BATCH_LINES
 from pipeline.worker.assign import Claim, LoadAssignor, PartitionLoads, balance, decode_claim, resolve
 
 
@@ -252,3 +253,40 @@ def test_a_member_reporting_tiny_rates_for_all_it_claims_does_not_keep_every_par
     assert balance([0, 1], ["a", "b"], {0: 1e-12, 1: 1e-12}, {"a": [0, 1]}) == {"a": [0], "b": [1]}
     # subnormal loads (a rate decayed by thousands of all-quarantined batches) weigh as nothing measured
     assert balance([0, 1], ["a", "b"], {1: 5e-324}, {"a": [0, 1]}) == {"a": [0], "b": [1]}
+
+
+def test_lines_per_record_are_learnt_only_from_the_partitions_owner() -> None:
+    """A member's figures count for the partitions it owns, not for what it claims: a stale claim
+    (older generation) or a contested one (two members, one generation: nobody owns it) teaches the
+    leader nothing, and cannot overwrite what the leader measured itself or what the owner reported."""
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    loads = _measured({0: 100.0, 1: 100.0, 2: 100.0, 3: 100.0})
+    leader = LoadAssignor(loads)
+    leader.on_assignment(ConsumerProtocolAssignment(0, [("raw", [0])], b""), 8)
+    loads.observe("raw", 0, 10, 100)  # the leader's own measure of its partition 0: 10 lines per record
+    mine = leader.metadata(["raw"]).user_data
+    honest = Claim(8, {"raw": (1, 2)}, {"raw": {1: 3.0, 2: 4.0}}).encode()
+    stale = Claim(7, {"raw": (0, 1)}, {"raw": {0: 90_000.0, 1: 90_000.0}}).encode()  # held them before
+    contested = Claim(8, {"raw": (2, 3)}, {"raw": {2: 0.001, 3: 50_000.0}}).encode()  # 2 is honest's too
+    members = [_member("leader", mine), _member("honest", honest), _member("stale", stale), _member("liar", contested)]
+    leader.assign(cluster, members)
+    assert loads.ratios("raw", range(4)) == {0: 10.0, 1: 3.0, 3: 50_000.0}
+    # 3 is the liar's alone (nobody else claims it): its figure counts, within the bounds below
+
+
+def test_absurd_lines_per_record_and_forged_generations_are_refused() -> None:
+    """No agent puts more than MAX_BATCH_LINES lines in a record: a figure above is unknown (the
+    partition weighs the average), as are 0, negatives and non-finite ones. A generation past int32
+    (Kafka's own type) claimed every partition from its real owners: such a claim owns nothing."""
+    top = float(MAX_BATCH_LINES)
+    rows = [[0, top, 5], [1, top + 1, 5], [2, 1e6, 5], [3, 0, 5], [4, -1.0, 5], [5, 0.5, 5]]
+    claim = decode_claim(json.dumps({"v": 1, "gen": 5, "topics": {"raw": rows}}).encode())
+    assert claim.lines_per_record == {"raw": {0: top, 5: 0.5}}
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    for gen in (2**31, 10**12, -2):
+        forged = json.dumps({"v": 1, "gen": gen, "topics": {"raw": [[p, 1.0, 0] for p in range(4)]}}).encode()
+        assert decode_claim(forged) == Claim()
+        owner = Claim(40, {"raw": (0, 1)}, {}, {"raw": {0: 30, 1: 30}}).encode()
+        got = LoadAssignor(PartitionLoads()).assign(cluster, [_member("owner", owner), _member("forger", forged)])
+        assert dict(got["owner"].assigned_partitions)["raw"] == [0, 1]
+    assert decode_claim(Claim(2**31 - 1, {"raw": (0,)}).encode()).owned == {"raw": (0,)}
