@@ -41,16 +41,17 @@ from collectors.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from detectors.sigma.detection import Detection
-    from detectors.sigma.engine import CorrelationInput, Engine, MatchResult
+    from detectors.sigma.engine import Engine, MatchResult
     from detectors.sigma.loader import load_rules
     from detectors.sigma.mapping import FieldMappings, load_mappings
     from detectors.sigma.model import CorrelationRule, LoadIssue, LoadResult, SigmaRule
+    from detectors.sigma.partition import CorrelationInput
     from detectors.sigma.suppress import Suppressed, Suppressor
 
 # Names resolve on first use (PEP 562): importing one module of the package
 # (e.g. `detectors.sigma.detection` for the alert builder) must not compile the engine and its indexes.
 _EXPORTS = {
-    "CorrelationInput": "detectors.sigma.engine",
+    "CorrelationInput": "detectors.sigma.partition",
     "CorrelationRule": "detectors.sigma.model",
     "Detection": "detectors.sigma.detection",
     "Engine": "detectors.sigma.engine",

@@ -15,6 +15,7 @@ from detectors.sigma.fields import to_number
 from detectors.sigma.index import CandidateIndex
 from detectors.sigma.mapping import EventLogsource, FieldMappings, derivation_key, load_mappings
 from detectors.sigma.model import CorrelationRule, SigmaRule
+from detectors.sigma.partition import CorrelationInput, chain_routes, correlation_inputs, encode_key, hashable
 
 log = LazyLogger(__name__)  # logging imported at the first message (a rule error)
 SNAPSHOT_VERSION = 1
@@ -29,42 +30,6 @@ IDENTITY_FIELDS = (
     "event.original",
     "message",
 )
-
-
-@dataclass
-class CorrelationInput:
-    """One event's contribution to correlations, routed by `partition_key` (see package doc)."""
-
-    partition_key: str
-    ts: float
-    event: dict[str, Any]
-    rules: list[str]  # matched input rule ids
-    roots: list[str]  # root correlation ids this key serves
-    # stage 1's identity of the event (agent|source|seq, or partition@offset:line): a redelivered
-    # input carries the same id and stage 2 counts it once. "" (old workers): never deduplicated.
-    id: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "partition_key": self.partition_key,
-            "ts": self.ts,
-            "event": self.event,
-            "rules": self.rules,
-            "roots": self.roots,
-            "id": self.id,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CorrelationInput:
-        ident = d.get("id", "")
-        return cls(
-            str(d["partition_key"]),
-            float(d["ts"]),
-            dict(d["event"]),
-            list(d["rules"]),
-            list(d["roots"]),
-            ident if isinstance(ident, str) else "",
-        )
 
 
 @dataclass
@@ -114,7 +79,11 @@ class Engine:
         self.emit_standalone = {
             r.id for r in rules if r.id not in self.parents or any(p.generate for p in self.parents[r.id])
         }
-        self._routes = {r.id: self._routes_for(r.id) for r in self.single if r.id in self.parents}
+        self._routes = {
+            r.id: chain_routes(r.id, self.parents, self.emit_standalone, self.by_id)
+            for r in self.single
+            if r.id in self.parents
+        }
         # (correlation id, input rule id) -> the event fields of its group-by and value fields
         self._feed_fields: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
@@ -159,67 +128,13 @@ class Engine:
                     log.warning("event=rule_error rule=%s error=%r", rule.id, exc)
         return out
 
-    # --- partitioning ------------------------------------------------------------------------
-    def _routes_for(self, rule_id: str) -> list[Any]:
-        """(root id, key fields as (group name, event field of this input)) per chain."""
-        routes = []
-
-        def walk(node_id: Any, path: Any) -> None:
-            for parent in self.parents.get(node_id, []):
-                chain = path + [parent]
-                if parent.id not in self.parents or parent.id in self.emit_standalone:
-                    routes.append(chain)
-                if parent.id in self.parents:
-                    walk(parent.id, chain)
-
-        walk(rule_id, [])
-        out = []
-        for chain in routes:
-            names = set(chain[0].group_by)
-            for c in chain[1:]:
-                names &= set(c.group_by)
-            first = chain[0]
-            rule = self.by_id[rule_id]
-            fields = tuple(sorted((n, first.group_field(n, rule_id, rule.meta.name)) for n in names))
-            out.append((chain[-1].id, fields))
-        return out
-
-    def _inputs(self, event: dict[str, Any], matched: list[Any], ts: float, input_id: str = "") -> list[Any]:
-        # keys stay tuples while inputs are grouped; each distinct key is rendered once, at the end
-        by_values: dict[Any, Any] = {}
-        routes = self._routes
-        get = event.get
-        for rule in matched:
-            for root, fields in routes.get(rule.id, ()):
-                values: Any = tuple([(n, v if type(v := get(f)) is str else _hashable(v)) for n, f in fields])
-                try:
-                    item = by_values.get(values)
-                except TypeError:  # an unhashable value in an odd event: key it by its text
-                    values = _render_key(values)
-                    item = by_values.get(values)
-                if item is None:
-                    item = by_values[values] = (set(), set())
-                item[0].add(rule.id)
-                item[1].add(root)
-        if not by_values:
-            return []
-        by_key: dict[str, Any] = {}
-        for values, (rule_ids, roots) in by_values.items():
-            key = values if type(values) is str else _render_key(values)
-            have = by_key.get(key)
-            if have is None:
-                by_key[key] = (rule_ids, roots)
-            else:  # two value tuples with one rendering (1 and 1.0): one partition key, one input
-                have[0].update(rule_ids)
-                have[1].update(roots)
-        return [CorrelationInput(k, ts, event, sorted(v[0]), sorted(v[1]), input_id) for k, v in sorted(by_key.items())]
-
+    # --- partitioning (detectors/sigma/partition.py) ------------------------------------------
     def correlation_keys(self, event: dict[str, Any]) -> list[Any]:
         """Partition keys under which this event must reach the correlation workers."""
         ts = to_epoch(event.get("@timestamp"))
         if ts is None:
             return []
-        return [i.partition_key for i in self._inputs(event, self.matching_rules(event), ts)]
+        return [i.partition_key for i in correlation_inputs(self._routes, event, self.matching_rules(event), ts)]
 
     # --- processing --------------------------------------------------------------------------
     def match(self, event: dict[str, Any], ts: Any = UNREAD, input_id: str = "") -> MatchResult:
@@ -243,7 +158,7 @@ class Engine:
             if any(r.id in self._routes for r in matched):
                 self.stats["no_timestamp"] += 1
             return detections, []
-        return detections, self._inputs(event, matched, ts, input_id)
+        return detections, correlation_inputs(self._routes, event, matched, ts, input_id)
 
     def correlate(self, item: CorrelationInput) -> list[Any]:
         """Stage 2 (the worker owning item.partition_key): feed correlation windows."""
@@ -308,11 +223,11 @@ class Engine:
             if v is None:
                 self.stats["missing_group"] += 1
                 return []
-            values.append(v if type(v) is str else _hashable(v))
+            values.append(v if type(v) is str else hashable(v))
         value = None
         if value_fields:
             vals = [get(f) for f in value_fields]
-            value = _hashable(vals[0]) if len(vals) == 1 else tuple(_hashable(v) for v in vals)
+            value = hashable(vals[0]) if len(vals) == 1 else tuple(hashable(v) for v in vals)
             if corr.type in ("value_sum", "value_avg"):
                 value = to_number(value)
         agency = source.get("organization.id")
@@ -368,14 +283,14 @@ class Engine:
         source["organization.id"] = det.agencies[0] if len(det.agencies) == 1 else None
         # the fired window's identity: the same window fired again (its inputs redelivered to a
         # state that lost them) is one input of the parent, not two
-        ident = f"corr:{corr.id}|{_ENCODE_KEY(list(map(str, fired.group)))}|{fired.anchor!r}"
+        ident = f"corr:{corr.id}|{encode_key(list(map(str, fired.group)))}|{fired.anchor!r}"
         for parent in parents:
             # an inner correlation's result is an input event of its parents, at its end time
             out.extend(self._feed(parent, corr.id, corr.meta.name, det.end_ts, source, det.evidence, ident))
         return out
 
     def _single(self, rule: SigmaRule, event: dict[str, Any], ts: float | None) -> Detection:
-        group = {f: _hashable(event[f]) for f in self.single_group_fields if event.get(f) is not None}
+        group = {f: hashable(event[f]) for f in self.single_group_fields if event.get(f) is not None}
         identity = Deferred([event.get(f) for f in IDENTITY_FIELDS])
         t = ts if ts is not None else 0.0
         return make_detection(rule.meta, "single", group, [t], [event], 1, t, identity=identity)
@@ -390,31 +305,3 @@ class Engine:
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {data.get('version')} != {SNAPSHOT_VERSION}")
         self.state.load_data(data["state"])
-
-
-def _render_key(values: tuple[Any, ...]) -> str:
-    """The partition key as written to Kafka: `k:` + the group-by (name, value) pairs as JSON."""
-    if not values:
-        return "k:*"
-    memo = all(type(v) is str for _, v in values)  # equal str pairs render equally (1 == 1.0 == True do not)
-    if memo and (key := _KEYS.get(values)) is not None:
-        return key
-    key = "k:" + _ENCODE_KEY([list(p) for p in values])
-    if memo:
-        if len(_KEYS) >= 65536:
-            _KEYS.clear()
-        _KEYS[values] = key
-    return key
-
-
-# same bytes as json.dumps(..., separators=(",", ":"), default=str), without an encoder per call
-_ENCODE_KEY = json.JSONEncoder(separators=(",", ":"), default=str).encode
-_KEYS: dict[tuple[Any, ...], str] = {}  # str group values -> rendered partition key; bounded
-
-
-def _hashable(v: Any) -> Any:
-    if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
-    if isinstance(v, dict):
-        return json.dumps(v, sort_keys=True, default=str)
-    return v

@@ -111,8 +111,8 @@ def test_partition_key_rendered_from_tuples_is_the_written_key(pairs):
     """Keys are grouped as tuples and rendered once: the text is what was always written to Kafka."""
     import json
 
-    from detectors.sigma.engine import _hashable, _render_key
+    from detectors.sigma.partition import hashable, render_key
 
-    values = [(n, _hashable(v)) for n, v in pairs]
+    values = [(n, hashable(v)) for n, v in pairs]
     written = "k:" + json.dumps(values, separators=(",", ":"), default=str) if values else "k:*"
-    assert _render_key(tuple(values)) == written
+    assert render_key(tuple(values)) == written
