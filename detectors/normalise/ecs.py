@@ -95,6 +95,16 @@ def offset_minutes(text: str) -> int | None:
     return -minutes if text[0] == "-" else minutes
 
 
+def zone_of(offset: str | None, default: str) -> str | int:
+    """The zone of a written time: its offset ('+07:00', '-05', 'Z') in minutes east of UTC when it has
+    a readable one, else `default` (the source's zone name), as `utc_iso` takes it."""
+    if offset:
+        minutes = offset_minutes(offset)
+        if minutes is not None:
+            return minutes
+    return default
+
+
 _IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\Z")
 
 

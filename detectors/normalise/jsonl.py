@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from detectors.normalise.ecs import epoch_iso, offset_minutes, utc_iso
+from detectors.normalise.ecs import epoch_iso, utc_iso, zone_of
 from detectors.normalise.winlog import shape_of
 
 ECS_ROOTS = frozenset(
@@ -153,11 +153,7 @@ def parse_time(value: object, tz: str) -> str | None:
         if m is None:
             return None
         y, mo, d, hh, mm, ss, frac, off = m.groups()
-        zone: str | int = tz
-        if off:
-            minutes = offset_minutes(off)
-            if minutes is not None:
-                zone = minutes
+        zone = zone_of(off, tz)
         return utc_iso(zone, int(y), int(mo), int(d), int(hh), int(mm), int(ss), frac or "")
     return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from detectors.normalise.ecs import MONTHS, offset_minutes, utc_iso
+from detectors.normalise.ecs import MONTHS, utc_iso, zone_of
 
 
 class SyslogHeader(NamedTuple):
@@ -160,11 +160,7 @@ def _rfc3164(m: re.Match[str], tz: str, ref: Reference) -> SyslogHeader | None:
         return None
     day = int(d)
     year = int(y1 or y2) if (y1 or y2) else infer_year(mo, day, ref)
-    zone: str | int = tz
-    if off:
-        minutes = offset_minutes(off)
-        if minutes is not None:
-            zone = minutes
+    zone = zone_of(off, tz)
     ts = utc_iso(zone, year, mo, day, int(hh), int(mm), int(ss), frac or "")
     host, prog, pid, msg = split_tag(rest)
     return SyslogHeader(ts, host, prog, pid, msg, int(pri) if pri else None)
@@ -172,11 +168,7 @@ def _rfc3164(m: re.Match[str], tz: str, ref: Reference) -> SyslogHeader | None:
 
 def _iso(m: re.Match[str], tz: str) -> SyslogHeader:
     pri, v1, y, mo, d, hh, mm, ss, frac, off, rest = m.groups()
-    zone: str | int = tz
-    if off:
-        minutes = offset_minutes(off)
-        if minutes is not None:
-            zone = minutes
+    zone = zone_of(off, tz)
     ts = utc_iso(zone, int(y), int(mo), int(d), int(hh), int(mm), int(ss), frac or "")
     if v1:  # RFC 5424: HOST APP PROCID MSGID SD MSG, '-' for absent values
         parts = rest.split(" ", 4)

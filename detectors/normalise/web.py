@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from detectors.normalise.ecs import MONTHS, is_ip, offset_minutes, utc_iso
+from detectors.normalise.ecs import MONTHS, is_ip, utc_iso, zone_of
 
 _QS = r'"([^"\\]*(?:\\.[^"\\]*)*)"'  # unrolled: no alternation per character
 _ACCESS_TAIL = re.compile(r"\[([^\]]{20,40})\] " + _QS + r" (\d{3}|-) (\d+|-)(?: " + _QS + r" " + _QS + r")?(.*)", re.S)
@@ -72,11 +72,7 @@ def _time_clf_slow(ts: str, tz: str) -> str | None:
         sp = rest.find(" ")
         frac = rest[1:sp] if sp > 0 else rest[1:]
         rest = rest[sp:] if sp > 0 else ""
-    zone: str | int = tz
-    if rest.startswith(" "):
-        off = offset_minutes(rest[1:])
-        if off is not None:
-            zone = off
+    zone = zone_of(rest[1:] if rest.startswith(" ") else None, tz)
     return utc_iso(zone, y, mo, d, hh, mm, ss, frac if frac.isdigit() else "")
 
 
@@ -113,16 +109,7 @@ def access_general(text: str, tz: str, dataset: str) -> dict[str, Any] | None:
         return None
     ts, request, status, size, referrer, agent, rest = m.groups()
     module = dataset.partition(".")[0]
-    ev: dict[str, Any] = {
-        "@timestamp": _time_clf(ts, tz),
-        "message": text,
-        "event.original": text,
-        "event.kind": "event",
-        "event.dataset": dataset,
-        "event.module": module,
-        "event.category": ["web"],
-        "event.type": ["access"],
-    }
+    ev = _access_event(text, ts, tz, dataset, module)
     forwarded = None
     if "," in client:
         chain = [c.strip() for c in client.split(",") if c.strip()]
@@ -160,12 +147,9 @@ def access_general(text: str, tz: str, dataset: str) -> dict[str, Any] | None:
     return ev
 
 
-def _access_fast(m: re.Match[str], text: str, tz: str, dataset: str) -> dict[str, Any]:
-    """The event `parse_access` would build for a line `_ACCESS_FAST` matched, built directly."""
-    client, ident, user, ts, method, path, query, version, status, size, referrer, agent = m.groups()
-    module = dataset.partition(".")[0]
-    code = int(status)
-    ev: dict[str, Any] = {
+def _access_event(text: str, ts: str, tz: str, dataset: str, module: str) -> dict[str, Any]:
+    """The fields every access event starts with, in their order (both paths build on it)."""
+    return {
         "@timestamp": _time_clf(ts, tz),
         "message": text,
         "event.original": text,
@@ -175,6 +159,14 @@ def _access_fast(m: re.Match[str], text: str, tz: str, dataset: str) -> dict[str
         "event.category": ["web"],
         "event.type": ["access"],
     }
+
+
+def _access_fast(m: re.Match[str], text: str, tz: str, dataset: str) -> dict[str, Any]:
+    """The event `parse_access` would build for a line `_ACCESS_FAST` matched, built directly."""
+    client, ident, user, ts, method, path, query, version, status, size, referrer, agent = m.groups()
+    module = dataset.partition(".")[0]
+    code = int(status)
+    ev = _access_event(text, ts, tz, dataset, module)
     if is_ip(client):
         ev["source.ip"] = client
     ev["source.address"] = client
