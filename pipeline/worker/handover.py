@@ -38,9 +38,18 @@ class Handover:
         self.generation = generation
         self._parked: dict[TopicPartition, Any] = {}
         self._generation = -1
-        self.offsets: dict[TopicPartition, int] = {}  # next offset saved with each partition's last snapshot
+        # next offset of what each partition's state has taken in: its last snapshot's, or (a batch
+        # processed, its writes held up by an Elasticsearch outage) the consumer's position then
+        self.offsets: dict[TopicPartition, int] = {}
 
     def saved(self, tp: TopicPartition, offset: int) -> None:
+        """A snapshot of the partition's state was written with the next offset `offset`."""
+        self.offsets[tp] = offset
+
+    def processed(self, tp: TopicPartition, offset: int) -> None:
+        """The stage's state of the partition took in everything before `offset` (no snapshot yet): if
+        the partition comes back through a rebalance now, it resumes there, not at its last snapshot
+        (which fed the records in between again into the state that already held them)."""
         self.offsets[tp] = offset
 
     def park(self, partitions: Iterable[TopicPartition], generation: int) -> None:

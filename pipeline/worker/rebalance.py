@@ -51,17 +51,41 @@ class Snapshots(Protocol):
 
 class _PauseConsumer:
     """The sink's `Hold` for a consumer: pause its partitions, poll to stay in the group, resume (all but
-    those assigned meanwhile whose snapshots are not restored yet: `unrestored`)."""
+    those assigned meanwhile whose snapshots are not restored yet: `unrestored`).
 
-    def __init__(self, consumer: KafkaConsumer, unrestored: set[TopicPartition]) -> None:
+    The batch being written was processed whole, so the state of each partition is at the consumer's
+    position, past its last snapshot: the pause tells the handover so. A rebalance during the pause
+    (the polls that keep the consumer in its group) gives a partition back with that state at that
+    position; it used to be sought back to its snapshot's offset, and the batch was read, deduplicated
+    and counted again (stage 2: correlation inputs without an id counted twice). A partition that went
+    to another worker is not committed here (no longer assigned); its new owner reads the batch from
+    the committed offset and writes the same alerts, which are idempotent (deterministic ids,
+    create-only; episode merges skip the detection ids an alert already holds), so what this worker
+    still writes of it adds nothing twice."""
+
+    def __init__(self, consumer: KafkaConsumer, unrestored: set[TopicPartition], handover: Handover) -> None:
         self.consumer = consumer
         self.unrestored = unrestored
+        self.handover = handover
 
     def pause(self) -> None:
-        self.consumer.pause(*self.consumer.assignment())
+        assigned = self.consumer.assignment()
+        self.consumer.pause(*assigned)
+        for tp in assigned - self.unrestored:
+            if tp in self.handover.offsets:  # one without is never sought back when kept
+                offset = self.consumer.position(tp)
+                if offset is not None:
+                    self.handover.processed(tp, offset)
 
     def keep_alive(self) -> None:
-        self.consumer.poll(timeout_ms=0)
+        """Poll to stay in the group. Nothing comes back while paused, but a rebalance in this poll
+        gives partitions anew: should a kafka-python not keep their paused flag (3.x does), records
+        fetched meanwhile are read again after the outage, never dropped, and everything is paused."""
+        polled = self.consumer.poll(timeout_ms=0)
+        for tp, records in polled.items():
+            self.consumer.seek(tp, records[0].offset)
+        if polled:
+            self.consumer.pause(*self.consumer.assignment())
 
     def resume(self) -> None:
         self.consumer.resume(*(self.consumer.assignment() - self.unrestored))
@@ -92,7 +116,7 @@ class StagePartitions:
         return RebalanceListener(self.assigned, self.revoked, self.lost)
 
     def hold(self) -> _PauseConsumer:
-        return _PauseConsumer(self.consumer, self.unrestored)
+        return _PauseConsumer(self.consumer, self.unrestored, self.handover)
 
     def key(self, partition: int) -> bytes:
         """The state-topic key of the partition's snapshot."""
