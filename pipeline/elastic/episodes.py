@@ -76,17 +76,7 @@ class EpisodeWriter:
             except NotFoundError:
                 self._recent.pop(batch.key, None)
         q = self._open_query(batch)
-        resp = self.es.search(
-            index=f"{self.indexer.prefix}-alerts-*",
-            size=q["size"],
-            sort=q["sort"],
-            query=q["query"],
-            source=False,
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        )
-        hits = resp["hits"]["hits"]
-        return (hits[0]["_index"], hits[0]["_id"]) if hits else None
+        return self.indexer.first_alert(q["query"], q["sort"])
 
     def _open_query(self, batch: BatchEpisode) -> dict[str, Any]:
         """The search body for the newest not-closed alert of the key whose episode `batch` continues."""

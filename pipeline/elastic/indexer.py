@@ -198,11 +198,19 @@ class AlertIndexer(_CreateOnlyBulk):
         since_ts = to_epoch(since)
         if since_ts is not None:
             filters.append({"range": {"@timestamp": {"gte": iso_ms(since_ts)}}})
+        return self.first_alert(
+            {"bool": {"filter": filters, "must_not": [{"term": {"socpipe.workflow.status": "closed"}}]}},
+            [{"@timestamp": "desc"}],
+        )
+
+    def first_alert(self, query: dict[str, Any], sort: list[dict[str, Any]]) -> tuple[str, str] | None:
+        """(index, _id) of the first alert `query` finds in `sort` order; None when there is none (or
+        no alert index yet)."""
         resp = self.es.search(
             index=f"{self.prefix}-alerts-*",
             size=1,
-            sort=[{"@timestamp": "desc"}],
-            query={"bool": {"filter": filters, "must_not": [{"term": {"socpipe.workflow.status": "closed"}}]}},
+            sort=sort,
+            query=query,
             source=False,
             ignore_unavailable=True,
             allow_no_indices=True,
