@@ -43,7 +43,7 @@ from kafka import KafkaProducer  # noqa: E402
 from collectors.wire import LineBatch, LogLine  # noqa: E402
 from tests.bench.benchreport import target as report_target  # noqa: E402
 from tests.bench.benchreport import verdict  # noqa: E402
-from tests.integration.conftest import es_client  # noqa: E402  (plain or secured stack)
+from tests.integration.conftest import es_client, free_port  # noqa: E402  (plain or secured stack)
 from tests.integration.signing import TEST_AGENTS  # noqa: E402  (records signed as an enrolled agent's)
 
 SCANNER_RULE = "a2e3d970-eed5-450e-ab85-5efad65fc2a2"  # rules/web/web_scanner_tools.yml
@@ -140,14 +140,6 @@ def process_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(kafka: str, es_url: str, seconds: float, rate: int, burst: int, models: list[str], profile: str | None) -> None:
