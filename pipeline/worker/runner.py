@@ -33,9 +33,7 @@ from typing import Any
 
 from elasticsearch import AuthorizationException
 from kafka import KafkaConsumer, TopicPartition
-from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError
 
 from detectors.alerts import AgencyInfo
 from detectors.normalise import Normaliser
@@ -51,7 +49,7 @@ from pipeline.elastic.setup import MappingConflict
 from pipeline.enrolment.registry import AgentCache, Registry
 from pipeline.notify import NotificationQueue, Notifier
 from pipeline.worker.alerting import AlertPlan, EpisodeSettings
-from pipeline.worker.assign import LoadAssignor, PartitionLoads
+from pipeline.worker.consumers import StageConsumers
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.outputs import KafkaOutputs
@@ -64,22 +62,8 @@ from pipeline.worker_metrics import WorkerMetrics
 log = logging.getLogger("socpipe.detector")
 
 CORR_SLICE_EVERY_S = 0.25  # while stage 1 is busy, stage 2's blocking poll at least this often
-LOAD_SAMPLE_S = 5.0  # how often the end offsets of both topics are read, for the load-balancing assignor
 
 __all__ = ["DetectorWorker"]
-
-
-def _await_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 30.0) -> None:
-    """Join only once the topic's partitions are in metadata: a group that joins while a just-created
-    topic has none gets no assignment, and kafka-python did not rebalance onto it later."""
-    deadline = time.monotonic() + timeout_s
-    while not consumer.partitions_for_topic(topic):
-        if time.monotonic() > deadline:
-            log.warning(
-                "detector.topic_without_partitions topic=%s waited_s=%.0f action=subscribe_anyway", topic, timeout_s
-            )
-            return
-        time.sleep(0.2)
 
 
 def _open_registry(path: str) -> Registry:
@@ -197,33 +181,11 @@ class DetectorWorker:
             dead_letter_topic=cfg.dead_letter_topic,
             state_topic=cfg.state_topic,
         )
-        # Partitions go to workers by the lines each received lately, keeping what each holds
-        # (pipeline.worker.assign): records from end offsets every LOAD_SAMPLE_S, lines per record from
-        # what stage 1 consumes. One assignor per consumer (each remembers its own assignment); range is
-        # the fallback all socpipe versions share. State of partitions given back to this worker is
-        # kept through the rebalance (pipeline.worker.handover), not restored.
-        self.loads = PartitionLoads()
-        self._next_load_sample = 0.0
+        # The two stages' consumers, their assignors and the load samples the assignors read
+        # (pipeline.worker.consumers).
+        self.consumers = StageConsumers(cfg)
+        self.raw, self.corr, self.loads = self.consumers.raw, self.consumers.corr, self.consumers.loads
         self._corr_slice_due = 0.0
-        self.assignor1 = self.assignor2 = None
-        fallback: tuple[Any, ...] = (RangePartitionAssignor, RoundRobinPartitionAssignor)
-        if cfg.partition_assignment == "load":
-            self.assignor1, self.assignor2 = LoadAssignor(self.loads), LoadAssignor(self.loads)
-        a1, a2 = self.assignor1, self.assignor2
-        # A topic created moments ago may have no partition metadata yet at the first join; refresh
-        # metadata often enough that the group rebalances onto it within seconds, not the 5-min default.
-        self.raw = kafka_io.consumer(
-            cfg.kafka,
-            cfg.group_id,
-            metadata_max_age_ms=5000,
-            partition_assignment_strategy=(self.assignor1, *fallback) if self.assignor1 else fallback,
-        )
-        self.corr = kafka_io.consumer(
-            cfg.kafka,
-            cfg.group_id + ".correlation",
-            metadata_max_age_ms=5000,
-            partition_assignment_strategy=(self.assignor2, *fallback) if self.assignor2 else fallback,
-        )
         # Which partitions each stage holds, and their restore from the state topic after a rebalance
         # (pipeline.worker.rebalance): stage 1's dedup state, stage 2's correlation state.
         self.part1, self.part2 = stage_partitions(
@@ -235,14 +197,11 @@ class DetectorWorker:
             corr=self.corr,
             correlation_topic=cfg.correlation_topic,
             stage2=self.stage2,
-            generations=((lambda: a1.generation) if a1 else None, (lambda: a2.generation) if a2 else None),
+            generations=self.consumers.generations(),
         )
         snapshots = SnapshotReader(cfg.kafka, cfg.state_topic, (self.part1.prefix, self.part2.prefix))
         self.rebalance = Rebalance(snapshots, (self.part1, self.part2), self.metrics, cfg.state_topic)
-        _await_partitions(self.raw, cfg.raw_topic)
-        self.raw.subscribe([cfg.raw_topic], listener=self.part1.listener())
-        _await_partitions(self.corr, cfg.correlation_topic)
-        self.corr.subscribe([cfg.correlation_topic], listener=self.part2.listener())
+        self.consumers.subscribe(self.part1.listener(), self.part2.listener())
         log.info(
             "detector.start group=%s rules=%d rule_errors=%d models=%d model_errors=%d suppression_window_s=%s",
             cfg.group_id,
@@ -284,9 +243,7 @@ class DetectorWorker:
         polled = self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records)
         self._stage2(self.rebalance.restore_assigned(self.part2, polled))
         self.sink.flush_due()  # episode growth held back by the bounded update rate
-        if time.monotonic() >= self._next_load_sample:
-            self._next_load_sample = time.monotonic() + LOAD_SAMPLE_S
-            self._sample_loads()
+        self.consumers.sample_loads_if_due()
         if self.models.maybe_reload():
             self._model_metrics()
         if time.monotonic() >= self._next_progress_log:
@@ -298,20 +255,6 @@ class DetectorWorker:
                 len(self.raw.assignment()),
                 len(self.corr.assignment()),
             )
-
-    def _sample_loads(self) -> None:
-        """End offsets of both topics, for the assignor (when this worker leads the group)."""
-        now = time.monotonic()
-        for consumer, topic in ((self.raw, self.cfg.raw_topic), (self.corr, self.cfg.correlation_topic)):
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                continue
-            try:
-                ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts], timeout_ms=2000)
-            except KafkaError as exc:  # the broker is busy or away: the next sample will do
-                log.debug("detector.load_sample_failed topic=%s error=%s", topic, exc)
-                continue
-            self.loads.sample(topic, now, {tp.partition: off for tp, off in ends.items()})
 
     def _raw_records_per_poll(self) -> int:
         """Records per stage-1 poll so a batch holds about `max_batch_lines` lines: alerts are written
@@ -325,11 +268,7 @@ class DetectorWorker:
             self.sink.flush_due(force=True)
         except Exception:  # Elasticsearch gone at shutdown: the growth is lost, the alerts are not
             log.exception("detector.flush_episodes_failed")
-        for c in (self.raw, self.corr):
-            try:
-                c.close(autocommit=False)
-            except Exception:  # closing must not hide the reason we are stopping
-                log.exception("detector.close_consumer_failed")
+        self.consumers.close()
         self.outputs.close()
         if self.notifications is not None:
             self.notifications.close()
