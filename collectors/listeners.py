@@ -56,6 +56,16 @@ def to_message(raw: bytes, max_bytes: int, now: float) -> Message | None:
     return Message(text, now, flags)
 
 
+def put_until_stopped(out: Outbox, msg: Message, stop: threading.Event) -> None:
+    """Hand `msg` to the agent, waiting while its queue is full, until it is taken or `stop` is set."""
+    while not stop.is_set():
+        try:
+            out.put(msg, timeout=0.5)
+            return
+        except queue.Full:
+            continue
+
+
 class StreamFramer:
     """Splits a syslog TCP stream into messages (pure). RFC 6587: a message starting with a digit is
     octet-counted ("LEN SP MSG"), otherwise it ends at LF. Over-long messages are cut to max_bytes."""
@@ -281,12 +291,7 @@ class SyslogListener:
                         continue
                     if truncated and FLAG_TRUNCATED not in msg.flags:
                         msg.flags = (FLAG_TRUNCATED,) + msg.flags
-                    while not self.stop.is_set():  # block the sender while the agent cannot take more
-                        try:
-                            self.out.put(msg, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
+                    put_until_stopped(self.out, msg, self.stop)  # blocks the sender while the agent cannot take more
         except (OSError, ssl.SSLError) as exc:
             log.info("syslog.connection_closed listener=%s peer=%s reason=%s", self.name, peer[0], exc)
         finally:
@@ -373,12 +378,7 @@ class JournaldInput:
                 if msg is None:
                     continue
                 msg.cursor = self.cursor = str(entry.get("__CURSOR", self.cursor))
-                while not self.stop.is_set():
-                    try:
-                        self.out.put(msg, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+                put_until_stopped(self.out, msg, self.stop)
             self.close()
             if not self.stop.is_set():
                 code = self.proc.returncode
