@@ -32,6 +32,7 @@ log = logging.getLogger("socpipe.detector")
 __all__ = ["Rebalance", "Snapshots", "StagePartitions", "snapshot_prefix", "stage_partitions"]
 
 Restore = Callable[[int, dict[str, Any] | None], int | None]
+KEEP_ALIVE_POLL_MS = 100  # the sink's keep-alive poll while Elasticsearch refuses writes (see _PauseConsumer)
 
 
 def snapshot_prefix(group_id: str, topic: str) -> bytes:
@@ -78,10 +79,13 @@ class _PauseConsumer:
                     self.handover.processed(tp, offset)
 
     def keep_alive(self) -> None:
-        """Poll to stay in the group. Nothing comes back while paused, but a rebalance in this poll
-        gives partitions anew: should a kafka-python not keep their paused flag (3.x does), records
+        """Poll to stay in the group, long enough (KEEP_ALIVE_POLL_MS) for a rebalance to complete: with
+        poll(0) kafka-python 3 sent a JoinGroup and gave up on it at every call, so on a real broker a
+        member joining during an outage made the group rebalance every ~3 s until the outage ended
+        (tests/integration/test_worker_pause_rebalance_kafka.py). Nothing comes back while paused,
+        but should a kafka-python not keep a reassigned partition's paused flag (3.x does), records
         fetched meanwhile are read again after the outage, never dropped, and everything is paused."""
-        polled = self.consumer.poll(timeout_ms=0)
+        polled = self.consumer.poll(timeout_ms=KEEP_ALIVE_POLL_MS)
         for tp, records in polled.items():
             self.consumer.seek(tp, records[0].offset)
         if polled:

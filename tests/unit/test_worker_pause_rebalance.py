@@ -3,7 +3,8 @@ in its group, and that poll runs the group's rebalance). The batch being written
 a partition given back to this worker keeps its state and resumes after the batch, not at its last
 snapshot (which fed the batch again into the state that already held it); one that went elsewhere is no
 longer assigned here (so not committed), its state is gone, and a new one waits paused for its snapshot.
-The consumer fake follows kafka-python 3's eager rebalance; the real ones: test_kafka_cluster."""
+The consumer fake follows kafka-python 3's eager rebalance; over a real broker: tests/integration/
+test_worker_pause_rebalance_kafka.py."""
 
 from __future__ import annotations
 
