@@ -35,7 +35,8 @@ def _parts(path: str) -> list[str]:
 
 def read_rule_text(path: Path) -> str:
     """What path.read_text(encoding="utf-8") gives (newlines as universal newlines make them), or
-    OSError past MAX_RULE_FILE_BYTES: open, fstat, one read of the size (and one more), close; no
+    OSError past MAX_RULE_FILE_BYTES (as fstat tells, or as read: a file growing meanwhile, a pipe):
+    open, fstat, one read of the size (and one more), close; no
     file object, no text layer. A file that is not UTF-8 raises the error read_text raises."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -44,9 +45,12 @@ def read_rule_text(path: Path) -> str:
             raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
         data = os.read(fd, size + 1)
         if len(data) > size:  # it grew since fstat (or has no size: a pipe): read to its end, as read_text
-            chunks = [data]
+            chunks, total = [data], len(data)
             while chunk := os.read(fd, 1 << 16):
                 chunks.append(chunk)
+                total += len(chunk)
+                if total > MAX_RULE_FILE_BYTES:  # the bound holds for what is read, not only what fstat said
+                    raise OSError(f"file larger than {MAX_RULE_FILE_BYTES} bytes")
             data = b"".join(chunks)
     finally:
         os.close(fd)

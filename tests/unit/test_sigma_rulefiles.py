@@ -81,3 +81,23 @@ def test_a_file_without_a_size_is_read_to_its_end(tmp_path):
         assert read_rule_text(fifo) == text.replace("\r\n", "\n")
     finally:
         os.waitpid(pid, 0)
+
+
+def test_a_file_without_a_size_is_bounded_by_what_is_read(tmp_path):
+    """A pipe (or a file growing after fstat) was read to its end however long: the size bound held
+    only for what fstat said. The writer is stopped once the reader gave up."""
+    fifo = tmp_path / "r.yml"
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:  # the writer: more than the bound, then more until the reader is gone
+        try:
+            with open(fifo, "wb") as fh:
+                for _ in range(MAX_RULE_FILE_BYTES // 65536 + 64):
+                    fh.write(b"#" * 65536)
+        finally:
+            os._exit(0)
+    try:
+        with pytest.raises(OSError, match=f"file larger than {MAX_RULE_FILE_BYTES} bytes"):
+            read_rule_text(fifo)
+    finally:
+        os.waitpid(pid, 0)
