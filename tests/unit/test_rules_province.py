@@ -1,8 +1,10 @@
 """The province rule set: every rule loads, has positive and negative tests, and they pass."""
 
+import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from detectors.sigma import load_rules
@@ -41,6 +43,23 @@ def test_every_rule_has_attack_tags_and_level():
             continue  # correlation inputs never alert on their own
         assert any(t.startswith("attack.") for t in rule.meta.tags), rule.meta.title
         assert rule.meta.description, rule.meta.title
+
+
+def test_every_rule_document_has_its_own_uuid():
+    """Each province rule (and correlation) names itself with a UUID written in the file, unique in the
+    set: an empty `id:` loads (the loader derives a uuid5 from path and title), so only this notices."""
+    seen: dict[str, str] = {}
+    for f in sorted(RULES.rglob("*.yml")):
+        if f.name.endswith(".tests.yml"):
+            continue
+        for doc in yaml.safe_load_all(f.read_text(encoding="utf-8")):
+            if not isinstance(doc, dict) or "detection" not in doc and "correlation" not in doc:
+                continue
+            rid = doc.get("id")
+            assert rid and str(uuid.UUID(str(rid))) == str(rid).lower(), f"{f.name}: id {rid!r} is not a UUID"
+            assert str(rid) not in seen, f"{f.name} and {seen.get(str(rid))} share id {rid}"
+            seen[str(rid)] = f.name
+    assert len(seen) >= 30
 
 
 def test_ssh_bruteforce_rule_contract():
