@@ -4,6 +4,10 @@ Uses Python's own regex parser only to read the pattern's structure (never to ma
 two read differently gets no literal (RE2's POSIX classes; what Python cannot parse). Only
 top-level literal runs are taken (no alternation at top level), so the literal is a necessary
 condition for a match; case flags are irrelevant because the index compares case-folded text.
+
+`required_literals` also reads alternations: a set of literals one of which every match contains
+(`(?:get-wmiobject|gwmi) ` -> {get-wmiobject, gwmi}, a literal of each branch; a repeat at least
+once offers its body's set), so a rule whose regex is an alternation of commands is indexed too.
 """
 
 from __future__ import annotations
@@ -12,20 +16,29 @@ from typing import Any
 
 try:  # Python 3.11+
     import re._parser as sre_parse  # type: ignore[import-not-found]
-    from re._constants import LITERAL, SUBPATTERN  # type: ignore[import-not-found]
+    from re._constants import BRANCH, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTERN  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover
     import sre_parse  # type: ignore[no-redef, unused-ignore]
-    from sre_constants import LITERAL, SUBPATTERN  # type: ignore[no-redef, unused-ignore]
+    from sre_constants import BRANCH, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTERN  # type: ignore[no-redef, unused-ignore]
+
+MIN_LITERAL = 3  # shorter literals prune too little to be worth an index atom
 
 
-def required_literal(pattern: str) -> str:
+def _parsed(pattern: str) -> Any:
     if "[:" in pattern:
         # RE2 reads [[:alpha:]] as a POSIX class; Python's parser reads '[[:alph' as a set and the
         # closing ']' as a literal, which RE2's matches need not contain: no prefilter (still correct)
         return ""
     try:
-        parsed = sre_parse.parse(pattern)
+        return sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - RE2 syntax Python cannot read: no prefilter, still correct
+        return None
+
+
+def required_literal(pattern: str) -> str:
+    """The longest top-level literal run every match contains ("" when none)."""
+    parsed = _parsed(pattern)
+    if parsed is None:
         return ""
     best, run = "", list[str]()
 
@@ -48,3 +61,63 @@ def required_literal(pattern: str) -> str:
     walk(list(parsed))
     flush()
     return best
+
+
+def required_literals(pattern: str) -> list[str]:
+    """Literals (each at least MIN_LITERAL characters) one of which every match of `pattern`
+    contains, sorted; [] when the pattern offers no such set."""
+    parsed = _parsed(pattern)
+    if parsed is None:
+        return []
+    return sorted(_best_set(list(parsed)))
+
+
+# Literals most ordinary events hold (a program's extension, the system folders, the usual shells):
+# a set with one of them prunes almost nothing, so any other set of the pattern is preferred
+COMMON_LITERALS = frozenset(
+    {".exe", ".dll", ".com", "exe", "dll", "cmd", ".cmd", "powershell", "system32", "windows", "\\windows\\", "http"}
+)
+
+
+def _score(lits: frozenset[str]) -> tuple[bool, int, int, int]:
+    # no common literal first, then fewer alternatives once each is 4+ characters long, then longer ones
+    shortest = min(len(t) for t in lits)
+    return (not (COMMON_LITERALS & {t.lower() for t in lits}), min(shortest, 4), -len(lits), shortest)
+
+
+def _best_set(items: Any) -> frozenset[str]:
+    """The best set of a sequence: of its literal runs (one each), the sets of its alternations
+    (a literal set of every branch, united) and of its repeats at least once."""
+    sets: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= MIN_LITERAL:
+            sets.append(frozenset(["".join(run)]))
+        run.clear()
+
+    def walk(seq: Any) -> None:
+        for op, arg in seq:
+            if op is LITERAL:
+                run.append(chr(arg))
+            elif op is SUBPATTERN and arg[-1] is not None:
+                walk(arg[-1])  # a plain group: its literals are still consecutive
+            elif op is BRANCH:
+                # Python's parser factors out the branches' common prefix ('g(?:et-wmiobject|wmi)'):
+                # put the pending run back in front of each branch
+                prefix = [(LITERAL, ord(c)) for c in run]
+                flush()  # the run alone is required too
+                branches = [_best_set(prefix + list(b)) for b in arg[1]]
+                if branches and all(branches):
+                    sets.append(frozenset().union(*branches))
+            elif (op is MAX_REPEAT or op is MIN_REPEAT) and arg[0] >= 1:
+                flush()
+                body = _best_set(list(arg[2]))
+                if body:
+                    sets.append(body)
+            else:
+                flush()
+
+    walk(items)
+    flush()
+    return max(sets, key=_score) if sets else frozenset()

@@ -14,7 +14,7 @@ import re2
 from detectors.sigma import regex_literals
 from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
-from detectors.sigma.regex_literals import required_literal
+from detectors.sigma.regex_literals import required_literals
 from detectors.sigma.ruledocs import document_cache
 from detectors.sigma.values import Re2Found, direct_anchor, re2_options
 
@@ -97,8 +97,8 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
     except re2.error as exc:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
-    lit = document_cache().memo("regex-literal", pattern, lambda: required_literal(pattern), str, _LITERALS_SOURCE)
-    return _RegexTest(rx, [("sub", fold(lit))] if lit and len(lit) >= 3 else None)
+    lits = document_cache().memo("regex-literals", pattern, lambda: required_literals(pattern), list, _LITERALS_SOURCE)
+    return _RegexTest(rx, [("sub", fold(lit)) for lit in lits] or None)
 
 
 _LITERALS_SOURCE = str(regex_literals.__file__)

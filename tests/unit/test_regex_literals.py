@@ -53,3 +53,39 @@ def test_a_rule_with_a_posix_class_fires(tmp_path) -> None:
     line = "2026-12-06T06:00:00+00:00 web01 sshd[1]: Invalid user axyz5 from 203.0.113.9 port 5000"
     event = parse_line(line, "system.auth", "UTC")
     assert len(Engine(loaded.rules, allowed_lateness=5).match(event).detections) == 1
+
+
+# (pattern, texts RE2 matches (case-insensitively): one of the literals must be in each)
+ALTERNATION_CASES = [
+    ("(?:invoke-(?:wmi|cim)method|iwmi|gwmi)\\s+-cn", ["Invoke-CimMethod -cn x", "gwmi  -cn y", "iwmi -cn"]),
+    (
+        "\\bwinrm(?:\\.cmd)?\\s+(?:quickconfig|qc)\\b|\\bset-wsmanquickconfig\\b",
+        ["winrm.cmd qc", "Set-WSManQuickConfig"],
+    ),
+    ("(?:abc)+d|(?:xyz){2,}", ["abcabcd", "xyzxyz"]),
+    ("-(?:ntlm|nt)?hash\\s+[0-9a-f]{32}\\b.*-(?:target|source)", ["-hash " + "a" * 32 + " -target"]),
+    ("(?:abc|)def|ghij", ["def", "ghij"]),
+]
+
+
+def test_every_match_contains_one_of_the_literals() -> None:
+    from detectors.sigma.regex_literals import required_literals
+
+    for pattern, texts in ALTERNATION_CASES:
+        lits = required_literals(pattern)
+        assert lits, pattern
+        rx = re2.compile("(?i)" + pattern)
+        for text in texts:
+            m = rx.search(text)
+            assert m is not None, (pattern, text)
+            assert any(lit in m.group(0).lower() for lit in lits), f"{pattern!r}: none of {lits} in {m.group(0)!r}"
+
+
+def test_alternations_offer_a_set_and_single_runs_stay_single() -> None:
+    from detectors.sigma.regex_literals import required_literals
+
+    assert required_literals("(?:get-wmiobject|gwmi)\\s") == ["get-wmiobject", "gwmi"]
+    assert required_literals("cmd\\.exe /c whoami") == ["cmd.exe /c whoami"]
+    assert required_literals("a|b") == []  # a branch without a usable literal: no set
+    assert required_literals("(?:abc|x)yz") == []
+    assert required_literals("[[:alpha:]]:\\\\windows") == []
