@@ -9,6 +9,7 @@ from typing import Any
 
 from collectors.lazy import LazyLogger
 from detectors.common.times import to_epoch
+from detectors.sigma import ruledocs
 from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.detection import EVIDENCE_CAP, Deferred, Detection, make_detection
 from detectors.sigma.fields import to_number
@@ -101,6 +102,9 @@ class Engine:
         if b is None:
             rules = [r for r in self.single if ls.admits(r.logsource)]
             b = self._buckets[ls] = _Bucket(rules, CandidateIndex.build([r.need for r in rules]))
+            # reading `need` worked out regex literals the load left for later (typed._RegexTest):
+            # kept for the next start (a no-op when nothing new was worked out)
+            ruledocs.document_cache().save()
         if key is not None and len(self._bucket_by_key) < 10000:
             self._bucket_by_key[key] = b
         return b

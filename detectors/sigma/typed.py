@@ -97,21 +97,36 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
     except re2.error as exc:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
-    lits = document_cache().memo("regex-literals", pattern, lambda: required_literals(pattern), list, _LITERALS_SOURCE)
-    return _RegexTest(rx, [("sub", fold(lit)) for lit in lits] or None)
+    return _RegexTest(rx, pattern)
 
 
 _LITERALS_SOURCE = str(regex_literals.__file__)
 
 
+def _literal_atoms(pattern: str) -> list[tuple[str, str]] | None:
+    lits = document_cache().memo("regex-literals", pattern, lambda: required_literals(pattern), list, _LITERALS_SOURCE)
+    return [("sub", fold(lit)) for lit in lits] or None
+
+
 class _RegexTest(Re2Found):
-    """A compiled `re` value: true when the pattern is found; `atoms` index its required literal."""
+    """A compiled `re` value: true when the pattern is found; `atoms` index its required literal,
+    worked out on first read (the index reads it; `rules lint` never does: Python's regex parser,
+    which finds the literal, costs about what RE2's compile does)."""
 
-    __slots__ = ("atoms",)
+    __slots__ = ("_atoms", "_pattern")
 
-    def __init__(self, rx: Any, atoms: list[tuple[str, str]] | None) -> None:
+    def __init__(self, rx: Any, pattern: str) -> None:
         super().__init__(rx, _UNANCHORED, "search")
-        self.atoms = atoms
+        self._pattern: str | None = pattern
+        self._atoms: list[tuple[str, str]] | None = None
+
+    @property
+    def atoms(self) -> list[tuple[str, str]] | None:
+        pattern = self._pattern
+        if pattern is not None:
+            self._atoms = _literal_atoms(pattern)
+            self._pattern = None
+        return self._atoms
 
 
 # found/not found asked of RE2 directly when the installed wrapper allows it (values.direct_anchor)

@@ -89,3 +89,59 @@ def test_alternations_offer_a_set_and_single_runs_stay_single() -> None:
     assert required_literals("a|b") == []  # a branch without a usable literal: no set
     assert required_literals("(?:abc|x)yz") == []
     assert required_literals("[[:alpha:]]:\\\\windows") == []
+
+
+def test_the_literal_is_worked_out_when_the_index_reads_it(monkeypatch) -> None:
+    """Compiling a `re` item (what `rules lint` does) parses no literal; reading its atoms (the index)
+    does, once, with the same result as before."""
+    from detectors.sigma import typed
+    from detectors.sigma.compile import compile_item
+    from detectors.sigma.regex_literals import required_literals
+
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", "off")
+    calls: list[str] = []
+
+    def counting(pattern: str) -> list[str]:
+        calls.append(pattern)
+        return required_literals(pattern)
+
+    monkeypatch.setattr(typed, "required_literals", counting)
+    compiled = compile_item("CommandLine|re", "mimikatz(\\.exe)? sekurlsa", lambda f: (f,), {}, ())
+    assert calls == []
+    assert compiled.match({"CommandLine": "x mimikatz.exe sekurlsa::logonpasswords"})
+    assert calls == []
+    assert compiled.need == frozenset({("CommandLine", "sub", " sekurlsa")})
+    assert compiled.need == frozenset({("CommandLine", "sub", " sekurlsa")})
+    assert calls == ["mimikatz(\\.exe)? sekurlsa"]
+    short = compile_item("f|re", "ab.*", lambda f: (f,), {}, ())
+    assert short.need is None  # a literal under 3 characters indexes nothing, as before
+
+
+def test_a_literal_worked_out_by_the_index_is_kept_for_the_next_start(tmp_path, monkeypatch) -> None:
+    """The load saves the cache before the index reads the literals: the engine saves what it worked out."""
+    from detectors.normalise.core import parse_line
+    from detectors.sigma import Engine, load_rules, ruledocs, typed
+
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ruledocs, "_CACHE", None)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "re.yml").write_text(
+        "title: A regex with a literal\n"
+        "id: 0d6c1f3a-2b4e-4f60-9a7b-1c2d3e4f5a6b\n"
+        "status: experimental\n"
+        "logsource:\n    product: linux\n    service: auth\n"
+        "detection:\n    selection:\n        message|re: 'Invalid user a[xy]+z5 from'\n    condition: selection\n"
+        "level: low\n"
+    )
+    line = "2026-12-06T06:00:00+00:00 web01 sshd[1]: Invalid user axyz5 from 203.0.113.9 port 5000"
+    event = parse_line(line, "system.auth", "UTC")
+    assert len(Engine(load_rules([str(rules)]).rules, allowed_lateness=5).match(event).detections) == 1
+
+    def unexpected(pattern: str) -> list[str]:
+        raise AssertionError(f"worked out again: {pattern}")
+
+    monkeypatch.setattr(ruledocs, "_CACHE", None)  # the next start: the cache read from disk
+    monkeypatch.setattr(typed, "required_literals", unexpected)
+    engine = Engine(load_rules([str(rules)]).rules, allowed_lateness=5)
+    assert len(engine.match(event).detections) == 1
