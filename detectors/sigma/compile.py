@@ -88,6 +88,12 @@ COMMON_VALUES = frozenset(
         "root",
         "0",
         "1",
+        # the busiest Windows event codes (process start, script block, pipeline, logon): a rule's
+        # other literal, when it has one, prunes more
+        "4688",
+        "4104",
+        "800",
+        "4624",
     }
 )
 

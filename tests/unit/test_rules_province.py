@@ -179,6 +179,36 @@ def test_windows_process_creation_rules_are_indexed():
     assert slow == []
 
 
+# Event codes every Windows host logs in bulk: process starts (Sysmon 1, 4688), script blocks (4104),
+# pipeline events (800). A rule whose index atoms include one of them (or a channel) is evaluated on
+# every such event, however rare what it looks for.
+BULK_EVENT_CODES = frozenset({"1", "4688", "4104", "800"})
+# correlation inputs that must see every process start of their kind (the join needs each one)
+EVERY_PROCESS_START = frozenset({"network_logon_session_process"})
+
+
+def test_windows_rules_are_not_indexed_on_bulk_event_codes():
+    """Any Windows logsource, not only process_creation: a rule that names the event by Channel and
+    EventID (product: windows alone) keeps a literal of what it looks for (a regex's alternation, a
+    guard) for the candidate index, so it is not evaluated on every process start or script block."""
+    slow = []
+    for f in sorted((RULES / "windows").glob("*.yml")):
+        if f.name.endswith(".tests.yml") or f.stem in EVERY_PROCESS_START:
+            continue
+        for rule in load_rules([f]).rules:
+            need = getattr(rule, "need", None)
+            if need is None:
+                continue  # a correlation: its inputs are rules checked here
+            bulk = sorted(
+                f"{fld}={text}"
+                for fld, _, text in need
+                if fld == "winlog.channel" or (fld == "event.code" and text in BULK_EVENT_CODES)
+            )
+            if bulk:
+                slow.append(f"{f.stem}: {bulk}")
+    assert slow == []
+
+
 def test_ads_execution_is_indexed_by_its_extensions():
     (rule,) = load_rules([RULES / "windows" / "ads_execution.yml"]).rules
     atoms = {text for _, _, text in rule.need}
