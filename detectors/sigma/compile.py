@@ -94,6 +94,16 @@ COMMON_VALUES = frozenset(
         "4104",
         "800",
         "4624",
+        # Windows values most process starts carry: integrity levels, the service host parent, the
+        # program extension
+        "high",
+        "medium",
+        "system",
+        "s-1-16-8192",
+        "s-1-16-12288",
+        "s-1-16-16384",
+        "\\svchost.exe",
+        ".exe",
     }
 )
 
