@@ -101,7 +101,7 @@ def test_command(paths: tuple[str, ...], require_coverage: bool) -> None:
     results = run_tests(targets)
     failed = [r for r in results if not r.passed]
     for r in results:
-        mark = "PASS" if r.passed else "FAIL"
+        mark = "SKIP" if r.kind == "skipped" else "PASS" if r.passed else "FAIL"
         click.echo(clean(f"{mark} {r.file} :: {r.name}" + (f" -- {r.message}" if r.message else "")))
     problems = coverage_problems(targets, results) if require_coverage else []
     for p in problems:
