@@ -1,13 +1,13 @@
 """Literal prefilter for regexes: a substring every match must contain.
 
 Uses Python's own regex parser only to read the pattern's structure (never to match); syntax the
-two read differently gets no literal (RE2's POSIX classes; what Python cannot parse). Only
-top-level literal runs are taken (no alternation at top level), so the literal is a necessary
-condition for a match; case flags are irrelevant because the index compares case-folded text.
+two read differently gets no literal (RE2's POSIX classes; what Python cannot parse); case flags are
+irrelevant because the index compares case-folded text.
 
-`required_literals` also reads alternations: a set of literals one of which every match contains
-(`(?:get-wmiobject|gwmi) ` -> {get-wmiobject, gwmi}, a literal of each branch; a repeat at least
-once offers its body's set), so a rule whose regex is an alternation of commands is indexed too.
+`required_literals` gives a set of literals one of which every match contains: a literal run of the
+pattern, or a literal of each branch of an alternation (`(?:get-wmiobject|gwmi) ` -> {get-wmiobject,
+gwmi}; a repeat at least once offers its body's set), so a rule whose regex is an alternation of
+commands is indexed too.
 """
 
 from __future__ import annotations
@@ -28,39 +28,11 @@ def _parsed(pattern: str) -> Any:
     if "[:" in pattern:
         # RE2 reads [[:alpha:]] as a POSIX class; Python's parser reads '[[:alph' as a set and the
         # closing ']' as a literal, which RE2's matches need not contain: no prefilter (still correct)
-        return ""
+        return None
     try:
         return sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - RE2 syntax Python cannot read: no prefilter, still correct
         return None
-
-
-def required_literal(pattern: str) -> str:
-    """The longest top-level literal run every match contains ("" when none)."""
-    parsed = _parsed(pattern)
-    if parsed is None:
-        return ""
-    best, run = "", list[str]()
-
-    def flush() -> None:
-        nonlocal best, run
-        text = "".join(run)
-        if len(text) > len(best):
-            best = text
-        run = []
-
-    def walk(items: Any) -> None:
-        for op, arg in items:
-            if op is LITERAL:
-                run.append(chr(arg))
-            elif op is SUBPATTERN and arg[-1] is not None:
-                walk(arg[-1])  # a plain group: its literals are still consecutive
-            else:
-                flush()
-
-    walk(list(parsed))
-    flush()
-    return best
 
 
 def required_literals(pattern: str) -> list[str]:
