@@ -1,5 +1,5 @@
-"""Kafka at the edge: producer/consumer/admin construction, topic creation and reading a topic
-from a point in time, in one place.
+"""Kafka at the edge: producer/consumer/admin construction, topic creation, reading a topic from a
+point in time, and resuming paused partitions (`resume`), in one place.
 
 The settings themselves live in `collectors.kafka_settings` (one home for the agent and the SOC).
 """
@@ -33,6 +33,34 @@ def consumer(
     if topics:
         c.subscribe(topics)
     return c
+
+
+def resume(consumer: KafkaConsumer, *partitions: TopicPartition) -> None:
+    """Resume fetching `partitions`: the one way socpipe resumes a paused partition.
+
+    kafka-python 3.0.x (read in 3.0.12, kafka/consumer/fetcher.py `fetched_records`) parks the parsed
+    records it still holds of a partition paused mid-batch (`Fetcher._paused_partition_records`) and
+    gives them back only into an empty in-line slot (`if self._next_partition_records is None`). Once
+    another partition's records went through that slot it holds their drained `PartitionRecords`
+    (falsy, never reset to None), and `_fetchable_partitions` leaves every parked partition out of the
+    fetch requests: after `resume()` the partition was never read again, silently (its lag only grew).
+    `seek()` does not clear it (it moves the position, not the parked records). Dropping the parked
+    records of every partition that is not paused now costs one fetch (the position never moved past
+    what poll returned) and lets the fetcher read them again (tests/integration/test_kafka_resume.py).
+    """
+    consumer.resume(*partitions)
+    parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
+    if not isinstance(parked, dict) or not parked:  # nothing held, or a kafka-python without the parking
+        return
+    paused = consumer.paused()
+    released = [tp for tp in list(parked) if tp not in paused]
+    for tp in released:
+        parked.pop(tp).drain()
+    if released:
+        log.info(
+            "kafka.resume released_parked=%s",
+            ",".join(f"{tp.topic}:{tp.partition}" for tp in sorted(released)),
+        )
 
 
 def read_since(cfg: KafkaConfig, topic: str, since_epoch: float) -> Iterator[tuple[int, int, bytes]]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from pipeline import kafka_io
 from pipeline.worker.handover import Handover
 from pipeline.worker.intake import Intake
 from pipeline.worker.stages import Stage2
@@ -92,7 +93,7 @@ class _PauseConsumer:
             self.consumer.pause(*self.consumer.assignment())
 
     def resume(self) -> None:
-        self.consumer.resume(*(self.consumer.assignment() - self.unrestored))
+        kafka_io.resume(self.consumer, *(self.consumer.assignment() - self.unrestored))
 
 
 class StagePartitions:
@@ -250,7 +251,7 @@ class Rebalance:
             restarted |= restarts.keys()
         for s in self.stages:
             if s.unrestored:
-                s.consumer.resume(*s.unrestored)
+                kafka_io.resume(s.consumer, *s.unrestored)
         seconds = time.perf_counter() - started
         for s in self.stages:
             if s.unrestored:
