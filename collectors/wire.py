@@ -19,12 +19,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from collectors.timezone import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE  # re-exported: part of the contract
+
 RAW_TOPIC = "socpipe.raw"
 HEARTBEAT_TOPIC = "socpipe.heartbeats"
 
 WIRE_VERSION = 1
-# Zone of log timestamps that carry no offset, unless a source's config names another (the province's).
-DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 def encode(obj: Any, *, sort_keys: bool = False) -> bytes:

@@ -2,10 +2,11 @@
 
 * `times`: epoch seconds <-> ISO-8601 text (the one timestamp parser and formatter);
 * `durations`: "90s", "15m", "1h", "2d", "1w" -> seconds (one accepted unit set);
-* `severity`: the `Severity` type (Sigma levels; anomaly findings use the same) and its tables.
+* `severity`: the `Severity` type (Sigma levels; anomaly findings use the same) and its tables;
+* `digests`: BLAKE2b and SHA-256 without hashlib's OpenSSL start-up (the lint's cache keys).
 
 The agent-side counterparts live in `collectors/` (the agent carries no SOC code): the wire encoding
-and the default time zone in `collectors.wire`, Kafka client settings in `collectors.kafka_settings`.
+in `collectors.wire`, the default time zone in `collectors.timezone`, Kafka client settings in `collectors.kafka_settings`.
 """
 
 from __future__ import annotations

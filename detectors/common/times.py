@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from collectors.wire import DEFAULT_TIMEZONE
+from collectors.timezone import DEFAULT_TIMEZONE
 
 __all__ = ["DEFAULT_TIMEZONE", "MAX_EPOCH", "epoch_us", "iso_ms", "iso_s", "to_datetime", "to_epoch"]
 

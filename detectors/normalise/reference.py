@@ -8,7 +8,6 @@ examples produce when run through the Normaliser exactly as a detector worker ru
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from detectors.common.digests import sha256
 from detectors.sigma.ruledocs import document_cache
 
 EXAMPLES_FILE = Path(__file__).with_name("examples.yml")
@@ -130,7 +130,7 @@ def generated_example_events() -> dict[str, Any]:
     """What EVENTS_FILE holds: the digest of examples.yml and (example name, event) for every example,
     made by running the parsers."""
     return {
-        "examples_sha256": hashlib.sha256(EXAMPLES_FILE.read_bytes()).hexdigest(),
+        "examples_sha256": sha256(EXAMPLES_FILE.read_bytes()).hexdigest(),
         "events": _run_examples(),
     }
 
@@ -141,7 +141,7 @@ def shipped_example_events(text: bytes, path: Path | None = None) -> list[Any] |
         doc = orjson.loads((path or EVENTS_FILE).read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
-    if type(doc) is not dict or doc.get("examples_sha256") != hashlib.sha256(text).hexdigest():
+    if type(doc) is not dict or doc.get("examples_sha256") != sha256(text).hexdigest():
         return None
     pairs = doc.get("events")
     return pairs if _valid_pairs(pairs) else None

@@ -37,11 +37,12 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from detectors.common.digests import blake2b
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000  # per file, aliases expanded; the 3,000 SigmaHQ rules peak at a few hundred

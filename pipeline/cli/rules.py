@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from collectors.wire import DEFAULT_TIMEZONE
+from collectors.timezone import DEFAULT_TIMEZONE
 from pipeline.cli.output import clean, clean_json
 
 if TYPE_CHECKING:  # for annotations only: the commands import these when they run

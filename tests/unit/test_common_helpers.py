@@ -165,7 +165,7 @@ def test_token_digest_is_the_stored_sha256() -> None:
 
 # (pattern, the one file allowed to hold it, what it is)
 COPIES = [
-    (re.compile(r"[\"']Asia/Ho_Chi_Minh[\"']"), "collectors/wire.py", "the default time zone literal"),
+    (re.compile(r"[\"']Asia/Ho_Chi_Minh[\"']"), "collectors/timezone.py", "the default time zone literal"),
     (re.compile(r"[\"']h[\"']\s*:\s*3600\b"), "detectors/common/durations.py", "a duration unit table"),
     (re.compile(r"[\"']critical[\"']\s*:\s*99\b"), "detectors/common/severity.py", "a severity table"),
     (re.compile(r"replace\(\s*[\"']\+00:00[\"']\s*,\s*[\"']Z[\"']"), None, "an ISO-Z formatter"),
