@@ -26,7 +26,7 @@ from detectors.sigma.model import (
     RuleMeta,
     SigmaRule,
 )
-from detectors.sigma.rulefiles import read_rule_text, rule_files
+from detectors.sigma.rulefiles import read_rule_text, rule_file_names
 
 _CONDITION_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
 _TAG_RE = re.compile(r"^[a-z0-9_\-]+(\.[a-z0-9_\-.]+)+$")
@@ -222,25 +222,25 @@ def load_rules(
     result = LoadResult()
     filters: list[MetaFilter] = []
     cache = ruledocs.document_cache()
-    for f in rule_files(paths):
+    for f in rule_file_names(paths):
         result.files += 1
         try:
             text = read_rule_text(f)
             docs, lines = cache.documents(text)
         except (OSError, UnicodeDecodeError) as exc:
             result.documents += 1
-            result.errors.append(LoadIssue(str(f), 0, "", f"cannot read: {exc}"))
+            result.errors.append(LoadIssue(f, 0, "", f"cannot read: {exc}"))
             continue
         except ruledocs.RuleYAMLError as exc:
             result.documents += 1
-            result.errors.append(LoadIssue(str(f), exc.line, "", exc.message))
+            result.errors.append(LoadIssue(f, exc.line, "", exc.message))
             continue
         for i, doc in enumerate(docs):
             if doc is None:
                 continue
             result.documents += 1
             line = lines[i] if i < len(lines) else 0
-            _load_document(doc, text, i, line, str(f), mappings, placeholders, result, filters)
+            _load_document(doc, text, i, line, f, mappings, placeholders, result, filters)
     cache.save()
     _link(result, filters)
     result.filters = filters

@@ -101,3 +101,38 @@ def test_a_file_without_a_size_is_bounded_by_what_is_read(tmp_path):
             read_rule_text(fifo)
     finally:
         os.waitpid(pid, 0)
+
+
+@pytest.mark.parametrize("root", ["{t}", "{t}/", "{t}//", "{t}/./", "{t}/a/..", ".", "./", "a", "./a/", "a//d/"])
+def test_rule_file_names_are_the_text_of_rule_files(tmp_path, monkeypatch, root):
+    """The loader's names (no Path objects) are what str() of rule_files' Paths were, however the root is
+    spelled: Path drops '.' parts and doubled or trailing separators. A name that is dots and the extension
+    alone has none (os.path.splitext: '.yml', '..yaml')."""
+    from detectors.sigma.rulefiles import rule_file_names
+
+    for rel in ("a/b.yml", "a/.yml", "a/..yaml", "a/.x.yml", "a/c.tests.yml", "a/d/e.yaml", "top.yml", "n.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    monkeypatch.chdir(tmp_path)
+    spelled = root.format(t=tmp_path)
+    expected = [
+        str(p)
+        for p in sorted(
+            x
+            for x in Path(spelled).rglob("*")
+            if os.path.splitext(x.name)[1] in (".yml", ".yaml") and not x.name.endswith(".tests.yml")
+        )
+    ]
+    assert rule_file_names([spelled]) == expected == [str(p) for p in rule_files([spelled])]
+    assert ".yml" not in [Path(x).name for x in expected] and "..yaml" not in [Path(x).name for x in expected]
+
+
+@pytest.mark.parametrize("spelled", ["top.yml", "./top.yml", ".//a/../top.yml", "{t}//top.yml", "{t}/./gone.yml"])
+def test_a_rule_file_named_is_spelled_as_its_path(tmp_path, monkeypatch, spelled):
+    from detectors.sigma.rulefiles import rule_file_names
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "top.yml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    spelled = spelled.format(t=tmp_path)
+    assert rule_file_names([spelled]) == [str(Path(spelled))] == [str(p) for p in rule_files([spelled])]
