@@ -92,12 +92,74 @@ def expand_placeholders(v: str, placeholders: dict[str, Any], path: tuple[Any, .
 
 def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
     flags = "".join(f for f in ("i", "m", "s") if f in mods)
+    source = (f"(?{flags})" if flags else "") + pattern
+    if _PARSE_ONLY is not None and surely_fits(source):
+        if source in _PARSED:
+            return _RegexTest(None, pattern, source)
+        if _PARSE_ONLY(source.encode()).error() == _TOO_LARGE:  # parsed: no room for a program, as asked
+            if len(_PARSED) < 10_000:
+                _PARSED.add(source)
+            return _RegexTest(None, pattern, source)
+        # anything else: a syntax error, which the compile below reports as it always has
     try:
-        rx = re2.compile((f"(?{flags})" if flags else "") + pattern, re2_options())
+        rx = re2.compile(source, re2_options())
     except re2.error as exc:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
     return _RegexTest(rx, pattern)
+
+
+# RE2 checks a pattern in two steps: it parses it (its syntax errors), then compiles the parsed pattern
+# into a program, which fails only when the program outgrows max_mem ("pattern too large"). The compile
+# is most of the cost (about 3/4 of the ~25 ms the SigmaHQ and province regexes take), so a pattern
+# whose program surely fits is only parsed when it is loaded (RE2 given no room for any instruction:
+# its syntax errors come with the same messages, and a valid pattern fails for size), and compiled on
+# its first evaluation (_RegexTest). What surely fits: ASCII text of at most DEFER_MAX_CHARS characters
+# with no counted repetition (`{`), no Unicode class (\p, \P) and no hex or octal escape (\x, \0-\7),
+# the constructs whose program can be far larger than their text. Without them a character costs at
+# most ~14 instructions (`(?i)\W`: UTF-8 sequences of everything but the word characters and their
+# case-fold partners; `.` 8), so such a pattern needs at most ~28,000 of the ~87,000 that
+# re2_options()' 8 MiB allow (two thirds of it for the program, 16 bytes an instruction;
+# test_sigma_regex_deferred compiles the costliest atoms repeated to the length bound).
+DEFER_MAX_CHARS = 2000
+_LARGE_ESCAPES = ("\\p", "\\P", "\\x", "\\0", "\\1", "\\2", "\\3", "\\4", "\\5", "\\6", "\\7")
+
+
+def surely_fits(source: str) -> bool:
+    """Whether RE2's program for `source` surely fits in re2_options()'s memory bound (see above)."""
+    if len(source) > DEFER_MAX_CHARS or not source.isascii() or "{" in source:
+        return False
+    # escaped backslashes taken out (pairs, from the left, as RE2 reads them): a backslash left is an escape
+    bare = source.replace("\\\\", "") if "\\" in source else source
+    return not any(e in bare for e in _LARGE_ESCAPES)
+
+
+def _parse_only_options() -> tuple[Any, Any]:
+    """A function of a pattern's UTF-8 text giving RE2's pattern object under options that parse it and
+    leave no room for its program (max_mem*2/3 is 1 byte; 0 would mean no limit), and the error a valid
+    pattern then has; (None, None) unless a probe shows RE2 so (a valid pattern fails with that error,
+    an invalid one with the error it has when compiled in full). The wrapper's own compile is not used
+    for this: it raises an exception object for each pattern (what it keeps are compiled patterns)."""
+    try:
+        options = re2_options()
+        options.max_mem = 2
+        compiled = re2._re2.RE2
+
+        def make(text: bytes) -> Any:
+            return compiled(text, options)
+
+        valid, invalid = make(b"a(b)c"), make(b"a(b")
+        too_large = valid.error()
+        full = re2._re2.RE2(b"a(b", re2_options())
+        if valid.ok() or invalid.ok() or full.ok() or invalid.error() != full.error() or invalid.error() == too_large:
+            return None, None
+        return make, too_large
+    except Exception:  # noqa: BLE001 - another RE2 wrapper: every pattern compiled in full
+        return None, None
+
+
+_PARSE_ONLY, _TOO_LARGE = _parse_only_options()
+_PARSED: set[str] = set()  # sources parsed without error (RE2 caches compiled patterns, not failures)
 
 
 _LITERALS_SOURCE = str(regex_literals.__file__)
@@ -109,16 +171,30 @@ def _literal_atoms(pattern: str) -> list[tuple[str, str]] | None:
 
 
 class _RegexTest(Re2Found):
-    """A compiled `re` value: true when the pattern is found; `atoms` index its required literal,
-    worked out on first read (the index reads it; `rules lint` never does: Python's regex parser,
-    which finds the literal, costs about what RE2's compile does)."""
+    """A `re` value: true when the pattern is found; `atoms` index its required literal, worked out on
+    first read (the index reads it; `rules lint` never does: Python's regex parser, which finds the
+    literal, costs about what RE2's compile does). Made from a compiled pattern, or from the `source` of
+    one only parsed so far (compile_regex), which is compiled on the first call: until then `raw` is None,
+    so Re2Found.__call__ calls `public`, which compiles, puts the compiled pattern in place and searches."""
 
-    __slots__ = ("_atoms", "_pattern")
+    __slots__ = ("_atoms", "_pattern", "_source")
 
-    def __init__(self, rx: Any, pattern: str) -> None:
-        super().__init__(rx, _UNANCHORED, "search")
+    def __init__(self, rx: Any, pattern: str, source: str | None = None) -> None:
+        if rx is None:
+            self.rx, self.anchor, self.raw = None, _UNANCHORED, None
+            self.public = self._compile_then_search
+        else:
+            super().__init__(rx, _UNANCHORED, "search")
+        self._source = source
         self._pattern: str | None = pattern
         self._atoms: list[tuple[str, str]] | None = None
+
+    def _compile_then_search(self, s: str) -> Any:
+        source = self._source
+        if source is not None:  # surely_fits: compiles (a failure would be counted as the rule's error)
+            Re2Found.__init__(self, re2.compile(source, re2_options()), _UNANCHORED, "search")
+            self._source = None
+        return self.public(s)
 
     @property
     def atoms(self) -> list[tuple[str, str]] | None:

@@ -6,7 +6,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.sigma import typed
+from detectors.sigma import typed, values
 from detectors.sigma.typed import compile_regex
 from detectors.sigma.values import ANY, ONE, _compile_glob, _Re2Glob
 
@@ -22,7 +22,9 @@ PATTERNS = [
 
 def test_the_installed_wrapper_is_called_directly():
     assert typed._RAW_SEARCH
-    assert compile_regex(PATTERNS[0], ["re"], ()).raw is not None
+    test = compile_regex(PATTERNS[0], ["re"], ())
+    test("x")  # a pattern only parsed at load is compiled by its first call (test_sigma_regex_deferred)
+    assert test.raw is not None
 
 
 @settings(max_examples=400, deadline=None)
@@ -33,14 +35,17 @@ def test_the_installed_wrapper_is_called_directly():
 )
 def test_regex_test_answers_what_search_answers(pattern, mods, text):
     test = compile_regex(pattern, mods, ())
-    want = test.rx.search(text) is not None
+    flags = "".join(f for f in "ims" if f in mods)
+    want = re2.compile((f"(?{flags})" if flags else "") + pattern, values.re2_options()).search(text) is not None
     assert test(text) is want
+    assert test(text) is want  # compiled by the first call if it was only parsed at load
     test.raw = None  # the public path
     assert test(text) is want
 
 
 def test_text_re2_cannot_take_fails_as_search_fails():
     test = compile_regex("a", ["re"], ())
+    test("a")
     for call in (test, lambda s: test.rx.search(s)):
         try:
             call("\ud800a")

@@ -1,0 +1,123 @@
+"""`re` values whose RE2 program surely fits are only parsed when loaded and compiled on first use
+(detectors.sigma.typed.compile_regex): the same matches, the same load errors, with the same messages,
+and a pattern that may outgrow RE2's memory bound still compiled (and refused) at load."""
+
+from __future__ import annotations
+
+import pytest
+import re2
+
+from detectors.sigma import typed
+from detectors.sigma.compile import CompileError, compile_item
+from detectors.sigma.typed import DEFER_MAX_CHARS, compile_regex, surely_fits
+from detectors.sigma.values import re2_options
+
+IDENT = lambda name: (name,)  # noqa: E731 - no field mapping
+
+
+def _full_compile_error(source: str) -> str:
+    with pytest.raises(re2.error) as exc:
+        re2.compile(source, re2_options())
+    return f"regex rejected (not linear-time/RE2 syntax): {exc.value}"
+
+
+def test_this_re2_defers():
+    assert typed._PARSE_ONLY is not None  # the probe passed: the tests below exercise the deferral
+
+
+@pytest.mark.parametrize(
+    "pattern,mods",
+    [
+        (r"foo.*bar", ["re"]),
+        (r"(?:^|\\)evil\.exe$", ["re", "i"]),
+        (r"^a.b$", ["re", "m", "s"]),
+        (r"[\w.-]+@[\w.-]+", ["re"]),
+    ],
+)
+def test_a_deferred_pattern_is_compiled_on_first_use_and_matches_as_a_compiled_one(pattern, mods):
+    texts = ["xxfooyybar", "C:\\Temp\\EVIL.exe", "a\nb", "x\na\nb\n", "me@host.example", "", "nothing here"]
+    deferred = compile_regex(pattern, mods, ())
+    assert deferred.rx is None and deferred.raw is None  # parsed only
+    flags = "".join(f for f in "ims" if f in mods)
+    source = f"(?{flags})" if flags else ""
+    compiled = re2.compile(source + pattern, re2_options())
+    assert [deferred(t) for t in texts] == [compiled.search(t) is not None for t in texts]
+    assert deferred.rx is not None  # compiled by the first call, kept
+
+
+def test_an_item_with_deferred_patterns_matches_events():
+    item = compile_item("CommandLine|re|i", [r"\\temp\\[^\\]+\.exe", r"-enc(odedcommand)? "], IDENT, {}, ())
+    assert item.match({"CommandLine": r"C:\TEMP\x.EXE /q"})
+    assert item.match({"CommandLine": "powershell -EncodedCommand AAAA"})
+    assert not item.match({"CommandLine": r"C:\temp\sub\x.exe"})
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["foo(bar", "a**", "[z-a]", "(?<!x)y", "(?z)a", r"\8", "[[:foo:]]", "\\", "a)", "(?P<n>a", "*a", "x++?", r"\8x"],
+)
+def test_a_pattern_that_does_not_parse_is_refused_with_the_message_of_a_full_compile(pattern):
+    assert surely_fits(pattern)
+    with pytest.raises(CompileError) as exc:
+        compile_regex(pattern, ["re"], ("detection", "sel"))
+    assert str(exc.value) == _full_compile_error(pattern)
+    assert exc.value.path == ("detection", "sel")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"a{3}",
+        r"\pL",
+        r"\PL",
+        r"\x41",
+        r"\101",
+        "é",
+        "a" * (DEFER_MAX_CHARS + 1),
+        "\\\\\\pL",  # an escaped backslash, then \pL
+    ],
+)
+def test_what_may_outgrow_the_bound_is_compiled_at_load(pattern):
+    assert not surely_fits(pattern)
+
+
+def test_escaped_backslashes_are_not_escapes():
+    assert surely_fits(r"C:\\programdata\\x\\0day")  # \\ then p, x, 0: literal letters
+    assert not surely_fits(r"C:\\\programdata")  # \\ then \p
+
+
+def test_a_pattern_too_large_for_re2_is_still_refused_at_load():
+    pattern = r"(?:\pL\pL\pL\pL\pL\pL\pL\pL\pL\pL){200}"
+    with pytest.raises(CompileError) as exc:
+        compile_regex(pattern, ["re"], ())
+    assert str(exc.value) == _full_compile_error(pattern)
+    assert "pattern too large" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "flags,atom",
+    [
+        ("", "."),
+        ("(?s)", "."),
+        ("", r"\W"),
+        ("", r"\S"),
+        ("", r"\D"),
+        ("", "[^a]"),
+        ("(?i)", "k"),
+        ("(?i)", "[^k]"),
+        ("(?i)", "[^a-z]"),
+        ("(?i)", r"\W"),
+        ("", "()"),
+        ("", r"\b"),
+        ("", "a|"),
+        ("(?m)", "^$"),
+    ],
+)
+def test_the_costliest_surely_fitting_patterns_compile(flags, atom):
+    """Every surely-fitting pattern compiles: the atoms with the largest programs per character of text
+    (of every ASCII character, escape, class, negated class and POSIX class tried, with each flag),
+    repeated to the length bound, stay far below RE2's bound (~87,000 instructions for 8 MiB)."""
+    source = flags + atom * ((DEFER_MAX_CHARS - len(flags)) // len(atom))
+    assert surely_fits(source)
+    rx = re2.compile(source, re2_options())
+    assert rx._regexp.ProgramSize() <= 14 * len(source) < 87_000 // 3
