@@ -1,5 +1,6 @@
 """Kafka at the edge: producer/consumer/admin construction, topic creation, reading a topic from a
-point in time, and resuming paused partitions (`resume`), in one place.
+point in time, and polling (`poll`) and resuming paused partitions (`resume`) around two kafka-python
+3.0.12 defects, in one place.
 
 The settings themselves live in `collectors.kafka_settings` (one home for the agent and the SOC).
 """
@@ -33,6 +34,33 @@ def consumer(
     if topics:
         c.subscribe(topics)
     return c
+
+
+JOIN_WAIT_MS = 10_000  # longest wait in one poll for a group join under way (the session timeout)
+
+
+def poll(consumer: KafkaConsumer, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
+    """`consumer.poll`, except that a group join under way is waited for (up to JOIN_WAIT_MS) before it:
+    the one way socpipe polls a group consumer.
+
+    kafka-python 3.0.12 (kafka/coordinator/base.py, `join_group_async`) runs JoinGroup + SyncGroup as one
+    task on its IO thread and, when a poll's timeout ends first, leaves it in flight for the next poll;
+    but the next poll starts a new task `if self._join_task is None or self._join_task.is_done`, so a
+    join that completed while nobody was polling is thrown away and the member joins again, which
+    starts another rebalance of the whole group. The worker polls its correlation consumer for 0-50 ms
+    between stage-1 batches: its group rebalanced over and over, the assignments it computed never
+    taken (with timeout 0 a join never completes). Waiting here until the join is done takes its
+    result inside one wait. A join the broker holds longer (members slow to rejoin) stays in flight and
+    is waited for again at the next poll; should it complete in between, it is still lost, once: the
+    rejoin it causes completes within the wait (tests/integration/test_kafka_join.py). While a join is
+    under way this call takes up to JOIN_WAIT_MS whatever `timeout_ms` says."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if getattr(consumer, "config", {}).get("group_id") is not None and coordinator is not None:
+        if coordinator.need_rejoin():
+            coordinator.ensure_active_group(timeout_ms=JOIN_WAIT_MS)
+    kw = {} if max_records is None else {"max_records": max_records}
+    polled: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=timeout_ms, **kw)
+    return polled
 
 
 def resume(consumer: KafkaConsumer, *partitions: TopicPartition) -> None:

@@ -128,7 +128,7 @@ class CoverageService:
         try:
             while not self._stop.is_set():
                 timeout_ms = max(0, int((next_tick - time.time()) * 1000))
-                batches = consumer.poll(timeout_ms=timeout_ms, max_records=5000)
+                batches = kafka_io.poll(consumer, timeout_ms, 5000)
                 now = time.time()
                 for tp, records in batches.items():
                     if tp.topic == self.cfg.heartbeat_topic:

@@ -226,10 +226,12 @@ class DetectorWorker:
 
     def poll_once(self) -> None:
         self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
-        polled = self.raw.poll(timeout_ms=self.cfg.poll_timeout_ms, max_records=self._raw_records_per_poll())
+        polled = kafka_io.poll(self.raw, self.cfg.poll_timeout_ms, self._raw_records_per_poll())
         busy = bool(polled)
         self._stage1(self.rebalance.restore_assigned(self.part1, polled))
-        # Stage 2 needs a real slice: with 0 kafka-python never finishes a group join, and with 10 ms
+        # Stage 2 needs a real slice: with 0 kafka-python never finished a group join (a join completed
+        # between two polls is thrown away: kafka_io.poll now waits for one under way, and both
+        # consumers are polled through it), and with 10 ms
         # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
         # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10. While stage 1
         # drains a backlog, that wait after every batch was most of the wall time, so it gets the slice
@@ -240,7 +242,7 @@ class DetectorWorker:
         else:
             slice_ms = max(20, self.cfg.poll_timeout_ms // 4)
             self._corr_slice_due = now + CORR_SLICE_EVERY_S
-        polled = self.corr.poll(timeout_ms=slice_ms, max_records=self.cfg.max_batch_records)
+        polled = kafka_io.poll(self.corr, slice_ms, self.cfg.max_batch_records)
         self._stage2(self.rebalance.restore_assigned(self.part2, polled))
         self.sink.flush_due()  # episode growth held back by the bounded update rate
         self.consumers.sample_loads_if_due()
