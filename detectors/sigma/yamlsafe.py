@@ -15,11 +15,15 @@ Rule loading reads through detectors.sigma.ruledocs, which caches what this modu
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from detectors.sigma.pyyaml_import import import_pyyaml
 from detectors.sigma.ruledocs import MAX_DEPTH, MAX_NODES, RuleYAMLError
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = import_pyyaml()  # without compiling the pure-Python reader's pattern (see pyyaml_import)
 
 __all__ = [
     "MAX_DEPTH",
