@@ -54,7 +54,7 @@ from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
 from pipeline.worker.outputs import KafkaOutputs
 from pipeline.worker.rebalance import Rebalance, stage_partitions
-from pipeline.worker.sink import AlertSink
+from pipeline.worker.sink import AlertSink, Stopping
 from pipeline.worker.stages import Detected, Stage1, Stage2, new_suppressor
 from pipeline.worker.state import SnapshotReader
 from pipeline.worker_metrics import WorkerMetrics
@@ -125,6 +125,7 @@ class DetectorWorker:
             self.notifications = NotificationQueue(
                 Notifier(cfg.notify), cfg.notify.max_pending, on_drop=self.metrics.notifications_dropped.inc
             )
+        self._stop = threading.Event()  # run()'s: the sink stops waiting for Elasticsearch when it is set
         self.progress = {"raw_records": 0, "lines": 0, "inputs_sent": 0, "corr_records": 0, "detections": 0}
         self._next_progress_log = time.monotonic() + cfg.progress_log_s
 
@@ -161,6 +162,8 @@ class DetectorWorker:
             agency_lookup=agency_lookup,
             notify=self.notifications.offer if self.notifications else None,
             retry_backoff_max_s=cfg.retry_backoff_max_s,
+            sleep=self._wait,  # a stop ends an outage's backoff at once ...
+            stopping=self._stopping,  # ... and gives the batch up (sink.Stopping)
         )
         kafka_io.ensure_topics(
             cfg.kafka,
@@ -218,11 +221,24 @@ class DetectorWorker:
 
     # --- main loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         try:
             while not stop.is_set():
                 self.poll_once()
+        except Stopping as exc:
+            log.warning(
+                "detector.stopped_during_es_outage %s action=leave_groups_uncommitted "
+                "(the partitions' next owner reads the batch again; alerts are idempotent)",
+                exc,
+            )
         finally:
             self.close()
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _wait(self, seconds: float) -> None:
+        self._stop.wait(seconds)
 
     def poll_once(self) -> None:
         self.agents.refresh(time.monotonic())  # revocations and new enrolments within registry_refresh_s
@@ -266,11 +282,13 @@ class DetectorWorker:
         return max(1, min(self.cfg.max_batch_records, int(self.cfg.max_batch_lines / per_record)))
 
     def close(self) -> None:
+        # Leave both groups first (LeaveGroup: the others take the partitions over at once, not after
+        # a session timeout); nothing here needs them: offsets are committed after each batch only.
+        self.consumers.close()
         try:
             self.sink.flush_due(force=True)
         except Exception:  # Elasticsearch gone at shutdown: the growth is lost, the alerts are not
             log.exception("detector.flush_episodes_failed")
-        self.consumers.close()
         self.outputs.close()
         if self.notifications is not None:
             self.notifications.close()

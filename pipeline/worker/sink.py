@@ -11,6 +11,11 @@ or stop the write path).
 Alert ids are deterministic and written with op_type=create, so a plan delivered twice (a batch
 replayed after a crash) creates nothing new. The plan's episodes (merged into open alerts, attached to
 incidents) are written by `EpisodeSink` (episode_sink.py); this module retries them like the rest.
+
+A worker told to stop (`stopping`) while Elasticsearch refuses writes gives the batch up (`Stopping`)
+instead of waiting for Elasticsearch: nothing of it is committed, so whoever gets its partitions next
+reads it again (alerts are idempotent), and the worker leaves its groups at once instead of being
+killed later by its service manager, a member the group waits a whole session timeout for.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ class NoHold:
         pass
 
 
+class Stopping(Exception):
+    """The worker is stopping while Elasticsearch refuses writes: the batch was given up, uncommitted."""
+
+
 class _Retry:
     """One delivery's wait for Elasticsearch: the first failed attempt pauses the consumer (`hold`); each
     failure backs off (0.5 s doubling up to `retry_backoff_max_s`) and keeps the consumer in its group;
@@ -68,13 +77,17 @@ class _Retry:
 
     def failed(self, pending: str) -> None:
         sink = self.sink
+        if sink.stopping():
+            raise Stopping(pending)
         if self.paused_at is None:
             self.hold.pause()
             self.paused_at = sink.monotonic()
             sink.metrics.paused.set(1)
             log.warning("detector.es_unavailable %s action=pause", pending)
         sink.metrics.index_retries.inc()
-        sink.sleep(self.backoff)
+        sink.sleep(self.backoff)  # the runner's: returns early when the worker is told to stop
+        if sink.stopping():
+            raise Stopping(pending)
         self.hold.keep_alive()
         self.backoff = min(self.backoff * 2, sink.retry_backoff_max_s)
 
@@ -103,6 +116,7 @@ class AlertSink:
         retry_backoff_max_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.indexer = indexer
         self.metrics = metrics
@@ -128,6 +142,7 @@ class AlertSink:
         self.retry_backoff_max_s = retry_backoff_max_s
         self.sleep = sleep
         self.monotonic = monotonic
+        self.stopping = stopping
 
     def deliver(self, plan: AlertPlan, hold: Hold | None = None) -> float:
         """Write new alerts and count updates until Elasticsearch acknowledged all; pause meanwhile.

@@ -26,7 +26,7 @@ from pipeline.notify import NotificationQueue, Notifier, NotifyConfig
 from pipeline.worker.alerting import Candidate
 from pipeline.worker.intake import Intake
 from pipeline.worker.models import ModelSet
-from pipeline.worker.sink import AlertSink
+from pipeline.worker.sink import AlertSink, Stopping
 from pipeline.worker.stages import Detected, Stage1, Stage2, new_suppressor
 from pipeline.worker_metrics import WorkerMetrics
 
@@ -256,6 +256,23 @@ def test_sink_pauses_while_elasticsearch_refuses_and_dead_letters_rejects() -> N
     sink.deliver(first, hold)
     assert hold.calls == ["pause", "poll", "poll", "poll", "resume"] and slept == [0.5, 1.0, 2.0]
     assert dead == ["elasticsearch rejected alert: mapper_parsing_exception"]
+
+
+def test_a_stop_while_elasticsearch_refuses_gives_the_batch_up_at_once() -> None:
+    """SIGTERM during an outage: the backoff ends, no keep-alive poll or new attempt follows, and the
+    batch is given up (uncommitted) so the worker can leave its groups; it used to retry until
+    Elasticsearch came back, and was killed by its service manager meanwhile."""
+    first, _ = _brute_force_plans()
+    indexer, stop, hold = FakeIndexer(down=1000), threading.Event(), Hold()
+    sink = AlertSink(
+        indexer, WorkerMetrics(), lambda p, r: None, sleep=lambda s: stop.set(), stopping=stop.is_set
+    )  # the stop comes during the first backoff
+    with pytest.raises(Stopping, match="pending_alerts="):
+        sink.deliver(first, hold)
+    assert hold.calls == ["pause"] and indexer.calls == 1
+    with pytest.raises(Stopping):  # and a batch after it does not wait at all
+        sink.deliver(first, Hold())
+    assert indexer.calls == 2
 
 
 def test_event_indexing_pauses_and_backs_off_like_alerts() -> None:
