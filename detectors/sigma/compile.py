@@ -197,19 +197,35 @@ def _keyword_pred(test: Any, cased: bool) -> Predicate:
     return pred
 
 
+_KEY_PARTS: dict[str, tuple[str, list[str], str, list[str], list[str]]] = {}
+
+
+def _key_parts(key: str) -> tuple[str, list[str], str, list[str], list[str]]:
+    """(field, modifiers, problem or '', time-part and comparison modifiers) of a selection key, worked
+    out once per distinct key: rules repeat a few hundred keys thousands of times. The lists are shared:
+    never changed by their readers."""
+    hit = _KEY_PARTS.get(key)
+    if hit is None:
+        field, *mods = key.split("|")
+        problem = next((f"unknown modifier '{m}'" for m in mods if m not in KNOWN_MODIFIERS), "")
+        if not problem and not _REGEX_FLAGS.isdisjoint(mods) and "re" not in mods:
+            problem = "regex flags i/m/s need the 're' modifier"
+        if not field and not {"re", "contains", "startswith", "endswith"} & set(mods):
+            mods = mods + ["contains"]  # a keyword is found anywhere in the message
+        hit = (field, mods, problem, [m for m in mods if m in TIME_PARTS], [m for m in mods if m in NUMERIC])
+        if len(_KEY_PARTS) < 20_000:
+            _KEY_PARTS[key] = hit
+    return hit
+
+
 def compile_item(
     key: str, value: Any, resolve: Callable[[str], tuple[Any, ...]], placeholders: dict[str, Any], path: tuple[Any, ...]
 ) -> Compiled:
     """One `field|mod|mod: value(s)` entry of a selection map (field '' = keyword search)."""
-    field, *mods = key.split("|")
-    for m in mods:
-        if m not in KNOWN_MODIFIERS:
-            raise CompileError(f"unknown modifier '{m}'", path)
-    if not _REGEX_FLAGS.isdisjoint(mods) and "re" not in mods:
-        raise CompileError("regex flags i/m/s need the 're' modifier", path)
+    field, mods, problem, time_parts, numeric = _key_parts(key)
+    if problem:
+        raise CompileError(problem, path)
     keys = resolve(field) if field else KEYWORD_FIELDS
-    if not field and not {"re", "contains", "startswith", "endswith"} & set(mods):
-        mods = mods + ["contains"]  # a keyword is found anywhere in the message
     values = value if isinstance(value, list) else [value]
     if not values:
         raise CompileError("empty value list", path)
@@ -235,8 +251,6 @@ def compile_item(
 
         return Compiled((lambda ev: not is_null(ev)) if negate else is_null, None)
 
-    time_parts = [m for m in mods if m in TIME_PARTS] if mods else mods
-    numeric = [m for m in mods if m in NUMERIC] if mods else mods
     if time_parts or numeric:
         return compile_numeric(keys, values, time_parts, numeric, negate, use_all, path)
     if "cidr" in mods:

@@ -27,55 +27,71 @@ def _base(name: str) -> str:
 
 def detection_fields(detection: dict[str, Any]) -> list[str]:
     """Field names (as written, modifiers stripped) of every selection; keywords excluded."""
-    out: list[str] = []
-
-    def take(mapping: dict[str, Any]) -> None:
-        for key in mapping:
-            name = str(key).split("|", 1)[0]
-            if name and name not in out:
-                out.append(name)
-
+    seen: dict[str, None] = {}  # first-seen order
     for name, body in detection.items():
         if name in ("condition", "timeframe"):
             continue
         if isinstance(body, dict):
-            take(body)
+            maps: list[Any] = [body]
         elif isinstance(body, list):
-            for item in body:
-                if isinstance(item, dict):
-                    take(item)
-    return out
+            maps = [item for item in body if isinstance(item, dict)]
+        else:
+            continue
+        for mapping in maps:
+            for key in mapping:
+                field = (key if type(key) is str else str(key)).split("|", 1)[0]
+                if field:
+                    seen[field] = None
+    return list(seen)
+
+
+_LOGSOURCE_KEYS = frozenset({"product", "category", "service"})
+
+
+def _logsource_key(logsource: dict[str, Any]) -> tuple[Any, ...]:
+    """Equal for logsources that are equal (so are what they admit and how their fields map)."""
+    if logsource.keys() <= _LOGSOURCE_KEYS:  # a rule's (loader._logsource)
+        return (logsource.get("product"), logsource.get("category"), logsource.get("service"))
+    return tuple(sorted((k, str(v)) for k, v in logsource.items()))
 
 
 class FieldChecker:
     def __init__(self, mappings: FieldMappings, events: Iterable[dict[str, Any]]):
         self.mappings = mappings
         self.events = list(events)
-        # (event logsource, its fields, its dataset) per example event, made once
-        self._derived: list[tuple[Any, frozenset[str], str]] | None = None
+        # per distinct logsource of the example events: (that logsource, the fields and datasets of its
+        # events), made once
+        self._derived: list[tuple[Any, frozenset[str], frozenset[str]]] | None = None
         self._seen: dict[tuple[Any, ...], tuple[frozenset[Any], frozenset[Any]]] = {}
 
     def emitted(self, logsource: dict[str, Any]) -> tuple[frozenset[Any], frozenset[Any]]:
         """(fields, datasets) of the example events this logsource admits."""
-        key = tuple(sorted((k, str(v)) for k, v in logsource.items()))
+        return self._emitted(_logsource_key(logsource), logsource)
+
+    def _emitted(self, key: tuple[Any, ...], logsource: dict[str, Any]) -> tuple[frozenset[Any], frozenset[Any]]:
         hit = self._seen.get(key)
         if hit is None:
             fields: set[str] = set()
             datasets: set[str] = set()
-            if self._derived is None:
-                self._derived = [
-                    (self.mappings.derive(ev), frozenset(_base(k) for k in ev), str(ev.get("event.dataset")))
-                    for ev in self.events
-                ]
-            for derived, names, dataset in self._derived:
+            for derived, names, sets in self._by_logsource():
                 if derived.admits(logsource):
                     fields |= names
-                    datasets.add(dataset)
+                    datasets |= sets
             hit = self._seen[key] = (
                 frozenset(fields | WORKER_FIELDS) if datasets else frozenset(),
                 frozenset(datasets),
             )
         return hit
+
+    def _by_logsource(self) -> list[tuple[Any, frozenset[str], frozenset[str]]]:
+        if self._derived is None:
+            grouped: dict[Any, tuple[set[str], set[str]]] = {}
+            for ev in self.events:
+                names, sets = grouped.setdefault(self.mappings.derive(ev), (set(), set()))
+                names.update(_base(k) for k in ev)
+                sets.add(str(ev.get("event.dataset")))
+            self._derived = [(ls, frozenset(n), frozenset(d)) for ls, (n, d) in grouped.items()]
+        return self._derived
 
     def check(self, rules: list[Any]) -> list[LoadIssue]:
         by_ref: dict[str, SigmaRule] = {}
@@ -85,14 +101,23 @@ class FieldChecker:
                 if r.meta.name:
                     by_ref[r.meta.name] = r
         issues: list[LoadIssue] = []
+        known: dict[tuple[Any, ...], bool] = {}  # (logsource key, field) -> emitted
         for r in rules:
             if isinstance(r, SigmaRule):
-                fields, datasets = self.emitted(r.logsource)
+                key = _logsource_key(r.logsource)
+                fields, datasets = self._emitted(key, r.logsource)
                 if not datasets:
                     continue
-                resolve = self.mappings.resolver(r.logsource)
+                resolve = None
                 for name in detection_fields(r.detection):
-                    issues.extend(self._issue(r, name, resolve(name), fields, datasets))
+                    ok = known.get((key, name))
+                    if not ok:  # not worked out yet (None), or not emitted
+                        resolve = resolve or self.mappings.resolver(r.logsource)
+                        keys = resolve(name)
+                        if ok is None:
+                            ok = known[(key, name)] = self._emits(keys, fields)
+                        if not ok:
+                            issues.extend(self._issue(r, name, keys, fields, datasets))
             elif isinstance(r, CorrelationRule):
                 inputs = [by_ref[ref] for ref in r.rule_refs if ref in by_ref]
                 for inp in inputs:
@@ -106,10 +131,14 @@ class FieldChecker:
         return issues
 
     @staticmethod
+    def _emits(keys: tuple[Any, ...], fields: frozenset[Any]) -> bool:
+        return any(_base(k) in fields or k.startswith(RAW_NAMESPACES) for k in keys)
+
+    @staticmethod
     def _issue(
         rule: Any, name: str, keys: tuple[Any, ...], fields: frozenset[Any], datasets: frozenset[Any], via: str = ""
     ) -> Any:
-        if any(_base(k) in fields or k.startswith(RAW_NAMESPACES) for k in keys):
+        if FieldChecker._emits(keys, fields):
             return []
         shown = name if keys == (name,) else f"{name} (-> {', '.join(keys)})"
         where = f" (events of input rule {via})" if via else ""
