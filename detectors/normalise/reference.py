@@ -29,6 +29,8 @@ EXAMPLE_AGENCY, EXAMPLE_AGENT, EXAMPLE_HOST = "so-vi-du", "agent-vi-du", "srv-vi
 
 @dataclass(frozen=True)
 class Example:
+    """One parser example of examples.yml: log lines of a source, and what parsing them must give."""
+
     name: str
     source: str
     lines: tuple[str, ...]
@@ -38,6 +40,8 @@ class Example:
 
 @dataclass
 class FieldInfo:
+    """A field of the reference: an example value, its type, the examples that emit it."""
+
     name: str
     example: Any
     type: str

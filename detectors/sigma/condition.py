@@ -101,8 +101,19 @@ class _Parser:
         return ("id", tok)
 
 
+_PARSED: dict[str, Any] = {}
+
+
 def parse_condition(text: str) -> Any:
-    return _Parser(tokenize(str(text))).parse()
+    """The tree of a condition; the same text gives the same tree, parsed once (rules repeat a few
+    hundred conditions: 'selection', 'all of selection_*'...) and shared: never changed by its readers."""
+    text = str(text)
+    tree = _PARSED.get(text)
+    if tree is None:
+        tree = _Parser(tokenize(text)).parse()
+        if len(_PARSED) < 10_000:
+            _PARSED[text] = tree
+    return tree
 
 
 def resolve_of(pattern: str, names: list[str]) -> list[str]:

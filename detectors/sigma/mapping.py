@@ -40,6 +40,8 @@ class MappingError(Exception):
 
 @dataclass(frozen=True)
 class EventLogsource:
+    """An event's logsource as derived from its fields (products, categories, services)."""
+
     products: frozenset[Any]
     categories: frozenset[Any]
     services: frozenset[Any]
@@ -55,6 +57,8 @@ class EventLogsource:
 
 @dataclass
 class _Derivation:
+    """One `logsources` entry of a mapping file: field globs, and the logsource values they add."""
+
     when: dict[str, tuple[str, ...]]  # field -> tuple of glob patterns (lower-case)
     adds: dict[str, tuple[str, ...]]  # "product"/"category"/"service" -> tuple of values
 
@@ -72,6 +76,8 @@ class _Derivation:
 
 @dataclass
 class FieldMappings:
+    """The mapping files read: field renames by rule logsource, and logsource derivation."""
+
     entries: list[Any] = field(default_factory=list)  # (logsource dict, {sigma field: (ecs...)})
     unmapped: list[Any] = field(default_factory=list)  # (logsource dict, templates for fields no entry maps)
     derivations: list[Any] = field(default_factory=list)

@@ -20,6 +20,8 @@ CORRELATION_TYPES = (
 
 @dataclass
 class RuleMeta:
+    """What a rule says of itself (id, title, level, tags...) and where it was read."""
+
     id: str
     title: str
     name: str | None = None
@@ -94,6 +96,8 @@ class CorrelationRule:
 
 @dataclass
 class MetaFilter:
+    """A Sigma meta-filter: events its detection matches are taken out of the rules it names."""
+
     meta: RuleMeta
     logsource: dict[str, Any]
     rule_refs: list[Any]
@@ -102,6 +106,8 @@ class MetaFilter:
 
 @dataclass
 class LoadIssue:
+    """A problem found loading rules: file, line, rule title, why."""
+
     path: str
     line: int
     rule: str
@@ -115,6 +121,8 @@ class LoadIssue:
 
 @dataclass
 class LoadResult:
+    """What load_rules gives: the rules and meta-filters loaded, the problems, the counts."""
+
     rules: list[Any] = field(default_factory=list)  # SigmaRule and CorrelationRule, load order
     filters: list[Any] = field(default_factory=list)  # MetaFilter, already applied to their rules
     errors: list[Any] = field(default_factory=list)  # LoadIssue(severity="error")

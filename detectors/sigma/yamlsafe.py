@@ -123,11 +123,15 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
     want_line = False
     first_chars = _FIRST_CHARS
     resolved = _RESOLVED.get
+    # module names read per event, as locals
+    scalar_event, alias_event, map_start, seq_start = _SCALAR, _ALIAS, _MAP_START, _SEQ_START
+    map_end, seq_end, doc_start, stream_end = _MAP_END, _SEQ_END, _DOC_START, _STREAM_END
+    no_key, miss, max_nodes = _NO_KEY, _MISS, MAX_NODES
     next_event = _EventSource(text).get_event
     while True:
         ev = next_event()
         kind = type(ev)
-        if kind is _SCALAR:
+        if kind is scalar_event:
             if want_line:
                 lines[-1] = ev.start_mark.line + 1
                 want_line = False
@@ -137,8 +141,8 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
                 if value and value[0] not in first_chars:
                     obj = value
                 else:
-                    obj = resolved(value, _MISS)  # _scalar's memo, looked up here: no call for most
-                    if obj is _MISS:
+                    obj = resolved(value, miss)  # _scalar's memo, looked up here: no call for most
+                    if obj is miss:
                         obj = _scalar(ev)
                     if type(obj) is float and obj - obj != 0.0:  # inf or nan (inf - inf is nan)
                         finite = False
@@ -148,9 +152,9 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
                 raise _Unusual
             if ev.anchor is not None:
                 anchors[ev.anchor] = (obj, 1)
-            if expanded > MAX_NODES:
+            if expanded > max_nodes:
                 raise _too_many(ev)
-        elif kind is _MAP_START or kind is _SEQ_START:
+        elif kind is map_start or kind is seq_start:
             if want_line:
                 lines[-1] = ev.start_mark.line + 1
                 want_line = False
@@ -158,22 +162,22 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
                 raise _Unusual
             expanded += 1
             outer.append((container, is_map, key, opened, anchor))
-            is_map = kind is _MAP_START
+            is_map = kind is map_start
             container = {} if is_map else []
-            key = _NO_KEY
+            key = no_key
             opened = expanded - 1
             anchor = ev.anchor
             if len(outer) > MAX_DEPTH:
                 raise RuleYAMLError(f"nested deeper than {MAX_DEPTH} levels", ev.start_mark.line + 1)
-            if expanded > MAX_NODES:
+            if expanded > max_nodes:
                 raise _too_many(ev)
             continue
-        elif kind is _MAP_END or kind is _SEQ_END:
+        elif kind is map_end or kind is seq_end:
             obj = container
             if anchor is not None:
                 anchors[anchor] = (obj, expanded - opened)
             container, is_map, key, opened, anchor = outer.pop()
-        elif kind is _ALIAS:
+        elif kind is alias_event:
             if want_line:
                 lines[-1] = ev.start_mark.line + 1
                 want_line = False
@@ -182,15 +186,15 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
                 raise RuleYAMLError(f"undefined alias {ev.anchor!r}", ev.start_mark.line + 1)
             obj, size = hit
             expanded += size
-            if expanded > MAX_NODES:
+            if expanded > max_nodes:
                 raise _too_many(ev)
-        elif kind is _DOC_START:
+        elif kind is doc_start:
             anchors.clear()  # anchors are scoped to their document
             lines.append(0)
             docs.append(None)
             want_line = True
             continue
-        elif kind is _STREAM_END or ev is None:
+        elif kind is stream_end or ev is None:
             break
         else:
             continue
@@ -198,13 +202,13 @@ def _build(text: str, lines: list[int]) -> tuple[list[Any], bool]:
             docs[-1] = obj
         elif not is_map:
             container.append(obj)
-        elif key is _NO_KEY:
+        elif key is no_key:
             if type(obj) in (dict, list) or obj == "<<":
                 raise _Unusual  # complex or merge key
             key = obj
         else:
             container[key] = obj
-            key = _NO_KEY
+            key = no_key
     return docs, finite
 
 
