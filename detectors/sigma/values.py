@@ -270,7 +270,9 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
     test = StringTest(cased=cased)
     exact, globs = test.exact, test.globs
     atoms: list[Any] | None = test.atoms  # None once an alternative cannot be indexed
-    prefixes, suffixes, substrings = [], [], []
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    substrings: list[str] = []
     for alt in alts:
         toks = alt if type(alt) is tuple else _as_tokens(alt)
         n = len(toks)
@@ -293,6 +295,19 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
                 else:
                     atoms = None
             continue
+        if n == 2 and (toks[0] is ANY or toks[1] is ANY):  # |endswith, |startswith: as the general path below
+            lit = toks[1] if toks[0] is ANY else toks[0]
+            if type(lit) is str:
+                lit = lit if cased else fold(lit)
+                if len(lit) > MAX_PATTERN_LENGTH:
+                    raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
+                (suffixes if toks[0] is ANY else prefixes).append(lit)
+                if atoms is not None:
+                    if lit:
+                        atoms.append(("sub", fold(lit)))
+                    else:
+                        atoms = None
+                continue
         if not cased:
             toks = tuple([fold(t) if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]

@@ -253,3 +253,20 @@ def test_a_bare_wildcard_before_a_plain_alternative_compiles() -> None:
     test = compile_alternatives([parse_wildcards("*"), parse_wildcards("foo")], cased=False)
     assert test.atoms is None  # `*` matches any present value: the value cannot be indexed
     assert "foo" in test.exact
+
+
+@pytest.mark.parametrize("lit", ["\\cmd.exe", "ΟΔΟΣ", "İstanbul", "ſtart", "x", ""])
+@pytest.mark.parametrize("cased", [False, True])
+def test_endswith_and_startswith_values_compile_to_suffixes_and_prefixes(lit, cased):
+    """The |endswith / |startswith shape (one literal and `*`) as the general glob path makes it:
+    the literal folded unless cased, a prefix or suffix, one `sub` atom of its folded text."""
+    from detectors.sigma.casefold import fold
+    from detectors.sigma.values import ANY, compile_alternatives
+
+    want = lit if cased else fold(lit)
+    ends, starts = compile_alternatives([(ANY, lit)], cased), compile_alternatives([(lit, ANY)], cased)
+    assert (ends.suffixes, ends.prefixes, starts.prefixes, starts.suffixes) == ((want,), (), (want,), ())
+    assert ends.atoms == starts.atoms == ([("sub", fold(want))] if want else None)
+    assert not ends.exact and not ends.substrings and not ends.globs
+    text = "abc" + lit
+    assert ends(text if cased else fold(text)) and starts((lit + "abc") if cased else fold(lit + "abc"))
