@@ -14,6 +14,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import MemberState
 
 from collectors.kafka_settings import SOC_CONSUMER, SOC_PRODUCER
 from pipeline.config import KafkaConfig
@@ -36,11 +37,8 @@ def consumer(
     return c
 
 
-JOIN_WAIT_MS = 10_000  # longest wait in one poll for a group join under way (the session timeout)
-
-
 def poll(consumer: KafkaConsumer, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
-    """`consumer.poll`, except that a group join under way is waited for (up to JOIN_WAIT_MS) before it:
+    """`consumer.poll`, after taking in a group join that kafka-python completed since the last poll:
     the one way socpipe polls a group consumer.
 
     kafka-python 3.0.12 (kafka/coordinator/base.py, `join_group_async`) runs JoinGroup + SyncGroup as one
@@ -49,18 +47,54 @@ def poll(consumer: KafkaConsumer, timeout_ms: int, max_records: int | None = Non
     join that completed while nobody was polling is thrown away and the member joins again, which
     starts another rebalance of the whole group. The worker polls its correlation consumer for 0-50 ms
     between stage-1 batches: its group rebalanced over and over, the assignments it computed never
-    taken (with timeout 0 a join never completes). Waiting here until the join is done takes its
-    result inside one wait. A join the broker holds longer (members slow to rejoin) stays in flight and
-    is waited for again at the next poll; should it complete in between, it is still lost, once: the
-    rejoin it causes completes within the wait (tests/integration/test_kafka_join.py). While a join is
-    under way this call takes up to JOIN_WAIT_MS whatever `timeout_ms` says."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    if getattr(consumer, "config", {}).get("group_id") is not None and coordinator is not None:
-        if coordinator.need_rejoin():
-            coordinator.ensure_active_group(timeout_ms=JOIN_WAIT_MS)
+    taken (with timeout 0 a join never completed). `_take_finished_join` applies such a join as
+    `join_group_async` does with the one it awaited (tests/integration/test_kafka_join.py). Waiting in
+    the poll for the join instead (tried) held the worker's other group back: its JoinGroup went out
+    a heartbeat later, and two workers waiting on each other's other group waited out the wait."""
+    _take_finished_join(consumer)
     kw = {} if max_records is None else {"max_records": max_records}
     polled: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=timeout_ms, **kw)
     return polled
+
+
+# what _take_finished_join uses of kafka-python 3.0.12's coordinator (absent: it does nothing)
+_JOIN_INTERNALS = (
+    "_join_task",
+    "rejoining",
+    "rejoin_needed",
+    "_lock",
+    "_enable_heartbeat",
+    "_generation",
+    "_net",
+    "_on_join_complete_async",
+)
+
+
+def _take_finished_join(consumer: KafkaConsumer) -> None:
+    """A join task kafka-python completed with nobody polling: its assignment applied (the listener
+    called) as `join_group_async` does after awaiting it, instead of the task being dropped. Nothing
+    when the task is under way, failed (kafka-python retries), or the coordinator is not the one read."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not all(hasattr(coordinator, name) for name in _JOIN_INTERNALS):
+        return
+    task = coordinator._join_task
+    if task is None or not task.is_done or task.exception is not None or not coordinator.rejoining:
+        return
+    coordinator._join_task = None
+    with coordinator._lock:
+        coordinator.rejoining = False
+        coordinator.rejoin_needed = False
+        coordinator.state = MemberState.STABLE
+        coordinator._enable_heartbeat()
+    generation = coordinator._generation
+    log.info("kafka.join_taken_after_poll group=%s generation=%s", coordinator.group_id, generation.generation_id)
+    coordinator._net.run(
+        coordinator._on_join_complete_async,
+        generation.generation_id,
+        generation.member_id,
+        generation.protocol,
+        task.value,
+    )
 
 
 def resume(consumer: KafkaConsumer, *partitions: TopicPartition) -> None:

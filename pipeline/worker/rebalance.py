@@ -84,7 +84,7 @@ class _PauseConsumer:
         poll(0) kafka-python 3 sent a JoinGroup and gave up on it at every call, so on a real broker a
         member joining during an outage made the group rebalance every ~3 s until the outage ended
         (tests/integration/test_worker_pause_rebalance_kafka.py; the join it sent was done by the next
-        call, which threw it away: kafka_io.poll waits for a join under way). Nothing comes back while paused,
+        call, which threw it away: kafka_io.poll takes such a join in). Nothing comes back while paused,
         but should a kafka-python not keep a reassigned partition's paused flag (3.x does), records
         fetched meanwhile are read again after the outage, never dropped, and everything is paused."""
         polled = kafka_io.poll(self.consumer, KEEP_ALIVE_POLL_MS)

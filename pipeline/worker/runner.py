@@ -246,7 +246,7 @@ class DetectorWorker:
         busy = bool(polled)
         self._stage1(self.rebalance.restore_assigned(self.part1, polled))
         # Stage 2 needs a real slice: with 0 kafka-python never finished a group join (a join completed
-        # between two polls is thrown away: kafka_io.poll now waits for one under way, and both
+        # between two polls was thrown away: kafka_io.poll now takes it in, and both
         # consumers are polled through it), and with 10 ms
         # (tried, to save stage-1 time) the stage-2 consumer sometimes never delivered fetched records
         # on this loaded box (1 in ~5 e2e runs lost the correlation); 50 ms passed 10 of 10. While stage 1
