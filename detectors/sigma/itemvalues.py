@@ -10,11 +10,12 @@ is reported (the first problem in value order).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from detectors.sigma.fields import scalar_text
 from detectors.sigma.typed import CompileError, expand_placeholders
-from detectors.sigma.values import TRANSFORMS, ValueError_, apply_transform, compile_alternatives, parse_wildcards
+from detectors.sigma.values import ANY, TRANSFORMS, ValueError_, apply_transform, compile_alternatives, parse_wildcards
 
 
 def string_tests(
@@ -40,6 +41,11 @@ def _one_test(
     values: list[Any], mods: list[str], placeholders: dict[str, Any], path: tuple[Any, ...], cased: bool
 ) -> Any:
     expand = "expand" in mods
+    if not expand and len(mods) == 1 and mods[0] in _WRAPS and all(type(v) is str and _plain(v) for v in values):
+        # one of contains/startswith/endswith over texts without wildcards or escapes (most items): the
+        # tokens parse_wildcards and apply_transform make, built directly
+        wrap = _WRAPS[mods[0]]
+        return compile_alternatives([wrap(v) for v in values], cased)
     alts: list[Any] = []
     for v in values:
         if type(v) is str and not expand:
@@ -53,6 +59,19 @@ def _one_test(
         if m in TRANSFORMS:
             alts = apply_transform(m, alts)
     return compile_alternatives(alts, cased)
+
+
+_WRAPS: dict[str, Callable[[str], tuple[Any, ...]]] = {
+    "contains": lambda v: (ANY, v, ANY),
+    "startswith": lambda v: (v, ANY),
+    "endswith": lambda v: (ANY, v),
+}
+
+
+def _plain(v: str) -> bool:
+    """A non-empty text that parse_wildcards keeps whole: no `*` or `?`, no escaped backslash (a
+    backslash before anything else is literal)."""
+    return bool(v) and "*" not in v and "?" not in v and "\\\\" not in v
 
 
 def tests_per_value(
