@@ -104,7 +104,7 @@ class FieldMappings:
         templates = [t for ls, t in sorted(self.unmapped, key=lambda e: -len(e[0])) if _applies(ls, rule_logsource)]
         default = templates[0] if templates else None
 
-        def resolve(name: str) -> tuple[Any, ...]:
+        def resolve_once(name: str) -> tuple[Any, ...]:
             for fields in applicable:
                 if name in fields:
                     mapped: tuple[Any, ...] = fields[name]
@@ -113,6 +113,16 @@ class FieldMappings:
             if default is not None and "." not in name:
                 return tuple(t.replace("{field}", name) for t in default)
             return (name,)
+
+        resolved: dict[str, tuple[Any, ...]] = {}  # rules of a logsource name the same fields again and again
+
+        def resolve(name: str) -> tuple[Any, ...]:
+            hit = resolved.get(name)
+            if hit is None:
+                hit = resolve_once(name)
+                if len(resolved) < 10_000:
+                    resolved[name] = hit
+            return hit
 
         return resolve
 
