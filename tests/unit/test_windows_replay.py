@@ -33,9 +33,9 @@ FLOOR = {
     "Command and Control": 5,
     "Credential Access": 26,
     "Defense Evasion": 27,
-    "Discovery": 6,  # 4 when enumeration over RPC pipes came to need four pipes; +2 dev (pipe sweep, PowerShell LDAP)
-    "Execution": 23,
-    "Lateral Movement": 32,
+    "Discovery": 7,  # 4 when enumeration over RPC pipes came to need four pipes; +2 dev (pipe sweep, PowerShell LDAP); +1 round 5
+    "Execution": 24,
+    "Lateral Movement": 38,
     "Other": 7,
     "Persistence": 17,
     "Privilege Escalation": 54,
