@@ -267,6 +267,8 @@ class StringTest:
 
 
 def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
+    # an uncased value's texts are folded already, and fold(fold(t)) == fold(t) (casefold tests): its
+    # atoms take them as they are
     test = StringTest(cased=cased)
     exact, globs = test.exact, test.globs
     atoms: list[Any] | None = test.atoms  # None once an alternative cannot be indexed
@@ -282,7 +284,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
                 raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
             exact.add(text)
             if atoms is not None:
-                atoms.append(("eq", fold(text)))
+                atoms.append(("eq", fold(text) if cased else text))
             continue
         if n == 3 and toks[0] is ANY and toks[2] is ANY and type(toks[1]) is str:  # |contains
             lit = toks[1] if cased else fold(toks[1])
@@ -291,7 +293,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
             substrings.append(lit)
             if atoms is not None:
                 if lit:
-                    atoms.append(("sub", fold(lit)))
+                    atoms.append(("sub", fold(lit) if cased else lit))
                 else:
                     atoms = None
             continue
@@ -304,7 +306,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
                 (suffixes if toks[0] is ANY else prefixes).append(lit)
                 if atoms is not None:
                     if lit:
-                        atoms.append(("sub", fold(lit)))
+                        atoms.append(("sub", fold(lit) if cased else lit))
                     else:
                         atoms = None
                 continue
@@ -317,7 +319,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
             text = "".join(lits)
             exact.add(text)
             if atoms is not None:
-                atoms.append(("eq", fold(text)))
+                atoms.append(("eq", fold(text) if cased else text))
             continue
         if n == 1:  # `*` matches any present value (`?` alone: a glob)
             if toks[0] is ANY:
@@ -340,7 +342,7 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
         if atoms is not None:
             lit = max(lits, key=len, default="")  # longest_literal(toks)
             if lit:
-                atoms.append(("sub", fold(lit)))
+                atoms.append(("sub", fold(lit) if cased else lit))
             else:
                 atoms = None
     test.atoms = atoms

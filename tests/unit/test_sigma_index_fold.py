@@ -95,3 +95,13 @@ def test_fold_is_one_character_per_character_and_joins_only_what_re2_folds() -> 
     assert not apart, [f"U+{ord(a):04X} !~ U+{ord(b):04X}" for a, b in apart]
     assert fold("ΟΔΟΣ") == fold("οδοσ") == fold("οδος") == "οδοσ"
     assert fold("İSTANBUL") == "İstanbul" and fold("ıI") == "ıi"
+
+
+def test_folding_folded_text_changes_nothing() -> None:
+    # compile_alternatives takes an uncased value's folded texts as its index atoms without folding again
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    for start in range(0, len(chars), 512):
+        text = "".join(chars[start : start + 512])
+        assert fold(fold(text)) == fold(text)
+    for text in ("ΟΔΟΣ", "Σ", "aΣ b", "İΣ", "ſµς", "ﬅ"):
+        assert fold(fold(text)) == fold(text)
