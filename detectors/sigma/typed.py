@@ -6,6 +6,7 @@ They yield predicates without index atoms (except `re`, which offers a literal p
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -115,19 +116,44 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
 # whose program surely fits is only parsed when it is loaded (RE2 given no room for any instruction:
 # its syntax errors come with the same messages, and a valid pattern fails for size), and compiled on
 # its first evaluation (_RegexTest). What surely fits: ASCII text of at most DEFER_MAX_CHARS characters
-# with no counted repetition (`{`), no Unicode class (\p, \P) and no hex or octal escape (\x, \0-\7),
+# with no Unicode class (\p, \P) and no hex or octal escape (\x, \0-\7),
 # the constructs whose program can be far larger than their text. Without them a character costs at
 # most ~14 instructions (`(?i)\W`: UTF-8 sequences of everything but the word characters and their
 # case-fold partners; `.` 8), so such a pattern needs at most ~28,000 of the ~87,000 that
 # re2_options()' 8 MiB allow (two thirds of it for the program, 16 bytes an instruction;
 # test_sigma_regex_deferred compiles the costliest atoms repeated to the length bound).
+#
+# A counted repetition (x{n}, x{n,}, x{n,m}) is compiled as up to n or m copies of x (x{n,}: n copies, the
+# last one starred), and nested ones multiply; so the text's length is weighed by (largest count + 1) of
+# every counted repetition in it, nested or not (a product over all of them bounds the product over any
+# nesting), and that weight must stay within DEFER_MAX_CHARS: ~14 instructions a weighed character again.
+# Such a form in a class or after an escaped `\{` is weighed as a repetition all the same (more than
+# it costs); a pattern with any other `{` (a literal to RE2) or a count of more than 4 digits is compiled.
 DEFER_MAX_CHARS = 2000
 _LARGE_ESCAPES = ("\\p", "\\P", "\\x", "\\0", "\\1", "\\2", "\\3", "\\4", "\\5", "\\6", "\\7")
+_COUNTED = re.compile(r"\{([0-9]{1,4})(?:,([0-9]{0,4}))?\}")
+
+
+def repetition_weight(source: str) -> int:
+    """len(source) times (largest count + 1) of each counted repetition in it (see above); a `{` not
+    read as one of those forms (RE2 reads it as a literal, or it is part of a class or escape) makes
+    the weight DEFER_MAX_CHARS + 1."""
+    weight = len(source)
+    if "{" not in source:
+        return weight
+    counts = _COUNTED.findall(source)
+    if len(counts) != source.count("{"):
+        return DEFER_MAX_CHARS + 1
+    for low, high in counts:
+        weight *= max(int(low), int(high or 0)) + 1
+        if weight > DEFER_MAX_CHARS:
+            return DEFER_MAX_CHARS + 1
+    return weight
 
 
 def surely_fits(source: str) -> bool:
     """Whether RE2's program for `source` surely fits in re2_options()'s memory bound (see above)."""
-    if len(source) > DEFER_MAX_CHARS or not source.isascii() or "{" in source:
+    if len(source) > DEFER_MAX_CHARS or not source.isascii() or repetition_weight(source) > DEFER_MAX_CHARS:
         return False
     # escaped backslashes taken out (pairs, from the left, as RE2 reads them): a backslash left is an escape
     bare = source.replace("\\\\", "") if "\\" in source else source

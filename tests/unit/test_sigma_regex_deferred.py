@@ -54,7 +54,24 @@ def test_an_item_with_deferred_patterns_matches_events():
 
 @pytest.mark.parametrize(
     "pattern",
-    ["foo(bar", "a**", "[z-a]", "(?<!x)y", "(?z)a", r"\8", "[[:foo:]]", "\\", "a)", "(?P<n>a", "*a", "x++?", r"\8x"],
+    [
+        "foo(bar",
+        "a**",
+        "[z-a]",
+        "(?<!x)y",
+        "(?z)a",
+        r"\8",
+        "[[:foo:]]",
+        "\\",
+        "a)",
+        "(?P<n>a",
+        "*a",
+        "x++?",
+        r"\8x",
+        "a{5,2}",
+        "a{2}*",
+        "(?i)a{2,3}+",
+    ],
 )
 def test_a_pattern_that_does_not_parse_is_refused_with_the_message_of_a_full_compile(pattern):
     assert surely_fits(pattern)
@@ -67,7 +84,11 @@ def test_a_pattern_that_does_not_parse_is_refused_with_the_message_of_a_full_com
 @pytest.mark.parametrize(
     "pattern",
     [
-        r"a{3}",
+        r"a{3000}",
+        r"(a{40}){60}",  # nested: 11 characters weighed by 41 and 61
+        ".{200}" + "b" * 300,
+        r"a{,3}",  # not a repetition to RE2: left to the compile
+        r"a{12345}",
         r"\pL",
         r"\PL",
         r"\x41",
@@ -79,6 +100,30 @@ def test_a_pattern_that_does_not_parse_is_refused_with_the_message_of_a_full_com
 )
 def test_what_may_outgrow_the_bound_is_compiled_at_load(pattern):
     assert not surely_fits(pattern)
+
+
+def test_counted_repetitions_are_weighed_by_their_counts():
+    assert typed.repetition_weight("ab") == 2
+    assert typed.repetition_weight("a{3}") == 4 * 4
+    assert typed.repetition_weight("a{2,5}") == 6 * 6
+    assert typed.repetition_weight("a{7,}") == 5 * 8
+    assert typed.repetition_weight("(a{3}){4}") == 9 * 4 * 5
+    assert typed.repetition_weight("a{,3}") > DEFER_MAX_CHARS
+    assert surely_fits("(.){200,}")  # 9 characters weighed by 201
+    # repetitions in sequence are weighed as if nested (more than they cost): compiled at load
+    assert not surely_fits(r"\?d=[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+    assert not surely_fits("[{]{3}")  # a `{` that is not a repetition: compiled at load
+    assert not surely_fits("(.){300,}")
+
+
+@pytest.mark.parametrize("pattern", [r"\d{2}-x", "(?i)(ab){2,4}c", "(.){20,}", r"\{2}x"])
+def test_a_counted_repetition_deferred_matches_as_a_compiled_one(pattern):
+    assert surely_fits(pattern)
+    deferred = compile_regex(pattern, ["re"], ())
+    assert deferred.raw is None  # only parsed so far
+    compiled = re2.compile(pattern, re2_options())
+    for text in ("12-x", "ABABc", "abababababc", "x" * 25, "{{{", "{2}", "a{2}", "", "aaaaaaaaaaaaaaaaaaaaaaaa\n"):
+        assert bool(deferred(text)) == bool(compiled.search(text)), text
 
 
 def test_escaped_backslashes_are_not_escapes():
@@ -121,3 +166,23 @@ def test_the_costliest_surely_fitting_patterns_compile(flags, atom):
     assert surely_fits(source)
     rx = re2.compile(source, re2_options())
     assert rx._regexp.ProgramSize() <= 14 * len(source) < 87_000 // 3
+    # the same atoms under counted repetitions (nested too), weighed to the bound
+    group = f"(?:{atom})"
+    for inner, outer in ((1, 1), (3, 1), (1, 7), (4, 5)):
+        shapes = [
+            f"{group}{{{inner}}}",
+            f"(?:{group}{{{inner},}}){{{outer}}}",
+            f"(?:{group}{{0,{inner}}}){{1,{outer}}}",
+        ]
+        for shape in shapes:
+            base = len(flags) + len(shape)
+            n = 1
+            while typed.repetition_weight(flags + shape * (n + 1)) <= DEFER_MAX_CHARS and (n + 1) * len(shape) < 600:
+                n += 1
+            source = flags + shape * n
+            weight = typed.repetition_weight(source)
+            if weight > DEFER_MAX_CHARS:
+                continue
+            assert surely_fits(source), source
+            size = re2.compile(source, re2_options())._regexp.ProgramSize()
+            assert size <= 14 * weight < 87_000 // 3, (source, size, weight, base)
