@@ -72,6 +72,15 @@ _PLAIN_TAGS = {
 _resolver: Any = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
 _FIRST_CHARS = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
+# What Resolver.resolve tries for a plain scalar, by its first character ('' for an empty one): the
+# resolvers registered for it, then those for any character, the first whose pattern matches giving the
+# tag (else str). Read once, so _scalar tries them without a call and two list copies per value;
+# None (resolve called) if path resolvers were added, which resolve would consult too.
+_IMPLICIT: dict[str, tuple[tuple[str, Any], ...]] | None = None
+if not yaml.resolver.Resolver.yaml_path_resolvers:
+    _by_char = yaml.resolver.Resolver.yaml_implicit_resolvers
+    _IMPLICIT = {k: tuple(_by_char[k] + _by_char.get(None, [])) for k in _by_char if k is not None}
+_ANY_CHAR = tuple(yaml.resolver.Resolver.yaml_implicit_resolvers.get(None, []))
 
 
 # Plain scalars already resolved, by text: what a plain scalar becomes depends on its text alone, and
@@ -79,6 +88,16 @@ _FIRST_CHARS = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolve
 _RESOLVED: dict[str, Any] = {}
 _MAX_RESOLVED = 50_000
 _MISS = object()
+
+
+def _plain_tag(value: str) -> str:
+    """The tag of a plain scalar `value`: what Resolver.resolve(ScalarNode, value, (True, False)) gives."""
+    if _IMPLICIT is None:
+        return str(_resolver.resolve(yaml.ScalarNode, value, (True, False)))
+    for tag, pattern in _IMPLICIT.get(value[:1], _ANY_CHAR):
+        if pattern.match(value):
+            return str(tag)
+    return _STR_TAG
 
 
 def _scalar(ev: Any) -> Any:
@@ -89,7 +108,7 @@ def _scalar(ev: Any) -> Any:
         obj = _RESOLVED.get(value, _MISS)
         if obj is not _MISS:
             return obj
-        tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))
+        tag = _plain_tag(value)
         if tag == _STR_TAG or tag == "tag:yaml.org,2002:timestamp":
             obj = value
         elif tag in _PLAIN_TAGS:

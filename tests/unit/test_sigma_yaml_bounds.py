@@ -133,3 +133,59 @@ def test_one_pass_builder_equals_pyyaml_on_every_sigmahq_file():
     for f in files:
         text = f.read_text(encoding="utf-8")
         assert repr(load_documents(text)[0]) == repr(list(yaml.load_all(text, Loader=_Expected))), f
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "~",
+        "null",
+        "NULL",
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "n",
+        "Yes!",
+        "true ",
+        "tRue",
+        "1",
+        "-0",
+        "+12",
+        "0x1f",
+        "0o7",
+        "0b101",
+        "017",
+        "1_000",
+        "1:20",
+        "190:20:30",
+        "-1.5e3",
+        "1.",
+        ".5",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        ".nan",
+        "<<",
+        "=",
+        "2023-01-01",
+        "2023-1-1 10:00:00Z",
+        "2023/01/01",
+        "1.0.0",
+        "False",
+        "off!",
+        "title",
+        "falsepositives",
+        "-",
+        "- x",
+        "0",
+        "é",
+        "~x",
+    ],
+)
+def test_plain_scalars_get_the_tag_pyyaml_resolves(text):
+    from detectors.sigma.yamlsafe import _plain_tag
+
+    assert _plain_tag(text) == yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
