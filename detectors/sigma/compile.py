@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from detectors.sigma.atoms import best_need, union_needs
 from detectors.sigma.casefold import fold
 from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
 from detectors.sigma.fields import field_values, scalar_text
@@ -35,96 +36,6 @@ KNOWN_MODIFIERS = TRANSFORMS | NUMERIC | TIME_PARTS | FLAGS
 _REGEX_FLAGS = frozenset({"i", "m", "s"})
 KEYWORD_FIELDS = ("message", "event.original")
 KEYWORD_INDEX_FIELD = "\x00keywords"  # pseudo-field of the candidate index for keyword atoms
-
-
-def _union(needs: list[Any]) -> frozenset[Any] | None:
-    if any(n is None for n in needs):
-        return None
-    out: set[Any] = set()
-    for n in needs:
-        out |= n
-    return frozenset(out)
-
-
-# Values that nearly every event of a logsource carries: an atom on them prunes nothing.
-COMMON_VALUES = frozenset(
-    {
-        "get",
-        "post",
-        "head",
-        "put",
-        "options",
-        "200",
-        "204",
-        "301",
-        "302",
-        "304",
-        "400",
-        "401",
-        "403",
-        "404",
-        "500",
-        "execve",
-        "syscall",
-        "path",
-        "cwd",
-        "proctitle",
-        "openat",
-        "open",
-        "yes",
-        "no",
-        "true",
-        "false",
-        "success",
-        "failure",
-        "authentication",
-        "process",
-        "network",
-        "file",
-        "tcp",
-        "udp",
-        "info",
-        "start",
-        "root",
-        "0",
-        "1",
-        # the busiest Windows event codes (process start, script block, pipeline, logon): a rule's
-        # other literal, when it has one, prunes more
-        "4688",
-        "4104",
-        "800",
-        "4624",
-        # Windows values most process starts carry: integrity levels, the service host parent, the
-        # program extension
-        "high",
-        "medium",
-        "system",
-        "s-1-16-8192",
-        "s-1-16-12288",
-        "s-1-16-16384",
-        "\\svchost.exe",
-        ".exe",
-    }
-)
-
-
-# Fields whose every value is shared by a large share of a logsource's events: an atom on them
-# (Channel: Security, Microsoft-Windows-Sysmon/Operational) prunes as little as a common value,
-# however long its text, so another part's literal (a regex's, a contains value) is preferred.
-COMMON_FIELDS = frozenset({"winlog.channel"})
-
-
-def _score(need: frozenset[Any]) -> tuple[Any, ...]:
-    # fewer atoms and longer literals prune better; common values (GET, 200, EXECVE) hardly at all
-    texts = {a[2] for a in need}  # one literal looked up in several fields costs one atom
-    shortest = min(map(len, texts), default=0)
-    common = 50 * len(COMMON_VALUES.intersection(texts) | {a[2] for a in need if a[0] in COMMON_FIELDS})
-    return (len(texts) + common + (0 if shortest >= 4 else 10), -shortest)
-
-
-def _best(needs: list[Any]) -> frozenset[Any] | None:
-    usable = [n for n in needs if n and all(a[2] for a in n)]  # n: None or a frozenset of atoms
-    return min(usable, key=_score) if usable else None
 
 
 # The predicates below spell fold(s) as `s.lower() if s.isascii() else fold(s)`: the same text without a
@@ -267,10 +178,10 @@ def compile_item(
     preds = [make(keys, t, cased) for t in tests]
     if use_all:
         match = _all_of(preds)
-        need = lambda: _best([_atoms(keys, t) for t in tests])  # noqa: E731 - worked out when first read
+        need = lambda: best_need([_atoms(keys, t) for t in tests])  # noqa: E731 - worked out when first read
     else:
         match = preds[0] if len(preds) == 1 else _any_of(preds)
-        need = lambda: _union([_atoms(keys, t) for t in tests])  # noqa: E731
+        need = lambda: union_needs([_atoms(keys, t) for t in tests])  # noqa: E731
     if negate:
         return Compiled(_absent_or_not(keys, match), None)
     return Compiled(match, make=need)
@@ -290,12 +201,12 @@ def _all_of(preds: list[Predicate]) -> Predicate:
 
 def _any_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
     """An OR's atoms, from its parts' (worked out when first read)."""
-    return lambda: _union([p.need for p in parts])
+    return lambda: union_needs([p.need for p in parts])
 
 
 def _all_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
     """An AND's atoms: the best of its parts' (worked out when first read)."""
-    return lambda: _best([p.need for p in parts])
+    return lambda: best_need([p.need for p in parts])
 
 
 def _any_of(preds: list[Predicate]) -> Predicate:

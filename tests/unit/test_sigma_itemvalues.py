@@ -200,7 +200,7 @@ def test_a_bad_value_reports_the_first_problem_in_value_order():
 
 
 def _score_reference(need):
-    from detectors.sigma.compile import COMMON_VALUES
+    from detectors.sigma.atoms import COMMON_VALUES
 
     shortest = min((len(a[2]) for a in need), default=0)
     texts = {a[2] for a in need}
@@ -220,7 +220,8 @@ _atom_sets = st.frozensets(
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.one_of(st.none(), _atom_sets), max_size=5))
 def test_the_index_atoms_chosen_for_an_and_are_those_chosen_before(needs):
-    from detectors.sigma.compile import _best, _score
+    from detectors.sigma.atoms import atom_score as _score
+    from detectors.sigma.atoms import best_need as _best
 
     for n in needs:
         if n is not None:
