@@ -286,30 +286,26 @@ def compile_alternatives(alts: list[Alternative], cased: bool) -> StringTest:
             if atoms is not None:
                 atoms.append(("eq", fold(text) if cased else text))
             continue
-        if n == 3 and toks[0] is ANY and toks[2] is ANY and type(toks[1]) is str:  # |contains
-            lit = toks[1] if cased else fold(toks[1])
+        # |contains, |endswith, |startswith of one text (as the general path below would build them)
+        into: list[str] | None = None
+        lit: Any = None
+        if n == 3 and toks[0] is ANY and toks[2] is ANY:
+            lit, into = toks[1], substrings
+        elif n == 2 and toks[0] is ANY:
+            lit, into = toks[1], suffixes
+        elif n == 2 and toks[1] is ANY:
+            lit, into = toks[0], prefixes
+        if into is not None and type(lit) is str:
+            lit = lit if cased else fold(lit)
             if len(lit) > MAX_PATTERN_LENGTH:
                 raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
-            substrings.append(lit)
+            into.append(lit)
             if atoms is not None:
                 if lit:
                     atoms.append(("sub", fold(lit) if cased else lit))
                 else:
                     atoms = None
             continue
-        if n == 2 and (toks[0] is ANY or toks[1] is ANY):  # |endswith, |startswith: as the general path below
-            lit = toks[1] if toks[0] is ANY else toks[0]
-            if type(lit) is str:
-                lit = lit if cased else fold(lit)
-                if len(lit) > MAX_PATTERN_LENGTH:
-                    raise ValueError_(f"value longer than {MAX_PATTERN_LENGTH} characters")
-                (suffixes if toks[0] is ANY else prefixes).append(lit)
-                if atoms is not None:
-                    if lit:
-                        atoms.append(("sub", fold(lit) if cased else lit))
-                    else:
-                        atoms = None
-                continue
         if not cased:
             toks = tuple([fold(t) if type(t) is str else t for t in toks])
         lits = [t for t in toks if type(t) is str]
