@@ -65,14 +65,19 @@ class _PauseConsumer:
     create-only; episode merges skip the detection ids an alert already holds), so what this worker
     still writes of it adds nothing twice."""
 
-    def __init__(self, consumer: KafkaConsumer, unrestored: set[TopicPartition], handover: Handover) -> None:
+    def __init__(
+        self, consumer: KafkaConsumer, unrestored: set[TopicPartition], handover: Handover, mid_batch: bool = True
+    ) -> None:
         self.consumer = consumer
         self.unrestored = unrestored
         self.handover = handover
+        self.mid_batch = mid_batch  # False: the other stage's consumer, between batches (nothing processed)
 
     def pause(self) -> None:
         assigned = self.consumer.assignment()
         self.consumer.pause(*assigned)
+        if not self.mid_batch:
+            return
         for tp in assigned - self.unrestored:
             if tp in self.handover.offsets:  # one without is never sought back when kept
                 offset = self.consumer.position(tp)
@@ -95,6 +100,25 @@ class _PauseConsumer:
 
     def resume(self) -> None:
         kafka_io.resume(self.consumer, *(self.consumer.assignment() - self.unrestored))
+
+
+class _HoldAll:
+    """Several consumers held as one (`Rebalance.hold`): paused, kept alive and resumed together."""
+
+    def __init__(self, holds: list[_PauseConsumer]) -> None:
+        self.holds = holds
+
+    def pause(self) -> None:
+        for h in self.holds:
+            h.pause()
+
+    def keep_alive(self) -> None:
+        for h in self.holds:
+            h.keep_alive()
+
+    def resume(self) -> None:
+        for h in self.holds:
+            h.resume()
 
 
 class StagePartitions:
@@ -121,8 +145,10 @@ class StagePartitions:
     def listener(self) -> RebalanceListener:
         return RebalanceListener(self.assigned, self.revoked, self.lost)
 
-    def hold(self) -> _PauseConsumer:
-        return _PauseConsumer(self.consumer, self.unrestored, self.handover)
+    def hold(self, mid_batch: bool = True) -> _PauseConsumer:
+        """Pause and keep this stage's consumer in its group; `mid_batch`: its batch is the one waiting
+        (see _PauseConsumer), else it is between batches (its state is at its last snapshot)."""
+        return _PauseConsumer(self.consumer, self.unrestored, self.handover, mid_batch)
 
     def key(self, partition: int) -> bytes:
         """The state-topic key of the partition's snapshot."""
@@ -216,6 +242,17 @@ class Rebalance:
         state_topic: str,
     ) -> None:
         self.snapshots, self.stages, self.metrics, self.state_topic = snapshots, stages, metrics, state_topic
+
+    def hold(self, side: StagePartitions) -> _HoldAll:
+        """The sink's `Hold` for a batch of `side`'s stage: its consumer paused mid-batch (`side.hold()`),
+        and every other stage's consumer, which is between batches, paused and polled along with it.
+
+        The worker's one thread is in the sink while Elasticsearch refuses writes; kafka-python leaves a
+        group by itself when its consumer was not polled for `max_poll_interval_ms` (300 s), so an outage
+        longer than that dropped the other stage's consumer from its group: its partitions went to other
+        workers (or nobody) and came back after the outage, two rebalances and two restores of state for
+        nothing (tests/integration/test_worker_pause_other_stage_kafka.py)."""
+        return _HoldAll([side.hold(), *(s.hold(mid_batch=False) for s in self.stages if s is not side)])
 
     def restore_assigned(
         self, side: StagePartitions, polled: dict[TopicPartition, list[Any]]

@@ -322,7 +322,7 @@ class DetectorWorker:
         self.metrics.batch_seconds_stage1.observe(time.perf_counter() - started)
 
     def _deliver(self, plan: AlertPlan, consumer: KafkaConsumer) -> None:
-        blocked = self.sink.deliver(plan, (self.part1 if consumer is self.raw else self.part2).hold())
+        blocked = self.sink.deliver(plan, self.rebalance.hold(self.part1 if consumer is self.raw else self.part2))
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)
@@ -330,7 +330,7 @@ class DetectorWorker:
     def _index_events(self, events: list[dict[str, Any]]) -> None:
         if self.event_indexer is None or not events:
             return
-        blocked = self.sink.deliver_events(self.event_indexer, events, self.part1.hold())
+        blocked = self.sink.deliver_events(self.event_indexer, events, self.rebalance.hold(self.part1))
         if blocked > 0:
             self.stage1.shift_idle(blocked)
             self.stage2.shift_idle(blocked)

@@ -2,8 +2,9 @@
 
 `AlertSink.deliver(plan, hold)` returns only when Elasticsearch acknowledged every new alert and
 count update of the plan (the runner commits offsets after it). While Elasticsearch refuses writes it
-backs off (up to `retry_backoff_max_s`) and tells `hold` to pause consumption, keep the consumer in its
-group, and resume once writes succeed again. Documents Elasticsearch rejects for good, and findings
+backs off (up to `retry_backoff_max_s`) and tells `hold` to pause consumption, keep the consumers in
+their groups (the runner's hold covers both stages' consumers: `Rebalance.hold`), and resume once writes
+succeed again. Documents Elasticsearch rejects for good, and findings
 that cannot become a document, go to `dead_letter` with the reason; nothing is dropped silently.
 Created alerts are handed to `notify` (a bounded queue with its own thread: notifications never slow
 or stop the write path).

@@ -182,3 +182,36 @@ def test_records_a_rebalance_unpauses_during_the_outage_are_read_again_not_dropp
         consumer.rebalances == 1 and consumer.position(t0) == 60
     )  # was 75: three keep-alive polls took 60-74, never processed
     assert consumer.paused == {t2}  # resumed after the outage, the new one waits for its snapshot
+
+
+@pytest.mark.parametrize("down_stage", ["1", "2"])
+def test_the_other_stages_consumer_is_paused_and_polled_through_the_outage(down_stage: str) -> None:
+    """`Rebalance.hold` (the runner's): the stage whose batch waits and the other one, between batches,
+    are both paused, polled (a rebalance of the other group completes meanwhile) and resumed after; over
+    a real broker with a short max_poll_interval_ms: tests/integration/test_worker_pause_other_stage_kafka.py."""
+    side, consumer, rebalance, state = _stage(down_stage)
+    other = rebalance.stages[1] if side is rebalance.stages[0] else rebalance.stages[0]
+    other_consumer: GroupConsumer = other.consumer
+    other_consumer.assign([0, 1], 4)
+    consumer.assign([0], 4)
+    rebalance.restore_assigned(side, {})
+    assert not other.unrestored and not other_consumer.paused
+    t0, t2 = TopicPartition(other_consumer.topic, 0), TopicPartition(other_consumer.topic, 2)
+    at_snapshot = dict(other_consumer.positions)
+    paused_while: list[set[TopicPartition]] = []
+    other_consumer.queued = ([0, 2], 5)  # the other group rebalances during the outage: 1 goes, 2 comes
+
+    def down(events: list[dict[str, Any]]) -> IndexResult:
+        paused_while.append(set(other_consumer.paused))
+        return indexer.index(events)
+
+    indexer = DownThenUp(down=3)
+    sink = AlertSink(SimpleNamespace(), WorkerMetrics(), lambda payload, reason: None, sleep=lambda s: None)  # type: ignore[arg-type]
+    sink.deliver_events(SimpleNamespace(index=down), [{"_id": "e1"}], rebalance.hold(side))  # type: ignore[arg-type]
+    assert other_consumer.rebalances == 1  # polled during the outage: it stayed in its group
+    assert paused_while[1:-1] and all(t0 in p for p in paused_while[1:-1])  # nothing of it read meanwhile
+    assert other_consumer.positions == {t0: at_snapshot[t0], t2: None}  # kept at its snapshot, not moved
+    assert other_consumer.paused == {t2} and other.unrestored == {t2}  # the new one waits for its snapshot
+    assert not consumer.paused  # the stage whose batch waited resumed too
+    rebalance.restore_assigned(side, {})
+    assert not other_consumer.paused and not other.unrestored
