@@ -59,6 +59,7 @@ class EpisodeSink:
         self._deferred: dict[str, list[Offer]] = {}  # dedup key -> detections not yet merged
         self._last_write: dict[str, float] = {}  # dedup key -> when its alert was last written
         self.monotonic = monotonic
+        self._stopping = False  # the last flush: a failed write is not retried (flush_at_stop)
 
     def flush_due(self, force: bool = False) -> None:
         """Write the deferred growth whose alert may be rewritten now (the runner calls this every
@@ -72,6 +73,18 @@ class EpisodeSink:
             pending = plan_batch(offers, self.episodes.quiet_s, self.episodes.max_span_s)
             for b in self.write(pending, defer=False):  # Elasticsearch busy: next poll
                 self._deferred.setdefault(b.key, []).extend(b.offers)
+
+    def flush_at_stop(self) -> tuple[int, int]:
+        """The worker's last flush before it exits: the deferred growth of every alert, written if
+        Elasticsearch takes it now, once (a stop during an outage must not wait for Elasticsearch).
+        What it does not take is given up, and the counts returned: (alerts, detections) not merged.
+
+        Given up, not retried: that growth was deferred after its records' offsets were committed (the
+        bounded update rate lets offsets move on; the alerts themselves were written), so nobody reads
+        those records again; the alerts stay, their counts and evidence short of these detections."""
+        self._stopping = True
+        self.flush_due(force=True)
+        return len(self._deferred), sum(len(offers) for offers in self._deferred.values())
 
     def write(self, batches: list[BatchEpisode], defer: bool = True) -> list[BatchEpisode]:
         """Merge each episode's share into its open alert or create it; those to retry.
@@ -182,7 +195,10 @@ class EpisodeSink:
         is away or busy, dead letter when it refused for good. False: not an error of ours, re-raise."""
         group = [b, *(rest or [])]
         if isinstance(exc, (TransportError, ConnectionError, RuntimeError)):
-            log.warning("detector.episode_write_failed key=%s episodes=%d error=%s retry=yes", b.key, len(group), exc)
+            if not self._stopping:  # at the last flush the caller reports what was given up, in one line
+                log.warning(
+                    "detector.episode_write_failed key=%s episodes=%d error=%s retry=yes", b.key, len(group), exc
+                )
             left.extend(group)
         elif isinstance(exc, ApiError):
             if exc.meta.status == 429 or exc.meta.status >= 500:

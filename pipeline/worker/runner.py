@@ -285,10 +285,10 @@ class DetectorWorker:
         # Leave both groups first (LeaveGroup: the others take the partitions over at once, not after
         # a session timeout); nothing here needs them: offsets are committed after each batch only.
         self.consumers.close()
-        try:
-            self.sink.flush_due(force=True)
-        except Exception:  # Elasticsearch gone at shutdown: the growth is lost, the alerts are not
-            log.exception("detector.flush_episodes_failed")
+        try:  # deferred episode growth, once more; what Elasticsearch does not take now is given up (logged)
+            self.sink.flush_at_stop()
+        except Exception:  # Elasticsearch errors are sorted inside the flush: this is a bug, with its trace
+            log.exception("detector.stop_flush_failed")
         self.outputs.close()
         if self.notifications is not None:
             self.notifications.close()

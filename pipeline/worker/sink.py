@@ -207,6 +207,23 @@ class AlertSink:
         if self.episode_sink is not None:
             self.episode_sink.flush_due(force)
 
+    def flush_at_stop(self) -> tuple[int, int]:
+        """The last flush before the worker exits: deferred episode growth written once more, never waited
+        for (`EpisodeSink.flush_at_stop`); what Elasticsearch does not take is given up, in one log line.
+        (alerts, detections) given up."""
+        if self.episode_sink is None:
+            return 0, 0
+        alerts, detections = self.episode_sink.flush_at_stop()
+        if detections:
+            log.warning(
+                "detector.stop_episode_growth_given_up alerts=%d detections=%d reason=elasticsearch_unavailable "
+                "(their records' offsets were committed when the growth was deferred: not read again; the "
+                "alerts are written, their counts and evidence miss these detections)",
+                alerts,
+                detections,
+            )
+        return alerts, detections
+
     def _write_episodes(self, batches: list[BatchEpisode]) -> list[BatchEpisode]:
         assert self.episode_sink is not None, "a plan with episodes needs an EpisodeWriter"
         return self.episode_sink.write(batches)

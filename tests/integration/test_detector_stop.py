@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from tests.integration.conftest import wait_for
-from tests.integration.test_detector_e2e import brute_force_batches, detector_env, produce
+from collectors.wire import LineBatch, LogLine
+from tests.integration.conftest import es_client, wait_for
+from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env, produce
 from tests.integration.test_detector_es_outage import FlakyProxy
 
 STOP_S = 20  # how long the test lets the stopped worker take before it is killed
@@ -47,5 +48,63 @@ def test_a_worker_stopped_during_an_es_outage_leaves_its_groups_at_once(kafka_bo
         assert left == [0, 0], f"members left in {groups} after the worker exited ({took:.1f} s): {left}"
         assert "detector.stopped_during_es_outage" in log
     finally:
+        admin.close()
+        proxy.close()
+
+
+def _failures(first_seq: int, count: int, start_s: int) -> list[LineBatch]:
+    """`count` failed passwords from 198.51.0.1, 2 s apart from `start_s`, numbered from `first_seq`."""
+    lines = []
+    for i in range(count):
+        sec, seq = start_s + i * 2, first_seq + i
+        text = f"Nov 28 08:{sec // 60:02d}:{sec % 60:02d} web01 sshd[1000]: Failed password for root from 198.51.0.1 port {40000 + i} ssh2"
+        lines.append(LogLine(text, offset=seq * 100, line_no=seq, seq=seq, read_at=time.time()))
+    return [LineBatch("ward-phu-my", "agent-1", "web01", "/var/log/auth.log", lines, dataset="system.auth")]
+
+
+def test_episode_growth_a_stopped_worker_cannot_write_is_given_up_in_one_log_line(
+    kafka_bootstrap, es_url, unique, procs
+):
+    """The last flush at a stop during an outage: the alert's growth deferred by episode_update_s (its
+    records committed already) is tried once and given up in one structured line with its counts; no
+    stack trace, no 'retry=yes' for a worker that is exiting, and the worker still leaves at once."""
+    proxy = FlakyProxy(es_url)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","), request_timeout_ms=5000)
+    reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap.split(","))
+    try:
+        env = detector_env(kafka_bootstrap, es_url, unique) | {
+            "SOCPIPE_ES_URL": proxy.url,
+            "SOCPIPE_EPISODE_UPDATE_S": "300",  # growth of the alert waits in memory the whole test
+        }
+        es, prefix = es_client(es_url), env["SOCPIPE_ES_INDEX_PREFIX"]
+        group, corr_group = env["SOCPIPE_GROUP_ID"], env["SOCPIPE_GROUP_ID"] + ".correlation"
+
+        def committed_to_end() -> bool:
+            for g, topic in ((group, env["SOCPIPE_RAW_TOPIC"]), (corr_group, env["SOCPIPE_CORRELATION_TOPIC"])):
+                tps = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+                ends = reader.end_offsets(tps)
+                offsets = KafkaConsumer(bootstrap_servers=kafka_bootstrap.split(","), group_id=g)
+                try:
+                    if not tps or any((offsets.committed(tp) or 0) < ends[tp] for tp in tps):
+                        return False
+                finally:
+                    offsets.close(autocommit=False)
+            return True
+
+        det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
+        produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], _failures(1, 6, 0))
+        wait_for(lambda: det.check_alive() and brute_force_alerts(es, prefix), 60, what="the brute-force alert")
+        produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], _failures(7, 6, 12))  # the episode grows
+        wait_for(lambda: det.check_alive() and committed_to_end(), 60, what="the growth processed and committed")
+        proxy.set_down()
+        stopping_at = len(det.log_path.read_text(errors="replace"))
+        det.stop(timeout=STOP_S)
+        log = det.log_path.read_text(errors="replace")[stopping_at:]
+        assert det.popen.returncode == 0, log[-3000:]
+        given_up = [ln for ln in log.splitlines() if "detector.stop_episode_growth_given_up" in ln]
+        assert len(given_up) == 1 and "alerts=1 detections=" in given_up[0], log[-3000:]
+        assert "Traceback" not in log and "retry=yes" not in log, log[-3000:]
+    finally:
+        reader.close()
         admin.close()
         proxy.close()

@@ -108,3 +108,52 @@ def test_new_episodes_take_one_lookup_and_one_bulk_and_each_outcome_is_its_own()
     assert incidents.calls == [[created, replay], [busy]]  # one incident pass per write pass
     named = [op["update"]["_id"] for bulk in indexer.es.bulks for op in bulk[::2]]
     assert named == [created, replay, busy] and len(indexer.es.bulks) == 2
+
+
+class GoesDown(FakeEpisodes):
+    """Creates every alert while up; once `down`, every round trip fails as with a dead node."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.down = False
+        self.created: set[str] = set()
+
+    def find_open_many(self, todo: list[BatchEpisode]) -> list[tuple[str, str] | None]:
+        if self.down:
+            raise ConnectionError("Connection error caused by: ConnectionRefusedError(111)")
+        self.calls.append(("find", len(todo)))
+        return [("idx", b.alert_id) if b.key in self.created else None for b in todo]
+
+    def create_many(self, items: list[tuple[BatchEpisode, dict[str, Any]]]) -> list[tuple[str, Any]]:
+        self.created.update(b.key for b, _ in items)  # later batches of the key merge into it
+        return [("created", ("idx", b.alert_id, {})) for b, _ in items]
+
+
+def test_growth_the_last_flush_cannot_write_is_given_up_in_one_log_line(caplog: Any) -> None:
+    """A worker stopped while Elasticsearch is down: the growth deferred by the bounded update rate
+    (offsets already committed) is tried once, not waited for; what is not written is reported in one
+    structured line with its counts, and nothing says it will be retried."""
+    episodes = GoesDown()
+    clock = [100.0]
+    sink = AlertSink(
+        Indexer(),  # type: ignore[arg-type]
+        WorkerMetrics(),
+        lambda p, r: None,
+        episodes=episodes,
+        episode_update_s=60.0,
+        monotonic=lambda: clock[0],
+    )
+    sink.deliver(AlertPlan(episodes=batches(2)))  # two alerts written
+    clock[0] += 1
+    sink.deliver(AlertPlan(episodes=batches(2) + batches(1)))  # their growth deferred (written 1 s ago)
+    episodes.down = True
+    caplog.set_level("DEBUG", logger="socpipe.detector")
+    assert sink.flush_at_stop() == (2, 3)
+    lines = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert len(lines) == 1 and not any(r.exc_info for r in caplog.records), lines
+    assert lines[0].startswith("detector.stop_episode_growth_given_up alerts=2 detections=3 ")
+    assert "retry=yes" not in caplog.text
+    episodes.down = False
+    caplog.clear()
+    assert sink.flush_at_stop() == (0, 0)  # Elasticsearch back: the growth is written, nothing to report
+    assert episodes.calls[-3:] == [("find", 2), ("merge", 1), ("merge", 1)] and not caplog.records
