@@ -18,7 +18,8 @@ nothing), and reports them with what it owns in its subscription's user_data; lo
 per record (a partition nobody reported: the average of those reported). The leader takes a figure
 only from the member that owns the partition (`resolve`: a stale or contested claim teaches nothing),
 and only a finite one above 0 and at most what an agent may put in a record (`MAX_BATCH_LINES`); a
-claim whose generation no Kafka group can have (past int32) owns nothing. Lines rather than bytes,
+claim whose generation no Kafka group can have (past int32), or one the coordinator never gave
+(`check_claims`), owns nothing. Lines rather than bytes,
 because they are known without decoding and the per-line work dominates the worker's CPU; a byte
 count would weigh a 300-byte auditd line as three 100-byte auth lines.
 
@@ -35,7 +36,7 @@ import logging
 import math
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,16 @@ from kafka.coordinator.assignors.abstract import (
 from collectors.wire import MAX_BATCH_LINES
 from pipeline.worker.balance import IDLE_FLOOR, TOLERANCE, balance, moved
 
-__all__ = ["IDLE_FLOOR", "TOLERANCE", "Claim", "LoadAssignor", "PartitionLoads", "balance", "decode_claim"]
+__all__ = [
+    "IDLE_FLOOR",
+    "TOLERANCE",
+    "Claim",
+    "LoadAssignor",
+    "PartitionLoads",
+    "balance",
+    "check_claims",
+    "decode_claim",
+]
 
 log = logging.getLogger("socpipe.detector")
 
@@ -149,6 +159,56 @@ def resolve(claims: Mapping[str, Claim], topic: str) -> dict[str, list[int]]:
     return dict(out)
 
 
+Given = Mapping[str, Mapping[str, Iterable[int]]]  # member -> topic -> partitions an assignment gave it
+
+
+def check_claims(
+    claims: Mapping[str, Claim], forming: int | None, made: tuple[int, Given] | None = None
+) -> tuple[dict[str, Claim], dict[str, str]]:
+    """The claims a leader may believe, and why each refused one was refused (member -> reason).
+
+    Only SOC workers can join the detector's groups (the agents' principals have no group ACL:
+    SECURITY.md), so a forged claim means a SOC credential in the wrong hands, which can do worse
+    (commit offsets, write the state topic); what a claim can win is placement, never correctness.
+    Still, the later generation wins a contested partition (`resolve`), so a claim must not be able to
+    name a generation it was never given:
+
+    * `forming`: the generation the coordinator gave this join (every member's assignment is of an
+      earlier one). A claim of it or later is forged and owns nothing. None (unknown): not checked.
+    * `made`: (generation, what each member was given) of the assignment this leader itself made last.
+      When that is the generation just before `forming`, a claim of it keeps only what the member was
+      really given; claims of older generations lose to it in `resolve` as stale ones do.
+
+    A leader that did not make the last assignment (it just took over) cannot check what a claim of
+    the last generation holds: a forged one then ties with the real owner, and a tie owns nothing (the
+    partition is placed as if unowned), so a forger can make a partition move but not win it."""
+    if forming is None or forming <= 0:
+        return dict(claims), {}
+    out: dict[str, Claim] = {}
+    refused: dict[str, str] = {}
+    last = made[1] if made is not None and made[0] == forming - 1 else None
+    for member, claim in claims.items():
+        if claim.generation >= forming:
+            out[member] = Claim()
+            refused[member] = f"generation={claim.generation} forming={forming} (never given)"
+            continue
+        if last is None or claim.generation != forming - 1:
+            out[member] = claim
+            continue
+        given = last.get(member, {})
+        owned = {t: tuple(p for p in ps if p in set(given.get(t, ()))) for t, ps in claim.owned.items()}
+        extra = {t: sorted(set(ps) - set(owned[t])) for t, ps in claim.owned.items() if set(ps) - set(owned[t])}
+        if extra:
+            refused[member] = f"generation={claim.generation} not_given={extra}"
+        out[member] = Claim(
+            claim.generation,
+            owned,
+            {t: {p: r for p, r in rs.items() if p in owned.get(t, ())} for t, rs in claim.lines_per_record.items()},
+            {t: {p: g for p, g in gs.items() if p in owned.get(t, ())} for t, gs in claim.since.items()},
+        )
+    return out, refused
+
+
 def held_since(claims: Mapping[str, Claim], owned: Mapping[str, Iterable[int]], topic: str) -> dict[int, int]:
     return {p: claims[m].since.get(topic, {}).get(p, claims[m].generation) for m, ps in owned.items() for p in ps}
 
@@ -215,20 +275,38 @@ class LoadAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
     name = "socpipe-load"
     version = 0
 
-    def __init__(self, loads: PartitionLoads, tolerance: float = TOLERANCE) -> None:
+    def __init__(
+        self, loads: PartitionLoads, tolerance: float = TOLERANCE, forming: Callable[[], int | None] | None = None
+    ) -> None:
         self.loads = loads
         self.tolerance = tolerance
         self.generation = -1  # of the last assignment this assignor made for its consumer
         self.owned: dict[str, list[int]] = {}
         self.since: dict[str, dict[int, int]] = {}  # generation since which it holds each partition
+        # the generation the coordinator gave the join being assigned (its consumer's, read while the
+        # leader assigns: `consumer.group_metadata().generation_id`); None: claims' generations unchecked
+        self.forming = forming
+        self._pending: tuple[int, dict[str, dict[str, list[int]]]] | None = None  # assigned, not yet synced
+        self._made: tuple[int, dict[str, dict[str, list[int]]]] | None = None  # what this leader gave last
+
+    def _forming(self) -> int | None:
+        try:
+            got = self.forming() if self.forming is not None else None
+        except Exception:  # kafka-python without it, or closing: unchecked, as before
+            return None
+        return got if type(got) is int and 0 < got <= MAX_GENERATION else None
 
     def assign(self, cluster: Any, members: Any) -> dict[str, Any]:
         by_topic: dict[str, list[str]] = defaultdict(list)
-        claims: dict[str, Claim] = {}
+        decoded: dict[str, Claim] = {}
         for member in members:
-            claims[member.member_id] = decode_claim(getattr(member.metadata, "user_data", None))
+            decoded[member.member_id] = decode_claim(getattr(member.metadata, "user_data", None))
             for topic in member.metadata.topics:
                 by_topic[topic].append(member.member_id)
+        forming = self._forming()
+        claims, refused = check_claims(decoded, forming, self._made)
+        for member_id, why in sorted(refused.items()):
+            log.warning("detector.assignment_claim_refused member=%s %s", member_id, why)
         assignment: dict[str, dict[str, list[int]]] = defaultdict(dict)
         for topic, member_ids in by_topic.items():
             partitions = cluster.partitions_for_topic(topic)
@@ -257,6 +335,7 @@ class LoadAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
             )
             for member_id, parts in split.items():
                 assignment[member_id][topic] = parts
+        self._pending = (forming, {m: dict(ts) for m, ts in assignment.items()}) if forming is not None else None
         return {
             m.member_id: ConsumerProtocolAssignment(self.version, sorted(assignment[m.member_id].items()), b"")
             for m in members
@@ -273,6 +352,8 @@ class LoadAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
         """Called on every member after each rebalance this assignor decided. A partition held in the
         generation just before keeps its `since`; any other starts now."""
         generation = generation if isinstance(generation, int) else -1
+        pending, self._pending = self._pending, None  # this member led the join now synced: what it gave
+        self._made = pending if pending is not None and pending[0] == generation else None
         owned: dict[str, list[int]] = defaultdict(list)
         for tp in assignment.partitions():
             owned[tp.topic].append(tp.partition)

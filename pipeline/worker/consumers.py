@@ -45,6 +45,12 @@ def _await_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 30
         time.sleep(0.2)
 
 
+def _forming_generation(consumer: KafkaConsumer) -> Callable[[], int | None]:
+    """The consumer's generation as its coordinator has it now: while the leader assigns, the one the
+    JoinGroup response just gave (kafka-python sets it before calling the assignor)."""
+    return lambda: consumer.group_metadata().generation_id
+
+
 class StageConsumers:
     """`raw` (stage 1) and `corr` (stage 2), created but not yet subscribed; `loads` feeds the assignors."""
 
@@ -70,6 +76,10 @@ class StageConsumers:
             metadata_max_age_ms=5000,
             partition_assignment_strategy=(self.assignor2, *fallback) if self.assignor2 else fallback,
         )
+        # the generation the coordinator gave the join being assigned: claims of it or later are forged
+        if self.assignor1 is not None and self.assignor2 is not None:
+            self.assignor1.forming = _forming_generation(self.raw)
+            self.assignor2.forming = _forming_generation(self.corr)
 
     def generations(self) -> tuple[Callable[[], int] | None, Callable[[], int] | None]:
         """Each consumer's group generation as its load assignor saw it (None: range/round-robin)."""

@@ -7,13 +7,22 @@ import itertools
 import json
 import random
 from types import SimpleNamespace
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.coordinator.assignors.abstract import ConsumerProtocolAssignment, ConsumerProtocolSubscription
 
 from collectors.wire import MAX_BATCH_LINES
-from pipeline.worker.assign import Claim, LoadAssignor, PartitionLoads, balance, decode_claim, resolve
+from pipeline.worker.assign import (
+    Claim,
+    LoadAssignor,
+    PartitionLoads,
+    balance,
+    check_claims,
+    decode_claim,
+    resolve,
+)
 
 
 def _complete(out: dict[str, list[int]], partitions: list[int]) -> None:
@@ -290,3 +299,73 @@ def test_absurd_lines_per_record_and_forged_generations_are_refused() -> None:
         got = LoadAssignor(PartitionLoads()).assign(cluster, [_member("owner", owner), _member("forger", forged)])
         assert dict(got["owner"].assigned_partitions)["raw"] == [0, 1]
     assert decode_claim(Claim(2**31 - 1, {"raw": (0,)}).encode()).owned == {"raw": (0,)}
+
+
+def _parts(got: dict[str, Any], member: str) -> list[int]:
+    return list(dict(got[member].assigned_partitions).get("raw", []))
+
+
+def test_a_claim_of_a_generation_the_coordinator_never_gave_owns_nothing() -> None:
+    """Forged user_data with an in-range generation above the owner's (a member may not have been given
+    generation 30 while the group forms generation 9) won every partition it named. The leader reads
+    the generation the coordinator gave the join (`forming`): a claim of it or later owns nothing and
+    teaches nothing; the real owners keep their partitions."""
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    owner = Claim(8, {"raw": (0, 1)}, {"raw": {0: 10.0, 1: 10.0}}, {"raw": {0: 2, 1: 2}})
+    other = Claim(8, {"raw": (2, 3)}, {"raw": {2: 10.0, 3: 10.0}}, {"raw": {2: 2, 3: 2}})
+    for gen in (9, 30, 2**31 - 1):
+        forged = Claim(gen, {"raw": (0, 1)}, {"raw": {0: 90_000.0, 1: 90_000.0}}, {"raw": {0: -1, 1: -1}})
+        claims = {"owner": owner, "other": other, "forger": forged}
+        checked, refused = check_claims(claims, 9, None)
+        assert checked == {**claims, "forger": Claim()} and set(refused) == {"forger"}
+        assert resolve(checked, "raw") == {"owner": [0, 1], "other": [2, 3]}
+        for forming in (lambda: 9, None):  # None: the leader as it was before this check
+            loads = _measured({0: 100.0, 1: 100.0, 2: 100.0, 3: 100.0})
+            got = LoadAssignor(loads, forming=forming).assign(
+                cluster, [_member(m, c.encode()) for m, c in claims.items()]
+            )
+            if forming is not None:
+                assert {m: _parts(got, m) for m in claims} == {"owner": [0, 1], "other": [2, 3], "forger": []}
+                assert loads.ratios("raw", [0, 1]) == {0: 10.0, 1: 10.0}  # the owner's figures
+            else:  # the defect: the forger owned 0 and 1, kept what it could, and its figures weighed them
+                assert _parts(got, "forger") and set(_parts(got, "forger")) <= {0, 1}
+                assert loads.ratios("raw", [0, 1]) == {0: 90_000.0, 1: 90_000.0}
+
+
+def test_a_claim_of_the_last_generation_keeps_only_what_this_leader_gave_the_member() -> None:
+    """A forged claim of the very generation the owner holds tied with it (nobody owned the partition).
+    A leader that made the last assignment itself remembers what it gave each member, and a claim of
+    that generation keeps only that; an honest member's claim is unchanged."""
+    cluster = SimpleNamespace(partitions_for_topic=lambda t: {0, 1, 2, 3} if t == "raw" else None)
+    forming = [5]
+    leader = LoadAssignor(PartitionLoads(), forming=lambda: forming[0])
+    first = leader.assign(cluster, [_member("leader", b""), _member("a", b""), _member("b", b"")])
+    leader.on_assignment(first["leader"], 5)  # the join synced: generation 5 as the leader assigned it
+    gave = {m: _parts(first, m) for m in ("leader", "a", "b")}
+    assert sorted(p for ps in gave.values() for p in ps) == [0, 1, 2, 3]
+    a_claim = Claim(5, {"raw": tuple(gave["a"])}, {"raw": dict.fromkeys(gave["a"], 7.0)})
+    # b claims everything (its own and a's, with heavy rates for a's), in the generation both hold
+    b_claim = Claim(5, {"raw": (0, 1, 2, 3)}, {"raw": dict.fromkeys(range(4), 90_000.0)})
+    forming[0] = 6
+    checked, refused = check_claims(
+        {"leader": decode_claim(leader.metadata(["raw"]).user_data), "a": a_claim, "b": b_claim},
+        6,
+        leader._made,
+    )
+    assert checked["a"] == a_claim and checked["b"].owned == {"raw": tuple(gave["b"])}
+    assert set(checked["b"].lines_per_record["raw"]) == set(gave["b"]) and set(refused) == {"b"}
+    assert resolve(checked, "raw") == {m: ps for m, ps in gave.items() if ps}  # every partition its owner's
+    second = leader.assign(
+        cluster,
+        [
+            _member("leader", leader.metadata(["raw"]).user_data),
+            _member("a", a_claim.encode()),
+            _member("b", b_claim.encode()),
+        ],
+    )
+    assert {m: _parts(second, m) for m in gave} == gave  # nothing moved
+    # the check needs the generation right before the one forming: one this leader did not make is
+    # not checked (a forged claim can then only tie with the owner: the partition is nobody's)
+    assert check_claims({"b": b_claim}, 7, leader._made) == ({"b": b_claim}, {})
+    leader.on_assignment(second["leader"], 9)  # a sync of another generation than the one assigned
+    assert leader._made is None
