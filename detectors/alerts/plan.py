@@ -7,7 +7,7 @@ workers over Kafka - so a backfill shows analysts the same alerts the stream doe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -37,6 +37,10 @@ class Offer:
     count: int  # events it stands for
     evidence: list[Any]
     metric: Mapping[str, Any] | None = None
+    # the Kafka record it came from ("topic/partition", offset), when one record made it (a rule's match
+    # on the record's event, a correlation firing on the input record); None: closed by time, or a model's
+    source: str | None = None
+    offset: int = -1
 
     @property
     def alert_id(self) -> str:
@@ -58,18 +62,28 @@ class Offer:
             summary.absorb(self.summary)
 
     @classmethod
-    def of(cls, finding: Finding) -> Offer:
-        """Any Finding (detectors/finding.py)."""
+    def of(cls, finding: Finding, source: str | None = None, offset: int = -1) -> Offer:
+        """Any Finding (detectors/finding.py); `source`/`offset`: the record it came from, if one did."""
         if isinstance(finding, Detection):
-            return cls.of_detection(finding)
-        return cls.of_finding(finding)
+            return cls.of_detection(finding, source, offset)
+        return cls.of_finding(finding, source, offset)
 
     @classmethod
-    def of_detection(cls, det: Detection) -> Offer:
-        return cls(det, det.dedup_key, float(det.start_ts), float(det.end_ts), int(det.count), det.evidence, det.metric)
+    def of_detection(cls, det: Detection, source: str | None = None, offset: int = -1) -> Offer:
+        return cls(
+            det,
+            det.dedup_key,
+            float(det.start_ts),
+            float(det.end_ts),
+            int(det.count),
+            det.evidence,
+            det.metric,
+            source,
+            offset,
+        )
 
     @classmethod
-    def of_finding(cls, finding: AnomalyFinding) -> Offer:
+    def of_finding(cls, finding: AnomalyFinding, source: str | None = None, offset: int = -1) -> Offer:
         return cls(
             finding,
             finding.dedup_key,
@@ -77,6 +91,9 @@ class Offer:
             float(finding.end_ts),
             int(finding.event_count or len(finding.evidence)),
             finding.evidence,
+            None,
+            source,
+            offset,
         )
 
 
@@ -140,10 +157,16 @@ class BatchEpisode:
     item: Any  # its first detection/finding (the new alert's base document)
     offers: list[Offer]
 
-    def summary(self, skip: frozenset[str] = frozenset()) -> EpisodeSummary | None:
-        """The batch's summary without the detections in `skip` (already merged: a replay)."""
+    def summary(
+        self, skip: frozenset[str] = frozenset(), covered: Mapping[str, Sequence[int]] | None = None
+    ) -> EpisodeSummary | None:
+        """The batch's summary without the detections already merged (a replay): those whose id is in
+        `skip`, and those from a record in `covered` (source -> [first, last] offsets merged)."""
         out: EpisodeSummary | None = None
         for o in self.offers:
+            span = covered.get(o.source) if covered and o.source is not None else None
+            if span is not None and span[0] <= o.offset <= span[1]:
+                continue
             if skip and o.alert_id in skip:  # ids are only hashed when there is something to skip
                 continue
             if out is None:

@@ -1,8 +1,24 @@
 """Episode alerts in Elasticsearch: merge a batch's share of an episode into its open alert, or
 create the alert. Whole-document writes guarded by if_seq_no/if_primary_term (no scripts, no
 _update_by_query), so concurrent workers and analysts never overwrite each other: a conflict
-re-reads and merges again. The alert remembers the detections merged last (`state.recent`), so a
-batch replayed after a crash adds nothing twice.
+re-reads and merges again.
+
+A batch replayed (a crash between the write and the offset commit, or a partition that moved during
+an Elasticsearch outage) adds nothing twice. The alert remembers what it merged (`state.sources`,
+`state.recent`):
+
+* a detection one Kafka record made (a rule matching the record's event, a correlation firing on the
+  input record) by where that record is: per source partition, the offsets [first, last] of the
+  detections of the newest write from it. Everything of the key from those records is in that write
+  (the sink writes all of a key's pending detections together), and nothing older can be read again:
+  a partition's consumer commits after each batch, and whoever reads it next starts at the commit,
+  so a write from past `last` means the batch holding `last` was committed, or it is a replay of it
+  (its offsets overlap: the ranges are joined). Bound: two numbers per partition of the raw and
+  correlation topics, whatever the number of detections (the last 512 ids used to be all it kept:
+  a replayed batch of more detections, or after more merges from other partitions, counted twice);
+* one no record made (a correlation window closed by time, an anomaly model's finding) by its id, the
+  last RECENT_IDS of them: one such detection per window closed, so a replay within a batch of more
+  than 512 window closures of one key would count some twice.
 """
 
 from __future__ import annotations
@@ -194,13 +210,15 @@ class EpisodeWriter:
             except NotFoundError:
                 return self.write(batch, base, attempts - 1) if attempts > 1 else "replayed"
             source = cur["_source"]
-            previous = [str(i) for i in _state(source).get("recent") or []]
-            add = batch.summary(skip=frozenset(previous))
+            state = _state(source)
+            previous = [str(i) for i in state.get("recent") or []]
+            covered = _sources(state)
+            add = batch.summary(skip=frozenset(previous), covered=covered)
             if add is None:
                 return "replayed"
             have = summary_from_document(source)
             merged = add if have is None else have.merge(add)
-            doc = _remember(episode_document(source, merged, self.quiet_s), previous, batch)
+            doc = _remember(episode_document(source, merged, self.quiet_s), previous, batch, covered)
             try:
                 self.es.index(
                     index=index,
@@ -223,7 +241,47 @@ def _state(source: dict[str, Any]) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def _remember(doc: dict[str, Any], previous: list[str], batch: BatchEpisode) -> dict[str, Any]:
-    ids = previous + [o.alert_id for o in batch.offers]
-    doc["socpipe"]["episode"]["state"]["recent"] = list(dict.fromkeys(ids))[-RECENT_IDS:]
+def _sources(state: dict[str, Any]) -> dict[str, list[int]]:
+    """`state.sources` as written by `_remember` (anything else in it is ignored)."""
+    got = state.get("sources")
+    if not isinstance(got, dict):
+        return {}
+    return {
+        str(k): [v[0], v[1]]
+        for k, v in got.items()
+        if isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v) and v[0] <= v[1]
+    }
+
+
+def merged_sources(covered: dict[str, list[int]], batch: BatchEpisode) -> dict[str, list[int]]:
+    """`covered` after a write of `batch`: per source partition, the offsets of the batch's detections
+    there, joined with the range remembered when they overlap it (a replay continuing), replacing it when
+    they are all past it (that batch was committed), kept as it was when they are all before it (growth
+    written late, of records committed long ago: nobody reads them again)."""
+    spans: dict[str, list[int]] = {}  # this write's offsets per source partition
+    for o in batch.offers:
+        if o.source is None or o.offset < 0:
+            continue
+        span = spans.get(o.source)
+        if span is None:
+            spans[o.source] = [o.offset, o.offset]
+        else:
+            span[0], span[1] = min(span[0], o.offset), max(span[1], o.offset)
+    out = {k: list(v) for k, v in covered.items()}
+    for src, (lo, hi) in spans.items():
+        have = out.get(src)
+        if have is None or lo > have[1]:
+            out[src] = [lo, hi]  # newer: the batch it replaces was committed
+        elif hi >= have[0]:
+            out[src] = [min(lo, have[0]), max(hi, have[1])]  # overlapping: a replay, continuing
+    return out
+
+
+def _remember(
+    doc: dict[str, Any], previous: list[str], batch: BatchEpisode, covered: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
+    state = doc["socpipe"]["episode"]["state"]
+    ids = previous + [o.alert_id for o in batch.offers if o.source is None]
+    state["recent"] = list(dict.fromkeys(ids))[-RECENT_IDS:]
+    state["sources"] = merged_sources(covered or {}, batch)
     return doc

@@ -28,10 +28,12 @@ class Candidate:
     start_ts: float
     end_ts: float
     count: int = 1
+    source: str | None = None  # the record it came from ("topic/partition", offset); None: no one record
+    offset: int = -1
 
     @classmethod
-    def of(cls, finding: Finding) -> Candidate:
-        return cls(finding, finding.dedup_key, finding.alert_id, finding.start_ts, finding.end_ts, 1)
+    def of(cls, finding: Finding, source: str | None = None, offset: int = -1) -> Candidate:
+        return cls(finding, finding.dedup_key, finding.alert_id, finding.start_ts, finding.end_ts, 1, source, offset)
 
 
 @dataclass(slots=True)
@@ -80,7 +82,7 @@ def plan_alerts(
     plan `socpipe scan` uses too, merged into their open alerts by the sink. Otherwise the older
     count-only suppression below (kept for callers that pass no settings)."""
     if episodes is not None and suppressor is not None:
-        offers = [Offer.of(c.item) for c in candidates]
+        offers = [Offer.of(c.item, c.source, c.offset) for c in candidates]
         return AlertPlan(episodes=plan_batch(offers, episodes.quiet_s, episodes.max_span_s))
     return plan_counts(suppressor, candidates)
 

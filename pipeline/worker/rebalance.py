@@ -62,7 +62,7 @@ class _PauseConsumer:
     and counted again (stage 2: correlation inputs without an id counted twice). A partition that went
     to another worker is not committed here (no longer assigned); its new owner reads the batch from
     the committed offset and writes the same alerts, which are idempotent (deterministic ids,
-    create-only; episode merges skip the detection ids an alert already holds), so what this worker
+    create-only; an episode alert skips detections of records it already merged: pipeline.elastic.episodes), so what this worker
     still writes of it adds nothing twice."""
 
     def __init__(

@@ -104,10 +104,11 @@ class Detected:
         self.metrics = metrics
         self.count = 0
 
-    def detection(self, det: Detection) -> Candidate:
+    def detection(self, det: Detection, rec: Record | None = None) -> Candidate:
+        """`rec`: the record whose processing made it (episode merges skip a replayed record's)."""
         self.metrics.detection(det.rule_id, det.kind).inc()
         self.count += 1
-        return Candidate.of(det)
+        return Candidate.of(det, f"{rec.topic}/{rec.partition}", rec.offset) if rec is not None else Candidate.of(det)
 
     def findings(self, findings: Iterable[AnomalyFinding]) -> list[Candidate]:
         out = []
@@ -288,7 +289,7 @@ class Stage1:
                 item.id = ident
         for item in result.inputs:
             out.forwards.append(Forward(item.partition_key.encode(), wire.encode(item.to_dict())))
-        candidates.extend(self.detected.detection(d) for d in result.detections)
+        candidates.extend(self.detected.detection(d, origin.rec) for d in result.detections)
         if self.models:
             ts = to_epoch(event.get("@timestamp"))
             if ts is not None and ts > self.max_event_ts:
@@ -375,7 +376,7 @@ class Stage2:
                         )
                     )
                     continue
-                mine.extend(self.detected.detection(d) for d in state.engine.correlate(item))
+                mine.extend(self.detected.detection(d, rec) for d in state.engine.correlate(item))
                 state.max_event_ts = max(state.max_event_ts, item.ts)
                 state.last_event_wall = now
             if stats["duplicate_inputs"] > dup_before:  # redelivered inputs, counted once
