@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from detectors.sigma.atoms import best_need, union_needs
+from detectors.sigma.atoms import Index, and_index, leaf_index, or_index
 from detectors.sigma.casefold import fold
 from detectors.sigma.condition import ConditionError, parse_condition, resolve_of
 from detectors.sigma.fields import field_values, scalar_text
@@ -176,15 +176,10 @@ def compile_item(
         tests = string_tests(values, mods, placeholders, path, cased, each=use_all)
     make = _string_pred if field else (lambda _k, t, c: _keyword_pred(t, c))
     preds = [make(keys, t, cased) for t in tests]
-    if use_all:
-        match = _all_of(preds)
-        need = lambda: best_need([_atoms(keys, t) for t in tests])  # noqa: E731 - worked out when first read
-    else:
-        match = preds[0] if len(preds) == 1 else _any_of(preds)
-        need = lambda: union_needs([_atoms(keys, t) for t in tests])  # noqa: E731
+    match = _all_of(preds) if use_all else preds[0] if len(preds) == 1 else _any_of(preds)
     if negate:
         return Compiled(_absent_or_not(keys, match), None)
-    return Compiled(match, make=need)
+    return Compiled(match, make=lambda: leaf_index([_atoms(keys, t) for t in tests], use_all))  # when first read
 
 
 def _all_of(preds: list[Predicate]) -> Predicate:
@@ -199,14 +194,14 @@ def _all_of(preds: list[Predicate]) -> Predicate:
     return lambda ev: all(p(ev) for p in preds)
 
 
-def _any_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
-    """An OR's atoms, from its parts' (worked out when first read)."""
-    return lambda: union_needs([p.need for p in parts])
+def _any_need(parts: list[Compiled]) -> Callable[[], Index]:
+    """An OR's atoms and clauses, from its parts' (worked out when first read)."""
+    return lambda: or_index([p.get_index() for p in parts])
 
 
-def _all_need(parts: list[Compiled]) -> Callable[[], frozenset[Any] | None]:
-    """An AND's atoms: the best of its parts' (worked out when first read)."""
-    return lambda: best_need([p.need for p in parts])
+def _all_need(parts: list[Compiled]) -> Callable[[], Index]:
+    """An AND's atoms (the best of its parts') and clauses (all of its parts'), worked out when first read."""
+    return lambda: and_index([p.get_index() for p in parts])
 
 
 def _any_of(preds: list[Predicate]) -> Predicate:

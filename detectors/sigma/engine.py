@@ -101,7 +101,7 @@ class Engine:
         b = self._buckets.get(ls)
         if b is None:
             rules = [r for r in self.single if ls.admits(r.logsource)]
-            b = self._buckets[ls] = _Bucket(rules, CandidateIndex.build([r.need for r in rules]))
+            b = self._buckets[ls] = _Bucket(rules, CandidateIndex.build([r.clauses for r in rules]))
             # reading `need` worked out regex literals the load left for later (typed._RegexTest):
             # kept for the next start (a no-op when nothing new was worked out)
             ruledocs.document_cache().save()

@@ -1,14 +1,16 @@
 """Candidate index: which rules of one logsource bucket can possibly match an event.
 
-Built from each rule's `need` atoms (compile.py): per field, an exact-value map and one
+Built from each rule's clauses (atoms.py: atom sets that must all hold; a rule's `need` is one): per field, an exact-value map and one
 Aho-Corasick automaton (a DFA, ahocorasick-rs) over all substring atoms (regex literal prefilters
 included), reporting every atom found, overlapping ones too. Both sides are case-folded with
 `fold` (casefold.py), as the rules' predicates fold them. Looking an
 event up costs, per indexed field it carries, one case-folding, one dict probe and one automaton
 pass, instead of evaluating every rule. Keyword atoms live under a pseudo-field read like the
-keyword predicate reads (message, else event.original). Rules without a usable `need` are always
-candidates. The result is a superset of the matching rules; each candidate is then evaluated by
-its full predicate.
+keyword predicate reads (message, else event.original). Rules without a usable clause are always
+candidates. A rule's first clause is looked up under its position; its other clauses (at most
+atoms.MAX_CLAUSES - 1) under numbers past the rules', and the rule is a candidate only when its
+position and all of those were hit. The result is a superset of the matching rules; each candidate is
+then evaluated by its full predicate.
 
 Log values repeat (status codes, user agents, user names, auditd's syscall fields): the rules one
 str or int value of one field hits are remembered per field of an index (bounded together: values
@@ -23,6 +25,7 @@ from typing import Any
 
 from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
 
+from detectors.sigma.atoms import clause_choice, usable
 from detectors.sigma.casefold import fold
 from detectors.sigma.compile import KEYWORD_INDEX_FIELD
 from detectors.sigma.fields import scalar_text
@@ -45,22 +48,45 @@ class CandidateIndex:
     # values never enter (True == 1 == 1.0, but their texts differ)
     fields: list[Any] = field(default_factory=list)
     size: int = 0
+    # rule position -> the numbers of its other clauses (None: one clause); None when no rule has more
+    more: list[Any] | None = None
     memo_entries: int = field(default=0, repr=False, compare=False)  # in all the fields' memos
+    # `fields` by field name (the keyword pseudo-field apart), made on the first lookup
+    _by_field: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _keyword: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, needs: list[Any]) -> CandidateIndex:
-        """`needs[i]` is rule i's atom set or None."""
+        """`needs[i]` is rule i's clauses (a tuple of atom sets, all needed), its one atom set, or None."""
         idx = cls(size=len(needs))
         exact: dict[str, Any] = {}
         subs: dict[str, Any] = {}
+        more: list[Any] = [None] * len(needs)
+        number = len(needs)
         for pos, need in enumerate(needs):
-            if not need or any(kind != "eq" and not text for _, kind, text in need):
+            if not need:
+                clauses: tuple[Any, ...] = ()
+            elif type(need) is tuple and type(need[0]) is frozenset:
+                clauses = need
+            else:  # one atom set (any iterable of atoms)
+                clauses = (frozenset(need),)
+            clauses = clause_choice(tuple(c for c in clauses if usable(c)))
+            if not clauses:
                 idx.always.append(pos)  # no atoms, or an empty substring (any value holds it)
                 continue
-            for fld, kind, text in need:
-                table = exact if kind == "eq" else subs
-                key = fold(text) if type(text) is str else text
-                table.setdefault(fld, {}).setdefault(key, set()).add(pos)
+            ids = [pos]
+            for _ in clauses[1:]:
+                ids.append(number)
+                number += 1
+            if len(ids) > 1:
+                more[pos] = tuple(ids[1:])
+            for cid, clause in zip(ids, clauses):
+                for fld, kind, text in clause:
+                    table = exact if kind == "eq" else subs
+                    key = fold(text) if type(text) is str else text
+                    table.setdefault(fld, {}).setdefault(key, set()).add(cid)
+        if number > len(needs):
+            idx.more = more
         for fld in sorted(set(exact) | set(subs)):
             auto = None
             if fld in subs:
@@ -75,43 +101,67 @@ class CandidateIndex:
 
     def candidates(self, event: dict[str, Any]) -> list[Any]:
         hits: set[Any] = set()
-        get = event.get
-        for fld, table, auto, memo, keyword in self.fields:
-            if keyword:
-                v = get("message")
-                if v is None:
-                    v = get("event.original")
-            else:
-                v = get(fld)
-            if v is None:
+        lookup = self._by_field
+        if lookup is None:
+            lookup = self._by_field = {f[0]: f for f in self.fields if not f[4]}
+            self._keyword = next((f for f in self.fields if f[4]), None)
+        # the event's fields (~50 on a Windows event) looked up among the indexed ones (~100-170)
+        for name, v in event.items():
+            entry = lookup.get(name)
+            if entry is None:
                 continue
             kind = type(v)
             if kind is str or kind is int:  # the usual case: one value, most often seen before
+                memo = entry[3]
                 found = memo.get(v)
                 if found is None:
-                    found = self._remember(memo, v, table, auto)
+                    found = self._remember(memo, v, entry[1], entry[2])
                 if found:
                     hits.update(found)
-            elif kind is list or kind is tuple:
-                for x in v:
-                    kind = type(x)
-                    if kind is str or kind is int:
-                        found = memo.get(x)
-                        if found is None:
-                            found = self._remember(memo, x, table, auto)
-                    else:
-                        found = _hits(table, auto, _folded(x))
-                    if found:
-                        hits.update(found)
-            else:
-                found = _hits(table, auto, _folded(v))
-                if found:
-                    hits.update(found)
+            elif v is not None:
+                self._value(entry, v, hits)
+        if self._keyword is not None:
+            v = event.get("message")
+            if v is None:
+                v = event.get("event.original")
+            if v is not None:
+                self._value(self._keyword, v, hits)
+        more = self.more
+        if more is not None and hits:
+            size = self.size
+            # a rule with more clauses is a candidate only when every one of them was hit too
+            hits = {h for h in hits if h < size and ((m := more[h]) is None or hits.issuperset(m))}
         if self.always:
             hits.update(self.always)
         elif not hits:
             return []
         return sorted(hits)
+
+    def _value(self, entry: Any, v: Any, hits: set[Any]) -> None:
+        """The rule positions (clause numbers) one field's value `v` hits, added to `hits`."""
+        _, table, auto, memo, _ = entry
+        kind = type(v)
+        if kind is str or kind is int:  # the usual case: one value, most often seen before
+            found = memo.get(v)
+            if found is None:
+                found = self._remember(memo, v, table, auto)
+            if found:
+                hits.update(found)
+        elif kind is list or kind is tuple:
+            for x in v:
+                kind = type(x)
+                if kind is str or kind is int:
+                    found = memo.get(x)
+                    if found is None:
+                        found = self._remember(memo, x, table, auto)
+                else:
+                    found = _hits(table, auto, _folded(x))
+                if found:
+                    hits.update(found)
+        else:
+            found = _hits(table, auto, _folded(v))
+            if found:
+                hits.update(found)
 
     def _remember(self, memo: dict[Any, tuple[int, ...]], x: str | int, table: Any, auto: Any) -> tuple[int, ...]:
         """`_hits` of a str or int value, kept in its field's memo when short enough."""

@@ -197,7 +197,7 @@ def _load_document(
             ls = _logsource(doc)
             compiled = compile_detection(doc["detection"], mappings.resolver(ls), placeholders)
             rule = SigmaRule(
-                meta=meta, logsource=ls, match=compiled.match, need_of=compiled.get_need, detection=doc["detection"]
+                meta=meta, logsource=ls, match=compiled.match, need_of=compiled.get_index, detection=doc["detection"]
             )
         else:
             raise CompileError("neither 'detection', 'correlation' nor 'filter'", ())

@@ -44,10 +44,12 @@ class SigmaRule:
     meta: RuleMeta
     logsource: dict[str, Any]
     match: Callable[[dict[str, Any]], bool]
-    # index atoms (see compile.py) or None: always evaluate; or how to work them out (read as `need`)
-    need_of: frozenset[Any] | None | Callable[[], frozenset[Any] | None]
+    # index atoms (see compile.py) or None: always evaluate; or how to work them out (read as `need`): a
+    # callable giving them, or giving (atoms, clauses) (typed.Compiled.get_index)
+    need_of: frozenset[Any] | None | Callable[[], Any]
     detection: dict[str, Any] = field(default_factory=dict, repr=False)
     kind: str = "single"
+    _clauses: tuple[frozenset[Any], ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -59,11 +61,22 @@ class SigmaRule:
         src = self.need_of
         if callable(src):
             try:
-                src = src()
+                got = src()
             except RecursionError:  # a condition nested too deep to work out: no atoms, always evaluated
-                src = None
-            self.need_of = src
+                got = None, ()
+            src, clauses = got if type(got) is tuple else (got, None)
+            self.need_of, self._clauses = src, clauses
         return src
+
+    @property
+    def clauses(self) -> tuple[frozenset[Any], ...]:
+        """Atom sets that must ALL hold for the rule to match (atoms.py; the first-read rule as `need`);
+        a rule given only its atoms has those as its one clause."""
+        need = self.need
+        clauses = self._clauses
+        if clauses is None:
+            clauses = self._clauses = (need,) if need else ()
+        return clauses
 
 
 @dataclass

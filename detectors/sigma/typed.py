@@ -22,29 +22,36 @@ from detectors.sigma.values import Re2Found, direct_anchor, re2_options
 
 class Compiled:
     """A compiled piece of a detection: `match`, its predicate, and `need`, its index atoms (see
-    compile.py), given or worked out from its parts' on first read (`make`): an Engine reads them
-    once per rule to build its candidate index; `rules lint` never does."""
+    compile.py), given or worked out from its parts' on first read (`make`, which gives the atoms and
+    the piece's `clauses`, atoms.py): an Engine reads them once per rule to build its candidate index;
+    `rules lint` never does."""
 
-    __slots__ = ("_make", "_need", "match")
+    __slots__ = ("_clauses", "_make", "_need", "match")
 
     def __init__(
         self,
         match: Callable[[dict[str, Any]], bool],
         need: frozenset[Any] | None = None,
-        make: Callable[[], frozenset[Any] | None] | None = None,
+        make: Callable[[], tuple[frozenset[Any] | None, tuple[frozenset[Any], ...]]] | None = None,
     ) -> None:
         self.match = match
         self._need = need
+        self._clauses: tuple[frozenset[Any], ...] = (need,) if need else ()
         self._make = make
 
-    def get_need(self) -> frozenset[Any] | None:
+    def get_index(self) -> tuple[frozenset[Any] | None, tuple[frozenset[Any], ...]]:
+        """(need, clauses), worked out on the first call."""
         make = self._make
         if make is not None:
-            self._need = make()
+            self._need, self._clauses = make()
             self._make = None
-        return self._need
+        return self._need, self._clauses
+
+    def get_need(self) -> frozenset[Any] | None:
+        return self.get_index()[0]
 
     need = property(get_need)
+    clauses = property(lambda self: self.get_index()[1])
 
 
 class CompileError(Exception):
