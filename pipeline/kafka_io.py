@@ -1,6 +1,6 @@
 """Kafka at the edge: producer/consumer/admin construction, topic creation, reading a topic from a
-point in time, and polling (`poll`) and resuming paused partitions (`resume`) around two kafka-python
-3.0.12 defects, in one place.
+point in time, and subscribing (`subscribe`), polling (`poll`) and resuming paused partitions
+(`resume`) around three kafka-python 3.0.12 defects, in one place.
 
 The settings themselves live in `collectors.kafka_settings` (one home for the agent and the SOC).
 """
@@ -33,8 +33,25 @@ def consumer(
     kw = {**SOC_CONSUMER, "group_id": group_id, **overrides}
     c = KafkaConsumer(**cfg.client_kwargs(), **kw)
     if topics:
-        c.subscribe(topics)
+        subscribe(c, topics)
     return c
+
+
+def subscribe(consumer: KafkaConsumer, topics: list[str], listener: Any = None) -> None:
+    """`consumer.subscribe`, then one metadata fetch (`consumer.topics()`): the one way socpipe subscribes.
+
+    kafka-python 3.0.12's coordinator keeps a snapshot of the subscribed topics' partitions, taken at
+    construction (nothing subscribed yet) and refreshed only by a metadata response; the group leader
+    records it with its assignment and rejoins whenever the two differ. Subscribing and polling at once,
+    the leader's first assignment went out with the empty snapshot, the metadata response that came
+    right after differed, and the leader joined again: one more rebalance of the whole group at every
+    worker start (tests/integration/test_kafka_join.py). The fetch after subscribing refreshes the
+    snapshot before the first join."""
+    if listener is None:
+        consumer.subscribe(topics)
+    else:
+        consumer.subscribe(topics, listener=listener)
+    consumer.topics()
 
 
 def poll(consumer: KafkaConsumer, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:

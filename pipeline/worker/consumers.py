@@ -89,9 +89,9 @@ class StageConsumers:
     def subscribe(self, raw_listener: Any, corr_listener: Any) -> None:
         """Join both groups (each once its topic has partitions in metadata)."""
         _await_partitions(self.raw, self.cfg.raw_topic)
-        self.raw.subscribe([self.cfg.raw_topic], listener=raw_listener)
+        kafka_io.subscribe(self.raw, [self.cfg.raw_topic], raw_listener)
         _await_partitions(self.corr, self.cfg.correlation_topic)
-        self.corr.subscribe([self.cfg.correlation_topic], listener=corr_listener)
+        kafka_io.subscribe(self.corr, [self.cfg.correlation_topic], corr_listener)
 
     def sample_loads_if_due(self) -> None:
         """End offsets of both topics every LOAD_SAMPLE_S, for the assignor (when this worker leads the group)."""

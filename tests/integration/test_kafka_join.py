@@ -7,7 +7,9 @@ a join that completed while nobody was polling is thrown away and the member joi
 polls its correlation consumer for 0-50 ms between stage-1 batches, so the group rebalanced over and
 over (seen under load: the survivor of tests/integration/test_sticky_assignment.py computed two
 assignments as the group's leader that it never took, and so lost the partitions it held). With
-poll(0) a join never completes: this test then waits 10 s for one and fails."""
+poll(0) a join never completes: this test then waits 10 s for one and fails. And the leader's first
+assignment is its only one (`pipeline.kafka_io.subscribe`): it rejoined once right after it, with a
+plain `subscribe`."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def test_a_consumer_polled_with_no_wait_between_busy_spells_joins_its_group_once
     # as the worker does (pipeline.worker.consumers): join once the topic's partitions are in metadata
     wait_for(lambda: consumer.partitions_for_topic(topic), 30, what="the topic's partitions")
     count = Count()
-    consumer.subscribe([topic], listener=count)
+    kafka_io.subscribe(consumer, [topic], count)
 
     def joined() -> bool:
         kafka_io.poll(consumer, timeout_ms=0)
@@ -60,12 +62,49 @@ def test_a_consumer_polled_with_no_wait_between_busy_spells_joins_its_group_once
             what=f"an assignment while polled with timeout 0 every {BUSY_S} s",
             progress=lambda: count.assigned,
         )
-        # kafka-python's leader rejoins once after its first assignment (its metadata snapshot of the
-        # subscription was taken before subscribe); after that the member keeps what it has
+        # kafka-python's leader rejoined once after its first assignment (its metadata snapshot of the
+        # subscription was taken before subscribe: kafka_io.subscribe refreshes it); one join, then the
+        # member keeps what it has
         for _ in range(10):
             joined()
         settled = count.assigned
-        assert settled <= 2, f"{settled} assignments in {10 * BUSY_S:.0f} s: the group kept rebalancing"
+        assert settled == 1, f"{settled} assignments in {10 * BUSY_S:.0f} s: the group rebalanced again"
         assert all(joined() for _ in range(5)) and count.assigned == settled, "joins thrown away: new rebalances"
     finally:
         consumer.close(autocommit=False)
+
+
+@pytest.mark.timeout(120)
+def test_a_starting_worker_joins_each_group_once(kafka_bootstrap, unique) -> None:
+    """The worker's consumers as it builds and subscribes them (StageConsumers), polled as its loop does:
+    one assignment per group. With a plain subscribe each consumer, the leader of its group, rejoined
+    right after its first assignment (two assignments, generation 2): one more rebalance at every start."""
+    from pipeline.detector_config import DetectorConfig
+    from pipeline.worker.consumers import StageConsumers
+
+    cfg = DetectorConfig(
+        kafka=KafkaConfig(bootstrap=kafka_bootstrap),
+        group_id=f"start-{unique}",
+        raw_topic=f"start-raw-{unique}",
+        correlation_topic=f"start-corr-{unique}",
+    )
+    kafka_io.ensure_topics(cfg.kafka, {cfg.raw_topic: {"partitions": 2}, cfg.correlation_topic: {"partitions": 2}})
+    consumers = StageConsumers(cfg)
+    counts = Count(), Count()
+    try:
+        consumers.subscribe(*counts)
+        both = (consumers.raw, consumers.corr)
+
+        def assigned() -> bool:
+            for c in both:
+                kafka_io.poll(c, 200)
+            return all(len(c.assignment()) == 2 for c in both)
+
+        wait_for(assigned, 30, interval_s=0, what="both consumers assigned")
+        settle = time.monotonic() + 5  # a rejoin came within a second of the first assignment
+        while time.monotonic() < settle:
+            assigned()
+        assert [c.assigned for c in counts] == [1, 1]
+        assert (consumers.assignor1.generation, consumers.assignor2.generation) == (1, 1)  # type: ignore[union-attr]
+    finally:
+        consumers.close()
