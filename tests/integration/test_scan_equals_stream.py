@@ -10,7 +10,8 @@ the watermark advances (per batch in a worker, every 500 events in a scan), so c
 
 Fields that cannot be equal are left out of the comparison, and only those: when the document was
 made (`event.created/ingested`, the workflow's creation entry), the agent id on the evidence (a scan
-reads the file itself, the stream names the enrolled agent), and the replay guard (`state.recent`).
+reads the file itself, the stream names the enrolled agent), and the replay guard (`state.recent`,
+`state.sources`: the records the stream's detections came from).
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ IGNORED = (
 
 
 def comparable(flat: dict) -> dict:
-    out = {k: v for k, v in flat.items() if k not in IGNORED and not k.startswith("socpipe.workflow")}
+    out = {
+        k: v
+        for k, v in flat.items()
+        if k not in IGNORED
+        and not k.startswith("socpipe.workflow")
+        and not k.startswith("socpipe.episode.state.sources.")  # the replay guard: Kafka partitions' offsets
+    }
     out["socpipe.evidence"] = [{k: v for k, v in e.items() if k != "agent.id"} for e in flat["socpipe.evidence"]]
     return out
 
