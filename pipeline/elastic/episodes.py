@@ -16,9 +16,15 @@ an Elasticsearch outage) adds nothing twice. The alert remembers what it merged 
   (its offsets overlap: the ranges are joined). Bound: two numbers per partition of the raw and
   correlation topics, whatever the number of detections (the last 512 ids used to be all it kept:
   a replayed batch of more detections, or after more merges from other partitions, counted twice);
-* one no record made (a correlation window closed by time, an anomaly model's finding) by its id, the
-  last RECENT_IDS of them: one such detection per window closed, so a replay within a batch of more
-  than 512 window closures of one key would count some twice.
+* every detection by its id, the last RECENT_IDS merged, as before: this is all there is for those no
+  one record made (a correlation window closed by time, an anomaly model's finding: one per window
+  closed, so a replay after more than 512 window closures of one key would count some again), and it
+  covers a race the ranges miss: a worker still writing a batch after an outage whose partition's next
+  owner has replayed it and written a newer batch already (that range replaced the batch's).
+
+The range is replaced, not widened, by a write past it: a worker's growth deferred by the bounded
+update rate (`episode_update_s`) and written after the partition's next owner wrote newer detections
+lies between the two ranges, and must not be skipped.
 """
 
 from __future__ import annotations
@@ -281,7 +287,7 @@ def _remember(
     doc: dict[str, Any], previous: list[str], batch: BatchEpisode, covered: dict[str, list[int]] | None = None
 ) -> dict[str, Any]:
     state = doc["socpipe"]["episode"]["state"]
-    ids = previous + [o.alert_id for o in batch.offers if o.source is None]
+    ids = previous + [o.alert_id for o in batch.offers]
     state["recent"] = list(dict.fromkeys(ids))[-RECENT_IDS:]
     state["sources"] = merged_sources(covered or {}, batch)
     return doc

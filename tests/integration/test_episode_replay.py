@@ -4,8 +4,8 @@ over the real Elasticsearch API (the sink's episode path: EpisodeSink, EpisodeWr
 The alert remembered the ids of the last 512 detections merged into it, so a replay after more (one
 batch of 600 detections of the key, or merges of other partitions in between) counted the rest again.
 It now remembers, per source partition, the offsets of the records whose detections it merged (a
-consumer commits after each batch: nothing older can be read again); ids only for detections no one
-record made (windows closed by time, models' findings)."""
+consumer commits after each batch: nothing older can be read again), and the last 512 ids as before
+(all there is for detections no one record made: windows closed by time, models' findings)."""
 
 from __future__ import annotations
 
@@ -70,5 +70,9 @@ def test_a_replay_after_more_than_512_merges_adds_nothing_twice(es_env):  # noqa
     # a replay that runs on past the batch: only what it adds counts (50 of its 100 are new)
     deliver(offers("raw/0", 550, 100, start=550)[:50] + offers("raw/0", 600, 50, start=1200))
     assert detections() == 1250
+    # growth a worker deferred (episode_update_s) from records before partition 1's newest range, written
+    # after it (the partition's next owner wrote first): new, counted
+    deliver(offers("raw/1", 100, 10, start=1300))
+    assert detections() == 1260
     state: dict[str, Any] = es.search(index=f"{cfg.index_prefix}-alerts-*")["hits"]["hits"][0]["_source"]
     assert state["socpipe"]["episode"]["state"]["sources"] == {"raw/0": [0, 649], "raw/1": [400, 599]}
