@@ -1,7 +1,9 @@
 """Rule documents, parsed once per text: the YAML of a rule file is cached by content hash.
 
 Start-up reads hundreds of rule files whose text rarely changes; parsing their YAML was a third of
-`socpipe rules lint`. The documents a file parsed to (plain dicts, lists and scalars, with the line of
+`socpipe rules lint`. A text is parsed by detectors.sigma.ruleyaml (the block subset rules are written
+in, read directly into Python objects) or, for anything else, by yamlsafe (libyaml), which give the same
+documents. The documents a file parsed to (plain dicts, lists and scalars, with the line of
 each document's root) are kept in one file in the user's cache directory, one JSON text per rule file
 keyed by the BLAKE2b hash of the file's text, so an edited file is a different key and is parsed again.
 The cache never changes what is loaded:
@@ -90,7 +92,8 @@ def _cache_version() -> str:
 
         parts = [CACHE_VERSION, sys.version]
         try:
-            parts.append(_digest((Path(__file__).with_name("yamlsafe.py")).read_bytes()))
+            for parser in ("yamlsafe.py", "ruleyaml.py", "ruleyaml_scalars.py"):
+                parts.append(_digest((Path(__file__).with_name(parser)).read_bytes()))
             spec = importlib.util.find_spec("yaml")
             folder = Path(spec.origin).parent if spec and spec.origin else None
             if folder is None:
@@ -215,9 +218,14 @@ class DocumentCache:
             self.used.add(key)
             return entry[0], entry[1]
         self.misses += 1
-        from detectors.sigma.yamlsafe import load_documents_typed
+        from detectors.sigma.ruleyaml import parse
 
-        docs, lines, plain = load_documents_typed(text)  # raises RuleYAMLError: never stored
+        read = parse(text)  # the block subset rules are written in, read directly; None: anything else
+        if read is None:
+            from detectors.sigma.yamlsafe import load_documents_typed
+
+            read = load_documents_typed(text)  # raises RuleYAMLError: never stored
+        docs, lines, plain = read
         if self.directory is not None:
             # plain: JSON's own types, finite floats (see _encoded); else read back and compared
             self._keep(key, _encoded([docs, lines]) if plain else _as_json([docs, lines]))

@@ -34,6 +34,7 @@ __all__ = [
     "load_documents",
     "load_documents_typed",
     "load_one",
+    "resolve_plain",
 ]
 
 _CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -98,6 +99,17 @@ def _plain_tag(value: str) -> str:
         if pattern.match(value):
             return str(tag)
     return _STR_TAG
+
+
+def resolve_plain(value: str) -> Any:
+    """What the one-pass builder makes of the plain scalar `value` (detectors.sigma.ruleyaml asks for the
+    few it does not type itself); ValueError for what the builder leaves to PyYAML's constructor."""
+    tag = _plain_tag(value)
+    if tag == _STR_TAG or tag == "tag:yaml.org,2002:timestamp":
+        return value
+    if tag in _PLAIN_TAGS:
+        return _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
+    raise ValueError(f"{tag} is not built by the one-pass builder")
 
 
 def _scalar(ev: Any) -> Any:
