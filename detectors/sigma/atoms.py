@@ -159,5 +159,7 @@ def or_index(parts: list[Index]) -> Index:
 
 
 def clause_choice(clauses: Clauses) -> Clauses:
-    """The clauses the candidate index keys a rule on: its MAX_CLAUSES best."""
-    return _best(list(clauses), MAX_CLAUSES)
+    """The clauses the candidate index keys a rule on: its MAX_CLAUSES best, the first and those after
+    it with no common value or field (one such holds on most events: it would be looked up for nothing)."""
+    best = _best(list(clauses), MAX_CLAUSES)
+    return best[:1] + tuple(c for c in best[1:] if atom_score(c)[0] < 50)

@@ -43,7 +43,7 @@ def _folded(v: object) -> str:
 @dataclass
 class CandidateIndex:
     always: list[Any] = field(default_factory=list)  # rule positions evaluated on every event
-    # (field, exact map or None, automaton or None, memo, keyword pseudo-field?); the memo maps a str
+    # (field, exact map or None, automatons or None, memo, keyword pseudo-field?, every atom ASCII?); the memo maps a str
     # or int value of the field to the rule positions it hits (see the module doc): bool and float
     # values never enter (True == 1 == 1.0, but their texts differ)
     fields: list[Any] = field(default_factory=list)
@@ -94,9 +94,13 @@ class CandidateIndex:
                 # the automaton reports atom numbers; found[n] is the rules of atom n
                 found = [tuple(sorted(subs[fld][t])) for t in texts]
                 dfa = AhoCorasick(texts, matchkind=MatchKind.Standard, implementation=Implementation.DFA)
-                auto = (dfa.find_matches_as_indexes, found)
+                # a leftmost-first search finds out whether any atom is there at all (most often
+                # none) at about half the cost: its prefilter skips ahead, the overlapping search's does not
+                first = AhoCorasick(texts, matchkind=MatchKind.LeftmostFirst)
+                auto = (dfa.find_matches_as_indexes, found, first.find_matches_as_indexes)
             exact_map = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
-            idx.fields.append((fld, exact_map, auto, {}, fld == KEYWORD_INDEX_FIELD))
+            ascii_atoms = all(type(t) is not str or t.isascii() for t in [*exact.get(fld, ()), *subs.get(fld, ())])
+            idx.fields.append((fld, exact_map, auto, {}, fld == KEYWORD_INDEX_FIELD, ascii_atoms))
         return idx
 
     def candidates(self, event: dict[str, Any]) -> list[Any]:
@@ -112,10 +116,9 @@ class CandidateIndex:
                 continue
             kind = type(v)
             if kind is str or kind is int:  # the usual case: one value, most often seen before
-                memo = entry[3]
-                found = memo.get(v)
+                found = entry[3].get(v)
                 if found is None:
-                    found = self._remember(memo, v, entry[1], entry[2])
+                    found = self._remember(entry, v)
                 if found:
                     hits.update(found)
             elif v is not None:
@@ -139,12 +142,12 @@ class CandidateIndex:
 
     def _value(self, entry: Any, v: Any, hits: set[Any]) -> None:
         """The rule positions (clause numbers) one field's value `v` hits, added to `hits`."""
-        _, table, auto, memo, _ = entry
+        _, table, auto, memo, _, _ = entry
         kind = type(v)
         if kind is str or kind is int:  # the usual case: one value, most often seen before
             found = memo.get(v)
             if found is None:
-                found = self._remember(memo, v, table, auto)
+                found = self._remember(entry, v)
             if found:
                 hits.update(found)
         elif kind is list or kind is tuple:
@@ -153,7 +156,7 @@ class CandidateIndex:
                 if kind is str or kind is int:
                     found = memo.get(x)
                     if found is None:
-                        found = self._remember(memo, x, table, auto)
+                        found = self._remember(entry, x)
                 else:
                     found = _hits(table, auto, _folded(x))
                 if found:
@@ -163,10 +166,11 @@ class CandidateIndex:
             if found:
                 hits.update(found)
 
-    def _remember(self, memo: dict[Any, tuple[int, ...]], x: str | int, table: Any, auto: Any) -> tuple[int, ...]:
-        """`_hits` of a str or int value, kept in its field's memo when short enough."""
-        if type(x) is str:  # fold(x), its ASCII case inlined: this runs for most values not seen before
-            found = _hits(table, auto, x.lower() if x.isascii() else fold(x))
+    def _remember(self, entry: Any, x: str | int) -> tuple[int, ...]:
+        """`_hits` of a str or int value of the field `entry`, kept in its memo when short enough."""
+        _, table, auto, memo, _, ascii_atoms = entry
+        if type(x) is str:  # this runs for most values not seen before
+            found = _hits(table, auto, x.lower() if x.isascii() else _ascii_fold(x) if ascii_atoms else fold(x))
         else:
             found = _hits(table, auto, str(x))
         if type(x) is int or len(x) <= MEMO_VALUE_CHARS:  # type: ignore[arg-type]
@@ -179,6 +183,21 @@ class CandidateIndex:
         return found
 
 
+# the only characters `fold` turns into ASCII ones: long s (to 's') and the Kelvin sign (to 'k')
+# (test_sigma_index_fold checks every code point)
+_FOLDS_TO_ASCII = ("\u017f", "\u212a")
+
+
+def _ascii_fold(x: str) -> str:
+    """What of fold(x) an index whose atoms are all ASCII can find: fold(x)'s ASCII characters in
+    place (each other character as '?', one for one), at a fraction of fold's cost on non-ASCII text
+    (a message with a '(R)' sign). An ASCII atom found in fold(x) is found here at the same place;
+    an atom with a '?' may be found where fold(x) has none, which only offers one rule more."""
+    if _FOLDS_TO_ASCII[0] in x or _FOLDS_TO_ASCII[1] in x:
+        return fold(x)
+    return x.encode("ascii", "replace").lower().decode("ascii")
+
+
 def _hits(table: dict[str, Any] | None, auto: Any, s: str) -> tuple[int, ...]:
     """The rule positions one value of one field, folded (`fold`), hits: its exact atom, and every
     substring atom inside it (overlapping ones too), both in `fold`'s spelling."""
@@ -188,7 +207,8 @@ def _hits(table: dict[str, Any] | None, auto: Any, s: str) -> tuple[int, ...]:
         if exact:
             found.update(exact)
     if auto is not None:
-        find, rules = auto
-        for atom, _, _ in find(s, True):  # overlapping: every atom present
-            found.update(rules[atom])
+        find, rules, any_there = auto
+        if any_there(s):
+            for atom, _, _ in find(s, True):  # overlapping: every atom present
+                found.update(rules[atom])
     return tuple(found) if found else _NONE

@@ -7,6 +7,8 @@ for text spelled with 'ſ' that its regex matches: the rule silently never fired
 from __future__ import annotations
 
 import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.sigma.casefold import FOLD_CLASSES, fold
 from detectors.sigma.index import CandidateIndex
@@ -105,3 +107,34 @@ def test_folding_folded_text_changes_nothing() -> None:
         assert fold(fold(text)) == fold(text)
     for text in ("ΟΔΟΣ", "Σ", "aΣ b", "İΣ", "ſµς", "ﬅ"):
         assert fold(fold(text)) == fold(text)
+
+
+def test_only_long_s_and_kelvin_sign_fold_to_ascii() -> None:
+    """The index reads non-ASCII text for its all-ASCII atoms as its ASCII characters in place
+    (index._ascii_fold): sound only while these two are the only characters fold turns into ASCII."""
+    from detectors.sigma.index import _FOLDS_TO_ASCII
+
+    into_ascii = [
+        chr(i) for i in range(0x80, 0x110000) if not 0xD800 <= i < 0xE000 and any(ord(c) < 0x80 for c in fold(chr(i)))
+    ]
+    assert sorted(into_ascii) == sorted(_FOLDS_TO_ASCII)
+
+
+_odd = st.text(alphabet="abAB/-?\u017f\u212a\u0130\u00e9\u00ae\u03a3", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["eq", "sub"]), _odd), min_size=1, max_size=4), st.lists(_odd, max_size=4))
+def test_non_ascii_text_offers_every_rule_fold_would(atoms: list[tuple[str, str]], values: list[str]) -> None:
+    """Whatever the atoms (ASCII only, or not) and the text (long s, Kelvin sign, dotted I, (R)...):
+    the index offers at least the rules whose atom holds on fold(text), exactly as a fold would."""
+    needs = [frozenset({("f", kind, fold(text))}) for kind, text in atoms if kind == "eq" or text]
+    index = CandidateIndex.build(needs)
+    for value in values + values:  # and again from the memo
+        want = {
+            i
+            for i, need in enumerate(needs)
+            for _, kind, t in need
+            if (fold(value) == t if kind == "eq" else t in fold(value))
+        }
+        assert want <= set(index.candidates({"f": value}))
