@@ -34,6 +34,7 @@ from detectors.sigma.ruleyaml_scalars import (
     FIRST_CHARS,
     INDICATORS,
     PLAIN_AVOID,
+    RESOLVED,
     Decline,
     Unclosed,
     after_quote,
@@ -168,11 +169,13 @@ class _Reader:
         The open collection is in locals (cont, col, is_map, seq_at_key: a sequence at its key's
         column, deeper: col + 1 spaces, anchor and opened: its anchor and the node count before it);
         the ones around it on `stack`. A key or entry with nothing after it leaves a pending slot: the
-        next line holding a node decides whether its value is below it or null."""
+        next line holding a node decides whether its value is below it or null. The node count is kept
+        in `nodes` (self.nodes while value() reads a node)."""
         lines = self.lines
         n = len(lines)
         anchors = self.anchors
         plain = self.plain
+        known = RESOLVED.get
         stack: list[tuple[Any, int, bool, bool, str, str | None, int]] = []
         cont: Any = None  # None: at the document level
         col = -1
@@ -186,6 +189,7 @@ class _Reader:
         pend_nodes = 0
         explicit = False  # a `---` whose document has no root yet
         rooted = False  # the open document has its root node
+        nodes = 0
         i = 0
         while True:
             while i < n:  # the next line holding a node
@@ -207,21 +211,23 @@ class _Reader:
                         indent = -1
                     elif body[0] != "-" or body.startswith("..."):
                         raise Decline  # `...`, directives
-            new: Any = _NONE
             if pending:
                 pending = False
+                new: Any = _NONE
                 if indent > col:
-                    if body[0] == "-" and body[1:2] in ("", " "):
+                    first = body[0]
+                    if first == "-" and body[1:2] in ("", " "):
                         new = []
-                    elif (body[0] not in PLAIN_AVOID or body[0] in "'\"") and split_key(body) is not None:
-                        new = {}
-                    if new is _NONE:  # a scalar (or anything else) on the lines below
-                        if pend_anchor is not None and body[0] in "&*":
+                    elif (": " in body or body[-1] == ":") if first not in "'\"" else split_key(body) is not None:
+                        new = {}  # (or a scalar with ': ' in it, which the key's reading declines)
+                    else:  # a scalar (or anything else) on the lines below
+                        if pend_anchor is not None and first in "&*":
                             raise Decline  # two anchors, or an anchored alias
-                        self.nodes = pend_nodes
+                        self.nodes = nodes
                         obj, i = self.value(body, i, col)
+                        nodes = self.nodes
                         if pend_anchor is not None:
-                            anchors[pend_anchor] = (obj, self.nodes - pend_nodes)
+                            anchors[pend_anchor] = (obj, nodes - pend_nodes)
                         if is_map:
                             cont[pend_key] = obj
                         else:
@@ -230,7 +236,7 @@ class _Reader:
                 elif is_map and indent == col and body[0] == "-" and body[1:2] in ("", " "):
                     new = []  # a sequence at its key's column
                 else:
-                    self.nodes = pend_nodes + 1
+                    nodes += 1
                     if pend_anchor is not None:
                         anchors[pend_anchor] = (None, 1)
                     if is_map:
@@ -246,7 +252,7 @@ class _Reader:
                     seq_at_key = indent == col
                     cont, col, is_map, deeper = new, indent, type(new) is dict, " " * (indent + 1)
                     anchor, opened = pend_anchor, pend_nodes
-                    self.nodes = pend_nodes + 1
+                    nodes += 1
                     if len(stack) > FAST_MAX_DEPTH:
                         raise Decline
             # close the collections this line is outside of
@@ -254,7 +260,7 @@ class _Reader:
                 indent < col or (seq_at_key and indent == col and not (body[0] == "-" and body[1:2] in ("", " ")))
             ):
                 if anchor is not None:
-                    anchors[anchor] = (cont, self.nodes - opened)
+                    anchors[anchor] = (cont, nodes - opened)
                 cont, col, is_map, seq_at_key, deeper, anchor, opened = stack.pop()
             if cont is None:  # at the document level
                 if indent < 0:
@@ -262,6 +268,7 @@ class _Reader:
                         docs.append(None)
                         starts.append(i + 1 if indent == -1 else n + 1)  # (the end: on a line of its own)
                     if indent == -2:
+                        self.nodes = nodes
                         return
                     explicit, rooted = True, False
                     i += 1
@@ -281,14 +288,11 @@ class _Reader:
                 explicit, rooted = False, True
                 stack.append((None, -1, False, False, "", None, 0))
                 cont, col, is_map, seq_at_key, deeper = new, indent, type(new) is dict, False, " " * (indent + 1)
-                anchor, opened = None, self.nodes
-                self.nodes += 1
+                anchor, opened = None, nodes
+                nodes += 1
             elif indent != col:
                 raise Decline  # more indented, with nothing waiting for a value
-            if self.nodes > MAX_NODES:
-                raise Decline
             text = body
-            nodes = self.nodes
             while True:  # the line, from column col: a key of cont, or an entry of cont
                 if is_map:
                     if "#" in text or text[0] in PLAIN_AVOID:
@@ -318,8 +322,12 @@ class _Reader:
                         if key_text == "<<":
                             raise Decline  # yamlsafe hands any "<<" key to PyYAML's constructor
                         key = key_text
+                    elif key_text[0] not in FIRST_CHARS:
+                        key = key_text
                     else:
-                        key = key_text if key_text[0] not in FIRST_CHARS else plain(key_text)
+                        key = known(key_text, _NONE)
+                        if key is _NONE:
+                            key = plain(key_text)
                     nodes += 1
                 else:
                     if text[0] != "-" or text[1:2] not in ("", " "):
@@ -329,11 +337,12 @@ class _Reader:
                     rest = text
                     if rest and rest[0] != "#" and (": " in rest or rest[-1] == ":" or rest[0] == "-"):
                         c2 = len(line) - len(rest)
-                        new = _NONE
                         if rest[0] == "-" and rest[1:2] in ("", " "):
                             new = []
                         elif split_key(rest) is not None:
                             new = {}
+                        else:
+                            new = _NONE
                         if new is not _NONE:  # an entry that opens a collection on this line
                             cont.append(new)
                             stack.append((cont, col, is_map, seq_at_key, deeper, anchor, opened))
@@ -342,7 +351,6 @@ class _Reader:
                             cont, col, is_map, seq_at_key, deeper = new, c2, type(new) is dict, False, " " * (c2 + 1)
                             anchor, opened = None, nodes
                             nodes += 1
-                            new = _NONE
                             continue
                 if not rest or rest[0] == "#":
                     pending, pend_key, pend_anchor, pend_nodes = True, key, None, nodes
@@ -360,7 +368,12 @@ class _Reader:
                     and ": " not in rest
                     and not (lines[i + 1] if i + 1 < n else "").startswith(deeper)
                 ):
-                    obj = rest if first not in FIRST_CHARS else plain(rest)
+                    if first not in FIRST_CHARS:
+                        obj = rest
+                    else:
+                        obj = known(rest, _NONE)
+                        if obj is _NONE:
+                            obj = plain(rest)
                     nodes += 1
                     i += 1
                 elif first == "&" and (m := _ANCHOR.match(rest)) and rest[m.end() :].lstrip(" ")[:1] in ("", "#"):
@@ -379,7 +392,6 @@ class _Reader:
                 else:
                     cont.append(obj)
                 break
-            self.nodes = nodes
 
 
 _NONE = object()

@@ -15,6 +15,7 @@ __all__ = [
     "FIRST_CHARS",
     "INDICATORS",
     "PLAIN_AVOID",
+    "RESOLVED",
     "Decline",
     "Unclosed",
     "after_quote",
@@ -60,7 +61,7 @@ _WORDS.update({w: None for w in ("null", "Null", "NULL", "~")})
 # string or a timestamp, which yamlsafe keeps as its text too.
 _NUMBER_CHARS = frozenset("0123456789_.:+-xXabcdefABCDEFiInN")
 _MISS = object()
-_RESOLVED: dict[str, Any] = {}
+RESOLVED: dict[str, Any] = {}  # plain scalars typed so far (no float that is not finite: see resolve)
 _MAX_RESOLVED = 50_000
 
 
@@ -70,7 +71,7 @@ def resolve(text: str) -> Any:
     only a number pattern could still decide (`0x1F`, `1_000`, `12:30`, `1.5`, `.inf` ...) is asked of
     yamlsafe.resolve_plain, which imports PyYAML. Raises Decline for what yamlsafe hands to PyYAML's
     constructor (a merge key, the value tag)."""
-    obj = _RESOLVED.get(text, _MISS)
+    obj = RESOLVED.get(text, _MISS)
     if obj is not _MISS:
         return obj
     first = text[:1]
@@ -98,8 +99,8 @@ def resolve(text: str) -> Any:
             obj = resolve_plain(text)
         except ValueError:
             raise Decline from None
-    if len(_RESOLVED) < _MAX_RESOLVED:
-        _RESOLVED[text] = obj
+    if len(RESOLVED) < _MAX_RESOLVED and not (type(obj) is float and obj - obj != 0.0):
+        RESOLVED[text] = obj  # (inf and nan are left out, so a text found here needs no finiteness check)
     return obj
 
 
