@@ -16,12 +16,33 @@ from typing import Any
 
 try:  # Python 3.11+
     import re._parser as sre_parse  # type: ignore[import-not-found]
-    from re._constants import BRANCH, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTERN  # type: ignore[import-not-found]
+    from re._constants import (  # type: ignore[import-not-found]
+        AT,
+        AT_BEGINNING,
+        AT_BEGINNING_STRING,
+        BRANCH,
+        LITERAL,
+        MAX_REPEAT,
+        MIN_REPEAT,
+        SUBPATTERN,
+    )
 except ImportError:  # pragma: no cover
     import sre_parse  # type: ignore[no-redef, unused-ignore]
-    from sre_constants import BRANCH, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTERN  # type: ignore[no-redef, unused-ignore]
+    from sre_constants import (  # type: ignore[no-redef, unused-ignore]
+        AT,
+        AT_BEGINNING,
+        AT_BEGINNING_STRING,
+        BRANCH,
+        LITERAL,
+        MAX_REPEAT,
+        MIN_REPEAT,
+        SUBPATTERN,
+    )
 
 MIN_LITERAL = 3  # shorter literals prune too little to be worth an index atom
+# ... except the run a pattern starts with after '^': a value's first characters are a program's or a
+# path's own ('^\\\\' - a UNC path - rarely starts an Image), and every match contains them all the same
+MIN_LEADING_LITERAL = 2
 
 
 def _parsed(pattern: str) -> Any:
@@ -41,7 +62,10 @@ def required_literals(pattern: str) -> list[str]:
     parsed = _parsed(pattern)
     if parsed is None:
         return []
-    return sorted(_best_set(list(parsed)))
+    items = list(parsed)
+    if items and items[0][0] is AT and items[0][1] in (AT_BEGINNING, AT_BEGINNING_STRING):
+        return sorted(_best_set(items[1:], leading=True))
+    return sorted(_best_set(items))
 
 
 # Literals most ordinary events hold (a program's extension, the system folders, the usual shells):
@@ -57,16 +81,19 @@ def _score(lits: frozenset[str]) -> tuple[bool, int, int, int]:
     return (not (COMMON_LITERALS & {t.lower() for t in lits}), min(shortest, 4), -len(lits), shortest)
 
 
-def _best_set(items: Any) -> frozenset[str]:
+def _best_set(items: Any, leading: bool = False) -> frozenset[str]:
     """The best set of a sequence: of its literal runs (one each), the sets of its alternations
-    (a literal set of every branch, united) and of its repeats at least once."""
+    (a literal set of every branch, united) and of its repeats at least once. `leading`: the sequence
+    starts the pattern (after '^'), so its first run may be MIN_LEADING_LITERAL long."""
     sets: list[frozenset[str]] = []
     run: list[str] = []
+    first = [leading]  # the run being read is the sequence's first
 
     def flush() -> None:
-        if len(run) >= MIN_LITERAL:
+        if len(run) >= (MIN_LEADING_LITERAL if first[0] else MIN_LITERAL):
             sets.append(frozenset(["".join(run)]))
         run.clear()
+        first[0] = False
 
     def walk(seq: Any) -> None:
         for op, arg in seq:

@@ -144,3 +144,17 @@ def test_a_literal_worked_out_by_the_index_is_kept_for_the_next_start(tmp_path, 
     monkeypatch.setattr(typed, "required_literals", unexpected)
     engine = Engine(load_rules([str(rules)]).rules, allowed_lateness=5)
     assert len(engine.match(event).detections) == 1
+
+
+def test_a_pattern_s_leading_run_after_caret_may_be_two_characters() -> None:
+    """A UNC path ('^\\\\\\\\host\\\\share' in a rule's regex: two backslashes, then a host pattern) is indexed
+    on its two backslashes, which every match starts with; elsewhere a two-character run still is not."""
+    unc = "^\\\\\\\\(?:(?:\\d{1,3}\\.){3}\\d{1,3}\\\\[^\\\\]+|[^\\\\]+\\\\(?:[a-z]|admin)\\$)\\\\"
+    assert required_literals(unc) == ["\\\\"]
+    assert required_literals("^ab.*") == ["ab"] and required_literals("\\Aab") == ["ab"]
+    assert required_literals("ab.*") == [] and required_literals("x^ab") == [] and required_literals("^a.*") == []
+    assert required_literals("^[a-z]:a.*") == []  # the run after ^ is empty; ":a" is not first
+    rx = re2.compile("(?i)" + unc)
+    for text in ["\\\\10.0.0.5\\share\\tool.exe", "\\\\SRV02\\C$\\x.exe", "\\\\dc\\ADMIN$\\p.exe"]:
+        m = rx.search(text)
+        assert m is not None and "\\\\" in m.group(0)
