@@ -17,7 +17,7 @@ from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literals
 from detectors.sigma.ruledocs import document_cache
-from detectors.sigma.values import Re2Found, direct_anchor, re2_options
+from detectors.sigma.values import NO_MATCH, Re2Found, direct_anchor, re2_options
 
 
 class Compiled:
@@ -208,9 +208,14 @@ class _RegexTest(Re2Found):
     first read (the index reads it; `rules lint` never does: Python's regex parser, which finds the
     literal, costs about what RE2's compile does). Made from a compiled pattern, or from the `source` of
     one only parsed so far (compile_regex), which is compiled on the first call: until then `raw` is None,
-    so Re2Found.__call__ calls `public`, which compiles, puts the compiled pattern in place and searches."""
+    so Re2Found.__call__ calls `public`, which compiles, puts the compiled pattern in place and searches.
 
-    __slots__ = ("_atoms", "_pattern", "_source")
+    Once the literals are worked out, an ASCII text that holds none of them (case-folded) is answered
+    without RE2: every match contains one (regex_literals), so there is none to find. A `re` item is
+    most often evaluated because another part of its rule was found, and RE2's call (the text encoded,
+    its program run) costs several times a lower() and a substring search."""
+
+    __slots__ = ("_atoms", "_guard", "_pattern", "_source")
 
     def __init__(self, rx: Any, pattern: str, source: str | None = None) -> None:
         if rx is None:
@@ -221,6 +226,22 @@ class _RegexTest(Re2Found):
         self._source = source
         self._pattern: str | None = pattern
         self._atoms: list[tuple[str, str]] | None = None
+        self._guard: tuple[str, ...] | None = None  # the literals, case-folded, once worked out
+
+    def __call__(self, s: str) -> bool:
+        guard = self._guard
+        if guard is not None and s.isascii():
+            low = s.lower()  # fold(s) of an ASCII text
+            for lit in guard:
+                if lit in low:
+                    break
+            else:
+                return False
+        raw = self.raw  # Re2Found.__call__, inlined: this runs for every `re` item evaluated
+        if raw is None:
+            return self.public(s) is not None
+        b = s.encode()
+        return bool(raw.Match(self.anchor, b, 0, len(b))[0] != NO_MATCH)
 
     def _compile_then_search(self, s: str) -> Any:
         source = self._source
@@ -235,6 +256,8 @@ class _RegexTest(Re2Found):
         if pattern is not None:
             self._atoms = _literal_atoms(pattern)
             self._pattern = None
+            if self._atoms:
+                self._guard = tuple(text for _, text in self._atoms)
         return self._atoms
 
 

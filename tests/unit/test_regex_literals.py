@@ -4,6 +4,8 @@ candidate index never hides a rule whose regex would match."""
 from __future__ import annotations
 
 import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.sigma.regex_literals import required_literals
 
@@ -158,3 +160,43 @@ def test_a_pattern_s_leading_run_after_caret_may_be_two_characters() -> None:
     for text in ["\\\\10.0.0.5\\share\\tool.exe", "\\\\SRV02\\C$\\x.exe", "\\\\dc\\ADMIN$\\p.exe"]:
         m = rx.search(text)
         assert m is not None and "\\\\" in m.group(0)
+
+
+_piece = st.sampled_from(
+    [
+        "abc",
+        "ab",
+        "x",
+        "\\\\",
+        "-k",
+        "(?:cmd|powershell)",
+        "(?:abc|x)",
+        "[a-c]",
+        "\\s",
+        ".*",
+        "\\d{1,3}",
+        "(?:de)+",
+        "é",
+        "ſt",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.booleans(),
+    st.sampled_from(["", "(?i)", "(?s)"]),
+    st.lists(_piece, min_size=1, max_size=5),
+    st.lists(st.text(alphabet="abcdeEAB xkK-\\\\/1é\u017f\u212at", max_size=12), min_size=1, max_size=5),
+)
+def test_a_regex_test_answers_as_re2_once_its_literals_are_known(caret, flags, pieces, texts) -> None:
+    """After the index read its literals, a `re` item skips RE2 on an ASCII text with none of them:
+    its answer is still RE2's on every text (ASCII or not, any case)."""
+    from detectors.sigma.typed import compile_regex
+
+    pattern = flags + ("^" if caret else "") + "".join(pieces)
+    test = compile_regex(pattern, [], ())
+    test.atoms  # noqa: B018 - read as the index reads them: the literals are known from now on
+    rx = re2.compile(pattern)
+    for text in texts + [t.upper() for t in texts] + ["".join(pieces)]:
+        assert test(text) == (rx.search(text) is not None), (pattern, text)
