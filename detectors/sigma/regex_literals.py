@@ -56,16 +56,16 @@ def _parsed(pattern: str) -> Any:
         return None
 
 
-def required_literals(pattern: str) -> list[str]:
-    """Literals (each at least MIN_LITERAL characters) one of which every match of `pattern`
-    contains, sorted; [] when the pattern offers no such set."""
+def required_literals(pattern: str, shortest: int = MIN_LITERAL) -> list[str]:
+    """Literals (each at least `shortest` characters: MIN_LITERAL for an index atom) one of which every
+    match of `pattern` contains, sorted; [] when the pattern offers no such set."""
     parsed = _parsed(pattern)
     if parsed is None:
         return []
     items = list(parsed)
     if items and items[0][0] is AT and items[0][1] in (AT_BEGINNING, AT_BEGINNING_STRING):
-        return sorted(_best_set(items[1:], leading=True))
-    return sorted(_best_set(items))
+        return sorted(_best_set(items[1:], shortest, leading=True))
+    return sorted(_best_set(items, shortest))
 
 
 # Literals most ordinary events hold (a program's extension, the system folders, the usual shells):
@@ -81,7 +81,7 @@ def _score(lits: frozenset[str]) -> tuple[bool, int, int, int]:
     return (not (COMMON_LITERALS & {t.lower() for t in lits}), min(shortest, 4), -len(lits), shortest)
 
 
-def _best_set(items: Any, leading: bool = False) -> frozenset[str]:
+def _best_set(items: Any, shortest: int = MIN_LITERAL, leading: bool = False) -> frozenset[str]:
     """The best set of a sequence: of its literal runs (one each), the sets of its alternations
     (a literal set of every branch, united) and of its repeats at least once. `leading`: the sequence
     starts the pattern (after '^'), so its first run may be MIN_LEADING_LITERAL long."""
@@ -90,7 +90,7 @@ def _best_set(items: Any, leading: bool = False) -> frozenset[str]:
     first = [leading]  # the run being read is the sequence's first
 
     def flush() -> None:
-        if len(run) >= (MIN_LEADING_LITERAL if first[0] else MIN_LITERAL):
+        if len(run) >= (min(shortest, MIN_LEADING_LITERAL) if first[0] else shortest):
             sets.append(frozenset(["".join(run)]))
         run.clear()
         first[0] = False
@@ -106,12 +106,12 @@ def _best_set(items: Any, leading: bool = False) -> frozenset[str]:
                 # put the pending run back in front of each branch
                 prefix = [(LITERAL, ord(c)) for c in run]
                 flush()  # the run alone is required too
-                branches = [_best_set(prefix + list(b)) for b in arg[1]]
+                branches = [_best_set(prefix + list(b), shortest) for b in arg[1]]
                 if branches and all(branches):
                     sets.append(frozenset().union(*branches))
             elif (op is MAX_REPEAT or op is MIN_REPEAT) and arg[0] >= 1:
                 flush()
-                body = _best_set(list(arg[2]))
+                body = _best_set(list(arg[2]), shortest)
                 if body:
                     sets.append(body)
             else:

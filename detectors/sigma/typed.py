@@ -203,6 +203,15 @@ def _literal_atoms(pattern: str) -> list[tuple[str, str]] | None:
     return [("sub", fold(lit)) for lit in lits] or None
 
 
+def _guard_literals(pattern: str) -> tuple[str, ...] | None:
+    """Case-folded literals one of which every match contains, however short (a backtick, '${'): what a
+    `re` item looks for before it calls RE2 (too short for an index atom, enough to skip a search)."""
+    lits = document_cache().memo(
+        "regex-guard", pattern, lambda: required_literals(pattern, shortest=1), list, _LITERALS_SOURCE
+    )
+    return tuple(fold(lit) for lit in lits) or None
+
+
 class _RegexTest(Re2Found):
     """A `re` value: true when the pattern is found; `atoms` index its required literal, worked out on
     first read (the index reads it; `rules lint` never does: Python's regex parser, which finds the
@@ -210,8 +219,9 @@ class _RegexTest(Re2Found):
     one only parsed so far (compile_regex), which is compiled on the first call: until then `raw` is None,
     so Re2Found.__call__ calls `public`, which compiles, puts the compiled pattern in place and searches.
 
-    Once the literals are worked out, an ASCII text that holds none of them (case-folded) is answered
-    without RE2: every match contains one (regex_literals), so there is none to find. A `re` item is
+    Once the literals are worked out, an ASCII text that holds none of its guard literals (case-folded;
+    as the index's, but as short as one character) is answered without RE2: every match contains one
+    (regex_literals), so there is none to find. A `re` item is
     most often evaluated because another part of its rule was found, and RE2's call (the text encoded,
     its program run) costs several times a lower() and a substring search."""
 
@@ -256,8 +266,7 @@ class _RegexTest(Re2Found):
         if pattern is not None:
             self._atoms = _literal_atoms(pattern)
             self._pattern = None
-            if self._atoms:
-                self._guard = tuple(text for _, text in self._atoms)
+            self._guard = _guard_literals(pattern)
         return self._atoms
 
 

@@ -100,11 +100,11 @@ def test_the_literal_is_worked_out_when_the_index_reads_it(monkeypatch) -> None:
     from detectors.sigma.compile import compile_item
 
     monkeypatch.setenv("SOCPIPE_RULE_CACHE", "off")
-    calls: list[str] = []
+    calls: list[tuple[str, int]] = []
 
-    def counting(pattern: str) -> list[str]:
-        calls.append(pattern)
-        return required_literals(pattern)
+    def counting(pattern: str, shortest: int = 3) -> list[str]:
+        calls.append((pattern, shortest))
+        return required_literals(pattern, shortest)
 
     monkeypatch.setattr(typed, "required_literals", counting)
     compiled = compile_item("CommandLine|re", "mimikatz(\\.exe)? sekurlsa", lambda f: (f,), {}, ())
@@ -113,7 +113,8 @@ def test_the_literal_is_worked_out_when_the_index_reads_it(monkeypatch) -> None:
     assert calls == []
     assert compiled.need == frozenset({("CommandLine", "sub", " sekurlsa")})
     assert compiled.need == frozenset({("CommandLine", "sub", " sekurlsa")})
-    assert calls == ["mimikatz(\\.exe)? sekurlsa"]
+    # the index's literals and the item's own guard (as short as one character), once
+    assert calls == [("mimikatz(\\.exe)? sekurlsa", 3), ("mimikatz(\\.exe)? sekurlsa", 1)]
     short = compile_item("f|re", "ab.*", lambda f: (f,), {}, ())
     assert short.need is None  # a literal under 3 characters indexes nothing, as before
 
