@@ -124,7 +124,10 @@ def _scalar(ev: Any) -> Any:
         if tag == _STR_TAG or tag == "tag:yaml.org,2002:timestamp":
             obj = value
         elif tag in _PLAIN_TAGS:
-            obj = _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
+            try:
+                obj = _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
+            except ValueError:  # a text the pattern takes but the constructor cannot read ('0b_', '0x_')
+                raise RuleYAMLError(f"invalid {tag.rsplit(':', 1)[-1]} {value!r}", ev.start_mark.line + 1) from None
         else:
             raise _Unusual
         if len(_RESOLVED) < _MAX_RESOLVED:
@@ -315,6 +318,10 @@ def load_documents_typed(text: str) -> tuple[list[Any], list[int], bool]:
         docs = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise _yaml_error(exc) from None
+    except RuleYAMLError:
+        raise
+    except ValueError as exc:  # a scalar PyYAML's constructor cannot read (as above, where it has no line)
+        raise RuleYAMLError(f"invalid YAML value: {exc}", 0) from None
     return docs, lines, False
 
 

@@ -273,3 +273,22 @@ def test_the_first_characters_are_those_pyyaml_resolves_by():
     assert ruleyaml_scalars.FIRST_CHARS == frozenset(k for k in resolvers if k) - set("!&*")
     assert not set("!&*") & set(ruleyaml_scalars.PLAIN_AVOID) ^ set("!&*")
     assert not resolvers.get(None) and not yaml.resolver.Resolver.yaml_path_resolvers
+
+
+def test_a_number_pyyaml_cannot_read_is_an_error_with_its_line_and_the_other_rules_load(tmp_path):
+    """`0b_` and `0x_` match PyYAML's int pattern but its constructor fails on them (int('', 2)): a
+    rule holding one is reported with its line, not a traceback, and the rules beside it load."""
+    from detectors.sigma import load_rules
+
+    for text, line in (("a: 1\nb: 0b_\n", 2), ("- 0x_\n", 1), ("a: !!str x\nb: [0x_]\n", 0)):
+        with pytest.raises(RuleYAMLError) as err:
+            cached_documents(text)
+        assert err.value.line == line and "invalid" in str(err.value)
+    good = "title: Good\nid: 5c1a7e9e-0000-4000-8000-000000000001\nlogsource: {product: linux}\n"
+    good += "detection:\n  s: {a: x}\n  condition: s\n"
+    (tmp_path / "a_good.yml").write_text(good)
+    (tmp_path / "bad.yml").write_text(good.replace("{a: x}", "{a: 0b_}").replace("Good", "Bad"))
+    res = load_rules([tmp_path])
+    assert [r.meta.title for r in res.rules] == ["Good"]
+    [error] = res.errors
+    assert Path(error.path).name == "bad.yml" and error.line == 5 and "0b_" in error.message
