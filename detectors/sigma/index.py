@@ -54,6 +54,7 @@ class CandidateIndex:
     # `fields` by field name (the keyword pseudo-field apart), made on the first lookup
     _by_field: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     _keyword: Any = field(default=None, repr=False, compare=False)
+    _plain: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def build(cls, needs: list[Any]) -> CandidateIndex:
@@ -94,10 +95,7 @@ class CandidateIndex:
                 # the automaton reports atom numbers; found[n] is the rules of atom n
                 found = [tuple(sorted(subs[fld][t])) for t in texts]
                 dfa = AhoCorasick(texts, matchkind=MatchKind.Standard, implementation=Implementation.DFA)
-                # a leftmost-first search finds out whether any atom is there at all (most often
-                # none) at about half the cost: its prefilter skips ahead, the overlapping search's does not
-                first = AhoCorasick(texts, matchkind=MatchKind.LeftmostFirst)
-                auto = (dfa.find_matches_as_indexes, found, first.find_matches_as_indexes)
+                auto = (dfa.find_matches_as_indexes, found)
             exact_map = {k: tuple(sorted(v)) for k, v in exact[fld].items()} if fld in exact else None
             ascii_atoms = all(type(t) is not str or t.isascii() for t in [*exact.get(fld, ()), *subs.get(fld, ())])
             idx.fields.append((fld, exact_map, auto, {}, fld == KEYWORD_INDEX_FIELD, ascii_atoms))
@@ -108,14 +106,45 @@ class CandidateIndex:
         lookup = self._by_field
         if lookup is None:
             lookup = self._by_field = {f[0]: f for f in self.fields if not f[4]}
+            self._plain = tuple((f[0], f) for f in self.fields if not f[4])
             self._keyword = next((f for f in self.fields if f[4]), None)
-        # the event's fields (~50 on a Windows event) looked up among the indexed ones (~100-170)
-        for name, v in event.items():
-            entry = lookup.get(name)
-            if entry is None:
-                continue
-            kind = type(v)
-            if kind is str or kind is int:  # the usual case: one value, most often seen before
+        # walk the shorter side: a Windows event's ~50 fields looked up among the 100-170 its bucket
+        # indexes, or the few fields a web or auth bucket indexes read from its event's ~30
+        if len(event) < len(lookup):
+            for name, v in event.items():
+                entry = lookup.get(name)
+                if entry is None:
+                    continue
+                kind = type(v)
+                if kind is str or kind is int:  # the usual case: one value, most often seen before
+                    found = entry[3].get(v)
+                    if found is None:
+                        found = self._remember(entry, v)
+                    if found:
+                        hits.update(found)
+                elif v is not None:
+                    self._value(entry, v, hits)
+        else:
+            get = event.get
+            for name, entry in self._plain:
+                v = get(name)
+                if v is None:
+                    continue
+                kind = type(v)
+                if kind is str or kind is int:
+                    found = entry[3].get(v)
+                    if found is None:
+                        found = self._remember(entry, v)
+                    if found:
+                        hits.update(found)
+                else:
+                    self._value(entry, v, hits)
+        entry = self._keyword
+        if entry is not None:
+            v = event.get("message")
+            if v is None:
+                v = event.get("event.original")
+            if type(v) is str:
                 found = entry[3].get(v)
                 if found is None:
                     found = self._remember(entry, v)
@@ -123,12 +152,6 @@ class CandidateIndex:
                     hits.update(found)
             elif v is not None:
                 self._value(entry, v, hits)
-        if self._keyword is not None:
-            v = event.get("message")
-            if v is None:
-                v = event.get("event.original")
-            if v is not None:
-                self._value(self._keyword, v, hits)
         more = self.more
         if more is not None and hits:
             size = self.size
@@ -207,8 +230,7 @@ def _hits(table: dict[str, Any] | None, auto: Any, s: str) -> tuple[int, ...]:
         if exact:
             found.update(exact)
     if auto is not None:
-        find, rules, any_there = auto
-        if any_there(s):
-            for atom, _, _ in find(s, True):  # overlapping: every atom present
-                found.update(rules[atom])
+        find, rules = auto
+        for atom, _, _ in find(s, True):  # overlapping: every atom present
+            found.update(rules[atom])
     return tuple(found) if found else _NONE
