@@ -32,7 +32,7 @@ FLOOR = {
     "AutomatedTestingTools": 7,
     "Command and Control": 5,
     "Credential Access": 26,
-    "Defense Evasion": 27,
+    "Defense Evasion": 28,
     "Discovery": 7,  # 4 when enumeration over RPC pipes came to need four pipes; +2 dev (pipe sweep, PowerShell LDAP); +1 round 5
     "Execution": 24,
     "Lateral Movement": 38,
