@@ -6,13 +6,14 @@ They yield predicates without index atoms (except `re`, which offers a literal p
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import re2
 
-from detectors.sigma import regex_literals
+from detectors.sigma import regex_literals, values
 from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literals
@@ -109,12 +110,41 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
                 _PARSED.add(source)
             return _RegexTest(None, pattern, source)
         # anything else: a syntax error, which the compile below reports as it always has
+    elif _PARSE_ONLY is not None:
+        # compiled in full once: a later start that finds this verdict in the rule cache defers it too
+        compiled: list[Any] = []
+        if document_cache().memo(_FIT_MEMO, source, lambda: _fits(source, compiled), str, _FIT_SOURCE) == "fits":
+            return _RegexTest(compiled[0], pattern) if compiled else _RegexTest(None, pattern, source)
     try:
         rx = re2.compile(source, re2_options())
     except re2.error as exc:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
     return _RegexTest(rx, pattern)
+
+
+def _fits(source: str, compiled: list[Any]) -> str:
+    """'fits' when RE2 compiles `source` under re2_options() (the program is appended to `compiled`),
+    else 'refused' (the caller's full compile then raises RE2's error as it always has)."""
+    try:
+        compiled.append(re2.compile(source, re2_options()))
+    except re2.error:
+        return "refused"
+    return "fits"
+
+
+def _fit_memo_name() -> str:
+    """The memo's name carries the installed RE2 extension's size and mtime (an upgrade or a reinstall
+    rewrites it): a verdict is reused only with the RE2 that gave it; re2_options() is in _FIT_SOURCE."""
+    try:
+        st = os.stat(re2._re2.__file__)
+        return f"regex-fits:{st.st_size}:{st.st_mtime_ns}"
+    except (AttributeError, OSError):
+        return f"regex-fits:unknown:{os.getpid()}"  # never matches a stored verdict
+
+
+_FIT_MEMO = _fit_memo_name()
+_FIT_SOURCE = str(values.__file__)
 
 
 # RE2 checks a pattern in two steps: it parses it (its syntax errors), then compiles the parsed pattern

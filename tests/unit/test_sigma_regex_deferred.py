@@ -186,3 +186,44 @@ def test_the_costliest_surely_fitting_patterns_compile(flags, atom):
             assert surely_fits(source), source
             size = re2.compile(source, re2_options())._regexp.ProgramSize()
             assert size <= 14 * weight < 87_000 // 3, (source, size, weight, base)
+
+
+def _restart(monkeypatch) -> None:
+    """Save this process's rule cache and forget it, as a new start would."""
+    from detectors.sigma import ruledocs
+
+    cache = ruledocs.document_cache()
+    cache.dirty = True
+    cache.save()
+    monkeypatch.setattr(ruledocs, "_CACHE", None)
+
+
+def test_a_pattern_compiled_in_full_once_is_deferred_when_the_rule_cache_knows_it_fits(tmp_path, monkeypatch):
+    from detectors.sigma import ruledocs
+
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ruledocs, "_CACHE", None)
+    heavy = r"ab[\s\S]{0,600}?cd"  # 600 copies of a class: not surely fitting by its text
+    assert not surely_fits(heavy)
+    first = compile_regex(heavy, ["re"], ())
+    assert first.raw is not None  # compiled at load: nothing known yet
+    _restart(monkeypatch)
+    second = compile_regex(heavy, ["re"], ())
+    assert second.raw is None  # the cache's verdict for this RE2: only compiled on first use
+    for text in ("ab xx cd", "ab" + "x" * 599 + "cd", "ab" + "x" * 601 + "cd", "", "abcd", "AB cd"):
+        assert bool(second(text)) == bool(first(text)), text
+    # another RE2 build (or options): the verdict is not reused
+    monkeypatch.setattr(typed, "_FIT_MEMO", "regex-fits:another-build")
+    assert compile_regex(heavy, ["re"], ()).raw is not None
+    # a pattern too large for RE2 is refused at load on every start, its verdict cached or not
+    too_large = r"(?:\pL\pL\pL\pL\pL\pL\pL\pL\pL\pL){200}"
+    for _ in range(2):
+        with pytest.raises(CompileError) as exc:
+            compile_regex(too_large, ["re"], ())
+        assert str(exc.value) == _full_compile_error(too_large)
+        _restart(monkeypatch)
+    # no cache: compiled at load, as before
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", "off")
+    monkeypatch.setattr(ruledocs, "_CACHE", None)
+    monkeypatch.setattr(typed, "_FIT_MEMO", typed._fit_memo_name())
+    assert compile_regex(heavy, ["re"], ()).raw is not None
