@@ -51,12 +51,30 @@ def browser():
 def click(drv, by, what) -> None:
     """Click and wait for the next page (a form post or link), not just the click."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = drv.find_element(By.TAG_NAME, "html")
     drv.find_element(by, what).click()
-    WebDriverWait(drv, 10).until(ec.staleness_of(old))
+    WebDriverWait(drv, 10).until(_replaced(old))
+
+
+def _replaced(element):
+    """ec.staleness_of, also when chromedriver answers mid-navigation that the node 'does not belong to
+    the document' (a WebDriverException, not a StaleElementReferenceException: seen once in CI)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_drv) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return gone
 
 
 def shot(drv, name: str) -> Path:
