@@ -12,32 +12,18 @@ commands is indexed too.
 
 from __future__ import annotations
 
+import re._parser as sre_parse  # type: ignore[import-not-found]
+from re._constants import (  # type: ignore[import-not-found]
+    AT,
+    AT_BEGINNING,
+    AT_BEGINNING_STRING,
+    BRANCH,
+    LITERAL,
+    MAX_REPEAT,
+    MIN_REPEAT,
+    SUBPATTERN,
+)
 from typing import Any
-
-try:  # Python 3.11+
-    import re._parser as sre_parse  # type: ignore[import-not-found]
-    from re._constants import (  # type: ignore[import-not-found]
-        AT,
-        AT_BEGINNING,
-        AT_BEGINNING_STRING,
-        BRANCH,
-        LITERAL,
-        MAX_REPEAT,
-        MIN_REPEAT,
-        SUBPATTERN,
-    )
-except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef, unused-ignore]
-    from sre_constants import (  # type: ignore[no-redef, unused-ignore]
-        AT,
-        AT_BEGINNING,
-        AT_BEGINNING_STRING,
-        BRANCH,
-        LITERAL,
-        MAX_REPEAT,
-        MIN_REPEAT,
-        SUBPATTERN,
-    )
 
 MIN_LITERAL = 3  # shorter literals prune too little to be worth an index atom
 # ... except the run a pattern starts with after '^': a value's first characters are a program's or a
