@@ -1,4 +1,4 @@
-"""`socpipe rules lint|test` and `socpipe scan`: the detection engine from the command line.
+"""`socpipe rules lint|test|regress` and `socpipe scan`: the detection engine from the command line.
 
 All three use the production engine (detectors.sigma) so what passes here behaves the same in
 the detector workers.
@@ -111,6 +111,70 @@ def test_command(paths: tuple[str, ...], require_coverage: bool) -> None:
         + (f"; {len(problems)} coverage problems" if problems else "")
     )
     sys.exit(1 if failed or problems or not results else 0)
+
+
+@rules_group.command("regress")
+@click.argument("samples", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Rule files or folders (repeatable; default: rules).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Also list the samples whose rule fired.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
+def regress_command(samples: tuple[Path, ...], rule_paths: tuple[Path, ...], show_all: bool, as_json: bool) -> None:
+    """Replay SigmaHQ regression samples (regression_data/: a real event recorded for a rule, named
+    after the rule's id, with its info.yml) through the normaliser and engine: does each rule fire?
+    A silent rule on its own real event is a field-mapping or normalisation gap."""
+    with _collector_paused():
+        from collectors.wire import LineBatch, LogLine
+        from detectors.normalise import Normaliser
+        from detectors.sigma import Engine, load_rules
+        from detectors.sigma.regression import read_samples, replay
+
+        loaded = load_rules([str(p) for p in rule_paths] or list(DEFAULT_RULES))
+        engine = Engine(loaded.rules)
+        titles = {r.meta.id: r.meta.title for r in loaded.rules}
+    read = read_samples(samples)
+
+    def normalise(lines: list[str]) -> list[dict[str, Any]]:
+        normaliser = Normaliser(default_timezone="UTC")  # per sample: no process context carried over
+        batch = LineBatch(
+            "regression",
+            "regression",
+            "regression",
+            "winlog-json/regression",
+            [LogLine(text=t, seq=i + 1, read_at=0.0) for i, t in enumerate(lines)],
+            "windows",
+            "UTC",
+        )
+        return [*normaliser.normalise_batch(batch), *normaliser.flush()]
+
+    outcomes = replay(read, engine, set(titles), normalise)
+    counts = {k: sum(1 for o in outcomes if o.status == k) for k in ("fired", "silent", "unknown-rule", "unreadable")}
+    if as_json:
+        click.echo(json.dumps({"counts": counts, "samples": [vars(o) for o in outcomes]}, indent=2))
+    else:
+        for o in outcomes:
+            if o.status == "fired" and not show_all:
+                continue
+            what = {
+                "fired": f"fired {o.matches} (asked {o.expected})",
+                "silent": f"matched {o.matches} of {o.expected}"
+                + (f"; fired instead: {', '.join(o.other_rules[:5])}" if o.other_rules else ""),
+                "unknown-rule": o.message,
+                "unreadable": o.message,
+            }[o.status]
+            title = titles.get(o.rule_id, o.rule_id)
+            click.echo(clean(f"{o.status.upper():12} {o.path} :: {title} -- {what}"))
+        ran = counts["fired"] + counts["silent"]
+        click.echo(
+            f"{counts['fired']} of {ran} samples fired their rule; {counts['unknown-rule']} name no loaded rule, "
+            f"{counts['unreadable']} unreadable; {len(loaded.rules)} rules ({len(loaded.errors)} rule errors)"
+        )
+    sys.exit(1 if counts["silent"] or counts["unreadable"] else 0)
 
 
 @click.command("scan")
