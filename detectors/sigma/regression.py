@@ -13,6 +13,7 @@ normaliser.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +50,23 @@ class Outcome:
 
 
 def _events(text: str) -> list[Any]:
-    """One JSON document, or one per line (SigmaHQ's `json` / `ndjson` / `jsonl` types)."""
+    """One JSON document, or several one after another: one per line (SigmaHQ's `ndjson`/`jsonl`) or
+    pretty-printed back to back (what `evtx_dump -o json` writes for a file of several records)."""
     try:
         doc = orjson.loads(text)
         return doc if isinstance(doc, list) else [doc]
     except orjson.JSONDecodeError:
-        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+        pass
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    at = 0
+    while True:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if at == len(text):
+            return out
+        doc, at = decoder.raw_decode(text, at)  # a ValueError names the place
+        out.append(doc)
 
 
 def _info(folder: Path, sample: Path) -> tuple[str | None, int]:
@@ -94,7 +106,7 @@ def read_samples(paths: Iterable[Path]) -> list[Sample]:
         sample = Sample(f, rule_id or f.stem, expected)
         try:
             docs = _events(f.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
             sample.error = f"not JSON or NDJSON: {exc}"
             out.append(sample)
             continue

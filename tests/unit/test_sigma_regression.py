@@ -124,3 +124,19 @@ def test_unknown_rules_are_skipped_and_broken_samples_reported(tmp_path: Path) -
     counts = json.loads(res.output)["counts"]
     assert counts == {"fired": 0, "silent": 1, "unknown-rule": 1, "unreadable": 1}
     assert res.exit_code == 1
+
+
+def test_records_pretty_printed_back_to_back_are_each_an_event(tmp_path: Path) -> None:
+    """`evtx_dump -o json` writes a file's records as pretty JSON objects one after another."""
+    hit = sysmon_1("C:\\Windows\\System32\\whoami.exe", "C:\\Windows\\System32\\inetsrv\\w3wp.exe")
+    samples = sample_tree(tmp_path, [hit])
+    (path,) = samples.rglob("*.json")
+    other = sysmon_1("C:\\Windows\\System32\\hostname.exe", "C:\\Windows\\explorer.exe")
+    path.write_text(json.dumps(other, indent=2) + "\n" + json.dumps(hit, indent=2) + "\n")
+    (s,) = read_samples([samples])
+    assert (len(s.lines), s.error) == (2, "")
+    res = run(str(samples), "--rules", str(rules_dir(tmp_path)), "--json")
+    assert res.exit_code == 0 and json.loads(res.output)["samples"][0]["matches"] == 1
+    path.write_text(json.dumps(hit, indent=2) + '\n{"Event": ')  # a truncated second record
+    (s,) = read_samples([samples])
+    assert s.error.startswith("not JSON or NDJSON")
