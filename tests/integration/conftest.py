@@ -113,6 +113,21 @@ def free_ports(count: int, attempts: int = 50) -> int:
     raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 in {attempts} attempts")
 
 
+def describe_groups(admin, groups: list[str]) -> dict[str, dict] | None:
+    """`admin.describe_groups(groups)`, or None while the cluster has no group coordinator yet: a fresh
+    cluster creates `__consumer_offsets` at the first FindCoordinator and answers COORDINATOR_NOT_AVAILABLE
+    (or COORDINATOR_LOAD_IN_PROGRESS) until its partitions have leaders and are loaded. A test polling
+    a group right after `socpipe stack up` must wait on that, as the worker's own consumers do, not fail
+    (test_detector_stop did, in 1.6 s, on a fresh stack). Any other error is raised."""
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+
+    try:
+        described: dict[str, dict] = admin.describe_groups(groups)
+    except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        return None
+    return described
+
+
 @pytest.fixture
 def scrape_target():
     """Register a metrics endpoint with the local Prometheus (file_sd); removed after the test."""

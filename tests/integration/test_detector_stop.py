@@ -12,7 +12,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import es_client, wait_for
+from tests.integration.conftest import describe_groups, es_client, wait_for
 from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env, produce
 from tests.integration.test_detector_es_outage import FlakyProxy
 
@@ -26,8 +26,11 @@ def test_a_worker_stopped_during_an_es_outage_leaves_its_groups_at_once(kafka_bo
         env = detector_env(kafka_bootstrap, es_url, unique) | {"SOCPIPE_ES_URL": proxy.url}
         groups = [env["SOCPIPE_GROUP_ID"], env["SOCPIPE_GROUP_ID"] + ".correlation"]
 
-        def members() -> list[int]:
-            described = admin.describe_groups(groups)
+        def members() -> list[int] | None:
+            """Members of each group; None while the cluster has no group coordinator yet (fresh stack)."""
+            described = describe_groups(admin, groups)
+            if described is None:
+                return None
             return [len((described.get(g) or {}).get("members") or []) for g in groups]
 
         det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)

@@ -19,7 +19,7 @@ from kafka.admin import NewTopic
 
 from collectors.kafka_settings import SOC_CONSUMER
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import describe_groups, wait_for
 from tests.integration.test_detector_e2e import detector_env, produce
 
 PARTITIONS = 4
@@ -51,7 +51,7 @@ SEEN: dict[str, str] = {}  # each group as the coordinator last described it, fo
 def view(admin: KafkaAdminClient, group: str, members: int) -> dict[str, tuple[int, ...]] | None:
     """Member id -> partitions, from the group coordinator; None unless Stable with `members` members
     holding every partition."""
-    desc = admin.describe_groups([group]).get(group) or {}
+    desc = (describe_groups(admin, [group]) or {}).get(group) or {}  # {} while no coordinator (fresh stack)
     out = {}
     for m in desc.get("members") or []:
         tps = (m.get("member_assignment") or {}).get("assigned_partitions") or []
