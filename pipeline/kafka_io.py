@@ -1,6 +1,7 @@
 """Kafka at the edge: producer/consumer/admin construction, topic creation, reading a topic from a
 point in time, and subscribing (`subscribe`), polling (`poll`) and resuming paused partitions
-(`resume`) around three kafka-python 3.0.12 defects, in one place.
+(`resume`) around three kafka-python 3.0.12 defects, in one place; metadata fetches that end
+(`fetch_metadata`, `partitions_for`).
 
 The settings themselves live in `collectors.kafka_settings` (one home for the agent and the SOC).
 """
@@ -8,12 +9,13 @@ The settings themselves live in `collectors.kafka_settings` (one home for the ag
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import MemberState
 
 from collectors.kafka_settings import SOC_CONSUMER, SOC_PRODUCER
@@ -37,8 +39,9 @@ def consumer(
     return c
 
 
-def subscribe(consumer: KafkaConsumer, topics: list[str], listener: Any = None) -> None:
-    """`consumer.subscribe`, then one metadata fetch (`consumer.topics()`): the one way socpipe subscribes.
+def subscribe(consumer: KafkaConsumer, topics: list[str], listener: Any = None, timeout_ms: int | None = None) -> None:
+    """`consumer.subscribe`, then one metadata fetch of every topic (`fetch_metadata`, what
+    `consumer.topics()` does, bounded by `timeout_ms`): the one way socpipe subscribes.
 
     kafka-python 3.0.12's coordinator keeps a snapshot of the subscribed topics' partitions, taken at
     construction (nothing subscribed yet) and refreshed only by a metadata response; the group leader
@@ -46,12 +49,84 @@ def subscribe(consumer: KafkaConsumer, topics: list[str], listener: Any = None) 
     the leader's first assignment went out with the empty snapshot, the metadata response that came
     right after differed, and the leader joined again: one more rebalance of the whole group at every
     worker start (tests/integration/test_kafka_join.py). The fetch after subscribing refreshes the
-    snapshot before the first join."""
+    snapshot before the first join. No answer within the timeout: KafkaTimeoutError (`fetch_metadata`)."""
     if listener is None:
         consumer.subscribe(topics)
     else:
         consumer.subscribe(topics, listener=listener)
-    consumer.topics()
+    fetch_metadata(consumer, timeout_ms)
+
+
+# what fetch_metadata uses of kafka-python 3.0.12's consumer (absent: consumer.topics(), unbounded)
+_METADATA_INTERNALS = ("_cluster", "_net", "_manager")
+
+
+def _bounded_fetch_possible(consumer: KafkaConsumer) -> bool:
+    if not all(hasattr(consumer, name) for name in _METADATA_INTERNALS):
+        return False
+    cluster = consumer._cluster
+    return all(
+        hasattr(cluster, name)
+        for name in (
+            "request_update",
+            "need_all_topic_metadata",
+            "metadata_refresh_in_progress",
+            "partitions_for_topic",
+        )
+    ) and hasattr(consumer._manager, "wait_for")
+
+
+def fetch_metadata(consumer: KafkaConsumer, timeout_ms: int | None = None) -> None:
+    """Fetch the metadata of every topic, as `consumer.topics()` does, but give up after `timeout_ms`
+    (default: the consumer's `request_timeout_ms`, the bound kafka-python puts on one request) with a
+    KafkaTimeoutError naming the brokers and the wait: the one way socpipe fetches metadata.
+
+    kafka-python 3.0.12's `topics()` / `partitions_for_topic()` wait for the metadata future without a
+    timeout (`_fetch_all_topic_metadata`: `wait_for(future, None)`). The future fails when a request
+    sent for it fails or times out, but not while none can be sent: a refresh loop still bootstrapping
+    (no deadline there), or no broker ready (NodeNotReadyError, retried without failing the future). A
+    broker that accepts connections and never answers then held a worker's start forever, without a
+    word (tests/unit/test_kafka_io_metadata.py); now the start fails with a message (`detect run`: exit 1).
+    """
+    wait_ms = consumer.config["request_timeout_ms"] if timeout_ms is None else timeout_ms
+    if not _bounded_fetch_possible(consumer):  # a kafka-python whose internals are not those read here
+        consumer.topics()
+        return
+    cluster, net, manager = consumer._cluster, consumer._net, consumer._manager
+    deadline = time.monotonic() + wait_ms / 1000
+
+    def wait(future: Any) -> None:
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        try:
+            net.run(manager.wait_for, future, left_ms)
+        except KafkaTimeoutError as exc:
+            brokers = ",".join(consumer.config["bootstrap_servers"])
+            raise KafkaTimeoutError(
+                f"no metadata from Kafka at {brokers} within {wait_ms / 1000:g} s "
+                "(the brokers accept connections but do not answer, or none is ready)"
+            ) from exc
+
+    # as consumer.topics(): a refresh under way may not ask for every topic; let it end, then ask again
+    if cluster.metadata_refresh_in_progress:
+        wait(cluster.request_update())
+    stash = cluster.need_all_topic_metadata
+    cluster.need_all_topic_metadata = True
+    try:
+        wait(cluster.request_update())
+    finally:
+        cluster.need_all_topic_metadata = stash
+
+
+def partitions_for(consumer: KafkaConsumer, topic: str, timeout_ms: int | None = None) -> set[int]:
+    """`consumer.partitions_for_topic(topic)` whose metadata fetch (when the topic is not in the
+    consumer's metadata yet) ends after `timeout_ms` (`fetch_metadata`). Empty: no such topic yet."""
+    if not _bounded_fetch_possible(consumer):
+        return set(consumer.partitions_for_topic(topic) or ())
+    partitions = consumer._cluster.partitions_for_topic(topic)
+    if partitions is None:
+        fetch_metadata(consumer, timeout_ms)
+        partitions = consumer._cluster.partitions_for_topic(topic)
+    return set(partitions or ())
 
 
 def poll(consumer: KafkaConsumer, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:

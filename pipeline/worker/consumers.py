@@ -36,7 +36,7 @@ def _await_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 30
     """Join only once the topic's partitions are in metadata: a group that joins while a just-created
     topic has none gets no assignment, and kafka-python did not rebalance onto it later."""
     deadline = time.monotonic() + timeout_s
-    while not consumer.partitions_for_topic(topic):
+    while not kafka_io.partitions_for(consumer, topic):  # KafkaTimeoutError: the brokers do not answer
         if time.monotonic() > deadline:
             log.warning(
                 "detector.topic_without_partitions topic=%s waited_s=%.0f action=subscribe_anyway", topic, timeout_s
