@@ -222,7 +222,7 @@ def read_since(cfg: KafkaConfig, topic: str, since_epoch: float) -> Iterator[tup
     partition has reached the end it had when reading started. No consumer group (nothing committed)."""
     c = consumer(cfg, None, consumer_timeout_ms=10_000)
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        parts = [TopicPartition(topic, p) for p in sorted(partitions_for(c, topic))]
         if not parts:
             raise LookupError(f"topic {topic} has no partitions (or does not exist)")
         c.assign(parts)

@@ -120,7 +120,7 @@ def quarantine(config_path: str | None, limit: int, reason: str | None, as_json:
     cfg = _load(config_path)
     try:
         reader = kafka_io.consumer(cfg.kafka, group_id=None, enable_auto_commit=False)
-        parts = reader.partitions_for_topic(cfg.quarantine_topic) or set()
+        parts = kafka_io.partitions_for(reader, cfg.quarantine_topic)
         tps = [TopicPartition(cfg.quarantine_topic, p) for p in sorted(parts)]
         rows = []
         if tps:

@@ -100,7 +100,7 @@ class CoverageService:
         while time.monotonic() < deadline:
             parts = []
             for t in topics:
-                ps = consumer.partitions_for_topic(t)
+                ps = kafka_io.partitions_for(consumer, t)  # KafkaTimeoutError: the brokers do not answer
                 if not ps:
                     break
                 parts += [TopicPartition(t, p) for p in ps]

@@ -100,10 +100,10 @@ class StageConsumers:
         self._next_load_sample = time.monotonic() + LOAD_SAMPLE_S
         now = time.monotonic()
         for consumer, topic in ((self.raw, self.cfg.raw_topic), (self.corr, self.cfg.correlation_topic)):
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                continue
-            try:
+            try:  # the topic's partitions are in metadata once subscribed; if not, fetched for 2 s at most
+                parts = kafka_io.partitions_for(consumer, topic, timeout_ms=2000)
+                if not parts:
+                    continue
                 ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts], timeout_ms=2000)
             except KafkaError as exc:  # the broker is busy or away: the next sample will do
                 log.debug("detector.load_sample_failed topic=%s error=%s", topic, exc)

@@ -155,3 +155,19 @@ def test_without_the_internals_it_falls_back_to_kafka_python_s_own_calls() -> No
     kafka_io.subscribe(other, ["raw"])
     assert kafka_io.partitions_for(other, "raw") == {0, 1}
     assert other.calls == ["subscribe", "topics", "partitions_for_topic"]
+
+
+def test_a_load_sample_in_the_worker_loop_gives_up_on_a_silent_broker_within_seconds(consumer: KafkaConsumer) -> None:
+    """The worker samples both topics' end offsets every few seconds (StageConsumers.sample_loads_if_due);
+    a topic not in the consumer's metadata is fetched there, in the loop that moves records: bounded
+    (2 s) and skipped like a busy broker, not a loop stalled for good."""
+    from pipeline.detector_config import DetectorConfig
+    from pipeline.worker.assign import PartitionLoads
+    from pipeline.worker.consumers import StageConsumers
+
+    stage = StageConsumers.__new__(StageConsumers)  # its consumers are this test's, not built from a config
+    stage.cfg = DetectorConfig(raw_topic="raw", correlation_topic="corr")
+    stage.loads, stage._next_load_sample = PartitionLoads(), 0.0
+    stage.raw = stage.corr = consumer
+    exc, took = _run_bounded(stage.sample_loads_if_due)
+    assert exc is None and took < 2 * 2 + 5, (exc, took)
