@@ -13,10 +13,12 @@ from typing import Any
 
 import re2
 
-from detectors.sigma import regex_literals, values
+from detectors.common.digests import blake2b
+from detectors.sigma import regex_literals, regex_price, values
 from detectors.sigma.casefold import fold
 from detectors.sigma.fields import field_values, scalar_text, time_part, to_number
 from detectors.sigma.regex_literals import required_literals
+from detectors.sigma.regex_price import FITS_BOUND, program_bound
 from detectors.sigma.ruledocs import document_cache
 from detectors.sigma.values import NO_MATCH, Re2Found, direct_anchor, re2_options
 
@@ -111,9 +113,11 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
             return _RegexTest(None, pattern, source)
         # anything else: a syntax error, which the compile below reports as it always has
     elif _PARSE_ONLY is not None:
-        # compiled in full once: a later start that finds this verdict in the rule cache defers it too
+        # priced by its parts (regex_price) or else compiled in full, once: a later start that finds this
+        # verdict in the rule cache defers it too
         compiled: list[Any] = []
-        if document_cache().memo(_FIT_MEMO, source, lambda: _fits(source, compiled), str, _FIT_SOURCE) == "fits":
+        verdict = document_cache().memo(_FIT_MEMO, source, lambda: _fit_verdict(source, compiled), str, _FIT_SOURCE)
+        if verdict == "fits":
             return _RegexTest(compiled[0], pattern) if compiled else _RegexTest(None, pattern, source)
     try:
         rx = re2.compile(source, re2_options())
@@ -121,6 +125,18 @@ def compile_regex(pattern: str, mods: list[Any], path: tuple[Any, ...]) -> Any:
         raise CompileError(f"regex rejected (not linear-time/RE2 syntax): {exc}", path) from None
 
     return _RegexTest(rx, pattern)
+
+
+def _fit_verdict(source: str, compiled: list[Any]) -> str:
+    """'fits' when the program regex_price bounds `source`'s to is within FITS_BOUND and RE2 parses it
+    (only parsed: compiled on first use), else _fits'."""
+    bound = program_bound(source)
+    if bound is not None and bound <= FITS_BOUND and _PARSE_ONLY is not None:
+        if (
+            _PARSE_ONLY(source.encode()).error() == _TOO_LARGE
+        ):  # no syntax error: a valid pattern, too large for no room
+            return "fits"
+    return _fits(source, compiled)
 
 
 def _fits(source: str, compiled: list[Any]) -> str:
@@ -135,10 +151,13 @@ def _fits(source: str, compiled: list[Any]) -> str:
 
 def _fit_memo_name() -> str:
     """The memo's name carries the installed RE2 extension's size and mtime (an upgrade or a reinstall
-    rewrites it): a verdict is reused only with the RE2 that gave it; re2_options() is in _FIT_SOURCE."""
+    rewrites it) and regex_price's content: a verdict is reused only with the RE2 and the pricing that
+    gave it; re2_options() is in _FIT_SOURCE."""
     try:
         st = os.stat(re2._re2.__file__)
-        return f"regex-fits:{st.st_size}:{st.st_mtime_ns}"
+        with open(regex_price.__file__, "rb") as fh:
+            price = blake2b(fh.read(), digest_size=8).hexdigest()
+        return f"regex-fits:{st.st_size}:{st.st_mtime_ns}:{price}"
     except (AttributeError, OSError):
         return f"regex-fits:unknown:{os.getpid()}"  # never matches a stored verdict
 

@@ -9,6 +9,7 @@ import re2
 
 from detectors.sigma import typed
 from detectors.sigma.compile import CompileError, compile_item
+from detectors.sigma.regex_price import program_bound
 from detectors.sigma.typed import DEFER_MAX_CHARS, compile_regex, surely_fits
 from detectors.sigma.values import re2_options
 
@@ -203,8 +204,8 @@ def test_a_pattern_compiled_in_full_once_is_deferred_when_the_rule_cache_knows_i
 
     monkeypatch.setenv("SOCPIPE_RULE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ruledocs, "_CACHE", None)
-    heavy = r"ab[\s\S]{0,600}?cd"  # 600 copies of a class: not surely fitting by its text
-    assert not surely_fits(heavy)
+    heavy = r"ab[\s\S]{0,600}?\Qcd\E"  # 600 copies of a class, and \Q: not surely fitting by its text, nor priced
+    assert not surely_fits(heavy) and program_bound(heavy) is None
     first = compile_regex(heavy, ["re"], ())
     assert first.raw is not None  # compiled at load: nothing known yet
     _restart(monkeypatch)
