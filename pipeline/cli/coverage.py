@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -52,9 +53,18 @@ def run(config_path: str | None, log_level: str) -> None:
     """Run the coverage service until SIGTERM/SIGINT."""
     logs.setup(log_level)
     cfg = _load(config_path, validate=True)
+    from pipeline.cli.startup import fail, start_guard
     from pipeline.coverage.service import CoverageService
 
-    service = CoverageService(cfg)
+    try:
+        service = CoverageService(cfg)
+    except (OSError, sqlite3.Error) as exc:  # state_dir or the registry cannot be opened
+        fail(f"coverage state: {exc}")
+    with start_guard(kafka=cfg.kafka.bootstrap):
+        try:
+            service.start()
+        except OSError as exc:
+            fail(f"metrics endpoint {cfg.metrics_host}:{cfg.metrics_port}: {exc}")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
     service.run()

@@ -57,20 +57,21 @@ def run(config_path: str | None, extra_rules: tuple[str, ...], log_level: str) -
     """Run a worker until SIGTERM/SIGINT."""
     logs.setup(log_level)
     cfg = _load(config_path, extra_rules)
-    from kafka.errors import KafkaError
-
+    from pipeline.cli.startup import fail, start_guard
     from pipeline.worker import DetectorWorker  # heavy imports only once the config is valid
 
     try:
-        worker = DetectorWorker(cfg, agency_lookup=_agency_lookup(cfg.inventory))
+        with start_guard(kafka=cfg.kafka.bootstrap, es=cfg.es.url):  # unreachable, refused credentials
+            worker = DetectorWorker(cfg, agency_lookup=_agency_lookup(cfg.inventory))
     except ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
-    except KafkaError as exc:
-        click.echo(f"cannot start: Kafka at {cfg.kafka.bootstrap} did not answer ({exc})", err=True)
-        sys.exit(1)
     if cfg.metrics_port:
-        start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=worker.metrics.registry)
+        try:
+            start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=worker.metrics.registry)
+        except OSError as exc:
+            worker.close()
+            fail(f"metrics endpoint {cfg.metrics_host}:{cfg.metrics_port}: {exc}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -63,7 +63,7 @@ class CoverageService:
         self.record_counters = StreamCounters()
         self.snapshot: Snapshot | None = None
         self._stop = threading.Event()
-        self._consumer = None
+        self._consumer: KafkaConsumer | None = None
         self._http: WSGIServer | None = None
         saved = self.history.get("tracker")
         if saved:
@@ -114,11 +114,28 @@ class CoverageService:
         log.info("coverage.consuming partitions=%d", len(parts))
         return consumer
 
-    def run(self, serve_metrics: bool = True) -> None:
+    def start(self, serve_metrics: bool = True) -> None:
+        """Serve the metrics and connect to Kafka (`run` does it if not done). Raises what stopped it:
+        OSError (the metrics port), KafkaError (the brokers); nothing is left listening then."""
         if serve_metrics:
             self.start_metrics()
-        consumer = self._connect()
-        self._consumer = consumer
+        try:
+            self._consumer = self._connect()
+        except BaseException:
+            self._close_metrics()
+            raise
+
+    def _close_metrics(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+    def run(self, serve_metrics: bool = True) -> None:
+        if self._consumer is None:
+            self.start(serve_metrics)
+        consumer = self._consumer
+        assert consumer is not None
         now = time.time()
         self.agents.refresh(now, force=True)
         self.tick(now)
@@ -150,9 +167,7 @@ class CoverageService:
         finally:
             self._save_state()
             consumer.close()
-            if self._http is not None:
-                self._http.shutdown()
-                self._http.server_close()
+            self._close_metrics()
 
     def _save_state(self) -> None:
         self.history.put("tracker", self.tracker.export_state())

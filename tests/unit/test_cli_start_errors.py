@@ -1,0 +1,176 @@
+"""The long-running SOC services end with one `cannot start: ...` line and exit code 1 when a server
+they need at start does not let them (pipeline.cli.startup): Kafka that never answers (`coverage run`,
+`detect run`), Elasticsearch unreachable or refusing the credentials (`detect run`) - never a stack
+trace. The servers are fakes on loopback (a listener that never answers, a closed port, an HTTP
+server that answers 401); the clients and the commands are the real ones."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+
+from pipeline import logs
+from pipeline.cli import main
+from pipeline.cli.startup import kafka_problem, redact_url
+from tests.unit.test_kafka_io_metadata import SilentBroker
+
+RULE = (
+    "title: t\nid: 5b0e1f5e-4b8f-4c4e-9a51-0a4c0a4f3f10\nlogsource: {product: linux}\n"
+    "detection:\n  sel: {a: b}\n  condition: sel\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands run in this process: they must not take its signals or its logging over."""
+    monkeypatch.setattr(logs, "setup", lambda *a, **k: None)
+    monkeypatch.setattr(signal, "signal", lambda *a, **k: None)
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentBroker]:
+    broker = SilentBroker()
+    yield broker
+    broker.close()
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+class _Refuses(BaseHTTPRequestHandler):
+    """Elasticsearch refusing the credentials, as it answers them (401, security_exception)."""
+
+    def _answer(self) -> None:
+        body = json.dumps(
+            {
+                "error": {"type": "security_exception", "reason": "unable to authenticate user [detector]"},
+                "status": 401,
+            }
+        ).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-elastic-product", "Elasticsearch")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_es() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _one_line_failure(result: Result, starts: str) -> str:
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), f"not a clear exit: {result.exception!r}"
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(starts), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_coverage_run_against_a_broker_that_never_answers_says_it_cannot_start(
+    tmp_path: Path, silent: SilentBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for client in (KafkaAdminClient, KafkaConsumer, KafkaProducer):  # 30 s in production
+        monkeypatch.setitem(client.DEFAULT_CONFIG, "bootstrap_timeout_ms", 1500)
+    env = {
+        "SOCPIPE_KAFKA_BOOTSTRAP": silent.address,
+        "SOCPIPE_METRICS_PORT": "0",
+        "SOCPIPE_STATE_DIR": str(tmp_path / "coverage"),
+        "SOCPIPE_REGISTRY": str(tmp_path / "registry.db"),
+        "SOCPIPE_INVENTORY": str(tmp_path / "inventory.yaml"),
+    }
+    result = CliRunner().invoke(main, ["coverage", "run"], env=env)
+    line = _one_line_failure(result, f"cannot start: Kafka at {silent.address} did not answer (")
+    assert "Unable to bootstrap" in line
+    assert silent.accepted >= 1  # it did reach the listener: the broker, not the address, was silent
+
+
+def test_coverage_run_with_its_metrics_port_taken_says_which(tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        env = {
+            "SOCPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{_closed_port()}",
+            "SOCPIPE_METRICS_HOST": "127.0.0.1",
+            "SOCPIPE_METRICS_PORT": str(port),
+            "SOCPIPE_STATE_DIR": str(tmp_path / "coverage"),
+            "SOCPIPE_REGISTRY": str(tmp_path / "registry.db"),
+            "SOCPIPE_INVENTORY": str(tmp_path / "inventory.yaml"),
+        }
+        result = CliRunner().invoke(main, ["coverage", "run"], env=env)
+    finally:
+        taken.close()
+    _one_line_failure(result, f"cannot start: metrics endpoint 127.0.0.1:{port}: ")
+
+
+def _detect_env(tmp_path: Path, es_url: str) -> dict[str, str]:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yml").write_text(RULE)
+    return {
+        "SOCPIPE_RULES": json.dumps([str(tmp_path / "rules")]),
+        "SOCPIPE_MODELS_DIR": str(tmp_path / "models"),
+        "SOCPIPE_REGISTRY": str(tmp_path / "registry.db"),
+        "SOCPIPE_INVENTORY": "",
+        "SOCPIPE_METRICS_PORT": "0",
+        "SOCPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{_closed_port()}",
+        "SOCPIPE_ES_URL": es_url,
+        "SOCPIPE_ES_REQUEST_TIMEOUT_S": "5",
+        "SOCPIPE_RULE_CACHE": "",
+    }
+
+
+def test_detect_run_with_elasticsearch_unreachable_says_it_cannot_start(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    result = CliRunner().invoke(main, ["detect", "run"], env=_detect_env(tmp_path, url))
+    _one_line_failure(result, f"cannot start: Elasticsearch at {url} is unreachable (")
+
+
+def test_detect_run_with_refused_elasticsearch_credentials_says_so(tmp_path: Path, refusing_es: str) -> None:
+    result = CliRunner().invoke(main, ["detect", "run"], env=_detect_env(tmp_path, refusing_es))
+    line = _one_line_failure(result, f"cannot start: Elasticsearch at {refusing_es} refused the credentials (401")
+    assert "unable to authenticate user [detector]" in line and "es.api_key" in line
+
+
+def test_kafka_problems_name_refused_credentials_and_acls() -> None:
+    timeout = KafkaTimeoutError("Unable to bootstrap from ['k1:9094']")
+    sasl = "Bootstrap connection to bootstrap-0 failed: SaslAuthenticationFailedError: Authentication failed"
+    refused = kafka_problem(timeout, "k1:9094", sasl)
+    assert refused.startswith("Kafka at k1:9094 refused the credentials (") and "kafka.sasl_password" in refused
+    assert "SaslAuthenticationFailedError" in refused
+    down = kafka_problem(timeout, "k1:9094", "Bootstrap connection to bootstrap-0 failed: 111 ECONNREFUSED")
+    assert down.startswith("Kafka at k1:9094 did not answer (") and "ECONNREFUSED" in down
+    assert "ACLs" in kafka_problem(TopicAuthorizationFailedError(), "k1:9094")
+
+
+def test_urls_lose_their_password_in_the_message() -> None:
+    assert redact_url("https://detector:s3cret@es.soc.example:9200/") == "https://es.soc.example:9200/"
+    assert redact_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200"
