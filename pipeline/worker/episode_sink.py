@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
@@ -28,6 +30,50 @@ from pipeline.worker_metrics import WorkerMetrics
 log = logging.getLogger("socpipe.detector")
 
 INCIDENT_SYNC_S = 60.0  # an episode's growth reaches its incident at most once a minute (event time)
+
+GIVEN_UP_REASON = "episode growth given up at stop"  # the dead letter's `reason` header
+GIVEN_UP_KIND = "episode_growth"
+# one dead letter's detections stay under the brokers' default message.max.bytes (1 MB): an alert's
+# growth bigger than that is split into parts
+GIVEN_UP_MAX_BYTES = 900_000
+
+
+@dataclass(frozen=True)
+class GivenUp:
+    """An open alert's growth the worker's last flush could not write (`EpisodeSink.flush_at_stop`)."""
+
+    key: str  # the episode's dedup key
+    alert: tuple[str, str] | None  # (index, id) of the alert it grows, as this worker last wrote it
+    offers: list[Offer]
+
+    def letters(self, max_bytes: int = GIVEN_UP_MAX_BYTES) -> list[bytes]:
+        """The dead letters (JSON) that let an operator merge this growth into its alert: the alert's
+        index and id (null when this worker did not write it: find the open alert of `dedup_key`),
+        every detection as the other dead letters carry one (`Finding.to_dict`) with the Kafka record it
+        came from; split in parts of at most ~`max_bytes` (`part`/`parts`), one detection per part at least."""
+        head: dict[str, Any] = {
+            "kind": GIVEN_UP_KIND,
+            "reason": GIVEN_UP_REASON,
+            "alert": None if self.alert is None else {"index": self.alert[0], "id": self.alert[1]},
+            "dedup_key": self.key,
+        }
+        entries = [
+            wire.encode({"detection": o.item.to_dict(), "record": {"source": o.source, "offset": o.offset}})
+            for o in self.offers
+        ]
+        groups: list[list[bytes]] = [[]]
+        size = 0
+        for e in entries:
+            if groups[-1] and size + len(e) > max_bytes:
+                groups.append([])
+                size = 0
+            groups[-1].append(e)
+            size += len(e) + 1
+        out = []
+        for i, group in enumerate(groups, 1):
+            meta = wire.encode({**head, "part": i, "parts": len(groups), "detections_in_part": len(group)})
+            out.append(meta[:-1] + b',"detections":[' + b",".join(group) + b"]}")
+        return out
 
 
 class EpisodeSink:
@@ -58,6 +104,7 @@ class EpisodeSink:
         self.episode_update_s = episode_update_s
         self._deferred: dict[str, list[Offer]] = {}  # dedup key -> detections not yet merged
         self._last_write: dict[str, float] = {}  # dedup key -> when its alert was last written
+        self._alert_of: dict[str, tuple[str, str]] = {}  # dedup key -> (index, id) of its alert, last written
         self.monotonic = monotonic
         self._stopping = False  # the last flush: a failed write is not retried (flush_at_stop)
 
@@ -74,17 +121,19 @@ class EpisodeSink:
             for b in self.write(pending, defer=False):  # Elasticsearch busy: next poll
                 self._deferred.setdefault(b.key, []).extend(b.offers)
 
-    def flush_at_stop(self) -> tuple[int, int]:
+    def flush_at_stop(self) -> list[GivenUp]:
         """The worker's last flush before it exits: the deferred growth of every alert, written if
         Elasticsearch takes it now, once (a stop during an outage must not wait for Elasticsearch).
-        What it does not take is given up, and the counts returned: (alerts, detections) not merged.
+        What it does not take is given up and handed to the caller (and no longer held here).
 
         Given up, not retried: that growth was deferred after its records' offsets were committed (the
         bounded update rate lets offsets move on; the alerts themselves were written), so nobody reads
-        those records again; the alerts stay, their counts and evidence short of these detections."""
+        those records again: the caller sends it to the dead-letter topic."""
         self._stopping = True
         self.flush_due(force=True)
-        return len(self._deferred), sum(len(offers) for offers in self._deferred.values())
+        given = [GivenUp(key, self._alert_of.get(key), offers) for key, offers in self._deferred.items()]
+        self._deferred.clear()
+        return given
 
     def write(self, batches: list[BatchEpisode], defer: bool = True) -> list[BatchEpisode]:
         """Merge each episode's share into its open alert or create it; those to retry.
@@ -138,7 +187,7 @@ class EpisodeSink:
                     self.metrics.suppressed.inc(len(b.offers) - 1)
                     created.append(doc)
                     written.append(value)
-                    self._wrote(b.key)
+                    self._wrote(b.key, (value[0], value[1]))
                 elif outcome == "exists":  # a replay: merge into the alert already there
                     self._merge(b, value, left, written, created)
                 elif outcome == "retry":
@@ -179,14 +228,17 @@ class EpisodeSink:
             self.metrics.suppressed.inc(len(b.offers))
         else:
             self.metrics.alerts_duplicate.inc()
-        self._wrote(b.key)
+        now_at = self.episodes.written
+        self._wrote(b.key, (now_at[0], now_at[1]) if outcome in ("created", "merged") and now_at else target)
         if outcome in ("created", "merged") and self.episodes.written is not None:
             written.append(self.episodes.written)
 
-    def _wrote(self, key: str) -> None:
+    def _wrote(self, key: str, alert: tuple[str, str]) -> None:
         self._last_write[key] = self.monotonic()
+        self._alert_of[key] = alert
         if len(self._last_write) > 100_000:
             self._last_write.clear()
+            self._alert_of.clear()
 
     def _episode_failed(
         self, b: BatchEpisode, exc: Exception, left: list[BatchEpisode], rest: list[BatchEpisode] | None = None

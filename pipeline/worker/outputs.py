@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from pipeline.worker.stages import Rejected, StageResult
 from pipeline.worker_metrics import WorkerMetrics
@@ -55,6 +56,41 @@ class KafkaOutputs:
         log.warning("detector.dead_letter reason=%s", reason)
         self.producer.send(self.dead_letter_topic, value=payload, headers=[("reason", reason.encode()[:4000])])
         self.unflushed = True
+
+    def dead_letters_confirmed(
+        self, letters: list[tuple[bytes, str, list[tuple[str, bytes]]]], timeout_s: float = 10.0
+    ) -> tuple[int, str]:
+        """Dead letters (payload, reason, more headers) sent and waited for: the worker's last writes at a
+        stop, when no later flush would notice a failure. (How many Kafka acknowledged, the first error
+        or ''.) No per-letter log line: the caller reports them in one."""
+        futures = []
+        error = ""
+        for payload, reason, headers in letters:
+            try:
+                futures.append(
+                    self.producer.send(
+                        self.dead_letter_topic, value=payload, headers=[("reason", reason.encode()[:4000]), *headers]
+                    )
+                )
+            except KafkaTimeoutError as exc:  # no metadata for the topic within max_block_ms: Kafka away
+                error = error or f"{type(exc).__name__}: {exc}"
+                break
+            except Exception as exc:  # this letter cannot be sent (too large, ...): the others may
+                error = error or f"{type(exc).__name__}: {exc}"
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            error = error or f"{type(exc).__name__}: {exc}"
+        written = 0
+        for future in futures:
+            if future.is_done and future.succeeded():
+                written += 1
+            elif not error:
+                error = (
+                    f"{type(future.exception).__name__}: {future.exception}" if future.is_done else "not acknowledged"
+                )
+        self.metrics.dead_letters.inc(written)
+        return written, error
 
     def snapshot(self, key: bytes, value: bytes) -> None:
         """A partition's state with its next offset, to the compacted state topic (not flushed yet)."""

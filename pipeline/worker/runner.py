@@ -285,8 +285,8 @@ class DetectorWorker:
         # Leave both groups first (LeaveGroup: the others take the partitions over at once, not after
         # a session timeout); nothing here needs them: offsets are committed after each batch only.
         self.consumers.close()
-        try:  # deferred episode growth, once more; what Elasticsearch does not take now is given up (logged)
-            self.sink.flush_at_stop()
+        try:  # deferred episode growth, once more; what Elasticsearch does not take now is dead-lettered
+            self.sink.flush_at_stop(self.outputs.dead_letters_confirmed)
         except Exception:  # Elasticsearch errors are sorted inside the flush: this is a bug, with its trace
             log.exception("detector.stop_flush_failed")
         self.outputs.close()

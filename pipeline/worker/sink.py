@@ -37,10 +37,14 @@ from pipeline.elastic import AlertIndexer, EventIndexer
 from pipeline.elastic.episodes import EpisodeWriter
 from pipeline.elastic.incidents import IncidentStore
 from pipeline.worker.alerting import AlertPlan, CountUpdate, Doc, NewAlert, reopen, with_repeats
-from pipeline.worker.episode_sink import EpisodeSink
+from pipeline.worker.episode_sink import GIVEN_UP_REASON, EpisodeSink
 from pipeline.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("socpipe.detector")
+
+
+# sends dead letters (payload, reason, more headers) and waits: (how many Kafka has, the first error or '')
+DeadLettersNow = Callable[[list[tuple[bytes, str, list[tuple[str, bytes]]]]], tuple[int, str]]
 
 
 class Hold(Protocol):
@@ -207,20 +211,54 @@ class AlertSink:
         if self.episode_sink is not None:
             self.episode_sink.flush_due(force)
 
-    def flush_at_stop(self) -> tuple[int, int]:
+    def flush_at_stop(self, dead_letters: DeadLettersNow | None = None) -> tuple[int, int]:
         """The last flush before the worker exits: deferred episode growth written once more, never waited
-        for (`EpisodeSink.flush_at_stop`); what Elasticsearch does not take is given up, in one log line.
+        for (`EpisodeSink.flush_at_stop`). What Elasticsearch does not take goes to `dead_letters` (sent
+        and waited for: `KafkaOutputs.dead_letters_confirmed`), one letter per alert (`GivenUp.letters`),
+        and is reported in one log line, saying whether the dead-letter topic has it.
         (alerts, detections) given up."""
         if self.episode_sink is None:
             return 0, 0
-        alerts, detections = self.episode_sink.flush_at_stop()
-        if detections:
+        given = self.episode_sink.flush_at_stop()
+        if not given:
+            return 0, 0
+        alerts, detections = len(given), sum(len(g.offers) for g in given)
+        letters = [
+            (payload, GIVEN_UP_REASON, [("alert_id", (g.alert[1] if g.alert else "").encode())])
+            for g in given
+            for payload in g.letters()
+        ]
+        if dead_letters is None:
+            written, error = 0, "no dead-letter output"
+        else:
+            try:
+                written, error = dead_letters(letters)
+            except Exception as exc:  # the line below must still be written
+                written, error = 0, f"{type(exc).__name__}: {exc}"
+        if written == len(letters) and not error:
             log.warning(
                 "detector.stop_episode_growth_given_up alerts=%d detections=%d reason=elasticsearch_unavailable "
-                "(their records' offsets were committed when the growth was deferred: not read again; the "
-                "alerts are written, their counts and evidence miss these detections)",
+                "dead_letters=%d/%d (their records' offsets were committed when the growth was deferred: not read "
+                "again; the dead-letter topic has each alert's id and these detections, reason '%s', to merge "
+                "into it)",
                 alerts,
                 detections,
+                written,
+                len(letters),
+                GIVEN_UP_REASON,
+            )
+        else:
+            log.error(
+                "detector.stop_episode_growth_given_up alerts=%d detections=%d reason=elasticsearch_unavailable "
+                "dead_letters=%d/%d dead_letter_error=%r (LOST: the dead-letter topic does not have %d of them "
+                "and their records' offsets were committed when the growth was deferred; alert ids: %s)",
+                alerts,
+                detections,
+                written,
+                len(letters),
+                error,
+                len(letters) - written,
+                ",".join(g.alert[1] if g.alert else f"key:{g.key}" for g in given)[:2000],
             )
         return alerts, detections
 

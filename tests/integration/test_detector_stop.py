@@ -7,13 +7,14 @@ Elasticsearch behind the outage proxy of test_detector_es_outage."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from collectors.wire import LineBatch, LogLine
-from tests.integration.conftest import describe_groups, es_client, wait_for
-from tests.integration.test_detector_e2e import brute_force_alerts, brute_force_batches, detector_env, produce
+from tests.integration.conftest import alert_hits, describe_groups, es_client, wait_for
+from tests.integration.test_detector_e2e import BRUTE_FORCE_RULE, brute_force_batches, detector_env, produce
 from tests.integration.test_detector_es_outage import FlakyProxy
 
 STOP_S = 20  # how long the test lets the stopped worker take before it is killed
@@ -65,12 +66,13 @@ def _failures(first_seq: int, count: int, start_s: int) -> list[LineBatch]:
     return [LineBatch("ward-phu-my", "agent-1", "web01", "/var/log/auth.log", lines, dataset="system.auth")]
 
 
-def test_episode_growth_a_stopped_worker_cannot_write_is_given_up_in_one_log_line(
+def test_episode_growth_a_stopped_worker_cannot_write_goes_to_the_dead_letter_topic(
     kafka_bootstrap, es_url, unique, procs
 ):
     """The last flush at a stop during an outage: the alert's growth deferred by episode_update_s (its
-    records committed already) is tried once and given up in one structured line with its counts; no
-    stack trace, no 'retry=yes' for a worker that is exiting, and the worker still leaves at once."""
+    records committed already) is tried once, given up, and sent to the dead-letter topic with the
+    alert's id and its detections (what an operator needs to merge it), reported in one structured line
+    with its counts; no stack trace, no 'retry=yes' for a worker that is exiting; it still leaves at once."""
     proxy = FlakyProxy(es_url)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","), request_timeout_ms=5000)
     reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap.split(","))
@@ -96,7 +98,8 @@ def test_episode_growth_a_stopped_worker_cannot_write_is_given_up_in_one_log_lin
 
         det = procs.start("detector", ["detect", "run", "--config", "config/detector.yaml"], env)
         produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], _failures(1, 6, 0))
-        wait_for(lambda: det.check_alive() and brute_force_alerts(es, prefix), 60, what="the brute-force alert")
+        hits = wait_for(lambda: det.check_alive() and alert_hits(es, prefix), 60, what="the brute-force alert")
+        assert len(hits) == 1, hits
         produce(kafka_bootstrap, env["SOCPIPE_RAW_TOPIC"], _failures(7, 6, 12))  # the episode grows
         wait_for(lambda: det.check_alive() and committed_to_end(), 60, what="the growth processed and committed")
         proxy.set_down()
@@ -106,7 +109,25 @@ def test_episode_growth_a_stopped_worker_cannot_write_is_given_up_in_one_log_lin
         assert det.popen.returncode == 0, log[-3000:]
         given_up = [ln for ln in log.splitlines() if "detector.stop_episode_growth_given_up" in ln]
         assert len(given_up) == 1 and "alerts=1 detections=" in given_up[0], log[-3000:]
+        assert "dead_letters=1/1 " in given_up[0] and "LOST" not in given_up[0], given_up[0]
         assert "Traceback" not in log and "retry=yes" not in log, log[-3000:]
+        detections = int(given_up[0].split("detections=")[1].split()[0])
+        dlq = TopicPartition(env["SOCPIPE_DEAD_LETTER_TOPIC"], 0)
+        reader.assign([dlq])
+        reader.seek_to_beginning(dlq)
+        records = [r for batch in reader.poll(timeout_ms=5000).values() for r in batch]
+        assert len(records) == 1, records
+        headers = dict(records[0].headers)
+        letter = json.loads(records[0].value)
+        assert headers["reason"] == b"episode growth given up at stop"
+        assert headers["alert_id"].decode() == hits[0]["_id"] == letter["alert"]["id"]
+        assert letter["alert"]["index"] == hits[0]["_index"] and letter["kind"] == "episode_growth"
+        assert len(letter["detections"]) == detections > 0
+        assert all(d["detection"]["rule_id"] == BRUTE_FORCE_RULE for d in letter["detections"])
+        inputs = f"{env['SOCPIPE_CORRELATION_TOPIC']}/"  # a correlation fires on its input record
+        assert all(
+            d["record"]["source"].startswith(inputs) and d["record"]["offset"] >= 0 for d in letter["detections"]
+        )
     finally:
         reader.close()
         admin.close()

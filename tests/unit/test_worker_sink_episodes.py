@@ -5,6 +5,7 @@ Fakes for Elasticsearch here; tests/integration/test_incidents.py and test_detec
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from detectors.alerts.plan import BatchEpisode, Offer, plan_batch
@@ -13,6 +14,7 @@ from detectors.sigma.model import RuleMeta
 from pipeline.elastic.episodes import EpisodeWriter
 from pipeline.elastic.incidents import IncidentStore
 from pipeline.worker.alerting import AlertPlan
+from pipeline.worker.episode_sink import GivenUp
 from pipeline.worker.sink import AlertSink
 from pipeline.worker_metrics import WorkerMetrics
 
@@ -129,10 +131,12 @@ class GoesDown(FakeEpisodes):
         return [("created", ("idx", b.alert_id, {})) for b, _ in items]
 
 
-def test_growth_the_last_flush_cannot_write_is_given_up_in_one_log_line(caplog: Any) -> None:
-    """A worker stopped while Elasticsearch is down: the growth deferred by the bounded update rate
-    (offsets already committed) is tried once, not waited for; what is not written is reported in one
-    structured line with its counts, and nothing says it will be retried."""
+Letters = list[tuple[bytes, str, list[tuple[str, bytes]]]]
+
+
+def _stopped_during_outage(caplog: Any) -> tuple[AlertSink, GoesDown, list[BatchEpisode]]:
+    """Two alerts written, then their growth (3 detections) deferred by the bounded update rate, then
+    Elasticsearch down: what a worker holds when it is stopped during an outage."""
     episodes = GoesDown()
     clock = [100.0]
     sink = AlertSink(
@@ -143,17 +147,89 @@ def test_growth_the_last_flush_cannot_write_is_given_up_in_one_log_line(caplog: 
         episode_update_s=60.0,
         monotonic=lambda: clock[0],
     )
-    sink.deliver(AlertPlan(episodes=batches(2)))  # two alerts written
+    first = batches(2)
+    sink.deliver(AlertPlan(episodes=first))  # two alerts written
     clock[0] += 1
     sink.deliver(AlertPlan(episodes=batches(2) + batches(1)))  # their growth deferred (written 1 s ago)
     episodes.down = True
     caplog.set_level("DEBUG", logger="socpipe.detector")
-    assert sink.flush_at_stop() == (2, 3)
-    lines = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
-    assert len(lines) == 1 and not any(r.exc_info for r in caplog.records), lines
+    return sink, episodes, first
+
+
+def _warnings(caplog: Any) -> list[str]:
+    assert not any(r.exc_info for r in caplog.records)
+    return [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_growth_the_last_flush_cannot_write_goes_to_the_dead_letters_in_one_log_line(caplog: Any) -> None:
+    """A worker stopped while Elasticsearch is down: the growth deferred by the bounded update rate
+    (offsets already committed) is tried once, not waited for; what is not written goes to the
+    dead-letter topic, one letter per alert with its id and the detections to merge, and is reported in
+    one structured line with its counts; nothing says it will be retried."""
+    sink, episodes, first = _stopped_during_outage(caplog)
+    sent: Letters = []
+
+    def dead_letters(letters: Letters) -> tuple[int, str]:
+        sent.extend(letters)
+        return len(letters), ""
+
+    assert sink.flush_at_stop(dead_letters) == (2, 3)
+    lines = _warnings(caplog)
+    assert len(lines) == 1, lines
     assert lines[0].startswith("detector.stop_episode_growth_given_up alerts=2 detections=3 ")
+    assert "dead_letters=2/2 " in lines[0] and "LOST" not in lines[0]
     assert "retry=yes" not in caplog.text
-    episodes.down = False
+    assert [reason for _, reason, _ in sent] == ["episode growth given up at stop"] * 2
+    letters = {dict(headers)["alert_id"].decode(): json.loads(payload) for payload, _, headers in sent}
+    assert set(letters) == {b.alert_id for b in first}  # the alerts the growth belongs to
+    for alert_id, letter in letters.items():
+        assert letter["kind"] == "episode_growth" and letter["alert"] == {"index": "idx", "id": alert_id}
+        assert (letter["part"], letter["parts"]) == (1, 1)
+        for d in letter["detections"]:
+            assert d["detection"]["dedup_key"] == letter["dedup_key"] and d["detection"]["evidence"]
+    assert sum(len(letter["detections"]) for letter in letters.values()) == 3
     caplog.clear()
-    assert sink.flush_at_stop() == (0, 0)  # Elasticsearch back: the growth is written, nothing to report
-    assert episodes.calls[-3:] == [("find", 2), ("merge", 1), ("merge", 1)] and not caplog.records
+    episodes.down = False
+    assert sink.flush_at_stop(dead_letters) == (0, 0)  # given up once: not held any more
+    assert not caplog.records and len(sent) == 2
+
+
+def test_growth_the_dead_letter_topic_does_not_take_is_reported_lost(caplog: Any) -> None:
+    sink, _, first = _stopped_during_outage(caplog)
+
+    def kafka_away(letters: Letters) -> tuple[int, str]:
+        return 0, "KafkaTimeoutError: Failed to update metadata after 60.0 secs."
+
+    assert sink.flush_at_stop(kafka_away) == (2, 3)
+    lines = _warnings(caplog)
+    assert len(lines) == 1 and "dead_letters=0/2 dead_letter_error='KafkaTimeoutError" in lines[0], lines
+    assert "LOST" in lines[0] and all(b.alert_id in lines[0] for b in first)
+    caplog.clear()
+    sink, _, _ = _stopped_during_outage(caplog)
+    assert sink.flush_at_stop() == (2, 3)  # no dead-letter output at all: lost, and said so
+    lines = _warnings(caplog)
+    assert len(lines) == 1 and "dead_letter_error='no dead-letter output'" in lines[0] and "LOST" in lines[0]
+
+
+def test_growth_elasticsearch_takes_at_the_stop_is_written_not_dead_lettered(caplog: Any) -> None:
+    sink, episodes, _ = _stopped_during_outage(caplog)
+    episodes.down = False
+    sent: Letters = []
+
+    def dead_letters(letters: Letters) -> tuple[int, str]:
+        sent.extend(letters)
+        return len(letters), ""
+
+    assert sink.flush_at_stop(dead_letters) == (0, 0)
+    assert episodes.calls[-3:] == [("find", 2), ("merge", 1), ("merge", 1)] and not caplog.records and not sent
+
+
+def test_a_large_growth_is_split_into_letters_under_the_size_bound() -> None:
+    many = [o for b in batches(40) for o in b.offers]
+    given = GivenUp("k", ("idx", "a1"), many)
+    letters = [json.loads(p) for p in given.letters(max_bytes=4000)]
+    assert len(letters) > 1 and all(len(p) <= 4000 + 500 for p in given.letters(max_bytes=4000))
+    assert [(x["part"], x["parts"]) for x in letters] == [(i, len(letters)) for i in range(1, len(letters) + 1)]
+    got = [d["detection"]["detection_id"] for x in letters for d in x["detections"]]
+    assert got == [o.item.to_dict()["detection_id"] for o in many]  # every detection once, in order
+    assert all(x["alert"] == {"index": "idx", "id": "a1"} and x["dedup_key"] == "k" for x in letters)
