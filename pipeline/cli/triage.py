@@ -240,6 +240,7 @@ def triage_serve(config_path: str | None, prefix: str | None, tokens_path: str |
 
     es = connect(cfg.es)
     service = TriageService(es, prefix=prefix or cfg.es.index_prefix)
+    _check_elasticsearch(service, cfg.es.url)
     incidents = IncidentStore(es, prefix or cfg.es.index_prefix)
     api = TriageApi(service, tokens, incidents=incidents, secure_cookies=bool(cfg.server.tls_certfile))
     try:
@@ -255,6 +256,22 @@ def triage_serve(config_path: str | None, prefix: str | None, tokens_path: str |
         pass
     finally:
         server.server_close()
+
+
+def _check_elasticsearch(service: TriageService, url: str) -> None:
+    """One request before serving: credentials Elasticsearch refuses, or that may not read the alerts,
+    end the start (`cannot start: ...`, exit 1: no request could be answered); Elasticsearch away is
+    said on stderr and the API serves anyway (503 until it is back)."""
+    from elasticsearch import ApiError, AuthenticationException, AuthorizationException, TransportError
+
+    from pipeline.cli.startup import es_problem, fail
+
+    try:
+        service.es.count(index=service.pattern, allow_no_indices=True, ignore_unavailable=True)
+    except (AuthenticationException, AuthorizationException) as exc:
+        fail(es_problem(exc, url))
+    except (ApiError, TransportError) as exc:
+        click.echo(f"warning: {es_problem(exc, url)}: serving anyway, requests answer 503 until it is back", err=True)
 
 
 COMMANDS.append(triage_group)

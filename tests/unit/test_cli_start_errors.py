@@ -1,14 +1,19 @@
 """The long-running SOC services end with one `cannot start: ...` line and exit code 1 when a server
 they need at start does not let them (pipeline.cli.startup): Kafka that never answers (`coverage run`,
-`detect run`), Elasticsearch unreachable or refusing the credentials (`detect run`) - never a stack
-trace. The servers are fakes on loopback (a listener that never answers, a closed port, an HTTP
+`detect run`), Elasticsearch unreachable or refusing the credentials (`detect run`; `triage serve`
+refuses to start on refused credentials and serves, saying so, while Elasticsearch is away) - never a
+stack trace. The servers are fakes on loopback (a listener that never answers, a closed port, an HTTP
 server that answers 401); the clients and the commands are the real ones."""
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -174,3 +179,52 @@ def test_kafka_problems_name_refused_credentials_and_acls() -> None:
 def test_urls_lose_their_password_in_the_message() -> None:
     assert redact_url("https://detector:s3cret@es.soc.example:9200/") == "https://es.soc.example:9200/"
     assert redact_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200"
+
+
+def _triage_serve(tmp_path: Path, es_url: str) -> subprocess.Popen[str]:
+    """`socpipe triage serve` as its own process (it serves until interrupted), one analyst enrolled."""
+    from pipeline.triage.auth import add_analyst
+
+    tokens = tmp_path / "tokens.yaml"
+    add_analyst(tokens, "ana", "analyst")
+    env = {**os.environ, "SOCPIPE_ES_URL": es_url, "SOCPIPE_ES_REQUEST_TIMEOUT_S": "5"}
+    args = ["triage", "serve", "--tokens", str(tokens), "--listen", "127.0.0.1:0"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_triage_serve_with_refused_elasticsearch_credentials_says_it_cannot_start(
+    tmp_path: Path, refusing_es: str
+) -> None:
+    proc = _triage_serve(tmp_path, refusing_es)
+    try:
+        out, err = proc.communicate(timeout=30)  # before: served (every request a 503) until killed
+    finally:
+        proc.kill()
+    lines = [ln for ln in err.splitlines() if ln.strip() and " INFO " not in ln]  # its request, logged
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith(
+        f"cannot start: Elasticsearch at {refusing_es} refused the credentials"
+    )
+    assert "triage API on" not in out
+
+
+def test_triage_serve_with_elasticsearch_away_serves_and_says_so(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    proc = _triage_serve(tmp_path, url)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("triage API on http://127.0.0.1:"), line
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert f"warning: Elasticsearch at {url} is unreachable" in err and "serving anyway" in err, err
+    assert "Traceback" not in err, err
