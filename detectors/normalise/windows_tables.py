@@ -165,7 +165,10 @@ def process_creation_rendered(d: dict[str, object]) -> dict[str, str]:
     """Security 4688 in Sysmon 1's terms, rendered beside its raw fields (SigmaHQ's process_creation
     rules name Sysmon's): MandatoryLabelName 'High' for the label S-1-16-12288, and NewProcessUser
     'DOMAIN\\name', the new process's account (4688 v2's Target*, else its creator's, the Subject*,
-    whose token it inherits; the machine account of SYSTEM as 'NT AUTHORITY\\SYSTEM', as Sysmon writes)."""
+    whose token it inherits; the machine account of SYSTEM as 'NT AUTHORITY\\SYSTEM', as Sysmon writes),
+    and NewProcessLogonId, its logon session, chosen alike (Sysmon's LogonId: TargetLogonId when the
+    new process got another account's token - a DCOM server started for a remote caller -, else the
+    creator's SubjectLogonId)."""
 
     def v(key: str) -> str | None:
         x = d.get(key)
@@ -176,8 +179,13 @@ def process_creation_rendered(d: dict[str, object]) -> dict[str, str]:
     if label and label.upper() in INTEGRITY_LEVELS:
         out["winlog.event_data.MandatoryLabelName"] = INTEGRITY_LEVELS[label.upper()]
     name, domain, sid = v("TargetUserName"), v("TargetDomainName"), v("TargetUserSid")
+    logon = v("TargetLogonId") if name else None
     if not name:
         name, domain, sid = v("SubjectUserName"), v("SubjectDomainName"), v("SubjectUserSid")
+    if not logon or logon in ("0x0", "0"):
+        logon = v("SubjectLogonId")
+    if logon:
+        out["winlog.event_data.NewProcessLogonId"] = logon
     if sid in _SERVICE_ACCOUNTS:
         domain, name = "NT AUTHORITY", _SERVICE_ACCOUNTS[sid]
     if name:

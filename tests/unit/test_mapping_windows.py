@@ -4,6 +4,8 @@ forwarder shape, and does not match another value or another logsource."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from detectors.normalise import parse_line
@@ -290,6 +292,12 @@ def test_defender_names_with_spaces(tmp_path, shape: str, sigma: str, raw: str, 
             {"SubjectUserName": "bob", "SubjectDomainName": "AGENCY", "TargetUserName": "svc_sql"},
             False,
         ),
+        # Sysmon's LogonId is the new process's session: the creator's, or 4688 v2's target session
+        # when the process got another account's token (a DCOM server started for a remote caller)
+        ("LogonId", "0x3e7", {"SubjectUserSid": "S-1-5-18", "SubjectLogonId": "0x3e7"}, True),
+        ("LogonId", "0x1c2f3", {"SubjectLogonId": "0x3e7", "TargetUserName": "bob", "TargetLogonId": "0x1c2f3"}, True),
+        ("LogonId", "0x3e7", {"SubjectLogonId": "0x3e7", "TargetUserName": "bob", "TargetLogonId": "0x1c2f3"}, False),
+        ("LogonId", "0x4d2", {"SubjectLogonId": "0x4d2", "TargetUserName": "-", "TargetLogonId": "0x0"}, True),
     ],
 )
 def test_security_4688_integrity_and_user_in_sysmon_terms(tmp_path, shape, field, rule_value, data, matches) -> None:
@@ -297,3 +305,29 @@ def test_security_4688_integrity_and_user_in_sysmon_terms(tmp_path, shape, field
     event = {"NewProcessName": "C:\\Windows\\System32\\cmd.exe", **data}
     hit = parse_line(SHAPES[shape](*SECURITY, 4688, event), timezone="UTC")
     assert bool(engine.matching_rules(hit)) is matches, (field, rule_value, data)
+
+
+SHARED_RULES = Path(__file__).resolve().parents[2].parent / "shared" / "sigma" / "rules-windows"
+SIGMAHQ_WMIPRVSE = SHARED_RULES / "process_creation" / "proc_creation_win_wmiprvse_spawning_process.yml"
+
+
+@pytest.mark.skipif(not SIGMAHQ_WMIPRVSE.is_file(), reason="needs ../shared/sigma/rules-windows")
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_sigmahq_rule_on_logon_id_works_on_4688(shape: str) -> None:
+    """SigmaHQ's 'WmiPrvSE Spawned A Process' drops events whose LogonId is absent (`LogonId: null`):
+    without the 4688 session rendered as LogonId it could never fire where only 4688 is logged."""
+    from detectors.sigma import load_rules
+
+    engine = Engine(load_rules([str(SIGMAHQ_WMIPRVSE)]).rules)
+    child = {
+        "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
+        "ParentProcessName": "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
+        "CommandLine": "cmd.exe /c whoami",
+        "SubjectUserName": "bob",
+        "SubjectDomainName": "AGENCY",
+        "SubjectUserSid": "S-1-5-21-1-2-3-1104",
+        "SubjectLogonId": "0x5c1e2",
+    }
+    assert engine.matching_rules(parse_line(SHAPES[shape](*SECURITY, 4688, child), timezone="UTC"))
+    system = {**child, "SubjectUserName": "SRV01$", "SubjectUserSid": "S-1-5-18", "SubjectLogonId": "0x3e7"}
+    assert not engine.matching_rules(parse_line(SHAPES[shape](*SECURITY, 4688, system), timezone="UTC"))
