@@ -10,6 +10,7 @@ command asks for their guard: `socpipe coverage ...` does not load the Elasticse
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ import click
 # "Unable to bootstrap" at the end; the last such line is kept to name the cause
 _KAFKA_NET_LOGGER = "kafka.net"
 _CREDENTIALS_HINTS = ("SaslAuthenticationFailed", "Authentication failed", "UnsupportedSaslMechanism")
+_BACKOFF = re.compile(r" \(backoff [0-9.]+ secs\)$")
 
 
 def fail(message: str) -> NoReturn:
@@ -99,19 +101,31 @@ def es_problem(exc: BaseException, url: str) -> str:
 
 
 class _LastError(logging.Handler):
+    """kafka-python's bootstrap failures while a start is guarded: the last one, and the last refused
+    login (sticky: a broker that refused the credentials also drops some attempts before the login, and
+    the deadline can cut the last attempt short, so the last failure alone may not say it)."""
+
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.text = ""
+        self.refused = ""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage()
         except Exception:  # a record that cannot format is no reason to fail the start
             return
-        # "Bootstrap connection to bootstrap-0 failed: <why>"; not "... not ready; waiting", nor the final
-        # "Bootstrap failed: <the exception raised>" (said already)
+        # "Bootstrap connection to bootstrap-0 failed: <why> (backoff 1.37 secs)"; not "... not ready;
+        # waiting", nor the final "Bootstrap failed: <the exception raised>" (said already)
         if " failed: " in text and not text.startswith("Bootstrap failed:"):
+            text = _BACKOFF.sub("", text)
             self.text = text
+            if any(h in text for h in _CREDENTIALS_HINTS):
+                self.refused = text
+
+    @property
+    def cause(self) -> str:
+        return self.refused or self.text
 
 
 @contextmanager
@@ -134,7 +148,7 @@ def start_guard(*, kafka: str | None = None, es: str | None = None) -> Iterator[
     try:
         yield
     except kafka_errors as exc:
-        fail(kafka_problem(exc, kafka or "", last.text))
+        fail(kafka_problem(exc, kafka or "", last.cause))
     except es_errors as exc:
         fail(es_problem(exc, es or ""))
     finally:

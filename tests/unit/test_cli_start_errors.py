@@ -27,7 +27,7 @@ from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 
 from pipeline import logs
 from pipeline.cli import main
-from pipeline.cli.startup import kafka_problem, redact_url
+from pipeline.cli.startup import kafka_problem, redact_url, start_guard
 from tests.unit.test_kafka_io_metadata import SilentBroker
 
 RULE = (
@@ -228,3 +228,28 @@ def test_triage_serve_with_elasticsearch_away_serves_and_says_so(tmp_path: Path)
         proc.kill()
     assert f"warning: Elasticsearch at {url} is unreachable" in err and "serving anyway" in err, err
     assert "Traceback" not in err, err
+
+
+def test_a_login_refused_before_the_last_attempt_still_names_the_credentials(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A broker that refused the login also drops attempts before it (seen on the stack's SASL_SSL
+    listener), so the last bootstrap failure kafka-python logs may be a disconnect: the refusal sticks."""
+    import logging
+
+    net = logging.getLogger("kafka.net.manager")
+    with pytest.raises(SystemExit) as ended, start_guard(kafka="k1:9094"):
+        net.warning(
+            "Bootstrap connection to bootstrap-0 failed: [Error 58] SaslAuthenticationFailedError: Authentication "
+            "failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (backoff 1.37 secs)"
+        )
+        net.warning("Bootstrap bootstrap-0 not ready; waiting 1.37 secs")
+        net.warning(
+            "Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: socket disconnected (backoff 3.2 secs)"
+        )
+        net.error("Bootstrap failed: KafkaTimeoutError: Unable to bootstrap from ['k1:9094']")
+        raise KafkaTimeoutError("Unable to bootstrap from ['k1:9094']")
+    assert ended.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cannot start: Kafka at k1:9094 refused the credentials (") and "invalid credentials" in err
+    assert "backoff" not in err and err.count("\n") == 1
