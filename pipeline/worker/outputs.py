@@ -5,6 +5,9 @@ before it commits the offsets of the records they came from, so nothing is lost 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -60,37 +63,52 @@ class KafkaOutputs:
     def dead_letters_confirmed(
         self, letters: list[tuple[bytes, str, list[tuple[str, bytes]]]], timeout_s: float = 10.0
     ) -> tuple[int, str]:
-        """Dead letters (payload, reason, more headers) sent and waited for: the worker's last writes at a
-        stop, when no later flush would notice a failure. (How many Kafka acknowledged, the first error
-        or ''.) No per-letter log line: the caller reports them in one."""
-        futures = []
-        error = ""
-        for payload, reason, headers in letters:
-            try:
-                futures.append(
-                    self.producer.send(
-                        self.dead_letter_topic, value=payload, headers=[("reason", reason.encode()[:4000]), *headers]
+        """Dead letters (payload, reason, more headers) sent and waited for, `timeout_s` at most: the
+        worker's last writes at a stop, when no later flush would notice a failure. (How many Kafka
+        acknowledged, the first error or ''.) No per-letter log line: the caller reports them in one.
+
+        The sends run in a thread of their own: kafka-python's `send` blocks up to the producer's
+        `max_block_ms` (60 s) for the topic's metadata when it has none yet, and a stop must not wait
+        that long for a Kafka that does not answer (the thread is a daemon: it ends with the process)."""
+        deadline = time.monotonic() + timeout_s
+        futures: list[Any] = []
+        errors: list[str] = []
+
+        def send_all() -> None:
+            for payload, reason, headers in letters:
+                try:
+                    futures.append(
+                        self.producer.send(
+                            self.dead_letter_topic,
+                            value=payload,
+                            headers=[("reason", reason.encode()[:4000]), *headers],
+                        )
                     )
-                )
-            except KafkaTimeoutError as exc:  # no metadata for the topic within max_block_ms: Kafka away
-                error = error or f"{type(exc).__name__}: {exc}"
-                break
-            except Exception as exc:  # this letter cannot be sent (too large, ...): the others may
-                error = error or f"{type(exc).__name__}: {exc}"
+                except KafkaTimeoutError as exc:  # no metadata for the topic within max_block_ms: Kafka away
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    return
+                except Exception as exc:  # this letter cannot be sent (too large, ...): the others may
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+        sender = threading.Thread(target=send_all, name="dead-letters-at-stop", daemon=True)
+        sender.start()
+        sender.join(timeout_s)
+        if sender.is_alive():
+            errors.append(f"no metadata for {self.dead_letter_topic} from Kafka within {timeout_s:g} s")
         try:
-            self.producer.flush(timeout=timeout_s)
+            self.producer.flush(timeout=max(0.1, deadline - time.monotonic()))
         except KafkaError as exc:
-            error = error or f"{type(exc).__name__}: {exc}"
+            errors.append(f"{type(exc).__name__}: {exc}")
         written = 0
-        for future in futures:
+        for future in list(futures):
             if future.is_done and future.succeeded():
                 written += 1
-            elif not error:
-                error = (
-                    f"{type(future.exception).__name__}: {future.exception}" if future.is_done else "not acknowledged"
-                )
+            elif future.is_done:
+                errors.append(f"{type(future.exception).__name__}: {future.exception}")
+            else:
+                errors.append("not acknowledged")
         self.metrics.dead_letters.inc(written)
-        return written, error
+        return written, errors[0] if errors else ""
 
     def snapshot(self, key: bytes, value: bytes) -> None:
         """A partition's state with its next offset, to the compacted state topic (not flushed yet)."""

@@ -19,8 +19,7 @@ def test_dead_letters_a_silent_kafka_does_not_take_are_reported_within_the_bound
     producer = KafkaProducer(
         bootstrap_servers=[silent.address],
         api_version=(3, 9),  # no bootstrap in the constructor: the silence shows at the first send
-        max_block_ms=1000,
-    )
+    )  # max_block_ms: kafka-python's 60 s, as the worker's producer has it
     metrics = WorkerMetrics()
     outputs = KafkaOutputs(
         producer,
@@ -38,6 +37,6 @@ def test_dead_letters_a_silent_kafka_does_not_take_are_reported_within_the_bound
     finally:
         producer.close(timeout=0)
         silent.close()
-    assert written == 0 and error.startswith("KafkaTimeoutError"), error
-    assert took < 10, f"{took:.1f} s: the stop waited for Kafka past its bound"
+    assert written == 0 and error == "no metadata for dlq from Kafka within 2 s", error
+    assert took < 5, f"{took:.1f} s: the stop waited for Kafka past its bound"
     assert metrics.registry.get_sample_value("socpipe_detector_dead_letters_total") == 0
