@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.sigma import typed
 from detectors.sigma.compile import CompileError, compile_item
@@ -228,3 +230,41 @@ def test_a_pattern_compiled_in_full_once_is_deferred_when_the_rule_cache_knows_i
     monkeypatch.setattr(ruledocs, "_CACHE", None)
     monkeypatch.setattr(typed, "_FIT_MEMO", typed._fit_memo_name())
     assert compile_regex(heavy, ["re"], ()).raw is not None
+
+
+_PIECES = st.sampled_from(
+    ["a", "k", "K", "s", "é", "ſ", "(", ")", "(?:", "(?P<n>", "(?i)", "(?-i)", "(?s:", "[", "]", "[^", "[[:alpha:]]",
+     "{", "}", "{2}", "{2,1}", "{1001}", "{,3}", "(?:x{100}){11}", "|", "*", "+", "?", "??", ".", "^", "$", "-", "a-z",
+     "z-a", "\\", "\\d", "\\W", "\\b", "\\pL", "\\p{Greek}", "\\Q", "\\E", "\\x41", "\\x{41}", "\\8", "\\z", "\\C"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(_PIECES, max_size=8).map("".join))
+def test_a_leading_flag_group_never_changes_whether_re2_parses_a_pattern(text):
+    """compile_regex parses a pattern without the (?i)/(?m)/(?s) its modifiers put before it."""
+
+    def parses(source: str) -> bool:
+        return typed._PARSE_ONLY(source.encode()).error() == typed._TOO_LARGE
+
+    alone = parses(text)
+    for flags in ("i", "m", "s", "is", "ims"):
+        assert parses(f"(?{flags})" + text) == alone, (flags, text)
+
+
+def test_a_pattern_is_parsed_without_the_flag_group_of_its_modifiers(monkeypatch):
+    parsed: list[bytes] = []
+    real = typed._PARSE_ONLY
+
+    def spy(text: bytes):
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(typed, "_PARSE_ONLY", spy)
+    monkeypatch.setattr(typed, "_PARSED", set())
+    deferred = compile_regex(r"\\temp\\[^\\]+\.exe", ["re", "i"], ())
+    assert parsed == [rb"\\temp\\[^\\]+\.exe"] and deferred.raw is None
+    assert deferred(r"C:\TEMP\X.EXE") and not deferred(r"C:\temp\a\b.dll")
+    with pytest.raises(CompileError) as exc:  # a syntax error: the full compile's message, as before
+        compile_regex("(?P<n>a", ["re", "i"], ())
+    assert str(exc.value) == _full_compile_error("(?i)(?P<n>a")
