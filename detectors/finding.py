@@ -25,4 +25,17 @@ from detectors.sigma.detection import Detection
 Event: TypeAlias = dict[str, Any]
 Finding: TypeAlias = Detection | AnomalyFinding
 
-__all__ = ["AnomalyFinding", "Detection", "Event", "Finding"]
+
+def finding_from_dict(d: object) -> Finding:
+    """A Finding's `to_dict` read back, either kind (a dead letter's): ValueError when it is neither."""
+    from detectors.anomaly.finding import finding_from_dict as anomaly_from_dict
+    from detectors.sigma.detection import detection_from_dict
+
+    if isinstance(d, dict) and "finding_id" in d:
+        return anomaly_from_dict(d)
+    if isinstance(d, dict) and "detection_id" in d:
+        return detection_from_dict(d)
+    raise ValueError("neither a detection (detection_id) nor a model finding (finding_id)")
+
+
+__all__ = ["AnomalyFinding", "Detection", "Event", "Finding", "finding_from_dict"]

@@ -245,6 +245,39 @@ def read_since(cfg: KafkaConfig, topic: str, since_epoch: float) -> Iterator[tup
         c.close()
 
 
+def read_records(cfg: KafkaConfig, topic: str, since_epoch: float | None = None, tail: int | None = None) -> list[Any]:
+    """Kafka's records of `topic` (headers, timestamps and all) from `since_epoch` (else the start),
+    at most the last `tail` of each partition, until each partition's end when reading started. No
+    consumer group: nothing committed, no group of the workers touched (what an operator's listing of a
+    quarantine or dead-letter topic needs). KafkaError when Kafka does not answer."""
+    c = consumer(cfg, None, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(partitions_for(c, topic))]
+        if not parts:
+            return []
+        c.assign(parts)
+        ends, starts = c.end_offsets(parts), c.beginning_offsets(parts)
+        found = c.offsets_for_times({tp: int(since_epoch * 1000) for tp in parts}) if since_epoch is not None else {}
+        for tp in parts:
+            at = starts[tp]
+            if since_epoch is not None:
+                hit = found.get(tp)
+                at = hit.offset if hit is not None else ends[tp]
+            if tail is not None:
+                at = max(at, ends[tp] - tail)
+            c.seek(tp, at)
+        out: list[Any] = []
+        while any(c.position(tp) < ends[tp] for tp in parts):
+            polled = c.poll(timeout_ms=2000, max_records=2000)
+            if not polled:
+                break
+            for tp, msgs in polled.items():
+                out += [m for m in msgs if m.offset < ends[tp]]
+        return out
+    finally:
+        c.close(autocommit=False)
+
+
 def ensure_topics(cfg: KafkaConfig, topics: dict[str, dict[str, Any]]) -> None:
     """Create missing topics: {name: {"partitions": n, "config": {...}}}. Existing ones are left alone.
 

@@ -7,7 +7,7 @@ workers over Kafka - so a backfill shows analysts the same alerts the stream doe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -163,17 +163,24 @@ class BatchEpisode:
         """The batch's summary without the detections already merged (a replay): those whose id is in
         `skip`, and those from a record in `covered` (source -> [first, last] offsets merged)."""
         out: EpisodeSummary | None = None
+        for o in self.fresh(skip, covered):
+            if out is None:
+                out = o.summary.copy()
+            else:
+                o.absorb_into(out)  # the running union grows in place (merge would copy it per offer)
+        return out
+
+    def fresh(
+        self, skip: frozenset[str] = frozenset(), covered: Mapping[str, Sequence[int]] | None = None
+    ) -> Iterator[Offer]:
+        """The detections `summary` counts: not merged already (ids in `skip`, records in `covered`)."""
         for o in self.offers:
             span = covered.get(o.source) if covered and o.source is not None else None
             if span is not None and span[0] <= o.offset <= span[1]:
                 continue
             if skip and o.alert_id in skip:  # ids are only hashed when there is something to skip
                 continue
-            if out is None:
-                out = o.summary.copy()
-            else:
-                o.absorb_into(out)  # the running union grows in place (merge would copy it per offer)
-        return out
+            yield o
 
 
 def plan_batch(offers: Iterable[Offer], quiet_s: float, max_span_s: float) -> list[BatchEpisode]:

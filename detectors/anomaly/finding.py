@@ -7,7 +7,7 @@ the alert builder and the worker's stage contracts import this without the model
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from detectors.common.severity import Severity
@@ -68,3 +68,26 @@ class AnomalyFinding:
         d["window_start"], d["window_end"] = self.window_start, self.window_end
         d["top_features"] = [{"name": n, "value": v, "baseline": b, "deviation": z} for n, v, b, z in self.top_features]
         return d
+
+
+def finding_from_dict(d: dict[str, Any]) -> AnomalyFinding:
+    """`AnomalyFinding.to_dict` read back (a dead letter's finding). ValueError naming what is wrong."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a finding is an object, got {type(d).__name__}")
+    fid = d.get("finding_id")
+    if not isinstance(fid, str) or not fid:
+        raise ValueError("finding without a finding_id")
+    kw = {f.name: d[f.name] for f in fields(AnomalyFinding) if f.name in d}
+    try:
+        kw["top_features"] = [
+            (str(t["name"]), float(t["value"]), float(t["baseline"]), float(t["deviation"]))
+            for t in d.get("top_features") or []
+        ]
+        if not isinstance(kw.get("entity"), dict) or not isinstance(kw.get("evidence", []), list):
+            raise ValueError("entity must be an object and evidence a list")
+        for name in ("start_ts", "end_ts", "score", "threshold"):
+            if not isinstance(kw.get(name), (int, float)) or isinstance(kw.get(name), bool):
+                raise ValueError(f"{name} must be a number")
+        return AnomalyFinding(**kw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"finding {fid[:40]!r}: {exc}") from None

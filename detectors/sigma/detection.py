@@ -108,6 +108,50 @@ class Detection:
         return out
 
 
+def detection_from_dict(d: dict[str, Any]) -> Detection:
+    """`Detection.to_dict` read back (a dead letter's detection): the same fields, its `detection_id`
+    as given (what it was hashed from is not in the dict). ValueError naming what is missing or wrong."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a detection is an object, got {type(d).__name__}")
+    det_id = d.get("detection_id")
+    if not isinstance(det_id, str) or not det_id:
+        raise ValueError("detection without a detection_id")
+    kw: dict[str, Any] = {}
+    for f in fields(Detection):
+        if f.name in ("id_parts", "id_cache"):
+            continue
+        if f.name not in d:
+            if f.name in _OPTIONAL:
+                continue
+            raise ValueError(f"detection {det_id[:40]!r} has no {f.name}")
+        want = _TYPES.get(f.name)
+        if want is not None and (not isinstance(d[f.name], want) or isinstance(d[f.name], bool)):
+            raise ValueError(f"detection {det_id[:40]!r}: {f.name} is {type(d[f.name]).__name__}, not {want}")
+        kw[f.name] = copy.deepcopy(d[f.name])
+    if not all(isinstance(e, dict) for e in kw["evidence"]):
+        raise ValueError(f"detection {det_id[:40]!r}: evidence holds something other than events")
+    return Detection(**kw, id_parts=(), id_cache=det_id)
+
+
+_OPTIONAL = frozenset(("agencies", "hosts", "metric", "continuation"))
+_TYPES: dict[str, Any] = {
+    "rule_id": str,
+    "rule_title": str,
+    "level": str,
+    "kind": str,
+    "dedup_key": str,
+    "group": dict,
+    "start_ts": (int, float),
+    "end_ts": (int, float),
+    "count": int,
+    "evidence": list,
+    "tags": list,
+    "agencies": list,
+    "hosts": list,
+    "metric": dict,
+}
+
+
 def make_detection(
     meta: RuleMeta,
     kind: str,

@@ -160,4 +160,11 @@ def quarantine(config_path: str | None, limit: int, reason: str | None, as_json:
         )
 
 
+def _add_dead_letters() -> None:
+    from pipeline.cli.dead_letters import dead_letters
+
+    detect.add_command(dead_letters)
+
+
+_add_dead_letters()
 COMMANDS: list[click.Command] = [detect]

@@ -38,7 +38,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from detectors.alerts import alert_index_name
 from detectors.alerts.episodes import episode_document, summary_from_document
-from detectors.alerts.plan import BatchEpisode
+from detectors.alerts.plan import BatchEpisode, Offer
 from detectors.common import iso_ms, to_epoch
 from pipeline.elastic.indexer import AlertIndexer
 
@@ -63,6 +63,22 @@ class EpisodeWriter:
         self.written: tuple[str, str, dict[str, Any]] | None = None  # (index, id, source) of the last write
         # alerts this worker wrote lately: read back in real time (a search lags a refresh behind)
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def remember_target(self, key: str, target: tuple[str, str]) -> None:
+        """Take `target` as the alert of `key` this worker wrote last (`find_open` checks it first, as
+        it does its own writes): a replay of given-up growth starts from the alert its letter names."""
+        self._remember_target(key, target)
+
+    def unmerged(self, batch: BatchEpisode, target: tuple[str, str]) -> tuple[dict[str, Any], list[Offer]] | None:
+        """Read only: the alert at `target` and the batch's detections a `merge` into it would add (those
+        its replay memory - per-partition offset ranges, recent ids - does not hold); None if it is gone."""
+        try:
+            source = self.es.get(index=target[0], id=target[1])["_source"]
+        except NotFoundError:
+            return None
+        state = _state(source)
+        skip = frozenset(str(i) for i in state.get("recent") or [])
+        return source, list(batch.fresh(skip, _sources(state)))
 
     def _remember_target(self, key: str, target: tuple[str, str]) -> None:
         self._recent[key] = target

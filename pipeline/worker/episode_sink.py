@@ -107,6 +107,9 @@ class EpisodeSink:
         self._alert_of: dict[str, tuple[str, str]] = {}  # dedup key -> (index, id) of its alert, last written
         self.monotonic = monotonic
         self._stopping = False  # the last flush: a failed write is not retried (flush_at_stop)
+        # what the last `write` did with each episode it wrote: (batch, created | merged | replayed, alert)
+        # (`socpipe detect dead-letters replay` reports it; the worker's counters say the same in sum)
+        self.outcomes: list[tuple[BatchEpisode, str, tuple[str, str]]] = []
 
     def flush_due(self, force: bool = False) -> None:
         """Write the deferred growth whose alert may be rewritten now (the runner calls this every
@@ -142,6 +145,7 @@ class EpisodeSink:
         open alerts, one bulk creates the new ones, one bulk names their incidents on them. Merges into
         an existing alert stay one guarded read-write each (rarer: `episode_update_s` bounds them)."""
         left: list[BatchEpisode] = []
+        self.outcomes = []
         now = self.monotonic()
         todo: list[BatchEpisode] = []
         for b in batches:
@@ -188,6 +192,7 @@ class EpisodeSink:
                     created.append(doc)
                     written.append(value)
                     self._wrote(b.key, (value[0], value[1]))
+                    self.outcomes.append((b, "created", (value[0], value[1])))
                 elif outcome == "exists":  # a replay: merge into the alert already there
                     self._merge(b, value, left, written, created)
                 elif outcome == "retry":
@@ -229,7 +234,9 @@ class EpisodeSink:
         else:
             self.metrics.alerts_duplicate.inc()
         now_at = self.episodes.written
-        self._wrote(b.key, (now_at[0], now_at[1]) if outcome in ("created", "merged") and now_at else target)
+        alert = (now_at[0], now_at[1]) if outcome in ("created", "merged") and now_at else target
+        self._wrote(b.key, alert)
+        self.outcomes.append((b, outcome, alert))
         if outcome in ("created", "merged") and self.episodes.written is not None:
             written.append(self.episodes.written)
 

@@ -1,0 +1,189 @@
+"""`socpipe detect dead-letters list|replay` on the real Kafka and Elasticsearch: an alert's growth given
+up at a stop during an Elasticsearch outage (the worker's own sink: deferred by episode_update_s, its last
+flush behind the outage proxy, the letter sent by KafkaOutputs.dead_letters_confirmed) is listed, a dry
+run writes nothing, the replay leaves the alert as the worker would have (the same alert grown without
+an outage, in another index prefix), and a second replay changes nothing. A garbled growth letter is its
+own row's error; a letter of another kind is skipped. Read with the SOC's Kafka identity: the loopback
+listener, and SASL_SSL + SCRAM under the ACL authorizer when the stack runs --secure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from collectors import wire
+from detectors.alerts.plan import Offer, plan_batch
+from detectors.sigma.detection import make_detection
+from detectors.sigma.model import RuleMeta
+from pipeline import kafka_io
+from pipeline.cli import main as cli
+from pipeline.config import KafkaConfig
+from pipeline.elastic import AlertIndexer, connect
+from pipeline.elastic.episodes import EpisodeWriter
+from pipeline.elastic.setup import setup
+from pipeline.worker.alerting import AlertPlan
+from pipeline.worker.outputs import KafkaOutputs
+from pipeline.worker.sink import AlertSink
+from pipeline.worker_metrics import WorkerMetrics
+from tests.integration.alerts_support import cleanup, es_env  # noqa: F401  (fixture)
+from tests.integration.conftest import es_config
+from tests.integration.secure import secure_kafka  # noqa: F401  (fixture)
+from tests.integration.test_detector_es_outage import FlakyProxy
+
+pytestmark = pytest.mark.integration
+T0 = 1_795_000_000.0
+META = RuleMeta(id="00000000-0000-4000-8000-00000000dead", title="Failed SSH login", level="low", tags=[])
+
+
+def offers(first: int, count: int) -> list[Offer]:
+    """Detections of one key, one per correlation-input record from offset `first`, 2 s apart."""
+    out = []
+    for i in range(first, first + count):
+        ev = {
+            "@timestamp": "2026-11-19T08:00:00.000Z",
+            "source.ip": "198.51.100.9",
+            "user.name": f"user{i}",
+            "organization.id": "so-tc",
+        }
+        det = make_detection(META, "single", {"source.ip": "198.51.100.9"}, [T0 + 2 * i] * 2, [ev], 1, T0, identity=i)
+        out.append(Offer.of(det, "corr/0", i))
+    return out
+
+
+def deliver(sink: AlertSink, batch: list[Offer]) -> None:
+    sink.deliver(AlertPlan(episodes=plan_batch(batch, 900.0, 86400.0)))
+
+
+def alert(es: Any, prefix: str) -> dict[str, Any]:
+    es.indices.refresh(index=f"{prefix}-alerts-*")
+    hits = es.search(index=f"{prefix}-alerts-*", size=10, seq_no_primary_term=True)["hits"]["hits"]
+    assert len(hits) == 1, [h["_id"] for h in hits]
+    return dict(hits[0])
+
+
+def grown(hit: dict[str, Any]) -> dict[str, Any]:
+    """What growth changes in an alert: the episode, its evidence and counts, event times (not when the
+    alert was written: event.created/ingested)."""
+    s = hit["_source"]
+    event = {k: v for k, v in s["event"].items() if k not in ("created", "ingested")}
+    return {"event": event, **{k: s["socpipe"][k] for k in ("episode", "evidence", "evidence_count", "suppression")}}
+
+
+@pytest.mark.parametrize("listener", ["plain", "secure"])
+def test_given_up_growth_is_listed_replayed_like_the_worker_and_only_once(
+    listener: str,
+    es_env: Any,
+    kafka_bootstrap: str,
+    es_url: str,
+    unique: str,
+    request: Any,  # noqa: F811
+) -> None:
+    cfg, es = es_env
+    if listener == "secure":
+        secure = request.getfixturevalue("secure_kafka")
+        kcfg, kenv = secure.soc_config(), secure.soc_env()
+    else:
+        kcfg, kenv = KafkaConfig(bootstrap=kafka_bootstrap), {"SOCPIPE_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    topic = f"t{unique}.deadletter"
+    control = f"{cfg.index_prefix}c"
+    ccfg = es_config(es_url, index_prefix=control)
+    setup(es, ccfg)
+    proxy = FlakyProxy(es_url)
+    producer = kafka_io.producer(kcfg)
+    try:
+        first, growth = offers(0, 6), offers(6, 6)
+        # the alert as the worker leaves it with Elasticsearch up: created, then grown
+        csink = AlertSink(
+            AlertIndexer(es, prefix=control),
+            WorkerMetrics(),
+            lambda p, r: None,
+            episodes=EpisodeWriter(es, AlertIndexer(es, prefix=control), 900.0, 86400.0, refresh=True),
+        )
+        deliver(csink, first)
+        deliver(csink, growth)
+        expected = alert(es, control)
+        assert expected["_source"]["socpipe"]["episode"]["detections"] == 12
+
+        # the worker's sink behind the outage proxy: growth deferred, given up at the stop, dead-lettered
+        pes = connect(es_config(proxy.url))
+        indexer = AlertIndexer(pes, prefix=cfg.index_prefix)
+        sink = AlertSink(
+            indexer,
+            WorkerMetrics(),
+            lambda p, r: None,
+            episodes=EpisodeWriter(pes, indexer, 900.0, 86400.0, refresh=True),
+            episode_update_s=300.0,
+        )
+        deliver(sink, first)
+        deliver(sink, growth)  # its alert was just written: the growth waits in memory
+        proxy.set_down()
+        outputs = KafkaOutputs(
+            producer,
+            WorkerMetrics(),
+            correlation_topic="unused",
+            quarantine_topic="unused",
+            dead_letter_topic=topic,
+            state_topic="unused",
+        )
+        assert sink.flush_at_stop(outputs.dead_letters_confirmed) == (1, 6)
+        # a garbled growth letter and a finding whose alert could not be built, between/after it
+        garbled = b'{"kind":"episode_growth","dedup_key":"k","detections":[{"detection":7}]}'
+        producer.send(topic, value=garbled, headers=[("reason", b"episode growth given up at stop\x1b]0;x\x07")])
+        outputs.dead_letter(wire.encode(first[0].item.to_dict()), "cannot build alert: test")
+        producer.flush(10)
+        before = alert(es, cfg.index_prefix)
+        assert before["_source"]["socpipe"]["episode"]["detections"] == 6
+
+        env = {**kenv, "SOCPIPE_DEAD_LETTER_TOPIC": topic, "SOCPIPE_ES_INDEX_PREFIX": cfg.index_prefix}
+        env["SOCPIPE_ES_URL"] = es_url
+        runner = CliRunner()
+
+        def run(*args: str) -> Any:
+            return runner.invoke(cli, ["detect", "dead-letters", *args], env=env, catch_exceptions=False)
+
+        listed = run("list", "--json")
+        assert listed.exit_code == 0, listed.output
+        rows = [json.loads(line) for line in listed.output.splitlines()]
+        assert sorted(r["kind"] for r in rows) == ["episode_growth", "episode_growth", "finding"], rows
+        letter = next(r for r in rows if r["alert_id"] == before["_id"])
+        assert letter["reason"] == "episode growth given up at stop" and letter["kind"] == "episode_growth"
+        assert "6 detection(s) of Failed SSH login for alert " + before["_id"] in letter["summary"]
+        # the garbled one's reason as written (JSON escapes it)
+        assert "episode growth given up at stop\x1b]0;x\x07" in [r["reason"] for r in rows]
+        table = run("list")
+        assert table.exit_code == 0 and "cannot build alert: test" in table.output, table.output
+        assert "\x1b" not in table.output, table.output  # the hostile reason shown escaped, never run
+
+        dry = run("replay")  # a dry run: says what it would do, writes nothing
+        assert dry.exit_code == 1, dry.output  # the garbled letter failed
+        assert f"would add 6 of 6 detection(s) to alert {before['_id']} (now 6)" in dry.output, dry.output
+        assert alert(es, cfg.index_prefix)["_seq_no"] == before["_seq_no"]
+
+        applied = run("replay", "--apply", "--json")
+        assert applied.exit_code == 1, applied.output
+        out = [json.loads(line) for line in applied.output.splitlines()]
+        by = {r["outcome"]: r for r in out}
+        assert set(by) == {"merged", "error", "skipped"}, out
+        assert by["merged"]["added"] == 6 and (by["merged"]["before"], by["merged"]["after"]) == (6, 12)
+        assert by["error"]["message"].startswith("cannot replay: detection 1:"), by["error"]
+        assert "not replayed" in by["skipped"]["message"]
+        after = alert(es, cfg.index_prefix)
+        got, want = grown(after), grown(expected)
+        differ: dict[str, Any] = {k: (got[k], want[k]) for k in want if got.get(k) != want[k]}
+        if "event" in differ:
+            differ["event"] = {
+                k: (got["event"].get(k), v) for k, v in want["event"].items() if got["event"].get(k) != v
+            }
+        assert not differ, differ  # as the worker would have written it
+
+        again = run("replay", "--apply", "--at", by["merged"]["letters"][0])
+        assert again.exit_code == 0, again.output
+        assert f"already in alert {before['_id']}: nothing added" in again.output, again.output
+        assert alert(es, cfg.index_prefix)["_seq_no"] == after["_seq_no"]
+    finally:
+        producer.close(timeout=5)
+        proxy.close()
+        cleanup(es, control)

@@ -1,0 +1,268 @@
+"""The dead-letter topic read back (pipeline.worker.dead_letters, `socpipe detect dead-letters list`):
+each kind the worker writes is recognised and summarised, filters and the latest-N cut, the growth of an
+`episode_growth` letter read back exactly as the worker held it, and garbled or forged letters refused
+with a reason, one letter at a time (pipeline.worker.replay with fakes for Elasticsearch; the real one
+in tests/integration/test_dead_letters_replay.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from collectors import wire
+from detectors.alerts.plan import BatchEpisode, Offer
+from detectors.anomaly.finding import AnomalyFinding
+from detectors.sigma.detection import make_detection
+from detectors.sigma.model import RuleMeta
+from pipeline.cli import main
+from pipeline.elastic.episodes import EpisodeWriter
+from pipeline.worker.dead_letters import DeadLetter, LetterError, growth_of, letter_row, select_rows
+from pipeline.worker.episode_sink import GIVEN_UP_REASON, EpisodeSink, GivenUp
+from pipeline.worker.replay import GrowthReplay
+from tests.unit.test_alerts_build import _finding
+
+T0 = 1_795_000_000.0
+META = RuleMeta(id="00000000-0000-4000-8000-000000000001", title="Failed SSH login", level="low", tags=[])
+
+
+def offers(n: int, first: int = 0, ip: str = "198.51.100.9") -> list[Offer]:
+    out = []
+    for i in range(first, first + n):
+        ev = {"@timestamp": "2026-11-19T08:00:00.000Z", "source.ip": ip, "user.name": f"u{i}"}
+        det = make_detection(META, "single", {"source.ip": ip}, [T0 + i] * 2, [ev], 1, T0, identity=i)
+        out.append(Offer.of(det, "corr/0", i))
+    return out
+
+
+def anomaly() -> AnomalyFinding:
+    return _finding(start_ts=T0, end_ts=T0 + 60, evidence=[{"source.ip": "198.51.100.4"}])
+
+
+def letter(
+    value: bytes | None, reason: str = GIVEN_UP_REASON, offset: int = 0, ms: int = 1_795_000_000_000
+) -> DeadLetter:
+    return DeadLetter(0, offset, ms, [("reason", reason.encode())], value)
+
+
+def growth_letter(
+    n: int = 3, alert: tuple[str, str] | None = ("p-alerts-2026.11.19", "a1"), ip: str = "198.51.100.9"
+) -> bytes:
+    got = offers(n, ip=ip)
+    return GivenUp(got[0].dedup_key, alert, got).letters()[0]
+
+
+def test_each_kind_is_recognised_and_summarised() -> None:
+    rows = [
+        letter_row(letter(growth_letter(), offset=1)),
+        letter_row(letter(wire.encode(offers(1)[0].item.to_dict()), "cannot build alert: bad", 2)),
+        letter_row(letter(wire.encode(anomaly().to_dict()), "elasticsearch rejected alert: mapper", 3)),
+        letter_row(
+            letter(
+                b'{"@timestamp":"2026-11-19T08:00:00Z","event.dataset":"system.auth"}',
+                "elasticsearch rejected event: x",
+                4,
+            )
+        ),
+        letter_row(letter(b"\x00\xff", "undecodable correlation input at 3@17: bad", 5)),
+        letter_row(letter(b"[1, 2]", "something", 6)),
+        letter_row(letter(b"not json", "", 7)),
+        letter_row(letter(None, "", 8)),
+    ]
+    assert [r["kind"] for r in rows] == [
+        "episode_growth",
+        "finding",
+        "finding",
+        "event",
+        "correlation_input",
+        "other",
+        "unreadable",
+        "unreadable",
+    ]
+    assert rows[0]["summary"].startswith("3 detection(s) of Failed SSH login for alert a1 part 1/1, key ")
+    assert rows[0]["alert_id"] == "a1" and rows[0]["time"] == "2026-11-18T11:06:40.000Z"
+    assert rows[1]["summary"].startswith("rule Failed SSH login (single, 1 event(s) from 2026-11-18T11:06:40")
+    assert rows[1]["alert_id"] == offers(1)[0].item.alert_id
+    assert rows[2]["summary"].startswith("model auth-rate entity ") and rows[2]["alert_id"] == "f-1"
+    assert rows[3]["summary"] == "event system.auth at 2026-11-19T08:00:00Z host ?"
+    assert rows[4]["summary"] == "2 bytes, undecodable" and rows[4]["partition"] == 0 and rows[4]["offset"] == 5
+    assert rows[6]["summary"] == "8 bytes, not JSON" and rows[7]["bytes"] == 0
+
+
+def test_a_growth_letter_of_no_alert_and_hostile_fields_is_summarised_not_trusted() -> None:
+    row = letter_row(letter(growth_letter(alert=None)))
+    assert "for alert (none named: open alert of its key)" in row["summary"]
+    forged = {"kind": "episode_growth", "alert": "x", "detections": {"a": 1}, "part": [1], "dedup_key": {"k": 1}}
+    row = letter_row(letter(json.dumps(forged).encode()))
+    assert row["kind"] == "episode_growth" and row["summary"].startswith("0 detection(s) of ? for alert (none")
+
+
+def test_select_by_reason_or_its_start_and_kind_latest_last() -> None:
+    rows = [
+        {
+            "time": "2026-11-19T08:00:02.000Z",
+            "partition": 0,
+            "offset": 2,
+            "reason": "cannot build alert: x",
+            "kind": "finding",
+        },
+        {
+            "time": "2026-11-19T08:00:01.000Z",
+            "partition": 1,
+            "offset": 0,
+            "reason": GIVEN_UP_REASON,
+            "kind": "episode_growth",
+        },
+        {
+            "time": "2026-11-19T08:00:03.000Z",
+            "partition": 0,
+            "offset": 3,
+            "reason": "cannot build alert: y",
+            "kind": "finding",
+        },
+    ]
+    assert [r["offset"] for r in select_rows(rows, reason=None, kind=None, limit=10)] == [0, 2, 3]
+    assert [r["offset"] for r in select_rows(rows, reason="cannot build alert", kind=None, limit=10)] == [2, 3]
+    assert [r["offset"] for r in select_rows(rows, reason=None, kind="finding", limit=1)] == [3]
+    assert select_rows(rows, reason=GIVEN_UP_REASON, kind="finding", limit=10) == []
+
+
+def test_a_growth_letter_reads_back_as_the_worker_held_it() -> None:
+    held = offers(4) + [Offer.of(anomaly(), None, -1)]
+    held[-1] = Offer(anomaly(), held[0].dedup_key, T0, T0 + 60, 44, anomaly().evidence)  # one key per letter
+    for part in GivenUp(held[0].dedup_key, ("p-alerts-x", "a1"), held[:4]).letters(max_bytes=400):
+        g = growth_of(letter(part))
+        assert g.key == held[0].dedup_key and g.alert == ("p-alerts-x", "a1") and g.parts == 4
+        o = g.offers[0]
+        want = held[g.part - 1]
+        assert (o.alert_id, o.dedup_key, o.first_ts, o.last_ts, o.count, o.evidence, o.source, o.offset) == (
+            want.alert_id,
+            want.dedup_key,
+            want.first_ts,
+            want.last_ts,
+            want.count,
+            want.evidence,
+            want.source,
+            want.offset,
+        )
+        assert o.item.to_dict() == want.item.to_dict()
+    f = anomaly()
+    fl = GivenUp(f.dedup_key, None, [Offer.of(f, None, -1)]).letters()[0]
+    back = growth_of(letter(fl)).offers[0]
+    assert back.item.to_dict() == f.to_dict() and back.alert_id == "f-1" and back.count == 44
+
+
+def _garbled(**change: Any) -> bytes:
+    doc = json.loads(growth_letter(2))
+    for k, v in change.items():
+        if v is KeyError:
+            doc.pop(k)
+        else:
+            doc[k] = v
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"\xff\xfe", "not a JSON object"),
+        (b"[]", "JSON, but not an object"),
+        (_garbled(kind="finding"), "kind 'finding', not episode_growth"),
+        (_garbled(dedup_key=KeyError), "no dedup_key"),
+        (_garbled(alert={"index": 3, "id": "a"}), "alert is neither null nor {index, id} strings"),
+        (_garbled(part=3, parts=2), "part 3 of 2 is not a part number"),
+        (_garbled(detections=[]), "no detections"),
+        (_garbled(detections=[7]), "detection 1: not an object"),
+        (_garbled(detections=[{"detection": {"finding_id": "f"}}]), "detection 1: finding 'f': "),
+        (_garbled(detections=[{"detection": {"rule_id": "r"}}]), "detection 1: neither a detection"),
+        (
+            _garbled(detections=[{"detection": {"detection_id": "d", "rule_id": "r"}}]),
+            "detection 1: detection 'd' has no",
+        ),
+    ],
+)
+def test_a_garbled_growth_letter_is_refused_with_a_reason(value: bytes, message: str) -> None:
+    with pytest.raises(LetterError) as err:
+        growth_of(letter(value))
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_a_detection_of_another_key_or_a_forged_record_is_refused() -> None:
+    doc = json.loads(growth_letter(2))
+    doc["detections"][1]["detection"]["dedup_key"] = "other"
+    with pytest.raises(LetterError, match="detection 2: its dedup key is not the letter's"):
+        growth_of(letter(json.dumps(doc).encode()))
+    doc = json.loads(growth_letter(2))
+    doc["detections"][0]["record"] = {"source": "corr/0", "offset": "12"}
+    with pytest.raises(LetterError, match="detection 1: record is not"):
+        growth_of(letter(json.dumps(doc).encode()))
+    doc = json.loads(growth_letter(2))
+    doc["detections"][0]["detection"]["count"] = True
+    with pytest.raises(LetterError, match="count is bool"):
+        growth_of(letter(json.dumps(doc).encode()))
+
+
+class FakeWriter(EpisodeWriter):
+    """No Elasticsearch: every alert `unmerged` asks for is at 5 detections and lacks every offer."""
+
+    def __init__(self) -> None:
+        self.quiet_s, self.max_span_s = 900.0, 86400.0
+        self.targets: dict[str, tuple[str, str]] = {}
+
+    def remember_target(self, key: str, target: tuple[str, str]) -> None:
+        self.targets[key] = target
+
+    def find_open_many(self, batches: list[BatchEpisode]) -> list[tuple[str, str] | None]:
+        return [self.targets.get(b.key) for b in batches]
+
+    def unmerged(self, batch: BatchEpisode, target: tuple[str, str]) -> tuple[dict[str, Any], list[Offer]] | None:
+        return {"socpipe": {"episode": {"detections": 5}}}, list(batch.offers)
+
+
+def test_a_dry_run_goes_on_past_garbled_forged_and_other_letters() -> None:
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = FakeWriter()
+    letters = [
+        letter(b'{"kind":"episode_growth"', offset=1),  # cut short
+        letter(growth_letter(2, alert=(".security-7", "a1")), offset=2),  # names an index not an alert index
+        letter(wire.encode(offers(1)[0].item.to_dict()), "cannot build alert: x", offset=3),
+        letter(growth_letter(3), offset=4),
+        letter(growth_letter(3, alert=None, ip="198.51.100.10"), offset=5),
+    ]
+    rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(letters, apply=False)
+    got = [(r.letters, r.outcome) for r in rows]
+    assert got == [
+        (["0:1"], "error"),
+        (["0:2"], "error"),
+        (["0:3"], "skipped"),
+        (["0:4"], "would-merge"),
+        (["0:5"], "would-create"),
+    ], got
+    assert rows[0].message == "cannot replay: not a JSON object"
+    assert rows[1].message == "cannot replay: names index '.security-7', not one of p-alerts-*"
+    assert rows[2].message.startswith("kind finding: listed, not replayed")
+    assert rows[3].message == "would add 3 of 3 detection(s) to alert a1 (now 5)"
+    assert rows[4].message.startswith("no open alert continues this episode: would create alert ")
+    assert [r.failed for r in rows] == [True, True, False, False, False]
+
+
+def test_the_list_command_prints_a_clean_table_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile = "elasticsearch rejected alert: \x1b]0;owned\x07\u202e"
+    letters = [letter(growth_letter(), offset=1), letter(b"x", hostile, offset=2, ms=1_795_000_001_000)]
+    monkeypatch.setattr("pipeline.cli.dead_letters._read", lambda cfg, since, tail: letters)
+    runner = CliRunner()
+    table = runner.invoke(main, ["detect", "dead-letters", "list"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["TIME", "AT", "KIND", "REASON", "SUMMARY"]
+    assert lines[1].split()[:10] == ["2026-11-18T11:06:40.000Z", "0:1", "episode_growth", *GIVEN_UP_REASON.split(), "3"]
+    assert "\x1b" not in table.output and "\u202e" not in table.output and "rejected alert: \\x1" in table.output
+    js = runner.invoke(main, ["detect", "dead-letters", "list", "--json", "--kind", "unreadable"])
+    assert [json.loads(x)["reason"] for x in js.output.splitlines()] == [hostile]
+    assert "\u202e" not in js.output
+    none = runner.invoke(main, ["detect", "dead-letters", "list", "--reason", "nope"])
+    assert none.output == "no dead letters in socpipe.deadletter with reason nope\n"
+    bad = runner.invoke(main, ["detect", "dead-letters", "list", "--since", "yesterday"])
+    assert bad.exit_code == 2 and "not a time" in bad.output
