@@ -111,7 +111,6 @@ def quarantine(config_path: str | None, limit: int, reason: str | None, as_json:
     agency and agent they claimed (as claimed: never trusted)."""
     import json
 
-    from kafka import TopicPartition
     from kafka.errors import KafkaError
 
     from pipeline import kafka_io
@@ -119,29 +118,14 @@ def quarantine(config_path: str | None, limit: int, reason: str | None, as_json:
     from pipeline.worker.intake import quarantine_row
 
     cfg = _load(config_path)
-    try:
-        reader = kafka_io.consumer(cfg.kafka, group_id=None, enable_auto_commit=False)
-        parts = kafka_io.partitions_for(reader, cfg.quarantine_topic)
-        tps = [TopicPartition(cfg.quarantine_topic, p) for p in sorted(parts)]
-        rows = []
-        if tps:
-            reader.assign(tps)
-            ends = reader.end_offsets(tps)
-            starts = reader.beginning_offsets(tps)
-            for tp in tps:  # without --reason, read only the last `limit` of each partition
-                reader.seek(tp, starts[tp] if reason else max(starts[tp], ends[tp] - limit))
-            while any(reader.position(tp) < ends[tp] for tp in tps):
-                polled = reader.poll(timeout_ms=2000)
-                if not polled:
-                    break
-                for records in polled.values():
-                    rows += [quarantine_row(r.timestamp, r.key, r.headers, r.value) for r in records]
-        reader.close()
+    try:  # without --reason, only the last `limit` of each partition can be among the latest `limit`
+        records = kafka_io.read_records(cfg.kafka, cfg.quarantine_topic, tail=None if reason else limit)
     except KafkaError as exc:
         click.echo(
             f"cannot read {cfg.quarantine_topic}: Kafka at {cfg.kafka.bootstrap} did not answer ({exc})", err=True
         )
         sys.exit(1)
+    rows = [quarantine_row(r.timestamp, r.key, r.headers, r.value) for r in records]
     rows = sorted((r for r in rows if reason is None or r["reason"] == reason), key=lambda r: r["time"])[-limit:]
     if as_json:
         for r in rows:
