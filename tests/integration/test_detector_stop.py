@@ -8,6 +8,9 @@ Elasticsearch behind the outage proxy of test_detector_es_outage."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -128,6 +131,22 @@ def test_episode_growth_a_stopped_worker_cannot_write_goes_to_the_dead_letter_to
         assert all(
             d["record"]["source"].startswith(inputs) and d["record"]["offset"] >= 0 for d in letter["detections"]
         )
+        # Elasticsearch back: the operator's replay merges that growth into the alert, once
+        before = hits[0]["_source"]["socpipe"]["episode"]["detections"]
+        replay = [sys.executable, "-m", "pipeline.cli", "detect", "dead-letters", "replay", "--apply", "--json"]
+        for outcome, added in (("merged", detections), ("nothing-to-add", 0)):
+            done = subprocess.run(
+                [*replay, "--config", "config/detector.yaml"],
+                env=os.environ | env | {"SOCPIPE_ES_URL": es_url},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            rows = [json.loads(line) for line in done.stdout.splitlines()]
+            assert done.returncode == 0 and [r["outcome"] for r in rows] == [outcome], done.stdout + done.stderr
+            assert rows[0]["alert"] == hits[0]["_id"] and rows[0]["added"] == added, rows
+            now = alert_hits(es, prefix, {"ids": {"values": [hits[0]["_id"]]}})  # (another rule's alert too)
+            assert now[0]["_source"]["socpipe"]["episode"]["detections"] == before + detections, (rows, now)
     finally:
         reader.close()
         admin.close()
