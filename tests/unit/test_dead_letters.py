@@ -266,3 +266,15 @@ def test_the_list_command_prints_a_clean_table_and_json(monkeypatch: pytest.Monk
     assert none.output == "no dead letters in socpipe.deadletter with reason nope\n"
     bad = runner.invoke(main, ["detect", "dead-letters", "list", "--since", "yesterday"])
     assert bad.exit_code == 2 and "not a time" in bad.output
+
+
+def test_the_parts_of_one_alert_are_replayed_together_and_a_missing_part_is_named() -> None:
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = FakeWriter()
+    held = offers(6)
+    parts = GivenUp(held[0].dedup_key, ("p-alerts-x", "a1"), held).letters(max_bytes=700)
+    assert len(parts) == 6
+    letters = [letter(p, offset=i) for i, p in enumerate(parts) if i != 2]  # part 3 not read (e.g. --at)
+    rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(letters, apply=False)
+    assert len(rows) == 1 and rows[0].letters == ["0:0", "0:1", "0:3", "0:4", "0:5"]
+    assert rows[0].message == "would add 5 of 5 detection(s) to alert a1 (now 5) (parts 3 not among the letters read)"
