@@ -121,7 +121,12 @@ class GrowthReplay:
             preview = self._preview(batches)
         except ES_ERRORS as exc:
             return [
-                ReplayRow(where, "retry", f"Elasticsearch did not answer: {exc}{note}", alert=alert[1] if alert else "")
+                ReplayRow(
+                    where,
+                    "retry",
+                    f"Elasticsearch failed ({type(exc).__name__}: {exc}): run the replay again{note}",
+                    alert=alert[1] if alert else "",
+                )
             ]
         if not apply:
             return [self._row(where, b, p, note) for b, p in zip(batches, preview)]
@@ -130,7 +135,12 @@ class GrowthReplay:
             left = self.sink.write(batches, defer=False)
         except ES_ERRORS as exc:
             return [
-                ReplayRow(where, "retry", f"Elasticsearch did not answer: {exc}{note}", alert=alert[1] if alert else "")
+                ReplayRow(
+                    where,
+                    "retry",
+                    f"Elasticsearch failed ({type(exc).__name__}: {exc}): run the replay again{note}",
+                    alert=alert[1] if alert else "",
+                )
             ]
         done = {id(b): (outcome, target) for b, outcome, target in self.sink.outcomes}
         refused = self.rejected()

@@ -278,3 +278,18 @@ def test_the_parts_of_one_alert_are_replayed_together_and_a_missing_part_is_name
     rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(letters, apply=False)
     assert len(rows) == 1 and rows[0].letters == ["0:0", "0:1", "0:3", "0:4", "0:5"]
     assert rows[0].message == "would add 5 of 5 detection(s) to alert a1 (now 5) (parts 3 not among the letters read)"
+
+
+def test_elasticsearch_failing_for_one_alert_is_that_row_s_retry_and_the_rest_go_on() -> None:
+    class Failing(FakeWriter):
+        def find_open_many(self, batches: list[BatchEpisode]) -> list[tuple[str, str] | None]:
+            if batches[0].key == offers(1)[0].dedup_key:
+                raise ConnectionError("connection refused")
+            return super().find_open_many(batches)
+
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = Failing()
+    letters = [letter(growth_letter(2), offset=1), letter(growth_letter(2, ip="198.51.100.10"), offset=2)]
+    rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(letters, apply=False)
+    assert [(r.outcome, r.failed) for r in rows] == [("retry", True), ("would-merge", False)]
+    assert rows[0].message == "Elasticsearch failed (ConnectionError: connection refused): run the replay again"
