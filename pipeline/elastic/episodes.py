@@ -69,6 +69,15 @@ class EpisodeWriter:
         it does its own writes): a replay of given-up growth starts from the alert its letter names."""
         self._remember_target(key, target)
 
+    def key_of(self, target: tuple[str, str]) -> str | None:
+        """The dedup key of the alert at `target` ('' if it has none), None if there is no such alert."""
+        try:
+            doc = self.es.get(index=target[0], id=target[1], source_includes=["socpipe.detection.dedup_key"])
+        except NotFoundError:
+            return None
+        key = (((doc.get("_source") or {}).get("socpipe") or {}).get("detection") or {}).get("dedup_key")
+        return key if isinstance(key, str) else ""
+
     def unmerged(self, batch: BatchEpisode, target: tuple[str, str]) -> tuple[dict[str, Any], list[Offer]] | None:
         """Read only: the alert at `target` and the batch's detections a `merge` into it would add (those
         its replay memory - per-partition offset ranges, recent ids - does not hold); None if it is gone."""

@@ -110,16 +110,21 @@ class GrowthReplay:
     ) -> list[ReplayRow]:
         """One alert's letters (its parts, read together as the worker would have written them)."""
         where = [letter.where for letter, _ in parts]
-        offers: list[Offer] = [o for _, g in parts for o in g.offers]
+        # a detection once, however many letters carry it (a letter read twice, a part sent again):
+        # the alert's replay memory skips what it merged before, not what one write holds twice
+        offers: list[Offer] = []
+        seen: set[tuple[str | None, int, str]] = set()
+        for _, g in parts:
+            for o in g.offers:
+                if (o.source, o.offset, o.alert_id) not in seen:
+                    seen.add((o.source, o.offset, o.alert_id))
+                    offers.append(o)
         have = {g.part for _, g in parts}
         missing = sorted(set(range(1, max(g.parts for _, g in parts) + 1)) - have)
         note = f" (parts {','.join(map(str, missing))} not among the letters read)" if missing else ""
         batches = plan_batch(offers, self.writer.quiet_s, self.writer.max_span_s)
-        if alert is not None:
-            self.writer.remember_target(key, alert)
-        try:
-            preview = self._preview(batches)
-        except ES_ERRORS as exc:
+
+        def retry(exc: BaseException) -> list[ReplayRow]:
             return [
                 ReplayRow(
                     where,
@@ -128,20 +133,36 @@ class GrowthReplay:
                     alert=alert[1] if alert else "",
                 )
             ]
+
+        if alert is not None:
+            # the alert a letter names is where the merge starts (find_open checks only that the episode
+            # continues): it must be an alert of the letter's key, or a letter could merge one key's
+            # detections into any other alert
+            try:
+                named = self.writer.key_of(alert)
+            except ES_ERRORS as exc:
+                return retry(exc)
+            if named is not None and named != key:
+                return [
+                    ReplayRow(
+                        where,
+                        "error",
+                        f"cannot replay: names alert {alert[1][:80]!r}, which is of another dedup key "
+                        f"({named[:60]!r}, the letter's {key[:60]!r}){note}",
+                    )
+                ]
+            self.writer.remember_target(key, alert)
+        try:
+            preview = self._preview(batches)
+        except ES_ERRORS as exc:
+            return retry(exc)
         if not apply:
             return [self._row(where, b, p, note) for b, p in zip(batches, preview)]
         self.rejected()
         try:
             left = self.sink.write(batches, defer=False)
         except ES_ERRORS as exc:
-            return [
-                ReplayRow(
-                    where,
-                    "retry",
-                    f"Elasticsearch failed ({type(exc).__name__}: {exc}): run the replay again{note}",
-                    alert=alert[1] if alert else "",
-                )
-            ]
+            return retry(exc)
         done = {id(b): (outcome, target) for b, outcome, target in self.sink.outcomes}
         refused = self.rejected()
         rows = []

@@ -25,7 +25,10 @@ from pipeline.elastic import AlertIndexer, connect
 from pipeline.elastic.episodes import EpisodeWriter
 from pipeline.elastic.setup import setup
 from pipeline.worker.alerting import AlertPlan
+from pipeline.worker.dead_letters import DeadLetter
+from pipeline.worker.episode_sink import GIVEN_UP_REASON, GivenUp
 from pipeline.worker.outputs import KafkaOutputs
+from pipeline.worker.replay import GrowthReplay
 from pipeline.worker.sink import AlertSink
 from pipeline.worker_metrics import WorkerMetrics
 from tests.integration.alerts_support import cleanup, es_env  # noqa: F401  (fixture)
@@ -38,17 +41,17 @@ T0 = 1_795_000_000.0
 META = RuleMeta(id="00000000-0000-4000-8000-00000000dead", title="Failed SSH login", level="low", tags=[])
 
 
-def offers(first: int, count: int) -> list[Offer]:
+def offers(first: int, count: int, ip: str = "198.51.100.9") -> list[Offer]:
     """Detections of one key, one per correlation-input record from offset `first`, 2 s apart."""
     out = []
     for i in range(first, first + count):
         ev = {
             "@timestamp": "2026-11-19T08:00:00.000Z",
-            "source.ip": "198.51.100.9",
+            "source.ip": ip,
             "user.name": f"user{i}",
             "organization.id": "so-tc",
         }
-        det = make_detection(META, "single", {"source.ip": "198.51.100.9"}, [T0 + 2 * i] * 2, [ev], 1, T0, identity=i)
+        det = make_detection(META, "single", {"source.ip": ip}, [T0 + 2 * i] * 2, [ev], 1, T0, identity=i)
         out.append(Offer.of(det, "corr/0", i))
     return out
 
@@ -187,3 +190,49 @@ def test_given_up_growth_is_listed_replayed_like_the_worker_and_only_once(
         producer.close(timeout=5)
         proxy.close()
         cleanup(es, control)
+
+
+def test_a_letter_is_merged_only_into_an_alert_of_its_key_and_each_detection_once(es_env: Any) -> None:  # noqa: F811
+    """Forged or doubled letters on the real Elasticsearch: a letter naming an alert of another dedup key
+    (its detections all of the letter's key) leaves that alert alone; the same letter read twice in one
+    replay merges its detections once."""
+    cfg, es = es_env
+    indexer = AlertIndexer(es, prefix=cfg.index_prefix)
+    refused: list[str] = []
+    sink = AlertSink(
+        indexer,
+        WorkerMetrics(),
+        lambda p, r: refused.append(r),
+        episodes=EpisodeWriter(es, indexer, 900.0, 86400.0, refresh=True),
+    )
+    mine, theirs = offers(0, 6), offers(0, 6, ip="198.51.100.77")
+    deliver(sink, mine)
+    deliver(sink, theirs)
+    es.indices.refresh(index=f"{cfg.index_prefix}-alerts-*")
+
+    def hit(key: str) -> dict[str, Any]:
+        q = {"term": {"socpipe.detection.dedup_key": key}}
+        hits = es.search(index=f"{cfg.index_prefix}-alerts-*", query=q, seq_no_primary_term=True)["hits"]["hits"]
+        assert len(hits) == 1, hits
+        return dict(hits[0])
+
+    a, b = hit(mine[0].dedup_key), hit(theirs[0].dedup_key)
+    assert a["_id"] != b["_id"]
+    forged = GivenUp(theirs[0].dedup_key, (a["_index"], a["_id"]), offers(6, 3, ip="198.51.100.77")).letters()[0]
+    doubled = GivenUp(mine[0].dedup_key, (a["_index"], a["_id"]), offers(6, 6)).letters()[0]
+
+    def letter(value: bytes, offset: int) -> DeadLetter:
+        return DeadLetter(0, offset, 1_795_000_000_000, [("reason", GIVEN_UP_REASON.encode())], value)
+
+    replay = GrowthReplay(sink.episode_sink, f"{cfg.index_prefix}-alerts-", lambda: [])  # type: ignore[arg-type]
+    rows = replay.run([letter(forged, 1), letter(doubled, 2), letter(doubled, 3)], apply=True)
+    by = {r.outcome: r for r in rows}
+    assert set(by) == {"error", "merged"}, [r.as_dict() for r in rows]
+    assert by["error"].letters == ["0:1"] and "of another dedup key" in by["error"].message
+    assert by["merged"].letters == ["0:2", "0:3"]
+    assert (by["merged"].added, by["merged"].before, by["merged"].after) == (6, 6, 12), by["merged"]
+    es.indices.refresh(index=f"{cfg.index_prefix}-alerts-*")
+    after_a, after_b = hit(mine[0].dedup_key), hit(theirs[0].dedup_key)
+    assert after_a["_source"]["socpipe"]["episode"]["detections"] == 12
+    assert after_b["_seq_no"] == b["_seq_no"] and after_b["_source"]["socpipe"]["episode"]["detections"] == 6
+    assert not refused, refused

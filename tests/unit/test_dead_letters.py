@@ -210,6 +210,10 @@ class FakeWriter(EpisodeWriter):
     def __init__(self) -> None:
         self.quiet_s, self.max_span_s = 900.0, 86400.0
         self.targets: dict[str, tuple[str, str]] = {}
+        self.keys: dict[tuple[str, str], str] = {}  # the dedup key of each alert there is (none: gone)
+
+    def key_of(self, target: tuple[str, str]) -> str | None:
+        return self.keys.get(target)
 
     def remember_target(self, key: str, target: tuple[str, str]) -> None:
         self.targets[key] = target
@@ -293,3 +297,35 @@ def test_elasticsearch_failing_for_one_alert_is_that_row_s_retry_and_the_rest_go
     rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(letters, apply=False)
     assert [(r.outcome, r.failed) for r in rows] == [("retry", True), ("would-merge", False)]
     assert rows[0].message == "Elasticsearch failed (ConnectionError: connection refused): run the replay again"
+
+
+def test_a_letter_naming_an_alert_of_another_key_is_refused() -> None:
+    """A forged letter: its detections are of one key (each checked against the letter's), the alert it
+    names is another key's; merged, they would grow an unrelated alert (find_open checks the episode's
+    times only)."""
+    writer = FakeWriter()
+    other = offers(1, ip="198.51.100.77")[0].dedup_key
+    writer.keys[("p-alerts-2026.11.19", "a1")] = other
+    writer.keys[("p-alerts-2026.11.19", "a2")] = offers(1, ip="198.51.100.10")[0].dedup_key
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = writer
+    letters = [
+        letter(growth_letter(3), offset=1),
+        letter(growth_letter(2, alert=("p-alerts-2026.11.19", "a2"), ip="198.51.100.10"), offset=2),
+    ]
+    rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(letters, apply=False)
+    assert [(r.letters, r.outcome) for r in rows] == [(["0:1"], "error"), (["0:2"], "would-merge")]
+    assert rows[0].message.startswith("cannot replay: names alert 'a1', which is of another dedup key ("), rows[0]
+    assert other[:60] in rows[0].message
+    assert offers(1, ip="198.51.100.77")[0].dedup_key not in writer.targets  # never taken as a target
+
+
+def test_a_detection_in_two_letters_is_counted_once() -> None:
+    """The same letter twice on the topic (or a part sent again): one alert's detections merged once."""
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = FakeWriter()
+    same = growth_letter(3)
+    rows = GrowthReplay(sink, "p-alerts-", lambda: []).run([letter(same, offset=1), letter(same, offset=2)], False)
+    assert len(rows) == 1 and rows[0].letters == ["0:1", "0:2"]
+    assert (rows[0].detections, rows[0].added) == (3, 3), rows[0]
+    assert rows[0].message == "would add 3 of 3 detection(s) to alert a1 (now 5)"
