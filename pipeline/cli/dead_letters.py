@@ -116,9 +116,21 @@ def _at(values: tuple[str, ...]) -> set[tuple[int, int]]:
 @click.option("--at", "at", multiple=True, help="Only the letter at PARTITION:OFFSET (repeatable; `list` shows them).")
 @click.option("--alert", "alert_id", default=None, help="Only the letters of this alert id.")
 @click.option("--since", default=None, help=SINCE_HELP)
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="With --apply, also write an alert's growth some of whose parts are not among the letters read "
+    "(lost): those parts can no longer be replayed into it afterwards.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per letter (or per alert's parts).")
 def replay(
-    config_path: str | None, apply: bool, at: tuple[str, ...], alert_id: str | None, since: str | None, as_json: bool
+    config_path: str | None,
+    apply: bool,
+    at: tuple[str, ...],
+    alert_id: str | None,
+    since: str | None,
+    partial: bool,
+    as_json: bool,
 ) -> None:
     """Merge given-up episode growth (kind episode_growth) into its alert, as the worker would have had
     Elasticsearch answered at its stop; idempotent (what the alert holds already is not added again).
@@ -165,7 +177,7 @@ def replay(
         agency_lookup=_agency_lookup(cfg.inventory),
     )
     assert sink.episode_sink is not None
-    rows = GrowthReplay(sink.episode_sink, f"{prefix}-alerts-", taken).run(letters, apply=apply)
+    rows = GrowthReplay(sink.episode_sink, f"{prefix}-alerts-", taken, partial=partial).run(letters, apply=apply)
     if as_json:
         for r in rows:
             click.echo(clean_json(json.dumps({**r.as_dict(), "applied": apply}, ensure_ascii=False)))

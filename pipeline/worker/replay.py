@@ -72,8 +72,14 @@ class GrowthReplay:
     """Replays `episode_growth` letters through `sink` (the worker's EpisodeSink, built like the worker's);
     `alert_prefix`: the only indices a letter may name (`<es.index_prefix>-alerts-`)."""
 
-    def __init__(self, sink: EpisodeSink, alert_prefix: str, rejected: Callable[[], list[str]]) -> None:
+    def __init__(
+        self, sink: EpisodeSink, alert_prefix: str, rejected: Callable[[], list[str]], partial: bool = False
+    ) -> None:
         self.sink = sink
+        # write an alert's growth with some of its parts not among the letters read: the alert then
+        # remembers the records of the parts it got as one offset range per partition, which holds the
+        # missing parts' records too, so a later replay of those adds nothing (they are lost)
+        self.partial = partial
         self.writer: EpisodeWriter = sink.episodes
         self.alert_prefix = alert_prefix
         self.rejected = rejected  # reasons the sink gave its dead_letter callback since the last call
@@ -158,6 +164,18 @@ class GrowthReplay:
             return retry(exc)
         if not apply:
             return [self._row(where, b, p, note) for b, p in zip(batches, preview)]
+        if missing and not self.partial:
+            return [
+                ReplayRow(
+                    where,
+                    "error",
+                    f"not written: parts {','.join(map(str, missing))} of {max(g.parts for _, g in parts)} are not "
+                    "among the letters read; replay all of this alert's parts together (a part written alone "
+                    "makes the alert skip the others later), or --partial if they are lost",
+                    alert=alert[1] if alert else "",
+                    detections=len(offers),
+                )
+            ]
         self.rejected()
         try:
             left = self.sink.write(batches, defer=False)

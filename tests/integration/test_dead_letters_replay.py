@@ -236,3 +236,44 @@ def test_a_letter_is_merged_only_into_an_alert_of_its_key_and_each_detection_onc
     assert after_a["_source"]["socpipe"]["episode"]["detections"] == 12
     assert after_b["_seq_no"] == b["_seq_no"] and after_b["_source"]["socpipe"]["episode"]["detections"] == 6
     assert not refused, refused
+
+
+def test_an_alert_s_growth_with_a_part_missing_is_not_written_unless_partial(es_env: Any) -> None:  # noqa: F811
+    """A part merged without the others makes the alert remember the records of all of them as one offset
+    range: the missing part, replayed later, would add nothing. So --apply writes an alert's parts only
+    together (or with --partial, the others being lost)."""
+    cfg, es = es_env
+    indexer = AlertIndexer(es, prefix=cfg.index_prefix)
+    sink = AlertSink(
+        indexer,
+        WorkerMetrics(),
+        lambda p, r: None,
+        episodes=EpisodeWriter(es, indexer, 900.0, 86400.0, refresh=True),
+    )
+    deliver(sink, offers(0, 6))
+    before = alert(es, cfg.index_prefix)
+    parts = GivenUp(offers(0, 1)[0].dedup_key, (before["_index"], before["_id"]), offers(6, 6)).letters(max_bytes=700)
+    assert len(parts) == 6
+    letters = [
+        DeadLetter(0, i, 1_795_000_000_000, [("reason", GIVEN_UP_REASON.encode())], p) for i, p in enumerate(parts)
+    ]
+    replay = GrowthReplay(sink.episode_sink, f"{cfg.index_prefix}-alerts-", lambda: [])  # type: ignore[arg-type]
+
+    cut = replay.run([x for x in letters if x.offset != 2], apply=True)  # part 3 not read (e.g. --at)
+    assert [(r.outcome, r.failed) for r in cut] == [("error", True)], [r.as_dict() for r in cut]
+    assert cut[0].message.startswith("not written: parts 3 of 6 are not among the letters read"), cut[0].message
+    assert alert(es, cfg.index_prefix)["_seq_no"] == before["_seq_no"]
+
+    whole = replay.run(letters, apply=True)
+    assert [(r.outcome, r.before, r.after) for r in whole] == [("merged", 6, 12)], [r.as_dict() for r in whole]
+
+    # what --partial accepts: a part written alone leaves the alert skipping the records of the others
+    deliver(sink, offers(20, 1))
+    grown_once = alert(es, cfg.index_prefix)
+    n = grown_once["_source"]["socpipe"]["episode"]["detections"]
+    later = GivenUp(offers(0, 1)[0].dedup_key, (before["_index"], before["_id"]), offers(30, 3)).letters(max_bytes=700)
+    partial = GrowthReplay(sink.episode_sink, f"{cfg.index_prefix}-alerts-", lambda: [], partial=True)  # type: ignore[arg-type]
+    first_last = [DeadLetter(0, 10 + i, 1, [("reason", GIVEN_UP_REASON.encode())], p) for i, p in enumerate(later)]
+    assert [r.outcome for r in partial.run([first_last[0], first_last[2]], apply=True)] == ["merged"]
+    assert [r.outcome for r in partial.run([first_last[1]], apply=True)] == ["nothing-to-add"]
+    assert alert(es, cfg.index_prefix)["_source"]["socpipe"]["episode"]["detections"] == n + 2
