@@ -110,11 +110,19 @@ def read_samples(paths: Iterable[Path]) -> list[Sample]:
             sample.error = f"not JSON or NDJSON: {exc}"
             out.append(sample)
             continue
+        except RecursionError:  # json's decoder on nesting deeper than orjson reads (1024)
+            sample.error = "not JSON or NDJSON: nested too deeply"
+            out.append(sample)
+            continue
         for doc in docs:
             if not isinstance(doc, dict):
                 sample.error = "a sample record is not a JSON object"
                 break
-            sample.lines.append(orjson.dumps(doc).decode())
+            try:
+                sample.lines.append(orjson.dumps(doc).decode())
+            except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254)
+                sample.error = f"a sample record cannot be forwarded: {exc}"
+                break
         out.append(sample)
     return out
 

@@ -140,3 +140,22 @@ def test_records_pretty_printed_back_to_back_are_each_an_event(tmp_path: Path) -
     path.write_text(json.dumps(hit, indent=2) + '\n{"Event": ')  # a truncated second record
     (s,) = read_samples([samples])
     assert s.error.startswith("not JSON or NDJSON")
+
+
+def test_a_sample_nested_too_deeply_is_that_sample_s_error_and_the_others_run(tmp_path: Path) -> None:
+    """Hostile samples: nesting orjson refuses to read (json's decoder then recursed out) or reads but
+    will not write back; each is its own 'unreadable' row, never the end of the run."""
+    hit = sysmon_1("C:\\Windows\\System32\\whoami.exe", "C:\\Windows\\System32\\inetsrv\\w3wp.exe")
+    samples = sample_tree(tmp_path, [hit])
+    (path,) = samples.rglob("*.json")
+    deep = path.parent.parent / "deep"
+    deep.mkdir()
+    (deep / "11111111-2222-3333-4444-555555555555.json").write_text("[" * 200_000)
+    (deep / "22222222-2222-3333-4444-555555555555.json").write_text('{"Event": ' + "[" * 500 + "]" * 500 + "}")
+    got = {s.path.name: s.error for s in read_samples([samples])}
+    assert got["11111111-2222-3333-4444-555555555555.json"] == "not JSON or NDJSON: nested too deeply"
+    assert got["22222222-2222-3333-4444-555555555555.json"].startswith("a sample record cannot be forwarded:")
+    res = run(str(samples), "--rules", str(rules_dir(tmp_path)), "--json")
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    counts = json.loads(res.output)["counts"]
+    assert counts == {"fired": 1, "silent": 0, "unknown-rule": 0, "unreadable": 2}, counts
