@@ -220,6 +220,8 @@ def growth_of(letter: DeadLetter) -> Growth:
             offer = Offer.of(finding, source, offset)
         except (ValueError, TypeError, KeyError) as exc:
             raise LetterError(f"detection {n}: {exc}") from None
+        except RecursionError:  # copying evidence nested deeper than Python's stack (JSON reads ~1000)
+            raise LetterError(f"detection {n}: nested too deeply") from None
         if offer.dedup_key != key:
             raise LetterError(f"detection {n}: its dedup key is not the letter's ({_text(offer.dedup_key, 60)!r})")
         offers.append(offer)

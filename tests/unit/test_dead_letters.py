@@ -329,3 +329,24 @@ def test_a_detection_in_two_letters_is_counted_once() -> None:
     assert len(rows) == 1 and rows[0].letters == ["0:1", "0:2"]
     assert (rows[0].detections, rows[0].added) == (3, 3), rows[0]
     assert rows[0].message == "would add 3 of 3 detection(s) to alert a1 (now 5)"
+
+
+def test_a_letter_nested_too_deeply_is_its_row_s_error_and_the_replay_goes_on() -> None:
+    """JSON reads nesting ~1000 deep; copying a detection's evidence recursed out of the stack well
+    before (RecursionError ended the whole replay with a traceback)."""
+    doc = json.loads(growth_letter(2))
+    deep: list[Any] = []
+    cur = deep
+    for _ in range(700):
+        cur.append([])
+        cur = cur[0]
+    doc["detections"][1]["detection"]["evidence"] = [{"x": deep}]
+    hostile = json.dumps(doc).encode()
+    with pytest.raises(LetterError, match="detection 2: nested too deeply"):
+        growth_of(letter(hostile))
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = FakeWriter()
+    rows = GrowthReplay(sink, "p-alerts-", lambda: []).run(
+        [letter(hostile, offset=1), letter(growth_letter(2, ip="198.51.100.10"), offset=2)], apply=False
+    )
+    assert [(r.letters, r.outcome) for r in rows] == [(["0:1"], "error"), (["0:2"], "would-merge")]
