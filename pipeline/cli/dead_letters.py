@@ -35,19 +35,14 @@ def _since(text: str | None) -> float | None:
 
 
 def _read(cfg: Any, since: float | None, tail: int | None) -> list[Any]:
-    """The topic's letters (pipeline.worker.dead_letters.DeadLetter); exit 1 with one line if Kafka fails."""
-    from kafka.errors import KafkaError
-
+    """The topic's letters (pipeline.worker.dead_letters.DeadLetter); exit 1 with one line if Kafka fails
+    (did not answer, refused the credentials, did not allow it: `start_guard`'s wording)."""
     from pipeline import kafka_io
+    from pipeline.cli.startup import start_guard
     from pipeline.worker.dead_letters import DeadLetter
 
-    try:
+    with start_guard(kafka=cfg.kafka.bootstrap, doing=f"read {cfg.dead_letter_topic}"):
         records = kafka_io.read_records(cfg.kafka, cfg.dead_letter_topic, since, tail)
-    except KafkaError as exc:
-        click.echo(
-            f"cannot read {cfg.dead_letter_topic}: Kafka at {cfg.kafka.bootstrap} did not answer ({exc})", err=True
-        )
-        sys.exit(1)
     return [DeadLetter(r.partition, r.offset, r.timestamp, list(r.headers or ()), r.value) for r in records]
 
 

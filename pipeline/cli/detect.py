@@ -111,20 +111,16 @@ def quarantine(config_path: str | None, limit: int, reason: str | None, as_json:
     agency and agent they claimed (as claimed: never trusted)."""
     import json
 
-    from kafka.errors import KafkaError
-
     from pipeline import kafka_io
     from pipeline.cli.output import clean, clean_json
+    from pipeline.cli.startup import start_guard
     from pipeline.worker.intake import quarantine_row
 
     cfg = _load(config_path)
-    try:  # without --reason, only the last `limit` of each partition can be among the latest `limit`
+    # without --reason, only the last `limit` of each partition can be among the latest `limit`; a Kafka
+    # that refuses the credentials is named so (not 'did not answer')
+    with start_guard(kafka=cfg.kafka.bootstrap, doing=f"read {cfg.quarantine_topic}"):
         records = kafka_io.read_records(cfg.kafka, cfg.quarantine_topic, tail=None if reason else limit)
-    except KafkaError as exc:
-        click.echo(
-            f"cannot read {cfg.quarantine_topic}: Kafka at {cfg.kafka.bootstrap} did not answer ({exc})", err=True
-        )
-        sys.exit(1)
     rows = [quarantine_row(r.timestamp, r.key, r.headers, r.value) for r in records]
     rows = sorted((r for r in rows if reason is None or r["reason"] == reason), key=lambda r: r["time"])[-limit:]
     if as_json:

@@ -26,8 +26,8 @@ _CREDENTIALS_HINTS = ("SaslAuthenticationFailed", "Authentication failed", "Unsu
 _BACKOFF = re.compile(r" \(backoff [0-9.]+ secs\)$")
 
 
-def fail(message: str) -> NoReturn:
-    click.echo(f"cannot start: {message}", err=True)
+def fail(message: str, doing: str = "start") -> NoReturn:
+    click.echo(f"cannot {doing}: {message}", err=True)
     sys.exit(1)
 
 
@@ -129,9 +129,10 @@ class _LastError(logging.Handler):
 
 
 @contextmanager
-def start_guard(*, kafka: str | None = None, es: str | None = None) -> Iterator[None]:
+def start_guard(*, kafka: str | None = None, es: str | None = None, doing: str = "start") -> Iterator[None]:
     """Errors of Kafka (at bootstrap `kafka`) and of Elasticsearch (at `es`) raised inside end the
-    command with one `cannot start: ...` line and exit code 1. A server not named is not guarded."""
+    command with one `cannot start: ...` line (`doing`: what else than start, e.g. 'read <topic>') and
+    exit code 1. A server not named is not guarded."""
     kafka_errors: tuple[type[BaseException], ...] = ()
     es_errors: tuple[type[BaseException], ...] = ()
     last = _LastError()
@@ -148,8 +149,8 @@ def start_guard(*, kafka: str | None = None, es: str | None = None) -> Iterator[
     try:
         yield
     except kafka_errors as exc:
-        fail(kafka_problem(exc, kafka or "", last.cause))
+        fail(kafka_problem(exc, kafka or "", last.cause), doing)
     except es_errors as exc:
-        fail(es_problem(exc, es or ""))
+        fail(es_problem(exc, es or ""), doing)
     finally:
         net_log.removeHandler(last)

@@ -253,3 +253,38 @@ def test_a_login_refused_before_the_last_attempt_still_names_the_credentials(
     err = capsys.readouterr().err
     assert err.startswith("cannot start: Kafka at k1:9094 refused the credentials (") and "invalid credentials" in err
     assert "backoff" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "topic"),
+    [(["detect", "dead-letters", "list"], "socpipe.deadletter"), (["detect", "quarantine"], "socpipe.quarantine")],
+)
+def test_reading_a_topic_with_credentials_the_broker_refuses_says_so_not_did_not_answer(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], topic: str
+) -> None:
+    """`detect dead-letters` and `detect quarantine` read with the SOC's Kafka credential: a wrong password
+    (kafka-python's bootstrap failures logged, then 'Unable to bootstrap', as on the stack's SASL_SSL
+    listener) is named as refused credentials, as `detect run` names it; a silent broker still 'did not answer'."""
+    import logging
+
+    def refused(*_: Any, **__: Any) -> list[Any]:
+        logging.getLogger("kafka.net.manager").warning(
+            "Bootstrap connection to bootstrap-0 failed: [Error 58] SaslAuthenticationFailedError: Authentication "
+            "failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (backoff 1.1 secs)"
+        )
+        raise KafkaTimeoutError("Unable to bootstrap from ['k1:9094']")
+
+    def silent(*_: Any, **__: Any) -> list[Any]:
+        raise KafkaTimeoutError("Unable to bootstrap from ['k1:9094']")
+
+    env = {"SOCPIPE_KAFKA_BOOTSTRAP": "k1:9094"}
+    monkeypatch.setattr("pipeline.kafka_io.read_records", refused)
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code == 1, res.output
+    assert res.output.startswith(f"cannot read {topic}: Kafka at k1:9094 refused the credentials ("), res.output
+    assert "check kafka.sasl_username" in res.output and res.output.count("\n") == 1
+    monkeypatch.setattr("pipeline.kafka_io.read_records", silent)
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code == 1 and res.output == (
+        f"cannot read {topic}: Kafka at k1:9094 did not answer (KafkaTimeoutError: Unable to bootstrap from ['k1:9094'])\n"
+    ), res.output
