@@ -30,6 +30,7 @@ from pipeline.worker.episode_sink import GIVEN_UP_KIND, GIVEN_UP_REASON
 
 KINDS = ("episode_growth", "finding", "event", "correlation_input", "other", "unreadable")
 MAX_DETECTIONS = 1_000_000  # per letter: far more than ~900 kB of detections can be
+MAX_TS = 1e11  # epoch seconds (year 5138): a detection's times must be dates, with room for the episode windows
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,9 @@ def growth_of(letter: DeadLetter) -> Growth:
         try:
             finding = finding_from_dict(entry.get("detection"))
             offer = Offer.of(finding, source, offset)
+            for ts in (offer.first_ts, offer.last_ts):  # the alert's dates and the open-alert query's
+                if not 0.0 <= ts < MAX_TS:  # NaN too
+                    raise ValueError(f"time {ts!r} is not an epoch time between 1970 and 5138")
         except (ValueError, TypeError, KeyError) as exc:
             raise LetterError(f"detection {n}: {exc}") from None
         except RecursionError:  # copying evidence nested deeper than Python's stack (JSON reads ~1000)

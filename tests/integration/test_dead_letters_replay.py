@@ -225,10 +225,14 @@ def test_a_letter_is_merged_only_into_an_alert_of_its_key_and_each_detection_onc
         return DeadLetter(0, offset, 1_795_000_000_000, [("reason", GIVEN_UP_REASON.encode())], value)
 
     replay = GrowthReplay(sink.episode_sink, f"{cfg.index_prefix}-alerts-", lambda: [])  # type: ignore[arg-type]
-    rows = replay.run([letter(forged, 1), letter(doubled, 2), letter(doubled, 3)], apply=True)
+    timeless = json.loads(GivenUp(mine[0].dedup_key, (a["_index"], a["_id"]), offers(20, 2)).letters()[0])
+    timeless["detections"][0]["detection"]["end_ts"] = -1e308  # no date can be (a traceback before)
+    hostile = letter(json.dumps(timeless).encode(), 4)
+    rows = replay.run([letter(forged, 1), letter(doubled, 2), letter(doubled, 3), hostile], apply=True)
     by = {r.outcome: r for r in rows}
     assert set(by) == {"error", "merged"}, [r.as_dict() for r in rows]
-    assert by["error"].letters == ["0:1"] and "of another dedup key" in by["error"].message
+    errors = {r.letters[0]: r.message for r in rows if r.outcome == "error"}
+    assert "of another dedup key" in errors["0:1"] and "not an epoch time" in errors["0:4"], errors
     assert by["merged"].letters == ["0:2", "0:3"]
     assert (by["merged"].added, by["merged"].before, by["merged"].after) == (6, 6, 12), by["merged"]
     es.indices.refresh(index=f"{cfg.index_prefix}-alerts-*")

@@ -350,3 +350,13 @@ def test_a_letter_nested_too_deeply_is_its_row_s_error_and_the_replay_goes_on() 
         [letter(hostile, offset=1), letter(growth_letter(2, ip="198.51.100.10"), offset=2)], apply=False
     )
     assert [(r.letters, r.outcome) for r in rows] == [(["0:1"], "error"), (["0:2"], "would-merge")]
+
+
+@pytest.mark.parametrize("ts", [-1e308, 2**70, 1e300, "NaN"])
+def test_a_detection_time_no_date_can_be_is_refused(ts: Any) -> None:
+    """A forged end_ts the alert's dates (iso_ms) cannot render raised ValueError in the open-alert query,
+    outside the row's handling: the whole replay ended with a traceback."""
+    doc = json.loads(growth_letter(2))
+    doc["detections"][0]["detection"]["end_ts"] = float("nan") if ts == "NaN" else ts
+    with pytest.raises(LetterError, match="detection 1: time .* is not an epoch time between 1970 and 5138"):
+        growth_of(letter(json.dumps(doc).encode()))
