@@ -85,6 +85,8 @@ def finding_from_dict(d: dict[str, Any]) -> AnomalyFinding:
         ]
         if not isinstance(kw.get("entity"), dict) or not isinstance(kw.get("evidence", []), list):
             raise ValueError("entity must be an object and evidence a list")
+        if not all(isinstance(e, dict) for e in kw.get("evidence", [])):  # the alert reads them as events
+            raise ValueError("evidence holds something other than events")
         for name in ("start_ts", "end_ts", "score", "threshold"):
             if not isinstance(kw.get(name), (int, float)) or isinstance(kw.get(name), bool):
                 raise ValueError(f"{name} must be a number")

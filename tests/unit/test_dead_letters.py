@@ -360,3 +360,13 @@ def test_a_detection_time_no_date_can_be_is_refused(ts: Any) -> None:
     doc["detections"][0]["detection"]["end_ts"] = float("nan") if ts == "NaN" else ts
     with pytest.raises(LetterError, match="detection 1: time .* is not an epoch time between 1970 and 5138"):
         growth_of(letter(json.dumps(doc).encode()))
+
+
+def test_a_model_finding_whose_evidence_is_not_events_is_refused() -> None:
+    """As a detection's: building the alert reads each evidence item as an event (AttributeError on an
+    int, outside every row's handling: the replay ended with a traceback, dry run or not)."""
+    found = Offer.of(anomaly(), "corr/0", 5)
+    doc = json.loads(GivenUp(found.dedup_key, None, [found]).letters()[0])
+    doc["detections"][0]["detection"]["evidence"] = [{"source.ip": "198.51.100.4"}, 1]
+    with pytest.raises(LetterError, match="detection 1: finding .*: evidence holds something other than events"):
+        growth_of(letter(json.dumps(doc).encode()))
