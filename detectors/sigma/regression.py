@@ -83,7 +83,8 @@ def _info(folder: Path, sample: Path) -> tuple[str | None, int]:
     meta = doc.get("rule_metadata")
     rule_id = meta[0].get("id") if isinstance(meta, list) and meta and isinstance(meta[0], dict) else None
     expected = 1
-    for test in doc.get("regression_tests_info") or ():
+    tests = doc.get("regression_tests_info")
+    for test in tests if isinstance(tests, list) else ():  # anything else: no test of this sample named
         if isinstance(test, dict) and str(test.get("path", "")).endswith(sample.name):
             count = test.get("match_count")
             expected = count if isinstance(count, int) and count > 0 else 1

@@ -159,3 +159,17 @@ def test_a_sample_nested_too_deeply_is_that_sample_s_error_and_the_others_run(tm
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
     counts = json.loads(res.output)["counts"]
     assert counts == {"fired": 1, "silent": 0, "unknown-rule": 0, "unreadable": 2}, counts
+
+
+def test_an_info_yml_of_another_shape_is_read_as_naming_nothing(tmp_path: Path) -> None:
+    """A hostile or broken info.yml (regression_tests_info a number, rule_metadata not a list): the sample
+    is replayed with its file name's rule and one match asked, never a traceback ending the run."""
+    hit = sysmon_1("C:\\Windows\\System32\\whoami.exe", "C:\\Windows\\System32\\inetsrv\\w3wp.exe")
+    samples = sample_tree(tmp_path, [hit])
+    (info,) = samples.rglob("info.yml")
+    for text in ("regression_tests_info: 5\n", "rule_metadata: 7\nregression_tests_info: true\n", "- 1\n"):
+        info.write_text(text)
+        (s,) = read_samples([samples])
+        assert (s.rule_id, s.expected, s.error) == (RULE_ID, 1, ""), text
+        res = run(str(samples), "--rules", str(rules_dir(tmp_path)), "--json")
+        assert res.exit_code == 0 and json.loads(res.output)["counts"]["fired"] == 1, (text, res.output)
