@@ -37,3 +37,12 @@ class ElasticsearchConfig:
     index_events: bool = False  # also index normalised events (own daily indices) for pivoting
     bulk_chunk_docs: int = 1000
     bulk_max_retries: int = 3  # in-call retries on 429/5xx before the docs go back to the caller
+
+    def check(self, prefix: str = "es.") -> None:
+        """What the client would refuse with a ValueError traceback at start, as a ConfigError naming the key."""
+        if self.ca_certs and not self.url.lower().startswith("https://"):
+            scheme = self.url.split("://", 1)[0] + "://" if "://" in self.url else "without a scheme"
+            raise ConfigError(
+                f"{prefix}ca_certs: set, but {prefix}url is {scheme}, not https:// "
+                f"(a CA certificate is for TLS: use https://, or unset {prefix}ca_certs)"
+            )

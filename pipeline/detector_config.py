@@ -63,6 +63,7 @@ class DetectorConfig:
 
     def validate(self) -> DetectorConfig:
         check_kafka_security(self.kafka.security_protocol, self.kafka.sasl_mechanism)
+        self.es.check()
         if not self.rules:
             raise ConfigError("rules: at least one rule path is needed")
         if self.max_batch_records < 1:

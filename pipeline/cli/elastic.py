@@ -32,7 +32,9 @@ def es_setup(config_path: str | None, prefix: str | None) -> None:
     try:
         report = setup(connect(cfg), cfg, prefix)
     except TransportError as exc:
-        raise click.ClickException(f"cannot reach Elasticsearch at {cfg.url}: {exc}") from exc
+        from pipeline.cli.startup import redact_url
+
+        raise click.ClickException(f"cannot reach Elasticsearch at {redact_url(cfg.url)}: {exc}") from exc
     except MappingConflict as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("cluster offers: " + (", ".join(report.capabilities) or "no ILM, no mapper-extras"))

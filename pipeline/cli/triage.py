@@ -30,7 +30,9 @@ def _es_config(config_path: str | None) -> ElasticsearchConfig:
     from pipeline.detector_config import DetectorConfig
 
     try:
-        return load_config(DetectorConfig, config_path).es
+        es = load_config(DetectorConfig, config_path).es
+        es.check()
+        return es
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 

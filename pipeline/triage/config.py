@@ -21,6 +21,7 @@ class TriageConfig:
 
     def validate(self) -> None:
         self.server.validate("server.")
+        self.es.check()
         if not self.token_reload_s > 0:
             raise ConfigError("token_reload_s: must be a positive number of seconds")
         if not self.server.tls_certfile and not self.allow_plain_http and not is_loopback(self.server.host):

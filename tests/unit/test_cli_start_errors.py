@@ -288,3 +288,28 @@ def test_reading_a_topic_with_credentials_the_broker_refuses_says_so_not_did_not
     assert res.exit_code == 1 and res.output == (
         f"cannot read {topic}: Kafka at k1:9094 did not answer (KafkaTimeoutError: Unable to bootstrap from ['k1:9094'])\n"
     ), res.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["detect", "run"], ["detect", "dead-letters", "replay"], ["triage", "serve"], ["alerts", "list"], ["es", "setup"]],
+)
+def test_a_ca_certificate_for_a_plain_http_elasticsearch_is_a_config_error_naming_the_keys(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """es.ca_certs with an http:// es.url (the env of a secured stack left over, pointed at a plain one):
+    elastic_transport refuses it with a ValueError ('TLS options require scheme to be https'), which was
+    a traceback; now a config error naming both keys, the URL's credentials never printed."""
+    monkeypatch.setattr("pipeline.kafka_io.read_records", lambda *a, **k: [])
+    env = {"SOCPIPE_ES_URL": "http://admin:s3cret@127.0.0.1:9", "SOCPIPE_ES_CA_CERTS": "/nonexistent/ca.pem"}
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code in (1, 2) and not isinstance(res.exception, ValueError), res.exception
+    assert "es.ca_certs: set, but es.url is http://, not https://" in res.output, res.output
+    assert "s3cret" not in res.output and "Traceback" not in res.output
+
+
+def test_es_setup_against_an_unreachable_elasticsearch_does_not_print_the_url_s_password() -> None:
+    env = {"SOCPIPE_ES_URL": "http://admin:s3cret@127.0.0.1:9", "SOCPIPE_ES_CA_CERTS": ""}
+    res = CliRunner().invoke(main, ["es", "setup"], env=env)
+    assert res.exit_code == 1 and "cannot reach Elasticsearch at http://127.0.0.1:9: " in res.output, res.output
+    assert "s3cret" not in res.output and "admin" not in res.output
