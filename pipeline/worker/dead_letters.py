@@ -30,6 +30,7 @@ from pipeline.worker.episode_sink import GIVEN_UP_KIND, GIVEN_UP_REASON
 
 KINDS = ("episode_growth", "finding", "event", "correlation_input", "other", "unreadable")
 MAX_DETECTIONS = 1_000_000  # per letter: far more than ~900 kB of detections can be
+MAX_PARTS = 100_000  # parts of one alert's growth: ~90 GB of detections in ~900 kB parts
 MAX_TS = 1e11  # epoch seconds (year 5138): a detection's times must be dates, with room for the episode windows
 
 
@@ -199,8 +200,8 @@ def growth_of(letter: DeadLetter) -> Growth:
             raise LetterError("alert is neither null nor {index, id} strings")
         alert = (alert_field["index"], alert_field["id"])
     part, parts = payload.get("part", 1), payload.get("parts", 1)
-    if not (type(part) is int and type(parts) is int and 1 <= part <= parts):
-        raise LetterError(f"part {_text(part, 10)} of {_text(parts, 10)} is not a part number")
+    if not (type(part) is int and type(parts) is int and 1 <= part <= parts <= MAX_PARTS):
+        raise LetterError(f"part {_text(part, 10)} of {_text(parts, 10)} is not a part number (at most {MAX_PARTS})")
     dets = payload.get("detections")
     if not isinstance(dets, list) or not dets:
         raise LetterError("no detections")

@@ -127,7 +127,8 @@ class GrowthReplay:
                     offers.append(o)
         have = {g.part for _, g in parts}
         missing = sorted(set(range(1, max(g.parts for _, g in parts) + 1)) - have)
-        note = f" (parts {','.join(map(str, missing))} not among the letters read)" if missing else ""
+        shown = ",".join(map(str, missing[:10])) + (f",... ({len(missing)} parts)" if len(missing) > 10 else "")
+        note = f" (parts {shown} not among the letters read)" if missing else ""
         batches = plan_batch(offers, self.writer.quiet_s, self.writer.max_span_s)
 
         def retry(exc: BaseException) -> list[ReplayRow]:
@@ -169,7 +170,7 @@ class GrowthReplay:
                 ReplayRow(
                     where,
                     "error",
-                    f"not written: parts {','.join(map(str, missing))} of {max(g.parts for _, g in parts)} are not "
+                    f"not written: parts {shown} of {max(g.parts for _, g in parts)} are not "
                     "among the letters read; replay all of this alert's parts together (a part written alone "
                     "makes the alert skip the others later), or --partial if they are lost",
                     alert=alert[1] if alert else "",

@@ -370,3 +370,17 @@ def test_a_model_finding_whose_evidence_is_not_events_is_refused() -> None:
     doc["detections"][0]["detection"]["evidence"] = [{"source.ip": "198.51.100.4"}, 1]
     with pytest.raises(LetterError, match="detection 1: finding .*: evidence holds something other than events"):
         growth_of(letter(json.dumps(doc).encode()))
+
+
+def test_a_forged_part_count_is_refused_and_missing_parts_are_named_briefly() -> None:
+    """parts 10**12 was accepted: the replay then built the set of every part number (memory without
+    end). At most MAX_PARTS; the missing ones of a real count are named, the first ten and how many."""
+    doc = json.loads(growth_letter(1))
+    doc["parts"] = 10**12
+    with pytest.raises(LetterError, match=r"part 1 of 1000000000 is not a part number \(at most 100000\)"):
+        growth_of(letter(json.dumps(doc).encode()))
+    doc["parts"] = 40
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = FakeWriter()
+    (row,) = GrowthReplay(sink, "p-alerts-", lambda: []).run([letter(json.dumps(doc).encode())], apply=False)
+    assert row.message.endswith("(parts 2,3,4,5,6,7,8,9,10,11,... (39 parts) not among the letters read)"), row
