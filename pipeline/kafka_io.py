@@ -278,6 +278,26 @@ def read_records(cfg: KafkaConfig, topic: str, since_epoch: float | None = None,
         c.close(autocommit=False)
 
 
+def record_ends(cfg: KafkaConfig, sources: set[str]) -> dict[str, int]:
+    """The end offset Kafka has now of each `topic/partition` in `sources` (absent: no such partition, or
+    not of that form): what a record named by a dead letter must be before. No consumer group."""
+    wanted: dict[str, TopicPartition] = {}
+    for s in sources:
+        topic, _, part = s.rpartition("/")
+        if topic and part.isdigit():
+            wanted[s] = TopicPartition(topic, int(part))
+    if not wanted:
+        return {}
+    c = consumer(cfg, None, enable_auto_commit=False)
+    try:
+        have = {t: partitions_for(c, t) for t in {tp.topic for tp in wanted.values()}}
+        tps = [tp for tp in set(wanted.values()) if tp.partition in have[tp.topic]]
+        ends = c.end_offsets(tps) if tps else {}
+        return {s: ends[tp] for s, tp in wanted.items() if tp in ends}
+    finally:
+        c.close(autocommit=False)
+
+
 def ensure_topics(cfg: KafkaConfig, topics: dict[str, dict[str, Any]]) -> None:
     """Create missing topics: {name: {"partitions": n, "config": {...}}}. Existing ones are left alone.
 

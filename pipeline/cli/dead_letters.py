@@ -172,7 +172,15 @@ def replay(
         agency_lookup=_agency_lookup(cfg.inventory),
     )
     assert sink.episode_sink is not None
-    rows = GrowthReplay(sink.episode_sink, f"{prefix}-alerts-", taken, partial=partial).run(letters, apply=apply)
+
+    def record_ends(sources: set[str]) -> dict[str, int]:
+        from pipeline import kafka_io
+
+        with start_guard(kafka=cfg.kafka.bootstrap, doing="check the letters' records in Kafka"):
+            return kafka_io.record_ends(cfg.kafka, sources)
+
+    replay = GrowthReplay(sink.episode_sink, f"{prefix}-alerts-", taken, partial=partial, record_ends=record_ends)
+    rows = replay.run(letters, apply=apply)
     if as_json:
         for r in rows:
             click.echo(clean_json(json.dumps({**r.as_dict(), "applied": apply}, ensure_ascii=False)))

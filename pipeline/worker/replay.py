@@ -73,9 +73,18 @@ class GrowthReplay:
     `alert_prefix`: the only indices a letter may name (`<es.index_prefix>-alerts-`)."""
 
     def __init__(
-        self, sink: EpisodeSink, alert_prefix: str, rejected: Callable[[], list[str]], partial: bool = False
+        self,
+        sink: EpisodeSink,
+        alert_prefix: str,
+        rejected: Callable[[], list[str]],
+        partial: bool = False,
+        record_ends: Callable[[set[str]], dict[str, int]] | None = None,
     ) -> None:
         self.sink = sink
+        # the end offset Kafka has of each `topic/partition` a letter's records name (kafka_io.record_ends):
+        # a record at or past it is forged, and merged it would make the alert take every record of that
+        # partition up to it for merged already (its replay memory), so the alert stopped growing
+        self.record_ends = record_ends
         # write an alert's growth with some of its parts not among the letters read: the alert then
         # remembers the records of the parts it got as one offset range per partition, which holds the
         # missing parts' records too, so a later replay of those adds nothing (they are lost)
@@ -87,6 +96,7 @@ class GrowthReplay:
     def run(self, letters: list[DeadLetter], apply: bool) -> list[ReplayRow]:
         rows: list[ReplayRow] = []
         groups: dict[tuple[str, tuple[str, str] | None], list[tuple[DeadLetter, Growth]]] = {}
+        parsed: list[tuple[DeadLetter, Growth]] = []
         for letter in letters:
             kind = kind_of(letter)
             if kind != GIVEN_UP_KIND:
@@ -105,6 +115,28 @@ class GrowthReplay:
                     raise LetterError(f"names index {growth.alert[0][:80]!r}, not one of {self.alert_prefix}*")
             except LetterError as exc:
                 rows.append(ReplayRow([letter.where], "error", f"cannot replay: {exc}"))
+                continue
+            parsed.append((letter, growth))
+        ends = None
+        if self.record_ends is not None and parsed:
+            ends = self.record_ends({o.source for _, g in parsed for o in g.offers if o.source is not None})
+        for letter, growth in parsed:
+            bad = None
+            if ends is not None:
+                bad = next(
+                    (o for o in growth.offers if o.source is not None and not 0 <= o.offset < ends.get(o.source, 0)),
+                    None,
+                )
+            if bad is not None and bad.source is not None:
+                end = ends.get(bad.source) if ends is not None else None
+                rows.append(
+                    ReplayRow(
+                        [letter.where],
+                        "error",
+                        f"cannot replay: a detection's record {bad.source[:80]}@{bad.offset} is not one Kafka has "
+                        f"({'end offset ' + str(end) if end is not None else 'no such partition'})",
+                    )
+                )
                 continue
             groups.setdefault((growth.key, growth.alert), []).append((letter, growth))
         for (key, alert), parts in groups.items():

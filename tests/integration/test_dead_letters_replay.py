@@ -41,7 +41,7 @@ T0 = 1_795_000_000.0
 META = RuleMeta(id="00000000-0000-4000-8000-00000000dead", title="Failed SSH login", level="low", tags=[])
 
 
-def offers(first: int, count: int, ip: str = "198.51.100.9") -> list[Offer]:
+def offers(first: int, count: int, ip: str = "198.51.100.9", source: str = "corr/0") -> list[Offer]:
     """Detections of one key, one per correlation-input record from offset `first`, 2 s apart."""
     out = []
     for i in range(first, first + count):
@@ -52,7 +52,7 @@ def offers(first: int, count: int, ip: str = "198.51.100.9") -> list[Offer]:
             "organization.id": "so-tc",
         }
         det = make_detection(META, "single", {"source.ip": ip}, [T0 + 2 * i] * 2, [ev], 1, T0, identity=i)
-        out.append(Offer.of(det, "corr/0", i))
+        out.append(Offer.of(det, source, i))
     return out
 
 
@@ -97,7 +97,12 @@ def test_given_up_growth_is_listed_replayed_like_the_worker_and_only_once(
     proxy = FlakyProxy(es_url)
     producer = kafka_io.producer(kcfg)
     try:
-        first, growth = offers(0, 6), offers(6, 6)
+        # the records the detections came from: the replay checks Kafka has each one a letter names
+        corr = f"t{unique}.corr"
+        for _ in range(12):
+            producer.send(corr, value=b"{}", partition=0)
+        producer.flush(10)
+        first, growth = offers(0, 6, source=f"{corr}/0"), offers(6, 6, source=f"{corr}/0")
         # the alert as the worker leaves it with Elasticsearch up: created, then grown
         csink = AlertSink(
             AlertIndexer(es, prefix=control),
@@ -185,6 +190,20 @@ def test_given_up_growth_is_listed_replayed_like_the_worker_and_only_once(
         again = run("replay", "--apply", "--at", by["merged"]["letters"][0])
         assert again.exit_code == 0, again.output
         assert f"already in alert {before['_id']}: nothing added" in again.output, again.output
+        assert alert(es, cfg.index_prefix)["_seq_no"] == after["_seq_no"]
+
+        # a forged record offset past the partition's end: merged, the alert would skip every later record
+        forged = json.loads(
+            GivenUp(growth[0].dedup_key, (after["_index"], after["_id"]), offers(20, 1, source=f"{corr}/0")).letters()[
+                0
+            ]
+        )
+        forged["detections"][0]["record"]["offset"] = 10**12
+        sent = producer.send(topic, value=json.dumps(forged).encode(), headers=[("reason", GIVEN_UP_REASON.encode())])
+        at = sent.get(10)
+        refused = run("replay", "--apply", "--at", f"{at.partition}:{at.offset}")
+        assert refused.exit_code == 1, refused.output
+        assert f"record {corr}/0@{10**12} is not one Kafka has (end offset 12)" in refused.output, refused.output
         assert alert(es, cfg.index_prefix)["_seq_no"] == after["_seq_no"]
     finally:
         producer.close(timeout=5)

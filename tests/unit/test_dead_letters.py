@@ -384,3 +384,30 @@ def test_a_forged_part_count_is_refused_and_missing_parts_are_named_briefly() ->
     sink.episodes = FakeWriter()
     (row,) = GrowthReplay(sink, "p-alerts-", lambda: []).run([letter(json.dumps(doc).encode())], apply=False)
     assert row.message.endswith("(parts 2,3,4,5,6,7,8,9,10,11,... (39 parts) not among the letters read)"), row
+
+
+def test_a_record_kafka_does_not_have_is_refused() -> None:
+    """A forged record offset (past the partition's end, or of a partition that does not exist) merged
+    would make the alert take that partition's records up to it for merged already: refused."""
+    asked: list[set[str]] = []
+
+    def ends(sources: set[str]) -> dict[str, int]:
+        asked.append(sources)
+        return {"corr/0": 3}
+
+    sink = EpisodeSink.__new__(EpisodeSink)
+    sink.episodes = FakeWriter()
+    far = json.loads(growth_letter(3, ip="198.51.100.10"))
+    far["detections"][1]["record"]["offset"] = 2**62
+    elsewhere = json.loads(growth_letter(1, ip="198.51.100.11"))
+    elsewhere["detections"][0]["record"]["source"] = "raw/7"
+    letters = [
+        letter(growth_letter(3), offset=1),
+        letter(json.dumps(far).encode(), offset=2),
+        letter(json.dumps(elsewhere).encode(), offset=3),
+    ]
+    rows = GrowthReplay(sink, "p-alerts-", lambda: [], record_ends=ends).run(letters, apply=False)
+    assert asked == [{"corr/0", "raw/7"}]
+    assert [(r.letters, r.outcome) for r in rows] == [(["0:2"], "error"), (["0:3"], "error"), (["0:1"], "would-merge")]
+    assert rows[0].message == f"cannot replay: a detection's record corr/0@{2**62} is not one Kafka has (end offset 3)"
+    assert rows[1].message == "cannot replay: a detection's record raw/7@0 is not one Kafka has (no such partition)"
