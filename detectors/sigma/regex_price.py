@@ -84,7 +84,7 @@ def program_bound(source: str) -> int | None:
     pricer = _Pricer(source)
     try:
         cost = pricer.alternation()
-    except (_Unpriced, IndexError):
+    except (_Unpriced, IndexError, RecursionError):  # groups nested past Python's stack: RE2 takes ~1000
         return None
     if pricer.i != len(source):  # a `)` closing nothing: RE2's syntax error
         return None

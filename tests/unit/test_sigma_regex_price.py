@@ -260,3 +260,17 @@ def test_patterns_priced_over_the_bound_are_compiled_at_load_and_refused_as_befo
             compile_regex(bad, ["re"], ())
         assert str(refused.value) == f"regex rejected (not linear-time/RE2 syntax): {exc.value}"
     assert typed._PARSE_ONLY is not None
+
+
+def test_groups_nested_past_python_s_stack_are_not_priced_and_compiled_as_before(monkeypatch):
+    """The pricer reads groups recursively: ~400 nested groups (RE2 takes up to 1000) raised RecursionError,
+    which the loader reported as 'rule nests too deeply' for a rule that loaded before the pricing."""
+    from detectors.sigma import ruledocs
+
+    monkeypatch.setenv("SOCPIPE_RULE_CACHE", "off")
+    monkeypatch.setattr(ruledocs, "_CACHE", None)
+    deep = "(?:" * 600 + "whoami–x" + ")" * 600  # non-ASCII: not surely fitting by its text
+    assert program_bound(deep) is None
+    test = compile_regex(deep, ["re"], ())
+    assert test.raw is not None  # compiled at load, as an unpriced pattern is
+    assert [bool(test(t)) for t in ("run whoami–x now", "whoami-x")] == [True, False]
