@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from collectors.timezone import DEFAULT_TIMEZONE
 
-__all__ = ["DEFAULT_TIMEZONE", "MAX_EPOCH", "epoch_us", "iso_ms", "iso_s", "to_datetime", "to_epoch"]
+__all__ = ["DEFAULT_TIMEZONE", "MAX_EPOCH", "epoch_us", "iso_ms", "iso_s", "record_time", "to_datetime", "to_epoch"]
 
 MAX_EPOCH = 7258118400.0  # 2200-01-01: later times are absurd in a log
 
@@ -49,6 +49,15 @@ def iso_ms(ts: float | datetime) -> str:
         return f"{_minute_prefix(whole // 60)}{whole % 60:02d}.{us // 1000:03d}Z"
     except (OverflowError, OSError) as exc:
         raise ValueError(f"not a representable time: {ts!r}") from exc
+
+
+def record_time(timestamp_ms: int) -> str:
+    """A Kafka record's timestamp (epoch ms) as `iso_ms` renders it, or the number itself when no date
+    can be (its producer may set any 64-bit value): a listing of records never ends on one of them."""
+    try:
+        return iso_ms(timestamp_ms / 1000.0)
+    except (ValueError, OverflowError, TypeError):
+        return f"{timestamp_ms} ms"
 
 
 def iso_s(ts: float) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.alerts.plan import Offer
-from detectors.common.times import iso_ms
+from detectors.common.times import iso_ms, record_time
 from detectors.finding import finding_from_dict
 from pipeline.worker.episode_sink import GIVEN_UP_KIND, GIVEN_UP_REASON
 
@@ -150,7 +150,7 @@ def letter_row(letter: DeadLetter) -> dict[str, Any]:
     kind = kind_of(letter, payload)
     summary, alert_id = _summary(kind, payload, letter)
     return {
-        "time": iso_ms(letter.timestamp_ms / 1000.0),
+        "time": record_time(letter.timestamp_ms),
         "partition": letter.partition,
         "offset": letter.offset,
         "reason": letter.header("reason"),

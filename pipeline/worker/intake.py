@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collectors.wire import LineBatch
-from detectors.common.times import iso_ms
+from detectors.common.times import iso_ms, record_time
 from pipeline.dedup import SeenSequences
 from pipeline.verify import AgentLookup, RecordHeaders, verify_batch
 
@@ -113,7 +113,7 @@ def quarantine_row(timestamp_ms: int, key: bytes | None, headers: RecordHeaders,
     hdr = {k: v for k, v in headers or () if isinstance(k, str) and isinstance(v, bytes)}
     claimed = (key or b"").decode("utf-8", "replace").split("|", 2)
     return {
-        "time": iso_ms(timestamp_ms / 1000.0),
+        "time": record_time(timestamp_ms),
         "reason": hdr.get("quarantine_reason", b"").decode("utf-8", "replace"),
         "from": hdr.get("quarantine_from", b"").decode("utf-8", "replace"),
         "claimed_agency": claimed[0] if len(claimed) == 3 else "",

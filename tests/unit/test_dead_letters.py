@@ -411,3 +411,18 @@ def test_a_record_kafka_does_not_have_is_refused() -> None:
     assert [(r.letters, r.outcome) for r in rows] == [(["0:2"], "error"), (["0:3"], "error"), (["0:1"], "would-merge")]
     assert rows[0].message == f"cannot replay: a detection's record corr/0@{2**62} is not one Kafka has (end offset 3)"
     assert rows[1].message == "cannot replay: a detection's record raw/7@0 is not one Kafka has (no such partition)"
+
+
+def test_a_record_timestamp_no_date_can_be_is_shown_as_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A producer may set any 64-bit CreateTime: one such letter (or quarantined record) ended the whole
+    listing with 'year 146140482 is out of range'."""
+    from pipeline.worker.intake import quarantine_row
+
+    odd = DeadLetter(0, 2, 2**62, [("reason", b"x")], b"{}")
+    assert letter_row(odd)["time"] == f"{2**62} ms"
+    assert quarantine_row(-(2**62), b"a|b|c", [], b"")["time"] == f"{-(2**62)} ms"
+    monkeypatch.setattr(
+        "pipeline.cli.dead_letters._read", lambda cfg, since, tail: [letter(growth_letter(), offset=1), odd]
+    )
+    res = CliRunner().invoke(main, ["detect", "dead-letters", "list"])
+    assert res.exit_code == 0 and f"{2**62} ms" in res.output, res.output
