@@ -2,6 +2,7 @@
 objects, types included, the same document lines - or declines, and yamlsafe reads the text as before
 (errors and hostile inputs included)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -292,3 +293,18 @@ def test_a_number_pyyaml_cannot_read_is_an_error_with_its_line_and_the_other_rul
     assert [r.meta.title for r in res.rules] == ["Good"]
     [error] = res.errors
     assert Path(error.path).name == "bad.yml" and error.line == 5 and "0b_" in error.message
+
+
+_ONE_CHAR_SINGLE = re.compile(r"'((?:[^']|'')*)'")  # what ruleyaml_scalars.SINGLE/DOUBLE were first written as
+_ONE_CHAR_DOUBLE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.text(alphabet="'\"\\ ax#:\n", max_size=14), st.integers(min_value=0, max_value=3))
+def test_quoted_scalar_patterns_match_as_the_one_character_forms(text, pos):
+    """The unrolled SINGLE and DOUBLE match the same span with the same body as the one-character-at-a-
+    time forms, from any position (scalar() matches from inside a flow collection)."""
+    for fast, slow in ((ruleyaml_scalars.SINGLE, _ONE_CHAR_SINGLE), (ruleyaml_scalars.DOUBLE, _ONE_CHAR_DOUBLE)):
+        for source in (text, fast.pattern[0] + text):
+            got, want = fast.match(source, pos), slow.match(source, pos)
+            assert (got and (got.span(), got.group(1))) == (want and (want.span(), want.group(1)))
