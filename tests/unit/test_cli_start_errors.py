@@ -148,6 +148,8 @@ def _detect_env(tmp_path: Path, es_url: str) -> dict[str, str]:
         "SOCPIPE_METRICS_PORT": "0",
         "SOCPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{_closed_port()}",
         "SOCPIPE_ES_URL": es_url,
+        # a plain http:// server: no CA even when the secured stack's settings are in the environment (CI)
+        "SOCPIPE_ES_CA_CERTS": "",
         "SOCPIPE_ES_REQUEST_TIMEOUT_S": "5",
         "SOCPIPE_RULE_CACHE": "",
     }
@@ -187,7 +189,7 @@ def _triage_serve(tmp_path: Path, es_url: str) -> subprocess.Popen[str]:
 
     tokens = tmp_path / "tokens.yaml"
     add_analyst(tokens, "ana", "analyst")
-    env = {**os.environ, "SOCPIPE_ES_URL": es_url, "SOCPIPE_ES_REQUEST_TIMEOUT_S": "5"}
+    env = {**os.environ, "SOCPIPE_ES_URL": es_url, "SOCPIPE_ES_CA_CERTS": "", "SOCPIPE_ES_REQUEST_TIMEOUT_S": "5"}
     args = ["triage", "serve", "--tokens", str(tokens), "--listen", "127.0.0.1:0"]
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", *args],
@@ -277,7 +279,8 @@ def test_reading_a_topic_with_credentials_the_broker_refuses_says_so_not_did_not
     def silent(*_: Any, **__: Any) -> list[Any]:
         raise KafkaTimeoutError("Unable to bootstrap from ['k1:9094']")
 
-    env = {"SOCPIPE_KAFKA_BOOTSTRAP": "k1:9094"}
+    # the detector configuration is validated whole: a plain Elasticsearch whatever the environment holds
+    env = {"SOCPIPE_KAFKA_BOOTSTRAP": "k1:9094", "SOCPIPE_ES_URL": "http://127.0.0.1:9", "SOCPIPE_ES_CA_CERTS": ""}
     monkeypatch.setattr("pipeline.kafka_io.read_records", refused)
     res = CliRunner().invoke(main, args, env=env)
     assert res.exit_code == 1, res.output
