@@ -119,17 +119,6 @@ CONVERSIONS: dict[int, tuple[int, Callable[[dict[str, Any]], dict[str, Any]]]] =
 }
 
 
-def normalise(lines: list[str]) -> list[dict[str, Any]]:
-    from collectors.wire import LineBatch, LogLine
-    from detectors.normalise import Normaliser
-
-    normaliser = Normaliser(default_timezone="UTC")
-    batch = LineBatch(
-        "r", "r", "r", "winlog-json/r", [LogLine(text=t, seq=i + 1) for i, t in enumerate(lines)], "windows", "UTC"
-    )
-    return [*normaliser.normalise_batch(batch), *normaliser.flush()]
-
-
 def rule_fields(detection: dict[str, Any]) -> set[str]:
     """The field names (lower case, modifiers dropped) a rule's detection tests."""
     out: set[str] = set()
@@ -153,7 +142,7 @@ def cross_check(samples_dir: Path, rule_paths: list[str]) -> dict[int, tuple[Cou
     """Per Sysmon event id converted: (Sysmon status, Security status) counts, and the rules firing on
     the Sysmon form only, each with the fields the Security form does not carry."""
     from detectors.sigma import Engine, load_rules
-    from detectors.sigma.regression import Sample, read_samples, replay
+    from detectors.sigma.regression import Sample, read_samples, replay, sample_events
     from detectors.sigma.yamlsafe import load_one
 
     loaded = load_rules(rule_paths)
@@ -174,8 +163,8 @@ def cross_check(samples_dir: Path, rule_paths: list[str]) -> dict[int, tuple[Cou
                 continue
             converted = [orjson.dumps(convert(e["Event"])).decode() for e in events]
             pairs.append((s, Sample(s.path, s.rule_id, s.expected, converted)))
-        as_sysmon = replay([a for a, _ in pairs], engine, ids, normalise)
-        as_security = replay([b for _, b in pairs], engine, ids, normalise)
+        as_sysmon = replay([a for a, _ in pairs], engine, ids, sample_events)
+        as_security = replay([b for _, b in pairs], engine, ids, sample_events)
         counts: Counter[tuple[str, str]] = Counter()
         lost: list[str] = []
         for a, b in zip(as_sysmon, as_security, strict=True):

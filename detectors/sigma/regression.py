@@ -8,7 +8,7 @@ whose rule does not fire shows a mapping or normalisation gap on real data, whic
 cases (written by us, in the shape we expect) cannot show.
 
 Pure logic: reading sample files is the only I/O (`read_samples`); the caller gives the engine and the
-normaliser.
+normalising step (`sample_events`: the production normaliser, one per sample).
 """
 
 from __future__ import annotations
@@ -126,6 +126,25 @@ def read_samples(paths: Iterable[Path]) -> list[Sample]:
                 break
         out.append(sample)
     return out
+
+
+def sample_events(lines: list[str]) -> list[dict[str, Any]]:
+    """One sample's forwarded Windows JSON lines through a normaliser of its own (no process context
+    carried over from another sample): the events a replay runs the engine on."""
+    from collectors.wire import LineBatch, LogLine
+    from detectors.normalise import Normaliser
+
+    normaliser = Normaliser(default_timezone="UTC")
+    batch = LineBatch(
+        "regression",
+        "regression",
+        "regression",
+        "winlog-json/regression",
+        [LogLine(text=t, seq=i + 1) for i, t in enumerate(lines)],
+        "windows",
+        "UTC",
+    )
+    return [*normaliser.normalise_batch(batch), *normaliser.flush()]
 
 
 class RuleEngine(Protocol):  # the part of detectors.sigma.Engine a replay uses

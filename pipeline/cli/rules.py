@@ -129,30 +129,15 @@ def regress_command(samples: tuple[Path, ...], rule_paths: tuple[Path, ...], sho
     after the rule's id, with its info.yml) through the normaliser and engine: does each rule fire?
     A silent rule on its own real event is a field-mapping or normalisation gap."""
     with _collector_paused():
-        from collectors.wire import LineBatch, LogLine
-        from detectors.normalise import Normaliser
         from detectors.sigma import Engine, load_rules
-        from detectors.sigma.regression import read_samples, replay
+        from detectors.sigma.regression import read_samples, replay, sample_events
 
         loaded = load_rules([str(p) for p in rule_paths] or list(DEFAULT_RULES))
         engine = Engine(loaded.rules)
         titles = {r.meta.id: r.meta.title for r in loaded.rules}
     read = read_samples(samples)
 
-    def normalise(lines: list[str]) -> list[dict[str, Any]]:
-        normaliser = Normaliser(default_timezone="UTC")  # per sample: no process context carried over
-        batch = LineBatch(
-            "regression",
-            "regression",
-            "regression",
-            "winlog-json/regression",
-            [LogLine(text=t, seq=i + 1, read_at=0.0) for i, t in enumerate(lines)],
-            "windows",
-            "UTC",
-        )
-        return [*normaliser.normalise_batch(batch), *normaliser.flush()]
-
-    outcomes = replay(read, engine, set(titles), normalise)
+    outcomes = replay(read, engine, set(titles), sample_events)
     counts = {k: sum(1 for o in outcomes if o.status == k) for k in ("fired", "silent", "unknown-rule", "unreadable")}
     if as_json:
         click.echo(json.dumps({"counts": counts, "samples": [vars(o) for o in outcomes]}, indent=2))

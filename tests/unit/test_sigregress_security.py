@@ -10,7 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.sigregress import as_4657, as_4688, cross_check, normalise
+from detectors.sigma.regression import sample_events
+from tests.sigregress import as_4657, as_4688, cross_check
 from tests.unit.factories import engine_of
 
 SYSMON_1 = {
@@ -58,7 +59,7 @@ def _rule(category: str, event_id: int, field: str, value: str) -> dict:
 
 def _events(event: dict) -> list[dict]:
     """An `Event` (a Sysmon one here) or a converted `{"Event": ...}` document through the normaliser."""
-    return normalise([orjson.dumps(event if "Event" in event else {"Event": event}).decode()])
+    return sample_events([orjson.dumps(event if "Event" in event else {"Event": event}).decode()])
 
 
 @pytest.mark.parametrize("field", ["Image", "ParentImage", "CommandLine", "User", "LogonId", "IntegrityLevel"])
